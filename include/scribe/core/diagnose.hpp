@@ -1,0 +1,91 @@
+// scribe/core/diagnose.hpp — compile-time diagnostics.
+//
+// Each struct here exists only to fail. Instantiating one makes the compiler print
+// its template arguments (the dimensions and dtypes involved, by their own names) in
+// an "In instantiation of ..." line, followed by the static_assert's message. Ops
+// instantiate one when their shape rule rejects their operands.
+#pragma once
+
+namespace scribe::diagnose {
+
+template <class...>
+inline constexpr bool always_false = false;
+
+// If you end up here, a shape names one dimension twice. A square weight needs two
+// dimensions: declare a second one (SCRIBE_DIM) or use rename<from, to>.
+template <class Dim, class Shape>
+struct duplicate_dimension_in_shape {
+    static_assert(always_false<Dim>, "[scribe] a shape names the same dimension twice");
+};
+
+// If you end up here, you asked dot to contract a dimension that one operand lacks.
+// Contraction is by name: rename<from, to> one side so the names agree.
+template <class Dim, class LhsDims, class RhsDims>
+struct dot_cannot_contract {
+    static_assert(always_false<Dim>,
+                  "[scribe] dot: cannot contract a dimension that is not in both operands");
+};
+
+// If you end up here, an element-wise op got operands whose dimensions differ.
+// Operands align by name; add the missing dimensions with broadcast<...> first.
+template <class Op, class LhsDims, class RhsDims>
+struct elementwise_dims_differ {
+    static_assert(always_false<Op>,
+                  "[scribe] element-wise op: the operands' dimensions differ and no broadcast was asked");
+};
+
+// If you end up here, two operands have different dtypes. Scribe never promotes:
+// spell the conversion with convert<dtype>(x).
+template <class Op, class LhsDtype, class RhsDtype>
+struct dtype_mismatch {
+    static_assert(always_false<Op>, "[scribe] dtype mismatch: convert<dtype>(x) one operand first");
+};
+
+// If you end up here, transpose's target order is not a permutation of the
+// tensor's dimensions (one missing, one extra, or one twice).
+template <class TargetDims, class TensorDims>
+struct transpose_not_a_permutation {
+    static_assert(always_false<TargetDims>,
+                  "[scribe] transpose: the target order is not a permutation of the tensor's dimensions");
+};
+
+// If you end up here, split or merge was given static extents that do not multiply out.
+template <class From, class To, class Extents>
+struct extents_do_not_multiply_out {
+    static_assert(always_false<From>,
+                  "[scribe] split/merge: the static extents do not multiply out");
+};
+
+// If you end up here, an op names a dimension the tensor does not have.
+template <class Op, class Dim, class TensorDims>
+struct dimension_not_in_tensor {
+    static_assert(always_false<Dim>, "[scribe] the op names a dimension the tensor does not have");
+};
+
+// If you end up here, an op would create a dimension the tensor already has.
+template <class Op, class Dim, class TensorDims>
+struct dimension_already_in_tensor {
+    static_assert(always_false<Dim>, "[scribe] the op adds a dimension the tensor already has");
+};
+
+// If you end up here, one dimension is bound to two different static extents.
+template <class LhsSlots, class RhsSlots>
+struct static_extent_conflict {
+    static_assert(always_false<LhsSlots>,
+                  "[scribe] one dimension has two different static extents");
+};
+
+// If you end up here, the op needs a dtype of another kind (e.g. a float for exp,
+// an integer for indices, pred for select's condition).
+template <class Op, class Dtype>
+struct unsupported_dtype {
+    static_assert(always_false<Op>, "[scribe] the op does not take this dtype");
+};
+
+// If you end up here, the shard count does not divide the dimension's static extent.
+template <class Dim, class Extent, class Shards>
+struct shards_do_not_divide {
+    static_assert(always_false<Dim>, "[scribe] the shard count does not divide the dimension");
+};
+
+}  // namespace scribe::diagnose

@@ -1,0 +1,163 @@
+// scribe/graph/tensor.hpp — the typed handle: a graph pointer and a node id whose
+// type carries the dtype and the named dimensions.
+//
+// Handles are cheap to copy (like XLA's XlaOp); the shape lives in the graph. The
+// type is the compile-time view, the node the run-time one; constructing a handle
+// checks they agree, so a static extent is verified once, where a value is made.
+#pragma once
+
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "graph.hpp"
+
+namespace scribe {
+
+template <DtypeTag T, DimSlot... S>
+class tensor {
+public:
+    using dtype_type = T;
+    using dims_type = dims<S...>;
+    static constexpr std::size_t rank = sizeof...(S);
+    static_assert(tensor_spec<T, S...>::check());
+
+    tensor(graph& g, node_id id) : g_(&g), id_(id) { verify(); }
+
+    graph& owner() const { return *g_; }
+    node_id id() const { return id_; }
+    const node& ir() const { return (*g_)[id_]; }
+    const scribe::shape& shape() const { return ir().dims; }
+
+    // The extent of one of this tensor's dimensions: x.extent(hidden).
+    template <Dim D>
+    std::int64_t extent(D) const {
+        static_assert(has_dim<D, dims_type>, "[scribe] extent: the tensor has no such dimension");
+        return shape()[index_of<D, dims_type>].extent;
+    }
+
+private:
+    void verify() const {
+        const auto& s = shape();
+        constexpr std::string_view names[] = {dim_of<S>::name()..., ""};
+        constexpr std::int64_t statics[] = {static_extent<S>..., 0};
+        if (s.size() != rank || ir().type != T::id)
+            throw error("internal: node " + std::to_string(id_) + " is " + std::string(name(ir().type)) +
+                        to_string(s) + ", not the handle's type");
+        for (std::size_t i = 0; i < rank; ++i) {
+            if (s[i].name != names[i])
+                throw error("internal: node dimension " + detail::ticked(s[i].name) + " is not " +
+                            detail::ticked(names[i]));
+            if (statics[i] != dynamic_extent && statics[i] != s[i].extent)
+                throw error("dimension " + detail::ticked(names[i]) + " is static with extent " +
+                            std::to_string(statics[i]) + " but the value has " + std::to_string(s[i].extent));
+        }
+    }
+
+    graph* g_;
+    node_id id_;
+};
+
+template <class X>
+struct is_tensor : std::false_type {};
+template <class T, class... S>
+struct is_tensor<tensor<T, S...>> : std::true_type {};
+
+template <class X>
+concept Tensor = is_tensor<std::remove_cvref_t<X>>::value;
+
+// tensor<T, S...> from a dims<S...> list.
+template <class T, class List>
+struct tensor_from_impl;
+template <class T, class... S>
+struct tensor_from_impl<T, dims<S...>> {
+    using type = tensor<T, S...>;
+};
+template <class T, class List>
+using tensor_from = typename tensor_from_impl<T, List>::type;
+
+// The handle type of a spec: tensor_of<f32[hidden, tokens]>.
+template <auto Spec>
+using tensor_of = tensor_from<typename decltype(Spec)::dtype_type, typename decltype(Spec)::dims_type>;
+
+namespace detail {
+
+// The run-time shape of a spec: static extents, else the graph's bindings.
+template <class... S>
+shape spec_shape(const graph& g, std::string_view context) {
+    shape out;
+    (out.push_back({std::string(dim_of<S>::name()),
+                    static_extent<S> != dynamic_extent ? static_extent<S>
+                                                       : g.extent(dim_of<S>::name(), context)}),
+     ...);
+    return out;
+}
+
+// Static extents become bindings, so later dynamic uses of the dimension agree.
+template <class... S>
+void bind_static(graph& g) {
+    ((static_extent<S> != dynamic_extent ? (void)g.bind(dim_of<S>::name(), static_extent<S>) : void()), ...);
+}
+
+inline void same_graph(const graph& a, const graph& b, std::string_view op) {
+    if (&a != &b) throw error(std::string(op) + ": operands belong to different graphs");
+}
+
+}  // namespace detail
+
+template <DtypeTag T, DimSlot... S>
+tensor<T, S...> graph::parameter(tensor_spec<T, S...>, std::string label) {
+    detail::bind_static<S...>(*this);
+    return {*this, add_parameter(T::id, detail::spec_shape<S...>(*this, "parameter " + detail::ticked(label)),
+                                 std::move(label))};
+}
+
+template <DtypeTag T, DimSlot... S>
+tensor<T, S...> graph::constant(tensor_spec<T, S...>, std::span<const double> values) {
+    detail::bind_static<S...>(*this);
+    node n;
+    n.kind = op::constant;
+    n.type = T::id;
+    n.dims = detail::spec_shape<S...>(*this, "constant");
+    if (static_cast<std::int64_t>(values.size()) != element_count(n.dims))
+        throw error("constant: " + std::string(T::name()) + to_string(n.dims) + " needs " +
+                    std::to_string(element_count(n.dims)) + " values, got " + std::to_string(values.size()));
+    const auto bytes = static_cast<std::size_t>(info(T::id).bytes);
+    n.literal.resize(values.size() * bytes);
+    for (std::size_t i = 0; i < values.size(); ++i) store_as(T::id, values[i], n.literal.data() + i * bytes);
+    return {*this, add(std::move(n))};
+}
+
+template <DtypeTag T>
+tensor<T> graph::constant(T, double value) {
+    const double v[] = {value};
+    return constant(tensor_spec<T>{}, std::span<const double>(v));
+}
+
+template <DtypeTag T, DimSlot... S, DimSlot A>
+tensor<T, S...> graph::iota(tensor_spec<T, S...>, A) {
+    static_assert(has_dim<A, dims<S...>>, "[scribe] iota: the dimension to count along is not in the shape");
+    detail::bind_static<S...>(*this);
+    node n;
+    n.kind = op::iota;
+    n.type = T::id;
+    n.dims = detail::spec_shape<S...>(*this, "iota");
+    n.axes = {static_cast<std::int64_t>(index_of<A, dims<S...>>)};
+    return {*this, add(std::move(n))};
+}
+
+template <class... Ts>
+void graph::outputs(const Ts&... ts) {
+    static_assert(sizeof...(Ts) > 0 && (Tensor<Ts> && ...), "[scribe] outputs: pass one or more tensors");
+    (detail::same_graph(*this, ts.owner(), "outputs"), ...);
+    set_outputs({ts.id()...});
+}
+
+template <class Param>
+void graph::alias(std::size_t output, const Param& param) {
+    static_assert(Tensor<Param>, "[scribe] alias: pass the parameter tensor");
+    detail::same_graph(*this, param.owner(), "alias");
+    alias_output(output, param.id());
+}
+
+}  // namespace scribe

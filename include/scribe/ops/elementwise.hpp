@@ -1,0 +1,162 @@
+// scribe/ops/elementwise.hpp — unary and binary element-wise ops, compare, select,
+// convert.
+//
+// Shape rule: the operands of a binary op have the same set of dimensions, aligned
+// by name (the rhs is transposed into the lhs's order when they differ); a rank-0
+// operand broadcasts. Anything else is a compile error that names both dimension
+// lists: broadcasting to new dimensions is asked for with broadcast<...>. The
+// dtypes must be the same: there is no implicit promotion.
+#pragma once
+
+#include <type_traits>
+
+#include "common.hpp"
+
+namespace scribe {
+
+namespace detail {
+
+template <op K, class TA, class... A, class TB, class... B>
+auto binary_impl(const tensor<TA, A...>& a, const tensor<TB, B...>& b, op kind, comparison dir) {
+    using LA = dims<A...>;
+    using LB = dims<B...>;
+    if constexpr (!std::is_same_v<TA, TB>) {
+        (void)diagnose::dtype_mismatch<op_tag<K>, TA, TB>{};
+    } else if constexpr (LA::rank == 0 && LB::rank != 0) {
+        return binary_impl<K>(tensor<TB, B...>(b.owner(), broadcast_scalar(b.owner(), a.id(), b.shape())), b,
+                              kind, dir);
+    } else if constexpr (LB::rank == 0 && LA::rank != 0) {
+        return binary_impl<K>(a, tensor<TA, A...>(a.owner(), broadcast_scalar(a.owner(), b.id(), a.shape())),
+                              kind, dir);
+    } else if constexpr (!same_dim_set<LA, LB>) {
+        (void)diagnose::elementwise_dims_differ<op_tag<K>, LA, LB>{};
+    } else if constexpr (extent_conflict<LA, LB>::value) {
+        (void)diagnose::static_extent_conflict<LA, LB>{};
+    } else {
+        same_graph(a.owner(), b.owner(), info(kind).name);
+        using R = typename merge_impl<LA, LB>::type;
+        using T = std::conditional_t<K == op::compare, dtype_of<pred>, TA>;
+        node n;
+        n.kind = kind;
+        n.direction = dir;
+        n.operands = {a.id(), align<LA, LB>(a.owner(), b.id())};
+        return emit<T, R>(a.owner(), std::move(n));
+    }
+}
+
+template <op K, class TA, class... A, class TB, class... B>
+auto binary(const tensor<TA, A...>& a, const tensor<TB, B...>& b) {
+    return binary_impl<K>(a, b, K, comparison::eq);
+}
+
+template <op K, class T, class... S>
+auto unary(const tensor<T, S...>& x) {
+    if constexpr (is_transcendental(K) && !FloatDtype<T>) {
+        (void)diagnose::unsupported_dtype<op_tag<K>, T>{};
+    } else {
+        node n;
+        n.kind = K;
+        n.operands = {x.id()};
+        return emit<T, dims<S...>>(x.owner(), std::move(n));
+    }
+}
+
+// A C++ number as a scalar of x's dtype.
+template <class T, class... S>
+tensor<T> scalar_like(const tensor<T, S...>& x, double value) {
+    return x.owner().constant(T{}, value);
+}
+
+}  // namespace detail
+
+// Unary ops. exp, log, sqrt, rsqrt, tanh, logistic, sin, cos, floor take floats only.
+template <Tensor X> auto neg(const X& x) { return detail::unary<op::neg>(x); }
+template <Tensor X> auto abs(const X& x) { return detail::unary<op::abs>(x); }
+template <Tensor X> auto exp(const X& x) { return detail::unary<op::exp>(x); }
+template <Tensor X> auto log(const X& x) { return detail::unary<op::log>(x); }
+template <Tensor X> auto sqrt(const X& x) { return detail::unary<op::sqrt>(x); }
+template <Tensor X> auto rsqrt(const X& x) { return detail::unary<op::rsqrt>(x); }
+template <Tensor X> auto tanh(const X& x) { return detail::unary<op::tanh>(x); }
+template <Tensor X> auto logistic(const X& x) { return detail::unary<op::logistic>(x); }
+template <Tensor X> auto sin(const X& x) { return detail::unary<op::sin>(x); }
+template <Tensor X> auto cos(const X& x) { return detail::unary<op::cos>(x); }
+template <Tensor X> auto floor(const X& x) { return detail::unary<op::floor>(x); }
+
+// Binary ops, aligned by dimension name.
+template <Tensor A, Tensor B> auto add(const A& a, const B& b) { return detail::binary<op::add>(a, b); }
+template <Tensor A, Tensor B> auto subtract(const A& a, const B& b) { return detail::binary<op::sub>(a, b); }
+template <Tensor A, Tensor B> auto multiply(const A& a, const B& b) { return detail::binary<op::mul>(a, b); }
+template <Tensor A, Tensor B> auto divide(const A& a, const B& b) { return detail::binary<op::div>(a, b); }
+template <Tensor A, Tensor B> auto maximum(const A& a, const B& b) { return detail::binary<op::max>(a, b); }
+template <Tensor A, Tensor B> auto minimum(const A& a, const B& b) { return detail::binary<op::min>(a, b); }
+template <Tensor A, Tensor B> auto pow(const A& a, const B& b) { return detail::binary<op::pow>(a, b); }
+
+// Operators: tensor with tensor, or with a C++ number taken as a scalar of the
+// tensor's dtype (x * 0.5).
+template <Tensor A, Tensor B> auto operator+(const A& a, const B& b) { return add(a, b); }
+template <Tensor A, Tensor B> auto operator-(const A& a, const B& b) { return subtract(a, b); }
+template <Tensor A, Tensor B> auto operator*(const A& a, const B& b) { return multiply(a, b); }
+template <Tensor A, Tensor B> auto operator/(const A& a, const B& b) { return divide(a, b); }
+template <Tensor A> auto operator-(const A& a) { return neg(a); }
+
+template <class N>
+concept Number = std::is_arithmetic_v<N>;
+
+template <Tensor A, Number N> auto operator+(const A& a, N v) { return add(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Tensor A, Number N> auto operator-(const A& a, N v) { return subtract(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Tensor A, Number N> auto operator*(const A& a, N v) { return multiply(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Tensor A, Number N> auto operator/(const A& a, N v) { return divide(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Number N, Tensor A> auto operator+(N v, const A& a) { return add(detail::scalar_like(a, static_cast<double>(v)), a); }
+template <Number N, Tensor A> auto operator-(N v, const A& a) { return subtract(detail::scalar_like(a, static_cast<double>(v)), a); }
+template <Number N, Tensor A> auto operator*(N v, const A& a) { return multiply(detail::scalar_like(a, static_cast<double>(v)), a); }
+template <Number N, Tensor A> auto operator/(N v, const A& a) { return divide(detail::scalar_like(a, static_cast<double>(v)), a); }
+
+// compare<comparison::lt>(a, b) and its short forms; the result is pred.
+template <comparison C, Tensor A, Tensor B>
+auto compare(const A& a, const B& b) {
+    return detail::binary_impl<op::compare>(a, b, op::compare, C);
+}
+template <Tensor A, Tensor B> auto eq(const A& a, const B& b) { return compare<comparison::eq>(a, b); }
+template <Tensor A, Tensor B> auto ne(const A& a, const B& b) { return compare<comparison::ne>(a, b); }
+template <Tensor A, Tensor B> auto lt(const A& a, const B& b) { return compare<comparison::lt>(a, b); }
+template <Tensor A, Tensor B> auto le(const A& a, const B& b) { return compare<comparison::le>(a, b); }
+template <Tensor A, Tensor B> auto gt(const A& a, const B& b) { return compare<comparison::gt>(a, b); }
+template <Tensor A, Tensor B> auto ge(const A& a, const B& b) { return compare<comparison::ge>(a, b); }
+
+// select(condition, on_true, on_false): all three with one set of dimensions, the
+// condition pred, the branches of one dtype; the result in on_true's order.
+template <class TP, class... P, class TA, class... A, class TB, class... B>
+auto select(const tensor<TP, P...>& c, const tensor<TA, A...>& a, const tensor<TB, B...>& b) {
+    using LA = dims<A...>;
+    if constexpr (!std::is_same_v<TP, dtype_of<pred>>) {
+        (void)diagnose::unsupported_dtype<op_tag<op::select>, TP>{};
+    } else if constexpr (!std::is_same_v<TA, TB>) {
+        (void)diagnose::dtype_mismatch<op_tag<op::select>, TA, TB>{};
+    } else if constexpr (!same_dim_set<LA, dims<B...>>) {
+        (void)diagnose::elementwise_dims_differ<op_tag<op::select>, LA, dims<B...>>{};
+    } else if constexpr (!same_dim_set<LA, dims<P...>>) {
+        (void)diagnose::elementwise_dims_differ<op_tag<op::select>, dims<P...>, LA>{};
+    } else {
+        detail::same_graph(a.owner(), b.owner(), "select");
+        detail::same_graph(a.owner(), c.owner(), "select");
+        graph& g = a.owner();
+        node n;
+        n.kind = op::select;
+        n.operands = {detail::align<LA, dims<P...>>(g, c.id()), a.id(), detail::align<LA, dims<B...>>(g, b.id())};
+        return detail::emit<TA, LA>(g, std::move(n));
+    }
+}
+
+// convert<f16>(x): the only way to change a dtype.
+template <auto To, class T, class... S>
+    requires DtypeTag<std::remove_cvref_t<decltype(To)>>
+auto convert(const tensor<T, S...>& x) {
+    using R = std::remove_cvref_t<decltype(To)>;
+    node n;
+    n.kind = op::convert;
+    n.type = R::id;
+    n.operands = {x.id()};
+    return detail::emit<R, dims<S...>>(x.owner(), std::move(n));
+}
+
+}  // namespace scribe

@@ -1,0 +1,88 @@
+// scribe/ops/reduce.hpp — reductions over named dimensions, mean, argmax, and the
+// softmax family composed from them.
+//
+// Shape rule: the named dimensions are removed; naming one the tensor lacks does
+// not compile.
+#pragma once
+
+#include <type_traits>
+
+#include "elementwise.hpp"
+#include "layout.hpp"
+
+namespace scribe {
+
+namespace detail {
+
+template <reducer R, op K, class Red, class T, class... S>
+auto reduce_impl(const tensor<T, S...>& x) {
+    using L = dims<S...>;
+    if constexpr (std::is_same_v<Red, dims<>>) {
+        static_assert(diagnose::always_false<T>, "[scribe] reduce: name at least one dimension to reduce");
+    } else if constexpr (!std::is_same_v<first_missing<Red, L>, void>) {
+        (void)diagnose::dimension_not_in_tensor<op_tag<K>, first_missing<Red, L>, L>{};
+    } else if constexpr (!all_unique<Red>) {
+        (void)diagnose::duplicate_dimension_in_shape<typename first_duplicate<Red>::type, Red>{};
+    } else if constexpr (K == op::argmax && Red::rank != 1) {
+        static_assert(diagnose::always_false<T>, "[scribe] argmax: name exactly one dimension");
+    } else {
+        node n;
+        n.kind = K;
+        n.reduction = R;
+        n.operands = {x.id()};
+        n.axes = positions<Red, L>();
+        using Out = std::conditional_t<K == op::argmax, dtype_of<s32>, T>;
+        return emit<Out, remove_dims<L, Red>>(x.owner(), std::move(n));
+    }
+}
+
+}  // namespace detail
+
+// reduce_sum<tokens>(x), reduce_max<...>, reduce_min<...>: over one or more dimensions.
+template <auto... D, Tensor X>
+auto reduce_sum(const X& x) {
+    return detail::reduce_impl<reducer::sum, op::reduce, dims<std::remove_cvref_t<decltype(D)>...>>(x);
+}
+template <auto... D, Tensor X>
+auto reduce_max(const X& x) {
+    return detail::reduce_impl<reducer::max, op::reduce, dims<std::remove_cvref_t<decltype(D)>...>>(x);
+}
+template <auto... D, Tensor X>
+auto reduce_min(const X& x) {
+    return detail::reduce_impl<reducer::min, op::reduce, dims<std::remove_cvref_t<decltype(D)>...>>(x);
+}
+
+// mean<hidden>(x): the sum divided by the number of elements reduced (floats only).
+template <auto... D, class T, class... S>
+auto mean(const tensor<T, S...>& x) {
+    static_assert(FloatDtype<T>, "[scribe] mean: needs a float tensor");
+    auto s = reduce_sum<D...>(x);
+    std::int64_t count = 1;
+    ((count *= x.shape()[index_of<std::remove_cvref_t<decltype(D)>, dims<S...>>].extent), ...);
+    return s * (1.0 / static_cast<double>(count));
+}
+
+// argmax<vocab>(x): the s32 index of the largest element along one dimension (the
+// first one on ties).
+template <auto D, Tensor X>
+auto argmax(const X& x) {
+    return detail::reduce_impl<reducer::max, op::argmax, dims<std::remove_cvref_t<decltype(D)>>>(x);
+}
+
+// softmax<vocab>(x) = exp(x - max) / sum(exp(x - max)), stable for large inputs.
+template <auto D, class T, class... S>
+auto softmax(const tensor<T, S...>& x) {
+    static_assert(FloatDtype<T>, "[scribe] softmax: needs a float tensor");
+    auto e = exp(x - broadcast_to(reduce_max<D>(x), x));
+    return e / broadcast_to(reduce_sum<D>(e), e);
+}
+
+// log_softmax<vocab>(x) = (x - max) - log(sum(exp(x - max))).
+template <auto D, class T, class... S>
+auto log_softmax(const tensor<T, S...>& x) {
+    static_assert(FloatDtype<T>, "[scribe] log_softmax: needs a float tensor");
+    auto shifted = x - broadcast_to(reduce_max<D>(x), x);
+    return shifted - broadcast_to(log(reduce_sum<D>(exp(shifted))), shifted);
+}
+
+}  // namespace scribe

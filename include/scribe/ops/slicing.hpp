@@ -1,0 +1,169 @@
+// scribe/ops/slicing.hpp — slice, dynamic_slice, dynamic_update_slice, concatenate,
+// pad, gather: ops that select or place parts of a tensor along named dimensions.
+//
+// A dimension whose extent an op changes keeps its name and loses any static
+// extent in the result type (its run-time extent is always known to the graph).
+#pragma once
+
+#include <type_traits>
+
+#include "common.hpp"
+
+namespace scribe {
+
+namespace detail {
+
+template <class X>
+using dtype_t = typename X::dtype_type;
+
+}  // namespace detail
+
+// slice<tokens>(x, start, limit): elements [start, limit) of one dimension.
+template <auto D, class T, class... S>
+auto slice(const tensor<T, S...>& x, std::int64_t start, std::int64_t limit) {
+    using L = dims<S...>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    if constexpr (!has_dim<Dd, L>) {
+        (void)diagnose::dimension_not_in_tensor<op_tag<op::slice>, dim_of<Dd>, L>{};
+    } else {
+        node n;
+        n.kind = op::slice;
+        n.operands = {x.id()};
+        for (const auto& d : x.shape()) {
+            n.starts.push_back(0);
+            n.limits.push_back(d.extent);
+        }
+        n.starts[index_of<Dd, L>] = start;
+        n.limits[index_of<Dd, L>] = limit;
+        return detail::emit<T, detail::make_dynamic<L, Dd>>(x.owner(), std::move(n));
+    }
+}
+
+// dynamic_slice<tokens>(x, start, size): `size` elements of one dimension from a
+// start computed in the graph (an integer scalar, clamped into range as XLA does).
+template <auto D, class T, class... S, class I>
+auto dynamic_slice(const tensor<T, S...>& x, const tensor<I>& start, std::int64_t size) {
+    using L = dims<S...>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    if constexpr (!has_dim<Dd, L>) {
+        (void)diagnose::dimension_not_in_tensor<op_tag<op::dynamic_slice>, dim_of<Dd>, L>{};
+    } else if constexpr (!IntegerDtype<I>) {
+        (void)diagnose::unsupported_dtype<op_tag<op::dynamic_slice>, I>{};
+    } else {
+        detail::same_graph(x.owner(), start.owner(), "dynamic_slice");
+        graph& g = x.owner();
+        node n;
+        n.kind = op::dynamic_slice;
+        n.operands = {x.id()};
+        for (std::size_t i = 0; i < sizeof...(S); ++i) {
+            const bool here = i == index_of<Dd, L>;
+            n.operands.push_back(here ? start.id() : detail::scalar_constant(g, I::id, 0));
+            n.limits.push_back(here ? size : x.shape()[i].extent);
+        }
+        return detail::emit<T, detail::make_dynamic<L, Dd>>(g, std::move(n));
+    }
+}
+
+// dynamic_update_slice<tokens>(x, update, start): x with `update` written at `start`
+// along one dimension (the KV-cache write). update has x's dimensions in any order.
+template <auto D, class T, class... S, class U, class... P, class I>
+auto dynamic_update_slice(const tensor<T, S...>& x, const tensor<U, P...>& update, const tensor<I>& start) {
+    using L = dims<S...>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    if constexpr (!has_dim<Dd, L>) {
+        (void)diagnose::dimension_not_in_tensor<op_tag<op::dynamic_update_slice>, dim_of<Dd>, L>{};
+    } else if constexpr (!std::is_same_v<T, U>) {
+        (void)diagnose::dtype_mismatch<op_tag<op::dynamic_update_slice>, T, U>{};
+    } else if constexpr (!same_dim_set<L, dims<P...>>) {
+        (void)diagnose::elementwise_dims_differ<op_tag<op::dynamic_update_slice>, L, dims<P...>>{};
+    } else if constexpr (!IntegerDtype<I>) {
+        (void)diagnose::unsupported_dtype<op_tag<op::dynamic_update_slice>, I>{};
+    } else {
+        detail::same_graph(x.owner(), update.owner(), "dynamic_update_slice");
+        detail::same_graph(x.owner(), start.owner(), "dynamic_update_slice");
+        graph& g = x.owner();
+        const node_id u = detail::align<L, dims<P...>>(g, update.id());
+        for (std::size_t i = 0; i < sizeof...(S); ++i)
+            if (i != index_of<Dd, L> && g[u].dims[i].extent != x.shape()[i].extent)
+                throw error("dynamic_update_slice: dimension " + detail::ticked(g[u].dims[i].name) +
+                            " has extent " + std::to_string(x.shape()[i].extent) + " in the operand but " +
+                            std::to_string(g[u].dims[i].extent) + " in the update");
+        node n;
+        n.kind = op::dynamic_update_slice;
+        n.operands = {x.id(), u};
+        for (std::size_t i = 0; i < sizeof...(S); ++i)
+            n.operands.push_back(i == index_of<Dd, L> ? start.id() : detail::scalar_constant(g, I::id, 0));
+        return detail::emit<T, L>(g, std::move(n));
+    }
+}
+
+// concatenate<tokens>(a, b, ...): operands with one set of dimensions and dtype,
+// joined along one dimension; the result in the first operand's order.
+template <auto D, class T, class... S, Tensor... Rest>
+auto concatenate(const tensor<T, S...>& first, const Rest&... rest) {
+    using L = dims<S...>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    if constexpr (!has_dim<Dd, L>) {
+        (void)diagnose::dimension_not_in_tensor<op_tag<op::concatenate>, dim_of<Dd>, L>{};
+    } else if constexpr (!(std::is_same_v<T, detail::dtype_t<Rest>> && ...)) {
+        (void)diagnose::dtype_mismatch<op_tag<op::concatenate>, T, detail::dtype_t<Rest>...>{};
+    } else if constexpr (!(same_dim_set<L, typename Rest::dims_type> && ...)) {
+        (void)diagnose::elementwise_dims_differ<op_tag<op::concatenate>, L, typename Rest::dims_type...>{};
+    } else {
+        graph& g = first.owner();
+        (detail::same_graph(g, rest.owner(), "concatenate"), ...);
+        node n;
+        n.kind = op::concatenate;
+        n.operands = {first.id(), detail::align<L, typename Rest::dims_type>(g, rest.id())...};
+        n.axes = {static_cast<std::int64_t>(index_of<Dd, L>)};
+        return detail::emit<T, detail::make_dynamic<L, Dd>>(g, std::move(n));
+    }
+}
+
+// pad<tokens>(x, value, low, high): `low` and `high` elements of `value` added at the
+// two ends of one dimension (negative amounts remove elements).
+template <auto D, class T, class... S>
+auto pad(const tensor<T, S...>& x, double value, std::int64_t low, std::int64_t high) {
+    using L = dims<S...>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    if constexpr (!has_dim<Dd, L>) {
+        (void)diagnose::dimension_not_in_tensor<op_tag<op::pad>, dim_of<Dd>, L>{};
+    } else {
+        graph& g = x.owner();
+        node n;
+        n.kind = op::pad;
+        n.operands = {x.id(), detail::scalar_constant(g, T::id, value)};
+        n.starts.assign(sizeof...(S), 0);
+        n.limits.assign(sizeof...(S), 0);
+        n.starts[index_of<Dd, L>] = low;
+        n.limits[index_of<Dd, L>] = high;
+        return detail::emit<T, detail::make_dynamic<L, Dd>>(g, std::move(n));
+    }
+}
+
+// gather<vocab>(table, ids): the rows of `table` picked along `vocab` by the integer
+// `ids` (an embedding lookup). The result has table's other dimensions, then ids'
+// dimensions: gather<vocab>(wte[vocab, hidden], ids[tokens, batch]) is
+// [hidden, tokens, batch]. Indices out of range are clamped, as XLA does.
+template <auto D, class T, class... S, class I, class... P>
+auto gather(const tensor<T, S...>& table, const tensor<I, P...>& ids) {
+    using L = dims<S...>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    using Rows = remove_dims<L, dims<Dd>>;
+    if constexpr (!has_dim<Dd, L>) {
+        (void)diagnose::dimension_not_in_tensor<op_tag<op::gather>, dim_of<Dd>, L>{};
+    } else if constexpr (!IntegerDtype<I>) {
+        (void)diagnose::unsupported_dtype<op_tag<op::gather>, I>{};
+    } else if constexpr (!std::is_same_v<first_present_t<dims<P...>, Rows>, void>) {
+        (void)diagnose::dimension_already_in_tensor<op_tag<op::gather>, first_present_t<dims<P...>, Rows>, Rows>{};
+    } else {
+        detail::same_graph(table.owner(), ids.owner(), "gather");
+        node n;
+        n.kind = op::gather;
+        n.operands = {table.id(), ids.id()};
+        n.axes = {static_cast<std::int64_t>(index_of<Dd, L>)};
+        return detail::emit<T, concat_dims<Rows, dims<P...>>>(table.owner(), std::move(n));
+    }
+}
+
+}  // namespace scribe
