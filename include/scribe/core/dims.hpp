@@ -117,12 +117,20 @@ struct slot_impl {
 template <class A, class B>
 using merged_slot = std::conditional_t<is_static_dim<A>::value, A, B>;
 
-// For each slot of A, the slot merged with B's slot of the same dimension.
+// For each slot of A, the slot merged with B's slot of the same dimension (if B has it).
 template <class A, class B>
 struct merge_impl;
+template <class S, class B, bool = has_dim_impl<S, B>::value>
+struct merge_one {
+    using type = S;
+};
+template <class S, class B>
+struct merge_one<S, B, true> {
+    using type = merged_slot<S, typename slot_impl<S, B>::type>;
+};
 template <class... S, class B>
 struct merge_impl<dims<S...>, B> {
-    using type = dims<merged_slot<S, typename slot_impl<S, B>::type>...>;
+    using type = dims<typename merge_one<S, B>::type...>;
 };
 
 // Replaces the slot of dimension From with To, in place.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string_view>
 
 #include "error.hpp"
@@ -98,17 +99,30 @@ constexpr float bf16_bits_to_f32(std::uint16_t b) {
     return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
 }
 
+namespace detail {
+// A double as integer type I: truncated toward zero, saturated at I's range, NaN -> 0.
+template <class I>
+I saturate(double v) {
+    if (std::isnan(v)) return 0;
+    constexpr double lo = static_cast<double>(std::numeric_limits<I>::min());
+    constexpr double hi = static_cast<double>(std::numeric_limits<I>::max());
+    if (v <= lo) return std::numeric_limits<I>::min();
+    if (v >= hi) return std::numeric_limits<I>::max();
+    return static_cast<I>(v);
+}
+}  // namespace detail
+
 // Writes `value` converted to `t` (little-endian storage) at `out`; `out` holds
-// info(t).bytes bytes. Integers truncate toward zero as a C++ cast does.
+// info(t).bytes bytes. Integers truncate toward zero and saturate at their range.
 inline void store_as(dtype t, double value, unsigned char* out) {
     auto put = [out](auto v) { std::memcpy(out, &v, sizeof v); };
     switch (t) {
         case dtype::pred: put(static_cast<std::uint8_t>(value != 0.0)); break;
-        case dtype::s8: put(static_cast<std::int8_t>(value)); break;
-        case dtype::u8: put(static_cast<std::uint8_t>(value)); break;
-        case dtype::s32: put(static_cast<std::int32_t>(value)); break;
-        case dtype::s64: put(static_cast<std::int64_t>(value)); break;
-        case dtype::u32: put(static_cast<std::uint32_t>(value)); break;
+        case dtype::s8: put(detail::saturate<std::int8_t>(value)); break;
+        case dtype::u8: put(detail::saturate<std::uint8_t>(value)); break;
+        case dtype::s32: put(detail::saturate<std::int32_t>(value)); break;
+        case dtype::s64: put(detail::saturate<std::int64_t>(value)); break;
+        case dtype::u32: put(detail::saturate<std::uint32_t>(value)); break;
         case dtype::f16: put(f32_to_f16_bits(static_cast<float>(value))); break;
         case dtype::bf16: put(f32_to_bf16_bits(static_cast<float>(value))); break;
         case dtype::f32: put(static_cast<float>(value)); break;
@@ -136,6 +150,24 @@ inline double load_as_double(dtype t, const unsigned char* in) {
         case dtype::f64: return get(double{});
     }
     return 0.0;
+}
+
+// Reads one integer (or pred) element exactly, as an int64.
+inline std::int64_t load_as_int(dtype t, const unsigned char* in) {
+    auto get = [in]<class T>(T) {
+        T v;
+        std::memcpy(&v, in, sizeof v);
+        return static_cast<std::int64_t>(v);
+    };
+    switch (t) {
+        case dtype::pred: return get(std::uint8_t{}) != 0;
+        case dtype::s8: return get(std::int8_t{});
+        case dtype::u8: return get(std::uint8_t{});
+        case dtype::s32: return get(std::int32_t{});
+        case dtype::s64: return get(std::int64_t{});
+        case dtype::u32: return get(std::uint32_t{});
+        default: throw error("load_as_int: " + std::string(name(t)) + " is not an integer type");
+    }
 }
 
 }  // namespace scribe

@@ -84,7 +84,7 @@ namespace detail {
 
 // The run-time shape of a spec: static extents, else the graph's bindings.
 template <class... S>
-shape spec_shape(const graph& g, std::string_view context) {
+shape spec_shape([[maybe_unused]] const graph& g, [[maybe_unused]] std::string_view context) {
     shape out;
     (out.push_back({std::string(dim_of<S>::name()),
                     static_extent<S> != dynamic_extent ? static_extent<S>

@@ -38,13 +38,9 @@ inline std::string to_text(const shape& s) {
 }
 
 inline std::string literal_element(dtype t, const unsigned char* p) {
+    if (t == dtype::pred) return load_as_int(t, p) ? "true" : "false";
+    if (!is_float(t)) return std::to_string(load_as_int(t, p));
     const double v = load_as_double(t, p);
-    if (t == dtype::pred) return v != 0.0 ? "true" : "false";
-    if (!is_float(t)) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%.0f", v);
-        return buf;
-    }
     if (std::isnan(v)) return "nan";
     if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
     char buf[40];

@@ -1,0 +1,504 @@
+// Writes the XLA conformance cases: for every op (several shapes, every dtype it
+// supports) a graph exported as <name>.hlo and <name>.pb, and cases.json saying
+// what each computes in named terms. test_conformance.py runs both files with XLA
+// and compares with its own NumPy reference of that description.
+//
+// Usage: gen_cases OUTPUT_DIR
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <scribe/scribe.hpp>
+
+SCRIBE_DIM(hidden);
+SCRIBE_DIM(tokens);
+SCRIBE_DIM(batch);
+SCRIBE_DIM(vocab);
+SCRIBE_DIM(heads);
+SCRIBE_DIM(head_dim);
+SCRIBE_DIM(out);
+SCRIBE_DIM(step);
+SCRIBE_DIM(rows);
+SCRIBE_DIM(cols);
+
+using namespace scribe;
+using json = nlohmann::json;
+
+namespace {
+
+std::filesystem::path out_dir;
+json cases = json::array();
+
+json shape_json(const shape& s) {
+    json j = json::array();
+    for (const auto& d : s) j.push_back({{"name", d.name}, {"extent", d.extent}});
+    return j;
+}
+
+// Exports g and records the case. `op` describes the computation for the reference;
+// `domains` gives an input's value range where the op needs one ("positive",
+// "nonzero", [lo, hi] for integers or indices).
+void record(const std::string& name, const graph& g, json op, json domains = json::object(), int replicas = 1) {
+    hlo::write(g, out_dir, name);
+    json inputs = json::array();
+    for (const auto& n : g.nodes())
+        if (n.kind == scribe::op::parameter)
+            inputs.push_back({{"name", n.label}, {"dtype", std::string(scribe::name(n.type))}, {"dims", shape_json(n.dims)}});
+    json outputs = json::array();
+    for (auto id : g.outputs())
+        outputs.push_back({{"dtype", std::string(scribe::name(g[id].type))}, {"dims", shape_json(g[id].dims)}});
+    cases.push_back({{"name", name}, {"op", std::move(op)}, {"inputs", inputs}, {"outputs", outputs},
+                     {"domains", std::move(domains)}, {"replicas", replicas}});
+}
+
+graph make(const std::string& name) {
+    graph g(name);
+    g.bind(hidden(6), tokens(5), batch(3), vocab(7), heads(2), head_dim(3), out(4), step(2));
+    return g;
+}
+
+// Runs f once per dtype tag.
+template <class F, class... T>
+void each(F&& f, T... tags) {
+    (f(tags), ...);
+}
+
+std::string dn(auto tag) { return std::string(decltype(tag)::name()); }
+
+void parameters_and_constants() {
+    each([](auto t) {
+        auto g = make("parameter_" + dn(t));
+        g.outputs(g.parameter(t[hidden, tokens], "x"));
+        record("parameter_" + dn(t), g, {{"kind", "identity"}});
+    }, pred, s8, u8, s32, s64, u32, f16, bf16, f32, f64);
+
+    each([](auto t) {
+        const std::string nm = dn(t);
+        std::vector<double> vals;
+        if (nm == "pred") vals = {0, 1, 1, 0, 1, 0};
+        else if (nm == "u8" || nm == "u32") vals = {0, 1, 7, 200, 3, 42};
+        else if (is_float(decltype(t)::id)) vals = {-2.5, 0, 1.25, 3, -0.75, 1024};
+        else vals = {-3, 0, 7, 100, -128, 5};
+        auto g = make("constant_" + nm);
+        auto c = g.constant(t[rows.of<2>, cols.of<3>], vals);
+        auto s = g.constant(t, vals[3]);
+        g.outputs(c, s);
+        record("constant_" + nm, g, {{"kind", "constant"}, {"values", vals}});
+    }, pred, s8, u8, s32, s64, u32, f16, bf16, f32, f64);
+
+    each([](auto t) {
+        auto g = make("iota_" + dn(t));
+        g.outputs(g.iota(t[tokens, batch], batch), g.iota(t[hidden, tokens, batch], tokens));
+        record("iota_" + dn(t), g, {{"kind", "iota"}});
+    }, s32, s64, u32, u8, f16, bf16, f32, f64);
+}
+
+void converts() {
+    auto conv = [](auto from, auto to, json domain) {
+        const std::string nm = "convert_" + dn(from) + "_to_" + dn(to);
+        auto g = make(nm);
+        auto x = g.parameter(from[hidden, tokens], "x");
+        g.outputs(convert<decltype(to){}>(x));
+        record(nm, g, {{"kind", "convert"}}, {{"x", domain}});
+    };
+    conv(f32, f16, "any");
+    conv(f32, bf16, "any");
+    conv(f16, f32, "any");
+    conv(bf16, f32, "any");
+    conv(f32, f64, "any");
+    conv(f64, f32, "any");
+    conv(f32, s32, "any");
+    conv(s32, f32, "any");
+    conv(s8, s32, "any");
+    conv(u8, f32, "any");
+    conv(pred, s32, "any");
+    conv(s32, pred, "any");
+    conv(f32, u32, "positive");
+    conv(s64, f64, "any");
+    conv(bf16, f16, "any");
+}
+
+template <op K, bool FloatsOnly, class F>
+void unary_case(const char* name, F f) {
+    each([&](auto t) {
+        if constexpr (FloatDtype<decltype(t)>) {
+            const std::string nm = std::string(name) + "_" + dn(t);
+            auto g = make(nm);
+            g.outputs(f(g.parameter(t[hidden, tokens, batch], "x")));
+            const bool pos = K == op::log || K == op::sqrt || K == op::rsqrt;
+            record(nm, g, {{"kind", "unary"}, {"fn", name}}, {{"x", pos ? "positive" : "any"}});
+        }
+    }, f16, bf16, f32, f64);
+    if constexpr (!FloatsOnly)
+        each([&](auto t) {
+            if constexpr (!FloatDtype<decltype(t)>) {
+                const std::string nm = std::string(name) + "_" + dn(t);
+                auto g = make(nm);
+                g.outputs(f(g.parameter(t[hidden, tokens], "x")));
+                record(nm, g, {{"kind", "unary"}, {"fn", name}});
+            }
+        }, s8, s32, s64);
+}
+
+void unaries() {
+    unary_case<op::neg, false>("neg", [](auto x) { return -x; });
+    unary_case<op::abs, false>("abs", [](auto x) { return abs(x); });
+    unary_case<op::exp, true>("exp", [](auto x) { return exp(x); });
+    unary_case<op::log, true>("log", [](auto x) { return log(x); });
+    unary_case<op::sqrt, true>("sqrt", [](auto x) { return sqrt(x); });
+    unary_case<op::rsqrt, true>("rsqrt", [](auto x) { return rsqrt(x); });
+    unary_case<op::tanh, true>("tanh", [](auto x) { return tanh(x); });
+    unary_case<op::logistic, true>("logistic", [](auto x) { return logistic(x); });
+    unary_case<op::sin, true>("sin", [](auto x) { return sin(x); });
+    unary_case<op::cos, true>("cos", [](auto x) { return cos(x); });
+    unary_case<op::floor, true>("floor", [](auto x) { return floor(x); });
+}
+
+void binaries() {
+    auto bin = [](const char* name, auto f, auto t, json domains) {
+        const std::string nm = std::string(name) + "_" + dn(t);
+        {
+            auto g = make(nm);
+            auto a = g.parameter(t[hidden, tokens, batch], "a");
+            auto b = g.parameter(t[hidden, tokens, batch], "b");
+            g.outputs(f(a, b));
+            record(nm, g, {{"kind", "binary"}, {"fn", name}}, domains);
+        }
+        {  // rhs in another order: aligned by name
+            auto g = make(nm + "_aligned");
+            auto a = g.parameter(t[hidden, tokens, batch], "a");
+            auto b = g.parameter(t[batch, hidden, tokens], "b");
+            g.outputs(f(a, b));
+            record(nm + "_aligned", g, {{"kind", "binary"}, {"fn", name}}, domains);
+        }
+        {  // rank-0 operand broadcasts
+            auto g = make(nm + "_scalar");
+            auto a = g.parameter(t[tokens, batch], "a");
+            auto b = g.parameter(t[], "b");
+            g.outputs(f(a, b));
+            record(nm + "_scalar", g, {{"kind", "binary"}, {"fn", name}}, domains);
+        }
+    };
+    auto floats = [&](const char* name, auto f, json domains) {
+        each([&](auto t) { bin(name, f, t, domains); }, f16, bf16, f32, f64);
+    };
+    auto ints = [&](const char* name, auto f, json domains) {
+        each([&](auto t) { bin(name, f, t, domains); }, s8, u8, s32, s64, u32);
+    };
+    auto addf = [](auto a, auto b) { return a + b; };
+    auto subf = [](auto a, auto b) { return a - b; };
+    auto mulf = [](auto a, auto b) { return a * b; };
+    auto divf = [](auto a, auto b) { return a / b; };
+    auto maxf = [](auto a, auto b) { return maximum(a, b); };
+    auto minf = [](auto a, auto b) { return minimum(a, b); };
+    auto powf = [](auto a, auto b) { return pow(a, b); };
+    floats("add", addf, json::object());
+    ints("add", addf, json::object());
+    floats("subtract", subf, json::object());
+    ints("subtract", subf, {{"a", json::array({20, 40})}, {"b", json::array({0, 20})}});
+    floats("multiply", mulf, json::object());
+    ints("multiply", mulf, json::object());
+    floats("divide", divf, {{"b", "nonzero"}});
+    ints("divide", divf, {{"a", json::array({0, 100})}, {"b", json::array({1, 9})}});
+    floats("maximum", maxf, json::object());
+    ints("maximum", maxf, json::object());
+    floats("minimum", minf, json::object());
+    ints("minimum", minf, json::object());
+    floats("power", powf, {{"a", "positive"}});
+    each([&](auto t) { bin("power", powf, t, {{"a", json::array({0, 4})}, {"b", json::array({0, 3})}}); }, s32, s64);
+
+    // A C++ number becomes a scalar of the tensor's dtype.
+    each([](auto t) {
+        const std::string nm = "number_operands_" + dn(t);
+        auto g = make(nm);
+        auto x = g.parameter(t[hidden, tokens], "x");
+        g.outputs((x * 0.5 + 1.0) / 2.0 - 3.0 * x);
+        record(nm, g, {{"kind", "expression"}, {"fn", "number_operands"}});
+    }, f32, bf16, f64);
+}
+
+void compares_and_selects() {
+    const char* dirs[] = {"EQ", "NE", "LT", "LE", "GT", "GE"};
+    each([&](auto t) {
+        for (int d = 0; d < 6; ++d) {
+            const std::string nm = std::string("compare_") + dirs[d] + "_" + dn(t);
+            auto g = make(nm);
+            auto a = g.parameter(t[hidden, tokens], "a");
+            auto b = g.parameter(t[tokens, hidden], "b");
+            auto r = [&] {
+                switch (d) {
+                    case 0: return eq(a, b);
+                    case 1: return ne(a, b);
+                    case 2: return lt(a, b);
+                    case 3: return le(a, b);
+                    case 4: return gt(a, b);
+                    default: return ge(a, b);
+                }
+            }();
+            g.outputs(r);
+            // Small integers make equal elements likely, so EQ and the tie cases are exercised.
+            record(nm, g, {{"kind", "compare"}, {"direction", dirs[d]}},
+                   {{"a", json::array({-2, 2})}, {"b", json::array({-2, 2})}});
+        }
+    }, f32, s32, bf16, u8);
+    each([](auto t) {
+        const std::string nm = "select_" + dn(t);
+        auto g = make(nm);
+        auto p = g.parameter(pred[tokens, hidden], "p");
+        auto a = g.parameter(t[hidden, tokens], "a");
+        auto b = g.parameter(t[hidden, tokens], "b");
+        g.outputs(select(p, a, b));
+        record(nm, g, {{"kind", "select"}});
+    }, f32, s32, f16, pred);
+}
+
+void layouts() {
+    each([](auto t) {
+        const std::string s = dn(t);
+        {
+            auto g = make("broadcast_" + s);
+            auto x = g.parameter(t[hidden], "x");
+            g.outputs(broadcast<tokens, batch>(x));
+            record("broadcast_" + s, g, {{"kind", "broadcast"}});
+        }
+        {
+            auto g = make("broadcast_to_" + s);
+            auto x = g.parameter(t[batch, hidden], "x");
+            auto like = g.parameter(t[hidden, tokens, batch], "like");
+            g.outputs(broadcast_to(x, like));
+            record("broadcast_to_" + s, g, {{"kind", "broadcast"}});
+        }
+        {
+            auto g = make("transpose_" + s);
+            auto x = g.parameter(t[hidden, tokens, batch], "x");
+            g.outputs(transpose<batch, hidden, tokens>(x), transpose<tokens, batch>(g.parameter(t[batch, tokens], "y")));
+            record("transpose_" + s, g, {{"kind", "transpose"}});
+        }
+        {
+            auto g = make("rename_" + s);
+            auto x = g.parameter(t[hidden, tokens], "x");
+            g.outputs(rename<hidden, out>(rename<hidden, hidden>(x)));
+            record("rename_" + s, g, {{"kind", "rename"}, {"from", "hidden"}, {"to", "out"}});
+        }
+        {
+            auto g = make("split_" + s);
+            auto x = g.parameter(t[tokens, hidden, batch], "x");
+            g.outputs(split<hidden, heads, head_dim>(x));
+            record("split_" + s, g, {{"kind", "split"}, {"from", "hidden"}, {"into", {"heads", "head_dim"}}});
+        }
+        {
+            auto g = make("merge_" + s);
+            auto x = g.parameter(t[head_dim, tokens, heads], "x");
+            g.outputs(merge<heads, head_dim, hidden>(x));
+            record("merge_" + s, g, {{"kind", "merge"}, {"from", {"heads", "head_dim"}}, {"into", "hidden"}});
+        }
+    }, f32, bf16, s32, pred);
+}
+
+void dots() {
+    each([](auto t) {
+        const std::string s = dn(t);
+        {
+            auto g = make("dot_matmul_" + s);
+            auto w = g.parameter(t[hidden, vocab], "w");
+            auto h = g.parameter(t[hidden, tokens, batch], "h");
+            g.outputs(dot<hidden>(w, h));
+            record("dot_matmul_" + s, g, {{"kind", "dot"}, {"contract", {"hidden"}}});
+        }
+        {
+            auto g = make("dot_batched_" + s);
+            auto q = g.parameter(t[head_dim, tokens, heads, batch], "q");
+            auto k = g.parameter(t[batch, heads, head_dim, vocab], "k");
+            g.outputs(dot<head_dim>(q, k));
+            record("dot_batched_" + s, g, {{"kind", "dot"}, {"contract", {"head_dim"}}});
+        }
+        {
+            auto g = make("dot_two_contracting_" + s);
+            auto a = g.parameter(t[heads, head_dim, tokens], "a");
+            auto b = g.parameter(t[out, head_dim, heads], "b");
+            g.outputs(dot<heads, head_dim>(a, b));
+            record("dot_two_contracting_" + s, g, {{"kind", "dot"}, {"contract", {"heads", "head_dim"}}});
+        }
+        {
+            auto g = make("dot_vector_" + s);
+            auto a = g.parameter(t[hidden], "a");
+            auto b = g.parameter(t[hidden], "b");
+            g.outputs(dot<hidden>(a, b));
+            record("dot_vector_" + s, g, {{"kind", "dot"}, {"contract", {"hidden"}}});
+        }
+    }, f32, f16, bf16, f64, s32);
+}
+
+void reductions() {
+    each([](auto t) {
+        const std::string s = dn(t);
+        auto g = make("reduce_" + s);
+        auto x = g.parameter(t[hidden, tokens, batch], "x");
+        g.outputs(reduce_sum<tokens>(x), reduce_max<hidden, batch>(x), reduce_min<batch>(x),
+                  reduce_sum<hidden, tokens, batch>(x));
+        record("reduce_" + s, g, {{"kind", "reduce"},
+                                  {"parts", {{{"fn", "sum"}, {"dims", {"tokens"}}},
+                                             {{"fn", "max"}, {"dims", {"hidden", "batch"}}},
+                                             {{"fn", "min"}, {"dims", {"batch"}}},
+                                             {{"fn", "sum"}, {"dims", {"hidden", "tokens", "batch"}}}}}});
+    }, f32, f16, bf16, f64, s32, u8, s64);
+    each([](auto t) {
+        const std::string s = dn(t);
+        auto g = make("mean_" + s);
+        auto x = g.parameter(t[hidden, tokens, batch], "x");
+        g.outputs(mean<hidden>(x), mean<tokens, batch>(x));
+        record("mean_" + s, g, {{"kind", "reduce"},
+                                {"parts", {{{"fn", "mean"}, {"dims", {"hidden"}}},
+                                           {{"fn", "mean"}, {"dims", {"tokens", "batch"}}}}}});
+    }, f32, bf16, f64);
+    each([](auto t) {
+        const std::string s = dn(t);
+        auto g = make("argmax_" + s);
+        auto x = g.parameter(t[vocab, tokens, batch], "x");
+        g.outputs(argmax<vocab>(x), argmax<tokens>(x));
+        // Few distinct values: ties, which must resolve to the first index.
+        record("argmax_" + s, g, {{"kind", "argmax"}, {"dims", {"vocab", "tokens"}}}, {{"x", json::array({-3, 3})}});
+    }, f32, bf16, s32, f16);
+    each([](auto t) {
+        const std::string s = dn(t);
+        auto g = make("softmax_" + s);
+        auto x = g.parameter(t[vocab, tokens, batch], "x");
+        g.outputs(softmax<vocab>(x), log_softmax<vocab>(x), softmax<tokens>(x * 4.0));
+        record("softmax_" + s, g, {{"kind", "softmax"}});
+    }, f32, f16, bf16, f64);
+}
+
+void slicing_ops() {
+    each([](auto t) {
+        const std::string s = dn(t);
+        {
+            auto g = make("slice_" + s);
+            auto x = g.parameter(t[hidden, tokens, batch], "x");
+            g.outputs(slice<tokens>(x, 1, 4), slice<hidden>(slice<batch>(x, 2, 3), 0, 6));
+            record("slice_" + s, g, {{"kind", "slice"}, {"parts", {{{"dim", "tokens"}, {"start", 1}, {"limit", 4}},
+                                                                  {{"chain", {{{"dim", "batch"}, {"start", 2}, {"limit", 3}},
+                                                                              {{"dim", "hidden"}, {"start", 0}, {"limit", 6}}}}}}}});
+        }
+        {
+            auto g = make("dynamic_slice_" + s);
+            auto x = g.parameter(t[hidden, tokens, batch], "x");
+            auto at = g.parameter(s32[], "start");
+            g.outputs(dynamic_slice<tokens>(x, at, 2));
+            record("dynamic_slice_" + s, g, {{"kind", "dynamic_slice"}, {"dim", "tokens"}, {"size", 2}},
+                   {{"start", json::array({-1, 6})}});
+        }
+        {
+            auto g = make("dynamic_update_slice_" + s);
+            auto x = g.parameter(t[hidden, tokens, batch], "cache");
+            auto u = rename<step, tokens>(g.parameter(t[batch, hidden, step], "update"));
+            auto at = g.parameter(s32[], "start");
+            g.outputs(dynamic_update_slice<tokens>(x, u, at));
+            record("dynamic_update_slice_" + s, g, {{"kind", "dynamic_update_slice"}, {"dim", "tokens"}, {"rename_inputs", {{"step", "tokens"}}}},
+                   {{"start", json::array({-1, 6})}});
+        }
+        {
+            auto g = make("concatenate_" + s);
+            auto a = g.parameter(t[hidden, tokens, batch], "a");
+            auto b = g.parameter(t[tokens, batch, hidden], "b");
+            auto c = rename<step, tokens>(g.parameter(t[hidden, step, batch], "c"));
+            g.outputs(concatenate<tokens>(a, b, c));
+            record("concatenate_" + s, g, {{"kind", "concatenate"}, {"dim", "tokens"}, {"rename_inputs", {{"step", "tokens"}}}});
+        }
+        {
+            auto g = make("pad_" + s);
+            auto x = g.parameter(t[hidden, tokens], "x");
+            g.outputs(pad<tokens>(x, 1.0, 2, 3), pad<hidden>(x, 0.0, -1, 1));
+            record("pad_" + s, g, {{"kind", "pad"}, {"parts", {{{"dim", "tokens"}, {"value", 1.0}, {"low", 2}, {"high", 3}},
+                                                              {{"dim", "hidden"}, {"value", 0.0}, {"low", -1}, {"high", 1}}}}});
+        }
+        {
+            auto g = make("gather_" + s);
+            auto table = g.parameter(t[vocab, hidden], "table");
+            auto ids = g.parameter(s32[tokens, batch], "ids");
+            g.outputs(gather<vocab>(table, ids));
+            record("gather_" + s, g, {{"kind", "gather"}, {"dim", "vocab"}}, {{"ids", json::array({0, 6})}});
+        }
+    }, f32, f16, bf16, s32, u8, pred);
+}
+
+void multiple_outputs_and_alias() {
+    {
+        auto g = make("tuple_outputs");
+        auto x = g.parameter(f32[hidden, tokens], "x");
+        auto i = g.parameter(s32[tokens], "i");
+        g.outputs(exp(x), i, x * x);
+        record("tuple_outputs", g, {{"kind", "expression"}, {"fn", "tuple_outputs"}});
+    }
+    {   // A KV-cache style update: the cache parameter is aliased to the first output.
+        auto g = make("alias_cache_update");
+        auto cache = g.parameter(f32[hidden, tokens, batch], "cache");
+        auto fresh = rename<step, tokens>(g.parameter(f32[hidden, step, batch], "new"));
+        auto at = g.parameter(s32[], "position");
+        auto updated = dynamic_update_slice<tokens>(cache, fresh, at);
+        g.outputs(updated, reduce_sum<tokens>(updated));
+        g.alias(0, cache);
+        record("alias_cache_update", g, {{"kind", "expression"}, {"fn", "alias_cache_update"}, {"rename_inputs", {{"step", "tokens"}}}},
+               {{"position", json::array({0, 4})}});
+    }
+}
+
+void collectives() {
+    for (int n : {2, 4}) {
+        const auto groups = replica_groups::all(n);
+        each([&](auto t) {
+            const std::string s = dn(t) + "_x" + std::to_string(n);
+            {
+                auto g = make("all_reduce_sum_" + s);
+                g.outputs(all_reduce_sum(g.parameter(t[hidden, tokens], "x"), groups));
+                record("all_reduce_sum_" + s, g, {{"kind", "all_reduce"}, {"fn", "sum"}}, {}, n);
+            }
+            {
+                auto g = make("all_reduce_max_" + s);
+                g.outputs(all_reduce_max(g.parameter(t[hidden, tokens], "x"), groups));
+                record("all_reduce_max_" + s, g, {{"kind", "all_reduce"}, {"fn", "max"}}, {}, n);
+            }
+            {
+                auto g = make("all_gather_" + s);
+                g.outputs(all_gather<hidden>(g.parameter(t[tokens, hidden], "x"), groups));
+                record("all_gather_" + s, g, {{"kind", "all_gather"}, {"dim", "hidden"}}, {}, n);
+            }
+        }, f32, bf16, s32);
+    }
+    {   // Two groups of two among four replicas.
+        auto g = make("all_reduce_sum_groups_of_2");
+        g.outputs(all_reduce_sum(g.parameter(f32[hidden], "x"), replica_groups{{{0, 1}, {2, 3}}}));
+        record("all_reduce_sum_groups_of_2", g, {{"kind", "all_reduce"}, {"fn", "sum"}, {"groups", {{0, 1}, {2, 3}}}}, {}, 4);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: gen_cases OUTPUT_DIR\n");
+        return 2;
+    }
+    out_dir = argv[1];
+    std::filesystem::create_directories(out_dir);
+    parameters_and_constants();
+    converts();
+    unaries();
+    binaries();
+    compares_and_selects();
+    layouts();
+    dots();
+    reductions();
+    slicing_ops();
+    multiple_outputs_and_alias();
+    collectives();
+    std::ofstream(out_dir / "cases.json") << cases.dump(1);
+    std::printf("wrote %zu cases to %s\n", cases.size(), out_dir.c_str());
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+}

@@ -1,0 +1,74 @@
+"""XLA conformance: every exported case, as HLO text and as HloModuleProto, is
+parsed, compiled and run by XLA (CPU) and compared with the NumPy reference.
+
+The cases directory comes from SCRIBE_CASES (written by gen_cases); extra
+directories of example outputs are checked by test_examples.py.
+"""
+import json
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+import reference
+import xla_shim
+
+CASES_DIR = os.environ.get("SCRIBE_CASES", "")
+
+
+def _load_cases():
+    path = os.path.join(CASES_DIR, "cases.json")
+    if not CASES_DIR or not os.path.exists(path):
+        raise RuntimeError(f"no cases.json in SCRIBE_CASES={CASES_DIR!r}; run gen_cases first")
+    with open(path) as f:
+        return json.load(f)
+
+
+CASES = _load_cases()
+
+# Tolerances: (rtol, atol) for a single rounding of the result, and for composite
+# ops whose intermediates round too (reductions, dots, softmax, expressions).
+SINGLE = {"f16": (2e-3, 2e-3), "bf16": (1.6e-2, 1.6e-2), "f32": (2e-6, 1e-6), "f64": (1e-12, 1e-12)}
+COMPOSITE = {"f16": (1e-2, 1e-2), "bf16": (6e-2, 6e-2), "f32": (1e-5, 1e-5), "f64": (1e-10, 1e-10)}
+COMPOSITE_KINDS = {"dot", "reduce", "softmax", "expression", "all_reduce"}
+
+
+def compare(case, got, want, out_spec, where):
+    names = [d["name"] for d in out_spec["dims"]]
+    shape = tuple(d["extent"] for d in out_spec["dims"])
+    assert got.shape == shape, f"{where}: XLA gave shape {got.shape}, the graph declares {shape}"
+    assert got.dtype == reference.np_dtype(out_spec["dtype"]), f"{where}: dtype {got.dtype} vs {out_spec['dtype']}"
+    exp = want.to(names)
+    dt = out_spec["dtype"]
+    if dt in reference.FLOATS:
+        rtol, atol = (COMPOSITE if case["op"]["kind"] in COMPOSITE_KINDS else SINGLE)[dt]
+        # The reference is exact; compare with its value rounded to the output dtype.
+        exp = exp.astype(reference.np_dtype(dt)).astype(np.float64)
+        np.testing.assert_allclose(got.astype(np.float64), exp, rtol=rtol, atol=atol, err_msg=where)
+    else:
+        np.testing.assert_array_equal(got, exp.astype(got.dtype), err_msg=where)
+
+
+@pytest.mark.parametrize("fmt", ["hlo", "pb"])
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_case(case, fmt):
+    rng = np.random.default_rng(zlib.crc32(case["name"].encode()))
+    n = case["replicas"]
+    arrays = [reference.make_inputs(case, rng) for _ in range(n)]
+    want = reference.expected(case, arrays)
+    got = xla_shim.run_file(os.path.join(CASES_DIR, f"{case['name']}.{fmt}"), arrays, replicas=n)
+    assert len(got) == n
+    for r in range(n):
+        assert len(got[r]) == len(case["outputs"]), f"{len(got[r])} outputs, expected {len(case['outputs'])}"
+        for k, spec in enumerate(case["outputs"]):
+            compare(case, got[r][k], want[r][k], spec, f"{case['name']}.{fmt} replica {r} output {k}")
+
+
+def test_text_and_proto_are_the_same_module():
+    """XLA parses both forms of every case into modules of the same structure."""
+    for case in CASES:
+        base = os.path.join(CASES_DIR, case["name"])
+        a = xla_shim.parse_proto(xla_shim.load(base + ".hlo")).to_string()
+        b = xla_shim.parse_proto(xla_shim.load(base + ".pb")).to_string()
+        assert a == b, case["name"]
