@@ -1,0 +1,51 @@
+# Sourced by demo.sh and test.sh: installs what is missing, and only that.
+#   scribe_setup_system   Debian packages (compiler, Meson, Ninja, Catch2, xtensor, ...)
+#   scribe_setup_python   .venv with jax/jaxlib/numpy/pytest for the XLA suite
+# Both may be run again: they check before they install.
+set -euo pipefail
+
+SCRIBE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+scribe_as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else echo "scribe: need root to run: $*" >&2; return 1
+  fi
+}
+
+scribe_setup_system() {
+  local pkgs=(g++ meson ninja-build pkg-config catch2 libxtensor-dev libxsimd-dev
+              nlohmann-json3-dev python3 python3-venv)
+  local missing=() p
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "scribe: installing Debian packages: ${missing[*]}"
+    scribe_as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive scribe_as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+scribe_setup_python() {
+  local venv="$SCRIBE_ROOT/.venv" req="$SCRIBE_ROOT/tests/xla/requirements.txt"
+  local stamp="$venv/.requirements"
+  if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp" 2>/dev/null; then return 0; fi
+  echo "scribe: preparing the Python environment for the XLA suite in .venv"
+  local py=/usr/bin/python3
+  [ -x "$py" ] || py=$(command -v python3)
+  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+}
+
+# Configures (once) and builds build dir $1 with extra Meson options $2...
+scribe_build() {
+  local dir=$1; shift
+  if [ ! -f "$SCRIBE_ROOT/$dir/build.ninja" ]; then
+    meson setup "$SCRIBE_ROOT/$dir" "$SCRIBE_ROOT" "$@"
+  else
+    meson configure "$SCRIBE_ROOT/$dir" "$@" >/dev/null
+  fi
+  ninja -C "$SCRIBE_ROOT/$dir"
+}
