@@ -129,8 +129,9 @@ public:
     tensor<T> constant(T type, double value);
     template <DtypeTag T, DimSlot... S, DimSlot A>
     tensor<T, S...> iota(tensor_spec<T, S...> spec, A along);
-    template <class... Ts>
-    void outputs(const Ts&... ts);
+    // Sets the outputs: g.outputs(logits, cache). With no arguments, outputs() reads them.
+    template <class T0, class... Ts>
+    void outputs(const T0& t0, const Ts&... ts);
     template <class Param>
     void alias(std::size_t output, const Param& param);
 

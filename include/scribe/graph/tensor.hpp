@@ -26,14 +26,16 @@ public:
 
     graph& owner() const { return *g_; }
     node_id id() const { return id_; }
+    // The node itself: valid until the next node is added to the graph.
     const node& ir() const { return (*g_)[id_]; }
-    const scribe::shape& shape() const { return ir().dims; }
+    // The run-time shape, by value: adding nodes may move the graph's storage.
+    scribe::shape shape() const { return ir().dims; }
 
     // The extent of one of this tensor's dimensions: x.extent(hidden).
     template <Dim D>
     std::int64_t extent(D) const {
         static_assert(has_dim<D, dims_type>, "[scribe] extent: the tensor has no such dimension");
-        return shape()[index_of<D, dims_type>].extent;
+        return ir().dims[index_of<D, dims_type>].extent;
     }
 
 private:
@@ -146,11 +148,12 @@ tensor<T, S...> graph::iota(tensor_spec<T, S...>, A) {
     return {*this, add(std::move(n))};
 }
 
-template <class... Ts>
-void graph::outputs(const Ts&... ts) {
-    static_assert(sizeof...(Ts) > 0 && (Tensor<Ts> && ...), "[scribe] outputs: pass one or more tensors");
+template <class T0, class... Ts>
+void graph::outputs(const T0& t0, const Ts&... ts) {
+    static_assert(Tensor<T0> && (Tensor<Ts> && ...), "[scribe] outputs: pass one or more tensors");
+    detail::same_graph(*this, t0.owner(), "outputs");
     (detail::same_graph(*this, ts.owner(), "outputs"), ...);
-    set_outputs({ts.id()...});
+    set_outputs({t0.id(), ts.id()...});
 }
 
 template <class Param>
