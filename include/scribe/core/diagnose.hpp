@@ -82,6 +82,23 @@ struct unsupported_dtype {
     static_assert(always_false<Op>, "[scribe] the op does not take this dtype");
 };
 
+// If you end up here, an op that needs one or more dimension names got none.
+template <class Op>
+struct no_dimension_named {
+    static_assert(always_false<Op>, "[scribe] name at least one dimension, e.g. reduce_sum<tokens>(x)");
+};
+
+// Names a composite op (one without an IR node of its own) in diagnostics:
+// scribe::diagnose::composite_op<scribe::diagnose::op_name::softmax>.
+template <class Name>
+struct composite_op {};
+namespace op_name {
+struct mean;
+struct softmax;
+struct log_softmax;
+struct extent;
+}  // namespace op_name
+
 // If you end up here, the shard count does not divide the dimension's static extent.
 template <class Dim, class Extent, class Shards>
 struct shards_do_not_divide {

@@ -196,6 +196,22 @@ using keep_dims = typename detail::keep_impl<List, Keep>::type;
 template <class D, class List>
 using slot_in = typename detail::slot_impl<D, List>::type;
 
+namespace detail {
+template <class D, class List, bool = has_dim_impl<D, List>::value>
+struct slot_or_self {
+    using type = D;
+};
+template <class D, class List>
+struct slot_or_self<D, List, true> {
+    using type = typename slot_impl<D, List>::type;
+};
+}  // namespace detail
+
+// The slot of D in List, or D itself when List lacks it (for checks that run
+// before the op has verified D is there).
+template <class D, class List>
+using slot_or_self = typename detail::slot_or_self<D, List>::type;
+
 // Every dimension of A is in B (and ranks agree): the same set, maybe reordered.
 template <class A, class B>
 inline constexpr bool same_dim_set =

@@ -312,7 +312,9 @@ inline void infer(const std::vector<node>& nodes, node& n) {
             n.dims = x.dims;
             for (std::size_t i = 0; i < x.dims.size(); ++i) {
                 n.dims[i].extent += n.starts[i] + n.limits[i];
-                require(n.dims[i].extent > 0, n, "padding leaves " + ticked(x.dims[i].name) + " empty");
+                require(n.dims[i].extent > 0, n,
+                        "padding " + std::to_string(n.starts[i]) + " and " + std::to_string(n.limits[i]) + " leave " +
+                            ticked(x.dims[i].name) + " of extent " + std::to_string(x.dims[i].extent) + " empty");
             }
             n.type = x.type;
             break;

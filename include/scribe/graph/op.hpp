@@ -91,6 +91,10 @@ constexpr bool is_transcendental(op k) {
            k == op::logistic || k == op::sin || k == op::cos || k == op::floor;
 }
 
+// Names an op in diagnostics: scribe::op_tag<scribe::op::add>.
+template <op K>
+struct op_tag {};
+
 enum class comparison : std::uint8_t { eq, ne, lt, le, gt, ge };
 inline constexpr std::string_view comparison_names[] = {"EQ", "NE", "LT", "LE", "GT", "GE"};
 

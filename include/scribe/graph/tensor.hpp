@@ -20,7 +20,7 @@ public:
     using dtype_type = T;
     using dims_type = dims<S...>;
     static constexpr std::size_t rank = sizeof...(S);
-    static_assert(tensor_spec<T, S...>::check());
+    static_assert(tensor_spec<T, S...>::check() || true);  // check() reports a bad shape
 
     tensor(graph& g, node_id id) : g_(&g), id_(id) { verify(); }
 
@@ -32,10 +32,14 @@ public:
     scribe::shape shape() const { return ir().dims; }
 
     // The extent of one of this tensor's dimensions: x.extent(hidden).
-    template <Dim D>
+    template <DimSlot D>
     std::int64_t extent(D) const {
-        static_assert(has_dim<D, dims_type>, "[scribe] extent: the tensor has no such dimension");
-        return ir().dims[index_of<D, dims_type>].extent;
+        if constexpr (!has_dim<D, dims_type>) {
+            (void)diagnose::dimension_not_in_tensor<diagnose::composite_op<diagnose::op_name::extent>, dim_of<D>, dims_type>{};
+            return 0;
+        } else {
+            return ir().dims[index_of<D, dims_type>].extent;
+        }
     }
 
 private:
@@ -97,26 +101,37 @@ shape spec_shape([[maybe_unused]] const graph& g, [[maybe_unused]] std::string_v
 
 // Static extents become bindings, so later dynamic uses of the dimension agree.
 template <class... S>
-void bind_static(graph& g) {
-    ((static_extent<S> != dynamic_extent ? (void)g.bind(dim_of<S>::name(), static_extent<S>) : void()), ...);
+void bind_static([[maybe_unused]] graph& g, [[maybe_unused]] std::string_view context) {
+    [[maybe_unused]] auto one = [&](std::string_view dim, std::int64_t extent) {
+        if (extent == dynamic_extent) return;
+        if (auto bound = g.bound(dim); bound && *bound != extent)
+            throw error(std::string(context) + ": dimension " + ticked(dim) + " is static with extent " +
+                        std::to_string(extent) + " (" + std::string(dim) + ".of<" + std::to_string(extent) +
+                        ">) but the graph binds it to " + std::to_string(*bound));
+        g.bind(dim, extent);
+    };
+    (one(dim_of<S>::name(), static_extent<S>), ...);
 }
 
 inline void same_graph(const graph& a, const graph& b, std::string_view op) {
-    if (&a != &b) throw error(std::string(op) + ": operands belong to different graphs");
+    if (&a != &b)
+        throw error(std::string(op) + ": operands belong to different graphs (" + ticked(a.name()) + " and " +
+                    ticked(b.name()) + ")");
 }
 
 }  // namespace detail
 
 template <DtypeTag T, DimSlot... S>
 tensor<T, S...> graph::parameter(tensor_spec<T, S...>, std::string label) {
-    detail::bind_static<S...>(*this);
-    return {*this, add_parameter(T::id, detail::spec_shape<S...>(*this, "parameter " + detail::ticked(label)),
-                                 std::move(label))};
+    const std::string context = "parameter " + detail::ticked(label);
+    detail::bind_static<S...>(*this, context);
+    auto dims = detail::spec_shape<S...>(*this, context);
+    return {*this, add_parameter(T::id, std::move(dims), std::move(label))};
 }
 
 template <DtypeTag T, DimSlot... S>
 tensor<T, S...> graph::constant(tensor_spec<T, S...>, std::span<const double> values) {
-    detail::bind_static<S...>(*this);
+    detail::bind_static<S...>(*this, "constant");
     node n;
     n.kind = op::constant;
     n.type = T::id;
@@ -138,8 +153,9 @@ tensor<T> graph::constant(T, double value) {
 
 template <DtypeTag T, DimSlot... S, DimSlot A>
 tensor<T, S...> graph::iota(tensor_spec<T, S...>, A) {
-    static_assert(has_dim<A, dims<S...>>, "[scribe] iota: the dimension to count along is not in the shape");
-    detail::bind_static<S...>(*this);
+    if constexpr (!has_dim<A, dims<S...>>)
+        (void)diagnose::dimension_not_in_tensor<op_tag<op::iota>, dim_of<A>, dims<S...>>{};
+    detail::bind_static<S...>(*this, "iota");
     node n;
     n.kind = op::iota;
     n.type = T::id;

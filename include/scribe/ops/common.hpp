@@ -11,10 +11,6 @@
 
 namespace scribe {
 
-// Names an op in diagnostics: scribe::op_tag<scribe::op::add>.
-template <op K>
-struct op_tag {};
-
 namespace detail {
 
 // Appends `n` to `g` and returns it as a tensor<T, List...>.

@@ -44,7 +44,7 @@ auto broadcast(const tensor<T, S...>& x) {
         (void)diagnose::duplicate_dimension_in_shape<typename detail::first_duplicate<N>::type, N>{};
     } else {
         graph& g = x.owner();
-        detail::bind_static<std::remove_cvref_t<decltype(New)>...>(g);
+        detail::bind_static<std::remove_cvref_t<decltype(New)>...>(g, "broadcast");
         node n;
         n.kind = op::broadcast;
         n.operands = {x.id()};
@@ -105,7 +105,7 @@ auto rename(const tensor<T, S...>& x) {
     } else if constexpr (has_dim<Tt, L> && !std::is_same_v<dim_of<F>, dim_of<Tt>>) {
         (void)diagnose::dimension_already_in_tensor<op_tag<op::reshape>, dim_of<Tt>, L>{};
     } else {
-        constexpr auto stat = static_extent<slot_in<F, L>>;
+        constexpr auto stat = static_extent<slot_or_self<F, L>>;
         using NewSlot = std::conditional_t<stat != dynamic_extent && static_extent<Tt> == dynamic_extent,
                                            static_dim<dim_of<Tt>, (stat > 0 ? stat : 1)>, Tt>;
         if constexpr (static_extent<Tt> != dynamic_extent && stat != dynamic_extent && static_extent<Tt> != stat) {
@@ -135,7 +135,7 @@ auto split(const tensor<T, S...>& x) {
     using F = std::remove_cvref_t<decltype(From)>;
     using SA = std::remove_cvref_t<decltype(A)>;
     using SB = std::remove_cvref_t<decltype(B)>;
-    constexpr auto ef = static_extent<slot_in<F, L>>;
+    constexpr auto ef = static_extent<slot_or_self<F, L>>;
     constexpr auto ea = static_extent<SA>;
     constexpr auto eb = static_extent<SB>;
     if constexpr (!has_dim<F, L>) {
@@ -147,7 +147,7 @@ auto split(const tensor<T, S...>& x) {
     } else if constexpr ((ef != dynamic_extent && ea != dynamic_extent && eb != dynamic_extent && ea * eb != ef) ||
                          (ef != dynamic_extent && ea != dynamic_extent && ef % ea != 0) ||
                          (ef != dynamic_extent && eb != dynamic_extent && ef % eb != 0)) {
-        (void)diagnose::extents_do_not_multiply_out<slot_in<F, L>, dims<SA, SB>,
+        (void)diagnose::extents_do_not_multiply_out<slot_or_self<F, L>, dims<SA, SB>,
                                                     std::integer_sequence<std::int64_t, ef, ea, eb>>{};
     } else {
         graph& g = x.owner();
@@ -190,8 +190,8 @@ auto merge(const tensor<T, S...>& x) {
     using SA = std::remove_cvref_t<decltype(A)>;
     using SB = std::remove_cvref_t<decltype(B)>;
     using Tt = std::remove_cvref_t<decltype(To)>;
-    constexpr auto ea = static_extent<slot_in<SA, L>>;
-    constexpr auto eb = static_extent<slot_in<SB, L>>;
+    constexpr auto ea = static_extent<slot_or_self<SA, L>>;
+    constexpr auto eb = static_extent<slot_or_self<SB, L>>;
     constexpr auto et = static_extent<Tt>;
     if constexpr (!has_dim<SA, L> || !has_dim<SB, L> || std::is_same_v<dim_of<SA>, dim_of<SB>>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::reshape>, dims<SA, SB>, L>{};

@@ -18,13 +18,13 @@ template <reducer R, op K, class Red, class T, class... S>
 auto reduce_impl(const tensor<T, S...>& x) {
     using L = dims<S...>;
     if constexpr (std::is_same_v<Red, dims<>>) {
-        static_assert(diagnose::always_false<T>, "[scribe] reduce: name at least one dimension to reduce");
+        (void)diagnose::no_dimension_named<op_tag<K>>{};
     } else if constexpr (!std::is_same_v<first_missing<Red, L>, void>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<K>, first_missing<Red, L>, L>{};
     } else if constexpr (!all_unique<Red>) {
         (void)diagnose::duplicate_dimension_in_shape<typename first_duplicate<Red>::type, Red>{};
     } else if constexpr (K == op::argmax && Red::rank != 1) {
-        static_assert(diagnose::always_false<T>, "[scribe] argmax: name exactly one dimension");
+        (void)diagnose::no_dimension_named<op_tag<K>>{};
     } else {
         node n;
         n.kind = K;
@@ -55,11 +55,14 @@ auto reduce_min(const X& x) {
 // mean<hidden>(x): the sum divided by the number of elements reduced (floats only).
 template <auto... D, class T, class... S>
 auto mean(const tensor<T, S...>& x) {
-    static_assert(FloatDtype<T>, "[scribe] mean: needs a float tensor");
-    auto s = reduce_sum<D...>(x);
-    std::int64_t count = 1;
-    ((count *= x.shape()[index_of<std::remove_cvref_t<decltype(D)>, dims<S...>>].extent), ...);
-    return s * (1.0 / static_cast<double>(count));
+    if constexpr (!FloatDtype<T>) {
+        (void)diagnose::unsupported_dtype<diagnose::composite_op<diagnose::op_name::mean>, T>{};
+    } else {
+        auto s = reduce_sum<D...>(x);
+        std::int64_t count = 1;
+        ((count *= x.extent(D)), ...);
+        return s * (1.0 / static_cast<double>(count));
+    }
 }
 
 // argmax<vocab>(x): the s32 index of the largest element along one dimension (the
@@ -72,17 +75,23 @@ auto argmax(const X& x) {
 // softmax<vocab>(x) = exp(x - max) / sum(exp(x - max)), stable for large inputs.
 template <auto D, class T, class... S>
 auto softmax(const tensor<T, S...>& x) {
-    static_assert(FloatDtype<T>, "[scribe] softmax: needs a float tensor");
-    auto e = exp(x - broadcast_to(reduce_max<D>(x), x));
-    return e / broadcast_to(reduce_sum<D>(e), e);
+    if constexpr (!FloatDtype<T>) {
+        (void)diagnose::unsupported_dtype<diagnose::composite_op<diagnose::op_name::softmax>, T>{};
+    } else {
+        auto e = exp(x - broadcast_to(reduce_max<D>(x), x));
+        return e / broadcast_to(reduce_sum<D>(e), e);
+    }
 }
 
 // log_softmax<vocab>(x) = (x - max) - log(sum(exp(x - max))).
 template <auto D, class T, class... S>
 auto log_softmax(const tensor<T, S...>& x) {
-    static_assert(FloatDtype<T>, "[scribe] log_softmax: needs a float tensor");
-    auto shifted = x - broadcast_to(reduce_max<D>(x), x);
-    return shifted - broadcast_to(log(reduce_sum<D>(exp(shifted))), shifted);
+    if constexpr (!FloatDtype<T>) {
+        (void)diagnose::unsupported_dtype<diagnose::composite_op<diagnose::op_name::log_softmax>, T>{};
+    } else {
+        auto shifted = x - broadcast_to(reduce_max<D>(x), x);
+        return shifted - broadcast_to(log(reduce_sum<D>(exp(shifted))), shifted);
+    }
 }
 
 }  // namespace scribe

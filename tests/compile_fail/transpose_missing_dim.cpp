@@ -1,0 +1,16 @@
+// transpose<tokens> of [hidden, tokens]: `hidden` is dropped, not a permutation.
+// expect: transpose_not_a_permutation<scribe::dims<tokens>, scribe::dims<hidden, tokens> >
+// expect: [scribe] transpose: the target order is not a permutation
+#include <scribe/scribe.hpp>
+
+SCRIBE_DIM(hidden);
+SCRIBE_DIM(tokens);
+
+using namespace scribe;
+
+int main() {
+    graph g;
+    auto x = g.parameter(f32[hidden, tokens], "x");
+    auto y = transpose<tokens>(x);
+    (void)y;
+}
