@@ -10,7 +10,7 @@
 //     g.bind(hidden(768), vocab(50257), tokens(128), batch(1));
 //     auto h = g.parameter(f32[hidden, tokens, batch], "hidden");
 //     auto w = g.parameter(f32[hidden, vocab], "weight");
-//     auto logits = dot<hidden>(w, h);          // tensor<f32, vocab, tokens, batch>
+//     auto logits = dot<hidden>(w, h);          // tensor_of<f32[vocab, tokens, batch]>
 //     g.outputs(logits);
 //     scribe::hlo::write(g, "out", "lm_head");  // out/lm_head.hlo and .pb
 //

@@ -447,3 +447,24 @@ TEST_CASE("other malformed graphs") {
     CHECK_THAT(error_from([&] { (void)all_gather<hidden>(x, ragged); }),
                Contains("[scribe] all_gather:") && Contains("same size"));
 }
+
+TEST_CASE("a C++ number joins an integer tensor only if the dtype can hold it") {
+    graph g;
+    g.bind(hidden(3));
+    auto x = g.parameter(s32[hidden], "x");
+    CHECK((x * 2).shape() == x.shape());
+    CHECK_THROWS_WITH(x * 0.5, Catch::Contains("0.5") && Catch::Contains("not a value of s32"));
+    auto b = g.parameter(u8[hidden], "b");
+    CHECK_THROWS_WITH(b + 300, Catch::Contains("300") && Catch::Contains("u8"));
+}
+
+TEST_CASE("a scalar from another graph is refused before it is used") {
+    graph g1("first"), g2("second");
+    g1.bind(hidden(3));
+    auto x = g1.parameter(f32[hidden], "x");
+    auto s = g2.parameter(f32[], "s");
+    const auto before = g1.nodes().size();
+    CHECK_THROWS_WITH(x + s, Catch::Contains("different graphs") && Catch::Contains("`first`") &&
+                                 Catch::Contains("`second`"));
+    CHECK(g1.nodes().size() == before);
+}

@@ -242,9 +242,9 @@ void compares_and_selects() {
             g.outputs(r);
             // Small integers make equal elements likely, so EQ and the tie cases are exercised.
             record(nm, g, {{"kind", "compare"}, {"direction", dirs[d]}},
-                   {{"a", json::array({-2, 2})}, {"b", json::array({-2, 2})}});
+                   {{"a", json::array({0, 3})}, {"b", json::array({0, 3})}});
         }
-    }, f32, s32, bf16, u8);
+    }, s8, u8, s32, s64, u32, f16, bf16, f32, f64);
     each([](auto t) {
         const std::string nm = "select_" + dn(t);
         auto g = make(nm);
@@ -253,7 +253,7 @@ void compares_and_selects() {
         auto b = g.parameter(t[hidden, tokens], "b");
         g.outputs(select(p, a, b));
         record(nm, g, {{"kind", "select"}});
-    }, f32, s32, f16, pred);
+    }, pred, s8, u8, s32, s64, u32, f16, bf16, f32, f64);
 }
 
 void layouts() {
@@ -296,7 +296,7 @@ void layouts() {
             g.outputs(merge<heads, head_dim, hidden>(x));
             record("merge_" + s, g, {{"kind", "merge"}, {"from", {"heads", "head_dim"}}, {"into", "hidden"}});
         }
-    }, f32, bf16, s32, pred);
+    }, pred, s8, u8, s32, s64, u32, f16, bf16, f32, f64);
 }
 
 void dots() {
@@ -345,7 +345,7 @@ void reductions() {
                                              {{"fn", "max"}, {"dims", {"hidden", "batch"}}},
                                              {{"fn", "min"}, {"dims", {"batch"}}},
                                              {{"fn", "sum"}, {"dims", {"hidden", "tokens", "batch"}}}}}});
-    }, f32, f16, bf16, f64, s32, u8, s64);
+    }, f32, f16, bf16, f64, s8, u8, s32, s64, u32);
     each([](auto t) {
         const std::string s = dn(t);
         auto g = make("mean_" + s);
@@ -354,15 +354,15 @@ void reductions() {
         record("mean_" + s, g, {{"kind", "reduce"},
                                 {"parts", {{{"fn", "mean"}, {"dims", {"hidden"}}},
                                            {{"fn", "mean"}, {"dims", {"tokens", "batch"}}}}}});
-    }, f32, bf16, f64);
+    }, f16, bf16, f32, f64);
     each([](auto t) {
         const std::string s = dn(t);
         auto g = make("argmax_" + s);
         auto x = g.parameter(t[vocab, tokens, batch], "x");
         g.outputs(argmax<vocab>(x), argmax<tokens>(x));
         // Few distinct values: ties, which must resolve to the first index.
-        record("argmax_" + s, g, {{"kind", "argmax"}, {"dims", {"vocab", "tokens"}}}, {{"x", json::array({-3, 3})}});
-    }, f32, bf16, s32, f16);
+        record("argmax_" + s, g, {{"kind", "argmax"}, {"dims", {"vocab", "tokens"}}}, {{"x", json::array({0, 5})}});
+    }, s8, u8, s32, s64, u32, f16, bf16, f32, f64);
     each([](auto t) {
         const std::string s = dn(t);
         auto g = make("softmax_" + s);
@@ -422,7 +422,7 @@ void slicing_ops() {
             g.outputs(gather<vocab>(table, ids));
             record("gather_" + s, g, {{"kind", "gather"}, {"dim", "vocab"}}, {{"ids", json::array({0, 6})}});
         }
-    }, f32, f16, bf16, s32, u8, pred);
+    }, pred, s8, u8, s32, s64, u32, f16, bf16, f32, f64);
 }
 
 void multiple_outputs_and_alias() {
@@ -466,7 +466,7 @@ void collectives() {
                 g.outputs(all_gather<hidden>(g.parameter(t[tokens, hidden], "x"), groups));
                 record("all_gather_" + s, g, {{"kind", "all_gather"}, {"dim", "hidden"}}, {}, n);
             }
-        }, f32, bf16, s32);
+        }, f16, bf16, f32, f64, s32, u32);
     }
     {   // Two groups of two among four replicas.
         auto g = make("all_reduce_sum_groups_of_2");

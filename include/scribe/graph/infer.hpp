@@ -86,6 +86,7 @@ inline void infer(const std::vector<node>& nodes, node& n) {
         case op::parameter:
         case op::iota:
             arity(0);
+            require(n.kind != op::iota || n.type != dtype::pred, n, "cannot count in pred");
             for (const auto& d : n.dims)
                 require(d.extent > 0, n, "dimension " + ticked(d.name) + " has extent " +
                                              std::to_string(d.extent) + "; extents must be positive");
@@ -114,6 +115,7 @@ inline void infer(const std::vector<node>& nodes, node& n) {
             const auto& b = operand(1);
             require(a.type == b.type, n, "dtype mismatch: " + std::string(name(a.type)) + " and " +
                                              std::string(name(b.type)));
+            require(n.kind == op::compare || a.type != dtype::pred, n, "arithmetic on pred is not defined");
             check_same_shape(n, a.dims, b.dims, "lhs", "rhs");
             n.dims = a.dims;
             n.type = n.kind == op::compare ? dtype::pred : a.type;
@@ -360,6 +362,8 @@ inline void infer(const std::vector<node>& nodes, node& n) {
                 const auto& x = operand(0);
                 require(!is_transcendental(n.kind) || is_float(x.type), n,
                         "needs a float operand, got " + std::string(name(x.type)));
+                require(is_float(x.type) || info(x.type).is_signed, n,
+                        "needs a signed or float operand, got " + std::string(name(x.type)));
                 n.dims = x.dims;
                 n.type = x.type;
                 break;

@@ -155,6 +155,7 @@ template <DtypeTag T, DimSlot... S, DimSlot A>
 tensor<T, S...> graph::iota(tensor_spec<T, S...>, A) {
     if constexpr (!has_dim<A, dims<S...>>)
         (void)diagnose::dimension_not_in_tensor<op_tag<op::iota>, dim_of<A>, dims<S...>>{};
+    if constexpr (std::is_same_v<T, dtype_of<pred>>) (void)diagnose::unsupported_dtype<op_tag<op::iota>, T>{};
     detail::bind_static<S...>(*this, "iota");
     node n;
     n.kind = op::iota;

@@ -22,10 +22,14 @@ auto binary_impl(const tensor<TA, A...>& a, const tensor<TB, B...>& b, op kind, 
     using LB = dims<B...>;
     if constexpr (!std::is_same_v<TA, TB>) {
         (void)diagnose::dtype_mismatch<op_tag<K>, TA, TB>{};
+    } else if constexpr (K != op::compare && std::is_same_v<TA, dtype_of<pred>>) {
+        (void)diagnose::unsupported_dtype<op_tag<K>, TA>{};
     } else if constexpr (LA::rank == 0 && LB::rank != 0) {
+        same_graph(a.owner(), b.owner(), info(kind).name);
         return binary_impl<K>(tensor<TB, B...>(b.owner(), broadcast_scalar(b.owner(), a.id(), b.shape())), b,
                               kind, dir);
     } else if constexpr (LB::rank == 0 && LA::rank != 0) {
+        same_graph(a.owner(), b.owner(), info(kind).name);
         return binary_impl<K>(a, tensor<TA, A...>(a.owner(), broadcast_scalar(a.owner(), b.id(), a.shape())),
                               kind, dir);
     } else if constexpr (!same_dim_set<LA, LB>) {
@@ -49,9 +53,14 @@ auto binary(const tensor<TA, A...>& a, const tensor<TB, B...>& b) {
     return binary_impl<K>(a, b, K, comparison::eq);
 }
 
+// neg takes signed numbers and floats, abs too; the rest floats only (XLA's rules).
+template <op K, class T>
+inline constexpr bool unary_accepts =
+    is_transcendental(K) ? FloatDtype<T> : (FloatDtype<T> || (IntegerDtype<T> && info(T::id).is_signed));
+
 template <op K, class T, class... S>
 auto unary(const tensor<T, S...>& x) {
-    if constexpr (is_transcendental(K) && !FloatDtype<T>) {
+    if constexpr (!unary_accepts<K, T>) {
         (void)diagnose::unsupported_dtype<op_tag<K>, T>{};
     } else {
         node n;
@@ -61,9 +70,17 @@ auto unary(const tensor<T, S...>& x) {
     }
 }
 
-// A C++ number as a scalar of x's dtype.
+// A C++ number as a scalar of x's dtype. Floats round to the dtype; an integer
+// dtype takes only the integers it can hold (x * 0.5 on s32 would be x * 0).
 template <class T, class... S>
 tensor<T> scalar_like(const tensor<T, S...>& x, double value) {
+    if constexpr (!is_float(T::id)) {
+        unsigned char bytes[8];
+        store_as(T::id, value, bytes);
+        if (load_as_double(T::id, bytes) != value)
+            throw error("the number " + std::to_string(value) + " is not a value of " + std::string(T::name()) +
+                        "; convert the tensor or use a number it can hold");
+    }
     return x.owner().constant(T{}, value);
 }
 
