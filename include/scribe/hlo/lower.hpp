@@ -45,7 +45,8 @@ public:
     module run() {
         module m;
         m.name = sanitize(g_.name());
-        if (g_.outputs().empty()) throw error("hlo: graph " + detail_quoted(g_.name()) + " has no outputs; call g.outputs(...)");
+        if (g_.outputs().empty())
+            throw error("hlo: graph " + scribe::detail::ticked(g_.name()) + " has no outputs; call g.outputs(...)");
         computation entry;
         entry.name = unique("main");
         std::vector<std::int64_t> ids(g_.nodes().size());
@@ -84,8 +85,6 @@ public:
     }
 
 private:
-    static std::string detail_quoted(const std::string& s) { return "`" + s + "`"; }
-
     // HLO names: letters, digits, '_', '.', '-'; starting with a letter or '_'.
     static std::string sanitize(const std::string& s) {
         std::string out;
