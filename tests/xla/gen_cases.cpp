@@ -1,9 +1,13 @@
 // Writes the XLA conformance cases: for every op (several shapes, every dtype it
 // supports) a graph exported as <name>.hlo and <name>.pb, and cases.json saying
 // what each computes in named terms. test_conformance.py runs both files with XLA
-// and compares with its own NumPy reference of that description.
+// and compares with its own NumPy reference of that description, and with the
+// CPU backend's result for the same graph and inputs.
 //
-// Usage: gen_cases OUTPUT_DIR
+// Usage: gen_cases OUTPUT_DIR        export the cases
+//        gen_cases --cpu DIR         run every case on the CPU backend: reads
+//                                    DIR/inputs/<case>/r<R>_<K>.bin, writes
+//                                    DIR/cpu/<case>/r<R>_<K>.bin (raw row-major bytes)
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,7 +16,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <scribe/scribe.hpp>
+#include <scribe/cpu.hpp>
 
 SCRIBE_DIM(hidden);
 SCRIBE_DIM(tokens);
@@ -31,7 +35,38 @@ using json = nlohmann::json;
 namespace {
 
 std::filesystem::path out_dir;
+bool cpu_mode = false;
 json cases = json::array();
+
+std::vector<char> read_file(const std::filesystem::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    if (!f) throw scribe::error("gen_cases: cannot read " + p.string());
+    return {std::istreambuf_iterator<char>(f), {}};
+}
+
+// Runs g on the CPU backend with the inputs the Python side wrote for this case.
+void run_on_cpu(const std::string& name, const graph& g, int replicas) {
+    const auto in_dir = out_dir / "inputs" / name;
+    const auto res_dir = out_dir / "cpu" / name;
+    std::filesystem::create_directories(res_dir);
+    std::vector<std::vector<char>> storage;
+    std::vector<std::vector<cpu::array>> inputs(static_cast<std::size_t>(replicas));
+    storage.reserve(static_cast<std::size_t>(replicas * g.parameter_count()));
+    for (int r = 0; r < replicas; ++r)
+        for (const auto& n : g.nodes()) {
+            if (n.kind != scribe::op::parameter) continue;
+            storage.push_back(read_file(in_dir / ("r" + std::to_string(r) + "_" + std::to_string(n.parameter_number) + ".bin")));
+            inputs[static_cast<std::size_t>(r)].push_back(
+                cpu::array::borrow(n.type, n.dims, storage.back().data(), storage.back().size()));
+        }
+    const auto outs = cpu::executor(g).run_replicas(inputs);
+    for (int r = 0; r < replicas; ++r)
+        for (std::size_t k = 0; k < outs[static_cast<std::size_t>(r)].size(); ++k) {
+            const auto& a = outs[static_cast<std::size_t>(r)][k];
+            std::ofstream(res_dir / ("r" + std::to_string(r) + "_" + std::to_string(k) + ".bin"), std::ios::binary)
+                .write(reinterpret_cast<const char*>(a.data()), static_cast<std::streamsize>(a.bytes()));
+        }
+}
 
 json shape_json(const shape& s) {
     json j = json::array();
@@ -43,6 +78,10 @@ json shape_json(const shape& s) {
 // `domains` gives an input's value range where the op needs one ("positive",
 // "nonzero", [lo, hi] for integers or indices).
 void record(const std::string& name, const graph& g, json op, json domains = json::object(), int replicas = 1) {
+    if (cpu_mode) {
+        run_on_cpu(name, g, replicas);
+        return;
+    }
     hlo::write(g, out_dir, name);
     json inputs = json::array();
     for (const auto& n : g.nodes())
@@ -478,11 +517,12 @@ void collectives() {
 }  // namespace
 
 int main(int argc, char** argv) try {
-    if (argc != 2) {
-        std::fprintf(stderr, "usage: gen_cases OUTPUT_DIR\n");
+    cpu_mode = argc == 3 && std::string(argv[1]) == "--cpu";
+    if (argc != 2 && !cpu_mode) {
+        std::fprintf(stderr, "usage: gen_cases OUTPUT_DIR | gen_cases --cpu DIR\n");
         return 2;
     }
-    out_dir = argv[1];
+    out_dir = argv[argc - 1];
     std::filesystem::create_directories(out_dir);
     parameters_and_constants();
     converts();
@@ -495,6 +535,10 @@ int main(int argc, char** argv) try {
     slicing_ops();
     multiple_outputs_and_alias();
     collectives();
+    if (cpu_mode) {
+        std::printf("ran the cases on the CPU backend into %s\n", (out_dir / "cpu").c_str());
+        return 0;
+    }
     std::ofstream(out_dir / "cases.json") << cases.dump(1);
     std::printf("wrote %zu cases to %s\n", cases.size(), out_dir.c_str());
     return 0;

@@ -24,6 +24,6 @@ subprocess.run([args.gen, cases], check=True)
 for exe in args.example:
     subprocess.run([exe, examples], check=True)
 
-env = dict(os.environ, SCRIBE_CASES=cases, SCRIBE_EXAMPLES=examples)
+env = dict(os.environ, SCRIBE_CASES=cases, SCRIBE_EXAMPLES=examples, SCRIBE_GEN=args.gen)
 sys.exit(subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", here] + pytest_args,
                          cwd=here, env=env))

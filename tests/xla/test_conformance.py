@@ -1,11 +1,13 @@
 """XLA conformance: every exported case, as HLO text and as HloModuleProto, is
-parsed, compiled and run by XLA (CPU) and compared with the NumPy reference.
+parsed, compiled and run by XLA (CPU) and compared with the NumPy reference and
+with Scribe's CPU backend run on the same graph and the same inputs.
 
-The cases directory comes from SCRIBE_CASES (written by gen_cases); extra
-directories of example outputs are checked by test_examples.py.
+The cases directory comes from SCRIBE_CASES (written by gen_cases, whose path is
+SCRIBE_GEN); the examples' outputs are checked by test_examples.py.
 """
 import json
 import os
+import subprocess
 import zlib
 
 import numpy as np
@@ -26,6 +28,36 @@ def _load_cases():
 
 
 CASES = _load_cases()
+
+
+def _inputs(case):
+    rng = np.random.default_rng(zlib.crc32(case["name"].encode()))
+    return [reference.make_inputs(case, rng) for _ in range(case["replicas"])]
+
+
+def _run_cpu_backend():
+    """Writes every case's inputs, runs them all on the CPU backend at once, and
+    returns a loader for its outputs."""
+    gen = os.environ.get("SCRIBE_GEN", "")
+    if not gen:
+        raise RuntimeError("SCRIBE_GEN (the gen_cases program) is not set; run through run_suite.py")
+    for case in CASES:
+        d = os.path.join(CASES_DIR, "inputs", case["name"])
+        os.makedirs(d, exist_ok=True)
+        for r, arrays in enumerate(_inputs(case)):
+            for k, a in enumerate(arrays):
+                np.ascontiguousarray(a).tofile(os.path.join(d, f"r{r}_{k}.bin"))
+    subprocess.run([gen, "--cpu", CASES_DIR], check=True)
+
+    def load(case, r, k):
+        spec = case["outputs"][k]
+        path = os.path.join(CASES_DIR, "cpu", case["name"], f"r{r}_{k}.bin")
+        shape = tuple(d["extent"] for d in spec["dims"])
+        return np.fromfile(path, dtype=reference.np_dtype(spec["dtype"])).reshape(shape)
+    return load
+
+
+CPU_OUTPUT = _run_cpu_backend()
 
 # Tolerances: (rtol, atol) for a single rounding of the result, and for composite
 # ops whose intermediates round too (reductions, dots, softmax, expressions).
@@ -53,16 +85,20 @@ def compare(case, got, want, out_spec, where):
 @pytest.mark.parametrize("fmt", ["hlo", "pb"])
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_case(case, fmt):
-    rng = np.random.default_rng(zlib.crc32(case["name"].encode()))
     n = case["replicas"]
-    arrays = [reference.make_inputs(case, rng) for _ in range(n)]
+    arrays = _inputs(case)
     want = reference.expected(case, arrays)
     got = xla_shim.run_file(os.path.join(CASES_DIR, f"{case['name']}.{fmt}"), arrays, replicas=n)
     assert len(got) == n
     for r in range(n):
         assert len(got[r]) == len(case["outputs"]), f"{len(got[r])} outputs, expected {len(case['outputs'])}"
         for k, spec in enumerate(case["outputs"]):
-            compare(case, got[r][k], want[r][k], spec, f"{case['name']}.{fmt} replica {r} output {k}")
+            where = f"{case['name']}.{fmt} replica {r} output {k}"
+            compare(case, got[r][k], want[r][k], spec, where)
+            # The CPU backend, on the same graph and inputs, agrees with XLA.
+            names = [d["name"] for d in spec["dims"]]
+            cpu = reference.Named(CPU_OUTPUT(case, r, k), names)
+            compare(case, cpu.a, reference.Named(got[r][k], names), spec, where + " (CPU backend vs XLA)")
 
 
 def test_text_and_proto_are_the_same_module():

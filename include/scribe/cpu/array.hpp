@@ -1,0 +1,109 @@
+// scribe/cpu/array.hpp — the CPU backend's n-dimensional array: a dtype, a shape and
+// row-major bytes, either owned or borrowed read-only from the caller (weights in an
+// mmapped file are never copied).
+#pragma once
+
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <xtensor/xadapt.hpp>
+
+#include "../core/tensor_spec.hpp"
+#include "../graph/node.hpp"
+
+namespace scribe::cpu {
+
+class array {
+public:
+    array() = default;
+
+    // Zero-filled, owned.
+    array(dtype type, shape dims) : type_(type), dims_(std::move(dims)) {
+        storage_.assign(bytes(), 0);
+    }
+
+    // A read-only view over `size` bytes at `data`, which must hold exactly the
+    // array's elements; the caller keeps the memory alive.
+    static array borrow(dtype type, shape dims, const void* data, std::size_t size) {
+        array a;
+        a.type_ = type;
+        a.dims_ = std::move(dims);
+        if (size != a.bytes())
+            throw error("cpu::array: " + std::string(name(type)) + to_string(a.dims_) + " needs " +
+                        std::to_string(a.bytes()) + " bytes, the buffer has " + std::to_string(size));
+        a.view_ = static_cast<const unsigned char*>(data);
+        return a;
+    }
+
+    dtype type() const { return type_; }
+    const shape& dims() const { return dims_; }
+    std::int64_t size() const { return element_count(dims_); }
+    std::size_t bytes() const { return static_cast<std::size_t>(size() * info(type_).bytes); }
+    bool borrowed() const { return view_ != nullptr; }
+
+    const unsigned char* data() const { return view_ ? view_ : storage_.data(); }
+    unsigned char* mutable_data() {
+        if (view_) throw error("cpu::array: a borrowed array is read-only");
+        return storage_.data();
+    }
+
+    // The elements as their storage type (half and bfloat16 for the 16-bit floats).
+    template <class T>
+    std::span<const T> values() const {
+        check_storage<T>();
+        return {reinterpret_cast<const T*>(data()), static_cast<std::size_t>(size())};
+    }
+
+private:
+    template <class T>
+    void check_storage() const {
+        if (sizeof(T) != static_cast<std::size_t>(info(type_).bytes))
+            throw error("cpu::array: elements of " + std::string(name(type_)) + " are " +
+                        std::to_string(info(type_).bytes) + " bytes, not " + std::to_string(sizeof(T)));
+    }
+
+    dtype type_ = dtype::f32;
+    shape dims_;
+    std::vector<unsigned char> storage_;
+    const unsigned char* view_ = nullptr;
+};
+
+namespace detail {
+template <class T>
+constexpr dtype dtype_of_value() {
+    if constexpr (std::is_same_v<T, bool>) return dtype::pred;
+    else if constexpr (std::is_same_v<T, std::int8_t>) return dtype::s8;
+    else if constexpr (std::is_same_v<T, std::uint8_t>) return dtype::u8;
+    else if constexpr (std::is_same_v<T, std::int32_t>) return dtype::s32;
+    else if constexpr (std::is_same_v<T, std::int64_t>) return dtype::s64;
+    else if constexpr (std::is_same_v<T, std::uint32_t>) return dtype::u32;
+    else if constexpr (std::is_same_v<T, half>) return dtype::f16;
+    else if constexpr (std::is_same_v<T, bfloat16>) return dtype::bf16;
+    else if constexpr (std::is_same_v<T, float>) return dtype::f32;
+    else if constexpr (std::is_same_v<T, double>) return dtype::f64;
+    else static_assert(diagnose::always_false<T>, "[scribe] cpu: no dtype stores this element type");
+}
+}  // namespace detail
+
+// A read-only array over an xtensor container (or any contiguous row-major
+// expression with data() and shape()); the dimension names come from the graph.
+template <class E>
+array borrow(const E& e) {
+    using T = std::remove_cv_t<typename E::value_type>;
+    shape dims;
+    for (auto n : e.shape()) dims.push_back({"", static_cast<std::int64_t>(n)});
+    return array::borrow(detail::dtype_of_value<T>(), std::move(dims), e.data(), e.size() * sizeof(T));
+}
+
+// An xtensor view of an array's elements (no copy; valid while the array lives).
+template <class T>
+auto adapt(const array& a) {
+    const auto v = a.values<T>();
+    std::vector<std::size_t> sh;
+    for (const auto& d : a.dims()) sh.push_back(static_cast<std::size_t>(d.extent));
+    return xt::adapt(v.data(), v.size(), xt::no_ownership(), sh);
+}
+
+}  // namespace scribe::cpu

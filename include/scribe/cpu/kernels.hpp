@@ -1,0 +1,510 @@
+// scribe/cpu/kernels.hpp — one evaluation function per op of the graph IR, on
+// cpu::array values. These are the portable reference kernels: every op, every
+// dtype, exact XLA semantics (clamped indices, wrapping integers, division by
+// zero). The executor calls them through one switch (cpu/executor.hpp).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "array.hpp"
+#include "element.hpp"
+
+namespace scribe::cpu::kernels {
+
+using index = std::vector<std::int64_t>;
+
+inline index strides_of(const shape& s) {
+    index st(s.size());
+    std::int64_t k = 1;
+    for (std::size_t i = s.size(); i-- > 0;) {
+        st[i] = k;
+        k *= s[i].extent;
+    }
+    return st;
+}
+
+// Calls f(idx, flat) for every index of `s` in row-major order.
+template <class F>
+void for_each_index(const shape& s, F&& f) {
+    const auto total = element_count(s);
+    index idx(s.size(), 0);
+    for (std::int64_t flat = 0; flat < total; ++flat) {
+        f(idx, flat);
+        for (std::size_t d = s.size(); d-- > 0;) {
+            if (++idx[d] < s[d].extent) break;
+            idx[d] = 0;
+        }
+    }
+}
+
+inline std::int64_t scalar_index(const array& a) {
+    return visit(a.type(), [&](auto D) { return static_cast<std::int64_t>(element<decltype(D)::value>::load(a.data(), 0)); });
+}
+
+// --- element-wise ----------------------------------------------------------
+
+template <class C>
+C unary_value(op k, C x) {
+    if constexpr (std::is_floating_point_v<C>) {
+        switch (k) {
+            case op::neg: return -x;
+            case op::abs: return std::abs(x);
+            case op::exp: return std::exp(x);
+            case op::log: return std::log(x);
+            case op::sqrt: return std::sqrt(x);
+            case op::rsqrt: return C(1) / std::sqrt(x);
+            case op::tanh: return std::tanh(x);
+            case op::logistic: return C(1) / (C(1) + std::exp(-x));
+            case op::sin: return std::sin(x);
+            case op::cos: return std::cos(x);
+            case op::floor: return std::floor(x);
+            default: break;
+        }
+    } else if constexpr (std::is_same_v<C, std::int64_t>) {
+        if (k == op::neg) return static_cast<C>(0ull - static_cast<std::uint64_t>(x));
+        if (k == op::abs) return x < 0 ? static_cast<C>(0ull - static_cast<std::uint64_t>(x)) : x;
+    }
+    throw error("cpu: " + std::string(info(k).name) + " is not defined for this dtype");
+}
+
+inline std::int64_t int_pow(std::int64_t a, std::int64_t b) {
+    if (b < 0) return a == 1 ? 1 : a == -1 ? (b % 2 ? -1 : 1) : 0;
+    std::uint64_t r = 1, base = static_cast<std::uint64_t>(a);
+    for (auto e = static_cast<std::uint64_t>(b); e; e >>= 1, base *= base)
+        if (e & 1) r *= base;
+    return static_cast<std::int64_t>(r);
+}
+
+template <class C>
+C binary_value(op k, C a, C b) {
+    if constexpr (std::is_floating_point_v<C>) {
+        switch (k) {
+            case op::add: return a + b;
+            case op::sub: return a - b;
+            case op::mul: return a * b;
+            case op::div: return a / b;
+            case op::max: return std::isnan(a) || std::isnan(b) ? std::numeric_limits<C>::quiet_NaN() : std::max(a, b);
+            case op::min: return std::isnan(a) || std::isnan(b) ? std::numeric_limits<C>::quiet_NaN() : std::min(a, b);
+            case op::pow: return std::pow(a, b);
+            default: break;
+        }
+    } else if constexpr (std::is_same_v<C, std::int64_t>) {
+        // Wrapping arithmetic, as XLA's integers wrap.
+        const auto ua = static_cast<std::uint64_t>(a), ub = static_cast<std::uint64_t>(b);
+        switch (k) {
+            case op::add: return static_cast<C>(ua + ub);
+            case op::sub: return static_cast<C>(ua - ub);
+            case op::mul: return static_cast<C>(ua * ub);
+            case op::div:  // XLA: x / 0 is -1 (all bits set); INT_MIN / -1 is INT_MIN
+                if (b == 0) return -1;
+                if (a == std::numeric_limits<C>::min() && b == -1) return a;
+                return a / b;
+            case op::max: return std::max(a, b);
+            case op::min: return std::min(a, b);
+            case op::pow: return int_pow(a, b);
+            default: break;
+        }
+    }
+    throw error("cpu: " + std::string(info(k).name) + " is not defined for this dtype");
+}
+
+template <class C>
+bool compare_value(comparison c, C a, C b) {
+    switch (c) {
+        case comparison::eq: return a == b;
+        case comparison::ne: return a != b;
+        case comparison::lt: return a < b;
+        case comparison::le: return a <= b;
+        case comparison::gt: return a > b;
+        case comparison::ge: return a >= b;
+    }
+    return false;
+}
+
+inline array unary(const node& n, const array& x) {
+    array out(n.type, n.dims);
+    visit(n.type, [&](auto D) {
+        using E = element<decltype(D)::value>;
+        for (std::int64_t i = 0; i < x.size(); ++i)
+            E::store(out.mutable_data(), i, unary_value<typename E::compute>(n.kind, E::load(x.data(), i)));
+    });
+    return out;
+}
+
+inline array binary(const node& n, const array& a, const array& b) {
+    array out(n.type, n.dims);
+    visit(a.type(), [&](auto D) {
+        using E = element<decltype(D)::value>;
+        for (std::int64_t i = 0; i < a.size(); ++i) {
+            const auto x = E::load(a.data(), i), y = E::load(b.data(), i);
+            if (n.kind == op::compare)
+                element<dtype::pred>::store(out.mutable_data(), i, compare_value(n.direction, x, y));
+            else
+                E::store(out.mutable_data(), i, binary_value<typename E::compute>(n.kind, x, y));
+        }
+    });
+    return out;
+}
+
+inline array select(const node& n, const array& p, const array& a, const array& b) {
+    array out(n.type, n.dims);
+    const auto es = static_cast<std::size_t>(info(n.type).bytes);
+    for (std::int64_t i = 0; i < out.size(); ++i)
+        std::memcpy(out.mutable_data() + i * es, (p.data()[i] ? a : b).data() + i * es, es);
+    return out;
+}
+
+// XLA's convert: floats to integers truncate and saturate (NaN to 0), integers to
+// narrower integers wrap, anything to pred is `!= 0`.
+inline array convert(const node& n, const array& x) {
+    array out(n.type, n.dims);
+    visit(x.type(), [&](auto S) {
+        visit(n.type, [&](auto D) {
+            using ES = element<decltype(S)::value>;
+            using ED = element<decltype(D)::value>;
+            using CS = typename ES::compute;
+            using CD = typename ED::compute;
+            for (std::int64_t i = 0; i < x.size(); ++i) {
+                const CS v = ES::load(x.data(), i);
+                CD r;
+                if constexpr (std::is_same_v<CD, bool>)
+                    r = v != CS(0);
+                else if constexpr (std::is_integral_v<CD> && std::is_floating_point_v<CS>)
+                    r = static_cast<CD>(scribe::detail::saturate<typename ED::storage>(static_cast<double>(v)));
+                else if constexpr (std::is_integral_v<CD>)
+                    r = static_cast<CD>(static_cast<typename ED::storage>(v));
+                else
+                    r = static_cast<CD>(v);
+                ED::store(out.mutable_data(), i, r);
+            }
+        });
+    });
+    return out;
+}
+
+inline array iota(const node& n) {
+    array out(n.type, n.dims);
+    const auto axis = static_cast<std::size_t>(n.axes.at(0));
+    visit(n.type, [&](auto D) {
+        using E = element<decltype(D)::value>;
+        for_each_index(n.dims, [&](const index& idx, std::int64_t flat) {
+            E::store(out.mutable_data(), flat, static_cast<typename E::compute>(idx[axis]));
+        });
+    });
+    return out;
+}
+
+inline array constant(const node& n) {
+    array out(n.type, n.dims);
+    std::memcpy(out.mutable_data(), n.literal.data(), n.literal.size());
+    return out;
+}
+
+// --- data movement (dtype-agnostic: whole elements are copied) ---------------
+
+inline array broadcast(const node& n, const array& x) {
+    array out(n.type, n.dims);
+    const auto es = static_cast<std::size_t>(info(n.type).bytes);
+    const auto xs = strides_of(x.dims());
+    for_each_index(n.dims, [&](const index& idx, std::int64_t flat) {
+        std::int64_t src = 0;
+        for (std::size_t k = 0; k < n.axes.size(); ++k) src += idx[static_cast<std::size_t>(n.axes[k])] * xs[k];
+        std::memcpy(out.mutable_data() + flat * static_cast<std::int64_t>(es), x.data() + src * static_cast<std::int64_t>(es), es);
+    });
+    return out;
+}
+
+inline array transpose(const node& n, const array& x) {
+    array out(n.type, n.dims);
+    const auto es = static_cast<std::int64_t>(info(n.type).bytes);
+    const auto xs = strides_of(x.dims());
+    for_each_index(n.dims, [&](const index& idx, std::int64_t flat) {
+        std::int64_t src = 0;
+        for (std::size_t k = 0; k < idx.size(); ++k) src += idx[k] * xs[static_cast<std::size_t>(n.axes[k])];
+        std::memcpy(out.mutable_data() + flat * es, x.data() + src * es, static_cast<std::size_t>(es));
+    });
+    return out;
+}
+
+inline array reshape(const node& n, const array& x) {
+    array out(n.type, n.dims);
+    std::memcpy(out.mutable_data(), x.data(), x.bytes());
+    return out;
+}
+
+// Copies the window of x starting at `start` with out's extents into out.
+inline void copy_window(const array& x, const index& start, array& out) {
+    const auto es = static_cast<std::int64_t>(info(x.type()).bytes);
+    const auto xs = strides_of(x.dims());
+    for_each_index(out.dims(), [&](const index& idx, std::int64_t flat) {
+        std::int64_t src = 0;
+        for (std::size_t k = 0; k < idx.size(); ++k) src += (idx[k] + start[k]) * xs[k];
+        std::memcpy(out.mutable_data() + flat * es, x.data() + src * es, static_cast<std::size_t>(es));
+    });
+}
+
+inline array slice(const node& n, const array& x) {
+    array out(n.type, n.dims);
+    copy_window(x, n.starts, out);
+    return out;
+}
+
+// Start indices are clamped so the window fits, as XLA does.
+inline index clamped_starts(const std::vector<const array*>& starts, const shape& operand, const shape& window) {
+    index s(operand.size());
+    for (std::size_t k = 0; k < s.size(); ++k)
+        s[k] = std::clamp<std::int64_t>(scalar_index(*starts[k]), 0, operand[k].extent - window[k].extent);
+    return s;
+}
+
+inline array dynamic_slice(const node& n, const array& x, const std::vector<const array*>& starts) {
+    array out(n.type, n.dims);
+    copy_window(x, clamped_starts(starts, x.dims(), n.dims), out);
+    return out;
+}
+
+inline array dynamic_update_slice(const node& n, const array& x, const array& u,
+                                  const std::vector<const array*>& starts) {
+    array out(n.type, n.dims);
+    std::memcpy(out.mutable_data(), x.data(), x.bytes());
+    const auto s = clamped_starts(starts, x.dims(), u.dims());
+    const auto es = static_cast<std::int64_t>(info(n.type).bytes);
+    const auto os = strides_of(n.dims);
+    for_each_index(u.dims(), [&](const index& idx, std::int64_t flat) {
+        std::int64_t dst = 0;
+        for (std::size_t k = 0; k < idx.size(); ++k) dst += (idx[k] + s[k]) * os[k];
+        std::memcpy(out.mutable_data() + dst * es, u.data() + flat * es, static_cast<std::size_t>(es));
+    });
+    return out;
+}
+
+inline array concatenate(const node& n, const std::vector<const array*>& xs) {
+    array out(n.type, n.dims);
+    const auto axis = static_cast<std::size_t>(n.axes.at(0));
+    const auto es = static_cast<std::int64_t>(info(n.type).bytes);
+    const auto os = strides_of(n.dims);
+    std::int64_t offset = 0;
+    for (const auto* x : xs) {
+        for_each_index(x->dims(), [&](const index& idx, std::int64_t flat) {
+            std::int64_t dst = 0;
+            for (std::size_t k = 0; k < idx.size(); ++k) dst += (idx[k] + (k == axis ? offset : 0)) * os[k];
+            std::memcpy(out.mutable_data() + dst * es, x->data() + flat * es, static_cast<std::size_t>(es));
+        });
+        offset += x->dims()[axis].extent;
+    }
+    return out;
+}
+
+inline array pad(const node& n, const array& x, const array& value) {
+    array out(n.type, n.dims);
+    const auto es = static_cast<std::int64_t>(info(n.type).bytes);
+    const auto xs = strides_of(x.dims());
+    for_each_index(n.dims, [&](const index& idx, std::int64_t flat) {
+        std::int64_t src = 0;
+        bool inside = true;
+        for (std::size_t k = 0; k < idx.size() && inside; ++k) {
+            const auto i = idx[k] - n.starts[k];
+            inside = i >= 0 && i < x.dims()[k].extent;
+            src += i * xs[k];
+        }
+        std::memcpy(out.mutable_data() + flat * es, inside ? x.data() + src * es : value.data(), static_cast<std::size_t>(es));
+    });
+    return out;
+}
+
+// Rows of the table along `axis`, picked by clamped indices: [table's other dims..., ids' dims...].
+inline array gather(const node& n, const array& table, const array& ids) {
+    array out(n.type, n.dims);
+    const auto axis = static_cast<std::size_t>(n.axes.at(0));
+    const auto es = static_cast<std::int64_t>(info(n.type).bytes);
+    const auto ts = strides_of(table.dims());
+    const auto rows = table.dims().size() - 1;
+    const auto extent = table.dims()[axis].extent;
+    std::vector<std::int64_t> picked(static_cast<std::size_t>(ids.size()));
+    visit(ids.type(), [&](auto D) {
+        for (std::int64_t i = 0; i < ids.size(); ++i)
+            picked[static_cast<std::size_t>(i)] =
+                std::clamp<std::int64_t>(static_cast<std::int64_t>(element<decltype(D)::value>::load(ids.data(), i)), 0, extent - 1);
+    });
+    const auto id_strides = strides_of(ids.dims());
+    for_each_index(n.dims, [&](const index& idx, std::int64_t flat) {
+        std::int64_t id_flat = 0;
+        for (std::size_t k = rows; k < idx.size(); ++k) id_flat += idx[k] * id_strides[k - rows];
+        std::int64_t src = picked[static_cast<std::size_t>(id_flat)] * ts[axis];
+        for (std::size_t k = 0, t = 0; k < rows; ++k, ++t) {
+            if (t == axis) ++t;
+            src += idx[k] * ts[t];
+        }
+        std::memcpy(out.mutable_data() + flat * es, table.data() + src * es, static_cast<std::size_t>(es));
+    });
+    return out;
+}
+
+// --- contractions and reductions ------------------------------------------
+
+// dot as batched [B, M, K] x [B, K, N], accumulating in the compute type (f32
+// for 16-bit floats, wrapping int64 for integers).
+inline array dot(const node& n, const array& a, const array& b) {
+    const auto& d = n.dot;
+    auto free_axes = [](std::size_t rank, const index& c, const index& bt) {
+        index out;
+        for (std::int64_t i = 0; i < static_cast<std::int64_t>(rank); ++i)
+            if (std::find(c.begin(), c.end(), i) == c.end() && std::find(bt.begin(), bt.end(), i) == bt.end())
+                out.push_back(i);
+        return out;
+    };
+    const auto af = free_axes(a.dims().size(), d.lhs_contracting, d.lhs_batch);
+    const auto bf = free_axes(b.dims().size(), d.rhs_contracting, d.rhs_batch);
+    auto extent_product = [](const array& x, const index& axes) {
+        std::int64_t p = 1;
+        for (auto ax : axes) p *= x.dims()[static_cast<std::size_t>(ax)].extent;
+        return p;
+    };
+    const auto B = extent_product(a, d.lhs_batch), M = extent_product(a, af), N = extent_product(b, bf),
+               K = extent_product(a, d.lhs_contracting);
+    // Offsets of an operand's elements for (batch, free, contracting) linear indices.
+    auto offsets = [](const array& x, const index& axes) {
+        const auto st = strides_of(x.dims());
+        shape sub;
+        for (auto ax : axes) sub.push_back(x.dims()[static_cast<std::size_t>(ax)]);
+        std::vector<std::int64_t> out(static_cast<std::size_t>(element_count(sub)));
+        for_each_index(sub, [&](const index& idx, std::int64_t flat) {
+            std::int64_t o = 0;
+            for (std::size_t k = 0; k < idx.size(); ++k) o += idx[k] * st[static_cast<std::size_t>(axes[k])];
+            out[static_cast<std::size_t>(flat)] = o;
+        });
+        return out;
+    };
+    const auto ab = offsets(a, d.lhs_batch), am = offsets(a, af), ak = offsets(a, d.lhs_contracting);
+    const auto bb = offsets(b, d.rhs_batch), bn = offsets(b, bf), bk = offsets(b, d.rhs_contracting);
+    array out(n.type, n.dims);
+    visit(n.type, [&](auto D) {
+        using E = element<decltype(D)::value>;
+        using C = typename E::compute;
+        std::int64_t flat = 0;
+        for (std::int64_t ib = 0; ib < B; ++ib)
+            for (std::int64_t im = 0; im < M; ++im)
+                for (std::int64_t in = 0; in < N; ++in) {
+                    C acc{};
+                    const auto oa = ab[static_cast<std::size_t>(ib)] + am[static_cast<std::size_t>(im)];
+                    const auto ob = bb[static_cast<std::size_t>(ib)] + bn[static_cast<std::size_t>(in)];
+                    for (std::int64_t ik = 0; ik < K; ++ik) {
+                        const auto x = E::load(a.data(), oa + ak[static_cast<std::size_t>(ik)]);
+                        const auto y = E::load(b.data(), ob + bk[static_cast<std::size_t>(ik)]);
+                        if constexpr (std::is_same_v<C, bool>)
+                            acc = acc || (x && y);
+                        else
+                            acc = binary_value<C>(op::add, acc, binary_value<C>(op::mul, x, y));
+                    }
+                    E::store(out.mutable_data(), flat++, acc);
+                }
+    });
+    return out;
+}
+
+template <class C>
+C reduce_identity(reducer r) {
+    if constexpr (std::is_same_v<C, bool>) return r == reducer::min;
+    else if (r == reducer::sum) return C(0);
+    else if constexpr (std::is_floating_point_v<C>)
+        return r == reducer::max ? -std::numeric_limits<C>::infinity() : std::numeric_limits<C>::infinity();
+    else
+        return r == reducer::max ? std::numeric_limits<C>::min() : std::numeric_limits<C>::max();
+}
+
+template <class C>
+C reduce_value(reducer r, C acc, C v) {
+    if constexpr (std::is_same_v<C, bool>) {
+        return r == reducer::min ? (acc && v) : (acc || v);
+    } else {
+        switch (r) {
+            case reducer::sum: return binary_value<C>(op::add, acc, v);
+            case reducer::max: return binary_value<C>(op::max, acc, v);
+            case reducer::min: return binary_value<C>(op::min, acc, v);
+        }
+        return acc;
+    }
+}
+
+// For each element of x, the flat index of its output once the axes are removed.
+inline std::vector<std::int64_t> reduced_targets(const shape& in, const index& axes, const shape& out) {
+    const auto os = strides_of(out);
+    std::vector<std::int64_t> target(static_cast<std::size_t>(element_count(in)));
+    for_each_index(in, [&](const index& idx, std::int64_t flat) {
+        std::int64_t t = 0;
+        for (std::size_t k = 0, o = 0; k < idx.size(); ++k)
+            if (std::find(axes.begin(), axes.end(), static_cast<std::int64_t>(k)) == axes.end()) t += idx[k] * os[o++];
+        target[static_cast<std::size_t>(flat)] = t;
+    });
+    return target;
+}
+
+// Integer reductions of narrow types wrap at their width, step by step as XLA's do.
+inline array reduce(const node& n, const array& x) {
+    array out(n.type, n.dims);
+    const auto target = reduced_targets(x.dims(), n.axes, n.dims);
+    visit(n.type, [&](auto D) {
+        using E = element<decltype(D)::value>;
+        using C = typename E::compute;
+        using A = std::conditional_t<std::is_same_v<C, bool>, unsigned char, C>;  // no vector<bool> proxies
+        std::vector<A> acc(static_cast<std::size_t>(out.size()), reduce_identity<C>(n.reduction));
+        for (std::int64_t i = 0; i < x.size(); ++i) {
+            auto& a = acc[static_cast<std::size_t>(target[static_cast<std::size_t>(i)])];
+            a = reduce_value<C>(n.reduction, static_cast<C>(a), E::load(x.data(), i));
+            if constexpr (std::is_integral_v<C> && !std::is_same_v<C, bool>)
+                a = static_cast<C>(static_cast<typename E::storage>(a));
+        }
+        for (std::int64_t i = 0; i < out.size(); ++i)
+            E::store(out.mutable_data(), i, static_cast<C>(acc[static_cast<std::size_t>(i)]));
+    });
+    return out;
+}
+
+// The index of the first largest element along the one reduced axis.
+inline array argmax(const node& n, const array& x) {
+    array out(n.type, n.dims);
+    const auto target = reduced_targets(x.dims(), n.axes, n.dims);
+    const auto axis = static_cast<std::size_t>(n.axes.at(0));
+    const auto stride = strides_of(x.dims())[axis];
+    const auto extent = x.dims()[axis].extent;
+    visit(x.type(), [&](auto D) {
+        using E = element<decltype(D)::value>;
+        using C = typename E::compute;
+        std::vector<C> best(static_cast<std::size_t>(out.size()));
+        std::vector<std::int64_t> arg(static_cast<std::size_t>(out.size()), -1);
+        for (std::int64_t i = 0; i < x.size(); ++i) {
+            const auto t = static_cast<std::size_t>(target[static_cast<std::size_t>(i)]);
+            const auto v = E::load(x.data(), i);
+            if (arg[t] < 0 || v > best[t]) {
+                best[t] = v;
+                arg[t] = (i / stride) % extent;
+            }
+        }
+        for (std::int64_t i = 0; i < out.size(); ++i)
+            element<dtype::s32>::store(out.mutable_data(), i, arg[static_cast<std::size_t>(i)]);
+    });
+    return out;
+}
+
+// --- collectives, over the operands of every replica of one group ----------
+
+inline array all_reduce(const node& n, const std::vector<const array*>& xs) {
+    array out(n.type, n.dims);
+    visit(n.type, [&](auto D) {
+        using E = element<decltype(D)::value>;
+        using C = typename E::compute;
+        for (std::int64_t i = 0; i < out.size(); ++i) {
+            C acc = reduce_identity<C>(n.reduction);
+            for (const auto* x : xs) acc = reduce_value<C>(n.reduction, acc, E::load(x->data(), i));
+            E::store(out.mutable_data(), i, acc);
+        }
+    });
+    return out;
+}
+
+inline array all_gather(const node& n, const std::vector<const array*>& xs) { return concatenate(n, xs); }
+
+}  // namespace scribe::cpu::kernels

@@ -1,0 +1,128 @@
+// The CPU backend on its own: inputs borrowed from the caller, xtensor interop,
+// XLA's integer and index semantics, replicas with collectives, and clear errors.
+// (Every op and dtype is also compared with XLA in tests/xla.)
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include <scribe/cpu.hpp>
+
+SCRIBE_DIM(hidden);
+SCRIBE_DIM(vocab);
+SCRIBE_DIM(tokens);
+
+using namespace scribe;
+
+TEST_CASE("cpu: an lm_head on xtensor inputs matches a plain loop") {
+    graph g("lm_head");
+    g.bind(hidden(5), vocab(7), tokens(3));
+    auto h = g.parameter(f32[hidden, tokens], "h");
+    auto w = g.parameter(f32[hidden, vocab], "w");
+    g.outputs(dot<hidden>(w, h));
+    xt::xarray<float> H = xt::xarray<float>::from_shape({5, 3});
+    xt::xarray<float> W = xt::xarray<float>::from_shape({5, 7});
+    for (std::size_t i = 0; i < H.size(); ++i) H.data()[i] = std::sin(static_cast<float>(i));
+    for (std::size_t i = 0; i < W.size(); ++i) W.data()[i] = std::cos(static_cast<float>(i) * 0.3f);
+    const auto out = cpu::executor(g)({cpu::borrow(H), cpu::borrow(W)});
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].dims() == shape{{"vocab", 7}, {"tokens", 3}});
+    const auto logits = cpu::adapt<float>(out[0]);
+    for (std::size_t v = 0; v < 7; ++v)
+        for (std::size_t t = 0; t < 3; ++t) {
+            double want = 0;
+            for (std::size_t k = 0; k < 5; ++k) want += double(W(k, v)) * double(H(k, t));
+            CHECK(logits(v, t) == Approx(want).epsilon(1e-5).margin(1e-6));
+        }
+}
+
+TEST_CASE("cpu: inputs are borrowed, never copied") {
+    graph g("pass");
+    g.bind(hidden(4));
+    auto x = g.parameter(f32[hidden], "x");
+    g.outputs(x, x * 2.0);
+    std::vector<float> data = {1, 2, 3, 4};
+    const auto in = cpu::array::borrow(dtype::f32, {{"hidden", 4}}, data.data(), data.size() * sizeof(float));
+    CHECK(in.borrowed());
+    CHECK_THROWS_WITH(cpu::array(in).mutable_data(), Catch::Contains("read-only"));
+    const auto out = cpu::executor(g)({in});
+    CHECK(out[0].data() == reinterpret_cast<const unsigned char*>(data.data()));  // a view, not a copy
+    CHECK(out[1].values<float>()[3] == 8.0f);
+}
+
+TEST_CASE("cpu: wrong inputs are refused with the parameter's name and both shapes") {
+    graph g("check");
+    g.bind(hidden(4), tokens(2));
+    (void)g.parameter(f32[hidden, tokens], "x");
+    g.outputs(g.parameter(s32[tokens], "ids"));
+    cpu::executor run(g);
+    const std::vector<float> x(8);
+    const std::vector<std::int32_t> ids(2);
+    const std::vector<float> wrong(6);
+    CHECK_THROWS_WITH(run({cpu::array::borrow(dtype::f32, {{"", 3}, {"", 2}}, wrong.data(), 24),
+                           cpu::array::borrow(dtype::s32, {{"", 2}}, ids.data(), 8)}),
+                      Catch::Contains("parameter `x` is f32[hidden=4, tokens=2]") && Catch::Contains("[=3, =2]"));
+    CHECK_THROWS_WITH(run({cpu::array::borrow(dtype::f32, {{"", 4}, {"", 2}}, x.data(), 32)}),
+                      Catch::Contains("takes 2 inputs") && Catch::Contains("got 1"));
+    CHECK_THROWS_WITH(cpu::array::borrow(dtype::f32, {{"", 4}}, x.data(), 12),
+                      Catch::Contains("needs 16 bytes, the buffer has 12"));
+}
+
+TEST_CASE("cpu: integers wrap and divide as XLA's do; floats saturate into integers") {
+    graph g("ints");
+    g.bind(tokens(4));
+    auto a = g.parameter(s8[tokens], "a");
+    auto b = g.parameter(s8[tokens], "b");
+    auto f = g.parameter(f32[tokens], "f");
+    g.outputs(a + b, a / b, convert<s8>(f));
+    const std::vector<std::int8_t> av = {127, -128, 7, -7}, bv = {1, -1, 0, 2};
+    const std::vector<float> fv = {1e9f, -1e9f, std::numeric_limits<float>::quiet_NaN(), -2.7f};
+    const auto out = cpu::executor(g)({cpu::array::borrow(dtype::s8, {{"", 4}}, av.data(), 4),
+                                       cpu::array::borrow(dtype::s8, {{"", 4}}, bv.data(), 4),
+                                       cpu::array::borrow(dtype::f32, {{"", 4}}, fv.data(), 16)});
+    const auto sum = out[0].values<std::int8_t>(), quot = out[1].values<std::int8_t>(), conv = out[2].values<std::int8_t>();
+    CHECK(std::vector<int>(sum.begin(), sum.end()) == std::vector<int>{-128, 127, 7, -5});
+    CHECK(std::vector<int>(quot.begin(), quot.end()) == std::vector<int>{127, -128, -1, -3});  // x/0 = -1, INT_MIN/-1 = INT_MIN
+    CHECK(std::vector<int>(conv.begin(), conv.end()) == std::vector<int>{127, -128, 0, -2});
+}
+
+TEST_CASE("cpu: dynamic starts and gather indices are clamped into range") {
+    graph g("clamp");
+    g.bind(vocab(5), hidden(2), tokens(3));
+    auto table = g.parameter(f32[vocab, hidden], "table");
+    auto ids = g.parameter(s32[tokens], "ids");
+    auto at = g.parameter(s32[], "at");
+    g.outputs(gather<vocab>(table, ids), dynamic_slice<vocab>(table, at, 2));
+    const std::vector<float> t = {0, 1, 10, 11, 20, 21, 30, 31, 40, 41};
+    const std::vector<std::int32_t> i = {-3, 2, 99};
+    const std::int32_t start = 4;  // clamped to 3 so that 2 rows fit
+    const auto out = cpu::executor(g)({cpu::array::borrow(dtype::f32, {{"", 5}, {"", 2}}, t.data(), 40),
+                                       cpu::array::borrow(dtype::s32, {{"", 3}}, i.data(), 12),
+                                       cpu::array::borrow(dtype::s32, {}, &start, 4)});
+    CHECK(out[0].dims() == shape{{"hidden", 2}, {"tokens", 3}});
+    const auto rows = out[0].values<float>();
+    CHECK(std::vector<float>(rows.begin(), rows.end()) == std::vector<float>{0, 20, 40, 1, 21, 41});
+    const auto win = out[1].values<float>();
+    CHECK(std::vector<float>(win.begin(), win.end()) == std::vector<float>{30, 31, 40, 41});
+}
+
+TEST_CASE("cpu: replicas run together; all_reduce and all_gather combine each group") {
+    graph g("tp");
+    g.bind(hidden(2));
+    auto x = g.parameter(f32[hidden], "x");
+    g.outputs(all_reduce_sum(x, replica_groups{{{0, 1}, {2, 3}}}), all_gather<hidden>(x, replica_groups::all(4)));
+    std::vector<std::vector<float>> data = {{1, 2}, {10, 20}, {100, 200}, {1000, 2000}};
+    std::vector<std::vector<cpu::array>> in;
+    for (auto& d : data) in.push_back({cpu::array::borrow(dtype::f32, {{"", 2}}, d.data(), 8)});
+    const auto out = cpu::executor(g).run_replicas(in);
+    REQUIRE(out.size() == 4);
+    CHECK(out[1][0].values<float>()[1] == 22.0f);
+    CHECK(out[2][0].values<float>()[0] == 1100.0f);
+    const auto gathered = out[3][1].values<float>();
+    CHECK(std::vector<float>(gathered.begin(), gathered.end()) == std::vector<float>{1, 2, 10, 20, 100, 200, 1000, 2000});
+    CHECK_THROWS_WITH(cpu::executor(g).run_replicas({in[0], in[1]}), Catch::Contains("names replica 2") &&
+                                                                         Catch::Contains("the run has 2"));
+}
