@@ -15,7 +15,7 @@ scribe_as_root() {
 
 scribe_setup_system() {
   local pkgs=(g++ meson ninja-build pkg-config catch2 libxtensor-dev libxsimd-dev
-              nlohmann-json3-dev python3 python3-venv)
+              nlohmann-json3-dev libopenblas-dev python3 python3-venv)
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -126,3 +126,75 @@ TEST_CASE("cpu: replicas run together; all_reduce and all_gather combine each gr
     CHECK_THROWS_WITH(cpu::executor(g).run_replicas({in[0], in[1]}), Catch::Contains("names replica 2") &&
                                                                          Catch::Contains("the run has 2"));
 }
+
+namespace {
+// C = A * B in double, for A and B given through strides.
+std::vector<double> naive_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const cpu::simd::matrix_view& a,
+                               const cpu::simd::matrix_view& b) {
+    std::vector<double> c(static_cast<std::size_t>(m * n));
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n; ++j) {
+            double s = 0;
+            for (std::int64_t q = 0; q < k; ++q) s += double(a.at(i, q)) * double(b.at(q, j));
+            c[static_cast<std::size_t>(i * n + j)] = s;
+        }
+    return c;
+}
+}  // namespace
+
+TEST_CASE("cpu simd: sgemm matches a double-precision loop at edge and block-crossing sizes") {
+    struct size3 { std::int64_t m, n, k; };
+    for (const auto sz : {size3{1, 1, 1}, size3{15, 33, 7}, size3{14, 32, 385}, size3{170, 40, 20}, size3{3, 3100, 2}}) {
+        std::vector<float> a(static_cast<std::size_t>(sz.m * sz.k)), b(static_cast<std::size_t>(sz.k * sz.n));
+        for (std::size_t i = 0; i < a.size(); ++i) a[i] = std::sin(0.37f * static_cast<float>(i));
+        for (std::size_t i = 0; i < b.size(); ++i) b[i] = std::cos(0.11f * static_cast<float>(i));
+        // A read transposed (column-major), B row-major: the strides carry the layout.
+        const cpu::simd::matrix_view av{a.data(), 1, sz.m}, bv{b.data(), sz.n, 1};
+        std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
+        cpu::simd::sgemm(sz.m, sz.n, sz.k, av, bv, c.data(), sz.n);
+        const auto want = naive_gemm(sz.m, sz.n, sz.k, av, bv);
+        for (std::size_t i = 0; i < c.size(); ++i)
+            REQUIRE(c[i] == Approx(want[i]).margin(1e-4 * static_cast<double>(sz.k)));
+    }
+}
+
+TEST_CASE("cpu simd: sgemv_rows matches a double-precision loop") {
+    for (const std::int64_t m : {1, 17, 300}) {
+        const std::int64_t k = 23, ldw = m + 3;  // a row stride wider than the row
+        std::vector<float> w(static_cast<std::size_t>(k * ldw)), x(static_cast<std::size_t>(k)), y(static_cast<std::size_t>(m));
+        for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.5f * static_cast<float>(i));
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1.0f - 0.1f * static_cast<float>(i);
+        cpu::simd::sgemv_rows(m, k, x.data(), w.data(), ldw, y.data());
+        for (std::int64_t j = 0; j < m; ++j) {
+            double s = 0;
+            for (std::int64_t r = 0; r < k; ++r) s += double(x[static_cast<std::size_t>(r)]) * w[static_cast<std::size_t>(r * ldw + j)];
+            REQUIRE(y[static_cast<std::size_t>(j)] == Approx(s).margin(1e-4));
+        }
+    }
+}
+
+TEST_CASE("cpu simd: f16 and bf16 weights in sgemv_rows match the f32 product of the same values") {
+    const std::int64_t m = 37, k = 9;
+    std::vector<float> w(static_cast<std::size_t>(m * k)), x(static_cast<std::size_t>(k));
+    std::vector<half> wh(w.size());
+    std::vector<bfloat16> wb(w.size());
+    for (std::size_t i = 0; i < w.size(); ++i) {
+        w[i] = std::sin(0.3f * static_cast<float>(i));
+        wh[i].bits = f32_to_f16_bits(w[i]);
+        wb[i].bits = f32_to_bf16_bits(w[i]);
+    }
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.5f + 0.25f * static_cast<float>(i);
+    std::vector<float> yh(static_cast<std::size_t>(m)), yb(static_cast<std::size_t>(m));
+    cpu::simd::sgemv_rows(m, k, x.data(), wh.data(), m, yh.data());
+    cpu::simd::sgemv_rows(m, k, x.data(), wb.data(), m, yb.data());
+    for (std::int64_t j = 0; j < m; ++j) {
+        double sh = 0, sb = 0;  // the same widened weights, summed in double
+        for (std::int64_t r = 0; r < k; ++r) {
+            const auto i = static_cast<std::size_t>(r * m + j);
+            sh += double(x[static_cast<std::size_t>(r)]) * f16_bits_to_f32(wh[i].bits);
+            sb += double(x[static_cast<std::size_t>(r)]) * bf16_bits_to_f32(wb[i].bits);
+        }
+        REQUIRE(yh[static_cast<std::size_t>(j)] == Approx(sh).margin(1e-4));
+        REQUIRE(yb[static_cast<std::size_t>(j)] == Approx(sb).margin(1e-4));
+    }
+}

@@ -11,6 +11,8 @@
 
 #include "array.hpp"
 #include "element.hpp"
+#include "simd/gemm.hpp"
+#include "simd/gemv.hpp"
 
 namespace scribe::cpu::kernels {
 
@@ -345,6 +347,46 @@ inline array gather(const node& n, const array& table, const array& ids) {
 
 // --- contractions and reductions ------------------------------------------
 
+// The stride of a group of dimensions whose offsets are i * stride (one dimension,
+// or several that are adjacent in memory order); -1 if they are not.
+inline std::int64_t affine_stride(const std::vector<std::int64_t>& offsets) {
+    if (offsets.size() < 2) return 0;
+    const auto s = offsets[1];
+    for (std::size_t i = 0; i < offsets.size(); ++i)
+        if (offsets[i] != static_cast<std::int64_t>(i) * s) return -1;
+    return s;
+}
+
+// f32 dot through the SIMD GEMM (or GEMV when there is one column), when each
+// group of dimensions is a single stride. Returns false to take the generic path.
+inline bool f32_dot(const array& a, const array& b, const std::vector<std::int64_t>& ab,
+                    const std::vector<std::int64_t>& am, const std::vector<std::int64_t>& ak,
+                    const std::vector<std::int64_t>& bb, const std::vector<std::int64_t>& bn,
+                    const std::vector<std::int64_t>& bk, array& out) {
+    const auto sam = affine_stride(am), sak = affine_stride(ak), sbk = affine_stride(bk), sbn = affine_stride(bn);
+    if (sam < 0 || sak < 0 || sbk < 0 || sbn < 0) return false;
+    const auto M = static_cast<std::int64_t>(am.size()), K = static_cast<std::int64_t>(ak.size()),
+               N = static_cast<std::int64_t>(bn.size());
+    const auto* pa = reinterpret_cast<const float*>(a.data());
+    const auto* pb = reinterpret_cast<const float*>(b.data());
+    auto* pc = reinterpret_cast<float*>(out.mutable_data());
+    std::vector<float> x;
+    for (std::size_t i = 0; i < ab.size(); ++i, pc += M * N) {
+        const float* ai = pa + ab[i];
+        const float* bi = pb + bb[i];
+        if (N == 1 && (sam == 1 || M == 1)) {  // decode: stream A's rows along m
+            if (sbk != 1) {
+                x.resize(static_cast<std::size_t>(K));
+                for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = bi[k * sbk];
+            }
+            simd::sgemv_rows(M, K, sbk == 1 ? bi : x.data(), ai, sak, pc);
+        } else {
+            simd::sgemm(M, N, K, {ai, sam, sak}, {bi, sbk, sbn}, pc, N);
+        }
+    }
+    return true;
+}
+
 // dot as batched [B, M, K] x [B, K, N], accumulating in the compute type (f32
 // for 16-bit floats, wrapping int64 for integers).
 inline array dot(const node& n, const array& a, const array& b) {
@@ -381,6 +423,7 @@ inline array dot(const node& n, const array& a, const array& b) {
     const auto ab = offsets(a, d.lhs_batch), am = offsets(a, af), ak = offsets(a, d.lhs_contracting);
     const auto bb = offsets(b, d.rhs_batch), bn = offsets(b, bf), bk = offsets(b, d.rhs_contracting);
     array out(n.type, n.dims);
+    if (n.type == dtype::f32 && f32_dot(a, b, ab, am, ak, bb, bn, bk, out)) return out;
     visit(n.type, [&](auto D) {
         using E = element<decltype(D)::value>;
         using C = typename E::compute;

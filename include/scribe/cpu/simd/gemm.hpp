@@ -1,0 +1,222 @@
+// scribe/cpu/simd/gemm.hpp — single-precision GEMM, BLIS style:
+//
+//     C[m, n] = sum_k A(m, k) * B(k, n)
+//
+// A and B are read through (row stride, column stride) pairs, so any transpose is
+// free; C is row-major. B is packed into KC x NR panels (kept in L3), A into
+// MR x KC panels (kept in L2), and a register-tiled micro-kernel computes each
+// MR x NR tile of C with FMAs. The micro-kernel is chosen at run time:
+// AVX-512 (8 x 48), AVX2 + FMA (6 x 16), or portable C++.
+//
+// This file and its siblings hold the project's intrinsics: xsimd 8.1 (Debian's)
+// needs the target flags at compile time and has no FMA on its AVX-512 path,
+// while a header-only library must run wherever it is compiled, so the kernels
+// are compiled with target attributes and dispatched on the CPU's features.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SCRIBE_X86 1
+#endif
+
+namespace scribe::cpu::simd {
+
+struct matrix_view {
+    const float* data;
+    std::int64_t row_stride, col_stride;
+    float at(std::int64_t r, std::int64_t c) const { return data[r * row_stride + c * col_stride]; }
+};
+
+namespace detail {
+
+// Block sizes: an A block (MC x KC) fits the 1 MiB L2, a B panel (KC x NC) the L3.
+inline constexpr std::int64_t kc = 256;
+inline constexpr std::int64_t mc = 168;   // a multiple of every MR (8, 6, 4)
+inline constexpr std::int64_t nc = 3072;  // a multiple of every NR (48, 16, 8)
+
+// B[k0:k0+kc, n0:n0+nc] -> panels of NR columns, k-major, zero-padded.
+inline void pack_b(const matrix_view& b, std::int64_t k0, std::int64_t kb, std::int64_t n0, std::int64_t nb,
+                   std::int64_t nr, float* out) {
+    for (std::int64_t j = 0; j < nb; j += nr) {
+        const auto w = std::min(nr, nb - j);
+        for (std::int64_t k = 0; k < kb; ++k) {
+            const float* src = b.data + (k0 + k) * b.row_stride + (n0 + j) * b.col_stride;
+            if (b.col_stride == 1) {
+                std::memcpy(out, src, static_cast<std::size_t>(w) * sizeof(float));
+            } else {
+                for (std::int64_t x = 0; x < w; ++x) out[x] = src[x * b.col_stride];
+            }
+            std::fill(out + w, out + nr, 0.0f);
+            out += nr;
+        }
+    }
+}
+
+// A[m0:m0+mb, k0:k0+kb] -> panels of MR rows, k-major, zero-padded.
+inline void pack_a(const matrix_view& a, std::int64_t m0, std::int64_t mb, std::int64_t k0, std::int64_t kb,
+                   std::int64_t mr, float* out) {
+    for (std::int64_t i = 0; i < mb; i += mr) {
+        const auto h = std::min(mr, mb - i);
+        if (h < mr) std::fill(out, out + mr * kb, 0.0f);
+        // Walk each source row along k (contiguous when A is row-major).
+        for (std::int64_t y = 0; y < h; ++y) {
+            const float* src = a.data + (m0 + i + y) * a.row_stride + k0 * a.col_stride;
+            for (std::int64_t k = 0; k < kb; ++k) out[k * mr + y] = src[k * a.col_stride];
+        }
+        out += mr * kb;
+    }
+}
+
+// A micro-kernel: C[MR x NR] (row stride ldc) = (accumulate ? C : 0) + Ap * Bp.
+using micro_kernel = void (*)(std::int64_t kb, const float* ap, const float* bp, float* c, std::int64_t ldc,
+                              bool accumulate);
+
+template <int MR, int NR>
+void micro_portable(std::int64_t kb, const float* ap, const float* bp, float* c, std::int64_t ldc, bool accumulate) {
+    float acc[MR][NR];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) acc[i][j] = accumulate ? c[i * ldc + j] : 0.0f;
+    for (std::int64_t k = 0; k < kb; ++k, ap += MR, bp += NR)
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i][j] += ap[i] * bp[j];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) c[i * ldc + j] = acc[i][j];
+}
+
+// GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_* inside
+// conversions and shifts) as maybe-uninitialized; the warning is false there.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#ifdef SCRIBE_X86
+// 8 x 48 on AVX-512: 24 accumulators, three B vectors, A broadcast from memory.
+// 8 rows and 48 columns divide the GPT-2 shapes (M = 16, 128, 512; N = 768,
+// 2304, 3072), so no tile is partial there.
+__attribute__((target("avx512f"))) inline void micro_avx512(std::int64_t kb, const float* ap, const float* bp,
+                                                            float* c, std::int64_t ldc, bool accumulate) {
+    constexpr int MR = 8;
+    __m512 c0[MR], c1[MR], c2[MR];
+    for (int i = 0; i < MR; ++i) {
+        c0[i] = accumulate ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();
+        c1[i] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();
+        c2[i] = accumulate ? _mm512_loadu_ps(c + i * ldc + 32) : _mm512_setzero_ps();
+    }
+    for (std::int64_t k = 0; k < kb; ++k, ap += MR, bp += 48) {
+        const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+            const __m512 a = _mm512_set1_ps(ap[i]);
+            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+            c2[i] = _mm512_fmadd_ps(a, b2, c2[i]);
+        }
+    }
+    for (int i = 0; i < MR; ++i) {
+        _mm512_storeu_ps(c + i * ldc, c0[i]);
+        _mm512_storeu_ps(c + i * ldc + 16, c1[i]);
+        _mm512_storeu_ps(c + i * ldc + 32, c2[i]);
+    }
+}
+
+// 6 x 16 on AVX2 + FMA: 12 accumulators.
+__attribute__((target("avx2,fma"))) inline void micro_avx2(std::int64_t kb, const float* ap, const float* bp,
+                                                           float* c, std::int64_t ldc, bool accumulate) {
+    constexpr int MR = 6;
+    __m256 c0[MR], c1[MR];
+    for (int i = 0; i < MR; ++i) {
+        c0[i] = accumulate ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
+        c1[i] = accumulate ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
+    }
+    for (std::int64_t k = 0; k < kb; ++k, ap += MR, bp += 16) {
+        const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; ++i) {
+            const __m256 a = _mm256_broadcast_ss(ap + i);
+            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+        }
+    }
+    for (int i = 0; i < MR; ++i) {
+        _mm256_storeu_ps(c + i * ldc, c0[i]);
+        _mm256_storeu_ps(c + i * ldc + 8, c1[i]);
+    }
+}
+#endif
+
+#pragma GCC diagnostic pop
+
+struct kernel_choice {
+    micro_kernel kernel;
+    std::int64_t mr, nr;
+    const char* name;
+};
+
+inline kernel_choice choose_kernel() {
+#ifdef SCRIBE_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return {micro_avx512, 8, 48, "avx512 8x48"};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {micro_avx2, 6, 16, "avx2 6x16"};
+#endif
+    return {micro_portable<4, 8>, 4, 8, "portable 4x8"};
+}
+
+}  // namespace detail
+
+// The micro-kernel this machine uses ("avx512 8x48", "avx2 6x16" or "portable 4x8").
+inline const char* sgemm_kernel_name() {
+    static const auto k = detail::choose_kernel();
+    return k.name;
+}
+
+// C (row-major, leading dimension ldc) = A (m x k) * B (k x n).
+inline void sgemm(std::int64_t m, std::int64_t n, std::int64_t k, const matrix_view& a, const matrix_view& b,
+                  float* c, std::int64_t ldc) {
+    static const auto choice = detail::choose_kernel();
+    const auto mr = choice.mr, nr = choice.nr;
+    if (k == 0) {
+        for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+        return;
+    }
+    thread_local std::vector<float> a_pack, b_pack;
+    a_pack.resize(static_cast<std::size_t>(detail::mc * detail::kc));
+    b_pack.resize(static_cast<std::size_t>(detail::kc * (detail::nc + nr)));
+    float tile[8 * 48];  // the largest MR x NR
+    for (std::int64_t n0 = 0; n0 < n; n0 += detail::nc) {
+        const auto nb = std::min(detail::nc, n - n0);
+        for (std::int64_t k0 = 0; k0 < k; k0 += detail::kc) {
+            const auto kb = std::min(detail::kc, k - k0);
+            const bool accumulate = k0 > 0;
+            detail::pack_b(b, k0, kb, n0, nb, nr, b_pack.data());
+            for (std::int64_t m0 = 0; m0 < m; m0 += detail::mc) {
+                const auto mb = std::min(detail::mc, m - m0);
+                detail::pack_a(a, m0, mb, k0, kb, mr, a_pack.data());
+                for (std::int64_t j = 0; j < nb; j += nr) {
+                    const auto w = std::min(nr, nb - j);
+                    const float* bp = b_pack.data() + (j / nr) * nr * kb;
+                    for (std::int64_t i = 0; i < mb; i += mr) {
+                        const auto h = std::min(mr, mb - i);
+                        const float* ap = a_pack.data() + (i / mr) * mr * kb;
+                        float* cdst = c + (m0 + i) * ldc + n0 + j;
+                        if (h == mr && w == nr) {
+                            choice.kernel(kb, ap, bp, cdst, ldc, accumulate);
+                            continue;
+                        }
+                        // A partial tile at the edge of C goes through a full-size buffer.
+                        if (accumulate)
+                            for (std::int64_t y = 0; y < h; ++y)
+                                std::memcpy(tile + y * nr, cdst + y * ldc, static_cast<std::size_t>(w) * sizeof(float));
+                        choice.kernel(kb, ap, bp, tile, nr, accumulate);
+                        for (std::int64_t y = 0; y < h; ++y)
+                            std::memcpy(cdst + y * ldc, tile + y * nr, static_cast<std::size_t>(w) * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace scribe::cpu::simd
