@@ -3,7 +3,9 @@
 // (Every op and dtype is also compared with XLA in tests/xla.)
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -196,5 +198,44 @@ TEST_CASE("cpu simd: f16 and bf16 weights in sgemv_rows match the f32 product of
         }
         REQUIRE(yh[static_cast<std::size_t>(j)] == Approx(sh).margin(1e-4));
         REQUIRE(yb[static_cast<std::size_t>(j)] == Approx(sb).margin(1e-4));
+    }
+}
+
+TEST_CASE("cpu: the thread pool splits work and results do not depend on the thread count") {
+    cpu::thread_pool pool(3);
+    CHECK(pool.size() == 3);
+    std::vector<int> hits(1000, 0);
+    std::vector<std::int64_t> begins(3);
+    pool.run([&](unsigned t) {  // Catch's assertions are not thread-safe: check afterwards
+        const auto [b, e] = pool.part(1000, t, 64);
+        begins[t] = b;
+        for (auto i = b; i < e; ++i) ++hits[static_cast<std::size_t>(i)];
+    });
+    for (auto b : begins) CHECK(b % 64 == 0);
+    CHECK(std::count(hits.begin(), hits.end(), 1) == 1000);
+    CHECK_THROWS_WITH(pool.run([](unsigned t) {
+        if (t == 2) throw error("worker failed");
+    }), Catch::Contains("worker failed"));
+
+    graph g("mm");
+    g.bind(hidden(300), vocab(500), tokens(37));
+    auto h = g.parameter(f32[hidden, tokens], "h");
+    auto w = g.parameter(f32[hidden, vocab], "w");
+    auto v = g.parameter(f32[hidden], "v");
+    g.outputs(dot<hidden>(w, h), dot<hidden>(w, v));
+    std::vector<float> hv(300 * 37), wv(300 * 500), vv(300);
+    for (std::size_t i = 0; i < hv.size(); ++i) hv[i] = std::sin(0.01f * static_cast<float>(i));
+    for (std::size_t i = 0; i < wv.size(); ++i) wv[i] = std::cos(0.003f * static_cast<float>(i));
+    for (std::size_t i = 0; i < vv.size(); ++i) vv[i] = 0.5f - 0.001f * static_cast<float>(i);
+    auto run = [&](unsigned threads) {
+        return cpu::executor(g, {.threads = threads})({cpu::array::borrow(dtype::f32, {{"", 300}, {"", 37}}, hv.data(), hv.size() * 4),
+                                                       cpu::array::borrow(dtype::f32, {{"", 300}, {"", 500}}, wv.data(), wv.size() * 4),
+                                                       cpu::array::borrow(dtype::f32, {{"", 300}}, vv.data(), vv.size() * 4)});
+    };
+    const auto one = run(1), two = run(2), two_again = run(2);
+    for (std::size_t k = 0; k < 2; ++k) {
+        REQUIRE(one[k].bytes() == two[k].bytes());
+        CHECK(std::memcmp(one[k].data(), two[k].data(), one[k].bytes()) == 0);
+        CHECK(std::memcmp(two[k].data(), two_again[k].data(), two[k].bytes()) == 0);
     }
 }

@@ -4,11 +4,14 @@
 //     auto outs = run({cpu::borrow(x), cpu::borrow(w)});   // inputs in parameter order
 //
 // Inputs are borrowed, never copied: a weight in an mmapped file stays where it is.
+// cpu::executor(g, {.threads = 2}) sets the worker threads (default: one per
+// hardware thread); results depend only on the thread count.
 // A graph with collectives runs as several replicas in one process:
 // run_replicas(inputs[r][k]) evaluates every replica node by node, so all_reduce
 // and all_gather combine the replicas of each group directly.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,12 +21,18 @@
 
 namespace scribe::cpu {
 
+struct options {
+    unsigned threads = 0;  // worker threads for the heavy kernels; 0: one per hardware thread
+};
+
 class executor {
 public:
-    explicit executor(const graph& g) : g_(g) {
+    explicit executor(const graph& g, options opt = {}) : g_(g), pool_(std::make_unique<thread_pool>(opt.threads)) {
         if (g_.outputs().empty())
             throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " has no outputs; call g.outputs(...)");
     }
+
+    unsigned threads() const { return pool_->size(); }
 
     // One replica; inputs in parameter order. Returns the outputs in order. An
     // output that is a parameter itself is returned as a view of that input.
@@ -85,7 +94,7 @@ private:
 
     // The one switch from op to kernel.
     template <class Operand>
-    static array evaluate(const node& n, Operand&& operand) {
+    array evaluate(const node& n, Operand&& operand) const {
         namespace k = kernels;
         auto rest = [&](std::size_t from) {
             std::vector<const array*> v;
@@ -103,7 +112,7 @@ private:
             case op::broadcast: return k::broadcast(n, operand(0));
             case op::transpose: return k::transpose(n, operand(0));
             case op::reshape: return k::reshape(n, operand(0));
-            case op::dot: return k::dot(n, operand(0), operand(1));
+            case op::dot: return k::dot(n, operand(0), operand(1), pool_.get());
             case op::reduce: return k::reduce(n, operand(0));
             case op::argmax: return k::argmax(n, operand(0));
             case op::slice: return k::slice(n, operand(0));
@@ -141,6 +150,7 @@ private:
     }
 
     const graph& g_;
+    std::unique_ptr<thread_pool> pool_;
 };
 
 }  // namespace scribe::cpu

@@ -11,8 +11,7 @@
 
 #include "array.hpp"
 #include "element.hpp"
-#include "simd/gemm.hpp"
-#include "simd/gemv.hpp"
+#include "linalg.hpp"
 
 namespace scribe::cpu::kernels {
 
@@ -362,7 +361,7 @@ inline std::int64_t affine_stride(const std::vector<std::int64_t>& offsets) {
 inline bool f32_dot(const array& a, const array& b, const std::vector<std::int64_t>& ab,
                     const std::vector<std::int64_t>& am, const std::vector<std::int64_t>& ak,
                     const std::vector<std::int64_t>& bb, const std::vector<std::int64_t>& bn,
-                    const std::vector<std::int64_t>& bk, array& out) {
+                    const std::vector<std::int64_t>& bk, array& out, thread_pool* pool) {
     const auto sam = affine_stride(am), sak = affine_stride(ak), sbk = affine_stride(bk), sbn = affine_stride(bn);
     if (sam < 0 || sak < 0 || sbk < 0 || sbn < 0) return false;
     const auto M = static_cast<std::int64_t>(am.size()), K = static_cast<std::int64_t>(ak.size()),
@@ -379,9 +378,9 @@ inline bool f32_dot(const array& a, const array& b, const std::vector<std::int64
                 x.resize(static_cast<std::size_t>(K));
                 for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = bi[k * sbk];
             }
-            simd::sgemv_rows(M, K, sbk == 1 ? bi : x.data(), ai, sak, pc);
+            gemv_rows(pool, M, K, sbk == 1 ? bi : x.data(), ai, sak, pc);
         } else {
-            simd::sgemm(M, N, K, {ai, sam, sak}, {bi, sbk, sbn}, pc, N);
+            gemm(pool, M, N, K, {ai, sam, sak}, {bi, sbk, sbn}, pc, N);
         }
     }
     return true;
@@ -389,7 +388,7 @@ inline bool f32_dot(const array& a, const array& b, const std::vector<std::int64
 
 // dot as batched [B, M, K] x [B, K, N], accumulating in the compute type (f32
 // for 16-bit floats, wrapping int64 for integers).
-inline array dot(const node& n, const array& a, const array& b) {
+inline array dot(const node& n, const array& a, const array& b, thread_pool* pool = nullptr) {
     const auto& d = n.dot;
     auto free_axes = [](std::size_t rank, const index& c, const index& bt) {
         index out;
@@ -423,7 +422,7 @@ inline array dot(const node& n, const array& a, const array& b) {
     const auto ab = offsets(a, d.lhs_batch), am = offsets(a, af), ak = offsets(a, d.lhs_contracting);
     const auto bb = offsets(b, d.rhs_batch), bn = offsets(b, bf), bk = offsets(b, d.rhs_contracting);
     array out(n.type, n.dims);
-    if (n.type == dtype::f32 && f32_dot(a, b, ab, am, ak, bb, bn, bk, out)) return out;
+    if (n.type == dtype::f32 && f32_dot(a, b, ab, am, ak, bb, bn, bk, out, pool)) return out;
     visit(n.type, [&](auto D) {
         using E = element<decltype(D)::value>;
         using C = typename E::compute;

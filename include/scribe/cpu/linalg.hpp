@@ -1,0 +1,33 @@
+// scribe/cpu/linalg.hpp — the SIMD GEMM and GEMV spread over a thread pool. Threads
+// take disjoint column ranges of the result (aligned to the micro-kernel's width),
+// so each element is computed by one thread, in the same order at any thread count.
+#pragma once
+
+#include "simd/gemm.hpp"
+#include "simd/gemv.hpp"
+#include "thread_pool.hpp"
+
+namespace scribe::cpu {
+
+// C (row-major, ldc) = A (m x k) * B (k x n); pool may be null (one thread).
+inline void gemm(thread_pool* pool, std::int64_t m, std::int64_t n, std::int64_t k, const simd::matrix_view& a,
+                 const simd::matrix_view& b, float* c, std::int64_t ldc) {
+    if (!pool || pool->size() == 1 || n < 2 * 48) return simd::sgemm(m, n, k, a, b, c, ldc);
+    pool->run([&](unsigned t) {
+        const auto [n0, n1] = pool->part(n, t, 48);
+        if (n1 > n0) simd::sgemm(m, n1 - n0, k, a, {b.data + n0 * b.col_stride, b.row_stride, b.col_stride}, c + n0, ldc);
+    });
+}
+
+// y[0:m] = x[0:k] . W[0:k, 0:m] (W row-major, row stride ldw; f32, f16 or bf16 weights).
+template <class W>
+void gemv_rows(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw,
+               float* y) {
+    if (!pool || pool->size() == 1 || m < 2 * 64) return simd::sgemv_rows(m, k, x, w, ldw, y);
+    pool->run([&](unsigned t) {
+        const auto [m0, m1] = pool->part(m, t, 64);
+        if (m1 > m0) simd::sgemv_rows(m1 - m0, k, x, w + m0, ldw, y + m0);
+    });
+}
+
+}  // namespace scribe::cpu
