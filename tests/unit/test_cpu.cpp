@@ -239,3 +239,56 @@ TEST_CASE("cpu: the thread pool splits work and results do not depend on the thr
         CHECK(std::memcmp(two[k].data(), two_again[k].data(), two[k].bytes()) == 0);
     }
 }
+
+TEST_CASE("cpu: gelu(x * w + b) runs fused, with no intermediate buffers, as the unfused ops compute it") {
+    for (const bool bf16_case : {false, true}) {
+        graph g("gelu");
+        g.bind(hidden(64), tokens(33));
+        auto run_case = [&](auto t) {
+            auto x = g.parameter(t[hidden, tokens], "x");
+            auto w = g.parameter(t[hidden, tokens], "w");
+            auto b = g.parameter(t[hidden, tokens], "b");
+            auto y = x * w + b;
+            g.outputs(y * 0.5 * (tanh((y + y * y * y * 0.044715) * 0.7978845608) + 1.0));
+        };
+        if (bf16_case) run_case(bf16); else run_case(f32);
+        const auto type = bf16_case ? dtype::bf16 : dtype::f32;
+        const auto es = static_cast<std::size_t>(info(type).bytes);
+        std::vector<unsigned char> xs(64 * 33 * es), ws(xs.size()), bs(xs.size());
+        for (std::size_t i = 0; i < 64 * 33; ++i) {
+            store_as(type, std::sin(0.1 * static_cast<double>(i)), xs.data() + i * es);
+            store_as(type, std::cos(0.07 * static_cast<double>(i)), ws.data() + i * es);
+            store_as(type, 0.25 - 0.001 * static_cast<double>(i), bs.data() + i * es);
+        }
+        const shape s{{"", 64}, {"", 33}};
+        const std::vector<cpu::array> in = {cpu::array::borrow(type, s, xs.data(), xs.size()),
+                                            cpu::array::borrow(type, s, ws.data(), ws.size()),
+                                            cpu::array::borrow(type, s, bs.data(), bs.size())};
+        cpu::executor fused(g), plain(g, {.fuse = false});
+        REQUIRE(fused.fusion().groups.size() == 1);
+        const auto& members = fused.fusion().groups[0].members;
+        CHECK(members.size() >= 10);  // the multiplies, adds, tanh and the scalar broadcasts
+        CHECK(fused.fusion_report().find("intermediate buffers avoided") != std::string::npos);
+        CHECK(plain.fusion().groups.empty());
+        const auto a = fused(std::span<const cpu::array>(in)), b = plain(std::span<const cpu::array>(in));
+        REQUIRE(a[0].bytes() == b[0].bytes());
+        CHECK(std::memcmp(a[0].data(), b[0].data(), a[0].bytes()) == 0);
+        // Fused: the output and the scalar constants are the only buffers.
+        CHECK(fused.stats().peak_bytes < a[0].bytes() + 64);
+        CHECK(plain.stats().peak_bytes >= 2 * a[0].bytes());
+    }
+}
+
+TEST_CASE("cpu: intermediates are freed after their last reader") {
+    graph g("chain");
+    g.bind(hidden(1000));
+    auto x = g.parameter(f32[hidden], "x");
+    auto y = x;
+    for (int i = 0; i < 20; ++i) y = reduce_sum<hidden>(broadcast_to(exp(reduce_max<hidden>(y)), y)) + y;  // no fusion across reduces
+    g.outputs(y);
+    std::vector<float> xs(1000, 0.001f);
+    cpu::executor run(g, {.fuse = false});
+    (void)run({cpu::array::borrow(dtype::f32, {{"", 1000}}, xs.data(), 4000)});
+    CHECK(run.stats().buffers > 40);
+    CHECK(run.stats().peak_bytes < 4 * 4000);  // a few vectors live at a time, not 20+
+}
