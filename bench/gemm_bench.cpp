@@ -129,7 +129,8 @@ int main(int argc, char** argv) {
                 fill(w);
                 const double flop = 2.0 * static_cast<double>(m) * static_cast<double>(s.k) * static_cast<double>(s.n);
                 const double ours = flop / median_seconds([&] {
-                    scribe::cpu::gemm(&pool, m, s.n, s.k, {x.data(), s.k, 1}, {w.data(), s.n, 1}, c.data(), s.n);
+                    scribe::cpu::gemm(&pool, m, s.n, s.k, scribe::cpu::simd::matrix_view{x.data(), s.k, 1},
+                                      scribe::cpu::simd::matrix_view{w.data(), s.n, 1}, c.data(), s.n);
                 }) / 1e9;
                 const double blas = flop / median_seconds([&] {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(s.n),

@@ -292,3 +292,24 @@ TEST_CASE("cpu: intermediates are freed after their last reader") {
     CHECK(run.stats().buffers > 40);
     CHECK(run.stats().peak_bytes < 4 * 4000);  // a few vectors live at a time, not 20+
 }
+
+TEST_CASE("cpu simd: sgemm widens f16 and bf16 operands while packing") {
+    const std::int64_t m = 19, n = 50, k = 33;
+    std::vector<half> ah(static_cast<std::size_t>(m * k));
+    std::vector<bfloat16> bb(static_cast<std::size_t>(k * n));
+    std::vector<float> af(ah.size()), bf(bb.size());
+    for (std::size_t i = 0; i < ah.size(); ++i) {
+        ah[i].bits = f32_to_f16_bits(std::sin(0.2f * static_cast<float>(i)));
+        af[i] = f16_bits_to_f32(ah[i].bits);
+    }
+    for (std::size_t i = 0; i < bb.size(); ++i) {
+        bb[i].bits = f32_to_bf16_bits(std::cos(0.3f * static_cast<float>(i)));
+        bf[i] = bf16_bits_to_f32(bb[i].bits);
+    }
+    std::vector<float> c(static_cast<std::size_t>(m * n)), want(c.size());
+    cpu::simd::sgemm(m, n, k, cpu::simd::basic_matrix_view<half>{ah.data(), k, 1},
+                     cpu::simd::basic_matrix_view<bfloat16>{bb.data(), n, 1}, c.data(), n);
+    cpu::simd::sgemm(m, n, k, cpu::simd::matrix_view{af.data(), k, 1}, cpu::simd::matrix_view{bf.data(), n, 1},
+                     want.data(), n);
+    CHECK(std::memcmp(c.data(), want.data(), c.size() * sizeof(float)) == 0);  // same values, same order
+}

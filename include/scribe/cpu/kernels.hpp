@@ -356,32 +356,47 @@ inline std::int64_t affine_stride(const std::vector<std::int64_t>& offsets) {
     return s;
 }
 
-// f32 dot through the SIMD GEMM (or GEMV when there is one column), when each
-// group of dimensions is a single stride. Returns false to take the generic path.
-inline bool f32_dot(const array& a, const array& b, const std::vector<std::int64_t>& ab,
-                    const std::vector<std::int64_t>& am, const std::vector<std::int64_t>& ak,
-                    const std::vector<std::int64_t>& bb, const std::vector<std::int64_t>& bn,
-                    const std::vector<std::int64_t>& bk, array& out, thread_pool* pool) {
+// A float dot (f32, f16 or bf16 operands, f32 accumulation) through the SIMD GEMM,
+// or the GEMV when there is one column, when each group of dimensions is a
+// single stride. Returns false to take the generic path.
+template <class T>
+bool float_dot(const array& a, const array& b, const std::vector<std::int64_t>& ab,
+               const std::vector<std::int64_t>& am, const std::vector<std::int64_t>& ak,
+               const std::vector<std::int64_t>& bb, const std::vector<std::int64_t>& bn,
+               const std::vector<std::int64_t>& bk, array& out, thread_pool* pool) {
     const auto sam = affine_stride(am), sak = affine_stride(ak), sbk = affine_stride(bk), sbn = affine_stride(bn);
     if (sam < 0 || sak < 0 || sbk < 0 || sbn < 0) return false;
     const auto M = static_cast<std::int64_t>(am.size()), K = static_cast<std::int64_t>(ak.size()),
                N = static_cast<std::int64_t>(bn.size());
-    const auto* pa = reinterpret_cast<const float*>(a.data());
-    const auto* pb = reinterpret_cast<const float*>(b.data());
-    auto* pc = reinterpret_cast<float*>(out.mutable_data());
+    const auto* pa = reinterpret_cast<const T*>(a.data());
+    const auto* pb = reinterpret_cast<const T*>(b.data());
+    constexpr bool wide = std::is_same_v<T, float>;
+    // f32 results go straight to the output; 16-bit ones through an f32 block, rounded once.
+    std::vector<float> block(wide ? 0 : static_cast<std::size_t>(M * N));
     std::vector<float> x;
-    for (std::size_t i = 0; i < ab.size(); ++i, pc += M * N) {
-        const float* ai = pa + ab[i];
-        const float* bi = pb + bb[i];
+    for (std::size_t i = 0; i < ab.size(); ++i) {
+        float* pc = wide ? reinterpret_cast<float*>(out.mutable_data()) + static_cast<std::int64_t>(i) * M * N : block.data();
+        const T* ai = pa + ab[i];
+        const T* bi = pb + bb[i];
         if (N == 1 && (sam == 1 || M == 1)) {  // decode: stream A's rows along m
-            if (sbk != 1) {
+            const float* xv = nullptr;
+            if constexpr (wide) xv = sbk == 1 ? bi : nullptr;
+            if (!xv) {
                 x.resize(static_cast<std::size_t>(K));
-                for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = bi[k * sbk];
+                for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = simd::to_f32(bi[k * sbk]);
+                xv = x.data();
             }
-            gemv_rows(pool, M, K, sbk == 1 ? bi : x.data(), ai, sak, pc);
+            gemv_rows(pool, M, K, xv, ai, sak, pc);
         } else {
-            gemm(pool, M, N, K, {ai, sam, sak}, {bi, sbk, sbn}, pc, N);
+            gemm(pool, M, N, K, simd::basic_matrix_view<T>{ai, sam, sak}, simd::basic_matrix_view<T>{bi, sbk, sbn}, pc, N);
         }
+        if constexpr (!wide)
+            visit(out.type(), [&](auto D) {
+                using E = element<decltype(D)::value>;
+                if constexpr (std::is_same_v<typename E::compute, float>)
+                    for (std::int64_t j = 0; j < M * N; ++j)
+                        E::store(out.mutable_data(), static_cast<std::int64_t>(i) * M * N + j, block[static_cast<std::size_t>(j)]);
+            });
     }
     return true;
 }
@@ -422,7 +437,9 @@ inline array dot(const node& n, const array& a, const array& b, thread_pool* poo
     const auto ab = offsets(a, d.lhs_batch), am = offsets(a, af), ak = offsets(a, d.lhs_contracting);
     const auto bb = offsets(b, d.rhs_batch), bn = offsets(b, bf), bk = offsets(b, d.rhs_contracting);
     array out(n.type, n.dims);
-    if (n.type == dtype::f32 && f32_dot(a, b, ab, am, ak, bb, bn, bk, out, pool)) return out;
+    if (n.type == dtype::f32 && float_dot<float>(a, b, ab, am, ak, bb, bn, bk, out, pool)) return out;
+    if (n.type == dtype::f16 && float_dot<half>(a, b, ab, am, ak, bb, bn, bk, out, pool)) return out;
+    if (n.type == dtype::bf16 && float_dot<bfloat16>(a, b, ab, am, ak, bb, bn, bk, out, pool)) return out;
     visit(n.type, [&](auto D) {
         using E = element<decltype(D)::value>;
         using C = typename E::compute;

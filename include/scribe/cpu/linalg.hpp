@@ -9,13 +9,17 @@
 
 namespace scribe::cpu {
 
-// C (row-major, ldc) = A (m x k) * B (k x n); pool may be null (one thread).
-inline void gemm(thread_pool* pool, std::int64_t m, std::int64_t n, std::int64_t k, const simd::matrix_view& a,
-                 const simd::matrix_view& b, float* c, std::int64_t ldc) {
+// C (row-major, ldc, f32) = A (m x k) * B (k x n); A and B f32, f16 or bf16;
+// pool may be null (one thread).
+template <class TA, class TB>
+void gemm(thread_pool* pool, std::int64_t m, std::int64_t n, std::int64_t k, const simd::basic_matrix_view<TA>& a,
+          const simd::basic_matrix_view<TB>& b, float* c, std::int64_t ldc) {
     if (!pool || pool->size() == 1 || n < 2 * 48) return simd::sgemm(m, n, k, a, b, c, ldc);
     pool->run([&](unsigned t) {
         const auto [n0, n1] = pool->part(n, t, 48);
-        if (n1 > n0) simd::sgemm(m, n1 - n0, k, a, {b.data + n0 * b.col_stride, b.row_stride, b.col_stride}, c + n0, ldc);
+        if (n1 > n0)
+            simd::sgemm(m, n1 - n0, k, a, simd::basic_matrix_view<TB>{b.data + n0 * b.col_stride, b.row_stride, b.col_stride},
+                        c + n0, ldc);
     });
 }
 

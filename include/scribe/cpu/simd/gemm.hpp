@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -24,13 +25,22 @@
 #define SCRIBE_X86 1
 #endif
 
+#include "../../core/dtype.hpp"
+
 namespace scribe::cpu::simd {
 
-struct matrix_view {
-    const float* data;
+inline float to_f32(float v) { return v; }
+inline float to_f32(half v) { return f16_bits_to_f32(v.bits); }
+inline float to_f32(bfloat16 v) { return bf16_bits_to_f32(v.bits); }
+
+// A matrix read through strides; elements f32, or f16/bf16 widened when packed.
+template <class T>
+struct basic_matrix_view {
+    const T* data;
     std::int64_t row_stride, col_stride;
-    float at(std::int64_t r, std::int64_t c) const { return data[r * row_stride + c * col_stride]; }
+    float at(std::int64_t r, std::int64_t c) const { return to_f32(data[r * row_stride + c * col_stride]); }
 };
+using matrix_view = basic_matrix_view<float>;
 
 namespace detail {
 
@@ -40,16 +50,17 @@ inline constexpr std::int64_t mc = 168;   // a multiple of every MR (8, 6, 4)
 inline constexpr std::int64_t nc = 3072;  // a multiple of every NR (48, 16, 8)
 
 // B[k0:k0+kc, n0:n0+nc] -> panels of NR columns, k-major, zero-padded.
-inline void pack_b(const matrix_view& b, std::int64_t k0, std::int64_t kb, std::int64_t n0, std::int64_t nb,
-                   std::int64_t nr, float* out) {
+template <class T>
+void pack_b(const basic_matrix_view<T>& b, std::int64_t k0, std::int64_t kb, std::int64_t n0, std::int64_t nb,
+            std::int64_t nr, float* out) {
     for (std::int64_t j = 0; j < nb; j += nr) {
         const auto w = std::min(nr, nb - j);
         for (std::int64_t k = 0; k < kb; ++k) {
-            const float* src = b.data + (k0 + k) * b.row_stride + (n0 + j) * b.col_stride;
-            if (b.col_stride == 1) {
+            const T* src = b.data + (k0 + k) * b.row_stride + (n0 + j) * b.col_stride;
+            if (std::is_same_v<T, float> && b.col_stride == 1) {
                 std::memcpy(out, src, static_cast<std::size_t>(w) * sizeof(float));
             } else {
-                for (std::int64_t x = 0; x < w; ++x) out[x] = src[x * b.col_stride];
+                for (std::int64_t x = 0; x < w; ++x) out[x] = to_f32(src[x * b.col_stride]);
             }
             std::fill(out + w, out + nr, 0.0f);
             out += nr;
@@ -58,15 +69,16 @@ inline void pack_b(const matrix_view& b, std::int64_t k0, std::int64_t kb, std::
 }
 
 // A[m0:m0+mb, k0:k0+kb] -> panels of MR rows, k-major, zero-padded.
-inline void pack_a(const matrix_view& a, std::int64_t m0, std::int64_t mb, std::int64_t k0, std::int64_t kb,
-                   std::int64_t mr, float* out) {
+template <class T>
+void pack_a(const basic_matrix_view<T>& a, std::int64_t m0, std::int64_t mb, std::int64_t k0, std::int64_t kb,
+            std::int64_t mr, float* out) {
     for (std::int64_t i = 0; i < mb; i += mr) {
         const auto h = std::min(mr, mb - i);
         if (h < mr) std::fill(out, out + mr * kb, 0.0f);
         // Walk each source row along k (contiguous when A is row-major).
         for (std::int64_t y = 0; y < h; ++y) {
-            const float* src = a.data + (m0 + i + y) * a.row_stride + k0 * a.col_stride;
-            for (std::int64_t k = 0; k < kb; ++k) out[k * mr + y] = src[k * a.col_stride];
+            const T* src = a.data + (m0 + i + y) * a.row_stride + k0 * a.col_stride;
+            for (std::int64_t k = 0; k < kb; ++k) out[k * mr + y] = to_f32(src[k * a.col_stride]);
         }
         out += mr * kb;
     }
@@ -172,9 +184,11 @@ inline const char* sgemm_kernel_name() {
     return k.name;
 }
 
-// C (row-major, leading dimension ldc) = A (m x k) * B (k x n).
-inline void sgemm(std::int64_t m, std::int64_t n, std::int64_t k, const matrix_view& a, const matrix_view& b,
-                  float* c, std::int64_t ldc) {
+// C (row-major, leading dimension ldc) = A (m x k) * B (k x n), in f32. A and B
+// may hold f16 or bf16 elements: they are widened while packed.
+template <class TA, class TB>
+void sgemm(std::int64_t m, std::int64_t n, std::int64_t k, const basic_matrix_view<TA>& a,
+           const basic_matrix_view<TB>& b, float* c, std::int64_t ldc) {
     static const auto choice = detail::choose_kernel();
     const auto mr = choice.mr, nr = choice.nr;
     if (k == 0) {

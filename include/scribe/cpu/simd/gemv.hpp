@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "../../core/dtype.hpp"
+#include "gemm.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -59,8 +59,6 @@ __attribute__((target("avx512f"))) inline __m512 load16_avx512(const bfloat16* p
     const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
 }
-inline float to_f32(half h) { return f16_bits_to_f32(h.bits); }
-inline float to_f32(bfloat16 b) { return bf16_bits_to_f32(b.bits); }
 
 template <class W>
 __attribute__((target("avx512f"))) void gemv16_rows_avx512(std::int64_t m, std::int64_t k, const float* x,
