@@ -42,32 +42,23 @@ template <> struct element<dtype::s64> : plain_element<std::int64_t, std::int64_
 template <> struct element<dtype::u32> : plain_element<std::uint32_t, std::int64_t> {};
 template <> struct element<dtype::f32> : plain_element<float, float> {};
 template <> struct element<dtype::f64> : plain_element<double, double> {};
-template <> struct element<dtype::f16> {
+// 16-bit floats: stored as their bits, computed in f32.
+template <float (*Widen)(std::uint16_t), std::uint16_t (*Narrow)(float)>
+struct sixteen_bit_element {
     using storage = std::uint16_t;
     using compute = float;
     static float load(const unsigned char* p, std::int64_t i) {
         std::uint16_t b;
         std::memcpy(&b, p + 2 * i, 2);
-        return f16_bits_to_f32(b);
+        return Widen(b);
     }
     static void store(unsigned char* p, std::int64_t i, float v) {
-        const std::uint16_t b = f32_to_f16_bits(v);
+        const std::uint16_t b = Narrow(v);
         std::memcpy(p + 2 * i, &b, 2);
     }
 };
-template <> struct element<dtype::bf16> {
-    using storage = std::uint16_t;
-    using compute = float;
-    static float load(const unsigned char* p, std::int64_t i) {
-        std::uint16_t b;
-        std::memcpy(&b, p + 2 * i, 2);
-        return bf16_bits_to_f32(b);
-    }
-    static void store(unsigned char* p, std::int64_t i, float v) {
-        const std::uint16_t b = f32_to_bf16_bits(v);
-        std::memcpy(p + 2 * i, &b, 2);
-    }
-};
+template <> struct element<dtype::f16> : sixteen_bit_element<f16_bits_to_f32, f32_to_f16_bits> {};
+template <> struct element<dtype::bf16> : sixteen_bit_element<bf16_bits_to_f32, f32_to_bf16_bits> {};
 
 // Calls f(std::integral_constant<dtype, D>{}) for the run-time dtype t.
 template <class F>

@@ -1,6 +1,8 @@
 // scribe/cpu/simd/gemv.hpp — the decode-shaped product: y[m] = sum_k x[k] * W[k, m]
-// with W row-major (row stride ldw). Memory-bound: W is streamed once, row by row,
-// four rows per pass so y is loaded and stored once per four rows.
+// with W row-major (row stride ldw) holding f32, f16 or bf16 weights, accumulated
+// in f32. Memory-bound: W is streamed once, row by row, four rows per pass so y is
+// loaded and stored once per four rows; 16-bit weights are widened in registers
+// (f16 by vcvtph2ps, bf16 by a shift), so they stream half the bytes.
 #pragma once
 
 #include <cstdint>
@@ -14,44 +16,24 @@
 
 namespace scribe::cpu::simd {
 
+template <class W>
+concept GemvWeight = std::is_same_v<W, float> || std::is_same_v<W, half> || std::is_same_v<W, bfloat16>;
+
 namespace detail {
 
-inline void gemv_rows_portable(std::int64_t m, std::int64_t k, const float* x, const float* w, std::int64_t ldw,
-                               float* y) {
+template <class W>
+void gemv_rows_portable(std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw, float* y) {
     for (std::int64_t j = 0; j < m; ++j) y[j] = 0.0f;
     for (std::int64_t r = 0; r < k; ++r)
-        for (std::int64_t j = 0; j < m; ++j) y[j] += x[r] * w[r * ldw + j];
+        for (std::int64_t j = 0; j < m; ++j) y[j] += x[r] * to_f32(w[r * ldw + j]);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_* inside
 // conversions and shifts) as maybe-uninitialized; the warning is false there.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx512f"))) inline void gemv_rows_avx512(std::int64_t m, std::int64_t k, const float* x,
-                                                                const float* w, std::int64_t ldw, float* y) {
-    for (std::int64_t j = 0; j < m; ++j) y[j] = 0.0f;
-    std::int64_t r = 0;
-    for (; r + 4 <= k; r += 4) {
-        const __m512 x0 = _mm512_set1_ps(x[r]), x1 = _mm512_set1_ps(x[r + 1]), x2 = _mm512_set1_ps(x[r + 2]),
-                     x3 = _mm512_set1_ps(x[r + 3]);
-        const float *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
-        std::int64_t j = 0;
-        for (; j + 16 <= m; j += 16) {
-            __m512 acc = _mm512_loadu_ps(y + j);
-            acc = _mm512_fmadd_ps(x0, _mm512_loadu_ps(w0 + j), acc);
-            acc = _mm512_fmadd_ps(x1, _mm512_loadu_ps(w1 + j), acc);
-            acc = _mm512_fmadd_ps(x2, _mm512_loadu_ps(w2 + j), acc);
-            acc = _mm512_fmadd_ps(x3, _mm512_loadu_ps(w3 + j), acc);
-            _mm512_storeu_ps(y + j, acc);
-        }
-        for (; j < m; ++j) y[j] += x[r] * w0[j] + x[r + 1] * w1[j] + x[r + 2] * w2[j] + x[r + 3] * w3[j];
-    }
-    for (; r < k; ++r)
-        for (std::int64_t j = 0; j < m; ++j) y[j] += x[r] * w[r * ldw + j];
-}
-
-// 16-bit weights widened to f32 in registers: f16 by vcvtph2ps, bf16 by a shift.
+__attribute__((target("avx512f"))) inline __m512 load16_avx512(const float* p) { return _mm512_loadu_ps(p); }
 __attribute__((target("avx512f"))) inline __m512 load16_avx512(const half* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
@@ -61,8 +43,8 @@ __attribute__((target("avx512f"))) inline __m512 load16_avx512(const bfloat16* p
 }
 
 template <class W>
-__attribute__((target("avx512f"))) void gemv16_rows_avx512(std::int64_t m, std::int64_t k, const float* x,
-                                                           const W* w, std::int64_t ldw, float* y) {
+__attribute__((target("avx512f"))) void gemv_rows_avx512(std::int64_t m, std::int64_t k, const float* x,
+                                                         const W* w, std::int64_t ldw, float* y) {
     for (std::int64_t j = 0; j < m; ++j) y[j] = 0.0f;
     std::int64_t r = 0;
     for (; r + 4 <= k; r += 4) {
@@ -84,34 +66,14 @@ __attribute__((target("avx512f"))) void gemv16_rows_avx512(std::int64_t m, std::
     for (; r < k; ++r)
         for (std::int64_t j = 0; j < m; ++j) y[j] += x[r] * to_f32(w[r * ldw + j]);
 }
-#endif
-
 #pragma GCC diagnostic pop
+#endif
 
 }  // namespace detail
 
-// y[0:m] = x[0:k] . W[0:k, 0:m] with f16 or bf16 weights, accumulated in f32:
-// half the bytes of f32 weights to stream, for decode.
-template <class W>
-    requires std::is_same_v<W, half> || std::is_same_v<W, bfloat16>
-void sgemv_rows(std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw, float* y) {
-#if defined(__x86_64__) || defined(__i386__)
-    static const bool avx512 = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") != 0;
-    }();
-    if (avx512) return detail::gemv16_rows_avx512(m, k, x, w, ldw, y);
-#endif
-    for (std::int64_t j = 0; j < m; ++j) y[j] = 0.0f;
-    for (std::int64_t r = 0; r < k; ++r)
-        for (std::int64_t j = 0; j < m; ++j) {
-            const auto v = w[r * ldw + j];
-            y[j] += x[r] * (std::is_same_v<W, half> ? f16_bits_to_f32(v.bits) : bf16_bits_to_f32(v.bits));
-        }
-}
-
 // y[0:m] = x[0:k] . W[0:k, 0:m], W row-major with row stride ldw.
-inline void sgemv_rows(std::int64_t m, std::int64_t k, const float* x, const float* w, std::int64_t ldw, float* y) {
+template <GemvWeight W>
+void sgemv_rows(std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw, float* y) {
 #if defined(__x86_64__) || defined(__i386__)
     static const bool avx512 = [] {
         __builtin_cpu_init();
