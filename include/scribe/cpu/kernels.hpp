@@ -206,28 +206,32 @@ inline array constant(const node& n) {
 
 // --- data movement (dtype-agnostic: whole elements are copied) ---------------
 
-inline array broadcast(const node& n, const array& x) {
+// out[idx] = x[sum_j idx[j] * source_strides[j]]: every element of the output read
+// from the source by one stride per output dimension.
+inline array gather_strided(const node& n, const array& x, const index& source_strides) {
     array out(n.type, n.dims);
-    const auto es = static_cast<std::size_t>(info(n.type).bytes);
-    const auto xs = strides_of(x.dims());
+    const auto es = static_cast<std::int64_t>(info(n.type).bytes);
     for_each_index(n.dims, [&](const index& idx, std::int64_t flat) {
         std::int64_t src = 0;
-        for (std::size_t k = 0; k < n.axes.size(); ++k) src += idx[static_cast<std::size_t>(n.axes[k])] * xs[k];
-        std::memcpy(out.mutable_data() + flat * static_cast<std::int64_t>(es), x.data() + src * static_cast<std::int64_t>(es), es);
+        for (std::size_t k = 0; k < idx.size(); ++k) src += idx[k] * source_strides[k];
+        std::memcpy(out.mutable_data() + flat * es, x.data() + src * es, static_cast<std::size_t>(es));
     });
     return out;
 }
 
-inline array transpose(const node& n, const array& x) {
-    array out(n.type, n.dims);
-    const auto es = static_cast<std::int64_t>(info(n.type).bytes);
+// New dimensions have stride 0: their elements repeat the source's.
+inline array broadcast(const node& n, const array& x) {
     const auto xs = strides_of(x.dims());
-    for_each_index(n.dims, [&](const index& idx, std::int64_t flat) {
-        std::int64_t src = 0;
-        for (std::size_t k = 0; k < idx.size(); ++k) src += idx[k] * xs[static_cast<std::size_t>(n.axes[k])];
-        std::memcpy(out.mutable_data() + flat * es, x.data() + src * es, static_cast<std::size_t>(es));
-    });
-    return out;
+    index strides(n.dims.size(), 0);
+    for (std::size_t k = 0; k < n.axes.size(); ++k) strides[static_cast<std::size_t>(n.axes[k])] = xs[k];
+    return gather_strided(n, x, strides);
+}
+
+inline array transpose(const node& n, const array& x) {
+    const auto xs = strides_of(x.dims());
+    index strides(n.dims.size());
+    for (std::size_t k = 0; k < strides.size(); ++k) strides[k] = xs[static_cast<std::size_t>(n.axes[k])];
+    return gather_strided(n, x, strides);
 }
 
 inline array reshape(const node& n, const array& x) {
