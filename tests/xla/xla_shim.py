@@ -66,19 +66,30 @@ def compile_module(proto, replicas=1):
     return compile_fn(mlir, _ext.DeviceList(tuple(devices)), options), devices
 
 
-def execute(compiled, inputs):
-    """inputs[r][k]: argument k of replica r. Returns outputs[r][k] as numpy arrays."""
-    exe, devices = compiled
+def place(compiled, inputs):
+    """inputs[r][k] on the compiled module's devices, once (for timing runs)."""
+    _, devices = compiled
     replicas = len(devices)
     args = []
     for k in range(len(inputs[0])):
         per_device = [jax.device_put(inputs[r][k], devices[r]) for r in range(replicas)]
-        if replicas == 1:
-            args.append(per_device[0])
-        else:
-            args.append(_stack(per_device, devices))
-    results = exe.execute_sharded(args).disassemble_into_single_device_arrays()
-    return [[np.asarray(out[r]) for out in results] for r in range(replicas)]
+        args.append(per_device[0] if replicas == 1 else _stack(per_device, devices))
+    return args
+
+
+def run_placed(compiled, args):
+    """Runs on placed arguments and waits; returns outputs[k][r] as device arrays."""
+    results = compiled[0].execute_sharded(args).disassemble_into_single_device_arrays()
+    for out in results:
+        for a in out:
+            a.block_until_ready()
+    return results
+
+
+def execute(compiled, inputs):
+    """inputs[r][k]: argument k of replica r. Returns outputs[r][k] as numpy arrays."""
+    results = run_placed(compiled, place(compiled, inputs))
+    return [[np.asarray(out[r]) for out in results] for r in range(len(compiled[1]))]
 
 
 def _stack(per_device, devices):

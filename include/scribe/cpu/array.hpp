@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstring>
+#include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <vector>
@@ -20,9 +22,29 @@ public:
     array() = default;
 
     // Zero-filled, owned.
-    array(dtype type, shape dims) : type_(type), dims_(std::move(dims)) {
-        storage_.assign(bytes(), 0);
+    array(dtype type, shape dims) : array(uninitialized(type, std::move(dims))) {
+        if (bytes()) std::memset(storage_.get(), 0, bytes());
     }
+    // Owned, elements not yet written: for kernels that write every element.
+    static array uninitialized(dtype type, shape dims) {
+        array a;
+        a.type_ = type;
+        a.dims_ = std::move(dims);
+        a.allocate();
+        return a;
+    }
+    array(const array& o) : type_(o.type_), dims_(o.dims_), view_(o.view_) {
+        if (o.storage_) {  // a default-constructed array has none
+            allocate();
+            if (bytes()) std::memcpy(storage_.get(), o.storage_.get(), bytes());
+        }
+    }
+    array& operator=(const array& o) {
+        if (this != &o) *this = array(o);
+        return *this;
+    }
+    array(array&&) noexcept = default;
+    array& operator=(array&&) noexcept = default;
 
     // A read-only view over `size` bytes at `data`, which must hold exactly the
     // array's elements; the caller keeps the memory alive.
@@ -43,10 +65,19 @@ public:
     std::size_t bytes() const { return static_cast<std::size_t>(size() * info(type_).bytes); }
     bool borrowed() const { return view_ != nullptr; }
 
-    const unsigned char* data() const { return view_ ? view_ : storage_.data(); }
+    const unsigned char* data() const { return view_ ? view_ : storage_.get(); }
     unsigned char* mutable_data() {
         if (view_) throw error("cpu::array: a borrowed array is read-only");
-        return storage_.data();
+        return storage_.get();
+    }
+    // A borrowed view of the same elements (no copy; valid while this array lives).
+    array view() const {
+        if (!data()) return *this;
+        array a;
+        a.type_ = type_;
+        a.dims_ = dims_;
+        a.view_ = data();
+        return a;
     }
 
     // The elements as their storage type (half and bfloat16 for the 16-bit floats).
@@ -64,9 +95,19 @@ private:
                         std::to_string(info(type_).bytes) + " bytes, not " + std::to_string(sizeof(T)));
     }
 
+    // Owned storage is aligned for the widest vector loads.
+    static constexpr std::align_val_t alignment{64};
+    struct release {
+        void operator()(unsigned char* p) const { ::operator delete[](p, alignment); }
+    };
+    void allocate() {
+        const auto n = bytes();
+        storage_.reset(n ? static_cast<unsigned char*>(::operator new[](n, alignment)) : nullptr);
+    }
+
     dtype type_ = dtype::f32;
     shape dims_;
-    std::vector<unsigned char> storage_;
+    std::unique_ptr<unsigned char[], release> storage_;
     const unsigned char* view_ = nullptr;
 };
 

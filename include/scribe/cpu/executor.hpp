@@ -15,12 +15,16 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
+#include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "../graph/graph.hpp"
+#include "../graph/tensor.hpp"
 #include "fusion.hpp"
 #include "kernels.hpp"
 
@@ -29,6 +33,7 @@ namespace scribe::cpu {
 struct options {
     unsigned threads = 0;  // worker threads for the heavy kernels; 0: one per hardware thread
     bool fuse = true;      // run chains of element-wise ops in one pass (cpu/fusion.hpp)
+    bool profile = false;  // time every node: stats().node_seconds
 };
 
 // What the last run used: buffers it allocated and the most bytes live at once.
@@ -36,15 +41,24 @@ struct options {
 struct run_stats {
     std::size_t buffers = 0;
     std::size_t peak_bytes = 0;
+    std::size_t packed_bytes = 0;  // weights packed by bind(), kept between runs
+    // With options::profile: seconds spent computing each node (a fused group's
+    // time is its root's), indexed by node id.
+    std::vector<double> node_seconds;
 };
 
 class executor {
 public:
-    explicit executor(const graph& g, options opt = {}) : g_(g), pool_(std::make_unique<thread_pool>(opt.threads)) {
+    explicit executor(const graph& g, options opt = {})
+        : g_(g), pool_(std::make_unique<thread_pool>(opt.threads)), profile_(opt.profile) {
         if (g_.outputs().empty())
             throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " has no outputs; call g.outputs(...)");
-        if (opt.fuse) fusion_ = plan_fusion(g_);
-        else fusion_.group_of.assign(g_.nodes().size(), -1);
+        if (opt.fuse) {
+            fusion_ = plan_fusion(g_);
+        } else {
+            fusion_.group_of.assign(g_.nodes().size(), -1);
+            fusion_.inlined.assign(g_.nodes().size(), false);
+        }
         plan_lifetimes();
     }
 
@@ -53,6 +67,46 @@ public:
     // One line per fused group: which nodes run in one pass.
     std::string fusion_report() const { return fusion_.report(g_); }
     const run_stats& stats() const { return stats_; }
+
+    // Binds parameter `number` to a value the executor keeps, typically a weight:
+    // run() then takes only the unbound parameters, still in parameter order. The
+    // value is borrowed as given (an mmapped weight stays where it is); a matrix
+    // that a float dot reads as its right operand, with 8 or more rows on the left,
+    // is also packed once here for the GEMM (stats().packed_bytes). Binding
+    // again replaces the value.
+    void bind(std::int64_t number, array value) {
+        const auto& nodes = g_.nodes();
+        const auto it = std::find_if(nodes.begin(), nodes.end(), [&](const node& n) {
+            return n.kind == op::parameter && n.parameter_number == number;
+        });
+        if (it == nodes.end())
+            throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " has no parameter " + std::to_string(number));
+        check_value(*it, value, "bound value");
+        const auto id = static_cast<node_id>(it - nodes.begin());
+        bound_.resize(static_cast<std::size_t>(g_.parameter_count()));
+        bound_[static_cast<std::size_t>(number)] = std::move(value);
+        const auto& v = *bound_[static_cast<std::size_t>(number)];
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            const auto& n = nodes[i];
+            if (n.kind != op::dot || n.operands[1] != id || fusion_.inlined[static_cast<std::size_t>(n.operands[0])]) continue;
+            packed_[i] = kernels::pack_rhs(n, g_[n.operands[0]].dims, v);
+        }
+        packed_bytes_ = 0;
+        for (const auto& [_, p] : packed_) packed_bytes_ += p.bytes();
+    }
+    template <Tensor T>
+    void bind(const T& parameter, array value) {
+        const auto& n = parameter.ir();
+        if (n.kind != op::parameter)
+            throw error("cpu: bind needs a parameter, not a " + std::string(info(n.kind).name) + " node");
+        bind(n.parameter_number, std::move(value));
+    }
+    // The parameters run() takes: those not bound, in parameter order.
+    std::int64_t unbound_parameters() const {
+        std::int64_t k = 0;
+        for (std::int64_t p = 0; p < g_.parameter_count(); ++p) k += !is_bound(p);
+        return k;
+    }
 
     // One replica; inputs in parameter order. Returns the outputs in order. An
     // output that is a parameter itself is returned as a view of that input.
@@ -70,13 +124,31 @@ public:
         if (replicas == 0) throw error("cpu: run_replicas needs at least one replica");
         const auto& nodes = g_.nodes();
         std::vector<std::vector<array>> values(replicas, std::vector<array>(nodes.size()));
-        for (std::size_t r = 0; r < replicas; ++r) check_inputs(inputs[r], r);
+        std::vector<std::vector<array>> full;
+        const auto* all = &inputs;
+        if (!bound_.empty()) {  // put the bound values in their places
+            full.resize(replicas);
+            for (std::size_t r = 0; r < replicas; ++r) {
+                if (static_cast<std::int64_t>(inputs[r].size()) != unbound_parameters())
+                    throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " takes " +
+                                std::to_string(unbound_parameters()) + " unbound inputs, replica " + std::to_string(r) +
+                                " got " + std::to_string(inputs[r].size()));
+                for (std::int64_t p = 0, k = 0; p < g_.parameter_count(); ++p)
+                    full[r].push_back(is_bound(p) ? *bound_[static_cast<std::size_t>(p)] : inputs[r][static_cast<std::size_t>(k++)]);
+            }
+            all = &full;
+        }
+        for (std::size_t r = 0; r < replicas; ++r) check_inputs((*all)[r], r);
         stats_ = {};
+        stats_.packed_bytes = packed_bytes_;
+        if (profile_) stats_.node_seconds.assign(nodes.size(), 0.0);
         std::size_t live = 0;
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
             const auto root = fusion_.group_of[i];
             if (root >= 0 && static_cast<std::size_t>(root) != i) continue;  // computed by its group's root
+            if (fusion_.inlined[i]) continue;                                   // read in place by its users
+            const auto started = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
             if (n.kind == op::all_reduce || n.kind == op::all_gather) {
                 collective(n, i, values, replicas);
             } else {
@@ -85,14 +157,17 @@ public:
                         return values[r][static_cast<std::size_t>(n.operands[k])];
                     };
                     if (n.kind == op::parameter)
-                        values[r][i] = inputs[r][static_cast<std::size_t>(n.parameter_number)];
+                        values[r][i] = (*all)[r][static_cast<std::size_t>(n.parameter_number)].view();
                     else if (root >= 0)
-                        values[r][i] = run_fused(g_, fusion_.groups[static_cast<std::size_t>(group_index_[i])],
-                                                 [&](node_id o) -> const array& { return values[r][static_cast<std::size_t>(o)]; });
+                        values[r][i] = run_fused(g_, fusion_, fusion_.groups[static_cast<std::size_t>(group_index_[i])],
+                                                 [&](node_id o) -> const array& { return values[r][static_cast<std::size_t>(o)]; },
+                                                 pool_.get());
                     else
                         values[r][i] = evaluate(n, operand);
                 }
             }
+            if (profile_)
+                stats_.node_seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
             // Account the new buffers, then free the values this node was the last to read.
             for (std::size_t r = 0; r < replicas; ++r)
                 if (!values[r][i].borrowed()) {
@@ -109,7 +184,12 @@ public:
         }
         std::vector<std::vector<array>> out(replicas);
         for (std::size_t r = 0; r < replicas; ++r)
-            for (auto id : g_.outputs()) out[r].push_back(values[r][static_cast<std::size_t>(id)]);
+            for (std::size_t k = 0; k < g_.outputs().size(); ++k) {
+                auto& v = values[r][static_cast<std::size_t>(g_.outputs()[k])];
+                const auto& rest = g_.outputs();
+                const bool again = std::find(rest.begin() + static_cast<std::ptrdiff_t>(k) + 1, rest.end(), rest[k]) != rest.end();
+                out[r].push_back(again ? v : std::move(v));  // move unless the same node is a later output too
+            }
         return out;
     }
 
@@ -119,18 +199,22 @@ private:
             throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " takes " +
                         std::to_string(g_.parameter_count()) + " inputs, replica " + std::to_string(replica) +
                         " got " + std::to_string(in.size()));
-        for (const auto& n : g_.nodes()) {
-            if (n.kind != op::parameter) continue;
-            const auto& a = in[static_cast<std::size_t>(n.parameter_number)];
-            bool same = a.type() == n.type && a.dims().size() == n.dims.size();
-            for (std::size_t k = 0; same && k < n.dims.size(); ++k)
-                same = a.dims()[k].extent == n.dims[k].extent &&
-                       (a.dims()[k].name.empty() || a.dims()[k].name == n.dims[k].name);
-            if (!same)
-                throw error("cpu: parameter " + scribe::detail::ticked(n.label) + " is " + std::string(name(n.type)) +
-                            to_string(n.dims) + " but input " + std::to_string(n.parameter_number) + " is " +
-                            std::string(name(a.type())) + to_string(a.dims()));
-        }
+        for (const auto& n : g_.nodes())
+            if (n.kind == op::parameter) check_value(n, in[static_cast<std::size_t>(n.parameter_number)], "input " + std::to_string(n.parameter_number));
+    }
+
+    void check_value(const node& n, const array& a, const std::string& what) const {
+        bool same = a.type() == n.type && a.dims().size() == n.dims.size();
+        for (std::size_t k = 0; same && k < n.dims.size(); ++k)
+            same = a.dims()[k].extent == n.dims[k].extent &&
+                   (a.dims()[k].name.empty() || a.dims()[k].name == n.dims[k].name);
+        if (!same)
+            throw error("cpu: parameter " + scribe::detail::ticked(n.label) + " is " + std::string(name(n.type)) +
+                        to_string(n.dims) + " but " + what + " is " + std::string(name(a.type())) + to_string(a.dims()));
+    }
+
+    bool is_bound(std::int64_t p) const {
+        return static_cast<std::size_t>(p) < bound_.size() && bound_[static_cast<std::size_t>(p)].has_value();
     }
 
     // The one switch from op to kernel.
@@ -153,8 +237,11 @@ private:
             case op::broadcast: return k::broadcast(n, operand(0));
             case op::transpose: return k::transpose(n, operand(0));
             case op::reshape: return k::reshape(n, operand(0));
-            case op::dot: return k::dot(n, operand(0), operand(1), pool_.get());
-            case op::reduce: return k::reduce(n, operand(0));
+            case op::dot: {
+                const auto p = packed_.find(static_cast<std::size_t>(&n - g_.nodes().data()));
+                return k::dot(n, operand(0), operand(1), pool_.get(), p == packed_.end() ? nullptr : &p->second);
+            }
+            case op::reduce: return k::reduce(n, operand(0), pool_.get());
             case op::argmax: return k::argmax(n, operand(0));
             case op::slice: return k::slice(n, operand(0));
             case op::dynamic_slice: return k::dynamic_slice(n, operand(0), rest(1));
@@ -198,12 +285,16 @@ private:
             group_index_[static_cast<std::size_t>(fusion_.groups[k].members.back())] = static_cast<int>(k);
         std::vector<std::int64_t> last(nodes.size(), -1);
         for (std::size_t i = 0; i < nodes.size(); ++i) {
+            if (fusion_.inlined[i]) continue;  // its source is read where its users run
             const auto root = fusion_.group_of[i];
-            // A group member's operands are read when its root runs.
+            // A group member's operands are read when its root runs; an inlined
+            // view's operand, by whoever reads the view.
             const auto at = root >= 0 ? static_cast<std::int64_t>(root) : static_cast<std::int64_t>(i);
-            for (auto o : nodes[i].operands)
-                if (fusion_.group_of[static_cast<std::size_t>(o)] != root || root < 0)
-                    last[static_cast<std::size_t>(o)] = std::max(last[static_cast<std::size_t>(o)], at);
+            for (auto o : nodes[i].operands) {
+                if (root >= 0 && fusion_.group_of[static_cast<std::size_t>(o)] == root) continue;
+                const auto m = static_cast<std::size_t>(materialized(g_, fusion_, o));
+                last[m] = std::max(last[m], at);
+            }
         }
         for (std::size_t o = 0; o < nodes.size(); ++o)
             if (last[o] < 0) last[o] = static_cast<std::int64_t>(o);  // read by nobody: free at once
@@ -216,10 +307,14 @@ private:
 
     const graph& g_;
     std::unique_ptr<thread_pool> pool_;
+    bool profile_ = false;
     fusion_plan fusion_;
     std::vector<int> group_index_;
     std::vector<std::vector<node_id>> consumed_at_;
     mutable run_stats stats_;
+    std::vector<std::optional<array>> bound_;
+    std::map<std::size_t, simd::packed_matrix> packed_;  // by dot node
+    std::size_t packed_bytes_ = 0;
 };
 
 }  // namespace scribe::cpu

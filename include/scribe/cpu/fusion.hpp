@@ -2,19 +2,30 @@
 //
 // A chain such as gelu(x * w + b) is many IR nodes; run one by one, each writes a
 // full-size buffer that the next reads back. The plan below groups float
-// element-wise nodes of one shape whose values are not needed outside the group,
-// and the group runs in one pass: chunk by chunk, each member's values live in a
-// small scratch block (in L1), and only the group's root writes memory. Inputs
-// of the group are read straight from their arrays; rank-0 operands are broadcast.
+// element-wise nodes (unary, binary, select, float converts) of one shape whose
+// values are not needed outside the group, and the group runs in one pass: chunk
+// by chunk, each member's values live in a small scratch block (in L1), and only
+// the group's root writes memory. Every float element-wise node runs this way,
+// alone if it cannot join others.
+//
+// Broadcasts and transposes read by group members only are not materialised
+// either: the group reads their source through strides ("inlined views"), so
+// the bias of `x . w + b` or the row maximum of a softmax is read in place.
+//
+// Chunks are split over the thread pool; each element is computed by one thread
+// in one order, so results do not depend on the thread count.
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "array.hpp"
 #include "element.hpp"
 #include "kernels.hpp"
+#include "simd/elementwise.hpp"
+#include "thread_pool.hpp"
 
 namespace scribe::cpu {
 
@@ -25,16 +36,20 @@ struct fusion_group {
 
 struct fusion_plan {
     std::vector<node_id> group_of;  // for each node: the root of its group, or -1
+    std::vector<bool> inlined;      // broadcasts/transposes read in place by their users
     std::vector<fusion_group> groups;
 
-    // "fused 4 nodes into multiply.1 ... (3 buffers saved)", one line per group.
+    // One line per group of several nodes, and the views read in place.
     std::string report(const graph& g) const {
         std::string out;
         for (const auto& grp : groups) {
+            if (grp.members.size() < 2) continue;
             out += "fused " + std::to_string(grp.members.size()) + " nodes:";
             for (auto id : grp.members) out += " " + std::string(info(g[id].kind).name) + "#" + std::to_string(id);
             out += " (" + std::to_string(grp.members.size() - 1) + " intermediate buffers avoided)\n";
         }
+        for (std::size_t i = 0; i < inlined.size(); ++i)
+            if (inlined[i]) out += "read in place: " + std::string(info(g[static_cast<node_id>(i)].kind).name) + "#" + std::to_string(i) + "\n";
         return out;
     }
 };
@@ -46,18 +61,19 @@ inline bool float_fusible_type(dtype t) { return t == dtype::f32 || t == dtype::
 // Element-wise nodes the fused kernel evaluates, on f32/f16/bf16 values.
 inline bool fusible(const graph& g, const node& n) {
     if (!float_fusible_type(n.type)) return false;
-    if (is_unary(n.kind) || (is_binary(n.kind))) return true;
-    if (n.kind == op::convert) return float_fusible_type(g[n.operands[0]].type);
-    // A rank-0 value broadcast to a shape: the fused kernel reads the scalar.
-    return n.kind == op::broadcast && g[n.operands[0]].dims.empty();
+    if (is_unary(n.kind) || is_binary(n.kind) || n.kind == op::select) return true;
+    return n.kind == op::convert && float_fusible_type(g[n.operands[0]].type);
 }
+
+inline bool is_view(const node& n) { return n.kind == op::broadcast || n.kind == op::transpose; }
 
 }  // namespace detail
 
 // Fusible nodes joined to their fusible operands of the same shape form
 // components. A component whose values are needed outside it at one node only
 // (its last) runs as one group, however its members share values inside; in the
-// other components, chains of single-use values are fused.
+// other components, chains of single-use values are fused, and what is left runs
+// as groups of one.
 inline fusion_plan plan_fusion(const graph& g) {
     const auto& nodes = g.nodes();
     const auto count = nodes.size();
@@ -70,6 +86,20 @@ inline fusion_plan plan_fusion(const graph& g) {
     for (std::size_t i = 0; i < count; ++i) ok[i] = detail::fusible(g, nodes[i]);
     auto joins = [&](std::size_t i, std::size_t o) { return ok[i] && ok[o] && nodes[o].dims == nodes[i].dims; };
 
+    fusion_plan plan;
+    // A view is read in place when every reader is a fused node or another such view.
+    plan.inlined.assign(count, false);
+    {
+        std::vector<std::vector<std::size_t>> readers(count);
+        for (std::size_t i = 0; i < count; ++i)
+            for (auto o : nodes[i].operands) readers[static_cast<std::size_t>(o)].push_back(i);
+        for (std::size_t i = count; i-- > 0;) {
+            if (!detail::is_view(nodes[i]) || is_output[i] || readers[i].empty()) continue;
+            plan.inlined[i] = std::all_of(readers[i].begin(), readers[i].end(),
+                                          [&](std::size_t r) { return ok[r] || plan.inlined[r]; });
+        }
+    }
+
     std::vector<std::size_t> parent(count);
     for (std::size_t i = 0; i < count; ++i) parent[i] = i;
     auto find = [&](std::size_t x) {
@@ -80,7 +110,6 @@ inline fusion_plan plan_fusion(const graph& g) {
         for (auto o : nodes[i].operands)
             if (joins(i, static_cast<std::size_t>(o))) parent[find(i)] = find(static_cast<std::size_t>(o));
 
-    fusion_plan plan;
     plan.group_of.assign(count, -1);
     auto add_group = [&](std::vector<node_id> members) {
         for (auto m : members) plan.group_of[static_cast<std::size_t>(m)] = members.back();
@@ -107,7 +136,7 @@ inline fusion_plan plan_fusion(const graph& g) {
             add_group(comp);
         }
     }
-    // Elsewhere: chains of single-use values.
+    // Elsewhere: chains of single-use values, and single nodes.
     std::vector<std::vector<node_id>> members(count);
     for (std::size_t i = 0; i < count; ++i) {
         if (!ok[i] || grouped[i]) continue;
@@ -124,88 +153,204 @@ inline fusion_plan plan_fusion(const graph& g) {
         members[i] = std::move(absorbed);
     }
     for (auto& m : members)
-        if (m.size() > 1) add_group(std::move(m));
+        if (!m.empty()) add_group(std::move(m));
     std::sort(plan.groups.begin(), plan.groups.end(),
               [](const fusion_group& x, const fusion_group& y) { return x.members.back() < y.members.back(); });
     return plan;
 }
 
+// The node whose array an operand reads: itself, or the source of an inlined view.
+inline node_id materialized(const graph& g, const fusion_plan& plan, node_id id) {
+    while (plan.inlined[static_cast<std::size_t>(id)]) id = g[id].operands[0];
+    return id;
+}
+
+namespace detail {
+
+// Strides (in elements of the source array) of a value's elements, for the
+// value's own row-major index; follows inlined views down to their source.
+inline kernels::index view_strides(const graph& g, const fusion_plan& plan, node_id id) {
+    const auto& n = g[id];
+    if (!plan.inlined[static_cast<std::size_t>(id)]) return kernels::strides_of(n.dims);
+    const auto src = view_strides(g, plan, n.operands[0]);
+    kernels::index s(n.dims.size(), 0);
+    if (n.kind == op::broadcast)
+        for (std::size_t k = 0; k < n.axes.size(); ++k) s[static_cast<std::size_t>(n.axes[k])] = src[k];
+    else  // transpose: output dimension k is the operand's dimension axes[k]
+        for (std::size_t k = 0; k < s.size(); ++k) s[k] = src[static_cast<std::size_t>(n.axes[k])];
+    return s;
+}
+
+// An input of a group: an array read through strides over the group's shape.
+struct fused_input {
+    const array* source;
+    kernels::index strides;
+    bool contiguous;  // strides are the group shape's own row-major ones
+    bool scalar;      // one value for every element (a rank-0 operand, or all strides 0)
+};
+
+// The input's elements [begin, begin + count) of the group's shape, as f32: a
+// pointer into the source when they lie there as f32 in a row, else converted
+// into `block`. `idx` is scratch of the group's rank.
+inline const float* load_input(const fused_input& in, const shape& dims, std::int64_t begin, std::int64_t count,
+                               float* block, kernels::index& idx) {
+    const array& a = *in.source;
+    const auto* raw = a.data();
+    const bool f32 = a.type() == dtype::f32;
+    if (in.contiguous && f32) return reinterpret_cast<const float*>(raw) + begin;
+    const auto rank = dims.size();
+    std::int64_t rest = begin;
+    for (std::size_t k = rank; k-- > 0;) {
+        idx[k] = rest % dims[k].extent;
+        rest /= dims[k].extent;
+    }
+    const auto inner = rank ? dims[rank - 1].extent : 1, step = rank ? in.strides[rank - 1] : 0;
+    if (f32 && step == 1 && inner - idx[rank - 1] >= count) {  // one run of the source, e.g. a bias row
+        std::int64_t off = 0;
+        for (std::size_t k = 0; k < rank; ++k) off += idx[k] * in.strides[k];
+        return reinterpret_cast<const float*>(raw) + off;
+    }
+    visit(a.type(), [&](auto D) {
+        using E = element<decltype(D)::value>;
+        if (in.contiguous) {
+            for (std::int64_t j = 0; j < count; ++j) block[j] = static_cast<float>(E::load(raw, begin + j));
+            return;
+        }
+        // Walk runs along the innermost dimension.
+        std::int64_t done = 0;
+        while (done < count) {
+            std::int64_t off = 0;
+            for (std::size_t k = 0; k < rank; ++k) off += idx[k] * in.strides[k];
+            const auto run = rank ? std::min(inner - idx[rank - 1], count - done) : count;
+            if (step == 0) {
+                std::fill(block + done, block + done + run, static_cast<float>(E::load(raw, off)));
+            } else if (step == 1 && decltype(D)::value == dtype::f32) {
+                std::memcpy(block + done, raw + off * 4, static_cast<std::size_t>(run) * 4);
+            } else {
+                for (std::int64_t j = 0; j < run; ++j) block[done + j] = static_cast<float>(E::load(raw, off + j * step));
+            }
+            done += run;
+            if (rank == 0) break;
+            idx[rank - 1] += run;
+            for (std::size_t k = rank; k-- > 1 && idx[k] == dims[k].extent;) {
+                idx[k] = 0;
+                ++idx[k - 1];
+            }
+        }
+    });
+    return block;
+}
+
+inline void round_to(dtype t, float* x, std::int64_t n) {
+    if (t == dtype::f16)
+        for (std::int64_t j = 0; j < n; ++j) x[j] = f16_bits_to_f32(f32_to_f16_bits(x[j]));
+    else if (t == dtype::bf16)
+        for (std::int64_t j = 0; j < n; ++j) x[j] = bf16_bits_to_f32(f32_to_bf16_bits(x[j]));
+}
+
+}  // namespace detail
+
 // Runs one group: `value(id)` gives the array of a node outside the group.
 template <class Value>
-array run_fused(const graph& g, const fusion_group& grp, Value&& value) {
+array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp, Value&& value,
+                thread_pool* pool = nullptr) {
     constexpr std::int64_t chunk = 512;
     const auto& root = g[grp.members.back()];
-    array out(root.type, root.dims);
+    auto out = array::uninitialized(root.type, root.dims);
     const auto total = out.size();
+    const auto members = grp.members.size();
     auto slot_of = [&](node_id id) -> std::ptrdiff_t {
         const auto it = std::find(grp.members.begin(), grp.members.end(), id);
         return it == grp.members.end() ? -1 : it - grp.members.begin();
     };
-    // For each member and operand: its scratch slot, or the outside array it reads.
+    // For each member and operand: its scratch slot, or the input it reads.
     struct source {
         std::ptrdiff_t slot;
-        const array* outside;
+        std::ptrdiff_t input;
     };
+    std::vector<detail::fused_input> inputs;
     std::vector<std::vector<source>> sources;
+    const auto own = kernels::strides_of(root.dims);
     for (auto id : grp.members) {
         std::vector<source> s;
         for (auto o : g[id].operands) {
             const auto slot = slot_of(o);
-            s.push_back({slot, slot < 0 ? &value(o) : nullptr});
+            if (slot >= 0) {
+                s.push_back({slot, -1});
+                continue;
+            }
+            auto strides = detail::view_strides(g, plan, o);
+            if (g[o].dims.empty()) strides.assign(root.dims.size(), 0);  // a rank-0 operand is broadcast
+            const bool contiguous = strides == own;
+            const bool scalar = std::all_of(strides.begin(), strides.end(), [](std::int64_t x) { return x == 0; });
+            inputs.push_back({&value(materialized(g, plan, o)), std::move(strides), contiguous, scalar});
+            s.push_back({-1, static_cast<std::ptrdiff_t>(inputs.size() - 1)});
         }
         sources.push_back(std::move(s));
     }
-    std::vector<float> scratch(grp.members.size() * chunk);
-    std::vector<float> operand_block(2 * chunk);
-    auto load_outside = [](const array& a, std::int64_t begin, std::int64_t count, float* dst) {
-        visit(a.type(), [&](auto D) {
-            using E = element<decltype(D)::value>;
-            if (a.dims().empty()) {
-                std::fill(dst, dst + count, static_cast<float>(E::load(a.data(), 0)));
-            } else {
-                for (std::int64_t j = 0; j < count; ++j) dst[j] = static_cast<float>(E::load(a.data(), begin + j));
+    float* out_f32 = root.type == dtype::f32 ? reinterpret_cast<float*>(out.mutable_data()) : nullptr;
+
+    auto run_chunks = [&](std::int64_t first, std::int64_t last) {
+        std::vector<float> scratch(members * chunk), operand_block(3 * chunk);
+        kernels::index idx(root.dims.size());
+        // Scalars are spread over a block once, not per chunk.
+        std::vector<std::vector<float>> spread(inputs.size());
+        for (std::size_t k = 0; k < inputs.size(); ++k)
+            if (inputs[k].scalar) {
+                spread[k].resize(chunk);
+                const auto& a = *inputs[k].source;
+                const float v = visit(a.type(), [&](auto D) { return static_cast<float>(element<decltype(D)::value>::load(a.data(), 0)); });
+                std::fill(spread[k].begin(), spread[k].end(), v);
             }
-        });
-    };
-    for (std::int64_t begin = 0; begin < total; begin += chunk) {
-        const auto count = std::min(chunk, total - begin);
-        for (std::size_t m = 0; m < grp.members.size(); ++m) {
-            const auto& n = g[grp.members[m]];
-            const float* in[2] = {nullptr, nullptr};
-            for (std::size_t k = 0; k < sources[m].size() && k < 2; ++k) {
-                const auto& s = sources[m][k];
-                if (s.slot >= 0) {
-                    in[k] = scratch.data() + s.slot * chunk;
-                } else {
-                    load_outside(*s.outside, begin, count, operand_block.data() + k * chunk);
-                    in[k] = operand_block.data() + k * chunk;
+        for (std::int64_t c = first; c < last; ++c) {
+            const auto begin = c * chunk, count = std::min(chunk, total - c * chunk);
+            for (std::size_t m = 0; m < members; ++m) {
+                const auto& n = g[grp.members[m]];
+                const float* in[3] = {nullptr, nullptr, nullptr};
+                for (std::size_t k = 0; k < sources[m].size() && k < 3; ++k) {
+                    const auto& s = sources[m][k];
+                    float* block = operand_block.data() + static_cast<std::int64_t>(k) * chunk;
+                    if (s.slot >= 0) {
+                        in[k] = scratch.data() + s.slot * chunk;
+                    } else {
+                        const auto i = static_cast<std::size_t>(s.input);
+                        in[k] = inputs[i].scalar ? spread[i].data()
+                                                 : detail::load_input(inputs[i], root.dims, begin, count, block, idx);
+                    }
                 }
+                const bool is_root = m + 1 == members;
+                float* dst = is_root && out_f32 ? out_f32 + begin : scratch.data() + static_cast<std::int64_t>(m) * chunk;
+                if (n.kind == op::convert) {
+                    std::copy(in[0], in[0] + count, dst);  // rounded to the target type below
+                } else if (n.kind == op::select) {
+                    simd::select(in[0], in[1], in[2], dst, count);
+                } else if (is_unary(n.kind)) {
+                    if (!simd::unary(n.kind, in[0], dst, count))
+                        for (std::int64_t j = 0; j < count; ++j) dst[j] = kernels::unary_value<float>(n.kind, in[0][j]);
+                } else if (!simd::binary(n.kind, in[0], in[1], dst, count)) {
+                    for (std::int64_t j = 0; j < count; ++j) dst[j] = kernels::binary_value<float>(n.kind, in[0][j], in[1][j]);
+                }
+                // A 16-bit value is rounded as the unfused op would store it, as XLA does.
+                if (n.type != dtype::f32) detail::round_to(n.type, dst, count);
             }
-            float* dst = scratch.data() + static_cast<std::int64_t>(m) * chunk;
-            if (n.kind == op::broadcast || n.kind == op::convert) {
-                // Values pass through; the conversion happens where the root is stored.
-                std::copy(in[0], in[0] + count, dst);
-                if (n.kind == op::convert && n.type != dtype::f32)
-                    for (std::int64_t j = 0; j < count; ++j)  // round to the narrower type now, as XLA does
-                        dst[j] = n.type == dtype::f16 ? f16_bits_to_f32(f32_to_f16_bits(dst[j]))
-                                                      : bf16_bits_to_f32(f32_to_bf16_bits(dst[j]));
-            } else if (is_unary(n.kind)) {
-                for (std::int64_t j = 0; j < count; ++j) dst[j] = kernels::unary_value<float>(n.kind, in[0][j]);
-            } else {
-                for (std::int64_t j = 0; j < count; ++j) dst[j] = kernels::binary_value<float>(n.kind, in[0][j], in[1][j]);
+            if (!out_f32) {
+                const float* result = scratch.data() + static_cast<std::int64_t>(members - 1) * chunk;
+                visit(root.type, [&](auto D) {
+                    using E = element<decltype(D)::value>;
+                    if constexpr (std::is_same_v<typename E::compute, float>)
+                        for (std::int64_t j = 0; j < count; ++j) E::store(out.mutable_data(), begin + j, result[j]);
+                });
             }
-            // A 16-bit intermediate is rounded as the unfused op would store it.
-            if (n.type == dtype::f16 && n.kind != op::convert)
-                for (std::int64_t j = 0; j < count; ++j) dst[j] = f16_bits_to_f32(f32_to_f16_bits(dst[j]));
-            if (n.type == dtype::bf16 && n.kind != op::convert)
-                for (std::int64_t j = 0; j < count; ++j) dst[j] = bf16_bits_to_f32(f32_to_bf16_bits(dst[j]));
         }
-        const float* result = scratch.data() + static_cast<std::int64_t>(grp.members.size() - 1) * chunk;
-        visit(root.type, [&](auto D) {
-            using E = element<decltype(D)::value>;
-            for (std::int64_t j = 0; j < count; ++j)
-                E::store(out.mutable_data(), begin + j, static_cast<typename E::compute>(result[j]));
+    };
+    const auto chunks = (total + chunk - 1) / chunk;
+    if (pool && pool->size() > 1 && total >= 16 * chunk) {
+        pool->run([&](unsigned t) {
+            const auto [c0, c1] = pool->part(chunks, t);
+            run_chunks(c0, c1);
         });
+    } else {
+        run_chunks(0, chunks);
     }
     return out;
 }

@@ -12,6 +12,7 @@
 #include "array.hpp"
 #include "element.hpp"
 #include "linalg.hpp"
+#include "simd/elementwise.hpp"
 
 namespace scribe::cpu::kernels {
 
@@ -361,28 +362,51 @@ inline std::int64_t affine_stride(const std::vector<std::int64_t>& offsets) {
 }
 
 // A float dot (f32, f16 or bf16 operands, f32 accumulation) through the SIMD GEMM,
-// or the GEMV when there is one column, when each group of dimensions is a
-// single stride. Returns false to take the generic path.
+// or the GEMV when there is one column. Each group of dimensions (batch, free,
+// contracting) must be one stride for the GEMM to read it; an operand whose
+// groups are not (heads and head_dim contracted from [heads, seq, head_dim], say)
+// is first copied into [batch, free, contracting] order, which costs far less
+// than the product. Batched products with at least as many batches as threads
+// are split over the batch, the others over the output's columns.
 template <class T>
-bool float_dot(const array& a, const array& b, const std::vector<std::int64_t>& ab,
-               const std::vector<std::int64_t>& am, const std::vector<std::int64_t>& ak,
-               const std::vector<std::int64_t>& bb, const std::vector<std::int64_t>& bn,
-               const std::vector<std::int64_t>& bk, array& out, thread_pool* pool) {
-    const auto sam = affine_stride(am), sak = affine_stride(ak), sbk = affine_stride(bk), sbn = affine_stride(bn);
-    if (sam < 0 || sak < 0 || sbk < 0 || sbn < 0) return false;
-    const auto M = static_cast<std::int64_t>(am.size()), K = static_cast<std::int64_t>(ak.size()),
-               N = static_cast<std::int64_t>(bn.size());
+void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std::vector<std::int64_t> am,
+               std::vector<std::int64_t> ak, std::vector<std::int64_t> bb, std::vector<std::int64_t> bn,
+               std::vector<std::int64_t> bk, array& out, thread_pool* pool,
+               const simd::packed_matrix* packed = nullptr) {
+    const auto B = static_cast<std::int64_t>(ab.size()), M = static_cast<std::int64_t>(am.size()),
+               K = static_cast<std::int64_t>(ak.size()), N = static_cast<std::int64_t>(bn.size());
     const auto* pa = reinterpret_cast<const T*>(a.data());
     const auto* pb = reinterpret_cast<const T*>(b.data());
+    // Gathers an operand as [batch][outer][inner] and rewrites its offsets to match.
+    auto canonical = [](const T* p, std::vector<std::int64_t>& batch, std::vector<std::int64_t>& outer,
+                        std::vector<std::int64_t>& inner, std::vector<T>& copy) {
+        const auto nb = batch.size(), no = outer.size(), ni = inner.size();
+        copy.resize(nb * no * ni);
+        T* dst = copy.data();
+        for (auto x : batch)
+            for (auto y : outer)
+                for (auto z : inner) *dst++ = p[x + y + z];
+        for (std::size_t i = 0; i < nb; ++i) batch[i] = static_cast<std::int64_t>(i * no * ni);
+        for (std::size_t i = 0; i < no; ++i) outer[i] = static_cast<std::int64_t>(i * ni);
+        for (std::size_t i = 0; i < ni; ++i) inner[i] = static_cast<std::int64_t>(i);
+        return copy.data();
+    };
+    std::vector<T> a_copy, b_copy;
+    if (affine_stride(am) < 0 || affine_stride(ak) < 0) pa = canonical(pa, ab, am, ak, a_copy);
+    if (affine_stride(bk) < 0 || affine_stride(bn) < 0) pb = canonical(pb, bb, bk, bn, b_copy);
+    const auto sam = affine_stride(am), sak = affine_stride(ak), sbk = affine_stride(bk), sbn = affine_stride(bn);
     constexpr bool wide = std::is_same_v<T, float>;
     // f32 results go straight to the output; 16-bit ones through an f32 block, rounded once.
-    std::vector<float> block(wide ? 0 : static_cast<std::size_t>(M * N));
-    std::vector<float> x;
-    for (std::size_t i = 0; i < ab.size(); ++i) {
-        float* pc = wide ? reinterpret_cast<float*>(out.mutable_data()) + static_cast<std::int64_t>(i) * M * N : block.data();
-        const T* ai = pa + ab[i];
-        const T* bi = pb + bb[i];
-        if (N == 1 && (sam == 1 || M == 1)) {  // decode: stream A's rows along m
+    std::vector<float> block(wide ? 0 : static_cast<std::size_t>(B * M * N));
+    float* c = wide ? reinterpret_cast<float*>(out.mutable_data()) : block.data();
+    auto one = [&](std::int64_t i, thread_pool* p) {
+        float* pc = c + i * M * N;
+        const T* ai = pa + ab[static_cast<std::size_t>(i)];
+        const T* bi = pb + bb[static_cast<std::size_t>(i)];
+        if (packed && B == 1) {  // a weight packed when it was bound
+            gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, *packed, pc, N);
+        } else if (N == 1 && (sam == 1 || M == 1)) {  // decode: stream A's rows along m
+            std::vector<float> x;
             const float* xv = nullptr;
             if constexpr (wide) xv = sbk == 1 ? bi : nullptr;
             if (!xv) {
@@ -390,24 +414,33 @@ bool float_dot(const array& a, const array& b, const std::vector<std::int64_t>& 
                 for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = simd::to_f32(bi[k * sbk]);
                 xv = x.data();
             }
-            gemv_rows(pool, M, K, xv, ai, sak, pc);
+            gemv_rows(p, M, K, xv, ai, sak, pc);
         } else {
-            gemm(pool, M, N, K, simd::basic_matrix_view<T>{ai, sam, sak}, simd::basic_matrix_view<T>{bi, sbk, sbn}, pc, N);
+            gemm(p, M, N, K, simd::basic_matrix_view<T>{ai, sam, sak}, simd::basic_matrix_view<T>{bi, sbk, sbn}, pc, N);
         }
-        if constexpr (!wide)
-            visit(out.type(), [&](auto D) {
-                using E = element<decltype(D)::value>;
-                if constexpr (std::is_same_v<typename E::compute, float>)
-                    for (std::int64_t j = 0; j < M * N; ++j)
-                        E::store(out.mutable_data(), static_cast<std::int64_t>(i) * M * N + j, block[static_cast<std::size_t>(j)]);
-            });
+    };
+    if (pool && pool->size() > 1 && B >= static_cast<std::int64_t>(pool->size())) {
+        pool->run([&](unsigned t) {
+            const auto [b0, b1] = pool->part(B, t);
+            for (auto i = b0; i < b1; ++i) one(i, nullptr);
+        });
+    } else {
+        for (std::int64_t i = 0; i < B; ++i) one(i, pool);
     }
-    return true;
+    if constexpr (!wide)
+        visit(out.type(), [&](auto D) {
+            using E = element<decltype(D)::value>;
+            if constexpr (std::is_same_v<typename E::compute, float>)
+                for (std::int64_t j = 0; j < B * M * N; ++j) E::store(out.mutable_data(), j, block[static_cast<std::size_t>(j)]);
+        });
 }
 
-// dot as batched [B, M, K] x [B, K, N], accumulating in the compute type (f32
-// for 16-bit floats, wrapping int64 for integers).
-inline array dot(const node& n, const array& a, const array& b, thread_pool* pool = nullptr) {
+// Where a dot's operands keep their elements: for each group of dimensions
+// (batch, free, contracting), the offset of every element of the group.
+struct dot_offsets {
+    std::vector<std::int64_t> ab, am, ak, bb, bn, bk;
+};
+inline dot_offsets dot_layout(const node& n, const shape& a, const shape& b) {
     const auto& d = n.dot;
     auto free_axes = [](std::size_t rank, const index& c, const index& bt) {
         index out;
@@ -416,20 +449,10 @@ inline array dot(const node& n, const array& a, const array& b, thread_pool* poo
                 out.push_back(i);
         return out;
     };
-    const auto af = free_axes(a.dims().size(), d.lhs_contracting, d.lhs_batch);
-    const auto bf = free_axes(b.dims().size(), d.rhs_contracting, d.rhs_batch);
-    auto extent_product = [](const array& x, const index& axes) {
-        std::int64_t p = 1;
-        for (auto ax : axes) p *= x.dims()[static_cast<std::size_t>(ax)].extent;
-        return p;
-    };
-    const auto B = extent_product(a, d.lhs_batch), M = extent_product(a, af), N = extent_product(b, bf),
-               K = extent_product(a, d.lhs_contracting);
-    // Offsets of an operand's elements for (batch, free, contracting) linear indices.
-    auto offsets = [](const array& x, const index& axes) {
-        const auto st = strides_of(x.dims());
+    auto offsets = [](const shape& x, const index& axes) {
+        const auto st = strides_of(x);
         shape sub;
-        for (auto ax : axes) sub.push_back(x.dims()[static_cast<std::size_t>(ax)]);
+        for (auto ax : axes) sub.push_back(x[static_cast<std::size_t>(ax)]);
         std::vector<std::int64_t> out(static_cast<std::size_t>(element_count(sub)));
         for_each_index(sub, [&](const index& idx, std::int64_t flat) {
             std::int64_t o = 0;
@@ -438,12 +461,40 @@ inline array dot(const node& n, const array& a, const array& b, thread_pool* poo
         });
         return out;
     };
-    const auto ab = offsets(a, d.lhs_batch), am = offsets(a, af), ak = offsets(a, d.lhs_contracting);
-    const auto bb = offsets(b, d.rhs_batch), bn = offsets(b, bf), bk = offsets(b, d.rhs_contracting);
-    array out(n.type, n.dims);
-    if (n.type == dtype::f32 && float_dot<float>(a, b, ab, am, ak, bb, bn, bk, out, pool)) return out;
-    if (n.type == dtype::f16 && float_dot<half>(a, b, ab, am, ak, bb, bn, bk, out, pool)) return out;
-    if (n.type == dtype::bf16 && float_dot<bfloat16>(a, b, ab, am, ak, bb, bn, bk, out, pool)) return out;
+    return {offsets(a, d.lhs_batch), offsets(a, free_axes(a.size(), d.lhs_contracting, d.lhs_batch)),
+            offsets(a, d.lhs_contracting), offsets(b, d.rhs_batch),
+            offsets(b, free_axes(b.size(), d.rhs_contracting, d.rhs_batch)), offsets(b, d.rhs_contracting)};
+}
+
+// The right operand of a float dot packed for the GEMM, when it is one matrix
+// (no batch dimensions, each group one stride) and the left side has at least
+// `min_rows` rows; empty otherwise.
+inline simd::packed_matrix pack_rhs(const node& n, const shape& a, const array& b, std::int64_t min_rows = 8) {
+    const auto l = dot_layout(n, a, b.dims());
+    const auto sbk = affine_stride(l.bk), sbn = affine_stride(l.bn);
+    if (l.bb.size() != 1 || sbk < 0 || sbn < 0 || static_cast<std::int64_t>(l.am.size()) < min_rows) return {};
+    const auto K = static_cast<std::int64_t>(l.bk.size()), N = static_cast<std::int64_t>(l.bn.size());
+    switch (b.type()) {
+        case dtype::f32: return simd::packed_matrix(simd::basic_matrix_view<float>{reinterpret_cast<const float*>(b.data()), sbk, sbn}, K, N);
+        case dtype::f16: return simd::packed_matrix(simd::basic_matrix_view<half>{reinterpret_cast<const half*>(b.data()), sbk, sbn}, K, N);
+        case dtype::bf16: return simd::packed_matrix(simd::basic_matrix_view<bfloat16>{reinterpret_cast<const bfloat16*>(b.data()), sbk, sbn}, K, N);
+        default: return {};
+    }
+}
+
+// dot as batched [B, M, K] x [B, K, N], accumulating in the compute type (f32
+// for 16-bit floats, wrapping int64 for integers). `packed`: the right operand
+// packed beforehand (pack_rhs), or null.
+inline array dot(const node& n, const array& a, const array& b, thread_pool* pool = nullptr,
+                 const simd::packed_matrix* packed = nullptr) {
+    auto [ab, am, ak, bb, bn, bk] = dot_layout(n, a.dims(), b.dims());
+    const auto B = static_cast<std::int64_t>(ab.size()), M = static_cast<std::int64_t>(am.size()),
+               N = static_cast<std::int64_t>(bn.size()), K = static_cast<std::int64_t>(ak.size());
+    auto out = array::uninitialized(n.type, n.dims);
+    if (packed && packed->rows() == 0) packed = nullptr;
+    if (n.type == dtype::f32) return float_dot<float>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
+    if (n.type == dtype::f16) return float_dot<half>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
+    if (n.type == dtype::bf16) return float_dot<bfloat16>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
     visit(n.type, [&](auto D) {
         using E = element<decltype(D)::value>;
         using C = typename E::compute;
@@ -505,9 +556,71 @@ inline std::vector<std::int64_t> reduced_targets(const shape& in, const index& a
     return target;
 }
 
+// A float reduction over adjacent axes, [outer, reduced, inner], in f32 with SIMD:
+// rows are reduced whole (inner = 1) or accumulated row by row (inner > 1). Split
+// over the pool by outer index, so each result has one order at any thread count.
+// Returns false when the axes are not adjacent or the dtype is not a float.
+inline bool reduce_float(const node& n, const array& x, array& out, thread_pool* pool) {
+    const auto t = x.type();
+    if (t != dtype::f32 && t != dtype::f16 && t != dtype::bf16) return false;
+    index axes = n.axes;
+    std::sort(axes.begin(), axes.end());
+    for (std::size_t i = 1; i < axes.size(); ++i)
+        if (axes[i] != axes[0] + static_cast<std::int64_t>(i)) return false;
+    std::int64_t outer = 1, reduced = 1, inner = 1;
+    for (std::int64_t k = 0; k < static_cast<std::int64_t>(x.dims().size()); ++k) {
+        const auto e = x.dims()[static_cast<std::size_t>(k)].extent;
+        if (k < axes.front()) outer *= e;
+        else if (k <= axes.back()) reduced *= e;
+        else inner *= e;
+    }
+    std::vector<float> widened;
+    const float* p = reinterpret_cast<const float*>(x.data());
+    if (t != dtype::f32) {
+        widened.resize(static_cast<std::size_t>(x.size()));
+        visit(t, [&](auto D) {
+            for (std::int64_t i = 0; i < x.size(); ++i)
+                widened[static_cast<std::size_t>(i)] = static_cast<float>(element<decltype(D)::value>::load(x.data(), i));
+        });
+        p = widened.data();
+    }
+    std::vector<float> result(t == dtype::f32 ? 0 : static_cast<std::size_t>(outer * inner));
+    float* r = t == dtype::f32 ? reinterpret_cast<float*>(out.mutable_data()) : result.data();
+    const int which = n.reduction == reducer::sum ? 0 : n.reduction == reducer::max ? 1 : 2;
+    const float identity = which == 0 ? 0.0f : which == 1 ? -std::numeric_limits<float>::infinity()
+                                                          : std::numeric_limits<float>::infinity();
+    auto rows = [&](std::int64_t o0, std::int64_t o1) {
+        for (auto o = o0; o < o1; ++o) {
+            const float* src = p + o * reduced * inner;
+            if (inner == 1) {
+                r[o] = which == 0 ? simd::sum(src, reduced) : which == 1 ? simd::max(src, reduced) : simd::min(src, reduced);
+                continue;
+            }
+            float* dst = r + o * inner;
+            std::fill(dst, dst + inner, identity);
+            for (std::int64_t j = 0; j < reduced; ++j) simd::accumulate(which, src + j * inner, dst, inner);
+        }
+    };
+    if (pool && pool->size() > 1 && outer >= static_cast<std::int64_t>(pool->size()) && x.size() >= 32768)
+        pool->run([&](unsigned th) {
+            const auto [o0, o1] = pool->part(outer, th);
+            rows(o0, o1);
+        });
+    else
+        rows(0, outer);
+    if (t != dtype::f32)
+        visit(t, [&](auto D) {
+            using E = element<decltype(D)::value>;
+            if constexpr (std::is_same_v<typename E::compute, float>)
+                for (std::int64_t i = 0; i < outer * inner; ++i) E::store(out.mutable_data(), i, result[static_cast<std::size_t>(i)]);
+        });
+    return true;
+}
+
 // Integer reductions of narrow types wrap at their width, step by step as XLA's do.
-inline array reduce(const node& n, const array& x) {
+inline array reduce(const node& n, const array& x, thread_pool* pool = nullptr) {
     array out(n.type, n.dims);
+    if (reduce_float(n, x, out, pool)) return out;
     const auto target = reduced_targets(x.dims(), n.axes, n.dims);
     visit(n.type, [&](auto D) {
         using E = element<decltype(D)::value>;

@@ -23,6 +23,18 @@ void gemm(thread_pool* pool, std::int64_t m, std::int64_t n, std::int64_t k, con
     });
 }
 
+// C = A * B with B packed beforehand (a weight): the same split over columns.
+template <class TA>
+void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_view<TA>& a, const simd::packed_matrix& b,
+          float* c, std::int64_t ldc) {
+    const auto n = b.cols();
+    if (!pool || pool->size() == 1 || n < 2 * b.nr()) return simd::sgemm(m, n, a, b, 0, c, ldc);
+    pool->run([&](unsigned t) {
+        const auto [n0, n1] = pool->part(n, t, b.nr());
+        if (n1 > n0) simd::sgemm(m, n1 - n0, a, b, n0, c + n0, ldc);
+    });
+}
+
 // y[0:m] = x[0:k] . W[0:k, 0:m] (W row-major, row stride ldw; f32, f16 or bf16 weights).
 template <class W>
 void gemv_rows(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw,

@@ -31,7 +31,7 @@ inline std::string to_string(const shape& s) {
     std::string out = "[";
     for (std::size_t i = 0; i < s.size(); ++i) {
         if (i) out += ", ";
-        out += s[i].name + "=" + std::to_string(s[i].extent);
+        out += (s[i].name.empty() ? "" : s[i].name + "=") + std::to_string(s[i].extent);  // arrays from outside may be unnamed
     }
     return out + "]";
 }

@@ -84,18 +84,21 @@ void pack_a(const basic_matrix_view<T>& a, std::int64_t m0, std::int64_t mb, std
     }
 }
 
-// A micro-kernel: C[MR x NR] (row stride ldc) = (accumulate ? C : 0) + Ap * Bp.
-using micro_kernel = void (*)(std::int64_t kb, const float* ap, const float* bp, float* c, std::int64_t ldc,
-                              bool accumulate);
+// A micro-kernel: C[MR x NR] (row stride ldc) = (accumulate ? C : 0) + A * Bp,
+// where A(i, k) = ap[i * rs + k * cs]: a packed panel (rs = 1, cs = MR) or rows
+// of a row-major f32 matrix read in place (rs = its row stride, cs = 1).
+using micro_kernel = void (*)(std::int64_t kb, const float* ap, std::int64_t rs, std::int64_t cs, const float* bp,
+                              float* c, std::int64_t ldc, bool accumulate);
 
 template <int MR, int NR>
-void micro_portable(std::int64_t kb, const float* ap, const float* bp, float* c, std::int64_t ldc, bool accumulate) {
+void micro_portable(std::int64_t kb, const float* ap, std::int64_t rs, std::int64_t cs, const float* bp, float* c,
+                    std::int64_t ldc, bool accumulate) {
     float acc[MR][NR];
     for (int i = 0; i < MR; ++i)
         for (int j = 0; j < NR; ++j) acc[i][j] = accumulate ? c[i * ldc + j] : 0.0f;
-    for (std::int64_t k = 0; k < kb; ++k, ap += MR, bp += NR)
+    for (std::int64_t k = 0; k < kb; ++k, ap += cs, bp += NR)
         for (int i = 0; i < MR; ++i)
-            for (int j = 0; j < NR; ++j) acc[i][j] += ap[i] * bp[j];
+            for (int j = 0; j < NR; ++j) acc[i][j] += ap[i * rs] * bp[j];
     for (int i = 0; i < MR; ++i)
         for (int j = 0; j < NR; ++j) c[i * ldc + j] = acc[i][j];
 }
@@ -108,8 +111,9 @@ void micro_portable(std::int64_t kb, const float* ap, const float* bp, float* c,
 // 8 x 48 on AVX-512: 24 accumulators, three B vectors, A broadcast from memory.
 // 8 rows and 48 columns divide the GPT-2 shapes (M = 16, 128, 512; N = 768,
 // 2304, 3072), so no tile is partial there.
-__attribute__((target("avx512f"))) inline void micro_avx512(std::int64_t kb, const float* ap, const float* bp,
-                                                            float* c, std::int64_t ldc, bool accumulate) {
+__attribute__((target("avx512f"))) inline void micro_avx512(std::int64_t kb, const float* ap, std::int64_t rs,
+                                                            std::int64_t cs, const float* bp, float* c,
+                                                            std::int64_t ldc, bool accumulate) {
     constexpr int MR = 8;
     __m512 c0[MR], c1[MR], c2[MR];
     for (int i = 0; i < MR; ++i) {
@@ -117,11 +121,11 @@ __attribute__((target("avx512f"))) inline void micro_avx512(std::int64_t kb, con
         c1[i] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();
         c2[i] = accumulate ? _mm512_loadu_ps(c + i * ldc + 32) : _mm512_setzero_ps();
     }
-    for (std::int64_t k = 0; k < kb; ++k, ap += MR, bp += 48) {
+    for (std::int64_t k = 0; k < kb; ++k, ap += cs, bp += 48) {
         const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
 #pragma GCC unroll 8
         for (int i = 0; i < MR; ++i) {
-            const __m512 a = _mm512_set1_ps(ap[i]);
+            const __m512 a = _mm512_set1_ps(ap[i * rs]);
             c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
             c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
             c2[i] = _mm512_fmadd_ps(a, b2, c2[i]);
@@ -135,19 +139,20 @@ __attribute__((target("avx512f"))) inline void micro_avx512(std::int64_t kb, con
 }
 
 // 6 x 16 on AVX2 + FMA: 12 accumulators.
-__attribute__((target("avx2,fma"))) inline void micro_avx2(std::int64_t kb, const float* ap, const float* bp,
-                                                           float* c, std::int64_t ldc, bool accumulate) {
+__attribute__((target("avx2,fma"))) inline void micro_avx2(std::int64_t kb, const float* ap, std::int64_t rs,
+                                                           std::int64_t cs, const float* bp, float* c,
+                                                           std::int64_t ldc, bool accumulate) {
     constexpr int MR = 6;
     __m256 c0[MR], c1[MR];
     for (int i = 0; i < MR; ++i) {
         c0[i] = accumulate ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
         c1[i] = accumulate ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
     }
-    for (std::int64_t k = 0; k < kb; ++k, ap += MR, bp += 16) {
+    for (std::int64_t k = 0; k < kb; ++k, ap += cs, bp += 16) {
         const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; ++i) {
-            const __m256 a = _mm256_broadcast_ss(ap + i);
+            const __m256 a = _mm256_broadcast_ss(ap + i * rs);
             c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
             c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
         }
@@ -184,46 +189,57 @@ inline const char* sgemm_kernel_name() {
     return k.name;
 }
 
-// C (row-major, leading dimension ldc) = A (m x k) * B (k x n), in f32. A and B
-// may hold f16 or bf16 elements: they are widened while packed.
-template <class TA, class TB>
-void sgemm(std::int64_t m, std::int64_t n, std::int64_t k, const basic_matrix_view<TA>& a,
-           const basic_matrix_view<TB>& b, float* c, std::int64_t ldc) {
-    static const auto choice = detail::choose_kernel();
+namespace detail {
+
+// The blocked loops around the micro-kernel. `panels(k0, kb, n0, nb)` returns B's
+// packed panels for rows [k0, k0 + kb) and columns [n0, n0 + nb), NR columns per
+// panel, k-major (packing them now, or pointing into a matrix packed earlier).
+template <class TA, class Panels>
+void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const basic_matrix_view<TA>& a, Panels&& panels,
+                  float* c, std::int64_t ldc) {
+    static const auto choice = choose_kernel();
     const auto mr = choice.mr, nr = choice.nr;
     if (k == 0) {
         for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
         return;
     }
-    thread_local std::vector<float> a_pack, b_pack;
-    a_pack.resize(static_cast<std::size_t>(detail::mc * detail::kc));
-    b_pack.resize(static_cast<std::size_t>(detail::kc * (detail::nc + nr)));
+    thread_local std::vector<float> a_pack;
+    a_pack.resize(static_cast<std::size_t>(mc * kc));
     float tile[8 * 48];  // the largest MR x NR
-    for (std::int64_t n0 = 0; n0 < n; n0 += detail::nc) {
-        const auto nb = std::min(detail::nc, n - n0);
-        for (std::int64_t k0 = 0; k0 < k; k0 += detail::kc) {
-            const auto kb = std::min(detail::kc, k - k0);
+    // A row-major f32 A is read in place by full tiles; only partial ones are packed.
+    const bool a_in_place = std::is_same_v<TA, float> && a.col_stride == 1;
+    for (std::int64_t n0 = 0; n0 < n; n0 += nc) {
+        const auto nb = std::min(nc, n - n0);
+        for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
+            const auto kb = std::min(kc, k - k0);
             const bool accumulate = k0 > 0;
-            detail::pack_b(b, k0, kb, n0, nb, nr, b_pack.data());
-            for (std::int64_t m0 = 0; m0 < m; m0 += detail::mc) {
-                const auto mb = std::min(detail::mc, m - m0);
-                detail::pack_a(a, m0, mb, k0, kb, mr, a_pack.data());
+            const float* b_panels = panels(k0, kb, n0, nb);
+            for (std::int64_t m0 = 0; m0 < m; m0 += mc) {
+                const auto mb = std::min(mc, m - m0);
+                if (!a_in_place) pack_a(a, m0, mb, k0, kb, mr, a_pack.data());
+                else if (mb % mr) pack_a(a, m0 + mb / mr * mr, mb % mr, k0, kb, mr, a_pack.data() + mb / mr * mr * kb);
                 for (std::int64_t j = 0; j < nb; j += nr) {
                     const auto w = std::min(nr, nb - j);
-                    const float* bp = b_pack.data() + (j / nr) * nr * kb;
+                    const float* bp = b_panels + (j / nr) * nr * kb;
                     for (std::int64_t i = 0; i < mb; i += mr) {
                         const auto h = std::min(mr, mb - i);
                         const float* ap = a_pack.data() + (i / mr) * mr * kb;
+                        std::int64_t rs = 1, cs = mr;
+                        if (a_in_place && h == mr) {
+                            ap = reinterpret_cast<const float*>(a.data) + (m0 + i) * a.row_stride + k0;
+                            rs = a.row_stride;
+                            cs = 1;
+                        }
                         float* cdst = c + (m0 + i) * ldc + n0 + j;
                         if (h == mr && w == nr) {
-                            choice.kernel(kb, ap, bp, cdst, ldc, accumulate);
+                            choice.kernel(kb, ap, rs, cs, bp, cdst, ldc, accumulate);
                             continue;
                         }
                         // A partial tile at the edge of C goes through a full-size buffer.
                         if (accumulate)
                             for (std::int64_t y = 0; y < h; ++y)
                                 std::memcpy(tile + y * nr, cdst + y * ldc, static_cast<std::size_t>(w) * sizeof(float));
-                        choice.kernel(kb, ap, bp, tile, nr, accumulate);
+                        choice.kernel(kb, ap, rs, cs, bp, tile, nr, accumulate);
                         for (std::int64_t y = 0; y < h; ++y)
                             std::memcpy(cdst + y * ldc, tile + y * nr, static_cast<std::size_t>(w) * sizeof(float));
                     }
@@ -231,6 +247,59 @@ void sgemm(std::int64_t m, std::int64_t n, std::int64_t k, const basic_matrix_vi
             }
         }
     }
+}
+
+}  // namespace detail
+
+// C (row-major, leading dimension ldc) = A (m x k) * B (k x n), in f32. A and B
+// may hold f16 or bf16 elements: they are widened while packed.
+template <class TA, class TB>
+void sgemm(std::int64_t m, std::int64_t n, std::int64_t k, const basic_matrix_view<TA>& a,
+           const basic_matrix_view<TB>& b, float* c, std::int64_t ldc) {
+    static const auto choice = detail::choose_kernel();
+    thread_local std::vector<float> b_pack;
+    b_pack.resize(static_cast<std::size_t>(detail::kc * (detail::nc + choice.nr)));
+    detail::gemm_blocked(m, n, k, a, [&](std::int64_t k0, std::int64_t kb, std::int64_t n0, std::int64_t nb) {
+        detail::pack_b(b, k0, kb, n0, nb, choice.nr, b_pack.data());
+        return static_cast<const float*>(b_pack.data());
+    }, c, ldc);
+}
+
+// A B matrix (k x n) packed once into the micro-kernel's panels, in f32: a weight
+// that many products read. Rows [k0, k0 + kb) of the panel holding column j start
+// at k0 * padded_n + (j / nr) * nr * kb.
+class packed_matrix {
+public:
+    packed_matrix() = default;
+    template <class T>
+    explicit packed_matrix(const basic_matrix_view<T>& b, std::int64_t k, std::int64_t n)
+        : k_(k), n_(n), nr_(detail::choose_kernel().nr) {
+        padded_ = (n + nr_ - 1) / nr_ * nr_;
+        data_.resize(static_cast<std::size_t>(k * padded_));
+        for (std::int64_t k0 = 0; k0 < k; k0 += detail::kc)
+            detail::pack_b(b, k0, std::min(detail::kc, k - k0), 0, n, nr_, data_.data() + k0 * padded_);
+    }
+    std::int64_t rows() const { return k_; }
+    std::int64_t cols() const { return n_; }
+    std::size_t bytes() const { return data_.size() * sizeof(float); }
+    // The panels of rows [k0, k0 + kb) from column n0 (a multiple of nr).
+    const float* panels(std::int64_t k0, std::int64_t kb, std::int64_t n0) const {
+        return data_.data() + k0 * padded_ + (n0 / nr_) * nr_ * kb;
+    }
+    std::int64_t nr() const { return nr_; }
+
+private:
+    std::int64_t k_ = 0, n_ = 0, nr_ = 1, padded_ = 0;
+    std::vector<float> data_;
+};
+
+// C = A * B[:, n0 : n0 + n] with B packed beforehand; n0 must be a multiple of B's nr.
+template <class TA>
+void sgemm(std::int64_t m, std::int64_t n, const basic_matrix_view<TA>& a, const packed_matrix& b, std::int64_t n0,
+           float* c, std::int64_t ldc) {
+    detail::gemm_blocked(m, n, b.rows(), a, [&](std::int64_t k0, std::int64_t kb, std::int64_t nb0, std::int64_t) {
+        return b.panels(k0, kb, n0 + nb0);
+    }, c, ldc);
 }
 
 }  // namespace scribe::cpu::simd

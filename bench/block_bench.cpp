@@ -1,0 +1,172 @@
+// One GPT-2-sized transformer block (pre-LN attention + GELU MLP, hidden 768,
+// 12 heads, ffn 3072, causal) on the CPU backend against XLA's CPU backend
+// running the same exported HLO module, with the same inputs, in the same run.
+//
+//   block_bench [--seq N] [--python PY] [--dir DIR] [--json FILE]
+//
+// The graph is exported to DIR/block.hlo, its inputs to DIR/*.bin; bench/xla_block.py
+// (run with PY, a Python with jax) compiles and times the module with XLA and
+// writes its output back, which is compared with the CPU backend's. Both run at 1
+// thread (XLA pinned to one core) and at 2. Prints a table with every figure also
+// as a fraction of its peer (XLA) and limit (the FMA peak measured now: the block
+// is GEMM-bound at these shapes).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <scribe/cpu.hpp>
+#include <scribe/nn/layers.hpp>
+
+using namespace scribe;
+using namespace scribe::nn;
+namespace fs = std::filesystem;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double median_seconds(const std::function<void()>& f, double budget = 1.0) {
+    f();
+    const auto t0 = clock_type::now();
+    f();
+    const double once = std::max(1e-6, std::chrono::duration<double>(clock_type::now() - t0).count());
+    const int reps = std::clamp(static_cast<int>(budget / once), 5, 200);
+    std::vector<double> t;
+    for (int r = 0; r < reps; ++r) {
+        const auto a = clock_type::now();
+        f();
+        t.push_back(std::chrono::duration<double>(clock_type::now() - a).count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+// The pre-LN GPT-2 block on x[batch, seq, hidden].
+template <Tensor X>
+auto gpt2_block(graph& g, const X& x) {
+    auto p = [&](auto spec, const char* name) { return g.parameter(spec, name); };
+    auto ln1_g = p(f32[hidden], "ln_1.weight"), ln1_b = p(f32[hidden], "ln_1.bias");
+    auto wq = p(f32[hidden, heads, head_dim], "attn.q.weight"), bq = p(f32[heads, head_dim], "attn.q.bias");
+    auto wk = p(f32[hidden, heads, head_dim], "attn.k.weight"), bk = p(f32[heads, head_dim], "attn.k.bias");
+    auto wv = p(f32[hidden, heads, head_dim], "attn.v.weight"), bv = p(f32[heads, head_dim], "attn.v.bias");
+    auto wo = p(f32[heads, head_dim, hidden], "attn.c_proj.weight"), bo = p(f32[hidden], "attn.c_proj.bias");
+    auto ln2_g = p(f32[hidden], "ln_2.weight"), ln2_b = p(f32[hidden], "ln_2.bias");
+    auto w_fc = p(f32[hidden, ffn], "mlp.c_fc.weight"), b_fc = p(f32[ffn], "mlp.c_fc.bias");
+    auto w_proj = p(f32[ffn, hidden], "mlp.c_proj.weight"), b_proj = p(f32[hidden], "mlp.c_proj.bias");
+
+    auto h = layer_norm<hidden>(x, ln1_g, ln1_b, 1e-5);
+    auto q = project_heads(h, wq, bq);
+    auto k = rename<seq, keys>(project_heads(h, wk, bk));
+    auto v = rename<seq, keys>(project_heads(h, wv, bv));
+    auto x1 = x + merge_heads(attention(q, k, v, causal_mask(g)), wo, bo);
+    auto h2 = layer_norm<hidden>(x1, ln2_g, ln2_b, 1e-5);
+    return x1 + mlp(h2, w_fc, b_fc, w_proj, b_proj, [](const auto& t) { return gelu_tanh(t); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    std::int64_t S = 128;
+    std::string python, json_path;
+    fs::path dir = fs::temp_directory_path() / "scribe_block_bench";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--seq") S = std::stoll(argv[i + 1]);
+        else if (a == "--python") python = argv[i + 1];
+        else if (a == "--dir") dir = argv[i + 1];
+        else if (a == "--json") json_path = argv[i + 1];
+        else throw error("block_bench: unknown option " + a);
+    }
+    fs::create_directories(dir);
+
+    graph g("gpt2_block");
+    g.bind(batch(1), seq(S), keys(S), hidden(768), heads(12), head_dim(64), ffn(3072));
+    auto x = g.parameter(f32[batch, seq, hidden], "x");
+    g.outputs(gpt2_block(g, x));
+    hlo::write(g, dir, "block");
+
+    // Inputs: x ~ N(0, 1), weights ~ N(0, 0.02) (GPT-2's init), norms' scales 1.
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<std::vector<float>> data;
+    std::vector<cpu::array> inputs;
+    nlohmann::json manifest = nlohmann::json::array();
+    double weight_flop = 0;
+    for (const auto& n : g.nodes()) {
+        if (n.kind != op::parameter) continue;
+        std::vector<float> v(static_cast<std::size_t>(element_count(n.dims)));
+        const bool scale = n.label.ends_with("weight") && n.dims.size() == 1;
+        const float sd = n.label == "x" ? 1.0f : 0.02f;
+        for (auto& e : v) e = scale ? 1.0f + 0.1f * normal(rng) : sd * normal(rng);
+        if (n.dims.size() >= 2 && n.label != "x") weight_flop += 2.0 * static_cast<double>(v.size()) * static_cast<double>(S);
+        const auto file = dir / ("input" + std::to_string(n.parameter_number) + ".bin");
+        std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(v.data()),
+                                                     static_cast<std::streamsize>(v.size() * sizeof(float)));
+        std::vector<std::int64_t> extents;
+        for (const auto& d : n.dims) extents.push_back(d.extent);
+        manifest.push_back({{"file", file.string()}, {"shape", extents}, {"name", n.label}});
+        data.push_back(std::move(v));
+        inputs.push_back(cpu::array::borrow(dtype::f32, n.dims, data.back().data(), data.back().size() * sizeof(float)));
+    }
+    std::ofstream(dir / "inputs.json") << manifest.dump(1) << "\n";
+    // Attention: q.k and p.v, each 2 * S * S * hidden flop (the causal half is computed in full).
+    const double flop = weight_flop + 4.0 * static_cast<double>(S * S * 768);
+
+    nlohmann::json report = {{"seq", S}, {"gflop_per_run", flop / 1e9}, {"nodes", g.nodes().size()}};
+    std::printf("GPT-2 block, seq %lld: %zu graph nodes, %.2f GFLOP per run\n", static_cast<long long>(S),
+                g.nodes().size(), flop / 1e9);
+    std::printf("%-8s %12s %12s %9s %12s %10s\n", "threads", "scribe ms", "XLA ms", "vs XLA", "GFLOP/s", "max |diff|");
+    for (unsigned threads : {1u, 2u}) {
+        cpu::executor run(g, {.threads = threads});
+        for (std::size_t p = 1; p < inputs.size(); ++p) run.bind(static_cast<std::int64_t>(p), inputs[p]);  // the weights
+        std::vector<cpu::array> out;
+        const double ours = median_seconds([&] { out = run({inputs[0]}); });
+        const auto got = out.front().values<float>();
+
+        double xla = NAN, diff = NAN;
+        if (!python.empty()) {
+            const auto src = fs::path(SCRIBE_SOURCE_DIR) / "bench" / "xla_block.py";
+            const auto cmd = python + " " + src.string() + " " + dir.string() + " " + std::to_string(threads);
+            if (std::system(cmd.c_str()) != 0) throw error("block_bench: `" + cmd + "` failed");
+            nlohmann::json r;
+            std::ifstream(dir / ("xla_" + std::to_string(threads) + ".json")) >> r;
+            xla = r["median_s"].get<double>();
+            std::vector<float> ref(got.size());
+            std::ifstream(dir / ("xla_out_" + std::to_string(threads) + ".bin"), std::ios::binary)
+                .read(reinterpret_cast<char*>(ref.data()), static_cast<std::streamsize>(ref.size() * sizeof(float)));
+            diff = 0;
+            for (std::size_t i = 0; i < ref.size(); ++i) diff = std::max(diff, static_cast<double>(std::abs(ref[i] - got[i])));
+        }
+        std::printf("%-8u %12.2f %12.2f %8.2fx %12.1f %10.2e\n", threads, ours * 1e3, xla * 1e3, xla / ours,
+                    flop / ours / 1e9, diff);
+        report["runs"].push_back({{"threads", threads}, {"scribe_ms", ours * 1e3}, {"xla_ms", xla * 1e3},
+                                  {"speedup_vs_xla", xla / ours}, {"scribe_gflops", flop / ours / 1e9},
+                                  {"max_abs_diff", diff}, {"peak_bytes", run.stats().peak_bytes},
+                                  {"packed_weight_bytes", run.stats().packed_bytes}});
+    }
+    if (std::getenv("SCRIBE_PROFILE")) {  // where the time goes, by op, at 1 thread
+        cpu::executor run(g, {.threads = 1, .profile = true});
+        for (std::size_t p = 1; p < inputs.size(); ++p) run.bind(static_cast<std::int64_t>(p), inputs[p]);
+        run({inputs[0]});
+        run({inputs[0]});
+        for (std::size_t i = 0; i < g.nodes().size(); ++i)
+            if (run.stats().node_seconds[i] > 1e-5)
+                std::printf("  %8.3f ms  %s#%zu %s\n", run.stats().node_seconds[i] * 1e3, std::string(info(g.nodes()[i].kind).name).c_str(), i,
+                            to_string(g.nodes()[i].dims).c_str());
+    }
+    if (!json_path.empty()) std::ofstream(json_path) << report.dump(2) << "\n";
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+}

@@ -1,0 +1,159 @@
+// scribe/cpu/simd/elementwise.hpp — element-wise math on f32 blocks with xsimd, the
+// inner loops of the fused kernel (cpu/fusion.hpp) and of the row kernels
+// (cpu/simd/rows.hpp).
+//
+// xsimd picks the widest instruction set the including translation unit is
+// compiled for (AVX-512 with -march=native on Zen 4, SSE2 by default on x86-64):
+// the header-only library adapts to its user's flags. Semantics follow XLA's:
+// maximum and minimum propagate NaN; rsqrt and logistic are exact-formula, not
+// the approximate instructions.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../../graph/op.hpp"
+
+// GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_* inside
+// xsimd's conversions) as maybe-uninitialized once inlined here; it is false.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace scribe::cpu::simd {
+
+using fbatch = xsimd::batch<float>;
+inline constexpr std::int64_t lanes = static_cast<std::int64_t>(fbatch::size);
+
+// Applies a batch function over [0, n), with the scalar function on the tail.
+template <class V, class S>
+void map1(const float* x, float* y, std::int64_t n, V&& vf, S&& sf) {
+    std::int64_t i = 0;
+    for (; i + lanes <= n; i += lanes) vf(fbatch::load_unaligned(x + i)).store_unaligned(y + i);
+    for (; i < n; ++i) y[i] = sf(x[i]);
+}
+template <class V, class S>
+void map2(const float* a, const float* b, float* y, std::int64_t n, V&& vf, S&& sf) {
+    std::int64_t i = 0;
+    for (; i + lanes <= n; i += lanes) vf(fbatch::load_unaligned(a + i), fbatch::load_unaligned(b + i)).store_unaligned(y + i);
+    for (; i < n; ++i) y[i] = sf(a[i], b[i]);
+}
+
+// y = op(x) for a unary float op; false if the op has no vector form here.
+inline bool unary(op k, const float* x, float* y, std::int64_t n) {
+    switch (k) {
+        case op::neg: map1(x, y, n, [](fbatch v) { return -v; }, [](float v) { return -v; }); return true;
+        case op::abs: map1(x, y, n, [](fbatch v) { return xsimd::abs(v); }, [](float v) { return std::abs(v); }); return true;
+        case op::exp: map1(x, y, n, [](fbatch v) { return xsimd::exp(v); }, [](float v) { return std::exp(v); }); return true;
+        case op::log: map1(x, y, n, [](fbatch v) { return xsimd::log(v); }, [](float v) { return std::log(v); }); return true;
+        case op::sqrt: map1(x, y, n, [](fbatch v) { return xsimd::sqrt(v); }, [](float v) { return std::sqrt(v); }); return true;
+        case op::rsqrt:
+            map1(x, y, n, [](fbatch v) { return fbatch(1.0f) / xsimd::sqrt(v); }, [](float v) { return 1.0f / std::sqrt(v); });
+            return true;
+        case op::tanh: map1(x, y, n, [](fbatch v) { return xsimd::tanh(v); }, [](float v) { return std::tanh(v); }); return true;
+        case op::logistic:
+            map1(x, y, n, [](fbatch v) { return fbatch(1.0f) / (fbatch(1.0f) + xsimd::exp(-v)); },
+                 [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
+            return true;
+        case op::floor: map1(x, y, n, [](fbatch v) { return xsimd::floor(v); }, [](float v) { return std::floor(v); }); return true;
+        default: return false;
+    }
+}
+
+// y = a op b for a binary float op; false if the op has no vector form here.
+inline bool binary(op k, const float* a, const float* b, float* y, std::int64_t n) {
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+    switch (k) {
+        case op::add: map2(a, b, y, n, [](fbatch u, fbatch v) { return u + v; }, [](float u, float v) { return u + v; }); return true;
+        case op::sub: map2(a, b, y, n, [](fbatch u, fbatch v) { return u - v; }, [](float u, float v) { return u - v; }); return true;
+        case op::mul: map2(a, b, y, n, [](fbatch u, fbatch v) { return u * v; }, [](float u, float v) { return u * v; }); return true;
+        case op::div: map2(a, b, y, n, [](fbatch u, fbatch v) { return u / v; }, [](float u, float v) { return u / v; }); return true;
+        case op::max:
+            map2(a, b, y, n, [](fbatch u, fbatch v) { return xsimd::select(xsimd::isnan(u) || xsimd::isnan(v), fbatch(nan), xsimd::max(u, v)); },
+                 [](float u, float v) { return std::isnan(u) || std::isnan(v) ? nan : std::max(u, v); });
+            return true;
+        case op::min:
+            map2(a, b, y, n, [](fbatch u, fbatch v) { return xsimd::select(xsimd::isnan(u) || xsimd::isnan(v), fbatch(nan), xsimd::min(u, v)); },
+                 [](float u, float v) { return std::isnan(u) || std::isnan(v) ? nan : std::min(u, v); });
+            return true;
+        default: return false;
+    }
+}
+
+// y = c != 0 ? a : b.
+inline void select(const float* c, const float* a, const float* b, float* y, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+        xsimd::select(fbatch::load_unaligned(c + i) != fbatch(0.0f), fbatch::load_unaligned(a + i), fbatch::load_unaligned(b + i))
+            .store_unaligned(y + i);
+    for (; i < n; ++i) y[i] = c[i] != 0.0f ? a[i] : b[i];
+}
+
+// Reductions of a contiguous run, in f32: several accumulators, then a tree.
+inline float sum(const float* x, std::int64_t n) {
+    fbatch a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+    std::int64_t i = 0;
+    for (; i + 4 * lanes <= n; i += 4 * lanes) {
+        a0 += fbatch::load_unaligned(x + i);
+        a1 += fbatch::load_unaligned(x + i + lanes);
+        a2 += fbatch::load_unaligned(x + i + 2 * lanes);
+        a3 += fbatch::load_unaligned(x + i + 3 * lanes);
+    }
+    for (; i + lanes <= n; i += lanes) a0 += fbatch::load_unaligned(x + i);
+    float s = xsimd::hadd((a0 + a1) + (a2 + a3));
+    for (; i < n; ++i) s += x[i];
+    return s;
+}
+inline float max(const float* x, std::int64_t n) {
+    float m = -std::numeric_limits<float>::infinity();
+    std::int64_t i = 0;
+    if (n >= lanes) {
+        fbatch a(m), bad(0.0f);
+        for (; i + lanes <= n; i += lanes) {
+            const auto v = fbatch::load_unaligned(x + i);
+            a = xsimd::max(a, v);
+            bad = bad + xsimd::select(xsimd::isnan(v), fbatch(1.0f), fbatch(0.0f));
+        }
+        if (xsimd::hadd(bad) > 0) return std::numeric_limits<float>::quiet_NaN();
+        alignas(64) float t[lanes];
+        a.store_aligned(t);
+        for (auto v : t) m = std::max(m, v);
+    }
+    for (; i < n; ++i) {
+        if (std::isnan(x[i])) return x[i];
+        m = std::max(m, x[i]);
+    }
+    return m;
+}
+inline float min(const float* x, std::int64_t n) {
+    float m = std::numeric_limits<float>::infinity();
+    std::int64_t i = 0;
+    if (n >= lanes) {
+        fbatch a(m), bad(0.0f);
+        for (; i + lanes <= n; i += lanes) {
+            const auto v = fbatch::load_unaligned(x + i);
+            a = xsimd::min(a, v);
+            bad = bad + xsimd::select(xsimd::isnan(v), fbatch(1.0f), fbatch(0.0f));
+        }
+        if (xsimd::hadd(bad) > 0) return std::numeric_limits<float>::quiet_NaN();
+        alignas(64) float t[lanes];
+        a.store_aligned(t);
+        for (auto v : t) m = std::min(m, v);
+    }
+    for (; i < n; ++i) {
+        if (std::isnan(x[i])) return x[i];
+        m = std::min(m, x[i]);
+    }
+    return m;
+}
+
+// y[i] op= x[i] over [0, n): the column-wise step of a reduction over an outer axis.
+inline void accumulate(int reduction /*0 sum, 1 max, 2 min*/, const float* x, float* y, std::int64_t n) {
+    if (reduction == 0) binary(op::add, y, x, y, n);
+    else binary(reduction == 1 ? op::max : op::min, y, x, y, n);
+}
+
+}  // namespace scribe::cpu::simd
+
+#pragma GCC diagnostic pop

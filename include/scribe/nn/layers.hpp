@@ -1,0 +1,116 @@
+// scribe/nn/layers.hpp — the building blocks of decoder models, written in the DSL.
+//
+// Every block is a function of typed tensors: it adds nodes to the graph its
+// inputs live in and names no backend. Blocks agree on a small vocabulary of
+// dimension names (below); a model binds their extents on its graph. Activations
+// are [batch, seq, hidden] with the hidden dimension last (row-major, so the
+// contractions the blocks make are plain GEMMs on the CPU); any other order works
+// too, as every op aligns operands by name.
+#pragma once
+
+#include <cmath>
+#include <limits>
+
+#include "../scribe.hpp"
+
+namespace scribe::nn {
+
+SCRIBE_DIM(batch);     // sequences run together
+SCRIBE_DIM(seq);       // positions of this step's tokens (the query side)
+SCRIBE_DIM(keys);      // positions attended to (the key/value side, the KV cache)
+SCRIBE_DIM(hidden);    // the model width
+SCRIBE_DIM(heads);     // attention heads
+SCRIBE_DIM(head_dim);  // the width of one head
+SCRIBE_DIM(ffn);       // the MLP's inner width
+SCRIBE_DIM(vocab);     // the token vocabulary
+SCRIBE_DIM(positions); // rows of a learned position table
+
+// The most negative finite value of a float dtype: what masked scores become,
+// so a row with every key masked still has a finite softmax (as Hugging Face does).
+inline double lowest(dtype t) {
+    switch (t) {
+        case dtype::f16: return -65504.0;
+        case dtype::bf16: return -3.3895313892515355e38;
+        case dtype::f64: return std::numeric_limits<double>::lowest();
+        default: return std::numeric_limits<float>::lowest();
+    }
+}
+
+// Normalises x over D to zero mean and unit variance, then scales by gamma and
+// shifts by beta (both indexed by D alone).
+template <auto D, Tensor X, Tensor P>
+auto layer_norm(const X& x, const P& gamma, const P& beta, double eps) {
+    auto centered = x - broadcast_to(mean<D>(x), x);
+    auto variance = mean<D>(centered * centered);
+    return centered * broadcast_to(rsqrt(variance + eps), x) * broadcast_to(gamma, x) + broadcast_to(beta, x);
+}
+
+// Scales x by the reciprocal root mean square over D, then by weight (LLaMA's norm).
+template <auto D, Tensor X, Tensor P>
+auto rms_norm(const X& x, const P& weight, double eps) {
+    return x * broadcast_to(rsqrt(mean<D>(x * x) + eps), x) * broadcast_to(weight, x);
+}
+
+// GELU in the tanh form GPT-2 uses: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+template <Tensor X>
+auto gelu_tanh(const X& x) {
+    constexpr double k = 0.7978845608028654;  // sqrt(2 / pi)
+    return x * 0.5 * (tanh((x + x * x * x * 0.044715) * k) + 1.0);
+}
+
+// x . w + b, contracting In: x[..., In], w[In, out...], b[out...].
+template <auto In, Tensor X, Tensor W, Tensor B>
+auto linear(const X& x, const W& w, const B& b) {
+    auto y = dot<In>(x, w);
+    return y + broadcast_to(b, y);
+}
+template <auto In, Tensor X, Tensor W>
+auto linear(const X& x, const W& w) {
+    return dot<In>(x, w);
+}
+
+// The causal mask of one prompt: query position s may see key position k when
+// k <= s + offset. pred[seq, keys]; offset is where this step's first token sits.
+template <Tensor I>
+auto causal_mask(graph& g, const I& offset) {
+    auto s = g.iota(s32[seq, keys], seq) + broadcast_to(offset, g.iota(s32[seq, keys], seq));
+    return le(g.iota(s32[seq, keys], keys), s);
+}
+inline auto causal_mask(graph& g) { return le(g.iota(s32[seq, keys], keys), g.iota(s32[seq, keys], seq)); }
+
+// Scaled dot-product attention over heads:
+//   q[..., seq, heads, head_dim], k and v [..., keys, heads, head_dim],
+//   allowed: a pred mask over a subset of the scores' dims [..., heads, seq, keys].
+// Returns [..., heads, seq, head_dim]. Masked scores become the dtype's lowest
+// value before the softmax over keys.
+template <Tensor Q, Tensor K, Tensor V, Tensor M>
+auto attention(const Q& q, const K& k, const V& v, const M& allowed) {
+    using T = typename Q::dtype_type;
+    graph& g = q.owner();
+    const double scale = 1.0 / std::sqrt(static_cast<double>(q.extent(head_dim)));
+    auto scores = dot<head_dim>(q, k) * scale;
+    auto floor = broadcast_to(g.constant(T{}, lowest(T::id)), scores);
+    auto probs = softmax<keys>(select(broadcast_to(allowed, scores), scores, floor));
+    return dot<keys>(probs, v);
+}
+
+// Multi-head projections: x[..., hidden] . w[hidden, heads, head_dim] + b[heads, head_dim].
+template <Tensor X, Tensor W, Tensor B>
+auto project_heads(const X& x, const W& w, const B& b) {
+    return linear<hidden>(x, w, b);
+}
+
+// Heads back to the model width: ctx[..., heads, seq, head_dim] . w[heads, head_dim, hidden] + b[hidden].
+template <Tensor C, Tensor W, Tensor B>
+auto merge_heads(const C& ctx, const W& w, const B& b) {
+    auto y = dot<heads, head_dim>(ctx, w);
+    return y + broadcast_to(b, y);
+}
+
+// The feed-forward block: act(x . w_in + b_in) . w_out + b_out, through ffn.
+template <Tensor X, Tensor W1, Tensor B1, Tensor W2, Tensor B2, class Act>
+auto mlp(const X& x, const W1& w_in, const B1& b_in, const W2& w_out, const B2& b_out, Act act) {
+    return linear<ffn>(act(linear<hidden>(x, w_in, b_in)), w_out, b_out);
+}
+
+}  // namespace scribe::nn
