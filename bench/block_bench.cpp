@@ -155,7 +155,7 @@ int main(int argc, char** argv) try {
                                   {"packed_weight_bytes", run.stats().packed_bytes}});
     }
     if (std::getenv("SCRIBE_PROFILE")) {  // where the time goes, by op, at 1 thread
-        cpu::executor run(g, {.threads = 1, .profile = true});
+        cpu::executor run(g, {.threads = static_cast<unsigned>(std::atoi(std::getenv("SCRIBE_PROFILE"))), .profile = true});
         for (std::size_t p = 1; p < inputs.size(); ++p) run.bind(static_cast<std::int64_t>(p), inputs[p]);
         run({inputs[0]});
         run({inputs[0]});

@@ -1,6 +1,24 @@
 #!/usr/bin/env bash
-# Builds and runs every benchmark (meson benchmark targets), serially.
+# Builds and runs every benchmark (Meson benchmark targets), serially, then merges
+# their JSON reports into build/bench/report.json. Each benchmark prints its own
+# table, every figure next to its peer (OpenBLAS, XLA) or limit (FMA peak, read
+# bandwidth) measured in the same run.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/setup.sh"
 scribe_setup_system
+scribe_setup_python
 scribe_build build -Dxla=auto >/dev/null
 meson test -C "$SCRIBE_ROOT/build" --benchmark --num-processes 1 --verbose
+python3 - "$SCRIBE_ROOT/build/bench" <<'PY'
+import json, os, platform, sys, time
+d = sys.argv[1]
+report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or platform.machine(),
+          "cores": os.cpu_count()}
+for name in ("gemm", "block"):
+    path = os.path.join(d, name + ".json")
+    if os.path.exists(path):
+        with open(path) as f:
+            report[name] = json.load(f)
+with open(os.path.join(d, "report.json"), "w") as f:
+    json.dump(report, f, indent=2)
+print("report:", os.path.join(d, "report.json"))
+PY

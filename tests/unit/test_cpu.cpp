@@ -446,3 +446,30 @@ TEST_CASE("cpu: a dot contracting dimensions that are not adjacent in memory mat
             }
     }
 }
+
+TEST_CASE("cpu: a one-row product x . W (decode) streams W's rows and matches a plain loop, f32 and bf16 weights") {
+    graph g("decode");
+    g.bind(tokens(1), hidden(96), vocab(333));
+    auto x = g.parameter(f32[tokens, hidden], "x");
+    auto w = g.parameter(f32[hidden, vocab], "w");
+    auto wb = g.parameter(bf16[hidden, vocab], "wb");
+    g.outputs(dot<hidden>(x, w), dot<hidden>(convert<bf16>(x), wb));
+    const auto xs = wave(96, 0.3), ws = wave(96 * 333, 0.011);
+    std::vector<bfloat16> wbs(ws.size());
+    for (std::size_t i = 0; i < ws.size(); ++i) wbs[i].bits = f32_to_bf16_bits(ws[i]);
+    for (unsigned threads : {1u, 2u}) {
+        const auto out = cpu::executor(g, {.threads = threads})(
+            {cpu::array::borrow(dtype::f32, {{"", 1}, {"", 96}}, xs.data(), xs.size() * 4),
+             cpu::array::borrow(dtype::f32, {{"", 96}, {"", 333}}, ws.data(), ws.size() * 4),
+             cpu::array::borrow(dtype::bf16, {{"", 96}, {"", 333}}, wbs.data(), wbs.size() * 2)});
+        for (std::size_t n = 0; n < 333; ++n) {
+            double s = 0, sb = 0;
+            for (std::size_t k = 0; k < 96; ++k) {
+                s += double(xs[k]) * double(ws[k * 333 + n]);
+                sb += double(bf16_bits_to_f32(f32_to_bf16_bits(xs[k]))) * double(bf16_bits_to_f32(wbs[k * 333 + n].bits));
+            }
+            CHECK(out[0].values<float>()[n] == Approx(s).margin(1e-5));
+            CHECK(bf16_bits_to_f32(out[1].values<bfloat16>()[n].bits) == Approx(sb).epsilon(1.0 / 128).margin(1e-2));
+        }
+    }
+}

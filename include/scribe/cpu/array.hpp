@@ -64,6 +64,15 @@ public:
     std::int64_t size() const { return element_count(dims_); }
     std::size_t bytes() const { return static_cast<std::size_t>(size() * info(type_).bytes); }
     bool borrowed() const { return view_ != nullptr; }
+    bool owns() const { return storage_ != nullptr; }
+
+    // The same elements under another shape of the same size (a reshape).
+    array relabel(shape dims) && {
+        if (element_count(dims) != size())
+            throw error("cpu::array: cannot relabel " + to_string(dims_) + " as " + to_string(dims));
+        dims_ = std::move(dims);
+        return std::move(*this);
+    }
 
     const unsigned char* data() const { return view_ ? view_ : storage_.get(); }
     unsigned char* mutable_data() {

@@ -158,6 +158,8 @@ public:
                     };
                     if (n.kind == op::parameter)
                         values[r][i] = (*all)[r][static_cast<std::size_t>(n.parameter_number)].view();
+                    else if (n.kind == op::reshape)
+                        values[r][i] = reshaped(n, i, values[r][static_cast<std::size_t>(n.operands[0])]);
                     else if (root >= 0)
                         values[r][i] = run_fused(g_, fusion_, fusion_.groups[static_cast<std::size_t>(group_index_[i])],
                                                  [&](node_id o) -> const array& { return values[r][static_cast<std::size_t>(o)]; },
@@ -170,7 +172,7 @@ public:
                 stats_.node_seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
             // Account the new buffers, then free the values this node was the last to read.
             for (std::size_t r = 0; r < replicas; ++r)
-                if (!values[r][i].borrowed()) {
+                if (values[r][i].owns() && !(n.kind == op::reshape && last_reader_[i])) {
                     live += values[r][i].bytes();
                     ++stats_.buffers;
                 }
@@ -178,7 +180,7 @@ public:
             for (auto o : consumed_at_[i])
                 for (std::size_t r = 0; r < replicas; ++r) {
                     auto& v = values[r][static_cast<std::size_t>(o)];
-                    if (!v.borrowed()) live -= v.bytes();
+                    if (v.owns()) live -= v.bytes();
                     v = array();
                 }
         }
@@ -255,6 +257,14 @@ private:
         }
     }
 
+    // A reshape keeps the elements in place: it relabels a borrowed input, and
+    // takes over an intermediate's buffer when it is that value's last reader.
+    array reshaped(const node& n, std::size_t i, array& x) const {
+        if (x.borrowed()) return x.view().relabel(n.dims);
+        if (last_reader_[i]) return std::move(x).relabel(n.dims);
+        return array(x).relabel(n.dims);
+    }
+
     void collective(const node& n, std::size_t i, std::vector<std::vector<array>>& values, std::size_t replicas) const {
         std::vector<bool> done(replicas, false);
         for (const auto& group : n.replica_groups) {
@@ -299,6 +309,10 @@ private:
         for (std::size_t o = 0; o < nodes.size(); ++o)
             if (last[o] < 0) last[o] = static_cast<std::int64_t>(o);  // read by nobody: free at once
         for (auto o : g_.outputs()) last[static_cast<std::size_t>(o)] = static_cast<std::int64_t>(nodes.size());
+        last_reader_.assign(nodes.size(), false);
+        for (std::size_t i = 0; i < nodes.size(); ++i)
+            if (nodes[i].kind == op::reshape && fusion_.group_of[i] < 0 && !fusion_.inlined[i])
+                last_reader_[i] = last[static_cast<std::size_t>(nodes[i].operands[0])] == static_cast<std::int64_t>(i);
         consumed_at_.assign(nodes.size(), {});
         for (std::size_t o = 0; o < nodes.size(); ++o)
             if (last[o] >= 0 && last[o] < static_cast<std::int64_t>(nodes.size()))
@@ -311,6 +325,7 @@ private:
     fusion_plan fusion_;
     std::vector<int> group_index_;
     std::vector<std::vector<node_id>> consumed_at_;
+    std::vector<bool> last_reader_;  // a reshape that is its operand's last reader
     mutable run_stats stats_;
     std::vector<std::optional<array>> bound_;
     std::map<std::size_t, simd::packed_matrix> packed_;  // by dot node

@@ -241,15 +241,43 @@ inline array reshape(const node& n, const array& x) {
     return out;
 }
 
+// Copies a block of `extents` elements between row-major arrays: element idx
+// moves from src[src0 + idx . ss] to dst[dst0 + idx . ds]. The innermost
+// dimension is contiguous in both, so each row moves with one memcpy.
+inline void copy_rows(const unsigned char* src, const index& ss, std::int64_t src0, unsigned char* dst,
+                      const index& ds, std::int64_t dst0, const shape& extents, std::int64_t es) {
+    const auto rank = extents.size();
+    if (element_count(extents) == 0) return;
+    if (rank == 0) return (void)std::memcpy(dst + dst0 * es, src + src0 * es, static_cast<std::size_t>(es));
+    const auto row = static_cast<std::size_t>(extents[rank - 1].extent * es);
+    index idx(rank, 0);
+    for (;;) {
+        std::int64_t s = src0, d = dst0;
+        for (std::size_t k = 0; k + 1 < rank; ++k) {
+            s += idx[k] * ss[k];
+            d += idx[k] * ds[k];
+        }
+        std::memcpy(dst + d * es, src + s * es, row);
+        std::size_t k = rank - 1;
+        while (k-- > 0) {
+            if (++idx[k] < extents[k].extent) break;
+            idx[k] = 0;
+        }
+        if (k == static_cast<std::size_t>(-1)) return;
+    }
+}
+
+inline std::int64_t offset_of(const index& at, const index& strides) {
+    std::int64_t o = 0;
+    for (std::size_t k = 0; k < at.size(); ++k) o += at[k] * strides[k];
+    return o;
+}
+
 // Copies the window of x starting at `start` with out's extents into out.
 inline void copy_window(const array& x, const index& start, array& out) {
-    const auto es = static_cast<std::int64_t>(info(x.type()).bytes);
     const auto xs = strides_of(x.dims());
-    for_each_index(out.dims(), [&](const index& idx, std::int64_t flat) {
-        std::int64_t src = 0;
-        for (std::size_t k = 0; k < idx.size(); ++k) src += (idx[k] + start[k]) * xs[k];
-        std::memcpy(out.mutable_data() + flat * es, x.data() + src * es, static_cast<std::size_t>(es));
-    });
+    copy_rows(x.data(), xs, offset_of(start, xs), out.mutable_data(), strides_of(out.dims()), 0, out.dims(),
+              static_cast<std::int64_t>(info(x.type()).bytes));
 }
 
 inline array slice(const node& n, const array& x) {
@@ -274,16 +302,12 @@ inline array dynamic_slice(const node& n, const array& x, const std::vector<cons
 
 inline array dynamic_update_slice(const node& n, const array& x, const array& u,
                                   const std::vector<const array*>& starts) {
-    array out(n.type, n.dims);
+    auto out = array::uninitialized(n.type, n.dims);
     std::memcpy(out.mutable_data(), x.data(), x.bytes());
     const auto s = clamped_starts(starts, x.dims(), u.dims());
-    const auto es = static_cast<std::int64_t>(info(n.type).bytes);
     const auto os = strides_of(n.dims);
-    for_each_index(u.dims(), [&](const index& idx, std::int64_t flat) {
-        std::int64_t dst = 0;
-        for (std::size_t k = 0; k < idx.size(); ++k) dst += (idx[k] + s[k]) * os[k];
-        std::memcpy(out.mutable_data() + dst * es, u.data() + flat * es, static_cast<std::size_t>(es));
-    });
+    copy_rows(u.data(), strides_of(u.dims()), 0, out.mutable_data(), os, offset_of(s, os), u.dims(),
+              static_cast<std::int64_t>(info(n.type).bytes));
     return out;
 }
 
@@ -294,11 +318,9 @@ inline array concatenate(const node& n, const std::vector<const array*>& xs) {
     const auto os = strides_of(n.dims);
     std::int64_t offset = 0;
     for (const auto* x : xs) {
-        for_each_index(x->dims(), [&](const index& idx, std::int64_t flat) {
-            std::int64_t dst = 0;
-            for (std::size_t k = 0; k < idx.size(); ++k) dst += (idx[k] + (k == axis ? offset : 0)) * os[k];
-            std::memcpy(out.mutable_data() + dst * es, x->data() + flat * es, static_cast<std::size_t>(es));
-        });
+        index at(n.dims.size(), 0);
+        at[axis] = offset;
+        copy_rows(x->data(), strides_of(x->dims()), 0, out.mutable_data(), os, offset_of(at, os), x->dims(), es);
         offset += x->dims()[axis].extent;
     }
     return out;
@@ -403,7 +425,17 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
         float* pc = c + i * M * N;
         const T* ai = pa + ab[static_cast<std::size_t>(i)];
         const T* bi = pb + bb[static_cast<std::size_t>(i)];
-        if (packed && B == 1) {  // a weight packed when it was bound
+        if (M == 1 && sbn == 1 && !(N == 1 && sam == 1)) {  // decode, x . W: stream W's rows along n
+            std::vector<float> x;
+            const float* xv = nullptr;
+            if constexpr (wide) xv = sak == 1 ? ai : nullptr;
+            if (!xv) {
+                x.resize(static_cast<std::size_t>(K));
+                for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = simd::to_f32(ai[k * sak]);
+                xv = x.data();
+            }
+            gemv_rows(p, N, K, xv, bi, sbk, pc);
+        } else if (packed && B == 1) {  // a weight packed when it was bound
             gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, *packed, pc, N);
         } else if (N == 1 && (sam == 1 || M == 1)) {  // decode: stream A's rows along m
             std::vector<float> x;

@@ -12,14 +12,15 @@
 #include <cmath>
 #include <cstdint>
 
-#include <xsimd/xsimd.hpp>
-
 #include "../../graph/op.hpp"
 
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_* inside
-// xsimd's conversions) as maybe-uninitialized once inlined here; it is false.
+// xsimd's functions) as maybe-uninitialized; it is false. The region covers
+// xsimd's definitions and ours, where they are inlined.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <xsimd/xsimd.hpp>
 
 namespace scribe::cpu::simd {
 
