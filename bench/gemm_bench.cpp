@@ -20,6 +20,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <cblas.h>
@@ -81,6 +82,10 @@ __attribute__((target("avx512f"))) float fma_chains(long iters) {
 #pragma GCC diagnostic pop
 #endif
 
+// OpenBLAS's threads spin for a while after a call; on two cores they would take
+// the core our second thread needs. Let them fall asleep before we measure.
+void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(150)); }
+
 double read_bandwidth_gbs(scribe::cpu::thread_pool& pool) {
     std::vector<float> big(64 << 20, 1.0f);  // 256 MiB
     std::vector<float> sink(pool.size());
@@ -133,6 +138,7 @@ int main(int argc, char** argv) {
                 fill(w);
                 const double flop = 2.0 * static_cast<double>(m) * static_cast<double>(s.k) * static_cast<double>(s.n);
                 const scribe::cpu::simd::matrix_view xv{x.data(), s.k, 1}, wv{w.data(), s.n, 1};
+                settle();
                 // M = 1 takes the path the executor takes for one row: W streamed once (GEMV).
                 const double ours = flop / median_seconds([&] {
                     if (m == 1) scribe::cpu::gemv_rows(&pool, s.n, s.k, x.data(), w.data(), s.n, c.data());
@@ -169,6 +175,7 @@ int main(int argc, char** argv) {
             fill(x);
             fill(w);
             const double bytes = 4.0 * static_cast<double>(s.k) * static_cast<double>(s.n);
+            settle();
             const double t32 = median_seconds([&] { scribe::cpu::gemv_rows(&pool, s.n, s.k, x.data(), w.data(), s.n, y.data()); });
             const double ours = bytes / t32 / 1e9;
             // The same product with 16-bit weights: the speed-up over f32 (2x is the memory-bound ideal).

@@ -473,3 +473,27 @@ TEST_CASE("cpu: a one-row product x . W (decode) streams W's rows and matches a 
         }
     }
 }
+
+TEST_CASE("cpu: intermediates' buffers are recycled, within a run and across runs") {
+    graph g("recycle");
+    g.bind(tokens(64), hidden(256), vocab(128));
+    auto x = g.parameter(f32[tokens, hidden], "x");
+    auto w = g.parameter(f32[hidden, vocab], "w");
+    auto y = x;
+    for (int i = 0; i < 6; ++i)  // a chain of fused groups and reductions
+        y = exp(broadcast_to(mean<hidden>(y) - reduce_max<hidden>(y), y) * 0.01 + y * 0.5) - 1.0;
+    auto z = dot<hidden>(y, w);
+    g.outputs(z, softmax<vocab>(z));
+    const auto xs = wave(64 * 256, 0.01), ws = wave(256 * 128, 0.02);
+    const std::vector<cpu::array> in = {cpu::array::borrow(dtype::f32, {{"", 64}, {"", 256}}, xs.data(), xs.size() * 4),
+                                        cpu::array::borrow(dtype::f32, {{"", 256}, {"", 128}}, ws.data(), ws.size() * 4)};
+    cpu::executor run(g);
+    const auto first = run(std::span<const cpu::array>(in));
+    const auto fresh_first = run.stats().fresh_buffers;
+    (void)run(std::span<const cpu::array>(in));
+    const auto second = run(std::span<const cpu::array>(in));
+    CHECK(fresh_first * 2 < run.stats().buffers);        // half are reused within the first run already
+    CHECK(run.stats().fresh_buffers * 10 < run.stats().buffers);  // once warm, a few: the outputs leave each run
+    for (std::size_t k = 0; k < 2; ++k)
+        CHECK(std::memcmp(first[k].data(), second[k].data(), first[k].bytes()) == 0);
+}

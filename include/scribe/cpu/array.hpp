@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <new>
 #include <span>
@@ -16,6 +17,59 @@
 #include "../graph/node.hpp"
 
 namespace scribe::cpu {
+
+class array;
+
+// Recycles the storage of freed intermediates: the executor returns them here and
+// kernels' new arrays take them back, so a run in steady state maps no fresh
+// pages. Active on one thread while an executor runs (buffer_pool::scope).
+class buffer_pool {
+public:
+    struct release {
+        void operator()(unsigned char* p) const { ::operator delete[](p, std::align_val_t{64}); }
+    };
+    using storage = std::unique_ptr<unsigned char[], release>;
+
+    // Storage of at least `bytes` (a recycled block up to a quarter larger, or a new one).
+    storage take(std::size_t bytes) {
+        const auto it = free_.lower_bound(bytes);
+        if (it != free_.end() && it->first <= bytes + bytes / 4) {
+            auto s = std::move(it->second);
+            held_ -= it->first;
+            free_.erase(it);
+            return s;
+        }
+        ++fresh_;
+        return storage(static_cast<unsigned char*>(::operator new[](bytes, std::align_val_t{64})));
+    }
+    void give(storage s, std::size_t bytes) {
+        if (!s) return;
+        held_ += bytes;
+        free_.emplace(bytes, std::move(s));
+    }
+    std::size_t fresh() const { return fresh_; }   // blocks taken from the heap so far
+    std::size_t held() const { return held_; }     // bytes waiting for reuse
+
+    // Makes `pool` the one new arrays on this thread draw from, for the scope's life.
+    class scope {
+    public:
+        explicit scope(buffer_pool* pool) : saved_(current()) { current() = pool; }
+        ~scope() { current() = saved_; }
+        scope(const scope&) = delete;
+        scope& operator=(const scope&) = delete;
+
+    private:
+        buffer_pool* saved_;
+    };
+    static buffer_pool*& current() {
+        thread_local buffer_pool* p = nullptr;
+        return p;
+    }
+
+private:
+    std::multimap<std::size_t, storage> free_;
+    std::size_t fresh_ = 0, held_ = 0;
+};
 
 class array {
 public:
@@ -65,6 +119,11 @@ public:
     std::size_t bytes() const { return static_cast<std::size_t>(size() * info(type_).bytes); }
     bool borrowed() const { return view_ != nullptr; }
     bool owns() const { return storage_ != nullptr; }
+    // Hands this array's storage to a pool for reuse; the array becomes empty.
+    void recycle_into(buffer_pool& pool) {
+        pool.give(std::move(storage_), capacity_);
+        *this = array();
+    }
 
     // The same elements under another shape of the same size (a reshape).
     array relabel(shape dims) && {
@@ -104,19 +163,20 @@ private:
                         std::to_string(info(type_).bytes) + " bytes, not " + std::to_string(sizeof(T)));
     }
 
-    // Owned storage is aligned for the widest vector loads.
-    static constexpr std::align_val_t alignment{64};
-    struct release {
-        void operator()(unsigned char* p) const { ::operator delete[](p, alignment); }
-    };
+    // Owned storage is aligned for the widest vector loads, and comes from the
+    // active buffer pool when there is one.
     void allocate() {
         const auto n = bytes();
-        storage_.reset(n ? static_cast<unsigned char*>(::operator new[](n, alignment)) : nullptr);
+        if (!n) return storage_.reset();
+        if (auto* pool = buffer_pool::current()) storage_ = pool->take(n);
+        else storage_.reset(static_cast<unsigned char*>(::operator new[](n, std::align_val_t{64})));
+        capacity_ = n;
     }
 
     dtype type_ = dtype::f32;
     shape dims_;
-    std::unique_ptr<unsigned char[], release> storage_;
+    buffer_pool::storage storage_;
+    std::size_t capacity_ = 0;
     const unsigned char* view_ = nullptr;
 };
 

@@ -42,6 +42,9 @@ struct run_stats {
     std::size_t buffers = 0;
     std::size_t peak_bytes = 0;
     std::size_t packed_bytes = 0;  // weights packed by bind(), kept between runs
+    // Buffers that had to come from the heap: freed intermediates are recycled
+    // within a run and across runs, so a repeated run needs only its outputs'.
+    std::size_t fresh_buffers = 0;
     // With options::profile: seconds spent computing each node (a fused group's
     // time is its root's), indexed by node id.
     std::vector<double> node_seconds;
@@ -139,6 +142,8 @@ public:
             all = &full;
         }
         for (std::size_t r = 0; r < replicas; ++r) check_inputs((*all)[r], r);
+        buffer_pool::scope scope(&buffers_);
+        const auto fresh_before = buffers_.fresh();
         stats_ = {};
         stats_.packed_bytes = packed_bytes_;
         if (profile_) stats_.node_seconds.assign(nodes.size(), 0.0);
@@ -180,10 +185,14 @@ public:
             for (auto o : consumed_at_[i])
                 for (std::size_t r = 0; r < replicas; ++r) {
                     auto& v = values[r][static_cast<std::size_t>(o)];
-                    if (v.owns()) live -= v.bytes();
+                    if (v.owns()) {
+                        live -= v.bytes();
+                        v.recycle_into(buffers_);  // the next node of this run, or of the next run, takes it
+                    }
                     v = array();
                 }
         }
+        stats_.fresh_buffers = buffers_.fresh() - fresh_before;
         std::vector<std::vector<array>> out(replicas);
         for (std::size_t r = 0; r < replicas; ++r)
             for (std::size_t k = 0; k < g_.outputs().size(); ++k) {
@@ -327,6 +336,7 @@ private:
     std::vector<std::vector<node_id>> consumed_at_;
     std::vector<bool> last_reader_;  // a reshape that is its operand's last reader
     mutable run_stats stats_;
+    mutable buffer_pool buffers_;
     std::vector<std::optional<array>> bound_;
     std::map<std::size_t, simd::packed_matrix> packed_;  // by dot node
     std::size_t packed_bytes_ = 0;
