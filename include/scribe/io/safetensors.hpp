@@ -1,0 +1,328 @@
+// scribe/io/safetensors.hpp — read (mmapped) and write safetensors files.
+//
+// The format: an 8-byte little-endian header length N, N bytes of JSON mapping
+// each tensor name to {"dtype", "shape", "data_offsets": [begin, end]} (offsets
+// into the data that follows the header) plus an optional "__metadata__" object
+// of strings, then the data. Every field is validated when a file is opened: the
+// header fits the file and is a JSON object, dtypes are known, shapes are
+// non-negative, each tensor's byte range lies in the data and matches its shape,
+// ranges neither overlap nor leave holes. Errors name the file and the tensor.
+// Tensors are never copied: bytes() is a view into the mapping, which lives as
+// long as the safetensors object.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/dtype.hpp"
+#include "../core/error.hpp"
+
+namespace scribe::io {
+
+// A read-only memory map of a whole file.
+class mapped_file {
+public:
+    explicit mapped_file(const std::filesystem::path& path) : path_(path) {
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw error(path.string() + ": cannot open (" + std::strerror(errno) + ")");
+        struct stat st{};
+        if (::fstat(fd, &st) != 0) {
+            ::close(fd);
+            throw error(path.string() + ": cannot stat (" + std::strerror(errno) + ")");
+        }
+        size_ = static_cast<std::size_t>(st.st_size);
+        if (size_ > 0) {
+            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (p == MAP_FAILED) {
+                ::close(fd);
+                throw error(path.string() + ": cannot map (" + std::strerror(errno) + ")");
+            }
+            data_ = static_cast<const unsigned char*>(p);
+        }
+        ::close(fd);
+    }
+    ~mapped_file() {
+        if (data_) ::munmap(const_cast<unsigned char*>(data_), size_);
+    }
+    mapped_file(const mapped_file&) = delete;
+    mapped_file& operator=(const mapped_file&) = delete;
+
+    const unsigned char* data() const { return data_; }
+    std::size_t size() const { return size_; }
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    std::filesystem::path path_;
+    const unsigned char* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// The safetensors dtype names Scribe has a dtype for.
+inline dtype safetensors_dtype(const std::string& s, const std::string& where) {
+    static const std::map<std::string, dtype> known = {
+        {"BOOL", dtype::pred}, {"I8", dtype::s8},   {"U8", dtype::u8},     {"I32", dtype::s32}, {"I64", dtype::s64},
+        {"U32", dtype::u32},   {"F16", dtype::f16}, {"BF16", dtype::bf16}, {"F32", dtype::f32}, {"F64", dtype::f64}};
+    const auto it = known.find(s);
+    if (it == known.end())
+        throw error(where + " has dtype \"" + s + "\", which Scribe does not read (known: BOOL I8 U8 I32 I64 U32 F16 BF16 F32 F64)");
+    return it->second;
+}
+inline std::string safetensors_name(dtype t) {
+    switch (t) {
+        case dtype::pred: return "BOOL";
+        case dtype::s8: return "I8";
+        case dtype::u8: return "U8";
+        case dtype::s32: return "I32";
+        case dtype::s64: return "I64";
+        case dtype::u32: return "U32";
+        case dtype::f16: return "F16";
+        case dtype::bf16: return "BF16";
+        case dtype::f32: return "F32";
+        case dtype::f64: return "F64";
+    }
+    return "?";
+}
+
+struct tensor_entry {
+    std::string name;
+    dtype type;
+    std::vector<std::int64_t> shape;
+    std::uint64_t begin, end;  // byte offsets into the data section
+    std::int64_t elements() const {
+        std::int64_t n = 1;
+        for (auto e : shape) n *= e;
+        return n;
+    }
+};
+
+class safetensors {
+public:
+    explicit safetensors(const std::filesystem::path& path) : file_(std::make_shared<mapped_file>(path)) { parse(); }
+
+    const std::filesystem::path& path() const { return file_->path(); }
+    const std::vector<tensor_entry>& tensors() const { return entries_; }
+    const std::map<std::string, std::string>& metadata() const { return metadata_; }
+    bool contains(const std::string& name) const { return index_.count(name) != 0; }
+
+    const tensor_entry& entry(const std::string& name) const {
+        const auto it = index_.find(name);
+        if (it == index_.end()) throw error(where() + ": no tensor `" + name + "`");
+        return entries_[it->second];
+    }
+    // The tensor's bytes, in place in the mapping.
+    std::span<const unsigned char> bytes(const std::string& name) const {
+        const auto& e = entry(name);
+        return {data_ + e.begin, static_cast<std::size_t>(e.end - e.begin)};
+    }
+    // Keeps the mapping alive (for views handed out beyond this object's life).
+    std::shared_ptr<const mapped_file> mapping() const { return file_; }
+
+private:
+    std::string where() const { return file_->path().string(); }
+
+    void parse() {
+        const auto size = file_->size();
+        if (size < 8) throw error(where() + ": " + std::to_string(size) + " bytes is too short for a safetensors header (8 bytes of length first)");
+        std::uint64_t n = 0;
+        for (int i = 7; i >= 0; --i) n = (n << 8) | file_->data()[i];
+        if (n > size - 8)
+            throw error(where() + ": the header length " + std::to_string(n) + " runs past the end of the file (" +
+                        std::to_string(size) + " bytes); the file is truncated or not safetensors");
+        const auto* header = reinterpret_cast<const char*>(file_->data() + 8);
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(header, header + n);
+        } catch (const nlohmann::json::exception& e) {
+            throw error(where() + ": the header is not valid JSON (" + e.what() + ")");
+        }
+        if (!j.is_object()) throw error(where() + ": the header is not a JSON object");
+        data_ = file_->data() + 8 + n;
+        const std::uint64_t data_size = size - 8 - n;
+        for (auto it = j.begin(); it != j.end(); ++it) {
+            const auto& key = it.key();
+            const auto& v = it.value();
+            if (key == "__metadata__") {
+                if (!v.is_object()) throw error(where() + ": __metadata__ is not an object");
+                for (auto m = v.begin(); m != v.end(); ++m) {
+                    if (!m.value().is_string()) throw error(where() + ": __metadata__ `" + m.key() + "` is not a string");
+                    metadata_[m.key()] = m.value().get<std::string>();
+                }
+                continue;
+            }
+            const auto what = where() + ": tensor `" + key + "`";
+            if (!v.is_object()) throw error(what + " is not an object");
+            for (auto f = v.begin(); f != v.end(); ++f)
+                if (f.key() != "dtype" && f.key() != "shape" && f.key() != "data_offsets")
+                    throw error(what + " has an unknown field `" + f.key() + "`");
+            if (!v.contains("dtype") || !v["dtype"].is_string()) throw error(what + " has no dtype string");
+            if (!v.contains("shape") || !v["shape"].is_array()) throw error(what + " has no shape array");
+            if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
+                throw error(what + " has no data_offsets pair");
+            tensor_entry e{key, safetensors_dtype(v["dtype"].get<std::string>(), what), {}, 0, 0};
+            std::uint64_t elements = 1;
+            for (const auto& d : v["shape"]) {
+                if (!d.is_number_unsigned()) throw error(what + " has a shape entry that is not a non-negative integer");
+                const auto x = d.get<std::uint64_t>();
+                if (x > (1ull << 48) || (x && elements > (1ull << 48) / x)) throw error(what + " has an impossibly large shape");
+                elements *= x;
+                e.shape.push_back(static_cast<std::int64_t>(x));
+            }
+            for (const auto& o : v["data_offsets"])
+                if (!o.is_number_unsigned()) throw error(what + " has a data offset that is not a non-negative integer");
+            e.begin = v["data_offsets"][0].get<std::uint64_t>();
+            e.end = v["data_offsets"][1].get<std::uint64_t>();
+            if (e.begin > e.end || e.end > data_size)
+                throw error(what + " has bytes [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+                            ") outside the data section of " + std::to_string(data_size) + " bytes");
+            const auto need = elements * static_cast<std::uint64_t>(info(e.type).bytes);
+            if (e.end - e.begin != need)
+                throw error(what + " is " + std::string(name(e.type)) + shape_text(e.shape) + ", " + std::to_string(need) +
+                            " bytes, but its data_offsets span " + std::to_string(e.end - e.begin));
+            index_[key] = entries_.size();
+            entries_.push_back(std::move(e));
+        }
+        // The data is covered exactly: no overlaps, no holes.
+        std::vector<const tensor_entry*> by_offset;
+        for (const auto& e : entries_) by_offset.push_back(&e);
+        std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
+        std::uint64_t at = 0;
+        const tensor_entry* previous = nullptr;
+        for (const auto* e : by_offset) {
+            if (e->begin == e->end) continue;  // an empty tensor occupies nothing
+            if (e->begin < at)
+                throw error(where() + ": tensors `" + previous->name + "` and `" + e->name + "` overlap (bytes from " +
+                            std::to_string(e->begin) + " to " + std::to_string(at) + ")");
+            if (e->begin > at)
+                throw error(where() + ": bytes [" + std::to_string(at) + ", " + std::to_string(e->begin) + ") of the data belong to no tensor");
+            at = e->end;
+            previous = e;
+        }
+        if (at != data_size)
+            throw error(where() + ": bytes [" + std::to_string(at) + ", " + std::to_string(data_size) + ") at the end of the data belong to no tensor");
+    }
+
+    static std::string shape_text(const std::vector<std::int64_t>& s) {
+        std::string out = "[";
+        for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+        return out + "]";
+    }
+
+    std::shared_ptr<mapped_file> file_;
+    const unsigned char* data_ = nullptr;
+    std::vector<tensor_entry> entries_;
+    std::map<std::string, std::size_t> index_;
+    std::map<std::string, std::string> metadata_;
+};
+
+// A Hugging Face checkpoint folder: model.safetensors, or the shards that
+// model.safetensors.index.json maps every tensor to ("weight_map"). Each shard is
+// opened (and validated) once; every tensor the index names must be in its shard.
+class checkpoint {
+public:
+    explicit checkpoint(const std::filesystem::path& dir) : dir_(dir) {
+        const auto index = dir / "model.safetensors.index.json";
+        const auto single = dir / "model.safetensors";
+        if (std::filesystem::exists(index)) {
+            nlohmann::json j;
+            try {
+                std::ifstream in(index);
+                j = nlohmann::json::parse(in);
+            } catch (const nlohmann::json::exception& e) {
+                throw error(index.string() + ": not valid JSON (" + e.what() + ")");
+            }
+            if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+                throw error(index.string() + ": no \"weight_map\" object");
+            std::map<std::string, std::size_t> shard_of_file;
+            for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+                if (!it.value().is_string()) throw error(index.string() + ": weight_map `" + it.key() + "` is not a file name");
+                const auto file = it.value().get<std::string>();
+                if (file.find('/') != std::string::npos || file == ".." )
+                    throw error(index.string() + ": weight_map `" + it.key() + "` names a file outside the folder: " + file);
+                auto [f, fresh] = shard_of_file.try_emplace(file, shards_.size());
+                if (fresh) shards_.emplace_back(dir / file);
+                const auto& shard = shards_[f->second];
+                if (!shard.contains(it.key()))
+                    throw error(index.string() + ": tensor `" + it.key() + "` is mapped to " + file + ", which does not hold it");
+                where_[it.key()] = f->second;
+            }
+        } else if (std::filesystem::exists(single)) {
+            shards_.emplace_back(single);
+            for (const auto& e : shards_.front().tensors()) where_[e.name] = 0;
+        } else {
+            throw error(dir.string() + ": no model.safetensors or model.safetensors.index.json");
+        }
+    }
+
+    bool contains(const std::string& name) const { return where_.count(name) != 0; }
+    const safetensors& shard_of(const std::string& name) const {
+        const auto it = where_.find(name);
+        if (it == where_.end()) throw error(dir_.string() + ": the checkpoint has no tensor `" + name + "`");
+        return shards_[it->second];
+    }
+    const tensor_entry& entry(const std::string& name) const { return shard_of(name).entry(name); }
+    std::span<const unsigned char> bytes(const std::string& name) const { return shard_of(name).bytes(name); }
+    std::vector<std::string> names() const {
+        std::vector<std::string> out;
+        for (const auto& [n, _] : where_) out.push_back(n);
+        return out;
+    }
+    const std::vector<safetensors>& shards() const { return shards_; }
+
+private:
+    std::filesystem::path dir_;
+    std::vector<safetensors> shards_;
+    std::map<std::string, std::size_t> where_;
+};
+
+// A tensor to write: its name, dtype, shape and row-major bytes.
+struct tensor_to_write {
+    std::string name;
+    dtype type;
+    std::vector<std::int64_t> shape;
+    std::span<const unsigned char> bytes;
+};
+
+// Writes a safetensors file (tensors in the order given; header padded with
+// spaces to a multiple of 8 bytes, as the reference writer does).
+inline void write_safetensors(const std::filesystem::path& path, const std::vector<tensor_to_write>& tensors,
+                              const std::map<std::string, std::string>& metadata = {}) {
+    nlohmann::ordered_json h;
+    if (!metadata.empty()) h["__metadata__"] = metadata;
+    std::uint64_t at = 0;
+    for (const auto& t : tensors) {
+        std::int64_t n = 1;
+        for (auto e : t.shape) n *= e;
+        if (static_cast<std::uint64_t>(n) * info(t.type).bytes != t.bytes.size())
+            throw error(path.string() + ": tensor `" + t.name + "` has " + std::to_string(t.bytes.size()) +
+                        " bytes for " + std::to_string(n) + " elements of " + std::string(name(t.type)));
+        h[t.name] = {{"dtype", safetensors_name(t.type)}, {"shape", t.shape}, {"data_offsets", {at, at + t.bytes.size()}}};
+        at += t.bytes.size();
+    }
+    auto text = h.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');
+    std::ofstream out(path, std::ios::binary);
+    if (!out) throw error(path.string() + ": cannot write");
+    unsigned char len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(text.size()) >> (8 * i));
+    out.write(reinterpret_cast<const char*>(len), 8);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    for (const auto& t : tensors) out.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
+    if (!out) throw error(path.string() + ": write failed");
+}
+
+}  // namespace scribe::io
