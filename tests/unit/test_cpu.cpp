@@ -497,3 +497,24 @@ TEST_CASE("cpu: intermediates' buffers are recycled, within a run and across run
     for (std::size_t k = 0; k < 2; ++k)
         CHECK(std::memcmp(first[k].data(), second[k].data(), first[k].bytes()) == 0);
 }
+
+TEST_CASE("cpu: fused groups and reductions split over threads give bitwise the same results as one thread") {
+    graph g("split");
+    g.bind(tokens(64), hidden(1024));
+    auto x = g.parameter(f32[tokens, hidden], "x");
+    auto b = g.parameter(f32[hidden], "b");
+    auto y = tanh(x * 0.5 + broadcast_to(b, x));
+    g.outputs(softmax<hidden>(y), reduce_sum<tokens>(y), mean<hidden>(y * y));  // 65536 elements: large enough to split
+    const auto xs = wave(64 * 1024, 0.003), bs = wave(1024, 0.1);
+    const std::vector<cpu::array> in = {cpu::array::borrow(dtype::f32, {{"", 64}, {"", 1024}}, xs.data(), xs.size() * 4),
+                                        cpu::array::borrow(dtype::f32, {{"", 1024}}, bs.data(), bs.size() * 4)};
+    const auto one = cpu::executor(g, {.threads = 1})(std::span<const cpu::array>(in));
+    const auto two = cpu::executor(g, {.threads = 2})(std::span<const cpu::array>(in));
+    for (std::size_t k = 0; k < one.size(); ++k) {
+        REQUIRE(one[k].bytes() == two[k].bytes());
+        CHECK(std::memcmp(one[k].data(), two[k].data(), one[k].bytes()) == 0);
+    }
+    double s = 0;
+    for (std::size_t t = 0; t < 64; ++t) s += std::tanh(0.5 * double(xs[t * 1024 + 5]) + double(bs[5]));
+    CHECK(one[1].values<float>()[5] == Approx(s).epsilon(1e-5));
+}
