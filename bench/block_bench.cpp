@@ -24,6 +24,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "timing.hpp"
+
 #include <scribe/cpu.hpp>
 #include <scribe/nn/layers.hpp>
 
@@ -33,23 +35,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-double median_seconds(const std::function<void()>& f, double budget = 1.0) {
-    f();
-    const auto t0 = clock_type::now();
-    f();
-    const double once = std::max(1e-6, std::chrono::duration<double>(clock_type::now() - t0).count());
-    const int reps = std::clamp(static_cast<int>(budget / once), 5, 200);
-    std::vector<double> t;
-    for (int r = 0; r < reps; ++r) {
-        const auto a = clock_type::now();
-        f();
-        t.push_back(std::chrono::duration<double>(clock_type::now() - a).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
+double median_seconds(const std::function<void()>& f) { return bench::median_seconds(f, 1.0, 5); }
 
 // The pre-LN GPT-2 block on x[batch, seq, hidden].
 template <Tensor X>

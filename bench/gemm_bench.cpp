@@ -27,28 +27,13 @@
 #include <immintrin.h>
 #include <nlohmann/json.hpp>
 
+#include "timing.hpp"
+
 #include <scribe/cpu/linalg.hpp>
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-// Median seconds of f() over enough repetitions to take about `budget` seconds.
-double median_seconds(const std::function<void()>& f, double budget = 0.3) {
-    f();  // warm up
-    const auto t0 = clock_type::now();
-    f();
-    const double once = std::max(1e-6, std::chrono::duration<double>(clock_type::now() - t0).count());
-    const int reps = std::clamp(static_cast<int>(budget / once), 3, 200);
-    std::vector<double> t;
-    for (int r = 0; r < reps; ++r) {
-        const auto a = clock_type::now();
-        f();
-        t.push_back(std::chrono::duration<double>(clock_type::now() - a).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
+using bench::median_seconds;
 
 #if defined(__x86_64__)
 // GCC 12 flags its own AVX-512 headers (_mm512_undefined_*) as uninitialized.

@@ -421,32 +421,26 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
     // f32 results go straight to the output; 16-bit ones through an f32 block, rounded once.
     std::vector<float> block(wide ? 0 : static_cast<std::size_t>(B * M * N));
     float* c = wide ? reinterpret_cast<float*>(out.mutable_data()) : block.data();
+    // The vector of a GEMV as K contiguous f32 values: in place when it is, else gathered into `x`.
+    auto as_f32_vector = [K](const T* v, std::int64_t stride, std::vector<float>& x) -> const float* {
+        if constexpr (wide)
+            if (stride == 1) return v;
+        x.resize(static_cast<std::size_t>(K));
+        for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = simd::to_f32(v[k * stride]);
+        return x.data();
+    };
     auto one = [&](std::int64_t i, thread_pool* p) {
         float* pc = c + i * M * N;
         const T* ai = pa + ab[static_cast<std::size_t>(i)];
         const T* bi = pb + bb[static_cast<std::size_t>(i)];
         if (M == 1 && sbn == 1 && !(N == 1 && sam == 1)) {  // decode, x . W: stream W's rows along n
             std::vector<float> x;
-            const float* xv = nullptr;
-            if constexpr (wide) xv = sak == 1 ? ai : nullptr;
-            if (!xv) {
-                x.resize(static_cast<std::size_t>(K));
-                for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = simd::to_f32(ai[k * sak]);
-                xv = x.data();
-            }
-            gemv_rows(p, N, K, xv, bi, sbk, pc);
+            gemv_rows(p, N, K, as_f32_vector(ai, sak, x), bi, sbk, pc);
         } else if (packed && B == 1) {  // a weight packed when it was bound
             gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, *packed, pc, N);
         } else if (N == 1 && (sam == 1 || M == 1)) {  // decode: stream A's rows along m
             std::vector<float> x;
-            const float* xv = nullptr;
-            if constexpr (wide) xv = sbk == 1 ? bi : nullptr;
-            if (!xv) {
-                x.resize(static_cast<std::size_t>(K));
-                for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = simd::to_f32(bi[k * sbk]);
-                xv = x.data();
-            }
-            gemv_rows(p, M, K, xv, ai, sak, pc);
+            gemv_rows(p, M, K, as_f32_vector(bi, sbk, x), ai, sak, pc);
         } else {
             gemm(p, M, N, K, simd::basic_matrix_view<T>{ai, sam, sak}, simd::basic_matrix_view<T>{bi, sbk, sbn}, pc, N);
         }
