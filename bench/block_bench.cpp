@@ -144,10 +144,17 @@ int main(int argc, char** argv) try {
         cpu::executor run(g, {.threads = static_cast<unsigned>(std::atoi(std::getenv("SCRIBE_PROFILE"))), .profile = true});
         for (std::size_t p = 1; p < inputs.size(); ++p) run.bind(static_cast<std::int64_t>(p), inputs[p]);
         run({inputs[0]});
-        run({inputs[0]});
+        constexpr int runs = 20;  // per-node seconds summed over the runs, printed as a mean
+        std::vector<double> seconds(g.nodes().size());
+        for (int r = 0; r < runs; ++r) {
+            run({inputs[0]});
+            for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += run.stats().node_seconds[i] / runs;
+        }
+        std::printf("%s", run.fusion_report().c_str());
+        std::printf("buffers per run: %zu, taken fresh: %zu\n", run.stats().buffers, run.stats().fresh_buffers);
         for (std::size_t i = 0; i < g.nodes().size(); ++i)
-            if (run.stats().node_seconds[i] > 1e-5)
-                std::printf("  %8.3f ms  %s#%zu %s\n", run.stats().node_seconds[i] * 1e3, std::string(info(g.nodes()[i].kind).name).c_str(), i,
+            if (seconds[i] > 1e-5)
+                std::printf("  %8.3f ms  %s#%zu %s\n", seconds[i] * 1e3, std::string(info(g.nodes()[i].kind).name).c_str(), i,
                             to_string(g.nodes()[i].dims).c_str());
     }
     if (!json_path.empty()) std::ofstream(json_path) << report.dump(2) << "\n";

@@ -52,6 +52,19 @@ __attribute__((target("avx512f"))) float sum_avx512(const float* p, std::size_t 
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
+// The same over eight streams read side by side (eight equal parts of the range),
+// as the GEMV reads eight rows of W: on Zen 4 this reads faster than one stream.
+__attribute__((target("avx512f"))) float sum8_avx512(const float* p, std::size_t n) {
+    const std::size_t part = n / 8 / 16 * 16;
+    __m512 a[8];
+    for (auto& v : a) v = _mm512_setzero_ps();
+    for (std::size_t i = 0; i < part; i += 16)
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; ++s) a[s] = _mm512_add_ps(a[s], _mm512_loadu_ps(p + s * part + i));
+    for (int s = 1; s < 8; ++s) a[0] = _mm512_add_ps(a[0], a[s]);
+    return _mm512_reduce_add_ps(a[0]);
+}
+
 // FMA peak of one core: 24 independent FMA chains held in registers.
 __attribute__((target("avx512f"))) float fma_chains(long iters) {
     __m512 acc[24];
@@ -71,16 +84,21 @@ __attribute__((target("avx512f"))) float fma_chains(long iters) {
 // the core our second thread needs. Let them fall asleep before we measure.
 void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(150)); }
 
+// The faster of one stream and eight streams per thread.
 double read_bandwidth_gbs(scribe::cpu::thread_pool& pool) {
     std::vector<float> big(64 << 20, 1.0f);  // 256 MiB
     std::vector<float> sink(pool.size());
-    const double s = median_seconds([&] {
-        pool.run([&](unsigned t) {
-            const auto [b, e] = pool.part(static_cast<std::int64_t>(big.size()), t, 64);
-            sink[t] = sum_avx512(big.data() + b, static_cast<std::size_t>(e - b));
-        });
-    }, 1.0);
-    return static_cast<double>(big.size() * sizeof(float)) / s / 1e9;
+    double best = 0;
+    for (auto* sum : {sum_avx512, sum8_avx512}) {
+        const double s = median_seconds([&] {
+            pool.run([&](unsigned t) {
+                const auto [b, e] = pool.part(static_cast<std::int64_t>(big.size()), t, 1024);
+                sink[t] = sum(big.data() + b, static_cast<std::size_t>(e - b));
+            });
+        }, 1.0);
+        best = std::max(best, static_cast<double>(big.size() * sizeof(float)) / s / 1e9);
+    }
+    return best;
 }
 
 double fma_peak_gflops(scribe::cpu::thread_pool& pool) {

@@ -30,16 +30,19 @@ public:
     };
     using storage = std::unique_ptr<unsigned char[], release>;
 
-    // Storage of at least `bytes` (a recycled block up to a quarter larger, or a new one).
-    storage take(std::size_t bytes) {
+    // Storage of at least `bytes` (a recycled block up to a quarter larger, or a
+    // new one); `capacity` receives the block's real size.
+    storage take(std::size_t bytes, std::size_t& capacity) {
         const auto it = free_.lower_bound(bytes);
         if (it != free_.end() && it->first <= bytes + bytes / 4) {
             auto s = std::move(it->second);
+            capacity = it->first;
             held_ -= it->first;
             free_.erase(it);
             return s;
         }
         ++fresh_;
+        capacity = bytes;
         return storage(static_cast<unsigned char*>(::operator new[](bytes, std::align_val_t{64})));
     }
     void give(storage s, std::size_t bytes) {
@@ -97,8 +100,28 @@ public:
         if (this != &o) *this = array(o);
         return *this;
     }
-    array(array&&) noexcept = default;
-    array& operator=(array&&) noexcept = default;
+    array(array&& o) noexcept
+        : type_(o.type_), dims_(std::move(o.dims_)), storage_(std::move(o.storage_)), capacity_(o.capacity_),
+          view_(o.view_) {
+        o.capacity_ = 0;
+        o.view_ = nullptr;
+    }
+    array& operator=(array&& o) noexcept {
+        if (this != &o) {
+            release();
+            type_ = o.type_;
+            dims_ = std::move(o.dims_);
+            storage_ = std::move(o.storage_);
+            capacity_ = o.capacity_;
+            view_ = o.view_;
+            o.capacity_ = 0;
+            o.view_ = nullptr;
+        }
+        return *this;
+    }
+    // Owned storage goes back to the thread's current pool when there is one (a
+    // kernel's temporary inside an executor run), else to the heap.
+    ~array() { release(); }
 
     // A read-only view over `size` bytes at `data`, which must hold exactly the
     // array's elements; the caller keeps the memory alive.
@@ -123,6 +146,18 @@ public:
     void recycle_into(buffer_pool& pool) {
         pool.give(std::move(storage_), capacity_);
         *this = array();
+    }
+    // Gives up the storage: to the thread's current pool, if any.
+    void release() noexcept {
+        if (!storage_) return;
+        if (auto* pool = buffer_pool::current()) {
+            try {
+                pool->give(std::move(storage_), capacity_);
+            } catch (...) {  // no room to remember the block: it is freed
+            }
+        }
+        storage_.reset();
+        capacity_ = 0;
     }
 
     // The same elements under another shape of the same size (a reshape).
@@ -168,9 +203,12 @@ private:
     void allocate() {
         const auto n = bytes();
         if (!n) return storage_.reset();
-        if (auto* pool = buffer_pool::current()) storage_ = pool->take(n);
-        else storage_.reset(static_cast<unsigned char*>(::operator new[](n, std::align_val_t{64})));
-        capacity_ = n;
+        if (auto* pool = buffer_pool::current()) {
+            storage_ = pool->take(n, capacity_);
+        } else {
+            storage_.reset(static_cast<unsigned char*>(::operator new[](n, std::align_val_t{64})));
+            capacity_ = n;
+        }
     }
 
     dtype type_ = dtype::f32;

@@ -45,6 +45,9 @@ struct run_stats {
     // Buffers that had to come from the heap: freed intermediates are recycled
     // within a run and across runs, so a repeated run needs only its outputs'.
     std::size_t fresh_buffers = 0;
+    // Values that depend on no parameter (a causal mask from iota, say) are
+    // computed once, by the first run, and kept: their bytes.
+    std::size_t folded_values = 0, folded_bytes = 0;
     // With options::profile: seconds spent computing each node (a fused group's
     // time is its root's), indexed by node id.
     std::vector<double> node_seconds;
@@ -114,7 +117,8 @@ public:
     // One replica; inputs in parameter order. Returns the outputs in order. An
     // output that is a parameter itself is returned as a view of that input.
     std::vector<array> operator()(std::span<const array> inputs) const {
-        std::vector<std::vector<array>> per_replica(1, std::vector<array>(inputs.begin(), inputs.end()));
+        std::vector<std::vector<array>> per_replica(1);
+        for (const auto& a : inputs) per_replica[0].push_back(a.view());  // borrowed, not copied
         return std::move(run_replicas(per_replica).front());
     }
     std::vector<array> operator()(std::initializer_list<array> inputs) const {
@@ -137,7 +141,8 @@ public:
                                 std::to_string(unbound_parameters()) + " unbound inputs, replica " + std::to_string(r) +
                                 " got " + std::to_string(inputs[r].size()));
                 for (std::int64_t p = 0, k = 0; p < g_.parameter_count(); ++p)
-                    full[r].push_back(is_bound(p) ? *bound_[static_cast<std::size_t>(p)] : inputs[r][static_cast<std::size_t>(k++)]);
+                    full[r].push_back(is_bound(p) ? bound_[static_cast<std::size_t>(p)]->view()
+                                                  : inputs[r][static_cast<std::size_t>(k++)].view());
             }
             all = &full;
         }
@@ -153,6 +158,11 @@ public:
             const auto root = fusion_.group_of[i];
             if (root >= 0 && static_cast<std::size_t>(root) != i) continue;  // computed by its group's root
             if (fusion_.inlined[i]) continue;                                   // read in place by its users
+            if (constant_[i] && folded_) {  // computed by the first run
+                if (keep_[i])
+                    for (std::size_t r = 0; r < replicas; ++r) values[r][i] = folded_values_[i].view();
+                continue;
+            }
             const auto started = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
             if (n.kind == op::all_reduce || n.kind == op::all_gather) {
                 collective(n, i, values, replicas);
@@ -175,6 +185,12 @@ public:
             }
             if (profile_)
                 stats_.node_seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            if (keep_[i]) {  // a value that depends on no parameter: kept for the next runs
+                folded_values_[i] = std::move(values[0][i]);
+                folded_bytes_ += folded_values_[i].bytes();
+                ++folded_count_;
+                for (std::size_t r = 0; r < replicas; ++r) values[r][i] = folded_values_[i].view();
+            }
             // Account the new buffers, then free the values this node was the last to read.
             for (std::size_t r = 0; r < replicas; ++r)
                 if (values[r][i].owns() && !(n.kind == op::reshape && last_reader_[i])) {
@@ -193,12 +209,21 @@ public:
                 }
         }
         stats_.fresh_buffers = buffers_.fresh() - fresh_before;
+        folded_ = true;
+        stats_.folded_values = folded_count_;
+        stats_.folded_bytes = folded_bytes_;
         std::vector<std::vector<array>> out(replicas);
         for (std::size_t r = 0; r < replicas; ++r)
             for (std::size_t k = 0; k < g_.outputs().size(); ++k) {
                 auto& v = values[r][static_cast<std::size_t>(g_.outputs()[k])];
                 const auto& rest = g_.outputs();
                 const bool again = std::find(rest.begin() + static_cast<std::ptrdiff_t>(k) + 1, rest.end(), rest[k]) != rest.end();
+                if (constant_[static_cast<std::size_t>(rest[k])]) {  // a kept value: the caller gets a copy
+                    auto copy = array::uninitialized(v.type(), v.dims());
+                    if (copy.bytes()) std::memcpy(copy.mutable_data(), v.data(), copy.bytes());
+                    out[r].push_back(std::move(copy));
+                    continue;
+                }
                 out[r].push_back(again ? v : std::move(v));  // move unless the same node is a later output too
             }
         return out;
@@ -322,6 +347,31 @@ private:
         for (std::size_t i = 0; i < nodes.size(); ++i)
             if (nodes[i].kind == op::reshape && fusion_.group_of[i] < 0 && !fusion_.inlined[i])
                 last_reader_[i] = last[static_cast<std::size_t>(nodes[i].operands[0])] == static_cast<std::int64_t>(i);
+        // Values that depend on no parameter (iota, constants and what is computed
+        // from them only, such as a causal mask) are computed by the first run; the
+        // ones that later nodes read are kept, the rest are not computed again.
+        constant_.assign(nodes.size(), false);
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            const auto& n = nodes[i];
+            if (n.kind == op::parameter || n.kind == op::all_reduce || n.kind == op::all_gather) continue;
+            constant_[i] = std::all_of(n.operands.begin(), n.operands.end(),
+                                       [&](node_id o) { return constant_[static_cast<std::size_t>(o)]; });
+        }
+        keep_.assign(nodes.size(), false);
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            if (constant_[i] || fusion_.inlined[i]) continue;
+            const auto root = fusion_.group_of[i];
+            for (auto o : nodes[i].operands) {
+                if (root >= 0 && fusion_.group_of[static_cast<std::size_t>(o)] == root) continue;
+                const auto m = static_cast<std::size_t>(materialized(g_, fusion_, o));
+                if (constant_[m]) keep_[m] = true;
+            }
+        }
+        for (auto o : g_.outputs()) {
+            const auto m = static_cast<std::size_t>(materialized(g_, fusion_, o));
+            if (constant_[m]) keep_[m] = true;
+        }
+        folded_values_.assign(nodes.size(), array());
         consumed_at_.assign(nodes.size(), {});
         for (std::size_t o = 0; o < nodes.size(); ++o)
             if (last[o] >= 0 && last[o] < static_cast<std::int64_t>(nodes.size()))
@@ -335,6 +385,11 @@ private:
     std::vector<int> group_index_;
     std::vector<std::vector<node_id>> consumed_at_;
     std::vector<bool> last_reader_;  // a reshape that is its operand's last reader
+    std::vector<bool> constant_;     // depends on no parameter
+    std::vector<bool> keep_;         // a constant that a non-constant node or an output reads
+    mutable std::vector<array> folded_values_;  // by node: the kept constants, after the first run
+    mutable bool folded_ = false;
+    mutable std::size_t folded_bytes_ = 0, folded_count_ = 0;
     mutable run_stats stats_;
     mutable buffer_pool buffers_;
     std::vector<std::optional<array>> bound_;

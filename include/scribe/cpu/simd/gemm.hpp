@@ -46,8 +46,8 @@ namespace detail {
 
 // Block sizes: an A block (MC x KC) fits the 1 MiB L2, a B panel (KC x NC) the L3.
 inline constexpr std::int64_t kc = 256;
-inline constexpr std::int64_t mc = 168;   // a multiple of every MR (8, 6, 4)
-inline constexpr std::int64_t nc = 3072;  // a multiple of every NR (48, 16, 8)
+inline constexpr std::int64_t mc = 168;   // a multiple of every MR (12, 8, 6, 4)
+inline constexpr std::int64_t nc = 3072;  // a multiple of every NR (48, 32, 16, 8)
 
 // B[k0:k0+kc, n0:n0+nc] -> panels of NR columns, k-major, zero-padded.
 template <class T>
@@ -108,34 +108,36 @@ void micro_portable(std::int64_t kb, const float* ap, std::int64_t rs, std::int6
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #ifdef SCRIBE_X86
-// 8 x 48 on AVX-512: 24 accumulators, three B vectors, A broadcast from memory.
-// 8 rows and 48 columns divide the GPT-2 shapes (M = 16, 128, 512; N = 768,
-// 2304, 3072), so no tile is partial there.
-__attribute__((target("avx512f"))) inline void micro_avx512(std::int64_t kb, const float* ap, std::int64_t rs,
-                                                            std::int64_t cs, const float* bp, float* c,
-                                                            std::int64_t ldc, bool accumulate) {
-    constexpr int MR = 8;
-    __m512 c0[MR], c1[MR], c2[MR];
-    for (int i = 0; i < MR; ++i) {
-        c0[i] = accumulate ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();
-        c1[i] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();
-        c2[i] = accumulate ? _mm512_loadu_ps(c + i * ldc + 32) : _mm512_setzero_ps();
-    }
-    for (std::int64_t k = 0; k < kb; ++k, ap += cs, bp += 48) {
-        const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
-#pragma GCC unroll 8
+// MR x (16 * NV) on AVX-512: MR * NV accumulators, NV B vectors per step, A
+// broadcast from memory. 8 x 48 (24 accumulators) divides the GPT-2 weight shapes
+// (M = 16, 128, 512; N = 768, 2304, 3072); 12 x 32 (also 24) serves narrow
+// products such as attention's head_dim 64, where 48 would waste a third.
+template <int MR, int NV>
+__attribute__((target("avx512f"))) void micro_avx512(std::int64_t kb, const float* ap, std::int64_t rs,
+                                                     std::int64_t cs, const float* bp, float* c, std::int64_t ldc,
+                                                     bool accumulate) {
+    constexpr int NR = 16 * NV;
+    __m512 acc[MR][NV];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v)
+            acc[i][v] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16 * v) : _mm512_setzero_ps();
+    for (std::int64_t k = 0; k < kb; ++k, ap += cs, bp += NR) {
+        __m512 b[NV];
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(bp + 16 * v);
+#pragma GCC unroll 12
         for (int i = 0; i < MR; ++i) {
             const __m512 a = _mm512_set1_ps(ap[i * rs]);
-            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
-            c2[i] = _mm512_fmadd_ps(a, b2, c2[i]);
+#pragma GCC unroll 3
+            for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
         }
     }
-    for (int i = 0; i < MR; ++i) {
-        _mm512_storeu_ps(c + i * ldc, c0[i]);
-        _mm512_storeu_ps(c + i * ldc + 16, c1[i]);
-        _mm512_storeu_ps(c + i * ldc + 32, c2[i]);
-    }
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
 }
 
 // 6 x 16 on AVX2 + FMA: 12 accumulators.
@@ -172,10 +174,17 @@ struct kernel_choice {
     const char* name;
 };
 
-inline kernel_choice choose_kernel() {
+// The micro-kernel for products n columns wide (n = 0: the default, for weights
+// whose width is not known to be narrow). On AVX-512 the 32-wide tile is taken
+// where it pads n less than the 48-wide one.
+inline kernel_choice choose_kernel(std::int64_t n = 0) {
 #ifdef SCRIBE_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return {micro_avx512, 8, 48, "avx512 8x48"};
+    static const bool avx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
+    if (avx512) {
+        const auto padded = [n](std::int64_t nr) { return (n + nr - 1) / nr * nr; };
+        if (n > 0 && padded(32) < padded(48)) return {micro_avx512<12, 2>, 12, 32, "avx512 12x32"};
+        return {micro_avx512<8, 3>, 8, 48, "avx512 8x48"};
+    }
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {micro_avx2, 6, 16, "avx2 6x16"};
 #endif
     return {micro_portable<4, 8>, 4, 8, "portable 4x8"};
@@ -195,9 +204,8 @@ namespace detail {
 // packed panels for rows [k0, k0 + kb) and columns [n0, n0 + nb), NR columns per
 // panel, k-major (packing them now, or pointing into a matrix packed earlier).
 template <class TA, class Panels>
-void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const basic_matrix_view<TA>& a, Panels&& panels,
-                  float* c, std::int64_t ldc) {
-    static const auto choice = choose_kernel();
+void gemm_blocked(const kernel_choice& choice, std::int64_t m, std::int64_t n, std::int64_t k,
+                  const basic_matrix_view<TA>& a, Panels&& panels, float* c, std::int64_t ldc) {
     const auto mr = choice.mr, nr = choice.nr;
     if (k == 0) {
         for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
@@ -205,7 +213,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const basic_ma
     }
     thread_local std::vector<float> a_pack;
     a_pack.resize(static_cast<std::size_t>(mc * kc));
-    float tile[8 * 48];  // the largest MR x NR
+    float tile[8 * 48];  // the largest MR x NR (12 x 32 has as many)
     // A row-major f32 A is read in place by full tiles; only partial ones are packed.
     const bool a_in_place = std::is_same_v<TA, float> && a.col_stride == 1;
     for (std::int64_t n0 = 0; n0 < n; n0 += nc) {
@@ -256,10 +264,10 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const basic_ma
 template <class TA, class TB>
 void sgemm(std::int64_t m, std::int64_t n, std::int64_t k, const basic_matrix_view<TA>& a,
            const basic_matrix_view<TB>& b, float* c, std::int64_t ldc) {
-    static const auto choice = detail::choose_kernel();
+    const auto choice = detail::choose_kernel(n);
     thread_local std::vector<float> b_pack;
     b_pack.resize(static_cast<std::size_t>(detail::kc * (detail::nc + choice.nr)));
-    detail::gemm_blocked(m, n, k, a, [&](std::int64_t k0, std::int64_t kb, std::int64_t n0, std::int64_t nb) {
+    detail::gemm_blocked(choice, m, n, k, a, [&](std::int64_t k0, std::int64_t kb, std::int64_t n0, std::int64_t nb) {
         detail::pack_b(b, k0, kb, n0, nb, choice.nr, b_pack.data());
         return static_cast<const float*>(b_pack.data());
     }, c, ldc);
@@ -273,7 +281,7 @@ public:
     packed_matrix() = default;
     template <class T>
     explicit packed_matrix(const basic_matrix_view<T>& b, std::int64_t k, std::int64_t n)
-        : k_(k), n_(n), nr_(detail::choose_kernel().nr) {
+        : k_(k), n_(n), choice_(detail::choose_kernel(n)), nr_(choice_.nr) {
         padded_ = (n + nr_ - 1) / nr_ * nr_;
         data_.resize(static_cast<std::size_t>(k * padded_));
         for (std::int64_t k0 = 0; k0 < k; k0 += detail::kc)
@@ -287,9 +295,12 @@ public:
         return data_.data() + k0 * padded_ + (n0 / nr_) * nr_ * kb;
     }
     std::int64_t nr() const { return nr_; }
+    const detail::kernel_choice& kernel() const { return choice_; }
 
 private:
-    std::int64_t k_ = 0, n_ = 0, nr_ = 1, padded_ = 0;
+    std::int64_t k_ = 0, n_ = 0;
+    detail::kernel_choice choice_{};
+    std::int64_t nr_ = 1, padded_ = 0;
     std::vector<float> data_;
 };
 
@@ -297,7 +308,7 @@ private:
 template <class TA>
 void sgemm(std::int64_t m, std::int64_t n, const basic_matrix_view<TA>& a, const packed_matrix& b, std::int64_t n0,
            float* c, std::int64_t ldc) {
-    detail::gemm_blocked(m, n, b.rows(), a, [&](std::int64_t k0, std::int64_t kb, std::int64_t nb0, std::int64_t) {
+    detail::gemm_blocked(b.kernel(), m, n, b.rows(), a, [&](std::int64_t k0, std::int64_t kb, std::int64_t nb0, std::int64_t) {
         return b.panels(k0, kb, n0 + nb0);
     }, c, ldc);
 }
