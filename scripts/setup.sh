@@ -1,6 +1,8 @@
 # Sourced by demo.sh and test.sh: installs what is missing, and only that.
 #   scribe_setup_system   Debian packages (compiler, Meson, Ninja, Catch2, xtensor, ...)
 #   scribe_setup_python   .venv with jax/jaxlib/numpy/pytest for the XLA suite
+#   scribe_setup_reference  .venv-ref with torch/transformers/tokenizers, for the
+#                         scripts that make test data and for the benchmarks' peers
 # Both may be run again: they check before they install.
 set -euo pipefail
 
@@ -15,7 +17,8 @@ scribe_as_root() {
 
 scribe_setup_system() {
   local pkgs=(g++ meson ninja-build pkg-config catch2 libxtensor-dev libxsimd-dev
-              nlohmann-json3-dev libopenblas-dev python3 python3-venv)
+              nlohmann-json3-dev libopenblas-dev python3 python3-venv
+              clang libclang-rt-dev)  # clang++ and libFuzzer, for tests/fuzz
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,6 +35,18 @@ scribe_setup_python() {
   local stamp="$venv/.requirements"
   if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp" 2>/dev/null; then return 0; fi
   echo "scribe: preparing the Python environment for the XLA suite in .venv"
+  local py=/usr/bin/python3
+  [ -x "$py" ] || py=$(command -v python3)
+  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+}
+
+scribe_setup_reference() {
+  local venv="$SCRIBE_ROOT/.venv-ref" req="$SCRIBE_ROOT/scripts/reference/requirements.txt"
+  local stamp="$venv/.requirements"
+  if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp" 2>/dev/null; then return 0; fi
+  echo "scribe: preparing the reference Python environment (PyTorch, transformers) in .venv-ref"
   local py=/usr/bin/python3
   [ -x "$py" ] || py=$(command -v python3)
   [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"

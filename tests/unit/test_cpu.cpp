@@ -554,3 +554,56 @@ TEST_CASE("cpu: values that depend on no parameter are computed once and kept") 
     CHECK(second[1].owns());
     CHECK(first[1].data() != second[1].data());
 }
+
+TEST_CASE("cpu: a donated cache is updated in place, each row at its own position") {
+    graph g("cache_rows");
+    g.bind(rows(3), keys(10), a(1), c(4));
+    auto cache = g.parameter(f32[rows, keys, c], "cache");
+    auto fresh = g.parameter(f32[rows, a, c], "new");  // one new entry per row
+    auto pos = g.parameter(s32[rows], "pos");
+    auto y = cache;
+    for (int r = 0; r < 3; ++r)
+        y = dynamic_update_slice<rows, keys>(y, rename<a, keys>(slice<rows>(fresh, r, r + 1)), g.constant(s32, r),
+                                            reduce_sum<rows>(slice<rows>(pos, r, r + 1)));
+    g.outputs(y);
+    g.alias(0, cache);
+
+    const auto cs = wave(3 * 10 * 4, 0.21), ns = wave(3 * 4, 0.7);
+    const std::vector<std::int32_t> ps = {4, 0, 12};  // the last is clamped to 9
+    auto want = cs;
+    for (std::size_t r = 0; r < 3; ++r)
+        for (std::size_t k = 0; k < 4; ++k) want[(r * 10 + std::min<std::size_t>(static_cast<std::size_t>(ps[r]), 9)) * 4 + k] = ns[r * 4 + k];
+    auto owned_cache = [&] {
+        auto x = cpu::array::uninitialized(dtype::f32, {{"", 3}, {"", 10}, {"", 4}});
+        std::memcpy(x.mutable_data(), cs.data(), cs.size() * 4);
+        return x;
+    };
+    const auto fresh_in = cpu::array::borrow(dtype::f32, {{"", 3}, {"", 1}, {"", 4}}, ns.data(), ns.size() * 4);
+    const auto pos_in = cpu::array::borrow(dtype::s32, {{"", 3}}, ps.data(), ps.size() * 4);
+    cpu::executor run(g);
+
+    // Not donated: the input stays as it was.
+    const auto kept = owned_cache();
+    const auto copied = run({kept, fresh_in, pos_in});
+    CHECK(std::memcmp(copied[0].data(), want.data(), want.size() * 4) == 0);
+    CHECK(std::memcmp(kept.data(), cs.data(), cs.size() * 4) == 0);
+
+    // Donated: the output is the input's buffer, written where the rows changed.
+    std::vector<cpu::array> in;
+    in.push_back(owned_cache());
+    const auto* buffer = in[0].data();
+    in.push_back(fresh_in);
+    in.push_back(pos_in);
+    const auto out = run.run_donating(std::move(in));
+    CHECK(out[0].data() == buffer);
+    CHECK(std::memcmp(out[0].data(), want.data(), want.size() * 4) == 0);
+    CHECK(run.stats().peak_bytes < 2 * cs.size() * 4);  // the cache once (donated), never a copy of it
+
+    // A borrowed (read-only) cache cannot be donated: it is copied, not written.
+    const auto borrowed = cpu::array::borrow(dtype::f32, {{"", 3}, {"", 10}, {"", 4}}, cs.data(), cs.size() * 4);
+    std::vector<cpu::array> in2 = {borrowed, fresh_in, pos_in};
+    const auto out2 = run.run_donating(std::move(in2));
+    CHECK(out2[0].data() != static_cast<const void*>(cs.data()));
+    CHECK(std::memcmp(out2[0].data(), want.data(), want.size() * 4) == 0);
+    CHECK(cs[0] == wave(1, 0.21)[0]);
+}

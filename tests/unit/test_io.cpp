@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,29 @@ TEST_CASE("io: malformed safetensors files are refused with the file and tensor 
         fs::remove(p);
         refuses("cannot open");
     }
+}
+
+TEST_CASE("io: safetensors bytes in memory parse as the file does, with the given name in errors") {
+    const std::vector<float> a = {1, 2, 3};
+    const auto p = scratch("mem.safetensors");
+    io::write_safetensors(p, {{"a", dtype::f32, {3}, {reinterpret_cast<const unsigned char*>(a.data()), 12}}}, {{"k", "v"}});
+    std::ifstream in(p, std::ios::binary);
+    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    io::safetensors f(bytes, "in-memory");
+    CHECK(f.path() == "in-memory");
+    CHECK(f.metadata().at("k") == "v");
+    REQUIRE(f.bytes("a").size() == 12);
+    CHECK(f.bytes("a").data() != bytes.data() + (bytes.size() - 12));  // a copy: `bytes` may go away
+    float back[3];
+    std::memcpy(back, f.bytes("a").data(), 12);
+    CHECK(back[2] == 3.0f);
+    const auto mapping = f.mapping();
+    CHECK(mapping->size() == bytes.size());
+
+    CHECK_THROWS_WITH(io::safetensors(std::span<const unsigned char>{}, "empty"), Catch::Contains("empty: 0 bytes is too short"));
+    auto truncated = bytes;
+    truncated.pop_back();
+    CHECK_THROWS_WITH(io::safetensors(truncated, "cut"), Catch::Contains("cut: tensor `a` has bytes [0, 12) outside the data section of 11 bytes"));
 }
 
 TEST_CASE("io: a sharded checkpoint maps each tensor to its shard; a wrong index is refused") {

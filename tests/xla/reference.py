@@ -6,6 +6,8 @@ working by name: every value is a (array, [dim names]) pair, and results are put
 into the output's declared order only at the end, by name. It never reads the
 HLO.
 """
+import math
+
 import numpy as np
 import ml_dtypes
 
@@ -72,7 +74,7 @@ def wide(a):
 UNARY = {
     "neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
     "rsqrt": lambda x: 1.0 / np.sqrt(x), "tanh": np.tanh, "logistic": lambda x: 1.0 / (1.0 + np.exp(-x)),
-    "sin": np.sin, "cos": np.cos, "floor": np.floor,
+    "sin": np.sin, "cos": np.cos, "floor": np.floor, "erf": np.vectorize(math.erf, otypes=[np.float64]),
 }
 
 
@@ -285,6 +287,15 @@ def expected(case, arrays):
             cache, new, pos = ins
             upd = Named(_dus(cache, new, pos, "tokens"), cache.names)
             return [[upd, Named(upd.a.sum(axis=upd.axis("tokens")), [n for n in upd.names if n != "tokens"])]]
+        if fn == "dus_rows":
+            cache, new, pos = ins
+            names = ["batch", "tokens", "hidden"]
+            out = cache.to(names).copy()
+            u = new.to(["batch", "step", "hidden"])
+            for b in range(out.shape[0]):
+                s = int(np.clip(pos.a[b], 0, out.shape[1] - u.shape[1]))
+                out[b, s:s + u.shape[1], :] = u[b]
+            return [[Named(out, names)]]
     if kind in ("all_reduce", "all_gather"):
         return _collective(case, op, arrays)
     raise NotImplementedError(kind)

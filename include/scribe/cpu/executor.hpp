@@ -119,20 +119,45 @@ public:
     std::vector<array> operator()(std::span<const array> inputs) const {
         std::vector<std::vector<array>> per_replica(1);
         for (const auto& a : inputs) per_replica[0].push_back(a.view());  // borrowed, not copied
-        return std::move(run_replicas(per_replica).front());
+        return std::move(run(std::move(per_replica), false).front());
     }
     std::vector<array> operator()(std::initializer_list<array> inputs) const {
         return (*this)(std::span<const array>(inputs.begin(), inputs.size()));
     }
 
+    // Like operator(), but an input for a parameter that the graph aliases to an
+    // output (graph::alias: a KV cache) is donated when it owns its buffer: the
+    // executor writes into that buffer where it can (a dynamic_update_slice that is
+    // the cache's last reader writes only the update) and the aliased output comes
+    // back in it. The caller's donated arrays are left empty.
+    std::vector<array> run_donating(std::vector<array> inputs) const {
+        std::vector<std::vector<array>> per_replica(1);
+        for (std::int64_t p = 0, k = 0; p < g_.parameter_count(); ++p) {
+            if (is_bound(p)) continue;
+            if (static_cast<std::size_t>(k) >= inputs.size()) break;  // the count is checked in run()
+            auto& a = inputs[static_cast<std::size_t>(k++)];
+            per_replica[0].push_back(aliased_[static_cast<std::size_t>(p)] ? std::move(a) : a.view());
+        }
+        for (std::size_t k = per_replica[0].size(); k < inputs.size(); ++k) per_replica[0].push_back(inputs[k].view());
+        return std::move(run(std::move(per_replica), true).front());
+    }
+
     // inputs[r][k]: parameter k of replica r. Returns outputs[r][k].
     std::vector<std::vector<array>> run_replicas(const std::vector<std::vector<array>>& inputs) const {
+        std::vector<std::vector<array>> views(inputs.size());
+        for (std::size_t r = 0; r < inputs.size(); ++r)
+            for (const auto& a : inputs[r]) views[r].push_back(a.view());
+        return run(std::move(views), false);
+    }
+
+private:
+    std::vector<std::vector<array>> run(std::vector<std::vector<array>> inputs, bool donate) const {
         const auto replicas = inputs.size();
         if (replicas == 0) throw error("cpu: run_replicas needs at least one replica");
         const auto& nodes = g_.nodes();
         std::vector<std::vector<array>> values(replicas, std::vector<array>(nodes.size()));
         std::vector<std::vector<array>> full;
-        const auto* all = &inputs;
+        auto* all = &inputs;
         if (!bound_.empty()) {  // put the bound values in their places
             full.resize(replicas);
             for (std::size_t r = 0; r < replicas; ++r) {
@@ -142,7 +167,7 @@ public:
                                 " got " + std::to_string(inputs[r].size()));
                 for (std::int64_t p = 0, k = 0; p < g_.parameter_count(); ++p)
                     full[r].push_back(is_bound(p) ? bound_[static_cast<std::size_t>(p)]->view()
-                                                  : inputs[r][static_cast<std::size_t>(k++)].view());
+                                                  : std::move(inputs[r][static_cast<std::size_t>(k++)]));
             }
             all = &full;
         }
@@ -164,6 +189,8 @@ public:
                 continue;
             }
             const auto started = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+            // A reshape or update that takes over its operand's buffer adds no bytes.
+            std::vector<bool> took_over(replicas, false);
             if (n.kind == op::all_reduce || n.kind == op::all_gather) {
                 collective(n, i, values, replicas);
             } else {
@@ -171,10 +198,16 @@ public:
                     auto operand = [&](std::size_t k) -> const array& {
                         return values[r][static_cast<std::size_t>(n.operands[k])];
                     };
-                    if (n.kind == op::parameter)
-                        values[r][i] = (*all)[r][static_cast<std::size_t>(n.parameter_number)].view();
-                    else if (n.kind == op::reshape)
-                        values[r][i] = reshaped(n, i, values[r][static_cast<std::size_t>(n.operands[0])]);
+                    auto& input = (*all)[r][static_cast<std::size_t>(std::max<std::int64_t>(n.parameter_number, 0))];
+                    if (n.kind == op::parameter && donate && aliased_[static_cast<std::size_t>(n.parameter_number)])
+                        values[r][i] = std::move(input);  // donated: owned by the run from here on
+                    else if (n.kind == op::parameter)
+                        values[r][i] = input.view();
+                    else if (n.kind == op::reshape || (n.kind == op::dynamic_update_slice && last_reader_[i])) {
+                        auto& x = values[r][static_cast<std::size_t>(n.operands[0])];
+                        took_over[r] = last_reader_[i] && x.owns();
+                        values[r][i] = n.kind == op::reshape ? reshaped(n, i, x) : updated_in_place(n, values[r]);
+                    }
                     else if (root >= 0)
                         values[r][i] = run_fused(g_, fusion_, fusion_.groups[static_cast<std::size_t>(group_index_[i])],
                                                  [&](node_id o) -> const array& { return values[r][static_cast<std::size_t>(o)]; },
@@ -193,7 +226,7 @@ public:
             }
             // Account the new buffers, then free the values this node was the last to read.
             for (std::size_t r = 0; r < replicas; ++r)
-                if (values[r][i].owns() && !(n.kind == op::reshape && last_reader_[i])) {
+                if (values[r][i].owns() && !took_over[r]) {
                     live += values[r][i].bytes();
                     ++stats_.buffers;
                 }
@@ -229,7 +262,6 @@ public:
         return out;
     }
 
-private:
     void check_inputs(const std::vector<array>& in, std::size_t replica) const {
         if (static_cast<std::int64_t>(in.size()) != g_.parameter_count())
             throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " takes " +
@@ -299,6 +331,15 @@ private:
         return array(x).relabel(n.dims);
     }
 
+    // A dynamic_update_slice that is its operand's last reader writes into the
+    // operand's buffer when the run owns it (an intermediate, or a donated input).
+    array updated_in_place(const node& n, std::vector<array>& values) const {
+        auto& x = values[static_cast<std::size_t>(n.operands[0])];
+        std::vector<const array*> starts;
+        for (std::size_t j = 2; j < n.operands.size(); ++j) starts.push_back(&values[static_cast<std::size_t>(n.operands[j])]);
+        return kernels::dynamic_update_slice(n, x, values[static_cast<std::size_t>(n.operands[1])], starts, &x);
+    }
+
     void collective(const node& n, std::size_t i, std::vector<std::vector<array>>& values, std::size_t replicas) const {
         std::vector<bool> done(replicas, false);
         for (const auto& group : n.replica_groups) {
@@ -344,9 +385,17 @@ private:
             if (last[o] < 0) last[o] = static_cast<std::int64_t>(o);  // read by nobody: free at once
         for (auto o : g_.outputs()) last[static_cast<std::size_t>(o)] = static_cast<std::int64_t>(nodes.size());
         last_reader_.assign(nodes.size(), false);
-        for (std::size_t i = 0; i < nodes.size(); ++i)
-            if (nodes[i].kind == op::reshape && fusion_.group_of[i] < 0 && !fusion_.inlined[i])
-                last_reader_[i] = last[static_cast<std::size_t>(nodes[i].operands[0])] == static_cast<std::int64_t>(i);
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            const auto& n = nodes[i];
+            const bool takes = n.kind == op::reshape ||
+                               (n.kind == op::dynamic_update_slice &&
+                                std::count(n.operands.begin(), n.operands.end(), n.operands[0]) == 1 &&
+                                !fusion_.inlined[static_cast<std::size_t>(n.operands[0])]);
+            if (takes && fusion_.group_of[i] < 0 && !fusion_.inlined[i])
+                last_reader_[i] = last[static_cast<std::size_t>(n.operands[0])] == static_cast<std::int64_t>(i);
+        }
+        aliased_.assign(static_cast<std::size_t>(g_.parameter_count()), false);
+        for (const auto& a : g_.aliases()) aliased_[static_cast<std::size_t>(a.parameter_number)] = true;
         // Values that depend on no parameter (iota, constants and what is computed
         // from them only, such as a causal mask) are computed by the first run; the
         // ones that later nodes read are kept, the rest are not computed again.
@@ -384,7 +433,8 @@ private:
     fusion_plan fusion_;
     std::vector<int> group_index_;
     std::vector<std::vector<node_id>> consumed_at_;
-    std::vector<bool> last_reader_;  // a reshape that is its operand's last reader
+    std::vector<bool> last_reader_;  // a reshape or update that is its operand's last reader
+    std::vector<bool> aliased_;      // by parameter number: aliased to an output
     std::vector<bool> constant_;     // depends on no parameter
     std::vector<bool> keep_;         // a constant that a non-constant node or an output reads
     mutable std::vector<array> folded_values_;  // by node: the kept constants, after the first run

@@ -62,6 +62,7 @@ C unary_value(op k, C x) {
             case op::logistic: return C(1) / (C(1) + std::exp(-x));
             case op::sin: return std::sin(x);
             case op::cos: return std::cos(x);
+            case op::erf: return std::erf(x);
             case op::floor: return std::floor(x);
             default: break;
         }
@@ -300,11 +301,19 @@ inline array dynamic_slice(const node& n, const array& x, const std::vector<cons
     return out;
 }
 
+// x with u written at the (clamped) starts. `x_dying`: x's own buffer, when x is
+// not read after this op (a KV cache passed in for an update in place): the update
+// is written there and only u's bytes move.
 inline array dynamic_update_slice(const node& n, const array& x, const array& u,
-                                  const std::vector<const array*>& starts) {
-    auto out = array::uninitialized(n.type, n.dims);
-    std::memcpy(out.mutable_data(), x.data(), x.bytes());
-    const auto s = clamped_starts(starts, x.dims(), u.dims());
+                                  const std::vector<const array*>& starts, array* x_dying = nullptr) {
+    array out;
+    if (x_dying && x_dying->owns()) {
+        out = std::move(*x_dying).relabel(n.dims);
+    } else {
+        out = array::uninitialized(n.type, n.dims);
+        std::memcpy(out.mutable_data(), x.data(), x.bytes());
+    }
+    const auto s = clamped_starts(starts, out.dims(), u.dims());
     const auto os = strides_of(n.dims);
     copy_rows(u.data(), strides_of(u.dims()), 0, out.mutable_data(), os, offset_of(s, os), u.dims(),
               static_cast<std::int64_t>(info(n.type).bytes));

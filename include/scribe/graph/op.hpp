@@ -14,7 +14,7 @@ namespace scribe {
 enum class op : std::uint8_t {
     parameter, constant, iota, convert,
     // unary
-    neg, abs, exp, log, sqrt, rsqrt, tanh, logistic, sin, cos, floor,
+    neg, abs, exp, log, sqrt, rsqrt, tanh, logistic, sin, cos, erf, floor,
     // binary
     add, sub, mul, div, max, min, pow,
     compare, select,
@@ -47,6 +47,7 @@ inline constexpr op_info op_table[] = {
     {op::logistic, "logistic", "logistic"},
     {op::sin, "sin", "sine"},
     {op::cos, "cos", "cosine"},
+    {op::erf, "erf", "erf"},
     {op::floor, "floor", "floor"},
     {op::add, "add", "add"},
     {op::sub, "subtract", "subtract"},
@@ -88,7 +89,7 @@ constexpr bool is_binary(op k) { return k >= op::add && k <= op::pow; }
 // Unary ops defined on floats only.
 constexpr bool is_transcendental(op k) {
     return k == op::exp || k == op::log || k == op::sqrt || k == op::rsqrt || k == op::tanh ||
-           k == op::logistic || k == op::sin || k == op::cos || k == op::floor;
+           k == op::logistic || k == op::sin || k == op::cos || k == op::erf || k == op::floor;
 }
 
 // Names an op in diagnostics: scribe::op_tag<scribe::op::add>.

@@ -8,7 +8,8 @@
 // non-negative, each tensor's byte range lies in the data and matches its shape,
 // ranges neither overlap nor leave holes. Errors name the file and the tensor.
 // Tensors are never copied: bytes() is a view into the mapping, which lives as
-// long as the safetensors object.
+// long as the safetensors object. A safetensors object can also be made from bytes
+// in memory (copied, and named for messages), as the fuzz tests do.
 #pragma once
 
 #include <algorithm>
@@ -53,11 +54,16 @@ public:
                 throw error(path.string() + ": cannot map (" + std::strerror(errno) + ")");
             }
             data_ = static_cast<const unsigned char*>(p);
+            mapped_ = true;
         }
         ::close(fd);
     }
+    // A copy of bytes in memory, standing for a file called `name` (in-memory
+    // parsing, e.g. by the fuzz tests).
+    mapped_file(std::span<const unsigned char> bytes, const std::filesystem::path& name)
+        : path_(name), owned_(bytes.begin(), bytes.end()), data_(owned_.data()), size_(owned_.size()) {}
     ~mapped_file() {
-        if (data_) ::munmap(const_cast<unsigned char*>(data_), size_);
+        if (mapped_) ::munmap(const_cast<unsigned char*>(data_), size_);
     }
     mapped_file(const mapped_file&) = delete;
     mapped_file& operator=(const mapped_file&) = delete;
@@ -68,8 +74,10 @@ public:
 
 private:
     std::filesystem::path path_;
+    std::vector<unsigned char> owned_;  // the bytes, when not mapped
     const unsigned char* data_ = nullptr;
     std::size_t size_ = 0;
+    bool mapped_ = false;
 };
 
 // The safetensors dtype names Scribe has a dtype for.
@@ -113,6 +121,9 @@ struct tensor_entry {
 class safetensors {
 public:
     explicit safetensors(const std::filesystem::path& path) : file_(std::make_shared<mapped_file>(path)) { parse(); }
+    // The same from a copy of the file's bytes; `name` stands for the file in errors.
+    safetensors(std::span<const unsigned char> bytes, const std::filesystem::path& name)
+        : file_(std::make_shared<mapped_file>(bytes, name)) { parse(); }
 
     const std::filesystem::path& path() const { return file_->path(); }
     const std::vector<tensor_entry>& tensors() const { return entries_; }

@@ -36,6 +36,12 @@ inline double lowest(dtype t) {
     }
 }
 
+// GELU, exact: 0.5 x (1 + erf(x / sqrt 2)).
+template <Tensor X>
+auto gelu(const X& x) {
+    return x * 0.5 * (erf(x * 0.7071067811865476) + 1.0);
+}
+
 // Normalises x over D to zero mean and unit variance, then scales by gamma and
 // shifts by beta (both indexed by D alone).
 template <auto D, Tensor X, Tensor P>

@@ -86,7 +86,7 @@ tensor<T> scalar_like(const tensor<T, S...>& x, double value) {
 
 }  // namespace detail
 
-// Unary ops. exp, log, sqrt, rsqrt, tanh, logistic, sin, cos, floor take floats only.
+// Unary ops. exp, log, sqrt, rsqrt, tanh, logistic, sin, cos, erf, floor take floats only.
 template <Tensor X> auto neg(const X& x) { return detail::unary<op::neg>(x); }
 template <Tensor X> auto abs(const X& x) { return detail::unary<op::abs>(x); }
 template <Tensor X> auto exp(const X& x) { return detail::unary<op::exp>(x); }
@@ -97,6 +97,7 @@ template <Tensor X> auto tanh(const X& x) { return detail::unary<op::tanh>(x); }
 template <Tensor X> auto logistic(const X& x) { return detail::unary<op::logistic>(x); }
 template <Tensor X> auto sin(const X& x) { return detail::unary<op::sin>(x); }
 template <Tensor X> auto cos(const X& x) { return detail::unary<op::cos>(x); }
+template <Tensor X> auto erf(const X& x) { return detail::unary<op::erf>(x); }
 template <Tensor X> auto floor(const X& x) { return detail::unary<op::floor>(x); }
 
 // Binary ops, aligned by dimension name.

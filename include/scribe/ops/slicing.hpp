@@ -5,6 +5,8 @@
 // extent in the result type (its run-time extent is always known to the graph).
 #pragma once
 
+#include <iterator>
+#include <tuple>
 #include <type_traits>
 
 #include "common.hpp"
@@ -66,33 +68,52 @@ auto dynamic_slice(const tensor<T, S...>& x, const tensor<I>& start, std::int64_
 
 // dynamic_update_slice<tokens>(x, update, start): x with `update` written at `start`
 // along one dimension (the KV-cache write). update has x's dimensions in any order.
-template <auto D, class T, class... S, class U, class... P, class I>
-auto dynamic_update_slice(const tensor<T, S...>& x, const tensor<U, P...>& update, const tensor<I>& start) {
+// dynamic_update_slice<batch, keys>(x, update, b, p): starts along several
+// dimensions (one row of a batch written at its own position).
+template <auto D, auto... More, class T, class... S, class U, class... P, class I, class... Is>
+auto dynamic_update_slice(const tensor<T, S...>& x, const tensor<U, P...>& update, const tensor<I>& start,
+                          const tensor<Is>&... more) {
     using L = dims<S...>;
     using Dd = std::remove_cvref_t<decltype(D)>;
+    static_assert(sizeof...(More) == sizeof...(Is), "dynamic_update_slice: one start per named dimension");
     if constexpr (!has_dim<Dd, L>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::dynamic_update_slice>, dim_of<Dd>, L>{};
+    } else if constexpr (!(has_dim<std::remove_cvref_t<decltype(More)>, L> && ...)) {
+        (void)diagnose::dimension_not_in_tensor<op_tag<op::dynamic_update_slice>,
+                                                detail::first_missing<dims<std::remove_cvref_t<decltype(More)>...>, L>, L>{};
     } else if constexpr (!std::is_same_v<T, U>) {
         (void)diagnose::dtype_mismatch<op_tag<op::dynamic_update_slice>, T, U>{};
     } else if constexpr (!same_dim_set<L, dims<P...>>) {
         (void)diagnose::elementwise_dims_differ<op_tag<op::dynamic_update_slice>, L, dims<P...>>{};
     } else if constexpr (!IntegerDtype<I>) {
         (void)diagnose::unsupported_dtype<op_tag<op::dynamic_update_slice>, I>{};
+    } else if constexpr (!(IntegerDtype<Is> && ...)) {
+        (void)diagnose::unsupported_dtype<op_tag<op::dynamic_update_slice>, std::tuple<Is...>>{};
     } else {
-        detail::same_graph(x.owner(), update.owner(), "dynamic_update_slice");
-        detail::same_graph(x.owner(), start.owner(), "dynamic_update_slice");
         graph& g = x.owner();
+        detail::same_graph(g, update.owner(), "dynamic_update_slice");
+        detail::same_graph(g, start.owner(), "dynamic_update_slice");
+        (detail::same_graph(g, more.owner(), "dynamic_update_slice"), ...);
+        constexpr std::size_t at[] = {index_of<Dd, L>, index_of<std::remove_cvref_t<decltype(More)>, L>...};
+        const node_id ids[] = {start.id(), more.id()...};
+        auto start_of = [&](std::size_t i) -> std::ptrdiff_t {
+            for (std::size_t k = 0; k < std::size(at); ++k)
+                if (at[k] == i) return static_cast<std::ptrdiff_t>(k);
+            return -1;
+        };
         const node_id u = detail::align<L, dims<P...>>(g, update.id());
         for (std::size_t i = 0; i < sizeof...(S); ++i)
-            if (i != index_of<Dd, L> && g[u].dims[i].extent != x.shape()[i].extent)
+            if (start_of(i) < 0 && g[u].dims[i].extent != x.shape()[i].extent)
                 throw error("dynamic_update_slice: dimension " + detail::ticked(g[u].dims[i].name) +
                             " has extent " + std::to_string(x.shape()[i].extent) + " in the operand but " +
                             std::to_string(g[u].dims[i].extent) + " in the update");
         node n;
         n.kind = op::dynamic_update_slice;
         n.operands = {x.id(), u};
-        for (std::size_t i = 0; i < sizeof...(S); ++i)
-            n.operands.push_back(i == index_of<Dd, L> ? start.id() : detail::scalar_constant(g, I::id, 0));
+        for (std::size_t i = 0; i < sizeof...(S); ++i) {
+            const auto k = start_of(i);
+            n.operands.push_back(k >= 0 ? ids[k] : detail::scalar_constant(g, I::id, 0));
+        }
         return detail::emit<T, L>(g, std::move(n));
     }
 }

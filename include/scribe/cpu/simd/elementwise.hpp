@@ -57,6 +57,7 @@ inline bool unary(op k, const float* x, float* y, std::int64_t n) {
             map1(x, y, n, [](fbatch v) { return fbatch(1.0f) / (fbatch(1.0f) + xsimd::exp(-v)); },
                  [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
             return true;
+        case op::erf: map1(x, y, n, [](fbatch v) { return xsimd::erf(v); }, [](float v) { return std::erf(v); }); return true;
         case op::floor: map1(x, y, n, [](fbatch v) { return xsimd::floor(v); }, [](float v) { return std::floor(v); }); return true;
         default: return false;
     }

@@ -1,0 +1,767 @@
+// scribe/io/tokenizer.hpp — GPT-2-style byte-level BPE: load, encode, decode.
+//
+// The formats:
+//   tokenizer.json (Hugging Face `tokenizers`): {"model": {"type": "BPE", "vocab":
+//     {token: id}, "merges": [...]}, "added_tokens": [{"id", "content", "lstrip",
+//     "rstrip", "single_word", "normalized", "special"}], "pre_tokenizer":
+//     {"type": "ByteLevel", "add_prefix_space", "use_regex"}, "decoder": {"type":
+//     "ByteLevel"}, "normalizer": null, ...}. A merge is the string "a b" or (newer
+//     `tokenizers`) the array ["a", "b"]; its rank is its place in the list.
+//   vocab.json + merges.txt (GPT-2's two files): {token: id}, and one merge "a b"
+//     a line, lines starting "#version" skipped. The pre-tokenizer is GPT-2's (no
+//     prefix space); <|endoftext|>, where the vocabulary has it, is a special token
+//     (as transformers' GPT2Tokenizer treats it).
+//
+// Tokens are strings over the byte-level alphabet: each of the 256 bytes is one
+// printable character (GPT-2's bytes_to_unicode: '!'..'~', '¡'..'¬', '®'..'ÿ' stand
+// for themselves, the other 68 bytes for U+0100 onwards; a space is 'Ġ').
+//
+// encode(text), as the reference's encode(text, add_special_tokens=False):
+//   1. added tokens (e.g. <|endoftext|>) are found in the text, leftmost-longest
+//      first, and become their ids (their lstrip/rstrip/single_word flags honoured;
+//      tokens with normalized=false are found before those with normalized=true);
+//   2. each stretch of text between them (with a space put in front when
+//      add_prefix_space is set and it does not start with one) is split by GPT-2's
+//      pattern  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+//      implemented by hand over code points (detail/unicode_tables.hpp has the
+//      classes). A byte that is not part of valid UTF-8 counts as one character of
+//      none of the classes (so it lands in [^\s\p{L}\p{N}]);
+//   3. each piece's bytes start as one symbol a byte, and the merges are applied
+//      lowest rank first (the leftmost pair among equal ranks), as `tokenizers`
+//      does with a priority queue: O(n log n) in the piece's length.
+// decode(ids) concatenates the tokens' bytes (a token whose characters are not all
+// in the byte-level alphabet, e.g. an added token, stands for its own UTF-8). The
+// result is raw bytes: a cut through a multi-byte character is not replaced by
+// U+FFFD as the reference's decode does. decode(encode(s)) == s for every s.
+//
+// Every file is validated when loaded: a vocabulary of string -> integer id whose
+// ids run 0..n-1 with neither duplicates nor gaps (together with the added tokens),
+// merges of two vocabulary tokens whose concatenation is in the vocabulary, and a
+// configuration this class implements (BPE without dropout or subword affixes,
+// ByteLevel pre-tokenizer and decoder, no normalizer). Errors name the file.
+// Not supported, and refused: normalizers, other pre-tokenizers (e.g. a Split with
+// another pattern, as Llama 3 and Qwen use), byte_fallback, dropout.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <queue>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/error.hpp"
+#include "detail/unicode_tables.hpp"
+
+namespace scribe::io {
+
+namespace detail {
+
+// GPT-2's bytes_to_unicode: the printable character each byte is written as.
+inline const std::array<char32_t, 256>& byte_to_char() {
+    static const std::array<char32_t, 256> table = [] {
+        std::array<char32_t, 256> t{};
+        char32_t next = 256;
+        for (int b = 0; b < 256; ++b) {
+            const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+            t[static_cast<std::size_t>(b)] = printable ? static_cast<char32_t>(b) : next++;
+        }
+        return t;
+    }();
+    return table;
+}
+
+inline void append_utf8(std::string& out, char32_t c) {
+    if (c < 0x80) {
+        out += static_cast<char>(c);
+    } else if (c < 0x800) {
+        out += static_cast<char>(0xC0 | (c >> 6));
+        out += static_cast<char>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+        out += static_cast<char>(0xE0 | (c >> 12));
+        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (c >> 18));
+        out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (c & 0x3F));
+    }
+}
+
+// The byte-level spelling of one byte ("Ġ" for a space).
+inline const std::array<std::string, 256>& byte_spelling() {
+    static const std::array<std::string, 256> table = [] {
+        std::array<std::string, 256> t;
+        for (std::size_t b = 0; b < 256; ++b) append_utf8(t[b], byte_to_char()[b]);
+        return t;
+    }();
+    return table;
+}
+
+// One character of the input: a code point and its length in bytes, or (valid ==
+// false) a single byte that is not part of well-formed UTF-8.
+struct utf8_char {
+    char32_t c;
+    std::size_t len;
+    bool valid;
+};
+
+// Decodes the character at s[i] (i < s.size()): well-formed UTF-8 only (no overlong
+// forms, no surrogates, nothing above U+10FFFF); anything else is one invalid byte.
+inline utf8_char utf8_at(std::string_view s, std::size_t i) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    if (b0 < 0x80) return {b0, 1, true};
+    auto cont = [&](std::size_t k) { return i + k < s.size() && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80; };
+    auto at = [&](std::size_t k) { return static_cast<char32_t>(static_cast<unsigned char>(s[i + k]) & 0x3F); };
+    if (b0 >= 0xC2 && b0 <= 0xDF && cont(1)) return {(char32_t(b0 & 0x1F) << 6) | at(1), 2, true};
+    if (b0 >= 0xE0 && b0 <= 0xEF && cont(1) && cont(2)) {
+        const char32_t c = (char32_t(b0 & 0x0F) << 12) | (at(1) << 6) | at(2);
+        if (c >= 0x800 && (c < 0xD800 || c > 0xDFFF)) return {c, 3, true};
+    }
+    if (b0 >= 0xF0 && b0 <= 0xF4 && cont(1) && cont(2) && cont(3)) {
+        const char32_t c = (char32_t(b0 & 0x07) << 18) | (at(1) << 12) | (at(2) << 6) | at(3);
+        if (c >= 0x10000 && c <= 0x10FFFF) return {c, 4, true};
+    }
+    return {b0, 1, false};
+}
+
+enum class char_class { letter, number, space, other };
+
+inline char_class classify(const utf8_char& ch) {
+    if (!ch.valid) return char_class::other;
+    if (is_letter(ch.c)) return char_class::letter;
+    if (is_number(ch.c)) return char_class::number;
+    if (is_space(ch.c)) return char_class::space;
+    return char_class::other;
+}
+
+// The length of the match of GPT-2's pattern at s[i] (i < s.size()); always >= 1,
+// since every character is in one of the pattern's classes.
+inline std::size_t gpt2_match_at(std::string_view s, std::size_t i) {
+    // 's|'t|'re|'ve|'m|'ll|'d
+    if (s[i] == '\'') {
+        for (std::string_view c : {"s", "t", "re", "ve", "m", "ll", "d"})
+            if (s.substr(i + 1).starts_with(c)) return 1 + c.size();
+    }
+    const auto first = utf8_at(s, i);
+    const auto cls = classify(first);
+    // The end of the run of characters of class k that starts at j.
+    auto run = [&](std::size_t j, char_class k) {
+        while (j < s.size()) {
+            const auto ch = utf8_at(s, j);
+            if (classify(ch) != k) break;
+            j += ch.len;
+        }
+        return j;
+    };
+    //  ?\p{L}+|  ?\p{N}+|  ?[^\s\p{L}\p{N}]+
+    if (s[i] == ' ' && i + 1 < s.size()) {
+        const auto k = classify(utf8_at(s, i + 1));
+        if (k != char_class::space) return run(i + 1, k) - i;
+    }
+    if (cls != char_class::space) return run(i, cls) - i;
+    // \s+(?!\S): the whitespace run, less its last character when a non-space
+    // follows; \s+: a single whitespace character before a non-space.
+    const auto end = run(i, char_class::space);
+    if (end == s.size()) return end - i;
+    std::size_t last = i, j = i;
+    while (j < end) {
+        last = j;
+        j += utf8_at(s, j).len;
+    }
+    return last > i ? last - i : end - i;
+}
+
+inline std::string read_text_file(const std::filesystem::path& path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) throw error(path.string() + ": cannot open (no such file)");
+    if (std::filesystem::is_directory(path, ec)) throw error(path.string() + ": cannot open (it is a directory)");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw error(path.string() + ": cannot open");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) throw error(path.string() + ": cannot read");
+    return std::move(ss).str();
+}
+
+}  // namespace detail
+
+class tokenizer {
+public:
+    // An added token (tokenizer.json's added_tokens): found in the text before BPE.
+    struct added_token {
+        std::string content;
+        std::int32_t id;
+        bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = true;
+    };
+
+    // Hugging Face tokenizer.json (model BPE, ByteLevel pre-tokenizer and decoder).
+    static tokenizer from_json(const std::filesystem::path& tokenizer_json) {
+        return parse_json(detail::read_text_file(tokenizer_json), tokenizer_json.string());
+    }
+    // GPT-2's vocab.json + merges.txt.
+    static tokenizer from_vocab_merges(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt) {
+        return parse_vocab_merges(detail::read_text_file(vocab_json), detail::read_text_file(merges_txt),
+                                  vocab_json.string(), merges_txt.string());
+    }
+    // A model folder: tokenizer.json if it has one, else vocab.json + merges.txt.
+    static tokenizer from_folder(const std::filesystem::path& dir) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(dir, ec)) throw error(dir.string() + ": not a folder");
+        if (std::filesystem::exists(dir / "tokenizer.json", ec)) return from_json(dir / "tokenizer.json");
+        const bool vocab = std::filesystem::exists(dir / "vocab.json", ec), merges = std::filesystem::exists(dir / "merges.txt", ec);
+        if (vocab && merges) return from_vocab_merges(dir / "vocab.json", dir / "merges.txt");
+        if (vocab) throw error(dir.string() + ": no tokenizer.json, and vocab.json without merges.txt");
+        if (merges) throw error(dir.string() + ": no tokenizer.json, and merges.txt without vocab.json");
+        throw error(dir.string() + ": no tokenizer (neither tokenizer.json nor vocab.json + merges.txt)");
+    }
+
+    // The same from the files' contents; `name` (and the two names) appear in errors.
+    static tokenizer parse_json(std::string_view text, const std::string& name = "tokenizer.json") {
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(text.begin(), text.end());
+        } catch (const nlohmann::json::exception& e) {
+            throw error(name + ": not valid JSON (" + e.what() + ")");
+        }
+        try {
+            return from_tokenizer_json(j, name);
+        } catch (const nlohmann::json::exception& e) {  // a shape the checks below missed
+            throw error(name + ": unexpected JSON (" + e.what() + ")");
+        }
+    }
+    static tokenizer parse_vocab_merges(std::string_view vocab_json, std::string_view merges_txt,
+                                        const std::string& vocab_name = "vocab.json",
+                                        const std::string& merges_name = "merges.txt") {
+        nlohmann::json v;
+        try {
+            v = nlohmann::json::parse(vocab_json.begin(), vocab_json.end());
+        } catch (const nlohmann::json::exception& e) {
+            throw error(vocab_name + ": not valid JSON (" + e.what() + ")");
+        }
+        tokenizer t;
+        t.source_ = vocab_name + " + " + merges_name;
+        try {
+            t.read_vocab(v, vocab_name, "the file");
+        } catch (const nlohmann::json::exception& e) {
+            throw error(vocab_name + ": unexpected JSON (" + e.what() + ")");
+        }
+        std::vector<merge_text> merges;
+        std::size_t line_no = 0, at = 0;
+        while (at < merges_txt.size()) {  // lines as Rust's BufRead::lines: "\n" or "\r\n" ends one
+            auto end = merges_txt.find('\n', at);
+            if (end == std::string_view::npos) end = merges_txt.size();
+            auto line = merges_txt.substr(at, end - at);
+            at = end + 1;
+            ++line_no;
+            if (line.ends_with('\r')) line.remove_suffix(1);
+            if (line.starts_with("#version")) continue;
+            const auto where = merges_name + ": line " + std::to_string(line_no);
+            const auto space = line.find(' ');
+            if (space == std::string_view::npos || line.find(' ', space + 1) != std::string_view::npos || space == 0 ||
+                space + 1 == line.size())
+                throw error(where + " is not a merge (two tokens separated by one space): \"" + printable(line) + "\"");
+            merges.push_back({std::string(line.substr(0, space)), std::string(line.substr(space + 1)), where});
+        }
+        t.build_merges(merges);
+        if (const auto eos = t.vocab_.find(std::string(eos_text)); eos != t.vocab_.end())
+            t.added_.push_back({std::string(eos_text), eos->second, false, false, false, false, true});
+        t.finish(vocab_name);
+        return t;
+    }
+
+    // Token ids, as the reference's encode(text, add_special_tokens=False).
+    std::vector<std::int32_t> encode(std::string_view utf8) const {
+        std::vector<std::int32_t> out;
+        std::unordered_map<std::string, std::vector<std::int32_t>> cache;  // this call's words
+        std::string prefixed;
+        for (const auto& seg : split_added(utf8)) {
+            if (seg.id >= 0) {
+                out.push_back(seg.id);
+                continue;
+            }
+            auto text = utf8.substr(seg.begin, seg.end - seg.begin);
+            if (text.empty()) continue;
+            if (add_prefix_space_ && text.front() != ' ') {
+                prefixed.assign(1, ' ');
+                prefixed.append(text);
+                text = prefixed;
+            }
+            for (std::size_t i = 0; i < text.size();) {
+                const auto n = use_regex_ ? detail::gpt2_match_at(text, i) : text.size();
+                const auto word = text.substr(i, n);
+                i += n;
+                if (word.size() > 64) {  // long words are rare: no point keeping them
+                    bpe(word, out);
+                    continue;
+                }
+                auto [it, fresh] = cache.try_emplace(std::string(word));
+                if (fresh) bpe(word, it->second);
+                out.insert(out.end(), it->second.begin(), it->second.end());
+            }
+        }
+        return out;
+    }
+
+    // The bytes the ids stand for.
+    std::string decode(std::span<const std::int32_t> ids) const {
+        std::string out;
+        for (const auto id : ids) out += bytes_[index(id)];
+        return out;
+    }
+
+    std::int32_t vocab_size() const { return static_cast<std::int32_t>(tokens_.size()); }
+    std::optional<std::int32_t> id_of(std::string_view token) const {
+        const auto it = ids_.find(std::string(token));
+        if (it == ids_.end()) return std::nullopt;
+        return it->second;
+    }
+    // The token's spelling, in the byte-level alphabet ("Ġthe").
+    const std::string& token(std::int32_t id) const { return tokens_[index(id)]; }
+    // The id of <|endoftext|>, if the vocabulary has it.
+    std::optional<std::int32_t> eos_id() const { return id_of(eos_text); }
+    const std::vector<added_token>& added_tokens() const { return added_; }
+    // The pieces GPT-2's pattern splits a text into (before byte-level BPE).
+    static std::vector<std::string_view> pre_tokenize(std::string_view text) {
+        std::vector<std::string_view> out;
+        for (std::size_t i = 0; i < text.size();) {
+            const auto n = detail::gpt2_match_at(text, i);
+            out.push_back(text.substr(i, n));
+            i += n;
+        }
+        return out;
+    }
+    // The file(s) it was read from.
+    const std::string& source() const { return source_; }
+
+    static constexpr std::string_view eos_text = "<|endoftext|>";
+
+private:
+    struct merge_text {
+        std::string left, right, where;
+    };
+    struct merge_rule {
+        std::int32_t rank, result;
+    };
+    struct segment {
+        std::size_t begin, end;
+        std::int32_t id;  // an added token, or -1 for text
+    };
+
+    tokenizer() = default;
+
+    static std::string printable(std::string_view s) {
+        std::string out;
+        for (const char ch : s.substr(0, 80)) {
+            const auto c = static_cast<unsigned char>(ch);
+            if (c < 0x20 || c == 0x7F) {
+                static const char* hex = "0123456789abcdef";
+                out += "\\x";
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            } else {
+                out += ch;
+            }
+        }
+        return s.size() > 80 ? out + "..." : out;
+    }
+
+    // What a JSON value is, in words (never the value itself, which may be huge).
+    static std::string describe(const nlohmann::json& v) {
+        if (v.is_array()) return "an array of " + std::to_string(v.size());
+        if (v.is_object()) return "an object";
+        if (v.is_string()) return "the string \"" + printable(v.get_ref<const std::string&>()) + "\"";
+        if (v.is_null()) return "null";
+        return v.dump();  // a number or a boolean
+    }
+
+    static std::uint64_t pair_key(std::int32_t a, std::int32_t b) {
+        return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
+    }
+
+    std::size_t index(std::int32_t id) const {
+        if (id < 0 || id >= vocab_size())
+            throw error(source_ + ": token id " + std::to_string(id) + " is out of range: the vocabulary has " +
+                        std::to_string(vocab_size()) + " tokens");
+        return static_cast<std::size_t>(id);
+    }
+
+    // The model's vocabulary: a JSON object of token -> id.
+    void read_vocab(const nlohmann::json& v, const std::string& name, const std::string& what) {
+        if (!v.is_object()) throw error(name + ": " + what + " is not a JSON object of token -> id");
+        for (auto it = v.begin(); it != v.end(); ++it) {
+            const auto& id = it.value();
+            const auto tok = "token \"" + printable(it.key()) + "\"";
+            if (!id.is_number_integer()) throw error(name + ": the id of " + tok + " is not an integer");
+            if (id.is_number_unsigned() ? id.get<std::uint64_t>() > max_id : id.get<std::int64_t>() < 0)
+                throw error(name + ": the id of " + tok + " is " + id.dump() + ", outside 0.." + std::to_string(max_id));
+            vocab_.emplace(it.key(), static_cast<std::int32_t>(id.get<std::int64_t>()));
+        }
+    }
+
+    void build_merges(const std::vector<merge_text>& merges) {
+        std::int32_t rank = 0;
+        for (const auto& m : merges) {
+            const auto a = vocab_.find(m.left), b = vocab_.find(m.right);
+            if (a == vocab_.end()) throw error(m.where + ": the merge's token \"" + printable(m.left) + "\" is not in the vocabulary");
+            if (b == vocab_.end()) throw error(m.where + ": the merge's token \"" + printable(m.right) + "\" is not in the vocabulary");
+            const auto r = vocab_.find(m.left + m.right);
+            if (r == vocab_.end())
+                throw error(m.where + ": the merge's result \"" + printable(m.left + m.right) + "\" is not in the vocabulary");
+            // A repeated merge takes its later rank, as in `tokenizers` (a hash map
+            // filled in order).
+            merges_[pair_key(a->second, b->second)] = {rank++, r->second};
+        }
+    }
+
+    // Ids, added tokens and the byte-level tables, once the vocabulary and merges are in.
+    void finish(const std::string& name) {
+        std::vector<const std::string*> by_id(vocab_.size() + added_.size(), nullptr);
+        auto place = [&](const std::string& tok, std::int32_t id) {
+            const auto i = static_cast<std::size_t>(id);
+            if (i >= by_id.size())
+                throw error(name + ": token \"" + printable(tok) + "\" has id " + std::to_string(id) + ", but there are " +
+                            std::to_string(by_id.size()) + " tokens (ids must run 0.." + std::to_string(by_id.size() - 1) +
+                            " without gaps)");
+            if (by_id[i] && *by_id[i] != tok)
+                throw error(name + ": tokens \"" + printable(*by_id[i]) + "\" and \"" + printable(tok) + "\" both have id " +
+                            std::to_string(id));
+            by_id[i] = &tok;
+        };
+        // In order of id, then token, so that messages do not depend on hashing.
+        std::vector<std::pair<std::int32_t, const std::string*>> order;
+        order.reserve(vocab_.size());
+        for (const auto& [tok, id] : vocab_) order.emplace_back(id, &tok);
+        std::sort(order.begin(), order.end(), [](const auto& x, const auto& y) { return x.first != y.first ? x.first < y.first : *x.second < *y.second; });
+        for (const auto& [id, tok] : order) place(*tok, id);
+        std::size_t extra = 0;
+        for (const auto& a : added_) {
+            const auto v = vocab_.find(a.content);
+            if (v != vocab_.end()) {
+                if (v->second != a.id)
+                    throw error(name + ": added token \"" + printable(a.content) + "\" has id " + std::to_string(a.id) +
+                                ", but the vocabulary gives it " + std::to_string(v->second));
+            } else {
+                ++extra;
+                place(a.content, a.id);
+            }
+        }
+        by_id.resize(vocab_.size() + extra);
+        for (std::size_t i = 0; i < by_id.size(); ++i)
+            if (!by_id[i])
+                throw error(name + ": no token has id " + std::to_string(i) + " (ids must run 0.." + std::to_string(by_id.size() - 1) +
+                            " without gaps)");
+        for (const auto& a : added_) {
+            if (a.content.empty()) throw error(name + ": added token " + std::to_string(a.id) + " is empty");
+            for (const auto& b : added_)
+                if (&a != &b && a.content == b.content && a.id != b.id)
+                    throw error(name + ": added token \"" + printable(a.content) + "\" appears with ids " + std::to_string(a.id) +
+                                " and " + std::to_string(b.id));
+        }
+        tokens_.reserve(by_id.size());
+        bytes_.reserve(by_id.size());
+        for (const auto* t : by_id) {
+            tokens_.push_back(*t);
+            bytes_.push_back(token_bytes(*t));
+            ids_.emplace(*t, static_cast<std::int32_t>(tokens_.size() - 1));
+        }
+        byte_id_.fill(-1);
+        for (std::size_t b = 0; b < 256; ++b)
+            if (const auto it = vocab_.find(detail::byte_spelling()[b]); it != vocab_.end()) byte_id_[b] = it->second;
+        for (std::size_t i = 0; i < added_.size(); ++i)
+            (added_[i].normalized ? added_normalized_ : added_raw_)[static_cast<unsigned char>(added_[i].content[0])].push_back(i);
+    }
+
+    // The bytes a token stands for: its characters through the byte-level alphabet,
+    // or, when one of them is not in it, its own UTF-8 (the reference's ByteLevel
+    // decoder does the same).
+    static std::string token_bytes(const std::string& t) {
+        static const auto inverse = [] {
+            std::array<int, 324> inv;
+            inv.fill(-1);
+            for (int b = 0; b < 256; ++b) inv[detail::byte_to_char()[static_cast<std::size_t>(b)]] = b;
+            return inv;
+        }();
+        std::string out;
+        for (std::size_t i = 0; i < t.size();) {
+            const auto ch = detail::utf8_at(t, i);
+            if (!ch.valid || ch.c >= inverse.size() || inverse[ch.c] < 0) return t;
+            out += static_cast<char>(inverse[ch.c]);
+            i += ch.len;
+        }
+        return out;
+    }
+
+    static tokenizer from_tokenizer_json(const nlohmann::json& j, const std::string& name) {
+        if (!j.is_object()) throw error(name + ": not a JSON object");
+        tokenizer t;
+        t.source_ = name;
+        auto field = [&](const nlohmann::json& o, const char* key) -> const nlohmann::json* {
+            const auto it = o.find(key);
+            return it == o.end() || it->is_null() ? nullptr : &*it;
+        };
+        auto type_of = [&](const nlohmann::json& o) -> std::string {
+            if (!o.is_object()) return "(not an object)";
+            const auto* ty = field(o, "type");
+            return ty && ty->is_string() ? ty->get<std::string>() : "(no type)";
+        };
+        auto flag = [&](const nlohmann::json& o, const char* key, bool fallback, const std::string& what) {
+            const auto* f = field(o, key);
+            if (!f) return fallback;
+            if (!f->is_boolean()) throw error(name + ": " + what + " `" + key + "` is not true or false");
+            return f->get<bool>();
+        };
+
+        const auto* model = field(j, "model");
+        if (!model) throw error(name + ": no \"model\"");
+        if (!model->is_object()) throw error(name + ": \"model\" is not an object");
+        if (const auto* ty = field(*model, "type"); ty && (!ty->is_string() || ty->get<std::string>() != "BPE"))
+            throw error(name + ": the model is " + (ty->is_string() ? "\"" + printable(ty->get<std::string>()) + "\"" : std::string("of no type")) +
+                        ", not BPE");
+        if (const auto* d = field(*model, "dropout"); d && (!d->is_number() || d->get<double>() != 0.0))
+            throw error(name + ": the model has BPE dropout (" + describe(*d) +
+                        "), which is random and not supported");
+        for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
+            if (const auto* s = field(*model, key); s && (!s->is_string() || !s->get<std::string>().empty()))
+                throw error(name + ": the model has a " + key + " (" + describe(*s) +
+                            "), which byte-level BPE does not use");
+        if (flag(*model, "byte_fallback", false, "the model's"))
+            throw error(name + ": the model has byte_fallback, which byte-level BPE does not use");
+        t.ignore_merges_ = flag(*model, "ignore_merges", false, "the model's");
+        t.fuse_unk_ = flag(*model, "fuse_unk", false, "the model's");
+        std::optional<std::string> unk;
+        if (const auto* u = field(*model, "unk_token")) {
+            if (!u->is_string()) throw error(name + ": the model's unk_token is not a string");
+            unk = u->get<std::string>();
+        }
+
+        const auto* vocab = field(*model, "vocab");
+        if (!vocab) throw error(name + ": the model has no vocab");
+        t.read_vocab(*vocab, name, "the model's vocab");
+        if (unk)
+            if (const auto it = t.vocab_.find(*unk); it != t.vocab_.end()) t.unk_id_ = it->second;
+
+        const auto* merges = field(*model, "merges");
+        if (!merges) throw error(name + ": the model has no merges");
+        if (!merges->is_array()) throw error(name + ": the model's merges are not an array");
+        std::vector<merge_text> ms;
+        ms.reserve(merges->size());
+        for (std::size_t i = 0; i < merges->size(); ++i) {
+            const auto& m = (*merges)[i];
+            const auto where = name + ": merge " + std::to_string(i);
+            if (m.is_string()) {
+                const auto& s = m.get_ref<const std::string&>();
+                const auto space = s.find(' ');
+                if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos || space == 0 || space + 1 == s.size())
+                    throw error(where + " is not two tokens separated by one space: \"" + printable(s) + "\"");
+                ms.push_back({s.substr(0, space), s.substr(space + 1), where});
+            } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+                ms.push_back({m[0].get<std::string>(), m[1].get<std::string>(), where});
+            } else {
+                throw error(where + " is neither \"a b\" nor [\"a\", \"b\"]: it is " + describe(m));
+            }
+        }
+        t.build_merges(ms);
+
+        if (const auto* norm = field(j, "normalizer"))
+            throw error(name + ": the normalizer " + type_of(*norm) + " is not supported (byte-level BPE has none)");
+        const auto* pre = field(j, "pre_tokenizer");
+        if (!pre || type_of(*pre) != "ByteLevel")
+            throw error(name + ": the pre-tokenizer is " + (pre ? type_of(*pre) : std::string("missing")) +
+                        ", not ByteLevel (GPT-2's pattern); other pre-tokenizers are not supported");
+        t.add_prefix_space_ = flag(*pre, "add_prefix_space", true, "the pre-tokenizer's");
+        t.use_regex_ = flag(*pre, "use_regex", true, "the pre-tokenizer's");
+        const auto* dec = field(j, "decoder");
+        if (!dec || type_of(*dec) != "ByteLevel")
+            throw error(name + ": the decoder is " + (dec ? type_of(*dec) : std::string("missing")) + ", not ByteLevel");
+
+        if (const auto* added = field(j, "added_tokens")) {
+            if (!added->is_array()) throw error(name + ": added_tokens is not an array");
+            for (std::size_t i = 0; i < added->size(); ++i) {
+                const auto& a = (*added)[i];
+                const auto what = "added token " + std::to_string(i);
+                if (!a.is_object()) throw error(name + ": " + what + " is not an object");
+                const auto* content = field(a, "content");
+                const auto* id = field(a, "id");
+                if (!content || !content->is_string()) throw error(name + ": " + what + " has no content string");
+                if (!id || !id->is_number_integer() || (id->is_number_unsigned() ? id->get<std::uint64_t>() > max_id : id->get<std::int64_t>() < 0))
+                    throw error(name + ": " + what + " has no id in 0.." + std::to_string(max_id));
+                t.added_.push_back({content->get<std::string>(), static_cast<std::int32_t>(id->get<std::int64_t>()),
+                                    flag(a, "single_word", false, what), flag(a, "lstrip", false, what),
+                                    flag(a, "rstrip", false, what), flag(a, "normalized", false, what),
+                                    flag(a, "special", false, what)});
+            }
+        }
+        t.finish(name);
+        return t;
+    }
+
+    // Splits the text on added tokens: first those matched on the raw text, then
+    // (in what is left) those matched on the normalized text, which, with no
+    // normalizer, is the same text.
+    std::vector<segment> split_added(std::string_view text) const {
+        std::vector<segment> out;
+        if (added_.empty()) {
+            out.push_back({0, text.size(), -1});
+            return out;
+        }
+        std::vector<segment> first;
+        find_added(text, 0, text.size(), added_raw_, first);
+        for (const auto& s : first) {
+            if (s.id >= 0)
+                out.push_back(s);
+            else
+                find_added(text, s.begin, s.end, added_normalized_, out);
+        }
+        return out;
+    }
+
+    using added_index = std::array<std::vector<std::size_t>, 256>;  // by first byte: indices into added_
+
+    // Added tokens in text[begin, end), as `tokenizers` finds them: the leftmost
+    // match, the longest there; single_word tokens only between non-word characters;
+    // lstrip/rstrip take the whitespace beside them.
+    void find_added(std::string_view text, std::size_t begin, std::size_t end, const added_index& index,
+                    std::vector<segment>& out) const {
+        auto is_space_at = [&](std::size_t i) { return detail::classify(detail::utf8_at(text, i)) == detail::char_class::space; };
+        auto is_word = [](const detail::utf8_char& ch) { return ch.valid && detail::is_word(ch.c); };  // regex \w
+        // The character that ends at byte `i` (i > begin).
+        auto char_before = [&](std::size_t i) {
+            std::size_t j = i - 1;
+            while (j > begin && i - j < 4 && (static_cast<unsigned char>(text[j]) & 0xC0) == 0x80) --j;
+            const auto ch = detail::utf8_at(text, j);
+            return j + ch.len == i ? ch : detail::utf8_at(text, i - 1);
+        };
+        std::size_t start_offset = begin, i = begin;
+        while (i < end) {
+            const added_token* best = nullptr;
+            for (const auto k : index[static_cast<unsigned char>(text[i])]) {
+                const auto& a = added_[k];
+                if (a.content.size() <= end - i && text.compare(i, a.content.size(), a.content) == 0 &&
+                    (!best || a.content.size() > best->content.size()))
+                    best = &a;
+            }
+            if (!best) {
+                ++i;
+                continue;
+            }
+            std::size_t start = i, stop = i + best->content.size();
+            i = stop;
+            if (best->single_word) {
+                const bool left_ok = start == begin || !is_word(char_before(start));
+                const bool right_ok = stop == end || !is_word(detail::utf8_at(text, stop));
+                if (!left_ok || !right_ok) continue;
+            }
+            if (best->lstrip) {
+                std::size_t s = start;
+                while (s > start_offset) {
+                    const auto ch = char_before(s);
+                    if (detail::classify(ch) != detail::char_class::space) break;
+                    s -= ch.len;
+                }
+                start = s;
+            }
+            if (best->rstrip)
+                while (stop < end && is_space_at(stop)) stop += detail::utf8_at(text, stop).len;
+            if (start_offset < start) out.push_back({start_offset, start, -1});
+            out.push_back({start, stop, best->id});
+            start_offset = i = stop;
+        }
+        if (start_offset < end || begin == end) out.push_back({start_offset, end, -1});
+    }
+
+    // Byte-level BPE of one piece, appended to `out`.
+    void bpe(std::string_view word, std::vector<std::int32_t>& out) const {
+        if (ignore_merges_) {
+            std::string spelled;
+            for (const char c : word) spelled += detail::byte_spelling()[static_cast<unsigned char>(c)];
+            if (const auto it = vocab_.find(spelled); it != vocab_.end()) {
+                out.push_back(it->second);
+                return;
+            }
+        }
+        struct symbol {
+            std::int32_t id;
+            std::int32_t prev, next;  // -1: none
+            bool alive;
+        };
+        std::vector<symbol> s;
+        s.reserve(word.size());
+        for (const char ch : word) {
+            const auto b = static_cast<unsigned char>(ch);
+            std::int32_t id = byte_id_[b];
+            if (id < 0) {
+                if (!unk_id_) {
+                    static const char* hex = "0123456789abcdef";
+                    throw error(source_ + ": the vocabulary has no token for the byte 0x" + std::string{hex[b >> 4], hex[b & 15]} +
+                                " (\"" + detail::byte_spelling()[b] + "\") and no unk_token");
+                }
+                if (fuse_unk_ && !s.empty() && s.back().id == *unk_id_) continue;
+                id = *unk_id_;
+            }
+            const auto n = static_cast<std::int32_t>(s.size());
+            s.push_back({id, n - 1, -1, true});
+            if (n > 0) s[static_cast<std::size_t>(n - 1)].next = n;
+        }
+        struct candidate {
+            std::int32_t rank, pos, result;
+            bool operator>(const candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+        };
+        std::priority_queue<candidate, std::vector<candidate>, std::greater<>> queue;
+        auto consider = [&](std::int32_t pos) {
+            const auto& a = s[static_cast<std::size_t>(pos)];
+            if (a.next < 0) return;
+            const auto it = merges_.find(pair_key(a.id, s[static_cast<std::size_t>(a.next)].id));
+            if (it != merges_.end()) queue.push({it->second.rank, pos, it->second.result});
+        };
+        for (std::int32_t p = 0; p + 1 < static_cast<std::int32_t>(s.size()); ++p) consider(p);
+        while (!queue.empty()) {
+            const auto top = queue.top();
+            queue.pop();
+            auto& a = s[static_cast<std::size_t>(top.pos)];
+            if (!a.alive || a.next < 0) continue;
+            auto& b = s[static_cast<std::size_t>(a.next)];
+            // A stale entry: the pair at this place has changed since it was queued.
+            const auto it = merges_.find(pair_key(a.id, b.id));
+            if (it == merges_.end() || it->second.result != top.result) continue;
+            a.id = top.result;
+            b.alive = false;
+            a.next = b.next;
+            if (b.next >= 0) s[static_cast<std::size_t>(b.next)].prev = top.pos;
+            if (a.prev >= 0) consider(a.prev);
+            consider(top.pos);
+        }
+        for (const auto& x : s)
+            if (x.alive) out.push_back(x.id);
+    }
+
+    static constexpr std::uint64_t max_id = std::numeric_limits<std::int32_t>::max() - 1;
+
+    std::string source_;
+    std::unordered_map<std::string, std::int32_t> vocab_;  // the model's vocabulary
+    std::unordered_map<std::uint64_t, merge_rule> merges_;  // (left id, right id) -> rank, result
+    std::vector<added_token> added_;
+    added_index added_raw_, added_normalized_;
+    std::vector<std::string> tokens_;          // by id, byte-level spelling
+    std::vector<std::string> bytes_;           // by id, the bytes it decodes to
+    std::unordered_map<std::string, std::int32_t> ids_;  // every token, added ones too
+    std::array<std::int32_t, 256> byte_id_{};
+    std::optional<std::int32_t> unk_id_;
+    bool add_prefix_space_ = false, use_regex_ = true, ignore_merges_ = false, fuse_unk_ = false;
+};
+
+}  // namespace scribe::io

@@ -1,0 +1,313 @@
+// scribe/models/gpt2.hpp — GPT-2: its config.json, its weight names, and one
+// forward definition that builds both graphs a generator needs. No backend here.
+//
+// The graphs (one per prompt bucket, and one for decoding), for a batch of
+// sequences sharing a KV cache of `capacity` positions:
+//
+//   prefill  ids s32[batch, seq], lengths s32[batch], cache.<l>.key/value
+//            -> logits, cache.<l>.key/value (written at positions [0, seq))
+//   decode   ids s32[batch, seq=1], positions s32[batch], cache.<l>.key/value
+//            -> logits, cache.<l>.key/value (row b written at positions[b])
+//
+// Caches are T[batch, cache, heads, head_dim], each aliased to its output so a
+// runtime updates them in place. logits are T[batch, vocab] (the last real token
+// of each prompt; decode's one token), or T[batch, seq, vocab] for every prefill
+// position when asked. The weights are graph parameters named as in Hugging Face
+// checkpoints ("h.0.attn.c_attn.weight"), in views that need no copy of the
+// checkpoint's bytes: GPT-2's Conv1D weights are [in, out] row-major, so c_attn's
+// [hidden, 3 * hidden] is [hidden, qkv, heads, head_dim] as it lies.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../nn/layers.hpp"
+
+namespace scribe::models::gpt2 {
+
+SCRIBE_DIM(qkv);    // query, key, value: c_attn's three parts
+SCRIBE_DIM(cache);  // positions of the KV cache
+
+// What GPT-2's config.json says, checked.
+struct config {
+    std::int64_t vocab_size = 0, n_positions = 0, n_embd = 0, n_layer = 0, n_head = 0, n_inner = 0;
+    std::string activation = "gelu_new";
+    double layer_norm_epsilon = 1e-5;
+    std::optional<std::int32_t> bos_token_id, eos_token_id;
+
+    std::int64_t head_dim() const { return n_embd / n_head; }
+
+    // Reads a config object; `source` names it in errors (the file's path).
+    static config parse(const nlohmann::json& j, const std::string& source) {
+        auto fail = [&](const std::string& what) -> void { throw error(source + ": " + what); };
+        if (!j.is_object()) fail("not a JSON object");
+        if (j.contains("model_type") && j["model_type"] != "gpt2")
+            fail("model_type is " + j["model_type"].dump() + ", this loader reads \"gpt2\"");
+        auto integer = [&](const char* key, std::optional<std::int64_t> fallback = std::nullopt) -> std::int64_t {
+            if (!j.contains(key) || j[key].is_null()) {
+                if (fallback) return *fallback;
+                fail("missing field `" + std::string(key) + "`");
+            }
+            const auto& v = j[key];
+            if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
+                fail("field `" + std::string(key) + "` must be a positive integer, got " + v.dump());
+            return v.get<std::int64_t>();
+        };
+        config c;
+        c.vocab_size = integer("vocab_size");
+        c.n_positions = integer("n_positions");
+        c.n_embd = integer("n_embd");
+        c.n_layer = integer("n_layer");
+        c.n_head = integer("n_head");
+        c.n_inner = integer("n_inner", 4 * c.n_embd);
+        if (c.n_embd % c.n_head)
+            fail("n_embd " + std::to_string(c.n_embd) + " is not divisible by n_head " + std::to_string(c.n_head));
+        if (j.contains("activation_function")) {
+            if (!j["activation_function"].is_string()) fail("field `activation_function` must be a string");
+            c.activation = j["activation_function"].get<std::string>();
+        }
+        static const char* known[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu", "relu", "silu", "swish"};
+        if (std::find(std::begin(known), std::end(known), c.activation) == std::end(known))
+            fail("activation_function \"" + c.activation +
+                 "\" is not supported (gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, relu, silu)");
+        if (j.contains("layer_norm_epsilon")) {
+            if (!j["layer_norm_epsilon"].is_number() || j["layer_norm_epsilon"].get<double>() <= 0)
+                fail("field `layer_norm_epsilon` must be a positive number, got " + j["layer_norm_epsilon"].dump());
+            c.layer_norm_epsilon = j["layer_norm_epsilon"].get<double>();
+        }
+        auto flag = [&](const char* key, bool supported_value, const char* why) {
+            if (j.contains(key) && j[key].is_boolean() && j[key].get<bool>() != supported_value)
+                fail(std::string(key) + " = " + j[key].dump() + " is not supported (" + why + ")");
+        };
+        flag("scale_attn_weights", true, "attention scores are scaled by 1/sqrt(head_dim)");
+        flag("scale_attn_by_inverse_layer_idx", false, "no per-layer score scaling");
+        flag("reorder_and_upcast_attn", false, "scores are computed in the model's dtype");
+        flag("add_cross_attention", false, "decoder-only");
+        flag("tie_word_embeddings", true, "the LM head is wte");
+        auto token = [&](const char* key) -> std::optional<std::int32_t> {
+            if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+            if (!j[key].is_number_integer() || j[key].get<std::int64_t>() < 0 || j[key].get<std::int64_t>() >= c.vocab_size)
+                fail("field `" + std::string(key) + "` must be a token id below vocab_size " +
+                     std::to_string(c.vocab_size) + ", got " + j[key].dump());
+            return static_cast<std::int32_t>(j[key].get<std::int64_t>());
+        };
+        c.bos_token_id = token("bos_token_id");
+        c.eos_token_id = token("eos_token_id");
+        return c;
+    }
+
+    static config load(const std::filesystem::path& file) {
+        std::ifstream in(file);
+        if (!in) throw error(file.string() + ": cannot open the model's config");
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(in);
+        } catch (const nlohmann::json::exception& e) {
+            throw error(file.string() + ": not valid JSON (" + e.what() + ")");
+        }
+        return parse(j, file.string());
+    }
+};
+
+// One weight: its name in the checkpoint (without the optional "transformer."
+// prefix), the shape the checkpoint stores, and the dims the graph reads it as.
+struct weight_spec {
+    std::string name;
+    std::vector<std::int64_t> stored;
+    shape dims;
+};
+
+// Every weight GPT-2 has, in the order the graphs create their parameters.
+inline std::vector<weight_spec> weights(const config& c) {
+    const auto H = c.n_embd, F = c.n_inner, N = c.n_head, D = c.head_dim();
+    auto d = [](const char* n, std::int64_t e) { return dim_extent{n, e}; };
+    std::vector<weight_spec> w = {
+        {"wte.weight", {c.vocab_size, H}, {d("vocab", c.vocab_size), d("hidden", H)}},
+        {"wpe.weight", {c.n_positions, H}, {d("positions", c.n_positions), d("hidden", H)}},
+    };
+    for (std::int64_t l = 0; l < c.n_layer; ++l) {
+        const auto p = "h." + std::to_string(l) + ".";
+        w.push_back({p + "ln_1.weight", {H}, {d("hidden", H)}});
+        w.push_back({p + "ln_1.bias", {H}, {d("hidden", H)}});
+        w.push_back({p + "attn.c_attn.weight", {H, 3 * H}, {d("hidden", H), d("qkv", 3), d("heads", N), d("head_dim", D)}});
+        w.push_back({p + "attn.c_attn.bias", {3 * H}, {d("qkv", 3), d("heads", N), d("head_dim", D)}});
+        w.push_back({p + "attn.c_proj.weight", {H, H}, {d("heads", N), d("head_dim", D), d("hidden", H)}});
+        w.push_back({p + "attn.c_proj.bias", {H}, {d("hidden", H)}});
+        w.push_back({p + "ln_2.weight", {H}, {d("hidden", H)}});
+        w.push_back({p + "ln_2.bias", {H}, {d("hidden", H)}});
+        w.push_back({p + "mlp.c_fc.weight", {H, F}, {d("hidden", H), d("ffn", F)}});
+        w.push_back({p + "mlp.c_fc.bias", {F}, {d("ffn", F)}});
+        w.push_back({p + "mlp.c_proj.weight", {F, H}, {d("ffn", F), d("hidden", H)}});
+        w.push_back({p + "mlp.c_proj.bias", {H}, {d("hidden", H)}});
+    }
+    w.push_back({"ln_f.weight", {H}, {d("hidden", H)}});
+    w.push_back({"ln_f.bias", {H}, {d("hidden", H)}});
+    return w;
+}
+
+// Tensors a GPT-2 checkpoint may hold that the model does not read: the causal
+// mask buffers older transformers versions saved, and a tied LM head.
+inline bool ignored_tensor(const std::string& name) {
+    auto ends = [&](const std::string& s) { return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
+    return ends(".attn.bias") || ends(".attn.masked_bias") || name == "lm_head.weight";
+}
+
+// The shapes of one graph.
+struct graph_shape {
+    std::int64_t batch = 1;
+    std::int64_t seq = 1;       // the prompt bucket (prefill) or 1 (decode)
+    std::int64_t capacity = 1;  // positions the KV cache holds
+    bool decode = false;
+    bool last_only = true;      // prefill: logits of each prompt's last token only
+};
+
+namespace detail {
+
+template <Tensor X>
+auto activation(const X& x, const std::string& name) {
+    if (name == "gelu") return nn::gelu(x);
+    if (name == "relu") return maximum(x, broadcast_to(x.owner().constant(typename X::dtype_type{}, 0.0), x));
+    if (name == "silu" || name == "swish") return x * logistic(x);
+    return nn::gelu_tanh(x);  // gelu_new, gelu_pytorch_tanh, gelu_fast
+}
+
+// Part i of qkv, as [.., heads, head_dim].
+template <Tensor X>
+auto part(const X& x, std::int64_t i) {
+    return merge<qkv, nn::heads, nn::heads>(slice<qkv>(x, i, i + 1));
+}
+
+}  // namespace detail
+
+// Builds the prefill or decode graph of a GPT-2 in dtype Dtype (f32, f16, bf16) on g (empty, named by
+// the caller): parameters are the weights (in weights()'s order), then the step's
+// inputs and the caches; outputs are the logits, then the caches, aliased.
+template <auto Dtype>
+void build(graph& g, const config& c, const graph_shape& s) {
+    using namespace nn;
+    using T = std::remove_cvref_t<decltype(Dtype)>;
+    g.bind(batch(s.batch), seq(s.seq), keys(s.decode ? s.capacity : s.seq), hidden(c.n_embd), heads(c.n_head),
+           head_dim(c.head_dim()), ffn(c.n_inner), vocab(c.vocab_size), positions(c.n_positions), qkv(3),
+           cache(s.capacity));
+    const T t{};
+    auto wte = g.parameter(t[vocab, hidden], "wte.weight");
+    auto wpe = g.parameter(t[positions, hidden], "wpe.weight");
+    struct layer {
+        tensor_of<T{}[hidden]> ln1_g, ln1_b;
+        tensor_of<T{}[hidden, qkv, heads, head_dim]> w_qkv;
+        tensor_of<T{}[qkv, heads, head_dim]> b_qkv;
+        tensor_of<T{}[heads, head_dim, hidden]> w_o;
+        tensor_of<T{}[hidden]> b_o, ln2_g, ln2_b;
+        tensor_of<T{}[hidden, ffn]> w_fc;
+        tensor_of<T{}[ffn]> b_fc;
+        tensor_of<T{}[ffn, hidden]> w_proj;
+        tensor_of<T{}[hidden]> b_proj;
+    };
+    std::vector<layer> layers;
+    for (std::int64_t l = 0; l < c.n_layer; ++l) {
+        const auto p = "h." + std::to_string(l) + ".";
+        layers.push_back({g.parameter(t[hidden], p + "ln_1.weight"), g.parameter(t[hidden], p + "ln_1.bias"),
+                          g.parameter(t[hidden, qkv, heads, head_dim], p + "attn.c_attn.weight"),
+                          g.parameter(t[qkv, heads, head_dim], p + "attn.c_attn.bias"),
+                          g.parameter(t[heads, head_dim, hidden], p + "attn.c_proj.weight"),
+                          g.parameter(t[hidden], p + "attn.c_proj.bias"), g.parameter(t[hidden], p + "ln_2.weight"),
+                          g.parameter(t[hidden], p + "ln_2.bias"), g.parameter(t[hidden, ffn], p + "mlp.c_fc.weight"),
+                          g.parameter(t[ffn], p + "mlp.c_fc.bias"), g.parameter(t[ffn, hidden], p + "mlp.c_proj.weight"),
+                          g.parameter(t[hidden], p + "mlp.c_proj.bias")});
+    }
+    auto ln_f_g = g.parameter(t[hidden], "ln_f.weight");
+    auto ln_f_b = g.parameter(t[hidden], "ln_f.bias");
+
+    auto ids = g.parameter(s32[batch, seq], "ids");
+    auto where = g.parameter(s32[batch], s.decode ? "positions" : "lengths");
+    std::vector<tensor_of<T{}[batch, cache, heads, head_dim]>> caches;
+    for (std::int64_t l = 0; l < c.n_layer; ++l) {
+        caches.push_back(g.parameter(t[batch, cache, heads, head_dim], "cache." + std::to_string(l) + ".key"));
+        caches.push_back(g.parameter(t[batch, cache, heads, head_dim], "cache." + std::to_string(l) + ".value"));
+    }
+
+    // Positions of this step's tokens: 0.. in a prompt, the cache position in decode.
+    auto pos = s.decode ? broadcast<seq>(where) : g.iota(s32[batch, seq], seq);
+    auto x = transpose<batch, seq, hidden>(gather<vocab>(wte, ids) + gather<positions>(wpe, pos));
+
+    // Which keys a query sees: the causal mask over the prompt, or the cache up to
+    // each row's position.
+    auto mask = [&] {
+        auto key = g.iota(s32[batch, seq, keys], keys);
+        if (s.decode) return le(key, broadcast_to(where, key));
+        return le(key, g.iota(s32[batch, seq, keys], seq));
+    }();
+
+    std::vector<tensor_of<T{}[batch, cache, heads, head_dim]>> updated;
+    for (std::int64_t l = 0; l < c.n_layer; ++l) {
+        const auto& w = layers[static_cast<std::size_t>(l)];
+        auto h = layer_norm<hidden>(x, w.ln1_g, w.ln1_b, c.layer_norm_epsilon);
+        auto y = linear<hidden>(h, w.w_qkv, w.b_qkv);  // [batch, seq, qkv, heads, head_dim]
+        auto q = detail::part(y, 0), k = detail::part(y, 1), v = detail::part(y, 2);
+        auto k_cache = caches[static_cast<std::size_t>(2 * l)], v_cache = caches[static_cast<std::size_t>(2 * l + 1)];
+        auto ctx = [&] {
+            if (s.decode) {
+                for (std::int64_t b = 0; b < s.batch; ++b) {  // row b's new entry goes to its own position
+                    auto at = reduce_sum<batch>(slice<batch>(where, b, b + 1));
+                    auto row = g.constant(s32, static_cast<double>(b));
+                    k_cache = dynamic_update_slice<batch, cache>(k_cache, rename<seq, cache>(slice<batch>(k, b, b + 1)), row, at);
+                    v_cache = dynamic_update_slice<batch, cache>(v_cache, rename<seq, cache>(slice<batch>(v, b, b + 1)), row, at);
+                }
+                return attention(q, rename<cache, keys>(k_cache), rename<cache, keys>(v_cache), mask);
+            }
+            auto zero = g.constant(s32, 0);
+            k_cache = dynamic_update_slice<cache>(k_cache, rename<seq, cache>(k), zero);
+            v_cache = dynamic_update_slice<cache>(v_cache, rename<seq, cache>(v), zero);
+            return attention(q, rename<seq, keys>(k), rename<seq, keys>(v), mask);
+        }();
+        updated.push_back(k_cache);
+        updated.push_back(v_cache);
+        x = x + merge_heads(ctx, w.w_o, w.b_o);
+        auto h2 = layer_norm<hidden>(x, w.ln2_g, w.ln2_b, c.layer_norm_epsilon);
+        x = x + mlp(h2, w.w_fc, w.b_fc, w.w_proj, w.b_proj, [&](const auto& u) { return detail::activation(u, c.activation); });
+    }
+    auto final = layer_norm<hidden>(x, ln_f_g, ln_f_b, c.layer_norm_epsilon);
+
+    auto set_outputs = [&](const auto& logits) {
+        std::vector<node_id> outs = {logits.id()};
+        for (const auto& u : updated) outs.push_back(u.id());
+        g.set_outputs(outs);
+        for (std::size_t k = 0; k < caches.size(); ++k) g.alias(k + 1, caches[k]);
+    };
+    if (s.decode) {
+        set_outputs(merge<seq, vocab, vocab>(dot<hidden>(final, wte)));
+    } else if (s.last_only) {
+        // The last real token of each prompt, picked exactly: a one-hot row.
+        auto iota_seq = g.iota(s32[batch, seq], seq);
+        auto last = broadcast_to(where - broadcast_to(g.constant(s32, 1), where), iota_seq);
+        auto pick = convert<T{}>(eq(iota_seq, last));
+        set_outputs(dot<hidden>(dot<seq>(pick, final), wte));
+    } else {
+        set_outputs(dot<hidden>(final, wte));
+    }
+}
+
+}  // namespace scribe::models::gpt2
+
+namespace scribe::models {
+
+// GPT-2 as a model family for runtime::decoder.
+struct gpt2_family {
+    static constexpr const char* name = "GPT-2";
+    using config = gpt2::config;
+    using graph_shape = gpt2::graph_shape;
+    static std::vector<gpt2::weight_spec> weights(const config& c) { return gpt2::weights(c); }
+    static bool ignored_tensor(const std::string& n) { return gpt2::ignored_tensor(n); }
+    template <auto Dtype>
+    static void build(graph& g, const config& c, const graph_shape& s) {
+        gpt2::build<Dtype>(g, c, s);
+    }
+};
+
+}  // namespace scribe::models

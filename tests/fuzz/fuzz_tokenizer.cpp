@@ -1,0 +1,75 @@
+// libFuzzer target: the tokenizer's loaders and its encoder. The first byte of
+// the input picks what the rest is (byte % 3):
+//   0  a tokenizer.json; when it loads, a fixed text and the input itself are
+//      encoded and the ids decoded
+//   1  vocab.json, a NUL byte, merges.txt; the same when they load
+//   2  text, encoded by the tokenizer in tests/data/tokenizer (SCRIBE_TEST_DATA):
+//      decode(encode(text)) must give the text back, and GPT-2's pattern must
+//      split it into pieces that spell it
+// Malformed files are refused with scribe::error, which is fine; anything else
+// (another exception, a crash, a sanitizer report, a broken round trip) fails.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <scribe/io/tokenizer.hpp>
+
+namespace {
+
+void exercise(const scribe::io::tokenizer& tok, std::string_view input) {
+    for (const std::string_view text : {std::string_view("Hello, world! It's 2024 \xf0\x9f\x99\x82 <|endoftext|>  \n"), input}) {
+        try {
+            const auto ids = tok.encode(text);
+            for (const auto id : ids)
+                if (id < 0 || id >= tok.vocab_size()) std::abort();
+            (void)tok.decode(ids);
+        } catch (const scribe::error&) {  // e.g. a byte the vocabulary has no token for
+        }
+    }
+    const std::vector<std::int32_t> ids = {0, tok.vocab_size() - 1};
+    (void)tok.decode(ids);
+    for (std::int32_t id = 0; id < tok.vocab_size() && id < 64; ++id)
+        if (tok.id_of(tok.token(id)) != id) std::abort();
+}
+
+const scribe::io::tokenizer& reference() {
+    static const auto tok = scribe::io::tokenizer::from_json(std::string(SCRIBE_TEST_DATA) + "/tokenizer/tokenizer.json");
+    return tok;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    if (size == 0) return 0;
+    const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+    try {
+        switch (data[0] % 3) {
+            case 0:
+                exercise(scribe::io::tokenizer::parse_json(rest, "fuzz/tokenizer.json"), rest);
+                break;
+            case 1: {
+                const auto nul = rest.find('\0');
+                const auto vocab = rest.substr(0, nul);
+                const auto merges = nul == std::string_view::npos ? std::string_view() : rest.substr(nul + 1);
+                exercise(scribe::io::tokenizer::parse_vocab_merges(vocab, merges, "fuzz/vocab.json", "fuzz/merges.txt"), rest);
+                break;
+            }
+            default: {
+                const auto& tok = reference();
+                if (tok.decode(tok.encode(rest)) != rest) std::abort();
+                std::string spelled;
+                for (const auto piece : scribe::io::tokenizer::pre_tokenize(rest)) {
+                    if (piece.empty()) std::abort();
+                    spelled += piece;
+                }
+                if (spelled != rest) std::abort();
+            }
+        }
+    } catch (const scribe::error&) {
+        // A refused file: the expected outcome for most inputs.
+    }
+    return 0;
+}

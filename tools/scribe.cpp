@@ -1,0 +1,437 @@
+// scribe — the command-line program: generate text with a Hugging Face GPT-2
+// folder on the CPU, export its prefill and decode graphs as XLA HLO, inspect it.
+//
+//   scribe generate [MODEL] [--prompt TEXT]... [options]
+//   scribe export-hlo [MODEL] [--out DIR] [options]
+//   scribe inspect [MODEL] [options]
+//
+// MODEL defaults to the demo model kept in the source tree (models/demo-gpt2).
+// `scribe COMMAND --help` explains each command.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <scribe/hlo/export.hpp>
+#include <scribe/io/tokenizer.hpp>
+#include <scribe/models/gpt2.hpp>
+#include <scribe/runtime/decoder.hpp>
+
+#ifndef SCRIBE_DEFAULT_MODEL
+#define SCRIBE_DEFAULT_MODEL "models/demo-gpt2"
+#endif
+
+using namespace scribe;
+namespace fs = std::filesystem;
+
+namespace {
+
+using family = models::gpt2_family;
+
+const char* usage_main = R"(scribe — typed transformer graphs: run GPT-2 checkpoints on the CPU, export XLA HLO
+
+usage: scribe COMMAND [MODEL] [options]
+
+commands:
+  generate     generate text from a prompt (tokens streamed as they come)
+  export-hlo   write the prefill and decode graphs as HLO text and HloModuleProto,
+               with a manifest.json of their parameters and outputs
+  inspect      print the config, the weights and the memory a run needs
+
+MODEL is a Hugging Face GPT-2 folder (config.json, model.safetensors or a sharded
+index, and tokenizer.json or vocab.json + merges.txt). Without one, the demo model
+in the source tree is used: )" SCRIBE_DEFAULT_MODEL R"(
+
+`scribe COMMAND --help` lists the options of a command.
+)";
+
+const char* usage_generate = R"(usage: scribe generate [MODEL] [--prompt TEXT]... [options]
+
+Generates a continuation of each prompt (several --prompt flags run as one batch)
+and prints prefill and decode tokens/s at the end.
+
+options:
+  --prompt TEXT          the prompt (default: "In the beginning"); repeat for a batch
+  --max-new-tokens N     tokens to generate per prompt (default 64)
+  --temperature T        0 is greedy (default 0.8)
+  --top-k K              sample from the K most likely tokens; 0: all (default 40)
+  --top-p P              sample from the smallest set of probability P (default 1)
+  --seed S               the sampler's seed (default 0)
+  --greedy               the same as --temperature 0
+  --no-stop              keep generating after the end-of-text token
+  --dtype T              f32, f16 or bf16: the dtype weights are converted to (default f32)
+  --threads N            CPU threads (default: all)
+  --buckets A,B,...      prompt lengths the prefill graphs are built for
+  --quiet                print only the generated text
+)";
+
+const char* usage_export = R"(usage: scribe export-hlo [MODEL] [--out DIR] [options]
+
+Writes, for the model's config, one prefill module per bucket and one decode
+module, each as DIR/<name>.hlo (text) and DIR/<name>.pb (HloModuleProto), and
+DIR/manifest.json listing every module's files, its parameters (weights first, in
+order, then ids, lengths or positions, and the KV cache) and its outputs (logits,
+then the cache, each cache output aliased to its parameter), with names, dtypes
+and shapes.
+
+options:
+  --out DIR              where to write (default: hlo/)
+  --buckets A,B,...      prefill buckets (default 128, or the model's positions if fewer)
+  --batch B              sequences per step (default 1)
+  --capacity C           positions in the KV cache (default: the model's positions)
+  --dtype T              f32, f16 or bf16 (default f32)
+  --all-logits           prefill returns logits for every position, not only the last
+)";
+
+const char* usage_inspect = R"(usage: scribe inspect [MODEL] [options]
+
+Prints the config, every weight (name, dtype, shape, bytes) and the bytes of the
+weights and of the KV cache for a batch and cache length.
+
+options:
+  --batch B              sequences (default 1)
+  --capacity C           positions in the KV cache (default: the model's positions)
+  --dtype T              the dtype to account weights and cache in (default: as stored)
+)";
+
+struct args {
+    std::string command;
+    fs::path model = SCRIBE_DEFAULT_MODEL;
+    std::vector<std::string> prompts;
+    std::map<std::string, std::string> values;
+    std::vector<std::string> flags;
+
+    bool flag(const std::string& f) const { return std::find(flags.begin(), flags.end(), f) != flags.end(); }
+    std::optional<std::string> value(const std::string& k) const {
+        const auto it = values.find(k);
+        return it == values.end() ? std::nullopt : std::optional<std::string>(it->second);
+    }
+    std::int64_t integer(const std::string& k, std::int64_t fallback) const {
+        const auto v = value(k);
+        if (!v) return fallback;
+        std::size_t used = 0;
+        std::int64_t x = 0;
+        try {
+            x = std::stoll(*v, &used);
+        } catch (...) {
+            used = 0;
+        }
+        if (used != v->size()) throw error("--" + k + " takes an integer, not \"" + *v + "\"");
+        return x;
+    }
+    double number(const std::string& k, double fallback) const {
+        const auto v = value(k);
+        if (!v) return fallback;
+        std::size_t used = 0;
+        double x = 0;
+        try {
+            x = std::stod(*v, &used);
+        } catch (...) {
+            used = 0;
+        }
+        if (used != v->size()) throw error("--" + k + " takes a number, not \"" + *v + "\"");
+        return x;
+    }
+};
+
+args parse(int argc, char** argv, const std::vector<std::string>& with_value, const std::vector<std::string>& flags) {
+    args a;
+    a.command = argv[1];
+    bool model_set = false;
+    for (int i = 2; i < argc; ++i) {
+        const std::string s = argv[i];
+        if (s.rfind("--", 0) == 0) {
+            const auto k = s.substr(2);
+            if (std::find(flags.begin(), flags.end(), k) != flags.end()) {
+                a.flags.push_back(k);
+            } else if (std::find(with_value.begin(), with_value.end(), k) != with_value.end()) {
+                if (i + 1 >= argc) throw error(s + " needs a value (see scribe " + a.command + " --help)");
+                if (k == "prompt") a.prompts.push_back(argv[++i]);
+                else a.values[k] = argv[++i];
+            } else {
+                throw error("unknown option " + s + " for `scribe " + a.command + "` (see scribe " + a.command + " --help)");
+            }
+        } else if (!model_set) {
+            a.model = s;
+            model_set = true;
+        } else {
+            throw error("unexpected argument \"" + s + "\" (one model folder; prompts go after --prompt)");
+        }
+    }
+    return a;
+}
+
+dtype parse_dtype(const std::string& s) {
+    if (s == "f32") return dtype::f32;
+    if (s == "f16") return dtype::f16;
+    if (s == "bf16") return dtype::bf16;
+    throw error("--dtype takes f32, f16 or bf16, not \"" + s + "\"");
+}
+
+std::vector<std::int64_t> parse_list(const std::string& s, const char* what) {
+    std::vector<std::int64_t> out;
+    std::stringstream in(s);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        std::size_t used = 0;
+        std::int64_t v = 0;
+        try {
+            v = std::stoll(item, &used);
+        } catch (...) {
+            used = 0;
+        }
+        if (used != item.size() || v <= 0) throw error(std::string(what) + " takes positive integers separated by commas, not \"" + s + "\"");
+        out.push_back(v);
+    }
+    return out;
+}
+
+std::string mib(std::size_t bytes) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+    return b;
+}
+
+void check_model_folder(const fs::path& dir) {
+    if (!fs::is_directory(dir))
+        throw error("model folder " + dir.string() + " does not exist (give a Hugging Face GPT-2 folder, or build the demo model: see README)");
+}
+
+// Bytes of a UTF-8 string that end on a whole character.
+std::size_t whole_chars(const std::string& s) {
+    std::size_t n = s.size(), i = n;
+    while (i > 0 && i > n - 4 && (static_cast<unsigned char>(s[i - 1]) & 0xC0) == 0x80) --i;
+    if (i == 0) return n;
+    const auto lead = static_cast<unsigned char>(s[i - 1]);
+    const std::size_t len = lead < 0x80 ? 1 : (lead >> 5) == 6 ? 2 : (lead >> 4) == 14 ? 3 : (lead >> 3) == 30 ? 4 : 1;
+    return (i - 1) + len <= n ? n : i - 1;
+}
+
+int generate(int argc, char** argv) {
+    const auto a = parse(argc, argv, {"prompt", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "dtype", "threads", "buckets"},
+                         {"greedy", "no-stop", "quiet", "help"});
+    if (a.flag("help")) return std::printf("%s", usage_generate), 0;
+    check_model_folder(a.model);
+    const bool quiet = a.flag("quiet");
+    const auto tok = io::tokenizer::from_folder(a.model);
+    runtime::load_options lo;
+    lo.type = parse_dtype(a.value("dtype").value_or("f32"));
+    lo.threads = static_cast<unsigned>(a.integer("threads", 0));
+    if (auto b = a.value("buckets")) lo.buckets = parse_list(*b, "--buckets");
+    const auto load_start = std::chrono::steady_clock::now();
+    int shown = -1;  // the progress bar redraws when the percentage changes (on a terminal)
+    const bool tty = isatty(fileno(stderr));
+    if (!quiet)
+        lo.progress = [&](std::size_t done, std::size_t total) {
+            const int pct = total ? static_cast<int>(100 * done / total) : 100;
+            if (pct == shown || (!tty && done != total)) return;
+            shown = pct;
+            const int width = 30, filled = width * pct / 100;
+            std::fprintf(stderr, "\rloading weights [%s%s] %3d%%", std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                         std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), pct);
+            if (done == total) std::fprintf(stderr, "\n");
+        };
+    runtime::decoder<family> lm(a.model, lo);
+    if (!quiet)
+        std::fprintf(stderr, "%s: %s of weights in %s, loaded in %.2f s\n", a.model.string().c_str(), mib(lm.weight_bytes()).c_str(),
+                     std::string(name(lm.type())).c_str(),
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
+
+    auto prompts_text = a.prompts.empty() ? std::vector<std::string>{"In the beginning"} : a.prompts;
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (const auto& p : prompts_text) {
+        prompts.push_back(tok.encode(p));
+        if (prompts.back().empty()) throw error("the prompt \"" + p + "\" encodes to no tokens; give a non-empty prompt");
+    }
+    runtime::generate_options go;
+    go.max_new_tokens = a.integer("max-new-tokens", 64);
+    go.sample.temperature = a.flag("greedy") ? 0.0 : a.number("temperature", 0.8);
+    go.sample.top_k = a.integer("top-k", 40);
+    go.sample.top_p = a.number("top-p", 1.0);
+    go.sample.seed = static_cast<std::uint64_t>(a.integer("seed", 0));
+    go.stop_at_eos = !a.flag("no-stop");
+
+    // One prompt: stream its text as tokens come, whole UTF-8 characters at a time.
+    const bool stream = prompts.size() == 1;
+    std::vector<std::int32_t> so_far;
+    std::size_t printed = 0;
+    if (stream) {
+        std::printf("%s", prompts_text[0].c_str());
+        std::fflush(stdout);
+        go.on_token = [&](std::size_t, std::int32_t t) {
+            if (tok.eos_id() && t == *tok.eos_id()) return true;
+            so_far.push_back(t);
+            const auto text = tok.decode(so_far);
+            const auto upto = whole_chars(text);
+            if (upto > printed) {
+                std::fwrite(text.data() + printed, 1, upto - printed, stdout);
+                std::fflush(stdout);
+                printed = upto;
+            }
+            return true;
+        };
+    }
+    const auto out = lm.generate(prompts, go);
+    if (stream) {
+        const auto text = tok.decode(so_far);
+        if (text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
+        std::printf("\n");
+        std::fflush(stdout);
+    } else {
+        for (std::size_t b = 0; b < prompts.size(); ++b) {
+            auto t = out.tokens[b];
+            if (tok.eos_id()) std::erase(t, *tok.eos_id());
+            std::printf("[%zu] %s%s\n", b, prompts_text[b].c_str(), tok.decode(t).c_str());
+        }
+    }
+    if (!quiet) {
+        std::int64_t made = 0;
+        for (const auto& t : out.tokens) made += static_cast<std::int64_t>(t.size());
+        const auto decoded = made - static_cast<std::int64_t>(prompts.size());  // the first token of each comes from prefill
+        std::fprintf(stderr, "prefill: %lld prompt tokens (bucket %lld) in %.1f ms, %.1f tokens/s\n",
+                     static_cast<long long>(out.prompt_tokens), static_cast<long long>(out.bucket), out.prefill_seconds * 1e3,
+                     static_cast<double>(out.prompt_tokens) / out.prefill_seconds);
+        if (out.decode_steps > 0)
+            std::fprintf(stderr, "decode:  %lld tokens in %lld steps in %.1f ms, %.1f tokens/s (%.2f ms per step, batch %zu)\n",
+                         static_cast<long long>(decoded), static_cast<long long>(out.decode_steps), out.decode_seconds * 1e3,
+                         static_cast<double>(decoded) / out.decode_seconds, out.decode_seconds * 1e3 / static_cast<double>(out.decode_steps),
+                         prompts.size());
+    }
+    return 0;
+}
+
+nlohmann::json shape_json(const shape& s) {
+    auto j = nlohmann::json::array();
+    for (const auto& d : s) j.push_back({{"name", d.name}, {"extent", d.extent}});
+    return j;
+}
+
+nlohmann::json describe(const graph& g, const hlo::written& files) {
+    nlohmann::json params = nlohmann::json::array(), outs = nlohmann::json::array(), aliases = nlohmann::json::array();
+    for (const auto& n : g.nodes())
+        if (n.kind == op::parameter)
+            params.push_back({{"number", n.parameter_number}, {"name", n.label}, {"dtype", std::string(name(n.type))}, {"shape", shape_json(n.dims)}});
+    std::sort(params.begin(), params.end(), [](const auto& x, const auto& y) { return x["number"] < y["number"]; });
+    for (std::size_t k = 0; k < g.outputs().size(); ++k) {
+        const auto& n = g[g.outputs()[k]];
+        outs.push_back({{"index", k}, {"name", k == 0 ? std::string("logits") : params[0]["name"].get<std::string>()},
+                        {"dtype", std::string(name(n.type))}, {"shape", shape_json(n.dims)}});
+    }
+    for (const auto& al : g.aliases()) {
+        outs[al.output]["name"] = params[static_cast<std::size_t>(al.parameter_number)]["name"];
+        aliases.push_back({{"output", al.output}, {"parameter", al.parameter_number}});
+    }
+    return {{"name", g.name()}, {"text", files.text.filename().string()}, {"proto", files.proto.filename().string()},
+            {"parameters", params}, {"outputs", outs}, {"aliases", aliases}};
+}
+
+int export_hlo(int argc, char** argv) {
+    const auto a = parse(argc, argv, {"out", "buckets", "batch", "capacity", "dtype"}, {"all-logits", "help"});
+    if (a.flag("help")) return std::printf("%s", usage_export), 0;
+    check_model_folder(a.model);
+    const auto c = family::config::load(a.model / "config.json");
+    const fs::path out = a.value("out").value_or("hlo");
+    fs::create_directories(out);
+    auto buckets = a.value("buckets") ? parse_list(*a.value("buckets"), "--buckets")
+                                      : std::vector<std::int64_t>{std::min<std::int64_t>(128, c.n_positions)};
+    const auto batch = a.integer("batch", 1);
+    const auto capacity = a.integer("capacity", c.n_positions);
+    if (batch < 1) throw error("--batch must be at least 1");
+    if (capacity < 1 || capacity > c.n_positions)
+        throw error("--capacity must be between 1 and the model's " + std::to_string(c.n_positions) + " positions");
+    for (auto b : buckets)
+        if (b > capacity)
+            throw error("bucket " + std::to_string(b) + " is longer than the KV cache's " + std::to_string(capacity) +
+                        " positions (--capacity)");
+    const auto type = parse_dtype(a.value("dtype").value_or("f32"));
+    nlohmann::json manifest = {{"model", a.model.string()}, {"dtype", std::string(name(type))}, {"batch", batch},
+                               {"capacity", capacity}, {"modules", nlohmann::json::array()}};
+    auto build = [&](graph& g, const models::gpt2::graph_shape& s) {
+        if (type == dtype::f16) family::build<f16>(g, c, s);
+        else if (type == dtype::bf16) family::build<bf16>(g, c, s);
+        else family::build<f32>(g, c, s);
+    };
+    for (auto b : buckets) {
+        graph g("prefill_" + std::to_string(b));
+        build(g, {.batch = batch, .seq = b, .capacity = capacity, .decode = false, .last_only = !a.flag("all-logits")});
+        auto m = describe(g, hlo::write(g, out, g.name()));
+        m["kind"] = "prefill";
+        m["bucket"] = b;
+        manifest["modules"].push_back(m);
+        std::printf("wrote %s\n", (out / (g.name() + ".hlo")).string().c_str());
+    }
+    graph g("decode");
+    build(g, {.batch = batch, .seq = 1, .capacity = capacity, .decode = true, .last_only = true});
+    auto m = describe(g, hlo::write(g, out, g.name()));
+    m["kind"] = "decode";
+    manifest["modules"].push_back(m);
+    std::printf("wrote %s\n", (out / "decode.hlo").string().c_str());
+    std::ofstream(out / "manifest.json") << manifest.dump(2) << "\n";
+    std::printf("wrote %s\n", (out / "manifest.json").string().c_str());
+    return 0;
+}
+
+int inspect(int argc, char** argv) {
+    const auto a = parse(argc, argv, {"batch", "capacity", "dtype"}, {"help"});
+    if (a.flag("help")) return std::printf("%s", usage_inspect), 0;
+    check_model_folder(a.model);
+    const auto c = family::config::load(a.model / "config.json");
+    const io::checkpoint ck(a.model);
+    std::printf("model %s: GPT-2, %lld layers, hidden %lld, %lld heads of %lld, ffn %lld, vocab %lld, %lld positions, %s\n",
+                a.model.string().c_str(), static_cast<long long>(c.n_layer), static_cast<long long>(c.n_embd),
+                static_cast<long long>(c.n_head), static_cast<long long>(c.head_dim()), static_cast<long long>(c.n_inner),
+                static_cast<long long>(c.vocab_size), static_cast<long long>(c.n_positions), c.activation.c_str());
+    const bool convert = a.value("dtype").has_value();  // else: as stored
+    const dtype as = convert ? parse_dtype(*a.value("dtype")) : dtype::f32;
+    std::size_t total = 0;
+    std::int64_t params = 0;
+    std::printf("%-34s %-6s %-22s %12s\n", "weight", "dtype", "shape", "bytes");
+    for (const auto& w : family::weights(c)) {
+        const auto stored = ck.contains(w.name) ? w.name : "transformer." + w.name;
+        if (!ck.contains(stored)) throw error(a.model.string() + ": tensor `" + w.name + "` is missing");
+        const auto& e = ck.entry(stored);
+        const auto t = convert ? as : e.type;
+        const auto bytes = static_cast<std::size_t>(e.elements()) * info(t).bytes;
+        std::string sh = "[";
+        for (std::size_t i = 0; i < e.shape.size(); ++i) sh += (i ? ", " : "") + std::to_string(e.shape[i]);
+        sh += "]";
+        std::printf("%-34s %-6s %-22s %12zu\n", w.name.c_str(), std::string(name(t)).c_str(), sh.c_str(), bytes);
+        total += bytes;
+        params += e.elements();
+    }
+    const auto batch = a.integer("batch", 1), capacity = a.integer("capacity", c.n_positions);
+    const auto cache_t = convert ? as : dtype::f32;
+    const auto cache = static_cast<std::size_t>(2 * c.n_layer * batch * capacity * c.n_embd) * info(cache_t).bytes;
+    std::printf("parameters: %lld; weights: %zu bytes (%s)\n", static_cast<long long>(params), total, mib(total).c_str());
+    std::printf("KV cache (%s, batch %lld, %lld positions): %zu bytes (%s)\n", std::string(name(cache_t)).c_str(),
+                static_cast<long long>(batch), static_cast<long long>(capacity), cache, mib(cache).c_str());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
+        std::printf("%s", usage_main);
+        return argc < 2 ? 2 : 0;
+    }
+    const std::string cmd = argv[1];
+    if (cmd == "generate") return generate(argc, argv);
+    if (cmd == "export-hlo") return export_hlo(argc, argv);
+    if (cmd == "inspect") return inspect(argc, argv);
+    std::fprintf(stderr, "scribe: unknown command \"%s\"\n\n%s", cmd.c_str(), usage_main);
+    return 2;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "scribe: %s\n", e.what());
+    return 1;
+}
