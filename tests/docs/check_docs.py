@@ -98,6 +98,9 @@ def run(cmd, timeout, **kw):
         return None
 
 
+ROOT = "."  # the source tree (main sets it); blocks find the demo model through SCRIBE_DEMO_MODEL
+
+
 def check(job, cxx, include):
     name, where, kind, code, workdir = job
     os.makedirs(workdir)
@@ -120,7 +123,8 @@ def check(job, cxx, include):
         return False, f"{where}: the compiler did not finish in {COMPILE_TIMEOUT_S} s"
     if r.returncode != 0:
         return False, f"{where}: does not compile:\n{r.stderr[-6000:]}"
-    r = run([exe], RUN_TIMEOUT_S, cwd=workdir, env=dict(os.environ, TMPDIR=workdir))
+    r = run([exe], RUN_TIMEOUT_S, cwd=workdir,
+            env=dict(os.environ, TMPDIR=workdir, SCRIBE_DEMO_MODEL=os.path.join(ROOT, "models", "demo-gpt2")))
     if r is None:
         return False, f"{where}: did not finish in {RUN_TIMEOUT_S} s"
     if r.returncode != 0:
@@ -129,7 +133,9 @@ def check(job, cxx, include):
 
 
 def main():
+    global ROOT
     cxx, include, out, root = parse_args(sys.argv[1:])
+    ROOT = root
     docs_dir = os.path.join(root, "docs")
     paths = sorted(os.path.join(docs_dir, p) for p in os.listdir(docs_dir) if p.endswith(".md")) \
         if os.path.isdir(docs_dir) else []

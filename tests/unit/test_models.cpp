@@ -5,6 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
+
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -65,5 +68,144 @@ TEST_CASE("gpt2: logits and greedy tokens equal Hugging Face's (f32, CPU)") {
         for (const auto& c : cases) prompts.push_back(c.ids);
         const auto batch = lm.generate(prompts, {.max_new_tokens = 12, .stop_at_eos = false});
         for (std::size_t b = 0; b < cases.size(); ++b) CHECK(batch.tokens[b] == cases[b].greedy);
+    }
+}
+
+namespace {
+
+// A copy of a tiny checkpoint folder in a scratch directory, with the changes a
+// test makes to its tensors (edit receives them before they are written).
+fs::path broken_copy(const std::string& name, const std::function<void(std::vector<io::tensor_to_write>&,
+                                                                        std::vector<std::vector<unsigned char>>&)>& edit = {}) {
+    const auto dir = fs::temp_directory_path() / ("scribe_test_models_" + std::to_string(::getpid())) / name;
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    for (const auto& f : fs::directory_iterator(data / "gpt2-tiny-a"))
+        if (f.path().filename() != "model.safetensors") fs::copy_file(f.path(), dir / f.path().filename());
+    const io::safetensors src(data / "gpt2-tiny-a" / "model.safetensors");
+    std::vector<io::tensor_to_write> ts;
+    std::vector<std::vector<unsigned char>> storage;
+    storage.reserve(src.tensors().size() + 4);
+    for (const auto& e : src.tensors()) {
+        const auto b = src.bytes(e.name);
+        storage.emplace_back(b.begin(), b.end());
+        ts.push_back({e.name, e.type, e.shape, storage.back()});
+    }
+    if (edit) edit(ts, storage);
+    io::write_safetensors(dir / "model.safetensors", ts);
+    return dir;
+}
+
+void set_config(const fs::path& dir, const std::string& key, const nlohmann::json& value) {
+    nlohmann::json j;
+    std::ifstream(dir / "config.json") >> j;
+    j[key] = value;
+    std::ofstream(dir / "config.json") << j.dump(2);
+}
+
+std::string load_error(const fs::path& dir) {
+    try {
+        runtime::decoder<models::gpt2_family> lm(dir, {.type = dtype::f32, .threads = 1});
+    } catch (const scribe::error& e) {
+        return e.what();
+    }
+    return "(loaded without an error)";
+}
+
+}  // namespace
+
+TEST_CASE("gpt2: a bad checkpoint or config is refused, naming the file and the tensor") {
+    using Catch::Matchers::Contains;
+    {
+        auto dir = broken_copy("missing", [](auto& ts, auto&) {
+            std::erase_if(ts, [](const auto& t) { return t.name == "transformer.h.1.mlp.c_fc.bias"; });
+        });
+        const auto e = load_error(dir);
+        CHECK_THAT(e, Contains("model.safetensors") && Contains("`h.1.mlp.c_fc.bias` is missing"));
+    }
+    {
+        auto dir = broken_copy("extra", [](auto& ts, auto&) {
+            auto t = ts.front();
+            t.name = "transformer.h.2.ln_1.weight";
+            ts.push_back(t);
+        });
+        CHECK_THAT(load_error(dir), Contains("unexpected tensor `transformer.h.2.ln_1.weight`"));
+    }
+    {
+        auto dir = broken_copy("int_weight", [](auto& ts, auto&) {
+            for (auto& t : ts)
+                if (t.name == "transformer.ln_f.bias") t.type = dtype::s32;  // same bytes, wrong dtype
+        });
+        CHECK_THAT(load_error(dir), Contains("`transformer.ln_f.bias` is s32") && Contains("F32, F16 or BF16"));
+    }
+    {
+        auto dir = broken_copy("shape");
+        set_config(dir, "n_inner", 100);
+        CHECK_THAT(load_error(dir), Contains("`transformer.h.0.mlp.c_fc.weight` is [36, 144] but config.json needs [36, 100]"));
+    }
+    {
+        auto dir = broken_copy("heads");
+        set_config(dir, "n_head", 5);
+        CHECK_THAT(load_error(dir), Contains("config.json") && Contains("n_embd 36 is not divisible by n_head 5"));
+    }
+    {
+        auto dir = broken_copy("activation");
+        set_config(dir, "activation_function", "mish");
+        CHECK_THAT(load_error(dir), Contains("activation_function \"mish\" is not supported"));
+    }
+    {
+        auto dir = broken_copy("vocab");
+        set_config(dir, "vocab_size", -3);
+        CHECK_THAT(load_error(dir), Contains("`vocab_size` must be a positive integer, got -3"));
+    }
+    {
+        auto dir = broken_copy("not_json");
+        std::ofstream(dir / "config.json") << "{\"n_embd\": 36,";
+        CHECK_THAT(load_error(dir), Contains("config.json: not valid JSON"));
+    }
+    {
+        auto dir = broken_copy("truncated");
+        const auto size = fs::file_size(dir / "model.safetensors");
+        fs::resize_file(dir / "model.safetensors", size - 100);
+        CHECK_THAT(load_error(dir), Contains("model.safetensors"));
+    }
+}
+
+TEST_CASE("gpt2: prompts that do not fit are refused with what to do") {
+    using Catch::Matchers::Contains;
+    runtime::decoder<models::gpt2_family> lm(data / "gpt2-tiny-a", {.type = dtype::f32, .threads = 1, .buckets = {8, 16}});
+    auto fails = [&](const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t n) -> std::string {
+        try {
+            (void)lm.generate(prompts, {.max_new_tokens = n});
+        } catch (const scribe::error& e) {
+            return e.what();
+        }
+        return "(no error)";
+    };
+    CHECK_THAT(fails({std::vector<std::int32_t>(40, 5)}, 4), Contains("prompt of 40 tokens is longer than the largest prefill bucket") &&
+                                                               Contains("buckets: 8, 16)"));
+    CHECK_THAT(fails({std::vector<std::int32_t>(70, 5)}, 4), Contains("70 tokens but the model has 64 positions"));
+    try {
+        runtime::decoder<models::gpt2_family> bad(data / "gpt2-tiny-a", {.type = dtype::f32, .threads = 1, .buckets = {8, 100}});
+        FAIL("a bucket past the positions was accepted");
+    } catch (const scribe::error& e) {
+        CHECK_THAT(std::string(e.what()), Contains("bucket 100 must be between 1 and the model's 64 positions"));
+    }
+    CHECK_THAT(fails({std::vector<std::int32_t>(12, 5)}, 60), Contains("ask for at most 52 new tokens"));
+    CHECK_THAT(fails({{1, 2, 301}}, 4), Contains("token 301, outside the vocabulary of 301"));
+    CHECK_THAT(fails({{1, 2}, {}}, 4), Contains("prompt 1 is empty"));
+    CHECK_THAT(fails({{1, 2}}, 0), Contains("max_new_tokens must be at least 1"));
+}
+
+TEST_CASE("gpt2: weights converted to f16 and bf16 on load stay close to Hugging Face's logits") {
+    const auto cases = golden("gpt2-tiny-a");
+    for (auto [type, tolerance] : {std::pair{dtype::f16, 0.05}, std::pair{dtype::bf16, 0.5}}) {
+        INFO(name(type));
+        runtime::decoder<models::gpt2_family> lm(data / "gpt2-tiny-a", {.type = type, .threads = 1});
+        CHECK(lm.converted_bytes() == lm.weight_bytes());  // every weight converted once, at load
+        for (const auto& c : cases) {
+            const auto rows = lm.prompt_logits(c.ids);
+            for (std::size_t t = 0; t < rows.size(); ++t) CHECK(max_diff(rows[t], c.logits[t]) < tolerance);
+        }
     }
 }

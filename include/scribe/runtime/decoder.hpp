@@ -83,12 +83,15 @@ public:
         if (opt_.type != dtype::f32 && opt_.type != dtype::f16 && opt_.type != dtype::bf16)
             throw error("decoder: the model runs in f32, f16 or bf16, not " + std::string(name(opt_.type)));
         load_weights();
-        if (opt_.buckets.empty())
+        if (opt_.buckets.empty()) {
             for (std::int64_t b = 16; b < config_.n_positions; b *= 2) opt_.buckets.push_back(b);
+            opt_.buckets.push_back(config_.n_positions);
+        }
+        for (auto b : opt_.buckets)
+            if (b <= 0 || b > config_.n_positions)
+                throw error("decoder: bucket " + std::to_string(b) + " must be between 1 and the model's " +
+                            std::to_string(config_.n_positions) + " positions");
         std::sort(opt_.buckets.begin(), opt_.buckets.end());
-        opt_.buckets.erase(std::unique(opt_.buckets.begin(), opt_.buckets.end()), opt_.buckets.end());
-        std::erase_if(opt_.buckets, [&](std::int64_t b) { return b <= 0 || b > config_.n_positions; });
-        opt_.buckets.push_back(config_.n_positions);
         opt_.buckets.erase(std::unique(opt_.buckets.begin(), opt_.buckets.end()), opt_.buckets.end());
     }
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The `scribe` program end to end on the tiny golden checkpoints: greedy text equal
+# to Hugging Face's (golden.json), the tokens/s lines, export-hlo's files and
+# manifest, inspect, --help, and clear errors (exit 1, a message naming the thing).
+#   check.sh SCRIBE DATA_DIR WORK_DIR
+set -euo pipefail
+scribe=$1 data=$2 work=$3
+rm -rf "$work" && mkdir -p "$work"
+fail() { echo "FAIL: $*"; exit 1; }
+
+# Greedy continuation of tiny-b's first golden prompt ("The" -> its 12 tokens).
+want=$(python3 -c "import json,sys; p=json.load(open('$data/gpt2-tiny-b/golden.json'))['prompts'][0]; sys.stdout.write(p['text']+p['greedy_text'])")
+got=$("$scribe" generate "$data/gpt2-tiny-b" --prompt The --greedy --no-stop --max-new-tokens 12 --threads 1 2>"$work/gen.err")
+[ "$got" = "$want" ] || fail "greedy text: got '$got', want '$want'"
+grep -q "prefill: 1 prompt tokens" "$work/gen.err" || fail "no prefill tokens/s line"
+grep -q "decode:  11 tokens in 11 steps" "$work/gen.err" || fail "no decode tokens/s line"
+grep -q "loading weights \[#*\] 100%" "$work/gen.err" || fail "no progress bar"
+echo "ok: generate equals Hugging Face's greedy text: $got"
+
+# A batch of two prompts, sampled with a seed: the same twice.
+a=$("$scribe" generate "$data/gpt2-tiny-a" --prompt "The old" --prompt "He" --seed 5 --top-p 0.9 --max-new-tokens 8 --quiet)
+b=$("$scribe" generate "$data/gpt2-tiny-a" --prompt "The old" --prompt "He" --seed 5 --top-p 0.9 --max-new-tokens 8 --quiet)
+[ "$a" = "$b" ] || fail "sampling with a seed is not repeatable"
+[ "$(echo "$a" | grep -c '^\[[01]\] ')" = 2 ] || fail "batch output: $a"
+echo "ok: a seeded batch repeats"
+
+"$scribe" export-hlo "$data/gpt2-tiny-a" --out "$work/hlo" --buckets 8,16 --capacity 32 --batch 2 >/dev/null
+for f in prefill_8.hlo prefill_8.pb prefill_16.hlo prefill_16.pb decode.hlo decode.pb manifest.json; do
+  [ -s "$work/hlo/$f" ] || fail "export-hlo did not write $f"
+done
+python3 - "$work/hlo/manifest.json" <<'PY' || fail "manifest"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert [x["name"] for x in m["modules"]] == ["prefill_8", "prefill_16", "decode"], m["modules"]
+d = m["modules"][2]
+names = [p["name"] for p in d["parameters"]]
+assert names[0] == "wte.weight" and names[-1] == "cache.1.value" and "positions" in names, names
+assert d["outputs"][0]["name"] == "logits" and [x["extent"] for x in d["outputs"][0]["shape"]] == [2, 301]
+assert len(d["aliases"]) == 4 and d["outputs"][1]["name"] == "cache.0.key"
+PY
+grep -q "input_output_alias" "$work/hlo/decode.hlo" || fail "decode.hlo has no aliases"
+echo "ok: export-hlo wrote 3 modules and the manifest"
+
+out=$("$scribe" inspect "$data/gpt2-tiny-a" --batch 2 --capacity 64)
+echo "$out" | grep -q "h.1.attn.c_attn.weight *f32 *\[36, 108\] *15552" || fail "inspect weights: $out"
+echo "$out" | grep -q "KV cache (f32, batch 2, 64 positions): 73728 bytes" || fail "inspect cache: $out"
+echo "ok: inspect"
+
+for cmd in generate export-hlo inspect; do
+  "$scribe" $cmd --help | grep -q "usage: scribe $cmd" || fail "$cmd --help"
+done
+"$scribe" --help | grep -q "commands:" || fail "--help"
+
+expect_error() {  # expect_error TEXT ARGS...: exit status 1 and TEXT on stderr
+  local text=$1; shift
+  set +e; "$scribe" "$@" >/dev/null 2>"$work/err"; local rc=$?; set -e
+  [ $rc = 1 ] || fail "'$*' exited $rc"
+  grep -qF -- "$text" "$work/err" || fail "'$*' said: $(cat "$work/err")"
+}
+long=$(printf 'word %.0s' $(seq 1 80))
+expect_error "tokens but the model has 64 positions" generate "$data/gpt2-tiny-a" --prompt "$long"
+expect_error "does not exist" generate "$work/no-such-model"
+expect_error "--dtype takes f32, f16 or bf16" generate "$data/gpt2-tiny-a" --dtype f64
+expect_error "--max-new-tokens takes an integer" generate "$data/gpt2-tiny-a" --max-new-tokens lots
+expect_error "unknown option --tempo" generate "$data/gpt2-tiny-a" --tempo 3
+expect_error "bucket 32 is longer than the KV cache's 16 positions" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --buckets 32 --capacity 16
+echo "ok: bad arguments get clear errors"
