@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Builds and runs every benchmark (Meson benchmark targets), serially, then merges
 # their JSON reports into build/bench/report.json. Each benchmark prints its own
-# table, every figure next to its peer (OpenBLAS, XLA) or limit (FMA peak, read
+# table, every figure next to its peer (OpenBLAS, XLA, PyTorch) or limit (FMA peak, read
 # bandwidth) measured in the same run.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/setup.sh"
 scribe_setup_system
 scribe_setup_python
+scribe_setup_reference  # PyTorch: the peer of gpt2_bench, and what makes its checkpoint
 scribe_build build -Dxla=auto >/dev/null
+# GPT-2 124M with random weights (~500 MB, once) for gpt2_bench, in the build folder.
+"$SCRIBE_ROOT/.venv-ref/bin/python" "$SCRIBE_ROOT/bench/make_gpt2_124m.py" "$SCRIBE_ROOT/build/bench/gpt2-124m"
 meson test -C "$SCRIBE_ROOT/build" --benchmark --num-processes 1 --verbose
 python3 - "$SCRIBE_ROOT/build/bench" <<'PY'
 import json, os, platform, sys, time
 d = sys.argv[1]
 report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or platform.machine(),
           "cores": os.cpu_count()}
-for name in ("gemm", "block"):
+for name in ("gemm", "block", "gpt2"):
     path = os.path.join(d, name + ".json")
     if os.path.exists(path):
         with open(path) as f:

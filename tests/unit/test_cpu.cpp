@@ -607,3 +607,30 @@ TEST_CASE("cpu: a donated cache is updated in place, each row at its own positio
     CHECK(std::memcmp(out2[0].data(), want.data(), want.size() * 4) == 0);
     CHECK(cs[0] == wave(1, 0.21)[0]);
 }
+
+TEST_CASE("cpu: decode against a transposed weight (x . W^T, the tied LM head) streams W's rows") {
+    graph g("lm_head_t");
+    g.bind(tokens(1), hidden(96), vocab(333));
+    auto x = g.parameter(f32[tokens, hidden], "x");
+    auto w = g.parameter(f32[vocab, hidden], "w");  // rows along the contracted dim
+    auto wb = g.parameter(bf16[vocab, hidden], "wb");
+    g.outputs(dot<hidden>(x, w), dot<hidden>(convert<bf16>(x), wb));
+    const auto xs = wave(96, 0.3), ws = wave(333 * 96, 0.05);
+    std::vector<bfloat16> wbs(ws.size());
+    for (std::size_t i = 0; i < ws.size(); ++i) wbs[i].bits = f32_to_bf16_bits(ws[i]);
+    for (unsigned threads : {1u, 2u}) {
+        const auto out = cpu::executor(g, {.threads = threads})(
+            {cpu::array::borrow(dtype::f32, {{"", 1}, {"", 96}}, xs.data(), xs.size() * 4),
+             cpu::array::borrow(dtype::f32, {{"", 333}, {"", 96}}, ws.data(), ws.size() * 4),
+             cpu::array::borrow(dtype::bf16, {{"", 333}, {"", 96}}, wbs.data(), wbs.size() * 2)});
+        for (std::size_t n = 0; n < 333; ++n) {
+            double s = 0, sb = 0;
+            for (std::size_t k = 0; k < 96; ++k) {
+                s += double(xs[k]) * double(ws[n * 96 + k]);
+                sb += double(bf16_bits_to_f32(f32_to_bf16_bits(xs[k]))) * double(bf16_bits_to_f32(wbs[n * 96 + k].bits));
+            }
+            CHECK(out[0].values<float>()[n] == Approx(s).margin(1e-5));
+            CHECK(bf16_bits_to_f32(out[1].values<bfloat16>()[n].bits) == Approx(sb).epsilon(1.0 / 128).margin(1e-2));
+        }
+    }
+}

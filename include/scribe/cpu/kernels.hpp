@@ -445,6 +445,12 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
         if (M == 1 && sbn == 1 && !(N == 1 && sam == 1)) {  // decode, x . W: stream W's rows along n
             std::vector<float> x;
             gemv_rows(p, N, K, as_f32_vector(ai, sak, x), bi, sbk, pc);
+        } else if (M == 1 && sbk == 1) {  // decode, x . W^T (W's rows along k): one dot per row of W
+            std::vector<float> x;
+            gemv_dots(p, N, K, as_f32_vector(ai, sak, x), bi, sbn, pc);
+        } else if (N == 1 && sak == 1 && !packed) {  // W . x with W's rows along k
+            std::vector<float> x;
+            gemv_dots(p, M, K, as_f32_vector(bi, sbk, x), ai, sam, pc);
         } else if (packed && B == 1) {  // a weight packed when it was bound
             gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, *packed, pc, N);
         } else if (N == 1 && (sam == 1 || M == 1)) {  // decode: stream A's rows along m

@@ -46,4 +46,16 @@ void gemv_rows(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x
     });
 }
 
+// y[0:m] = W[0:m, 0:k] . x[0:k] (W's rows contiguous along k, row stride ldw):
+// threads take disjoint row ranges.
+template <class W>
+void gemv_dots(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw,
+               float* y) {
+    if (!pool || pool->size() == 1 || m < 2 * 64) return simd::sgemv_dots(m, k, x, w, ldw, y);
+    pool->run([&](unsigned t) {
+        const auto [m0, m1] = pool->part(m, t, 64);
+        if (m1 > m0) simd::sgemv_dots(m1 - m0, k, x, w + m0 * ldw, ldw, y + m0);
+    });
+}
+
 }  // namespace scribe::cpu

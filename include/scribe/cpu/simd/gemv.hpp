@@ -30,9 +30,10 @@ void gemv_rows_portable(std::int64_t m, std::int64_t k, const float* x, const W*
 
 #if defined(__x86_64__) || defined(__i386__)
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_* inside
-// conversions and shifts) as maybe-uninitialized; the warning is false there.
+// conversions, shifts and reductions) as (maybe-)uninitialized; the warning is false there.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 __attribute__((target("avx512f"))) inline __m512 load16_avx512(const float* p) { return _mm512_loadu_ps(p); }
 __attribute__((target("avx512f"))) inline __m512 load16_avx512(const half* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -88,8 +89,46 @@ __attribute__((target("avx512f"))) void gemv_rows_avx512(std::int64_t m, std::in
     for (; r + 8 <= k; r += 8) gemv_pass_avx512<8>(m, x + r, w + r * ldw, ldw, y);
     for (; r < k; ++r) gemv_pass_avx512<1>(m, x + r, w + r * ldw, ldw, y);
 }
+// y[n] = W[n, 0:k] . x for R rows at a time, W's rows contiguous along k (the
+// tied LM head x . wte^T): R streams of W, one accumulator each, reduced at the end.
+template <int R, class W>
+__attribute__((target("avx512f"))) inline void gemv_dots_block_avx512(std::int64_t k, const float* x, const W* w,
+                                                                      std::int64_t ldw, float* y) {
+    __m512 acc[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
+    std::int64_t j = 0;
+    for (; j + 16 <= k; j += 16) {
+        const __m512 xv = _mm512_loadu_ps(x + j);
+#pragma GCC unroll 8
+        for (int i = 0; i < R; ++i) acc[i] = _mm512_fmadd_ps(load16_avx512(w + i * ldw + j), xv, acc[i]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+        float s = _mm512_reduce_add_ps(acc[i]);
+        for (std::int64_t t = j; t < k; ++t) s += to_f32(w[i * ldw + t]) * x[t];
+        y[i] = s;
+    }
+}
+
+template <class W>
+__attribute__((target("avx512f"))) void gemv_dots_avx512(std::int64_t m, std::int64_t k, const float* x, const W* w,
+                                                         std::int64_t ldw, float* y) {
+    std::int64_t n = 0;
+    for (; n + 8 <= m; n += 8) gemv_dots_block_avx512<8>(k, x, w + n * ldw, ldw, y + n);
+    for (; n < m; ++n) gemv_dots_block_avx512<1>(k, x, w + n * ldw, ldw, y + n);
+}
 #pragma GCC diagnostic pop
 #endif
+
+template <class W>
+void gemv_dots_portable(std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw, float* y) {
+    for (std::int64_t n = 0; n < m; ++n) {
+        float s = 0;
+        for (std::int64_t j = 0; j < k; ++j) s += to_f32(w[n * ldw + j]) * x[j];
+        y[n] = s;
+    }
+}
 
 }  // namespace detail
 
@@ -104,6 +143,20 @@ void sgemv_rows(std::int64_t m, std::int64_t k, const float* x, const W* w, std:
     if (avx512) return detail::gemv_rows_avx512(m, k, x, w, ldw, y);
 #endif
     detail::gemv_rows_portable(m, k, x, w, ldw, y);
+}
+
+// y[0:m] = W[0:m, 0:k] . x[0:k], W's rows contiguous along k with row stride ldw
+// (a product with a transposed weight, e.g. the tied LM head x . wte^T).
+template <GemvWeight W>
+void sgemv_dots(std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw, float* y) {
+#if defined(__x86_64__) || defined(__i386__)
+    static const bool avx512 = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") != 0;
+    }();
+    if (avx512) return detail::gemv_dots_avx512(m, k, x, w, ldw, y);
+#endif
+    detail::gemv_dots_portable(m, k, x, w, ldw, y);
 }
 
 }  // namespace scribe::cpu::simd

@@ -1,0 +1,336 @@
+// GPT-2 124M end to end on the CPU (runtime::decoder): prefill of a 128-token
+// prompt and KV-cached decode, in tokens/s, for f32, f16 and bf16 weights on 1 and
+// 2 threads, against PyTorch (Hugging Face GPT2LMHeadModel, eager, CPU) running the
+// same checkpoint in the same run, and against the machine's limits measured in
+// the same run.
+//
+//   gpt2_bench --model DIR [--python PY] [--dir WORK] [--json FILE]
+//              [--threads 1,2] [--dtypes f32,f16,bf16] [--steps 32] [--budget S]
+//
+// DIR holds a GPT-2 124M-shaped checkpoint with random weights; with --python (a
+// Python with torch and transformers: <source>/.venv-ref; ignored, with a note, where
+// there is none) bench/make_gpt2_124m.py
+// makes it there first when it is missing, and bench/torch_gpt2.py is the peer
+// (its JSON goes to WORK). Per thread count: read bandwidth and FMA peak, then per
+// dtype: the decoder loaded with a single prefill bucket of 128, one warm-up (the
+// graphs are built then), and medians of several runs of
+//   prefill  generate(prompt, max_new_tokens = 1): prompt tokens / prefill_seconds
+//   decode   generate(prompt, max_new_tokens = steps + 1): decode_steps / decode_seconds
+// The limits (every figure is printed as a fraction of them):
+//   decode   read bandwidth / bytes touched per token: the weights a step reads (all
+//            but the position table; the tied wte twice over: one row, and whole as
+//            the LM head) + the KV cache over the mean context
+//   prefill  compute peak / flop per prompt token: 2 x block weights (the matrix
+//            products) + causal attention (q.k and p.v) + the LM head for the last
+//            token, shared by the prompt. The peak is the f32 FMA peak for f32 and
+//            f16 (F16C widens to f32), the AVX512_BF16 dot-product peak for bf16
+//            where the CPU has it.
+// The llama.cpp column is the reference table of the project's performance targets
+// (ggml, -march=native, this machine kind), not measured here.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "limits.hpp"
+#include "timing.hpp"
+
+#include <scribe/models/gpt2.hpp>
+#include <scribe/runtime/decoder.hpp>
+
+using namespace scribe;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::int64_t prompt_tokens = 128;
+
+// The reference figures (tokens/s) of ../shared/performance-targets.md: ggml/llama.cpp.
+struct reference {
+    double lo, hi;
+};
+const std::map<std::string, std::map<std::string, std::map<unsigned, reference>>> llama_cpp = {
+    {"f32", {{"prefill", {{1, {413, 413}}, {2, {792, 792}}}}, {"decode", {{1, {50, 50}}, {2, {63, 84}}}}}},
+    {"f16", {{"prefill", {{1, {453, 453}}, {2, {785, 785}}}}, {"decode", {{1, {106, 106}}, {2, {141, 153}}}}}},
+    {"bf16", {{"prefill", {{1, {771, 771}}, {2, {1445, 1445}}}}, {"decode", {{1, {109, 109}}, {2, {126, 126}}}}}},
+};
+
+std::string reference_text(const reference& r) {
+    char s[32];
+    if (r.lo == r.hi) std::snprintf(s, sizeof s, "%.0f", r.lo);
+    else std::snprintf(s, sizeof s, "%.0f-%.0f", r.lo, r.hi);
+    return s;
+}
+
+std::vector<std::string> split(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    for (std::string part; std::getline(in, part, ',');)
+        if (!part.empty()) out.push_back(part);
+    return out;
+}
+
+dtype parse_dtype(const std::string& s) {
+    if (s == "f32") return dtype::f32;
+    if (s == "f16") return dtype::f16;
+    if (s == "bf16") return dtype::bf16;
+    throw error("gpt2_bench: dtype " + s + " is not f32, f16 or bf16");
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Runs a command; fails with its text when it fails.
+void run_command(const std::string& cmd) {
+    std::fflush(stdout);
+    if (std::system(cmd.c_str()) != 0) throw error("gpt2_bench: `" + cmd + "` failed");
+}
+
+// What one token costs GPT-2 with this config: bytes read by a decode step, flop of
+// a prefill per prompt token.
+struct costs {
+    double decode_bytes = 0, weight_bytes = 0, kv_bytes = 0, prefill_flop = 0;
+};
+
+costs gpt2_costs(const models::gpt2::config& c, std::size_t elem, std::int64_t steps) {
+    const double E = static_cast<double>(c.n_embd), F = static_cast<double>(c.n_inner), L = static_cast<double>(c.n_layer);
+    const double V = static_cast<double>(c.vocab_size), S = static_cast<double>(prompt_tokens);
+    const double block_matrices = E * 3 * E + E * E + 2 * E * F;       // c_attn, attn.c_proj, c_fc, mlp.c_proj
+    const double block_vectors = 3 * E + E + F + E + 4 * E;            // their biases, ln_1 and ln_2
+    // ln_f, wte whole as the LM head, one row each of wte and wpe
+    const double weights = L * (block_matrices + block_vectors) + 2 * E + V * E + 2 * E;
+    costs k;
+    k.weight_bytes = weights * static_cast<double>(elem);
+    // Decode step i (0-based) attends over prompt + i + 1 positions: K and V of each layer.
+    const double mean_context = S + (static_cast<double>(steps) + 1) / 2;
+    k.kv_bytes = 2 * L * mean_context * E * static_cast<double>(elem);
+    k.decode_bytes = k.weight_bytes + k.kv_bytes;
+    // Prefill: matrix products of every block for every token, causal attention (q.k and
+    // p.v over the S(S+1)/2 pairs, 2 flop each per channel), the LM head for the last token.
+    const double total = 2 * S * L * block_matrices + L * 2 * 2 * E * S * (S + 1) / 2 + 2 * E * V;
+    k.prefill_flop = total / S;
+    return k;
+}
+
+struct measured {
+    double prefill_tps = NAN, decode_tps = NAN;
+    int prefill_reps = 0, decode_reps = 0;
+    std::vector<std::int32_t> tokens;  // greedy: the prefill's token, then one per decode step
+    double load_s = 0, warmup_s = 0;
+};
+
+measured run_scribe(const fs::path& dir, dtype type, unsigned threads, const std::vector<std::int32_t>& prompt,
+                    std::int64_t steps, double budget) {
+    using clock_type = std::chrono::steady_clock;
+    measured m;
+    auto t0 = clock_type::now();
+    runtime::decoder<models::gpt2_family> lm(dir, {.type = type, .threads = threads, .buckets = {prompt_tokens}});
+    m.load_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+    const runtime::generate_options one{.max_new_tokens = 1, .stop_at_eos = false};
+    const runtime::generate_options many{.max_new_tokens = steps + 1, .stop_at_eos = false};
+    t0 = clock_type::now();
+    lm.generate({prompt}, one);  // builds the graphs: not timed
+    lm.generate({prompt}, many);
+    m.warmup_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+
+    std::vector<double> prefill, decode;
+    const auto start = clock_type::now();
+    while (prefill.size() < 15 &&
+           (prefill.size() < 3 || std::chrono::duration<double>(clock_type::now() - start).count() < budget)) {
+        const auto p = lm.generate({prompt}, one);
+        prefill.push_back(static_cast<double>(p.prompt_tokens) / p.prefill_seconds);
+        const auto d = lm.generate({prompt}, many);
+        decode.push_back(static_cast<double>(d.decode_steps) / d.decode_seconds);
+        m.tokens = d.tokens[0];
+    }
+    m.prefill_tps = median(prefill);
+    m.decode_tps = median(decode);
+    m.prefill_reps = static_cast<int>(prefill.size());
+    m.decode_reps = static_cast<int>(decode.size());
+    return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    const auto wall0 = std::chrono::steady_clock::now();
+    fs::path model_dir, work = fs::temp_directory_path() / "scribe_gpt2_bench";
+    std::string python, json_path, thread_list = "1,2", dtype_list = "f32,f16,bf16";
+    std::int64_t steps = 32;
+    double budget = 6.0;
+    for (int i = 1; i < argc; i += 2) {
+        const std::string a = argv[i];
+        if (i + 1 >= argc) throw error("gpt2_bench: " + a + " needs a value");
+        const std::string v = argv[i + 1];
+        if (a == "--model") model_dir = v;
+        else if (a == "--python") python = v;
+        else if (a == "--dir") work = v;
+        else if (a == "--json") json_path = v;
+        else if (a == "--threads") thread_list = v;
+        else if (a == "--dtypes") dtype_list = v;
+        else if (a == "--steps") steps = std::stoll(v);
+        else if (a == "--budget") budget = std::stod(v);
+        else throw error("gpt2_bench: unknown option " + a);
+    }
+    if (model_dir.empty()) throw error("usage: gpt2_bench --model DIR [--python PY] [--dir WORK] [--json FILE] ...");
+    fs::create_directories(work);
+    const auto source = fs::path(SCRIBE_SOURCE_DIR) / "bench";
+    if (!python.empty() && !fs::exists(python)) {
+        std::printf("gpt2_bench: no Python at %s (scribe_setup_reference in scripts/setup.sh makes .venv-ref): "
+                    "PyTorch is not measured\n", python.c_str());
+        python.clear();
+    }
+    if (!python.empty()) run_command(python + " " + (source / "make_gpt2_124m.py").string() + " " + model_dir.string());
+    if (!fs::exists(model_dir / "model.safetensors")) {
+        std::fprintf(stderr,
+                     "gpt2_bench: no checkpoint in %s; make one with `.venv-ref/bin/python bench/make_gpt2_124m.py %s` "
+                     "(scribe_setup_reference in scripts/setup.sh installs .venv-ref)\n",
+                     model_dir.c_str(), model_dir.c_str());
+        return 77;  // skipped
+    }
+
+    const auto config = models::gpt2::config::load(model_dir / "config.json");
+    std::vector<std::int32_t> prompt;  // the same formula as torch_gpt2.py
+    for (std::int64_t i = 0; i < prompt_tokens; ++i)
+        prompt.push_back(static_cast<std::int32_t>((i * 7919 + 13) % config.vocab_size));
+
+    nlohmann::json report = {{"model", model_dir.string()}, {"prompt_tokens", prompt_tokens}, {"decode_steps", steps},
+                             {"n_layer", config.n_layer}, {"n_embd", config.n_embd}, {"vocab_size", config.vocab_size}};
+    struct row {
+        unsigned threads;
+        std::string type, phase;
+        double scribe, torch, limit;
+        std::string torch_note;
+    };
+    std::vector<row> rows;
+
+    for (const auto& t : split(thread_list)) {
+        const auto threads = static_cast<unsigned>(std::stoul(t));
+        double bw = 0, peak = 0, bf16_peak = 0;
+        {
+            cpu::thread_pool pool(threads);
+            bw = bench::read_bandwidth_gbs(pool);
+            peak = bench::fma_peak_gflops(pool);
+            bf16_peak = bench::bf16_dot_peak_gflops(pool);
+        }
+        std::printf("=== %u thread(s): read bandwidth %.1f GB/s, f32 FMA peak %.1f GFLOP/s, bf16 dot peak %.1f GFLOP/s "
+                    "(measured now)\n", threads, bw, peak, bf16_peak);
+        nlohmann::json run = {{"threads", threads}, {"read_bandwidth_gbs", bw}, {"fma_peak_gflops", peak},
+                              {"bf16_dot_peak_gflops", bf16_peak}};
+
+        std::map<std::string, measured> ours;
+        for (const auto& name : split(dtype_list)) {
+            const auto type = parse_dtype(name);
+            auto m = run_scribe(model_dir, type, threads, prompt, steps, budget);
+            std::printf("scribe %-4s %u thr: prefill %7.1f tok/s (%d runs), decode %6.1f tok/s (%d runs); load %.1f s, "
+                        "first runs %.1f s\n", name.c_str(), threads, m.prefill_tps, m.prefill_reps, m.decode_tps,
+                        m.decode_reps, m.load_s, m.warmup_s);
+            std::fflush(stdout);
+            ours[name] = std::move(m);
+        }
+
+        nlohmann::json peer;
+        if (!python.empty()) {
+            const auto out = work / ("torch_" + t + ".json");
+            run_command(python + " " + (source / "torch_gpt2.py").string() + " " + model_dir.string() + " --threads " +
+                        t + " --dtypes " + dtype_list + " --decode-steps " + std::to_string(steps) + " --json " +
+                        out.string() + " >/dev/null");
+            std::ifstream(out) >> peer;
+            run["torch_version"] = peer["torch"];
+            run["transformers_version"] = peer["transformers"];
+        }
+
+        for (const auto& name : split(dtype_list)) {
+            const auto& m = ours[name];
+            const auto k = gpt2_costs(config, info(parse_dtype(name)).bytes, steps);
+            const double compute = name == "bf16" && bf16_peak > 0 ? bf16_peak : peak;
+            const double decode_limit = bw * 1e9 / k.decode_bytes, prefill_limit = compute * 1e9 / k.prefill_flop;
+            double torch_prefill = NAN, torch_decode = NAN;
+            std::string note;
+            nlohmann::json tj;
+            if (peer.contains("runs") && peer["runs"].contains(name)) {
+                tj = peer["runs"][name];
+                if (tj.contains("error")) {
+                    note = tj["error"].get<std::string>();
+                } else {
+                    torch_prefill = tj["prefill_tokens_per_s"].get<double>();
+                    torch_decode = tj["decode_tokens_per_s"].get<double>();
+                }
+            }
+            // Greedy tokens against PyTorch's in the same dtype (random weights: near-ties may part them).
+            std::int64_t same = -1;
+            if (tj.contains("greedy_tokens")) {
+                const auto theirs = tj["greedy_tokens"].get<std::vector<std::int32_t>>();
+                same = 0;
+                while (static_cast<std::size_t>(same) < std::min(theirs.size(), m.tokens.size()) &&
+                       theirs[static_cast<std::size_t>(same)] == m.tokens[static_cast<std::size_t>(same)])
+                    ++same;
+            }
+            rows.push_back({threads, name, "prefill", m.prefill_tps, torch_prefill, prefill_limit, note});
+            rows.push_back({threads, name, "decode", m.decode_tps, torch_decode, decode_limit, note});
+            const auto& ref = llama_cpp.at(name);
+            run["results"].push_back(
+                {{"dtype", name},
+                 {"prefill", {{"scribe_tokens_per_s", m.prefill_tps}, {"torch_tokens_per_s", torch_prefill},
+                              {"vs_torch", m.prefill_tps / torch_prefill}, {"limit_tokens_per_s", prefill_limit},
+                              {"of_limit", m.prefill_tps / prefill_limit}, {"torch_of_limit", torch_prefill / prefill_limit},
+                              {"flop_per_token", k.prefill_flop}, {"peak_gflops", compute},
+                              {"llama_cpp_tokens_per_s", {ref.at("prefill").at(threads).lo, ref.at("prefill").at(threads).hi}},
+                              {"runs", m.prefill_reps}}},
+                 {"decode", {{"scribe_tokens_per_s", m.decode_tps}, {"torch_tokens_per_s", torch_decode},
+                             {"vs_torch", m.decode_tps / torch_decode}, {"limit_tokens_per_s", decode_limit},
+                             {"of_limit", m.decode_tps / decode_limit}, {"torch_of_limit", torch_decode / decode_limit},
+                             {"bytes_per_token", k.decode_bytes}, {"weight_bytes", k.weight_bytes}, {"kv_bytes", k.kv_bytes},
+                             {"scribe_gbs", m.decode_tps * k.decode_bytes / 1e9},
+                             {"llama_cpp_tokens_per_s", {ref.at("decode").at(threads).lo, ref.at("decode").at(threads).hi}},
+                             {"runs", m.decode_reps}}},
+                 {"greedy_tokens_equal_to_torch", same},
+                 {"torch_error", note.empty() ? nlohmann::json() : nlohmann::json(note)},
+                 {"load_s", m.load_s}, {"first_runs_s", m.warmup_s}});
+        }
+        report["runs"].push_back(run);
+    }
+
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    report["wall_s"] = wall;
+    std::printf("\nGPT-2 124M (random weights), %lld-token prompt, %lld decode steps; tokens/s, medians\n",
+                static_cast<long long>(prompt_tokens), static_cast<long long>(steps));
+    std::printf("%-4s %-5s %-8s %9s %9s %9s %9s %9s %9s %10s %9s\n", "thr", "dtype", "phase", "scribe", "torch", "vs torch",
+                "limit", "of limit", "torch/lim", "llama.cpp", "vs llama");
+    for (const auto& r : rows) {
+        const auto ref = llama_cpp.at(r.type).at(r.phase).at(r.threads);
+        auto text = [](double v, const char* format) {
+            char s[32] = "-";
+            if (!std::isnan(v)) std::snprintf(s, sizeof s, format, v);
+            return std::string(s);
+        };
+        const auto torch_text = std::isnan(r.torch) && !r.torch_note.empty() ? std::string("error") : text(r.torch, "%.1f");
+        std::printf("%-4u %-5s %-8s %9.1f %9s %9s %9.0f %8.0f%% %9s %10s %8.2fx\n", r.threads, r.type.c_str(),
+                    r.phase.c_str(), r.scribe, torch_text.c_str(), text(r.scribe / r.torch, "%.2fx").c_str(), r.limit,
+                    100 * r.scribe / r.limit, text(100 * r.torch / r.limit, "%.0f%%").c_str(), reference_text(ref).c_str(),
+                    r.scribe / ref.lo);
+    }
+    for (const auto& r : rows)
+        if (r.phase == "prefill" && !r.torch_note.empty())
+            std::printf("torch %s, %u thread(s): %s\n", r.type.c_str(), r.threads, r.torch_note.c_str());
+    std::printf("limits: decode = read bandwidth / (weights + KV cache) bytes per token; prefill = compute peak / flop "
+                "per prompt token (bf16: the AVX512_BF16 dot peak). vs llama: against the low end of its range.\n");
+    std::printf("gpt2_bench: %.0f s in all\n", wall);
+    if (!json_path.empty()) std::ofstream(json_path) << report.dump(2) << "\n";
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+}

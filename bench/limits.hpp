@@ -1,0 +1,116 @@
+// bench/limits.hpp — the machine's own limits, measured in the benchmark's run:
+// main-memory read bandwidth (what bounds decode) and the FMA peak (what bounds
+// prefill), on a given number of threads. The same method as gemm_bench's: a
+// 256 MiB buffer streamed through AVX-512 loads (the faster of one and eight
+// streams per thread), and 24 independent FMA chains held in registers. Also the
+// AVX512_BF16 dot-product peak (vdpbf16ps: 32 bf16 products per instruction),
+// the compute limit of bf16 weights on CPUs that have it.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include <immintrin.h>
+
+#include "timing.hpp"
+
+#include <scribe/cpu/thread_pool.hpp>
+
+namespace bench {
+
+namespace limits_detail {
+
+#if defined(__x86_64__)
+// GCC 12 flags its own AVX-512 headers (_mm512_undefined_*) as uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) inline float sum_avx512(const float* p, std::size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (std::size_t i = 0; i + 64 <= n; i += 64) {
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
+        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+// Eight streams read side by side (eight equal parts of the range).
+__attribute__((target("avx512f"))) inline float sum8_avx512(const float* p, std::size_t n) {
+    const std::size_t part = n / 8 / 16 * 16;
+    __m512 a[8];
+    for (auto& v : a) v = _mm512_setzero_ps();
+    for (std::size_t i = 0; i < part; i += 16)
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; ++s) a[s] = _mm512_add_ps(a[s], _mm512_loadu_ps(p + s * part + i));
+    for (int s = 1; s < 8; ++s) a[0] = _mm512_add_ps(a[0], a[s]);
+    return _mm512_reduce_add_ps(a[0]);
+}
+
+// 24 independent FMA chains: 24 x 16 x 2 flop per iteration.
+__attribute__((target("avx512f"))) inline float fma_chains(long iters) {
+    __m512 acc[24];
+    for (int j = 0; j < 24; ++j) acc[j] = _mm512_set1_ps(static_cast<float>(j));
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (long i = 0; i < iters; ++i)
+#pragma GCC unroll 24
+        for (int j = 0; j < 24; ++j) acc[j] = _mm512_fmadd_ps(acc[j], m, c);
+    __m512 t = acc[0];
+    for (int j = 1; j < 24; ++j) t = _mm512_add_ps(t, acc[j]);
+    return _mm512_reduce_add_ps(t);
+}
+
+// 24 independent vdpbf16ps chains: 24 x 32 x 2 flop per iteration.
+__attribute__((target("avx512f,avx512bf16"))) inline float dpbf16_chains(long iters) {
+    __m512 acc[24];
+    for (int j = 0; j < 24; ++j) acc[j] = _mm512_set1_ps(static_cast<float>(j));
+    const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);  // 1, ~6e-8
+    for (long i = 0; i < iters; ++i)
+#pragma GCC unroll 24
+        for (int j = 0; j < 24; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
+    __m512 t = acc[0];
+    for (int j = 1; j < 24; ++j) t = _mm512_add_ps(t, acc[j]);
+    return _mm512_reduce_add_ps(t);
+}
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace limits_detail
+
+// Main-memory read bandwidth in GB/s on all of the pool's threads.
+inline double read_bandwidth_gbs(scribe::cpu::thread_pool& pool) {
+    std::vector<float> big(64 << 20, 1.0f);  // 256 MiB
+    std::vector<float> sink(pool.size());
+    double best = 0;
+    for (auto* sum : {limits_detail::sum_avx512, limits_detail::sum8_avx512}) {
+        const double s = median_seconds([&] {
+            pool.run([&](unsigned t) {
+                const auto [b, e] = pool.part(static_cast<std::int64_t>(big.size()), t, 1024);
+                sink[t] = sum(big.data() + b, static_cast<std::size_t>(e - b));
+            });
+        }, 1.0);
+        best = std::max(best, static_cast<double>(big.size() * sizeof(float)) / s / 1e9);
+    }
+    return best;
+}
+
+// f32 FMA peak in GFLOP/s on all of the pool's threads.
+inline double fma_peak_gflops(scribe::cpu::thread_pool& pool) {
+    constexpr long iters = 2'000'000;
+    std::vector<float> sink(pool.size());
+    const double s = median_seconds([&] { pool.run([&](unsigned t) { sink[t] = limits_detail::fma_chains(iters); }); }, 0.5);
+    return 2.0 * 16 * 24 * static_cast<double>(iters) * pool.size() / s / 1e9;
+}
+
+// The bf16 dot-product peak (AVX512_BF16) in GFLOP/s; 0 where the CPU lacks it.
+inline double bf16_dot_peak_gflops(scribe::cpu::thread_pool& pool) {
+    if (!__builtin_cpu_supports("avx512bf16")) return 0;
+    constexpr long iters = 2'000'000;
+    std::vector<float> sink(pool.size());
+    const double s = median_seconds([&] { pool.run([&](unsigned t) { sink[t] = limits_detail::dpbf16_chains(iters); }); }, 0.5);
+    return 2.0 * 32 * 24 * static_cast<double>(iters) * pool.size() / s / 1e9;
+}
+
+}  // namespace bench
