@@ -3,7 +3,7 @@
 #   tests/fuzz/run.sh TARGET SOURCE_ROOT BUILD_DIR
 # builds tests/fuzz/fuzz_TARGET.cpp with clang++ (-fsanitize=fuzzer,address,undefined,
 # every UBSan check fatal) into BUILD_DIR/fuzz_TARGET, unless it is up to date, and
-# runs it for SCRIBE_FUZZ_SECONDS (default 20) on a fresh copy of the seeds in
+# runs it for SCRIBE_FUZZ_SECONDS (default 15) on a fresh copy of the seeds in
 # tests/fuzz/corpus/TARGET (the seeds themselves are never changed; make_corpus.py
 # writes them). Expected errors (scribe::error) are fine inside a target; a crash, a
 # sanitizer report, a leak, an uncaught exception or a slow input (> 10 s) fails,
@@ -15,7 +15,7 @@ set -uo pipefail
 target=${1:?usage: run.sh TARGET SOURCE_ROOT BUILD_DIR}
 root=${2:?usage: run.sh TARGET SOURCE_ROOT BUILD_DIR}
 out=${3:?usage: run.sh TARGET SOURCE_ROOT BUILD_DIR}
-seconds=${SCRIBE_FUZZ_SECONDS:-20}
+seconds=${SCRIBE_FUZZ_SECONDS:-15}
 cxx=${SCRIBE_FUZZ_CXX:-clang++}
 
 src="$root/tests/fuzz/fuzz_$target.cpp"

@@ -209,3 +209,44 @@ TEST_CASE("gpt2: weights converted to f16 and bf16 on load stay close to Hugging
         }
     }
 }
+
+TEST_CASE("sampling: greedy, temperature, top-k, top-p, and a seed that repeats") {
+    using runtime::sampling;
+    const std::vector<float> logits = {1.0f, 3.0f, 0.5f, 3.0f, 2.0f, -1.0f};
+    std::mt19937_64 rng(1);
+    CHECK(runtime::sample(logits, sampling{}, rng) == 1);  // greedy: the first of equal maxima
+    CHECK(runtime::sample(logits, {.temperature = 1.0, .top_k = 1}, rng) == 1);
+
+    // Frequencies follow softmax(logits / T) over the kept tokens.
+    auto histogram = [&](const sampling& s, int n) {
+        std::mt19937_64 r(s.seed);
+        std::vector<int> h(logits.size());
+        for (int i = 0; i < n; ++i) ++h[static_cast<std::size_t>(runtime::sample(logits, s, r))];
+        return h;
+    };
+    auto expected = [&](std::vector<std::size_t> kept, double t) {
+        std::vector<double> p(logits.size());
+        double total = 0;
+        for (auto i : kept) total += p[i] = std::exp(logits[i] / t);
+        for (auto& v : p) v /= total;
+        return p;
+    };
+    const int n = 20000;
+    const auto all = histogram({.temperature = 0.7, .seed = 3}, n);
+    const auto p_all = expected({0, 1, 2, 3, 4, 5}, 0.7);
+    for (std::size_t i = 0; i < logits.size(); ++i) CHECK(all[i] / double(n) == Approx(p_all[i]).margin(0.015));
+    const auto top3 = histogram({.temperature = 1.0, .top_k = 3, .seed = 4}, n);  // tokens 1, 3, 4
+    const auto p3 = expected({1, 3, 4}, 1.0);
+    for (std::size_t i = 0; i < logits.size(); ++i) CHECK(top3[i] / double(n) == Approx(p3[i]).margin(0.015));
+    // top_p 0.8: tokens 1 and 3 hold 0.38 + 0.38 of the mass, token 4 brings it past 0.8.
+    const auto nucleus = histogram({.temperature = 1.0, .top_p = 0.8, .seed = 5}, n);
+    const auto pn = expected({1, 3, 4}, 1.0);
+    for (std::size_t i = 0; i < logits.size(); ++i) CHECK(nucleus[i] / double(n) == Approx(pn[i]).margin(0.015));
+    const auto narrow = histogram({.temperature = 1.0, .top_p = 0.3, .seed = 5}, 200);  // token 1 alone
+    CHECK(narrow[1] == 200);
+
+    CHECK(histogram({.temperature = 0.9, .seed = 11}, 500) == histogram({.temperature = 0.9, .seed = 11}, 500));
+    CHECK_THROWS_WITH((sampling{.temperature = -1}.check()), Catch::Contains("temperature must be a finite number >= 0"));
+    CHECK_THROWS_WITH((sampling{.top_p = 0}.check()), Catch::Contains("top_p must be in (0, 1]"));
+    CHECK_THROWS_WITH((sampling{.top_k = -2}.check()), Catch::Contains("top_k must be >= 0"));
+}
