@@ -32,8 +32,8 @@
 
 namespace scribe::models::gpt2 {
 
-SCRIBE_DIM(qkv);    // query, key, value: c_attn's three parts
-SCRIBE_DIM(cache);  // positions of the KV cache
+SCRIBE_DIM(qkv);  // query, key, value: c_attn's three parts
+using nn::cache;
 
 // The shapes of one graph.
 struct graph_shape {
@@ -111,14 +111,14 @@ void build(graph& g, const config& c, const graph_shape& s) {
 
     // Positions of this step's tokens: 0.. in a prompt, the cache position in decode.
     auto pos = s.decode ? broadcast<seq>(where) : g.iota(s32[batch, seq], seq);
-    auto x = transpose<batch, seq, hidden>(gather<vocab>(wte, ids) + gather<positions>(wpe, pos));
+    auto x = embedding(wte, ids) + position_embedding(wpe, pos);
 
     // Which keys a query sees: the causal mask over the prompt, or the cache up to
     // each row's position.
     auto mask = [&] {
+        if (s.decode) return cache_mask(g, where);
         auto key = g.iota(s32[batch, seq, keys], keys);
-        if (s.decode) return le(key, broadcast_to(where, key));
-        return le(key, g.iota(s32[batch, seq, keys], seq));
+        return le(key, g.iota(s32[batch, seq, keys], seq));  // causal, per row
     }();
 
     std::vector<tensor_of<T{}[batch, cache, heads, head_dim]>> updated;
@@ -129,18 +129,13 @@ void build(graph& g, const config& c, const graph_shape& s) {
         auto q = detail::part(y, 0), k = detail::part(y, 1), v = detail::part(y, 2);
         auto k_cache = caches[static_cast<std::size_t>(2 * l)], v_cache = caches[static_cast<std::size_t>(2 * l + 1)];
         auto ctx = [&] {
-            if (s.decode) {
-                for (std::int64_t b = 0; b < s.batch; ++b) {  // row b's new entry goes to its own position
-                    auto at = reduce_sum<batch>(slice<batch>(where, b, b + 1));
-                    auto row = g.constant(s32, static_cast<double>(b));
-                    k_cache = dynamic_update_slice<batch, cache>(k_cache, rename<seq, cache>(slice<batch>(k, b, b + 1)), row, at);
-                    v_cache = dynamic_update_slice<batch, cache>(v_cache, rename<seq, cache>(slice<batch>(v, b, b + 1)), row, at);
-                }
+            if (s.decode) {  // each row's new entry at its own position, then attend over the cache
+                k_cache = cache_write_rows(k_cache, k, where);
+                v_cache = cache_write_rows(v_cache, v, where);
                 return attention(q, rename<cache, keys>(k_cache), rename<cache, keys>(v_cache), mask);
             }
-            auto zero = g.constant(s32, 0);
-            k_cache = dynamic_update_slice<cache>(k_cache, rename<seq, cache>(k), zero);
-            v_cache = dynamic_update_slice<cache>(v_cache, rename<seq, cache>(v), zero);
+            k_cache = cache_write_prompt(k_cache, k);  // the prompt attends to itself only
+            v_cache = cache_write_prompt(v_cache, v);
             return attention(q, rename<seq, keys>(k), rename<seq, keys>(v), mask);
         }();
         updated.push_back(k_cache);
@@ -157,17 +152,9 @@ void build(graph& g, const config& c, const graph_shape& s) {
         g.set_outputs(outs);
         for (std::size_t k = 0; k < caches.size(); ++k) g.alias(k + 1, caches[k]);
     };
-    if (s.decode) {
-        set_outputs(merge<seq, vocab, vocab>(dot<hidden>(final, wte)));
-    } else if (s.last_only) {
-        // The last real token of each prompt, picked exactly: a one-hot row.
-        auto iota_seq = g.iota(s32[batch, seq], seq);
-        auto last = broadcast_to(where - broadcast_to(g.constant(s32, 1), where), iota_seq);
-        auto pick = convert<T{}>(eq(iota_seq, last));
-        set_outputs(dot<hidden>(dot<seq>(pick, final), wte));
-    } else {
-        set_outputs(dot<hidden>(final, wte));
-    }
+    if (s.decode) set_outputs(merge<seq, vocab, vocab>(lm_head(final, wte)));  // [batch, vocab]
+    else if (s.last_only) set_outputs(lm_head(last_token(final, where), wte));
+    else set_outputs(lm_head(final, wte));
 }
 
 }  // namespace scribe::models::gpt2

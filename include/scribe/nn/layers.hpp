@@ -24,6 +24,7 @@ SCRIBE_DIM(head_dim);  // the width of one head
 SCRIBE_DIM(ffn);       // the MLP's inner width
 SCRIBE_DIM(vocab);     // the token vocabulary
 SCRIBE_DIM(positions); // rows of a learned position table
+SCRIBE_DIM(cache);     // positions a KV cache holds
 
 // The most negative finite value of a float dtype: what masked scores become,
 // so a row with every key masked still has a finite softmax (as Hugging Face does).
@@ -117,6 +118,67 @@ auto merge_heads(const C& ctx, const W& w, const B& b) {
 template <Tensor X, Tensor W1, Tensor B1, Tensor W2, Tensor B2, class Act>
 auto mlp(const X& x, const W1& w_in, const B1& b_in, const W2& w_out, const B2& b_out, Act act) {
     return linear<ffn>(act(linear<hidden>(x, w_in, b_in)), w_out, b_out);
+}
+
+// Token embedding: the rows of table[vocab, hidden] picked by ids[batch, seq],
+// as [batch, seq, hidden].
+template <Tensor Tb, Tensor I>
+auto embedding(const Tb& table, const I& ids) {
+    return transpose<batch, seq, hidden>(gather<vocab>(table, ids));
+}
+
+// Learned position embedding: the rows of table[positions, hidden] picked by
+// pos[batch, seq], as [batch, seq, hidden].
+template <Tensor Tb, Tensor I>
+auto position_embedding(const Tb& table, const I& pos) {
+    return transpose<batch, seq, hidden>(gather<positions>(table, pos));
+}
+
+// A prompt's keys or values, fresh[batch, seq, ...], written into
+// cache[batch, cache, ...] at positions [0, seq) of every row (prefill).
+template <Tensor C, Tensor N>
+auto cache_write_prompt(const C& kv, const N& fresh) {
+    return dynamic_update_slice<cache>(kv, rename<seq, cache>(fresh), kv.owner().constant(s32, 0));
+}
+
+// One new entry per row, fresh[batch, seq = 1, ...], written into
+// cache[batch, cache, ...] at that row's own position where[batch] (decode: the
+// sequences of a batch have different lengths).
+template <Tensor C, Tensor N, Tensor W>
+auto cache_write_rows(C kv, const N& fresh, const W& where) {
+    graph& g = kv.owner();
+    for (std::int64_t b = 0; b < where.extent(batch); ++b) {
+        auto at = reduce_sum<batch>(slice<batch>(where, b, b + 1));
+        kv = dynamic_update_slice<batch, cache>(kv, rename<seq, cache>(slice<batch>(fresh, b, b + 1)),
+                                                g.constant(s32, static_cast<double>(b)), at);
+    }
+    return kv;
+}
+
+// Which cache positions (keys) each row's query sees in decode: those up to
+// where[batch], the row's position. pred[batch, seq, keys].
+template <Tensor W>
+auto cache_mask(graph& g, const W& where) {
+    auto key = g.iota(s32[batch, seq, keys], keys);
+    return le(key, broadcast_to(where, key));
+}
+
+// The LM head: logits = x[..., hidden] . w[vocab, hidden] (GPT-2 ties w to the
+// token embedding).
+template <Tensor X, Tensor Wt>
+auto lm_head(const X& x, const Wt& w) {
+    return dot<hidden>(x, w);
+}
+
+// The hidden state of each prompt's last real token, x[batch, seq, hidden] at
+// lengths[batch] - 1, picked exactly by a one-hot row: [batch, hidden].
+template <Tensor X, Tensor L>
+auto last_token(const X& x, const L& lengths) {
+    using T = typename X::dtype_type;
+    graph& g = x.owner();
+    auto at = g.iota(s32[batch, seq], seq);
+    auto last = broadcast_to(lengths - broadcast_to(g.constant(s32, 1), lengths), at);
+    return dot<seq>(convert<T{}>(eq(at, last)), x);
 }
 
 }  // namespace scribe::nn
