@@ -6,12 +6,16 @@
 //
 //   gpt2_bench --model DIR [--python PY] [--dir WORK] [--json FILE]
 //              [--threads 1,2] [--dtypes f32,f16,bf16] [--steps 32] [--budget S]
+//              [--phase prefill|decode]   (one phase only: for profiling, e.g. under perf)
+//   gpt2_bench --model DIR --profile [--threads 1] [--dtypes f32]
+//              where the time goes, per op kind and node (the executor's profile): the
+//              decode graph (cache of 192 positions, as in the benchmark) and the prefill
+//              graph (128 tokens); no peers, no limits
 //
-// DIR holds a GPT-2 124M-shaped checkpoint with random weights; with --python (a
+// DIR holds a GPT-2 124M-shaped checkpoint with random weights. With --python (a
 // Python with torch and transformers: <source>/.venv-ref; ignored, with a note, where
-// there is none) bench/make_gpt2_124m.py
-// makes it there first when it is missing, and bench/torch_gpt2.py is the peer
-// (its JSON goes to WORK). Per thread count: read bandwidth and FMA peak, then per
+// there is none) bench/make_gpt2_124m.py makes it there first when it is missing, and
+// bench/torch_gpt2.py is the peer (its JSON goes to WORK). Per thread count: read bandwidth and FMA peak, then per
 // dtype: the decoder loaded with a single prefill bucket of 128, one warm-up (the
 // graphs are built then), and medians of several runs of
 //   prefill  generate(prompt, max_new_tokens = 1): prompt tokens / prefill_seconds
@@ -132,7 +136,7 @@ struct measured {
 };
 
 measured run_scribe(const fs::path& dir, dtype type, unsigned threads, const std::vector<std::int32_t>& prompt,
-                    std::int64_t steps, double budget) {
+                    std::int64_t steps, double budget, const std::string& phase) {
     using clock_type = std::chrono::steady_clock;
     measured m;
     auto t0 = clock_type::now();
@@ -147,19 +151,116 @@ measured run_scribe(const fs::path& dir, dtype type, unsigned threads, const std
 
     std::vector<double> prefill, decode;
     const auto start = clock_type::now();
-    while (prefill.size() < 15 &&
-           (prefill.size() < 3 || std::chrono::duration<double>(clock_type::now() - start).count() < budget)) {
-        const auto p = lm.generate({prompt}, one);
-        prefill.push_back(static_cast<double>(p.prompt_tokens) / p.prefill_seconds);
-        const auto d = lm.generate({prompt}, many);
-        decode.push_back(static_cast<double>(d.decode_steps) / d.decode_seconds);
-        m.tokens = d.tokens[0];
+    for (std::size_t runs = 0; runs < 15 && (runs < 3 || std::chrono::duration<double>(clock_type::now() - start).count() < budget);
+         ++runs) {
+        if (phase != "decode") {
+            const auto p = lm.generate({prompt}, one);
+            prefill.push_back(static_cast<double>(p.prompt_tokens) / p.prefill_seconds);
+        }
+        if (phase != "prefill") {
+            const auto d = lm.generate({prompt}, many);
+            decode.push_back(static_cast<double>(d.decode_steps) / d.decode_seconds);
+            m.tokens = d.tokens[0];
+        }
     }
-    m.prefill_tps = median(prefill);
-    m.decode_tps = median(decode);
+    if (!prefill.empty()) m.prefill_tps = median(prefill);
+    if (!decode.empty()) m.decode_tps = median(decode);
     m.prefill_reps = static_cast<int>(prefill.size());
     m.decode_reps = static_cast<int>(decode.size());
     return m;
+}
+
+// Where the time goes: the decoder's own graphs on an executor with profile = true,
+// the checkpoint's weights bound as the decoder binds them; per op kind and the
+// slowest nodes. One warm run, then `runs` runs averaged.
+void profile(const fs::path& dir, dtype type, unsigned threads, const std::vector<std::int32_t>& prompt, std::int64_t steps) {
+    runtime::decoder<models::gpt2_family> lm(dir, {.type = type, .threads = threads, .buckets = {prompt_tokens}});
+    const auto& c = lm.model_config();
+    const auto capacity = std::min(c.n_positions, (prompt_tokens + steps + 1 + 31) / 32 * 32);
+    io::checkpoint ckpt(dir);
+    std::vector<cpu::array> kept;  // converted weights
+    std::map<std::string, cpu::array> weights;
+    for (const auto& w : models::gpt2_family::weights(c)) {
+        const auto stored = ckpt.contains(w.name) ? w.name : "transformer." + w.name;
+        const auto& e = ckpt.entry(stored);
+        const auto bytes = ckpt.bytes(stored);
+        if (e.type == type) {
+            weights[w.name] = cpu::array::borrow(e.type, w.dims, bytes.data(), bytes.size());
+        } else {
+            auto a = cpu::array::uninitialized(type, w.dims);
+            runtime::detail::convert_floats(e.type, bytes.data(), type, a.mutable_data(), e.elements());
+            weights[w.name] = std::move(a);
+        }
+    }
+    auto caches = [&] {
+        std::vector<cpu::array> v;
+        for (std::int64_t l = 0; l < 2 * c.n_layer; ++l)
+            v.emplace_back(type, shape{{"batch", 1}, {"cache", capacity}, {"heads", c.n_head}, {"head_dim", c.head_dim()}});
+        return v;
+    };
+    auto report = [&](const char* what, const graph& g, const std::function<std::vector<cpu::array>()>& inputs) {
+        cpu::executor run(g, {.threads = threads, .profile = true});
+        for (const auto& n : g.nodes())
+            if (n.kind == op::parameter && weights.count(n.label)) run.bind(n.parameter_number, weights.at(n.label).view());
+        run.run_donating(inputs());
+        constexpr int runs = 10;
+        std::vector<double> seconds(g.nodes().size());
+        double total = 0;
+        for (int r = 0; r < runs; ++r) {
+            auto in = inputs();
+            const auto t0 = std::chrono::steady_clock::now();
+            run.run_donating(std::move(in));
+            total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / runs;
+            for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += run.stats().node_seconds[i] / runs;
+        }
+        std::map<std::string, std::pair<double, int>> by_kind;
+        double timed = 0;
+        for (std::size_t i = 0; i < seconds.size(); ++i) {
+            auto& k = by_kind[std::string(info(g.nodes()[i].kind).name)];
+            k.first += seconds[i];
+            ++k.second;
+            timed += seconds[i];
+        }
+        std::printf("\n--- %s graph, %s, %u thread(s): %.2f ms per run (nodes timed: %.2f ms), %zu nodes\n", what,
+                    std::string(name(type)).c_str(), threads, total * 1e3, timed * 1e3, g.nodes().size());
+        std::vector<std::pair<double, std::string>> kinds;
+        for (const auto& [k, v] : by_kind) kinds.push_back({v.first, k + " x" + std::to_string(v.second)});
+        std::sort(kinds.rbegin(), kinds.rend());
+        for (const auto& [t, k] : kinds)
+            if (t > 1e-5) std::printf("  %8.3f ms %5.1f%%  %s\n", t * 1e3, 100 * t / timed, k.c_str());
+        // The same op on the same shape in every layer, summed: which products (say) cost most.
+        std::map<std::string, std::pair<double, int>> by_shape;
+        for (std::size_t i = 0; i < seconds.size(); ++i) {
+            const auto& n = g.nodes()[i];
+            std::string operands;
+            for (auto o : n.operands) operands += (operands.empty() ? "" : ", ") + to_string(g.nodes()[static_cast<std::size_t>(o)].dims);
+            auto& k = by_shape[std::string(info(n.kind).name) + " " + to_string(n.dims) + " <- " + operands];
+            k.first += seconds[i];
+            ++k.second;
+        }
+        std::vector<std::pair<double, std::string>> shapes;
+        for (const auto& [k, v] : by_shape) shapes.push_back({v.first, "x" + std::to_string(v.second) + " " + k});
+        std::sort(shapes.rbegin(), shapes.rend());
+        std::printf("  by op and shape (summed over the layers):\n");
+        for (std::size_t j = 0; j < std::min<std::size_t>(14, shapes.size()); ++j)
+            std::printf("  %8.3f ms %5.1f%%  %s\n", shapes[j].first * 1e3, 100 * shapes[j].first / timed, shapes[j].second.c_str());
+    };
+    std::vector<std::int32_t> one_id{prompt.front()}, position{static_cast<std::int32_t>(prompt.size())};
+    report("decode", lm.decode_graph(capacity, 1), [&] {
+        std::vector<cpu::array> in;
+        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", 1}}, one_id.data(), 4));
+        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}}, position.data(), 4));
+        for (auto& k : caches()) in.push_back(std::move(k));
+        return in;
+    });
+    std::int32_t length = static_cast<std::int32_t>(prompt.size());
+    report("prefill", lm.prefill_graph(prompt_tokens, capacity, 1, true), [&] {
+        std::vector<cpu::array> in;
+        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", prompt_tokens}}, prompt.data(), prompt.size() * 4));
+        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}}, &length, 4));
+        for (auto& k : caches()) in.push_back(std::move(k));
+        return in;
+    });
 }
 
 }  // namespace
@@ -167,11 +268,17 @@ measured run_scribe(const fs::path& dir, dtype type, unsigned threads, const std
 int main(int argc, char** argv) try {
     const auto wall0 = std::chrono::steady_clock::now();
     fs::path model_dir, work = fs::temp_directory_path() / "scribe_gpt2_bench";
-    std::string python, json_path, thread_list = "1,2", dtype_list = "f32,f16,bf16";
+    std::string python, json_path, thread_list, dtype_list, phase;
     std::int64_t steps = 32;
     double budget = 6.0;
+    bool profiling = false;
     for (int i = 1; i < argc; i += 2) {
         const std::string a = argv[i];
+        if (a == "--profile") {
+            profiling = true;
+            --i;
+            continue;
+        }
         if (i + 1 >= argc) throw error("gpt2_bench: " + a + " needs a value");
         const std::string v = argv[i + 1];
         if (a == "--model") model_dir = v;
@@ -182,8 +289,11 @@ int main(int argc, char** argv) try {
         else if (a == "--dtypes") dtype_list = v;
         else if (a == "--steps") steps = std::stoll(v);
         else if (a == "--budget") budget = std::stod(v);
+        else if (a == "--phase") phase = v;
         else throw error("gpt2_bench: unknown option " + a);
     }
+    if (thread_list.empty()) thread_list = profiling ? "1" : "1,2";
+    if (dtype_list.empty()) dtype_list = profiling ? "f32" : "f32,f16,bf16";
     if (model_dir.empty()) throw error("usage: gpt2_bench --model DIR [--python PY] [--dir WORK] [--json FILE] ...");
     fs::create_directories(work);
     const auto source = fs::path(SCRIBE_SOURCE_DIR) / "bench";
@@ -205,6 +315,13 @@ int main(int argc, char** argv) try {
     std::vector<std::int32_t> prompt;  // the same formula as torch_gpt2.py
     for (std::int64_t i = 0; i < prompt_tokens; ++i)
         prompt.push_back(static_cast<std::int32_t>((i * 7919 + 13) % config.vocab_size));
+
+    if (profiling) {
+        for (const auto& t : split(thread_list))
+            for (const auto& name : split(dtype_list))
+                profile(model_dir, parse_dtype(name), static_cast<unsigned>(std::stoul(t)), prompt, steps);
+        return 0;
+    }
 
     nlohmann::json report = {{"model", model_dir.string()}, {"prompt_tokens", prompt_tokens}, {"decode_steps", steps},
                              {"n_layer", config.n_layer}, {"n_embd", config.n_embd}, {"vocab_size", config.vocab_size}};
@@ -233,7 +350,7 @@ int main(int argc, char** argv) try {
         std::map<std::string, measured> ours;
         for (const auto& name : split(dtype_list)) {
             const auto type = parse_dtype(name);
-            auto m = run_scribe(model_dir, type, threads, prompt, steps, budget);
+            auto m = run_scribe(model_dir, type, threads, prompt, steps, budget, phase);
             std::printf("scribe %-4s %u thr: prefill %7.1f tok/s (%d runs), decode %6.1f tok/s (%d runs); load %.1f s, "
                         "first runs %.1f s\n", name.c_str(), threads, m.prefill_tps, m.prefill_reps, m.decode_tps,
                         m.decode_reps, m.load_s, m.warmup_s);

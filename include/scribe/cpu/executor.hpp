@@ -198,22 +198,23 @@ private:
                     auto operand = [&](std::size_t k) -> const array& {
                         return values[r][static_cast<std::size_t>(n.operands[k])];
                     };
-                    auto& input = (*all)[r][static_cast<std::size_t>(std::max<std::int64_t>(n.parameter_number, 0))];
-                    if (n.kind == op::parameter && donate && aliased_[static_cast<std::size_t>(n.parameter_number)])
-                        values[r][i] = std::move(input);  // donated: owned by the run from here on
-                    else if (n.kind == op::parameter)
-                        values[r][i] = input.view();
-                    else if (n.kind == op::reshape || (n.kind == op::dynamic_update_slice && last_reader_[i])) {
+                    if (n.kind == op::parameter) {
+                        auto& input = (*all)[r][static_cast<std::size_t>(n.parameter_number)];
+                        if (donate && aliased_[static_cast<std::size_t>(n.parameter_number)])
+                            values[r][i] = std::move(input);  // donated: owned by the run from here on
+                        else
+                            values[r][i] = input.view();
+                    } else if (n.kind == op::reshape || (n.kind == op::dynamic_update_slice && last_reader_[i])) {
                         auto& x = values[r][static_cast<std::size_t>(n.operands[0])];
                         took_over[r] = last_reader_[i] && x.owns();
                         values[r][i] = n.kind == op::reshape ? reshaped(n, i, x) : updated_in_place(n, values[r]);
-                    }
-                    else if (root >= 0)
+                    } else if (root >= 0) {
                         values[r][i] = run_fused(g_, fusion_, fusion_.groups[static_cast<std::size_t>(group_index_[i])],
                                                  [&](node_id o) -> const array& { return values[r][static_cast<std::size_t>(o)]; },
                                                  pool_.get());
-                    else
+                    } else {
                         values[r][i] = evaluate(n, operand);
+                    }
                 }
             }
             if (profile_)
