@@ -24,89 +24,22 @@
 #include <vector>
 
 #include <cblas.h>
-#include <immintrin.h>
 #include <nlohmann/json.hpp>
 
+#include "limits.hpp"
 #include "timing.hpp"
 
 #include <scribe/cpu/linalg.hpp>
 
 namespace {
 
+using bench::fma_peak_gflops;
 using bench::median_seconds;
-
-#if defined(__x86_64__)
-// GCC 12 flags its own AVX-512 headers (_mm512_undefined_*) as uninitialized.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// Read bandwidth: stream a buffer much larger than the caches through AVX-512 loads.
-__attribute__((target("avx512f"))) float sum_avx512(const float* p, std::size_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (std::size_t i = 0; i + 64 <= n; i += 64) {
-        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
-        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
-        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
-        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-// The same over eight streams read side by side (eight equal parts of the range),
-// as the GEMV reads eight rows of W: on Zen 4 this reads faster than one stream.
-__attribute__((target("avx512f"))) float sum8_avx512(const float* p, std::size_t n) {
-    const std::size_t part = n / 8 / 16 * 16;
-    __m512 a[8];
-    for (auto& v : a) v = _mm512_setzero_ps();
-    for (std::size_t i = 0; i < part; i += 16)
-#pragma GCC unroll 8
-        for (int s = 0; s < 8; ++s) a[s] = _mm512_add_ps(a[s], _mm512_loadu_ps(p + s * part + i));
-    for (int s = 1; s < 8; ++s) a[0] = _mm512_add_ps(a[0], a[s]);
-    return _mm512_reduce_add_ps(a[0]);
-}
-
-// FMA peak of one core: 24 independent FMA chains held in registers.
-__attribute__((target("avx512f"))) float fma_chains(long iters) {
-    __m512 acc[24];
-    for (int j = 0; j < 24; ++j) acc[j] = _mm512_set1_ps(static_cast<float>(j));
-    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    for (long i = 0; i < iters; ++i)
-#pragma GCC unroll 24
-        for (int j = 0; j < 24; ++j) acc[j] = _mm512_fmadd_ps(acc[j], m, c);
-    __m512 t = acc[0];
-    for (int j = 1; j < 24; ++j) t = _mm512_add_ps(t, acc[j]);
-    return _mm512_reduce_add_ps(t);
-}
-#pragma GCC diagnostic pop
-#endif
+using bench::read_bandwidth_gbs;
 
 // OpenBLAS's threads spin for a while after a call; on two cores they would take
 // the core our second thread needs. Let them fall asleep before we measure.
 void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(150)); }
-
-// The faster of one stream and eight streams per thread.
-double read_bandwidth_gbs(scribe::cpu::thread_pool& pool) {
-    std::vector<float> big(64 << 20, 1.0f);  // 256 MiB
-    std::vector<float> sink(pool.size());
-    double best = 0;
-    for (auto* sum : {sum_avx512, sum8_avx512}) {
-        const double s = median_seconds([&] {
-            pool.run([&](unsigned t) {
-                const auto [b, e] = pool.part(static_cast<std::int64_t>(big.size()), t, 1024);
-                sink[t] = sum(big.data() + b, static_cast<std::size_t>(e - b));
-            });
-        }, 1.0);
-        best = std::max(best, static_cast<double>(big.size() * sizeof(float)) / s / 1e9);
-    }
-    return best;
-}
-
-double fma_peak_gflops(scribe::cpu::thread_pool& pool) {
-    constexpr long iters = 2'000'000;
-    std::vector<float> sink(pool.size());
-    const double s = median_seconds([&] { pool.run([&](unsigned t) { sink[t] = fma_chains(iters); }); }, 0.5);
-    return 2.0 * 16 * 24 * static_cast<double>(iters) * pool.size() / s / 1e9;
-}
 
 }  // namespace
 

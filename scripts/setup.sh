@@ -30,11 +30,13 @@ scribe_setup_system() {
   fi
 }
 
-scribe_setup_python() {
-  local venv="$SCRIBE_ROOT/.venv" req="$SCRIBE_ROOT/tests/xla/requirements.txt"
+# A virtual environment $1 with the requirements file $2 installed ($3 says what
+# it is for); reinstalled only when the requirements change.
+scribe_venv() {
+  local venv=$1 req=$2 what=$3
   local stamp="$venv/.requirements"
   if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp" 2>/dev/null; then return 0; fi
-  echo "scribe: preparing the Python environment for the XLA suite in .venv"
+  echo "scribe: preparing $what in $(basename "$venv")"
   local py=/usr/bin/python3
   [ -x "$py" ] || py=$(command -v python3)
   [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
@@ -42,16 +44,13 @@ scribe_setup_python() {
   cp "$req" "$stamp"
 }
 
+scribe_setup_python() {
+  scribe_venv "$SCRIBE_ROOT/.venv" "$SCRIBE_ROOT/tests/xla/requirements.txt" "the Python environment for the XLA suite"
+}
+
 scribe_setup_reference() {
-  local venv="$SCRIBE_ROOT/.venv-ref" req="$SCRIBE_ROOT/scripts/reference/requirements.txt"
-  local stamp="$venv/.requirements"
-  if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp" 2>/dev/null; then return 0; fi
-  echo "scribe: preparing the reference Python environment (PyTorch, transformers) in .venv-ref"
-  local py=/usr/bin/python3
-  [ -x "$py" ] || py=$(command -v python3)
-  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
-  cp "$req" "$stamp"
+  scribe_venv "$SCRIBE_ROOT/.venv-ref" "$SCRIBE_ROOT/scripts/reference/requirements.txt" \
+    "the reference Python environment (PyTorch, transformers)"
 }
 
 # Configures (once) and builds build dir $1 with extra Meson options $2...

@@ -177,10 +177,17 @@ struct kernel_choice {
 // The micro-kernel for products n columns wide (n = 0: the default, for weights
 // whose width is not known to be narrow). On AVX-512 the 32-wide tile is taken
 // where it pads n less than the 48-wide one.
+#ifdef SCRIBE_X86
+// Whether this CPU runs AVX-512F (asked once): the GEMM's and GEMV's dispatch.
+inline bool has_avx512f() {
+    static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") != 0);
+    return yes;
+}
+#endif
+
 inline kernel_choice choose_kernel(std::int64_t n = 0) {
 #ifdef SCRIBE_X86
-    static const bool avx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
-    if (avx512) {
+    if (has_avx512f()) {
         const auto padded = [n](std::int64_t nr) { return (n + nr - 1) / nr * nr; };
         if (n > 0 && padded(32) < padded(48)) return {micro_avx512<12, 2>, 12, 32, "avx512 12x32"};
         return {micro_avx512<8, 3>, 8, 48, "avx512 8x48"};

@@ -135,12 +135,8 @@ void gemv_dots_portable(std::int64_t m, std::int64_t k, const float* x, const W*
 // y[0:m] = x[0:k] . W[0:k, 0:m], W row-major with row stride ldw.
 template <GemvWeight W>
 void sgemv_rows(std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw, float* y) {
-#if defined(__x86_64__) || defined(__i386__)
-    static const bool avx512 = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") != 0;
-    }();
-    if (avx512) return detail::gemv_rows_avx512(m, k, x, w, ldw, y);
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) return detail::gemv_rows_avx512(m, k, x, w, ldw, y);
 #endif
     detail::gemv_rows_portable(m, k, x, w, ldw, y);
 }
@@ -149,12 +145,8 @@ void sgemv_rows(std::int64_t m, std::int64_t k, const float* x, const W* w, std:
 // (a product with a transposed weight, e.g. the tied LM head x . wte^T).
 template <GemvWeight W>
 void sgemv_dots(std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw, float* y) {
-#if defined(__x86_64__) || defined(__i386__)
-    static const bool avx512 = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") != 0;
-    }();
-    if (avx512) return detail::gemv_dots_avx512(m, k, x, w, ldw, y);
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) return detail::gemv_dots_avx512(m, k, x, w, ldw, y);
 #endif
     detail::gemv_dots_portable(m, k, x, w, ldw, y);
 }
