@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -160,6 +161,38 @@ TEST_CASE("cpu simd: sgemm matches a double-precision loop at edge and block-cro
     }
 }
 
+TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16) matches a double-precision loop over the same bf16 values") {
+    struct size3 { std::int64_t m, n, k; };
+    auto bf = [](float v) { return bfloat16{f32_to_bf16_bits(v)}; };
+    for (const auto sz : {size3{1, 1, 1}, size3{15, 33, 7}, size3{14, 32, 385}, size3{170, 100, 20}, size3{9, 3100, 2}, size3{128, 96, 768}}) {
+        std::vector<bfloat16> a(static_cast<std::size_t>(sz.m * sz.k)), b(static_cast<std::size_t>(sz.k * sz.n));
+        for (std::size_t i = 0; i < a.size(); ++i) a[i] = bf(std::sin(0.37f * static_cast<float>(i)));
+        for (std::size_t i = 0; i < b.size(); ++i) b[i] = bf(std::cos(0.11f * static_cast<float>(i)));
+        // A row-major, B read transposed (its rows along n are strided): both layouts pack.
+        const cpu::simd::basic_matrix_view<bfloat16> av{a.data(), sz.k, 1}, bv{b.data(), 1, sz.k};
+        if (!cpu::simd::detail::has_avx512bf16()) {  // such a CPU packs bf16 weights as f32 panels
+            graph g("pairs");
+            g.bind(hidden(sz.k), vocab(sz.n), tokens(std::max<std::int64_t>(sz.m, 2)));
+            auto x = g.parameter(bf16[tokens, hidden], "x");
+            auto w = g.parameter(bf16[hidden, vocab], "w");
+            auto y = dot<hidden>(x, w);
+            auto packed = cpu::kernels::pack_rhs(y.ir(), x.ir().dims, dtype::bf16, cpu::array(dtype::bf16, w.ir().dims), 1);
+            REQUIRE(packed.pairs.rows() == 0);
+            REQUIRE(packed.f32.rows() == sz.k);
+            continue;
+        }
+        const cpu::simd::packed_pairs bp(bv, sz.k, sz.n);
+        std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
+        cpu::simd::bf16_gemm(sz.m, sz.n, av, bp, 0, c.data(), sz.n);
+        for (std::int64_t i = 0; i < sz.m; ++i)
+            for (std::int64_t j = 0; j < sz.n; ++j) {
+                double want = 0;
+                for (std::int64_t k = 0; k < sz.k; ++k) want += double(av.at(i, k)) * bv.at(k, j);
+                REQUIRE(c[static_cast<std::size_t>(i * sz.n + j)] == Approx(want).margin(1e-5 * static_cast<double>(sz.k)));
+            }
+    }
+}
+
 TEST_CASE("cpu simd: sgemv_rows matches a double-precision loop") {
     for (const std::int64_t m : {1, 17, 300}) {
         const std::int64_t k = 23, ldw = m + 3;  // a row stride wider than the row
@@ -199,6 +232,51 @@ TEST_CASE("cpu simd: f16 and bf16 weights in sgemv_rows match the f32 product of
         REQUIRE(yh[static_cast<std::size_t>(j)] == Approx(sh).margin(1e-4));
         REQUIRE(yb[static_cast<std::size_t>(j)] == Approx(sb).margin(1e-4));
     }
+}
+
+TEST_CASE("cpu simd: array conversions to and from f16/bf16 are bit-exact with the scalar ones") {
+    // Every f16 and bf16 bit pattern widened; f32 patterns narrowed: the 16-bit
+    // values, the halfway points between neighbours (ties to even), values near
+    // them, f16's overflow and subnormal ranges, infinities and NaNs of both signs.
+    std::vector<std::uint16_t> all(65536);
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::uint16_t>(i);
+    std::vector<float> wide(all.size());
+    cpu::simd::widen(reinterpret_cast<const half*>(all.data()), wide.data(), 65536);
+    for (std::size_t i = 0; i < all.size(); ++i)
+        REQUIRE(std::bit_cast<std::uint32_t>(wide[i]) == std::bit_cast<std::uint32_t>(f16_bits_to_f32(all[i])));
+    cpu::simd::widen(reinterpret_cast<const bfloat16*>(all.data()), wide.data(), 65536);
+    for (std::size_t i = 0; i < all.size(); ++i)
+        REQUIRE(std::bit_cast<std::uint32_t>(wide[i]) == std::bit_cast<std::uint32_t>(bf16_bits_to_f32(all[i])));
+
+    std::vector<float> x;
+    for (std::uint32_t h = 0; h < 65536; ++h) {
+        const std::uint32_t f16 = std::bit_cast<std::uint32_t>(f16_bits_to_f32(static_cast<std::uint16_t>(h)));
+        const std::uint32_t bf = h << 16;
+        for (std::uint32_t base : {f16, bf})
+            for (std::uint32_t d : {0u, 1u, 0xfffu, 0x1000u, 0x1001u, 0x7fffu, 0x8000u, 0x8001u})
+                x.push_back(std::bit_cast<float>(base + d));
+    }
+    for (float v : {65504.0f, 65519.0f, 65520.0f, 1e30f, 5.96e-8f, 2.98e-8f, 2.99e-8f, 1e-40f})
+        for (float s : {1.0f, -1.0f}) x.push_back(s * v);
+    for (std::uint32_t bits : {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7fbfffffu})
+        x.push_back(std::bit_cast<float>(bits));
+    const auto n = static_cast<std::int64_t>(x.size());
+    std::vector<half> h(x.size());
+    std::vector<bfloat16> b(x.size());
+    cpu::simd::narrow(x.data(), h.data(), n);
+    cpu::simd::narrow(x.data(), b.data(), n);
+    std::vector<float> rh = x, rb = x;
+    cpu::simd::round_through<half>(rh.data(), n);
+    cpu::simd::round_through<bfloat16>(rb.data(), n);
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const auto eh = f32_to_f16_bits(x[i]), eb = f32_to_bf16_bits(x[i]);
+        wrong += h[i].bits != eh;
+        wrong += b[i].bits != eb;
+        wrong += std::bit_cast<std::uint32_t>(rh[i]) != std::bit_cast<std::uint32_t>(f16_bits_to_f32(eh));
+        wrong += std::bit_cast<std::uint32_t>(rb[i]) != std::bit_cast<std::uint32_t>(bf16_bits_to_f32(eb));
+    }
+    REQUIRE(wrong == 0);
 }
 
 TEST_CASE("cpu: the thread pool splits work and results do not depend on the thread count") {
@@ -471,6 +549,19 @@ TEST_CASE("cpu: a one-row product x . W (decode) streams W's rows and matches a 
             CHECK(out[0].values<float>()[n] == Approx(s).margin(1e-5));
             CHECK(bf16_bits_to_f32(out[1].values<bfloat16>()[n].bits) == Approx(sb).epsilon(1.0 / 128).margin(1e-2));
         }
+        // Bound, both weights are kept transposed ([vocab, hidden], rows contiguous)
+        // and read one dot per row: the same products, summed in another order.
+        cpu::executor bound(g, {.threads = threads});
+        bound.bind(w, cpu::array::borrow(dtype::f32, {{"", 96}, {"", 333}}, ws.data(), ws.size() * 4));
+        bound.bind(wb, cpu::array::borrow(dtype::bf16, {{"", 96}, {"", 333}}, wbs.data(), wbs.size() * 2));
+        const auto again = bound({cpu::array::borrow(dtype::f32, {{"", 1}, {"", 96}}, xs.data(), xs.size() * 4)});
+        CHECK(bound.stats().packed_bytes == 96 * 333 * (4 + 2));
+        for (std::size_t n = 0; n < 333; ++n) {
+            CHECK(again[0].values<float>()[n] == Approx(out[0].values<float>()[n]).margin(1e-5));
+            const float a = bf16_bits_to_f32(out[1].values<bfloat16>()[n].bits);
+            const float b = bf16_bits_to_f32(again[1].values<bfloat16>()[n].bits);
+            CHECK(b == Approx(a).epsilon(1.0 / 128).margin(1e-3));
+        }
     }
 }
 
@@ -555,6 +646,34 @@ TEST_CASE("cpu: values that depend on no parameter are computed once and kept") 
     CHECK(first[1].data() != second[1].data());
 }
 
+TEST_CASE("cpu: a renamed value that outlives the rename's readers is viewed, not copied") {
+    // As a decoder's KV cache: updated in place, returned, and read under another
+    // name by attention.
+    graph g("cache_view");
+    g.bind(rows(3), keys(10), a(1), c(4), hidden(10));
+    auto cache = g.parameter(f32[rows, keys, c], "cache");
+    auto fresh = g.parameter(f32[rows, a, c], "new");
+    auto y = dynamic_update_slice<keys>(cache, rename<a, keys>(fresh), g.constant(s32, 2));
+    auto seen = rename<keys, hidden>(y);
+    g.outputs(reduce_sum<hidden>(seen), y);
+    g.alias(1, cache);
+    const auto cs = wave(3 * 10 * 4, 0.21), ns = wave(3 * 4, 0.7);
+    auto in = std::vector<cpu::array>{};
+    in.push_back(cpu::array::uninitialized(dtype::f32, {{"", 3}, {"", 10}, {"", 4}}));
+    std::memcpy(in[0].mutable_data(), cs.data(), cs.size() * 4);
+    in.push_back(cpu::array::borrow(dtype::f32, {{"", 3}, {"", 1}, {"", 4}}, ns.data(), ns.size() * 4));
+    cpu::executor run(g);
+    const auto out = run.run_donating(std::move(in));
+    for (std::size_t r = 0; r < 3; ++r)
+        for (std::size_t k = 0; k < 4; ++k) {
+            double want = 0;
+            for (std::size_t t = 0; t < 10; ++t) want += t == 2 ? ns[r * 4 + k] : cs[(r * 10 + t) * 4 + k];
+            CHECK(out[0].values<float>()[r * 4 + k] == Approx(want).margin(1e-5));
+            CHECK(out[1].values<float>()[(r * 10 + 2) * 4 + k] == ns[r * 4 + k]);
+        }
+    CHECK(run.stats().peak_bytes < 2 * cs.size() * 4);  // the cache once: no renamed copy of it
+}
+
 TEST_CASE("cpu: a donated cache is updated in place, each row at its own position") {
     graph g("cache_rows");
     g.bind(rows(3), keys(10), a(1), c(4));
@@ -631,6 +750,19 @@ TEST_CASE("cpu: decode against a transposed weight (x . W^T, the tied LM head) s
             }
             CHECK(out[0].values<float>()[n] == Approx(s).margin(1e-5));
             CHECK(bf16_bits_to_f32(out[1].values<bfloat16>()[n].bits) == Approx(sb).epsilon(1.0 / 128).margin(1e-2));
+        }
+        // Bound: the borrowed f32 weight (like an mmapped file's) is copied into the
+        // executor's memory; the owned bf16 one, already [vocab, hidden], is read in place.
+        cpu::executor bound(g, {.threads = threads});
+        bound.bind(w, cpu::array::borrow(dtype::f32, {{"", 333}, {"", 96}}, ws.data(), ws.size() * 4));
+        auto owned = cpu::array::uninitialized(dtype::bf16, {{"", 333}, {"", 96}});
+        std::memcpy(owned.mutable_data(), wbs.data(), wbs.size() * 2);
+        bound.bind(wb, std::move(owned));
+        const auto again = bound({cpu::array::borrow(dtype::f32, {{"", 1}, {"", 96}}, xs.data(), xs.size() * 4)});
+        CHECK(bound.stats().packed_bytes == 333 * 96 * 4);
+        for (std::size_t n = 0; n < 333; ++n) {
+            CHECK(again[0].values<float>()[n] == Approx(out[0].values<float>()[n]).margin(1e-5));
+            CHECK(again[1].values<bfloat16>()[n].bits == out[1].values<bfloat16>()[n].bits);  // same kernel, same order
         }
     }
 }

@@ -45,7 +45,7 @@ struct bfloat16 {
     std::uint16_t bits = 0;
 };
 
-// Round-to-nearest-even conversions, with subnormals, infinities and NaN.
+// Round-to-nearest-even conversions, with subnormals and infinities; a NaN comes out quiet.
 constexpr std::uint16_t f32_to_f16_bits(float value) {
     const std::uint32_t x = std::bit_cast<std::uint32_t>(value);
     const std::uint32_t sign = (x >> 16) & 0x8000u;
@@ -74,7 +74,7 @@ constexpr float f16_bits_to_f32(std::uint16_t h) {
     const std::uint32_t sign = (static_cast<std::uint32_t>(h) & 0x8000u) << 16;
     const std::uint32_t exp = (h >> 10) & 0x1fu;
     std::uint32_t mant = h & 0x3ffu;
-    if (exp == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
+    if (exp == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13) | (mant ? 0x400000u : 0u));  // NaN: quiet
     if (exp == 0) {
         if (mant == 0) return std::bit_cast<float>(sign);
         int e = -1;

@@ -13,6 +13,10 @@
 
 #include <xtensor/xadapt.hpp>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "../core/tensor_spec.hpp"
 #include "../graph/node.hpp"
 
@@ -25,10 +29,26 @@ class array;
 // pages. Active on one thread while an executor runs (buffer_pool::scope).
 class buffer_pool {
 public:
+    // Blocks of 4 MiB or more (weights, KV caches, large activations) are aligned
+    // to 2 MiB and marked for transparent huge pages where Linux offers them: a
+    // stream through 4 KiB pages reads at about half the speed on Zen 4 (the
+    // prefetchers stop at every page), through 2 MiB pages near the memory's limit.
+    static constexpr std::size_t huge_threshold = std::size_t{4} << 20, huge_page = std::size_t{2} << 20;
+    static std::size_t alignment_for(std::size_t bytes) { return bytes >= huge_threshold ? huge_page : 64; }
     struct release {
-        void operator()(unsigned char* p) const { ::operator delete[](p, std::align_val_t{64}); }
+        void operator()(unsigned char* p) const { ::operator delete[](p, std::align_val_t{alignment}); }
+        std::size_t alignment = 64;
     };
     using storage = std::unique_ptr<unsigned char[], release>;
+    static storage allocate(std::size_t bytes) {
+        const auto align = alignment_for(bytes);
+        const auto size = align == huge_page ? (bytes + huge_page - 1) / huge_page * huge_page : bytes;
+        auto* p = static_cast<unsigned char*>(::operator new[](size, std::align_val_t{align}));
+#ifdef MADV_HUGEPAGE
+        if (align == huge_page) ::madvise(p, size, MADV_HUGEPAGE);
+#endif
+        return storage(p, release{align});
+    }
 
     // Storage of at least `bytes` (a recycled block up to a quarter larger, or a
     // new one); `capacity` receives the block's real size.
@@ -43,7 +63,7 @@ public:
         }
         ++fresh_;
         capacity = bytes;
-        return storage(static_cast<unsigned char*>(::operator new[](bytes, std::align_val_t{64})));
+        return allocate(bytes);
     }
     void give(storage s, std::size_t bytes) {
         if (!s) return;
@@ -206,7 +226,7 @@ private:
         if (auto* pool = buffer_pool::current()) {
             storage_ = pool->take(n, capacity_);
         } else {
-            storage_.reset(static_cast<unsigned char*>(::operator new[](n, std::align_val_t{64})));
+            storage_ = buffer_pool::allocate(n);
             capacity_ = n;
         }
     }

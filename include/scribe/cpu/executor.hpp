@@ -95,7 +95,7 @@ public:
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
             if (n.kind != op::dot || n.operands[1] != id || fusion_.inlined[static_cast<std::size_t>(n.operands[0])]) continue;
-            packed_[i] = kernels::pack_rhs(n, g_[n.operands[0]].dims, v);
+            packed_[i] = kernels::pack_rhs(n, g_[n.operands[0]].dims, g_[n.operands[0]].type, v);
         }
         packed_bytes_ = 0;
         for (const auto& [_, p] : packed_) packed_bytes_ += p.bytes();
@@ -326,8 +326,10 @@ private:
 
     // A reshape keeps the elements in place: it relabels a borrowed input, and
     // takes over an intermediate's buffer when it is that value's last reader.
+    // It is also a view of a value that outlives every reader of the reshape (a
+    // KV cache that is an output, renamed for attention), and copies otherwise.
     array reshaped(const node& n, std::size_t i, array& x) const {
-        if (x.borrowed()) return x.view().relabel(n.dims);
+        if (x.borrowed() || outlived_[i]) return x.view().relabel(n.dims);
         if (last_reader_[i]) return std::move(x).relabel(n.dims);
         return array(x).relabel(n.dims);
     }
@@ -395,6 +397,15 @@ private:
             if (takes && fusion_.group_of[i] < 0 && !fusion_.inlined[i])
                 last_reader_[i] = last[static_cast<std::size_t>(n.operands[0])] == static_cast<std::int64_t>(i);
         }
+        outlived_.assign(nodes.size(), false);
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            const auto& n = nodes[i];
+            if (n.kind != op::reshape || fusion_.group_of[i] >= 0 || fusion_.inlined[i] || last_reader_[i]) continue;
+            // Not an output itself, and its operand is read (or kept) strictly after the
+            // reshape's last reader: neither freed nor updated in place while the view is read.
+            const auto end = static_cast<std::int64_t>(nodes.size());
+            outlived_[i] = last[i] < end && last[static_cast<std::size_t>(n.operands[0])] > last[i];
+        }
         aliased_.assign(static_cast<std::size_t>(g_.parameter_count()), false);
         for (const auto& a : g_.aliases()) aliased_[static_cast<std::size_t>(a.parameter_number)] = true;
         // Values that depend on no parameter (iota, constants and what is computed
@@ -435,6 +446,7 @@ private:
     std::vector<int> group_index_;
     std::vector<std::vector<node_id>> consumed_at_;
     std::vector<bool> last_reader_;  // a reshape or update that is its operand's last reader
+    std::vector<bool> outlived_;     // a reshape whose operand outlives its readers: a view
     std::vector<bool> aliased_;      // by parameter number: aliased to an output
     std::vector<bool> constant_;     // depends on no parameter
     std::vector<bool> keep_;         // a constant that a non-constant node or an output reads
@@ -444,7 +456,7 @@ private:
     mutable run_stats stats_;
     mutable buffer_pool buffers_;
     std::vector<std::optional<array>> bound_;
-    std::map<std::size_t, simd::packed_matrix> packed_;  // by dot node
+    std::map<std::size_t, kernels::packed_weight> packed_;  // by dot node
     std::size_t packed_bytes_ = 0;
 };
 

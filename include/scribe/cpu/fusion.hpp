@@ -213,7 +213,12 @@ inline const float* load_input(const fused_input& in, const shape& dims, std::in
     visit(a.type(), [&](auto D) {
         using E = element<decltype(D)::value>;
         if (in.contiguous) {
-            for (std::int64_t j = 0; j < count; ++j) block[j] = static_cast<float>(E::load(raw, begin + j));
+            if constexpr (decltype(D)::value == dtype::f16)
+                simd::widen(reinterpret_cast<const half*>(raw) + begin, block, count);
+            else if constexpr (decltype(D)::value == dtype::bf16)
+                simd::widen(reinterpret_cast<const bfloat16*>(raw) + begin, block, count);
+            else
+                for (std::int64_t j = 0; j < count; ++j) block[j] = static_cast<float>(E::load(raw, begin + j));
             return;
         }
         // Walk runs along the innermost dimension.
@@ -226,6 +231,10 @@ inline const float* load_input(const fused_input& in, const shape& dims, std::in
                 std::fill(block + done, block + done + run, static_cast<float>(E::load(raw, off)));
             } else if (step == 1 && decltype(D)::value == dtype::f32) {
                 std::memcpy(block + done, raw + off * 4, static_cast<std::size_t>(run) * 4);
+            } else if (step == 1 && decltype(D)::value == dtype::f16) {
+                simd::widen(reinterpret_cast<const half*>(raw) + off, block + done, run);
+            } else if (step == 1 && decltype(D)::value == dtype::bf16) {
+                simd::widen(reinterpret_cast<const bfloat16*>(raw) + off, block + done, run);
             } else {
                 for (std::int64_t j = 0; j < run; ++j) block[done + j] = static_cast<float>(E::load(raw, off + j * step));
             }
@@ -242,10 +251,20 @@ inline const float* load_input(const fused_input& in, const shape& dims, std::in
 }
 
 inline void round_to(dtype t, float* x, std::int64_t n) {
-    if (t == dtype::f16)
-        for (std::int64_t j = 0; j < n; ++j) x[j] = f16_bits_to_f32(f32_to_f16_bits(x[j]));
-    else if (t == dtype::bf16)
-        for (std::int64_t j = 0; j < n; ++j) x[j] = bf16_bits_to_f32(f32_to_bf16_bits(x[j]));
+    if (t == dtype::f16) simd::round_through<half>(x, n);
+    else if (t == dtype::bf16) simd::round_through<bfloat16>(x, n);
+}
+
+// Stores n f32 values as elements [begin, begin + n) of `out`.
+inline void store_block(array& out, std::int64_t begin, const float* x, std::int64_t n) {
+    auto* raw = out.mutable_data();
+    if (out.type() == dtype::f16) return simd::narrow(x, reinterpret_cast<half*>(raw) + begin, n);
+    if (out.type() == dtype::bf16) return simd::narrow(x, reinterpret_cast<bfloat16*>(raw) + begin, n);
+    visit(out.type(), [&](auto D) {
+        using E = element<decltype(D)::value>;
+        if constexpr (std::is_same_v<typename E::compute, float>)
+            for (std::int64_t j = 0; j < n; ++j) E::store(raw, begin + j, x[j]);
+    });
 }
 
 }  // namespace detail
@@ -333,14 +352,8 @@ array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp
                 // A 16-bit value is rounded as the unfused op would store it, as XLA does.
                 if (n.type != dtype::f32) detail::round_to(n.type, dst, count);
             }
-            if (!out_f32) {
-                const float* result = scratch.data() + static_cast<std::int64_t>(members - 1) * chunk;
-                visit(root.type, [&](auto D) {
-                    using E = element<decltype(D)::value>;
-                    if constexpr (std::is_same_v<typename E::compute, float>)
-                        for (std::int64_t j = 0; j < count; ++j) E::store(out.mutable_data(), begin + j, result[j]);
-                });
-            }
+            if (!out_f32)
+                detail::store_block(out, begin, scratch.data() + static_cast<std::int64_t>(members - 1) * chunk, count);
         }
     };
     const auto chunks = (total + chunk - 1) / chunk;

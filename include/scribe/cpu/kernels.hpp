@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "array.hpp"
@@ -392,6 +393,36 @@ inline std::int64_t affine_stride(const std::vector<std::int64_t>& offsets) {
     return s;
 }
 
+// A weight packed for the GEMM once, when it was bound: f32 panels, or bf16 pair
+// panels where both operands are bf16 and the CPU has AVX512_BF16.
+// Or, for a weight that one-row products (decode) read, a copy laid out [n, k]
+// with rows contiguous, in memory from cpu::array's allocator (2 MiB pages): the
+// GEMV then streams W once in memory order, one dot per row, which is how it
+// reaches the read bandwidth (see simd/gemv.hpp); neither a weight read along
+// its rows of n nor one in a file's 4 KiB pages does.
+struct packed_weight {
+    simd::packed_matrix f32;
+    simd::packed_pairs pairs;
+    std::optional<array> transposed;
+    bool empty() const { return f32.rows() == 0 && pairs.rows() == 0 && !transposed; }
+    std::size_t bytes() const { return f32.bytes() + pairs.bytes() + (transposed ? transposed->bytes() : 0); }
+};
+
+// dst[j * k + i] = src[i * sk + j * sn] for i < k, j < n, in tiles (rows of the
+// destination are contiguous).
+template <class E>
+void gather_rows(const E* src, std::int64_t sk, std::int64_t sn, std::int64_t k, std::int64_t n, E* dst) {
+    if (sk == 1) {
+        for (std::int64_t j = 0; j < n; ++j) std::memcpy(dst + j * k, src + j * sn, static_cast<std::size_t>(k) * sizeof(E));
+        return;
+    }
+    constexpr std::int64_t t = 32;
+    for (std::int64_t k0 = 0; k0 < k; k0 += t)
+        for (std::int64_t n0 = 0; n0 < n; n0 += t)
+            for (std::int64_t j = n0; j < std::min(n, n0 + t); ++j)
+                for (std::int64_t i = k0; i < std::min(k, k0 + t); ++i) dst[j * k + i] = src[i * sk + j * sn];
+}
+
 // A float dot (f32, f16 or bf16 operands, f32 accumulation) through the SIMD GEMM,
 // or the GEMV when there is one column. Each group of dimensions (batch, free,
 // contracting) must be one stride for the GEMM to read it; an operand whose
@@ -402,8 +433,7 @@ inline std::int64_t affine_stride(const std::vector<std::int64_t>& offsets) {
 template <class T>
 void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std::vector<std::int64_t> am,
                std::vector<std::int64_t> ak, std::vector<std::int64_t> bb, std::vector<std::int64_t> bn,
-               std::vector<std::int64_t> bk, array& out, thread_pool* pool,
-               const simd::packed_matrix* packed = nullptr) {
+               std::vector<std::int64_t> bk, array& out, thread_pool* pool, const packed_weight* packed = nullptr) {
     const auto B = static_cast<std::int64_t>(ab.size()), M = static_cast<std::int64_t>(am.size()),
                K = static_cast<std::int64_t>(ak.size()), N = static_cast<std::int64_t>(bn.size());
     const auto* pa = reinterpret_cast<const T*>(a.data());
@@ -435,6 +465,8 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
         if constexpr (wide)
             if (stride == 1) return v;
         x.resize(static_cast<std::size_t>(K));
+        if constexpr (!wide)
+            if (stride == 1) return simd::widen(v, x.data(), K), x.data();
         for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = simd::to_f32(v[k * stride]);
         return x.data();
     };
@@ -442,7 +474,10 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
         float* pc = c + i * M * N;
         const T* ai = pa + ab[static_cast<std::size_t>(i)];
         const T* bi = pb + bb[static_cast<std::size_t>(i)];
-        if (M == 1 && sbn == 1 && !(N == 1 && sam == 1)) {  // decode, x . W: stream W's rows along n
+        if (M == 1 && packed && packed->transposed) {  // decode against a bound weight: one dot per row
+            std::vector<float> x;
+            gemv_dots(p, N, K, as_f32_vector(ai, sak, x), reinterpret_cast<const T*>(packed->transposed->data()), K, pc);
+        } else if (M == 1 && sbn == 1 && !(N == 1 && sam == 1)) {  // decode, x . W: stream W's rows along n
             std::vector<float> x;
             gemv_rows(p, N, K, as_f32_vector(ai, sak, x), bi, sbk, pc);
         } else if (M == 1 && sbk == 1) {  // decode, x . W^T (W's rows along k): one dot per row of W
@@ -452,7 +487,9 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
             std::vector<float> x;
             gemv_dots(p, M, K, as_f32_vector(bi, sbk, x), ai, sam, pc);
         } else if (packed && B == 1) {  // a weight packed when it was bound
-            gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, *packed, pc, N);
+            if constexpr (std::is_same_v<T, bfloat16>)
+                if (packed->pairs.rows()) return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->pairs, pc, N);
+            gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->f32, pc, N);
         } else if (N == 1 && (sam == 1 || M == 1)) {  // decode: stream A's rows along m
             std::vector<float> x;
             gemv_rows(p, M, K, as_f32_vector(bi, sbk, x), ai, sak, pc);
@@ -468,12 +505,7 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
     } else {
         for (std::int64_t i = 0; i < B; ++i) one(i, pool);
     }
-    if constexpr (!wide)
-        visit(out.type(), [&](auto D) {
-            using E = element<decltype(D)::value>;
-            if constexpr (std::is_same_v<typename E::compute, float>)
-                for (std::int64_t j = 0; j < B * M * N; ++j) E::store(out.mutable_data(), j, block[static_cast<std::size_t>(j)]);
-        });
+    if constexpr (!wide) simd::narrow(block.data(), reinterpret_cast<T*>(out.mutable_data()), B * M * N);
 }
 
 // Where a dot's operands keep their elements: for each group of dimensions
@@ -508,31 +540,51 @@ inline dot_offsets dot_layout(const node& n, const shape& a, const shape& b) {
 }
 
 // The right operand of a float dot packed for the GEMM, when it is one matrix
-// (no batch dimensions, each group one stride) and the left side has at least
-// `min_rows` rows; empty otherwise.
-inline simd::packed_matrix pack_rhs(const node& n, const shape& a, const array& b, std::int64_t min_rows = 8) {
+// (no batch dimensions, each group one stride) and the left side, of type
+// `a_type`, has at least `min_rows` rows; empty otherwise.
+inline packed_weight pack_rhs(const node& n, const shape& a, dtype a_type, const array& b, std::int64_t min_rows = 8) {
     const auto l = dot_layout(n, a, b.dims());
     const auto sbk = affine_stride(l.bk), sbn = affine_stride(l.bn);
-    if (l.bb.size() != 1 || sbk < 0 || sbn < 0 || static_cast<std::int64_t>(l.am.size()) < min_rows) return {};
+    if (l.bb.size() != 1 || sbk < 0 || sbn < 0) return {};
     const auto K = static_cast<std::int64_t>(l.bk.size()), N = static_cast<std::int64_t>(l.bn.size());
-    switch (b.type()) {
-        case dtype::f32: return simd::packed_matrix(simd::basic_matrix_view<float>{reinterpret_cast<const float*>(b.data()), sbk, sbn}, K, N);
-        case dtype::f16: return simd::packed_matrix(simd::basic_matrix_view<half>{reinterpret_cast<const half*>(b.data()), sbk, sbn}, K, N);
-        case dtype::bf16: return simd::packed_matrix(simd::basic_matrix_view<bfloat16>{reinterpret_cast<const bfloat16*>(b.data()), sbk, sbn}, K, N);
-        default: return {};
+    packed_weight w;
+    const bool floats = b.type() == dtype::f32 || b.type() == dtype::f16 || b.type() == dtype::bf16;
+    // Decode's x . W: copied [n, k] where W is read along n, or lies borrowed (an
+    // mmapped file's 4 KiB pages); an owned W already [n, k] is read in place.
+    if (l.am.size() == 1 && floats && N > 1 && K > 1 && (sbn == 1 || sbk == 1) && (sbk != 1 || b.borrowed())) {
+        w.transposed = array::uninitialized(b.type(), shape{{"n", N}, {"k", K}});
+        if (b.type() == dtype::f32)
+            gather_rows(reinterpret_cast<const float*>(b.data()), sbk, sbn, K, N, reinterpret_cast<float*>(w.transposed->mutable_data()));
+        else
+            gather_rows(reinterpret_cast<const std::uint16_t*>(b.data()), sbk, sbn, K, N,
+                        reinterpret_cast<std::uint16_t*>(w.transposed->mutable_data()));
+        return w;
     }
+    if (static_cast<std::int64_t>(l.am.size()) < min_rows) return {};
+    switch (b.type()) {
+        case dtype::f32: w.f32 = simd::packed_matrix(simd::basic_matrix_view<float>{reinterpret_cast<const float*>(b.data()), sbk, sbn}, K, N); break;
+        case dtype::f16: w.f32 = simd::packed_matrix(simd::basic_matrix_view<half>{reinterpret_cast<const half*>(b.data()), sbk, sbn}, K, N); break;
+        case dtype::bf16: {
+            const simd::basic_matrix_view<bfloat16> v{reinterpret_cast<const bfloat16*>(b.data()), sbk, sbn};
+            if (a_type == dtype::bf16 && n.type == dtype::bf16 && simd::detail::has_avx512bf16()) w.pairs = simd::packed_pairs(v, K, N);
+            else w.f32 = simd::packed_matrix(v, K, N);
+            break;
+        }
+        default: break;
+    }
+    return w;
 }
 
 // dot as batched [B, M, K] x [B, K, N], accumulating in the compute type (f32
 // for 16-bit floats, wrapping int64 for integers). `packed`: the right operand
 // packed beforehand (pack_rhs), or null.
 inline array dot(const node& n, const array& a, const array& b, thread_pool* pool = nullptr,
-                 const simd::packed_matrix* packed = nullptr) {
+                 const packed_weight* packed = nullptr) {
     auto [ab, am, ak, bb, bn, bk] = dot_layout(n, a.dims(), b.dims());
     const auto B = static_cast<std::int64_t>(ab.size()), M = static_cast<std::int64_t>(am.size()),
                N = static_cast<std::int64_t>(bn.size()), K = static_cast<std::int64_t>(ak.size());
     auto out = array::uninitialized(n.type, n.dims);
-    if (packed && packed->rows() == 0) packed = nullptr;
+    if (packed && packed->empty()) packed = nullptr;
     if (n.type == dtype::f32) return float_dot<float>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
     if (n.type == dtype::f16) return float_dot<half>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
     if (n.type == dtype::bf16) return float_dot<bfloat16>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
@@ -619,10 +671,8 @@ inline bool reduce_float(const node& n, const array& x, array& out, thread_pool*
     const float* p = reinterpret_cast<const float*>(x.data());
     if (t != dtype::f32) {
         widened.resize(static_cast<std::size_t>(x.size()));
-        visit(t, [&](auto D) {
-            for (std::int64_t i = 0; i < x.size(); ++i)
-                widened[static_cast<std::size_t>(i)] = static_cast<float>(element<decltype(D)::value>::load(x.data(), i));
-        });
+        if (t == dtype::f16) simd::widen(reinterpret_cast<const half*>(x.data()), widened.data(), x.size());
+        else simd::widen(reinterpret_cast<const bfloat16*>(x.data()), widened.data(), x.size());
         p = widened.data();
     }
     std::vector<float> result(t == dtype::f32 ? 0 : static_cast<std::size_t>(outer * inner));
@@ -649,12 +699,8 @@ inline bool reduce_float(const node& n, const array& x, array& out, thread_pool*
         });
     else
         rows(0, outer);
-    if (t != dtype::f32)
-        visit(t, [&](auto D) {
-            using E = element<decltype(D)::value>;
-            if constexpr (std::is_same_v<typename E::compute, float>)
-                for (std::int64_t i = 0; i < outer * inner; ++i) E::store(out.mutable_data(), i, result[static_cast<std::size_t>(i)]);
-        });
+    if (t == dtype::f16) simd::narrow(result.data(), reinterpret_cast<half*>(out.mutable_data()), outer * inner);
+    if (t == dtype::bf16) simd::narrow(result.data(), reinterpret_cast<bfloat16*>(out.mutable_data()), outer * inner);
     return true;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "simd/gemm.hpp"
+#include "simd/gemm_bf16.hpp"
 #include "simd/gemv.hpp"
 #include "thread_pool.hpp"
 
@@ -32,6 +33,17 @@ void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_view<TA>& 
     pool->run([&](unsigned t) {
         const auto [n0, n1] = pool->part(n, t, b.nr());
         if (n1 > n0) simd::sgemm(m, n1 - n0, a, b, n0, c + n0, ldc);
+    });
+}
+
+// C = A * B with a bf16 B packed in pairs (AVX512_BF16): the same split over columns.
+inline void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_view<bfloat16>& a,
+                 const simd::packed_pairs& b, float* c, std::int64_t ldc) {
+    const auto n = b.cols();
+    if (!pool || pool->size() == 1 || n < 2 * b.nr()) return simd::bf16_gemm(m, n, a, b, 0, c, ldc);
+    pool->run([&](unsigned t) {
+        const auto [n0, n1] = pool->part(n, t, b.nr());
+        if (n1 > n0) simd::bf16_gemm(m, n1 - n0, a, b, n0, c + n0, ldc);
     });
 }
 

@@ -20,18 +20,10 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define SCRIBE_X86 1
-#endif
-
-#include "../../core/dtype.hpp"
+#include "convert.hpp"
 
 namespace scribe::cpu::simd {
 
-inline float to_f32(float v) { return v; }
-inline float to_f32(half v) { return f16_bits_to_f32(v.bits); }
-inline float to_f32(bfloat16 v) { return bf16_bits_to_f32(v.bits); }
 
 // A matrix read through strides; elements f32, or f16/bf16 widened when packed.
 template <class T>
@@ -57,8 +49,9 @@ void pack_b(const basic_matrix_view<T>& b, std::int64_t k0, std::int64_t kb, std
         const auto w = std::min(nr, nb - j);
         for (std::int64_t k = 0; k < kb; ++k) {
             const T* src = b.data + (k0 + k) * b.row_stride + (n0 + j) * b.col_stride;
-            if (std::is_same_v<T, float> && b.col_stride == 1) {
-                std::memcpy(out, src, static_cast<std::size_t>(w) * sizeof(float));
+            if (b.col_stride == 1) {
+                if constexpr (std::is_same_v<T, float>) std::memcpy(out, src, static_cast<std::size_t>(w) * sizeof(float));
+                else widen(src, out, w);
             } else {
                 for (std::int64_t x = 0; x < w; ++x) out[x] = to_f32(src[x * b.col_stride]);
             }
@@ -76,8 +69,15 @@ void pack_a(const basic_matrix_view<T>& a, std::int64_t m0, std::int64_t mb, std
         const auto h = std::min(mr, mb - i);
         if (h < mr) std::fill(out, out + mr * kb, 0.0f);
         // Walk each source row along k (contiguous when A is row-major).
+        float row[kc];
         for (std::int64_t y = 0; y < h; ++y) {
             const T* src = a.data + (m0 + i + y) * a.row_stride + k0 * a.col_stride;
+            if constexpr (!std::is_same_v<T, float>)
+                if (a.col_stride == 1 && kb <= kc) {  // 16-bit rows widened by vectors first
+                    widen(src, row, kb);
+                    for (std::int64_t k = 0; k < kb; ++k) out[k * mr + y] = row[k];
+                    continue;
+                }
             for (std::int64_t k = 0; k < kb; ++k) out[k * mr + y] = to_f32(src[k * a.col_stride]);
         }
         out += mr * kb;
@@ -177,13 +177,6 @@ struct kernel_choice {
 // The micro-kernel for products n columns wide (n = 0: the default, for weights
 // whose width is not known to be narrow). On AVX-512 the 32-wide tile is taken
 // where it pads n less than the 48-wide one.
-#ifdef SCRIBE_X86
-// Whether this CPU runs AVX-512F (asked once): the GEMM's and GEMV's dispatch.
-inline bool has_avx512f() {
-    static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") != 0);
-    return yes;
-}
-#endif
 
 inline kernel_choice choose_kernel(std::int64_t n = 0) {
 #ifdef SCRIBE_X86

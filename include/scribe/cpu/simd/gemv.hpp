@@ -89,34 +89,28 @@ __attribute__((target("avx512f"))) void gemv_rows_avx512(std::int64_t m, std::in
     for (; r + 8 <= k; r += 8) gemv_pass_avx512<8>(m, x + r, w + r * ldw, ldw, y);
     for (; r < k; ++r) gemv_pass_avx512<1>(m, x + r, w + r * ldw, ldw, y);
 }
-// y[n] = W[n, 0:k] . x for R rows at a time, W's rows contiguous along k (the
-// tied LM head x . wte^T): R streams of W, one accumulator each, reduced at the end.
-template <int R, class W>
-__attribute__((target("avx512f"))) inline void gemv_dots_block_avx512(std::int64_t k, const float* x, const W* w,
-                                                                      std::int64_t ldw, float* y) {
-    __m512 acc[R];
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
-    std::int64_t j = 0;
-    for (; j + 16 <= k; j += 16) {
-        const __m512 xv = _mm512_loadu_ps(x + j);
-#pragma GCC unroll 8
-        for (int i = 0; i < R; ++i) acc[i] = _mm512_fmadd_ps(load16_avx512(w + i * ldw + j), xv, acc[i]);
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) {
-        float s = _mm512_reduce_add_ps(acc[i]);
-        for (std::int64_t t = j; t < k; ++t) s += to_f32(w[i * ldw + t]) * x[t];
-        y[i] = s;
-    }
-}
-
+// One row at a time with four accumulators, rows read strictly in memory order.
+// Measured on Zen 4 (rows of 768, through 2 MiB pages): one row at a time streams
+// at 27 GB/s in f32 and 22-30 GB/s in f16/bf16, two to eight interleaved rows at
+// 12-20 GB/s: the prefetchers follow one stream, not several short ones.
 template <class W>
 __attribute__((target("avx512f"))) void gemv_dots_avx512(std::int64_t m, std::int64_t k, const float* x, const W* w,
                                                          std::int64_t ldw, float* y) {
-    std::int64_t n = 0;
-    for (; n + 8 <= m; n += 8) gemv_dots_block_avx512<8>(k, x, w + n * ldw, ldw, y + n);
-    for (; n < m; ++n) gemv_dots_block_avx512<1>(k, x, w + n * ldw, ldw, y + n);
+    for (std::int64_t n = 0; n < m; ++n) {
+        const W* row = w + n * ldw;
+        __m512 acc[4];
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) acc[u] = _mm512_setzero_ps();
+        std::int64_t j = 0;
+        for (; j + 64 <= k; j += 64)
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; ++u)
+                acc[u] = _mm512_fmadd_ps(load16_avx512(row + j + 16 * u), _mm512_loadu_ps(x + j + 16 * u), acc[u]);
+        for (; j + 16 <= k; j += 16) acc[0] = _mm512_fmadd_ps(load16_avx512(row + j), _mm512_loadu_ps(x + j), acc[0]);
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+        for (; j < k; ++j) s += to_f32(row[j]) * x[j];
+        y[n] = s;
+    }
 }
 #pragma GCC diagnostic pop
 #endif

@@ -1,0 +1,136 @@
+// scribe/cpu/simd/convert.hpp — f16/bf16 <-> f32 over arrays: the conversions
+// that 16-bit models do around every kernel (widening operands, rounding a fused
+// op's result as the unfused op would store it, storing outputs). Bit-exact with
+// the scalar conversions of core/dtype.hpp (round to nearest even, subnormals,
+// infinities; a NaN becomes the quiet NaN of the same sign): F16C's
+// vcvtps2ph/vcvtph2ps with the rounding fixed in the instruction, and bf16 by
+// integer rounding on the f32 bits.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SCRIBE_X86 1
+#endif
+
+#include "../../core/dtype.hpp"
+
+namespace scribe::cpu::simd {
+
+inline float to_f32(float v) { return v; }
+inline float to_f32(half v) { return f16_bits_to_f32(v.bits); }
+inline float to_f32(bfloat16 v) { return bf16_bits_to_f32(v.bits); }
+template <class H>
+H from_f32(float v);
+template <>
+inline half from_f32<half>(float v) { return half{f32_to_f16_bits(v)}; }
+template <>
+inline bfloat16 from_f32<bfloat16>(float v) { return bfloat16{f32_to_bf16_bits(v)}; }
+
+namespace detail {
+
+#ifdef SCRIBE_X86
+// Whether this CPU runs AVX-512F (asked once): the dispatch of the SIMD kernels.
+inline bool has_avx512f() {
+    static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") != 0);
+    return yes;
+}
+#endif
+
+#ifdef SCRIBE_X86
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+__attribute__((target("avx512f"))) inline __m512 widen16_avx512(const half* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+__attribute__((target("avx512f"))) inline __m512 widen16_avx512(const bfloat16* p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+// Sixteen f32 -> f16 bits, NaN made the scalar conversion's quiet NaN.
+__attribute__((target("avx512f"))) inline __m256i narrow16_avx512(__m512 v, half*) {
+    __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    if (nan) {
+        const __m512i bits = _mm512_castps_si512(v);
+        const __m512i q = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x8000)),
+                                          _mm512_set1_epi32(0x7e00));
+        const __m512i wide = _mm512_mask_mov_epi32(_mm512_cvtepu16_epi32(h), nan, q);
+        h = _mm512_cvtepi32_epi16(wide);
+    }
+    return h;
+}
+// Sixteen f32 -> bf16 bits: add 0x7fff plus the kept part's lowest bit, keep the
+// top half; a NaN keeps its top half with the quiet bit set.
+__attribute__((target("avx512f"))) inline __m256i narrow16_avx512(__m512 v, bfloat16*) {
+    const __m512i bits = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40)));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+template <class H>
+__attribute__((target("avx512f"))) void widen_avx512(const H* src, float* dst, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, widen16_avx512(src + i));
+    for (; i < n; ++i) dst[i] = to_f32(src[i]);
+}
+template <class H>
+__attribute__((target("avx512f"))) void narrow_avx512(const float* src, H* dst, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), narrow16_avx512(_mm512_loadu_ps(src + i), dst));
+    for (; i < n; ++i) dst[i] = from_f32<H>(src[i]);
+}
+// x = widen(narrow(x)) in place: the value a 16-bit store would keep.
+template <class H>
+__attribute__((target("avx512f"))) void round_avx512(float* x, std::int64_t n) {
+    std::int64_t i = 0;
+    H tmp[16];
+    for (; i + 16 <= n; i += 16) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(tmp), narrow16_avx512(_mm512_loadu_ps(x + i), tmp));
+        _mm512_storeu_ps(x + i, widen16_avx512(tmp));
+    }
+    for (; i < n; ++i) x[i] = to_f32(from_f32<H>(x[i]));
+}
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace detail
+
+// dst[0:n] = src[0:n] widened to f32.
+template <class H>
+    requires(std::is_same_v<H, half> || std::is_same_v<H, bfloat16>)
+void widen(const H* src, float* dst, std::int64_t n) {
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) return detail::widen_avx512(src, dst, n);
+#endif
+    for (std::int64_t i = 0; i < n; ++i) dst[i] = to_f32(src[i]);
+}
+
+// dst[0:n] = src[0:n] rounded to the 16-bit type (nearest even).
+template <class H>
+    requires(std::is_same_v<H, half> || std::is_same_v<H, bfloat16>)
+void narrow(const float* src, H* dst, std::int64_t n) {
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) return detail::narrow_avx512(src, dst, n);
+#endif
+    for (std::int64_t i = 0; i < n; ++i) dst[i] = from_f32<H>(src[i]);
+}
+
+// x[0:n] replaced by the value its 16-bit rounding keeps.
+template <class H>
+    requires(std::is_same_v<H, half> || std::is_same_v<H, bfloat16>)
+void round_through(float* x, std::int64_t n) {
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) return detail::round_avx512<H>(x, n);
+#endif
+    for (std::int64_t i = 0; i < n; ++i) x[i] = to_f32(from_f32<H>(x[i]));
+}
+
+}  // namespace scribe::cpu::simd

@@ -1,0 +1,215 @@
+// scribe/cpu/simd/gemm_bf16.hpp — bf16 x bf16 -> f32 GEMM on AVX512_BF16
+// (vdpbf16ps: each 32-bit lane takes a pair of bf16 products along k and adds
+// both to an f32 accumulator, 32 products per instruction, twice the f32 FMA's
+// rate). The same BLIS blocking as gemm.hpp, with the panels holding k-pairs:
+// a B panel stores, per pair p and column j, the word (B(2p, j), B(2p+1, j)); an
+// A panel, per pair p and row i, the word (A(i, 2p), A(i, 2p+1)). An odd k is
+// padded with a zero. Products of two bf16 values are exact in f32, so results
+// differ from the f32 GEMM on the same values only in the order of the sums.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "gemm.hpp"
+
+namespace scribe::cpu::simd {
+
+namespace detail {
+
+#ifdef SCRIBE_X86
+// Whether this CPU has AVX512_BF16 (asked once).
+inline bool has_avx512bf16() {
+    static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") != 0 &&
+                                                       __builtin_cpu_supports("avx512bf16") != 0);
+    return yes;
+}
+#else
+inline bool has_avx512bf16() { return false; }
+#endif
+
+inline std::uint32_t pair_word(std::uint16_t lo, std::uint16_t hi) {
+    return static_cast<std::uint32_t>(lo) | (static_cast<std::uint32_t>(hi) << 16);
+}
+
+// B[k0:k0+kb, n0:n0+nb] -> panels of NR columns, pair-major, zero-padded.
+inline void pack_b_pairs(const basic_matrix_view<bfloat16>& b, std::int64_t k0, std::int64_t kb, std::int64_t n0,
+                         std::int64_t nb, std::int64_t nr, std::uint32_t* out) {
+    const auto pairs = (kb + 1) / 2;
+    for (std::int64_t j = 0; j < nb; j += nr) {
+        const auto w = std::min(nr, nb - j);
+        for (std::int64_t p = 0; p < pairs; ++p) {
+            const bfloat16* r0 = b.data + (k0 + 2 * p) * b.row_stride + (n0 + j) * b.col_stride;
+            const bool second = 2 * p + 1 < kb;
+            for (std::int64_t x = 0; x < w; ++x)
+                out[x] = pair_word(r0[x * b.col_stride].bits, second ? r0[b.row_stride + x * b.col_stride].bits : 0);
+            std::fill(out + w, out + nr, 0u);
+            out += nr;
+        }
+    }
+}
+
+// A[m0:m0+mb, k0:k0+kb] -> panels of MR rows, pair-major, zero-padded.
+inline void pack_a_pairs(const basic_matrix_view<bfloat16>& a, std::int64_t m0, std::int64_t mb, std::int64_t k0,
+                         std::int64_t kb, std::int64_t mr, std::uint32_t* out) {
+    const auto pairs = (kb + 1) / 2;
+    for (std::int64_t i = 0; i < mb; i += mr) {
+        const auto h = std::min(mr, mb - i);
+        if (h < mr) std::fill(out, out + mr * pairs, 0u);
+        for (std::int64_t y = 0; y < h; ++y) {
+            const bfloat16* src = a.data + (m0 + i + y) * a.row_stride + k0 * a.col_stride;
+            if (a.col_stride == 1 && kb % 2 == 0) {  // a row-major row already holds the pairs
+                for (std::int64_t p = 0; p < pairs; ++p) {
+                    std::uint32_t word;
+                    std::memcpy(&word, src + 2 * p, sizeof word);
+                    out[p * mr + y] = word;
+                }
+                continue;
+            }
+            for (std::int64_t p = 0; p < pairs; ++p)
+                out[p * mr + y] = pair_word(src[2 * p * a.col_stride].bits,
+                                            2 * p + 1 < kb ? src[(2 * p + 1) * a.col_stride].bits : 0);
+        }
+        out += mr * pairs;
+    }
+}
+
+using pair_kernel = void (*)(std::int64_t pairs, const std::uint32_t* ap, const std::uint32_t* bp, float* c,
+                             std::int64_t ldc, bool accumulate);
+
+#ifdef SCRIBE_X86
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// MR x (16 * NV) tile: per pair, NV B vectors and MR broadcast A words.
+template <int MR, int NV>
+__attribute__((target("avx512f,avx512bf16"))) void micro_pairs(std::int64_t pairs, const std::uint32_t* ap,
+                                                                const std::uint32_t* bp, float* c, std::int64_t ldc,
+                                                                bool accumulate) {
+    constexpr int NR = 16 * NV;
+    __m512 acc[MR][NV];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v)
+            acc[i][v] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16 * v) : _mm512_setzero_ps();
+    for (std::int64_t p = 0; p < pairs; ++p, ap += MR, bp += NR) {
+        __m512bh b[NV];
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(bp + 16 * v);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; ++i) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(ap[i]));
+#pragma GCC unroll 3
+            for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], a, b[v]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
+}
+#pragma GCC diagnostic pop
+#endif
+
+struct pair_choice {
+    pair_kernel kernel = nullptr;
+    std::int64_t mr = 0, nr = 0;
+};
+// The tile for products n columns wide, as choose_kernel picks: 12 x 32 where it
+// pads n less than 8 x 48. Only meaningful where has_avx512bf16().
+inline pair_choice choose_pair_kernel(std::int64_t n) {
+#ifdef SCRIBE_X86
+    const auto padded = [n](std::int64_t nr) { return (n + nr - 1) / nr * nr; };
+    if (n > 0 && padded(32) < padded(48)) return {micro_pairs<12, 2>, 12, 32};
+    return {micro_pairs<8, 3>, 8, 48};
+#else
+    (void)n;
+    return {};
+#endif
+}
+
+// The blocked loops around the pair kernel; `panels(k0, kb, n0)` returns B's
+// packed panels for rows [k0, k0 + kb) from column n0.
+template <class Panels>
+void gemm_pairs_blocked(const pair_choice& choice, std::int64_t m, std::int64_t n, std::int64_t k,
+                        const basic_matrix_view<bfloat16>& a, Panels&& panels, float* c, std::int64_t ldc) {
+    const auto mr = choice.mr, nr = choice.nr;
+    if (k == 0) {
+        for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+        return;
+    }
+    thread_local std::vector<std::uint32_t> a_pack;
+    a_pack.resize(static_cast<std::size_t>(mc * (kc / 2)));
+    float tile[8 * 48];  // the largest MR x NR (12 x 32 has as many)
+    for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
+        const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2;
+        const bool accumulate = k0 > 0;
+        for (std::int64_t m0 = 0; m0 < m; m0 += mc) {
+            const auto mb = std::min(mc, m - m0);
+            pack_a_pairs(a, m0, mb, k0, kb, mr, a_pack.data());
+            for (std::int64_t j = 0; j < n; j += nr) {
+                const auto w = std::min(nr, n - j);
+                const std::uint32_t* bp = panels(k0, kb, j);
+                for (std::int64_t i = 0; i < mb; i += mr) {
+                    const auto h = std::min(mr, mb - i);
+                    const std::uint32_t* ap = a_pack.data() + (i / mr) * mr * pairs;
+                    float* cdst = c + (m0 + i) * ldc + j;
+                    if (h == mr && w == nr) {
+                        choice.kernel(pairs, ap, bp, cdst, ldc, accumulate);
+                        continue;
+                    }
+                    if (accumulate)
+                        for (std::int64_t y = 0; y < h; ++y)
+                            std::memcpy(tile + y * nr, cdst + y * ldc, static_cast<std::size_t>(w) * sizeof(float));
+                    choice.kernel(pairs, ap, bp, tile, nr, accumulate);
+                    for (std::int64_t y = 0; y < h; ++y)
+                        std::memcpy(cdst + y * ldc, tile + y * nr, static_cast<std::size_t>(w) * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+}  // namespace detail
+
+// A bf16 B matrix (k x n) packed once into pair panels: a bf16 weight that bf16
+// activations multiply. Rows [k0, k0 + kb) of the panel holding column j start
+// at (k0 / 2) * padded_n + (j / nr) * nr * ((kb + 1) / 2) words.
+class packed_pairs {
+public:
+    packed_pairs() = default;
+    packed_pairs(const basic_matrix_view<bfloat16>& b, std::int64_t k, std::int64_t n)
+        : k_(k), n_(n), choice_(detail::choose_pair_kernel(n)) {
+        padded_ = (n + choice_.nr - 1) / choice_.nr * choice_.nr;
+        data_.resize(static_cast<std::size_t>((k + 1) / 2 * padded_));
+        for (std::int64_t k0 = 0; k0 < k; k0 += detail::kc)
+            detail::pack_b_pairs(b, k0, std::min(detail::kc, k - k0), 0, n, choice_.nr, data_.data() + k0 / 2 * padded_);
+    }
+    std::int64_t rows() const { return k_; }
+    std::int64_t cols() const { return n_; }
+    std::int64_t nr() const { return choice_.nr; }
+    std::size_t bytes() const { return data_.size() * sizeof(std::uint32_t); }
+    const std::uint32_t* panels(std::int64_t k0, std::int64_t kb, std::int64_t n0) const {
+        return data_.data() + k0 / 2 * padded_ + (n0 / choice_.nr) * choice_.nr * ((kb + 1) / 2);
+    }
+    const detail::pair_choice& kernel() const { return choice_; }
+
+private:
+    std::int64_t k_ = 0, n_ = 0, padded_ = 0;
+    detail::pair_choice choice_{};
+    std::vector<std::uint32_t> data_;
+};
+
+// C = A * B[:, n0 : n0 + n], A bf16 and B packed in pairs; n0 a multiple of B's nr.
+// Needs has_avx512bf16().
+inline void bf16_gemm(std::int64_t m, std::int64_t n, const basic_matrix_view<bfloat16>& a, const packed_pairs& b,
+                      std::int64_t n0, float* c, std::int64_t ldc) {
+    detail::gemm_pairs_blocked(b.kernel(), m, n, b.rows(), a, [&](std::int64_t k0, std::int64_t kb, std::int64_t j) {
+        return b.panels(k0, kb, n0 + j);
+    }, c, ldc);
+}
+
+}  // namespace scribe::cpu::simd
