@@ -176,7 +176,7 @@ TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16) matches a double-precision
             auto x = g.parameter(bf16[tokens, hidden], "x");
             auto w = g.parameter(bf16[hidden, vocab], "w");
             auto y = dot<hidden>(x, w);
-            auto packed = cpu::kernels::pack_rhs(y.ir(), x.ir().dims, dtype::bf16, cpu::array(dtype::bf16, w.ir().dims), 1);
+            auto packed = cpu::kernels::pack_rhs(y.ir(), x.ir().dims, dtype::bf16, cpu::array(dtype::bf16, w.ir().dims), false, 1);
             REQUIRE(packed.pairs.rows() == 0);
             REQUIRE(packed.f32.rows() == sz.k);
             continue;

@@ -34,14 +34,17 @@ public:
     // stream through 4 KiB pages reads at about half the speed on Zen 4 (the
     // prefetchers stop at every page), through 2 MiB pages near the memory's limit.
     static constexpr std::size_t huge_threshold = std::size_t{4} << 20, huge_page = std::size_t{2} << 20;
-    static std::size_t alignment_for(std::size_t bytes) { return bytes >= huge_threshold ? huge_page : 64; }
+    static std::size_t alignment_for(std::size_t bytes, bool huge = false) {
+        return huge || bytes >= huge_threshold ? huge_page : 64;
+    }
     struct release {
         void operator()(unsigned char* p) const { ::operator delete[](p, std::align_val_t{alignment}); }
         std::size_t alignment = 64;
     };
     using storage = std::unique_ptr<unsigned char[], release>;
-    static storage allocate(std::size_t bytes) {
-        const auto align = alignment_for(bytes);
+    // `huge`: in 2 MiB pages whatever the size (a weight copy that is streamed).
+    static storage allocate(std::size_t bytes, bool huge = false) {
+        const auto align = alignment_for(bytes, huge);
         const auto size = align == huge_page ? (bytes + huge_page - 1) / huge_page * huge_page : bytes;
         auto* p = static_cast<unsigned char*>(::operator new[](size, std::align_val_t{align}));
 #ifdef MADV_HUGEPAGE
@@ -108,6 +111,16 @@ public:
         a.type_ = type;
         a.dims_ = std::move(dims);
         a.allocate();
+        return a;
+    }
+    // The same in whole 2 MiB pages, never from a pool: a copy of a weight that
+    // decode streams (a small one would otherwise sit in 4 KiB pages).
+    static array uninitialized_in_huge_pages(dtype type, shape dims) {
+        array a;
+        a.type_ = type;
+        a.dims_ = std::move(dims);
+        if (a.bytes()) a.storage_ = buffer_pool::allocate(a.bytes(), true);
+        a.capacity_ = a.bytes();
         return a;
     }
     array(const array& o) : type_(o.type_), dims_(o.dims_), view_(o.view_) {

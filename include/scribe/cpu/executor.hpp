@@ -92,10 +92,19 @@ public:
         bound_.resize(static_cast<std::size_t>(g_.parameter_count()));
         bound_[static_cast<std::size_t>(number)] = std::move(value);
         const auto& v = *bound_[static_cast<std::size_t>(number)];
+        // The right operand may also be the weight reshaped (a Conv1D weight viewed
+        // as [hidden, qkv, heads, head_dim]): the same bytes under the dot's shape.
+        auto reshaped_from = [&](node_id o) {
+            while (g_[o].kind == op::reshape && o != id) o = g_[o].operands[0];
+            return o == id;
+        };
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
-            if (n.kind != op::dot || n.operands[1] != id || fusion_.inlined[static_cast<std::size_t>(n.operands[0])]) continue;
-            packed_[i] = kernels::pack_rhs(n, g_[n.operands[0]].dims, g_[n.operands[0]].type, v);
+            if (n.kind != op::dot || !reshaped_from(n.operands[1]) || fusion_.inlined[static_cast<std::size_t>(n.operands[0])])
+                continue;
+            const auto& rhs = g_[n.operands[1]];
+            packed_[i] = kernels::pack_rhs(n, g_[n.operands[0]].dims, g_[n.operands[0]].type,
+                                           v.view().relabel(rhs.dims), v.borrowed());
         }
         packed_bytes_ = 0;
         for (const auto& [_, p] : packed_) packed_bytes_ += p.bytes();

@@ -541,8 +541,11 @@ inline dot_offsets dot_layout(const node& n, const shape& a, const shape& b) {
 
 // The right operand of a float dot packed for the GEMM, when it is one matrix
 // (no batch dimensions, each group one stride) and the left side, of type
-// `a_type`, has at least `min_rows` rows; empty otherwise.
-inline packed_weight pack_rhs(const node& n, const shape& a, dtype a_type, const array& b, std::int64_t min_rows = 8) {
+// `a_type`, has at least `min_rows` rows; for one-row products, the [n, k] copy
+// (see packed_weight); empty otherwise. `in_file`: b's bytes are borrowed (an
+// mmapped file), not owned by the caller's memory.
+inline packed_weight pack_rhs(const node& n, const shape& a, dtype a_type, const array& b, bool in_file,
+                              std::int64_t min_rows = 8) {
     const auto l = dot_layout(n, a, b.dims());
     const auto sbk = affine_stride(l.bk), sbn = affine_stride(l.bn);
     if (l.bb.size() != 1 || sbk < 0 || sbn < 0) return {};
@@ -551,8 +554,8 @@ inline packed_weight pack_rhs(const node& n, const shape& a, dtype a_type, const
     const bool floats = b.type() == dtype::f32 || b.type() == dtype::f16 || b.type() == dtype::bf16;
     // Decode's x . W: copied [n, k] where W is read along n, or lies borrowed (an
     // mmapped file's 4 KiB pages); an owned W already [n, k] is read in place.
-    if (l.am.size() == 1 && floats && N > 1 && K > 1 && (sbn == 1 || sbk == 1) && (sbk != 1 || b.borrowed())) {
-        w.transposed = array::uninitialized(b.type(), shape{{"n", N}, {"k", K}});
+    if (l.am.size() == 1 && floats && N > 1 && K > 1 && (sbn == 1 || sbk == 1) && (sbk != 1 || in_file)) {
+        w.transposed = array::uninitialized_in_huge_pages(b.type(), shape{{"n", N}, {"k", K}});
         if (b.type() == dtype::f32)
             gather_rows(reinterpret_cast<const float*>(b.data()), sbk, sbn, K, N, reinterpret_cast<float*>(w.transposed->mutable_data()));
         else

@@ -87,15 +87,22 @@ __attribute__((target("avx512f"))) void narrow_avx512(const float* src, H* dst, 
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), narrow16_avx512(_mm512_loadu_ps(src + i), dst));
     for (; i < n; ++i) dst[i] = from_f32<H>(src[i]);
 }
-// x = widen(narrow(x)) in place: the value a 16-bit store would keep.
+// x = widen(narrow(x)) in place: the value a 16-bit store would keep, in registers.
+__attribute__((target("avx512f"))) inline __m512 round16_avx512(__m512 v, half* tag) {
+    return _mm512_cvtph_ps(narrow16_avx512(v, tag));
+}
+__attribute__((target("avx512f"))) inline __m512 round16_avx512(__m512 v, bfloat16*) {
+    const __m512i bits = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(bits, _mm512_set1_epi32(0x400000)));
+    return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+}
 template <class H>
 __attribute__((target("avx512f"))) void round_avx512(float* x, std::int64_t n) {
     std::int64_t i = 0;
-    H tmp[16];
-    for (; i + 16 <= n; i += 16) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(tmp), narrow16_avx512(_mm512_loadu_ps(x + i), tmp));
-        _mm512_storeu_ps(x + i, widen16_avx512(tmp));
-    }
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, round16_avx512(_mm512_loadu_ps(x + i), static_cast<H*>(nullptr)));
     for (; i < n; ++i) x[i] = to_f32(from_f32<H>(x[i]));
 }
 #pragma GCC diagnostic pop
