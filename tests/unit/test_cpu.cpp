@@ -525,6 +525,34 @@ TEST_CASE("cpu: a dot contracting dimensions that are not adjacent in memory mat
     }
 }
 
+TEST_CASE("cpu: bf16 products, bound or not, equal the double-precision product of the same bf16 values") {
+    graph g("bf16_dots");
+    g.bind(rows(37), hidden(70), vocab(101));
+    auto x = g.parameter(bf16[rows, hidden], "x");
+    auto w = g.parameter(bf16[hidden, vocab], "w");
+    g.outputs(dot<hidden>(x, w));
+    const auto xs = wave(37 * 70, 0.1), ws = wave(70 * 101, 0.07);
+    std::vector<bfloat16> xb(xs.size()), wb(ws.size());
+    for (std::size_t i = 0; i < xs.size(); ++i) xb[i].bits = f32_to_bf16_bits(xs[i]);
+    for (std::size_t i = 0; i < ws.size(); ++i) wb[i].bits = f32_to_bf16_bits(ws[i]);
+    const auto X = cpu::array::borrow(dtype::bf16, {{"", 37}, {"", 70}}, xb.data(), xb.size() * 2);
+    const auto W = cpu::array::borrow(dtype::bf16, {{"", 70}, {"", 101}}, wb.data(), wb.size() * 2);
+    for (unsigned threads : {1u, 2u}) {
+        cpu::executor plain(g, {.threads = threads}), bound(g, {.threads = threads});
+        bound.bind(w, W);
+        const auto a = plain({X, W}), b = bound({X});
+        for (std::size_t r = 0; r < 37; ++r)
+            for (std::size_t n = 0; n < 101; ++n) {
+                double want = 0;
+                for (std::size_t k = 0; k < 70; ++k)
+                    want += double(bf16_bits_to_f32(xb[r * 70 + k].bits)) * bf16_bits_to_f32(wb[k * 101 + n].bits);
+                const auto i = r * 101 + n;
+                CHECK(bf16_bits_to_f32(a[0].values<bfloat16>()[i].bits) == Approx(want).epsilon(1.0 / 128).margin(1e-3));
+                CHECK(bf16_bits_to_f32(b[0].values<bfloat16>()[i].bits) == Approx(want).epsilon(1.0 / 128).margin(1e-3));
+            }
+    }
+}
+
 TEST_CASE("cpu: a one-row product x . W (decode) streams W's rows and matches a plain loop, f32 and bf16 weights") {
     graph g("decode");
     g.bind(tokens(1), hidden(96), vocab(333));
