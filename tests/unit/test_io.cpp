@@ -104,6 +104,14 @@ TEST_CASE("io: malformed safetensors files are refused with the file and tensor 
         raw_file(p, R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", floats(1));
         refuses("tensor `w` has a shape entry that is not a non-negative integer");
     }
+    SECTION("an empty tensor with impossibly large other extents") {
+        raw_file(p, R"({"w":{"dtype":"F32","shape":[0,281474976710656,281474976710656],"data_offsets":[0,0]}})", "");
+        refuses("tensor `w` has an impossibly large shape");
+    }
+    SECTION("an impossibly large shape") {
+        raw_file(p, R"({"w":{"dtype":"F32","shape":[16777216,16777217],"data_offsets":[0,4]}})", floats(1));
+        refuses("tensor `w` has an impossibly large shape");
+    }
     SECTION("offsets reversed") {
         raw_file(p, R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", floats(2));
         refuses("tensor `w` has bytes [8, 4) outside the data section");

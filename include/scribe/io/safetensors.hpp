@@ -185,12 +185,16 @@ private:
             if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
                 throw error(what + " has no data_offsets pair");
             tensor_entry e{key, safetensors_dtype(v["dtype"].get<std::string>(), what), {}, 0, 0};
-            std::uint64_t elements = 1;
+            // The product of the extents, and that of the non-zero ones (an empty
+            // tensor's other extents still enter strides and loops), both at most 2^48.
+            std::uint64_t elements = 1, span = 1;
             for (const auto& d : v["shape"]) {
                 if (!d.is_number_unsigned()) throw error(what + " has a shape entry that is not a non-negative integer");
                 const auto x = d.get<std::uint64_t>();
-                if (x > (1ull << 48) || (x && elements > (1ull << 48) / x)) throw error(what + " has an impossibly large shape");
+                if (x > (1ull << 48) || (x && span > (1ull << 48) / x))
+                    throw error(what + " has an impossibly large shape (more than 2^48 elements along its non-zero extents)");
                 elements *= x;
+                span *= x ? x : 1;
                 e.shape.push_back(static_cast<std::int64_t>(x));
             }
             for (const auto& o : v["data_offsets"])
