@@ -17,6 +17,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -310,7 +311,14 @@ array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp
     float* out_f32 = root.type == dtype::f32 ? reinterpret_cast<float*>(out.mutable_data()) : nullptr;
 
     auto run_chunks = [&](std::int64_t first, std::int64_t last) {
-        std::vector<float> scratch(members * chunk), operand_block(3 * chunk);
+        // Blocks aligned to 64 bytes: a vector store that splits a cache line costs two.
+        std::vector<float> scratch_storage(members * chunk + 16), operand_storage(3 * chunk + 16);
+        auto aligned = [](std::vector<float>& v) {
+            const auto a = reinterpret_cast<std::uintptr_t>(v.data());
+            return v.data() + ((64 - a % 64) % 64) / sizeof(float);
+        };
+        float* const scratch = aligned(scratch_storage);
+        float* const operand_block = aligned(operand_storage);
         kernels::index idx(root.dims.size());
         // Scalars are spread over a block once, not per chunk.
         std::vector<std::vector<float>> spread(inputs.size());
@@ -328,9 +336,9 @@ array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp
                 const float* in[3] = {nullptr, nullptr, nullptr};
                 for (std::size_t k = 0; k < sources[m].size() && k < 3; ++k) {
                     const auto& s = sources[m][k];
-                    float* block = operand_block.data() + static_cast<std::int64_t>(k) * chunk;
+                    float* block = operand_block + static_cast<std::int64_t>(k) * chunk;
                     if (s.slot >= 0) {
-                        in[k] = scratch.data() + s.slot * chunk;
+                        in[k] = scratch + s.slot * chunk;
                     } else {
                         const auto i = static_cast<std::size_t>(s.input);
                         in[k] = inputs[i].scalar ? spread[i].data()
@@ -338,7 +346,7 @@ array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp
                     }
                 }
                 const bool is_root = m + 1 == members;
-                float* dst = is_root && out_f32 ? out_f32 + begin : scratch.data() + static_cast<std::int64_t>(m) * chunk;
+                float* dst = is_root && out_f32 ? out_f32 + begin : scratch + static_cast<std::int64_t>(m) * chunk;
                 if (n.kind == op::convert) {
                     std::copy(in[0], in[0] + count, dst);  // rounded to the target type below
                 } else if (n.kind == op::select) {
@@ -353,7 +361,7 @@ array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp
                 if (n.type != dtype::f32) detail::round_to(n.type, dst, count);
             }
             if (!out_f32)
-                detail::store_block(out, begin, scratch.data() + static_cast<std::int64_t>(members - 1) * chunk, count);
+                detail::store_block(out, begin, scratch + static_cast<std::int64_t>(members - 1) * chunk, count);
         }
     };
     const auto chunks = (total + chunk - 1) / chunk;

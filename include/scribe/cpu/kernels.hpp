@@ -458,7 +458,7 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
     const auto sam = affine_stride(am), sak = affine_stride(ak), sbk = affine_stride(bk), sbn = affine_stride(bn);
     constexpr bool wide = std::is_same_v<T, float>;
     // f32 results go straight to the output; 16-bit ones through an f32 block, rounded once.
-    std::vector<float> block(wide ? 0 : static_cast<std::size_t>(B * M * N));
+    simd::aligned_vector<float> block(wide ? 0 : static_cast<std::size_t>(B * M * N));
     float* c = wide ? reinterpret_cast<float*>(out.mutable_data()) : block.data();
     // The vector of a GEMV as K contiguous f32 values: in place when it is, else gathered into `x`.
     auto as_f32_vector = [K](const T* v, std::int64_t stride, std::vector<float>& x) -> const float* {

@@ -7,8 +7,11 @@
 // integer rounding on the f32 bits.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <type_traits>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -18,6 +21,23 @@
 #include "../../core/dtype.hpp"
 
 namespace scribe::cpu::simd {
+
+// An allocator for vectors that SIMD code reads and writes whole cache lines of:
+// 64-byte aligned (malloc gives 16, and a 64-byte load or store across two lines
+// costs two).
+template <class T>
+struct aligned_allocator {
+    using value_type = T;
+    aligned_allocator() = default;
+    template <class U>
+    aligned_allocator(const aligned_allocator<U>&) noexcept {}
+    T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+    void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{64}); }
+    template <class U>
+    bool operator==(const aligned_allocator<U>&) const noexcept { return true; }
+};
+template <class T>
+using aligned_vector = std::vector<T, aligned_allocator<T>>;
 
 inline float to_f32(float v) { return v; }
 inline float to_f32(half v) { return f16_bits_to_f32(v.bits); }

@@ -211,9 +211,9 @@ void gemm_blocked(const kernel_choice& choice, std::int64_t m, std::int64_t n, s
         for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
         return;
     }
-    thread_local std::vector<float> a_pack;
+    thread_local aligned_vector<float> a_pack;
     a_pack.resize(static_cast<std::size_t>(mc * kc));
-    float tile[8 * 48];  // the largest MR x NR (12 x 32 has as many)
+    alignas(64) float tile[8 * 48];  // the largest MR x NR (12 x 32 has as many)
     // A row-major f32 A is read in place by full tiles; only partial ones are packed.
     const bool a_in_place = std::is_same_v<TA, float> && a.col_stride == 1;
     for (std::int64_t n0 = 0; n0 < n; n0 += nc) {
@@ -265,7 +265,7 @@ template <class TA, class TB>
 void sgemm(std::int64_t m, std::int64_t n, std::int64_t k, const basic_matrix_view<TA>& a,
            const basic_matrix_view<TB>& b, float* c, std::int64_t ldc) {
     const auto choice = detail::choose_kernel(n);
-    thread_local std::vector<float> b_pack;
+    thread_local aligned_vector<float> b_pack;
     b_pack.resize(static_cast<std::size_t>(detail::kc * (detail::nc + choice.nr)));
     detail::gemm_blocked(choice, m, n, k, a, [&](std::int64_t k0, std::int64_t kb, std::int64_t n0, std::int64_t nb) {
         detail::pack_b(b, k0, kb, n0, nb, choice.nr, b_pack.data());
@@ -301,7 +301,7 @@ private:
     std::int64_t k_ = 0, n_ = 0;
     detail::kernel_choice choice_{};
     std::int64_t nr_ = 1, padded_ = 0;
-    std::vector<float> data_;
+    aligned_vector<float> data_;
 };
 
 // C = A * B[:, n0 : n0 + n] with B packed beforehand; n0 must be a multiple of B's nr.

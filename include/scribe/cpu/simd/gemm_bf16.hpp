@@ -141,9 +141,9 @@ void gemm_pairs_blocked(const pair_choice& choice, std::int64_t m, std::int64_t 
         for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
         return;
     }
-    thread_local std::vector<std::uint32_t> a_pack;
+    thread_local aligned_vector<std::uint32_t> a_pack;
     a_pack.resize(static_cast<std::size_t>(mc * (kc / 2)));
-    float tile[8 * 48];  // the largest MR x NR (12 x 32 has as many)
+    alignas(64) float tile[8 * 48];  // the largest MR x NR (12 x 32 has as many)
     for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
         const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2;
         const bool accumulate = k0 > 0;
@@ -200,7 +200,7 @@ public:
 private:
     std::int64_t k_ = 0, n_ = 0, padded_ = 0;
     detail::pair_choice choice_{};
-    std::vector<std::uint32_t> data_;
+    aligned_vector<std::uint32_t> data_;
 };
 
 // C = A * B[:, n0 : n0 + n], A bf16 and B packed in pairs; n0 a multiple of B's nr.
