@@ -458,8 +458,9 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
     const auto sam = affine_stride(am), sak = affine_stride(ak), sbk = affine_stride(bk), sbn = affine_stride(bn);
     constexpr bool wide = std::is_same_v<T, float>;
     // f32 results go straight to the output; 16-bit ones through an f32 block, rounded once.
-    simd::aligned_vector<float> block(wide ? 0 : static_cast<std::size_t>(B * M * N));
-    float* c = wide ? reinterpret_cast<float*>(out.mutable_data()) : block.data();
+    // (The block comes from the run's buffer pool: recycled, not zeroed, 64-byte aligned.)
+    array block = wide ? array() : array::uninitialized(dtype::f32, shape{{"", B * M * N}});
+    float* c = wide ? reinterpret_cast<float*>(out.mutable_data()) : reinterpret_cast<float*>(block.mutable_data());
     // The vector of a GEMV as K contiguous f32 values: in place when it is, else gathered into `x`.
     auto as_f32_vector = [K](const T* v, std::int64_t stride, std::vector<float>& x) -> const float* {
         if constexpr (wide)
@@ -510,7 +511,18 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
     } else {
         for (std::int64_t i = 0; i < B; ++i) one(i, pool);
     }
-    if constexpr (!wide) simd::narrow(block.data(), reinterpret_cast<T*>(out.mutable_data()), B * M * N);
+    if constexpr (!wide) {
+        const auto* src = reinterpret_cast<const float*>(block.data());
+        auto* dst = reinterpret_cast<T*>(out.mutable_data());
+        const auto total = B * M * N;
+        if (pool && pool->size() > 1 && total >= 65536)
+            pool->run([&](unsigned t) {
+                const auto [i0, i1] = pool->part(total, t, 64);
+                simd::narrow(src + i0, dst + i0, i1 - i0);
+            });
+        else
+            simd::narrow(src, dst, total);
+    }
 }
 
 // Where a dot's operands keep their elements: for each group of dimensions
