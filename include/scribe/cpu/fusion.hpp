@@ -17,7 +17,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -312,13 +311,9 @@ array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp
 
     auto run_chunks = [&](std::int64_t first, std::int64_t last) {
         // Blocks aligned to 64 bytes: a vector store that splits a cache line costs two.
-        std::vector<float> scratch_storage(members * chunk + 16), operand_storage(3 * chunk + 16);
-        auto aligned = [](std::vector<float>& v) {
-            const auto a = reinterpret_cast<std::uintptr_t>(v.data());
-            return v.data() + ((64 - a % 64) % 64) / sizeof(float);
-        };
-        float* const scratch = aligned(scratch_storage);
-        float* const operand_block = aligned(operand_storage);
+        simd::aligned_vector<float> scratch_storage(members * chunk), operand_storage(3 * chunk);
+        float* const scratch = scratch_storage.data();
+        float* const operand_block = operand_storage.data();
         kernels::index idx(root.dims.size());
         // Scalars are spread over a block once, not per chunk.
         std::vector<std::vector<float>> spread(inputs.size());

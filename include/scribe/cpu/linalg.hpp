@@ -10,17 +10,26 @@
 
 namespace scribe::cpu {
 
+// Calls f(n0, n1) for disjoint ranges of output columns (or GEMV rows) covering
+// [0, n), aligned to `align`: once, for all of them, without a pool or with fewer
+// than two aligned blocks.
+template <class F>
+void over_columns(thread_pool* pool, std::int64_t n, std::int64_t align, F&& f) {
+    if (!pool || pool->size() == 1 || n < 2 * align) return f(std::int64_t{0}, n);
+    pool->run([&](unsigned t) {
+        const auto [n0, n1] = pool->part(n, t, align);
+        if (n1 > n0) f(n0, n1);
+    });
+}
+
 // C (row-major, ldc, f32) = A (m x k) * B (k x n); A and B f32, f16 or bf16;
 // pool may be null (one thread).
 template <class TA, class TB>
 void gemm(thread_pool* pool, std::int64_t m, std::int64_t n, std::int64_t k, const simd::basic_matrix_view<TA>& a,
           const simd::basic_matrix_view<TB>& b, float* c, std::int64_t ldc) {
-    if (!pool || pool->size() == 1 || n < 2 * 48) return simd::sgemm(m, n, k, a, b, c, ldc);
-    pool->run([&](unsigned t) {
-        const auto [n0, n1] = pool->part(n, t, 48);
-        if (n1 > n0)
-            simd::sgemm(m, n1 - n0, k, a, simd::basic_matrix_view<TB>{b.data + n0 * b.col_stride, b.row_stride, b.col_stride},
-                        c + n0, ldc);
+    over_columns(pool, n, 48, [&](std::int64_t n0, std::int64_t n1) {
+        simd::sgemm(m, n1 - n0, k, a, simd::basic_matrix_view<TB>{b.data + n0 * b.col_stride, b.row_stride, b.col_stride},
+                    c + n0, ldc);
     });
 }
 
@@ -28,34 +37,20 @@ void gemm(thread_pool* pool, std::int64_t m, std::int64_t n, std::int64_t k, con
 template <class TA>
 void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_view<TA>& a, const simd::packed_matrix& b,
           float* c, std::int64_t ldc) {
-    const auto n = b.cols();
-    if (!pool || pool->size() == 1 || n < 2 * b.nr()) return simd::sgemm(m, n, a, b, 0, c, ldc);
-    pool->run([&](unsigned t) {
-        const auto [n0, n1] = pool->part(n, t, b.nr());
-        if (n1 > n0) simd::sgemm(m, n1 - n0, a, b, n0, c + n0, ldc);
-    });
+    over_columns(pool, b.cols(), b.nr(), [&](std::int64_t n0, std::int64_t n1) { simd::sgemm(m, n1 - n0, a, b, n0, c + n0, ldc); });
 }
 
 // C = A * B with a bf16 B packed in pairs (AVX512_BF16): the same split over columns.
 inline void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_view<bfloat16>& a,
                  const simd::packed_pairs& b, float* c, std::int64_t ldc) {
-    const auto n = b.cols();
-    if (!pool || pool->size() == 1 || n < 2 * b.nr()) return simd::bf16_gemm(m, n, a, b, 0, c, ldc);
-    pool->run([&](unsigned t) {
-        const auto [n0, n1] = pool->part(n, t, b.nr());
-        if (n1 > n0) simd::bf16_gemm(m, n1 - n0, a, b, n0, c + n0, ldc);
-    });
+    over_columns(pool, b.cols(), b.nr(), [&](std::int64_t n0, std::int64_t n1) { simd::bf16_gemm(m, n1 - n0, a, b, n0, c + n0, ldc); });
 }
 
 // y[0:m] = x[0:k] . W[0:k, 0:m] (W row-major, row stride ldw; f32, f16 or bf16 weights).
 template <class W>
 void gemv_rows(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw,
                float* y) {
-    if (!pool || pool->size() == 1 || m < 2 * 64) return simd::sgemv_rows(m, k, x, w, ldw, y);
-    pool->run([&](unsigned t) {
-        const auto [m0, m1] = pool->part(m, t, 64);
-        if (m1 > m0) simd::sgemv_rows(m1 - m0, k, x, w + m0, ldw, y + m0);
-    });
+    over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_rows(m1 - m0, k, x, w + m0, ldw, y + m0); });
 }
 
 // y[0:m] = W[0:m, 0:k] . x[0:k] (W's rows contiguous along k, row stride ldw):
@@ -63,11 +58,7 @@ void gemv_rows(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x
 template <class W>
 void gemv_dots(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw,
                float* y) {
-    if (!pool || pool->size() == 1 || m < 2 * 64) return simd::sgemv_dots(m, k, x, w, ldw, y);
-    pool->run([&](unsigned t) {
-        const auto [m0, m1] = pool->part(m, t, 64);
-        if (m1 > m0) simd::sgemv_dots(m1 - m0, k, x, w + m0 * ldw, ldw, y + m0);
-    });
+    over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_dots(m1 - m0, k, x, w + m0 * ldw, ldw, y + m0); });
 }
 
 }  // namespace scribe::cpu

@@ -63,6 +63,8 @@ inline bool has_avx512f() {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+// Sixteen elements as f32 (16-bit ones widened): the SIMD kernels' one load.
+__attribute__((target("avx512f"))) inline __m512 widen16_avx512(const float* p) { return _mm512_loadu_ps(p); }
 __attribute__((target("avx512f"))) inline __m512 widen16_avx512(const half* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
@@ -83,15 +85,17 @@ __attribute__((target("avx512f"))) inline __m256i narrow16_avx512(__m512 v, half
     }
     return h;
 }
-// Sixteen f32 -> bf16 bits: add 0x7fff plus the kept part's lowest bit, keep the
-// top half; a NaN keeps its top half with the quiet bit set.
-__attribute__((target("avx512f"))) inline __m256i narrow16_avx512(__m512 v, bfloat16*) {
+// Sixteen f32 rounded to bf16 in their top halves (the low halves are not
+// cleared): add 0x7fff plus the kept part's lowest bit; a NaN gets the quiet bit.
+__attribute__((target("avx512f"))) inline __m512i bf16_rounded_avx512(__m512 v) {
     const __m512i bits = _mm512_castps_si512(v);
     const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __m512i r = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
     const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40)));
-    return _mm512_cvtepi32_epi16(r);
+    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(bits, _mm512_set1_epi32(0x400000)));
+}
+__attribute__((target("avx512f"))) inline __m256i narrow16_avx512(__m512 v, bfloat16*) {
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(bf16_rounded_avx512(v), 16));
 }
 
 template <class H>
@@ -112,12 +116,7 @@ __attribute__((target("avx512f"))) inline __m512 round16_avx512(__m512 v, half* 
     return _mm512_cvtph_ps(narrow16_avx512(v, tag));
 }
 __attribute__((target("avx512f"))) inline __m512 round16_avx512(__m512 v, bfloat16*) {
-    const __m512i bits = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
-    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(bits, _mm512_set1_epi32(0x400000)));
-    return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+    return _mm512_castsi512_ps(_mm512_and_si512(bf16_rounded_avx512(v), _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
 }
 template <class H>
 __attribute__((target("avx512f"))) void round_avx512(float* x, std::int64_t n) {

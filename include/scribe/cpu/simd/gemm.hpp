@@ -200,6 +200,18 @@ inline const char* sgemm_kernel_name() {
 
 namespace detail {
 
+// Runs `kernel(c, ldc)` for an MR x NR tile of C whose corner is only h x w
+// (at C's edge) through a full-size buffer, so the kernel always writes whole tiles.
+template <class Kernel>
+void through_tile(Kernel&& kernel, float* c, std::int64_t ldc, std::int64_t h, std::int64_t w, std::int64_t nr,
+                  bool accumulate) {
+    alignas(64) float tile[8 * 48];  // the largest MR x NR (12 x 32 has as many)
+    if (accumulate)
+        for (std::int64_t y = 0; y < h; ++y) std::memcpy(tile + y * nr, c + y * ldc, static_cast<std::size_t>(w) * sizeof(float));
+    kernel(tile, nr);
+    for (std::int64_t y = 0; y < h; ++y) std::memcpy(c + y * ldc, tile + y * nr, static_cast<std::size_t>(w) * sizeof(float));
+}
+
 // The blocked loops around the micro-kernel. `panels(k0, kb, n0, nb)` returns B's
 // packed panels for rows [k0, k0 + kb) and columns [n0, n0 + nb), NR columns per
 // panel, k-major (packing them now, or pointing into a matrix packed earlier).
@@ -213,7 +225,6 @@ void gemm_blocked(const kernel_choice& choice, std::int64_t m, std::int64_t n, s
     }
     thread_local aligned_vector<float> a_pack;
     a_pack.resize(static_cast<std::size_t>(mc * kc));
-    alignas(64) float tile[8 * 48];  // the largest MR x NR (12 x 32 has as many)
     // A row-major f32 A is read in place by full tiles; only partial ones are packed.
     const bool a_in_place = std::is_same_v<TA, float> && a.col_stride == 1;
     for (std::int64_t n0 = 0; n0 < n; n0 += nc) {
@@ -239,17 +250,9 @@ void gemm_blocked(const kernel_choice& choice, std::int64_t m, std::int64_t n, s
                             cs = 1;
                         }
                         float* cdst = c + (m0 + i) * ldc + n0 + j;
-                        if (h == mr && w == nr) {
-                            choice.kernel(kb, ap, rs, cs, bp, cdst, ldc, accumulate);
-                            continue;
-                        }
-                        // A partial tile at the edge of C goes through a full-size buffer.
-                        if (accumulate)
-                            for (std::int64_t y = 0; y < h; ++y)
-                                std::memcpy(tile + y * nr, cdst + y * ldc, static_cast<std::size_t>(w) * sizeof(float));
-                        choice.kernel(kb, ap, rs, cs, bp, tile, nr, accumulate);
-                        for (std::int64_t y = 0; y < h; ++y)
-                            std::memcpy(cdst + y * ldc, tile + y * nr, static_cast<std::size_t>(w) * sizeof(float));
+                        auto run = [&](float* to, std::int64_t ld) { choice.kernel(kb, ap, rs, cs, bp, to, ld, accumulate); };
+                        if (h == mr && w == nr) run(cdst, ldc);
+                        else through_tile(run, cdst, ldc, h, w, nr, accumulate);
                     }
                 }
             }

@@ -143,7 +143,6 @@ void gemm_pairs_blocked(const pair_choice& choice, std::int64_t m, std::int64_t 
     }
     thread_local aligned_vector<std::uint32_t> a_pack;
     a_pack.resize(static_cast<std::size_t>(mc * (kc / 2)));
-    alignas(64) float tile[8 * 48];  // the largest MR x NR (12 x 32 has as many)
     for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
         const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2;
         const bool accumulate = k0 > 0;
@@ -157,16 +156,9 @@ void gemm_pairs_blocked(const pair_choice& choice, std::int64_t m, std::int64_t 
                     const auto h = std::min(mr, mb - i);
                     const std::uint32_t* ap = a_pack.data() + (i / mr) * mr * pairs;
                     float* cdst = c + (m0 + i) * ldc + j;
-                    if (h == mr && w == nr) {
-                        choice.kernel(pairs, ap, bp, cdst, ldc, accumulate);
-                        continue;
-                    }
-                    if (accumulate)
-                        for (std::int64_t y = 0; y < h; ++y)
-                            std::memcpy(tile + y * nr, cdst + y * ldc, static_cast<std::size_t>(w) * sizeof(float));
-                    choice.kernel(pairs, ap, bp, tile, nr, accumulate);
-                    for (std::int64_t y = 0; y < h; ++y)
-                        std::memcpy(cdst + y * ldc, tile + y * nr, static_cast<std::size_t>(w) * sizeof(float));
+                    auto run = [&](float* to, std::int64_t ld) { choice.kernel(pairs, ap, bp, to, ld, accumulate); };
+                    if (h == mr && w == nr) run(cdst, ldc);
+                    else through_tile(run, cdst, ldc, h, w, nr, accumulate);
                 }
             }
         }

@@ -34,15 +34,6 @@ void gemv_rows_portable(std::int64_t m, std::int64_t k, const float* x, const W*
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-__attribute__((target("avx512f"))) inline __m512 load16_avx512(const float* p) { return _mm512_loadu_ps(p); }
-__attribute__((target("avx512f"))) inline __m512 load16_avx512(const half* p) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-__attribute__((target("avx512f"))) inline __m512 load16_avx512(const bfloat16* p) {
-    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
-}
-
 // y[0:m] += sum over R rows r of x[r] * W[r, 0:m]: y is read and written once per
 // R rows, two vectors of it at a time.
 template <int R, class W>
@@ -60,8 +51,8 @@ __attribute__((target("avx512f"))) inline void gemv_pass_avx512(std::int64_t m, 
         __m512 a0 = _mm512_loadu_ps(y + j), a1 = _mm512_loadu_ps(y + j + 16);
 #pragma GCC unroll 8
         for (int i = 0; i < R; ++i) {
-            a0 = _mm512_fmadd_ps(xs[i], load16_avx512(ws[i] + j), a0);
-            a1 = _mm512_fmadd_ps(xs[i], load16_avx512(ws[i] + j + 16), a1);
+            a0 = _mm512_fmadd_ps(xs[i], widen16_avx512(ws[i] + j), a0);
+            a1 = _mm512_fmadd_ps(xs[i], widen16_avx512(ws[i] + j + 16), a1);
         }
         _mm512_storeu_ps(y + j, a0);
         _mm512_storeu_ps(y + j + 16, a1);
@@ -69,7 +60,7 @@ __attribute__((target("avx512f"))) inline void gemv_pass_avx512(std::int64_t m, 
     for (; j + 16 <= m; j += 16) {
         __m512 a = _mm512_loadu_ps(y + j);
 #pragma GCC unroll 8
-        for (int i = 0; i < R; ++i) a = _mm512_fmadd_ps(xs[i], load16_avx512(ws[i] + j), a);
+        for (int i = 0; i < R; ++i) a = _mm512_fmadd_ps(xs[i], widen16_avx512(ws[i] + j), a);
         _mm512_storeu_ps(y + j, a);
     }
     for (; j < m; ++j) {
@@ -105,8 +96,8 @@ __attribute__((target("avx512f"))) void gemv_dots_avx512(std::int64_t m, std::in
         for (; j + 64 <= k; j += 64)
 #pragma GCC unroll 4
             for (int u = 0; u < 4; ++u)
-                acc[u] = _mm512_fmadd_ps(load16_avx512(row + j + 16 * u), _mm512_loadu_ps(x + j + 16 * u), acc[u]);
-        for (; j + 16 <= k; j += 16) acc[0] = _mm512_fmadd_ps(load16_avx512(row + j), _mm512_loadu_ps(x + j), acc[0]);
+                acc[u] = _mm512_fmadd_ps(widen16_avx512(row + j + 16 * u), _mm512_loadu_ps(x + j + 16 * u), acc[u]);
+        for (; j + 16 <= k; j += 16) acc[0] = _mm512_fmadd_ps(widen16_avx512(row + j), _mm512_loadu_ps(x + j), acc[0]);
         float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
         for (; j < k; ++j) s += to_f32(row[j]) * x[j];
         y[n] = s;
