@@ -250,3 +250,34 @@ TEST_CASE("sampling: greedy, temperature, top-k, top-p, and a seed that repeats"
     CHECK_THROWS_WITH((sampling{.top_p = 0}.check()), Catch::Contains("top_p must be in (0, 1]"));
     CHECK_THROWS_WITH((sampling{.top_k = -2}.check()), Catch::Contains("top_k must be >= 0"));
 }
+
+TEST_CASE("gpt2: tensor parallel (ranks as threads) gives TP 1's logits and tokens") {
+    for (const std::string model : {"gpt2-tiny-a", "gpt2-tiny-b"}) {
+        const auto cases = golden(model);
+        std::vector<std::vector<std::int32_t>> prompts;
+        for (const auto& c : cases) prompts.push_back(c.ids);
+        for (const std::int64_t tp : {2, 4}) {
+            INFO(model << " at TP " << tp);
+            runtime::decoder<models::gpt2_family> lm(data / model, {.type = dtype::f32, .threads = 2, .tp = tp});
+            // The vocabularies (301, 397) do not divide by 2 or 4: the LM head is padded and cut.
+            for (const auto& c : cases) {
+                const auto rows = lm.prompt_logits(c.ids);
+                REQUIRE(rows.size() == c.logits.size());
+                REQUIRE(rows[0].size() == c.logits[0].size());
+                for (std::size_t t = 0; t < rows.size(); ++t) CHECK(max_diff(rows[t], c.logits[t]) < 1e-4);
+            }
+            const auto batch = lm.generate(prompts, {.max_new_tokens = 12, .stop_at_eos = false});
+            for (std::size_t b = 0; b < cases.size(); ++b) CHECK(batch.tokens[b] == cases[b].greedy);
+        }
+    }
+}
+
+TEST_CASE("gpt2: a tensor-parallel degree that does not divide the model is refused") {
+    using Catch::Matchers::Contains;
+    try {  // tiny-a has 4 heads
+        runtime::decoder<models::gpt2_family> lm(data / "gpt2-tiny-a", {.type = dtype::f32, .threads = 1, .tp = 3});
+        FAIL("TP 3 was accepted");
+    } catch (const scribe::error& e) {
+        CHECK_THAT(e.what(), Contains("tp degree 3 does not divide n_head (4)") && Contains("degrees that do: 1, 2, 4"));
+    }
+}

@@ -11,7 +11,10 @@
 // executor runs one graph at a time.
 // A graph with collectives runs as several replicas in one process:
 // run_replicas(inputs[r][k]) evaluates every replica node by node, so all_reduce
-// and all_gather combine the replicas of each group directly.
+// and all_gather combine the replicas of each group directly. Or each rank runs
+// its own executor, on its own thread or in its own process, with
+// options::comm (cpu/communicator.hpp): its collectives then meet the other
+// ranks' through the communicator, and replica_id is the communicator's rank.
 #pragma once
 
 #include <algorithm>
@@ -25,6 +28,7 @@
 
 #include "../graph/graph.hpp"
 #include "../graph/tensor.hpp"
+#include "communicator.hpp"
 #include "fusion.hpp"
 #include "kernels.hpp"
 
@@ -34,6 +38,9 @@ struct options {
     unsigned threads = 0;  // worker threads for the heavy kernels; 0: one per hardware thread
     bool fuse = true;      // run chains of element-wise ops in one pass (cpu/fusion.hpp)
     bool profile = false;  // time every node: stats().node_seconds
+    // This executor is one rank of a tensor-parallel run: collectives go through
+    // comm (which must outlive the executor); replica groups must span all its ranks.
+    communicator* comm = nullptr;
 };
 
 // What the last run used: buffers it allocated and the most bytes live at once.
@@ -56,7 +63,7 @@ struct run_stats {
 class executor {
 public:
     explicit executor(const graph& g, options opt = {})
-        : g_(g), pool_(std::make_unique<thread_pool>(opt.threads)), profile_(opt.profile) {
+        : g_(g), pool_(std::make_unique<thread_pool>(opt.threads)), profile_(opt.profile), comm_(opt.comm) {
         if (g_.outputs().empty())
             throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " has no outputs; call g.outputs(...)");
         if (opt.fuse) {
@@ -163,6 +170,8 @@ private:
     std::vector<std::vector<array>> run(std::vector<std::vector<array>> inputs, bool donate) const {
         const auto replicas = inputs.size();
         if (replicas == 0) throw error("cpu: run_replicas needs at least one replica");
+        if (comm_ && replicas != 1)
+            throw error("cpu: an executor with a communicator runs one rank; run_replicas needs one without");
         const auto& nodes = g_.nodes();
         std::vector<std::vector<array>> values(replicas, std::vector<array>(nodes.size()));
         std::vector<std::vector<array>> full;
@@ -200,8 +209,16 @@ private:
             const auto started = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
             // A reshape or update that takes over its operand's buffer adds no bytes.
             std::vector<bool> took_over(replicas, false);
-            if (n.kind == op::all_reduce || n.kind == op::all_gather) {
+            if ((n.kind == op::all_reduce || n.kind == op::all_gather) && comm_) {
+                values[0][i] = exchanged(n, values[0][static_cast<std::size_t>(n.operands[0])]);
+            } else if (n.kind == op::all_reduce || n.kind == op::all_gather) {
                 collective(n, i, values, replicas);
+            } else if (n.kind == op::replica_id) {
+                for (std::size_t r = 0; r < replicas; ++r) {
+                    values[r][i] = array(dtype::u32, {});
+                    const auto id = static_cast<std::uint32_t>(comm_ ? comm_->rank() : static_cast<int>(r));
+                    std::memcpy(values[r][i].mutable_data(), &id, 4);
+                }
             } else {
                 for (std::size_t r = 0; r < replicas; ++r) {
                     auto operand = [&](std::size_t k) -> const array& {
@@ -374,6 +391,44 @@ private:
                             std::string(info(n.kind).name));
     }
 
+    // A collective of this rank through the communicator: the groups must be the
+    // communicator's ranks, in order (one group), or one group per rank.
+    array exchanged(const node& n, const array& x) const {
+        const auto ranks = comm_->size();
+        const auto& groups = n.replica_groups;
+        bool all = groups.size() == 1 && static_cast<int>(groups[0].size()) == ranks;
+        for (int k = 0; all && k < ranks; ++k) all = groups[0][static_cast<std::size_t>(k)] == k;
+        const bool alone = std::all_of(groups.begin(), groups.end(), [](const auto& gr) { return gr.size() == 1; });
+        if (!all && !alone) {
+            std::string text;
+            for (const auto& gr : groups) {
+                text += "{";
+                for (std::size_t k = 0; k < gr.size(); ++k) text += (k ? "," : "") + std::to_string(gr[k]);
+                text += "}";
+            }
+            throw error("cpu: " + std::string(info(n.kind).name) + " with replica groups " + text + " on a run of " +
+                        std::to_string(ranks) + " ranks: a communicator serves one group of all ranks in order");
+        }
+        if (alone || ranks == 1) {  // each rank by itself
+            const std::vector<const array*> one = {&x};
+            return n.kind == op::all_reduce ? kernels::all_reduce(n, one) : kernels::all_gather(n, one);
+        }
+        if (n.kind == op::all_reduce) {
+            auto out = array::uninitialized(x.type(), x.dims());
+            if (x.bytes()) std::memcpy(out.mutable_data(), x.data(), x.bytes());
+            comm_->all_reduce(x.type(), n.reduction, out.mutable_data(), out.size());
+            return out;
+        }
+        auto gathered = array::uninitialized(x.type(), {{"ranks", static_cast<std::int64_t>(ranks) * x.size()}});
+        comm_->all_gather(x.data(), gathered.mutable_data(), x.bytes());
+        std::vector<array> parts;
+        std::vector<const array*> ptrs;
+        for (int k = 0; k < ranks; ++k)
+            parts.push_back(array::borrow(x.type(), x.dims(), gathered.data() + static_cast<std::size_t>(k) * x.bytes(), x.bytes()));
+        for (const auto& p : parts) ptrs.push_back(&p);
+        return kernels::all_gather(n, ptrs);
+    }
+
     // For each evaluated node, the values it is the last to read (never outputs).
     void plan_lifetimes() {
         const auto& nodes = g_.nodes();
@@ -423,7 +478,8 @@ private:
         constant_.assign(nodes.size(), false);
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
-            if (n.kind == op::parameter || n.kind == op::all_reduce || n.kind == op::all_gather) continue;
+            if (n.kind == op::parameter || n.kind == op::all_reduce || n.kind == op::all_gather || n.kind == op::replica_id)
+                continue;
             constant_[i] = std::all_of(n.operands.begin(), n.operands.end(),
                                        [&](node_id o) { return constant_[static_cast<std::size_t>(o)]; });
         }
@@ -451,6 +507,7 @@ private:
     const graph& g_;
     std::unique_ptr<thread_pool> pool_;
     bool profile_ = false;
+    communicator* comm_ = nullptr;
     fusion_plan fusion_;
     std::vector<int> group_index_;
     std::vector<std::vector<node_id>> consumed_at_;

@@ -356,6 +356,11 @@ inline void infer(const std::vector<node>& nodes, node& n) {
             n.type = x.type;
             break;
         }
+        case op::replica_id:
+            arity(0);
+            n.dims.clear();
+            n.type = dtype::u32;
+            break;
         default:
             if (is_unary(n.kind)) {
                 arity(1);

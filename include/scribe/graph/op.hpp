@@ -22,7 +22,7 @@ enum class op : std::uint8_t {
     broadcast, transpose, reshape,
     dot, reduce,
     slice, dynamic_slice, dynamic_update_slice, concatenate, pad, gather, argmax,
-    all_reduce, all_gather,
+    all_reduce, all_gather, replica_id,
     count_
 };
 
@@ -72,6 +72,7 @@ inline constexpr op_info op_table[] = {
     {op::argmax, "argmax", ""},
     {op::all_reduce, "all_reduce", "all-reduce"},
     {op::all_gather, "all_gather", "all-gather"},
+    {op::replica_id, "replica_id", "replica-id"},
 };
 
 // If this fails, an op was added to the enum without its row in op_table.

@@ -27,7 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../nn/layers.hpp"
+#include "../parallel/layers.hpp"
 #include "gpt2_config.hpp"
 
 namespace scribe::models::gpt2 {
@@ -42,6 +42,7 @@ struct graph_shape {
     std::int64_t capacity = 1;  // positions the KV cache holds
     bool decode = false;
     bool last_only = true;      // prefill: logits of each prompt's last token only
+    std::int64_t tp = 1;        // tensor-parallel degree: the graph is one rank's
 };
 
 namespace detail {
@@ -65,13 +66,16 @@ auto part(const X& x, std::int64_t i) {
 // Builds the prefill or decode graph of a GPT-2 in dtype Dtype (f32, f16, bf16) on g (empty, named by
 // the caller): parameters are the weights (in weights()'s order), then the step's
 // inputs and the caches; outputs are the logits, then the caches, aliased.
+// With s.tp > 1 the graph is what every rank runs, on its shards of the weights
+// (split as weights() says) and its heads of the cache; the logits are whole.
 template <auto Dtype>
 void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
-    g.bind(batch(s.batch), seq(s.seq), keys(s.decode ? s.capacity : s.seq), hidden(c.n_embd), heads(c.n_head),
-           head_dim(c.head_dim()), ffn(c.n_inner), vocab(c.vocab_size), positions(c.n_positions), qkv(3),
-           cache(s.capacity));
+    const parallel::mesh m{.degree = s.tp};
+    g.bind(batch(s.batch), seq(s.seq), keys(s.decode ? s.capacity : s.seq), hidden(c.n_embd),
+           heads(m.shard("n_head", c.n_head)), head_dim(c.head_dim()), ffn(m.shard("n_inner", c.n_inner)),
+           vocab(m.padded(c.vocab_size) / m.degree), positions(c.n_positions), qkv(3), cache(s.capacity));
     const T t{};
     auto wte = g.parameter(t[vocab, hidden], "wte.weight");
     auto wpe = g.parameter(t[positions, hidden], "wpe.weight");
@@ -111,7 +115,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
 
     // Positions of this step's tokens: 0.. in a prompt, the cache position in decode.
     auto pos = s.decode ? broadcast<seq>(where) : g.iota(s32[batch, seq], seq);
-    auto x = embedding(wte, ids) + position_embedding(wpe, pos);
+    auto x = parallel::embedding(wte, ids, m) + position_embedding(wpe, pos);
 
     // Which keys a query sees: the causal mask over the prompt, or the cache up to
     // each row's position.
@@ -140,9 +144,10 @@ void build(graph& g, const config& c, const graph_shape& s) {
         }();
         updated.push_back(k_cache);
         updated.push_back(v_cache);
-        x = x + merge_heads(ctx, w.w_o, w.b_o);
+        x = x + parallel::row_linear<heads, head_dim>(ctx, w.w_o, w.b_o, m);
         auto h2 = layer_norm<hidden>(x, w.ln2_g, w.ln2_b, c.layer_norm_epsilon);
-        x = x + mlp(h2, w.w_fc, w.b_fc, w.w_proj, w.b_proj, [&](const auto& u) { return detail::activation(u, c.activation); });
+        x = x + parallel::mlp(h2, w.w_fc, w.b_fc, w.w_proj, w.b_proj,
+                              [&](const auto& u) { return detail::activation(u, c.activation); }, m);
     }
     auto final = layer_norm<hidden>(x, ln_f_g, ln_f_b, c.layer_norm_epsilon);
 
@@ -152,9 +157,10 @@ void build(graph& g, const config& c, const graph_shape& s) {
         g.set_outputs(outs);
         for (std::size_t k = 0; k < caches.size(); ++k) g.alias(k + 1, caches[k]);
     };
-    if (s.decode) set_outputs(merge<seq, vocab, vocab>(lm_head(final, wte)));  // [batch, vocab]
-    else if (s.last_only) set_outputs(lm_head(last_token(final, where), wte));
-    else set_outputs(lm_head(final, wte));
+    auto head = [&](const auto& h) { return parallel::lm_head(h, wte, c.vocab_size, m); };
+    if (s.decode) set_outputs(merge<seq, vocab, vocab>(head(final)));  // [batch, vocab]
+    else if (s.last_only) set_outputs(head(last_token(final, where)));
+    else set_outputs(head(final));
 }
 
 }  // namespace scribe::models::gpt2
@@ -168,6 +174,10 @@ struct gpt2_family {
     using graph_shape = gpt2::graph_shape;
     static std::vector<gpt2::weight_spec> weights(const config& c) { return gpt2::weights(c); }
     static bool ignored_tensor(const std::string& n) { return gpt2::ignored_tensor(n); }
+    static void check_tp(const config& c, std::int64_t degree) { gpt2::check_tp(c, degree); }
+    static std::vector<shape> cache_shapes(const config& c, std::int64_t batch, std::int64_t capacity, std::int64_t degree) {
+        return gpt2::cache_shapes(c, batch, capacity, degree);
+    }
     template <auto Dtype>
     static void build(graph& g, const config& c, const graph_shape& s) {
         gpt2::build<Dtype>(g, c, s);

@@ -16,6 +16,7 @@
 
 #include "../core/error.hpp"
 #include "../graph/node.hpp"
+#include "../parallel/mesh.hpp"
 
 namespace scribe::models::gpt2 {
 
@@ -102,10 +103,13 @@ struct config {
 
 // One weight: its name in the checkpoint (without the optional "transformer."
 // prefix), the shape the checkpoint stores, and the dims the graph reads it as.
+// Under tensor parallelism the dimension `split` (empty: none, replicated) is
+// divided over the ranks (parallel/weights.hpp cuts each rank's part).
 struct weight_spec {
     std::string name;
     std::vector<std::int64_t> stored;
     shape dims;
+    std::string split{};
 };
 
 // Every weight GPT-2 has, in the order the graphs create their parameters.
@@ -113,27 +117,43 @@ inline std::vector<weight_spec> weights(const config& c) {
     const auto H = c.n_embd, F = c.n_inner, N = c.n_head, D = c.head_dim();
     auto d = [](const char* n, std::int64_t e) { return dim_extent{n, e}; };
     std::vector<weight_spec> w = {
-        {"wte.weight", {c.vocab_size, H}, {d("vocab", c.vocab_size), d("hidden", H)}},
+        {"wte.weight", {c.vocab_size, H}, {d("vocab", c.vocab_size), d("hidden", H)}, "vocab"},
         {"wpe.weight", {c.n_positions, H}, {d("positions", c.n_positions), d("hidden", H)}},
     };
     for (std::int64_t l = 0; l < c.n_layer; ++l) {
         const auto p = "h." + std::to_string(l) + ".";
         w.push_back({p + "ln_1.weight", {H}, {d("hidden", H)}});
         w.push_back({p + "ln_1.bias", {H}, {d("hidden", H)}});
-        w.push_back({p + "attn.c_attn.weight", {H, 3 * H}, {d("hidden", H), d("qkv", 3), d("heads", N), d("head_dim", D)}});
-        w.push_back({p + "attn.c_attn.bias", {3 * H}, {d("qkv", 3), d("heads", N), d("head_dim", D)}});
-        w.push_back({p + "attn.c_proj.weight", {H, H}, {d("heads", N), d("head_dim", D), d("hidden", H)}});
+        w.push_back({p + "attn.c_attn.weight", {H, 3 * H}, {d("hidden", H), d("qkv", 3), d("heads", N), d("head_dim", D)}, "heads"});
+        w.push_back({p + "attn.c_attn.bias", {3 * H}, {d("qkv", 3), d("heads", N), d("head_dim", D)}, "heads"});
+        w.push_back({p + "attn.c_proj.weight", {H, H}, {d("heads", N), d("head_dim", D), d("hidden", H)}, "heads"});
         w.push_back({p + "attn.c_proj.bias", {H}, {d("hidden", H)}});
         w.push_back({p + "ln_2.weight", {H}, {d("hidden", H)}});
         w.push_back({p + "ln_2.bias", {H}, {d("hidden", H)}});
-        w.push_back({p + "mlp.c_fc.weight", {H, F}, {d("hidden", H), d("ffn", F)}});
-        w.push_back({p + "mlp.c_fc.bias", {F}, {d("ffn", F)}});
-        w.push_back({p + "mlp.c_proj.weight", {F, H}, {d("ffn", F), d("hidden", H)}});
+        w.push_back({p + "mlp.c_fc.weight", {H, F}, {d("hidden", H), d("ffn", F)}, "ffn"});
+        w.push_back({p + "mlp.c_fc.bias", {F}, {d("ffn", F)}, "ffn"});
+        w.push_back({p + "mlp.c_proj.weight", {F, H}, {d("ffn", F), d("hidden", H)}, "ffn"});
         w.push_back({p + "mlp.c_proj.bias", {H}, {d("hidden", H)}});
     }
     w.push_back({"ln_f.weight", {H}, {d("hidden", H)}});
     w.push_back({"ln_f.bias", {H}, {d("hidden", H)}});
     return w;
+}
+
+// Refuses a tensor-parallel degree that does not divide the heads and the MLP's
+// width (the vocabulary is padded instead), naming both sizes.
+inline void check_tp(const config& c, std::int64_t degree) {
+    const parallel::mesh m{.degree = degree};
+    (void)m.shard("n_head", c.n_head);
+    (void)m.shard("n_inner", c.n_inner);
+}
+
+// The KV cache one rank holds: a key and a value tensor per layer,
+// [batch, cache, heads / degree, head_dim].
+inline std::vector<shape> cache_shapes(const config& c, std::int64_t batch, std::int64_t capacity, std::int64_t degree) {
+    const parallel::mesh m{.degree = degree};
+    const shape one{{"batch", batch}, {"cache", capacity}, {"heads", m.shard("n_head", c.n_head)}, {"head_dim", c.head_dim()}};
+    return std::vector<shape>(static_cast<std::size_t>(2 * c.n_layer), one);
 }
 
 // Tensors a GPT-2 checkpoint may hold that the model does not read: the causal

@@ -1,4 +1,5 @@
-// scribe/ops/collective.hpp — cross-replica collectives: all_reduce and all_gather.
+// scribe/ops/collective.hpp — cross-replica collectives: all_reduce and all_gather,
+// and replica_id, the number of the replica running the graph.
 //
 // A graph with collectives is run by every replica (one per TP rank); replica
 // groups say which replicas combine. replica_groups::all(4) is {{0, 1, 2, 3}}.
@@ -60,6 +61,14 @@ auto all_gather(const tensor<T, S...>& x, const replica_groups& groups) {
         n.replica_groups = groups.groups;
         return detail::emit<T, detail::make_dynamic<L, Dd>>(x.owner(), std::move(n));
     }
+}
+
+// The number of the replica running the graph, u32[] (HLO's replica-id): lets one
+// module serve every TP rank, each picking its own part of a sharded table.
+inline auto replica_id(graph& g) {
+    node n;
+    n.kind = op::replica_id;
+    return detail::emit<dtype_of<u32>, dims<>>(g, std::move(n));
 }
 
 }  // namespace scribe

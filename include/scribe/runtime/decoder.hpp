@@ -9,10 +9,23 @@
 //
 // The model family (models/gpt2.hpp's `family`) supplies the config, the weight
 // list and the graph builder; nothing here names a model.
+//
+// Tensor parallelism (load_options::tp = N): every rank runs the same graphs on
+// its shards of the weights and its heads of the KV cache. Without a
+// communicator the N ranks are threads of this process (cpu::thread_group);
+// with one (MPI: parallel/mpi.hpp) this process is one rank. Each rank's weights
+// are cut from the unsharded checkpoint (borrowed where contiguous, its part
+// copied otherwise: parallel/weights.hpp), or read from a pre-sharded folder
+// that save_sharded() wrote: model.tp<N>-rank<R>.safetensors, one file per rank,
+// each holding that rank's part of every weight under its Hugging Face name and
+// in the dims the model reads it as (c_attn as [hidden, qkv, heads / N, head_dim]),
+// with __metadata__ scribe.tp_degree and scribe.rank.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -22,8 +35,11 @@
 #include <tuple>
 #include <vector>
 
+#include <thread>
+
 #include "../cpu.hpp"
 #include "../io/safetensors.hpp"
+#include "../parallel/weights.hpp"
 #include "sampling.hpp"
 
 namespace scribe::runtime {
@@ -37,6 +53,14 @@ struct load_options {
     std::vector<std::int64_t> buckets{};
     // Called while weights load: bytes done so far, bytes in all.
     std::function<void(std::size_t, std::size_t)> progress{};
+    // Tensor-parallel degree. Without comm, that many ranks run as threads here
+    // (`threads` shared among them); with comm (of tp ranks), this process is rank
+    // comm->rank() and loads that rank's part of the weights only.
+    std::int64_t tp = 1;
+    cpu::communicator* comm = nullptr;
+    // Bytes one rank may use for its weights and KV cache; 0: no limit. A load or
+    // a generate() that would need more is refused, with the numbers.
+    std::size_t memory_budget = 0;
 };
 
 struct generate_options {
@@ -71,7 +95,18 @@ inline std::string shape_text(const std::vector<std::int64_t>& s) {
     return out + "]";
 }
 
+inline std::string mib(std::size_t bytes) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+    return b;
+}
+
 }  // namespace detail
+
+// The file of rank `rank` in a folder pre-sharded for `degree` ranks.
+inline std::filesystem::path rank_file(const std::filesystem::path& dir, std::int64_t degree, std::int64_t rank) {
+    return dir / ("model.tp" + std::to_string(degree) + "-rank" + std::to_string(rank) + ".safetensors");
+}
 
 template <class Family>
 class decoder {
@@ -79,9 +114,11 @@ public:
     using config = typename Family::config;
 
     decoder(const std::filesystem::path& dir, load_options opt = {})
-        : dir_(dir), opt_(std::move(opt)), config_(config::load(dir / "config.json")), checkpoint_(dir) {
+        : dir_(dir), opt_(std::move(opt)), config_(config::load(dir / "config.json")) {
         if (opt_.type != dtype::f32 && opt_.type != dtype::f16 && opt_.type != dtype::bf16)
             throw error("decoder: the model runs in f32, f16 or bf16, not " + std::string(name(opt_.type)));
+        set_up_ranks();
+        check_budget(0, 0);
         load_weights();
         if (opt_.buckets.empty()) {
             for (std::int64_t b = 16; b < config_.n_positions; b *= 2) opt_.buckets.push_back(b);
@@ -98,9 +135,38 @@ public:
     const config& model_config() const { return config_; }
     dtype type() const { return opt_.type; }
     const std::vector<std::int64_t>& buckets() const { return opt_.buckets; }
+    // Bytes of weights this process holds (all its ranks), and of those, converted.
     std::size_t weight_bytes() const { return weight_bytes_; }
     std::size_t converted_bytes() const { return converted_bytes_; }
     const std::filesystem::path& folder() const { return dir_; }
+    std::int64_t tp() const { return opt_.tp; }
+    // The first rank this process runs (0 unless it is one rank of an MPI run).
+    int rank() const { return ranks_.front().rank; }
+    bool presharded() const { return presharded_; }
+
+    // What one rank needs for its weights and a KV cache of `capacity` positions.
+    parallel::memory_plan memory(std::int64_t batch, std::int64_t capacity) const {
+        return parallel::plan(Family::weights(config_), Family::cache_shapes(config_, batch, capacity, opt_.tp), opt_.type,
+                              opt_.tp);
+    }
+
+    // Writes this process's ranks' weights as a pre-sharded folder's rank files
+    // (see the top of this file); the caller copies config.json and the tokenizer.
+    void save_sharded(const std::filesystem::path& out) const {
+        std::filesystem::create_directories(out);
+        for (const auto& r : ranks_) {
+            std::vector<io::tensor_to_write> tensors;
+            for (const auto& s : Family::weights(config_)) {
+                const auto& a = r.weights.at(s.name);
+                std::vector<std::int64_t> extents;
+                for (const auto& d : a.dims()) extents.push_back(d.extent);
+                tensors.push_back({s.name, a.type(), extents, {a.data(), a.bytes()}});
+            }
+            io::write_safetensors(rank_file(out, opt_.tp, r.rank), tensors,
+                                  {{"format", "pt"}, {"scribe.tp_degree", std::to_string(opt_.tp)},
+                                   {"scribe.rank", std::to_string(r.rank)}});
+        }
+    }
 
     // Logits of every position of one prompt, [tokens][vocab] as f32: the prefill
     // graph with all positions' logits (the golden tests compare them).
@@ -108,10 +174,9 @@ public:
         check_prompts({prompt}, 0);
         const auto bucket = bucket_for(static_cast<std::int64_t>(prompt.size()));
         auto& step = prefill(bucket, bucket, 1, false);
-        auto caches = new_caches(bucket, 1);
-        auto outs = step.exec->run_donating(prefill_inputs({prompt}, bucket, std::move(caches)));
+        auto outs = run(step, [&](std::size_t) { return prefill_inputs({prompt}, bucket, new_caches(bucket, 1)); });
         const auto V = config_.vocab_size;
-        const auto all = as_floats(outs[0]);
+        const auto all = as_floats(outs[0][0]);
         std::vector<std::vector<float>> rows;
         for (std::size_t t = 0; t < prompt.size(); ++t)
             rows.emplace_back(all.begin() + static_cast<std::ptrdiff_t>(t) * V, all.begin() + static_cast<std::ptrdiff_t>(t + 1) * V);
@@ -135,13 +200,16 @@ public:
         // within the model's positions) and at least the bucket prefill writes.
         const auto needed = std::min(config_.n_positions, (longest + o.max_new_tokens + 31) / 32 * 32);
         out.capacity = std::max(out.bucket, needed);
+        check_budget(batch, out.capacity);
         out.tokens.assign(prompts.size(), {});
 
         std::mt19937_64 rng(o.sample.seed);
         std::vector<bool> done(prompts.size(), false);
         std::vector<std::int32_t> last(prompts.size());
         bool stop = false;
-        auto choose = [&](const std::vector<float>& logits) {
+        auto choose = [&](std::vector<float> logits) {
+            // Ranks in other processes choose from rank 0's logits, so they agree.
+            if (opt_.comm && opt_.comm->size() > 1) opt_.comm->broadcast(logits.data(), logits.size() * 4, 0);
             const auto V = static_cast<std::size_t>(config_.vocab_size);
             for (std::size_t b = 0; b < prompts.size(); ++b) {
                 if (done[b]) continue;
@@ -156,9 +224,9 @@ public:
         auto& pre = prefill(out.bucket, out.capacity, batch, true);  // built on first use, not timed
         auto& dec = decode(out.capacity, batch);
         const auto t0 = std::chrono::steady_clock::now();
-        auto outs = pre.exec->run_donating(prefill_inputs(prompts, out.bucket, new_caches(out.capacity, batch)));
+        auto outs = run(pre, [&](std::size_t) { return prefill_inputs(prompts, out.bucket, new_caches(out.capacity, batch)); });
         out.prefill_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        choose(as_floats(outs[0]));
+        choose(as_floats(outs[0][0]));
 
         const auto t1 = std::chrono::steady_clock::now();
         std::vector<std::int32_t> ids(prompts.size()), positions(prompts.size());
@@ -168,13 +236,15 @@ public:
                 ids[b] = last[b];
                 positions[b] = static_cast<std::int32_t>(prompts[b].size() + out.tokens[b].size() - 1);
             }
-            std::vector<cpu::array> in;
-            in.push_back(cpu::array::borrow(dtype::s32, {{"batch", batch}, {"seq", 1}}, ids.data(), ids.size() * 4));
-            in.push_back(cpu::array::borrow(dtype::s32, {{"batch", batch}}, positions.data(), positions.size() * 4));
-            for (std::size_t k = 1; k < outs.size(); ++k) in.push_back(std::move(outs[k]));
-            outs = dec.exec->run_donating(std::move(in));
+            outs = run(dec, [&](std::size_t k) {
+                std::vector<cpu::array> in;
+                in.push_back(cpu::array::borrow(dtype::s32, {{"batch", batch}, {"seq", 1}}, ids.data(), ids.size() * 4));
+                in.push_back(cpu::array::borrow(dtype::s32, {{"batch", batch}}, positions.data(), positions.size() * 4));
+                for (std::size_t j = 1; j < outs[k].size(); ++j) in.push_back(std::move(outs[k][j]));  // its caches
+                return in;
+            });
             ++out.decode_steps;
-            choose(as_floats(outs[0]));
+            choose(as_floats(outs[0][0]));
         }
         out.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
         return out;
@@ -197,10 +267,83 @@ public:
     }
 
 private:
+    // One graph (every rank runs the same), and an executor per rank of this process.
     struct step_graph {
         std::unique_ptr<graph> g;
-        std::unique_ptr<cpu::executor> exec;
+        std::vector<std::unique_ptr<cpu::executor>> execs;
     };
+    struct rank_state {
+        int rank = 0;
+        cpu::communicator* comm = nullptr;
+        std::map<std::string, cpu::array> weights;
+    };
+
+    void set_up_ranks() {
+        const auto tp = opt_.tp;
+        if (tp < 1) throw error("decoder: the tensor-parallel degree must be at least 1, got " + std::to_string(tp));
+        Family::check_tp(config_, tp);
+        if (opt_.comm) {
+            if (opt_.comm->size() != tp)
+                throw error("decoder: tensor-parallel degree " + std::to_string(tp) + " but the communicator has " +
+                            std::to_string(opt_.comm->size()) + " ranks (mpirun -np " + std::to_string(opt_.comm->size()) +
+                            " needs --tp " + std::to_string(opt_.comm->size()) + ")");
+            ranks_.push_back({opt_.comm->rank(), opt_.comm, {}});
+        } else if (tp > 1) {
+            group_ = std::make_unique<cpu::thread_group>(static_cast<int>(tp));
+            for (int r = 0; r < static_cast<int>(tp); ++r) ranks_.push_back({r, &(*group_)[r], {}});
+        } else {
+            ranks_.push_back({0, nullptr, {}});
+        }
+    }
+
+    // Refuses a run whose per-rank weights and KV cache (batch x capacity; none
+    // when batch is 0) exceed load_options::memory_budget.
+    void check_budget(std::int64_t batch, std::int64_t capacity) const {
+        if (!opt_.memory_budget) return;
+        const auto p = memory(std::max<std::int64_t>(batch, 1), std::max<std::int64_t>(capacity, 1));
+        const auto need = batch ? p.total() : p.weights;
+        if (need <= opt_.memory_budget) return;
+        std::string what = "weights " + detail::mib(p.weights);
+        if (batch)
+            what += " + KV cache " + detail::mib(p.kv_cache) + " (batch " + std::to_string(batch) + ", " +
+                    std::to_string(capacity) + " positions)";
+        throw error("memory: each of the " + std::to_string(opt_.tp) + " rank(s) would need " + detail::mib(need) + " (" + what +
+                    " in " + std::string(name(opt_.type)) + ") but the budget is " + detail::mib(opt_.memory_budget) +
+                    " per rank; use a larger tensor-parallel degree, a smaller batch or fewer new tokens");
+    }
+
+    // Runs a step on every rank of this process (ranks as threads run at once);
+    // inputs(k) gives local rank k's inputs. Returns each local rank's outputs. A
+    // rank that fails stops the others (their exchanges throw) and its error is
+    // the one raised.
+    template <class Inputs>
+    std::vector<std::vector<cpu::array>> run(step_graph& s, Inputs&& inputs) {
+        std::vector<std::vector<cpu::array>> outs(ranks_.size());
+        if (ranks_.size() == 1) {
+            outs[0] = s.execs[0]->run_donating(inputs(std::size_t{0}));
+            return outs;
+        }
+        std::vector<std::vector<cpu::array>> in(ranks_.size());
+        for (std::size_t k = 0; k < ranks_.size(); ++k) in[k] = inputs(k);
+        std::vector<std::exception_ptr> errors(ranks_.size());
+        std::atomic<int> first{-1};
+        auto body = [&](std::size_t k) {
+            try {
+                outs[k] = s.execs[k]->run_donating(std::move(in[k]));
+            } catch (...) {
+                errors[k] = std::current_exception();
+                int none = -1;
+                first.compare_exchange_strong(none, static_cast<int>(k));
+                ranks_[k].comm->abort();
+            }
+        };
+        std::vector<std::thread> threads;
+        for (std::size_t k = 1; k < ranks_.size(); ++k) threads.emplace_back(body, k);
+        body(0);
+        for (auto& t : threads) t.join();
+        if (first.load() >= 0) std::rethrow_exception(errors[static_cast<std::size_t>(first.load())]);
+        return outs;
+    }
 
     void check_prompts(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t new_tokens) const {
         if (prompts.empty()) throw error("generate: no prompts");
@@ -227,73 +370,137 @@ private:
         }());
     }
 
-    // Reads every weight the family lists; refuses missing, misshapen, non-float and
-    // unknown tensors, naming the file and the tensor.
+    // Reads every weight the family lists for each rank of this process: from the
+    // rank's file of a pre-sharded folder when there is one, else cut from the
+    // checkpoint. Refuses missing, misshapen, non-float and unknown tensors,
+    // naming the file and the tensor.
     void load_weights() {
         const auto specs = Family::weights(config_);
-        auto stored_name = [&](const std::string& n) -> std::optional<std::string> {
-            if (checkpoint_.contains(n)) return n;
-            if (checkpoint_.contains("transformer." + n)) return "transformer." + n;
-            return std::nullopt;
-        };
+        presharded_ = opt_.tp > 1 && std::filesystem::exists(rank_file(dir_, opt_.tp, ranks_.front().rank));
         std::size_t total = 0, done = 0;
-        std::vector<std::string> found;
-        for (const auto& s : specs) {
-            const auto n = stored_name(s.name);
-            if (!n)
-                throw error((dir_ / "model.safetensors").string() + ": tensor `" + s.name + "` is missing (a " +
-                            Family::name + " with " + std::to_string(config_.n_layer) + " layers needs it)");
-            found.push_back(*n);
-            total += checkpoint_.bytes(*n).size();
-        }
-        for (const auto& n : checkpoint_.names()) {
-            if (std::find(found.begin(), found.end(), n) != found.end() || Family::ignored_tensor(n)) continue;
-            throw error(checkpoint_.shard_of(n).path().string() + ": unexpected tensor `" + n + "` (not a weight of a " +
-                        Family::name + " with this config.json)");
-        }
-        for (std::size_t i = 0; i < specs.size(); ++i) {
-            const auto& s = specs[i];
-            const auto& e = checkpoint_.entry(found[i]);
-            const auto where = checkpoint_.shard_of(found[i]).path().string();
-            if (e.shape != s.stored)
-                throw error(where + ": tensor `" + found[i] + "` is " + detail::shape_text(e.shape) + " but config.json needs " +
-                            detail::shape_text(s.stored));
-            if (e.type != dtype::f32 && e.type != dtype::f16 && e.type != dtype::bf16)
-                throw error(where + ": tensor `" + found[i] + "` is " + std::string(name(e.type)) +
-                            "; weights must be F32, F16 or BF16");
-            const auto bytes = checkpoint_.bytes(found[i]);
-            if (e.type == opt_.type) {
-                weights_[s.name] = cpu::array::borrow(e.type, s.dims, bytes.data(), bytes.size());
-            } else {  // converted once, here
-                auto a = cpu::array::uninitialized(opt_.type, s.dims);
-                detail::convert_floats(e.type, bytes.data(), opt_.type, a.mutable_data(), e.elements());
-                converted_bytes_ += a.bytes();
-                weights_[s.name] = std::move(a);
+        struct source {
+            const io::safetensors* file;
+            std::string name;
+        };
+        // For each rank (local), where each spec's bytes are.
+        std::vector<std::vector<source>> found(ranks_.size());
+        auto check_extra = [&](const std::vector<std::string>& names, const std::vector<source>& used,
+                               const std::function<std::string(const std::string&)>& file_of) {
+            for (const auto& n : names) {
+                if (Family::ignored_tensor(n) ||
+                    std::any_of(used.begin(), used.end(), [&](const source& u) { return u.name == n; }))
+                    continue;
+                throw error(file_of(n) + ": unexpected tensor `" + n + "` (not a weight of a " + Family::name +
+                            " with this config.json)");
             }
-            weight_bytes_ += weights_[s.name].bytes();
-            done += bytes.size();
-            if (opt_.progress) opt_.progress(done, total);
+        };
+        if (presharded_) {
+            for (std::size_t k = 0; k < ranks_.size(); ++k) {
+                const auto r = ranks_[k].rank;
+                const auto& f = rank_files_.emplace_back(rank_file(dir_, opt_.tp, r));
+                const auto path = f.path().string();
+                auto meta = [&](const char* key) {
+                    const auto it = f.metadata().find(key);
+                    return it == f.metadata().end() ? std::string("(none)") : it->second;
+                };
+                if (meta("scribe.tp_degree") != std::to_string(opt_.tp) || meta("scribe.rank") != std::to_string(r))
+                    throw error(path + ": __metadata__ says tp_degree " + meta("scribe.tp_degree") + ", rank " +
+                                meta("scribe.rank") + "; this is rank " + std::to_string(r) + " of " + std::to_string(opt_.tp));
+                for (const auto& s : specs) {
+                    if (!f.contains(s.name))
+                        throw error(path + ": tensor `" + s.name + "` is missing (rank " + std::to_string(r) + " of a " +
+                                    Family::name + " with " + std::to_string(config_.n_layer) + " layers needs it)");
+                    found[k].push_back({&f, s.name});
+                    total += f.bytes(s.name).size();
+                }
+                std::vector<std::string> names;
+                for (const auto& e : f.tensors()) names.push_back(e.name);
+                check_extra(names, found[k], [&](const std::string&) { return path; });
+            }
+        } else {
+            full_.emplace(dir_);
+            const auto& ck = *full_;
+            std::vector<source> names;
+            for (const auto& s : specs) {
+                const auto n = ck.contains(s.name) ? std::optional(s.name)
+                               : ck.contains("transformer." + s.name) ? std::optional("transformer." + s.name)
+                                                                       : std::nullopt;
+                if (!n)
+                    throw error((dir_ / "model.safetensors").string() + ": tensor `" + s.name + "` is missing (a " +
+                                Family::name + " with " + std::to_string(config_.n_layer) + " layers needs it)");
+                names.push_back({&ck.shard_of(*n), *n});
+                total += ck.bytes(*n).size() * ranks_.size() / static_cast<std::size_t>(opt_.tp);
+            }
+            check_extra(ck.names(), names, [&](const std::string& n) { return ck.shard_of(n).path().string(); });
+            for (auto& f : found) f = names;
         }
+        for (std::size_t k = 0; k < ranks_.size(); ++k) {
+            for (std::size_t i = 0; i < specs.size(); ++i) {
+                const auto& s = specs[i];
+                const auto& src = found[k][i];
+                const auto& e = src.file->entry(src.name);
+                const auto where = src.file->path().string();
+                const auto part_dims = parallel::shard_shape(s.dims, s.split, opt_.tp);
+                std::vector<std::int64_t> want = s.stored;
+                if (presharded_) {
+                    want.clear();
+                    for (const auto& d : part_dims) want.push_back(d.extent);
+                }
+                if (e.shape != want)
+                    throw error(where + ": tensor `" + src.name + "` is " + detail::shape_text(e.shape) + " but " +
+                                (presharded_ ? "rank " + std::to_string(ranks_[k].rank) + "'s part" : std::string("config.json")) +
+                                " needs " + detail::shape_text(want));
+                if (e.type != dtype::f32 && e.type != dtype::f16 && e.type != dtype::bf16)
+                    throw error(where + ": tensor `" + src.name + "` is " + std::string(name(e.type)) +
+                                "; weights must be F32, F16 or BF16");
+                const auto bytes = src.file->bytes(src.name);
+                // This rank's part, in the stored dtype: borrowed in place where it can be.
+                auto part = presharded_ ? cpu::array::borrow(e.type, part_dims, bytes.data(), bytes.size())
+                                        : parallel::shard(cpu::array::borrow(e.type, s.dims, bytes.data(), bytes.size()),
+                                                          s.split, opt_.tp, ranks_[k].rank);
+                auto& slot = ranks_[k].weights[s.name];
+                if (e.type == opt_.type) {
+                    slot = std::move(part);
+                } else {  // converted once, here
+                    auto a = cpu::array::uninitialized(opt_.type, part.dims());
+                    detail::convert_floats(e.type, part.data(), opt_.type, a.mutable_data(), part.size());
+                    converted_bytes_ += a.bytes();
+                    slot = std::move(a);
+                }
+                weight_bytes_ += slot.bytes();
+                done += presharded_ ? bytes.size() : bytes.size() / static_cast<std::size_t>(opt_.tp);
+                if (opt_.progress) opt_.progress(std::min(done, total), total);
+            }
+        }
+        if (opt_.progress && done < total) opt_.progress(total, total);
     }
 
-    void bind_weights(step_graph& s) {
+    void bind_weights(step_graph& s, std::size_t k) {
         for (const auto& n : s.g->nodes()) {
             if (n.kind != op::parameter) continue;
-            const auto it = weights_.find(n.label);
-            if (it != weights_.end()) s.exec->bind(n.parameter_number, it->second.view());
+            const auto it = ranks_[k].weights.find(n.label);
+            if (it != ranks_[k].weights.end()) s.execs[k]->bind(n.parameter_number, it->second.view());
         }
     }
-
     template <class Build>
     step_graph make(const std::string& name, Build&& build) {
-        step_graph s{std::make_unique<graph>(name), nullptr};
+        step_graph s{std::make_unique<graph>(name), {}};
         switch (opt_.type) {
             case dtype::f16: build.template operator()<f16>(*s.g); break;
             case dtype::bf16: build.template operator()<bf16>(*s.g); break;
             default: build.template operator()<f32>(*s.g); break;
         }
-        s.exec = std::make_unique<cpu::executor>(*s.g, cpu::options{.threads = opt_.threads});
-        bind_weights(s);
+        // The threads are shared among this process's ranks; an MPI rank takes its
+        // share of the machine's unless told.
+        auto threads = opt_.threads;
+        if (threads == 0 && opt_.tp > 1)
+            threads = std::max(1u, std::thread::hardware_concurrency() / static_cast<unsigned>(opt_.tp));
+        else if (ranks_.size() > 1)
+            threads = std::max(1u, threads / static_cast<unsigned>(ranks_.size()));
+        for (std::size_t k = 0; k < ranks_.size(); ++k) {
+            s.execs.push_back(std::make_unique<cpu::executor>(*s.g, cpu::options{.threads = threads, .comm = ranks_[k].comm}));
+            bind_weights(s, k);
+        }
         return s;
     }
 
@@ -302,7 +509,7 @@ private:
         auto it = prefills_.find(key);
         if (it == prefills_.end()) {
             const auto shape = typename Family::graph_shape{.batch = batch, .seq = bucket, .capacity = capacity,
-                                                            .decode = false, .last_only = last_only};
+                                                            .decode = false, .last_only = last_only, .tp = opt_.tp};
             it = prefills_.emplace(key, make("prefill_" + std::to_string(bucket), [&]<auto D>(graph& g) {
                 Family::template build<D>(g, config_, shape);
             })).first;
@@ -314,7 +521,8 @@ private:
         const auto key = std::make_tuple(capacity, batch);
         auto it = decodes_.find(key);
         if (it == decodes_.end()) {
-            const auto shape = typename Family::graph_shape{.batch = batch, .seq = 1, .capacity = capacity, .decode = true};
+            const auto shape =
+                typename Family::graph_shape{.batch = batch, .seq = 1, .capacity = capacity, .decode = true, .tp = opt_.tp};
             it = decodes_.emplace(key, make("decode", [&]<auto D>(graph& g) { Family::template build<D>(g, config_, shape); })).first;
         }
         return it->second;
@@ -322,9 +530,7 @@ private:
 
     std::vector<cpu::array> new_caches(std::int64_t capacity, std::int64_t batch) const {
         std::vector<cpu::array> c;
-        for (std::int64_t l = 0; l < 2 * config_.n_layer; ++l)
-            c.emplace_back(opt_.type, shape{{"batch", batch}, {"cache", capacity}, {"heads", config_.n_head},
-                                            {"head_dim", config_.head_dim()}});
+        for (const auto& sh : Family::cache_shapes(config_, batch, capacity, opt_.tp)) c.emplace_back(opt_.type, sh);
         return c;
     }
 
@@ -360,8 +566,11 @@ private:
     std::filesystem::path dir_;
     load_options opt_;
     config config_;
-    io::checkpoint checkpoint_;
-    std::map<std::string, cpu::array> weights_;
+    std::optional<io::checkpoint> full_;     // the unsharded checkpoint, mmapped
+    std::deque<io::safetensors> rank_files_;  // or this process's ranks' pre-sharded files
+    bool presharded_ = false;
+    std::unique_ptr<cpu::thread_group> group_;  // ranks as threads
+    std::vector<rank_state> ranks_;             // the ranks this process runs
     std::size_t weight_bytes_ = 0, converted_bytes_ = 0;
     std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, bool>, step_graph> prefills_;
     std::map<std::tuple<std::int64_t, std::int64_t>, step_graph> decodes_;

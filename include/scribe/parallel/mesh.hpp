@@ -1,0 +1,92 @@
+// scribe/parallel/mesh.hpp — the tensor-parallel mesh: one named axis, `tp`, of
+// `degree` ranks, and how a dimension is split over it.
+//
+//     parallel::mesh m{.degree = 4};
+//     g.bind(heads(m.shard("heads", 12)));      // 3 heads per rank, or a clear error
+//     parallel::sharded<heads.of<12>, 4>          // heads.of<3>, checked at compile time
+//
+// A dimension split over the mesh must divide by its degree (heads, KV heads, the
+// MLP's width); the vocabulary instead is padded up to a multiple of the degree
+// (`padded`), the padding rows being zeros whose logits are cut off again.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../core/diagnose.hpp"
+#include "../core/dim.hpp"
+#include "../core/error.hpp"
+#include "../ops/collective.hpp"
+
+namespace scribe::parallel {
+
+// The degrees 1..extent that divide `extent`.
+inline std::vector<std::int64_t> divisors(std::int64_t extent) {
+    std::vector<std::int64_t> d;
+    for (std::int64_t k = 1; k <= extent; ++k)
+        if (extent % k == 0) d.push_back(k);
+    return d;
+}
+
+inline std::string list(const std::vector<std::int64_t>& v) {
+    std::string s;
+    for (auto x : v) s += (s.empty() ? "" : ", ") + std::to_string(x);
+    return s;
+}
+
+struct mesh {
+    static constexpr std::string_view axis = "tp";  // the axis' name in errors and manifests
+    std::int64_t degree = 1;
+
+    // Every rank in one group: what the collectives of a TP layer combine.
+    replica_groups groups() const { return replica_groups::all(degree); }
+
+    // The extent of `dim` on one rank; an error naming the dimension, both sizes and
+    // the degrees that would work, when the degree does not divide it.
+    std::int64_t shard(std::string_view dim, std::int64_t extent) const {
+        check();
+        if (extent % degree)
+            throw error("tensor parallel: " + std::string(axis) + " degree " + std::to_string(degree) +
+                        " does not divide " + std::string(dim) + " (" + std::to_string(extent) +
+                        "); degrees that do: " + list(divisors(extent)));
+        return extent / degree;
+    }
+    // extent rounded up to a multiple of the degree (the vocabulary's padding).
+    std::int64_t padded(std::int64_t extent) const {
+        check();
+        return (extent + degree - 1) / degree * degree;
+    }
+    void check() const {
+        if (degree < 1) throw error("tensor parallel: the degree must be at least 1, got " + std::to_string(degree));
+    }
+};
+
+namespace detail {
+template <class Slot, std::int64_t Degree>
+struct sharded_impl {
+    static_assert(Degree >= 1, "[scribe] a TP degree must be at least 1");
+    using type = Slot;  // a dynamic extent: checked at run time by mesh::shard
+};
+template <class D, std::int64_t N, std::int64_t Degree>
+struct sharded_impl<static_dim<D, N>, Degree> {
+    static constexpr bool divides = Degree >= 1 && N % Degree == 0;
+    static constexpr auto check() {
+        if constexpr (!divides)
+            return scribe::diagnose::shards_do_not_divide<D, std::integral_constant<std::int64_t, N>,
+                                                          std::integral_constant<std::int64_t, Degree>>{};
+        else
+            return 0;
+    }
+    using checked = decltype(check());
+    using type = static_dim<D, (divides ? N / Degree : 1)>;
+};
+}  // namespace detail
+
+// The slot one rank holds when the dimension slot S is split over Degree ranks:
+// sharded<heads.of<12>, 4> is heads.of<3>; sharded<heads.of<12>, 5> does not compile.
+template <auto S, std::int64_t Degree>
+using sharded = typename detail::sharded_impl<std::remove_cvref_t<decltype(S)>, Degree>::type;
+
+}  // namespace scribe::parallel
