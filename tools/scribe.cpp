@@ -1,9 +1,12 @@
 // scribe — the command-line program: generate text with a Hugging Face GPT-2
-// folder on the CPU, export its prefill and decode graphs as XLA HLO, inspect it.
+// folder on the CPU, export its prefill and decode graphs as XLA HLO, inspect it,
+// shard it for tensor parallelism.
 //
 //   scribe generate [MODEL] [--prompt TEXT]... [options]
 //   scribe export-hlo [MODEL] [--out DIR] [options]
 //   scribe inspect [MODEL] [options]
+//   scribe shard [MODEL] --tp N --out DIR
+//   mpirun -np N scribe generate [MODEL] --tp N ...   (ranks as processes)
 //
 // MODEL defaults to the demo model kept in the source tree (models/demo-gpt2).
 // `scribe COMMAND --help` explains each command.
@@ -23,9 +26,13 @@
 #include <nlohmann/json.hpp>
 
 #include <scribe/hlo/export.hpp>
+#include <scribe/parallel/weights.hpp>
 #include <scribe/io/tokenizer.hpp>
 #include <scribe/models/gpt2.hpp>
 #include <scribe/runtime/decoder.hpp>
+#ifdef SCRIBE_WITH_MPI
+#include <scribe/parallel/mpi.hpp>
+#endif
 
 #ifndef SCRIBE_DEFAULT_MODEL
 #define SCRIBE_DEFAULT_MODEL "models/demo-gpt2"
@@ -46,7 +53,9 @@ commands:
   generate     generate text from a prompt (tokens streamed as they come)
   export-hlo   write the prefill and decode graphs as HLO text and HloModuleProto,
                with a manifest.json of their parameters and outputs
-  inspect      print the config, the weights and the memory a run needs
+  inspect      print the config, the weights and the memory a run needs, per
+               tensor-parallel rank
+  shard        write a model pre-sharded for tensor parallelism (one file per rank)
 
 MODEL is a Hugging Face GPT-2 folder (config.json, model.safetensors or a sharded
 index, and tokenizer.json or vocab.json + merges.txt). Without one, the demo model
@@ -72,7 +81,17 @@ options:
   --dtype T              f32, f16 or bf16: the dtype weights are converted to (default f32)
   --threads N            CPU threads (default: all)
   --buckets A,B,...      prompt lengths the prefill graphs are built for
+  --tp N                 tensor-parallel degree: N ranks as threads of this process,
+                         or, under `mpirun -np N`, as N processes (default 1, or
+                         mpirun's process count)
+  --memory-budget SIZE   refuse a run whose weights and KV cache need more than SIZE
+                         per rank (bytes, or with K, M or G: 512M, 2G)
   --quiet                print only the generated text
+
+With --tp N the heads, the MLP and the vocabulary are split over the ranks; N
+must divide the number of heads and the MLP's width (`scribe inspect` lists the
+degrees that do). Each rank reads its part of model.safetensors, or its own file
+of a folder written by `scribe shard`.
 )";
 
 const char* usage_export = R"(usage: scribe export-hlo [MODEL] [--out DIR] [options]
@@ -91,6 +110,15 @@ options:
   --capacity C           positions in the KV cache (default: the model's positions)
   --dtype T              f32, f16 or bf16 (default f32)
   --all-logits           prefill returns logits for every position, not only the last
+  --tp N                 tensor-parallel degree (default 1)
+
+With --tp N, each module is the one every rank runs (SPMD, as XLA replicates a
+module over N replicas): its weight parameters are one rank's shards, its
+all-reduce and all-gather combine the replica group {0..N-1}, and a rank picks
+its rows of the sharded vocabulary with replica-id. The manifest records the
+degree, the ranks and the replica groups, and, for each weight parameter, the
+dimension split over the ranks ("split"; absent when replicated). Compile with
+num_replicas = N; `scribe shard` writes the per-rank weights.
 )";
 
 const char* usage_inspect = R"(usage: scribe inspect [MODEL] [options]
@@ -102,6 +130,24 @@ options:
   --batch B              sequences (default 1)
   --capacity C           positions in the KV cache (default: the model's positions)
   --dtype T              the dtype to account weights and cache in (default: as stored)
+  --tp N                 also print what each of N tensor-parallel ranks holds
+  --memory-budget SIZE   say whether each rank fits in SIZE (bytes, or 512M, 2G)
+)";
+
+const char* usage_shard = R"(usage: scribe shard [MODEL] --tp N --out DIR [--dtype T]
+
+Writes MODEL pre-sharded for N tensor-parallel ranks: DIR/model.tp<N>-rank<R>.safetensors
+for each rank R, holding that rank's part of every weight (under its Hugging Face
+name, in the dims the model reads it as, e.g. attn.c_attn.weight as
+[hidden, qkv, heads / N, head_dim]; the vocabulary padded with zero rows to a
+multiple of N), with __metadata__ scribe.tp_degree and scribe.rank, plus
+config.json and the tokenizer files. `scribe generate DIR --tp N` then reads each
+rank's file instead of cutting model.safetensors.
+
+options:
+  --tp N                 the tensor-parallel degree (required)
+  --out DIR              where to write (required)
+  --dtype T              f32, f16 or bf16: the dtype to store (default f32)
 )";
 
 struct args {
@@ -178,6 +224,53 @@ dtype parse_dtype(const std::string& s) {
     throw error("--dtype takes f32, f16 or bf16, not \"" + s + "\"");
 }
 
+// "1048576", "512K", "300M", "2G" (powers of 1024).
+std::size_t parse_size(const std::string& s) {
+    std::size_t used = 0;
+    double v = 0;
+    try {
+        v = std::stod(s, &used);
+    } catch (...) {
+        used = 0;
+    }
+    double unit = 1;
+    if (used + 1 == s.size()) {
+        const char u = static_cast<char>(std::toupper(static_cast<unsigned char>(s.back())));
+        unit = u == 'K' ? 1024.0 : u == 'M' ? 1048576.0 : u == 'G' ? 1073741824.0 : 0.0;
+        if (unit > 0) ++used;
+    }
+    if (used != s.size() || v <= 0 || unit <= 0)
+        throw error("--memory-budget takes a size in bytes, or with K, M or G (512M, 2G), not \"" + s + "\"");
+    return static_cast<std::size_t>(v * unit);
+}
+
+// The MPI world when this process was started by mpirun (and the program was
+// built with MPI); otherwise none, and --tp N runs N ranks as threads.
+struct launcher {
+#ifdef SCRIBE_WITH_MPI
+    std::unique_ptr<parallel::mpi_session> mpi;
+#endif
+    launcher([[maybe_unused]] int* argc, [[maybe_unused]] char*** argv) {
+#ifdef SCRIBE_WITH_MPI
+        if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_SIZE"))
+            mpi = std::make_unique<parallel::mpi_session>(argc, argv);
+#else
+        if (std::getenv("OMPI_COMM_WORLD_SIZE") && std::atoi(std::getenv("OMPI_COMM_WORLD_SIZE")) > 1)
+            throw error("started by mpirun, but this scribe was built without MPI (install libopenmpi-dev and rebuild)");
+#endif
+    }
+    cpu::communicator* comm() {
+#ifdef SCRIBE_WITH_MPI
+        if (mpi && mpi->size() > 1) return &mpi->world();
+#endif
+        return nullptr;
+    }
+    int rank() {
+        auto* c = comm();
+        return c ? c->rank() : 0;
+    }
+};
+
 std::vector<std::int64_t> parse_list(const std::string& s, const char* what) {
     std::vector<std::int64_t> out;
     std::stringstream in(s);
@@ -217,17 +310,28 @@ std::size_t whole_chars(const std::string& s) {
     return (i - 1) + len <= n ? n : i - 1;
 }
 
-int generate(int argc, char** argv) {
-    const auto a = parse(argc, argv, {"prompt", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "dtype", "threads", "buckets"},
+int generate(int argc, char** argv, launcher& run) {
+    const auto a = parse(argc, argv,
+                         {"prompt", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "dtype", "threads", "buckets",
+                          "tp", "memory-budget"},
                          {"greedy", "no-stop", "quiet", "help"});
     if (a.flag("help")) return std::printf("%s", usage_generate), 0;
     check_model_folder(a.model);
-    const bool quiet = a.flag("quiet");
+    auto* comm = run.comm();
+    // Under mpirun only rank 0 speaks; every rank computes the same tokens.
+    if (run.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) throw error("cannot silence rank " + std::to_string(run.rank()));
+    const bool quiet = a.flag("quiet") || run.rank() != 0;
     const auto tok = io::tokenizer::from_folder(a.model);
     runtime::load_options lo;
     lo.type = parse_dtype(a.value("dtype").value_or("f32"));
     lo.threads = static_cast<unsigned>(a.integer("threads", 0));
     if (auto b = a.value("buckets")) lo.buckets = parse_list(*b, "--buckets");
+    lo.tp = a.integer("tp", comm ? comm->size() : 1);
+    if (comm && lo.tp != comm->size())
+        throw error("--tp " + std::to_string(lo.tp) + " under mpirun -np " + std::to_string(comm->size()) +
+                    ": give --tp " + std::to_string(comm->size()) + " (one rank per process)");
+    lo.comm = comm;
+    if (auto m = a.value("memory-budget")) lo.memory_budget = parse_size(*m);
     const auto load_start = std::chrono::steady_clock::now();
     int shown = -1;  // the progress bar redraws when the percentage changes (on a terminal)
     const bool tty = isatty(fileno(stderr));
@@ -243,8 +347,12 @@ int generate(int argc, char** argv) {
         };
     runtime::decoder<family> lm(a.model, lo);
     if (!quiet)
-        std::fprintf(stderr, "%s: %s of weights in %s, loaded in %.2f s\n", a.model.string().c_str(), mib(lm.weight_bytes()).c_str(),
+        std::fprintf(stderr, "%s: %s of weights in %s%s, loaded in %.2f s\n", a.model.string().c_str(), mib(lm.weight_bytes()).c_str(),
                      std::string(name(lm.type())).c_str(),
+                     lm.tp() == 1 ? ""
+                     : (", tensor parallel over " + std::to_string(lm.tp()) + (comm ? " processes (MPI)" : " threads") +
+                        (lm.presharded() ? ", pre-sharded" : "") + (comm ? ": rank 0's part" : ": all ranks"))
+                           .c_str(),
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
 
     auto prompts_text = a.prompts.empty() ? std::vector<std::string>{"In the beginning"} : a.prompts;
@@ -336,10 +444,13 @@ nlohmann::json describe(const graph& g, const hlo::written& files) {
 }
 
 int export_hlo(int argc, char** argv) {
-    const auto a = parse(argc, argv, {"out", "buckets", "batch", "capacity", "dtype"}, {"all-logits", "help"});
+    const auto a = parse(argc, argv, {"out", "buckets", "batch", "capacity", "dtype", "tp"}, {"all-logits", "help"});
     if (a.flag("help")) return std::printf("%s", usage_export), 0;
     check_model_folder(a.model);
     const auto c = family::config::load(a.model / "config.json");
+    const auto tp = a.integer("tp", 1);
+    if (tp < 1) throw error("--tp must be at least 1");
+    family::check_tp(c, tp);
     const fs::path out = a.value("out").value_or("hlo");
     fs::create_directories(out);
     auto buckets = a.value("buckets") ? parse_list(*a.value("buckets"), "--buckets")
@@ -355,7 +466,21 @@ int export_hlo(int argc, char** argv) {
                         " positions (--capacity)");
     const auto type = parse_dtype(a.value("dtype").value_or("f32"));
     nlohmann::json manifest = {{"model", a.model.string()}, {"dtype", std::string(name(type))}, {"batch", batch},
-                               {"capacity", capacity}, {"modules", nlohmann::json::array()}};
+                               {"capacity", capacity}, {"tp", tp}, {"modules", nlohmann::json::array()}};
+    std::map<std::string, std::string> split;  // weight -> the dim split over the ranks
+    for (const auto& w : family::weights(c))
+        if (!w.split.empty()) split[w.name] = w.split;
+    const auto groups = parallel::mesh{.degree = tp}.groups().groups;
+    auto add = [&](nlohmann::json m) {
+        // One module for every rank: the ranks that run it and the groups its collectives combine.
+        m["num_replicas"] = tp;
+        m["ranks"] = groups.front();
+        m["replica_groups"] = tp > 1 ? nlohmann::json(groups) : nlohmann::json::array();
+        if (tp > 1)
+            for (auto& p : m["parameters"])
+                if (split.count(p["name"])) p["split"] = split[p["name"]];
+        manifest["modules"].push_back(m);
+    };
     auto build = [&](graph& g, const models::gpt2::graph_shape& s) {
         if (type == dtype::f16) family::build<f16>(g, c, s);
         else if (type == dtype::bf16) family::build<bf16>(g, c, s);
@@ -363,18 +488,18 @@ int export_hlo(int argc, char** argv) {
     };
     for (auto b : buckets) {
         graph g("prefill_" + std::to_string(b));
-        build(g, {.batch = batch, .seq = b, .capacity = capacity, .decode = false, .last_only = !a.flag("all-logits")});
+        build(g, {.batch = batch, .seq = b, .capacity = capacity, .decode = false, .last_only = !a.flag("all-logits"), .tp = tp});
         auto m = describe(g, hlo::write(g, out, g.name()));
         m["kind"] = "prefill";
         m["bucket"] = b;
-        manifest["modules"].push_back(m);
+        add(m);
         std::printf("wrote %s\n", (out / (g.name() + ".hlo")).string().c_str());
     }
     graph g("decode");
-    build(g, {.batch = batch, .seq = 1, .capacity = capacity, .decode = true, .last_only = true});
+    build(g, {.batch = batch, .seq = 1, .capacity = capacity, .decode = true, .last_only = true, .tp = tp});
     auto m = describe(g, hlo::write(g, out, g.name()));
     m["kind"] = "decode";
-    manifest["modules"].push_back(m);
+    add(m);
     std::printf("wrote %s\n", (out / "decode.hlo").string().c_str());
     std::ofstream(out / "manifest.json") << manifest.dump(2) << "\n";
     std::printf("wrote %s\n", (out / "manifest.json").string().c_str());
@@ -382,7 +507,7 @@ int export_hlo(int argc, char** argv) {
 }
 
 int inspect(int argc, char** argv) {
-    const auto a = parse(argc, argv, {"batch", "capacity", "dtype"}, {"help"});
+    const auto a = parse(argc, argv, {"batch", "capacity", "dtype", "tp", "memory-budget"}, {"help"});
     if (a.flag("help")) return std::printf("%s", usage_inspect), 0;
     check_model_folder(a.model);
     const auto c = family::config::load(a.model / "config.json");
@@ -415,23 +540,78 @@ int inspect(int argc, char** argv) {
     std::printf("parameters: %lld; weights: %zu bytes (%s)\n", static_cast<long long>(params), total, mib(total).c_str());
     std::printf("KV cache (%s, batch %lld, %lld positions): %zu bytes (%s)\n", std::string(name(cache_t)).c_str(),
                 static_cast<long long>(batch), static_cast<long long>(capacity), cache, mib(cache).c_str());
+
+    // Tensor parallelism: the degrees the model divides by, and what each rank holds.
+    std::vector<std::int64_t> valid;
+    for (auto d : parallel::divisors(c.n_head)) {
+        try {
+            family::check_tp(c, d);
+            valid.push_back(d);
+        } catch (const error&) {
+        }
+    }
+    std::printf("tensor-parallel degrees: %s (they divide n_head %lld and n_inner %lld; the vocabulary is padded)\n",
+                parallel::list(valid).c_str(), static_cast<long long>(c.n_head), static_cast<long long>(c.n_inner));
+    std::vector<std::int64_t> degrees = valid;
+    if (a.value("tp")) {
+        const auto tp = a.integer("tp", 1);
+        if (tp < 1) throw error("--tp must be at least 1");
+        family::check_tp(c, tp);  // an invalid degree: the error names the sizes and the valid degrees
+        degrees = {tp};
+    }
+    const std::size_t budget = a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0;
+    std::printf("per rank (%s, batch %lld, %lld positions):\n", std::string(name(cache_t)).c_str(), static_cast<long long>(batch),
+                static_cast<long long>(capacity));
+    std::printf("  %4s %14s %14s %14s%s\n", "tp", "weights", "KV cache", "total", budget ? "  budget" : "");
+    for (auto d : degrees) {
+        const auto p = parallel::plan(family::weights(c), family::cache_shapes(c, batch, capacity, d), cache_t, d);
+        std::printf("  %4lld %14s %14s %14s%s\n", static_cast<long long>(d), mib(p.weights).c_str(), mib(p.kv_cache).c_str(),
+                    mib(p.total()).c_str(), !budget ? "" : p.total() <= budget ? "  fits" : "  exceeds");
+    }
+    return 0;
+}
+
+// Writes the model pre-sharded for --tp ranks (see usage_shard).
+int shard(int argc, char** argv) {
+    const auto a = parse(argc, argv, {"tp", "out", "dtype"}, {"help"});
+    if (a.flag("help")) return std::printf("%s", usage_shard), 0;
+    check_model_folder(a.model);
+    if (!a.value("tp") || !a.value("out")) throw error("scribe shard needs --tp N and --out DIR (see scribe shard --help)");
+    const auto tp = a.integer("tp", 1);
+    const fs::path out = *a.value("out");
+    if (fs::exists(out) && fs::equivalent(out, a.model)) throw error("--out must be another folder than the model's");
+    runtime::decoder<family> lm(a.model, {.type = parse_dtype(a.value("dtype").value_or("f32")), .threads = 1, .tp = tp});
+    lm.save_sharded(out);
+    for (const auto& f : fs::directory_iterator(a.model)) {
+        const auto n = f.path().filename().string();
+        const bool weights = n.ends_with(".safetensors") || n == "model.safetensors.index.json" || n == "golden.json";
+        if (f.is_regular_file() && !weights) fs::copy_file(f.path(), out / n, fs::copy_options::overwrite_existing);
+    }
+    for (std::int64_t r = 0; r < tp; ++r) std::printf("wrote %s\n", runtime::rank_file(out, tp, r).string().c_str());
     return 0;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) try {
-    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
-        std::printf("%s", usage_main);
-        return argc < 2 ? 2 : 0;
+int main(int argc, char** argv) {
+    std::unique_ptr<launcher> run;
+    try {
+        run = std::make_unique<launcher>(&argc, &argv);
+        if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
+            std::printf("%s", usage_main);
+            return argc < 2 ? 2 : 0;
+        }
+        const std::string cmd = argv[1];
+        if (cmd == "generate") return generate(argc, argv, *run);
+        if (cmd == "export-hlo") return export_hlo(argc, argv);
+        if (cmd == "inspect") return inspect(argc, argv);
+        if (cmd == "shard") return shard(argc, argv);
+        std::fprintf(stderr, "scribe: unknown command \"%s\"\n\n%s", cmd.c_str(), usage_main);
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "scribe: %s\n", e.what());
+        // Under mpirun, a failed rank ends the job rather than leave the others waiting.
+        if (run && run->comm()) run->comm()->abort();
+        return 1;
     }
-    const std::string cmd = argv[1];
-    if (cmd == "generate") return generate(argc, argv);
-    if (cmd == "export-hlo") return export_hlo(argc, argv);
-    if (cmd == "inspect") return inspect(argc, argv);
-    std::fprintf(stderr, "scribe: unknown command \"%s\"\n\n%s", cmd.c_str(), usage_main);
-    return 2;
-} catch (const std::exception& e) {
-    std::fprintf(stderr, "scribe: %s\n", e.what());
-    return 1;
 }

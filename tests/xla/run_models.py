@@ -8,6 +8,11 @@ with NumPy, placed as the manifest says), and:
   - prefill logits of every golden prompt equal golden.json's (within 1e-4),
   - a greedy loop (prefill, then decode steps feeding the caches back) gives the
     golden tokens, and each step's logits equal golden.json's step_logits.
+The same at tensor-parallel degrees 2 and 4 (`export-hlo --tp N`): XLA runs the
+module on N replicas (N fake CPU devices), each with its shards of the weights
+(cut here with NumPy as the manifest's "split" says, the vocabulary padded with
+zero rows) and its heads of the cache; every replica's logits must equal the
+golden (TP 1, Hugging Face) logits.
 
   run_models.py --scribe PATH --data DIR --work DIR
 """
@@ -41,24 +46,42 @@ def read_safetensors(path):
     return out
 
 
-def inputs_for(module, weights, given):
-    """The module's arguments in parameter order: weights by name, the rest from `given`."""
+def shard(w, p, tp, rank):
+    """Rank `rank`'s part of the full weight w for parameter p (its per-rank shape)."""
+    shape = [d["extent"] for d in p["shape"]]
+    if "split" not in p:
+        return w.reshape(shape)
+    axis = [d["name"] for d in p["shape"]].index(p["split"])
+    full = list(shape)
+    full[axis] = w.size // int(np.prod([e for i, e in enumerate(shape) if i != axis]))
+    w = w.reshape(full)
+    each = shape[axis]
+    pad = [(0, 0)] * len(shape)
+    pad[axis] = (0, each * tp - full[axis])  # the vocabulary's zero rows
+    w = np.pad(w, pad)
+    return np.take(w, range(rank * each, (rank + 1) * each), axis=axis)
+
+
+def inputs_for(module, weights, given, tp=1, rank=0):
+    """The module's arguments in parameter order: weights by name (rank's shards), the rest from `given`."""
     args = []
     for p in module["parameters"]:
         shape = [d["extent"] for d in p["shape"]]
         name = p["name"]
         if name in given:
             a = given[name]
+            if isinstance(a, list):  # one per rank
+                a = a[rank]
         else:
             w = weights.get(name, weights.get("transformer." + name))
             assert w is not None, f"no weight for parameter {name}"
-            a = w.reshape(shape)
+            a = shard(w, p, tp, rank)
         assert list(a.shape) == shape, (name, a.shape, shape)
         args.append(np.ascontiguousarray(a))
     return args
 
 
-def check_model(scribe, folder, work):
+def check_model(scribe, folder, work, tp=1):
     golden = json.load(open(os.path.join(folder, "golden.json")))
     prompts = golden["prompts"]
     n_new = len(prompts[0]["greedy"])
@@ -66,45 +89,54 @@ def check_model(scribe, folder, work):
     positions = config["n_positions"]
     bucket = max(len(p["ids"]) for p in prompts)
     bucket = 1 << (bucket - 1).bit_length()
-    out_dir = os.path.join(work, os.path.basename(folder))
+    out_dir = os.path.join(work, f"{os.path.basename(folder)}-tp{tp}")
     subprocess.run([scribe, "export-hlo", folder, "--out", out_dir, "--buckets", str(bucket), "--capacity", str(positions),
-                    "--all-logits"], check=True, stdout=subprocess.DEVNULL)
+                    "--all-logits", "--tp", str(tp)], check=True, stdout=subprocess.DEVNULL)
     manifest = json.load(open(os.path.join(out_dir, "manifest.json")))
     prefill_m, decode_m = manifest["modules"]
+    assert manifest["tp"] == tp and prefill_m["num_replicas"] == tp and prefill_m["ranks"] == list(range(tp))
+    assert prefill_m["replica_groups"] == ([list(range(tp))] if tp > 1 else [])
     weights = read_safetensors(os.path.join(folder, "model.safetensors"))
     heads, hidden = config["n_head"], config["n_embd"]
     caches = [p["name"] for p in prefill_m["parameters"] if p["name"].startswith("cache.")]
     worst = 0.0
+    ranks = range(tp)
+
+    def run(module, compiled, given):
+        """Runs every replica; checks they agree; returns replica 0's outputs and each replica's caches."""
+        outs = xla_shim.execute(compiled, [inputs_for(module, weights, given, tp, r) for r in ranks])
+        for r in ranks[1:]:
+            assert np.array_equal(outs[r][0], outs[0][0]), f"{folder}: replica {r}'s logits differ from replica 0's"
+        return outs[0][0], {c: [outs[r][1 + i] for r in ranks] for i, c in enumerate(caches)}
+
     for form in ("hlo", "pb"):
-        prefill = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, prefill_m[{"hlo": "text", "pb": "proto"}[form]])))
-        decode = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, decode_m[{"hlo": "text", "pb": "proto"}[form]])))
+        prefill = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, prefill_m[{"hlo": "text", "pb": "proto"}[form]])), tp)
+        decode = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, decode_m[{"hlo": "text", "pb": "proto"}[form]])), tp)
         for p in prompts:
             ids = np.zeros((1, bucket), np.int32)
             ids[0, :len(p["ids"])] = p["ids"]
             given = {"ids": ids, "lengths": np.array([len(p["ids"])], np.int32)}
             for c in caches:
-                given[c] = np.zeros((1, positions, heads, hidden // heads), np.float32)
-            outs = xla_shim.execute(prefill, [inputs_for(prefill_m, weights, given)])[0]
-            logits = outs[0][0, :len(p["ids"])]
+                given[c] = np.zeros((1, positions, heads // tp, hidden // heads), np.float32)
+            logits, cache_values = run(prefill_m, prefill, given)
+            logits = logits[0, :len(p["ids"])]
             diff = float(np.abs(logits - np.array(p["logits"], np.float32)).max())
             worst = max(worst, diff)
-            assert diff < TOL, f"{folder} ({form}): prefill logits differ by {diff}"
+            assert diff < TOL, f"{folder} ({form}, tp {tp}): prefill logits differ by {diff}"
             # Greedy: the first token from the prompt's last position, then decode steps.
             tokens = [int(np.argmax(logits[-1]))]
-            cache_values = dict(zip(caches, outs[1:]))
             for step in range(1, n_new):
                 given = {"ids": np.array([[tokens[-1]]], np.int32),
                          "positions": np.array([len(p["ids"]) + step - 1], np.int32), **cache_values}
-                outs = xla_shim.execute(decode, [inputs_for(decode_m, weights, given)])[0]
-                row = outs[0][0]
+                logits, cache_values = run(decode_m, decode, given)
+                row = logits[0]
                 diff = float(np.abs(row - np.array(p["step_logits"][step], np.float32)).max())
                 worst = max(worst, diff)
-                assert diff < TOL, f"{folder} ({form}): decode step {step} logits differ by {diff}"
+                assert diff < TOL, f"{folder} ({form}, tp {tp}): decode step {step} logits differ by {diff}"
                 tokens.append(int(np.argmax(row)))
-                cache_values = dict(zip(caches, outs[1:]))
-            assert tokens == p["greedy"], f"{folder} ({form}): greedy {tokens} != golden {p['greedy']}"
-    print(f"ok: {os.path.basename(folder)}: {len(prompts)} prompts, prefill and {n_new - 1} decode steps, "
-          f"text and proto, max |logit diff| {worst:.2e}")
+            assert tokens == p["greedy"], f"{folder} ({form}, tp {tp}): greedy {tokens} != golden {p['greedy']}"
+    print(f"ok: {os.path.basename(folder)} at TP {tp} ({tp} replica(s)): {len(prompts)} prompts, prefill and "
+          f"{n_new - 1} decode steps, text and proto, max |logit diff| {worst:.2e}")
 
 
 def main():
@@ -115,7 +147,8 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     for m in ("gpt2-tiny-a", "gpt2-tiny-b"):
-        check_model(a.scribe, os.path.join(a.data, m), a.work)
+        for tp in (1, 2, 4):
+            check_model(a.scribe, os.path.join(a.data, m), a.work, tp)
 
 
 if __name__ == "__main__":
