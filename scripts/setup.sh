@@ -18,6 +18,7 @@ scribe_as_root() {
 scribe_setup_system() {
   local pkgs=(g++ meson ninja-build pkg-config catch2 libxtensor-dev libxsimd-dev
               nlohmann-json3-dev libopenblas-dev python3 python3-venv
+              libopenmpi-dev openmpi-bin  # tensor-parallel ranks as processes (mpirun)
               clang libclang-rt-dev)  # clang++ and libFuzzer, for tests/fuzz
   local missing=() p
   for p in "${pkgs[@]}"; do

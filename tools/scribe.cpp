@@ -511,6 +511,10 @@ int inspect(int argc, char** argv) {
     if (a.flag("help")) return std::printf("%s", usage_inspect), 0;
     check_model_folder(a.model);
     const auto c = family::config::load(a.model / "config.json");
+    if (a.value("tp")) {  // an invalid degree: the error names the sizes and the valid degrees
+        if (a.integer("tp", 1) < 1) throw error("--tp must be at least 1");
+        family::check_tp(c, a.integer("tp", 1));
+    }
     const io::checkpoint ck(a.model);
     std::printf("model %s: GPT-2, %lld layers, hidden %lld, %lld heads of %lld, ffn %lld, vocab %lld, %lld positions, %s\n",
                 a.model.string().c_str(), static_cast<long long>(c.n_layer), static_cast<long long>(c.n_embd),
@@ -553,19 +557,14 @@ int inspect(int argc, char** argv) {
     std::printf("tensor-parallel degrees: %s (they divide n_head %lld and n_inner %lld; the vocabulary is padded)\n",
                 parallel::list(valid).c_str(), static_cast<long long>(c.n_head), static_cast<long long>(c.n_inner));
     std::vector<std::int64_t> degrees = valid;
-    if (a.value("tp")) {
-        const auto tp = a.integer("tp", 1);
-        if (tp < 1) throw error("--tp must be at least 1");
-        family::check_tp(c, tp);  // an invalid degree: the error names the sizes and the valid degrees
-        degrees = {tp};
-    }
+    if (a.value("tp")) degrees = {a.integer("tp", 1)};
     const std::size_t budget = a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0;
     std::printf("per rank (%s, batch %lld, %lld positions):\n", std::string(name(cache_t)).c_str(), static_cast<long long>(batch),
                 static_cast<long long>(capacity));
-    std::printf("  %4s %14s %14s %14s%s\n", "tp", "weights", "KV cache", "total", budget ? "  budget" : "");
+    std::printf("  %4s %14s %14s %14s %12s%s\n", "tp", "weights", "KV cache", "total bytes", "", budget ? "  budget" : "");
     for (auto d : degrees) {
         const auto p = parallel::plan(family::weights(c), family::cache_shapes(c, batch, capacity, d), cache_t, d);
-        std::printf("  %4lld %14s %14s %14s%s\n", static_cast<long long>(d), mib(p.weights).c_str(), mib(p.kv_cache).c_str(),
+        std::printf("  %4lld %14zu %14zu %14zu %12s%s\n", static_cast<long long>(d), p.weights, p.kv_cache, p.total(),
                     mib(p.total()).c_str(), !budget ? "" : p.total() <= budget ? "  fits" : "  exceeds");
     }
     return 0;

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include <scribe/scribe.hpp>
+#include <scribe/parallel/mesh.hpp>
 
 SCRIBE_DIM(hidden);
 SCRIBE_DIM(embed);
@@ -170,6 +171,11 @@ static_assert(same<decltype(gather<vocab>(val<f32[vocab, hidden]>(), val<s32[tok
 static_assert(same<decltype(gather<vocab>(val<bf16[hidden.of<4>, vocab]>(), val<s64[tokens]>())),
                    tensor_of<bf16[hidden.of<4>, tokens]>>);
 static_assert(same<decltype(gather<vocab>(val<f32[vocab]>(), val<u32[]>())), tensor_of<f32[]>>);
+
+// Sharding a static extent over a TP degree: the rank's static extent; a dynamic one stays dynamic.
+static_assert(same<parallel::sharded<hidden.of<12>, 4>, static_dim<std::remove_cvref_t<decltype(hidden)>, 3>>);
+static_assert(same<parallel::sharded<hidden, 4>, std::remove_cvref_t<decltype(hidden)>>);
+static_assert(same<decltype(replica_id(std::declval<graph&>())), tensor_of<u32[]>>);
 
 // A generic helper deduces its dimensions like any op.
 template <class T, class... S>

@@ -96,8 +96,8 @@ inline std::string shape_text(const std::vector<std::int64_t>& s) {
 }
 
 inline std::string mib(std::size_t bytes) {
-    char b[32];
-    std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+    char b[64];
+    std::snprintf(b, sizeof b, "%.1f MiB (%zu bytes)", static_cast<double>(bytes) / (1 << 20), bytes);
     return b;
 }
 
