@@ -290,6 +290,7 @@ private:
             ranks_.push_back({opt_.comm->rank(), opt_.comm, {}});
         } else if (tp > 1) {
             group_ = std::make_unique<cpu::thread_group>(static_cast<int>(tp));
+            rank_threads_ = std::make_unique<cpu::thread_pool>(static_cast<unsigned>(tp));
             for (int r = 0; r < static_cast<int>(tp); ++r) ranks_.push_back({r, &(*group_)[r], {}});
         } else {
             ranks_.push_back({0, nullptr, {}});
@@ -337,10 +338,7 @@ private:
                 ranks_[k].comm->abort();
             }
         };
-        std::vector<std::thread> threads;
-        for (std::size_t k = 1; k < ranks_.size(); ++k) threads.emplace_back(body, k);
-        body(0);
-        for (auto& t : threads) t.join();
+        rank_threads_->run([&](unsigned k) { body(k); });  // rank k on thread k; this thread is rank 0
         if (first.load() >= 0) std::rethrow_exception(errors[static_cast<std::size_t>(first.load())]);
         return outs;
     }
@@ -569,7 +567,8 @@ private:
     std::optional<io::checkpoint> full_;     // the unsharded checkpoint, mmapped
     std::deque<io::safetensors> rank_files_;  // or this process's ranks' pre-sharded files
     bool presharded_ = false;
-    std::unique_ptr<cpu::thread_group> group_;  // ranks as threads
+    std::unique_ptr<cpu::thread_group> group_;  // ranks as threads: their exchanges
+    std::unique_ptr<cpu::thread_pool> rank_threads_;  // and the threads they run on
     std::vector<rank_state> ranks_;             // the ranks this process runs
     std::size_t weight_bytes_ = 0, converted_bytes_ = 0;
     std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, bool>, step_graph> prefills_;
