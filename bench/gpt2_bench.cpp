@@ -84,17 +84,8 @@ std::vector<std::string> split(const std::string& s) {
     return out;
 }
 
-dtype parse_dtype(const std::string& s) {
-    if (s == "f32") return dtype::f32;
-    if (s == "f16") return dtype::f16;
-    if (s == "bf16") return dtype::bf16;
-    throw error("gpt2_bench: dtype " + s + " is not f32, f16 or bf16");
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
+dtype parse_dtype(const std::string& s) { return bench::parse_dtype(s, "gpt2_bench"); }
+using bench::median;
 
 // Runs a command; fails with its text when it fails.
 void run_command(const std::string& cmd) {

@@ -1,12 +1,30 @@
-// bench/timing.hpp — the benchmarks' one timer: the median of repeated runs.
+// bench/timing.hpp — the benchmarks' one timer (the median of repeated runs), and
+// what the model benchmarks share: the median of measured figures, the dtype flag.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <string>
 #include <vector>
 
+#include <scribe/core/dtype.hpp>
+#include <scribe/core/error.hpp>
+
 namespace bench {
+
+inline double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// f32, f16 or bf16; `program` names the benchmark in the error.
+inline scribe::dtype parse_dtype(const std::string& s, const std::string& program) {
+    if (s == "f32") return scribe::dtype::f32;
+    if (s == "f16") return scribe::dtype::f16;
+    if (s == "bf16") return scribe::dtype::bf16;
+    throw scribe::error(program + ": dtype " + s + " is not f32, f16 or bf16");
+}
 
 // Median seconds of f() over enough repetitions to take about `budget` seconds
 // (at least `min_reps`, at most 200), after one warm-up call.

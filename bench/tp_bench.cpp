@@ -31,6 +31,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "timing.hpp"
+
 #include <scribe/models/gpt2.hpp>
 #include <scribe/runtime/decoder.hpp>
 #ifdef SCRIBE_WITH_MPI
@@ -53,17 +55,8 @@ struct options {
     std::string worker_out;  // set in the mpirun children: where rank 0 writes its results
 };
 
-dtype parse_dtype(const std::string& s) {
-    if (s == "f32") return dtype::f32;
-    if (s == "f16") return dtype::f16;
-    if (s == "bf16") return dtype::bf16;
-    throw error("tp_bench: dtype " + s + " is not f32, f16 or bf16");
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
+dtype parse_dtype(const std::string& s) { return bench::parse_dtype(s, "tp_bench"); }
+using bench::median;
 
 struct result {
     double prefill = NAN, decode = NAN;
