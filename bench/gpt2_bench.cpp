@@ -186,7 +186,7 @@ void profile(const fs::path& dir, dtype type, unsigned threads, const std::vecto
     auto caches = [&] {
         std::vector<cpu::array> v;
         for (std::int64_t l = 0; l < 2 * c.n_layer; ++l)
-            v.emplace_back(type, shape{{"batch", 1}, {"cache", capacity}, {"heads", c.n_head}, {"head_dim", c.head_dim()}});
+            v.emplace_back(type, shape{{"batch", 1}, {"cache", capacity}, {"kv_heads", c.n_head}, {"head_dim", c.head_dim()}});
         return v;
     };
     auto report = [&](const char* what, const graph& g, const std::function<std::vector<cpu::array>()>& inputs) {

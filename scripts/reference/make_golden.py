@@ -1,23 +1,67 @@
 #!/usr/bin/env python3
-"""Make the tiny GPT-2 golden checkpoints that the C++ tests compare against.
+"""Make the tiny GPT-2/OPT/GPT-J/LLaMA/Mistral golden checkpoints the C++ tests compare against.
 
-What it writes (the folders are committed, so the test suite never needs torch):
+What it writes (the folders are committed, so the test suite never needs torch). All have
+bos_token_id = eos_token_id = 0 (<|endoftext|>) in config.json; the head counts and MLP widths
+of the new families are divisible by the tensor-parallel degrees 2 and 4, and the sizes are odd
+(not powers of two) on purpose:
 
-  tests/data/gpt2-tiny-a/   vocab 301, n_positions 64, n_embd 36, 2 layers, 4 heads
-                            (head_dim 9), n_inner None (= 4*36 = 144), gelu_new,
+  tests/data/gpt2-tiny-a/   GPT2LMHeadModel: vocab 301, n_positions 64, n_embd 36, 2 layers,
+                            4 heads (head_dim 9), n_inner None (= 4*36 = 144), gelu_new,
                             layer_norm_epsilon 1e-5, tied LM head
-  tests/data/gpt2-tiny-b/   vocab 397, n_positions 80, n_embd 52, 3 layers, 4 heads
-                            (head_dim 13), n_inner 140, gelu (exact erf), tied LM head
+  tests/data/gpt2-tiny-b/   GPT2LMHeadModel: vocab 397, n_positions 80, n_embd 52, 3 layers,
+                            4 heads (head_dim 13), n_inner 140, gelu (exact erf), tied LM head
+  tests/data/opt-tiny/      OPTForCausalLM, pre-LN like OPT-125m: vocab 307, hidden 40, 2 layers,
+                            4 heads (head_dim 10), ffn_dim 92, relu, max_position_embeddings 64
+                            (the table has 64 + 2 rows: OPT offsets positions by 2),
+                            word_embed_proj_dim 40 (no project_in/out), biases everywhere,
+                            LayerNorm eps 1e-5 (fixed, not in config.json), final LayerNorm,
+                            pad_token_id 1, tied LM head
+  tests/data/opt-tiny-post/ OPTForCausalLM, post-LN like OPT-350m: do_layer_norm_before False,
+                            vocab 293, hidden 44, 2 layers, 4 heads (head_dim 11), ffn_dim 100,
+                            relu, max_position_embeddings 64, word_embed_proj_dim 24 (so
+                            project_in 24->44 and project_out 44->24, no biases; embed_tokens and
+                            the tied LM head are vocab x 24), no final LayerNorm (transformers
+                            makes one only when do_layer_norm_before), pad_token_id 1
+  tests/data/gptj-tiny/     GPTJForCausalLM: vocab 311, n_positions 64, n_embd 48, 2 layers,
+                            4 heads (head_dim 12), rotary_dim 8 (the last 4 dims of each head
+                            are not rotated), n_inner None (= 192), gelu_new, layer_norm_epsilon
+                            1e-5, untied LM head with a bias; parallel attention + MLP on one ln_1
+  tests/data/llama-tiny-gqa/ LlamaForCausalLM: vocab 317, hidden 48, intermediate 100, 2 layers,
+                            8 query heads and 2 key/value heads (head_dim 6, 4 query heads per
+                            KV head), rms_norm_eps 1e-6, default RoPE theta 10000, silu,
+                            no biases, untied LM head
+  tests/data/llama-tiny-mqa/ LlamaForCausalLM, Llama-3 style: vocab 331, hidden 40, intermediate
+                            92, 2 layers, 4 query heads and 1 key/value head (head_dim 10),
+                            rms_norm_eps 1e-5, RoPE theta 500000 with "llama3" scaling (factor 8,
+                            low_freq_factor 1, high_freq_factor 4, original_max_position_embeddings
+                            16: of the 5 inverse frequencies the fastest (wavelength 2*pi, between
+                            16/4 and 16/1) is smoothed and the other 4 are divided by 8; none can
+                            stay as is, that needs a wavelength < 4), silu, tied LM head
+  tests/data/mistral-tiny/  MistralForCausalLM: vocab 299, hidden 32, intermediate 84, 2 layers,
+                            4 query heads and 2 key/value heads with head_dim 12 (deliberately
+                            not hidden/heads = 8: q_proj is 48x32, o_proj 32x48), rms_norm_eps
+                            1e-5, RoPE theta 10000, silu, sliding_window 8, untied LM head
+
+  transformers 5 writes the RoPE settings of LLaMA/Mistral into config.json as one object,
+  "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0} (llama-tiny-mqa:
+  {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+  "high_freq_factor": 4.0, "original_max_position_embeddings": 16}), with no top-level
+  "rope_theta" or "rope_scaling" as older configs (and most Hub checkpoints) have; it also
+  writes the derived "head_dim". GPT-J's RoPE base is 10000, fixed in the code, not in config.json.
 
   Each folder holds:
-    model.safetensors, config.json      GPT2LMHeadModel.save_pretrained(safe_serialization=True), float32
+    model.safetensors, config.json      <Model>.save_pretrained(safe_serialization=True), float32
+                                        (a tied LM head is not stored: no lm_head.weight)
     tokenizer.json                      byte-level BPE trained here with `tokenizers` (GPT-2 settings)
     vocab.json, merges.txt              the same BPE as GPT-2's classic file pair
     tokenizer_config.json               so that transformers.AutoTokenizer.from_pretrained(folder)
                                         works (transformers >= 5 writes no special_tokens_map.json)
     golden.json                         the expected outputs:
       {"transformers": ver, "torch": ver, "tokenizers": ver, "safetensors": ver, "numpy": ver,
-       "generator": this script, "model": {sizes, seed}, "eos_token_id": id, "n_new_tokens": 12,
+       "generator": this script,
+       "model": {the config arguments in SPECS below, "seed", "tied_lm_head", "dtype": "float32"},
+       "eos_token_id": id, "n_new_tokens": 12,
        "prompts": [{"text", "ids",                  ids from the Hugging Face tokenizer
                     "logits": [[vocab]]*len(ids),   model(ids).logits, float32
                     "greedy": [12 ids],             argmax each step, never stopping at EOS
@@ -25,7 +69,7 @@ What it writes (the folders are committed, so the test suite never needs torch):
                     "step_logits": [[vocab]]*12,    logits of the last position before step i's choice
                     "min_margin"}]}                 smallest top-1 minus top-2 logit over the 12 steps
     Floats are the shortest decimal strings that round-trip the float32 values exactly. The
-    prompts differ between the two models (their tokenizers split differently) and have 1, 5,
+    prompts differ between the models (their tokenizers split differently) and have 1, 5,
     about 12 and about 30 ids. The logits are bit-exact for torch on one thread (the script sets
     it); other thread counts or libraries move them by about 1e-6.
 
@@ -33,23 +77,39 @@ How the data is made:
   * The tokenizer: byte-level BPE (ByteLevel pre-tokenizer with GPT-2's regex,
     add_prefix_space=False; ByteLevel decoder; special token <|endoftext|>), trained on the
     short English text CORPUS below to exactly the model's vocab size (256 byte symbols +
-    <|endoftext|> + merges). <|endoftext|> gets id 0 (the trainer puts special tokens first),
-    and config.json's bos_token_id/eos_token_id say so.
-  * The weights: GPT2LMHeadModel(GPT2Config(...)) under torch.manual_seed, then every parameter
-    is re-drawn with larger spreads than GPT-2's init (std 0.02 gives nearly flat logits):
-    weights N(0, 0.2^2), wte N(0, 0.3^2), wpe N(0, 0.1^2), biases N(0, 0.05^2),
-    LayerNorm gamma 1 + N(0, 0.1^2), beta N(0, 0.05^2), so that a loader that drops a bias or a
-    LayerNorm parameter fails the comparison and the logits spread over several units.
+    <|endoftext|> + merges), saved through GPT2TokenizerFast for every family.
+    <|endoftext|> gets id 0 (the trainer puts special tokens first), and config.json's
+    bos_token_id/eos_token_id say so.
+  * The weights: <Model>(<Config>(...)) under torch.manual_seed, then every parameter is
+    re-drawn (spread_weights, in named_parameters() order) with larger spreads than the
+    libraries' init (std 0.02 gives nearly flat logits): weights N(0, 0.2^2), token embeddings
+    (wte, embed_tokens) N(0, 0.3^2), an untied LM head weight N(0, 0.3^2) as well (0.2 gave
+    logit spreads of about 1), learned position tables (wpe, OPT's embed_positions) N(0, 0.1^2),
+    all biases N(0, 0.05^2) (GPT-J's lm_head.bias included), LayerNorm/RMSNorm gamma
+    1 + N(0, 0.1^2), LayerNorm beta N(0, 0.05^2), so that a loader that drops a bias or a norm
+    parameter fails the comparison and the last-position logits spread over about 2 units.
+    The script saves, reloads from disk and asserts that the reloaded tensors are the drawn ones.
   * The reference is the eager attention path, float32, one full forward per greedy step
     (no generate(), no KV cache). The script asserts that every greedy step's top-1 / top-2
-    margin is >= 1e-2 (the seeds were picked for margins >= 0.04), that the SDPA path agrees, that the same prompts run as one right-padded
-    batch with an attention mask give the same logits at the real positions, and that the
-    classic GPT2Tokenizer (vocab.json + merges.txt) tokenizes like tokenizer.json.
+    margin is >= 1e-2 (the seeds were picked for margins >= 0.04), that the SDPA path agrees
+    within 1e-4, that the same prompts run as one right-padded batch with an attention mask
+    give the same logits at the real positions, and that the classic GPT2Tokenizer
+    (vocab.json + merges.txt) tokenizes like tokenizer.json. Exception: gptj-tiny has no SDPA
+    check, because transformers has no SDPA attention for GPT-J (GPTJ_ATTENTION_CLASSES holds
+    only "eager" and "flash_attention_2", and from_pretrained(attn_implementation="sdpa")
+    raises ValueError); its padded-batch check runs on the eager path only.
+  * mistral-tiny: the eager reference applies the sliding window. The script checks that the
+    mask transformers builds lets query i see exactly the keys j with i - 8 < j <= i (8 keys,
+    itself included), and that on the 30-id prompt the logits match those of the same weights
+    loaded with sliding_window=None at positions 0..7 and differ at every position from 8 on
+    (by more than 1e-2; by up to about 8). The SDPA and padded-batch checks pass with the
+    window too.
 
-Run (about 15 s on one core; deterministic: same library versions, same bytes):
+Run (about 10 s on one core; deterministic: same library versions, same bytes):
   bash -c 'cd /work/main && source scripts/setup.sh && scribe_setup_reference'
-  .venv-ref/bin/python scripts/reference/make_golden.py          # writes tests/data/gpt2-tiny-{a,b}
-  .venv-ref/bin/python scripts/reference/make_golden.py --out DIR  # writes DIR/gpt2-tiny-{a,b}
+  .venv-ref/bin/python scripts/reference/make_golden.py            # every folder, in tests/data
+  .venv-ref/bin/python scripts/reference/make_golden.py --out DIR  # every folder, in DIR
+  .venv-ref/bin/python scripts/reference/make_golden.py --only opt-tiny,mistral-tiny  # just these
 """
 
 import argparse
@@ -67,7 +127,21 @@ import torch
 import transformers
 from safetensors import safe_open
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer, GPT2TokenizerFast
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPT2Tokenizer,
+    GPT2TokenizerFast,
+    GPTJConfig,
+    GPTJForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    OPTConfig,
+    OPTForCausalLM,
+)
+from transformers.masking_utils import create_sliding_window_causal_mask
 
 EOT = "<|endoftext|>"
 N_NEW = 12
@@ -100,7 +174,7 @@ to see the wheel turn, and a new guide told them the story of the patient miller
 traveller from the north, who had written a book about the places she had seen.
 """
 
-# Per model (the two tokenizers split differently): (text, number of ids) for about
+# Per model (the tokenizers split differently): (text, number of ids) for about
 # 1, 5, 12 and 30 tokens.
 PROMPTS = {
     "gpt2-tiny-a": [
@@ -115,18 +189,121 @@ PROMPTS = {
         ("In the spring the children came", 12),
         ("Then he went back to his work, and the wheel turned, and the water ran on to the sea.", 30),
     ],
+    "opt-tiny": [
+        ("The", 1),
+        ("They asked", 5),
+        ("The river ran past the", 12),
+        ("He listened until the fire burned low and the stars", 30),
+    ],
+    "opt-tiny-post": [
+        ("The", 1),
+        ("The river", 5),
+        ("He was a patient", 12),
+        ("The river ran past the old mill and down to the sea.", 30),
+    ],
+    "gptj-tiny": [
+        ("The", 1),
+        ("The wheel turns", 5),
+        ("Children still came", 12),
+        ("She had walked for three days across the hills, and she", 30),
+    ],
+    "llama-tiny-gqa": [
+        ("The", 1),
+        ("Then he went", 5),
+        ("The miller stood at the door", 12),
+        ("The miller stood at the door and watched her walk along the road", 30),
+    ],
+    "llama-tiny-mqa": [
+        ("The", 1),
+        ("They asked", 5),
+        ("In the morning she thanked", 12),
+        ("Then he went back to his work, and the wheel turned, and the water ran on to the", 30),
+    ],
+    "mistral-tiny": [
+        ("The", 1),
+        ("He was a", 5),
+        ("They asked the miller many", 12),
+        ("The wheel turns the stone, the stone grinds the grain,", 30),
+    ],
+}
+
+# Per family: the classes, the config key of the position limit, and which checks apply.
+FAMILIES = {
+    "gpt2": dict(config=GPT2Config, model=GPT2LMHeadModel, max_pos="n_positions",
+                 sdpa=True, padded_batch=True),
+    "opt": dict(config=OPTConfig, model=OPTForCausalLM, max_pos="max_position_embeddings",
+                sdpa=True, padded_batch=True),
+    # transformers has no SDPA attention for GPT-J (only eager and flash_attention_2), and
+    # from_pretrained(attn_implementation="sdpa") raises ValueError: nothing to compare with.
+    "gptj": dict(config=GPTJConfig, model=GPTJForCausalLM, max_pos="n_positions",
+                 sdpa=False, padded_batch=True),
+    "llama": dict(config=LlamaConfig, model=LlamaForCausalLM, max_pos="max_position_embeddings",
+                  sdpa=True, padded_batch=True),
+    "mistral": dict(config=MistralConfig, model=MistralForCausalLM,
+                    max_pos="max_position_embeddings", sdpa=True, padded_batch=True),
 }
 
 SPECS = {
     "gpt2-tiny-a": dict(
-        seed=3,
+        family="gpt2", seed=3, tied=True,
         config=dict(vocab_size=301, n_positions=64, n_embd=36, n_layer=2, n_head=4,
                     n_inner=None, activation_function="gelu_new", layer_norm_epsilon=1e-5),
     ),
     "gpt2-tiny-b": dict(
-        seed=6,
+        family="gpt2", seed=6, tied=True,
         config=dict(vocab_size=397, n_positions=80, n_embd=52, n_layer=3, n_head=4,
                     n_inner=140, activation_function="gelu", layer_norm_epsilon=1e-5),
+    ),
+    "opt-tiny": dict(
+        family="opt", seed=55, tied=True,
+        config=dict(vocab_size=307, hidden_size=40, num_hidden_layers=2, ffn_dim=92,
+                    num_attention_heads=4, max_position_embeddings=64,
+                    do_layer_norm_before=True, word_embed_proj_dim=40,
+                    activation_function="relu", enable_bias=True,
+                    layer_norm_elementwise_affine=True, pad_token_id=1),
+    ),
+    "opt-tiny-post": dict(
+        family="opt", seed=7, tied=True,
+        config=dict(vocab_size=293, hidden_size=44, num_hidden_layers=2, ffn_dim=100,
+                    num_attention_heads=4, max_position_embeddings=64,
+                    do_layer_norm_before=False, word_embed_proj_dim=24,
+                    activation_function="relu", enable_bias=True,
+                    layer_norm_elementwise_affine=True, pad_token_id=1),
+    ),
+    "gptj-tiny": dict(
+        family="gptj", seed=33, tied=False,
+        config=dict(vocab_size=311, n_positions=64, n_embd=48, n_layer=2, n_head=4,
+                    rotary_dim=8, n_inner=None, activation_function="gelu_new",
+                    layer_norm_epsilon=1e-5, tie_word_embeddings=False),
+    ),
+    "llama-tiny-gqa": dict(
+        family="llama", seed=19, tied=False,
+        config=dict(vocab_size=317, hidden_size=48, intermediate_size=100, num_hidden_layers=2,
+                    num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=64,
+                    rms_norm_eps=1e-6,
+                    rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                    hidden_act="silu", tie_word_embeddings=False, attention_bias=False,
+                    mlp_bias=False),
+    ),
+    "llama-tiny-mqa": dict(
+        family="llama", seed=6, tied=True,
+        config=dict(vocab_size=331, hidden_size=40, intermediate_size=92, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=64,
+                    rms_norm_eps=1e-5,
+                    rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0,
+                                     "factor": 8.0, "low_freq_factor": 1.0,
+                                     "high_freq_factor": 4.0,
+                                     "original_max_position_embeddings": 16},
+                    hidden_act="silu", tie_word_embeddings=True, attention_bias=False,
+                    mlp_bias=False),
+    ),
+    "mistral-tiny": dict(
+        family="mistral", seed=37, tied=False,
+        config=dict(vocab_size=299, hidden_size=32, intermediate_size=84, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, head_dim=12,
+                    max_position_embeddings=64, rms_norm_eps=1e-5,
+                    rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                    hidden_act="silu", sliding_window=8, tie_word_embeddings=False),
     ),
 }
 
@@ -180,22 +357,35 @@ def pair_tokenizers(folder: Path) -> list:
     return [lambda t: bpe.encode(t).ids, lambda t: hf(t)["input_ids"]]
 
 
-def spread_weights(model: GPT2LMHeadModel) -> None:
-    """Re-draws every parameter with spreads that give logits of several units."""
+# Parameters are told apart by the name of the module that holds them.
+EMBEDDING_MODULES = {"wte", "embed_tokens"}            # token embeddings
+OUTPUT_MODULES = {"lm_head"}                           # only seen when not tied
+POSITION_MODULES = {"wpe", "embed_positions"}          # learned position tables
+NORM_MODULES = {"ln_1", "ln_2", "ln_f",                 # GPT-2, GPT-J LayerNorm
+                "self_attn_layer_norm", "final_layer_norm",  # OPT LayerNorm
+                "input_layernorm", "post_attention_layernorm", "norm"}  # LLaMA/Mistral RMSNorm
+
+
+def spread_weights(model: torch.nn.Module) -> None:
+    """Re-draws every parameter with spreads that give logits of several units.
+
+    Tied parameters appear once (named_parameters() skips the tied lm_head.weight); an untied
+    lm_head.weight gets the embedding's spread (0.2 would give logits of about one unit).
+    The draws follow the parameter order, so the GPT-2 folders keep the values they always had."""
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("wte.weight"):
-                p.normal_(0.0, 0.3)
-            elif name.endswith("wpe.weight"):
+            module = name.split(".")[-2]
+            if module in EMBEDDING_MODULES or (module in OUTPUT_MODULES
+                                               and name.endswith(".weight")):
+                p.normal_(0.0, 0.3)  # an untied LM head like the embedding it would share
+            elif module in POSITION_MODULES:
                 p.normal_(0.0, 0.1)
-            elif ".ln_" in name or name.startswith("transformer.ln_f"):
-                if name.endswith(".weight"):
-                    p.copy_(1.0 + 0.1 * torch.randn_like(p))
-                else:
-                    p.normal_(0.0, 0.05)
+            elif module in NORM_MODULES and name.endswith(".weight"):
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
             elif name.endswith(".bias"):
-                p.normal_(0.0, 0.05)
+                p.normal_(0.0, 0.05)  # norm biases too
             else:
+                assert name.endswith(".weight") and p.dim() == 2, name
                 p.normal_(0.0, 0.2)
 
 
@@ -215,24 +405,55 @@ def margin(logits: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def check_sliding_window(name: str, folder: Path, model, prompts: list) -> None:
+    """Mistral: the eager reference really applies the window (query i sees keys j with
+    i - window < j <= i), so the logits differ from the same weights without a window."""
+    window = model.config.sliding_window
+    assert window is not None and window > 0, name
+    mask = create_sliding_window_causal_mask(
+        config=model.config, inputs_embeds=torch.zeros(1, 3 * window, 1),
+        attention_mask=None, past_key_values=None,
+        position_ids=torch.arange(3 * window)[None])
+    i, j = torch.meshgrid(torch.arange(3 * window), torch.arange(3 * window), indexing="ij")
+    assert torch.equal(mask[0, 0] == 0, (j <= i) & (j > i - window)), (name, mask)
+    full = type(model).from_pretrained(str(folder), attn_implementation="eager",
+                                       sliding_window=None).eval()
+    assert full.config.sliding_window is None
+    longest = max(prompts, key=lambda p: len(p["ids"]))
+    assert len(longest["ids"]) > window, name
+    got = longest["_logits_t"]
+    ref = full(torch.tensor([longest["ids"]])).logits[0]
+    # The first `window` positions see their whole causal prefix either way ...
+    torch.testing.assert_close(got[:window], ref[:window], rtol=1e-5, atol=1e-5)
+    # ... the later ones do not.
+    diff = (got[window:] - ref[window:]).abs().amax(dim=-1)
+    assert bool((diff > 1e-2).all()), (name, diff)
+
+
+@torch.no_grad()
 def make_one(name: str, spec: dict, out: Path) -> dict:
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
+    family = FAMILIES[spec["family"]]
     cfg_args = spec["config"]
     vocab = cfg_args["vocab_size"]
+    max_pos = cfg_args[family["max_pos"]]
 
     tok_raw = train_tokenizer(vocab)
-    hf_tok = save_tokenizer(tok_raw, folder, cfg_args["n_positions"])
+    hf_tok = save_tokenizer(tok_raw, folder, max_pos)
     eot_id = tok_raw.token_to_id(EOT)
     pair_toks = pair_tokenizers(folder)
 
     torch.manual_seed(spec["seed"])
-    config = GPT2Config(**cfg_args, bos_token_id=eot_id, eos_token_id=eot_id,
-                        attn_implementation="eager")
-    model = GPT2LMHeadModel(config)
+    config = family["config"](**cfg_args, bos_token_id=eot_id, eos_token_id=eot_id,
+                              attn_implementation="eager")
+    model_cls = family["model"]
+    model = model_cls(config)
     spread_weights(model)
     model.eval()
-    assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()  # tied
+    tied = (model.get_output_embeddings().weight.data_ptr()
+            == model.get_input_embeddings().weight.data_ptr())
+    assert tied == spec["tied"], (name, tied)
 
     # Save, then reload from disk so the reference runs on exactly the stored values.
     for stale in ("model.safetensors", "pytorch_model.bin", "generation_config.json"):
@@ -240,8 +461,15 @@ def make_one(name: str, spec: dict, out: Path) -> dict:
     model.save_pretrained(str(folder), safe_serialization=True)
     (folder / "generation_config.json").unlink(missing_ok=True)  # not needed by the tests
     os.chmod(folder / "model.safetensors", 0o644)  # safetensors writes 0600
-    model = GPT2LMHeadModel.from_pretrained(str(folder), attn_implementation="eager").eval()
-    sdpa = GPT2LMHeadModel.from_pretrained(str(folder), attn_implementation="sdpa").eval()
+    drawn = {k: v.clone() for k, v in model.state_dict().items()}
+    model = model_cls.from_pretrained(str(folder), attn_implementation="eager").eval()
+    loaded = model.state_dict()
+    assert sorted(loaded) == sorted(drawn), name
+    for k, v in drawn.items():
+        assert torch.equal(loaded[k], v), (name, k)
+    sdpa = None
+    if family["sdpa"]:
+        sdpa = model_cls.from_pretrained(str(folder), attn_implementation="sdpa").eval()
 
     prompts = []
     for text, n_ids in PROMPTS[name]:
@@ -251,11 +479,12 @@ def make_one(name: str, spec: dict, out: Path) -> dict:
         for pt in pair_toks:
             assert ids == pt(text), (name, text, ids, pt(text))
         assert hf_tok.decode(ids) == text
-        assert len(ids) + N_NEW <= cfg_args["n_positions"]
+        assert len(ids) + N_NEW <= max_pos
         logits = model(torch.tensor([ids])).logits[0]
         assert logits.dtype == torch.float32
-        torch.testing.assert_close(sdpa(torch.tensor([ids])).logits[0], logits,
-                                   rtol=1e-4, atol=1e-4)
+        if sdpa is not None:
+            torch.testing.assert_close(sdpa(torch.tensor([ids])).logits[0], logits,
+                                       rtol=1e-4, atol=1e-4)
 
         seq = list(ids)
         greedy, step_logits, margins = [], [], []
@@ -276,17 +505,22 @@ def make_one(name: str, spec: dict, out: Path) -> dict:
         ))
 
     # One right-padded batch with an attention mask must give the same logits at real positions.
-    n = max(len(p["ids"]) for p in prompts)
-    batch = torch.full((len(prompts), n), eot_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), n), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        batch[i, :len(p["ids"])] = torch.tensor(p["ids"])
-        mask[i, :len(p["ids"])] = 1
-    for m in (model, sdpa):
-        out_b = m(batch, attention_mask=mask).logits
+    if family["padded_batch"]:
+        n = max(len(p["ids"]) for p in prompts)
+        batch = torch.full((len(prompts), n), eot_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), n), dtype=torch.long)
         for i, p in enumerate(prompts):
-            torch.testing.assert_close(out_b[i, :len(p["ids"])], p["_logits_t"],
-                                       rtol=1e-5, atol=1e-5)
+            batch[i, :len(p["ids"])] = torch.tensor(p["ids"])
+            mask[i, :len(p["ids"])] = 1
+        for m in (model, sdpa):
+            if m is None:
+                continue
+            out_b = m(batch, attention_mask=mask).logits
+            for i, p in enumerate(prompts):
+                torch.testing.assert_close(out_b[i, :len(p["ids"])], p["_logits_t"],
+                                           rtol=1e-5, atol=1e-5)
+    if getattr(model.config, "sliding_window", None) is not None:
+        check_sliding_window(name, folder, model, prompts)
     for p in prompts:
         del p["_logits_t"]
 
@@ -298,7 +532,7 @@ def make_one(name: str, spec: dict, out: Path) -> dict:
         "safetensors": safetensors.__version__,
         "numpy": np.__version__,
         "generator": "scripts/reference/make_golden.py",
-        "model": dict(cfg_args, seed=spec["seed"], tied_lm_head=True, dtype="float32"),
+        "model": dict(cfg_args, seed=spec["seed"], tied_lm_head=spec["tied"], dtype="float32"),
         "eos_token_id": eot_id,
         "n_new_tokens": N_NEW,
         "prompts": prompts,
@@ -330,12 +564,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path,
                     default=Path(__file__).resolve().parents[2] / "tests" / "data")
+    ap.add_argument("--only", metavar="NAME[,NAME]",
+                    help="make only these folders (default: all): " + ", ".join(SPECS))
     args = ap.parse_args()
+    names = list(SPECS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in SPECS]
+        if unknown or not names:
+            ap.error(f"unknown folder name(s) {unknown}; known: {', '.join(SPECS)}")
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"tokenizers {tokenizers.__version__}, numpy {np.__version__}")
-    for name, spec in SPECS.items():
-        make_one(name, spec, args.out)
+    for name in names:
+        make_one(name, SPECS[name], args.out)
     return 0
 
 

@@ -10,6 +10,8 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "../scribe.hpp"
 
@@ -25,6 +27,10 @@ SCRIBE_DIM(ffn);       // the MLP's inner width
 SCRIBE_DIM(vocab);     // the token vocabulary
 SCRIBE_DIM(positions); // rows of a learned position table
 SCRIBE_DIM(cache);     // positions a KV cache holds
+SCRIBE_DIM(kv_heads);  // key/value heads (grouped-query attention: fewer than heads)
+SCRIBE_DIM(group);     // query heads per key/value head
+SCRIBE_DIM(freq);      // rotary embeddings: the frequencies (one per rotating pair)
+SCRIBE_DIM(pair);      // rotary embeddings: the two members of a rotating pair
 
 // The most negative finite value of a float dtype: what masked scores become,
 // so a row with every key masked still has a finite softmax (as Hugging Face does).
@@ -65,6 +71,27 @@ auto gelu_tanh(const X& x) {
     return x * 0.5 * (tanh((x + x * x * x * 0.044715) * k) + 1.0);
 }
 
+// max(x, 0).
+template <Tensor X>
+auto relu(const X& x) {
+    return maximum(x, broadcast_to(x.owner().constant(typename X::dtype_type{}, 0.0), x));
+}
+
+// SiLU (swish): x * sigmoid(x).
+template <Tensor X>
+auto silu(const X& x) {
+    return x * logistic(x);
+}
+
+// An activation by its Hugging Face name (activation_function, hidden_act).
+template <Tensor X>
+auto activation(const X& x, const std::string& name) {
+    if (name == "gelu") return gelu(x);
+    if (name == "relu") return relu(x);
+    if (name == "silu" || name == "swish") return silu(x);
+    return gelu_tanh(x);  // gelu_new, gelu_pytorch_tanh, gelu_fast
+}
+
 // x . w + b, contracting In: x[..., In], w[In, out...], b[out...].
 template <auto In, Tensor X, Tensor W, Tensor B>
 auto linear(const X& x, const W& w, const B& b) {
@@ -101,6 +128,53 @@ auto attention(const Q& q, const K& k, const V& v, const M& allowed) {
     return dot<keys>(probs, v);
 }
 
+// Attention with grouped query heads: q[batch, seq, heads, head_dim] and k, v
+// [batch, keys, kv_heads, head_dim], each key/value head serving heads / kv_heads
+// consecutive query heads (multi-query: one; multi-head: kv_heads = heads).
+// Returns [batch, seq, heads, head_dim].
+template <Tensor Q, Tensor K, Tensor V, Tensor M>
+auto grouped_attention(const Q& q, const K& k, const V& v, const M& allowed) {
+    if (q.extent(heads) == k.extent(kv_heads))
+        return transpose<batch, seq, heads, head_dim>(
+            attention(q, rename<kv_heads, heads>(k), rename<kv_heads, heads>(v), allowed));
+    if (q.extent(heads) % k.extent(kv_heads))
+        throw error("grouped attention: " + std::to_string(q.extent(heads)) + " query heads do not group over " +
+                    std::to_string(k.extent(kv_heads)) + " key/value heads");
+    q.owner().bind(group(q.extent(heads) / k.extent(kv_heads)));
+    auto ctx = attention(split<heads, kv_heads, group>(q), k, v, allowed);
+    return transpose<batch, seq, heads, head_dim>(merge<kv_heads, group, heads>(ctx));
+}
+
+// The cos and sin of each position times each frequency, pos[batch, seq] (s32)
+// and inv_freq[freq] (f32): [batch, seq, freq] each, computed in f32 (as Hugging
+// Face does) and given in T.
+template <DtypeTag T, Tensor P, Tensor F>
+auto rotary_angles(const P& pos, const F& inv_freq) {
+    auto p = broadcast<freq>(convert<f32>(pos));
+    auto angle = p * broadcast_to(inv_freq, p);
+    return std::pair{convert<T{}>(cos(angle)), convert<T{}>(sin(angle))};
+}
+
+// Rotary position embedding of x[..., head_dim]: the first `dims` dims of each
+// head rotate in pairs by the angles (cos, sin [.., freq], freq = dims / 2); the
+// rest pass. Pairs are (i, i + dims/2) in the rotate-half layout (LLaMA) and
+// (2i, 2i + 1) in the interleaved one (GPT-J).
+template <Tensor X, Tensor C>
+auto rotary(const X& x, const C& cos_a, const C& sin_a, std::int64_t dims, bool interleaved) {
+    x.owner().bind(freq(dims / 2));
+    auto turn = [&](const auto& r) {  // r: [..., pair, freq] or [..., freq, pair]
+        auto x1 = slice<pair>(r, 0, 1), x2 = slice<pair>(r, 1, 2);
+        auto c = broadcast_to(cos_a, x1), s = broadcast_to(sin_a, x1);
+        return concatenate<pair>(x1 * c - x2 * s, x2 * c + x1 * s);
+    };
+    auto rotate = [&](const auto& part) {
+        if (interleaved) return merge<freq, pair, head_dim>(turn(split<head_dim, freq, pair.of<2>>(part)));
+        return merge<pair, freq, head_dim>(turn(split<head_dim, pair.of<2>, freq>(part)));
+    };
+    if (dims == x.extent(head_dim)) return rotate(x);
+    return concatenate<head_dim>(rotate(slice<head_dim>(x, 0, dims)), slice<head_dim>(x, dims, x.extent(head_dim)));
+}
+
 // Multi-head projections: x[..., hidden] . w[hidden, heads, head_dim] + b[heads, head_dim].
 template <Tensor X, Tensor W, Tensor B>
 auto project_heads(const X& x, const W& w, const B& b) {
@@ -120,11 +194,11 @@ auto mlp(const X& x, const W1& w_in, const B1& b_in, const W2& w_out, const B2& 
     return linear<ffn>(act(linear<hidden>(x, w_in, b_in)), w_out, b_out);
 }
 
-// Token embedding: the rows of table[vocab, hidden] picked by ids[batch, seq],
-// as [batch, seq, hidden].
-template <Tensor Tb, Tensor I>
+// Token embedding: the rows of table[vocab, Width] picked by ids[batch, seq],
+// as [batch, seq, Width] (Width: hidden, or a family's narrower embedding).
+template <auto Width = hidden, Tensor Tb, Tensor I>
 auto embedding(const Tb& table, const I& ids) {
-    return transpose<batch, seq, hidden>(gather<vocab>(table, ids));
+    return transpose<batch, seq, Width>(gather<vocab>(table, ids));
 }
 
 // Learned position embedding: the rows of table[positions, hidden] picked by
@@ -165,9 +239,9 @@ auto cache_mask(graph& g, const W& where) {
 
 // The LM head: logits = x[..., hidden] . w[vocab, hidden] (GPT-2 ties w to the
 // token embedding).
-template <Tensor X, Tensor Wt>
+template <auto Width = hidden, Tensor X, Tensor Wt>
 auto lm_head(const X& x, const Wt& w) {
-    return dot<hidden>(x, w);
+    return dot<Width>(x, w);
 }
 
 // The hidden state of each prompt's last real token, x[batch, seq, hidden] at

@@ -41,37 +41,75 @@ auto row_linear(const X& x, const W& w, const B& b, const mesh& m) {
     return y + broadcast_to(b, y);
 }
 
+// The same without a bias.
+template <auto... In, Tensor X, Tensor W>
+auto row_linear(const X& x, const W& w, const mesh& m) {
+    return reduce_over(dot<In...>(x, w), m);
+}
+
 template <Tensor X, Tensor W1, Tensor B1, Tensor W2, Tensor B2, class Act>
 auto mlp(const X& x, const W1& w_in, const B1& b_in, const W2& w_out, const B2& b_out, Act act, const mesh& m) {
     return row_linear<ffn>(act(column_linear<hidden>(x, w_in, b_in)), w_out, b_out, m);
 }
 
+// The gated MLP of LLaMA (SwiGLU with act = SiLU): (act(x . w_gate) * (x . w_up)) . w_down,
+// w_gate and w_up split along ffn (column), w_down along ffn (row). No biases.
+template <Tensor X, Tensor W1, Tensor W2, Tensor W3, class Act>
+auto gated_mlp(const X& x, const W1& w_gate, const W2& w_up, const W3& w_down, Act act, const mesh& m) {
+    return row_linear<ffn>(act(nn::linear<hidden>(x, w_gate)) * nn::linear<hidden>(x, w_up), w_down, m);
+}
+
+// Grouped-query attention when the key/value heads are replicated (the degree
+// does not divide them): kv[..., kv_heads (all), head_dim] cut to the key/value
+// head of each of this rank's query heads, [..., kv_heads (one per query head),
+// head_dim], rank r's query heads being [r * H, (r + 1) * H) of n_head.
+template <Tensor K>
+auto kv_for_rank_heads(const K& kv, std::int64_t n_head, std::int64_t local_heads) {
+    graph& g = kv.owner();
+    const auto per_kv = n_head / kv.extent(kv_heads);
+    auto head = g.iota(s32[heads], heads) +
+                broadcast_to(convert<s32>(replica_id(g)) * static_cast<double>(local_heads), g.iota(s32[heads], heads));
+    return rename<heads, kv_heads>(gather<kv_heads>(kv, head / static_cast<double>(per_kv)));
+}
+
 // Token embedding from this rank's rows of the table, [batch, seq, hidden]:
 // rows [rank * V, (rank + 1) * V) where V is the table's vocab extent.
-template <Tensor Tb, Tensor I>
+template <auto Width = hidden, Tensor Tb, Tensor I>
 auto embedding(const Tb& table, const I& ids, const mesh& m) {
-    if (m.degree == 1) return nn::embedding(table, ids);
+    if (m.degree == 1) return nn::embedding<Width>(table, ids);
     graph& g = table.owner();
     const auto rows = table.extent(vocab);
     auto first = convert<s32>(replica_id(g)) * static_cast<double>(rows);
     auto local = ids - broadcast_to(first, ids);
     auto zero = broadcast_to(g.constant(s32, 0), ids);
     auto clamped = minimum(maximum(local, zero), broadcast_to(g.constant(s32, static_cast<double>(rows - 1)), ids));
-    auto found = nn::embedding(table, clamped);
+    auto found = nn::embedding<Width>(table, clamped);
     auto mine = broadcast_to(eq(local, clamped), found);  // the id is one of this rank's rows
     using T = typename Tb::dtype_type;
     auto none = broadcast_to(g.constant(T{}, 0.0), found);
     return reduce_over(select(mine, found, none), m);
 }
 
-// logits[..., vocab] = x[..., hidden] . w[vocab, hidden], the ranks' slices joined
-// and cut to the real vocabulary of `vocab_size` tokens.
-template <Tensor X, Tensor Wt>
-auto lm_head(const X& x, const Wt& w, std::int64_t vocab_size, const mesh& m) {
-    auto logits = nn::lm_head(x, w);
+// The ranks' slices of logits[..., vocab] joined and cut to `vocab_size`.
+template <Tensor L>
+auto gather_vocab(const L& logits, std::int64_t vocab_size, const mesh& m) {
     if (m.degree == 1) return logits;
     auto all = all_gather<vocab>(logits, m.groups());
     return all.extent(vocab) == vocab_size ? all : decltype(all)(slice<vocab>(all, 0, vocab_size));
+}
+
+// logits[..., vocab] = x[..., hidden] . w[vocab, hidden], the ranks' slices joined
+// and cut to the real vocabulary of `vocab_size` tokens.
+template <auto Width = hidden, Tensor X, Tensor Wt>
+auto lm_head(const X& x, const Wt& w, std::int64_t vocab_size, const mesh& m) {
+    return gather_vocab(nn::lm_head<Width>(x, w), vocab_size, m);
+}
+
+// The same with a bias b[vocab] (this rank's slice).
+template <auto Width = hidden, Tensor X, Tensor Wt, Tensor B>
+auto lm_head(const X& x, const Wt& w, const B& b, std::int64_t vocab_size, const mesh& m) {
+    auto logits = nn::lm_head<Width>(x, w);
+    return gather_vocab(logits + broadcast_to(b, logits), vocab_size, m);
 }
 
 }  // namespace scribe::parallel

@@ -146,7 +146,7 @@ public:
 
     // What one rank needs for its weights and a KV cache of `capacity` positions.
     parallel::memory_plan memory(std::int64_t batch, std::int64_t capacity) const {
-        return parallel::plan(Family::weights(config_), Family::cache_shapes(config_, batch, capacity, opt_.tp), opt_.type,
+        return parallel::plan(Family::weights(config_, opt_.tp), Family::cache_shapes(config_, batch, capacity, opt_.tp), opt_.type,
                               opt_.tp);
     }
 
@@ -156,7 +156,7 @@ public:
         std::filesystem::create_directories(out);
         for (const auto& r : ranks_) {
             std::vector<io::tensor_to_write> tensors;
-            for (const auto& s : Family::weights(config_)) {
+            for (const auto& s : Family::weights(config_, opt_.tp)) {
                 const auto& a = r.weights.at(s.name);
                 std::vector<std::int64_t> extents;
                 for (const auto& d : a.dims()) extents.push_back(d.extent);
@@ -373,7 +373,7 @@ private:
     // checkpoint. Refuses missing, misshapen, non-float and unknown tensors,
     // naming the file and the tensor.
     void load_weights() {
-        const auto specs = Family::weights(config_);
+        const auto specs = Family::weights(config_, opt_.tp);
         presharded_ = opt_.tp > 1 && std::filesystem::exists(rank_file(dir_, opt_.tp, ranks_.front().rank));
         std::size_t total = 0, done = 0;
         struct source {
@@ -420,9 +420,10 @@ private:
             const auto& ck = *full_;
             std::vector<source> names;
             for (const auto& s : specs) {
+                const auto prefixed = std::string(Family::prefix) + s.name;
                 const auto n = ck.contains(s.name) ? std::optional(s.name)
-                               : ck.contains("transformer." + s.name) ? std::optional("transformer." + s.name)
-                                                                       : std::nullopt;
+                               : ck.contains(prefixed) ? std::optional(prefixed)
+                                                       : std::nullopt;
                 if (!n)
                     throw error((dir_ / "model.safetensors").string() + ": tensor `" + s.name + "` is missing (a " +
                                 Family::name + " with " + std::to_string(config_.n_layer) + " layers needs it)");

@@ -1,0 +1,149 @@
+// scribe/models/blocks.hpp — the graph pieces every decoder family shares, in the
+// DSL: the step's inputs (token ids, prompt lengths or decode positions, the KV
+// cache), the positions and the attention mask, writing the cache and attending
+// over it (grouped-query, sliding-window, tensor-parallel), rotary embeddings, and
+// the outputs. A family's build() makes its weight parameters, then a `step`, and
+// writes only what its architecture has of its own.
+//
+// The graphs (one per prompt bucket, and one for decoding), for a batch of
+// sequences sharing a KV cache of `capacity` positions:
+//
+//   prefill  ids s32[batch, seq], lengths s32[batch], cache.<l>.key/value
+//            -> logits, cache.<l>.key/value (written at positions [0, seq))
+//   decode   ids s32[batch, seq=1], positions s32[batch], cache.<l>.key/value
+//            -> logits, cache.<l>.key/value (row b written at positions[b])
+//
+// Caches are T[batch, cache, kv_heads, head_dim], each aliased to its output so a
+// runtime updates them in place. logits are T[batch, vocab] (the last real token
+// of each prompt; decode's one token), or T[batch, seq, vocab] for every prefill
+// position when asked.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../parallel/layers.hpp"
+#include "common.hpp"
+
+namespace scribe::models {
+
+using namespace scribe::nn;
+
+// Attention's shape for step: heads and key/value heads of the whole model.
+struct attention_shape {
+    std::int64_t n_head = 0, n_kv_head = 0, head_dim = 0;
+    std::int64_t window = 0;  // sliding window: a query sees this many positions up to itself; 0: all
+};
+
+// The inputs, the cache and the outputs of one graph. Make it after the weight
+// parameters (the step's inputs follow them); call attend() once per layer in
+// order, then finish().
+template <DtypeTag T>
+class step {
+public:
+    using cache_tensor = tensor_of<T{}[batch, cache, kv_heads, head_dim]>;
+    using mesh_t = parallel::mesh;
+
+    // Binds batch, seq, keys, cache, heads, kv_heads and head_dim (this rank's).
+    step(graph& g, const graph_shape& s, std::int64_t n_layer, const attention_shape& a)
+        : g_(g), s_(s), a_(a), m_{.degree = s.tp} {
+        const auto kv = kv_heads_per_rank(a.n_kv_head, s.tp);
+        g.bind(batch(s.batch), seq(s.seq), keys(s.decode ? s.capacity : s.seq), cache(s.capacity),
+               heads(m_.shard("the attention heads", a.n_head)), kv_heads(kv), head_dim(a.head_dim));
+        ids_ = g.parameter(s32[batch, seq], "ids");
+        where_ = g.parameter(s32[batch], s.decode ? "positions" : "lengths");
+        const T t{};
+        for (std::int64_t l = 0; l < n_layer; ++l) {
+            caches_.push_back(g.parameter(t[batch, cache, kv_heads, head_dim], "cache." + std::to_string(l) + ".key"));
+            caches_.push_back(g.parameter(t[batch, cache, kv_heads, head_dim], "cache." + std::to_string(l) + ".value"));
+        }
+        // Positions of this step's tokens: 0.. in a prompt, the cache position in decode.
+        pos_ = s.decode ? tensor_of<s32[batch, seq]>(broadcast<seq>(*where_)) : g.iota(s32[batch, seq], seq);
+        // Which keys a query sees: those at or before it (the prompt's causal mask,
+        // or the cache up to each row's position), and within the window.
+        auto key = g.iota(s32[batch, seq, keys], keys);
+        auto query = broadcast_to(*pos_, key);
+        if (a.window > 0) {  // 0 <= query - key < window
+            auto back = query - key;
+            auto inside = minimum(maximum(back, broadcast_to(g.constant(s32, 0), back)),
+                                  broadcast_to(g.constant(s32, static_cast<double>(a.window - 1)), back));
+            mask_ = eq(back, inside);
+        } else {
+            mask_ = le(key, query);
+        }
+    }
+
+    const mesh_t& mesh() const { return m_; }
+    const tensor_of<s32[batch, seq]>& ids() const { return *ids_; }
+    // Each token's position in its sequence, s32[batch, seq].
+    const tensor_of<s32[batch, seq]>& positions() const { return *pos_; }
+    // prefill: each prompt's length; decode: each row's position.
+    const tensor_of<s32[batch]>& where() const { return *where_; }
+
+    // The next layer's attention: q[batch, seq, heads, head_dim] and this step's
+    // k, v [batch, seq, kv_heads, head_dim] (rotated already, where the family
+    // rotates) written into the layer's cache, then attended over.
+    // Returns [batch, seq, heads, head_dim].
+    template <Tensor Q, Tensor K, Tensor V>
+    auto attend(const Q& q, const K& k, const V& v) {
+        const auto l = updated_.size();
+        auto k_cache = caches_[l], v_cache = caches_[l + 1];
+        auto over = [&](const auto& keys_of, const auto& values_of) {
+            if (s_.tp > 1 && !kv_heads_split(a_.n_kv_head, s_.tp))  // replicated KV heads: pick this rank's
+                return grouped_attention(q, parallel::kv_for_rank_heads(keys_of, a_.n_head, q.extent(heads)),
+                                         parallel::kv_for_rank_heads(values_of, a_.n_head, q.extent(heads)), *mask_);
+            return grouped_attention(q, keys_of, values_of, *mask_);
+        };
+        auto ctx = [&] {
+            if (s_.decode) {  // each row's new entry at its own position, then attend over the cache
+                k_cache = cache_write_rows(k_cache, k, *where_);
+                v_cache = cache_write_rows(v_cache, v, *where_);
+                return over(rename<cache, keys>(k_cache), rename<cache, keys>(v_cache));
+            }
+            k_cache = cache_write_prompt(k_cache, k);  // the prompt attends to itself only
+            v_cache = cache_write_prompt(v_cache, v);
+            return over(rename<seq, keys>(k), rename<seq, keys>(v));
+        }();
+        updated_.push_back(k_cache);
+        updated_.push_back(v_cache);
+        return ctx;
+    }
+
+    // Sets the outputs: the logits of `final` [batch, seq, hidden] through head
+    // (hidden -> vocab), then the caches, aliased to their parameters.
+    template <Tensor X, class Head>
+    void finish(const X& final, Head head) {
+        auto set_outputs = [&](const auto& logits) {
+            std::vector<node_id> outs = {logits.id()};
+            for (const auto& u : updated_) outs.push_back(u.id());
+            g_.set_outputs(outs);
+            for (std::size_t k = 0; k < caches_.size(); ++k) g_.alias(k + 1, caches_[k]);
+        };
+        if (s_.decode) set_outputs(merge<seq, vocab, vocab>(head(final)));  // [batch, vocab]
+        else if (s_.last_only) set_outputs(head(last_token(final, *where_)));
+        else set_outputs(head(final));
+    }
+
+private:
+    graph& g_;
+    graph_shape s_;
+    attention_shape a_;
+    mesh_t m_;
+    std::optional<tensor_of<s32[batch, seq]>> ids_, pos_;
+    std::optional<tensor_of<s32[batch]>> where_;
+    std::optional<tensor_of<pred[batch, seq, keys]>> mask_;
+    std::vector<cache_tensor> caches_, updated_;
+};
+
+// The rotary angles of a step's positions: cos and sin [batch, seq, freq] in T.
+template <DtypeTag T>
+auto rotary_angles(const step<T>& st, const rope& r) {
+    graph& g = st.ids().owner();
+    g.bind(freq(r.dims / 2));
+    const auto f = r.inv_freq();
+    return nn::rotary_angles<T>(st.positions(), g.constant(f32[freq], f));
+}
+
+}  // namespace scribe::models

@@ -1,0 +1,253 @@
+// scribe/models/common.hpp — what every decoder family shares without the DSL:
+// the shapes of a graph, the weight list's entries, reading config.json with
+// errors that name the file and the field, and the KV cache each rank holds.
+// (models/blocks.hpp has the shared graph pieces; models/<family>_config.hpp
+// each family's config.json and weights.)
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/error.hpp"
+#include "../graph/node.hpp"
+#include "../parallel/mesh.hpp"
+
+namespace scribe::models {
+
+// The shapes of one graph.
+struct graph_shape {
+    std::int64_t batch = 1;
+    std::int64_t seq = 1;       // the prompt bucket (prefill) or 1 (decode)
+    std::int64_t capacity = 1;  // positions the KV cache holds
+    bool decode = false;
+    bool last_only = true;      // prefill: logits of each prompt's last token only
+    std::int64_t tp = 1;        // tensor-parallel degree: the graph is one rank's
+};
+
+// One weight: its name in the checkpoint (without the family's optional prefix,
+// such as "transformer." or "model."), the shape the checkpoint stores, and the
+// dims the graph reads it as. Under tensor parallelism the dimension `split`
+// (empty: none, replicated) is divided over the ranks (parallel/weights.hpp cuts
+// each rank's part).
+struct weight_spec {
+    std::string name;
+    std::vector<std::int64_t> stored;
+    shape dims;
+    std::string split{};
+};
+
+// What every family's config has (its own names for them are read into these).
+struct decoder_config {
+    std::int64_t vocab_size = 0;
+    std::int64_t n_positions = 0;  // the longest sequence: prompt and new tokens
+    std::int64_t n_layer = 0;
+    std::optional<std::int32_t> bos_token_id, eos_token_id;
+};
+
+// Reads config.json's fields, each error naming the file and the field.
+class config_reader {
+public:
+    config_reader(const nlohmann::json& j, std::string source) : j_(j), source_(std::move(source)) {
+        if (!j_.is_object()) fail("not a JSON object");
+    }
+
+    [[noreturn]] void fail(const std::string& what) const { throw error(source_ + ": " + what); }
+    bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
+    const nlohmann::json& raw(const char* key) const { return j_[key]; }
+
+    // The model_type must be one of `types` (when present).
+    void model_type(std::initializer_list<const char*> types, const char* loader) const {
+        if (!has("model_type")) return;
+        for (const auto* t : types)
+            if (j_["model_type"] == t) return;
+        fail("model_type is " + j_["model_type"].dump() + ", the " + loader + " loader reads " + list(types));
+    }
+    // A positive integer under the first of `keys` present, else `fallback`.
+    std::int64_t integer(std::initializer_list<const char*> keys, std::optional<std::int64_t> fallback = std::nullopt) const {
+        for (const auto* key : keys) {
+            if (!has(key)) continue;
+            const auto& v = j_[key];
+            if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
+                fail("field `" + std::string(key) + "` must be a positive integer, got " + v.dump());
+            return v.get<std::int64_t>();
+        }
+        if (!fallback) fail("missing field `" + std::string(*keys.begin()) + "`");
+        return *fallback;
+    }
+    std::int64_t integer(const char* key, std::optional<std::int64_t> fallback = std::nullopt) const {
+        return integer({key}, fallback);
+    }
+    double positive(const char* key, double fallback) const {
+        if (!has(key)) return fallback;
+        if (!j_[key].is_number() || j_[key].get<double>() <= 0)
+            fail("field `" + std::string(key) + "` must be a positive number, got " + j_[key].dump());
+        return j_[key].get<double>();
+    }
+    bool boolean(const char* key, bool fallback) const {
+        if (!has(key)) return fallback;
+        if (!j_[key].is_boolean()) fail("field `" + std::string(key) + "` must be true or false, got " + j_[key].dump());
+        return j_[key].get<bool>();
+    }
+    // A string that must be one of `allowed`.
+    std::string choice(const char* key, const std::string& fallback, std::initializer_list<const char*> allowed) const {
+        if (!has(key)) return fallback;
+        if (!j_[key].is_string()) fail("field `" + std::string(key) + "` must be a string, got " + j_[key].dump());
+        const auto v = j_[key].get<std::string>();
+        for (const auto* a : allowed)
+            if (v == a) return v;
+        fail(std::string(key) + " \"" + v + "\" is not supported (" + list(allowed) + ")");
+    }
+    // A boolean option only one value of which is supported; `why` says what is.
+    void only(const char* key, bool supported, const char* why) const {
+        if (has(key) && j_[key].is_boolean() && j_[key].get<bool>() != supported)
+            fail(std::string(key) + " = " + j_[key].dump() + " is not supported (" + why + ")");
+    }
+    // A token id below the vocabulary (or none). A list (several end tokens) gives its first.
+    std::optional<std::int32_t> token(const char* key, std::int64_t vocab) const {
+        if (!has(key)) return std::nullopt;
+        auto v = j_[key];
+        if (v.is_array() && !v.empty()) v = v[0];
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= vocab)
+            fail("field `" + std::string(key) + "` must be a token id below vocab_size " + std::to_string(vocab) + ", got " +
+                 j_[key].dump());
+        return static_cast<std::int32_t>(v.get<std::int64_t>());
+    }
+    // The fields every family shares, under its names for them.
+    void common(decoder_config& c, std::initializer_list<const char*> positions, std::initializer_list<const char*> layers) const {
+        c.vocab_size = integer("vocab_size");
+        c.n_positions = integer(positions);
+        c.n_layer = integer(layers);
+        c.bos_token_id = token("bos_token_id", c.vocab_size);
+        c.eos_token_id = token("eos_token_id", c.vocab_size);
+    }
+    // `a` must divide by `b`.
+    void divides(const char* a_name, std::int64_t a, const char* b_name, std::int64_t b) const {
+        if (a % b)
+            fail(std::string(a_name) + " " + std::to_string(a) + " is not divisible by " + b_name + " " + std::to_string(b));
+    }
+
+private:
+    static std::string list(std::initializer_list<const char*> xs) {
+        std::string s;
+        for (const auto* x : xs) s += (s.empty() ? "\"" : ", \"") + std::string(x) + "\"";
+        return s;
+    }
+    const nlohmann::json& j_;
+    std::string source_;
+};
+
+// Reads and parses a config.json with Config::parse(json, source).
+template <class Config>
+Config load_config(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    if (!in) throw error(file.string() + ": cannot open the model's config");
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+        throw error(file.string() + ": not valid JSON (" + e.what() + ")");
+    }
+    return Config::parse(j, file.string());
+}
+
+// Grouped-query attention under tensor parallelism: the key/value heads are split
+// over the ranks with the query heads when the degree divides them; otherwise
+// (fewer KV heads than ranks, say) every rank holds all of them — replicated KV
+// heads — and picks those its query heads use.
+inline bool kv_heads_split(std::int64_t kv_heads, std::int64_t degree) { return kv_heads % degree == 0; }
+inline std::int64_t kv_heads_per_rank(std::int64_t kv_heads, std::int64_t degree) {
+    return kv_heads_split(kv_heads, degree) ? kv_heads / degree : kv_heads;
+}
+
+// The KV cache one rank holds: a key and a value tensor per layer,
+// [batch, cache, kv_heads of the rank, head_dim].
+inline std::vector<shape> kv_cache_shapes(std::int64_t n_layer, std::int64_t kv_heads, std::int64_t head_dim,
+                                          std::int64_t batch, std::int64_t capacity, std::int64_t degree) {
+    const shape one{{"batch", batch}, {"cache", capacity}, {"kv_heads", kv_heads_per_rank(kv_heads, degree)}, {"head_dim", head_dim}};
+    return std::vector<shape>(static_cast<std::size_t>(2 * n_layer), one);
+}
+
+// Rotary position embeddings: which dims of a head rotate, in which layout, and
+// the frequency of each rotating pair (rope_theta, and the rope_scaling options).
+struct rope {
+    enum class layout { half, interleaved };  // LLaMA's rotate-half; GPT-J's pairs (2i, 2i + 1)
+    std::int64_t dims = 0;                     // rotating dims of a head (the first ones), even
+    layout order = layout::half;
+    double theta = 10000.0;
+    std::string scaling = "default";           // or "linear", "llama3"
+    double factor = 1.0;                       // linear, llama3
+    double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+    std::int64_t original_positions = 8192;                // llama3
+
+    // The angle per position of each pair, as Hugging Face computes it in float32:
+    // 1 / theta^(2i / dims), then the scaling.
+    std::vector<double> inv_freq() const {
+        std::vector<double> f;
+        for (std::int64_t i = 0; i < dims / 2; ++i) {
+            const float e = static_cast<float>(2 * i) / static_cast<float>(dims);
+            float v = 1.0f / std::pow(static_cast<float>(theta), e);
+            if (scaling == "linear") {
+                v = static_cast<float>(v / factor);
+            } else if (scaling == "llama3") {
+                const double pi = 3.141592653589793;
+                const double wavelen = 2 * pi / v;
+                const double low_wavelen = static_cast<double>(original_positions) / low_freq_factor;
+                const double high_wavelen = static_cast<double>(original_positions) / high_freq_factor;
+                if (wavelen > low_wavelen) {
+                    v = static_cast<float>(v / factor);
+                } else if (wavelen >= high_wavelen) {  // between the two: blended
+                    const double smooth = (static_cast<double>(original_positions) / wavelen - low_freq_factor) /
+                                          (high_freq_factor - low_freq_factor);
+                    v = static_cast<float>((1 - smooth) * v / factor + smooth * v);
+                }
+            }
+            f.push_back(v);
+        }
+        return f;
+    }
+
+    // Reads rope_theta and rope_scaling, or transformers 5's rope_parameters.
+    static rope read(const config_reader& r, std::int64_t dims, layout order) {
+        rope p{.dims = dims, .order = order};
+        const nlohmann::json* s = nullptr;
+        if (r.has("rope_parameters")) s = &r.raw("rope_parameters");
+        else if (r.has("rope_scaling")) s = &r.raw("rope_scaling");
+        p.theta = r.positive("rope_theta", p.theta);
+        if (!s) return p;
+        if (!s->is_object()) r.fail("rope settings must be an object, got " + s->dump());
+        auto number = [&](const char* key, double fallback) {
+            if (!s->contains(key) || (*s)[key].is_null()) return fallback;
+            if (!(*s)[key].is_number() || (*s)[key].get<double>() <= 0)
+                r.fail("rope field `" + std::string(key) + "` must be a positive number, got " + (*s)[key].dump());
+            return (*s)[key].get<double>();
+        };
+        p.theta = number("rope_theta", p.theta);
+        const auto type = s->contains("rope_type") ? (*s)["rope_type"] : s->contains("type") ? (*s)["type"] : nlohmann::json("default");
+        if (!type.is_string()) r.fail("rope_type must be a string, got " + type.dump());
+        p.scaling = type.get<std::string>();
+        if (p.scaling == "default") return p;
+        if (p.scaling != "linear" && p.scaling != "llama3")
+            r.fail("rope_type \"" + p.scaling + "\" is not supported (default, linear, llama3)");
+        if (!s->contains("factor")) r.fail("rope scaling \"" + p.scaling + "\" needs a `factor`");
+        p.factor = number("factor", 1.0);
+        if (p.scaling == "llama3") {
+            p.low_freq_factor = number("low_freq_factor", 1.0);
+            p.high_freq_factor = number("high_freq_factor", 4.0);
+            p.original_positions = static_cast<std::int64_t>(number("original_max_position_embeddings", 8192));
+            if (p.high_freq_factor <= p.low_freq_factor)
+                r.fail("rope scaling llama3 needs high_freq_factor > low_freq_factor");
+        }
+        return p;
+    }
+};
+
+}  // namespace scribe::models

@@ -1,0 +1,51 @@
+// scribe/models/registry.hpp — every model family, and the one a checkpoint
+// folder holds (config.json's model_type), for programs that take any of them.
+//
+//     models::with_family(dir, [&]<class Family>() { runtime::decoder<Family> lm(dir); ... });
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "gpt2.hpp"
+#include "gptj.hpp"
+#include "llama.hpp"
+#include "opt.hpp"
+
+namespace scribe::models {
+
+// The model types the families read, as config.json names them.
+inline constexpr const char* supported_types = "gpt2, gptj, opt, llama, mistral";
+
+// config.json's model_type ("gpt2" where it has none), or a clear error.
+inline std::string model_type(const std::filesystem::path& dir) {
+    const auto file = dir / "config.json";
+    std::ifstream in(file);
+    if (!in) throw error(file.string() + ": cannot open the model's config");
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+        throw error(file.string() + ": not valid JSON (" + e.what() + ")");
+    }
+    if (!j.is_object()) throw error(file.string() + ": not a JSON object");
+    if (!j.contains("model_type")) return "gpt2";
+    if (!j["model_type"].is_string()) throw error(file.string() + ": model_type must be a string, got " + j["model_type"].dump());
+    return j["model_type"].get<std::string>();
+}
+
+// Calls f.template operator()<Family>() with the family of the folder's model.
+template <class F>
+decltype(auto) with_family(const std::filesystem::path& dir, F&& f) {
+    const auto type = model_type(dir);
+    if (type == "gpt2") return f.template operator()<gpt2_family>();
+    if (type == "gptj") return f.template operator()<gptj_family>();
+    if (type == "opt") return f.template operator()<opt_family>();
+    if (type == "llama" || type == "mistral") return f.template operator()<llama_family>();
+    throw error((dir / "config.json").string() + ": model_type \"" + type + "\" is not supported (" + supported_types + ")");
+}
+
+}  // namespace scribe::models
