@@ -1,6 +1,6 @@
-// scribe — the command-line program: generate text with a Hugging Face GPT-2
-// folder on the CPU, export its prefill and decode graphs as XLA HLO, inspect it,
-// shard it for tensor parallelism.
+// scribe — the command-line program: generate text with a Hugging Face decoder
+// folder (GPT-2, GPT-J, OPT, LLaMA, Mistral) on the CPU, export its prefill and
+// decode graphs as XLA HLO, inspect it, shard it for tensor parallelism.
 //
 //   scribe generate [MODEL] [--prompt TEXT]... [options]
 //   scribe export-hlo [MODEL] [--out DIR] [options]
@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -28,7 +29,7 @@
 #include <scribe/hlo/export.hpp>
 #include <scribe/parallel/weights.hpp>
 #include <scribe/io/tokenizer.hpp>
-#include <scribe/models/gpt2.hpp>
+#include <scribe/models/registry.hpp>
 #include <scribe/runtime/decoder.hpp>
 #ifdef SCRIBE_WITH_MPI
 #include <scribe/parallel/mpi.hpp>
@@ -43,9 +44,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using family = models::gpt2_family;
-
-const char* usage_main = R"(scribe — typed transformer graphs: run GPT-2 checkpoints on the CPU, export XLA HLO
+const char* usage_main = R"(scribe — typed transformer graphs: run decoder checkpoints on the CPU, export XLA HLO
 
 usage: scribe COMMAND [MODEL] [options]
 
@@ -57,9 +56,10 @@ commands:
                tensor-parallel rank
   shard        write a model pre-sharded for tensor parallelism (one file per rank)
 
-MODEL is a Hugging Face GPT-2 folder (config.json, model.safetensors or a sharded
-index, and tokenizer.json or vocab.json + merges.txt). Without one, the demo model
-in the source tree is used: )" SCRIBE_DEFAULT_MODEL R"(
+MODEL is a Hugging Face folder of a GPT-2, GPT-J, OPT, LLaMA or Mistral model
+(config.json, whose model_type picks the family; model.safetensors or a sharded
+index; for generate, a byte-level BPE tokenizer: tokenizer.json or vocab.json +
+merges.txt). Without one, the demo model in the source tree is used: )" SCRIBE_DEFAULT_MODEL R"(
 
 `scribe COMMAND --help` lists the options of a command.
 )";
@@ -297,7 +297,7 @@ std::string mib(std::size_t bytes) {
 
 void check_model_folder(const fs::path& dir) {
     if (!fs::is_directory(dir))
-        throw error("model folder " + dir.string() + " does not exist (give a Hugging Face GPT-2 folder, or build the demo model: see README)");
+        throw error("model folder " + dir.string() + " does not exist (give a Hugging Face model folder, or build the demo model: see README)");
 }
 
 // Bytes of a UTF-8 string that end on a whole character.
@@ -310,13 +310,8 @@ std::size_t whole_chars(const std::string& s) {
     return (i - 1) + len <= n ? n : i - 1;
 }
 
-int generate(int argc, char** argv, launcher& run) {
-    const auto a = parse(argc, argv,
-                         {"prompt", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "dtype", "threads", "buckets",
-                          "tp", "memory-budget"},
-                         {"greedy", "no-stop", "quiet", "help"});
-    if (a.flag("help")) return std::printf("%s", usage_generate), 0;
-    check_model_folder(a.model);
+template <class family>
+int generate(const args& a, launcher& run) {
     auto* comm = run.comm();
     // Under mpirun only rank 0 speaks; every rank computes the same tokens.
     if (run.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) throw error("cannot silence rank " + std::to_string(run.rank()));
@@ -418,6 +413,16 @@ int generate(int argc, char** argv, launcher& run) {
     return 0;
 }
 
+int generate(int argc, char** argv, launcher& run) {
+    const auto a = parse(argc, argv,
+                         {"prompt", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "dtype", "threads", "buckets",
+                          "tp", "memory-budget"},
+                         {"greedy", "no-stop", "quiet", "help"});
+    if (a.flag("help")) return std::printf("%s", usage_generate), 0;
+    check_model_folder(a.model);
+    return models::with_family(a.model, [&]<class family>() { return generate<family>(a, run); });
+}
+
 nlohmann::json shape_json(const shape& s) {
     auto j = nlohmann::json::array();
     for (const auto& d : s) j.push_back({{"name", d.name}, {"extent", d.extent}});
@@ -443,10 +448,33 @@ nlohmann::json describe(const graph& g, const hlo::written& files) {
             {"parameters", params}, {"outputs", outs}, {"aliases", aliases}};
 }
 
+template <class family> int export_hlo(const args& a);
+template <class family> int inspect(const args& a);
+template <class family> int shard(const args& a);
+
 int export_hlo(int argc, char** argv) {
     const auto a = parse(argc, argv, {"out", "buckets", "batch", "capacity", "dtype", "tp"}, {"all-logits", "help"});
     if (a.flag("help")) return std::printf("%s", usage_export), 0;
     check_model_folder(a.model);
+    return models::with_family(a.model, [&]<class family>() { return export_hlo<family>(a); });
+}
+
+int inspect(int argc, char** argv) {
+    const auto a = parse(argc, argv, {"batch", "capacity", "dtype", "tp", "memory-budget"}, {"help"});
+    if (a.flag("help")) return std::printf("%s", usage_inspect), 0;
+    check_model_folder(a.model);
+    return models::with_family(a.model, [&]<class family>() { return inspect<family>(a); });
+}
+
+int shard(int argc, char** argv) {
+    const auto a = parse(argc, argv, {"tp", "out", "dtype"}, {"help"});
+    if (a.flag("help")) return std::printf("%s", usage_shard), 0;
+    check_model_folder(a.model);
+    return models::with_family(a.model, [&]<class family>() { return shard<family>(a); });
+}
+
+template <class family>
+int export_hlo(const args& a) {
     const auto c = family::config::load(a.model / "config.json");
     const auto tp = a.integer("tp", 1);
     if (tp < 1) throw error("--tp must be at least 1");
@@ -468,7 +496,7 @@ int export_hlo(int argc, char** argv) {
     nlohmann::json manifest = {{"model", a.model.string()}, {"dtype", std::string(name(type))}, {"batch", batch},
                                {"capacity", capacity}, {"tp", tp}, {"modules", nlohmann::json::array()}};
     std::map<std::string, std::string> split;  // weight -> the dim split over the ranks
-    for (const auto& w : family::weights(c))
+    for (const auto& w : family::weights(c, tp))
         if (!w.split.empty()) split[w.name] = w.split;
     const auto groups = parallel::mesh{.degree = tp}.groups().groups;
     auto add = [&](nlohmann::json m) {
@@ -481,10 +509,10 @@ int export_hlo(int argc, char** argv) {
                 if (split.count(p["name"])) p["split"] = split[p["name"]];
         manifest["modules"].push_back(m);
     };
-    auto build = [&](graph& g, const models::gpt2::graph_shape& s) {
-        if (type == dtype::f16) family::build<f16>(g, c, s);
-        else if (type == dtype::bf16) family::build<bf16>(g, c, s);
-        else family::build<f32>(g, c, s);
+    auto build = [&](graph& g, const models::graph_shape& s) {
+        if (type == dtype::f16) family::template build<f16>(g, c, s);
+        else if (type == dtype::bf16) family::template build<bf16>(g, c, s);
+        else family::template build<f32>(g, c, s);
     };
     for (auto b : buckets) {
         graph g("prefill_" + std::to_string(b));
@@ -506,27 +534,22 @@ int export_hlo(int argc, char** argv) {
     return 0;
 }
 
-int inspect(int argc, char** argv) {
-    const auto a = parse(argc, argv, {"batch", "capacity", "dtype", "tp", "memory-budget"}, {"help"});
-    if (a.flag("help")) return std::printf("%s", usage_inspect), 0;
-    check_model_folder(a.model);
+template <class family>
+int inspect(const args& a) {
     const auto c = family::config::load(a.model / "config.json");
     if (a.value("tp")) {  // an invalid degree: the error names the sizes and the valid degrees
         if (a.integer("tp", 1) < 1) throw error("--tp must be at least 1");
         family::check_tp(c, a.integer("tp", 1));
     }
     const io::checkpoint ck(a.model);
-    std::printf("model %s: GPT-2, %lld layers, hidden %lld, %lld heads of %lld, ffn %lld, vocab %lld, %lld positions, %s\n",
-                a.model.string().c_str(), static_cast<long long>(c.n_layer), static_cast<long long>(c.n_embd),
-                static_cast<long long>(c.n_head), static_cast<long long>(c.head_dim()), static_cast<long long>(c.n_inner),
-                static_cast<long long>(c.vocab_size), static_cast<long long>(c.n_positions), c.activation.c_str());
+    std::printf("model %s: %s\n", a.model.string().c_str(), family::summary(c).c_str());
     const bool convert = a.value("dtype").has_value();  // else: as stored
     const dtype as = convert ? parse_dtype(*a.value("dtype")) : dtype::f32;
     std::size_t total = 0;
     std::int64_t params = 0;
     std::printf("%-34s %-6s %-22s %12s\n", "weight", "dtype", "shape", "bytes");
-    for (const auto& w : family::weights(c)) {
-        const auto stored = ck.contains(w.name) ? w.name : "transformer." + w.name;
+    for (const auto& w : family::weights(c, 1)) {
+        const auto stored = ck.contains(w.name) ? w.name : family::prefix + w.name;
         if (!ck.contains(stored)) throw error(a.model.string() + ": tensor `" + w.name + "` is missing");
         const auto& e = ck.entry(stored);
         const auto t = convert ? as : e.type;
@@ -540,22 +563,25 @@ int inspect(int argc, char** argv) {
     }
     const auto batch = a.integer("batch", 1), capacity = a.integer("capacity", c.n_positions);
     const auto cache_t = convert ? as : dtype::f32;
-    const auto cache = static_cast<std::size_t>(2 * c.n_layer * batch * capacity * c.n_embd) * info(cache_t).bytes;
+    std::size_t cache = 0;
+    for (const auto& sh : family::cache_shapes(c, batch, capacity, 1))
+        cache += std::accumulate(sh.begin(), sh.end(), static_cast<std::size_t>(info(cache_t).bytes),
+                                 [](std::size_t n, const dim_extent& e) { return n * static_cast<std::size_t>(e.extent); });
     std::printf("parameters: %lld; weights: %zu bytes (%s)\n", static_cast<long long>(params), total, mib(total).c_str());
     std::printf("KV cache (%s, batch %lld, %lld positions): %zu bytes (%s)\n", std::string(name(cache_t)).c_str(),
                 static_cast<long long>(batch), static_cast<long long>(capacity), cache, mib(cache).c_str());
 
     // Tensor parallelism: the degrees the model divides by, and what each rank holds.
     std::vector<std::int64_t> valid;
-    for (auto d : parallel::divisors(c.n_head)) {
+    for (std::int64_t d = 1; d <= 1024; ++d) {
         try {
             family::check_tp(c, d);
             valid.push_back(d);
         } catch (const error&) {
         }
     }
-    std::printf("tensor-parallel degrees: %s (they divide n_head %lld and n_inner %lld; the vocabulary is padded)\n",
-                parallel::list(valid).c_str(), static_cast<long long>(c.n_head), static_cast<long long>(c.n_inner));
+    std::printf("tensor-parallel degrees: %s (%s; the vocabulary is padded)\n", parallel::list(valid).c_str(),
+                family::tp_rule(c).c_str());
     std::vector<std::int64_t> degrees = valid;
     if (a.value("tp")) degrees = {a.integer("tp", 1)};
     const std::size_t budget = a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0;
@@ -563,7 +589,7 @@ int inspect(int argc, char** argv) {
                 static_cast<long long>(capacity));
     std::printf("  %4s %14s %14s %14s %12s%s\n", "tp", "weights", "KV cache", "total bytes", "", budget ? "  budget" : "");
     for (auto d : degrees) {
-        const auto p = parallel::plan(family::weights(c), family::cache_shapes(c, batch, capacity, d), cache_t, d);
+        const auto p = parallel::plan(family::weights(c, d), family::cache_shapes(c, batch, capacity, d), cache_t, d);
         std::printf("  %4lld %14zu %14zu %14zu %12s%s\n", static_cast<long long>(d), p.weights, p.kv_cache, p.total(),
                     mib(p.total()).c_str(), !budget ? "" : p.total() <= budget ? "  fits" : "  exceeds");
     }
@@ -571,10 +597,8 @@ int inspect(int argc, char** argv) {
 }
 
 // Writes the model pre-sharded for --tp ranks (see usage_shard).
-int shard(int argc, char** argv) {
-    const auto a = parse(argc, argv, {"tp", "out", "dtype"}, {"help"});
-    if (a.flag("help")) return std::printf("%s", usage_shard), 0;
-    check_model_folder(a.model);
+template <class family>
+int shard(const args& a) {
     if (!a.value("tp") || !a.value("out")) throw error("scribe shard needs --tp N and --out DIR (see scribe shard --help)");
     const auto tp = a.integer("tp", 1);
     const fs::path out = *a.value("out");

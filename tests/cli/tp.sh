@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Tensor parallelism through the `scribe` program on the tiny golden checkpoints:
+# Tensor parallelism through the `scribe` program on the tiny golden checkpoints
+# (every family; LLaMA's grouped-query ones at degrees that split their KV heads
+# and at degrees that replicate them):
 # greedy text at --tp 2 and 4 with ranks as threads, and with ranks as MPI
 # processes (mpirun -np 2 and 4), equal to TP 1's (and for tiny-b, whose text is
 # whole UTF-8, to Hugging Face's in golden.json); a
@@ -19,7 +21,7 @@ golden() {  # golden MODEL: the first golden prompt and its greedy continuation
 }
 prompt() { python3 -c "import json,sys; sys.stdout.write(json.load(open('$data/$1/golden.json'))['prompts'][0]['text'])"; }
 
-for model in gpt2-tiny-a gpt2-tiny-b; do
+for model in gpt2-tiny-a gpt2-tiny-b opt-tiny opt-tiny-post gptj-tiny llama-tiny-gqa llama-tiny-mqa mistral-tiny; do
   p=$(prompt $model)
   want=$("$scribe" generate "$data/$model" --prompt "$p" --greedy --no-stop --max-new-tokens 12 --quiet)
   [ $model != gpt2-tiny-b ] || [ "$want" = "$(golden $model)" ] || fail "TP 1 differs from golden: '$want'"

@@ -18,37 +18,14 @@
 #include <scribe/models/gpt2.hpp>
 #include <scribe/runtime/decoder.hpp>
 
+#include "golden.hpp"
+
 using namespace scribe;
 namespace fs = std::filesystem;
 
-namespace {
-
-const fs::path data = fs::path(SCRIBE_TEST_DATA);
-
-struct golden_prompt {
-    std::vector<std::int32_t> ids, greedy;
-    std::vector<std::vector<float>> logits, step_logits;
-};
-
-std::vector<golden_prompt> golden(const std::string& model) {
-    std::ifstream in(data / model / "golden.json");
-    const auto j = nlohmann::json::parse(in);
-    std::vector<golden_prompt> out;
-    for (const auto& p : j["prompts"])
-        out.push_back({p["ids"].get<std::vector<std::int32_t>>(), p["greedy"].get<std::vector<std::int32_t>>(),
-                       p["logits"].get<std::vector<std::vector<float>>>(),
-                       p["step_logits"].get<std::vector<std::vector<float>>>()});
-    return out;
-}
-
-double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-    REQUIRE(a.size() == b.size());
-    double m = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a[i]) - double(b[i])));
-    return m;
-}
-
-}  // namespace
+using scribe_test::data;
+using scribe_test::golden;
+using scribe_test::max_diff;
 
 TEST_CASE("gpt2: logits and greedy tokens equal Hugging Face's (f32, CPU)") {
     for (const std::string model : {"gpt2-tiny-a", "gpt2-tiny-b"}) {

@@ -1,7 +1,8 @@
-"""The exported GPT-2 graphs, run by XLA, against Hugging Face's golden outputs.
+"""The exported decoder graphs, run by XLA, against Hugging Face's golden outputs.
 
 For each tiny checkpoint in tests/data (made by scripts/reference/make_golden.py
-with transformers): `scribe export-hlo` writes a prefill module that returns every
+with transformers: GPT-2, OPT pre- and post-LN, GPT-J, LLaMA grouped- and
+multi-query, Mistral with a sliding window): `scribe export-hlo` writes a prefill module that returns every
 position's logits and a decode module, with manifest.json. XLA compiles both (the
 text form and the proto form), the weights come from model.safetensors (read here
 with NumPy, placed as the manifest says), and:
@@ -73,7 +74,7 @@ def inputs_for(module, weights, given, tp=1, rank=0):
             if isinstance(a, list):  # one per rank
                 a = a[rank]
         else:
-            w = weights.get(name, weights.get("transformer." + name))
+            w = next((weights[p + name] for p in ("", "transformer.", "model.") if p + name in weights), None)
             assert w is not None, f"no weight for parameter {name}"
             a = shard(w, p, tp, rank)
         assert list(a.shape) == shape, (name, a.shape, shape)
@@ -86,7 +87,7 @@ def check_model(scribe, folder, work, tp=1):
     prompts = golden["prompts"]
     n_new = len(prompts[0]["greedy"])
     config = json.load(open(os.path.join(folder, "config.json")))
-    positions = config["n_positions"]
+    positions = config.get("n_positions", config.get("max_position_embeddings"))
     bucket = max(len(p["ids"]) for p in prompts)
     bucket = 1 << (bucket - 1).bit_length()
     out_dir = os.path.join(work, f"{os.path.basename(folder)}-tp{tp}")
@@ -97,8 +98,7 @@ def check_model(scribe, folder, work, tp=1):
     assert manifest["tp"] == tp and prefill_m["num_replicas"] == tp and prefill_m["ranks"] == list(range(tp))
     assert prefill_m["replica_groups"] == ([list(range(tp))] if tp > 1 else [])
     weights = read_safetensors(os.path.join(folder, "model.safetensors"))
-    heads, hidden = config["n_head"], config["n_embd"]
-    caches = [p["name"] for p in prefill_m["parameters"] if p["name"].startswith("cache.")]
+    caches = [p for p in prefill_m["parameters"] if p["name"].startswith("cache.")]
     worst = 0.0
     ranks = range(tp)
 
@@ -107,7 +107,7 @@ def check_model(scribe, folder, work, tp=1):
         outs = xla_shim.execute(compiled, [inputs_for(module, weights, given, tp, r) for r in ranks])
         for r in ranks[1:]:
             assert np.array_equal(outs[r][0], outs[0][0]), f"{folder}: replica {r}'s logits differ from replica 0's"
-        return outs[0][0], {c: [outs[r][1 + i] for r in ranks] for i, c in enumerate(caches)}
+        return outs[0][0], {c["name"]: [outs[r][1 + i] for r in ranks] for i, c in enumerate(caches)}
 
     for form in ("hlo", "pb"):
         prefill = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, prefill_m[{"hlo": "text", "pb": "proto"}[form]])), tp)
@@ -116,8 +116,8 @@ def check_model(scribe, folder, work, tp=1):
             ids = np.zeros((1, bucket), np.int32)
             ids[0, :len(p["ids"])] = p["ids"]
             given = {"ids": ids, "lengths": np.array([len(p["ids"])], np.int32)}
-            for c in caches:
-                given[c] = np.zeros((1, positions, heads // tp, hidden // heads), np.float32)
+            for c in caches:  # this rank's heads of the cache, as the manifest says
+                given[c["name"]] = np.zeros([d["extent"] for d in c["shape"]], np.float32)
             logits, cache_values = run(prefill_m, prefill, given)
             logits = logits[0, :len(p["ids"])]
             diff = float(np.abs(logits - np.array(p["logits"], np.float32)).max())
@@ -146,7 +146,8 @@ def main():
     ap.add_argument("--work", required=True)
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    for m in ("gpt2-tiny-a", "gpt2-tiny-b"):
+    for m in ("gpt2-tiny-a", "gpt2-tiny-b", "opt-tiny", "opt-tiny-post", "gptj-tiny", "llama-tiny-gqa", "llama-tiny-mqa",
+              "mistral-tiny"):
         for tp in (1, 2, 4):
             check_model(a.scribe, os.path.join(a.data, m), a.work, tp)
 
