@@ -24,6 +24,12 @@ for model in opt-tiny opt-tiny-post gptj-tiny llama-tiny-gqa llama-tiny-mqa mist
 done
 echo "ok: generate runs every family; GPT-J's and LLaMA-3's greedy text equals Hugging Face's"
 
+# Sampling and batches are the runtime's, whatever the family: a seeded batch in bf16 repeats.
+a=$("$scribe" generate "$data/llama-tiny-gqa" --prompt "The old" --prompt "He" --seed 5 --top-k 20 --top-p 0.9 --dtype bf16 --max-new-tokens 8 --quiet)
+b=$("$scribe" generate "$data/llama-tiny-gqa" --prompt "The old" --prompt "He" --seed 5 --top-k 20 --top-p 0.9 --dtype bf16 --max-new-tokens 8 --quiet)
+[ "$a" = "$b" ] && [ "$(echo "$a" | grep -c '^\[[01]\] ')" = 2 ] || fail "llama seeded batch: '$a' vs '$b'"
+echo "ok: a seeded bf16 batch of LLaMA repeats"
+
 # export-hlo: LLaMA's k_proj is split over 2 ranks (2 KV heads) and replicated over 4.
 for tp in 2 4; do
   "$scribe" export-hlo "$data/llama-tiny-gqa" --out "$work/hlo$tp" --buckets 16 --capacity 32 --tp $tp >/dev/null
