@@ -59,10 +59,12 @@ void build(graph& g, const config& c, const graph_shape& s) {
         auto q = rotary(linear<hidden>(h, w.wq), cos_a, sin_a, c.rope.dims, true);
         auto k = rotary(linear<hidden>(h, w.wk), cos_a, sin_a, c.rope.dims, true);
         auto ctx = st.attend(q, rename<heads, kv_heads>(k), rename<heads, kv_heads>(linear<hidden>(h, w.wv)));
-        auto attn = parallel::row_linear<heads, head_dim>(ctx, w.wo, m);
-        auto mlp = parallel::mlp(h, w.w_in, w.b_in, w.w_out, w.b_out,
-                                 [&](const auto& u) { return nn::activation(u, c.activation); }, m);
-        x = (attn + mlp) + x;  // both read h: the parallel residual
+        // Both branches read h (the parallel residual), and their row-parallel
+        // partial sums are added before one all-reduce instead of two.
+        auto attn = dot<heads, head_dim>(ctx, w.wo);
+        auto mlp = dot<ffn>(activation(linear<hidden>(h, w.w_in, w.b_in), c.activation), w.w_out);
+        auto both = parallel::reduce_over(attn + mlp, m);
+        x = (both + broadcast_to(w.b_out, both)) + x;
     }
     st.finish(layer_norm<hidden>(x, ln_f_g, ln_f_b, c.layer_norm_epsilon),
               [&](const auto& h) { return parallel::lm_head(h, head_w, head_b, c.vocab_size, m); });
