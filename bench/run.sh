@@ -6,17 +6,19 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/setup.sh"
 scribe_setup_system
 scribe_setup_python
-scribe_setup_reference  # PyTorch: the peer of gpt2_bench, and what makes its checkpoint
+scribe_setup_reference  # PyTorch: the peer of decoder_bench, and what makes its checkpoints
 scribe_build build -Dxla=auto >/dev/null
-# GPT-2 124M with random weights (~500 MB, once) for gpt2_bench, in the build folder.
+# GPT-2 124M and a LLaMA of its size with random weights (~500 MB each, once) for
+# decoder_bench, in the build folder.
 "$SCRIBE_ROOT/.venv-ref/bin/python" "$SCRIBE_ROOT/bench/make_gpt2_124m.py" "$SCRIBE_ROOT/build/bench/gpt2-124m"
+"$SCRIBE_ROOT/.venv-ref/bin/python" "$SCRIBE_ROOT/bench/make_llama_124m.py" "$SCRIBE_ROOT/build/bench/llama-124m"
 meson test -C "$SCRIBE_ROOT/build" --benchmark --num-processes 1 --verbose
 python3 - "$SCRIBE_ROOT/build/bench" <<'PY'
 import json, os, platform, sys, time
 d = sys.argv[1]
 report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or platform.machine(),
           "cores": os.cpu_count()}
-for name in ("gemm", "block", "gpt2"):
+for name in ("gemm", "block", "gpt2", "llama"):
     path = os.path.join(d, name + ".json")
     if os.path.exists(path):
         with open(path) as f:

@@ -1,5 +1,5 @@
 // Tensor parallelism on this machine's 2 cores: GPT-2 124M (random weights, the
-// checkpoint of gpt2_bench) at TP 1 and TP 2, ranks as threads of one process and
+// checkpoint of decoder_bench) at TP 1 and TP 2, ranks as threads of one process and
 // as 2 MPI processes (mpirun), prefill of a 128-token prompt and KV-cached decode,
 // in tokens/s, with the scaling against TP 1.
 //
@@ -65,7 +65,7 @@ struct result {
 
 result measure(const options& o, dtype type, unsigned threads, std::int64_t tp, cpu::communicator* comm) {
     const auto config = models::gpt2::config::load(o.model / "config.json");
-    std::vector<std::int32_t> prompt;  // the same formula as gpt2_bench and torch_gpt2.py
+    std::vector<std::int32_t> prompt;  // the same formula as decoder_bench and torch_decoder.py
     for (std::int64_t i = 0; i < prompt_tokens; ++i)
         prompt.push_back(static_cast<std::int32_t>((i * 7919 + 13) % config.vocab_size));
     runtime::decoder<models::gpt2_family> lm(o.model,

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The PyTorch peer of bench/gpt2_bench: Hugging Face's GPT2LMHeadModel, eager, on the CPU.
+"""The PyTorch peer of bench/decoder_bench: the Hugging Face causal LM of any folder
+(AutoModelForCausalLM: GPT2LMHeadModel, LlamaForCausalLM, ...), eager, on the CPU.
 
-    torch_gpt2.py FOLDER [--threads T] [--dtypes f32,f16,bf16] [--prompt-tokens 128]
+    torch_decoder.py FOLDER [--threads T] [--dtypes f32,f16,bf16] [--prompt-tokens 128]
                   [--decode-steps 32] [--budget SECONDS] [--json FILE]
 
 For each dtype: loads FOLDER with from_pretrained(dtype=...), eval, torch.set_num_threads(T),
@@ -12,7 +13,7 @@ then measures, after one warm-up,
            copy of the prompt's cache: steps / median seconds of the loop
 Medians over repetitions (at least 3, more while they fit in --budget seconds; one
 where a single run takes longer than that). The
-prompt is token i = (i * 7919 + 13) mod vocab, as gpt2_bench makes it. A dtype that
+prompt is token i = (i * 7919 + 13) mod vocab, as decoder_bench makes it. A dtype that
 fails (fp16 kernels missing on a CPU, say) is recorded with its error text instead
 of numbers. Prints a JSON object (and writes it to --json FILE).
 """
@@ -90,7 +91,7 @@ def main():
 
     import torch
     import transformers
-    from transformers import GPT2LMHeadModel
+    from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(a.threads)
     report = {"torch": torch.__version__, "transformers": transformers.__version__, "threads": a.threads,
@@ -99,12 +100,13 @@ def main():
     for name in a.dtypes.split(","):
         t0 = time.perf_counter()
         try:
-            model = GPT2LMHeadModel.from_pretrained(a.folder, dtype=getattr(torch, DTYPES[name])).eval()
+            model = AutoModelForCausalLM.from_pretrained(a.folder, dtype=getattr(torch, DTYPES[name])).eval()
             vocab = model.config.vocab_size
             prompt = [(i * 7919 + 13) % vocab for i in range(a.prompt_tokens)]
             with torch.inference_mode():
                 r = measure(torch, model, prompt, a.decode_steps, a.budget)
             r["attn_implementation"] = getattr(model.config, "_attn_implementation", None)
+            r["model_class"] = type(model).__name__
             del model
         except Exception as e:  # recorded, not fatal: the other dtypes still run
             r = {"error": f"{type(e).__name__}: {e}".strip()[:500]}

@@ -1,0 +1,533 @@
+// A decoder model end to end on the CPU (runtime::decoder): any family's Hugging
+// Face folder (models::with_family: GPT-2, GPT-J, OPT, LLaMA/Mistral; the benchmarks
+// run GPT-2 124M and a LLaMA of the same size), prefill of a 128-token prompt and
+// KV-cached decode, in tokens/s, for f32, f16 and bf16 weights on 1 and 2 threads,
+// against PyTorch (Hugging Face AutoModelForCausalLM, eager, CPU) running the same
+// checkpoint in the same run, and against the machine's limits measured in the
+// same run.
+//
+//   decoder_bench --model DIR [--make SCRIPT] [--python PY] [--dir WORK] [--json FILE]
+//                 [--threads 1,2] [--dtypes f32,f16,bf16] [--steps 32] [--budget S]
+//                 [--phase prefill|decode]   (one phase only: for profiling, e.g. under perf)
+//   decoder_bench --model DIR --profile [--threads 1] [--dtypes f32]
+//                 where the time goes, per op kind and node (the executor's profile): the
+//                 decode graph (cache of 192 positions, as in the benchmark) and the prefill
+//                 graph (128 tokens); no peers, no limits
+//
+// DIR holds a checkpoint with random weights. With --python (a Python with torch and
+// transformers: <source>/.venv-ref; ignored, with a note, where there is none) the
+// script --make names (in bench/: make_gpt2_124m.py, make_llama_124m.py) makes it
+// there first when it is missing, and bench/torch_decoder.py is the peer (its JSON
+// goes to WORK). Per thread count: read bandwidth and FMA peak, then per
+// dtype: the decoder loaded with a single prefill bucket of 128, one warm-up (the
+// graphs are built then), and medians of several runs of
+//   prefill  generate(prompt, max_new_tokens = 1): prompt tokens / prefill_seconds
+//   decode   generate(prompt, max_new_tokens = steps + 1): decode_steps / decode_seconds
+// The limits (every figure is printed as a fraction of them), from the family's
+// weight list and how its decode graph reads each weight (cost_model below):
+//   decode   read bandwidth / bytes touched per token: the weights a step reads (a
+//            table only gathered from, such as the token or position embedding, one
+//            row; every other weight whole; GPT-2's tied wte twice over: one row, and
+//            whole as the LM head) + the KV cache (the family's cache shapes:
+//            key/value heads x head_dim per layer) over the mean context
+//   prefill  compute peak / flop per prompt token: 2 x the weights multiplied in dots
+//            (the matrix products) + causal attention (q.k and p.v over the query heads)
+//            + the LM head for the last token, shared by the prompt. The peak is the
+//            f32 FMA peak for f32 and f16 (F16C widens to f32), the AVX512_BF16
+//            dot-product peak for bf16 where the CPU has it.
+// For GPT-2 the llama.cpp column is the reference table of the project's performance
+// targets (ggml, -march=native, this machine kind), not measured here; other
+// families have no such column.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+
+#include <nlohmann/json.hpp>
+
+#include "limits.hpp"
+#include "timing.hpp"
+
+#include <scribe/models/registry.hpp>
+#include <scribe/runtime/decoder.hpp>
+
+using namespace scribe;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::int64_t prompt_tokens = 128;
+
+// The reference figures (tokens/s) of ../shared/performance-targets.md: ggml/llama.cpp
+// running GPT-2 124M.
+struct reference {
+    double lo, hi;
+};
+const std::map<std::string, std::map<std::string, std::map<unsigned, reference>>> llama_cpp = {
+    {"f32", {{"prefill", {{1, {413, 413}}, {2, {792, 792}}}}, {"decode", {{1, {50, 50}}, {2, {63, 84}}}}}},
+    {"f16", {{"prefill", {{1, {453, 453}}, {2, {785, 785}}}}, {"decode", {{1, {106, 106}}, {2, {141, 153}}}}}},
+    {"bf16", {{"prefill", {{1, {771, 771}}, {2, {1445, 1445}}}}, {"decode", {{1, {109, 109}}, {2, {126, 126}}}}}},
+};
+
+std::string reference_text(const reference& r) {
+    char s[32];
+    if (r.lo == r.hi) std::snprintf(s, sizeof s, "%.0f", r.lo);
+    else std::snprintf(s, sizeof s, "%.0f-%.0f", r.lo, r.hi);
+    return s;
+}
+
+std::vector<std::string> split(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    for (std::string part; std::getline(in, part, ',');)
+        if (!part.empty()) out.push_back(part);
+    return out;
+}
+
+dtype parse_dtype(const std::string& s) { return bench::parse_dtype(s, "decoder_bench"); }
+using bench::median;
+
+// Runs a command; fails with its text when it fails.
+void run_command(const std::string& cmd) {
+    std::fflush(stdout);
+    if (std::system(cmd.c_str()) != 0) throw error("decoder_bench: `" + cmd + "` failed");
+}
+
+// What one token costs: bytes read by a decode step, flop of a prefill per prompt token.
+struct costs {
+    double decode_bytes = 0, weight_bytes = 0, kv_bytes = 0, prefill_flop = 0;
+};
+
+// What a model's tokens cost, in elements, from its weight list and how its decode
+// graph reads each weight, with no formula per family:
+//   decode   a weight the graph only gathers from (an embedding table: token ids,
+//            positions) gives a step the rows it picks; any other use reads it whole
+//            (a table tied as the LM head counts both ways); the KV cache of the
+//            family's cache shapes is read over the mean context;
+//   prefill  a prompt token goes through every weight the graph multiplies in a dot
+//            (2 flop an element) but the LM head (the one with a vocab dim), which
+//            only the last token's logits need; causal attention adds q.k and p.v
+//            over the S(S+1)/2 pairs, 2 flop each per channel of the query heads
+//            (the largest heads x head_dim of the weights).
+struct cost_model {
+    double parameters = 0, hidden = 0, n_layer = 0;
+    double step_elements = 0;    // weight elements a decode step reads
+    double kv_per_position = 0;  // KV cache elements per position, all layers
+    double matrix_elements = 0;  // of the dot weights every prompt token goes through
+    double lm_head_elements = 0;
+    double attention_width = 0;  // query heads x head_dim
+
+    costs at(std::size_t elem, std::int64_t steps) const {
+        const double S = static_cast<double>(prompt_tokens), bytes = static_cast<double>(elem);
+        costs k;
+        k.weight_bytes = step_elements * bytes;
+        // Decode step i (0-based) attends over prompt + i + 1 positions.
+        const double mean_context = S + (static_cast<double>(steps) + 1) / 2;
+        k.kv_bytes = mean_context * kv_per_position * bytes;
+        k.decode_bytes = k.weight_bytes + k.kv_bytes;
+        const double total = 2 * S * matrix_elements + n_layer * 2 * 2 * attention_width * S * (S + 1) / 2 + 2 * lm_head_elements;
+        k.prefill_flop = total / S;
+        return k;
+    }
+};
+
+template <class Family>
+cost_model model_costs(const typename Family::config& c) {
+    constexpr std::int64_t capacity = prompt_tokens;
+    graph g("costs");
+    Family::template build<f32>(g, c, models::graph_shape{.batch = 1, .seq = 1, .capacity = capacity, .decode = true});
+    // Per parameter: the elements its gathers pick, whether anything else reads it
+    // (whole), and whether a dot does.
+    struct reads {
+        double gathered = 0;
+        bool whole = false, dot = false;
+    };
+    std::map<std::string, reads> use;
+    const auto& nodes = g.nodes();
+    for (const auto& n : nodes)
+        for (std::size_t i = 0; i < n.operands.size(); ++i) {
+            const auto& p = nodes[static_cast<std::size_t>(n.operands[i])];
+            if (p.kind != op::parameter) continue;
+            auto& u = use[p.label];
+            if (n.kind == op::gather && i == 0) u.gathered += static_cast<double>(element_count(n.dims));
+            else u.whole = true;
+            u.dot = u.dot || n.kind == op::dot;
+        }
+    cost_model k;
+    k.n_layer = static_cast<double>(c.n_layer);
+    for (const auto& w : Family::weights(c)) {
+        auto extent = [&](const char* dim) {
+            for (const auto& d : w.dims)
+                if (d.name == dim) return static_cast<double>(d.extent);
+            return 0.0;
+        };
+        const double elements = static_cast<double>(element_count(w.dims));
+        const auto u = use[w.name];
+        k.parameters += elements;
+        k.hidden = std::max(k.hidden, extent("hidden"));
+        k.step_elements += u.gathered + (u.whole ? elements : 0);
+        k.attention_width = std::max(k.attention_width, extent("heads") * extent("head_dim"));
+        if (u.dot) (extent("vocab") > 0 ? k.lm_head_elements : k.matrix_elements) += elements;
+    }
+    for (const auto& s : Family::cache_shapes(c, 1, capacity, 1))
+        k.kv_per_position += static_cast<double>(element_count(s) / capacity);
+    return k;
+}
+
+struct measured {
+    double prefill_tps = NAN, decode_tps = NAN;
+    int prefill_reps = 0, decode_reps = 0;
+    std::vector<std::int32_t> tokens;  // greedy: the prefill's token, then one per decode step
+    double load_s = 0, warmup_s = 0;
+};
+
+template <class Family>
+measured run_scribe(const fs::path& dir, dtype type, unsigned threads, const std::vector<std::int32_t>& prompt,
+                    std::int64_t steps, double budget, const std::string& phase) {
+    using clock_type = std::chrono::steady_clock;
+    measured m;
+    auto t0 = clock_type::now();
+    runtime::decoder<Family> lm(dir, {.type = type, .threads = threads, .buckets = {prompt_tokens}});
+    m.load_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+    const runtime::generate_options one{.max_new_tokens = 1, .stop_at_eos = false};
+    const runtime::generate_options many{.max_new_tokens = steps + 1, .stop_at_eos = false};
+    t0 = clock_type::now();
+    lm.generate({prompt}, one);  // builds the graphs: not timed
+    lm.generate({prompt}, many);
+    m.warmup_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+
+    std::vector<double> prefill, decode;
+    const auto start = clock_type::now();
+    for (std::size_t runs = 0; runs < 15 && (runs < 3 || std::chrono::duration<double>(clock_type::now() - start).count() < budget);
+         ++runs) {
+        if (phase != "decode") {
+            const auto p = lm.generate({prompt}, one);
+            prefill.push_back(static_cast<double>(p.prompt_tokens) / p.prefill_seconds);
+        }
+        if (phase != "prefill") {
+            const auto d = lm.generate({prompt}, many);
+            decode.push_back(static_cast<double>(d.decode_steps) / d.decode_seconds);
+            m.tokens = d.tokens[0];
+        }
+    }
+    if (!prefill.empty()) m.prefill_tps = median(prefill);
+    if (!decode.empty()) m.decode_tps = median(decode);
+    m.prefill_reps = static_cast<int>(prefill.size());
+    m.decode_reps = static_cast<int>(decode.size());
+    return m;
+}
+
+// Where the time goes: the decoder's own graphs on an executor with profile = true,
+// the checkpoint's weights bound as the decoder binds them; per op kind and the
+// slowest nodes. One warm run, then `runs` runs averaged.
+template <class Family>
+void profile(const fs::path& dir, dtype type, unsigned threads, const std::vector<std::int32_t>& prompt, std::int64_t steps) {
+    runtime::decoder<Family> lm(dir, {.type = type, .threads = threads, .buckets = {prompt_tokens}});
+    const auto& c = lm.model_config();
+    const auto capacity = std::min(c.n_positions, (prompt_tokens + steps + 1 + 31) / 32 * 32);
+    io::checkpoint ckpt(dir);
+    std::map<std::string, cpu::array> weights;
+    for (const auto& w : Family::weights(c)) {
+        const auto stored = ckpt.contains(w.name) ? w.name : std::string(Family::prefix) + w.name;
+        const auto& e = ckpt.entry(stored);
+        const auto bytes = ckpt.bytes(stored);
+        if (e.type == type) {
+            weights[w.name] = cpu::array::borrow(e.type, w.dims, bytes.data(), bytes.size());
+        } else {
+            auto a = cpu::array::uninitialized(type, w.dims);
+            runtime::detail::convert_floats(e.type, bytes.data(), type, a.mutable_data(), e.elements());
+            weights[w.name] = std::move(a);
+        }
+    }
+    auto caches = [&] {
+        std::vector<cpu::array> v;
+        for (const auto& s : Family::cache_shapes(c, 1, capacity, 1)) v.emplace_back(type, s);
+        return v;
+    };
+    auto report = [&](const char* what, const graph& g, const std::function<std::vector<cpu::array>()>& inputs) {
+        cpu::executor run(g, {.threads = threads, .profile = true});
+        for (const auto& n : g.nodes())
+            if (n.kind == op::parameter && weights.count(n.label)) run.bind(n.parameter_number, weights.at(n.label).view());
+        run.run_donating(inputs());
+        constexpr int runs = 10;
+        std::vector<double> seconds(g.nodes().size());
+        double total = 0;
+        for (int r = 0; r < runs; ++r) {
+            auto in = inputs();
+            const auto t0 = std::chrono::steady_clock::now();
+            run.run_donating(std::move(in));
+            total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / runs;
+            for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += run.stats().node_seconds[i] / runs;
+        }
+        std::map<std::string, std::pair<double, int>> by_kind;
+        double timed = 0;
+        for (std::size_t i = 0; i < seconds.size(); ++i) {
+            auto& k = by_kind[std::string(info(g.nodes()[i].kind).name)];
+            k.first += seconds[i];
+            ++k.second;
+            timed += seconds[i];
+        }
+        std::printf("\n--- %s graph, %s, %u thread(s): %.2f ms per run (nodes timed: %.2f ms), %zu nodes\n", what,
+                    std::string(name(type)).c_str(), threads, total * 1e3, timed * 1e3, g.nodes().size());
+        std::vector<std::pair<double, std::string>> kinds;
+        for (const auto& [k, v] : by_kind) kinds.push_back({v.first, k + " x" + std::to_string(v.second)});
+        std::sort(kinds.rbegin(), kinds.rend());
+        for (const auto& [t, k] : kinds)
+            if (t > 1e-5) std::printf("  %8.3f ms %5.1f%%  %s\n", t * 1e3, 100 * t / timed, k.c_str());
+        // The same op on the same shape in every layer, summed: which products (say) cost most.
+        std::map<std::string, std::pair<double, int>> by_shape;
+        for (std::size_t i = 0; i < seconds.size(); ++i) {
+            const auto& n = g.nodes()[i];
+            std::string operands;
+            for (auto o : n.operands) operands += (operands.empty() ? "" : ", ") + to_string(g.nodes()[static_cast<std::size_t>(o)].dims);
+            auto& k = by_shape[std::string(info(n.kind).name) + " " + to_string(n.dims) + " <- " + operands];
+            k.first += seconds[i];
+            ++k.second;
+        }
+        std::vector<std::pair<double, std::string>> shapes;
+        for (const auto& [k, v] : by_shape) shapes.push_back({v.first, "x" + std::to_string(v.second) + " " + k});
+        std::sort(shapes.rbegin(), shapes.rend());
+        std::printf("  by op and shape (summed over the layers):\n");
+        for (std::size_t j = 0; j < std::min<std::size_t>(14, shapes.size()); ++j)
+            std::printf("  %8.3f ms %5.1f%%  %s\n", shapes[j].first * 1e3, 100 * shapes[j].first / timed, shapes[j].second.c_str());
+    };
+    std::vector<std::int32_t> one_id{prompt.front()}, position{static_cast<std::int32_t>(prompt.size())};
+    report("decode", lm.decode_graph(capacity, 1), [&] {
+        std::vector<cpu::array> in;
+        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", 1}}, one_id.data(), 4));
+        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}}, position.data(), 4));
+        for (auto& k : caches()) in.push_back(std::move(k));
+        return in;
+    });
+    std::int32_t length = static_cast<std::int32_t>(prompt.size());
+    report("prefill", lm.prefill_graph(prompt_tokens, capacity, 1, true), [&] {
+        std::vector<cpu::array> in;
+        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", prompt_tokens}}, prompt.data(), prompt.size() * 4));
+        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}}, &length, 4));
+        for (auto& k : caches()) in.push_back(std::move(k));
+        return in;
+    });
+}
+
+struct options {
+    fs::path model_dir, work = fs::temp_directory_path() / "scribe_decoder_bench";
+    std::string python, make, json_path, thread_list, dtype_list, phase;
+    std::int64_t steps = 32;
+    double budget = 6.0;
+    bool profiling = false;
+};
+
+// The benchmark (or the profile) of a checkpoint of one family.
+template <class Family>
+int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
+    // GPT-2 124M is what the llama.cpp reference figures are of.
+    constexpr bool gpt2 = std::is_same_v<Family, models::gpt2_family>;
+    const auto source = fs::path(SCRIBE_SOURCE_DIR) / "bench";
+    const auto config = Family::config::load(o.model_dir / "config.json");
+    std::vector<std::int32_t> prompt;  // the same formula as torch_decoder.py
+    for (std::int64_t i = 0; i < prompt_tokens; ++i)
+        prompt.push_back(static_cast<std::int32_t>((i * 7919 + 13) % config.vocab_size));
+
+    if (o.profiling) {
+        std::printf("%s\n", Family::summary(config).c_str());
+        for (const auto& t : split(o.thread_list))
+            for (const auto& name : split(o.dtype_list))
+                profile<Family>(o.model_dir, parse_dtype(name), static_cast<unsigned>(std::stoul(t)), prompt, o.steps);
+        return 0;
+    }
+
+    const auto model = model_costs<Family>(config);
+    char title[64];
+    std::snprintf(title, sizeof title, "%s %.0fM", Family::name, model.parameters / 1e6);
+    nlohmann::json report = {{"model", o.model_dir.string()}, {"prompt_tokens", prompt_tokens}, {"decode_steps", o.steps},
+                             {"n_layer", config.n_layer}, {"vocab_size", config.vocab_size}, {"family", Family::name},
+                             {"summary", Family::summary(config)}, {"parameters", model.parameters}, {"hidden", model.hidden}};
+    if constexpr (gpt2) report["n_embd"] = config.n_embd;
+    struct row {
+        unsigned threads;
+        std::string type, phase;
+        double scribe, torch, limit;
+        std::string torch_note;
+    };
+    std::vector<row> rows;
+
+    for (const auto& t : split(o.thread_list)) {
+        const auto threads = static_cast<unsigned>(std::stoul(t));
+        double bw = 0, peak = 0, bf16_peak = 0;
+        {
+            cpu::thread_pool pool(threads);
+            bw = bench::read_bandwidth_gbs(pool);
+            peak = bench::fma_peak_gflops(pool);
+            bf16_peak = bench::bf16_dot_peak_gflops(pool);
+        }
+        std::printf("=== %u thread(s): read bandwidth %.1f GB/s, f32 FMA peak %.1f GFLOP/s, bf16 dot peak %.1f GFLOP/s "
+                    "(measured now)\n", threads, bw, peak, bf16_peak);
+        nlohmann::json run = {{"threads", threads}, {"read_bandwidth_gbs", bw}, {"fma_peak_gflops", peak},
+                              {"bf16_dot_peak_gflops", bf16_peak}};
+
+        std::map<std::string, measured> ours;
+        for (const auto& name : split(o.dtype_list)) {
+            const auto type = parse_dtype(name);
+            auto m = run_scribe<Family>(o.model_dir, type, threads, prompt, o.steps, o.budget, o.phase);
+            std::printf("scribe %-4s %u thr: prefill %7.1f tok/s (%d runs), decode %6.1f tok/s (%d runs); load %.1f s, "
+                        "first runs %.1f s\n", name.c_str(), threads, m.prefill_tps, m.prefill_reps, m.decode_tps,
+                        m.decode_reps, m.load_s, m.warmup_s);
+            std::fflush(stdout);
+            ours[name] = std::move(m);
+        }
+
+        nlohmann::json peer;
+        if (!o.python.empty()) {
+            const auto out = o.work / ("torch_" + t + ".json");
+            run_command(o.python + " " + (source / "torch_decoder.py").string() + " " + o.model_dir.string() + " --threads " +
+                        t + " --dtypes " + o.dtype_list + " --decode-steps " + std::to_string(o.steps) + " --json " +
+                        out.string() + " >/dev/null");
+            std::ifstream(out) >> peer;
+            run["torch_version"] = peer["torch"];
+            run["transformers_version"] = peer["transformers"];
+        }
+
+        for (const auto& name : split(o.dtype_list)) {
+            const auto& m = ours[name];
+            const auto k = model.at(info(parse_dtype(name)).bytes, o.steps);
+            const double compute = name == "bf16" && bf16_peak > 0 ? bf16_peak : peak;
+            const double decode_limit = bw * 1e9 / k.decode_bytes, prefill_limit = compute * 1e9 / k.prefill_flop;
+            double torch_prefill = NAN, torch_decode = NAN;
+            std::string note;
+            nlohmann::json tj;
+            if (peer.contains("runs") && peer["runs"].contains(name)) {
+                tj = peer["runs"][name];
+                if (tj.contains("error")) {
+                    note = tj["error"].get<std::string>();
+                } else {
+                    torch_prefill = tj["prefill_tokens_per_s"].get<double>();
+                    torch_decode = tj["decode_tokens_per_s"].get<double>();
+                }
+            }
+            // Greedy tokens against PyTorch's in the same dtype (random weights: near-ties may part them).
+            std::int64_t same = -1;
+            if (tj.contains("greedy_tokens")) {
+                const auto theirs = tj["greedy_tokens"].get<std::vector<std::int32_t>>();
+                same = 0;
+                while (static_cast<std::size_t>(same) < std::min(theirs.size(), m.tokens.size()) &&
+                       theirs[static_cast<std::size_t>(same)] == m.tokens[static_cast<std::size_t>(same)])
+                    ++same;
+            }
+            rows.push_back({threads, name, "prefill", m.prefill_tps, torch_prefill, prefill_limit, note});
+            rows.push_back({threads, name, "decode", m.decode_tps, torch_decode, decode_limit, note});
+            nlohmann::json prefill = {{"scribe_tokens_per_s", m.prefill_tps}, {"torch_tokens_per_s", torch_prefill},
+                                      {"vs_torch", m.prefill_tps / torch_prefill}, {"limit_tokens_per_s", prefill_limit},
+                                      {"of_limit", m.prefill_tps / prefill_limit}, {"torch_of_limit", torch_prefill / prefill_limit},
+                                      {"flop_per_token", k.prefill_flop}, {"peak_gflops", compute}, {"runs", m.prefill_reps}};
+            nlohmann::json decode = {{"scribe_tokens_per_s", m.decode_tps}, {"torch_tokens_per_s", torch_decode},
+                                     {"vs_torch", m.decode_tps / torch_decode}, {"limit_tokens_per_s", decode_limit},
+                                     {"of_limit", m.decode_tps / decode_limit}, {"torch_of_limit", torch_decode / decode_limit},
+                                     {"bytes_per_token", k.decode_bytes}, {"weight_bytes", k.weight_bytes}, {"kv_bytes", k.kv_bytes},
+                                     {"scribe_gbs", m.decode_tps * k.decode_bytes / 1e9}, {"runs", m.decode_reps}};
+            if constexpr (gpt2) {
+                const auto& ref = llama_cpp.at(name);
+                prefill["llama_cpp_tokens_per_s"] = {ref.at("prefill").at(threads).lo, ref.at("prefill").at(threads).hi};
+                decode["llama_cpp_tokens_per_s"] = {ref.at("decode").at(threads).lo, ref.at("decode").at(threads).hi};
+            }
+            run["results"].push_back({{"dtype", name}, {"prefill", prefill}, {"decode", decode},
+                                      {"greedy_tokens_equal_to_torch", same},
+                                      {"torch_error", note.empty() ? nlohmann::json() : nlohmann::json(note)},
+                                      {"load_s", m.load_s}, {"first_runs_s", m.warmup_s}});
+        }
+        report["runs"].push_back(run);
+    }
+
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    report["wall_s"] = wall;
+    std::printf("\n%s (random weights), %lld-token prompt, %lld decode steps; tokens/s, medians\n", title,
+                static_cast<long long>(prompt_tokens), static_cast<long long>(o.steps));
+    std::printf("%-4s %-5s %-8s %9s %9s %9s %9s %9s %9s", "thr", "dtype", "phase", "scribe", "torch", "vs torch", "limit",
+                "of limit", "torch/lim");
+    if constexpr (gpt2) std::printf(" %10s %9s", "llama.cpp", "vs llama");
+    std::printf("\n");
+    for (const auto& r : rows) {
+        auto text = [](double v, const char* format) {
+            char s[32] = "-";
+            if (!std::isnan(v)) std::snprintf(s, sizeof s, format, v);
+            return std::string(s);
+        };
+        const auto torch_text = std::isnan(r.torch) && !r.torch_note.empty() ? std::string("error") : text(r.torch, "%.1f");
+        std::printf("%-4u %-5s %-8s %9.1f %9s %9s %9.0f %8.0f%% %9s", r.threads, r.type.c_str(), r.phase.c_str(), r.scribe,
+                    torch_text.c_str(), text(r.scribe / r.torch, "%.2fx").c_str(), r.limit, 100 * r.scribe / r.limit,
+                    text(100 * r.torch / r.limit, "%.0f%%").c_str());
+        if constexpr (gpt2) {
+            const auto ref = llama_cpp.at(r.type).at(r.phase).at(r.threads);
+            std::printf(" %10s %8.2fx", reference_text(ref).c_str(), r.scribe / ref.lo);
+        }
+        std::printf("\n");
+    }
+    for (const auto& r : rows)
+        if (r.phase == "prefill" && !r.torch_note.empty())
+            std::printf("torch %s, %u thread(s): %s\n", r.type.c_str(), r.threads, r.torch_note.c_str());
+    std::printf("limits: decode = read bandwidth / (weights + KV cache) bytes per token; prefill = compute peak / flop "
+                "per prompt token (bf16: the AVX512_BF16 dot peak).%s\n",
+                gpt2 ? " vs llama: against the low end of its range." : "");
+    std::printf("decoder_bench: %.0f s in all\n", wall);
+    if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    const auto wall0 = std::chrono::steady_clock::now();
+    options o;
+    for (int i = 1; i < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--profile") {
+            o.profiling = true;
+            --i;
+            continue;
+        }
+        if (i + 1 >= argc) throw error("decoder_bench: " + a + " needs a value");
+        const std::string v = argv[i + 1];
+        if (a == "--model") o.model_dir = v;
+        else if (a == "--make") o.make = v;
+        else if (a == "--python") o.python = v;
+        else if (a == "--dir") o.work = v;
+        else if (a == "--json") o.json_path = v;
+        else if (a == "--threads") o.thread_list = v;
+        else if (a == "--dtypes") o.dtype_list = v;
+        else if (a == "--steps") o.steps = std::stoll(v);
+        else if (a == "--budget") o.budget = std::stod(v);
+        else if (a == "--phase") o.phase = v;
+        else throw error("decoder_bench: unknown option " + a);
+    }
+    if (o.thread_list.empty()) o.thread_list = o.profiling ? "1" : "1,2";
+    if (o.dtype_list.empty()) o.dtype_list = o.profiling ? "f32" : "f32,f16,bf16";
+    if (o.model_dir.empty())
+        throw error("usage: decoder_bench --model DIR [--make SCRIPT] [--python PY] [--dir WORK] [--json FILE] ...");
+    fs::create_directories(o.work);
+    const auto make = fs::path(SCRIBE_SOURCE_DIR) / "bench" / o.make;
+    if (!o.python.empty() && !fs::exists(o.python)) {
+        std::printf("decoder_bench: no Python at %s (scribe_setup_reference in scripts/setup.sh makes .venv-ref): "
+                    "PyTorch is not measured\n", o.python.c_str());
+        o.python.clear();
+    }
+    if (!o.python.empty() && !o.make.empty()) run_command(o.python + " " + make.string() + " " + o.model_dir.string());
+    if (!fs::exists(o.model_dir / "model.safetensors")) {
+        std::fprintf(stderr, "decoder_bench: no checkpoint in %s; make one with `.venv-ref/bin/python bench/%s %s` "
+                     "(scribe_setup_reference in scripts/setup.sh installs .venv-ref)\n",
+                     o.model_dir.c_str(), o.make.empty() ? "make_<model>.py" : o.make.c_str(), o.model_dir.c_str());
+        return 77;  // skipped
+    }
+    return models::with_family(o.model_dir, [&]<class Family>() { return bench_model<Family>(o, wall0); });
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+}
