@@ -230,11 +230,20 @@ inline array broadcast(const node& n, const array& x) {
     return gather_strided(n, x, strides);
 }
 
+inline void copy_rows(const unsigned char* src, const index& ss, std::int64_t src0, unsigned char* dst,
+                      const index& ds, std::int64_t dst0, const shape& extents, std::int64_t es);
+
 inline array transpose(const node& n, const array& x) {
     const auto xs = strides_of(x.dims());
     index strides(n.dims.size());
     for (std::size_t k = 0; k < strides.size(); ++k) strides[k] = xs[static_cast<std::size_t>(n.axes[k])];
-    return gather_strided(n, x, strides);
+    if (strides.empty() || strides.back() != 1) return gather_strided(n, x, strides);
+    // The innermost dimension stays innermost (heads and seq swapped around
+    // head_dim, say): whole rows move with one memcpy each.
+    array out(n.type, n.dims);
+    copy_rows(x.data(), strides, 0, out.mutable_data(), strides_of(n.dims), 0, n.dims,
+              static_cast<std::int64_t>(info(n.type).bytes));
+    return out;
 }
 
 inline array reshape(const node& n, const array& x) {
