@@ -12,6 +12,10 @@
 //   lm_head         logits of the rank's vocab slice, all-gathered along vocab,
 //                   the padding cut off.
 //   mlp             column_linear, the activation, row_linear.
+//   gated_mlp       LLaMA's SwiGLU: gate and up column-parallel, down row-parallel.
+//   kv_for_rank_heads  grouped-query attention when the degree does not divide
+//                   the key/value heads: every rank holds them all (replicated)
+//                   and picks those of its query heads by replica_id.
 // Norms are replicated; the KV cache is split by heads with the projections.
 // Each rank's weights are its shards (parallel/weights.hpp cuts them).
 #pragma once
