@@ -4,11 +4,12 @@
 // bucket and a decode graph built on first use, the KV cache donated to each step
 // so it is updated in place, and the generation loop with sampling.
 //
-//     runtime::decoder<models::gpt2::family> lm("path/to/gpt2", {.type = dtype::f32});
+//     runtime::decoder<models::llama_family> lm("path/to/llama", {.type = dtype::bf16});
 //     auto out = lm.generate({tokens}, {.max_new_tokens = 20});
 //
-// The model family (models/gpt2.hpp's `family`) supplies the config, the weight
-// list and the graph builder; nothing here names a model.
+// The model family (models/<family>.hpp's `<family>_family`; models/registry.hpp
+// picks one from config.json) supplies the config, the weight list, the
+// checkpoint's name prefix and the graph builder; nothing here names a model.
 //
 // Tensor parallelism (load_options::tp = N): every rank runs the same graphs on
 // its shards of the weights and its heads of the KV cache. Without a
