@@ -6,7 +6,7 @@
 set -euo pipefail
 scribe=$1 data=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 
 # Greedy continuation of tiny-b's first golden prompt ("The" -> its 12 tokens).
 want=$(python3 -c "import json,sys; p=json.load(open('$data/gpt2-tiny-b/golden.json'))['prompts'][0]; sys.stdout.write(p['text']+p['greedy_text'])")
@@ -51,12 +51,6 @@ for cmd in generate export-hlo inspect; do
 done
 "$scribe" --help | grep -q "commands:" || fail "--help"
 
-expect_error() {  # expect_error TEXT ARGS...: exit status 1 and TEXT on stderr
-  local text=$1; shift
-  set +e; "$scribe" "$@" >/dev/null 2>"$work/err"; local rc=$?; set -e
-  [ $rc = 1 ] || fail "'$*' exited $rc"
-  grep -qF -- "$text" "$work/err" || fail "'$*' said: $(cat "$work/err")"
-}
 long=$(printf 'word %.0s' $(seq 1 80))
 expect_error "tokens but the model has 64 positions" generate "$data/gpt2-tiny-a" --prompt "$long"
 expect_error "does not exist" generate "$work/no-such-model"

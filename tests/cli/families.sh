@@ -8,11 +8,8 @@
 set -euo pipefail
 scribe=$1 data=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 
-golden() {  # golden MODEL: the first golden prompt and its greedy continuation
-  python3 -c "import json,sys; p=json.load(open('$data/$1/golden.json'))['prompts'][0]; sys.stdout.write(p['text']+p['greedy_text'])"
-}
 
 for model in opt-tiny opt-tiny-post gptj-tiny llama-tiny-gqa llama-tiny-mqa mistral-tiny; do
   got=$("$scribe" generate "$data/$model" --prompt The --greedy --no-stop --max-new-tokens 12 --threads 1 2>"$work/err") \
@@ -65,12 +62,6 @@ out=$("$scribe" inspect "$data/opt-tiny-post")
 echo "$out" | grep -q "OPT, .*post-LN, embedding 24 projected" || fail "inspect opt: $out"
 echo "ok: inspect describes each family"
 
-expect_error() {  # expect_error TEXT ARGS...: exit status 1 and TEXT on stderr
-  local text=$1; shift
-  set +e; "$scribe" "$@" >/dev/null 2>"$work/err"; local rc=$?; set -e
-  [ $rc = 1 ] || fail "'$*' exited $rc"
-  grep -qF -- "$text" "$work/err" || fail "'$*' said: $(cat "$work/err")"
-}
 edited() {  # edited NAME MODEL PYTHON: a copy of MODEL with config.json changed by PYTHON (on the dict c)
   local dir="$work/$1"; mkdir -p "$dir"; cp "$data/$2"/* "$dir/"
   python3 -c "import json; c=json.load(open('$dir/config.json')); $3; json.dump(c, open('$dir/config.json','w'))"

@@ -12,14 +12,9 @@
 set -euo pipefail
 scribe=$1 data=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
 export OMPI_MCA_rmaps_base_oversubscribe=1  # 4 ranks on a 2-core machine
-
-golden() {  # golden MODEL: the first golden prompt and its greedy continuation
-  python3 -c "import json,sys; p=json.load(open('$data/$1/golden.json'))['prompts'][0]; sys.stdout.write(p['text']+p['greedy_text'])"
-}
-prompt() { python3 -c "import json,sys; sys.stdout.write(json.load(open('$data/$1/golden.json'))['prompts'][0]['text'])"; }
 
 for model in gpt2-tiny-a gpt2-tiny-b opt-tiny opt-tiny-post gptj-tiny llama-tiny-gqa llama-tiny-mqa mistral-tiny; do
   p=$(prompt $model)
@@ -94,12 +89,6 @@ echo "$out" | awk '$1 == 2 && NF >= 4 {print $1, $2, $3, $4}' | grep -qx "$want"
 echo "$out" | grep -q "exceeds" || fail "inspect budget: $out"
 echo "ok: inspect --tp 2 per-rank bytes equal the checkpoint's ($want)"
 
-expect_error() {  # expect_error TEXT ARGS...: exit status 1 and TEXT on stderr
-  local text=$1; shift
-  set +e; "$scribe" "$@" >/dev/null 2>"$work/err"; local rc=$?; set -e
-  [ $rc = 1 ] || fail "'$*' exited $rc"
-  grep -qF -- "$text" "$work/err" || fail "'$*' said: $(cat "$work/err")"
-}
 expect_error "tp degree 3 does not divide n_head (4); degrees that do: 1, 2, 4" generate "$data/gpt2-tiny-a" --tp 3
 expect_error "tp degree 3 does not divide n_head (4)" export-hlo "$data/gpt2-tiny-a" --tp 3 --out "$work/x"
 expect_error "tp degree 8 does not divide n_head (4)" inspect "$data/gpt2-tiny-a" --tp 8

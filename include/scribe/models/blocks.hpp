@@ -44,7 +44,6 @@ template <DtypeTag T>
 class step {
 public:
     using cache_tensor = tensor_of<T{}[batch, cache, kv_heads, head_dim]>;
-    using mesh_t = parallel::mesh;
 
     // Binds batch, seq, keys, cache, heads, kv_heads and head_dim (this rank's).
     step(graph& g, const graph_shape& s, std::int64_t n_layer, const attention_shape& a)
@@ -75,7 +74,6 @@ public:
         }
     }
 
-    const mesh_t& mesh() const { return m_; }
     const tensor_of<s32[batch, seq]>& ids() const { return *ids_; }
     // Each token's position in its sequence, s32[batch, seq].
     const tensor_of<s32[batch, seq]>& positions() const { return *pos_; }
@@ -130,7 +128,7 @@ private:
     graph& g_;
     graph_shape s_;
     attention_shape a_;
-    mesh_t m_;
+    parallel::mesh m_;
     std::optional<tensor_of<s32[batch, seq]>> ids_, pos_;
     std::optional<tensor_of<s32[batch]>> where_;
     std::optional<tensor_of<pred[batch, seq, keys]>> mask_;

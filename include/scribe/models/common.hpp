@@ -145,18 +145,21 @@ private:
     std::string source_;
 };
 
-// Reads and parses a config.json with Config::parse(json, source).
-template <class Config>
-Config load_config(const std::filesystem::path& file) {
+// A model's config.json, parsed, or an error naming the file.
+inline nlohmann::json read_config_json(const std::filesystem::path& file) {
     std::ifstream in(file);
     if (!in) throw error(file.string() + ": cannot open the model's config");
-    nlohmann::json j;
     try {
-        j = nlohmann::json::parse(in);
+        return nlohmann::json::parse(in);
     } catch (const nlohmann::json::exception& e) {
         throw error(file.string() + ": not valid JSON (" + e.what() + ")");
     }
-    return Config::parse(j, file.string());
+}
+
+// Reads and parses a config.json with Config::parse(json, source).
+template <class Config>
+Config load_config(const std::filesystem::path& file) {
+    return Config::parse(read_config_json(file), file.string());
 }
 
 // Grouped-query attention under tensor parallelism: the key/value heads are split

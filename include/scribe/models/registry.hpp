@@ -5,10 +5,7 @@
 #pragma once
 
 #include <filesystem>
-#include <fstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "gpt2.hpp"
 #include "gptj.hpp"
@@ -23,14 +20,7 @@ inline constexpr const char* supported_types = "gpt2, gptj, opt, llama, mistral"
 // config.json's model_type ("gpt2" where it has none), or a clear error.
 inline std::string model_type(const std::filesystem::path& dir) {
     const auto file = dir / "config.json";
-    std::ifstream in(file);
-    if (!in) throw error(file.string() + ": cannot open the model's config");
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw error(file.string() + ": not valid JSON (" + e.what() + ")");
-    }
+    const auto j = read_config_json(file);
     if (!j.is_object()) throw error(file.string() + ": not a JSON object");
     if (!j.contains("model_type")) return "gpt2";
     if (!j["model_type"].is_string()) throw error(file.string() + ": model_type must be a string, got " + j["model_type"].dump());

@@ -1,0 +1,15 @@
+# Shared by the `scribe` program's checks (sourced; needs $scribe, $data, $work).
+fail() { echo "FAIL: $*"; exit 1; }
+
+golden() {  # golden MODEL: the first golden prompt and its greedy continuation
+  python3 -c "import json,sys; p=json.load(open('$data/$1/golden.json'))['prompts'][0]; sys.stdout.write(p['text']+p['greedy_text'])"
+}
+prompt() {  # prompt MODEL: the first golden prompt
+  python3 -c "import json,sys; sys.stdout.write(json.load(open('$data/$1/golden.json'))['prompts'][0]['text'])"
+}
+expect_error() {  # expect_error TEXT ARGS...: exit status 1 and TEXT on stderr
+  local text=$1; shift
+  set +e; "$scribe" "$@" >/dev/null 2>"$work/err"; local rc=$?; set -e
+  [ $rc = 1 ] || fail "'$*' exited $rc"
+  grep -qF -- "$text" "$work/err" || fail "'$*' said: $(cat "$work/err")"
+}
