@@ -10,7 +10,10 @@
 //
 // MODEL defaults to the demo model kept in the source tree (models/demo-gpt2).
 // `scribe COMMAND --help` explains each command.
+#include <cctype>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -29,6 +32,7 @@
 #include <scribe/hlo/export.hpp>
 #include <scribe/parallel/weights.hpp>
 #include <scribe/io/tokenizer.hpp>
+#include <scribe/core/checked.hpp>
 #include <scribe/models/registry.hpp>
 #include <scribe/runtime/decoder.hpp>
 #ifdef SCRIBE_WITH_MPI
@@ -71,6 +75,7 @@ and prints prefill and decode tokens/s at the end.
 
 options:
   --prompt TEXT          the prompt (default: "In the beginning"); repeat for a batch
+  --prompt-file FILE     the prompt from a file (any length; - reads standard input)
   --max-new-tokens N     tokens to generate per prompt (default 64)
   --temperature T        0 is greedy (default 0.8)
   --top-k K              sample from the K most likely tokens; 0: all (default 40)
@@ -84,9 +89,14 @@ options:
   --tp N                 tensor-parallel degree: N ranks as threads of this process,
                          or, under `mpirun -np N`, as N processes (default 1, or
                          mpirun's process count)
+  --collective-timeout S fail when a rank waits more than S seconds for the others at
+                         one exchange, naming the ranks that did not arrive (a hung or
+                         stopped rank; default 300)
   --memory-budget SIZE   refuse a run whose weights and KV cache need more than SIZE
                          per rank (bytes, or with K, M or G: 512M, 2G)
   --quiet                print only the generated text
+  --check-finite         when the logits are NaN or infinite, find the first layer that
+                         made them (checks every value: slow; for debugging)
 
 With --tp N the heads, the MLP and the vocabulary are split over the ranks; N
 must divide the number of heads and the MLP's width (`scribe inspect` lists the
@@ -111,6 +121,11 @@ options:
   --dtype T              f32, f16 or bf16 (default f32)
   --all-logits           prefill returns logits for every position, not only the last
   --tp N                 tensor-parallel degree (default 1)
+  --memory-budget SIZE   refuse shapes whose weights and KV cache need more than SIZE
+                         per rank (bytes, or 512M, 2G; default: this machine's memory)
+
+The folder's weights are checked as generate checks them (every tensor present,
+of the shape config.json implies), and so is the memory a rank needs.
 
 With --tp N, each module is the one every rank runs (SPMD, as XLA replicates a
 module over N replicas): its weight parameters are one rank's shards, its
@@ -150,6 +165,10 @@ options:
   --dtype T              f32, f16 or bf16: the dtype to store (default f32)
 )";
 
+// Ranges of the numeric flags (bounds well past any real use, so that no value
+// wraps, overflows or asks for an impossible resource).
+constexpr std::int64_t max_threads = 1024, max_tp = 1024, max_count = 0x7fffffff;
+
 struct args {
     std::string command;
     fs::path model = SCRIBE_DEFAULT_MODEL;
@@ -162,20 +181,29 @@ struct args {
         const auto it = values.find(k);
         return it == values.end() ? std::nullopt : std::optional<std::string>(it->second);
     }
-    std::int64_t integer(const std::string& k, std::int64_t fallback) const {
+    // The flag's integer in [lo, hi]; out of range or not an integer is an error
+    // that names the flag, the value and the range.
+    std::int64_t integer(const std::string& k, std::int64_t fallback, std::int64_t lo, std::int64_t hi) const {
         const auto v = value(k);
         if (!v) return fallback;
         std::size_t used = 0;
         std::int64_t x = 0;
+        bool range = false;
         try {
             x = std::stoll(*v, &used);
+        } catch (const std::out_of_range&) {
+            range = true;
         } catch (...) {
             used = 0;
         }
-        if (used != v->size()) throw error("--" + k + " takes an integer, not \"" + *v + "\"");
+        if (!range && (used != v->size() || v->empty() || std::isspace(static_cast<unsigned char>(v->front()))))
+            throw error("--" + k + " takes an integer, not \"" + io::printable(*v) + "\"");
+        if (range || x < lo || x > hi)
+            throw error("--" + k + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", not " + io::printable(*v));
         return x;
     }
-    double number(const std::string& k, double fallback) const {
+    // The flag's finite number in [lo, hi].
+    double number(const std::string& k, double fallback, double lo, double hi) const {
         const auto v = value(k);
         if (!v) return fallback;
         std::size_t used = 0;
@@ -185,8 +213,16 @@ struct args {
         } catch (...) {
             used = 0;
         }
-        if (used != v->size()) throw error("--" + k + " takes a number, not \"" + *v + "\"");
+        if (used != v->size() || v->empty() || std::isspace(static_cast<unsigned char>(v->front())))
+            throw error("--" + k + " takes a number, not \"" + io::printable(*v) + "\"");
+        if (!std::isfinite(x) || x < lo || x > hi)
+            throw error("--" + k + " must be a number between " + shown(lo) + " and " + shown(hi) + ", not " + io::printable(*v));
         return x;
+    }
+    static std::string shown(double x) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%g", x);
+        return b;
     }
 };
 
@@ -239,9 +275,12 @@ std::size_t parse_size(const std::string& s) {
         unit = u == 'K' ? 1024.0 : u == 'M' ? 1048576.0 : u == 'G' ? 1073741824.0 : 0.0;
         if (unit > 0) ++used;
     }
-    if (used != s.size() || v <= 0 || unit <= 0)
-        throw error("--memory-budget takes a size in bytes, or with K, M or G (512M, 2G), not \"" + s + "\"");
-    return static_cast<std::size_t>(v * unit);
+    if (used != s.size() || !(v > 0) || unit <= 0 || !std::isfinite(v))
+        throw error("--memory-budget takes a size in bytes, or with K, M or G (512M, 2G), not \"" + io::printable(s) + "\"");
+    const double bytes = v * unit;
+    if (bytes < 1 || bytes > 9.0e18)
+        throw error("--memory-budget must be between 1 byte and 8E (2^63 bytes), not " + io::printable(s));
+    return static_cast<std::size_t>(bytes);
 }
 
 // The MPI world when this process was started by mpirun (and the program was
@@ -283,7 +322,8 @@ std::vector<std::int64_t> parse_list(const std::string& s, const char* what) {
         } catch (...) {
             used = 0;
         }
-        if (used != item.size() || v <= 0) throw error(std::string(what) + " takes positive integers separated by commas, not \"" + s + "\"");
+        if (used != item.size() || v <= 0 || v > max_count)
+            throw error(std::string(what) + " takes positive integers (below 2^31) separated by commas, not \"" + io::printable(s) + "\"");
         out.push_back(v);
     }
     return out;
@@ -296,8 +336,27 @@ std::string mib(std::size_t bytes) {
 }
 
 void check_model_folder(const fs::path& dir) {
-    if (!fs::is_directory(dir))
-        throw error("model folder " + dir.string() + " does not exist (give a Hugging Face model folder, or build the demo model: see README)");
+    std::error_code ec;
+    if (fs::is_directory(dir, ec)) return;
+    if (fs::exists(dir, ec))
+        throw error("model folder " + dir.string() + " is a file, not a folder (give the Hugging Face folder that holds config.json)");
+    throw error("model folder " + dir.string() + " does not exist (give a Hugging Face model folder, or build the demo model: see README)");
+}
+
+// The text of --prompt-file FILE ("-": standard input), at most 64 MiB.
+std::string read_prompt_file(const std::string& file) {
+    constexpr std::size_t limit = 64u << 20;
+    if (file != "-") return io::read_text(file, limit, "the prompt file");
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        const auto n = std::fread(buf, 1, sizeof buf, stdin);
+        text.append(buf, n);
+        if (text.size() > limit) throw error("--prompt-file -: standard input has more than " + std::to_string(limit) + " bytes");
+        if (n < sizeof buf) break;
+    }
+    if (std::ferror(stdin)) throw error("--prompt-file -: cannot read standard input");
+    return text;
 }
 
 // Bytes of a UTF-8 string that end on a whole character.
@@ -310,22 +369,63 @@ std::size_t whole_chars(const std::string& s) {
     return (i - 1) + len <= n ? n : i - 1;
 }
 
+// Text that rank 0 reads (a prompt from standard input reaches rank 0 only under
+// mpirun), the same on every rank.
+template <class Read>
+std::string shared_text(cpu::communicator* comm, Read&& read) {
+    if (!comm) return read();
+    std::string text;
+    std::uint64_t n = 0;
+    if (comm->rank() == 0) {
+        text = read();
+        n = text.size();
+    }
+    comm->broadcast(&n, sizeof n, 0);
+    text.resize(static_cast<std::size_t>(n));
+    if (n) comm->broadcast(text.data(), text.size(), 0);
+    return text;
+}
+
 template <class family>
 int generate(const args& a, launcher& run) {
     auto* comm = run.comm();
     // Under mpirun only rank 0 speaks; every rank computes the same tokens.
     if (run.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) throw error("cannot silence rank " + std::to_string(run.rank()));
     const bool quiet = a.flag("quiet") || run.rank() != 0;
-    const auto tok = io::tokenizer::from_folder(a.model);
+    // Every flag is checked before anything is loaded.
+    runtime::generate_options go;
+    go.max_new_tokens = a.integer("max-new-tokens", 64, 1, max_count);
+    go.sample.temperature = a.flag("greedy") ? 0.0 : a.number("temperature", 0.8, 0.0, 1e6);
+    go.sample.top_k = a.integer("top-k", 40, 0, max_count);
+    go.sample.top_p = a.number("top-p", 1.0, 0.0, 1.0);
+    go.sample.seed = static_cast<std::uint64_t>(a.integer("seed", 0, 0, std::numeric_limits<std::int64_t>::max()));
+    go.stop_at_eos = !a.flag("no-stop");
+    go.sample.check();
     runtime::load_options lo;
     lo.type = parse_dtype(a.value("dtype").value_or("f32"));
-    lo.threads = static_cast<unsigned>(a.integer("threads", 0));
+    lo.threads = static_cast<unsigned>(a.integer("threads", 0, 0, max_threads));
     if (auto b = a.value("buckets")) lo.buckets = parse_list(*b, "--buckets");
-    lo.tp = a.integer("tp", comm ? comm->size() : 1);
+    lo.check_finite = a.flag("check-finite");
+    if (a.value("prompt-file") && !a.prompts.empty()) throw error("give either --prompt or --prompt-file, not both");
+    auto prompts_text = a.prompts.empty() ? std::vector<std::string>{"In the beginning"} : a.prompts;
+    if (auto f = a.value("prompt-file")) prompts_text = {shared_text(comm, [&] { return read_prompt_file(*f); })};
+
+    const auto c = family::config::load(a.model / "config.json");
+    const auto tok = io::tokenizer::from_folder(a.model);
+    // A tokenizer with more ids than the model could make prompts the model cannot
+    // read; one with fewer (a vocabulary padded to a round size) cannot spell the
+    // padding ids, so they are never chosen.
+    if (tok.vocab_size() > c.vocab_size)
+        throw error((a.model / "config.json").string() + ": vocab_size is " + std::to_string(c.vocab_size) + " but the tokenizer has " +
+                    std::to_string(tok.vocab_size()) + " tokens; the tokenizer and the model do not belong together");
+    go.vocab_limit = tok.vocab_size();
+    lo.tp = a.integer("tp", comm ? comm->size() : 1, 1, max_tp);
     if (comm && lo.tp != comm->size())
         throw error("--tp " + std::to_string(lo.tp) + " under mpirun -np " + std::to_string(comm->size()) +
                     ": give --tp " + std::to_string(comm->size()) + " (one rank per process)");
     lo.comm = comm;
+    if (a.value("collective-timeout"))
+        lo.collective_timeout = std::chrono::milliseconds(std::llround(1000 * a.number("collective-timeout", 0, 0.001, 86400)));
     if (auto m = a.value("memory-budget")) lo.memory_budget = parse_size(*m);
     const auto load_start = std::chrono::steady_clock::now();
     int shown = -1;  // the progress bar redraws when the percentage changes (on a terminal)
@@ -350,19 +450,11 @@ int generate(const args& a, launcher& run) {
                            .c_str(),
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
 
-    auto prompts_text = a.prompts.empty() ? std::vector<std::string>{"In the beginning"} : a.prompts;
     std::vector<std::vector<std::int32_t>> prompts;
     for (const auto& p : prompts_text) {
         prompts.push_back(tok.encode(p));
-        if (prompts.back().empty()) throw error("the prompt \"" + p + "\" encodes to no tokens; give a non-empty prompt");
+        if (prompts.back().empty()) throw error("the prompt \"" + io::printable(p) + "\" encodes to no tokens; give a non-empty prompt");
     }
-    runtime::generate_options go;
-    go.max_new_tokens = a.integer("max-new-tokens", 64);
-    go.sample.temperature = a.flag("greedy") ? 0.0 : a.number("temperature", 0.8);
-    go.sample.top_k = a.integer("top-k", 40);
-    go.sample.top_p = a.number("top-p", 1.0);
-    go.sample.seed = static_cast<std::uint64_t>(a.integer("seed", 0));
-    go.stop_at_eos = !a.flag("no-stop");
 
     // One prompt: stream its text as tokens come, whole UTF-8 characters at a time.
     const bool stream = prompts.size() == 1;
@@ -415,9 +507,9 @@ int generate(const args& a, launcher& run) {
 
 int generate(int argc, char** argv, launcher& run) {
     const auto a = parse(argc, argv,
-                         {"prompt", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "dtype", "threads", "buckets",
-                          "tp", "memory-budget"},
-                         {"greedy", "no-stop", "quiet", "help"});
+                         {"prompt", "prompt-file", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "dtype", "threads",
+                          "buckets", "tp", "collective-timeout", "memory-budget"},
+                         {"greedy", "no-stop", "quiet", "check-finite", "help"});
     if (a.flag("help")) return std::printf("%s", usage_generate), 0;
     check_model_folder(a.model);
     return models::with_family(a.model, [&]<class family>() { return generate<family>(a, run); });
@@ -453,7 +545,7 @@ template <class family> int inspect(const args& a);
 template <class family> int shard(const args& a);
 
 int export_hlo(int argc, char** argv) {
-    const auto a = parse(argc, argv, {"out", "buckets", "batch", "capacity", "dtype", "tp"}, {"all-logits", "help"});
+    const auto a = parse(argc, argv, {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget"}, {"all-logits", "help"});
     if (a.flag("help")) return std::printf("%s", usage_export), 0;
     check_model_folder(a.model);
     return models::with_family(a.model, [&]<class family>() { return export_hlo<family>(a); });
@@ -473,26 +565,63 @@ int shard(int argc, char** argv) {
     return models::with_family(a.model, [&]<class family>() { return shard<family>(a); });
 }
 
+// What export-hlo and inspect run for, checked as generate checks it: the
+// degree, the batch and cache length (then the weights in the folder, by
+// runtime::weight_files, and the memory plan, by plan_run).
+struct shape_of_run {
+    std::int64_t tp = 1, batch = 1, capacity = 1;
+    dtype type = dtype::f32;
+    bool type_given = false;
+    std::vector<int> ranks;  // 0 .. tp-1
+};
+
+template <class family>
+shape_of_run parse_run(const args& a, const typename family::config& c) {
+    shape_of_run s;
+    s.tp = a.integer("tp", 1, 1, max_tp);
+    family::check_tp(c, s.tp);
+    s.batch = a.integer("batch", 1, 1, max_count);
+    s.capacity = a.integer("capacity", c.n_positions, 1, c.n_positions);
+    s.type_given = a.value("dtype").has_value();
+    s.type = parse_dtype(a.value("dtype").value_or("f32"));
+    s.ranks.resize(static_cast<std::size_t>(s.tp));
+    std::iota(s.ranks.begin(), s.ranks.end(), 0);
+    return s;
+}
+
+// The per-rank memory plan at degree `tp` (in dtype t), its arithmetic checked;
+// `enforce`: refused as generate refuses it (over --memory-budget, or over this
+// machine's memory without one).
+template <class family>
+parallel::memory_plan plan_run(const args& a, const typename family::config& c, const shape_of_run& s, std::int64_t tp, dtype t,
+                               bool enforce) {
+    try {
+        const auto p = parallel::plan(family::weights(c, tp), family::cache_shapes(c, s.batch, s.capacity, tp), t, tp);
+        if (enforce)
+            runtime::check_memory(p, s.batch, s.capacity, t, 1, a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0);
+        return p;
+    } catch (const error& e) {
+        throw error(std::string(e.what()).substr(std::string_view("[scribe] ").size()) + " (--batch " + std::to_string(s.batch) +
+                    ", --capacity " + std::to_string(s.capacity) + ", --tp " + std::to_string(tp) + ")");
+    }
+}
+
 template <class family>
 int export_hlo(const args& a) {
     const auto c = family::config::load(a.model / "config.json");
-    const auto tp = a.integer("tp", 1);
-    if (tp < 1) throw error("--tp must be at least 1");
-    family::check_tp(c, tp);
-    const fs::path out = a.value("out").value_or("hlo");
-    fs::create_directories(out);
+    const auto s = parse_run<family>(a, c);
+    const runtime::weight_files<family> files(a.model, c, s.tp, s.ranks);
+    (void)plan_run<family>(a, c, s, s.tp, s.type, true);
+    const auto tp = s.tp, batch = s.batch, capacity = s.capacity;
+    const auto type = s.type;
     auto buckets = a.value("buckets") ? parse_list(*a.value("buckets"), "--buckets")
                                       : std::vector<std::int64_t>{std::min<std::int64_t>(128, c.n_positions)};
-    const auto batch = a.integer("batch", 1);
-    const auto capacity = a.integer("capacity", c.n_positions);
-    if (batch < 1) throw error("--batch must be at least 1");
-    if (capacity < 1 || capacity > c.n_positions)
-        throw error("--capacity must be between 1 and the model's " + std::to_string(c.n_positions) + " positions");
     for (auto b : buckets)
         if (b > capacity)
             throw error("bucket " + std::to_string(b) + " is longer than the KV cache's " + std::to_string(capacity) +
                         " positions (--capacity)");
-    const auto type = parse_dtype(a.value("dtype").value_or("f32"));
+    const fs::path out = a.value("out").value_or("hlo");
+    fs::create_directories(out);
     nlohmann::json manifest = {{"model", a.model.string()}, {"dtype", std::string(name(type))}, {"batch", batch},
                                {"capacity", capacity}, {"tp", tp}, {"modules", nlohmann::json::array()}};
     std::map<std::string, std::string> split;  // weight -> the dim split over the ranks
@@ -537,43 +666,31 @@ int export_hlo(const args& a) {
 template <class family>
 int inspect(const args& a) {
     const auto c = family::config::load(a.model / "config.json");
-    if (a.value("tp")) {  // an invalid degree: the error names the sizes and the valid degrees
-        if (a.integer("tp", 1) < 1) throw error("--tp must be at least 1");
-        family::check_tp(c, a.integer("tp", 1));
-    }
-    const io::checkpoint ck(a.model);
+    const auto s = parse_run<family>(a, c);
+    const runtime::weight_files<family> files(a.model, c, s.tp, {0});
     std::printf("model %s: %s\n", a.model.string().c_str(), family::summary(c).c_str());
-    const bool convert = a.value("dtype").has_value();  // else: as stored
-    const dtype as = convert ? parse_dtype(*a.value("dtype")) : dtype::f32;
+    const auto cache_t = s.type_given ? s.type : dtype::f32;  // weights: as stored unless --dtype
+    const auto whole = plan_run<family>(a, c, s, 1, cache_t, false);
     std::size_t total = 0;
     std::int64_t params = 0;
     std::printf("%-34s %-6s %-22s %12s\n", "weight", "dtype", "shape", "bytes");
-    for (const auto& w : family::weights(c, 1)) {
-        const auto stored = ck.contains(w.name) ? w.name : family::prefix + w.name;
-        if (!ck.contains(stored)) throw error(a.model.string() + ": tensor `" + w.name + "` is missing");
-        const auto& e = ck.entry(stored);
-        const auto t = convert ? as : e.type;
-        const auto bytes = static_cast<std::size_t>(e.elements()) * info(t).bytes;
-        std::string sh = "[";
-        for (std::size_t i = 0; i < e.shape.size(); ++i) sh += (i ? ", " : "") + std::to_string(e.shape[i]);
-        sh += "]";
-        std::printf("%-34s %-6s %-22s %12zu\n", w.name.c_str(), std::string(name(t)).c_str(), sh.c_str(), bytes);
+    for (std::size_t i = 0; i < files.specs().size(); ++i) {
+        const auto& w = files.specs()[i];
+        const auto t = s.type_given ? s.type : files.at(0, i).file->entry(files.at(0, i).name).type;
+        const auto elements = checked::product(w.stored, w.name);
+        const auto bytes = static_cast<std::size_t>(elements) * info(t).bytes;
+        std::printf("%-34s %-6s %-22s %12zu\n", w.name.c_str(), std::string(name(t)).c_str(), runtime::detail::shape_text(w.stored).c_str(),
+                    bytes);
         total += bytes;
-        params += e.elements();
+        params += elements;
     }
-    const auto batch = a.integer("batch", 1), capacity = a.integer("capacity", c.n_positions);
-    const auto cache_t = convert ? as : dtype::f32;
-    std::size_t cache = 0;
-    for (const auto& sh : family::cache_shapes(c, batch, capacity, 1))
-        cache += std::accumulate(sh.begin(), sh.end(), static_cast<std::size_t>(info(cache_t).bytes),
-                                 [](std::size_t n, const dim_extent& e) { return n * static_cast<std::size_t>(e.extent); });
     std::printf("parameters: %lld; weights: %zu bytes (%s)\n", static_cast<long long>(params), total, mib(total).c_str());
     std::printf("KV cache (%s, batch %lld, %lld positions): %zu bytes (%s)\n", std::string(name(cache_t)).c_str(),
-                static_cast<long long>(batch), static_cast<long long>(capacity), cache, mib(cache).c_str());
+                static_cast<long long>(s.batch), static_cast<long long>(s.capacity), whole.kv_cache, mib(whole.kv_cache).c_str());
 
     // Tensor parallelism: the degrees the model divides by, and what each rank holds.
     std::vector<std::int64_t> valid;
-    for (std::int64_t d = 1; d <= 1024; ++d) {
+    for (std::int64_t d = 1; d <= max_tp; ++d) {
         try {
             family::check_tp(c, d);
             valid.push_back(d);
@@ -583,13 +700,13 @@ int inspect(const args& a) {
     std::printf("tensor-parallel degrees: %s (%s; the vocabulary is padded)\n", parallel::list(valid).c_str(),
                 family::tp_rule(c).c_str());
     std::vector<std::int64_t> degrees = valid;
-    if (a.value("tp")) degrees = {a.integer("tp", 1)};
+    if (a.value("tp")) degrees = {s.tp};
     const std::size_t budget = a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0;
-    std::printf("per rank (%s, batch %lld, %lld positions):\n", std::string(name(cache_t)).c_str(), static_cast<long long>(batch),
-                static_cast<long long>(capacity));
+    std::printf("per rank (%s, batch %lld, %lld positions):\n", std::string(name(cache_t)).c_str(), static_cast<long long>(s.batch),
+                static_cast<long long>(s.capacity));
     std::printf("  %4s %14s %14s %14s %12s%s\n", "tp", "weights", "KV cache", "total bytes", "", budget ? "  budget" : "");
     for (auto d : degrees) {
-        const auto p = parallel::plan(family::weights(c, d), family::cache_shapes(c, batch, capacity, d), cache_t, d);
+        const auto p = plan_run<family>(a, c, s, d, cache_t, false);
         std::printf("  %4lld %14zu %14zu %14zu %12s%s\n", static_cast<long long>(d), p.weights, p.kv_cache, p.total(),
                     mib(p.total()).c_str(), !budget ? "" : p.total() <= budget ? "  fits" : "  exceeds");
     }
@@ -600,7 +717,7 @@ int inspect(const args& a) {
 template <class family>
 int shard(const args& a) {
     if (!a.value("tp") || !a.value("out")) throw error("scribe shard needs --tp N and --out DIR (see scribe shard --help)");
-    const auto tp = a.integer("tp", 1);
+    const auto tp = a.integer("tp", 1, 1, max_tp);
     const fs::path out = *a.value("out");
     if (fs::exists(out) && fs::equivalent(out, a.model)) throw error("--out must be another folder than the model's");
     runtime::decoder<family> lm(a.model, {.type = parse_dtype(a.value("dtype").value_or("f32")), .threads = 1, .tp = tp});

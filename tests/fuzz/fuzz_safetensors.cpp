@@ -2,12 +2,15 @@
 // memory). Any input either parses or is refused with scribe::error; when it
 // parses, every tensor's byte range must lie in the data and match its dtype and
 // shape (each byte is read, so AddressSanitizer sees a range that does not).
+// A refusal's message carries none of the input's control characters.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <span>
 
 #include <scribe/io/safetensors.hpp>
+
+#include "fuzz_common.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     try {
@@ -28,8 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::uint64_t n = 0;
         for (int i = 7; i >= 0; --i) n = (n << 8) | data[i];
         if (covered != size - 8 - n) std::abort();
-    } catch (const scribe::error&) {
+    } catch (const scribe::error& e) {
         // A refused input: the expected outcome for most of them.
+        fuzz::check_message(e);
     }
     return 0;
 }

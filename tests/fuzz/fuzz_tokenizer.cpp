@@ -6,18 +6,36 @@
 //   2  text, encoded by the tokenizer in tests/data/tokenizer (SCRIBE_TEST_DATA):
 //      decode(encode(text)) must give the text back, and GPT-2's pattern must
 //      split it into pieces that spell it
-// Malformed files are refused with scribe::error, which is fine; anything else
-// (another exception, a crash, a sanitizer report, a broken round trip) fails.
+// Malformed files are refused with scribe::error, which is fine (its message must
+// carry none of the input's control characters); anything else (another
+// exception, a crash, a sanitizer report, a broken round trip) fails. Both kinds
+// of file are read as io::parse_json reads JSON: a tokenizer.json or vocab.json
+// that loads must be one parse_json accepts (nested at most json_depth_limit
+// levels, no key twice in one object).
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <scribe/io/json.hpp>
 #include <scribe/io/tokenizer.hpp>
 
+#include "fuzz_common.hpp"
+
 namespace {
+
+// A JSON file the tokenizer loaded: io::parse_json must accept it too.
+void json_accepted(std::string_view text, const char* name) {
+    try {
+        (void)scribe::io::parse_json(text, name);
+    } catch (const scribe::error& e) {
+        std::fprintf(stderr, "fuzz: the tokenizer loaded %s, which io::parse_json refuses: %s\n", name, e.what());
+        fuzz::broken("the tokenizer reads JSON that io::parse_json refuses (too deep, or a key twice)");
+    }
+}
 
 void exercise(const scribe::io::tokenizer& tok, std::string_view input) {
     for (const std::string_view text : {std::string_view("Hello, world! It's 2024 \xf0\x9f\x99\x82 <|endoftext|>  \n"), input}) {
@@ -49,12 +67,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         switch (data[0] % 3) {
             case 0:
                 exercise(scribe::io::tokenizer::parse_json(rest, "fuzz/tokenizer.json"), rest);
+                json_accepted(rest, "fuzz/tokenizer.json");
                 break;
             case 1: {
                 const auto nul = rest.find('\0');
                 const auto vocab = rest.substr(0, nul);
                 const auto merges = nul == std::string_view::npos ? std::string_view() : rest.substr(nul + 1);
                 exercise(scribe::io::tokenizer::parse_vocab_merges(vocab, merges, "fuzz/vocab.json", "fuzz/merges.txt"), rest);
+                json_accepted(vocab, "fuzz/vocab.json");
                 break;
             }
             default: {
@@ -68,8 +88,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 if (spelled != rest) std::abort();
             }
         }
-    } catch (const scribe::error&) {
+    } catch (const scribe::error& e) {
         // A refused file: the expected outcome for most inputs.
+        fuzz::check_message(e);
     }
     return 0;
 }

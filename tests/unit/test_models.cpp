@@ -133,7 +133,7 @@ TEST_CASE("gpt2: a bad checkpoint or config is refused, naming the file and the 
     {
         auto dir = broken_copy("vocab");
         set_config(dir, "vocab_size", -3);
-        CHECK_THAT(load_error(dir), Contains("`vocab_size` must be a positive integer, got -3"));
+        CHECK_THAT(load_error(dir), Contains("`vocab_size` must be a positive integer below 2^31, got -3"));
     }
     {
         auto dir = broken_copy("not_json");

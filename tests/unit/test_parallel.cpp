@@ -1,14 +1,19 @@
 // Tensor parallelism below the models: the in-process communicator against the
 // lockstep replicas (kernels::all_reduce, which XLA's conformance suite checks),
-// an executor per rank against run_replicas, weight shards, the mesh's errors,
-// and pre-sharded folders that are wrong.
+// its timeout when a rank never arrives, thread pools and groups that cannot
+// start, an executor per rank against run_replicas, weight shards, the mesh's
+// errors, and pre-sharded folders that are wrong.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <scribe/cpu.hpp>
@@ -111,6 +116,116 @@ TEST_CASE("parallel: a rank that fails makes the others' exchanges throw, not ha
                           group[0].all_reduce(dtype::f32, reducer::sum, &v, 1);  // waits for rank 1, who never comes
                       }),
                       Catch::Contains("another rank failed"));
+}
+
+TEST_CASE("parallel: a rank that never arrives times out the others' exchange, which names it; later ones throw at once") {
+    using namespace std::chrono;
+    cpu::thread_group group(3);
+    group.set_timeout(milliseconds(300));
+    std::vector<std::string> said(2);
+    std::vector<double> took(2);
+    std::vector<std::thread> ts;
+    for (int r = 0; r < 2; ++r)  // rank 2 never calls all_reduce
+        ts.emplace_back([&, r] {
+            float v = 1;
+            const auto start = steady_clock::now();
+            try {
+                group[r].all_reduce(dtype::f32, reducer::sum, &v, 1);
+            } catch (const error& e) {
+                said[static_cast<std::size_t>(r)] = e.what();
+            }
+            took[static_cast<std::size_t>(r)] = duration<double>(steady_clock::now() - start).count();
+        });
+    for (auto& t : ts) t.join();
+    for (std::size_t r = 0; r < 2; ++r) {
+        INFO("rank " << r);
+        CHECK_THAT(said[r], Catch::Contains("tensor parallel: rank 2 did not reach the all-reduce within 0.3 s (the collective timeout"));
+        CHECK(took[r] >= 0.29);
+        CHECK(took[r] < 1.5);
+    }
+    // The group is failed: every rank's next exchange, rank 2's too, throws without waiting.
+    for (int r = 0; r < 3; ++r) {
+        float v = 1;
+        const auto start = steady_clock::now();
+        CHECK_THROWS_WITH(group[r].broadcast(&v, sizeof v, 0), Catch::Contains("rank 2 did not reach the all-reduce"));
+        CHECK(duration<double>(steady_clock::now() - start).count() < 0.1);
+    }
+}
+
+TEST_CASE("parallel: with a timeout set, exchanges and ranks late by less than it give the same results") {
+    using namespace std::chrono;
+    constexpr int ranks = 3, rounds = 2000;
+    cpu::thread_group group(ranks);
+    group.set_timeout(milliseconds(2000));
+    std::vector<std::vector<float>> got(ranks);
+    on_threads(ranks, [&](int r) {
+        auto& c = group[r];
+        for (int k = 0; k < rounds; ++k) {
+            if (k == 7 && r == 1) std::this_thread::sleep_for(milliseconds(200));  // late, within the timeout
+            float v[3] = {static_cast<float>(r), static_cast<float>(k), 1};
+            c.all_reduce(dtype::f32, reducer::sum, v, 3);
+            got[static_cast<std::size_t>(r)].insert(got[static_cast<std::size_t>(r)].end(), v, v + 3);
+        }
+    });
+    for (int r = 0; r < ranks; ++r) {
+        const auto& g = got[static_cast<std::size_t>(r)];
+        REQUIRE(g.size() == 3 * rounds);
+        for (int k = 0; k < rounds; ++k) {
+            const auto i = static_cast<std::size_t>(3 * k);
+            CHECK((g[i] == 0 + 1 + 2 && g[i + 1] == static_cast<float>(ranks * k) && g[i + 2] == ranks));
+        }
+    }
+}
+
+TEST_CASE("parallel: thread groups and pools of absurd sizes are refused by number") {
+    CHECK_THROWS_WITH(cpu::thread_group(0), Catch::Contains("thread_group: needs between 1 and 1024 ranks, got 0"));
+    CHECK_THROWS_WITH(cpu::thread_group(1025), Catch::Contains("thread_group: needs between 1 and 1024 ranks, got 1025"));
+    CHECK_THROWS_WITH(cpu::thread_pool(5000), Catch::Contains("thread_pool: 5000 threads asked for; a pool runs at most 1024"));
+    CHECK_THROWS_WITH(cpu::thread_pool(static_cast<unsigned>(-1)), Catch::Contains("threads asked for; a pool runs at most 1024"));
+}
+
+TEST_CASE("parallel: a thread pool that cannot start a thread stops those it started and says which") {
+    // In a child process whose thread limit (RLIMIT_NPROC) lets it start one
+    // thread (as root the limit binds only for another user: one with no other
+    // processes) or none. The child reports what the pool said through a pipe;
+    // a pool that left a started thread running would end it in std::terminate,
+    // and one that waited for it forever is ended by the alarm.
+    int out[2];
+    REQUIRE(::pipe(out) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::close(out[0]);
+        ::alarm(20);
+        std::string said = "skip";
+        const bool root = ::geteuid() == 0;
+        const rlimit limit{root ? 2u : 0u, root ? 2u : 0u};
+        if (::setrlimit(RLIMIT_NPROC, &limit) == 0 && (!root || ::setuid(54321) == 0)) {
+            try {
+                cpu::thread_pool pool(4);
+                said = "started";
+            } catch (const error& e) {
+                said = e.what();
+            }
+        }
+        const auto n = ::write(out[1], said.data(), said.size());
+        ::_exit(n == static_cast<ssize_t>(said.size()) ? 0 : 1);
+    }
+    ::close(out[1]);
+    std::string said;
+    char buf[512];
+    for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) said.append(buf, static_cast<std::size_t>(n));
+    ::close(out[0]);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    if (said == "skip") {
+        WARN("cannot lower this process's thread limit here; only the size bound is checked");
+        return;
+    }
+    CHECK_THAT(said, Catch::Contains("thread_pool: cannot start thread ") && Catch::Contains(" of 4: ") && Catch::Contains("(ask for fewer threads)"));
+    if (::geteuid() == 0) CHECK_THAT(said, Catch::Contains("cannot start thread 2 of 4"));  // thread 1 started, then was stopped
 }
 
 TEST_CASE("parallel: one executor per rank with a communicator equals run_replicas") {

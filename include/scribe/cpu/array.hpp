@@ -46,7 +46,13 @@ public:
     static storage allocate(std::size_t bytes, bool huge = false) {
         const auto align = alignment_for(bytes, huge);
         const auto size = align == huge_page ? (bytes + huge_page - 1) / huge_page * huge_page : bytes;
-        auto* p = static_cast<unsigned char*>(::operator new[](size, std::align_val_t{align}));
+        unsigned char* p = nullptr;
+        try {
+            p = static_cast<unsigned char*>(::operator new[](size, std::align_val_t{align}));
+        } catch (const std::bad_alloc&) {
+            throw error("out of memory: cannot allocate " + std::to_string(size) + " bytes (" +
+                        std::to_string(size >> 20) + " MiB) for a tensor");
+        }
 #ifdef MADV_HUGEPAGE
         if (align == huge_page) ::madvise(p, size, MADV_HUGEPAGE);
 #endif

@@ -10,11 +10,19 @@
 // Every rank must make the same calls in the same order (as every replica of an
 // XLA module does). The results are identical on every rank: a reduction adds the
 // ranks' values in rank order, element by element, as kernels::all_reduce does.
+//
+// A rank that stops answering (hung, stopped, dead) would leave the others
+// waiting forever, so an exchange waits at most timeout() (default 300 s) and
+// then throws scribe::error naming the ranks that did not arrive; the
+// communicator is then failed and every later exchange throws at once.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,8 +36,28 @@
 
 namespace scribe::cpu {
 
+namespace detail {
+// "within 0.3 s (the collective timeout; ...)": how a timeout's error ends.
+inline std::string within(std::chrono::milliseconds timeout) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%g s", static_cast<double>(timeout.count()) / 1000);
+    return std::string("within ") + seconds + " (the collective timeout; --collective-timeout sets it)";
+}
+// The error of an exchange that timed out: "rank 2 did not reach the all-reduce
+// within 0.3 s (...)"; `missing` lists the ranks that did not arrive (none: the
+// last one was arriving just then).
+inline std::string timeout_message(const std::vector<int>& missing, const char* what, std::chrono::milliseconds timeout) {
+    if (missing.empty()) return std::string("tensor parallel: the ") + what + " did not complete " + within(timeout);
+    std::string ranks = missing.size() == 1 ? "rank " : "ranks ";
+    for (std::size_t k = 0; k < missing.size(); ++k) ranks += (k ? ", " : "") + std::to_string(missing[k]);
+    return "tensor parallel: " + ranks + " did not reach the " + what + " " + within(timeout);
+}
+}  // namespace detail
+
 class communicator {
 public:
+    static constexpr std::chrono::milliseconds default_timeout{300'000};
+
     virtual ~communicator() = default;
     virtual int rank() const = 0;
     virtual int size() const = 0;
@@ -42,48 +70,125 @@ public:
     // Called by a rank that failed, so the others' pending exchanges throw
     // instead of waiting for it forever.
     virtual void abort() noexcept {}
+
+    // How long one exchange waits for the other ranks before it throws, naming
+    // the ranks that did not arrive; zero or less: forever. Set it before the
+    // exchanges start; it also bounds how far apart the ranks may reach an
+    // exchange (a slower load of the weights on one rank, say).
+    void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
+    std::chrono::milliseconds timeout() const { return timeout_; }
+
+private:
+    std::chrono::milliseconds timeout_ = default_timeout;
 };
 
 // N ranks in one process, one thread each. ranks[r] is rank r's communicator.
 class thread_group {
 public:
-    explicit thread_group(int ranks) : shared_(std::make_shared<state>(ranks)) {
-        if (ranks < 1) throw error("thread_group: needs at least one rank, got " + std::to_string(ranks));
+    static constexpr int max_ranks = 1024;
+
+    explicit thread_group(int ranks) : shared_(std::make_shared<state>(checked(ranks))) {
         for (int r = 0; r < ranks; ++r) members_.push_back(std::make_unique<member>(shared_, r));
     }
     int size() const { return static_cast<int>(members_.size()); }
     communicator& operator[](int rank) { return *members_.at(static_cast<std::size_t>(rank)); }
+    // Every rank's communicator::set_timeout.
+    void set_timeout(std::chrono::milliseconds t) {
+        for (auto& m : members_) m->set_timeout(t);
+    }
 
 private:
+    static int checked(int ranks) {
+        if (ranks < 1 || ranks > max_ranks)
+            throw error("thread_group: needs between 1 and " + std::to_string(max_ranks) + " ranks, got " + std::to_string(ranks));
+        return ranks;
+    }
+
     struct state {
-        explicit state(int n) : ranks(n), slots(static_cast<std::size_t>(n)) {}
+        explicit state(int n) : ranks(n), slots(static_cast<std::size_t>(n)), entered(static_cast<std::size_t>(n)) {}
         int ranks;
         std::vector<void*> slots;  // each rank's buffer for the exchange in progress
         std::vector<unsigned char> scratch;
-        std::atomic<int> arrived{0};
-        std::atomic<std::uint64_t> generation{0};
-        std::atomic<bool> aborted{false};
+        // Arrivals, completed barriers and the abort in one word, so that the last
+        // arrival and a timeout cannot both win: bit 63 aborted, bits 32-62 the
+        // barriers completed (mod 2^31), bits 0-31 the ranks arrived at this one.
+        static constexpr std::uint64_t aborted_bit = 1ULL << 63, arrived_mask = 0xffffffffULL;
+        std::atomic<std::uint64_t> word{0};
+        // Barriers each rank has entered (only it writes its own; a line each):
+        // on a timeout, the ranks behind are the ones that did not arrive.
+        struct alignas(64) count {
+            std::atomic<std::uint64_t> n{0};
+        };
+        std::vector<count> entered;
+        std::mutex failure_mutex;
+        std::string failure;  // why the group was aborted by a timeout; empty: a rank failed
 
-        // Every rank waits here until all have arrived. Spins briefly (the ranks
-        // of a decode step meet every few hundred microseconds), then yields.
-        void barrier() {
-            const auto gen = generation.load(std::memory_order_acquire);
-            if (arrived.fetch_add(1, std::memory_order_acq_rel) + 1 == ranks) {
-                arrived.store(0, std::memory_order_relaxed);
-                generation.fetch_add(1, std::memory_order_acq_rel);
-                return;
+        static std::uint64_t completed(std::uint64_t w) { return (w & ~aborted_bit) >> 32; }
+
+        // With failure_mutex held: the timeout that sets the aborted bit holds it
+        // until its message is written.
+        std::string reason() const {
+            return failure.empty() ? "tensor parallel: another rank failed; this rank stops too" : failure;
+        }
+        [[noreturn]] void throw_aborted() {
+            std::lock_guard lock(failure_mutex);
+            throw error(reason());
+        }
+
+        // Every rank waits here until all have arrived, or throws once the group
+        // is aborted or `timeout` passes. Spins briefly (the ranks of a decode step
+        // meet every few hundred microseconds), then yields, reading the clock only
+        // every 64 yields (a yield can take a time slice on a busy machine).
+        void barrier(int rank, const char* what, std::chrono::milliseconds timeout) {
+            auto& mine = entered[static_cast<std::size_t>(rank)].n;
+            const auto number = mine.load(std::memory_order_relaxed) + 1;
+            mine.store(number, std::memory_order_relaxed);
+            auto w = word.load(std::memory_order_acquire);
+            for (;;) {
+                if (w & aborted_bit) throw_aborted();
+                const bool last = static_cast<int>(w & arrived_mask) + 1 == ranks;
+                const auto next = last ? ((completed(w) + 1) & 0x7fffffffULL) << 32 : w + 1;
+                if (word.compare_exchange_weak(w, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                    if (last) return;
+                    break;
+                }
             }
-            for (std::uint64_t spins = 0; generation.load(std::memory_order_acquire) == gen; ++spins) {
-                if (aborted.load(std::memory_order_acquire))
-                    throw error("tensor parallel: another rank failed; this rank stops too");
+            const auto gen = completed(w);
+            std::chrono::steady_clock::time_point deadline{};
+            for (std::uint64_t spins = 0;; ++spins) {
+                w = word.load(std::memory_order_acquire);
+                if (completed(w) != gen) return;
+                if (w & aborted_bit) throw_aborted();
                 if (spins < 4096) {
 #if defined(__x86_64__) || defined(__i386__)
                     _mm_pause();
 #endif
-                } else {
-                    std::this_thread::yield();
+                    continue;
                 }
+                if (timeout.count() > 0 && spins % 64 == 0) {
+                    const auto now = std::chrono::steady_clock::now();
+                    if (deadline == std::chrono::steady_clock::time_point{}) deadline = now + timeout;
+                    else if (now >= deadline) time_out(gen, number, what, timeout);
+                }
+                std::this_thread::yield();
             }
+        }
+
+        // Aborts the group with a message naming the ranks that have not entered
+        // barrier `number`, unless the barrier completed meanwhile (then returns).
+        void time_out(std::uint64_t gen, std::uint64_t number, const char* what, std::chrono::milliseconds timeout) {
+            std::lock_guard lock(failure_mutex);
+            auto w = word.load(std::memory_order_acquire);
+            while (completed(w) == gen && !(w & aborted_bit)) {
+                if (!word.compare_exchange_weak(w, w | aborted_bit, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+                std::vector<int> missing;
+                for (int r = 0; r < ranks; ++r)
+                    if (entered[static_cast<std::size_t>(r)].n.load(std::memory_order_relaxed) < number) missing.push_back(r);
+                failure = detail::timeout_message(missing, what, timeout);
+                throw error(failure);
+            }
+            if (completed(w) != gen) return;
+            throw error(reason());
         }
     };
 
@@ -96,7 +201,7 @@ private:
             const auto bytes = static_cast<std::size_t>(count) * info(t).bytes;
             if (rank_ == 0 && s_->scratch.size() < bytes) s_->scratch.resize(bytes);  // before anyone reads it
             s_->slots[static_cast<std::size_t>(rank_)] = data;
-            s_->barrier();
+            barrier("all-reduce");
             // Rank k reduces part k of the elements, over the ranks in order, into scratch.
             const auto n = static_cast<std::int64_t>(s_->ranks);
             const auto begin = count * rank_ / n, end = count * (rank_ + 1) / n;
@@ -110,27 +215,29 @@ private:
                     E::store(s_->scratch.data(), i, acc);
                 }
             });
-            s_->barrier();
+            barrier("all-reduce");
             std::memcpy(data, s_->scratch.data(), bytes);
-            s_->barrier();  // nobody starts the next exchange before all have copied
+            barrier("all-reduce");  // nobody starts the next exchange before all have copied
         }
 
         void all_gather(const void* in, void* out, std::size_t bytes) override {
             s_->slots[static_cast<std::size_t>(rank_)] = const_cast<void*>(in);
-            s_->barrier();
+            barrier("all-gather");
             for (std::size_t k = 0; k < s_->slots.size(); ++k)
                 std::memcpy(static_cast<unsigned char*>(out) + k * bytes, s_->slots[k], bytes);
-            s_->barrier();
+            barrier("all-gather");
         }
 
         void broadcast(void* data, std::size_t bytes, int root) override {
             if (rank_ == root) s_->slots[static_cast<std::size_t>(root)] = data;
-            s_->barrier();
+            barrier("broadcast");
             if (rank_ != root) std::memcpy(data, s_->slots[static_cast<std::size_t>(root)], bytes);
-            s_->barrier();
+            barrier("broadcast");
         }
 
-        void abort() noexcept override { s_->aborted.store(true, std::memory_order_release); }
+        void abort() noexcept override { s_->word.fetch_or(state::aborted_bit, std::memory_order_acq_rel); }
+
+        void barrier(const char* what) { s_->barrier(rank_, what, timeout()); }
 
         std::shared_ptr<state> s_;
         int rank_;

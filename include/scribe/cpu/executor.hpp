@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,6 +39,9 @@ struct options {
     unsigned threads = 0;  // worker threads for the heavy kernels; 0: one per hardware thread
     bool fuse = true;      // run chains of element-wise ops in one pass (cpu/fusion.hpp)
     bool profile = false;  // time every node: stats().node_seconds
+    // Debugging: check every float value as it is computed and stop at the first
+    // that holds a NaN or an infinity, naming the node and the weights it reads.
+    bool check_finite = false;
     // This executor is one rank of a tensor-parallel run: collectives go through
     // comm (which must outlive the executor); replica groups must span all its ranks.
     communicator* comm = nullptr;
@@ -63,7 +67,7 @@ struct run_stats {
 class executor {
 public:
     explicit executor(const graph& g, options opt = {})
-        : g_(g), pool_(std::make_unique<thread_pool>(opt.threads)), profile_(opt.profile), comm_(opt.comm) {
+        : g_(g), pool_(std::make_unique<thread_pool>(opt.threads)), profile_(opt.profile), check_finite_(opt.check_finite), comm_(opt.comm) {
         if (g_.outputs().empty())
             throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " has no outputs; call g.outputs(...)");
         if (opt.fuse) {
@@ -245,6 +249,8 @@ private:
             }
             if (profile_)
                 stats_.node_seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            if (check_finite_)
+                for (std::size_t r = 0; r < replicas; ++r) check_finite(i, values[r][i]);
             if (keep_[i]) {  // a value that depends on no parameter: kept for the next runs
                 folded_values_[i] = std::move(values[0][i]);
                 folded_bytes_ += folded_values_[i].bytes();
@@ -287,6 +293,37 @@ private:
                 out[r].push_back(again ? v : std::move(v));  // move unless the same node is a later output too
             }
         return out;
+    }
+
+    // options::check_finite: the first node whose value holds a NaN or an infinity.
+    void check_finite(std::size_t i, const array& a) const {
+        const auto t = a.type();
+        if (!a.data() || (t != dtype::f32 && t != dtype::f16 && t != dtype::bf16 && t != dtype::f64)) return;
+        const auto each = static_cast<std::size_t>(info(t).bytes);
+        std::int64_t at = -1;
+        for (std::int64_t k = 0; k < a.size() && at < 0; ++k)
+            if (!std::isfinite(load_as_double(t, a.data() + static_cast<std::size_t>(k) * each))) at = k;
+        if (at < 0) return;
+        const auto& n = g_[static_cast<node_id>(i)];
+        if (n.kind == op::parameter)
+            throw error("cpu: input " + scribe::detail::ticked(n.label) + " holds a non-finite value (element " + std::to_string(at) + ")");
+        // The weights nearest to the node (breadth first through its operands) say where in the model it is.
+        std::vector<std::string> near;
+        std::vector<bool> seen(g_.nodes().size(), false);
+        std::vector<node_id> queue{static_cast<node_id>(i)};
+        for (std::size_t q = 0; q < queue.size() && near.size() < 2; ++q)
+            for (auto o : g_[queue[q]].operands) {
+                if (seen[static_cast<std::size_t>(o)]) continue;
+                seen[static_cast<std::size_t>(o)] = true;
+                const auto& m = g_[o];
+                if (m.kind == op::parameter && m.label.find("weight") != std::string::npos) near.push_back(m.label);
+                else queue.push_back(o);
+            }
+        std::string reads;
+        for (const auto& w : near) reads += (reads.empty() ? "" : ", ") + scribe::detail::ticked(w);
+        throw error("cpu: the first non-finite value (NaN or infinity) is made by node " + std::to_string(i) + ", " +
+                    std::string(info(n.kind).name) + " " + to_string(n.dims) + " in " + std::string(name(t)) + " (element " +
+                    std::to_string(at) + ")" + (reads.empty() ? "" : ", which reads " + reads));
     }
 
     void check_inputs(const std::vector<array>& in, std::size_t replica) const {
@@ -507,6 +544,7 @@ private:
     const graph& g_;
     std::unique_ptr<thread_pool> pool_;
     bool profile_ = false;
+    bool check_finite_ = false;
     communicator* comm_ = nullptr;
     fusion_plan fusion_;
     std::vector<int> group_index_;

@@ -5,6 +5,10 @@
 //
 // Waiting spins briefly before it sleeps: a decode step runs many small products
 // back to back, and waking a sleeping thread costs more than most of them.
+//
+// A pool gets all its threads or none: if one cannot be started (the system's
+// thread limit, say), those already started are stopped and joined and the
+// constructor throws scribe::error naming it, rather than run slower than asked.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +18,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -21,23 +26,32 @@
 #include <immintrin.h>
 #endif
 
+#include "../core/error.hpp"
+
 namespace scribe::cpu {
 
 class thread_pool {
 public:
-    // threads = 0 means one per hardware thread.
+    static constexpr unsigned max_threads = 1024;
+
+    // threads = 0 means one per hardware thread (at most max_threads).
     explicit thread_pool(unsigned threads = 0) {
-        if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-        for (unsigned t = 1; t < threads; ++t) workers_.emplace_back([this, t] { work(t); });
-    }
-    ~thread_pool() {
-        {
-            std::lock_guard lock(mutex_);
-            stop_.store(true);
+        if (threads == 0) threads = std::clamp(std::thread::hardware_concurrency(), 1u, max_threads);
+        if (threads > max_threads)
+            throw error("thread_pool: " + std::to_string(threads) + " threads asked for; a pool runs at most " +
+                        std::to_string(max_threads));
+        workers_.reserve(threads - 1);
+        for (unsigned t = 1; t < threads; ++t) {
+            try {
+                workers_.emplace_back([this, t] { work(t); });
+            } catch (const std::exception& e) {
+                stop();
+                throw error("thread_pool: cannot start thread " + std::to_string(t) + " of " + std::to_string(threads) + ": " +
+                            e.what() + " (ask for fewer threads)");
+            }
         }
-        wake_.notify_all();
-        for (auto& w : workers_) w.join();
     }
+    ~thread_pool() { stop(); }
     thread_pool(const thread_pool&) = delete;
     thread_pool& operator=(const thread_pool&) = delete;
 
@@ -76,6 +90,15 @@ public:
     }
 
 private:
+    void stop() {
+        {
+            std::lock_guard lock(mutex_);
+            stop_.store(true);
+        }
+        wake_.notify_all();
+        for (auto& w : workers_) w.join();
+    }
+
     template <class Pred>
     static bool spin_until(Pred&& ready) {
         for (int i = 0; i < 4096; ++i) {

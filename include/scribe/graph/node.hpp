@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../core/dtype.hpp"
+#include "../core/error.hpp"
 #include "op.hpp"
 
 namespace scribe {
@@ -20,12 +21,6 @@ struct dim_extent {
 };
 using shape = std::vector<dim_extent>;
 
-inline std::int64_t element_count(const shape& s) {
-    std::int64_t n = 1;
-    for (const auto& d : s) n *= d.extent;
-    return n;
-}
-
 // "[hidden=768, tokens=128]"
 inline std::string to_string(const shape& s) {
     std::string out = "[";
@@ -34,6 +29,17 @@ inline std::string to_string(const shape& s) {
         out += (s[i].name.empty() ? "" : s[i].name + "=") + std::to_string(s[i].extent);  // arrays from outside may be unnamed
     }
     return out + "]";
+}
+
+// The elements of a shape. Extents may come from outside (a config, a flag): a
+// product past 2^56 elements (no buffer holds it; times 8 bytes it still fits 64
+// bits) is an error naming the shape.
+inline std::int64_t element_count(const shape& s) {
+    std::int64_t n = 1;
+    for (const auto& d : s)
+        if (d.extent < 0 || __builtin_mul_overflow(n, d.extent, &n) || n > (std::int64_t{1} << 56))
+            throw error("shape " + to_string(s) + " has too many elements (more than 2^56)");
+    return n;
 }
 
 struct dot_dimensions {

@@ -32,6 +32,8 @@
 
 #include "../core/dtype.hpp"
 #include "../core/error.hpp"
+#include "file.hpp"
+#include "json.hpp"
 
 namespace scribe::io {
 
@@ -39,24 +41,14 @@ namespace scribe::io {
 class mapped_file {
 public:
     explicit mapped_file(const std::filesystem::path& path) : path_(path) {
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) throw error(path.string() + ": cannot open (" + std::strerror(errno) + ")");
-        struct stat st{};
-        if (::fstat(fd, &st) != 0) {
-            ::close(fd);
-            throw error(path.string() + ": cannot stat (" + std::strerror(errno) + ")");
-        }
-        size_ = static_cast<std::size_t>(st.st_size);
+        const regular_file f(path, "the safetensors file");
+        size_ = static_cast<std::size_t>(f.size());
         if (size_ > 0) {
-            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-            if (p == MAP_FAILED) {
-                ::close(fd);
-                throw error(path.string() + ": cannot map (" + std::strerror(errno) + ")");
-            }
+            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, f.fd(), 0);
+            if (p == MAP_FAILED) throw error(path.string() + ": cannot map (" + std::strerror(errno) + ")");
             data_ = static_cast<const unsigned char*>(p);
             mapped_ = true;
         }
-        ::close(fd);
     }
     // A copy of bytes in memory, standing for a file called `name` (in-memory
     // parsing, e.g. by the fuzz tests).
@@ -87,7 +79,7 @@ inline dtype safetensors_dtype(const std::string& s, const std::string& where) {
         {"U32", dtype::u32},   {"F16", dtype::f16}, {"BF16", dtype::bf16}, {"F32", dtype::f32}, {"F64", dtype::f64}};
     const auto it = known.find(s);
     if (it == known.end())
-        throw error(where + " has dtype \"" + s + "\", which Scribe does not read (known: BOOL I8 U8 I32 I64 U32 F16 BF16 F32 F64)");
+        throw error(where + " has dtype \"" + printable(s) + "\", which Scribe does not read (known: BOOL I8 U8 I32 I64 U32 F16 BF16 F32 F64)");
     return it->second;
 }
 inline std::string safetensors_name(dtype t) {
@@ -120,6 +112,9 @@ struct tensor_entry {
 
 class safetensors {
 public:
+    // The largest header read (the reference implementation's limit too).
+    static constexpr std::uint64_t header_limit = 100ull << 20;
+
     explicit safetensors(const std::filesystem::path& path) : file_(std::make_shared<mapped_file>(path)) { parse(); }
     // The same from a copy of the file's bytes; `name` stands for the file in errors.
     safetensors(std::span<const unsigned char> bytes, const std::filesystem::path& name)
@@ -151,16 +146,16 @@ private:
         if (size < 8) throw error(where() + ": " + std::to_string(size) + " bytes is too short for a safetensors header (8 bytes of length first)");
         std::uint64_t n = 0;
         for (int i = 7; i >= 0; --i) n = (n << 8) | file_->data()[i];
+        // The length is not echoed: the file may be anything (a symlink to a file
+        // outside the model folder), and its bytes do not belong in a message.
         if (n > size - 8)
-            throw error(where() + ": the header length " + std::to_string(n) + " runs past the end of the file (" +
+            throw error(where() + ": the header length (the first 8 bytes) runs past the end of the file (" +
                         std::to_string(size) + " bytes); the file is truncated or not safetensors");
+        if (n > header_limit)
+            throw error(where() + ": the header length (the first 8 bytes) is more than " + std::to_string(header_limit) +
+                        " bytes; the file is not safetensors");
         const auto* header = reinterpret_cast<const char*>(file_->data() + 8);
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(header, header + n);
-        } catch (const nlohmann::json::exception& e) {
-            throw error(where() + ": the header is not valid JSON (" + e.what() + ")");
-        }
+        const auto j = parse_json(std::string_view(header, static_cast<std::size_t>(n)), where() + " (header)");
         if (!j.is_object()) throw error(where() + ": the header is not a JSON object");
         data_ = file_->data() + 8 + n;
         const std::uint64_t data_size = size - 8 - n;
@@ -170,16 +165,16 @@ private:
             if (key == "__metadata__") {
                 if (!v.is_object()) throw error(where() + ": __metadata__ is not an object");
                 for (auto m = v.begin(); m != v.end(); ++m) {
-                    if (!m.value().is_string()) throw error(where() + ": __metadata__ `" + m.key() + "` is not a string");
+                    if (!m.value().is_string()) throw error(where() + ": __metadata__ `" + printable(m.key()) + "` is not a string");
                     metadata_[m.key()] = m.value().get<std::string>();
                 }
                 continue;
             }
-            const auto what = where() + ": tensor `" + key + "`";
+            const auto what = where() + ": tensor `" + printable(key) + "`";
             if (!v.is_object()) throw error(what + " is not an object");
             for (auto f = v.begin(); f != v.end(); ++f)
                 if (f.key() != "dtype" && f.key() != "shape" && f.key() != "data_offsets")
-                    throw error(what + " has an unknown field `" + f.key() + "`");
+                    throw error(what + " has an unknown field `" + printable(f.key()) + "`");
             if (!v.contains("dtype") || !v["dtype"].is_string()) throw error(what + " has no dtype string");
             if (!v.contains("shape") || !v["shape"].is_array()) throw error(what + " has no shape array");
             if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
@@ -244,6 +239,25 @@ private:
     std::map<std::string, std::string> metadata_;
 };
 
+// A sharded checkpoint's model.safetensors.index.json: the file each tensor is in
+// ("weight_map": tensor name -> file name in the same folder). `source` names it
+// in errors. Refuses an empty map and file names that leave the folder.
+inline std::map<std::string, std::string> read_weight_map(const nlohmann::json& j, const std::string& source) {
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+        throw error(source + ": no \"weight_map\" object (a sharded checkpoint's index maps each tensor to its file)");
+    if (j["weight_map"].empty()) throw error(source + ": the \"weight_map\" is empty: it names no tensor");
+    std::map<std::string, std::string> out;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+        const auto what = source + ": weight_map `" + printable(it.key()) + "`";
+        if (!it.value().is_string()) throw error(what + " is not a file name");
+        const auto file = it.value().get<std::string>();
+        if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos || file.find('\0') != std::string::npos)
+            throw error(what + " names a file outside the folder: \"" + printable(file) + "\"");
+        out[it.key()] = file;
+    }
+    return out;
+}
+
 // A Hugging Face checkpoint folder: model.safetensors, or the shards that
 // model.safetensors.index.json maps every tensor to ("weight_map"). Each shard is
 // opened (and validated) once; every tensor the index names must be in its shard.
@@ -252,30 +266,20 @@ public:
     explicit checkpoint(const std::filesystem::path& dir) : dir_(dir) {
         const auto index = dir / "model.safetensors.index.json";
         const auto single = dir / "model.safetensors";
-        if (std::filesystem::exists(index)) {
-            nlohmann::json j;
-            try {
-                std::ifstream in(index);
-                j = nlohmann::json::parse(in);
-            } catch (const nlohmann::json::exception& e) {
-                throw error(index.string() + ": not valid JSON (" + e.what() + ")");
-            }
-            if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-                throw error(index.string() + ": no \"weight_map\" object");
+        std::error_code ec;
+        if (std::filesystem::exists(index, ec)) {
+            const auto map = read_weight_map(read_json(index, config_file_limit << 4, "the checkpoint's index"), index.string());
             std::map<std::string, std::size_t> shard_of_file;
-            for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-                if (!it.value().is_string()) throw error(index.string() + ": weight_map `" + it.key() + "` is not a file name");
-                const auto file = it.value().get<std::string>();
-                if (file.find('/') != std::string::npos || file == ".." )
-                    throw error(index.string() + ": weight_map `" + it.key() + "` names a file outside the folder: " + file);
+            for (const auto& [tensor, file] : map) {
                 auto [f, fresh] = shard_of_file.try_emplace(file, shards_.size());
                 if (fresh) shards_.emplace_back(dir / file);
                 const auto& shard = shards_[f->second];
-                if (!shard.contains(it.key()))
-                    throw error(index.string() + ": tensor `" + it.key() + "` is mapped to " + file + ", which does not hold it");
-                where_[it.key()] = f->second;
+                if (!shard.contains(tensor))
+                    throw error(index.string() + ": tensor `" + printable(tensor) + "` is mapped to " + printable(file) +
+                                ", which does not hold it");
+                where_[tensor] = f->second;
             }
-        } else if (std::filesystem::exists(single)) {
+        } else if (std::filesystem::exists(single, ec) || std::filesystem::is_symlink(single, ec)) {
             shards_.emplace_back(single);
             for (const auto& e : shards_.front().tensors()) where_[e.name] = 0;
         } else {

@@ -63,6 +63,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "file.hpp"
+#include "json.hpp"
+
 #include "../core/error.hpp"
 #include "detail/unicode_tables.hpp"
 
@@ -187,15 +190,7 @@ inline std::size_t gpt2_match_at(std::string_view s, std::size_t i) {
 }
 
 inline std::string read_text_file(const std::filesystem::path& path) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) throw error(path.string() + ": cannot open (no such file)");
-    if (std::filesystem::is_directory(path, ec)) throw error(path.string() + ": cannot open (it is a directory)");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw error(path.string() + ": cannot open");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) throw error(path.string() + ": cannot read");
-    return std::move(ss).str();
+    return read_text(path, tokenizer_file_limit, "the tokenizer file");
 }
 
 }  // namespace detail
@@ -232,12 +227,7 @@ public:
 
     // The same from the files' contents; `name` (and the two names) appear in errors.
     static tokenizer parse_json(std::string_view text, const std::string& name = "tokenizer.json") {
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(text.begin(), text.end());
-        } catch (const nlohmann::json::exception& e) {
-            throw error(name + ": not valid JSON (" + e.what() + ")");
-        }
+        const auto j = io::parse_json(text, name);
         try {
             return from_tokenizer_json(j, name);
         } catch (const nlohmann::json::exception& e) {  // a shape the checks below missed
@@ -247,12 +237,7 @@ public:
     static tokenizer parse_vocab_merges(std::string_view vocab_json, std::string_view merges_txt,
                                         const std::string& vocab_name = "vocab.json",
                                         const std::string& merges_name = "merges.txt") {
-        nlohmann::json v;
-        try {
-            v = nlohmann::json::parse(vocab_json.begin(), vocab_json.end());
-        } catch (const nlohmann::json::exception& e) {
-            throw error(vocab_name + ": not valid JSON (" + e.what() + ")");
-        }
+        const auto v = io::parse_json(vocab_json, vocab_name);
         tokenizer t;
         t.source_ = vocab_name + " + " + merges_name;
         try {
@@ -517,7 +502,7 @@ private:
         auto type_of = [&](const nlohmann::json& o) -> std::string {
             if (!o.is_object()) return "(not an object)";
             const auto* ty = field(o, "type");
-            return ty && ty->is_string() ? ty->get<std::string>() : "(no type)";
+            return ty && ty->is_string() ? printable(ty->get<std::string>()) : "(no type)";
         };
         auto flag = [&](const nlohmann::json& o, const char* key, bool fallback, const std::string& what) {
             const auto* f = field(o, key);

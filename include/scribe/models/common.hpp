@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -17,7 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../core/checked.hpp"
 #include "../core/error.hpp"
+#include "../io/json.hpp"
 #include "../graph/node.hpp"
 #include "../parallel/mesh.hpp"
 
@@ -56,6 +57,10 @@ struct decoder_config {
 // Reads config.json's fields, each error naming the file and the field.
 class config_reader {
 public:
+    // Sizes, counts and token ids are at most this (token ids and positions are
+    // s32 in the graphs); anything larger is refused before arithmetic sees it.
+    static constexpr std::int64_t max_integer = 0x7fffffff;
+
     config_reader(const nlohmann::json& j, std::string source) : j_(j), source_(std::move(source)) {
         if (!j_.is_object()) fail("not a JSON object");
     }
@@ -69,15 +74,15 @@ public:
         if (!has("model_type")) return;
         for (const auto* t : types)
             if (j_["model_type"] == t) return;
-        fail("model_type is " + j_["model_type"].dump() + ", the " + loader + " loader reads " + list(types));
+        fail("model_type is " + io::shown(j_["model_type"]) + ", the " + loader + " loader reads " + list(types));
     }
     // A positive integer under the first of `keys` present, else `fallback`.
     std::int64_t integer(std::initializer_list<const char*> keys, std::optional<std::int64_t> fallback = std::nullopt) const {
         for (const auto* key : keys) {
             if (!has(key)) continue;
             const auto& v = j_[key];
-            if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
-                fail("field `" + std::string(key) + "` must be a positive integer, got " + v.dump());
+            if (!v.is_number_integer() || v.get<std::int64_t>() <= 0 || v.get<std::int64_t>() > max_integer)
+                fail("field `" + std::string(key) + "` must be a positive integer below 2^31, got " + io::shown(v));
             return v.get<std::int64_t>();
         }
         if (!fallback) fail("missing field `" + std::string(*keys.begin()) + "`");
@@ -89,27 +94,27 @@ public:
     double positive(const char* key, double fallback) const {
         if (!has(key)) return fallback;
         if (!j_[key].is_number() || j_[key].get<double>() <= 0)
-            fail("field `" + std::string(key) + "` must be a positive number, got " + j_[key].dump());
+            fail("field `" + std::string(key) + "` must be a positive number, got " + io::shown(j_[key]));
         return j_[key].get<double>();
     }
     bool boolean(const char* key, bool fallback) const {
         if (!has(key)) return fallback;
-        if (!j_[key].is_boolean()) fail("field `" + std::string(key) + "` must be true or false, got " + j_[key].dump());
+        if (!j_[key].is_boolean()) fail("field `" + std::string(key) + "` must be true or false, got " + io::shown(j_[key]));
         return j_[key].get<bool>();
     }
     // A string that must be one of `allowed`.
     std::string choice(const char* key, const std::string& fallback, std::initializer_list<const char*> allowed) const {
         if (!has(key)) return fallback;
-        if (!j_[key].is_string()) fail("field `" + std::string(key) + "` must be a string, got " + j_[key].dump());
+        if (!j_[key].is_string()) fail("field `" + std::string(key) + "` must be a string, got " + io::shown(j_[key]));
         const auto v = j_[key].get<std::string>();
         for (const auto* a : allowed)
             if (v == a) return v;
-        fail(std::string(key) + " \"" + v + "\" is not supported (" + list(allowed) + ")");
+        fail(std::string(key) + " \"" + io::printable(v) + "\" is not supported (" + list(allowed) + ")");
     }
     // A boolean option only one value of which is supported; `why` says what is.
     void only(const char* key, bool supported, const char* why) const {
         if (has(key) && j_[key].is_boolean() && j_[key].get<bool>() != supported)
-            fail(std::string(key) + " = " + j_[key].dump() + " is not supported (" + why + ")");
+            fail(std::string(key) + " = " + io::shown(j_[key]) + " is not supported (" + why + ")");
     }
     // A token id below the vocabulary (or none). A list (several end tokens) gives its first.
     std::optional<std::int32_t> token(const char* key, std::int64_t vocab) const {
@@ -118,7 +123,7 @@ public:
         if (v.is_array() && !v.empty()) v = v[0];
         if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= vocab)
             fail("field `" + std::string(key) + "` must be a token id below vocab_size " + std::to_string(vocab) + ", got " +
-                 j_[key].dump());
+                 io::shown(j_[key]));
         return static_cast<std::int32_t>(v.get<std::int64_t>());
     }
     // The fields every family shares, under its names for them.
@@ -147,13 +152,7 @@ private:
 
 // A model's config.json, parsed, or an error naming the file.
 inline nlohmann::json read_config_json(const std::filesystem::path& file) {
-    std::ifstream in(file);
-    if (!in) throw error(file.string() + ": cannot open the model's config");
-    try {
-        return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw error(file.string() + ": not valid JSON (" + e.what() + ")");
-    }
+    return io::read_json(file, io::config_file_limit, "the model's config");
 }
 
 // Reads and parses a config.json with Config::parse(json, source).
@@ -191,31 +190,47 @@ struct rope {
     double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
     std::int64_t original_positions = 8192;                // llama3
 
-    // The angle per position of each pair, as Hugging Face computes it in float32:
+    // The angle per position of pair i, as Hugging Face computes it in float32:
     // 1 / theta^(2i / dims), then the scaling.
+    double freq(std::int64_t i) const {
+        const float e = static_cast<float>(2 * i) / static_cast<float>(dims);
+        float v = 1.0f / std::pow(static_cast<float>(theta), e);
+        if (scaling == "linear") {
+            v = static_cast<float>(v / factor);
+        } else if (scaling == "llama3") {
+            const double pi = 3.141592653589793;
+            const double wavelen = 2 * pi / v;
+            const double low_wavelen = static_cast<double>(original_positions) / low_freq_factor;
+            const double high_wavelen = static_cast<double>(original_positions) / high_freq_factor;
+            if (wavelen > low_wavelen) {
+                v = static_cast<float>(v / factor);
+            } else if (wavelen >= high_wavelen) {  // between the two: blended
+                const double smooth =
+                    (static_cast<double>(original_positions) / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                v = static_cast<float>((1 - smooth) * v / factor + smooth * v);
+            }
+        }
+        return v;
+    }
     std::vector<double> inv_freq() const {
         std::vector<double> f;
-        for (std::int64_t i = 0; i < dims / 2; ++i) {
-            const float e = static_cast<float>(2 * i) / static_cast<float>(dims);
-            float v = 1.0f / std::pow(static_cast<float>(theta), e);
-            if (scaling == "linear") {
-                v = static_cast<float>(v / factor);
-            } else if (scaling == "llama3") {
-                const double pi = 3.141592653589793;
-                const double wavelen = 2 * pi / v;
-                const double low_wavelen = static_cast<double>(original_positions) / low_freq_factor;
-                const double high_wavelen = static_cast<double>(original_positions) / high_freq_factor;
-                if (wavelen > low_wavelen) {
-                    v = static_cast<float>(v / factor);
-                } else if (wavelen >= high_wavelen) {  // between the two: blended
-                    const double smooth = (static_cast<double>(original_positions) / wavelen - low_freq_factor) /
-                                          (high_freq_factor - low_freq_factor);
-                    v = static_cast<float>((1 - smooth) * v / factor + smooth * v);
-                }
-            }
-            f.push_back(v);
-        }
+        for (std::int64_t i = 0; i < dims / 2; ++i) f.push_back(freq(i));
         return f;
+    }
+
+    // Every frequency finite and positive: a theta or factor far out of range
+    // would otherwise turn every logit into NaN. The unscaled frequencies fall
+    // with i, and a scaled one lies between v / factor and v, so the first pair
+    // and the last (unscaled, and divided by the factor) bound them all.
+    void check(const config_reader& r) const {
+        if (dims < 2) return;
+        const auto last = dims / 2 - 1;
+        const auto plain = rope{.dims = dims, .theta = theta}.freq(last);
+        for (const auto f : {freq(0), freq(last), plain, static_cast<double>(static_cast<float>(plain / factor))})
+            if (!std::isfinite(f) || !(f > 0))
+                r.fail("rope parameters (theta " + std::to_string(theta) + ", scaling " + scaling + ", factor " +
+                       std::to_string(factor) + ") give a rotary frequency of " + std::to_string(f) +
+                       "; they must give finite, positive ones");
     }
 
     // Reads rope_theta and rope_scaling, or transformers 5's rope_parameters.
@@ -225,30 +240,32 @@ struct rope {
         if (r.has("rope_parameters")) s = &r.raw("rope_parameters");
         else if (r.has("rope_scaling")) s = &r.raw("rope_scaling");
         p.theta = r.positive("rope_theta", p.theta);
-        if (!s) return p;
-        if (!s->is_object()) r.fail("rope settings must be an object, got " + s->dump());
+        if (!s) return p.check(r), p;
+        if (!s->is_object()) r.fail("rope settings must be an object, got " + io::shown(*s));
         auto number = [&](const char* key, double fallback) {
             if (!s->contains(key) || (*s)[key].is_null()) return fallback;
             if (!(*s)[key].is_number() || (*s)[key].get<double>() <= 0)
-                r.fail("rope field `" + std::string(key) + "` must be a positive number, got " + (*s)[key].dump());
+                r.fail("rope field `" + std::string(key) + "` must be a positive number, got " + io::shown((*s)[key]));
             return (*s)[key].get<double>();
         };
         p.theta = number("rope_theta", p.theta);
         const auto type = s->contains("rope_type") ? (*s)["rope_type"] : s->contains("type") ? (*s)["type"] : nlohmann::json("default");
-        if (!type.is_string()) r.fail("rope_type must be a string, got " + type.dump());
+        if (!type.is_string()) r.fail("rope_type must be a string, got " + io::shown(type));
         p.scaling = type.get<std::string>();
-        if (p.scaling == "default") return p;
+        if (p.scaling == "default") return p.check(r), p;
         if (p.scaling != "linear" && p.scaling != "llama3")
-            r.fail("rope_type \"" + p.scaling + "\" is not supported (default, linear, llama3)");
+            r.fail("rope_type \"" + io::printable(p.scaling) + "\" is not supported (default, linear, llama3)");
         if (!s->contains("factor")) r.fail("rope scaling \"" + p.scaling + "\" needs a `factor`");
         p.factor = number("factor", 1.0);
         if (p.scaling == "llama3") {
             p.low_freq_factor = number("low_freq_factor", 1.0);
             p.high_freq_factor = number("high_freq_factor", 4.0);
-            p.original_positions = static_cast<std::int64_t>(number("original_max_position_embeddings", 8192));
+            p.original_positions = checked::to_integer(number("original_max_position_embeddings", 8192), 1,
+                                                       config_reader::max_integer, "rope field `original_max_position_embeddings`");
             if (p.high_freq_factor <= p.low_freq_factor)
                 r.fail("rope scaling llama3 needs high_freq_factor > low_freq_factor");
         }
+        p.check(r);
         return p;
     }
 };

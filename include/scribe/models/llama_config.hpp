@@ -40,7 +40,7 @@ struct config : decoder_config {
         c.attention_bias = r.boolean("attention_bias", false);
         r.only("mlp_bias", false, "the MLP's projections have no biases");
         if (r.has("partial_rotary_factor") && r.raw("partial_rotary_factor") != 1.0 && r.raw("partial_rotary_factor") != 1)
-            r.fail("partial_rotary_factor " + r.raw("partial_rotary_factor").dump() + " is not supported (every dim of a head rotates)");
+            r.fail("partial_rotary_factor " + io::shown(r.raw("partial_rotary_factor")) + " is not supported (every dim of a head rotates)");
         c.rope = rope::read(r, c.head_dim, rope::layout::half);
         if (r.has("sliding_window") && r.boolean("use_sliding_window", true)) {
             c.sliding_window = r.integer("sliding_window");

@@ -23,7 +23,7 @@ inline std::string model_type(const std::filesystem::path& dir) {
     const auto j = read_config_json(file);
     if (!j.is_object()) throw error(file.string() + ": not a JSON object");
     if (!j.contains("model_type")) return "gpt2";
-    if (!j["model_type"].is_string()) throw error(file.string() + ": model_type must be a string, got " + j["model_type"].dump());
+    if (!j["model_type"].is_string()) throw error(file.string() + ": model_type must be a string, got " + io::shown(j["model_type"]));
     return j["model_type"].get<std::string>();
 }
 
@@ -35,7 +35,7 @@ decltype(auto) with_family(const std::filesystem::path& dir, F&& f) {
     if (type == "gptj") return f.template operator()<gptj_family>();
     if (type == "opt") return f.template operator()<opt_family>();
     if (type == "llama" || type == "mistral") return f.template operator()<llama_family>();
-    throw error((dir / "config.json").string() + ": model_type \"" + type + "\" is not supported (" + supported_types + ")");
+    throw error((dir / "config.json").string() + ": model_type \"" + io::printable(type) + "\" is not supported (" + supported_types + ")");
 }
 
 }  // namespace scribe::models

@@ -22,12 +22,17 @@
 
 namespace scribe::parallel {
 
-// The degrees 1..extent that divide `extent`.
+// The degrees 1..extent that divide `extent`, ascending (pairs k, extent / k up
+// to the square root: extents come from config files and may be near 2^31).
 inline std::vector<std::int64_t> divisors(std::int64_t extent) {
-    std::vector<std::int64_t> d;
-    for (std::int64_t k = 1; k <= extent; ++k)
-        if (extent % k == 0) d.push_back(k);
-    return d;
+    std::vector<std::int64_t> low, high;
+    for (std::int64_t k = 1; k <= extent / k; ++k)
+        if (extent % k == 0) {
+            low.push_back(k);
+            if (k != extent / k) high.push_back(extent / k);
+        }
+    low.insert(low.end(), high.rbegin(), high.rend());
+    return low;
 }
 
 inline std::string list(const std::vector<std::int64_t>& v) {

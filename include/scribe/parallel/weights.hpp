@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../core/checked.hpp"
 #include "../cpu/array.hpp"
 #include "mesh.hpp"
 
@@ -70,9 +71,18 @@ struct memory_plan {
 template <class Spec>
 memory_plan plan(const std::vector<Spec>& specs, const std::vector<shape>& caches, dtype t, std::int64_t degree) {
     memory_plan p{.degree = degree};
-    const auto bytes = static_cast<std::size_t>(info(t).bytes);
-    for (const auto& s : specs) p.weights += static_cast<std::size_t>(element_count(shard_shape(s.dims, s.split, degree))) * bytes;
-    for (const auto& c : caches) p.kv_cache += static_cast<std::size_t>(element_count(c)) * bytes;
+    const auto bytes = static_cast<std::uint64_t>(info(t).bytes);
+    std::uint64_t w = 0, kv = 0;
+    for (const auto& s : specs)
+        w = checked::add(w, checked::mul(static_cast<std::uint64_t>(element_count(shard_shape(s.dims, s.split, degree))), bytes,
+                                         "the bytes of weight " + s.name),
+                         "the bytes of the weights");
+    for (const auto& c : caches)
+        kv = checked::add(kv, checked::mul(static_cast<std::uint64_t>(element_count(c)), bytes, "the bytes of a KV cache tensor"),
+                          "the bytes of the KV cache");
+    (void)checked::add(w, kv, "the bytes of the weights and the KV cache");
+    p.weights = static_cast<std::size_t>(w);
+    p.kv_cache = static_cast<std::size_t>(kv);
     return p;
 }
 

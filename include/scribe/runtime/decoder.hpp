@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -38,10 +39,13 @@
 
 #include <thread>
 
+#include <unistd.h>
+
 #include "../cpu.hpp"
 #include "../io/safetensors.hpp"
 #include "../parallel/weights.hpp"
 #include "sampling.hpp"
+#include "weight_files.hpp"
 
 namespace scribe::runtime {
 
@@ -59,15 +63,25 @@ struct load_options {
     // comm->rank() and loads that rank's part of the weights only.
     std::int64_t tp = 1;
     cpu::communicator* comm = nullptr;
+    // How long a rank waits for the others at one exchange before it fails,
+    // naming the ranks that did not arrive (cpu::communicator::set_timeout; set
+    // on comm too); zero or less: forever.
+    std::chrono::milliseconds collective_timeout = cpu::communicator::default_timeout;
     // Bytes one rank may use for its weights and KV cache; 0: no limit. A load or
     // a generate() that would need more is refused, with the numbers.
     std::size_t memory_budget = 0;
+    // Debugging non-finite logits: check every value as the graphs compute it and
+    // name the first node (and its weights) that makes a NaN or an infinity. Slow.
+    bool check_finite = false;
 };
 
 struct generate_options {
     std::int64_t max_new_tokens = 32;
     sampling sample{};
     bool stop_at_eos = true;
+    // Only tokens below this id are chosen (a tokenizer with fewer ids than the
+    // model's vocabulary, whose padding rows have no text); 0: every token.
+    std::int64_t vocab_limit = 0;
     // Called with (sequence, token) as each token is chosen; return false to stop
     // generating for every sequence.
     std::function<bool(std::size_t, std::int32_t)> on_token{};
@@ -90,10 +104,10 @@ inline void convert_floats(dtype from, const unsigned char* src, dtype to, unsig
         store_as(to, load_as_double(from, src + static_cast<std::size_t>(i) * fs), dst + static_cast<std::size_t>(i) * ts);
 }
 
-inline std::string shape_text(const std::vector<std::int64_t>& s) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-    return out + "]";
+// The machine's memory in bytes (0 when unknown).
+inline std::uint64_t physical_memory() {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) : 0;
 }
 
 inline std::string mib(std::size_t bytes) {
@@ -104,9 +118,27 @@ inline std::string mib(std::size_t bytes) {
 
 }  // namespace detail
 
-// The file of rank `rank` in a folder pre-sharded for `degree` ranks.
-inline std::filesystem::path rank_file(const std::filesystem::path& dir, std::int64_t degree, std::int64_t rank) {
-    return dir / ("model.tp" + std::to_string(degree) + "-rank" + std::to_string(rank) + ".safetensors");
+// Refuses a run whose per-rank weights and KV cache (batch x capacity; the
+// weights alone when batch is 0) exceed `budget` bytes per rank (0: none), or
+// whose `ranks_here` ranks in this process need more than the machine's memory:
+// said with the numbers before anything is allocated, not half-way through.
+inline void check_memory(const parallel::memory_plan& p, std::int64_t batch, std::int64_t capacity, dtype type,
+                         std::size_t ranks_here, std::size_t budget) {
+    const auto need = batch ? p.total() : p.weights;
+    std::string what = "weights " + detail::mib(p.weights);
+    if (batch)
+        what += " + KV cache " + detail::mib(p.kv_cache) + " (batch " + std::to_string(batch) + ", " + std::to_string(capacity) +
+                " positions)";
+    what += " in " + std::string(name(type));
+    if (budget && need > budget)
+        throw error("memory: each of the " + std::to_string(p.degree) + " rank(s) would need " + detail::mib(need) + " (" + what +
+                    ") but the budget is " + detail::mib(budget) +
+                    " per rank; use a larger tensor-parallel degree, a smaller batch or fewer new tokens");
+    const auto here = checked::mul(static_cast<std::uint64_t>(need), static_cast<std::uint64_t>(ranks_here), "the bytes this process's ranks need");
+    if (const auto machine = detail::physical_memory(); !budget && machine && here > machine)
+        throw error("memory: the " + std::to_string(ranks_here) + " rank(s) of this process would need " +
+                    detail::mib(static_cast<std::size_t>(here)) + " (each: " + what + "), more than this machine's " +
+                    detail::mib(static_cast<std::size_t>(machine)) + "; use a smaller batch or model, more processes, or --memory-budget");
 }
 
 template <class Family>
@@ -119,7 +151,6 @@ public:
         if (opt_.type != dtype::f32 && opt_.type != dtype::f16 && opt_.type != dtype::bf16)
             throw error("decoder: the model runs in f32, f16 or bf16, not " + std::string(name(opt_.type)));
         set_up_ranks();
-        check_budget(0, 0);
         load_weights();
         if (opt_.buckets.empty()) {
             for (std::int64_t b = 16; b < config_.n_positions; b *= 2) opt_.buckets.push_back(b);
@@ -208,13 +239,19 @@ public:
         std::vector<bool> done(prompts.size(), false);
         std::vector<std::int32_t> last(prompts.size());
         bool stop = false;
+        if (o.vocab_limit < 0 || o.vocab_limit > config_.vocab_size)
+            throw error("generate: vocab_limit " + std::to_string(o.vocab_limit) + " must be between 0 and the vocabulary's " +
+                        std::to_string(config_.vocab_size));
+        const auto choosable = static_cast<std::size_t>(o.vocab_limit ? o.vocab_limit : config_.vocab_size);
+        std::int64_t step = 0;  // the token being chosen: 0 from prefill, then one per decode step
         auto choose = [&](std::vector<float> logits) {
             // Ranks in other processes choose from rank 0's logits, so they agree.
             if (opt_.comm && opt_.comm->size() > 1) opt_.comm->broadcast(logits.data(), logits.size() * 4, 0);
             const auto V = static_cast<std::size_t>(config_.vocab_size);
             for (std::size_t b = 0; b < prompts.size(); ++b) {
                 if (done[b]) continue;
-                const auto t = sample(std::span<const float>(logits.data() + b * V, V), o.sample, rng);
+                check_finite_logits(std::span<const float>(logits.data() + b * V, V), step, b);
+                const auto t = sample(std::span<const float>(logits.data() + b * V, choosable), o.sample, rng);
                 out.tokens[b].push_back(t);
                 last[b] = t;
                 if (o.stop_at_eos && config_.eos_token_id && t == *config_.eos_token_id) done[b] = true;
@@ -231,7 +268,7 @@ public:
 
         const auto t1 = std::chrono::steady_clock::now();
         std::vector<std::int32_t> ids(prompts.size()), positions(prompts.size());
-        for (std::int64_t step = 1; step < o.max_new_tokens && !stop; ++step) {
+        for (step = 1; step < o.max_new_tokens && !stop; ++step) {
             if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
             for (std::size_t b = 0; b < prompts.size(); ++b) {
                 ids[b] = last[b];
@@ -288,9 +325,11 @@ private:
                 throw error("decoder: tensor-parallel degree " + std::to_string(tp) + " but the communicator has " +
                             std::to_string(opt_.comm->size()) + " ranks (mpirun -np " + std::to_string(opt_.comm->size()) +
                             " needs --tp " + std::to_string(opt_.comm->size()) + ")");
+            opt_.comm->set_timeout(opt_.collective_timeout);
             ranks_.push_back({opt_.comm->rank(), opt_.comm, {}});
         } else if (tp > 1) {
             group_ = std::make_unique<cpu::thread_group>(static_cast<int>(tp));
+            group_->set_timeout(opt_.collective_timeout);
             rank_threads_ = std::make_unique<cpu::thread_pool>(static_cast<unsigned>(tp));
             for (int r = 0; r < static_cast<int>(tp); ++r) ranks_.push_back({r, &(*group_)[r], {}});
         } else {
@@ -298,20 +337,11 @@ private:
         }
     }
 
-    // Refuses a run whose per-rank weights and KV cache (batch x capacity; none
-    // when batch is 0) exceed load_options::memory_budget.
+    // Refuses a run whose memory plan does not fit (see check_memory), before
+    // anything is allocated; batch 0: the weights alone.
     void check_budget(std::int64_t batch, std::int64_t capacity) const {
-        if (!opt_.memory_budget) return;
-        const auto p = memory(std::max<std::int64_t>(batch, 1), std::max<std::int64_t>(capacity, 1));
-        const auto need = batch ? p.total() : p.weights;
-        if (need <= opt_.memory_budget) return;
-        std::string what = "weights " + detail::mib(p.weights);
-        if (batch)
-            what += " + KV cache " + detail::mib(p.kv_cache) + " (batch " + std::to_string(batch) + ", " +
-                    std::to_string(capacity) + " positions)";
-        throw error("memory: each of the " + std::to_string(opt_.tp) + " rank(s) would need " + detail::mib(need) + " (" + what +
-                    " in " + std::string(name(opt_.type)) + ") but the budget is " + detail::mib(opt_.memory_budget) +
-                    " per rank; use a larger tensor-parallel degree, a smaller batch or fewer new tokens");
+        check_memory(memory(std::max<std::int64_t>(batch, 1), std::max<std::int64_t>(capacity, 1)), batch, capacity, opt_.type,
+                     ranks_.size(), opt_.memory_budget);
     }
 
     // Runs a step on every rank of this process (ranks as threads run at once);
@@ -344,6 +374,17 @@ private:
         return outs;
     }
 
+    // Logits with a NaN or an infinity (weights that hold them, or overflow) end
+    // generation with an error rather than a silent, empty continuation.
+    void check_finite_logits(std::span<const float> row, std::int64_t step, std::size_t sequence) const {
+        for (std::size_t v = 0; v < row.size(); ++v)
+            if (!std::isfinite(row[v]))
+                throw error("generate: the logits of sequence " + std::to_string(sequence) + " at step " + std::to_string(step) +
+                            (step == 0 ? " (prefill)" : " (decode)") + " are not finite (token " + std::to_string(v) + ": " +
+                            std::to_string(row[v]) + "); the weights or the config make NaN or infinity" +
+                            (opt_.check_finite ? "" : " (--check-finite names the first layer that does)"));
+    }
+
     void check_prompts(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t new_tokens) const {
         if (prompts.empty()) throw error("generate: no prompts");
         for (std::size_t b = 0; b < prompts.size(); ++b) {
@@ -356,7 +397,7 @@ private:
             if (n > config_.n_positions)
                 throw error("generate: prompt " + std::to_string(b) + " has " + std::to_string(n) +
                             " tokens but the model has " + std::to_string(config_.n_positions) + " positions");
-            if (n + new_tokens > config_.n_positions)
+            if (new_tokens > config_.n_positions - n)
                 throw error("generate: prompt " + std::to_string(b) + " (" + std::to_string(n) + " tokens) + " +
                             std::to_string(new_tokens) + " new tokens exceeds the model's " +
                             std::to_string(config_.n_positions) + " positions; ask for at most " +
@@ -369,101 +410,35 @@ private:
         }());
     }
 
-    // Reads every weight the family lists for each rank of this process: from the
-    // rank's file of a pre-sharded folder when there is one, else cut from the
-    // checkpoint. Refuses missing, misshapen, non-float and unknown tensors,
-    // naming the file and the tensor.
+    // Reads every weight the family lists for each rank of this process (from the
+    // rank's file of a pre-sharded folder, or cut from the checkpoint), after
+    // weight_files has checked them all.
     void load_weights() {
-        const auto specs = Family::weights(config_, opt_.tp);
-        presharded_ = opt_.tp > 1 && std::filesystem::exists(rank_file(dir_, opt_.tp, ranks_.front().rank));
-        std::size_t total = 0, done = 0;
-        struct source {
-            const io::safetensors* file;
-            std::string name;
-        };
-        // For each rank (local), where each spec's bytes are.
-        std::vector<std::vector<source>> found(ranks_.size());
-        auto check_extra = [&](const std::vector<std::string>& names, const std::vector<source>& used,
-                               const std::function<std::string(const std::string&)>& file_of) {
-            for (const auto& n : names) {
-                if (Family::ignored_tensor(n) ||
-                    std::any_of(used.begin(), used.end(), [&](const source& u) { return u.name == n; }))
-                    continue;
-                throw error(file_of(n) + ": unexpected tensor `" + n + "` (not a weight of a " + Family::name +
-                            " with this config.json)");
-            }
-        };
-        if (presharded_) {
-            for (std::size_t k = 0; k < ranks_.size(); ++k) {
-                const auto r = ranks_[k].rank;
-                const auto& f = rank_files_.emplace_back(rank_file(dir_, opt_.tp, r));
-                const auto path = f.path().string();
-                auto meta = [&](const char* key) {
-                    const auto it = f.metadata().find(key);
-                    return it == f.metadata().end() ? std::string("(none)") : it->second;
-                };
-                if (meta("scribe.tp_degree") != std::to_string(opt_.tp) || meta("scribe.rank") != std::to_string(r))
-                    throw error(path + ": __metadata__ says tp_degree " + meta("scribe.tp_degree") + ", rank " +
-                                meta("scribe.rank") + "; this is rank " + std::to_string(r) + " of " + std::to_string(opt_.tp));
-                for (const auto& s : specs) {
-                    if (!f.contains(s.name))
-                        throw error(path + ": tensor `" + s.name + "` is missing (rank " + std::to_string(r) + " of a " +
-                                    Family::name + " with " + std::to_string(config_.n_layer) + " layers needs it)");
-                    found[k].push_back({&f, s.name});
-                    total += f.bytes(s.name).size();
-                }
-                std::vector<std::string> names;
-                for (const auto& e : f.tensors()) names.push_back(e.name);
-                check_extra(names, found[k], [&](const std::string&) { return path; });
-            }
-        } else {
-            full_.emplace(dir_);
-            const auto& ck = *full_;
-            std::vector<source> names;
-            for (const auto& s : specs) {
-                const auto prefixed = std::string(Family::prefix) + s.name;
-                const auto n = ck.contains(s.name) ? std::optional(s.name)
-                               : ck.contains(prefixed) ? std::optional(prefixed)
-                                                       : std::nullopt;
-                if (!n)
-                    throw error((dir_ / "model.safetensors").string() + ": tensor `" + s.name + "` is missing (a " +
-                                Family::name + " with " + std::to_string(config_.n_layer) + " layers needs it)");
-                names.push_back({&ck.shard_of(*n), *n});
-                total += ck.bytes(*n).size() * ranks_.size() / static_cast<std::size_t>(opt_.tp);
-            }
-            check_extra(ck.names(), names, [&](const std::string& n) { return ck.shard_of(n).path().string(); });
-            for (auto& f : found) f = names;
-        }
+        std::vector<int> ranks;
+        for (const auto& r : ranks_) ranks.push_back(r.rank);
+        files_.emplace(dir_, config_, opt_.tp, ranks);
+        const auto& files = *files_;
+        presharded_ = files.presharded();
+        check_budget(0, 0);
+        const auto& specs = files.specs();
+        const auto total = files.bytes_to_read();
+        std::size_t done = 0;
         for (std::size_t k = 0; k < ranks_.size(); ++k) {
             for (std::size_t i = 0; i < specs.size(); ++i) {
                 const auto& s = specs[i];
-                const auto& src = found[k][i];
-                const auto& e = src.file->entry(src.name);
-                const auto where = src.file->path().string();
-                const auto part_dims = parallel::shard_shape(s.dims, s.split, opt_.tp);
-                std::vector<std::int64_t> want = s.stored;
-                if (presharded_) {
-                    want.clear();
-                    for (const auto& d : part_dims) want.push_back(d.extent);
-                }
-                if (e.shape != want)
-                    throw error(where + ": tensor `" + src.name + "` is " + detail::shape_text(e.shape) + " but " +
-                                (presharded_ ? "rank " + std::to_string(ranks_[k].rank) + "'s part" : std::string("config.json")) +
-                                " needs " + detail::shape_text(want));
-                if (e.type != dtype::f32 && e.type != dtype::f16 && e.type != dtype::bf16)
-                    throw error(where + ": tensor `" + src.name + "` is " + std::string(name(e.type)) +
-                                "; weights must be F32, F16 or BF16");
+                const auto& src = files.at(k, i);
+                const auto type = src.file->entry(src.name).type;
                 const auto bytes = src.file->bytes(src.name);
                 // This rank's part, in the stored dtype: borrowed in place where it can be.
-                auto part = presharded_ ? cpu::array::borrow(e.type, part_dims, bytes.data(), bytes.size())
-                                        : parallel::shard(cpu::array::borrow(e.type, s.dims, bytes.data(), bytes.size()),
-                                                          s.split, opt_.tp, ranks_[k].rank);
+                auto part = presharded_ ? cpu::array::borrow(type, parallel::shard_shape(s.dims, s.split, opt_.tp), bytes.data(), bytes.size())
+                                        : parallel::shard(cpu::array::borrow(type, s.dims, bytes.data(), bytes.size()), s.split, opt_.tp,
+                                                          ranks_[k].rank);
                 auto& slot = ranks_[k].weights[s.name];
-                if (e.type == opt_.type) {
+                if (type == opt_.type) {
                     slot = std::move(part);
                 } else {  // converted once, here
                     auto a = cpu::array::uninitialized(opt_.type, part.dims());
-                    detail::convert_floats(e.type, part.data(), opt_.type, a.mutable_data(), part.size());
+                    detail::convert_floats(type, part.data(), opt_.type, a.mutable_data(), part.size());
                     converted_bytes_ += a.bytes();
                     slot = std::move(a);
                 }
@@ -498,7 +473,8 @@ private:
         else if (ranks_.size() > 1)
             threads = std::max(1u, threads / static_cast<unsigned>(ranks_.size()));
         for (std::size_t k = 0; k < ranks_.size(); ++k) {
-            s.execs.push_back(std::make_unique<cpu::executor>(*s.g, cpu::options{.threads = threads, .comm = ranks_[k].comm}));
+            s.execs.push_back(std::make_unique<cpu::executor>(
+                *s.g, cpu::options{.threads = threads, .check_finite = opt_.check_finite, .comm = ranks_[k].comm}));
             bind_weights(s, k);
         }
         return s;
@@ -566,8 +542,7 @@ private:
     std::filesystem::path dir_;
     load_options opt_;
     config config_;
-    std::optional<io::checkpoint> full_;     // the unsharded checkpoint, mmapped
-    std::deque<io::safetensors> rank_files_;  // or this process's ranks' pre-sharded files
+    std::optional<weight_files<Family>> files_;  // the checkpoint or this process's ranks' files, mmapped
     bool presharded_ = false;
     std::unique_ptr<cpu::thread_group> group_;  // ranks as threads: their exchanges
     std::unique_ptr<cpu::thread_pool> rank_threads_;  // and the threads they run on

@@ -1,0 +1,227 @@
+// Hostile input, at the library's level: the JSON reader (depth, duplicate keys,
+// messages that do not echo the input), regular files only, checked size
+// arithmetic, the weight-file checks shared by every command, the memory plan
+// checked before allocation, and non-finite logits. (tests/hostile/catalogue.py
+// drives the same through the `scribe` program, case by case.)
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <scribe/core/checked.hpp>
+#include <scribe/cpu.hpp>
+#include <scribe/io/json.hpp>
+#include <scribe/models/gpt2.hpp>
+#include <scribe/models/llama_config.hpp>
+#include <scribe/runtime/decoder.hpp>
+
+#include "golden.hpp"
+
+using namespace scribe;
+namespace fs = std::filesystem;
+using Catch::Contains;
+
+SCRIBE_DIM(rows);
+
+namespace {
+
+fs::path scratch(const std::string& name) {
+    const auto d = fs::temp_directory_path() / ("scribe_test_hostile_" + std::to_string(::getpid())) / name;
+    fs::remove_all(d);
+    fs::create_directories(d.parent_path());
+    return d;
+}
+
+std::string nested(int depth) { return std::string(static_cast<std::size_t>(depth), '[') + std::string(static_cast<std::size_t>(depth), ']'); }
+
+// A copy of a tiny golden checkpoint to spoil.
+fs::path copy_model(const std::string& model, const std::string& name) {
+    const auto d = scratch(name);
+    fs::copy(scribe_test::data / model, d, fs::copy_options::recursive);
+    return d;
+}
+
+void set_config(const fs::path& dir, const std::string& key, const nlohmann::json& value) {
+    std::ifstream in(dir / "config.json");
+    auto j = nlohmann::json::parse(in);
+    j[key] = value;
+    std::ofstream(dir / "config.json") << j.dump();
+}
+
+}  // namespace
+
+TEST_CASE("hostile: JSON nesting is bounded, where the limit was hit is said") {
+    CHECK(io::parse_json(nested(io::json_depth_limit), "x.json").is_array());
+    CHECK_THROWS_WITH(io::parse_json(nested(io::json_depth_limit + 1), "x.json"),
+                      Contains("x.json: JSON nested deeper than 64 levels (at /[]/[]/"));
+    CHECK_THROWS_WITH(io::parse_json(nested(100000), "deep.json"), Contains("deep.json: JSON nested deeper than 64 levels"));
+    std::string objects;
+    for (int i = 0; i < 70; ++i) objects += "{\"k" + std::to_string(i) + "\":";
+    objects += "1" + std::string(70, '}');
+    CHECK_THROWS_WITH(io::parse_json(objects, "cfg"), Contains("(at /k0/k1/k2/k3/k4/k5/k6/k7/...)"));
+}
+
+TEST_CASE("hostile: a key twice in one object is refused, naming it; the same key in two objects is fine") {
+    CHECK_THROWS_WITH(io::parse_json(R"({"a": 1, "b": {"c": 1, "c": 2}})", "f.json"),
+                      Contains("f.json: key \"c\" appears twice in one object (at /b/c)"));
+    CHECK(io::parse_json(R"({"a": {"c": 1}, "b": {"c": 2}, "l": [{"c": 1}, {"c": 2}]})", "f.json")["b"]["c"] == 2);
+}
+
+TEST_CASE("hostile: parse errors and shown values do not echo the input's bytes") {
+    try {
+        (void)io::parse_json("{\"a\": SECRET_BYTES}", "f.json");
+        FAIL("no error");
+    } catch (const error& e) {
+        CHECK_THAT(e.what(), Contains("f.json: not valid JSON") && !Contains("SECRET"));
+    }
+    CHECK(io::printable("a\x01\xff\\") == "a\\x01\\xff\\\\");
+    CHECK(io::printable(std::string(100, 'x')).size() == 64 + 3);
+    CHECK(io::shown(nlohmann::json::parse(R"({"k": [1, 2]})")) == "an object of 1 keys");
+}
+
+TEST_CASE("hostile: only regular files are opened, without blocking on a FIFO") {
+    const auto dir = scratch("files");
+    fs::create_directories(dir / "sub");
+    REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+    CHECK_THROWS_WITH(io::read_text(dir / "fifo", 100, "the config"), Contains("fifo: the config is a FIFO, not a regular file"));
+    CHECK_THROWS_WITH(io::read_text(dir / "sub", 100, "the config"), Contains("sub: the config is a directory, not a regular file"));
+    CHECK_THROWS_WITH(io::read_text("/dev/zero", 100, "the tokenizer file"), Contains("is a character device, not a regular file"));
+    CHECK_THROWS_WITH(io::read_text(dir / "none", 100, "the config"), Contains("none: cannot open the config: no such file"));
+    std::ofstream(dir / "big") << std::string(200, 'x');
+    CHECK_THROWS_WITH(io::read_text(dir / "big", 100, "the config"), Contains("big: the config is 200 bytes, more than the 100"));
+    fs::create_symlink(dir / "big", dir / "link");  // the Hugging Face cache is made of symlinks
+    CHECK(io::read_text(dir / "link", 1000, "the config").size() == 200);
+}
+
+TEST_CASE("hostile: size arithmetic from outside values overflows into an error naming it") {
+    const auto big = std::numeric_limits<std::int64_t>::max() / 2;
+    CHECK(checked::mul(std::int64_t{3}, std::int64_t{4}, "x") == 12);
+    CHECK_THROWS_WITH(checked::mul(big, std::int64_t{3}, "the KV cache's bytes"), Contains("the KV cache's bytes: ") && Contains("too large"));
+    CHECK_THROWS_WITH(checked::add(std::uint64_t{~0ull}, std::uint64_t{1}, "total"), Contains("total: "));
+    CHECK_THROWS_WITH(checked::to_integer(std::nan(""), 1, 100, "rope field `x`"), Contains("rope field `x` must be a number between 1 and 100"));
+    CHECK_THROWS_WITH(checked::to_integer(1e300, 1, 100, "f"), Contains("f must be"));
+    CHECK(checked::to_integer(42.9, 1, 100, "f") == 42);
+    CHECK_THROWS_WITH(element_count(shape{{"batch", std::int64_t{1} << 40}, {"cache", std::int64_t{1} << 40}}),
+                      Contains("shape [batch=1099511627776, cache=1099511627776] has too many elements"));
+}
+
+TEST_CASE("hostile: config integers are bounded before any arithmetic sees them") {
+    for (const auto& bad : {nlohmann::json(std::int64_t{1} << 31), nlohmann::json(-1), nlohmann::json(1.5), nlohmann::json(1e300),
+                            nlohmann::json("12"), nlohmann::json(std::numeric_limits<std::uint64_t>::max())}) {
+        auto j = nlohmann::json::parse(R"({"vocab_size": 10, "n_positions": 8, "n_embd": 4, "n_layer": 1, "n_head": 2})");
+        j["n_embd"] = bad;
+        CHECK_THROWS_WITH(models::gpt2::config::parse(j, "c.json"), Contains("c.json: field `n_embd` must be a positive integer below 2^31"));
+    }
+}
+
+TEST_CASE("hostile: rope parameters that give non-finite frequencies are refused at load") {
+    auto j = nlohmann::json::parse(R"({"vocab_size": 10, "max_position_embeddings": 8, "hidden_size": 8, "intermediate_size": 8,
+                                       "num_hidden_layers": 1, "num_attention_heads": 2, "rope_theta": 1e-300})");
+    CHECK_THROWS_WITH(models::llama::config::parse(j, "c.json"), Contains("c.json: rope parameters") && Contains("finite, positive"));
+    j["rope_theta"] = 10000.0;
+    j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8}, {"original_max_position_embeddings", 1e300}};
+    CHECK_THROWS_WITH(models::llama::config::parse(j, "c.json"), Contains("original_max_position_embeddings"));
+}
+
+TEST_CASE("hostile: a config with more layers than the checkpoint has tensors is refused before a weight list is made") {
+    const auto dir = copy_model("gpt2-tiny-a", "layers");
+    set_config(dir, "n_layer", 1000000000);
+    CHECK_THROWS_WITH((runtime::decoder<models::gpt2_family>(dir, {.threads = 1})),
+                      Contains("the config has 1000000000 layers, but the checkpoint holds only"));
+}
+
+TEST_CASE("hostile: a pre-sharded folder is run at its own degree, complete") {
+    const auto src = scribe_test::data / "gpt2-tiny-a";
+    const auto dir = scratch("presharded");
+    {
+        runtime::decoder<models::gpt2_family> lm(src, {.threads = 1, .tp = 2});
+        lm.save_sharded(dir);
+    }
+    fs::copy_file(src / "config.json", dir / "config.json");
+    CHECK_THROWS_WITH((runtime::decoder<models::gpt2_family>(dir, {.threads = 1, .tp = 4})),
+                      Contains("pre-sharded for tensor-parallel degree 2") && Contains("give --tp 2 (this run asked for 4)"));
+    CHECK_THROWS_WITH((runtime::decoder<models::gpt2_family>(dir, {.threads = 1})), Contains("asked for 1"));
+    fs::remove(runtime::rank_file(dir, 2, 1));
+    CHECK_THROWS_WITH((runtime::decoder<models::gpt2_family>(dir, {.threads = 1, .tp = 2})),
+                      Contains("model.tp2-rank1.safetensors (rank 1) is missing"));
+}
+
+TEST_CASE("hostile: an empty weight_map is named as such") {
+    const auto dir = copy_model("gpt2-tiny-a", "empty_map");
+    fs::remove(dir / "model.safetensors");
+    std::ofstream(dir / "model.safetensors.index.json") << R"({"metadata": {}, "weight_map": {}})";
+    CHECK_THROWS_WITH(io::checkpoint(dir), Contains("model.safetensors.index.json: the \"weight_map\" is empty"));
+}
+
+TEST_CASE("hostile: the memory plan is checked before anything is allocated") {
+    runtime::decoder<models::gpt2_family> lm(scribe_test::data / "gpt2-tiny-a", {.threads = 1});
+    const auto p = lm.memory(std::int64_t{1} << 30, 64);
+    CHECK_THROWS_WITH(runtime::check_memory(p, std::int64_t{1} << 30, 64, dtype::f32, 1, 0),
+                      Contains("more than this machine's") && Contains("batch 1073741824, 64 positions"));
+    CHECK_THROWS_WITH(runtime::check_memory(p, std::int64_t{1} << 30, 64, dtype::f32, 1, 1 << 20), Contains("but the budget is 1.0 MiB"));
+    CHECK_NOTHROW(runtime::check_memory(lm.memory(1, 64), 1, 64, dtype::f32, 1, 0));
+    runtime::decoder<models::gpt2_family> small(scribe_test::data / "gpt2-tiny-a", {.threads = 1, .memory_budget = 1 << 20});
+    CHECK_THROWS_WITH(small.generate(std::vector<std::vector<std::int32_t>>(64, {1, 2}), {.max_new_tokens = 2}),
+                      Contains("memory: each of the 1 rank(s) would need") && Contains("batch 64"));
+}
+
+TEST_CASE("hostile: max_new_tokens near 2^63 does not wrap the length check") {
+    runtime::decoder<models::gpt2_family> lm(scribe_test::data / "gpt2-tiny-a", {.threads = 1});
+    CHECK_THROWS_WITH(lm.generate({{1, 2, 3}}, {.max_new_tokens = std::numeric_limits<std::int64_t>::max() - 1}),
+                      Contains("new tokens exceeds the model's 64 positions; ask for at most 61"));
+}
+
+TEST_CASE("hostile: non-finite logits stop generation with the step named; check_finite names the weight") {
+    const auto dir = copy_model("gpt2-tiny-a", "nan");
+    {
+        io::safetensors f(dir / "model.safetensors");
+        std::vector<io::tensor_to_write> all;
+        std::vector<std::vector<unsigned char>> keep;
+        for (const auto& e : f.tensors()) {
+            auto b = f.bytes(e.name);
+            keep.emplace_back(b.begin(), b.end());
+            if (e.name.ends_with("h.1.mlp.c_proj.weight")) {
+                const float nan = std::numeric_limits<float>::quiet_NaN();
+                for (std::size_t i = 0; i + 4 <= keep.back().size(); i += 4) std::memcpy(keep.back().data() + i, &nan, 4);
+            }
+            all.push_back({e.name, e.type, e.shape, {keep.back().data(), keep.back().size()}});
+        }
+        io::write_safetensors(dir / "model.tmp", all);
+    }
+    fs::rename(dir / "model.tmp", dir / "model.safetensors");
+    {
+        runtime::decoder<models::gpt2_family> lm(dir, {.threads = 1});
+        CHECK_THROWS_WITH(lm.generate({{1, 2}}, {.max_new_tokens = 3}),
+                          Contains("generate: the logits of sequence 0 at step 0 (prefill) are not finite"));
+    }
+    runtime::decoder<models::gpt2_family> lm(dir, {.threads = 1, .check_finite = true});
+    CHECK_THROWS_WITH(lm.generate({{1, 2}}, {.max_new_tokens = 3}), Contains("input `h.1.mlp.c_proj.weight` holds a non-finite value"));
+}
+
+TEST_CASE("hostile: check_finite names the first node that makes a non-finite value and the weights it reads") {
+    graph g("overflow");
+    g.bind(rows(4));
+    auto w = g.parameter(f32[rows], "layer.3.weight");
+    auto x = g.parameter(f32[rows], "x");
+    g.outputs(exp(w * x));
+    cpu::executor e(g, {.threads = 1, .check_finite = true});
+    const std::vector<float> a{1, 2, 3, 4}, b{1, 1, 100, 1};
+    CHECK_THROWS_WITH(e({cpu::array::borrow(dtype::f32, {{"rows", 4}}, a.data(), 16), cpu::array::borrow(dtype::f32, {{"rows", 4}}, b.data(), 16)}),
+                      Contains("the first non-finite value") && Contains("element 2") && Contains("`layer.3.weight`"));
+}
+
+TEST_CASE("hostile: tokens past vocab_limit are never chosen") {
+    runtime::decoder<models::gpt2_family> lm(scribe_test::data / "gpt2-tiny-a", {.threads = 1});
+    const auto out = lm.generate({{1, 2}}, {.max_new_tokens = 20, .sample = {.temperature = 5.0, .seed = 3}, .stop_at_eos = false,
+                                            .vocab_limit = 7});
+    for (auto t : out.tokens[0]) CHECK(t < 7);
+    CHECK_THROWS_WITH(lm.generate({{1}}, {.max_new_tokens = 2, .vocab_limit = 1 << 20}), Contains("vocab_limit 1048576 must be between 0"));
+}
