@@ -116,7 +116,7 @@ and shapes.
 options:
   --out DIR              where to write (default: hlo/)
   --buckets A,B,...      prefill buckets (default 128, or the model's positions if fewer)
-  --batch B              sequences per step (default 1)
+  --batch B              sequences per step (default 1, at most 1024)
   --capacity C           positions in the KV cache (default: the model's positions)
   --dtype T              f32, f16 or bf16 (default f32)
   --all-logits           prefill returns logits for every position, not only the last
@@ -142,7 +142,7 @@ Prints the config, every weight (name, dtype, shape, bytes) and the bytes of the
 weights and of the KV cache for a batch and cache length.
 
 options:
-  --batch B              sequences (default 1)
+  --batch B              sequences (default 1, at most 1024)
   --capacity C           positions in the KV cache (default: the model's positions)
   --dtype T              the dtype to account weights and cache in (default: as stored)
   --tp N                 also print what each of N tensor-parallel ranks holds
@@ -311,6 +311,7 @@ struct launcher {
 };
 
 std::vector<std::int64_t> parse_list(const std::string& s, const char* what) {
+    if (s.empty() || s.back() == ',') throw error(std::string(what) + " takes positive integers separated by commas, not \"" + io::printable(s) + "\"");
     std::vector<std::int64_t> out;
     std::stringstream in(s);
     std::string item;
@@ -333,6 +334,16 @@ std::string mib(std::size_t bytes) {
     char b[32];
     std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
     return b;
+}
+
+// --out DIR, created if need be; a clear error when it cannot be.
+void make_out_folder(const fs::path& out) {
+    std::error_code ec;
+    if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+        throw error("--out " + io::shown_path(out) + " is a file, not a folder; give a folder to write into");
+    fs::create_directories(out, ec);
+    if (ec || !fs::is_directory(out))
+        throw error("--out " + io::shown_path(out) + ": cannot create the folder (" + ec.message() + ")");
 }
 
 void check_model_folder(const fs::path& dir) {
@@ -398,6 +409,7 @@ int generate(const args& a, launcher& run) {
     go.sample.temperature = a.flag("greedy") ? 0.0 : a.number("temperature", 0.8, 0.0, 1e6);
     go.sample.top_k = a.integer("top-k", 40, 0, max_count);
     go.sample.top_p = a.number("top-p", 1.0, 0.0, 1.0);
+    if (go.sample.top_p <= 0) throw error("--top-p must be above 0 (and at most 1), not " + io::printable(*a.value("top-p")));
     go.sample.seed = static_cast<std::uint64_t>(a.integer("seed", 0, 0, std::numeric_limits<std::int64_t>::max()));
     go.stop_at_eos = !a.flag("no-stop");
     go.sample.check();
@@ -580,7 +592,7 @@ shape_of_run parse_run(const args& a, const typename family::config& c) {
     shape_of_run s;
     s.tp = a.integer("tp", 1, 1, max_tp);
     family::check_tp(c, s.tp);
-    s.batch = a.integer("batch", 1, 1, max_count);
+    s.batch = a.integer("batch", 1, 1, runtime::max_batch);
     s.capacity = a.integer("capacity", c.n_positions, 1, c.n_positions);
     s.type_given = a.value("dtype").has_value();
     s.type = parse_dtype(a.value("dtype").value_or("f32"));
@@ -595,10 +607,10 @@ shape_of_run parse_run(const args& a, const typename family::config& c) {
 template <class family>
 parallel::memory_plan plan_run(const args& a, const typename family::config& c, const shape_of_run& s, std::int64_t tp, dtype t,
                                bool enforce) {
+    const auto budget = a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0;
     try {
         const auto p = parallel::plan(family::weights(c, tp), family::cache_shapes(c, s.batch, s.capacity, tp), t, tp);
-        if (enforce)
-            runtime::check_memory(p, s.batch, s.capacity, t, 1, a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0);
+        if (enforce) runtime::check_memory(p, s.batch, s.capacity, t, 1, budget);
         return p;
     } catch (const error& e) {
         throw error(std::string(e.what()).substr(std::string_view("[scribe] ").size()) + " (--batch " + std::to_string(s.batch) +
@@ -621,7 +633,7 @@ int export_hlo(const args& a) {
             throw error("bucket " + std::to_string(b) + " is longer than the KV cache's " + std::to_string(capacity) +
                         " positions (--capacity)");
     const fs::path out = a.value("out").value_or("hlo");
-    fs::create_directories(out);
+    make_out_folder(out);
     nlohmann::json manifest = {{"model", a.model.string()}, {"dtype", std::string(name(type))}, {"batch", batch},
                                {"capacity", capacity}, {"tp", tp}, {"modules", nlohmann::json::array()}};
     std::map<std::string, std::string> split;  // weight -> the dim split over the ranks
@@ -719,7 +731,9 @@ int shard(const args& a) {
     if (!a.value("tp") || !a.value("out")) throw error("scribe shard needs --tp N and --out DIR (see scribe shard --help)");
     const auto tp = a.integer("tp", 1, 1, max_tp);
     const fs::path out = *a.value("out");
-    if (fs::exists(out) && fs::equivalent(out, a.model)) throw error("--out must be another folder than the model's");
+    std::error_code ec;
+    if (fs::exists(out, ec) && fs::equivalent(out, a.model, ec)) throw error("--out must be another folder than the model's");
+    make_out_folder(out);
     runtime::decoder<family> lm(a.model, {.type = parse_dtype(a.value("dtype").value_or("f32")), .threads = 1, .tp = tp});
     lm.save_sharded(out);
     for (const auto& f : fs::directory_iterator(a.model)) {

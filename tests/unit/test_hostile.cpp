@@ -106,9 +106,7 @@ TEST_CASE("hostile: size arithmetic from outside values overflows into an error 
     CHECK(checked::mul(std::int64_t{3}, std::int64_t{4}, "x") == 12);
     CHECK_THROWS_WITH(checked::mul(big, std::int64_t{3}, "the KV cache's bytes"), Contains("the KV cache's bytes: ") && Contains("too large"));
     CHECK_THROWS_WITH(checked::add(std::uint64_t{~0ull}, std::uint64_t{1}, "total"), Contains("total: "));
-    CHECK_THROWS_WITH(checked::to_integer(std::nan(""), 1, 100, "rope field `x`"), Contains("rope field `x` must be a number between 1 and 100"));
-    CHECK_THROWS_WITH(checked::to_integer(1e300, 1, 100, "f"), Contains("f must be"));
-    CHECK(checked::to_integer(42.9, 1, 100, "f") == 42);
+    CHECK(checked::shown(1e-300) == "1e-300");
     CHECK_THROWS_WITH(element_count(shape{{"batch", std::int64_t{1} << 40}, {"cache", std::int64_t{1} << 40}}),
                       Contains("shape [batch=1099511627776, cache=1099511627776] has too many elements"));
 }
@@ -128,7 +126,7 @@ TEST_CASE("hostile: rope parameters that give non-finite frequencies are refused
     CHECK_THROWS_WITH(models::llama::config::parse(j, "c.json"), Contains("c.json: rope parameters") && Contains("finite, positive"));
     j["rope_theta"] = 10000.0;
     j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8}, {"original_max_position_embeddings", 1e300}};
-    CHECK_THROWS_WITH(models::llama::config::parse(j, "c.json"), Contains("original_max_position_embeddings"));
+    CHECK_THROWS_WITH(models::llama::config::parse(j, "c.json"), Contains("c.json: rope field `original_max_position_embeddings` must be a whole number of positions below 2^31, got 1e+300"));
 }
 
 TEST_CASE("hostile: a config with more layers than the checkpoint has tensors is refused before a weight list is made") {

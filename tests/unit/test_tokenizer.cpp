@@ -335,10 +335,10 @@ TEST_CASE("tokenizer: malformed vocab.json and merges.txt are refused with the f
     SECTION("vocab.json duplicate id") { refuses(R"({"a": 0, "b": 0})", "", v, "tokens \"a\" and \"b\" both have id 0"); }
     SECTION("vocab.json gap") { refuses(R"({"a": 0, "b": 2})", "", v, "token \"b\" has id 2, but there are 2 tokens"); }
     SECTION("merges.txt line malformed") {
-        refuses(vocab, "#version: 0.2\na b\nab\n", m, "line 3 is not a merge (two tokens separated by one space): \"ab\"");
+        refuses(vocab, "#version: 0.2\na b\nab\n", m, "line 3 is not a merge (two tokens separated by one space)");
         refuses(vocab, "a b\n\na b\n", m, "line 2 is not a merge");
         refuses(vocab, "a b c\n", m, "line 1 is not a merge");
-        refuses(vocab, "a\tb\n", m, "line 1 is not a merge (two tokens separated by one space): \"a\\x09b\"");
+        refuses(vocab, "a\tb\n", m, "line 1 is not a merge (two tokens separated by one space)");
     }
     SECTION("merges.txt naming a token not in the vocabulary") { refuses(vocab, "a b\na z\n", m, "line 2: the merge's token \"z\" is not in the vocabulary"); }
     SECTION("merges.txt result not in the vocabulary") { refuses(vocab, "b a\n", m, "line 1: the merge's result \"ba\" is not in the vocabulary"); }

@@ -5,7 +5,7 @@
 //     const auto bytes = checked::mul(elements, 4, "the KV cache's bytes");
 #pragma once
 
-#include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -52,13 +52,11 @@ std::int64_t product(const Range& extents, std::string_view what) {
     return n;
 }
 
-// A finite number in [lo, hi] as an integer (truncated toward zero); NaN, an
-// infinity or a value out of range is an error naming it.
-inline std::int64_t to_integer(double v, double lo, double hi, std::string_view what) {
-    if (!std::isfinite(v) || v < lo || v > hi)
-        throw error(std::string(what) + " must be a number between " + std::to_string(static_cast<std::int64_t>(lo)) + " and " +
-                    std::to_string(static_cast<std::int64_t>(hi)) + ", got " + std::to_string(v));
-    return static_cast<std::int64_t>(v);
+// A number as a message shows it: %g (1e-300, 1e+308, 0.5), never 300 digits.
+inline std::string shown(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v);
+    return b;
 }
 
 }  // namespace scribe::checked

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -20,6 +21,25 @@
 
 namespace scribe::io {
 
+// A string from a file as it may appear in a message: printable ASCII kept,
+// other bytes as \xNN, cut at `limit` bytes.
+inline std::string printable(std::string_view s, std::size_t limit = 64) {
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < s.size() && i < limit; ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\') out += static_cast<char>(c);
+        else if (c == '\\') out += "\\\\";
+        else out += std::string("\\x") + hex[c >> 4] + hex[c & 15];
+    }
+    if (s.size() > limit) out += "...";
+    return out;
+}
+
+// A path as a message shows it (a file name may come from a file: an index).
+inline std::string shown_path(const std::filesystem::path& p) { return printable(p.string(), 512); }
+
+
 // An open regular file: its descriptor (closed with the object) and its size.
 class regular_file {
 public:
@@ -28,18 +48,18 @@ public:
         fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd_ < 0) {
             const int e = errno;
-            if (e == ENOENT) throw error(path.string() + ": cannot open " + what + ": no such file");
-            throw error(path.string() + ": cannot open " + what + " (" + std::strerror(e) + ")");
+            if (e == ENOENT) throw error(shown_path(path) + ": cannot open " + what + ": no such file");
+            throw error(shown_path(path) + ": cannot open " + what + " (" + std::strerror(e) + ")");
         }
         struct stat st{};
         if (::fstat(fd_, &st) != 0) {
             const int e = errno;
             ::close(fd_);
-            throw error(path.string() + ": cannot stat " + what + " (" + std::strerror(e) + ")");
+            throw error(shown_path(path) + ": cannot stat " + what + " (" + std::strerror(e) + ")");
         }
         if (!S_ISREG(st.st_mode)) {
             ::close(fd_);
-            throw error(path.string() + ": " + what + " is " + kind(st.st_mode) + ", not a regular file");
+            throw error(shown_path(path) + ": " + what + " is " + kind(st.st_mode) + ", not a regular file");
         }
         size_ = static_cast<std::uint64_t>(st.st_size);
     }
@@ -56,14 +76,14 @@ public:
     // The whole file, when it has at most `limit` bytes.
     std::string read_all(std::uint64_t limit, const std::string& what) const {
         if (size_ > limit)
-            throw error(path_.string() + ": " + what + " is " + std::to_string(size_) + " bytes, more than the " +
+            throw error(shown_path(path_) + ": " + what + " is " + std::to_string(size_) + " bytes, more than the " +
                         std::to_string(limit) + " such a file may have");
         std::string out(static_cast<std::size_t>(size_), '\0');
         std::size_t at = 0;
         while (at < out.size()) {
             const auto n = ::pread(fd_, out.data() + at, out.size() - at, static_cast<off_t>(at));
             if (n < 0 && errno == EINTR) continue;
-            if (n < 0) throw error(path_.string() + ": cannot read " + what + " (" + std::strerror(errno) + ")");
+            if (n < 0) throw error(shown_path(path_) + ": cannot read " + what + " (" + std::strerror(errno) + ")");
             if (n == 0) break;  // shrank while read
             at += static_cast<std::size_t>(n);
         }

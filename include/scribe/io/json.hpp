@@ -24,21 +24,6 @@ namespace scribe::io {
 // levels (tokenizer.json's pre-tokenizer sequences).
 inline constexpr int json_depth_limit = 64;
 
-// A string from a file as it may appear in a message: printable ASCII kept,
-// other bytes as \xNN, cut at `limit` bytes.
-inline std::string printable(std::string_view s, std::size_t limit = 64) {
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (std::size_t i = 0; i < s.size() && i < limit; ++i) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c < 0x7f && c != '\\') out += static_cast<char>(c);
-        else if (c == '\\') out += "\\\\";
-        else out += std::string("\\x") + hex[c >> 4] + hex[c & 15];
-    }
-    if (s.size() > limit) out += "...";
-    return out;
-}
-
 // A JSON value as a message shows it: a scalar as written (cut short), an object
 // or an array by its kind and size, never the whole of it.
 inline std::string shown(const nlohmann::json& v) {
@@ -62,6 +47,7 @@ inline std::string json_path(const std::vector<std::string>& path) {
 inline std::string parse_message(const nlohmann::json::exception& e) {
     std::string m = e.what();
     if (const auto cut = m.find("; last read"); cut != std::string::npos) m.erase(cut);
+    if (m.starts_with("[json.exception.")) m.erase(0, m.find("] ") + 2);  // nlohmann's tag
     return m;
 }
 

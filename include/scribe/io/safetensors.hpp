@@ -45,7 +45,7 @@ public:
         size_ = static_cast<std::size_t>(f.size());
         if (size_ > 0) {
             void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, f.fd(), 0);
-            if (p == MAP_FAILED) throw error(path.string() + ": cannot map (" + std::strerror(errno) + ")");
+            if (p == MAP_FAILED) throw error(shown_path(path) + ": cannot map (" + std::strerror(errno) + ")");
             data_ = static_cast<const unsigned char*>(p);
             mapped_ = true;
         }
@@ -139,7 +139,7 @@ public:
     std::shared_ptr<const mapped_file> mapping() const { return file_; }
 
 private:
-    std::string where() const { return file_->path().string(); }
+    std::string where() const { return shown_path(file_->path()); }
 
     void parse() {
         const auto size = file_->size();
@@ -196,7 +196,10 @@ private:
                 if (!o.is_number_unsigned()) throw error(what + " has a data offset that is not a non-negative integer");
             e.begin = v["data_offsets"][0].get<std::uint64_t>();
             e.end = v["data_offsets"][1].get<std::uint64_t>();
-            if (e.begin > e.end || e.end > data_size)
+            if (e.begin > e.end)
+                throw error(what + " has data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+                            ") that end before they begin");
+            if (e.end > data_size)
                 throw error(what + " has bytes [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
                             ") outside the data section of " + std::to_string(data_size) + " bytes");
             const auto need = elements * static_cast<std::uint64_t>(info(e.type).bytes);

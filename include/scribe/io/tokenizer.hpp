@@ -217,8 +217,10 @@ public:
     static tokenizer from_folder(const std::filesystem::path& dir) {
         std::error_code ec;
         if (!std::filesystem::is_directory(dir, ec)) throw error(dir.string() + ": not a folder");
-        if (std::filesystem::exists(dir / "tokenizer.json", ec)) return from_json(dir / "tokenizer.json");
-        const bool vocab = std::filesystem::exists(dir / "vocab.json", ec), merges = std::filesystem::exists(dir / "merges.txt", ec);
+        // A dangling symlink is a file that is there and broken, not one to fall back from.
+        auto present = [&](const std::filesystem::path& p) { return std::filesystem::exists(p, ec) || std::filesystem::is_symlink(p, ec); };
+        if (present(dir / "tokenizer.json")) return from_json(dir / "tokenizer.json");
+        const bool vocab = present(dir / "vocab.json"), merges = present(dir / "merges.txt");
         if (vocab && merges) return from_vocab_merges(dir / "vocab.json", dir / "merges.txt");
         if (vocab) throw error(dir.string() + ": no tokenizer.json, and vocab.json without merges.txt");
         if (merges) throw error(dir.string() + ": no tokenizer.json, and merges.txt without vocab.json");
@@ -259,7 +261,7 @@ public:
             const auto space = line.find(' ');
             if (space == std::string_view::npos || line.find(' ', space + 1) != std::string_view::npos || space == 0 ||
                 space + 1 == line.size())
-                throw error(where + " is not a merge (two tokens separated by one space): \"" + printable(line) + "\"");
+                throw error(where + " is not a merge (two tokens separated by one space)");
             merges.push_back({std::string(line.substr(0, space)), std::string(line.substr(space + 1)), where});
         }
         t.build_merges(merges);
@@ -349,18 +351,26 @@ private:
 
     tokenizer() = default;
 
+    // A token as a message shows it: well-formed UTF-8 kept (tokens are text in
+    // every script), control characters (C0, DEL, C1) and invalid bytes escaped.
     static std::string printable(std::string_view s) {
+        static const char* hex = "0123456789abcdef";
+        const auto shown = s.substr(0, 80);
         std::string out;
-        for (const char ch : s.substr(0, 80)) {
-            const auto c = static_cast<unsigned char>(ch);
-            if (c < 0x20 || c == 0x7F) {
-                static const char* hex = "0123456789abcdef";
-                out += "\\x";
-                out += hex[c >> 4];
-                out += hex[c & 15];
+        for (std::size_t i = 0; i < shown.size();) {
+            const auto ch = detail::utf8_at(shown, i);
+            const bool control = ch.c < 0x20 || (ch.c >= 0x7F && ch.c < 0xA0);
+            if (ch.valid && !control) {
+                out.append(shown.substr(i, ch.len));
             } else {
-                out += ch;
+                for (std::size_t k = 0; k < ch.len; ++k) {
+                    const auto c = static_cast<unsigned char>(shown[i + k]);
+                    out += "\\x";
+                    out += hex[c >> 4];
+                    out += hex[c & 15];
+                }
             }
+            i += ch.len;
         }
         return s.size() > 80 ? out + "..." : out;
     }
@@ -552,7 +562,7 @@ private:
                 const auto& s = m.get_ref<const std::string&>();
                 const auto space = s.find(' ');
                 if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos || space == 0 || space + 1 == s.size())
-                    throw error(where + " is not two tokens separated by one space: \"" + printable(s) + "\"");
+                    throw error(where + " is not two tokens separated by one space");
                 ms.push_back({s.substr(0, space), s.substr(space + 1), where});
             } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
                 ms.push_back({m[0].get<std::string>(), m[1].get<std::string>(), where});

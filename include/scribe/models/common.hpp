@@ -228,8 +228,8 @@ struct rope {
         const auto plain = rope{.dims = dims, .theta = theta}.freq(last);
         for (const auto f : {freq(0), freq(last), plain, static_cast<double>(static_cast<float>(plain / factor))})
             if (!std::isfinite(f) || !(f > 0))
-                r.fail("rope parameters (theta " + std::to_string(theta) + ", scaling " + scaling + ", factor " +
-                       std::to_string(factor) + ") give a rotary frequency of " + std::to_string(f) +
+                r.fail("rope parameters (theta " + checked::shown(theta) + ", scaling " + scaling + ", factor " +
+                       checked::shown(factor) + ") give a rotary frequency of " + checked::shown(f) +
                        "; they must give finite, positive ones");
     }
 
@@ -260,8 +260,11 @@ struct rope {
         if (p.scaling == "llama3") {
             p.low_freq_factor = number("low_freq_factor", 1.0);
             p.high_freq_factor = number("high_freq_factor", 4.0);
-            p.original_positions = checked::to_integer(number("original_max_position_embeddings", 8192), 1,
-                                                       config_reader::max_integer, "rope field `original_max_position_embeddings`");
+            const auto original = number("original_max_position_embeddings", 8192);
+            if (original != std::floor(original) || original > static_cast<double>(config_reader::max_integer))
+                r.fail("rope field `original_max_position_embeddings` must be a whole number of positions below 2^31, got " +
+                       checked::shown(original));
+            p.original_positions = static_cast<std::int64_t>(original);
             if (p.high_freq_factor <= p.low_freq_factor)
                 r.fail("rope scaling llama3 needs high_freq_factor > low_freq_factor");
         }

@@ -141,6 +141,10 @@ inline void check_memory(const parallel::memory_plan& p, std::int64_t batch, std
                     detail::mib(static_cast<std::size_t>(machine)) + "; use a smaller batch or model, more processes, or --memory-budget");
 }
 
+// The most sequences one step runs (the decode graph writes each row of the KV
+// cache with its own update, so its size grows with the batch).
+inline constexpr std::int64_t max_batch = 1024;
+
 template <class Family>
 class decoder {
 public:
@@ -387,6 +391,8 @@ private:
 
     void check_prompts(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t new_tokens) const {
         if (prompts.empty()) throw error("generate: no prompts");
+        if (static_cast<std::int64_t>(prompts.size()) > max_batch)
+            throw error("generate: " + std::to_string(prompts.size()) + " prompts in one batch; at most " + std::to_string(max_batch));
         for (std::size_t b = 0; b < prompts.size(); ++b) {
             const auto n = static_cast<std::int64_t>(prompts[b].size());
             if (n == 0) throw error("generate: prompt " + std::to_string(b) + " is empty; give at least one token");

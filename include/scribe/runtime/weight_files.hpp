@@ -122,6 +122,8 @@ public:
     }
 
 private:
+    static std::string article() { return std::string_view("AEIOU").find(Family::name[0]) != std::string_view::npos ? "an " : "a "; }
+
     [[noreturn]] void refuse_missing(std::int64_t degree) const {
         const auto degrees = detail::presharded_degrees(dir_);
         if (!degrees.empty()) {
@@ -153,7 +155,7 @@ private:
             const auto prefixed = std::string(Family::prefix) + s.name;
             const auto n = ck.contains(s.name) ? std::optional(s.name) : ck.contains(prefixed) ? std::optional(prefixed) : std::nullopt;
             if (!n)
-                throw error((dir_ / "model.safetensors").string() + ": tensor `" + s.name + "` is missing (a " + Family::name +
+                throw error((dir_ / "model.safetensors").string() + ": tensor `" + s.name + "` is missing (" + article() + Family::name +
                             " with " + std::to_string(c.n_layer) + " layers needs it)");
             names.push_back({&ck.shard_of(*n), *n});
         }
@@ -173,7 +175,7 @@ private:
         std::vector<source> names;
         for (const auto& s : specs_) {
             if (!f.contains(s.name))
-                throw error(path + ": tensor `" + s.name + "` is missing (rank " + std::to_string(r) + " of a " + Family::name +
+                throw error(path + ": tensor `" + s.name + "` is missing (rank " + std::to_string(r) + " of " + article() + Family::name +
                             " with " + std::to_string(c.n_layer) + " layers needs it)");
             names.push_back({&f, s.name});
         }
@@ -190,7 +192,7 @@ private:
         std::sort(wanted.begin(), wanted.end());
         for (const auto& n : names) {
             if (Family::ignored_tensor(n) || std::binary_search(wanted.begin(), wanted.end(), n)) continue;
-            throw error(file_of(n) + ": unexpected tensor `" + io::printable(n) + "` (not a weight of a " + Family::name +
+            throw error(file_of(n) + ": unexpected tensor `" + io::printable(n) + "` (not a weight of " + article() + Family::name +
                         " with this config.json)");
         }
     }
