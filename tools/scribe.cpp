@@ -431,6 +431,9 @@ int generate(const args& a, launcher& run) {
         throw error((a.model / "config.json").string() + ": vocab_size is " + std::to_string(c.vocab_size) + " but the tokenizer has " +
                     std::to_string(tok.vocab_size()) + " tokens; the tokenizer and the model do not belong together");
     go.vocab_limit = tok.vocab_size();
+    if (!quiet && tok.vocab_size() < c.vocab_size)
+        std::fprintf(stderr, "note: the model has %lld token ids, its tokenizer %d; the %lld without text are never generated\n",
+                     static_cast<long long>(c.vocab_size), tok.vocab_size(), static_cast<long long>(c.vocab_size - tok.vocab_size()));
     lo.tp = a.integer("tp", comm ? comm->size() : 1, 1, max_tp);
     if (comm && lo.tp != comm->size())
         throw error("--tp " + std::to_string(lo.tp) + " under mpirun -np " + std::to_string(comm->size()) +
