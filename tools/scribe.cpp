@@ -471,6 +471,7 @@ int generate(const args& a, launcher& run) {
         if (prompts.back().empty()) throw error("the prompt \"" + io::printable(p) + "\" encodes to no tokens; give a non-empty prompt");
     }
 
+    lm.check_prompts(prompts, go.max_new_tokens);  // before the prompt is echoed
     // One prompt: stream its text as tokens come, whole UTF-8 characters at a time.
     const bool stream = prompts.size() == 1;
     std::vector<std::int32_t> so_far;

@@ -1324,6 +1324,8 @@ def setup_flag_cases():
                 x.sparse(f, (64 << 20) + 1, b"Hi")
             elif kind == "stdin":
                 f = "-"
+            elif kind == "long":  # longer than a command line may be (ARG_MAX), and than the model's positions
+                x.write(f, b"word " * 600000)
             elif kind == "binary":
                 x.write(f, b"\0\xff\xfe\x1b[2J text\n")
             return ["generate", x.orig(), "--max-new-tokens", "2", "--prompt-file", f]
@@ -1336,6 +1338,7 @@ def setup_flag_cases():
     pf("huge", "huge", words=["prompt.txt", "more than the 67108864"])
     pf("stdin_ok", "stdin", rc=0, stdin=b"Hello")
     pf("binary_ok", "binary", rc=0)
+    pf("too_long", "long", words=["generate: prompt 0 has", "tokens but the model has 64 positions"])
     pf("stdin_empty", "stdin", words=["encodes to no tokens"], stdin=b"")
 
     # export-hlo

@@ -292,6 +292,36 @@ public:
         return out;
     }
 
+    // Refuses prompts that generate() would refuse (empty, ids outside the
+    // vocabulary, too long for the positions or the buckets, too many), before
+    // anything is run: a caller can check before it prints or streams.
+    void check_prompts(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t new_tokens) const {
+        if (prompts.empty()) throw error("generate: no prompts");
+        if (static_cast<std::int64_t>(prompts.size()) > max_batch)
+            throw error("generate: " + std::to_string(prompts.size()) + " prompts in one batch; at most " + std::to_string(max_batch));
+        for (std::size_t b = 0; b < prompts.size(); ++b) {
+            const auto n = static_cast<std::int64_t>(prompts[b].size());
+            if (n == 0) throw error("generate: prompt " + std::to_string(b) + " is empty; give at least one token");
+            for (auto t : prompts[b])
+                if (t < 0 || t >= config_.vocab_size)
+                    throw error("generate: prompt " + std::to_string(b) + " has token " + std::to_string(t) +
+                                ", outside the vocabulary of " + std::to_string(config_.vocab_size));
+            if (n > config_.n_positions)
+                throw error("generate: prompt " + std::to_string(b) + " has " + std::to_string(n) +
+                            " tokens but the model has " + std::to_string(config_.n_positions) + " positions");
+            if (new_tokens > config_.n_positions - n)
+                throw error("generate: prompt " + std::to_string(b) + " (" + std::to_string(n) + " tokens) + " +
+                            std::to_string(new_tokens) + " new tokens exceeds the model's " +
+                            std::to_string(config_.n_positions) + " positions; ask for at most " +
+                            std::to_string(config_.n_positions - n) + " new tokens");
+        }
+        (void)bucket_for([&] {
+            std::int64_t m = 0;
+            for (const auto& p : prompts) m = std::max<std::int64_t>(m, static_cast<std::int64_t>(p.size()));
+            return m;
+        }());
+    }
+
     // The graphs, built and bound on first use (export and inspection use them too).
     const graph& prefill_graph(std::int64_t bucket, std::int64_t capacity, std::int64_t batch, bool last_only) {
         return *prefill(bucket, capacity, batch, last_only).g;
@@ -389,32 +419,6 @@ private:
                             (opt_.check_finite ? "" : " (--check-finite names the first layer that does)"));
     }
 
-    void check_prompts(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t new_tokens) const {
-        if (prompts.empty()) throw error("generate: no prompts");
-        if (static_cast<std::int64_t>(prompts.size()) > max_batch)
-            throw error("generate: " + std::to_string(prompts.size()) + " prompts in one batch; at most " + std::to_string(max_batch));
-        for (std::size_t b = 0; b < prompts.size(); ++b) {
-            const auto n = static_cast<std::int64_t>(prompts[b].size());
-            if (n == 0) throw error("generate: prompt " + std::to_string(b) + " is empty; give at least one token");
-            for (auto t : prompts[b])
-                if (t < 0 || t >= config_.vocab_size)
-                    throw error("generate: prompt " + std::to_string(b) + " has token " + std::to_string(t) +
-                                ", outside the vocabulary of " + std::to_string(config_.vocab_size));
-            if (n > config_.n_positions)
-                throw error("generate: prompt " + std::to_string(b) + " has " + std::to_string(n) +
-                            " tokens but the model has " + std::to_string(config_.n_positions) + " positions");
-            if (new_tokens > config_.n_positions - n)
-                throw error("generate: prompt " + std::to_string(b) + " (" + std::to_string(n) + " tokens) + " +
-                            std::to_string(new_tokens) + " new tokens exceeds the model's " +
-                            std::to_string(config_.n_positions) + " positions; ask for at most " +
-                            std::to_string(config_.n_positions - n) + " new tokens");
-        }
-        (void)bucket_for([&] {
-            std::int64_t m = 0;
-            for (const auto& p : prompts) m = std::max<std::int64_t>(m, static_cast<std::int64_t>(p.size()));
-            return m;
-        }());
-    }
 
     // Reads every weight the family lists for each rank of this process (from the
     // rank's file of a pre-sharded folder, or cut from the checkpoint), after
