@@ -223,6 +223,9 @@ public:
     generation generate(const std::vector<std::vector<std::int32_t>>& prompts, const generate_options& o) {
         o.sample.check();
         if (o.max_new_tokens < 1) throw error("generate: max_new_tokens must be at least 1");
+        if (o.vocab_limit < 0 || o.vocab_limit > config_.vocab_size)
+            throw error("generate: vocab_limit " + std::to_string(o.vocab_limit) + " must be between 0 and the vocabulary's " +
+                        std::to_string(config_.vocab_size));
         check_prompts(prompts, o.max_new_tokens);
         const auto batch = static_cast<std::int64_t>(prompts.size());
         std::int64_t longest = 0;
@@ -243,9 +246,6 @@ public:
         std::vector<bool> done(prompts.size(), false);
         std::vector<std::int32_t> last(prompts.size());
         bool stop = false;
-        if (o.vocab_limit < 0 || o.vocab_limit > config_.vocab_size)
-            throw error("generate: vocab_limit " + std::to_string(o.vocab_limit) + " must be between 0 and the vocabulary's " +
-                        std::to_string(config_.vocab_size));
         const auto choosable = static_cast<std::size_t>(o.vocab_limit ? o.vocab_limit : config_.vocab_size);
         std::int64_t step = 0;  // the token being chosen: 0 from prefill, then one per decode step
         auto choose = [&](std::vector<float> logits) {
