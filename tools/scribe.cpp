@@ -216,13 +216,8 @@ struct args {
         if (used != v->size() || v->empty() || std::isspace(static_cast<unsigned char>(v->front())))
             throw error("--" + k + " takes a number, not \"" + io::printable(*v) + "\"");
         if (!std::isfinite(x) || x < lo || x > hi)
-            throw error("--" + k + " must be a number between " + shown(lo) + " and " + shown(hi) + ", not " + io::printable(*v));
+            throw error("--" + k + " must be a number between " + checked::shown(lo) + " and " + checked::shown(hi) + ", not " + io::printable(*v));
         return x;
-    }
-    static std::string shown(double x) {
-        char b[32];
-        std::snprintf(b, sizeof b, "%g", x);
-        return b;
     }
 };
 

@@ -2,7 +2,7 @@
 // from outside (a config file, a tensor header, a flag): every overflow becomes a
 // scribe::error that names the quantity, instead of a wrapped value.
 //
-//     const auto bytes = checked::mul(elements, 4, "the KV cache's bytes");
+//     const auto bytes = checked::mul(elements, std::int64_t{4}, "the KV cache's bytes");
 #pragma once
 
 #include <cstdio>
@@ -10,32 +10,25 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "error.hpp"
 
 namespace scribe::checked {
 
-// a * b, a + b; `what` names the result in the error.
-inline std::int64_t mul(std::int64_t a, std::int64_t b, std::string_view what) {
-    std::int64_t r = 0;
+// a * b, a + b of 64-bit integers (signed or not); `what` names the result in the error.
+template <class T>
+    requires std::is_integral_v<T> && (sizeof(T) == 8)
+T mul(T a, T b, std::string_view what) {
+    T r = 0;
     if (__builtin_mul_overflow(a, b, &r))
         throw error(std::string(what) + ": " + std::to_string(a) + " * " + std::to_string(b) + " is too large (overflows 64 bits)");
     return r;
 }
-inline std::int64_t add(std::int64_t a, std::int64_t b, std::string_view what) {
-    std::int64_t r = 0;
-    if (__builtin_add_overflow(a, b, &r))
-        throw error(std::string(what) + ": " + std::to_string(a) + " + " + std::to_string(b) + " is too large (overflows 64 bits)");
-    return r;
-}
-inline std::uint64_t mul(std::uint64_t a, std::uint64_t b, std::string_view what) {
-    std::uint64_t r = 0;
-    if (__builtin_mul_overflow(a, b, &r))
-        throw error(std::string(what) + ": " + std::to_string(a) + " * " + std::to_string(b) + " is too large (overflows 64 bits)");
-    return r;
-}
-inline std::uint64_t add(std::uint64_t a, std::uint64_t b, std::string_view what) {
-    std::uint64_t r = 0;
+template <class T>
+    requires std::is_integral_v<T> && (sizeof(T) == 8)
+T add(T a, T b, std::string_view what) {
+    T r = 0;
     if (__builtin_add_overflow(a, b, &r))
         throw error(std::string(what) + ": " + std::to_string(a) + " + " + std::to_string(b) + " is too large (overflows 64 bits)");
     return r;
