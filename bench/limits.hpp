@@ -24,9 +24,11 @@ namespace limits_detail {
 
 #if defined(__x86_64__)
 // GCC 12 flags its own AVX-512 headers (_mm512_undefined_*) as uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive; Clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 __attribute__((target("avx512f"))) inline float sum_avx512(const float* p, std::size_t n) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (std::size_t i = 0; i + 64 <= n; i += 64) {
@@ -75,7 +77,9 @@ __attribute__((target("avx512f,avx512bf16"))) inline float dpbf16_chains(long it
     for (int j = 1; j < 24; ++j) t = _mm512_add_ps(t, acc[j]);
     return _mm512_reduce_add_ps(t);
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #endif
 
 }  // namespace limits_detail

@@ -19,7 +19,8 @@ scribe_setup_system() {
   local pkgs=(g++ meson ninja-build pkg-config catch2 libxtensor-dev libxsimd-dev
               nlohmann-json3-dev libopenblas-dev python3 python3-venv
               libopenmpi-dev openmpi-bin  # tensor-parallel ranks as processes (mpirun)
-              clang libclang-rt-dev)  # clang++ and libFuzzer, for tests/fuzz
+              clang libclang-rt-dev  # clang++ and libFuzzer, for tests/fuzz
+              clang-19)  # the second compiler test.sh builds the suite with (build-clang19)
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -54,13 +55,18 @@ scribe_setup_reference() {
     "the reference Python environment (PyTorch, transformers)"
 }
 
-# Configures (once) and builds build dir $1 with extra Meson options $2...
+# Configures (once) and builds build dir $1 with extra Meson options $2...: every
+# target, or only the ones named after a `--` (scribe_build DIR OPTIONS -- TARGETS).
+# The compiler is Meson's choice (c++), or $CXX when the dir is first configured.
 scribe_build() {
   local dir=$1; shift
+  local opts=() targets=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
+  if [ $# -gt 0 ]; then shift; targets=("$@"); fi
   if [ ! -f "$SCRIBE_ROOT/$dir/build.ninja" ]; then
-    meson setup "$SCRIBE_ROOT/$dir" "$SCRIBE_ROOT" "$@"
+    meson setup "$SCRIBE_ROOT/$dir" "$SCRIBE_ROOT" "${opts[@]}"
   else
-    meson configure "$SCRIBE_ROOT/$dir" "$@" >/dev/null
+    meson configure "$SCRIBE_ROOT/$dir" "${opts[@]}" >/dev/null
   fi
-  ninja -C "$SCRIBE_ROOT/$dir"
+  ninja -C "$SCRIBE_ROOT/$dir" "${targets[@]}"
 }

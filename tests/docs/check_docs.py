@@ -3,7 +3,7 @@
 
 Every fenced block in docs/*.md and README.md is classified by its info string:
 
-  ```cpp               a complete program: compiled with -std=c++23 -Wall -Wextra
+  ```cpp               a complete program: compiled with -std=c++2b -Wall -Wextra
                        -Werror and run; it must exit with status 0.
   ```cpp compile-fail  a program that must not compile; the compiler's output must
                        contain "[scribe]", so it fails for Scribe's reason and not
@@ -24,7 +24,8 @@ import subprocess
 import sys
 
 OPTIONS = ("--cxx", "--include", "--out", "--root")
-FLAGS = ["-std=c++23", "-Wall", "-Wextra", "-Werror"]
+# c++2b: C++23 in the one spelling every supported compiler takes (Clang 16 has no c++23).
+FLAGS = ["-std=c++2b", "-Wall", "-Wextra", "-Werror"]
 RUN_TIMEOUT_S = 120
 COMPILE_TIMEOUT_S = 300
 

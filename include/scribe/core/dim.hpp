@@ -48,11 +48,13 @@ concept Dim = requires { typename T::dim_type; } && std::same_as<typename T::dim
 
 template <class D, std::int64_t N>
 struct static_dim {
-    // If you end up here, you gave a dimension a static extent that is not positive.
-    static_assert(N > 0, "[scribe] a static extent must be positive");
     using dim_type = D;
     static constexpr std::int64_t extent = N;
     static constexpr std::string_view name() { return D::name(); }
+    // If you end up here, you gave a dimension a static extent that is not positive.
+    // (Last: Clang leaves out the members after a failed static_assert, and every
+    // use of them would add an error.)
+    static_assert(N > 0, "[scribe] a static extent must be positive");
 };
 
 namespace detail {

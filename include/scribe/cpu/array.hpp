@@ -13,6 +13,23 @@
 
 #include <xtensor/xadapt.hpp>
 
+// xtensor up to 0.25 (Debian bookworm ships 0.24.3) does not compile xt::xarray
+// under Clang >= 19: Clang's relaxed template template argument matching (P0522,
+// on by default since 19) lets its generic rebind_container<X, C<T, N>> match
+// svector as well as svector's own specialization, and the two are ambiguous
+// (xtensor issue 2804; fixed in 0.26). This more specialized one, for the
+// svector that xarray's shapes use, settles it. It counts where it is declared
+// before a translation unit first uses xt::xarray (including xtensor's headers
+// earlier is fine; using xarray before including Scribe's CPU backend is not).
+#if defined(__clang__) && __clang_major__ >= 19 && XTENSOR_VERSION_MAJOR == 0 && XTENSOR_VERSION_MINOR <= 25
+namespace xt {
+template <class X, class T, std::size_t N>
+struct rebind_container<X, svector<T, N, std::allocator<T>, true>> {
+    using type = svector<X, N, std::allocator<X>, true>;
+};
+}  // namespace xt
+#endif
+
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif

@@ -617,7 +617,8 @@ inline array dot(const node& n, const array& a, const array& b, thread_pool* poo
     if (n.type == dtype::f32) return float_dot<float>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
     if (n.type == dtype::f16) return float_dot<half>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
     if (n.type == dtype::bf16) return float_dot<bfloat16>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
-    visit(n.type, [&](auto D) {
+    // The offsets are init-captures: Clang 15 cannot capture structured bindings.
+    visit(n.type, [&, &ab = ab, &am = am, &ak = ak, &bb = bb, &bn = bn, &bk = bk](auto D) {
         using E = element<decltype(D)::value>;
         using C = typename E::compute;
         std::int64_t flat = 0;

@@ -60,9 +60,11 @@ inline bool has_avx512f() {
 #endif
 
 #ifdef SCRIBE_X86
+#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive; Clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 // Sixteen elements as f32 (16-bit ones widened): the SIMD kernels' one load.
 __attribute__((target("avx512f"))) inline __m512 widen16_avx512(const float* p) { return _mm512_loadu_ps(p); }
 __attribute__((target("avx512f"))) inline __m512 widen16_avx512(const half* p) {
@@ -124,7 +126,9 @@ __attribute__((target("avx512f"))) void round_avx512(float* x, std::int64_t n) {
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, round16_avx512(_mm512_loadu_ps(x + i), static_cast<H*>(nullptr)));
     for (; i < n; ++i) x[i] = to_f32(from_f32<H>(x[i]));
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #endif
 
 }  // namespace detail

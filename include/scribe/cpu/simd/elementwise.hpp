@@ -17,8 +17,10 @@
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_* inside
 // xsimd's functions) as maybe-uninitialized; it is false. The region covers
 // xsimd's definitions and ours, where they are inlined.
+#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive; Clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <xsimd/xsimd.hpp>
 
@@ -158,4 +160,6 @@ inline void accumulate(int reduction /*0 sum, 1 max, 2 min*/, const float* x, fl
 
 }  // namespace scribe::cpu::simd
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif

@@ -105,8 +105,10 @@ void micro_portable(std::int64_t kb, const float* ap, std::int64_t rs, std::int6
 
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_* inside
 // conversions and shifts) as maybe-uninitialized; the warning is false there.
+#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive; Clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #ifdef SCRIBE_X86
 // MR x (16 * NV) on AVX-512: MR * NV accumulators, NV B vectors per step, A
 // broadcast from memory. 8 x 48 (24 accumulators) divides the GPT-2 weight shapes
@@ -166,7 +168,9 @@ __attribute__((target("avx2,fma"))) inline void micro_avx2(std::int64_t kb, cons
 }
 #endif
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 struct kernel_choice {
     micro_kernel kernel;

@@ -80,9 +80,22 @@ using pair_kernel = void (*)(std::int64_t pairs, const std::uint32_t* ap, const 
                              std::int64_t ldc, bool accumulate);
 
 #ifdef SCRIBE_X86
+#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive; Clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+// An A word (a bf16 pair) in all 16 lanes. Clang 16 and 17 recurse without end
+// optimizing a bitcast of a broadcast to __m512bh (a stack overflow at -O1 and
+// above; LLVM issue 68117, fixed in Clang 18): for them an empty asm hides the
+// broadcast from the optimizer, which costs only its fold into vdpbf16ps.
+__attribute__((target("avx512f,avx512bf16"))) inline __m512bh broadcast_pair(std::uint32_t word) {
+    __m512i v = _mm512_set1_epi32(static_cast<int>(word));
+#if defined(__clang__) && __clang_major__ < 18
+    __asm__("" : "+v"(v));
+#endif
+    return (__m512bh)v;
+}
 // MR x (16 * NV) tile: per pair, NV B vectors and MR broadcast A words.
 template <int MR, int NV>
 __attribute__((target("avx512f,avx512bf16"))) void micro_pairs(std::int64_t pairs, const std::uint32_t* ap,
@@ -101,7 +114,7 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_pairs(std::int64_t pair
         for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(bp + 16 * v);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; ++i) {
-            const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(ap[i]));
+            const __m512bh a = broadcast_pair(ap[i]);
 #pragma GCC unroll 3
             for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], a, b[v]);
         }
@@ -111,7 +124,9 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_pairs(std::int64_t pair
 #pragma GCC unroll 3
         for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #endif
 
 struct pair_choice {

@@ -31,9 +31,11 @@ void gemv_rows_portable(std::int64_t m, std::int64_t k, const float* x, const W*
 #if defined(__x86_64__) || defined(__i386__)
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_* inside
 // conversions, shifts and reductions) as (maybe-)uninitialized; the warning is false there.
+#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive; Clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 // y[0:m] += sum over R rows r of x[r] * W[r, 0:m]: y is read and written once per
 // R rows, two vectors of it at a time.
 template <int R, class W>
@@ -103,7 +105,9 @@ __attribute__((target("avx512f"))) void gemv_dots_avx512(std::int64_t m, std::in
         y[n] = s;
     }
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #endif
 
 template <class W>
