@@ -41,14 +41,14 @@ double median_seconds(const std::function<void()>& f) { return bench::median_sec
 template <Tensor X>
 auto gpt2_block(graph& g, const X& x) {
     auto p = [&](auto spec, const char* name) { return g.parameter(spec, name); };
-    auto ln1_g = p(f32[hidden], "ln_1.weight"), ln1_b = p(f32[hidden], "ln_1.bias");
-    auto wq = p(f32[hidden, heads, head_dim], "attn.q.weight"), bq = p(f32[heads, head_dim], "attn.q.bias");
-    auto wk = p(f32[hidden, heads, head_dim], "attn.k.weight"), bk = p(f32[heads, head_dim], "attn.k.bias");
-    auto wv = p(f32[hidden, heads, head_dim], "attn.v.weight"), bv = p(f32[heads, head_dim], "attn.v.bias");
-    auto wo = p(f32[heads, head_dim, hidden], "attn.c_proj.weight"), bo = p(f32[hidden], "attn.c_proj.bias");
-    auto ln2_g = p(f32[hidden], "ln_2.weight"), ln2_b = p(f32[hidden], "ln_2.bias");
-    auto w_fc = p(f32[hidden, ffn], "mlp.c_fc.weight"), b_fc = p(f32[ffn], "mlp.c_fc.bias");
-    auto w_proj = p(f32[ffn, hidden], "mlp.c_proj.weight"), b_proj = p(f32[hidden], "mlp.c_proj.bias");
+    auto ln1_g = p(f32[hidden], "ln_1.weight"); auto ln1_b = p(f32[hidden], "ln_1.bias");
+    auto wq = p(f32[hidden, heads, head_dim], "attn.q.weight"); auto bq = p(f32[heads, head_dim], "attn.q.bias");
+    auto wk = p(f32[hidden, heads, head_dim], "attn.k.weight"); auto bk = p(f32[heads, head_dim], "attn.k.bias");
+    auto wv = p(f32[hidden, heads, head_dim], "attn.v.weight"); auto bv = p(f32[heads, head_dim], "attn.v.bias");
+    auto wo = p(f32[heads, head_dim, hidden], "attn.c_proj.weight"); auto bo = p(f32[hidden], "attn.c_proj.bias");
+    auto ln2_g = p(f32[hidden], "ln_2.weight"); auto ln2_b = p(f32[hidden], "ln_2.bias");
+    auto w_fc = p(f32[hidden, ffn], "mlp.c_fc.weight"); auto b_fc = p(f32[ffn], "mlp.c_fc.bias");
+    auto w_proj = p(f32[ffn, hidden], "mlp.c_proj.weight"); auto b_proj = p(f32[hidden], "mlp.c_proj.bias");
 
     auto h = layer_norm<hidden>(x, ln1_g, ln1_b, 1e-5);
     auto q = project_heads(h, wq, bq);
@@ -88,8 +88,10 @@ int main(int argc, char** argv) try {
     std::vector<cpu::array> inputs;
     nlohmann::json manifest = nlohmann::json::array();
     double weight_flop = 0;
-    for (const auto& n : g.nodes()) {
-        if (n.kind != op::parameter) continue;
+    std::vector<std::string> names;  // the parameters' names, in number order (XLA's argument order)
+    for (auto id : g.parameters()) {
+        const auto& n = g[id];
+        names.push_back(n.label);
         std::vector<float> v(static_cast<std::size_t>(element_count(n.dims)));
         const bool scale = n.label.ends_with("weight") && n.dims.size() == 1;
         const float sd = n.label == "x" ? 1.0f : 0.02f;
@@ -105,6 +107,7 @@ int main(int argc, char** argv) try {
         inputs.push_back(cpu::array::borrow(dtype::f32, n.dims, data.back().data(), data.back().size() * sizeof(float)));
     }
     std::ofstream(dir / "inputs.json") << manifest.dump(1) << "\n";
+    const auto& x_input = inputs[static_cast<std::size_t>(x.ir().parameter_number)];
     // Attention: q.k and p.v, each 2 * S * S * hidden flop (the causal half is computed in full).
     const double flop = weight_flop + 4.0 * static_cast<double>(S * S * 768);
 
@@ -114,9 +117,10 @@ int main(int argc, char** argv) try {
     std::printf("%-8s %12s %12s %9s %12s %10s\n", "threads", "scribe ms", "XLA ms", "vs XLA", "GFLOP/s", "max |diff|");
     for (unsigned threads : {1u, 2u}) {
         cpu::executor run(g, {.threads = threads});
-        for (std::size_t p = 1; p < inputs.size(); ++p) run.bind(static_cast<std::int64_t>(p), inputs[p]);  // the weights
+        for (std::size_t p = 0; p < inputs.size(); ++p)
+            if (names[p] != "x") run.bind(names[p], inputs[p]);  // the weights
         std::vector<cpu::array> out;
-        const double ours = median_seconds([&] { out = run({inputs[0]}); });
+        const double ours = median_seconds([&] { out = run({{"x", x_input}}); });
         const auto got = out.front().values<float>();
 
         double xla = NAN, diff = NAN;
@@ -142,12 +146,13 @@ int main(int argc, char** argv) try {
     }
     if (std::getenv("SCRIBE_PROFILE")) {  // where the time goes, by op, at 1 thread
         cpu::executor run(g, {.threads = static_cast<unsigned>(std::atoi(std::getenv("SCRIBE_PROFILE"))), .profile = true});
-        for (std::size_t p = 1; p < inputs.size(); ++p) run.bind(static_cast<std::int64_t>(p), inputs[p]);
-        run({inputs[0]});
+        for (std::size_t p = 0; p < inputs.size(); ++p)
+            if (names[p] != "x") run.bind(names[p], inputs[p]);
+        run({{"x", x_input}});
         constexpr int runs = 20;  // per-node seconds summed over the runs, printed as a mean
         std::vector<double> seconds(g.nodes().size());
         for (int r = 0; r < runs; ++r) {
-            run({inputs[0]});
+            run({{"x", x_input}});
             for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += run.stats().node_seconds[i] / runs;
         }
         std::printf("%s", run.fusion_report().c_str());

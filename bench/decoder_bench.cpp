@@ -254,10 +254,20 @@ void profile(const fs::path& dir, dtype type, unsigned threads, const std::vecto
         for (const auto& s : Family::cache_shapes(c, 1, capacity, 1)) v.emplace_back(type, s);
         return v;
     };
-    auto report = [&](const char* what, const graph& g, const std::function<std::vector<cpu::array>()>& inputs) {
+    // The steps' inputs by name: ids, positions or lengths, and the caches, each named
+    // after the parameter its output (1, 2, ...) updates.
+    auto with_caches = [&](const graph& g, cpu::named_arrays in) {
+        auto fresh = caches();
+        const auto params = g.parameters();
+        for (const auto& a : g.aliases())
+            if (a.output >= 1)
+                in.emplace_back(g[params[static_cast<std::size_t>(a.parameter_number)]].label, std::move(fresh.at(a.output - 1)));
+        return in;
+    };
+    auto report = [&](const char* what, const graph& g, const std::function<cpu::named_arrays()>& inputs) {
         cpu::executor run(g, {.threads = threads, .profile = true});
         for (const auto& n : g.nodes())
-            if (n.kind == op::parameter && weights.count(n.label)) run.bind(n.parameter_number, weights.at(n.label).view());
+            if (n.kind == op::parameter && weights.count(n.label)) run.bind(n.label, weights.at(n.label).view());
         run.run_donating(inputs());
         constexpr int runs = 10;
         std::vector<double> seconds(g.nodes().size());
@@ -302,20 +312,20 @@ void profile(const fs::path& dir, dtype type, unsigned threads, const std::vecto
             std::printf("  %8.3f ms %5.1f%%  %s\n", shapes[j].first * 1e3, 100 * shapes[j].first / timed, shapes[j].second.c_str());
     };
     std::vector<std::int32_t> one_id{prompt.front()}, position{static_cast<std::int32_t>(prompt.size())};
-    report("decode", lm.decode_graph(capacity, 1), [&] {
-        std::vector<cpu::array> in;
-        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", 1}}, one_id.data(), 4));
-        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}}, position.data(), 4));
-        for (auto& k : caches()) in.push_back(std::move(k));
-        return in;
+    const auto& dec = lm.decode_graph(capacity, 1);
+    report("decode", dec, [&] {
+        cpu::named_arrays in;
+        in.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", 1}}, one_id.data(), 4));
+        in.emplace_back("positions", cpu::array::borrow(dtype::s32, {{"batch", 1}}, position.data(), 4));
+        return with_caches(dec, std::move(in));
     });
     std::int32_t length = static_cast<std::int32_t>(prompt.size());
-    report("prefill", lm.prefill_graph(prompt_tokens, capacity, 1, true), [&] {
-        std::vector<cpu::array> in;
-        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", prompt_tokens}}, prompt.data(), prompt.size() * 4));
-        in.push_back(cpu::array::borrow(dtype::s32, {{"batch", 1}}, &length, 4));
-        for (auto& k : caches()) in.push_back(std::move(k));
-        return in;
+    const auto& pre = lm.prefill_graph(prompt_tokens, capacity, 1, true);
+    report("prefill", pre, [&] {
+        cpu::named_arrays in;
+        in.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", prompt_tokens}}, prompt.data(), prompt.size() * 4));
+        in.emplace_back("lengths", cpu::array::borrow(dtype::s32, {{"batch", 1}}, &length, 4));
+        return with_caches(pre, std::move(in));
     });
 }
 

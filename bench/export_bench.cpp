@@ -39,8 +39,8 @@ auto block(graph& g, const X& x, int layer) {
     auto q = proj(".q");
     auto k = rename<tokens, keys>(proj(".k"));
     auto v = rename<tokens, keys>(proj(".v"));
-    auto scores = softmax<keys>(dot<head_dim>(q, k) * 0.125);   // [heads, tokens, keys]
-    auto ctx = merge<heads, head_dim, hidden_out>(dot<keys>(scores, v));  // [tokens, hidden_out]
+    auto scores = softmax<keys>(dot<head_dim, batched<heads>>(q, k) * 0.125);   // [heads, tokens, keys]
+    auto ctx = merge<heads, head_dim, hidden_out>(dot<keys, batched<heads>>(scores, v));  // [tokens, hidden_out]
     auto attn = dot<hidden_out>(g.parameter(f32[hidden_out, hidden], p + ".o"), ctx);  // [hidden, tokens]
     auto r = x + attn;
     auto m = dot<hidden>(g.parameter(f32[hidden, ffn], p + ".fc"), norm(g, r, p + ".ln_2"));

@@ -34,7 +34,9 @@ m = json.load(open(sys.argv[1]))
 assert [x["name"] for x in m["modules"]] == ["prefill_8", "prefill_16", "decode"], m["modules"]
 d = m["modules"][2]
 names = [p["name"] for p in d["parameters"]]
-assert names[0] == "wte.weight" and names[-1] == "cache.1.value" and "positions" in names, names
+# Parameters numbered in the order of their names, each reported with its number.
+assert names == sorted(names) and {"wte.weight", "cache.1.value", "positions", "ids"} <= set(names), names
+assert [p["number"] for p in d["parameters"]] == list(range(len(names))), d["parameters"]
 assert d["outputs"][0]["name"] == "logits" and [x["extent"] for x in d["outputs"][0]["shape"]] == [2, 301]
 assert len(d["aliases"]) == 4 and d["outputs"][1]["name"] == "cache.0.key"
 PY

@@ -1,6 +1,6 @@
 // Concatenating [hidden, tokens] with [vocab, tokens] along tokens.
-// expect: elementwise_dims_differ<scribe::op_tag<scribe::op::concatenate>, scribe::dims<hidden, tokens>, scribe::dims<vocab, tokens> >
-// expect: [scribe] element-wise op: the operands' dimensions differ
+// expect: concatenate_dims_differ<scribe::op_tag<scribe::op::concatenate>, scribe::dims<hidden, tokens>, scribe::dims<vocab, tokens>
+// expect: [scribe] concatenate: the operands' dimensions differ; they must have the same dimensions
 #include <scribe/scribe.hpp>
 
 SCRIBE_DIM(hidden);

@@ -1,6 +1,6 @@
 // A KV-cache write whose update is [heads, tokens] into a [hidden, tokens] cache.
-// expect: elementwise_dims_differ<scribe::op_tag<scribe::op::dynamic_update_slice>, scribe::dims<hidden, tokens>, scribe::dims<heads, tokens> >
-// expect: [scribe] element-wise op: the operands' dimensions differ
+// expect: update_dims_differ<scribe::dims<hidden, tokens>, scribe::dims<heads, tokens>
+// expect: [scribe] dynamic_update_slice: the update's dimensions differ from the tensor's
 #include <scribe/scribe.hpp>
 
 SCRIBE_DIM(hidden);

@@ -45,9 +45,10 @@ static_assert(same<decltype(dot<hidden>(val<f32[hidden, vocab]>(), val<f32[hidde
 // The contracted dimension's position does not matter.
 static_assert(same<decltype(dot<hidden>(val<f32[vocab, hidden]>(), val<f32[tokens, hidden]>())),
                    tensor_of<f32[vocab, tokens]>>);
-// Shared dimensions not contracted are batch dimensions, first, in the lhs's order.
-static_assert(same<decltype(dot<head_dim>(val<f32[tokens, batch, heads, head_dim]>(),
-                                          val<f32[heads, head_dim, keys, batch]>())),
+// Batch dimensions are listed (batched<...>, in any order) and come first, in the
+// lhs's order.
+static_assert(same<decltype(dot<head_dim, batched<heads, batch>>(val<f32[tokens, batch, heads, head_dim]>(),
+                                                              val<f32[heads, head_dim, keys, batch]>())),
                    tensor_of<f32[batch, heads, tokens, keys]>>);
 // Several contracting dimensions at once.
 static_assert(same<decltype(dot<heads, head_dim>(val<f32[heads, head_dim, hidden]>(),
@@ -55,8 +56,8 @@ static_assert(same<decltype(dot<heads, head_dim>(val<f32[heads, head_dim, hidden
                    tensor_of<f32[hidden, tokens]>>);
 // A batch dimension static on either side is static in the result; free
 // dimensions keep their own slots.
-static_assert(same<decltype(dot<hidden>(val<f32[batch, hidden, tokens.of<4>]>(),
-                                        val<f32[batch.of<2>, hidden, keys]>())),
+static_assert(same<decltype(dot<hidden, batched<batch>>(val<f32[batch, hidden, tokens.of<4>]>(),
+                                                        val<f32[batch.of<2>, hidden, keys]>())),
                    tensor_of<f32[batch.of<2>, tokens.of<4>, keys]>>);
 static_assert(same<decltype(dot<hidden>(val<bf16[hidden.of<8>, vocab]>(), val<bf16[hidden, tokens]>())),
                    tensor_of<bf16[vocab, tokens]>>);

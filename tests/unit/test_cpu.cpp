@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <xtensor/xarray.hpp>
@@ -30,7 +31,7 @@ TEST_CASE("cpu: an lm_head on xtensor inputs matches a plain loop") {
     xt::xarray<float> W = xt::xarray<float>::from_shape({5, 7});
     for (std::size_t i = 0; i < H.size(); ++i) H.data()[i] = std::sin(static_cast<float>(i));
     for (std::size_t i = 0; i < W.size(); ++i) W.data()[i] = std::cos(static_cast<float>(i) * 0.3f);
-    const auto out = cpu::executor(g)({cpu::borrow(H), cpu::borrow(W)});
+    const auto out = cpu::executor(g)({{"h", cpu::borrow(H)}, {"w", cpu::borrow(W)}});
     REQUIRE(out.size() == 1);
     CHECK(out[0].dims() == shape{{"vocab", 7}, {"tokens", 3}});
     const auto logits = cpu::adapt<float>(out[0]);
@@ -40,6 +41,42 @@ TEST_CASE("cpu: an lm_head on xtensor inputs matches a plain loop") {
             for (std::size_t k = 0; k < 5; ++k) want += double(W(k, v)) * double(H(k, t));
             CHECK(logits(v, t) == Approx(want).epsilon(1e-5).margin(1e-6));
         }
+}
+
+TEST_CASE("cpu: inputs by name, in any order; bound ones are not inputs") {
+    graph g("named");
+    g.bind(hidden(3));
+    auto z = g.parameter(f32[hidden], "zeta");
+    auto a = g.parameter(f32[hidden], "alpha");
+    auto m = g.parameter(f32[hidden], "mid");
+    g.outputs(z - a * m);
+    const std::vector<float> zv{10, 20, 30}, av{1, 2, 3}, mv{2, 2, 2};
+    cpu::executor run(g);
+    auto in = [](const std::vector<float>& v) { return cpu::array::borrow(dtype::f32, {{"hidden", 3}}, v.data(), v.size() * 4); };
+    auto vals = [](const cpu::array& r) { const auto v = r.values<float>(); return std::vector<float>(v.begin(), v.end()); };
+    CHECK(run.input_names() == std::vector<std::string>{"alpha", "mid", "zeta"});
+    const auto want = std::vector<float>{8, 16, 24};
+    CHECK(vals(run({{"mid", in(mv)}, {"zeta", in(zv)}, {"alpha", in(av)}})[0]) == want);
+    CHECK(vals(run({in(av), in(mv), in(zv)})[0]) == want);  // parameter order
+    CHECK(vals(run.run_replicas(std::vector<std::vector<cpu::input>>{
+                  {{"zeta", in(zv)}, {"alpha", in(av)}, {"mid", in(mv)}}})[0][0]) == want);
+    run.bind("mid", in(mv));
+    CHECK(run.input_names() == std::vector<std::string>{"alpha", "zeta"});
+    CHECK(vals(run({{"zeta", in(zv)}, {"alpha", in(av)}})[0]) == want);
+    CHECK_THROWS_WITH(run({{"zeta", in(zv)}, {"alpha", in(av)}, {"mid", in(mv)}}),
+                      Catch::Contains("parameter `mid` is bound"));
+    CHECK_THROWS_WITH(run.bind("nope", in(mv)), Catch::Contains("has no parameter `nope`"));
+    cpu::named_arrays owned;
+    owned.emplace_back("zeta", cpu::array(in(zv)));
+    owned.emplace_back("alpha", cpu::array(in(av)));
+    CHECK(vals(run.run_donating(std::move(owned))[0]) == want);
+}
+
+TEST_CASE("cpu: an executor refuses a graph with an extent bound to a dimension it does not have") {
+    graph g("typo");
+    g.bind(hidden(3), tokens(2));
+    g.outputs(exp(g.parameter(f32[hidden], "x")));
+    CHECK_THROWS_WITH(cpu::executor(g), Catch::Contains("`tokens` (2)") && Catch::Contains("no tensor of the graph has that dimension"));
 }
 
 TEST_CASE("cpu: inputs are borrowed, never copied") {
@@ -65,11 +102,22 @@ TEST_CASE("cpu: wrong inputs are refused with the parameter's name and both shap
     const std::vector<float> x(8);
     const std::vector<std::int32_t> ids(2);
     const std::vector<float> wrong(6);
-    CHECK_THROWS_WITH(run({cpu::array::borrow(dtype::f32, {{"", 3}, {"", 2}}, wrong.data(), 24),
-                           cpu::array::borrow(dtype::s32, {{"", 2}}, ids.data(), 8)}),
-                      Catch::Contains("parameter `x` is f32[hidden=4, tokens=2]") && Catch::Contains("input 0 is f32[3, 2]"));
+    // In parameter order ("ids" sorts before "x").
+    CHECK_THROWS_WITH(run({cpu::array::borrow(dtype::s32, {{"", 2}}, ids.data(), 8),
+                           cpu::array::borrow(dtype::f32, {{"", 3}, {"", 2}}, wrong.data(), 24)}),
+                      Catch::Contains("parameter `x` is f32[hidden=4, tokens=2]") && Catch::Contains("input 1 is f32[3, 2]"));
     CHECK_THROWS_WITH(run({cpu::array::borrow(dtype::f32, {{"", 4}, {"", 2}}, x.data(), 32)}),
                       Catch::Contains("takes 2 inputs") && Catch::Contains("got 1"));
+    // By name.
+    const auto xs = cpu::array::borrow(dtype::f32, {{"", 4}, {"", 2}}, x.data(), 32);
+    const auto is = cpu::array::borrow(dtype::s32, {{"", 2}}, ids.data(), 8);
+    CHECK_THROWS_WITH(run({{"x", cpu::array::borrow(dtype::f32, {{"", 3}, {"", 2}}, wrong.data(), 24)}, {"ids", is}}),
+                      Catch::Contains("parameter `x` is f32[hidden=4, tokens=2]"));
+    CHECK_THROWS_WITH(run({{"x", xs}}), Catch::Contains("graph `check` needs input `ids`"));
+    CHECK_THROWS_WITH(run({{"x", xs}, {"ids", is}, {"idz", is}}),
+                      Catch::Contains("has no parameter `idz` (it has `ids`, `x`)"));
+    CHECK_THROWS_WITH(run({{"x", xs}, {"x", xs}, {"ids", is}}), Catch::Contains("input `x` is given twice"));
+    CHECK(run({{"x", xs}, {"ids", is}}).size() == 1);
     CHECK_THROWS_WITH(cpu::array::borrow(dtype::f32, {{"", 4}}, x.data(), 12),
                       Catch::Contains("needs 16 bytes, the buffer has 12"));
 }
@@ -102,9 +150,9 @@ TEST_CASE("cpu: dynamic starts and gather indices are clamped into range") {
     const std::vector<float> t = {0, 1, 10, 11, 20, 21, 30, 31, 40, 41};
     const std::vector<std::int32_t> i = {-3, 2, 99};
     const std::int32_t start = 4;  // clamped to 3 so that 2 rows fit
-    const auto out = cpu::executor(g)({cpu::array::borrow(dtype::f32, {{"", 5}, {"", 2}}, t.data(), 40),
-                                       cpu::array::borrow(dtype::s32, {{"", 3}}, i.data(), 12),
-                                       cpu::array::borrow(dtype::s32, {}, &start, 4)});
+    const auto out = cpu::executor(g)({{"table", cpu::array::borrow(dtype::f32, {{"", 5}, {"", 2}}, t.data(), 40)},
+                                       {"ids", cpu::array::borrow(dtype::s32, {{"", 3}}, i.data(), 12)},
+                                       {"at", cpu::array::borrow(dtype::s32, {}, &start, 4)}});
     CHECK(out[0].dims() == shape{{"hidden", 2}, {"tokens", 3}});
     const auto rows = out[0].values<float>();
     CHECK(std::vector<float>(rows.begin(), rows.end()) == std::vector<float>{0, 20, 40, 1, 21, 41});
@@ -306,9 +354,9 @@ TEST_CASE("cpu: the thread pool splits work and results do not depend on the thr
     for (std::size_t i = 0; i < wv.size(); ++i) wv[i] = std::cos(0.003f * static_cast<float>(i));
     for (std::size_t i = 0; i < vv.size(); ++i) vv[i] = 0.5f - 0.001f * static_cast<float>(i);
     auto run = [&](unsigned threads) {
-        return cpu::executor(g, {.threads = threads})({cpu::array::borrow(dtype::f32, {{"", 300}, {"", 37}}, hv.data(), hv.size() * 4),
-                                                       cpu::array::borrow(dtype::f32, {{"", 300}, {"", 500}}, wv.data(), wv.size() * 4),
-                                                       cpu::array::borrow(dtype::f32, {{"", 300}}, vv.data(), vv.size() * 4)});
+        return cpu::executor(g, {.threads = threads})({{"h", cpu::array::borrow(dtype::f32, {{"", 300}, {"", 37}}, hv.data(), hv.size() * 4)},
+                                                       {"w", cpu::array::borrow(dtype::f32, {{"", 300}, {"", 500}}, wv.data(), wv.size() * 4)},
+                                                       {"v", cpu::array::borrow(dtype::f32, {{"", 300}}, vv.data(), vv.size() * 4)}});
     };
     const auto one = run(1), two = run(2), two_again = run(2);
     for (std::size_t k = 0; k < 2; ++k) {
@@ -433,9 +481,9 @@ TEST_CASE("cpu: a bound weight is packed once and gives the same products; run()
     for (unsigned threads : {1u, 2u}) {
         cpu::executor plain(g, {.threads = threads}), bound(g, {.threads = threads});
         bound.bind(w, W);
-        bound.bind(2, B);
+        bound.bind("b", B);
         CHECK(bound.unbound_parameters() == 1);
-        const auto want = plain({X, W, B});
+        const auto want = plain({{"x", X}, {"w", W}, {"b", B}});
         const auto got = bound({X});
         CHECK(bound.stats().packed_bytes >= 70 * 101 * 4);  // the packed copy of w
         CHECK(plain.stats().packed_bytes == 0);
@@ -540,7 +588,7 @@ TEST_CASE("cpu: bf16 products, bound or not, equal the double-precision product 
     for (unsigned threads : {1u, 2u}) {
         cpu::executor plain(g, {.threads = threads}), bound(g, {.threads = threads});
         bound.bind(w, W);
-        const auto a = plain({X, W}), b = bound({X});
+        const auto a = plain({{"x", X}, {"w", W}}), b = bound({X});
         for (std::size_t r = 0; r < 37; ++r)
             for (std::size_t n = 0; n < 101; ++n) {
                 double want = 0;
@@ -565,9 +613,9 @@ TEST_CASE("cpu: a one-row product x . W (decode) streams W's rows and matches a 
     for (std::size_t i = 0; i < ws.size(); ++i) wbs[i].bits = f32_to_bf16_bits(ws[i]);
     for (unsigned threads : {1u, 2u}) {
         const auto out = cpu::executor(g, {.threads = threads})(
-            {cpu::array::borrow(dtype::f32, {{"", 1}, {"", 96}}, xs.data(), xs.size() * 4),
-             cpu::array::borrow(dtype::f32, {{"", 96}, {"", 333}}, ws.data(), ws.size() * 4),
-             cpu::array::borrow(dtype::bf16, {{"", 96}, {"", 333}}, wbs.data(), wbs.size() * 2)});
+            {{"x", cpu::array::borrow(dtype::f32, {{"", 1}, {"", 96}}, xs.data(), xs.size() * 4)},
+             {"w", cpu::array::borrow(dtype::f32, {{"", 96}, {"", 333}}, ws.data(), ws.size() * 4)},
+             {"wb", cpu::array::borrow(dtype::bf16, {{"", 96}, {"", 333}}, wbs.data(), wbs.size() * 2)}});
         for (std::size_t n = 0; n < 333; ++n) {
             double s = 0, sb = 0;
             for (std::size_t k = 0; k < 96; ++k) {
@@ -604,8 +652,8 @@ TEST_CASE("cpu: intermediates' buffers are recycled, within a run and across run
     auto z = dot<hidden>(y, w);
     g.outputs(z, softmax<vocab>(z));
     const auto xs = wave(64 * 256, 0.01), ws = wave(256 * 128, 0.02);
-    const std::vector<cpu::array> in = {cpu::array::borrow(dtype::f32, {{"", 64}, {"", 256}}, xs.data(), xs.size() * 4),
-                                        cpu::array::borrow(dtype::f32, {{"", 256}, {"", 128}}, ws.data(), ws.size() * 4)};
+    const std::vector<cpu::array> in = {cpu::array::borrow(dtype::f32, {{"", 256}, {"", 128}}, ws.data(), ws.size() * 4),  // w
+                                        cpu::array::borrow(dtype::f32, {{"", 64}, {"", 256}}, xs.data(), xs.size() * 4)};  // x
     cpu::executor run(g);
     const auto first = run(std::span<const cpu::array>(in));
     // The first run also keeps the values that depend on no parameter (the scalars).
@@ -628,8 +676,8 @@ TEST_CASE("cpu: fused groups and reductions split over threads give bitwise the 
     auto y = tanh(x * 0.5 + broadcast_to(b, x));
     g.outputs(softmax<hidden>(y), reduce_sum<tokens>(y), mean<hidden>(y * y));  // 65536 elements: large enough to split
     const auto xs = wave(64 * 1024, 0.003), bs = wave(1024, 0.1);
-    const std::vector<cpu::array> in = {cpu::array::borrow(dtype::f32, {{"", 64}, {"", 1024}}, xs.data(), xs.size() * 4),
-                                        cpu::array::borrow(dtype::f32, {{"", 1024}}, bs.data(), bs.size() * 4)};
+    const std::vector<cpu::array> in = {cpu::array::borrow(dtype::f32, {{"", 1024}}, bs.data(), bs.size() * 4),  // b
+                                        cpu::array::borrow(dtype::f32, {{"", 64}, {"", 1024}}, xs.data(), xs.size() * 4)};  // x
     const auto one = cpu::executor(g, {.threads = 1})(std::span<const cpu::array>(in));
     const auto two = cpu::executor(g, {.threads = 2})(std::span<const cpu::array>(in));
     for (std::size_t k = 0; k < one.size(); ++k) {
@@ -767,9 +815,9 @@ TEST_CASE("cpu: decode against a transposed weight (x . W^T, the tied LM head) s
     for (std::size_t i = 0; i < ws.size(); ++i) wbs[i].bits = f32_to_bf16_bits(ws[i]);
     for (unsigned threads : {1u, 2u}) {
         const auto out = cpu::executor(g, {.threads = threads})(
-            {cpu::array::borrow(dtype::f32, {{"", 1}, {"", 96}}, xs.data(), xs.size() * 4),
-             cpu::array::borrow(dtype::f32, {{"", 333}, {"", 96}}, ws.data(), ws.size() * 4),
-             cpu::array::borrow(dtype::bf16, {{"", 333}, {"", 96}}, wbs.data(), wbs.size() * 2)});
+            {{"x", cpu::array::borrow(dtype::f32, {{"", 1}, {"", 96}}, xs.data(), xs.size() * 4)},
+             {"w", cpu::array::borrow(dtype::f32, {{"", 333}, {"", 96}}, ws.data(), ws.size() * 4)},
+             {"wb", cpu::array::borrow(dtype::bf16, {{"", 333}, {"", 96}}, wbs.data(), wbs.size() * 2)}});
         for (std::size_t n = 0; n < 333; ++n) {
             double s = 0, sb = 0;
             for (std::size_t k = 0; k < 96; ++k) {

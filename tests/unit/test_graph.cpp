@@ -3,7 +3,9 @@
 // the dimensions and both sizes in the user's words.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <scribe/scribe.hpp>
@@ -56,11 +58,87 @@ TEST_CASE("parameters take their extents from bindings and static extents") {
     CHECK(x.ir().type == dtype::f32);
     CHECK(w.ir().type == dtype::f16);
     CHECK(x.ir().label == "x");
-    CHECK(x.ir().parameter_number == 0);
-    CHECK(w.ir().parameter_number == 1);
+    // Numbered in the order of their names: "w" before "x", though x came first.
+    CHECK(w.ir().parameter_number == 0);
+    CHECK(x.ir().parameter_number == 1);
     CHECK(g.parameter_count() == 2);
+    CHECK(g.parameters() == std::vector<node_id>{w.id(), x.id()});
+    CHECK(g.find_parameter("x") == x.id());
+    CHECK(!g.find_parameter("y"));
     CHECK(&x.owner() == &g);
     CHECK(g.name() == "params");
+}
+
+namespace {
+template <class A, class B>
+auto product_of(const A& a, const B& b) {
+    return dot<hidden>(a, b);
+}
+}  // namespace
+
+TEST_CASE("parameter numbers follow the names, not the order of evaluation") {
+    // Two parameters made in one expression: C++ leaves the order in which the
+    // arguments are evaluated unspecified (g++ and clang differ), so the numbers
+    // must not depend on which was made first.
+    auto numbers = [](bool w_first) {
+        graph g("order");
+        g.bind(hidden(4), vocab(3), tokens(2));
+        if (w_first) {
+            auto w = g.parameter(f32[hidden, vocab], "w");
+            auto h = g.parameter(f32[hidden, tokens], "h");
+            g.outputs(product_of(w, h));
+        } else {
+            g.outputs(product_of(g.parameter(f32[hidden, vocab], "w"), g.parameter(f32[hidden, tokens], "h")));
+        }
+        std::vector<std::pair<std::string, std::int64_t>> out;
+        for (const auto& n : g.nodes())
+            if (n.kind == op::parameter) out.emplace_back(n.label, n.parameter_number);
+        std::sort(out.begin(), out.end());
+        return std::pair{out, hlo::to_text(g)};
+    };
+    const auto [made_in_order, text_a] = numbers(true);
+    const auto [made_in_one_expression, text_b] = numbers(false);
+    using P = std::vector<std::pair<std::string, std::int64_t>>;
+    CHECK(made_in_order == P{{"h", 0}, {"w", 1}});
+    CHECK(made_in_one_expression == made_in_order);
+    // The module's parameter list is in number order, whatever the node order.
+    CHECK_THAT(text_a, Contains("h = f32[4,2]{1,0} parameter(0)") && Contains("w = f32[4,3]{1,0} parameter(1)"));
+    CHECK_THAT(text_b, Contains("h = f32[4,2]{1,0} parameter(0)") && Contains("w = f32[4,3]{1,0} parameter(1)"));
+
+    // A parameter added later renumbers the ones whose names sort after it.
+    graph g("later");
+    g.bind(hidden(4));
+    auto b = g.parameter(f32[hidden], "b");
+    CHECK(b.ir().parameter_number == 0);
+    auto a = g.parameter(f32[hidden], "a");
+    CHECK(a.ir().parameter_number == 0);
+    CHECK(b.ir().parameter_number == 1);
+    g.outputs(a + b);
+    g.alias(0, b);
+    CHECK(g.aliases()[0].parameter_number == 1);
+    CHECK_THAT(error_from([&] { (void)g.parameter(f32[hidden], ""); }), Contains("needs a name"));
+}
+
+TEST_CASE("an extent bound to a dimension no tensor has is reported") {
+    graph g("typo");
+    g.bind(hidden(4), tokens(3));
+    g.bind("tokenz", 7);  // misspelt
+    auto x = g.parameter(f32[hidden, tokens], "x");
+    g.outputs(exp(x));
+    const auto lower_msg = error_from([&] { (void)hlo::lower(g); });
+    CHECK_THAT(lower_msg, Contains("`tokenz` (7)") && Contains("no tensor of the graph has that dimension") &&
+                              Contains("hidden, tokens"));
+    CHECK(error_from([&] { g.check_bindings(); }) == lower_msg);
+
+    // Extents shared by many graphs: bind_if_used takes no offence, and agrees with bind.
+    graph h("shared");
+    h.bind_if_used(hidden(4), tokens(3), vocab(11));
+    auto y = h.parameter(f32[hidden, tokens], "y");
+    h.outputs(exp(y));
+    CHECK_NOTHROW(h.check_bindings());
+    CHECK_NOTHROW(hlo::lower(h));
+    CHECK_THAT(error_from([&] { h.bind(vocab(12)); }), Contains("`vocab` is bound to 11"));
+    CHECK_THAT(error_from([&] { h.bind_if_used(tokens(5)); }), Contains("`tokens` is bound to 3"));
 }
 
 TEST_CASE("a static extent binds its dimension for later dynamic uses") {
@@ -90,7 +168,7 @@ TEST_CASE("dot orders its result as batch dims then lhs free then rhs free") {
 
     auto q = g.parameter(f32[tokens, batch, heads, head_dim], "q");
     auto k = g.parameter(f32[heads, head_dim, keys, batch], "k");
-    auto scores = dot<head_dim>(q, k);
+    auto scores = dot<head_dim, batched<heads, batch>>(q, k);
     CHECK(scores.shape() == shape{{"batch", 2}, {"heads", 4}, {"tokens", 3}, {"keys", 6}});
     CHECK(scores.ir().dot.lhs_batch == std::vector<std::int64_t>{1, 2});
     CHECK(scores.ir().dot.rhs_batch == std::vector<std::int64_t>{3, 0});
@@ -232,7 +310,7 @@ TEST_CASE("dot: contracting dimensions whose extents differ") {
     SECTION("a batch dimension") {
         auto a = g.parameter(f32[hidden, tokens, batch], "a");
         auto b = g.parameter(f32[hidden, vocab, batch], "b");
-        auto msg = error_from([&] { (void)dot<hidden>(a, slice<batch>(b, 0, 1)); });
+        auto msg = error_from([&] { (void)dot<hidden, batched<batch>>(a, slice<batch>(b, 0, 1)); });
         CHECK_THAT(msg, Contains("[scribe] dot:") && Contains("batch") && Contains("`batch` (2) with `batch` (1)"));
     }
 }
@@ -418,7 +496,7 @@ TEST_CASE("operands from two different graphs") {
     auto ids = g2.parameter(s32[hidden], "ids");
 
     CHECK_THAT(error_from([&] { (void)(a + b); }), Contains("[scribe] add:") && Contains("different graphs"));
-    CHECK_THAT(error_from([&] { (void)dot<hidden>(a, b); }), Contains("[scribe] dot:") && Contains("different graphs"));
+    CHECK_THAT(error_from([&] { (void)dot<hidden, batched<vocab>>(a, b); }), Contains("[scribe] dot:") && Contains("different graphs"));
     CHECK_THAT(error_from([&] { (void)gather<vocab>(rename<hidden, embed>(a), ids); }),
                Contains("[scribe] gather:") && Contains("different graphs"));
     CHECK_THAT(error_from([&] { (void)concatenate<vocab>(a, b); }),

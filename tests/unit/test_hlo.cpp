@@ -227,8 +227,9 @@ TEST_CASE("parameter names are made valid and unique HLO names") {
     auto b = g.parameter(f32[hidden], "2nd");
     g.outputs(a + b);
     const auto text = hlo::to_text(g);
-    CHECK(text.find("layers_0_weight = f32[2]{0} parameter(0)") != std::string::npos);
-    CHECK(text.find("_2nd = f32[2]{0} parameter(1)") != std::string::npos);
+    // Numbered by name: "2nd" sorts before "layers/0 weight".
+    CHECK(text.find("layers_0_weight = f32[2]{0} parameter(1)") != std::string::npos);
+    CHECK(text.find("_2nd = f32[2]{0} parameter(0)") != std::string::npos);
     check_module(hlo::to_proto(g));
 }
 

@@ -59,8 +59,8 @@ void run_on_cpu(const std::string& name, const graph& g, int replicas) {
     std::vector<std::vector<cpu::array>> inputs(static_cast<std::size_t>(replicas));
     storage.reserve(static_cast<std::size_t>(replicas * g.parameter_count()));
     for (int r = 0; r < replicas; ++r)
-        for (const auto& n : g.nodes()) {
-            if (n.kind != scribe::op::parameter) continue;
+        for (auto id : g.parameters()) {  // in parameter-number order
+            const auto& n = g[id];
             storage.push_back(read_file(in_dir / ("r" + std::to_string(r) + "_" + std::to_string(n.parameter_number) + ".bin")));
             inputs[static_cast<std::size_t>(r)].push_back(
                 cpu::array::borrow(n.type, n.dims, storage.back().data(), storage.back().size()));
@@ -97,9 +97,12 @@ void record(const std::string& name, const graph& g, json op, json domains = jso
     }
     hlo::write(g, out_dir, name);
     json inputs = json::array();
+    // In the order the case made them (the reference reads them so), each with the
+    // number XLA takes it by (the order of the names).
     for (const auto& n : g.nodes())
         if (n.kind == scribe::op::parameter)
-            inputs.push_back({{"name", n.label}, {"dtype", std::string(scribe::name(n.type))}, {"dims", shape_json(n.dims)}});
+            inputs.push_back({{"name", n.label}, {"number", n.parameter_number}, {"dtype", std::string(scribe::name(n.type))},
+                              {"dims", shape_json(n.dims)}});
     json outputs = json::array();
     for (auto id : g.outputs())
         outputs.push_back({{"dtype", std::string(scribe::name(g[id].type))}, {"dims", shape_json(g[id].dims)}});
@@ -109,7 +112,7 @@ void record(const std::string& name, const graph& g, json op, json domains = jso
 
 graph make(const std::string& name) {
     graph g(name);
-    g.bind(hidden(6), tokens(5), batch(3), vocab(7), heads(2), head_dim(3), out(4), step(2));
+    g.bind_if_used(hidden(6), tokens(5), batch(3), vocab(7), heads(2), head_dim(3), out(4), step(2));
     return g;
 }
 
@@ -272,6 +275,21 @@ void binaries() {
         g.outputs((x * 0.5 + 1.0) / 2.0 - 3.0 * x);
         record(nm, g, {{"kind", "expression"}, {"fn", "number_operands"}});
     }, f32, bf16, f64);
+    // ... in the named binary functions and compares too, on either side.
+    each([](auto t) {
+        const std::string nm = "number_functions_" + dn(t);
+        auto g = make(nm);
+        auto x = g.parameter(t[hidden, tokens], "x");
+        g.outputs(maximum(x, 0.0), minimum(0.5, x), pow(abs(x), 2), pow(2.0, x), lt(x, 0.25), ge(1, x));
+        record(nm, g, {{"kind", "expression"}, {"fn", "number_functions"}});
+    }, f32, bf16, f64);
+    each([](auto t) {
+        const std::string nm = "number_functions_" + dn(t);
+        auto g = make(nm);
+        auto x = g.parameter(t[hidden, tokens], "x");
+        g.outputs(maximum(x, 0), minimum(3, x), pow(x, 2), subtract(10, x), eq(x, 2), ne(1, x));
+        record(nm, g, {{"kind", "expression"}, {"fn", "number_functions_int"}}, {{"x", json::array({0, 6})}});
+    }, s32, s64);
 }
 
 void compares_and_selects() {
@@ -366,7 +384,7 @@ void dots() {
             auto g = make("dot_batched_" + s);
             auto q = g.parameter(t[head_dim, tokens, heads, batch], "q");
             auto k = g.parameter(t[batch, heads, head_dim, vocab], "k");
-            g.outputs(dot<head_dim>(q, k));
+            g.outputs(dot<head_dim, batched<batch, heads>>(q, k));
             record("dot_batched_" + s, g, {{"kind", "dot"}, {"contract", {"head_dim"}}});
         }
         {
@@ -467,6 +485,13 @@ void slicing_ops() {
             g.outputs(pad<tokens>(x, 1.0, 2, 3), pad<hidden>(x, 0.0, -1, 1));
             record("pad_" + s, g, {{"kind", "pad"}, {"parts", {{{"dim", "tokens"}, {"value", 1.0}, {"low", 2}, {"high", 3}},
                                                               {{"dim", "hidden"}, {"value", 0.0}, {"low", -1}, {"high", 1}}}}});
+        }
+        {
+            auto g = make("take_" + s);
+            auto x = g.parameter(t[hidden, tokens, batch], "x");
+            auto at = g.parameter(s32[], "start");
+            g.outputs(take<tokens>(x, 3), take<batch>(x, at), take<hidden>(take<tokens>(take<batch>(x, 2), at), 5));
+            record("take_" + s, g, {{"kind", "take"}}, {{"start", json::array({-2, 7})}});
         }
         {
             auto g = make("gather_" + s);

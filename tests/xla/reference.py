@@ -251,6 +251,16 @@ def expected(case, arrays):
     if kind == "dynamic_update_slice":
         x, u, start = ins
         return [[Named(_dus(x, u, start, op["dim"]), x.names)]]
+    if kind == "take":
+        # take<D>(x, i): index i of D, D dropped; a tensor index is clamped into range.
+        x, start = ins
+
+        def take(t, dim, i):
+            ax = t.axis(dim)
+            i = int(np.clip(i, 0, t.a.shape[ax] - 1))
+            return Named(np.take(t.a, i, axis=ax), [n for n in t.names if n != dim])
+        s = int(start.a)
+        return [[take(x, "tokens", 3), take(x, "batch", s), take(take(take(x, "batch", 2), "tokens", s), "hidden", 5)]]
     if kind == "concatenate":
         first = ins[0]
         return [[Named(np.concatenate([t.to(first.names) for t in ins], axis=first.axis(op["dim"])), first.names)]]
@@ -280,6 +290,17 @@ def expected(case, arrays):
         if fn == "number_operands":
             v = wide(ins[0].a)
             return [[Named((v * 0.5 + 1.0) / 2.0 - 3.0 * v, ins[0].names)]]
+        if fn == "number_functions":
+            v = wide(ins[0].a)
+            names = ins[0].names
+            return [[Named(np.maximum(v, 0.0), names), Named(np.minimum(0.5, v), names),
+                     Named(np.abs(v) ** 2, names), Named(np.power(2.0, v), names),
+                     Named(v < 0.25, names), Named(1 >= v, names)]]
+        if fn == "number_functions_int":
+            v = wide(ins[0].a)
+            names = ins[0].names
+            return [[Named(np.maximum(v, 0), names), Named(np.minimum(3, v), names), Named(v ** 2, names),
+                     Named(10 - v, names), Named(v == 2, names), Named(v != 1, names)]]
         if fn == "tuple_outputs":
             x, i = ins
             return [[Named(np.exp(wide(x.a)), x.names), i, Named(wide(x.a) ** 2, x.names)]]

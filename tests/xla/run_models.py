@@ -107,7 +107,9 @@ def check_model(scribe, folder, work, tp=1):
         outs = xla_shim.execute(compiled, [inputs_for(module, weights, given, tp, r) for r in ranks])
         for r in ranks[1:]:
             assert np.array_equal(outs[r][0], outs[0][0]), f"{folder}: replica {r}'s logits differ from replica 0's"
-        return outs[0][0], {c["name"]: [outs[r][1 + i] for r in ranks] for i, c in enumerate(caches)}
+        # Outputs 1... are the caches: each updates (is aliased to) the parameter it is named after.
+        named = {o["index"]: o["name"] for o in module["outputs"]}
+        return outs[0][0], {named[k]: [outs[r][k] for r in ranks] for k in range(1, len(module["outputs"]))}
 
     for form in ("hlo", "pb"):
         prefill = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, prefill_m[{"hlo": "text", "pb": "proto"}[form]])), tp)

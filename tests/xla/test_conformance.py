@@ -35,6 +35,11 @@ def _inputs(case):
     return [reference.make_inputs(case, rng) for _ in range(case["replicas"])]
 
 
+def _by_number(case, arrays):
+    """A replica's inputs (in the order the case made them) in parameter-number order."""
+    return [a for _, a in sorted(zip((inp["number"] for inp in case["inputs"]), arrays), key=lambda p: p[0])]
+
+
 def _run_cpu_backend():
     """Writes every case's inputs, runs them all on the CPU backend at once, and
     returns a loader for its outputs."""
@@ -45,8 +50,8 @@ def _run_cpu_backend():
         d = os.path.join(CASES_DIR, "inputs", case["name"])
         os.makedirs(d, exist_ok=True)
         for r, arrays in enumerate(_inputs(case)):
-            for k, a in enumerate(arrays):
-                np.ascontiguousarray(a).tofile(os.path.join(d, f"r{r}_{k}.bin"))
+            for inp, a in zip(case["inputs"], arrays):
+                np.ascontiguousarray(a).tofile(os.path.join(d, f"r{r}_{inp['number']}.bin"))
     subprocess.run([gen, "--cpu", CASES_DIR], check=True)
 
     def load(case, r, k):
@@ -88,7 +93,8 @@ def test_case(case, fmt):
     n = case["replicas"]
     arrays = _inputs(case)
     want = reference.expected(case, arrays)
-    got = xla_shim.run_file(os.path.join(CASES_DIR, f"{case['name']}.{fmt}"), arrays, replicas=n)
+    got = xla_shim.run_file(os.path.join(CASES_DIR, f"{case['name']}.{fmt}"), [_by_number(case, a) for a in arrays],
+                            replicas=n)
     assert len(got) == n
     for r in range(n):
         assert len(got[r]) == len(case["outputs"]), f"{len(got[r])} outputs, expected {len(case['outputs'])}"

@@ -1,7 +1,8 @@
 """The examples' HLO, text and proto, run by XLA against NumPy references.
 
-The examples write their modules into SCRIBE_EXAMPLES; parameter shapes are read
-from the module XLA parsed, parameter order is the examples' documented order.
+The examples write their modules into SCRIBE_EXAMPLES; each parameter's name and
+shape are read from the module XLA parsed, and its input is given by name (a
+graph numbers its parameters in the order of their names).
 """
 import math
 import os
@@ -15,41 +16,56 @@ import xla_shim
 EXAMPLES = os.environ.get("SCRIBE_EXAMPLES", "")
 
 
-def parameter_shapes(proto):
-    header = xla_shim.parse_proto(proto).to_string().splitlines()[0]
-    params = re.search(r"entry_computation_layout=\{\((.*)\)->", header).group(1)
-    return [tuple(int(d) for d in dims.split(",") if d) for dims in re.findall(r"f32\[([\d,]*)\]", params)]
+def parameters(proto):
+    """[(name, shape)] in parameter-number order, from the module's entry computation."""
+    text = xla_shim.parse_proto(proto).to_string()
+    found = {}
+    for name, dims, number in re.findall(r"^\s*(?:ROOT )?%?([\w.\-]+) = f32\[([\d,]*)\]\S* parameter\((\d+)\)", text, re.M):
+        found[int(number)] = (name, tuple(int(d) for d in dims.split(",") if d))
+    return [found[k] for k in range(len(found))]
 
 
 def run(name, fmt, make_inputs):
+    """make_inputs(rng, {name: shape}) -> {name: array}; returns (inputs by name, outputs)."""
     path = os.path.join(EXAMPLES, f"{name}.{fmt}")
     proto = xla_shim.load(path)
     rng = np.random.default_rng(7)
-    inputs = make_inputs(rng, parameter_shapes(proto))
-    (outputs,) = xla_shim.execute(xla_shim.compile_module(proto), [inputs])
+    params = parameters(proto)
+    inputs = make_inputs(rng, dict(params))
+    assert sorted(inputs) == sorted(n for n, _ in params), (sorted(inputs), params)
+    (outputs,) = xla_shim.execute(xla_shim.compile_module(proto), [[inputs[n] for n, _ in params]])
     return inputs, outputs
+
+
+def normal(rng, shapes):
+    return {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+
+
+@pytest.mark.parametrize("fmt", ["hlo", "pb"])
+def test_parameters_are_numbered_by_name(fmt):
+    names = [n for n, _ in parameters(xla_shim.load(os.path.join(EXAMPLES, f"custom_block.{fmt}")))]
+    assert names == sorted(names) and len(names) == 7, names
 
 
 @pytest.mark.parametrize("fmt", ["hlo", "pb"])
 def test_lm_head(fmt):
-    def make(rng, shapes):
-        return [rng.standard_normal(s).astype(np.float32) for s in shapes]
-
-    (hidden, weight), (logits,) = run("lm_head", fmt, make)
+    i, (logits,) = run("lm_head", fmt, normal)
     # hidden[hidden, tokens, batch], weight[hidden, vocab] -> logits[vocab, tokens, batch]
-    want = np.einsum("hv,htb->vtb", weight.astype(np.float64), hidden.astype(np.float64))
+    want = np.einsum("hv,htb->vtb", i["weight"].astype(np.float64), i["hidden"].astype(np.float64))
     np.testing.assert_allclose(logits, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("fmt", ["hlo", "pb"])
 def test_custom_block(fmt):
     def make(rng, shapes):
-        out = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-        out[3] *= 0.2  # keep the GELU inputs in a range where its shape matters
+        out = normal(rng, shapes)
+        out["mlp.w_in"] *= 0.2  # keep the GELU inputs in a range where its shape matters
         return out
 
-    (x, gamma, beta, w_in, b_in, w_out, b_out), (y,) = run("custom_block", fmt, make)
-    x64 = x.astype(np.float64)
+    i, (y,) = run("custom_block", fmt, make)
+    x64 = i["x"].astype(np.float64)
+    gamma, beta, w_in, b_in, w_out, b_out = (i[n] for n in ("ln.weight", "ln.bias", "mlp.w_in", "mlp.b_in",
+                                                             "mlp.w_out", "mlp.b_out"))
     mu = x64.mean(axis=0, keepdims=True)
     var = ((x64 - mu) ** 2).mean(axis=0, keepdims=True)
     ln = (x64 - mu) / np.sqrt(var + 1e-5) * gamma[:, None, None] + beta[:, None, None]

@@ -26,6 +26,40 @@ struct dot_cannot_contract {
                   "[scribe] dot: cannot contract a dimension that is not in both operands");
 };
 
+// If you end up here, both operands of dot have a dimension that the dot neither
+// contracts nor lists as a batch dimension. Usually a name that should differ:
+// attention's keys are rename<tokens, keys>(k). A dimension meant to be shared is
+// listed: dot<head_dim, batched<batch, heads>>(q, k).
+template <class Dim, class LhsDims, class RhsDims>
+struct dot_shared_dimension_not_batched {
+    static_assert(always_false<Dim>,
+                  "[scribe] dot: a dimension in both operands is neither contracted nor batched; list it in "
+                  "batched<...> or rename it on one side (rename<from, to>)");
+};
+
+// If you end up here, dot's batched<...> names a dimension one operand lacks.
+template <class Dim, class LhsDims, class RhsDims>
+struct dot_batch_dimension_missing {
+    static_assert(always_false<Dim>, "[scribe] dot: a batched dimension is not in both operands");
+};
+
+// If you end up here, the operands of concatenate have different dimensions: they
+// must have the same ones, and may differ only in the extent of the dimension
+// they are joined along.
+template <class Op, class FirstDims, class... OtherDims>
+struct concatenate_dims_differ {
+    static_assert(always_false<Op>,
+                  "[scribe] concatenate: the operands' dimensions differ; they must have the same dimensions");
+};
+
+// If you end up here, dynamic_update_slice's update does not have the dimensions of
+// the tensor it is written into.
+template <class TensorDims, class UpdateDims>
+struct update_dims_differ {
+    static_assert(always_false<TensorDims>,
+                  "[scribe] dynamic_update_slice: the update's dimensions differ from the tensor's");
+};
+
 // If you end up here, an element-wise op got operands whose dimensions differ.
 // Operands align by name; add the missing dimensions with broadcast<...> first.
 template <class Op, class LhsDims, class RhsDims>
@@ -83,9 +117,9 @@ struct unsupported_dtype {
 };
 
 // If you end up here, an op that needs one or more dimension names got none.
-template <class Op>
+template <class Op, class... TensorDims>
 struct no_dimension_named {
-    static_assert(always_false<Op>, "[scribe] name at least one dimension, e.g. reduce_sum<tokens>(x)");
+    static_assert(always_false<Op, TensorDims...>, "[scribe] name at least one dimension, e.g. reduce_sum<tokens>(x)");
 };
 
 // Names a composite op (one without an IR node of its own) in diagnostics:

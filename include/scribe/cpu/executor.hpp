@@ -1,8 +1,11 @@
 // scribe/cpu/executor.hpp — runs a graph on the CPU.
 //
 //     cpu::executor run(g);                       // g has its outputs set
-//     auto outs = run({cpu::borrow(x), cpu::borrow(w)});   // inputs in parameter order
+//     auto outs = run({{"x", cpu::borrow(x)}, {"w", cpu::borrow(w)}});   // inputs by name
+//     auto same = run({cpu::borrow(w), cpu::borrow(x)});   // or in parameter order
 //
+// Parameter order is the byte order of the parameters' names (graph::parameters),
+// whatever order they were made in; input_names() lists the inputs run() takes.
 // Inputs are borrowed, never copied: a weight in an mmapped file stays where it is.
 // cpu::executor(g, {.threads = 2}) sets the worker threads (default: one per
 // hardware thread); results depend only on the thread count. Chains of
@@ -20,11 +23,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "../graph/graph.hpp"
@@ -46,6 +52,16 @@ struct options {
     // comm (which must outlive the executor); replica groups must span all its ranks.
     communicator* comm = nullptr;
 };
+
+// An input given by its parameter's name: run({{"ids", ids}, {"mask", mask}}). The
+// array is read where it is, not copied, so it must outlive the call.
+struct input {
+    std::string_view name;
+    const array& value;
+};
+
+// Owned inputs by name, for run_donating: {{"ids", std::move(ids)}, {"cache", std::move(cache)}}.
+using named_arrays = std::vector<std::pair<std::string, array>>;
 
 // What the last run used: buffers it allocated and the most bytes live at once.
 // Inputs are borrowed and not counted; outputs are.
@@ -70,6 +86,7 @@ public:
         : g_(g), pool_(std::make_unique<thread_pool>(opt.threads)), profile_(opt.profile), check_finite_(opt.check_finite), comm_(opt.comm) {
         if (g_.outputs().empty())
             throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " has no outputs; call g.outputs(...)");
+        g_.check_bindings();
         if (opt.fuse) {
             fusion_ = plan_fusion(g_);
         } else {
@@ -127,11 +144,29 @@ public:
             throw error("cpu: bind needs a parameter, not a " + std::string(info(n.kind).name) + " node");
         bind(n.parameter_number, std::move(value));
     }
+    // Binds the parameter called `name`: bind("wte", weights.at("wte")).
+    void bind(std::string_view name, array value) { bind(g_[parameter_called(name)].parameter_number, std::move(value)); }
     // The parameters run() takes: those not bound, in parameter order.
     std::int64_t unbound_parameters() const {
         std::int64_t k = 0;
         for (std::int64_t p = 0; p < g_.parameter_count(); ++p) k += !is_bound(p);
         return k;
+    }
+    // Their names, in the order run() takes them.
+    std::vector<std::string> input_names() const {
+        std::vector<std::string> names;
+        for (auto id : g_.parameters())
+            if (!is_bound(g_[id].parameter_number)) names.push_back(g_[id].label);
+        return names;
+    }
+
+    // One replica, inputs by name: every unbound parameter exactly once.
+    std::vector<array> operator()(std::span<const input> inputs) const {
+        std::vector<std::vector<array>> per_replica{in_order(inputs)};
+        return std::move(run(std::move(per_replica), false).front());
+    }
+    std::vector<array> operator()(std::initializer_list<input> inputs) const {
+        return (*this)(std::span<const input>(inputs.begin(), inputs.size()));
     }
 
     // One replica; inputs in parameter order. Returns the outputs in order. An
@@ -162,6 +197,16 @@ public:
         return std::move(run(std::move(per_replica), true).front());
     }
 
+    // run_donating with the inputs by name: {{"ids", ids}, {"cache", std::move(cache)}}.
+    std::vector<array> run_donating(named_arrays inputs) const {
+        std::vector<input> named;
+        for (const auto& [name, value] : inputs) named.push_back({name, value});
+        const auto order = positions(named);
+        std::vector<array> in;
+        for (auto k : order) in.push_back(std::move(inputs[k].second));
+        return run_donating(std::move(in));
+    }
+
     // inputs[r][k]: parameter k of replica r. Returns outputs[r][k].
     std::vector<std::vector<array>> run_replicas(const std::vector<std::vector<array>>& inputs) const {
         std::vector<std::vector<array>> views(inputs.size());
@@ -169,8 +214,49 @@ public:
             for (const auto& a : inputs[r]) views[r].push_back(a.view());
         return run(std::move(views), false);
     }
+    // inputs[r]: replica r's inputs by name.
+    std::vector<std::vector<array>> run_replicas(const std::vector<std::vector<input>>& inputs) const {
+        std::vector<std::vector<array>> views;
+        for (const auto& r : inputs) views.push_back(in_order(r));
+        return run(std::move(views), false);
+    }
 
 private:
+    node_id parameter_called(std::string_view name) const {
+        if (auto id = g_.find_parameter(name)) return *id;
+        std::string known;
+        for (auto id : g_.parameters()) known += (known.empty() ? "" : ", ") + scribe::detail::ticked(g_[id].label);
+        throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " has no parameter " + scribe::detail::ticked(name) +
+                    (known.empty() ? std::string(" (it has none)") : " (it has " + known + ")"));
+    }
+    // For named inputs: positions[k] is the index in `inputs` of the k-th input run() takes.
+    std::vector<std::size_t> positions(std::span<const input> inputs) const {
+        std::vector<std::optional<std::size_t>> at(static_cast<std::size_t>(g_.parameter_count()));
+        for (std::size_t k = 0; k < inputs.size(); ++k) {
+            const auto& n = g_[parameter_called(inputs[k].name)];
+            const auto p = static_cast<std::size_t>(n.parameter_number);
+            if (is_bound(n.parameter_number))
+                throw error("cpu: parameter " + scribe::detail::ticked(n.label) + " is bound (executor::bind); it is not an input");
+            if (at[p]) throw error("cpu: input " + scribe::detail::ticked(n.label) + " is given twice");
+            at[p] = k;
+        }
+        std::vector<std::size_t> order;
+        std::string missing;
+        for (auto id : g_.parameters()) {
+            const auto p = g_[id].parameter_number;
+            if (is_bound(p)) continue;
+            if (at[static_cast<std::size_t>(p)]) order.push_back(*at[static_cast<std::size_t>(p)]);
+            else missing += (missing.empty() ? "" : ", ") + scribe::detail::ticked(g_[id].label);
+        }
+        if (!missing.empty()) throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " needs input " + missing);
+        return order;
+    }
+    std::vector<array> in_order(std::span<const input> inputs) const {
+        std::vector<array> views;
+        for (auto k : positions(inputs)) views.push_back(inputs[k].value.view());
+        return views;
+    }
+
     std::vector<std::vector<array>> run(std::vector<std::vector<array>> inputs, bool donate) const {
         const auto replicas = inputs.size();
         if (replicas == 0) throw error("cpu: run_replicas needs at least one replica");

@@ -67,11 +67,11 @@ public:
             entry.root_id = add(entry, std::move(t));
         }
         entry.result = entry.find(entry.root_id).shape;
-        for (const auto& n : g_.nodes())
-            if (n.kind == op::parameter) {
-                entry.parameters.push_back(array_shape(n.type, n.dims));
-                entry.parameter_names.push_back(n.label);
-            }
+        for (auto id : g_.parameters()) {  // in parameter-number order
+            const auto& n = g_[id];
+            entry.parameters.push_back(array_shape(n.type, n.dims));
+            entry.parameter_names.push_back(n.label);
+        }
         for (const auto& a : g_.aliases()) {
             alias_entry e;
             if (outs.size() > 1) e.output_index = {static_cast<std::int64_t>(a.output)};
@@ -297,6 +297,9 @@ private:
 }  // namespace detail
 
 // Lowers a graph (with its outputs set) to an HLO module.
-inline module lower(const graph& g) { return detail::lowering(g).run(); }
+inline module lower(const graph& g) {
+    g.check_bindings();
+    return detail::lowering(g).run();
+}
 
 }  // namespace scribe::hlo

@@ -122,10 +122,12 @@ auto attention(const Q& q, const K& k, const V& v, const M& allowed) {
     using T = typename Q::dtype_type;
     graph& g = q.owner();
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.extent(head_dim)));
-    auto scores = dot<head_dim>(q, k) * scale;
+    // Every dimension q and k share but head_dim ([..., heads]) is a batch dimension.
+    using Batch = remove_dims<keep_dims<typename Q::dims_type, typename K::dims_type>, dims<std::remove_cvref_t<decltype(head_dim)>>>;
+    auto scores = dot<head_dim, batched_of<Batch>>(q, k) * scale;
     auto floor = broadcast_to(g.constant(T{}, lowest(T::id)), scores);
     auto probs = softmax<keys>(select(broadcast_to(allowed, scores), scores, floor));
-    return dot<keys>(probs, v);
+    return dot<keys, batched_of<Batch>>(probs, v);
 }
 
 // Attention with grouped query heads: q[batch, seq, heads, head_dim] and k, v
@@ -252,7 +254,7 @@ auto last_token(const X& x, const L& lengths) {
     graph& g = x.owner();
     auto at = g.iota(s32[batch, seq], seq);
     auto last = broadcast_to(lengths - broadcast_to(g.constant(s32, 1), lengths), at);
-    return dot<seq>(convert<T{}>(eq(at, last)), x);
+    return dot<seq, batched<batch>>(convert<T{}>(eq(at, last)), x);
 }
 
 }  // namespace scribe::nn

@@ -53,6 +53,7 @@ auto all_gather(const tensor<T, S...>& x, const replica_groups& groups) {
     using Dd = std::remove_cvref_t<decltype(D)>;
     if constexpr (!has_dim<Dd, L>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::all_gather>, dim_of<Dd>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         node n;
         n.kind = op::all_gather;

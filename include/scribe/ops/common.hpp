@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <exception>
 #include <utility>
 #include <vector>
 
@@ -12,6 +13,14 @@
 namespace scribe {
 
 namespace detail {
+
+// What an op returns after its diagnostic has rejected its operands: the
+// compilation has already failed, so this never runs. It gives the call the type
+// the op would have had, so code that uses the result adds no follow-on errors.
+template <class R>
+[[noreturn]] R rejected() {
+    std::terminate();
+}
 
 // Appends `n` to `g` and returns it as a tensor<T, List...>.
 template <class T, class List>

@@ -22,8 +22,10 @@ auto binary_impl(const tensor<TA, A...>& a, const tensor<TB, B...>& b, op kind, 
     using LB = dims<B...>;
     if constexpr (!std::is_same_v<TA, TB>) {
         (void)diagnose::dtype_mismatch<op_tag<K>, TA, TB>{};
+        return detail::rejected<tensor<std::conditional_t<K == op::compare, dtype_of<pred>, TA>, A...>>();
     } else if constexpr (K != op::compare && std::is_same_v<TA, dtype_of<pred>>) {
         (void)diagnose::unsupported_dtype<op_tag<K>, TA>{};
+        return detail::rejected<tensor<std::conditional_t<K == op::compare, dtype_of<pred>, TA>, A...>>();
     } else if constexpr (LA::rank == 0 && LB::rank != 0) {
         same_graph(a.owner(), b.owner(), info(kind).name);
         return binary_impl<K>(tensor<TB, B...>(b.owner(), broadcast_scalar(b.owner(), a.id(), b.shape())), b,
@@ -34,8 +36,10 @@ auto binary_impl(const tensor<TA, A...>& a, const tensor<TB, B...>& b, op kind, 
                               kind, dir);
     } else if constexpr (!same_dim_set<LA, LB>) {
         (void)diagnose::elementwise_dims_differ<op_tag<K>, LA, LB>{};
+        return detail::rejected<tensor<std::conditional_t<K == op::compare, dtype_of<pred>, TA>, A...>>();
     } else if constexpr (extent_conflict<LA, LB>::value) {
         (void)diagnose::static_extent_conflict<LA, LB>{};
+        return detail::rejected<tensor<std::conditional_t<K == op::compare, dtype_of<pred>, TA>, A...>>();
     } else {
         same_graph(a.owner(), b.owner(), info(kind).name);
         using R = typename merge_impl<LA, LB>::type;
@@ -62,6 +66,7 @@ template <op K, class T, class... S>
 auto unary(const tensor<T, S...>& x) {
     if constexpr (!unary_accepts<K, T>) {
         (void)diagnose::unsupported_dtype<op_tag<K>, T>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         node n;
         n.kind = K;
@@ -100,7 +105,14 @@ template <Tensor X> auto cos(const X& x) { return detail::unary<op::cos>(x); }
 template <Tensor X> auto erf(const X& x) { return detail::unary<op::erf>(x); }
 template <Tensor X> auto floor(const X& x) { return detail::unary<op::floor>(x); }
 
-// Binary ops, aligned by dimension name.
+// A C++ number where a tensor is expected: a scalar of the tensor's dtype.
+template <class N>
+concept Number = std::is_arithmetic_v<N>;
+
+// Binary ops, aligned by dimension name. Each also takes a C++ number on either
+// side (maximum(x, 0.0), pow(2.0, x)), made a scalar of the tensor's dtype as the
+// operators do (detail::scalar_like: rounded for floats, refused by integer
+// dtypes that cannot hold it exactly).
 template <Tensor A, Tensor B> auto add(const A& a, const B& b) { return detail::binary<op::add>(a, b); }
 template <Tensor A, Tensor B> auto subtract(const A& a, const B& b) { return detail::binary<op::sub>(a, b); }
 template <Tensor A, Tensor B> auto multiply(const A& a, const B& b) { return detail::binary<op::mul>(a, b); }
@@ -108,6 +120,21 @@ template <Tensor A, Tensor B> auto divide(const A& a, const B& b) { return detai
 template <Tensor A, Tensor B> auto maximum(const A& a, const B& b) { return detail::binary<op::max>(a, b); }
 template <Tensor A, Tensor B> auto minimum(const A& a, const B& b) { return detail::binary<op::min>(a, b); }
 template <Tensor A, Tensor B> auto pow(const A& a, const B& b) { return detail::binary<op::pow>(a, b); }
+
+template <Tensor A, Number N> auto add(const A& a, N v) { return add(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Number N, Tensor A> auto add(N v, const A& a) { return add(detail::scalar_like(a, static_cast<double>(v)), a); }
+template <Tensor A, Number N> auto subtract(const A& a, N v) { return subtract(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Number N, Tensor A> auto subtract(N v, const A& a) { return subtract(detail::scalar_like(a, static_cast<double>(v)), a); }
+template <Tensor A, Number N> auto multiply(const A& a, N v) { return multiply(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Number N, Tensor A> auto multiply(N v, const A& a) { return multiply(detail::scalar_like(a, static_cast<double>(v)), a); }
+template <Tensor A, Number N> auto divide(const A& a, N v) { return divide(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Number N, Tensor A> auto divide(N v, const A& a) { return divide(detail::scalar_like(a, static_cast<double>(v)), a); }
+template <Tensor A, Number N> auto maximum(const A& a, N v) { return maximum(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Number N, Tensor A> auto maximum(N v, const A& a) { return maximum(detail::scalar_like(a, static_cast<double>(v)), a); }
+template <Tensor A, Number N> auto minimum(const A& a, N v) { return minimum(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Number N, Tensor A> auto minimum(N v, const A& a) { return minimum(detail::scalar_like(a, static_cast<double>(v)), a); }
+template <Tensor A, Number N> auto pow(const A& a, N v) { return pow(a, detail::scalar_like(a, static_cast<double>(v))); }
+template <Number N, Tensor A> auto pow(N v, const A& a) { return pow(detail::scalar_like(a, static_cast<double>(v)), a); }
 
 // Operators: tensor with tensor, or with a C++ number taken as a scalar of the
 // tensor's dtype (x * 0.5).
@@ -117,29 +144,37 @@ template <Tensor A, Tensor B> auto operator*(const A& a, const B& b) { return mu
 template <Tensor A, Tensor B> auto operator/(const A& a, const B& b) { return divide(a, b); }
 template <Tensor A> auto operator-(const A& a) { return neg(a); }
 
-template <class N>
-concept Number = std::is_arithmetic_v<N>;
+template <Tensor A, Number N> auto operator+(const A& a, N v) { return add(a, v); }
+template <Tensor A, Number N> auto operator-(const A& a, N v) { return subtract(a, v); }
+template <Tensor A, Number N> auto operator*(const A& a, N v) { return multiply(a, v); }
+template <Tensor A, Number N> auto operator/(const A& a, N v) { return divide(a, v); }
+template <Number N, Tensor A> auto operator+(N v, const A& a) { return add(v, a); }
+template <Number N, Tensor A> auto operator-(N v, const A& a) { return subtract(v, a); }
+template <Number N, Tensor A> auto operator*(N v, const A& a) { return multiply(v, a); }
+template <Number N, Tensor A> auto operator/(N v, const A& a) { return divide(v, a); }
 
-template <Tensor A, Number N> auto operator+(const A& a, N v) { return add(a, detail::scalar_like(a, static_cast<double>(v))); }
-template <Tensor A, Number N> auto operator-(const A& a, N v) { return subtract(a, detail::scalar_like(a, static_cast<double>(v))); }
-template <Tensor A, Number N> auto operator*(const A& a, N v) { return multiply(a, detail::scalar_like(a, static_cast<double>(v))); }
-template <Tensor A, Number N> auto operator/(const A& a, N v) { return divide(a, detail::scalar_like(a, static_cast<double>(v))); }
-template <Number N, Tensor A> auto operator+(N v, const A& a) { return add(detail::scalar_like(a, static_cast<double>(v)), a); }
-template <Number N, Tensor A> auto operator-(N v, const A& a) { return subtract(detail::scalar_like(a, static_cast<double>(v)), a); }
-template <Number N, Tensor A> auto operator*(N v, const A& a) { return multiply(detail::scalar_like(a, static_cast<double>(v)), a); }
-template <Number N, Tensor A> auto operator/(N v, const A& a) { return divide(detail::scalar_like(a, static_cast<double>(v)), a); }
-
-// compare<comparison::lt>(a, b) and its short forms; the result is pred.
+// compare<comparison::lt>(a, b) and its short forms; the result is pred. Either
+// operand may be a C++ number, as for the binary ops (lt(x, 0.0)).
 template <comparison C, Tensor A, Tensor B>
 auto compare(const A& a, const B& b) {
     return detail::binary_impl<op::compare>(a, b, op::compare, C);
 }
-template <Tensor A, Tensor B> auto eq(const A& a, const B& b) { return compare<comparison::eq>(a, b); }
-template <Tensor A, Tensor B> auto ne(const A& a, const B& b) { return compare<comparison::ne>(a, b); }
-template <Tensor A, Tensor B> auto lt(const A& a, const B& b) { return compare<comparison::lt>(a, b); }
-template <Tensor A, Tensor B> auto le(const A& a, const B& b) { return compare<comparison::le>(a, b); }
-template <Tensor A, Tensor B> auto gt(const A& a, const B& b) { return compare<comparison::gt>(a, b); }
-template <Tensor A, Tensor B> auto ge(const A& a, const B& b) { return compare<comparison::ge>(a, b); }
+template <comparison C, Tensor A, Number N>
+auto compare(const A& a, N v) {
+    return compare<C>(a, detail::scalar_like(a, static_cast<double>(v)));
+}
+template <comparison C, Number N, Tensor A>
+auto compare(N v, const A& a) {
+    return compare<C>(detail::scalar_like(a, static_cast<double>(v)), a);
+}
+template <class A, class B>
+concept CompareOperands = (Tensor<A> && (Tensor<B> || Number<B>)) || (Number<A> && Tensor<B>);
+template <class A, class B> requires CompareOperands<A, B> auto eq(const A& a, const B& b) { return compare<comparison::eq>(a, b); }
+template <class A, class B> requires CompareOperands<A, B> auto ne(const A& a, const B& b) { return compare<comparison::ne>(a, b); }
+template <class A, class B> requires CompareOperands<A, B> auto lt(const A& a, const B& b) { return compare<comparison::lt>(a, b); }
+template <class A, class B> requires CompareOperands<A, B> auto le(const A& a, const B& b) { return compare<comparison::le>(a, b); }
+template <class A, class B> requires CompareOperands<A, B> auto gt(const A& a, const B& b) { return compare<comparison::gt>(a, b); }
+template <class A, class B> requires CompareOperands<A, B> auto ge(const A& a, const B& b) { return compare<comparison::ge>(a, b); }
 
 // select(condition, on_true, on_false): all three with one set of dimensions, the
 // condition pred, the branches of one dtype; the result in on_true's order.
@@ -148,12 +183,16 @@ auto select(const tensor<TP, P...>& c, const tensor<TA, A...>& a, const tensor<T
     using LA = dims<A...>;
     if constexpr (!std::is_same_v<TP, dtype_of<pred>>) {
         (void)diagnose::unsupported_dtype<op_tag<op::select>, TP>{};
+        return detail::rejected<tensor<TA, A...>>();
     } else if constexpr (!std::is_same_v<TA, TB>) {
         (void)diagnose::dtype_mismatch<op_tag<op::select>, TA, TB>{};
+        return detail::rejected<tensor<TA, A...>>();
     } else if constexpr (!same_dim_set<LA, dims<B...>>) {
         (void)diagnose::elementwise_dims_differ<op_tag<op::select>, LA, dims<B...>>{};
+        return detail::rejected<tensor<TA, A...>>();
     } else if constexpr (!same_dim_set<LA, dims<P...>>) {
         (void)diagnose::elementwise_dims_differ<op_tag<op::select>, dims<P...>, LA>{};
+        return detail::rejected<tensor<TA, A...>>();
     } else {
         detail::same_graph(a.owner(), b.owner(), "select");
         detail::same_graph(a.owner(), c.owner(), "select");

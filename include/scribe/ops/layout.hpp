@@ -40,8 +40,10 @@ auto broadcast(const tensor<T, S...>& x) {
     if constexpr (!std::is_same_v<typename detail::first_present<N, L>::type, void>) {
         (void)diagnose::dimension_already_in_tensor<op_tag<op::broadcast>,
                                                      typename detail::first_present<N, L>::type, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (!all_unique<N>) {
         (void)diagnose::duplicate_dimension_in_shape<typename detail::first_duplicate<N>::type, N>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         graph& g = x.owner();
         detail::bind_static<std::remove_cvref_t<decltype(New)>...>(g, "broadcast");
@@ -63,6 +65,7 @@ auto broadcast_to(const tensor<T, S...>& x, const tensor<U, D...>& like) {
     using Target = dims<D...>;
     if constexpr (!subset_of<L, Target>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::broadcast>, detail::first_missing<L, Target>, Target>{};
+        return detail::rejected<tensor<T, D...>>();
     } else {
         detail::same_graph(x.owner(), like.owner(), "broadcast_to");
         graph& g = x.owner();
@@ -83,6 +86,7 @@ auto transpose(const tensor<T, S...>& x) {
     using O = dims<std::remove_cvref_t<decltype(Order)>...>;
     if constexpr (!same_dim_set<O, L> || !all_unique<O>) {
         (void)diagnose::transpose_not_a_permutation<O, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         using R = typename detail::merge_impl<O, L>::type;
         node n;
@@ -102,14 +106,17 @@ auto rename(const tensor<T, S...>& x) {
     using Tt = std::remove_cvref_t<decltype(To)>;
     if constexpr (!has_dim<F, L>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::reshape>, dim_of<F>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (has_dim<Tt, L> && !std::is_same_v<dim_of<F>, dim_of<Tt>>) {
         (void)diagnose::dimension_already_in_tensor<op_tag<op::reshape>, dim_of<Tt>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         constexpr auto stat = static_extent<slot_or_self<F, L>>;
         using NewSlot = std::conditional_t<stat != dynamic_extent && static_extent<Tt> == dynamic_extent,
                                            static_dim<dim_of<Tt>, (stat > 0 ? stat : 1)>, Tt>;
         if constexpr (static_extent<Tt> != dynamic_extent && stat != dynamic_extent && static_extent<Tt> != stat) {
             (void)diagnose::static_extent_conflict<L, dims<Tt>>{};
+            return detail::rejected<tensor_from<T, typename detail::replace_impl<L, F, dim_of<Tt>>::type>>();
         } else {
             node n;
             n.kind = op::reshape;
@@ -140,15 +147,18 @@ auto split(const tensor<T, S...>& x) {
     constexpr auto eb = static_extent<SB>;
     if constexpr (!has_dim<F, L>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::reshape>, dim_of<F>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr ((has_dim<SA, L> && !std::is_same_v<dim_of<SA>, dim_of<F>>) ||
                          (has_dim<SB, L> && !std::is_same_v<dim_of<SB>, dim_of<F>>) ||
                          std::is_same_v<dim_of<SA>, dim_of<SB>>) {
         (void)diagnose::dimension_already_in_tensor<op_tag<op::reshape>, dims<SA, SB>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr ((ef != dynamic_extent && ea != dynamic_extent && eb != dynamic_extent && ea * eb != ef) ||
                          (ef != dynamic_extent && ea != dynamic_extent && ef % ea != 0) ||
                          (ef != dynamic_extent && eb != dynamic_extent && ef % eb != 0)) {
         (void)diagnose::extents_do_not_multiply_out<slot_or_self<F, L>, dims<SA, SB>,
                                                     std::integer_sequence<std::int64_t, ef, ea, eb>>{};
+        return detail::rejected<tensor_from<T, typename detail::split_slots<L, F, dim_of<SA>, dim_of<SB>>::type>>();
     } else {
         graph& g = x.owner();
         const auto pos = index_of<F, L>;
@@ -195,12 +205,15 @@ auto merge(const tensor<T, S...>& x) {
     constexpr auto et = static_extent<Tt>;
     if constexpr (!has_dim<SA, L> || !has_dim<SB, L> || std::is_same_v<dim_of<SA>, dim_of<SB>>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::reshape>, dims<SA, SB>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (has_dim<Tt, L> && !std::is_same_v<dim_of<Tt>, dim_of<SA>> &&
                          !std::is_same_v<dim_of<Tt>, dim_of<SB>>) {
         (void)diagnose::dimension_already_in_tensor<op_tag<op::reshape>, dim_of<Tt>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (ea != dynamic_extent && eb != dynamic_extent && et != dynamic_extent && ea * eb != et) {
         (void)diagnose::extents_do_not_multiply_out<dims<SA, SB>, Tt,
                                                     std::integer_sequence<std::int64_t, ea, eb, et>>{};
+        return detail::rejected<tensor_from<T, typename detail::replace_impl<remove_dims<L, dims<SB>>, SA, dim_of<Tt>>::type>>();
     } else {
         graph& g = x.owner();
         // Bring B right after A.

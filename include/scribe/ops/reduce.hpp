@@ -19,12 +19,16 @@ auto reduce_impl(const tensor<T, S...>& x) {
     using L = dims<S...>;
     if constexpr (std::is_same_v<Red, dims<>>) {
         (void)diagnose::no_dimension_named<op_tag<K>>{};
+        return detail::rejected<tensor_from<std::conditional_t<K == op::argmax, dtype_of<s32>, T>, remove_dims<L, Red>>>();
     } else if constexpr (!std::is_same_v<first_missing<Red, L>, void>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<K>, first_missing<Red, L>, L>{};
+        return detail::rejected<tensor_from<std::conditional_t<K == op::argmax, dtype_of<s32>, T>, remove_dims<L, Red>>>();
     } else if constexpr (!all_unique<Red>) {
         (void)diagnose::duplicate_dimension_in_shape<typename first_duplicate<Red>::type, Red>{};
+        return detail::rejected<tensor_from<std::conditional_t<K == op::argmax, dtype_of<s32>, T>, remove_dims<L, Red>>>();
     } else if constexpr (K == op::argmax && Red::rank != 1) {
         (void)diagnose::no_dimension_named<op_tag<K>>{};
+        return detail::rejected<tensor_from<std::conditional_t<K == op::argmax, dtype_of<s32>, T>, remove_dims<L, Red>>>();
     } else {
         node n;
         n.kind = K;
@@ -55,8 +59,19 @@ auto reduce_min(const X& x) {
 // mean<hidden>(x): the sum divided by the number of elements reduced (floats only).
 template <auto... D, class T, class... S>
 auto mean(const tensor<T, S...>& x) {
-    if constexpr (!FloatDtype<T>) {
-        (void)diagnose::unsupported_dtype<diagnose::composite_op<diagnose::op_name::mean>, T>{};
+    using L = dims<S...>;
+    using Red = dims<std::remove_cvref_t<decltype(D)>...>;
+    using Op = diagnose::composite_op<diagnose::op_name::mean>;
+    using R = tensor_from<T, remove_dims<L, Red>>;
+    if constexpr (std::is_same_v<Red, dims<>>) {
+        (void)diagnose::no_dimension_named<Op, L>{};
+        return detail::rejected<R>();
+    } else if constexpr (!std::is_same_v<detail::first_missing<Red, L>, void>) {
+        (void)diagnose::dimension_not_in_tensor<Op, detail::first_missing<Red, L>, L>{};
+        return detail::rejected<R>();
+    } else if constexpr (!FloatDtype<T>) {
+        (void)diagnose::unsupported_dtype<Op, T>{};
+        return detail::rejected<R>();
     } else {
         auto s = reduce_sum<D...>(x);
         std::int64_t count = 1;
@@ -75,8 +90,14 @@ auto argmax(const X& x) {
 // softmax<vocab>(x) = exp(x - max) / sum(exp(x - max)), stable for large inputs.
 template <auto D, class T, class... S>
 auto softmax(const tensor<T, S...>& x) {
-    if constexpr (!FloatDtype<T>) {
-        (void)diagnose::unsupported_dtype<diagnose::composite_op<diagnose::op_name::softmax>, T>{};
+    using Op = diagnose::composite_op<diagnose::op_name::softmax>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    if constexpr (!has_dim<Dd, dims<S...>>) {
+        (void)diagnose::dimension_not_in_tensor<Op, dim_of<Dd>, dims<S...>>{};
+        return detail::rejected<tensor<T, S...>>();
+    } else if constexpr (!FloatDtype<T>) {
+        (void)diagnose::unsupported_dtype<Op, T>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         auto e = exp(x - broadcast_to(reduce_max<D>(x), x));
         return e / broadcast_to(reduce_sum<D>(e), e);
@@ -86,8 +107,14 @@ auto softmax(const tensor<T, S...>& x) {
 // log_softmax<vocab>(x) = (x - max) - log(sum(exp(x - max))).
 template <auto D, class T, class... S>
 auto log_softmax(const tensor<T, S...>& x) {
-    if constexpr (!FloatDtype<T>) {
-        (void)diagnose::unsupported_dtype<diagnose::composite_op<diagnose::op_name::log_softmax>, T>{};
+    using Op = diagnose::composite_op<diagnose::op_name::log_softmax>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    if constexpr (!has_dim<Dd, dims<S...>>) {
+        (void)diagnose::dimension_not_in_tensor<Op, dim_of<Dd>, dims<S...>>{};
+        return detail::rejected<tensor<T, S...>>();
+    } else if constexpr (!FloatDtype<T>) {
+        (void)diagnose::unsupported_dtype<Op, T>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         auto shifted = x - broadcast_to(reduce_max<D>(x), x);
         return shifted - broadcast_to(log(reduce_sum<D>(exp(shifted))), shifted);

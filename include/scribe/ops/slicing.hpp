@@ -1,13 +1,17 @@
 // scribe/ops/slicing.hpp — slice, dynamic_slice, dynamic_update_slice, concatenate,
-// pad, gather: ops that select or place parts of a tensor along named dimensions.
+// pad, gather, take: ops that select or place parts of a tensor along named
+// dimensions.
 //
 // A dimension whose extent an op changes keeps its name and loses any static
 // extent in the result type (its run-time extent is always known to the graph).
 #pragma once
 
+#include <concepts>
 #include <iterator>
+#include <string>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include "common.hpp"
 
@@ -27,6 +31,7 @@ auto slice(const tensor<T, S...>& x, std::int64_t start, std::int64_t limit) {
     using Dd = std::remove_cvref_t<decltype(D)>;
     if constexpr (!has_dim<Dd, L>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::slice>, dim_of<Dd>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         node n;
         n.kind = op::slice;
@@ -49,8 +54,10 @@ auto dynamic_slice(const tensor<T, S...>& x, const tensor<I>& start, std::int64_
     using Dd = std::remove_cvref_t<decltype(D)>;
     if constexpr (!has_dim<Dd, L>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::dynamic_slice>, dim_of<Dd>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (!IntegerDtype<I>) {
         (void)diagnose::unsupported_dtype<op_tag<op::dynamic_slice>, I>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         detail::same_graph(x.owner(), start.owner(), "dynamic_slice");
         graph& g = x.owner();
@@ -78,17 +85,23 @@ auto dynamic_update_slice(const tensor<T, S...>& x, const tensor<U, P...>& updat
     static_assert(sizeof...(More) == sizeof...(Is), "dynamic_update_slice: one start per named dimension");
     if constexpr (!has_dim<Dd, L>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::dynamic_update_slice>, dim_of<Dd>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (!(has_dim<std::remove_cvref_t<decltype(More)>, L> && ...)) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::dynamic_update_slice>,
                                                 detail::first_missing<dims<std::remove_cvref_t<decltype(More)>...>, L>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (!std::is_same_v<T, U>) {
         (void)diagnose::dtype_mismatch<op_tag<op::dynamic_update_slice>, T, U>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (!same_dim_set<L, dims<P...>>) {
-        (void)diagnose::elementwise_dims_differ<op_tag<op::dynamic_update_slice>, L, dims<P...>>{};
+        (void)diagnose::update_dims_differ<L, dims<P...>>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (!IntegerDtype<I>) {
         (void)diagnose::unsupported_dtype<op_tag<op::dynamic_update_slice>, I>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (!(IntegerDtype<Is> && ...)) {
         (void)diagnose::unsupported_dtype<op_tag<op::dynamic_update_slice>, std::tuple<Is...>>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         graph& g = x.owner();
         detail::same_graph(g, update.owner(), "dynamic_update_slice");
@@ -126,10 +139,13 @@ auto concatenate(const tensor<T, S...>& first, const Rest&... rest) {
     using Dd = std::remove_cvref_t<decltype(D)>;
     if constexpr (!has_dim<Dd, L>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::concatenate>, dim_of<Dd>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (!(std::is_same_v<T, detail::dtype_t<Rest>> && ...)) {
         (void)diagnose::dtype_mismatch<op_tag<op::concatenate>, T, detail::dtype_t<Rest>...>{};
+        return detail::rejected<tensor<T, S...>>();
     } else if constexpr (!(same_dim_set<L, typename Rest::dims_type> && ...)) {
-        (void)diagnose::elementwise_dims_differ<op_tag<op::concatenate>, L, typename Rest::dims_type...>{};
+        (void)diagnose::concatenate_dims_differ<op_tag<op::concatenate>, L, typename Rest::dims_type...>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         graph& g = first.owner();
         (detail::same_graph(g, rest.owner(), "concatenate"), ...);
@@ -149,6 +165,7 @@ auto pad(const tensor<T, S...>& x, double value, std::int64_t low, std::int64_t 
     using Dd = std::remove_cvref_t<decltype(D)>;
     if constexpr (!has_dim<Dd, L>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::pad>, dim_of<Dd>, L>{};
+        return detail::rejected<tensor<T, S...>>();
     } else {
         graph& g = x.owner();
         node n;
@@ -159,6 +176,64 @@ auto pad(const tensor<T, S...>& x, double value, std::int64_t low, std::int64_t 
         n.starts[index_of<Dd, L>] = low;
         n.limits[index_of<Dd, L>] = high;
         return detail::emit<T, detail::make_dynamic<L, Dd>>(g, std::move(n));
+    }
+}
+
+namespace diagnose::op_name {
+struct take;  // names take<D> in diagnostics: composite_op<op_name::take>
+}  // namespace diagnose::op_name
+
+namespace detail {
+
+// x without its dimension D, which has extent 1: a reshape (no data moves).
+template <class Dd, class T, class... S>
+auto drop_unit_dim(const tensor<T, S...>& x) {
+    using L = dims<S...>;
+    node n;
+    n.kind = op::reshape;
+    n.operands = {x.id()};
+    n.dims = x.shape();
+    n.dims.erase(n.dims.begin() + static_cast<std::ptrdiff_t>(index_of<Dd, L>));
+    return emit<T, remove_dims<L, dims<Dd>>>(x.owner(), std::move(n));
+}
+
+}  // namespace detail
+
+// take<tokens>(x, i): element i of one dimension, which the result no longer has
+// (x[hidden, tokens, batch] -> [hidden, batch]; a 1-d x gives a scalar).
+// A C++ integer i must lie in [0, extent) (else scribe::error); an integer scalar
+// tensor i, computed in the graph, is clamped into [0, extent - 1] as XLA's
+// dynamic-slice clamps its start. Lowers to slice (or dynamic-slice) + reshape.
+template <auto D, class T, class... S, std::integral N>
+auto take(const tensor<T, S...>& x, N i) {
+    using L = dims<S...>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    if constexpr (!has_dim<Dd, L>) {
+        (void)diagnose::dimension_not_in_tensor<diagnose::composite_op<diagnose::op_name::take>, dim_of<Dd>, L>{};
+        return detail::rejected<tensor_from<T, remove_dims<L, dims<Dd>>>>();
+    } else {
+        const auto extent = x.shape()[index_of<Dd, L>].extent;
+        if (!std::in_range<std::int64_t>(i) || static_cast<std::int64_t>(i) < 0 ||
+            static_cast<std::int64_t>(i) >= extent)
+            throw error("take: index " + std::to_string(i) + " is outside " + detail::ticked(Dd::name()) +
+                        " of extent " + std::to_string(extent) + " (an index must be in [0, " +
+                        std::to_string(extent) + "))");
+        const auto at = static_cast<std::int64_t>(i);
+        return detail::drop_unit_dim<dim_of<Dd>>(slice<D>(x, at, at + 1));
+    }
+}
+template <auto D, class T, class... S, class I>
+auto take(const tensor<T, S...>& x, const tensor<I>& i) {
+    using L = dims<S...>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    if constexpr (!has_dim<Dd, L>) {
+        (void)diagnose::dimension_not_in_tensor<diagnose::composite_op<diagnose::op_name::take>, dim_of<Dd>, L>{};
+        return detail::rejected<tensor_from<T, remove_dims<L, dims<Dd>>>>();
+    } else if constexpr (!IntegerDtype<I>) {
+        (void)diagnose::unsupported_dtype<diagnose::composite_op<diagnose::op_name::take>, I>{};
+        return detail::rejected<tensor_from<T, remove_dims<L, dims<Dd>>>>();
+    } else {
+        return detail::drop_unit_dim<dim_of<Dd>>(dynamic_slice<D>(x, i, 1));
     }
 }
 
@@ -173,10 +248,13 @@ auto gather(const tensor<T, S...>& table, const tensor<I, P...>& ids) {
     using Rows = remove_dims<L, dims<Dd>>;
     if constexpr (!has_dim<Dd, L>) {
         (void)diagnose::dimension_not_in_tensor<op_tag<op::gather>, dim_of<Dd>, L>{};
+        return detail::rejected<tensor_from<T, concat_dims<Rows, dims<P...>>>>();
     } else if constexpr (!IntegerDtype<I>) {
         (void)diagnose::unsupported_dtype<op_tag<op::gather>, I>{};
+        return detail::rejected<tensor_from<T, concat_dims<Rows, dims<P...>>>>();
     } else if constexpr (!std::is_same_v<first_present_t<dims<P...>, Rows>, void>) {
         (void)diagnose::dimension_already_in_tensor<op_tag<op::gather>, first_present_t<dims<P...>, Rows>, Rows>{};
+        return detail::rejected<tensor_from<T, Rows>>();
     } else {
         detail::same_graph(table.owner(), ids.owner(), "gather");
         node n;

@@ -210,7 +210,7 @@ public:
         check_prompts({prompt}, 0);
         const auto bucket = bucket_for(static_cast<std::int64_t>(prompt.size()));
         auto& step = prefill(bucket, bucket, 1, false);
-        auto outs = run(step, [&](std::size_t) { return prefill_inputs({prompt}, bucket, new_caches(bucket, 1)); });
+        auto outs = run(step, [&](std::size_t) { return prefill_inputs(step, {prompt}, bucket, new_caches(bucket, 1)); });
         const auto V = config_.vocab_size;
         const auto all = as_floats(outs[0][0]);
         std::vector<std::vector<float>> rows;
@@ -266,7 +266,7 @@ public:
         auto& pre = prefill(out.bucket, out.capacity, batch, true);  // built on first use, not timed
         auto& dec = decode(out.capacity, batch);
         const auto t0 = std::chrono::steady_clock::now();
-        auto outs = run(pre, [&](std::size_t) { return prefill_inputs(prompts, out.bucket, new_caches(out.capacity, batch)); });
+        auto outs = run(pre, [&](std::size_t) { return prefill_inputs(pre, prompts, out.bucket, new_caches(out.capacity, batch)); });
         out.prefill_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         choose(as_floats(outs[0][0]));
 
@@ -279,10 +279,10 @@ public:
                 positions[b] = static_cast<std::int32_t>(prompts[b].size() + out.tokens[b].size() - 1);
             }
             outs = run(dec, [&](std::size_t k) {
-                std::vector<cpu::array> in;
-                in.push_back(cpu::array::borrow(dtype::s32, {{"batch", batch}, {"seq", 1}}, ids.data(), ids.size() * 4));
-                in.push_back(cpu::array::borrow(dtype::s32, {{"batch", batch}}, positions.data(), positions.size() * 4));
-                for (std::size_t j = 1; j < outs[k].size(); ++j) in.push_back(std::move(outs[k][j]));  // its caches
+                cpu::named_arrays in;
+                in.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", batch}, {"seq", 1}}, ids.data(), ids.size() * 4));
+                in.emplace_back("positions", cpu::array::borrow(dtype::s32, {{"batch", batch}}, positions.data(), positions.size() * 4));
+                for (std::size_t j = 1; j < outs[k].size(); ++j) in.emplace_back(dec.caches[j - 1], std::move(outs[k][j]));
                 return in;
             });
             ++out.decode_steps;
@@ -343,6 +343,7 @@ private:
     struct step_graph {
         std::unique_ptr<graph> g;
         std::vector<std::unique_ptr<cpu::executor>> execs;
+        std::vector<std::string> caches;  // the cache parameters' names, in output order
     };
     struct rank_state {
         int rank = 0;
@@ -389,7 +390,7 @@ private:
             outs[0] = s.execs[0]->run_donating(inputs(std::size_t{0}));
             return outs;
         }
-        std::vector<std::vector<cpu::array>> in(ranks_.size());
+        std::vector<cpu::named_arrays> in(ranks_.size());
         for (std::size_t k = 0; k < ranks_.size(); ++k) in[k] = inputs(k);
         std::vector<std::exception_ptr> errors(ranks_.size());
         std::atomic<int> first{-1};
@@ -469,7 +470,7 @@ private:
     }
     template <class Build>
     step_graph make(const std::string& name, Build&& build) {
-        step_graph s{std::make_unique<graph>(name), {}};
+        step_graph s{std::make_unique<graph>(name), {}, {}};
         switch (opt_.type) {
             case dtype::f16: build.template operator()<f16>(*s.g); break;
             case dtype::bf16: build.template operator()<bf16>(*s.g); break;
@@ -482,6 +483,11 @@ private:
             threads = std::max(1u, std::thread::hardware_concurrency() / static_cast<unsigned>(opt_.tp));
         else if (ranks_.size() > 1)
             threads = std::max(1u, threads / static_cast<unsigned>(ranks_.size()));
+        // Outputs 1... are the caches, each updating the parameter it is aliased to.
+        s.caches.resize(s.g->outputs().size() - 1);
+        const auto params = s.g->parameters();
+        for (const auto& a : s.g->aliases())
+            if (a.output >= 1) s.caches[a.output - 1] = (*s.g)[params[static_cast<std::size_t>(a.parameter_number)]].label;
         for (std::size_t k = 0; k < ranks_.size(); ++k) {
             s.execs.push_back(std::make_unique<cpu::executor>(
                 *s.g, cpu::options{.threads = threads, .check_finite = opt_.check_finite, .comm = ranks_[k].comm}));
@@ -520,8 +526,8 @@ private:
         return c;
     }
 
-    std::vector<cpu::array> prefill_inputs(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t bucket,
-                                           std::vector<cpu::array> caches) {
+    cpu::named_arrays prefill_inputs(const step_graph& s, const std::vector<std::vector<std::int32_t>>& prompts,
+                                     std::int64_t bucket, std::vector<cpu::array> caches) {
         const auto batch = static_cast<std::int64_t>(prompts.size());
         auto ids = cpu::array(dtype::s32, {{"batch", batch}, {"seq", bucket}});  // padding: token 0
         auto lengths = cpu::array(dtype::s32, {{"batch", batch}});
@@ -531,10 +537,10 @@ private:
             std::copy(prompts[b].begin(), prompts[b].end(), pid + static_cast<std::int64_t>(b) * bucket);
             plen[b] = static_cast<std::int32_t>(prompts[b].size());
         }
-        std::vector<cpu::array> in;
-        in.push_back(std::move(ids));
-        in.push_back(std::move(lengths));
-        for (auto& c : caches) in.push_back(std::move(c));
+        cpu::named_arrays in;
+        in.emplace_back("ids", std::move(ids));
+        in.emplace_back("lengths", std::move(lengths));
+        for (std::size_t j = 0; j < caches.size(); ++j) in.emplace_back(s.caches.at(j), std::move(caches[j]));
         return in;
     }
 
