@@ -5,6 +5,8 @@
 // errors, and pre-sharded folders that are wrong.
 #include <catch2/catch.hpp>
 
+#include "threads.hpp"
+
 #include <chrono>
 #include <filesystem>
 #include <random>
@@ -28,23 +30,7 @@ namespace {
 SCRIBE_DIM(rows);
 SCRIBE_DIM(cols);
 
-// Runs f(rank) on `ranks` threads at once; rethrows the first failure.
-template <class F>
-void on_threads(int ranks, F f) {
-    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(ranks));
-    std::vector<std::thread> ts;
-    for (int r = 0; r < ranks; ++r)
-        ts.emplace_back([&, r] {
-            try {
-                f(r);
-            } catch (...) {
-                errors[static_cast<std::size_t>(r)] = std::current_exception();
-            }
-        });
-    for (auto& t : ts) t.join();
-    for (auto& e : errors)
-        if (e) std::rethrow_exception(e);
-}
+using scribe_test::on_threads;
 }  // namespace
 
 TEST_CASE("parallel: thread_group reduces, gathers and broadcasts like the lockstep replicas") {

@@ -76,7 +76,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     auto x = parallel::embedding(wte, st.ids(), m) + position_embedding(wpe, st.positions());
     for (const auto& w : layers) {
         auto h = layer_norm<hidden>(x, w.ln1_g, w.ln1_b, c.layer_norm_epsilon);
-        auto y = linear<hidden>(h, w.w_qkv, w.b_qkv);  // [batch, seq, qkv, heads, head_dim]
+        auto y = parallel::column_linear<hidden>(h, w.w_qkv, w.b_qkv, m);  // [batch, seq, qkv, heads, head_dim]
         auto ctx = st.attend(detail::part(y, 0), rename<heads, kv_heads>(detail::part(y, 1)),
                              rename<heads, kv_heads>(detail::part(y, 2)));
         x = x + parallel::row_linear<heads, head_dim>(ctx, w.w_o, w.b_o, m);

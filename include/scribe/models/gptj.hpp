@@ -56,13 +56,14 @@ void build(graph& g, const config& c, const graph_shape& s) {
     auto x = parallel::embedding(wte, st.ids(), m);
     for (const auto& w : layers) {
         auto h = layer_norm<hidden>(x, w.ln_g, w.ln_b, c.layer_norm_epsilon);
-        auto q = rotary(linear<hidden>(h, w.wq), cos_a, sin_a, c.rope.dims, true);
-        auto k = rotary(linear<hidden>(h, w.wk), cos_a, sin_a, c.rope.dims, true);
-        auto ctx = st.attend(q, rename<heads, kv_heads>(k), rename<heads, kv_heads>(linear<hidden>(h, w.wv)));
+        auto q = rotary(parallel::column_linear<hidden>(h, w.wq, m), cos_a, sin_a, c.rope.dims, true);
+        auto k = rotary(parallel::column_linear<hidden>(h, w.wk, m), cos_a, sin_a, c.rope.dims, true);
+        auto v = parallel::column_linear<hidden>(h, w.wv, m);
+        auto ctx = st.attend(q, rename<heads, kv_heads>(k), rename<heads, kv_heads>(v));
         // Both branches read h (the parallel residual), and their row-parallel
         // partial sums are added before one all-reduce instead of two.
         auto attn = dot<heads, head_dim>(ctx, w.wo);
-        auto mlp = dot<ffn>(activation(linear<hidden>(h, w.w_in, w.b_in), c.activation), w.w_out);
+        auto mlp = dot<ffn>(activation(parallel::column_linear<hidden>(h, w.w_in, w.b_in, m), c.activation), w.w_out);
         auto both = parallel::reduce_over(attn + mlp, m);
         x = (both + broadcast_to(w.b_out, both)) + x;
     }

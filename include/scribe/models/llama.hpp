@@ -65,7 +65,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_kv_head, .head_dim = c.head_dim, .window = c.sliding_window});
     const auto [cos_a, sin_a] = rotary_angles(st, c.rope);
     auto project = [&](const auto& h, const auto& w, const auto& b) {
-        auto y = linear<hidden>(h, w);
+        auto y = parallel::column_linear<hidden>(h, w, m);
         return b ? decltype(y)(y + broadcast_to(*b, y)) : y;
     };
     auto x = parallel::embedding(embed, st.ids(), m);

@@ -82,8 +82,9 @@ void build(graph& g, const config& c, const graph_shape& s) {
     auto norm = [&](const X& v, const auto& gamma, const auto& beta) { return X(layer_norm<hidden>(v, gamma, beta, 1e-5)); };
     for (const auto& w : layers) {
         auto h = c.layer_norm_before ? norm(x, w.ln1_g, w.ln1_b) : x;
-        auto ctx = st.attend(linear<hidden>(h, w.wq, w.bq), rename<heads, kv_heads>(linear<hidden>(h, w.wk, w.bk)),
-                             rename<heads, kv_heads>(linear<hidden>(h, w.wv, w.bv)));
+        auto ctx = st.attend(parallel::column_linear<hidden>(h, w.wq, w.bq, m),
+                             rename<heads, kv_heads>(parallel::column_linear<hidden>(h, w.wk, w.bk, m)),
+                             rename<heads, kv_heads>(parallel::column_linear<hidden>(h, w.wv, w.bv, m)));
         x = x + parallel::row_linear<heads, head_dim>(ctx, w.wo, w.bo, m);
         if (!c.layer_norm_before) x = norm(x, w.ln1_g, w.ln1_b);
         auto h2 = c.layer_norm_before ? norm(x, w.ln2_g, w.ln2_b) : x;

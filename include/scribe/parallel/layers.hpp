@@ -2,10 +2,13 @@
 // Megatron layout). A model calls these with its mesh; at degree 1 they add no
 // collective and are the plain nn blocks, so one model definition serves TP 1 and N.
 //
-//   column_linear   w[in, out...] split along an output dim (Q/K/V, MLP up/gate):
-//                   each rank computes its slice of the outputs; no communication.
-//   row_linear      w[in..., out] split along the contracted dim (attention out,
+//   column_linear   w[in..., out...] split along an output dim (Q/K/V, MLP
+//                   up/gate): each rank computes its slice of the outputs; no
+//                   communication.
+//   row_linear      w[in..., out...] split along a contracted dim (attention out,
 //                   MLP down): partial sums, all-reduced, then the bias, once.
+//   Both take the same arguments: the contracted dims as template arguments, then
+//   (x, w, [b,] mesh): column_linear<hidden>(x, w, b, m), row_linear<ffn>(y, w2, b2, m).
 //   embedding       table[vocab, hidden] split along vocab (padded to a multiple
 //                   of the degree): each rank looks up the ids it holds, zeros for
 //                   the rest, and the all-reduce sum assembles the rows.
@@ -33,34 +36,48 @@ X reduce_over(const X& x, const mesh& m) {
     return m.degree == 1 ? x : X(all_reduce_sum(x, m.groups()));
 }
 
-template <auto In, Tensor X, Tensor W, Tensor B>
-auto column_linear(const X& x, const W& w, const B& b) {
-    return nn::linear<In>(x, w, b);
-}
-
-// x[..., In...] . w[In..., out] summed over the ranks, + b[out].
-template <auto... In, Tensor X, Tensor W, Tensor B>
-auto row_linear(const X& x, const W& w, const B& b, const mesh& m) {
-    auto y = reduce_over(dot<In...>(x, w), m);
+// Column-parallel: x[..., In...] . w[In..., out...] + b[out...], contracting the
+// dimensions In (one or more). w and b are this rank's slices along an output
+// dimension, and so is the result: no communication (the mesh is checked only).
+template <auto In, auto... More, Tensor X, Tensor W, Tensor B>
+auto column_linear(const X& x, const W& w, const B& b, const mesh& m) {
+    m.check();
+    auto y = dot<In, More...>(x, w);
     return y + broadcast_to(b, y);
 }
-
 // The same without a bias.
-template <auto... In, Tensor X, Tensor W>
-auto row_linear(const X& x, const W& w, const mesh& m) {
-    return reduce_over(dot<In...>(x, w), m);
+template <auto In, auto... More, Tensor X, Tensor W>
+auto column_linear(const X& x, const W& w, const mesh& m) {
+    m.check();
+    return dot<In, More...>(x, w);
 }
 
+// Row-parallel: x[..., In...] . w[In..., out...] summed over the ranks, + b[out...].
+// x and w are this rank's slices along a contracted dimension (x as a
+// column-parallel layer left it); b is whole and added once, after the sum.
+template <auto In, auto... More, Tensor X, Tensor W, Tensor B>
+auto row_linear(const X& x, const W& w, const B& b, const mesh& m) {
+    auto y = reduce_over(dot<In, More...>(x, w), m);
+    return y + broadcast_to(b, y);
+}
+// The same without a bias.
+template <auto In, auto... More, Tensor X, Tensor W>
+auto row_linear(const X& x, const W& w, const mesh& m) {
+    return reduce_over(dot<In, More...>(x, w), m);
+}
+
+// nn::mlp over the mesh: act(x . w_in + b_in) . w_out + b_out, w_in and b_in split
+// along ffn (column), w_out along ffn (row), b_out whole.
 template <Tensor X, Tensor W1, Tensor B1, Tensor W2, Tensor B2, class Act>
 auto mlp(const X& x, const W1& w_in, const B1& b_in, const W2& w_out, const B2& b_out, Act act, const mesh& m) {
-    return row_linear<ffn>(act(column_linear<hidden>(x, w_in, b_in)), w_out, b_out, m);
+    return row_linear<ffn>(act(column_linear<hidden>(x, w_in, b_in, m)), w_out, b_out, m);
 }
 
 // The gated MLP of LLaMA (SwiGLU with act = SiLU): (act(x . w_gate) * (x . w_up)) . w_down,
 // w_gate and w_up split along ffn (column), w_down along ffn (row). No biases.
 template <Tensor X, Tensor W1, Tensor W2, Tensor W3, class Act>
 auto gated_mlp(const X& x, const W1& w_gate, const W2& w_up, const W3& w_down, Act act, const mesh& m) {
-    return row_linear<ffn>(act(nn::linear<hidden>(x, w_gate)) * nn::linear<hidden>(x, w_up), w_down, m);
+    return row_linear<ffn>(act(column_linear<hidden>(x, w_gate, m)) * column_linear<hidden>(x, w_up, m), w_down, m);
 }
 
 // Grouped-query attention when the key/value heads are replicated (the degree
@@ -85,8 +102,7 @@ auto embedding(const Tb& table, const I& ids, const mesh& m) {
     const auto rows = table.extent(vocab);
     auto first = convert<s32>(replica_id(g)) * static_cast<double>(rows);
     auto local = ids - broadcast_to(first, ids);
-    auto zero = broadcast_to(g.constant(s32, 0), ids);
-    auto clamped = minimum(maximum(local, zero), broadcast_to(g.constant(s32, static_cast<double>(rows - 1)), ids));
+    auto clamped = minimum(maximum(local, 0), rows - 1);
     auto found = nn::embedding<Width>(table, clamped);
     auto mine = broadcast_to(eq(local, clamped), found);  // the id is one of this rank's rows
     using T = typename Tb::dtype_type;

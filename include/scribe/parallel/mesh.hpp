@@ -2,7 +2,7 @@
 // `degree` ranks, and how a dimension is split over it.
 //
 //     parallel::mesh m{.degree = 4};
-//     g.bind(heads(m.shard("heads", 12)));      // 3 heads per rank, or a clear error
+//     g.bind(heads(m.shard(heads, 12)));        // 3 heads per rank, or a clear error
 //     parallel::sharded<heads.of<12>, 4>          // heads.of<3>, checked at compile time
 //
 // A dimension split over the mesh must divide by its degree (heads, KV heads, the
@@ -58,6 +58,11 @@ struct mesh {
                         "); degrees that do: " + list(divisors(extent)));
         return extent / degree;
     }
+    // The same for a dimension object: m.shard(heads, 12).
+    template <Dim D>
+    std::int64_t shard(const D&, std::int64_t extent) const {
+        return shard(D::name(), extent);
+    }
     // extent rounded up to a multiple of the degree (the vocabulary's padding).
     std::int64_t padded(std::int64_t extent) const {
         check();
@@ -77,14 +82,13 @@ struct sharded_impl {
 template <class D, std::int64_t N, std::int64_t Degree>
 struct sharded_impl<static_dim<D, N>, Degree> {
     static constexpr bool divides = Degree >= 1 && N % Degree == 0;
-    static constexpr auto check() {
-        if constexpr (!divides)
-            return scribe::diagnose::shards_do_not_divide<D, std::integral_constant<std::int64_t, N>,
-                                                          std::integral_constant<std::int64_t, Degree>>{};
-        else
-            return 0;
-    }
-    using checked = decltype(check());
+    // Instantiates the diagnostic when Degree does not divide N. A static_assert, not
+    // a member: a member whose type failed would leave Clang without `type` as well
+    // (a second, follow-on error where sharded<...> is used).
+    static_assert(sizeof(std::conditional_t<divides, int,
+                                            scribe::diagnose::shards_do_not_divide<
+                                                D, std::integral_constant<std::int64_t, N>,
+                                                std::integral_constant<std::int64_t, Degree>>>) > 0);
     using type = static_dim<D, (divides ? N / Degree : 1)>;
 };
 }  // namespace detail

@@ -59,6 +59,12 @@ inline cpu::array shard(const cpu::array& full, std::string_view split, std::int
     return part;
 }
 
+// The same, the split dimension given as a dimension object: shard(w, ffn, 2, r).
+template <Dim D>
+cpu::array shard(const cpu::array& full, const D&, std::int64_t degree, std::int64_t rank) {
+    return shard(full, D::name(), degree, rank);
+}
+
 // What one rank holds: its weights and its KV cache, in bytes.
 struct memory_plan {
     std::int64_t degree = 1;
