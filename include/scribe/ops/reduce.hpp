@@ -87,38 +87,43 @@ auto argmax(const X& x) {
     return detail::reduce_impl<reducer::max, op::argmax, dims<std::remove_cvref_t<decltype(D)>>>(x);
 }
 
-// softmax<vocab>(x) = exp(x - max) / sum(exp(x - max)), stable for large inputs.
-template <auto D, class T, class... S>
-auto softmax(const tensor<T, S...>& x) {
-    using Op = diagnose::composite_op<diagnose::op_name::softmax>;
+namespace detail {
+
+// softmax and log_softmax: D and the dtype checked under the op's own name (not as
+// the reduce they are made of), then body(x).
+template <class Name, auto D, class T, class... S, class Body>
+auto softmax_like(const tensor<T, S...>& x, Body body) {
+    using Op = diagnose::composite_op<Name>;
     using Dd = std::remove_cvref_t<decltype(D)>;
     if constexpr (!has_dim<Dd, dims<S...>>) {
         (void)diagnose::dimension_not_in_tensor<Op, dim_of<Dd>, dims<S...>>{};
-        return detail::rejected<tensor<T, S...>>();
+        return rejected<tensor<T, S...>>();
     } else if constexpr (!FloatDtype<T>) {
         (void)diagnose::unsupported_dtype<Op, T>{};
-        return detail::rejected<tensor<T, S...>>();
+        return rejected<tensor<T, S...>>();
     } else {
-        auto e = exp(x - broadcast_to(reduce_max<D>(x), x));
-        return e / broadcast_to(reduce_sum<D>(e), e);
+        return body(x);
     }
+}
+
+}  // namespace detail
+
+// softmax<vocab>(x) = exp(x - max) / sum(exp(x - max)), stable for large inputs.
+template <auto D, class T, class... S>
+auto softmax(const tensor<T, S...>& x) {
+    return detail::softmax_like<diagnose::op_name::softmax, D>(x, [](const auto& v) {
+        auto e = exp(v - broadcast_to(reduce_max<D>(v), v));
+        return e / broadcast_to(reduce_sum<D>(e), e);
+    });
 }
 
 // log_softmax<vocab>(x) = (x - max) - log(sum(exp(x - max))).
 template <auto D, class T, class... S>
 auto log_softmax(const tensor<T, S...>& x) {
-    using Op = diagnose::composite_op<diagnose::op_name::log_softmax>;
-    using Dd = std::remove_cvref_t<decltype(D)>;
-    if constexpr (!has_dim<Dd, dims<S...>>) {
-        (void)diagnose::dimension_not_in_tensor<Op, dim_of<Dd>, dims<S...>>{};
-        return detail::rejected<tensor<T, S...>>();
-    } else if constexpr (!FloatDtype<T>) {
-        (void)diagnose::unsupported_dtype<Op, T>{};
-        return detail::rejected<tensor<T, S...>>();
-    } else {
-        auto shifted = x - broadcast_to(reduce_max<D>(x), x);
+    return detail::softmax_like<diagnose::op_name::log_softmax, D>(x, [](const auto& v) {
+        auto shifted = v - broadcast_to(reduce_max<D>(v), v);
         return shifted - broadcast_to(log(reduce_sum<D>(exp(shifted))), shifted);
-    }
+    });
 }
 
 }  // namespace scribe
