@@ -35,6 +35,7 @@
 #include <scribe/core/checked.hpp>
 #include <scribe/models/registry.hpp>
 #include <scribe/runtime/decoder.hpp>
+#include <scribe/train/causal_lm.hpp>
 #ifdef SCRIBE_WITH_MPI
 #include <scribe/parallel/mpi.hpp>
 #endif
@@ -120,6 +121,12 @@ options:
   --capacity C           positions in the KV cache (default: the model's positions)
   --dtype T              f32, f16 or bf16 (default f32)
   --all-logits           prefill returns logits for every position, not only the last
+  --train                instead of prefill and decode: one training-step module per
+                         bucket, train_<bucket>, whose inputs are the weights, ids
+                         [batch, bucket] and lengths [batch] (rows right-padded) and
+                         whose outputs are the causal-LM loss (f32, Hugging Face's:
+                         each real token predicted from those before it) and the
+                         gradient of every weight, named grad.<weight>
   --tp N                 tensor-parallel degree (default 1)
   --memory-budget SIZE   refuse shapes whose weights and KV cache need more than SIZE
                          per rank (bytes, or 512M, 2G; default: this machine's memory)
@@ -133,7 +140,9 @@ all-reduce and all-gather combine the replica group {0..N-1}, and a rank picks
 its rows of the sharded vocabulary with replica-id. The manifest records the
 degree, the ranks and the replica groups, and, for each weight parameter, the
 dimension split over the ranks ("split"; absent when replicated). Compile with
-num_replicas = N; `scribe shard` writes the per-rank weights.
+num_replicas = N; `scribe shard` writes the per-rank weights. A training step's
+gradients follow the weights: each rank's is the gradient of its shard, and a
+replicated weight's is the whole model's on every rank.
 )";
 
 const char* usage_inspect = R"(usage: scribe inspect [MODEL] [options]
@@ -532,7 +541,8 @@ nlohmann::json shape_json(const shape& s) {
     return j;
 }
 
-nlohmann::json describe(const graph& g, const hlo::written& files) {
+// `output_names`: the outputs' names (default: logits, then each aliased cache's).
+nlohmann::json describe(const graph& g, const hlo::written& files, const std::vector<std::string>& output_names = {}) {
     nlohmann::json params = nlohmann::json::array(), outs = nlohmann::json::array(), aliases = nlohmann::json::array();
     for (const auto& n : g.nodes())
         if (n.kind == op::parameter)
@@ -540,7 +550,8 @@ nlohmann::json describe(const graph& g, const hlo::written& files) {
     std::sort(params.begin(), params.end(), [](const auto& x, const auto& y) { return x["number"] < y["number"]; });
     for (std::size_t k = 0; k < g.outputs().size(); ++k) {
         const auto& n = g[g.outputs()[k]];
-        outs.push_back({{"index", k}, {"name", k == 0 ? std::string("logits") : params[0]["name"].get<std::string>()},
+        const auto named = k < output_names.size() ? output_names[k] : k == 0 ? std::string("logits") : params[0]["name"].get<std::string>();
+        outs.push_back({{"index", k}, {"name", named},
                         {"dtype", std::string(name(n.type))}, {"shape", shape_json(n.dims)}});
     }
     for (const auto& al : g.aliases()) {
@@ -556,7 +567,7 @@ template <class family> int inspect(const args& a);
 template <class family> int shard(const args& a);
 
 int export_hlo(int argc, char** argv) {
-    const auto a = parse(argc, argv, {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget"}, {"all-logits", "help"});
+    const auto a = parse(argc, argv, {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget"}, {"all-logits", "train", "help"});
     if (a.flag("help")) return std::printf("%s", usage_export), 0;
     check_model_folder(a.model);
     return models::with_family(a.model, [&]<class family>() { return export_hlo<family>(a); });
@@ -654,6 +665,35 @@ int export_hlo(const args& a) {
         else if (type == dtype::bf16) family::template build<bf16>(g, c, s);
         else family::template build<f32>(g, c, s);
     };
+    if (a.flag("train")) {
+        if (a.flag("all-logits")) throw error("--train and --all-logits do not go together (a training step returns the loss and gradients)");
+        for (auto b : buckets) {
+            if (b < 2) throw error("--train needs buckets of at least 2 positions (a token predicts the next), got " + std::to_string(b));
+            graph g("train_" + std::to_string(b));
+            const train::batch_shape bs{.batch = batch, .seq = b, .tp = tp};
+            const auto loss = type == dtype::f16    ? train::causal_lm_loss<family, f16>(g, c, bs)
+                              : type == dtype::bf16 ? train::causal_lm_loss<family, bf16>(g, c, bs)
+                                                    : train::causal_lm_loss<family, f32>(g, c, bs);
+            std::vector<node_id> wrt, varying;
+            std::vector<std::string> names{"loss"};
+            for (const auto& w : family::weights(c, tp)) {
+                wrt.push_back(*g.find_parameter(w.name));
+                if (!w.split.empty() && tp > 1) varying.push_back(wrt.back());
+                names.push_back("grad." + w.name);
+            }
+            auto outs = gradients(g, loss.id(), wrt, spmd{.varying = varying, .replica_groups = {}});
+            outs.insert(outs.begin(), loss.id());
+            g.set_outputs(outs);
+            auto m = describe(g, hlo::write(g, out, g.name()), names);
+            m["kind"] = "train";
+            m["bucket"] = b;
+            add(m);
+            std::printf("wrote %s\n", (out / (g.name() + ".hlo")).string().c_str());
+        }
+        std::ofstream(out / "manifest.json") << manifest.dump(2) << "\n";
+        std::printf("wrote %s\n", (out / "manifest.json").string().c_str());
+        return 0;
+    }
     for (auto b : buckets) {
         graph g("prefill_" + std::to_string(b));
         build(g, {.batch = batch, .seq = b, .capacity = capacity, .decode = false, .last_only = !a.flag("all-logits"), .tp = tp});

@@ -43,6 +43,28 @@ PY
 grep -q "input_output_alias" "$work/hlo/decode.hlo" || fail "decode.hlo has no aliases"
 echo "ok: export-hlo wrote 3 modules and the manifest"
 
+"$scribe" export-hlo "$data/gpt2-tiny-a" --out "$work/train" --train --buckets 8 --batch 2 >/dev/null
+for f in train_8.hlo train_8.pb manifest.json; do
+  [ -s "$work/train/$f" ] || fail "export-hlo --train did not write $f"
+done
+python3 - "$work/train/manifest.json" <<'PY' || fail "train manifest"
+import json, sys
+m = json.load(open(sys.argv[1]))
+(t,) = m["modules"]
+assert t["kind"] == "train" and t["bucket"] == 8, t
+names = {p["name"] for p in t["parameters"]}
+assert {"ids", "lengths", "wte.weight"} <= names and not any(n.startswith("cache.") for n in names), names
+outs = [o["name"] for o in t["outputs"]]
+assert outs[0] == "loss" and t["outputs"][0]["shape"] == [] and t["outputs"][0]["dtype"] == "f32", t["outputs"][0]
+weights = sorted(n for n in names if n not in ("ids", "lengths"))
+assert sorted(o[len("grad."):] for o in outs[1:]) == weights, outs
+wte = next(o for o in t["outputs"] if o["name"] == "grad.wte.weight")
+assert [d["extent"] for d in wte["shape"]] == [301, 36], wte
+PY
+expect_error "--train and --all-logits do not go together" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --all-logits
+expect_error "--train needs buckets of at least 2 positions" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --buckets 1
+echo "ok: export-hlo --train wrote the training step: the loss and every weight's gradient"
+
 out=$("$scribe" inspect "$data/gpt2-tiny-a" --batch 2 --capacity 64)
 echo "$out" | grep -q "h.1.attn.c_attn.weight *f32 *\[36, 108\] *15552" || fail "inspect weights: $out"
 echo "$out" | grep -q "KV cache (f32, batch 2, 64 positions): 73728 bytes" || fail "inspect cache: $out"

@@ -58,7 +58,7 @@ fs::path broken_copy(const std::string& name, const std::function<void(std::vect
     fs::remove_all(dir);
     fs::create_directories(dir);
     for (const auto& f : fs::directory_iterator(data / "gpt2-tiny-a"))
-        if (f.path().filename() != "model.safetensors") fs::copy_file(f.path(), dir / f.path().filename());
+        if (f.is_regular_file() && f.path().filename() != "model.safetensors") fs::copy_file(f.path(), dir / f.path().filename());
     const io::safetensors src(data / "gpt2-tiny-a" / "model.safetensors");
     std::vector<io::tensor_to_write> ts;
     std::vector<std::vector<unsigned char>> storage;

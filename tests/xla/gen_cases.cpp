@@ -175,6 +175,30 @@ void converts() {
     conv(f32, u32, "positive");
     conv(s64, f64, "any");
     conv(bf16, f16, "any");
+
+    // bitcast_convert: the same bits as another dtype of the width. Integer inputs
+    // span their whole range, so the floats they make are of every kind.
+    auto cast = [](auto from, auto to, json domain) {
+        const std::string nm = "bitcast_convert_" + dn(from) + "_to_" + dn(to);
+        auto g = make(nm);
+        auto x = g.parameter(from[hidden, tokens], "x");
+        g.outputs(bitcast_convert<decltype(to){}>(x));
+        record(nm, g, {{"kind", "bitcast_convert"}}, {{"x", domain}});
+    };
+    const json s32_range = json::array({-(std::int64_t{1} << 31), (std::int64_t{1} << 31) - 1});
+    const json u32_range = json::array({0, (std::int64_t{1} << 32) - 1});
+    cast(f32, u32, "any");
+    cast(f32, s32, "any");
+    cast(u32, f32, u32_range);
+    cast(s32, f32, s32_range);
+    cast(s32, u32, s32_range);
+    cast(u32, s32, u32_range);
+    cast(f64, s64, "any");
+    cast(s64, f64, json::array({-(std::int64_t{1} << 62), std::int64_t{1} << 62}));
+    cast(s8, u8, json::array({-128, 127}));
+    cast(u8, s8, json::array({0, 255}));
+    cast(f16, bf16, "any");
+    cast(bf16, f16, "any");
 }
 
 template <op K, bool FloatsOnly, class F>
@@ -185,7 +209,9 @@ void unary_case(const char* name, F f) {
             auto g = make(nm);
             g.outputs(f(g.parameter(t[hidden, tokens, batch], "x")));
             const bool pos = K == op::log || K == op::sqrt || K == op::rsqrt;
-            record(nm, g, {{"kind", "unary"}, {"fn", name}}, {{"x", pos ? "positive" : "any"}});
+            // sign sees zeros among small integers; log1p's domain is above -1.
+            const json dom = K == op::sign ? json::array({-3, 3}) : K == op::log1p ? json("above_minus_one") : json(pos ? "positive" : "any");
+            record(nm, g, {{"kind", "unary"}, {"fn", name}}, {{"x", dom}});
         }
     }, f16, bf16, f32, f64);
     if constexpr (!FloatsOnly)
@@ -202,8 +228,11 @@ void unary_case(const char* name, F f) {
 void unaries() {
     unary_case<op::neg, false>("neg", [](auto x) { return -x; });
     unary_case<op::abs, false>("abs", [](auto x) { return abs(x); });
+    unary_case<op::sign, false>("sign", [](auto x) { return sign(x); });
     unary_case<op::exp, true>("exp", [](auto x) { return exp(x); });
+    unary_case<op::expm1, true>("expm1", [](auto x) { return expm1(x); });
     unary_case<op::log, true>("log", [](auto x) { return log(x); });
+    unary_case<op::log1p, true>("log1p", [](auto x) { return log1p(x); });
     unary_case<op::sqrt, true>("sqrt", [](auto x) { return sqrt(x); });
     unary_case<op::rsqrt, true>("rsqrt", [](auto x) { return rsqrt(x); });
     unary_case<op::tanh, true>("tanh", [](auto x) { return tanh(x); });
@@ -266,6 +295,47 @@ void binaries() {
     ints("minimum", minf, json::object());
     floats("power", powf, {{"a", "positive"}});
     each([&](auto t) { bin("power", powf, t, {{"a", json::array({0, 4})}, {"b", json::array({0, 3})}}); }, s32, s64);
+
+    // Bitwise ops on bit patterns over the whole range of each width; shift
+    // amounts from below 0 (read as unsigned: out of range) to past the width.
+    auto full_range = [](auto t) {
+        constexpr dtype id = decltype(t)::id;
+        constexpr int bits = info(id).bytes * 8;
+        if constexpr (id == dtype::s64) return json::array({-(std::int64_t{1} << 62), std::int64_t{1} << 62});
+        else if constexpr (!info(id).is_signed) return json::array({0, (std::int64_t{1} << bits) - 1});
+        else return json::array({-(std::int64_t{1} << (bits - 1)), (std::int64_t{1} << (bits - 1)) - 1});
+    };
+    auto bits_and_amounts = [&](auto t) {
+        const int bits = info(decltype(t)::id).bytes * 8;
+        return json{{"a", full_range(t)}, {"b", json::array({info(decltype(t)::id).is_signed ? -2 : 0, bits + 2})}};
+    };
+    auto andf = [](auto a, auto b) { return bitwise_and(a, b); };
+    auto orf = [](auto a, auto b) { return a | b; };
+    auto xorf = [](auto a, auto b) { return bitwise_xor(a, b); };
+    auto shlf = [](auto a, auto b) { return shift_left(a, b); };
+    auto srlf = [](auto a, auto b) { return shift_right_logical(a, b); };
+    auto sraf = [](auto a, auto b) { return shift_right_arithmetic(a, b); };
+    each([&](auto t) {
+        const json patterns{{"a", full_range(t)}, {"b", full_range(t)}};
+        bin("bitwise_and", andf, t, patterns);
+        bin("bitwise_or", orf, t, patterns);
+        bin("bitwise_xor", xorf, t, patterns);
+        bin("shift_left", shlf, t, bits_and_amounts(t));
+        bin("shift_right_logical", srlf, t, bits_and_amounts(t));
+        bin("shift_right_arithmetic", sraf, t, bits_and_amounts(t));
+        const std::string nm = "bitwise_not_" + dn(t);
+        auto g = make(nm);
+        g.outputs(bitwise_not(g.parameter(t[hidden, tokens], "x")));
+        record(nm, g, {{"kind", "unary"}, {"fn", "bitwise_not"}}, {{"x", full_range(t)}});
+    }, s8, u8, s32, s64, u32);
+    bin("bitwise_and", andf, pred, json::object());
+    bin("bitwise_or", orf, pred, json::object());
+    bin("bitwise_xor", xorf, pred, json::object());
+    {
+        auto g = make("bitwise_not_pred");
+        g.outputs(~g.parameter(pred[hidden, tokens], "x"));
+        record("bitwise_not_pred", g, {{"kind", "unary"}, {"fn", "bitwise_not"}});
+    }
 
     // A C++ number becomes a scalar of the tensor's dtype.
     each([](auto t) {
@@ -501,6 +571,65 @@ void slicing_ops() {
             record("gather_" + s, g, {{"kind", "gather"}, {"dim", "vocab"}}, {{"ids", json::array({0, 6})}});
         }
     }, pred, s8, u8, s32, s64, u32, f16, bf16, f32, f64);
+    // scatter_add: indices repeat and fall outside [0, 7) on both sides (skipped);
+    // the updates come in another order and are aligned by name.
+    each([](auto t) {
+        const std::string s = dn(t);
+        {
+            auto g = make("scatter_add_" + s);
+            auto table = g.parameter(t[vocab, hidden], "table");
+            auto ids = g.parameter(s32[tokens, batch], "ids");
+            auto updates = g.parameter(t[batch, hidden, tokens], "updates");
+            g.outputs(scatter_add<vocab>(table, ids, updates));
+            record("scatter_add_" + s, g, {{"kind", "scatter"}, {"dim", "vocab"}}, {{"ids", json::array({-2, 8})}});
+        }
+        {   // A rank-1 table (no window dimensions) and unsigned indices.
+            auto g = make("scatter_add_rows_" + s);
+            auto table = g.parameter(t[vocab], "table");
+            auto ids = g.parameter(u8[tokens], "ids");
+            auto updates = g.parameter(t[tokens], "updates");
+            g.outputs(scatter_add<vocab>(table, ids, updates));
+            record("scatter_add_rows_" + s, g, {{"kind", "scatter"}, {"dim", "vocab"}}, {{"ids", json::array({0, 9})}});
+        }
+    }, s8, u8, s32, s64, u32, f16, bf16, f32, f64);
+}
+
+// Threefry random numbers: every output is recorded with its counters' offset
+// (a number, or "offset": the input of that name) and the key (inputs k0 and k1,
+// or the words of a seed).
+void random_numbers() {
+    const json full_u32 = json::array({0, (std::int64_t{1} << 32) - 1});
+    {
+        auto g = make("random_bits");
+        auto k0 = g.parameter(u32[], "k0");  // made in order: the reference reads inputs so
+        auto k1 = g.parameter(u32[], "k1");
+        random_key key(k0, k1);
+        auto offset = g.parameter(u32[], "offset");
+        g.outputs(random_bits(key, u32[batch, tokens]), random_bits(key, u32[hidden, tokens, batch], offset),
+                  random_bits(key, u32[tokens], std::uint64_t{0xfffffffd}), random_bits(key, u32[vocab], (std::uint64_t{5} << 32) + 17),
+                  random_bits(key, u32[]), random_uniform(key, f32[tokens, batch]), random_uniform(key, f16[tokens, batch]),
+                  random_uniform(key, bf16[tokens, batch]), random_uniform(key, f64[tokens, batch]),
+                  random_uniform(key, f32[hidden, batch], offset));
+        const json parts = json::array({json{{"fn", "bits"}, {"offset", 0}}, json{{"fn", "bits"}, {"offset", "offset"}},
+                                        json{{"fn", "bits"}, {"offset", 0xfffffffdu}},
+                                        json{{"fn", "bits"}, {"offset", (std::uint64_t{5} << 32) + 17}},
+                                        json{{"fn", "bits"}, {"offset", 0}}, json{{"fn", "uniform"}, {"offset", 0}},
+                                        json{{"fn", "uniform"}, {"offset", 0}}, json{{"fn", "uniform"}, {"offset", 0}},
+                                        json{{"fn", "uniform"}, {"offset", 0}}, json{{"fn", "uniform"}, {"offset", "offset"}}});
+        record("random_bits", g, {{"kind", "random"}, {"key", "inputs"}, {"parts", parts}},
+               {{"k0", full_u32}, {"k1", full_u32}, {"offset", full_u32}});
+    }
+    {   // A seed's key; a run-time offset near 2^32, so the counters carry; shapes of another tensor.
+        const std::uint64_t seed = 1234567890123;
+        auto g = make("random_carry");
+        random_key key(g, seed);
+        auto offset = g.parameter(u32[], "offset");
+        auto like = g.parameter(bf16[tokens, hidden], "like");
+        g.outputs(random_bits(key, like, offset), random_uniform(key, like, offset));
+        record("random_carry", g, {{"kind", "random"}, {"key", {seed >> 32, seed & 0xffffffffu}},
+                                   {"parts", {{{"fn", "bits"}, {"offset", "offset"}}, {{"fn", "uniform"}, {"offset", "offset"}}}}},
+               {{"offset", json::array({(std::int64_t{1} << 32) - 40, (std::int64_t{1} << 32) - 1})}});
+    }
 }
 
 void multiple_outputs_and_alias() {
@@ -570,6 +699,164 @@ void collectives() {
 
 }  // namespace
 
+// Gradients: the backward pass of forward cases, in f64. The loss is
+// sum over outputs k of sum(y_k * zz_cotangent_k), the cotangents inputs too, and
+// the case's outputs are d(loss)/d(each input named in `wrt`). The reference
+// differentiates its own forward reference of the `of` description by central
+// differences, so XLA's and the CPU backend's gradients are checked against
+// numbers that never went through a gradient rule.
+template <class Forward>
+void gradient_case(const std::string& name, Forward forward, json of, std::vector<std::string> wrt, json domains = json::object()) {
+    auto g = make("grad_" + name);
+    const std::vector<node_id> ys = forward(g);
+    json forward_outputs = json::array();
+    node_id loss = -1;
+    for (std::size_t k = 0; k < ys.size(); ++k) {
+        const auto y = g[ys[k]];
+        forward_outputs.push_back({{"dtype", std::string(scribe::name(y.type))}, {"dims", shape_json(y.dims)}});
+        const auto cot = g.add_parameter(y.type, y.dims, "zz_cotangent_" + std::to_string(k));
+        const auto part = ir::sum_all(g, ir::binary(g, scribe::op::mul, ys[k], cot));
+        loss = loss < 0 ? part : ir::binary(g, scribe::op::add, loss, part);
+    }
+    std::vector<node_id> ids;
+    for (const auto& w : wrt) ids.push_back(*g.find_parameter(w));
+    g.set_outputs(gradients(g, loss, ids));
+    record("grad_" + name, g, {{"kind", "gradient"}, {"of", std::move(of)}, {"wrt", wrt}, {"forward_outputs", forward_outputs}},
+           std::move(domains));
+}
+
+void gradient_cases() {
+    using ids = std::vector<node_id>;
+    const char* unary_names[] = {"neg", "abs", "exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "tanh", "logistic", "sin", "cos", "erf"};
+    for (const char* fn : unary_names) {
+        const std::string f = fn;
+        gradient_case(f, [&](graph& g) {
+            auto x = g.parameter(f64[hidden, tokens, batch], "x");
+            auto y = f == "neg" ? -x : f == "abs" ? abs(x) : f == "exp" ? exp(x) : f == "expm1" ? expm1(x) : f == "log" ? log(x)
+                   : f == "log1p" ? log1p(x) : f == "sqrt" ? sqrt(x) : f == "rsqrt" ? rsqrt(x) : f == "tanh" ? tanh(x)
+                   : f == "logistic" ? logistic(x) : f == "sin" ? sin(x) : f == "cos" ? cos(x) : erf(x);
+            return ids{y.id()};
+        }, {{"kind", "unary"}, {"fn", f}}, {"x"},
+        {{"x", f == "log" || f == "log1p" || f == "sqrt" || f == "rsqrt" ? "positive" : f == "abs" ? "nonzero" : "any"}});
+    }
+    auto binary = [](const std::string& f, auto fn, json domains) {
+        // Each parameter made in a statement of its own: the reference reads the
+        // inputs in the order they are made, which a call's arguments leave unspecified.
+        gradient_case(f, [&](graph& g) {
+            auto a = g.parameter(f64[hidden, tokens, batch], "a");
+            auto b = g.parameter(f64[hidden, tokens, batch], "b");
+            return ids{fn(a, b).id()};
+        }, {{"kind", "binary"}, {"fn", f}}, {"a", "b"}, domains);
+        gradient_case(f + "_aligned", [&](graph& g) {
+            auto a = g.parameter(f64[hidden, tokens, batch], "a");
+            auto b = g.parameter(f64[batch, hidden, tokens], "b");
+            return ids{fn(a, b).id()};
+        }, {{"kind", "binary"}, {"fn", f}}, {"a", "b"}, domains);
+        gradient_case(f + "_scalar", [&](graph& g) {
+            auto a = g.parameter(f64[tokens, batch], "a");
+            auto b = g.parameter(f64[], "b");
+            return ids{fn(a, b).id()};
+        }, {{"kind", "binary"}, {"fn", f}}, {"a", "b"}, domains);
+    };
+    binary("add", [](auto a, auto b) { return a + b; }, json::object());
+    binary("subtract", [](auto a, auto b) { return a - b; }, json::object());
+    binary("multiply", [](auto a, auto b) { return a * b; }, json::object());
+    binary("divide", [](auto a, auto b) { return a / b; }, {{"b", "nonzero"}});
+    binary("maximum", [](auto a, auto b) { return maximum(a, b); }, json::object());
+    binary("minimum", [](auto a, auto b) { return minimum(a, b); }, json::object());
+    binary("power", [](auto a, auto b) { return pow(a, b); }, {{"a", "positive"}});
+    gradient_case("convert", [](graph& g) { return ids{convert<f64>(g.parameter(f32[hidden, tokens], "x")).id()}; },
+                  {{"kind", "convert"}}, {"x"});
+    gradient_case("select", [](graph& g) {
+        auto p = g.parameter(pred[tokens, hidden], "p");
+        auto a = g.parameter(f64[hidden, tokens], "a");
+        auto b = g.parameter(f64[hidden, tokens], "b");
+        return ids{select(p, a, b).id()};
+    }, {{"kind", "select"}}, {"a", "b"});
+    gradient_case("broadcast", [](graph& g) { return ids{broadcast<tokens, batch>(g.parameter(f64[hidden], "x")).id()}; },
+                  {{"kind", "broadcast"}}, {"x"});
+    gradient_case("transpose", [](graph& g) {
+        auto x = g.parameter(f64[hidden, tokens, batch], "x");
+        auto y = g.parameter(f64[batch, tokens], "y");
+        return ids{transpose<batch, hidden, tokens>(x).id(), transpose<tokens, batch>(y).id()};
+    }, {{"kind", "transpose"}}, {"x", "y"});
+    gradient_case("split", [](graph& g) { return ids{split<hidden, heads, head_dim>(g.parameter(f64[tokens, hidden, batch], "x")).id()}; },
+                  {{"kind", "split"}, {"from", "hidden"}, {"into", {"heads", "head_dim"}}}, {"x"});
+    gradient_case("merge", [](graph& g) { return ids{merge<heads, head_dim, hidden>(g.parameter(f64[head_dim, tokens, heads], "x")).id()}; },
+                  {{"kind", "merge"}, {"from", {"heads", "head_dim"}}, {"into", "hidden"}}, {"x"});
+    gradient_case("dot_matmul", [](graph& g) {
+        auto w = g.parameter(f64[hidden, vocab], "w");
+        auto h = g.parameter(f64[hidden, tokens, batch], "h");
+        return ids{dot<hidden>(w, h).id()};
+    }, {{"kind", "dot"}, {"contract", {"hidden"}}}, {"w", "h"});
+    gradient_case("dot_batched", [](graph& g) {
+        auto q = g.parameter(f64[head_dim, tokens, heads, batch], "q");
+        auto k = g.parameter(f64[batch, heads, head_dim, vocab], "k");
+        return ids{dot<head_dim, batched<batch, heads>>(q, k).id()};
+    }, {{"kind", "dot"}, {"contract", {"head_dim"}}}, {"q", "k"});
+    gradient_case("dot_two_contracting", [](graph& g) {
+        auto a = g.parameter(f64[heads, head_dim, tokens], "a");
+        auto b = g.parameter(f64[out, head_dim, heads], "b");
+        return ids{dot<heads, head_dim>(a, b).id()};
+    }, {{"kind", "dot"}, {"contract", {"heads", "head_dim"}}}, {"a", "b"});
+    gradient_case("reduce", [](graph& g) {
+        auto x = g.parameter(f64[hidden, tokens, batch], "x");
+        return ids{reduce_sum<tokens>(x).id(), reduce_max<hidden, batch>(x).id(), reduce_min<batch>(x).id()};
+    }, {{"kind", "reduce"}, {"parts", {{{"fn", "sum"}, {"dims", {"tokens"}}}, {{"fn", "max"}, {"dims", {"hidden", "batch"}}},
+                                       {{"fn", "min"}, {"dims", {"batch"}}}}}}, {"x"});
+    gradient_case("mean", [](graph& g) { return ids{mean<tokens, batch>(g.parameter(f64[hidden, tokens, batch], "x")).id()}; },
+                  {{"kind", "reduce"}, {"parts", {{{"fn", "mean"}, {"dims", {"tokens", "batch"}}}}}}, {"x"});
+    gradient_case("softmax", [](graph& g) {
+        auto x = g.parameter(f64[vocab, tokens, batch], "x");
+        return ids{softmax<vocab>(x).id(), log_softmax<vocab>(x).id(), softmax<tokens>(x * 4.0).id()};
+    }, {{"kind", "softmax"}}, {"x"});
+    gradient_case("slice", [](graph& g) {
+        auto x = g.parameter(f64[hidden, tokens, batch], "x");
+        return ids{slice<tokens>(x, 1, 4).id(), slice<hidden>(slice<batch>(x, 2, 3), 0, 6).id()};
+    }, {{"kind", "slice"}, {"parts", {{{"dim", "tokens"}, {"start", 1}, {"limit", 4}},
+                                      {{"chain", {{{"dim", "batch"}, {"start", 2}, {"limit", 3}}, {{"dim", "hidden"}, {"start", 0}, {"limit", 6}}}}}}}},
+       {"x"});
+    gradient_case("dynamic_slice", [](graph& g) {
+        auto x = g.parameter(f64[hidden, tokens, batch], "x");
+        auto at = g.parameter(s32[], "start");
+        return ids{dynamic_slice<tokens>(x, at, 2).id()};
+    }, {{"kind", "dynamic_slice"}, {"dim", "tokens"}, {"size", 2}}, {"x"}, {{"start", json::array({-1, 6})}});
+    gradient_case("dynamic_update_slice", [](graph& g) {
+        auto x = g.parameter(f64[hidden, tokens, batch], "cache");
+        auto u = rename<step, tokens>(g.parameter(f64[batch, hidden, step], "update"));
+        auto at = g.parameter(s32[], "start");
+        return ids{dynamic_update_slice<tokens>(x, u, at).id()};
+    }, {{"kind", "dynamic_update_slice"}, {"dim", "tokens"}, {"rename_inputs", {{"step", "tokens"}}}}, {"cache", "update"},
+       {{"start", json::array({-1, 6})}});
+    gradient_case("concatenate", [](graph& g) {
+        auto a = g.parameter(f64[hidden, tokens, batch], "a");
+        auto b = g.parameter(f64[tokens, batch, hidden], "b");
+        auto c = rename<step, tokens>(g.parameter(f64[hidden, step, batch], "c"));
+        return ids{concatenate<tokens>(a, b, c).id()};
+    }, {{"kind", "concatenate"}, {"dim", "tokens"}, {"rename_inputs", {{"step", "tokens"}}}}, {"a", "b", "c"});
+    gradient_case("pad", [](graph& g) {
+        auto x = g.parameter(f64[hidden, tokens], "x");
+        return ids{pad<tokens>(x, 1.0, 2, 3).id(), pad<hidden>(x, 0.0, -1, 1).id()};
+    }, {{"kind", "pad"}, {"parts", {{{"dim", "tokens"}, {"value", 1.0}, {"low", 2}, {"high", 3}},
+                                    {{"dim", "hidden"}, {"value", 0.0}, {"low", -1}, {"high", 1}}}}}, {"x"});
+    gradient_case("take", [](graph& g) {
+        auto x = g.parameter(f64[hidden, tokens, batch], "x");
+        auto at = g.parameter(s32[], "start");
+        return ids{take<tokens>(x, 3).id(), take<batch>(x, at).id(), take<hidden>(take<tokens>(take<batch>(x, 2), at), 5).id()};
+    }, {{"kind", "take"}}, {"x"}, {{"start", json::array({-2, 7})}});
+    gradient_case("gather", [](graph& g) {
+        auto table = g.parameter(f64[vocab, hidden], "table");
+        auto idx = g.parameter(s32[tokens, batch], "ids");
+        return ids{gather<vocab>(table, idx).id()};
+    }, {{"kind", "gather"}, {"dim", "vocab"}}, {"table"}, {{"ids", json::array({-2, 8})}});
+    gradient_case("scatter_add", [](graph& g) {
+        auto table = g.parameter(f64[vocab, hidden], "table");
+        auto idx = g.parameter(s32[tokens, batch], "ids");
+        auto updates = g.parameter(f64[batch, hidden, tokens], "updates");
+        return ids{scatter_add<vocab>(table, idx, updates).id()};
+    }, {{"kind", "scatter"}, {"dim", "vocab"}}, {"table", "updates"}, {{"ids", json::array({-2, 8})}});
+}
+
 int main(int argc, char** argv) try {
     cpu_mode = argc == 3 && std::string(argv[1]) == "--cpu";
     if (argc != 2 && !cpu_mode) {
@@ -587,8 +874,10 @@ int main(int argc, char** argv) try {
     dots();
     reductions();
     slicing_ops();
+    random_numbers();
     multiple_outputs_and_alias();
     collectives();
+    gradient_cases();
     if (cpu_mode) {
         std::printf("ran the cases on the CPU backend into %s\n", (out_dir / "cpu").c_str());
         return 0;

@@ -54,6 +54,8 @@ def make_inputs(case, rng, replica=0):
                 a = rng.uniform(0.5, 2.0, size=shape)
             elif dom == "nonzero":
                 a = np.where(a < 0, -1, 1) * rng.uniform(0.5, 2.0, size=shape)
+            elif dom == "above_minus_one":  # log1p's domain, with values near 0 too
+                a = np.where(rng.integers(0, 4, size=shape) == 0, a * 1e-4, rng.uniform(-0.95, 3.0, size=shape))
         elif dt in ("u8", "u32"):
             a = rng.integers(0, 16, size=shape)
         else:
@@ -75,6 +77,7 @@ UNARY = {
     "neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
     "rsqrt": lambda x: 1.0 / np.sqrt(x), "tanh": np.tanh, "logistic": lambda x: 1.0 / (1.0 + np.exp(-x)),
     "sin": np.sin, "cos": np.cos, "floor": np.floor, "erf": np.vectorize(math.erf, otypes=[np.float64]),
+    "sign": np.sign, "expm1": np.expm1, "log1p": np.log1p, "bitwise_not": np.invert,
 }
 
 
@@ -86,7 +89,34 @@ def int_divide(a, b):
 BINARY = {
     "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "maximum": np.maximum,
     "minimum": np.minimum, "power": np.power,
+    "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or, "bitwise_xor": np.bitwise_xor,
 }
+
+def _bits_of(a, dtype):
+    """a's elements (wide integers of dtype's values) as dtype's bit patterns, in uint64."""
+    unsigned = np.dtype(f"u{np.dtype(dtype).itemsize}")
+    return a.astype(dtype).view(unsigned).astype(np.uint64)
+
+
+def _shift(kind, a, b, dtype):
+    """XLA's shifts on dtype's own width: the amount read as unsigned, and one of
+    the width or more shifting every bit out (0, or the sign fill)."""
+    width = np.dtype(dtype).itemsize * 8
+    x, n = _bits_of(a, dtype), _bits_of(b, dtype)
+    out_of_range = n >= width
+    n = np.minimum(n, np.uint64(width - 1))
+    if kind == "shift_left":
+        r = np.where(out_of_range, 0, (x << n) & np.uint64(2 ** width - 1))
+    elif kind == "shift_right_logical":
+        r = np.where(out_of_range, 0, x >> n)
+    else:  # arithmetic: on the value read as signed
+        signed = a.astype(dtype).view(f"i{np.dtype(dtype).itemsize}").astype(np.int64)
+        return np.where(out_of_range, np.where(signed < 0, -1, 0), signed >> n.astype(np.int64)).astype(np.int64)
+    return r.astype(np.uint64).astype(np.int64)
+
+
+SHIFTS = ("shift_left", "shift_right_logical", "shift_right_arithmetic")
+
 
 COMPARE = {"EQ": np.equal, "NE": np.not_equal, "LT": np.less, "LE": np.less_equal,
            "GT": np.greater, "GE": np.greater_equal}
@@ -130,6 +160,8 @@ def expected(case, arrays):
         return [res]
     if kind == "convert":
         return [[Named(ins[0].a.astype(np_dtype(outs[0]["dtype"])), ins[0].names)]]
+    if kind == "bitcast_convert":
+        return [[Named(ins[0].a.view(np_dtype(outs[0]["dtype"])), ins[0].names)]]
     if kind == "unary":
         x = ins[0]
         return [[Named(UNARY[op["fn"]](wide(x.a)), x.names)]]
@@ -145,6 +177,8 @@ def expected(case, arrays):
         fn = op["fn"]
         if fn == "divide":
             r = int_divide(av, bv) if np.issubdtype(av.dtype, np.integer) else av / bv
+        elif fn in SHIFTS:
+            r = _shift(fn, av, bv, a.a.dtype)
         else:
             r = BINARY[fn](av, bv)
         if np.issubdtype(r.dtype, np.integer):  # wrap around as the dtype does
@@ -285,6 +319,10 @@ def expected(case, arrays):
         rows = np.take(table.a, ids_c, axis=ax)  # table dims with ids dims inserted at ax
         names = table.names[:ax] + ids.names + table.names[ax + 1:]
         return [[Named(rows, names)]]
+    if kind == "scatter":
+        return [[_scatter_add(*ins, op["dim"])]]
+    if kind == "random":
+        return [[_random(case, op, part, out, ins) for part, out in zip(op["parts"], outs)]]
     if kind == "expression":
         fn = op["fn"]
         if fn == "number_operands":
@@ -319,7 +357,100 @@ def expected(case, arrays):
             return [[Named(out, names)]]
     if kind in ("all_reduce", "all_gather"):
         return _collective(case, op, arrays)
+    if kind == "gradient":
+        return [_gradient(case, arrays[0])]
     raise NotImplementedError(kind)
+
+
+def _gradient(case, arrays, step=1e-5):
+    """d(loss)/d(each input named in op["wrt"]) by central differences, where loss is
+    the sum over the forward outputs k of sum(y_k * zz_cotangent_k) and y is this
+    module's forward reference of op["of"] (computed in float64)."""
+    op = case["op"]
+    cot = {inp["name"]: Named(a, [d["name"] for d in inp["dims"]])
+           for inp, a in zip(case["inputs"], arrays) if inp["name"].startswith("zz_cotangent_")}
+    inputs = [inp for inp in case["inputs"] if not inp["name"].startswith("zz_cotangent_")]
+    xs = [np.asarray(a) for inp, a in zip(case["inputs"], arrays) if not inp["name"].startswith("zz_cotangent_")]
+    forward = dict(case, op=op["of"], inputs=inputs, outputs=op["forward_outputs"], replicas=1)
+
+    def loss(values):
+        ys = expected(forward, [values])[0]
+        return sum(float((wide(y.a) * wide(cot[f"zz_cotangent_{k}"].to(y.names))).sum()) for k, y in enumerate(ys))
+
+    grads = []
+    for name in op["wrt"]:
+        j = [inp["name"] for inp in inputs].index(name)
+        x = xs[j].astype(np.float64)
+        g = np.zeros_like(x)
+        for idx in np.ndindex(x.shape):
+            saved = x[idx]
+            values = list(xs)
+            x[idx] = saved + step
+            values[j] = x
+            up = loss(values)
+            x[idx] = saved - step
+            down = loss(values)
+            x[idx] = saved
+            g[idx] = (up - down) / (2 * step)
+        grads.append(Named(g, [d["name"] for d in inputs[j]["dims"]]))
+    return grads
+
+
+def _scatter_add(table, ids, updates, dim):
+    """table with each update added at the row its index picks along dim, in the
+    indices' order; an index outside [0, extent) is skipped."""
+    rest = [n for n in table.names if n != dim]
+    out = wide(table.to([dim] + rest)).copy()
+    upd = wide(updates.to(rest + ids.names)).reshape(out.shape[1:] + (-1,))
+    for p, row in enumerate(ids.a.reshape(-1).astype(np.int64)):
+        if 0 <= row < out.shape[0]:
+            out[row] += upd[..., p]
+    if np.issubdtype(out.dtype, np.integer):
+        out = out.astype(table.a.dtype)  # wrap as the dtype does
+    return Named(out, [dim] + rest)
+
+
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+
+def threefry_2x32(k0, k1, c0, c1):
+    """Threefry-2x32, 20 rounds (Salmon et al. 2011, Random123's threefry2x32),
+    on uint32 words held in uint64 arrays: the two output words."""
+    k0, k1 = np.uint64(k0), np.uint64(k1)
+    keys = [k0, k1, k0 ^ k1 ^ np.uint64(0x1BD11BDA)]
+    rotations = [(13, 15, 26, 6), (17, 29, 16, 24)]
+    x0, x1 = (c0 + keys[0]) & _MASK32, (c1 + keys[1]) & _MASK32
+    for group in range(1, 6):
+        for r in rotations[(group - 1) % 2]:
+            x0 = (x0 + x1) & _MASK32
+            x1 = ((x1 << np.uint64(r)) | (x1 >> np.uint64(32 - r))) & _MASK32
+            x1 ^= x0
+        x0 = (x0 + keys[group % 3]) & _MASK32
+        x1 = (x1 + keys[(group + 1) % 3] + np.uint64(group)) & _MASK32
+    return x0, x1
+
+
+def _random(case, op, part, out, ins):
+    """Element p of an output: Threefry of counter offset + p (row-major in the
+    output's order); bits xor the two words, uniforms keep JAX's mantissa bits."""
+    names = [d["name"] for d in out["dims"]]
+    shape = tuple(d["extent"] for d in out["dims"])
+    by_name = {inp["name"]: x for inp, x in zip(case["inputs"], ins)}
+    k0, k1 = (int(by_name["k0"].a), int(by_name["k1"].a)) if op["key"] == "inputs" else op["key"]
+    offset = part["offset"]
+    offset = int(by_name[offset].a) if isinstance(offset, str) else int(offset)
+    counters = np.arange(int(np.prod(shape)), dtype=np.uint64) + np.uint64(offset)
+    first, second = threefry_2x32(k0, k1, counters >> np.uint64(32), counters & _MASK32)
+    if part["fn"] == "bits":
+        return Named((first ^ second).astype(np.uint32).reshape(shape), names)
+    bits = first ^ second
+    dt = out["dtype"]
+    if dt == "f64":
+        value = (((first << np.uint64(32)) | second) >> np.uint64(12)).astype(np.float64) * 2.0 ** -52
+    else:
+        mantissa, taken = {"f32": (23, 32), "f16": (10, 16), "bf16": (7, 8)}[dt]
+        value = ((bits & np.uint64(2 ** taken - 1)) >> np.uint64(taken - mantissa)).astype(np.float64) * 2.0 ** -mantissa
+    return Named(value.reshape(shape), names)
 
 
 def _dus(x, u, start, dim):

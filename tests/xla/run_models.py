@@ -13,7 +13,9 @@ The same at tensor-parallel degrees 2 and 4 (`export-hlo --tp N`): XLA runs the
 module on N replicas (N fake CPU devices), each with its shards of the weights
 (cut here with NumPy as the manifest's "split" says, the vocabulary padded with
 zero rows) and its heads of the cache; every replica's logits must equal the
-golden (TP 1, Hugging Face) logits.
+golden (TP 1, Hugging Face) logits. And the training step (`export-hlo --train`):
+the loss and the gradient of every weight equal PyTorch's loss.backward() on the
+same batch (tests/data/<model>/gradients), at TP 1, 2 and 4 (check_train).
 
   run_models.py --scribe PATH --data DIR --work DIR
 """
@@ -141,6 +143,45 @@ def check_model(scribe, folder, work, tp=1):
           f"{n_new - 1} decode steps, text and proto, max |logit diff| {worst:.2e}")
 
 
+def check_train(scribe, folder, work, tp=1):
+    """The training-step module (`export-hlo --train`): the causal-LM loss and every
+    weight's gradient of the right-padded batch in gradients/loss.json equal PyTorch's
+    (gradients/model.safetensors, made by scripts/reference/make_gradient_golden.py);
+    at TP N each replica's gradient is its shard of the golden one."""
+    batch = json.load(open(os.path.join(folder, "gradients", "loss.json")))
+    ids = np.array(batch["ids"], np.int32)
+    lengths = np.array(batch["lengths"], np.int32)
+    out_dir = os.path.join(work, f"{os.path.basename(folder)}-train-tp{tp}")
+    subprocess.run([scribe, "export-hlo", folder, "--out", out_dir, "--train", "--buckets", str(ids.shape[1]),
+                    "--batch", str(ids.shape[0]), "--tp", str(tp)], check=True, stdout=subprocess.DEVNULL)
+    module = json.load(open(os.path.join(out_dir, "manifest.json")))["modules"][0]
+    assert module["kind"] == "train" and module["num_replicas"] == tp
+    weights = read_safetensors(os.path.join(folder, "model.safetensors"))
+    golden = read_safetensors(os.path.join(folder, "gradients", "model.safetensors"))
+    params = {p["name"]: p for p in module["parameters"]}
+    worst = 0.0
+    for form in ("text", "proto"):
+        compiled = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, module[form])), tp)
+        outs = xla_shim.execute(compiled, [inputs_for(module, weights, {"ids": ids, "lengths": lengths}, tp, r)
+                                           for r in range(tp)])
+        for r in range(tp):
+            loss = float(outs[r][0])
+            assert abs(loss - float(batch["loss"])) <= 1e-5 * abs(float(batch["loss"])), \
+                f"{folder} ({form}, tp {tp}, replica {r}): loss {loss} != PyTorch's {batch['loss']}"
+            for o in module["outputs"][1:]:
+                name = o["name"][len("grad."):]
+                full = next(golden[p + name] for p in ("", "transformer.", "model.") if p + name in golden)
+                want = shard(full, params[name], tp, r)
+                got = outs[r][o["index"]]
+                diff = float(np.abs(got - want).max())
+                scale = float(np.abs(want).max())
+                worst = max(worst, diff / max(scale, 1e-30))
+                assert diff <= 1e-4 * scale + 1e-6, \
+                    f"{folder} ({form}, tp {tp}, replica {r}): gradient of {name} differs by {diff} (largest {scale})"
+    print(f"ok: {os.path.basename(folder)} training step at TP {tp}: loss and {len(module['outputs']) - 1} gradients, "
+          f"text and proto, max relative diff {worst:.2e}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scribe", required=True)
@@ -152,6 +193,7 @@ def main():
               "mistral-tiny"):
         for tp in (1, 2, 4):
             check_model(a.scribe, os.path.join(a.data, m), a.work, tp)
+            check_train(a.scribe, os.path.join(a.data, m), a.work, tp)
 
 
 if __name__ == "__main__":

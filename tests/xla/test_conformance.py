@@ -68,7 +68,10 @@ CPU_OUTPUT = _run_cpu_backend()
 # ops whose intermediates round too (reductions, dots, softmax, expressions).
 SINGLE = {"f16": (2e-3, 2e-3), "bf16": (1.6e-2, 1.6e-2), "f32": (2e-6, 1e-6), "f64": (1e-12, 1e-12)}
 COMPOSITE = {"f16": (1e-2, 1e-2), "bf16": (6e-2, 6e-2), "f32": (1e-5, 1e-5), "f64": (1e-10, 1e-10)}
-COMPOSITE_KINDS = {"dot", "reduce", "softmax", "expression", "all_reduce"}
+COMPOSITE_KINDS = {"dot", "reduce", "softmax", "expression", "all_reduce", "scatter"}
+# Gradient cases: the reference is central differences (step 1e-5) of an exact
+# forward pass, good to about 1e-9 of the loss's scale.
+GRADIENT = {"f32": (1e-5, 1e-6), "f64": (1e-6, 1e-7)}
 
 
 def compare(case, got, want, out_spec, where):
@@ -79,7 +82,8 @@ def compare(case, got, want, out_spec, where):
     exp = want.to(names)
     dt = out_spec["dtype"]
     if dt in reference.FLOATS:
-        rtol, atol = (COMPOSITE if case["op"]["kind"] in COMPOSITE_KINDS else SINGLE)[dt]
+        kind = case["op"]["kind"]
+        rtol, atol = (GRADIENT if kind == "gradient" else COMPOSITE if kind in COMPOSITE_KINDS else SINGLE)[dt]
         # The reference is exact; compare with its value rounded to the output dtype.
         exp = exp.astype(reference.np_dtype(dt)).astype(np.float64)
         np.testing.assert_allclose(got.astype(np.float64), exp, rtol=rtol, atol=atol, err_msg=where)
@@ -105,6 +109,60 @@ def test_case(case, fmt):
             names = [d["name"] for d in spec["dims"]]
             cpu = reference.Named(CPU_OUTPUT(case, r, k), names)
             compare(case, cpu.a, reference.Named(got[r][k], names), spec, where + " (CPU backend vs XLA)")
+            if case["op"]["kind"] == "random":  # made of integer ops: the same bits
+                assert cpu.a.tobytes() == got[r][k].tobytes(), where + ": the CPU backend's bits differ from XLA's"
+
+
+RANDOM_CASES = [c for c in CASES if c["op"]["kind"] == "random"]
+
+
+@pytest.mark.parametrize("case", RANDOM_CASES, ids=[c["name"] for c in RANDOM_CASES])
+def test_random_matches_jax(case):
+    """Scribe's random numbers from the CPU backend equal, bit for bit, JAX's own
+    threefry_2x32 on the same key and counters (offset + row-major position, as
+    (high, low) words, the outputs xored), and with offset 0 jax.random.bits and
+    jax.random.uniform (partitionable Threefry)."""
+    import jax
+    import jax.numpy as jnp
+    from jax._src import prng
+
+    jax.config.update("jax_threefry_partitionable", True)
+    arrays = _inputs(case)[0]
+    by_name = {inp["name"]: a for inp, a in zip(case["inputs"], arrays)}
+    op = case["op"]
+    key_words = [int(by_name["k0"]), int(by_name["k1"])] if op["key"] == "inputs" else op["key"]
+    key_data = np.array(key_words, dtype=np.uint32)
+    key = jax.random.wrap_key_data(key_data, impl="threefry2x32")
+    for k, (part, spec) in enumerate(zip(op["parts"], case["outputs"])):
+        shape = tuple(d["extent"] for d in spec["dims"])
+        got = CPU_OUTPUT(case, 0, k)
+        offset = part["offset"]
+        offset = int(by_name[offset]) if isinstance(offset, str) else int(offset)
+        n = int(np.prod(shape))
+        counters = np.arange(n, dtype=np.uint64) + np.uint64(offset)
+        hi = (counters >> np.uint64(32)).astype(np.uint32)
+        lo = (counters & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        words = np.asarray(prng.threefry_2x32(key_data, np.concatenate([hi, lo])))
+        first, second = words[:n], words[n:]
+        where = f"{case['name']} output {k}"
+        if part["fn"] == "bits":
+            np.testing.assert_array_equal(got, (first ^ second).reshape(shape), err_msg=where)
+            if offset == 0:
+                np.testing.assert_array_equal(got, np.asarray(jax.random.bits(key, shape, jnp.uint32)), err_msg=where)
+        elif offset == 0:
+            want = np.asarray(jax.random.uniform(key, shape, reference.np_dtype(spec["dtype"])))
+            assert got.tobytes() == want.tobytes(), f"{where}: differs from jax.random.uniform"
+        else:  # JAX has no offset: its uniform's mantissa bits from the same words
+            bits = (first ^ second).astype(np.uint64)
+            if spec["dtype"] == "f64":
+                mant = ((first.astype(np.uint64) << np.uint64(32)) | second) >> np.uint64(12)
+                want = (mant | np.uint64(0x3FF0000000000000)).view(np.float64) - 1.0
+            else:
+                mantissa, taken = {"f32": (23, 32), "f16": (10, 16), "bf16": (7, 8)}[spec["dtype"]]
+                mant = (bits & np.uint64(2 ** taken - 1)) >> np.uint64(taken - mantissa)
+                want = ((mant << np.uint64(23 - mantissa)) | np.uint64(0x3F800000)).astype(np.uint32).view(np.float32) - 1
+            want = want.astype(reference.np_dtype(spec["dtype"])).reshape(shape)
+            assert got.tobytes() == want.tobytes(), f"{where}: differs from JAX's bits made uniform"
 
 
 def test_text_and_proto_are_the_same_module():

@@ -73,3 +73,25 @@ def test_custom_block(fmt):
     gelu = 0.5 * h * (1 + np.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h ** 3)))
     want = x64 + np.einsum("fh,ftb->htb", w_out, gelu) + b_out[:, None, None]
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("fmt", ["hlo", "pb"])
+def test_first_gradient(fmt):
+    """One SGD step of the tutorial's MLP: the loss and the updated weights, against
+    the same step with its gradients worked out by hand in NumPy (float64)."""
+    i, (loss, w1, b1, w2, b2) = run("first_gradient", fmt, normal)
+    x, y = i["x"].astype(np.float64), i["y"].astype(np.float64)
+    W1, B1, W2, B2 = (i[n].astype(np.float64) for n in ("w1", "b1", "w2", "b2"))
+    z = x @ W1 + B1
+    h = np.tanh(z)
+    pred = h @ W2 + B2
+    err = pred - y
+    want_loss = (err ** 2).mean()
+    d_pred = 2 * err / err.size
+    d_w2, d_b2 = h.T @ d_pred, d_pred.sum(axis=0)
+    d_z = (d_pred @ W2.T) * (1 - h ** 2)
+    d_w1, d_b1 = x.T @ d_z, d_z.sum(axis=0)
+    lr = 0.1
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    for got, want in ((w1, W1 - lr * d_w1), (b1, B1 - lr * d_b1), (w2, W2 - lr * d_w2), (b2, B2 - lr * d_b2)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -60,6 +60,26 @@ struct update_dims_differ {
                   "[scribe] dynamic_update_slice: the update's dimensions differ from the tensor's");
 };
 
+// If you end up here, scatter_add's updates do not have the dimensions of
+// gather<D>(table, ids)'s result: the table's dimensions without D, then the ids'
+// dimensions (in any order; they are aligned by name). ExpectedDims lists them.
+template <class ExpectedDims, class UpdateDims>
+struct scatter_updates_dims_differ {
+    static_assert(always_false<ExpectedDims>,
+                  "[scribe] scatter_add: the updates' dimensions differ from gather's result (the table's "
+                  "dimensions without the indexed one, then the indices' dimensions)");
+};
+
+// If you end up here, bitcast_convert was asked to reinterpret elements as a dtype
+// of another width (f32 as f16, say). It reinterprets bits of one width only;
+// convert<dtype>(x) changes a value's dtype.
+template <class FromDtype, class ToDtype>
+struct bitcast_widths_differ {
+    static_assert(always_false<FromDtype>,
+                  "[scribe] bitcast_convert: the dtypes have different element widths; it reinterprets "
+                  "the bits of elements of one width (convert<dtype> converts values)");
+};
+
 // If you end up here, an element-wise op got operands whose dimensions differ.
 // Operands align by name; add the missing dimensions with broadcast<...> first.
 template <class Op, class LhsDims, class RhsDims>
@@ -131,6 +151,8 @@ struct mean;
 struct softmax;
 struct log_softmax;
 struct extent;
+struct cross_entropy;
+struct mean_squared_error;
 }  // namespace op_name
 
 // If you end up here, the shard count does not divide the dimension's static extent.
@@ -138,5 +160,25 @@ template <class Dim, class Extent, class Shards>
 struct shards_do_not_divide {
     static_assert(always_false<Dim>, "[scribe] the shard count does not divide the dimension");
 };
+
+// If you end up here, grad got a loss that is not a scalar: the loss must be one
+// number, its dimensions reduced (reduce_sum<...>, mean<...>). The dimensions it
+// still has are LossDims.
+template <class LossDims>
+struct loss_not_scalar {
+    static_assert(always_false<LossDims>,
+                  "[scribe] grad: the loss must be a scalar; it has the dimensions named in loss_not_scalar<dims<...>> (reduce them first)");
+};
+
+// If you end up here, grad was asked for a gradient of or with respect to a value
+// that is not a float (an integer or pred tensor has no gradient).
+template <class Role, class Dtype>
+struct gradient_needs_float {
+    static_assert(always_false<Role>, "[scribe] grad: gradients are taken of and with respect to float tensors only");
+};
+namespace grad_role {
+struct loss;
+struct with_respect_to;
+}  // namespace grad_role
 
 }  // namespace scribe::diagnose

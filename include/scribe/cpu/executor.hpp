@@ -68,6 +68,10 @@ using named_arrays = std::vector<std::pair<std::string, array>>;
 struct run_stats {
     std::size_t buffers = 0;
     std::size_t peak_bytes = 0;
+    // The bytes of every buffer the run made: what it would hold at the end if it
+    // freed nothing (each value is freed after its last reader, so a training
+    // step's activations go as the backward pass reads them for the last time).
+    std::size_t allocated_bytes = 0;
     std::size_t packed_bytes = 0;  // weights packed by bind(), kept between runs
     // Buffers that had to come from the heap: freed intermediates are recycled
     // within a run and across runs, so a repeated run needs only its outputs'.
@@ -320,10 +324,10 @@ private:
                             values[r][i] = std::move(input);  // donated: owned by the run from here on
                         else
                             values[r][i] = input.view();
-                    } else if (n.kind == op::reshape || (n.kind == op::dynamic_update_slice && last_reader_[i])) {
+                    } else if (relabels(n) || (n.kind == op::dynamic_update_slice && last_reader_[i])) {
                         auto& x = values[r][static_cast<std::size_t>(n.operands[0])];
                         took_over[r] = last_reader_[i] && x.owns();
-                        values[r][i] = n.kind == op::reshape ? reshaped(n, i, x) : updated_in_place(n, values[r]);
+                        values[r][i] = relabels(n) ? reshaped(n, i, x) : updated_in_place(n, values[r]);
                     } else if (root >= 0) {
                         values[r][i] = run_fused(g_, fusion_, fusion_.groups[static_cast<std::size_t>(group_index_[i])],
                                                  [&](node_id o) -> const array& { return values[r][static_cast<std::size_t>(o)]; },
@@ -347,6 +351,7 @@ private:
             for (std::size_t r = 0; r < replicas; ++r)
                 if (values[r][i].owns() && !took_over[r]) {
                     live += values[r][i].bytes();
+                    stats_.allocated_bytes += values[r][i].bytes();
                     ++stats_.buffers;
                 }
             stats_.peak_bytes = std::max(stats_.peak_bytes, live);
@@ -448,13 +453,19 @@ private:
             case op::constant: return k::constant(n);
             case op::iota: return k::iota(n);
             case op::convert: return k::convert(n, operand(0));
+            case op::bitcast_convert: return k::bitcast_convert(n, operand(0));
+            case op::bitwise_not: return k::bitwise(n, operand(0), nullptr);
+            case op::bitwise_and: case op::bitwise_or: case op::bitwise_xor:
+            case op::shift_left: case op::shift_right_logical: case op::shift_right_arithmetic:
+                return k::bitwise(n, operand(0), &operand(1));
             case op::compare:
             case op::add: case op::sub: case op::mul: case op::div:
             case op::max: case op::min: case op::pow: return k::binary(n, operand(0), operand(1));
             case op::select: return k::select(n, operand(0), operand(1), operand(2));
             case op::broadcast: return k::broadcast(n, operand(0));
             case op::transpose: return k::transpose(n, operand(0));
-            case op::reshape: return k::reshape(n, operand(0));
+            case op::reshape:
+            case op::stop_gradient: return k::reshape(n, operand(0));
             case op::dot: {
                 const auto p = packed_.find(static_cast<std::size_t>(&n - g_.nodes().data()));
                 return k::dot(n, operand(0), operand(1), pool_.get(), p == packed_.end() ? nullptr : &p->second);
@@ -467,11 +478,16 @@ private:
             case op::concatenate: return k::concatenate(n, rest(0));
             case op::pad: return k::pad(n, operand(0), operand(1));
             case op::gather: return k::gather(n, operand(0), operand(1));
+            case op::scatter: return k::scatter(n, operand(0), operand(1), operand(2));
             default:
                 if (is_unary(n.kind)) return k::unary(n, operand(0));
                 throw error("cpu: no kernel for " + std::string(info(n.kind).name));
         }
     }
+
+    // Ops whose value is their operand's elements under new dimension names:
+    // reshape, and stop_gradient (the identity; it matters to grad only).
+    static bool relabels(const node& n) { return n.kind == op::reshape || n.kind == op::stop_gradient; }
 
     // A reshape keeps the elements in place: it relabels a borrowed input, and
     // takes over an intermediate's buffer when it is that value's last reader.
@@ -577,7 +593,7 @@ private:
         last_reader_.assign(nodes.size(), false);
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
-            const bool takes = n.kind == op::reshape ||
+            const bool takes = relabels(n) ||
                                (n.kind == op::dynamic_update_slice &&
                                 std::count(n.operands.begin(), n.operands.end(), n.operands[0]) == 1 &&
                                 !fusion_.inlined[static_cast<std::size_t>(n.operands[0])]);
@@ -587,7 +603,7 @@ private:
         outlived_.assign(nodes.size(), false);
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
-            if (n.kind != op::reshape || fusion_.group_of[i] >= 0 || fusion_.inlined[i] || last_reader_[i]) continue;
+            if (!relabels(n) || fusion_.group_of[i] >= 0 || fusion_.inlined[i] || last_reader_[i]) continue;
             // Not an output itself, and its operand is read (or kept) strictly after the
             // reshape's last reader: neither freed nor updated in place while the view is read.
             const auto end = static_cast<std::int64_t>(nodes.size());

@@ -61,8 +61,8 @@ inline bool float_fusible_type(dtype t) { return t == dtype::f32 || t == dtype::
 // Element-wise nodes the fused kernel evaluates, on f32/f16/bf16 values.
 inline bool fusible(const graph& g, const node& n) {
     if (!float_fusible_type(n.type)) return false;
-    if (is_unary(n.kind) || is_binary(n.kind) || n.kind == op::select) return true;
-    return n.kind == op::convert && float_fusible_type(g[n.operands[0]].type);
+    if (!info(n.kind).fusible) return false;
+    return n.kind != op::convert || float_fusible_type(g[n.operands[0]].type);
 }
 
 inline bool is_view(const node& n) { return n.kind == op::broadcast || n.kind == op::transpose; }

@@ -55,8 +55,11 @@ C unary_value(op k, C x) {
         switch (k) {
             case op::neg: return -x;
             case op::abs: return std::abs(x);
+            case op::sign: return std::isnan(x) || x == C(0) ? x : std::copysign(C(1), x);  // keeps -0 and NaN, as XLA
             case op::exp: return std::exp(x);
+            case op::expm1: return std::expm1(x);
             case op::log: return std::log(x);
+            case op::log1p: return std::log1p(x);
             case op::sqrt: return std::sqrt(x);
             case op::rsqrt: return C(1) / std::sqrt(x);
             case op::tanh: return std::tanh(x);
@@ -70,6 +73,7 @@ C unary_value(op k, C x) {
     } else if constexpr (std::is_same_v<C, std::int64_t>) {
         if (k == op::neg) return static_cast<C>(0ull - static_cast<std::uint64_t>(x));
         if (k == op::abs) return x < 0 ? static_cast<C>(0ull - static_cast<std::uint64_t>(x)) : x;
+        if (k == op::sign) return x > 0 ? 1 : x < 0 ? -1 : 0;
     }
     throw error("cpu: " + std::string(info(k).name) + " is not defined for this dtype");
 }
@@ -139,15 +143,108 @@ inline array unary(const node& n, const array& x) {
 }
 
 inline array binary(const node& n, const array& a, const array& b) {
-    array out(n.type, n.dims);
+    auto out = array::uninitialized(n.type, n.dims);
     visit(a.type(), [&](auto D) {
         using E = element<decltype(D)::value>;
+        using S = typename E::storage;
+        if constexpr (std::is_same_v<typename E::compute, std::int64_t>) {  // the integer dtypes
+            // Integer add, subtract and multiply wrap at the element's width: on its
+            // unsigned bits they are one loop the compiler vectorizes (the values
+            // binary_value's int64 gives once stored).
+            using U = std::make_unsigned_t<S>;
+            const auto* x = reinterpret_cast<const S*>(a.data());
+            const auto* y = reinterpret_cast<const S*>(b.data());
+            auto* r = reinterpret_cast<S*>(out.mutable_data());
+            auto wrap = [&](auto f) {
+                for (std::int64_t i = 0; i < a.size(); ++i) r[i] = static_cast<S>(static_cast<U>(f(static_cast<U>(x[i]), static_cast<U>(y[i]))));
+            };
+            if (n.kind == op::add) return wrap([](U u, U v) { return u + v; });
+            if (n.kind == op::sub) return wrap([](U u, U v) { return u - v; });
+            if (n.kind == op::mul) return wrap([](U u, U v) { return u * v; });
+        }
         for (std::int64_t i = 0; i < a.size(); ++i) {
             const auto x = E::load(a.data(), i), y = E::load(b.data(), i);
             if (n.kind == op::compare)
                 element<dtype::pred>::store(out.mutable_data(), i, compare_value(n.direction, x, y));
             else
                 E::store(out.mutable_data(), i, binary_value<typename E::compute>(n.kind, x, y));
+        }
+    });
+    return out;
+}
+
+// --- bitwise ops and shifts, on each dtype's own bits -------------------------
+
+// Calls f(std::integral_constant<op, K>{}) for the bitwise op k, so the loop
+// over the elements is made once per op.
+template <class F>
+decltype(auto) visit_bitwise(op k, F&& f) {
+    switch (k) {
+        case op::bitwise_not: return f(std::integral_constant<op, op::bitwise_not>{});
+        case op::bitwise_and: return f(std::integral_constant<op, op::bitwise_and>{});
+        case op::bitwise_or: return f(std::integral_constant<op, op::bitwise_or>{});
+        case op::bitwise_xor: return f(std::integral_constant<op, op::bitwise_xor>{});
+        case op::shift_left: return f(std::integral_constant<op, op::shift_left>{});
+        case op::shift_right_logical: return f(std::integral_constant<op, op::shift_right_logical>{});
+        case op::shift_right_arithmetic: return f(std::integral_constant<op, op::shift_right_arithmetic>{});
+        default: break;
+    }
+    throw error("cpu: " + std::string(info(k).name) + " is not a bitwise op");
+}
+
+// One element of op K on the storage type S (bool for pred). The width matters,
+// so this is not binary_value's int64: shift amounts are read as unsigned S, an
+// amount of S's width or more shifts every bit out (0, or the sign for an
+// arithmetic shift), a logical shift works on S's own bits (s8 -1 >> 1 = 127) and
+// an arithmetic one copies S's top bit, also for unsigned S (XLA's semantics).
+template <op K, class S>
+S bitwise_value(S a, S b) {
+    if constexpr (std::is_same_v<S, bool>) {
+        if constexpr (K == op::bitwise_not) return !a;
+        else if constexpr (K == op::bitwise_and) return a && b;
+        else if constexpr (K == op::bitwise_or) return a || b;
+        else if constexpr (K == op::bitwise_xor) return a != b;
+        else throw error("cpu: " + std::string(info(K).name) + " is not defined for pred");
+    } else {
+        using U = std::make_unsigned_t<S>;
+        using I = std::make_signed_t<S>;
+        constexpr U width = sizeof(S) * 8;
+        const U x = static_cast<U>(a), y = static_cast<U>(b);
+        if constexpr (K == op::bitwise_not) return static_cast<S>(static_cast<U>(~x));
+        else if constexpr (K == op::bitwise_and) return static_cast<S>(static_cast<U>(x & y));
+        else if constexpr (K == op::bitwise_or) return static_cast<S>(static_cast<U>(x | y));
+        else if constexpr (K == op::bitwise_xor) return static_cast<S>(static_cast<U>(x ^ y));
+        else if constexpr (K == op::shift_left) return y >= width ? S(0) : static_cast<S>(static_cast<U>(x << y));
+        else if constexpr (K == op::shift_right_logical) return y >= width ? S(0) : static_cast<S>(static_cast<U>(x >> y));
+        else {
+            const I v = static_cast<I>(x);  // C++20: >> of a negative value copies the sign bit
+            return static_cast<S>(y >= width ? static_cast<I>(v < 0 ? -1 : 0) : static_cast<I>(v >> y));
+        }
+    }
+}
+
+// bitwise_not (b null) and the binary bitwise ops and shifts.
+inline array bitwise(const node& n, const array& a, const array* b) {
+    auto out = array::uninitialized(n.type, n.dims);
+    visit(n.type, [&](auto D) {
+        using E = element<decltype(D)::value>;
+        using C = typename E::compute;
+        if constexpr (std::is_floating_point_v<C>) {
+            throw error("cpu: " + std::string(info(n.kind).name) + " is not defined for " + std::string(name(n.type)));
+        } else {
+            visit_bitwise(n.kind, [&](auto K) {
+                constexpr op k = decltype(K)::value;
+                if constexpr (std::is_same_v<C, bool>) {
+                    for (std::int64_t i = 0; i < out.size(); ++i)
+                        E::store(out.mutable_data(), i, bitwise_value<k, bool>(E::load(a.data(), i), b && E::load(b->data(), i)));
+                } else {  // on the stored elements: a loop the compiler vectorizes
+                    using S = typename E::storage;
+                    const auto* x = reinterpret_cast<const S*>(a.data());
+                    const auto* y = b ? reinterpret_cast<const S*>(b->data()) : x;  // bitwise_not reads x only
+                    auto* r = reinterpret_cast<S*>(out.mutable_data());
+                    for (std::int64_t i = 0; i < out.size(); ++i) r[i] = bitwise_value<k, S>(x[i], y[i]);
+                }
+            });
         }
     });
     return out;
@@ -189,6 +286,13 @@ inline array convert(const node& n, const array& x) {
     return out;
 }
 
+// The elements' bytes read as another dtype of the same width.
+inline array bitcast_convert(const node& n, const array& x) {
+    auto out = array::uninitialized(n.type, n.dims);
+    std::memcpy(out.mutable_data(), x.data(), x.bytes());
+    return out;
+}
+
 inline array iota(const node& n) {
     array out(n.type, n.dims);
     const auto axis = static_cast<std::size_t>(n.axes.at(0));
@@ -224,6 +328,16 @@ inline array gather_strided(const node& n, const array& x, const index& source_s
 
 // New dimensions have stride 0: their elements repeat the source's.
 inline array broadcast(const node& n, const array& x) {
+    if (x.dims().empty()) {  // a scalar: a fill
+        auto out = array::uninitialized(n.type, n.dims);
+        visit(n.type, [&](auto D) {
+            using S = typename element<decltype(D)::value>::storage;
+            S v;
+            std::memcpy(&v, x.data(), sizeof v);
+            std::fill_n(reinterpret_cast<S*>(out.mutable_data()), out.size(), v);
+        });
+        return out;
+    }
     const auto xs = strides_of(x.dims());
     index strides(n.dims.size(), 0);
     for (std::size_t k = 0; k < n.axes.size(); ++k) strides[static_cast<std::size_t>(n.axes[k])] = xs[k];
@@ -386,6 +500,49 @@ inline array gather(const node& n, const array& table, const array& ids) {
             src += idx[k] * ts[t];
         }
         std::memcpy(out.mutable_data() + flat * es, table.data() + src * es, static_cast<std::size_t>(es));
+    });
+    return out;
+}
+
+// table with each update added to the row its index picks along `axis`: the
+// transpose of gather. updates is [table's other dims..., ids' dims...]. An index
+// outside [0, extent) is skipped, as XLA's scatter does. The adds into one element
+// follow the indices' order, each in the compute type and stored at once: integers
+// wrap at their width, 16-bit floats round to their type after every add (XLA's
+// add reducer computes in the element type).
+inline array scatter(const node& n, const array& table, const array& ids, const array& updates) {
+    auto out = array::uninitialized(n.type, n.dims);
+    std::memcpy(out.mutable_data(), table.data(), table.bytes());
+    const auto axis = static_cast<std::size_t>(n.axes.at(0));
+    const auto extent = n.dims[axis].extent;
+    const auto ts = strides_of(n.dims);
+    const auto count = ids.size();
+    std::vector<std::int64_t> row(static_cast<std::size_t>(count));  // each index's row, or -1: skipped
+    const auto id_bytes = static_cast<std::size_t>(info(ids.type()).bytes);
+    for (std::int64_t p = 0; p < count; ++p) {
+        const auto r = load_as_int(ids.type(), ids.data() + static_cast<std::size_t>(p) * id_bytes);
+        row[static_cast<std::size_t>(p)] = r >= 0 && r < extent ? r : -1;
+    }
+    shape window;  // the table's other dimensions, and their strides in it
+    index window_strides;
+    for (std::size_t k = 0; k < n.dims.size(); ++k)
+        if (k != axis) {
+            window.push_back(n.dims[k]);
+            window_strides.push_back(ts[k]);
+        }
+    visit(n.type, [&](auto D) {
+        using E = element<decltype(D)::value>;
+        using C = typename E::compute;
+        for_each_index(window, [&](const index& w, std::int64_t flat) {
+            const auto base = offset_of(w, window_strides);
+            for (std::int64_t p = 0; p < count; ++p) {
+                const auto r = row[static_cast<std::size_t>(p)];
+                if (r < 0) continue;
+                const auto t = base + r * ts[axis];
+                E::store(out.mutable_data(), t,
+                         binary_value<C>(op::add, E::load(out.data(), t), E::load(updates.data(), flat * count + p)));
+            }
+        });
     });
     return out;
 }

@@ -107,15 +107,28 @@ inline void infer(const std::vector<node>& nodes, node& n) {
             arity(1);
             n.dims = operand(0).dims;
             break;
+        case op::bitcast_convert: {
+            arity(1);
+            const auto& x = operand(0);
+            require(info(x.type).bytes == info(n.type).bytes, n,
+                    std::string(name(x.type)) + " (" + std::to_string(info(x.type).bytes * 8) + " bits) to " +
+                        std::string(name(n.type)) + " (" + std::to_string(info(n.type).bytes * 8) +
+                        " bits): the element widths differ; bitcast_convert keeps the width");
+            n.dims = x.dims;
+            break;
+        }
         case op::compare:
         case op::add: case op::sub: case op::mul: case op::div:
-        case op::max: case op::min: case op::pow: {
+        case op::max: case op::min: case op::pow:
+        case op::bitwise_and: case op::bitwise_or: case op::bitwise_xor:
+        case op::shift_left: case op::shift_right_logical: case op::shift_right_arithmetic: {
             arity(2);
             const auto& a = operand(0);
             const auto& b = operand(1);
             require(a.type == b.type, n, "dtype mismatch: " + std::string(name(a.type)) + " and " +
                                              std::string(name(b.type)));
-            require(n.kind == op::compare || a.type != dtype::pred, n, "arithmetic on pred is not defined");
+            require(admits(info(n.kind).operands, a.type), n,
+                    "takes " + std::string(describe(info(n.kind).operands)) + ", got " + std::string(name(a.type)));
             check_same_shape(n, a.dims, b.dims, "lhs", "rhs");
             n.dims = a.dims;
             n.type = n.kind == op::compare ? dtype::pred : a.type;
@@ -339,6 +352,35 @@ inline void infer(const std::vector<node>& nodes, node& n) {
             n.type = table.type;
             break;
         }
+        case op::scatter: {
+            arity(3);
+            const auto& table = operand(0);
+            const auto& ids = operand(1);
+            const auto& updates = operand(2);
+            require(admits(info(n.kind).operands, table.type), n,
+                    "the table: takes " + std::string(describe(info(n.kind).operands)) + ", got " + std::string(name(table.type)));
+            require(is_integer(ids.type), n, "indices must be integers, got " + std::string(name(ids.type)));
+            require(updates.type == table.type, n, "dtype mismatch: table " + std::string(name(table.type)) +
+                                                       " and updates " + std::string(name(updates.type)));
+            require(n.axes.size() == 1, n, "needs the table dimension to index");
+            check_axis(n, n.axes[0], table.dims.size());
+            // The updates are what gather would read: table's other dimensions, then ids'.
+            shape want;
+            for (std::size_t i = 0; i < table.dims.size(); ++i)
+                if (static_cast<std::int64_t>(i) != n.axes[0]) want.push_back(table.dims[i]);
+            for (const auto& d : ids.dims) {
+                for (const auto& t : want)
+                    require(t.name != d.name, n, "dimension " + ticked(d.name) + " is in both table and indices");
+                want.push_back(d);
+            }
+            require(updates.dims == want, n,
+                    "updates " + to_string(updates.dims) + " must be " + to_string(want) +
+                        " (the table's dimensions without " + ticked(table.dims[static_cast<std::size_t>(n.axes[0])].name) +
+                        ", then the indices')");
+            n.dims = table.dims;
+            n.type = table.type;
+            break;
+        }
         case op::all_reduce:
             arity(1);
             (void)group_size(n);
@@ -356,6 +398,11 @@ inline void infer(const std::vector<node>& nodes, node& n) {
             n.type = x.type;
             break;
         }
+        case op::stop_gradient:
+            arity(1);
+            n.dims = operand(0).dims;
+            n.type = operand(0).type;
+            break;
         case op::replica_id:
             arity(0);
             n.dims.clear();
@@ -365,10 +412,9 @@ inline void infer(const std::vector<node>& nodes, node& n) {
             if (is_unary(n.kind)) {
                 arity(1);
                 const auto& x = operand(0);
-                require(!is_transcendental(n.kind) || is_float(x.type), n,
-                        "needs a float operand, got " + std::string(name(x.type)));
-                require(is_float(x.type) || info(x.type).is_signed, n,
-                        "needs a signed or float operand, got " + std::string(name(x.type)));
+                require(admits(info(n.kind).operands, x.type), n,
+                        "takes " + std::string(describe(info(n.kind).operands)) + ", got " +
+                            std::string(name(x.type)));
                 n.dims = x.dims;
                 n.type = x.type;
                 break;

@@ -2,7 +2,7 @@
 //
 // Most ops map one node to one instruction (the opcode is in op_table). The rest
 // expand here: reduce and all-reduce get an init value and a reducer computation,
-// argmax a variadic reduce over (value, index) pairs. Dimension names become
+// scatter the sum's, argmax a variadic reduce over (value, index) pairs. Dimension names become
 // positions; every array shape gets the default layout {rank-1, ..., 0}.
 #pragma once
 
@@ -196,6 +196,7 @@ private:
 
     std::int64_t emit_node(computation& c, const node& n, const std::vector<std::int64_t>& ids) {
         auto operand = [&](std::size_t k) { return ids[static_cast<std::size_t>(n.operands[k])]; };
+        if (n.kind == op::stop_gradient) return operand(0);  // the identity: no instruction
         instruction i;
         i.opcode = std::string(info(n.kind).opcode);
         i.shape = array_shape(n.type, n.dims);
@@ -275,6 +276,18 @@ private:
                 i.gather.index_vector_dim = static_cast<std::int64_t>(idx.dims.size());
                 for (std::size_t k = 0; k < table.dims.size(); ++k)
                     i.gather.slice_sizes.push_back(static_cast<std::int64_t>(k) == n.axes[0] ? 1 : table.dims[k].extent);
+                break;
+            }
+            case op::scatter: {  // gather's dimension numbers, read the other way; adds with reduce's sum
+                const auto& table = g_[n.operands[0]];
+                const auto& idx = g_[n.operands[1]];
+                i.is_scatter = true;
+                for (std::int64_t k = 0; k + 1 < static_cast<std::int64_t>(table.dims.size()); ++k)
+                    i.scatter.update_window_dims.push_back(k);
+                i.scatter.inserted_window_dims = n.axes;
+                i.scatter.scatter_dims_to_operand_dims = n.axes;
+                i.scatter.index_vector_dim = static_cast<std::int64_t>(idx.dims.size());
+                i.called = {reducer_computation(reducer::sum, table.type)};
                 break;
             }
             case op::all_reduce:

@@ -32,6 +32,11 @@ struct gather_dimensions {
     std::int64_t index_vector_dim = 0;
 };
 
+struct scatter_dimensions {
+    std::vector<std::int64_t> update_window_dims, inserted_window_dims, scatter_dims_to_operand_dims;
+    std::int64_t index_vector_dim = 0;
+};
+
 struct instruction {
     std::int64_t id = 0;
     std::string name;
@@ -50,6 +55,8 @@ struct instruction {
     dot_dimensions dot;
     bool is_gather = false;
     gather_dimensions gather;
+    bool is_scatter = false;
+    scatter_dimensions scatter;
     std::string direction;                      // compare
     std::int64_t tuple_index = -1;              // get-tuple-element
     std::vector<std::int64_t> called;           // computation ids (to_apply)

@@ -106,6 +106,17 @@ inline proto_writer instruction_proto(const instruction& i) {
         w.message_field(33, d);
         w.packed_ints(34, i.gather.slice_sizes);
     }
+    if (i.is_scatter) {
+        // HloInstructionProto.scatter_dimension_numbers = 48 (xla/service/hlo.proto);
+        // ScatterDimensionNumbers (xla/xla_data.proto): update_window_dims = 1,
+        // inserted_window_dims = 2, scatter_dims_to_operand_dims = 3, index_vector_dim = 4.
+        proto_writer d;
+        d.packed_ints(1, i.scatter.update_window_dims);
+        d.packed_ints(2, i.scatter.inserted_window_dims);
+        d.packed_ints(3, i.scatter.scatter_dims_to_operand_dims);
+        d.int_field(4, i.scatter.index_vector_dim);
+        w.message_field(48, d);
+    }
     w.int_field(35, i.id);
     w.packed_ints(36, i.operands);
     w.packed_ints(38, i.called);

@@ -109,6 +109,12 @@ inline std::string instruction_text(const module& m, const computation& c, const
                ", index_vector_dim=" + std::to_string(i.gather.index_vector_dim) +
                ", slice_sizes=" + braces(i.gather.slice_sizes);
     }
+    if (i.is_scatter) {
+        out += ", update_window_dims=" + braces(i.scatter.update_window_dims) +
+               ", inserted_window_dims=" + braces(i.scatter.inserted_window_dims) +
+               ", scatter_dims_to_operand_dims=" + braces(i.scatter.scatter_dims_to_operand_dims) +
+               ", index_vector_dim=" + std::to_string(i.scatter.index_vector_dim);
+    }
     if (!i.direction.empty()) out += ", direction=" + i.direction;
     if (i.tuple_index >= 0) out += ", index=" + std::to_string(i.tuple_index);
     if (!i.replica_groups.empty()) {

@@ -49,12 +49,13 @@ public:
     step(graph& g, const graph_shape& s, std::int64_t n_layer, const attention_shape& a)
         : g_(g), s_(s), a_(a), m_{.degree = s.tp} {
         const auto kv = kv_heads_per_rank(a.n_kv_head, s.tp);
-        g.bind(batch(s.batch), seq(s.seq), keys(s.decode ? s.capacity : s.seq), cache(s.capacity),
+        g.bind(batch(s.batch), seq(s.seq), keys(s.decode ? s.capacity : s.seq),
                heads(m_.shard("the attention heads", a.n_head)), kv_heads(kv), head_dim(a.head_dim));
+        if (s.kv_cache) g.bind(cache(s.capacity));
         ids_ = g.parameter(s32[batch, seq], "ids");
         where_ = g.parameter(s32[batch], s.decode ? "positions" : "lengths");
         const T t{};
-        for (std::int64_t l = 0; l < n_layer; ++l) {
+        for (std::int64_t l = 0; l < (s.kv_cache ? n_layer : 0); ++l) {
             caches_.push_back(g.parameter(t[batch, cache, kv_heads, head_dim], "cache." + std::to_string(l) + ".key"));
             caches_.push_back(g.parameter(t[batch, cache, kv_heads, head_dim], "cache." + std::to_string(l) + ".value"));
         }
@@ -87,13 +88,17 @@ public:
     template <Tensor Q, Tensor K, Tensor V>
     auto attend(const Q& q, const K& k, const V& v) {
         const auto l = updated_.size();
-        auto k_cache = caches_[l], v_cache = caches_[l + 1];
         auto over = [&](const auto& keys_of, const auto& values_of) {
             if (s_.tp > 1 && !kv_heads_split(a_.n_kv_head, s_.tp))  // replicated KV heads: pick this rank's
                 return grouped_attention(q, parallel::kv_for_rank_heads(keys_of, a_.n_head, q.extent(heads)),
                                          parallel::kv_for_rank_heads(values_of, a_.n_head, q.extent(heads)), *mask_);
             return grouped_attention(q, keys_of, values_of, *mask_);
         };
+        if (!s_.kv_cache) {  // the sequence attends to itself; nothing is kept
+            if (s_.decode) throw error("step: decoding needs the KV cache (graph_shape::kv_cache)");
+            return over(rename<seq, keys>(k), rename<seq, keys>(v));
+        }
+        auto k_cache = caches_[l], v_cache = caches_[l + 1];
         auto ctx = [&] {
             if (s_.decode) {  // each row's new entry at its own position, then attend over the cache
                 k_cache = cache_write_rows(k_cache, k, *where_);

@@ -32,6 +32,7 @@ struct graph_shape {
     bool decode = false;
     bool last_only = true;      // prefill: logits of each prompt's last token only
     std::int64_t tp = 1;        // tensor-parallel degree: the graph is one rank's
+    bool kv_cache = true;       // false: no cache inputs or outputs (a training step's forward pass)
 };
 
 // One weight: its name in the checkpoint (without the family's optional prefix,

@@ -1,5 +1,5 @@
 // scribe/ops/elementwise.hpp — unary and binary element-wise ops, compare, select,
-// convert.
+// convert, bitcast_convert (the bitwise ops and shifts are in ops/bitwise.hpp).
 //
 // Shape rule: the operands of a binary op have the same set of dimensions, aligned
 // by name (the rhs is transposed into the lhs's order when they differ); a rank-0
@@ -23,7 +23,7 @@ auto binary_impl(const tensor<TA, A...>& a, const tensor<TB, B...>& b, op kind, 
     if constexpr (!std::is_same_v<TA, TB>) {
         (void)diagnose::dtype_mismatch<op_tag<K>, TA, TB>{};
         return detail::rejected<tensor<std::conditional_t<K == op::compare, dtype_of<pred>, TA>, A...>>();
-    } else if constexpr (K != op::compare && std::is_same_v<TA, dtype_of<pred>>) {
+    } else if constexpr (!admits(info(K).operands, TA::id)) {  // the op table's dtypes (no add of pred)
         (void)diagnose::unsupported_dtype<op_tag<K>, TA>{};
         return detail::rejected<tensor<std::conditional_t<K == op::compare, dtype_of<pred>, TA>, A...>>();
     } else if constexpr (LA::rank == 0 && LB::rank != 0) {
@@ -57,10 +57,10 @@ auto binary(const tensor<TA, A...>& a, const tensor<TB, B...>& b) {
     return binary_impl<K>(a, b, K, comparison::eq);
 }
 
-// neg takes signed numbers and floats, abs too; the rest floats only (XLA's rules).
+// The dtypes the op table admits (XLA's rules): neg and abs take signed numbers
+// and floats, exp and the other transcendental ops floats only.
 template <op K, class T>
-inline constexpr bool unary_accepts =
-    is_transcendental(K) ? FloatDtype<T> : (FloatDtype<T> || (IntegerDtype<T> && info(T::id).is_signed));
+inline constexpr bool unary_accepts = admits(info(K).operands, T::id);
 
 template <op K, class T, class... S>
 auto unary(const tensor<T, S...>& x) {
@@ -91,11 +91,17 @@ tensor<T> scalar_like(const tensor<T, S...>& x, double value) {
 
 }  // namespace detail
 
-// Unary ops. exp, log, sqrt, rsqrt, tanh, logistic, sin, cos, erf, floor take floats only.
+// Unary ops. neg, abs and sign take signed integers and floats; exp, expm1, log,
+// log1p, sqrt, rsqrt, tanh, logistic, sin, cos, erf, floor take floats only.
+// sign(x) is -1, 0 or 1 (a float's zero keeps its sign, NaN stays NaN, as XLA);
+// expm1(x) = exp(x) - 1 and log1p(x) = log(1 + x), exact near 0.
 template <Tensor X> auto neg(const X& x) { return detail::unary<op::neg>(x); }
 template <Tensor X> auto abs(const X& x) { return detail::unary<op::abs>(x); }
+template <Tensor X> auto sign(const X& x) { return detail::unary<op::sign>(x); }
 template <Tensor X> auto exp(const X& x) { return detail::unary<op::exp>(x); }
+template <Tensor X> auto expm1(const X& x) { return detail::unary<op::expm1>(x); }
 template <Tensor X> auto log(const X& x) { return detail::unary<op::log>(x); }
+template <Tensor X> auto log1p(const X& x) { return detail::unary<op::log1p>(x); }
 template <Tensor X> auto sqrt(const X& x) { return detail::unary<op::sqrt>(x); }
 template <Tensor X> auto rsqrt(const X& x) { return detail::unary<op::rsqrt>(x); }
 template <Tensor X> auto tanh(const X& x) { return detail::unary<op::tanh>(x); }
@@ -135,6 +141,13 @@ template <Tensor A, Number N> auto minimum(const A& a, N v) { return minimum(a, 
 template <Number N, Tensor A> auto minimum(N v, const A& a) { return minimum(detail::scalar_like(a, static_cast<double>(v)), a); }
 template <Tensor A, Number N> auto pow(const A& a, N v) { return pow(a, detail::scalar_like(a, static_cast<double>(v))); }
 template <Number N, Tensor A> auto pow(N v, const A& a) { return pow(detail::scalar_like(a, static_cast<double>(v)), a); }
+
+// clamp(x, lo, hi) = minimum(maximum(x, lo), hi); lo and hi are tensors or C++
+// numbers, as for maximum and minimum (a NaN stays NaN).
+template <Tensor X, class L, class H>
+auto clamp(const X& x, const L& lo, const H& hi) {
+    return minimum(maximum(x, lo), hi);
+}
 
 // Operators: tensor with tensor, or with a C++ number taken as a scalar of the
 // tensor's dtype (x * 0.5).
@@ -214,6 +227,25 @@ auto convert(const tensor<T, S...>& x) {
     n.type = R::id;
     n.operands = {x.id()};
     return detail::emit<R, dims<S...>>(x.owner(), std::move(n));
+}
+
+// bitcast_convert<u32>(x): x's elements with their bits read as another dtype of
+// the same width (f32 <-> s32/u32, f64 <-> s64, s8 <-> u8, f16 <-> bf16, ...).
+// Other widths do not compile (XLA would change the shape).
+template <auto To, class T, class... S>
+    requires DtypeTag<std::remove_cvref_t<decltype(To)>>
+auto bitcast_convert(const tensor<T, S...>& x) {
+    using R = std::remove_cvref_t<decltype(To)>;
+    if constexpr (info(R::id).bytes != info(T::id).bytes) {
+        (void)diagnose::bitcast_widths_differ<T, R>{};
+        return detail::rejected<tensor<R, S...>>();
+    } else {
+        node n;
+        n.kind = op::bitcast_convert;
+        n.type = R::id;
+        n.operands = {x.id()};
+        return detail::emit<R, dims<S...>>(x.owner(), std::move(n));
+    }
 }
 
 }  // namespace scribe

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "elementwise.hpp"
+#include "grad.hpp"
 #include "layout.hpp"
 
 namespace scribe {
@@ -80,6 +81,13 @@ auto mean(const tensor<T, S...>& x) {
     }
 }
 
+// sum_all(x): the sum of all of x's elements, a scalar (a loss, a count).
+template <class T, class... S>
+auto sum_all(const tensor<T, S...>& x) {
+    if constexpr (sizeof...(S) == 0) return x;
+    else return detail::reduce_impl<reducer::sum, op::reduce, dims<S...>>(x);
+}
+
 // argmax<vocab>(x): the s32 index of the largest element along one dimension (the
 // first one on ties).
 template <auto D, Tensor X>
@@ -109,10 +117,13 @@ auto softmax_like(const tensor<T, S...>& x, Body body) {
 }  // namespace detail
 
 // softmax<vocab>(x) = exp(x - max) / sum(exp(x - max)), stable for large inputs.
+// The result does not depend on the maximum subtracted, so no gradient flows
+// through it (stop_gradient, as JAX's softmax): the backward pass stays two
+// reductions instead of three.
 template <auto D, class T, class... S>
 auto softmax(const tensor<T, S...>& x) {
     return detail::softmax_like<diagnose::op_name::softmax, D>(x, [](const auto& v) {
-        auto e = exp(v - broadcast_to(reduce_max<D>(v), v));
+        auto e = exp(v - broadcast_to(stop_gradient(reduce_max<D>(v)), v));
         return e / broadcast_to(reduce_sum<D>(e), e);
     });
 }
@@ -121,7 +132,7 @@ auto softmax(const tensor<T, S...>& x) {
 template <auto D, class T, class... S>
 auto log_softmax(const tensor<T, S...>& x) {
     return detail::softmax_like<diagnose::op_name::log_softmax, D>(x, [](const auto& v) {
-        auto shifted = v - broadcast_to(reduce_max<D>(v), v);
+        auto shifted = v - broadcast_to(stop_gradient(reduce_max<D>(v)), v);
         return shifted - broadcast_to(log(reduce_sum<D>(exp(shifted))), shifted);
     });
 }

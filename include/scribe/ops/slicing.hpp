@@ -1,6 +1,6 @@
 // scribe/ops/slicing.hpp — slice, dynamic_slice, dynamic_update_slice, concatenate,
-// pad, gather, take: ops that select or place parts of a tensor along named
-// dimensions.
+// pad, gather, scatter_add, take: ops that select or place parts of a tensor along
+// named dimensions.
 //
 // A dimension whose extent an op changes keeps its name and loses any static
 // extent in the result type (its run-time extent is always known to the graph).
@@ -262,6 +262,53 @@ auto gather(const tensor<T, S...>& table, const tensor<I, P...>& ids) {
         n.operands = {table.id(), ids.id()};
         n.axes = {static_cast<std::int64_t>(index_of<Dd, L>)};
         return detail::emit<T, concat_dims<Rows, dims<P...>>>(table.owner(), std::move(n));
+    }
+}
+
+// scatter_add<vocab>(table, ids, updates): the transpose of gather<vocab>: table
+// with each update added to the row its index picks along `vocab`. `updates` has
+// the dimensions of gather<vocab>(table, ids) (table's without `vocab`, then ids'),
+// in any order: updates[hidden, tokens, batch] for table[vocab, hidden] and
+// ids[tokens, batch]. The result has table's type. Several updates of one row add
+// up; an index outside [0, extent) is skipped, as XLA's scatter does (gather
+// clamps instead).
+template <auto D, class T, class... S, class I, class... P, class U, class... Q>
+auto scatter_add(const tensor<T, S...>& table, const tensor<I, P...>& ids, const tensor<U, Q...>& updates) {
+    using L = dims<S...>;
+    using Dd = std::remove_cvref_t<decltype(D)>;
+    using Rows = remove_dims<L, dims<Dd>>;
+    using Want = concat_dims<Rows, dims<P...>>;  // gather's result
+    using Got = dims<Q...>;
+    if constexpr (!has_dim<Dd, L>) {
+        (void)diagnose::dimension_not_in_tensor<op_tag<op::scatter>, dim_of<Dd>, L>{};
+        return detail::rejected<tensor<T, S...>>();
+    } else if constexpr (!IntegerDtype<I>) {
+        (void)diagnose::unsupported_dtype<op_tag<op::scatter>, I>{};
+        return detail::rejected<tensor<T, S...>>();
+    } else if constexpr (!admits(info(op::scatter).operands, T::id)) {
+        (void)diagnose::unsupported_dtype<op_tag<op::scatter>, T>{};
+        return detail::rejected<tensor<T, S...>>();
+    } else if constexpr (!std::is_same_v<first_present_t<dims<P...>, Rows>, void>) {
+        (void)diagnose::dimension_already_in_tensor<op_tag<op::scatter>, first_present_t<dims<P...>, Rows>, Rows>{};
+        return detail::rejected<tensor<T, S...>>();
+    } else if constexpr (!std::is_same_v<T, U>) {
+        (void)diagnose::dtype_mismatch<op_tag<op::scatter>, T, U>{};
+        return detail::rejected<tensor<T, S...>>();
+    } else if constexpr (!same_dim_set<Want, Got>) {
+        (void)diagnose::scatter_updates_dims_differ<Want, Got>{};
+        return detail::rejected<tensor<T, S...>>();
+    } else if constexpr (detail::extent_conflict<Want, Got>::value) {
+        (void)diagnose::static_extent_conflict<Want, Got>{};
+        return detail::rejected<tensor<T, S...>>();
+    } else {
+        graph& g = table.owner();
+        detail::same_graph(g, ids.owner(), "scatter_add");
+        detail::same_graph(g, updates.owner(), "scatter_add");
+        node n;
+        n.kind = op::scatter;
+        n.operands = {table.id(), ids.id(), detail::align<Want, Got>(g, updates.id())};
+        n.axes = {static_cast<std::int64_t>(index_of<Dd, L>)};
+        return detail::emit<T, L>(g, std::move(n));
     }
 }
 

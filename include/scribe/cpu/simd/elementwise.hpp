@@ -15,11 +15,14 @@
 #include "../../graph/op.hpp"
 
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_* inside
-// xsimd's functions) as maybe-uninitialized; it is false. The region covers
+// xsimd's functions) as maybe-uninitialized, or as uninitialized where GCC
+// chooses not to inline xsimd's exp (which depends on what else the translation
+// unit uses, expm1 for one); it is false either way. The region covers
 // xsimd's definitions and ours, where they are inlined.
 #if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive; Clang has no -Wmaybe-uninitialized
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include <xsimd/xsimd.hpp>
@@ -48,8 +51,15 @@ inline bool unary(op k, const float* x, float* y, std::int64_t n) {
     switch (k) {
         case op::neg: map1(x, y, n, [](fbatch v) { return -v; }, [](float v) { return -v; }); return true;
         case op::abs: map1(x, y, n, [](fbatch v) { return xsimd::abs(v); }, [](float v) { return std::abs(v); }); return true;
+        case op::sign:  // XLA's: zeros (either sign) and NaN stay as they are
+            map1(x, y, n,
+                 [](fbatch v) { return xsimd::select(v == fbatch(0.0f) || xsimd::isnan(v), v, xsimd::copysign(fbatch(1.0f), v)); },
+                 [](float v) { return std::isnan(v) || v == 0.0f ? v : std::copysign(1.0f, v); });
+            return true;
         case op::exp: map1(x, y, n, [](fbatch v) { return xsimd::exp(v); }, [](float v) { return std::exp(v); }); return true;
+        case op::expm1: map1(x, y, n, [](fbatch v) { return xsimd::expm1(v); }, [](float v) { return std::expm1(v); }); return true;
         case op::log: map1(x, y, n, [](fbatch v) { return xsimd::log(v); }, [](float v) { return std::log(v); }); return true;
+        case op::log1p: map1(x, y, n, [](fbatch v) { return xsimd::log1p(v); }, [](float v) { return std::log1p(v); }); return true;
         case op::sqrt: map1(x, y, n, [](fbatch v) { return xsimd::sqrt(v); }, [](float v) { return std::sqrt(v); }); return true;
         case op::rsqrt:
             map1(x, y, n, [](fbatch v) { return fbatch(1.0f) / xsimd::sqrt(v); }, [](float v) { return 1.0f / std::sqrt(v); });

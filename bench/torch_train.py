@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The PyTorch peer of bench/train_bench: one training step's forward and backward
+(model(ids, attention_mask, labels).loss.backward(), as Hugging Face computes the
+causal-LM loss) of any folder's AutoModelForCausalLM, float32, eager, on the CPU.
+
+    torch_train.py FOLDER [--threads T] [--batch 4] [--seq 128] [--budget SECONDS] [--json FILE]
+
+Tokens are (i * 7919 + 13) mod vocab over the batch, as train_bench makes them, every
+position real. After one warm-up step, the median seconds of several steps (gradients
+set to None between steps, as optimizer.zero_grad() does), and the step's peak memory:
+the highest resident set size during the steps (sampled by a thread every
+millisecond) less the resident size before the first step, so the weights (loaded
+before) are not counted and the activations, gradients and workspace are.
+Prints a JSON object (and writes it to --json FILE).
+"""
+import argparse
+import json
+import statistics
+import threading
+import time
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("folder")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--budget", type=float, default=20.0)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    import torch
+    import transformers
+    torch.set_num_threads(a.threads)
+    model = transformers.AutoModelForCausalLM.from_pretrained(a.folder, dtype=torch.float32, attn_implementation="eager")
+    model.eval()  # dropout off, as Scribe's step has none
+    vocab = model.config.vocab_size
+    n = a.batch * a.seq
+    ids = torch.tensor([(i * 7919 + 13) % vocab for i in range(n)], dtype=torch.long).view(a.batch, a.seq)
+    mask = torch.ones_like(ids)
+
+    def step():
+        for p in model.parameters():
+            p.grad = None
+        t0 = time.perf_counter()
+        loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
+        loss.backward()
+        return time.perf_counter() - t0, float(loss.detach())
+
+    base = rss_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_bytes())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    first, loss = step()
+    times = []
+    start = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < a.budget and len(times) < 20):
+        times.append(step()[0])
+    done.set()
+    sampler.join()
+    out = {"torch": torch.__version__, "transformers": transformers.__version__, "threads": a.threads,
+           "batch": a.batch, "seq": a.seq, "loss": loss, "step_seconds": statistics.median(times),
+           "steps": len(times), "tokens_per_second": n / statistics.median(times),
+           "peak_bytes": peak[0] - base}
+    text = json.dumps(out)
+    print(text)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
