@@ -44,7 +44,7 @@ if [ "$dir" = build ]; then
   set +e
   rm -f "$SCRIBE_ROOT/$cdir/meson-logs/test-summary.txt"
   CXX=clang++-19 scribe_build "$cdir" -Dwerror=true -Dxla=disabled -- \
-    tests/unit_tests tests/static_checks examples/lm_head examples/custom_block
+    tests/unit_tests tests/static_checks examples/lm_head examples/custom_block examples/first_gradient
   cstatus=$?
   if [ $cstatus -eq 0 ]; then
     meson test -C "$SCRIBE_ROOT/$cdir" --no-rebuild --print-errorlogs --num-processes 2 \

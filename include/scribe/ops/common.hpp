@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "../graph/ir.hpp"
 #include "../graph/tensor.hpp"
 
 namespace scribe {
@@ -41,44 +42,10 @@ std::vector<std::int64_t> positions() {
     return positions_impl<Target, Source>::get();
 }
 
-inline bool is_identity(const std::vector<std::int64_t>& perm) {
-    for (std::size_t i = 0; i < perm.size(); ++i)
-        if (perm[i] != static_cast<std::int64_t>(i)) return false;
-    return true;
-}
-
-inline node_id transpose_node(graph& g, node_id x, std::vector<std::int64_t> perm) {
-    if (is_identity(perm)) return x;
-    node n;
-    n.kind = op::transpose;
-    n.operands = {x};
-    n.axes = std::move(perm);
-    return g.add(std::move(n));
-}
-
 // x (whose dims are the set of Target, in the order Source) in Target's order.
 template <class Target, class Source>
 node_id align(graph& g, node_id x) {
-    return transpose_node(g, x, positions<Target, Source>());
-}
-
-// A scalar broadcast to the shape `to`.
-inline node_id broadcast_scalar(graph& g, node_id scalar, const shape& to) {
-    node n;
-    n.kind = op::broadcast;
-    n.operands = {scalar};
-    n.dims = to;
-    return g.add(std::move(n));
-}
-
-// A scalar constant of dtype t.
-inline node_id scalar_constant(graph& g, dtype t, double value) {
-    node n;
-    n.kind = op::constant;
-    n.type = t;
-    n.literal.resize(static_cast<std::size_t>(info(t).bytes));
-    store_as(t, value, n.literal.data());
-    return g.add(std::move(n));
+    return ir::transpose(g, x, positions<Target, Source>());
 }
 
 }  // namespace detail

@@ -28,11 +28,11 @@ auto binary_impl(const tensor<TA, A...>& a, const tensor<TB, B...>& b, op kind, 
         return detail::rejected<tensor<std::conditional_t<K == op::compare, dtype_of<pred>, TA>, A...>>();
     } else if constexpr (LA::rank == 0 && LB::rank != 0) {
         same_graph(a.owner(), b.owner(), info(kind).name);
-        return binary_impl<K>(tensor<TB, B...>(b.owner(), broadcast_scalar(b.owner(), a.id(), b.shape())), b,
+        return binary_impl<K>(tensor<TB, B...>(b.owner(), ir::broadcast(b.owner(), a.id(), b.shape(), {})), b,
                               kind, dir);
     } else if constexpr (LB::rank == 0 && LA::rank != 0) {
         same_graph(a.owner(), b.owner(), info(kind).name);
-        return binary_impl<K>(a, tensor<TA, A...>(a.owner(), broadcast_scalar(a.owner(), b.id(), a.shape())),
+        return binary_impl<K>(a, tensor<TA, A...>(a.owner(), ir::broadcast(a.owner(), b.id(), a.shape(), {})),
                               kind, dir);
     } else if constexpr (!same_dim_set<LA, LB>) {
         (void)diagnose::elementwise_dims_differ<op_tag<K>, LA, LB>{};

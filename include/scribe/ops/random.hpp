@@ -83,7 +83,7 @@ std::pair<u32_tensor<S...>, u32_tensor<S...>> threefry_2x32(const random_key& ke
     auto amount = [&](int r) {
         auto it = amounts.find(r);
         if (it == amounts.end()) {
-            const auto id = broadcast_scalar(g, scalar_constant(g, dtype::u32, r), x0.shape());
+            const auto id = ir::broadcast(g, ir::scalar(g, dtype::u32, r), x0.shape(), {});
             it = amounts.emplace(r, u32_tensor<S...>(g, id)).first;
         }
         return it->second;
@@ -116,7 +116,7 @@ std::pair<u32_tensor<S...>, u32_tensor<S...>> random_words(const random_key& key
         throw error(std::string(op) + ": " + to_string(dims) + " has " + std::to_string(count) +
                     " elements, more than 2^32 (one call's positions are u32); make several calls with offsets");
     if (offset.at) same_graph(g, offset.at->owner(), op);
-    auto full = [&](double v) { return u32_tensor<S...>(g, broadcast_scalar(g, scalar_constant(g, dtype::u32, v), dims)); };
+    auto full = [&](double v) { return u32_tensor<S...>(g, ir::broadcast(g, ir::scalar(g, dtype::u32, v), dims, {})); };
     // The position: the sum of each dimension's index times its stride.
     std::optional<u32_tensor<S...>> position;
     std::int64_t stride = 1;

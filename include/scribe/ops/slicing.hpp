@@ -66,7 +66,7 @@ auto dynamic_slice(const tensor<T, S...>& x, const tensor<I>& start, std::int64_
         n.operands = {x.id()};
         for (std::size_t i = 0; i < sizeof...(S); ++i) {
             const bool here = i == index_of<Dd, L>;
-            n.operands.push_back(here ? start.id() : detail::scalar_constant(g, I::id, 0));
+            n.operands.push_back(here ? start.id() : ir::scalar(g, I::id, 0));
             n.limits.push_back(here ? size : x.shape()[i].extent);
         }
         return detail::emit<T, detail::make_dynamic<L, Dd>>(g, std::move(n));
@@ -125,7 +125,7 @@ auto dynamic_update_slice(const tensor<T, S...>& x, const tensor<U, P...>& updat
         n.operands = {x.id(), u};
         for (std::size_t i = 0; i < sizeof...(S); ++i) {
             const auto k = start_of(i);
-            n.operands.push_back(k >= 0 ? ids[k] : detail::scalar_constant(g, I::id, 0));
+            n.operands.push_back(k >= 0 ? ids[k] : ir::scalar(g, I::id, 0));
         }
         return detail::emit<T, L>(g, std::move(n));
     }
@@ -170,7 +170,7 @@ auto pad(const tensor<T, S...>& x, double value, std::int64_t low, std::int64_t 
         graph& g = x.owner();
         node n;
         n.kind = op::pad;
-        n.operands = {x.id(), detail::scalar_constant(g, T::id, value)};
+        n.operands = {x.id(), ir::scalar(g, T::id, value)};
         n.starts.assign(sizeof...(S), 0);
         n.limits.assign(sizeof...(S), 0);
         n.starts[index_of<Dd, L>] = low;
