@@ -162,7 +162,7 @@ inline std::vector<node_id> gradients(graph& g, node_id loss, const std::vector<
         vjp_context c{g, n, static_cast<node_id>(i), ct[i], {}, {}};
         for (auto o : c.n.operands) c.wanted.push_back(depends[static_cast<std::size_t>(o)] && reaches[static_cast<std::size_t>(o)]);
         c.given.assign(c.wanted.size(), -1);
-        vjp_rule_for(c.n.kind)(c);
+        vjp_rule_for(c.n.kind).rule(c);
         for (std::size_t k = 0; k < c.given.size(); ++k) {
             if (c.given[k] < 0) continue;
             const auto o = static_cast<std::size_t>(c.n.operands[k]);

@@ -417,46 +417,52 @@ inline void all_gather(vjp_context& c) {
 
 }  // namespace vjp
 
-// The rule of each op, or nullptr for an op that passes no gradient.
-constexpr vjp_rule vjp_rule_for(op k) {
+// The rule of each op; `present` is false for an op that passes no gradient (a
+// flag, not a null test of the pointer: GCC's sanitizers make that comparison
+// non-constant).
+struct vjp_entry {
+    vjp_rule rule = nullptr;
+    bool present = false;
+};
+constexpr vjp_entry vjp_rule_for(op k) {
     switch (k) {
-        case op::convert: return vjp::convert;
-        case op::neg: return vjp::neg;
-        case op::abs: return vjp::abs;
-        case op::exp: return vjp::exp;
-        case op::expm1: return vjp::expm1;
-        case op::log: return vjp::log;
-        case op::log1p: return vjp::log1p;
-        case op::sqrt: return vjp::sqrt;
-        case op::rsqrt: return vjp::rsqrt;
-        case op::tanh: return vjp::tanh;
-        case op::logistic: return vjp::logistic;
-        case op::sin: return vjp::sin;
-        case op::cos: return vjp::cos;
-        case op::erf: return vjp::erf;
-        case op::add: return vjp::add;
-        case op::sub: return vjp::sub;
-        case op::mul: return vjp::mul;
-        case op::div: return vjp::div;
-        case op::max: return vjp::max;
-        case op::min: return vjp::min;
-        case op::pow: return vjp::pow;
-        case op::select: return vjp::select;
-        case op::broadcast: return vjp::broadcast;
-        case op::transpose: return vjp::transpose;
-        case op::reshape: return vjp::reshape;
-        case op::dot: return vjp::dot;
-        case op::reduce: return vjp::reduce;
-        case op::slice: return vjp::slice;
-        case op::dynamic_slice: return vjp::dynamic_slice;
-        case op::dynamic_update_slice: return vjp::dynamic_update_slice;
-        case op::concatenate: return vjp::concatenate;
-        case op::pad: return vjp::pad;
-        case op::gather: return vjp::gather;
-        case op::scatter: return vjp::scatter;
-        case op::all_reduce: return vjp::all_reduce;
-        case op::all_gather: return vjp::all_gather;
-        default: return nullptr;
+        case op::convert: return {vjp::convert, true};
+        case op::neg: return {vjp::neg, true};
+        case op::abs: return {vjp::abs, true};
+        case op::exp: return {vjp::exp, true};
+        case op::expm1: return {vjp::expm1, true};
+        case op::log: return {vjp::log, true};
+        case op::log1p: return {vjp::log1p, true};
+        case op::sqrt: return {vjp::sqrt, true};
+        case op::rsqrt: return {vjp::rsqrt, true};
+        case op::tanh: return {vjp::tanh, true};
+        case op::logistic: return {vjp::logistic, true};
+        case op::sin: return {vjp::sin, true};
+        case op::cos: return {vjp::cos, true};
+        case op::erf: return {vjp::erf, true};
+        case op::add: return {vjp::add, true};
+        case op::sub: return {vjp::sub, true};
+        case op::mul: return {vjp::mul, true};
+        case op::div: return {vjp::div, true};
+        case op::max: return {vjp::max, true};
+        case op::min: return {vjp::min, true};
+        case op::pow: return {vjp::pow, true};
+        case op::select: return {vjp::select, true};
+        case op::broadcast: return {vjp::broadcast, true};
+        case op::transpose: return {vjp::transpose, true};
+        case op::reshape: return {vjp::reshape, true};
+        case op::dot: return {vjp::dot, true};
+        case op::reduce: return {vjp::reduce, true};
+        case op::slice: return {vjp::slice, true};
+        case op::dynamic_slice: return {vjp::dynamic_slice, true};
+        case op::dynamic_update_slice: return {vjp::dynamic_update_slice, true};
+        case op::concatenate: return {vjp::concatenate, true};
+        case op::pad: return {vjp::pad, true};
+        case op::gather: return {vjp::gather, true};
+        case op::scatter: return {vjp::scatter, true};
+        case op::all_reduce: return {vjp::all_reduce, true};
+        case op::all_gather: return {vjp::all_gather, true};
+        default: return {};
     }
 }
 
@@ -464,7 +470,7 @@ constexpr vjp_rule vjp_rule_for(op k) {
 // op with a rule is not marked: add the rule (or the mark) with the op.
 static_assert([] {
     for (const auto& r : op_table)
-        if (r.differentiable != (vjp_rule_for(r.kind) != nullptr)) return false;
+        if (r.differentiable != vjp_rule_for(r.kind).present) return false;
     return true;
 }(), "graph/vjp.hpp: every differentiable op needs a gradient rule, and only those have one");
 
