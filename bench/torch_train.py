@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""The PyTorch peer of bench/train_bench: one training step's forward and backward
-(model(ids, attention_mask, labels).loss.backward(), as Hugging Face computes the
-causal-LM loss) of any folder's AutoModelForCausalLM, float32, eager, on the CPU.
+"""The PyTorch peer of bench/train_bench: one whole training step of any folder's
+AutoModelForCausalLM, float32, eager, on the CPU: model(ids, attention_mask,
+labels).loss.backward() (Hugging Face's causal-LM loss), clip_grad_norm_(1.0) and
+torch.optim.AdamW(lr 1e-5, weight decay 0.01 on the matrices, none on biases and
+norms), as train_bench's step does.
 
-    torch_train.py FOLDER [--threads T] [--batch 4] [--seq 128] [--budget SECONDS] [--json FILE]
+    torch_train.py FOLDER [--threads T] [--batch 4] [--seq 256] [--budget SECONDS] [--json FILE]
 
 Tokens are (i * 7919 + 13) mod vocab over the batch, as train_bench makes them, every
 position real. After one warm-up step, the median seconds of several steps (gradients
-set to None between steps, as optimizer.zero_grad() does), and the step's peak memory:
+set to None after each step, as optimizer.zero_grad() does), and the step's peak memory:
 the highest resident set size during the steps (sampled by a thread every
 millisecond) less the resident size before the first step, so the weights (loaded
 before) are not counted and the activations, gradients and workspace are.
@@ -30,7 +32,7 @@ def main():
     ap.add_argument("folder")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--budget", type=float, default=20.0)
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -43,13 +45,17 @@ def main():
     n = a.batch * a.seq
     ids = torch.tensor([(i * 7919 + 13) % vocab for i in range(n)], dtype=torch.long).view(a.batch, a.seq)
     mask = torch.ones_like(ids)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.01},
+                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=1e-5)
 
     def step():
-        for p in model.parameters():
-            p.grad = None
         t0 = time.perf_counter()
         loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
         return time.perf_counter() - t0, float(loss.detach())
 
     base = rss_bytes()

@@ -1,17 +1,20 @@
-// One training step's forward and backward pass of a decoder (causal-LM loss,
-// train::causal_lm_loss, and the gradient of every weight, graph/grad.hpp) on the
-// CPU, against PyTorch's loss.backward() (bench/torch_train.py: Hugging Face
-// AutoModelForCausalLM, eager, float32) on the same checkpoint in the same run:
-// seconds per step and tokens/s at 1 and 2 threads, and the step's peak memory.
+// One whole training step of a decoder (causal-LM loss, train::causal_lm_loss;
+// every gradient; global-norm clipping to 1; AdamW, lr 1e-5, weight decay 0.01 on
+// the matrices: train::append_update, run by runtime::trainer) on the CPU, against
+// PyTorch's (bench/torch_train.py: Hugging Face AutoModelForCausalLM, eager,
+// float32, loss.backward(), clip_grad_norm_, torch.optim.AdamW) on the same
+// checkpoint in the same run: seconds per step, tokens/s and the fraction of the
+// GEMM peak (6 x parameters x tokens FLOPs a step, against bench/limits.hpp's
+// measured peak) at 1 and 2 threads, and the step's peak memory.
 //
-//   train_bench --model DIR [--python PY] [--threads 1,2] [--batch 4] [--seq 128] [--json FILE]
+//   train_bench --model DIR [--python PY] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]
 //
 // DIR is any family's folder (decoder_bench's GPT-2 124M with random weights,
 // made by bench/make_gpt2_124m.py with PY when it is missing). Tokens are
 // (i * 7919 + 13) mod vocab, every position real. The step is one graph: the
-// forward pass, the loss and every gradient, run by one executor; its median over
-// a few runs after a warm-up (which builds the plan and packs nothing: every
-// weight is read as it lies in the file). Peak memory, both measured the same
+// forward pass, the loss, every gradient and the update, the weights and the
+// AdamW state donated to it; its median over a few runs after a warm-up (which
+// builds the plan, reads the weights from the file and makes the state). Peak memory, both measured the same
 // way: the highest resident set size during the steps (sampled every
 // millisecond) less the resident size before the first step (the weights already
 // in memory); for Scribe also the executor's own count of live buffers
@@ -31,9 +34,11 @@
 #include <nlohmann/json.hpp>
 #include <scribe/cpu.hpp>
 #include <scribe/models/registry.hpp>
+#include <scribe/runtime/trainer.hpp>
 #include <scribe/runtime/weight_files.hpp>
 #include <scribe/train/causal_lm.hpp>
 
+#include "limits.hpp"
 #include "timing.hpp"
 
 using namespace scribe;
@@ -75,56 +80,48 @@ struct options {
     fs::path model;
     std::string python, json_path;
     std::vector<unsigned> threads{1, 2};
-    std::int64_t batch = 4, seq = 128;
+    std::int64_t batch = 4, seq = 256;
 };
 
 struct result {
     double seconds = 0, loss = 0;
-    std::size_t peak_rss = 0, peak_live = 0, kept = 0;
+    std::size_t peak_rss = 0;
+    std::int64_t parameters = 0;
 };
 
 template <class Family>
 result measure(const options& o, unsigned threads) {
     const auto c = models::load_config<typename Family::config>(o.model / "config.json");
     const runtime::weight_files<Family> files(o.model, c, 1, {0});
-    graph g("train_step");
-    const auto loss = train::causal_lm_loss<Family, f32>(g, c, {.batch = o.batch, .seq = o.seq});
-    std::vector<node_id> wrt;
-    for (const auto& s : files.specs()) wrt.push_back(*g.find_parameter(s.name));
-    auto outs = gradients(g, loss.id(), wrt);
-    outs.insert(outs.begin(), loss.id());
-    g.set_outputs(outs);
-    std::vector<cpu::array> held;
-    std::vector<cpu::input> in;
-    held.reserve(files.specs().size());
+    cpu::named_arrays weights;
     for (std::size_t i = 0; i < files.specs().size(); ++i) {
         const auto& s = files.specs()[i];
         const auto& src = files.at(0, i);
         const auto bytes = src.file->bytes(src.name);
         if (src.file->entry(src.name).type != dtype::f32) throw error("train_bench: " + s.name + " is not stored in f32");
-        held.push_back(cpu::array::borrow(dtype::f32, s.dims, bytes.data(), bytes.size()));
-        in.push_back({s.name, held.back()});
+        weights.emplace_back(s.name, cpu::array::borrow(dtype::f32, s.dims, bytes.data(), bytes.size()));
     }
     std::vector<std::int32_t> ids(static_cast<std::size_t>(o.batch * o.seq)), lengths(static_cast<std::size_t>(o.batch), static_cast<std::int32_t>(o.seq));
     for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>((i * 7919 + 13) % static_cast<std::size_t>(c.vocab_size));
-    auto ids_a = cpu::array::borrow(dtype::s32, {{"batch", o.batch}, {"seq", o.seq}}, ids.data(), ids.size() * 4);
-    auto len_a = cpu::array::borrow(dtype::s32, {{"batch", o.batch}}, lengths.data(), lengths.size() * 4);
-    in.push_back({"ids", ids_a});
-    in.push_back({"lengths", len_a});
+    const cpu::named_arrays batch = {
+        {"ids", cpu::array::borrow(dtype::s32, {{"batch", o.batch}, {"seq", o.seq}}, ids.data(), ids.size() * 4)},
+        {"lengths", cpu::array::borrow(dtype::s32, {{"batch", o.batch}}, lengths.data(), lengths.size() * 4)}};
     // The weights' pages read in before the baseline, as PyTorch holds its weights
     // before its own: the peak then counts what the step makes, not the file.
     volatile unsigned char touched = 0;
-    for (const auto& a : held)
+    for (const auto& [_, a] : weights)
         for (std::size_t k = 0; k < a.bytes(); k += 4096) touched = touched ^ a.data()[k];
-    cpu::executor ex(g, {.threads = threads});
+    train::update_options u{.method = train::adamw{.weight_decay = 0.01}, .lr = {.lr = 1e-5}, .clip = 1.0};
+    u.decays = train::decays_matrices(files.specs());
     result r;
-    auto step = [&] { r.loss = ex(std::span<const cpu::input>(in))[0].values<float>()[0]; };
     rss_peak peak;  // from before the first step, as torch_train.py measures
-    step();         // warm-up: the weights' pages read in, the plan made
+    runtime::trainer t([&](graph& g) { return train::causal_lm_loss<Family, f32>(g, c, {.batch = o.batch, .seq = o.seq}).id(); },
+                       std::move(weights), {.update = u, .threads = threads});
+    auto step = [&] { r.loss = t.step(batch).loss; };
+    step();  // warm-up: the plan made, the weights copied out of the file into the step's own buffers, the state made
     r.seconds = bench::median_seconds(step, 10.0, 3);
     r.peak_rss = peak.stop();
-    r.peak_live = ex.stats().peak_bytes;
-    r.kept = ex.stats().folded_bytes;
+    for (const auto& [_, a] : t.weights()) r.parameters += a.size();
     return r;
 }
 
@@ -162,7 +159,7 @@ int main(int argc, char** argv) {
             else throw error("train_bench: unknown flag " + a);
         }
         if (o.model.empty())
-            throw error("usage: train_bench --model DIR [--python PY] [--threads 1,2] [--batch 4] [--seq 128] [--json FILE]");
+            throw error("usage: train_bench --model DIR [--python PY] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]");
         if (!o.python.empty() && !fs::exists(o.python)) {
             std::printf("train_bench: no Python at %s (scripts/setup.sh: scribe_setup_reference); PyTorch is not measured\n",
                         o.python.c_str());
@@ -178,15 +175,20 @@ int main(int argc, char** argv) {
         }
         const double tokens = static_cast<double>(o.batch * o.seq);
         nlohmann::json report = {{"model", o.model.string()}, {"batch", o.batch}, {"seq", o.seq}, {"rows", nlohmann::json::array()}};
-        std::printf("training step (forward + backward, every gradient), batch %lld x %lld tokens, f32: %s\n",
+        std::printf("training step (forward, backward, clipping, AdamW), batch %lld x %lld tokens, f32: %s\n",
                     static_cast<long long>(o.batch), static_cast<long long>(o.seq), o.model.c_str());
-        std::printf("%-8s %12s %12s %8s | %14s %14s %14s %14s\n", "threads", "scribe s", "pytorch s", "ratio", "scribe peak", "(live bufs)",
-                    "(kept consts)", "pytorch peak");
+        std::printf("%-8s %10s %10s %10s %8s %10s | %14s %14s\n", "threads", "peak GF/s", "scribe s", "pytorch s", "ratio",
+                    "% of peak", "scribe peak", "pytorch peak");
         for (auto t : o.threads) {
+            scribe::cpu::thread_pool pool(t);
+            const double peak_gflops = bench::fma_peak_gflops(pool);
             const auto r = models::with_family(o.model, [&]<class Family>() { return measure<Family>(o, t); });
-            nlohmann::json row = {{"threads", t}, {"scribe_seconds", r.seconds}, {"scribe_tokens_per_second", tokens / r.seconds},
-                                  {"scribe_loss", r.loss}, {"scribe_peak_rss_bytes", r.peak_rss},
-                                  {"scribe_peak_live_bytes", r.peak_live}, {"scribe_kept_constant_bytes", r.kept}};
+            // 2 FLOPs per multiply-add: forward 2 x params x tokens, backward twice that.
+            const double flops = 6.0 * static_cast<double>(r.parameters) * tokens;
+            const double fraction = flops / r.seconds / (peak_gflops * 1e9);
+            nlohmann::json row = {{"threads", t}, {"fma_peak_gflops", peak_gflops}, {"parameters", r.parameters},
+                                  {"scribe_seconds", r.seconds}, {"scribe_tokens_per_second", tokens / r.seconds},
+                                  {"scribe_fraction_of_peak", fraction}, {"scribe_loss", r.loss}, {"scribe_peak_rss_bytes", r.peak_rss}};
             double torch_s = 0;
             std::size_t torch_peak = 0;
             if (!o.python.empty()) {
@@ -196,9 +198,9 @@ int main(int argc, char** argv) {
                 row["pytorch"] = p;
             }
             const double mib = 1024.0 * 1024.0;
-            std::printf("%-8u %12.3f %12.3f %7.2fx | %11.0f MiB %11.0f MiB %11.0f MiB %11.0f MiB\n", t, r.seconds, torch_s,
-                        torch_s > 0 ? torch_s / r.seconds : 0.0, static_cast<double>(r.peak_rss) / mib,
-                        static_cast<double>(r.peak_live) / mib, static_cast<double>(r.kept) / mib, static_cast<double>(torch_peak) / mib);
+            std::printf("%-8u %10.0f %10.3f %10.3f %7.2fx %9.1f%% | %10.0f MiB %10.0f MiB\n", t, peak_gflops, r.seconds, torch_s,
+                        torch_s > 0 ? torch_s / r.seconds : 0.0, 100 * fraction, static_cast<double>(r.peak_rss) / mib,
+                        static_cast<double>(torch_peak) / mib);
             report["rows"].push_back(row);
         }
         if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";

@@ -36,6 +36,7 @@
 #include <scribe/models/registry.hpp>
 #include <scribe/runtime/decoder.hpp>
 #include <scribe/train/causal_lm.hpp>
+#include <scribe/train/optimizer.hpp>
 #ifdef SCRIBE_WITH_MPI
 #include <scribe/parallel/mpi.hpp>
 #endif
@@ -131,6 +132,19 @@ options:
   --memory-budget SIZE   refuse shapes whose weights and KV cache need more than SIZE
                          per rank (bytes, or 512M, 2G; default: this machine's memory)
 
+With --train and --optimizer, the module is a whole optimizer step instead:
+outputs loss, grad_norm (the global gradient norm before clipping), every updated
+weight and the updated optimizer state, each aliased to its parameter (feed them
+back as the next step's inputs). The state parameters are optimizer.step (s32,
+steps taken) and, per weight, optimizer.exp_avg.<w> and optimizer.exp_avg_sq.<w>
+(AdamW) or optimizer.momentum_buffer.<w> (SGD with momentum), all starting at
+zero; the learning-rate schedule is computed inside from optimizer.step. With
+--accumulate K > 1 there are three modules per bucket: train_<b>_first (outputs
+the loss and accumulated.<w>, the gradients of loss / K), train_<b>_middle (adds
+its micro-batch's to them; absent for K = 2) and train_<b>_last (adds its own,
+clips, updates). The arithmetic is torch.optim's (see docs/training.md); the
+optimizer's flags are below.
+
 The folder's weights are checked as generate checks them (every tensor present,
 of the shape config.json implies), and so is the memory a rank needs.
 
@@ -144,6 +158,30 @@ num_replicas = N; `scribe shard` writes the per-rank weights. A training step's
 gradients follow the weights: each rank's is the gradient of its shard, and a
 replicated weight's is the whole model's on every rank.
 )";
+
+// The optimizer's flags, which export-hlo --train and train share; the defaults are
+// Hugging Face Trainer's.
+const char* usage_optimizer = R"(
+optimizer (defaults as Hugging Face's Trainer):
+  --optimizer NAME       adamw or sgd (default adamw)
+  --lr X                 peak learning rate (default 5e-5)
+  --schedule NAME        constant, linear or cosine decay to 0 at the last step,
+                         after the warmup (default linear)
+  --warmup N             steps of linear warmup from 0 (default 0)
+  --steps N              steps of the whole run (linear and cosine need it)
+  --weight-decay X       decoupled (AdamW) or L2 (SGD) decay of the weights the
+                         checkpoint stores as matrices (not biases or norms; default 0)
+  --clip X               clip the global gradient norm to X; 0: no clipping (default 1)
+  --accumulate K         micro-batches per step (default 1)
+  --beta1 X, --beta2 X   AdamW's moment decay rates (default 0.9, 0.999)
+  --eps X                AdamW's epsilon (default 1e-8)
+  --momentum X           SGD's momentum (default 0)
+  --dampening X          SGD's dampening (default 0)
+  --nesterov             SGD with Nesterov momentum
+)";
+
+const std::vector<std::string> optimizer_values = {"optimizer", "lr", "schedule", "warmup", "steps", "weight-decay", "clip",
+                                                   "accumulate", "beta1", "beta2", "eps", "momentum", "dampening"};
 
 const char* usage_inspect = R"(usage: scribe inspect [MODEL] [options]
 
@@ -285,6 +323,51 @@ std::size_t parse_size(const std::string& s) {
     if (bytes < 1 || bytes > 9.0e18)
         throw error("--memory-budget must be between 1 byte and 8E (2^63 bytes), not " + io::printable(s));
     return static_cast<std::size_t>(bytes);
+}
+
+// The optimizer's flags (usage_optimizer), checked: each error names the flag.
+bool optimizer_given(const args& a) {
+    return a.flag("nesterov") || std::any_of(optimizer_values.begin(), optimizer_values.end(), [&](const auto& k) { return a.value(k).has_value(); });
+}
+train::update_options parse_update(const args& a) {
+    train::update_options o;
+    const auto kind = a.value("optimizer").value_or("adamw");
+    const double big = 1e30;
+    if (kind == "adamw") {
+        o.method = train::adamw{.beta1 = a.number("beta1", 0.9, 0, 0.999999), .beta2 = a.number("beta2", 0.999, 0, 0.999999),
+                                .eps = a.number("eps", 1e-8, 1e-30, 1), .weight_decay = a.number("weight-decay", 0, 0, big)};
+        for (const auto* k : {"momentum", "dampening"})
+            if (a.value(k)) throw error(std::string("--") + k + " is SGD's; --optimizer is adamw");
+        if (a.flag("nesterov")) throw error("--nesterov is SGD's; --optimizer is adamw");
+    } else if (kind == "sgd") {
+        o.method = train::sgd{.momentum = a.number("momentum", 0, 0, big), .dampening = a.number("dampening", 0, 0, 1),
+                              .weight_decay = a.number("weight-decay", 0, 0, big), .nesterov = a.flag("nesterov")};
+        for (const auto* k : {"beta1", "beta2", "eps"})
+            if (a.value(k)) throw error(std::string("--") + k + " is AdamW's; --optimizer is sgd");
+    } else {
+        throw error("--optimizer takes adamw or sgd, not \"" + io::printable(kind) + "\"");
+    }
+    try {
+        o.lr.kind = train::schedule::parse(a.value("schedule").value_or("linear"));
+    } catch (const error&) {
+        throw error("--schedule takes constant, linear or cosine, not \"" + io::printable(*a.value("schedule")) + "\"");
+    }
+    o.lr.lr = a.number("lr", 5e-5, 0, big);
+    o.lr.warmup = a.integer("warmup", 0, 0, max_count);
+    o.lr.total = a.integer("steps", 0, 1, max_count);
+    if (o.lr.kind != train::schedule::decay::constant && !a.value("steps"))
+        throw error(std::string("--schedule ") + train::schedule::name(o.lr.kind) +
+                    " decays to 0 at the last step: give the run's length with --steps N (or --schedule constant)");
+    if (a.value("steps") && o.lr.warmup > o.lr.total)
+        throw error("--warmup " + std::to_string(o.lr.warmup) + " is longer than --steps " + std::to_string(o.lr.total));
+    o.clip = a.number("clip", 1.0, 0, big);
+    o.accumulate = a.integer("accumulate", 1, 1, 1 << 20);
+    try {
+        train::detail::check(o);
+    } catch (const error& e) {  // what the flags cannot catch alone (Nesterov without momentum)
+        throw error(std::string(e.what()).substr(std::string_view("[scribe] ").size()));
+    }
+    return o;
 }
 
 // The MPI world when this process was started by mpirun (and the program was
@@ -567,8 +650,10 @@ template <class family> int inspect(const args& a);
 template <class family> int shard(const args& a);
 
 int export_hlo(int argc, char** argv) {
-    const auto a = parse(argc, argv, {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget"}, {"all-logits", "train", "help"});
-    if (a.flag("help")) return std::printf("%s", usage_export), 0;
+    auto values = optimizer_values;
+    values.insert(values.end(), {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget"});
+    const auto a = parse(argc, argv, values, {"all-logits", "train", "nesterov", "help"});
+    if (a.flag("help")) return std::printf("%s%s", usage_export, usage_optimizer), 0;
     check_model_folder(a.model);
     return models::with_family(a.model, [&]<class family>() { return export_hlo<family>(a); });
 }
@@ -667,28 +752,55 @@ int export_hlo(const args& a) {
     };
     if (a.flag("train")) {
         if (a.flag("all-logits")) throw error("--train and --all-logits do not go together (a training step returns the loss and gradients)");
+        const bool update = optimizer_given(a);
+        auto o = update ? parse_update(a) : train::update_options{};
+        o.decays = train::decays_matrices(family::weights(c, tp));
+        std::vector<std::pair<train::pass, std::string>> passes = {{train::pass::whole, ""}};
+        if (update && o.accumulate == 2) passes = {{train::pass::first, "_first"}, {train::pass::last, "_last"}};
+        if (update && o.accumulate > 2) passes = {{train::pass::first, "_first"}, {train::pass::middle, "_middle"}, {train::pass::last, "_last"}};
         for (auto b : buckets) {
             if (b < 2) throw error("--train needs buckets of at least 2 positions (a token predicts the next), got " + std::to_string(b));
-            graph g("train_" + std::to_string(b));
-            const train::batch_shape bs{.batch = batch, .seq = b, .tp = tp};
-            const auto loss = type == dtype::f16    ? train::causal_lm_loss<family, f16>(g, c, bs)
-                              : type == dtype::bf16 ? train::causal_lm_loss<family, bf16>(g, c, bs)
-                                                    : train::causal_lm_loss<family, f32>(g, c, bs);
-            std::vector<node_id> wrt, varying;
-            std::vector<std::string> names{"loss"};
-            for (const auto& w : family::weights(c, tp)) {
-                wrt.push_back(*g.find_parameter(w.name));
-                if (!w.split.empty() && tp > 1) varying.push_back(wrt.back());
-                names.push_back("grad." + w.name);
+            for (const auto& [pass, suffix] : passes) {
+                graph g("train_" + std::to_string(b) + suffix);
+                const train::batch_shape bs{.batch = batch, .seq = b, .tp = tp};
+                const auto loss = type == dtype::f16    ? train::causal_lm_loss<family, f16>(g, c, bs)
+                                  : type == dtype::bf16 ? train::causal_lm_loss<family, bf16>(g, c, bs)
+                                                        : train::causal_lm_loss<family, f32>(g, c, bs);
+                std::vector<node_id> wrt, varying;
+                std::vector<std::string> names{"loss"};
+                for (const auto& w : family::weights(c, tp)) {
+                    wrt.push_back(*g.find_parameter(w.name));
+                    if (!w.split.empty() && tp > 1) varying.push_back(wrt.back());
+                    names.push_back("grad." + w.name);
+                }
+                const spmd parallel{.varying = varying, .replica_groups = {}};
+                if (update) {
+                    names = train::append_update(g, loss.id(), wrt, o, pass, parallel).outputs;
+                } else {
+                    auto outs = gradients(g, loss.id(), wrt, parallel);
+                    outs.insert(outs.begin(), loss.id());
+                    g.set_outputs(outs);
+                }
+                auto m = describe(g, hlo::write(g, out, g.name()), names);
+                m["kind"] = update ? "train_" + std::string(pass == train::pass::whole ? "step" : suffix.substr(1)) : std::string("train");
+                m["bucket"] = b;
+                add(m);
+                std::printf("wrote %s\n", (out / (g.name() + ".hlo")).string().c_str());
             }
-            auto outs = gradients(g, loss.id(), wrt, spmd{.varying = varying, .replica_groups = {}});
-            outs.insert(outs.begin(), loss.id());
-            g.set_outputs(outs);
-            auto m = describe(g, hlo::write(g, out, g.name()), names);
-            m["kind"] = "train";
-            m["bucket"] = b;
-            add(m);
-            std::printf("wrote %s\n", (out / (g.name() + ".hlo")).string().c_str());
+        }
+        if (update) {
+            nlohmann::json opt = {{"lr", o.lr.lr}, {"schedule", train::schedule::name(o.lr.kind)}, {"warmup", o.lr.warmup},
+                                  {"steps", o.lr.total}, {"clip", o.clip}, {"accumulate", o.accumulate}};
+            if (const auto* w = std::get_if<train::adamw>(&o.method))
+                opt.update({{"optimizer", "adamw"}, {"beta1", w->beta1}, {"beta2", w->beta2}, {"eps", w->eps}, {"weight_decay", w->weight_decay}});
+            else if (const auto* s = std::get_if<train::sgd>(&o.method))
+                opt.update({{"optimizer", "sgd"}, {"momentum", s->momentum}, {"dampening", s->dampening}, {"nesterov", s->nesterov},
+                            {"weight_decay", s->weight_decay}});
+            std::vector<std::string> decayed;
+            for (const auto& w : family::weights(c, tp))
+                if (o.decays(w.name)) decayed.push_back(w.name);
+            opt["decayed"] = decayed;
+            manifest["optimizer"] = opt;
         }
         std::ofstream(out / "manifest.json") << manifest.dump(2) << "\n";
         std::printf("wrote %s\n", (out / "manifest.json").string().c_str());

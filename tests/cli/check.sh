@@ -65,6 +65,31 @@ expect_error "--train and --all-logits do not go together" export-hlo "$data/gpt
 expect_error "--train needs buckets of at least 2 positions" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --buckets 1
 echo "ok: export-hlo --train wrote the training step: the loss and every weight's gradient"
 
+# With the optimizer: first and last micro-batch modules, the state aliased.
+"$scribe" export-hlo "$data/llama-tiny-gqa" --out "$work/step" --train --buckets 8 --batch 2 --optimizer adamw --lr 1e-3 \
+  --schedule cosine --warmup 2 --steps 10 --weight-decay 0.1 --accumulate 2 >/dev/null
+python3 - "$work/step/manifest.json" <<'PY' || fail "optimizer step manifest"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert [x["kind"] for x in m["modules"]] == ["train_first", "train_last"], m["modules"]
+first, last = m["modules"]
+assert [o["name"] for o in first["outputs"]][:2] == ["loss", "accumulated.embed_tokens.weight"], first["outputs"]
+names = [o["name"] for o in last["outputs"]]
+assert names[:2] == ["loss", "grad_norm"] and "optimizer.step" in names and "optimizer.exp_avg_sq.lm_head.weight" in names, names
+assert len(last["aliases"]) == len(names) - 2  # every weight and every state tensor updated in place
+o = m["optimizer"]
+assert o["optimizer"] == "adamw" and o["schedule"] == "cosine" and o["steps"] == 10 and o["accumulate"] == 2, o
+assert "norm.weight" not in o["decayed"] and "lm_head.weight" in o["decayed"], o["decayed"]
+PY
+expect_error "--optimizer takes adamw or sgd, not \"lamb\"" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer lamb
+expect_error "give the run's length with --steps N" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer sgd --schedule cosine
+expect_error "--warmup 20 is longer than --steps 10" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --warmup 20 --steps 10
+expect_error "--momentum is SGD's; --optimizer is adamw" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --momentum 0.9
+expect_error "Nesterov momentum needs a momentum > 0" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer sgd --nesterov --schedule constant
+expect_error "--lr must be a number between 0 and" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --lr -1 --schedule constant
+expect_error "--accumulate must be between 1 and" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --accumulate 0 --schedule constant
+echo "ok: export-hlo --train --optimizer wrote the step modules with the state aliased, and refuses bad optimizer flags"
+
 out=$("$scribe" inspect "$data/gpt2-tiny-a" --batch 2 --capacity 64)
 echo "$out" | grep -q "h.1.attn.c_attn.weight *f32 *\[36, 108\] *15552" || fail "inspect weights: $out"
 echo "$out" | grep -q "KV cache (f32, batch 2, 64 positions): 73728 bytes" || fail "inspect cache: $out"

@@ -689,6 +689,26 @@ TEST_CASE("cpu: fused groups and reductions split over threads give bitwise the 
     CHECK(one[1].values<float>()[5] == Approx(s).epsilon(1e-5));
 }
 
+TEST_CASE("cpu: a constant computed inside a fused group is recomputed on every run from kept operands") {
+    // 6 / 3 depends on no parameter but is fused into the divide that reads x, so
+    // the group computes it on each run: the constants it reads must outlive the
+    // first run (a gradient's seed 1 / k, fused so, once crashed a second step).
+    graph g("fold_member");
+    auto x = g.parameter(f32[], "x");
+    auto k = g.constant(f32, 6.0) / g.constant(f32, 3.0);
+    g.outputs(x / k);
+    cpu::executor run(g);
+    const auto member = static_cast<std::size_t>(k.id());
+    const auto root = run.fusion().group_of[member];
+    REQUIRE(root >= 0);
+    REQUIRE(static_cast<std::size_t>(root) != member);  // a member, not the root
+    for (int pass = 0; pass < 3; ++pass) {
+        const float xs = 1.5f + static_cast<float>(pass);
+        const auto out = run({cpu::array::borrow(dtype::f32, {}, &xs, 4)});
+        CHECK(out[0].values<float>()[0] == xs / 2.0f);
+    }
+}
+
 TEST_CASE("cpu: values that depend on no parameter are computed once and kept") {
     graph g("fold");
     g.bind(rows(37), keys(41));

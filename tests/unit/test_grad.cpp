@@ -507,10 +507,11 @@ TEST_CASE("gradients of a tensor-parallel model at TP 2 and 4 are TP 1's, sharde
         const auto g = tp_model::build(degree);
         std::vector<std::vector<cpu::array>> shards(static_cast<std::size_t>(degree));
         std::vector<std::vector<cpu::input>> in(static_cast<std::size_t>(degree));
+        static const auto weights = tp_model::weights();  // an input names its parameter by a view of this string
         for (std::int64_t r = 0; r < degree; ++r) {
             auto& mine = shards[static_cast<std::size_t>(r)];
             mine.reserve(8);
-            for (const auto& w : tp_model::weights()) {
+            for (const auto& w : weights) {
                 mine.push_back(parallel::shard(full.at(w.name), w.split, degree, r));
                 in[static_cast<std::size_t>(r)].push_back({w.name, mine.back()});
             }

@@ -15,7 +15,10 @@ module on N replicas (N fake CPU devices), each with its shards of the weights
 zero rows) and its heads of the cache; every replica's logits must equal the
 golden (TP 1, Hugging Face) logits. And the training step (`export-hlo --train`):
 the loss and the gradient of every weight equal PyTorch's loss.backward() on the
-same batch (tests/data/<model>/gradients), at TP 1, 2 and 4 (check_train).
+same batch (tests/data/<model>/gradients), at TP 1, 2 and 4 (check_train); and 20
+optimizer steps of the exported step modules (`export-hlo --train --optimizer ...`: AdamW
+with warmup, cosine decay, clipping, weight decay and 2 micro-batches; SGD with momentum)
+equal torch.optim's on the same batches (tests/data/<model>/training, check_optimizer).
 
   run_models.py --scribe PATH --data DIR --work DIR
 """
@@ -182,6 +185,88 @@ def check_train(scribe, folder, work, tp=1):
           f"text and proto, max relative diff {worst:.2e}")
 
 
+def key_bias(name, size):
+    """The elements [begin, end) of a weight that are an attention key projection's bias: their
+    gradient is zero in exact arithmetic, so Adam turns both sides' rounding noise into lr-sized
+    steps (tests/unit/test_train.cpp says more); they are held only to Adam's largest steps."""
+    if name.endswith("attn.c_attn.bias"):
+        return size // 3, 2 * size // 3
+    if name.endswith("k_proj.bias"):
+        return 0, size
+    return 0, 0
+
+
+def check_optimizer(scribe, folder, work, run):
+    """20 optimizer steps of the exported step modules (`export-hlo --train --optimizer ...`),
+    weights and optimizer state fed back through the aliased outputs, equal torch.optim's
+    (tests/data/<model>/training/<run>, made by scripts/reference/make_training_golden.py):
+    every step's loss, gradient norm, and every weight after the last."""
+    record = json.load(open(os.path.join(folder, "training", run, "steps.json")))
+    o = record["options"]
+    rows, seq = len(record["batches"][0][0]["ids"]), len(record["batches"][0][0]["ids"][0])
+    flags = ["--optimizer", o["optimizer"], "--lr", repr(o["lr"]), "--schedule", o["schedule"], "--warmup", str(o["warmup"]),
+             "--steps", str(o["total"]), "--weight-decay", repr(o["weight_decay"]), "--clip", repr(o["clip"]),
+             "--accumulate", str(o["accumulate"])]
+    if o["optimizer"] == "adamw":
+        flags += ["--beta1", repr(o["beta1"]), "--beta2", repr(o["beta2"]), "--eps", repr(o["eps"])]
+    else:
+        flags += ["--momentum", repr(o["momentum"]), "--dampening", repr(o["dampening"])] + (["--nesterov"] if o["nesterov"] else [])
+    out_dir = os.path.join(work, f"{os.path.basename(folder)}-{run}")
+    subprocess.run([scribe, "export-hlo", folder, "--out", out_dir, "--train", "--buckets", str(seq), "--batch", str(rows)] + flags,
+                   check=True, stdout=subprocess.DEVNULL)
+    manifest = json.load(open(os.path.join(out_dir, "manifest.json")))
+    modules = {m["kind"]: m for m in manifest["modules"]}
+    k = o["accumulate"]
+    assert set(modules) == ({"train_step"} if k == 1 else {"train_first", "train_last"} | ({"train_middle"} if k > 2 else set()))
+    weights = read_safetensors(os.path.join(folder, "model.safetensors"))
+    golden = read_safetensors(os.path.join(folder, "training", run, "model.safetensors"))
+    last = modules["train_step" if k == 1 else "train_last"]
+    furthest = sum(float(s["lr"]) for s in record["steps"]) * 0.1 / np.sqrt(0.001)
+    worst = 0.0
+    for form in ("text", "proto"):
+        compiled = {kind: xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, m[form]))) for kind, m in modules.items()}
+        values = {}
+        for p in last["parameters"]:  # the weights as the folder has them, the state at zero
+            shape = [d["extent"] for d in p["shape"]]
+            if p["name"].startswith("optimizer."):
+                values[p["name"]] = np.zeros(shape, np.int32 if p["dtype"] == "s32" else np.float32)
+            elif p["name"] not in ("ids", "lengths") and not p["name"].startswith("accumulated."):
+                values[p["name"]] = inputs_for({"parameters": [p]}, weights, {})[0]
+        for s, (micro, want) in enumerate(zip(record["batches"], record["steps"])):
+            loss = 0.0
+            for j, b in enumerate(micro):
+                kind = "train_step" if k == 1 else "train_first" if j == 0 else "train_last" if j == k - 1 else "train_middle"
+                module = modules[kind]
+                given = dict(values, ids=np.array(b["ids"], np.int32), lengths=np.array(b["lengths"], np.int32))
+                outs = xla_shim.execute(compiled[kind], [inputs_for(module, {}, given)])[0]
+                for out in module["outputs"]:
+                    if out["name"] not in ("loss", "grad_norm"):
+                        values[out["name"]] = outs[out["index"]]
+                loss += float(outs[0]) / k
+                if kind in ("train_step", "train_last"):
+                    norm = float(outs[1])
+            where = f"{folder} {run} ({form}) step {s}"
+            assert abs(loss - float(want["loss"])) <= 2e-5 * abs(float(want["loss"])), f"{where}: loss {loss} != {want['loss']}"
+            assert abs(norm - float(want["grad_norm"])) <= 1e-4 * float(want["grad_norm"]), \
+                f"{where}: gradient norm {norm} != {want['grad_norm']}"
+        assert int(values["optimizer.step"]) == len(record["steps"])
+        for name in (p["name"] for p in last["parameters"]):
+            if name.startswith("optimizer.") or name in ("ids", "lengths") or name.startswith("accumulated."):
+                continue
+            want = next(golden[p + name] for p in ("", "transformer.", "model.") if p + name in golden).reshape(-1)
+            got = values[name].reshape(-1)
+            kb, ke = key_bias(name, got.size) if o["optimizer"] == "adamw" else (0, 0)
+            keep = np.ones(got.size, bool)
+            keep[kb:ke] = False
+            assert np.all(np.abs(got[~keep] - want[~keep]) <= 2 * furthest), f"{folder} {run} ({form}): {name}'s key bias"
+            diff = float(np.abs(got[keep] - want[keep]).max()) if keep.any() else 0.0
+            scale = float(np.abs(want).max())
+            worst = max(worst, diff / scale)
+            assert diff <= 2e-5 * scale + 1e-7, f"{folder} {run} ({form}): {name} differs by {diff} (largest {scale})"
+    print(f"ok: {os.path.basename(folder)} {run}: {len(record['steps'])} optimizer steps through XLA, text and proto, "
+          f"losses, gradient norms and weights as torch.optim's, max relative weight diff {worst:.2e}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scribe", required=True)
@@ -194,6 +279,8 @@ def main():
         for tp in (1, 2, 4):
             check_model(a.scribe, os.path.join(a.data, m), a.work, tp)
             check_train(a.scribe, os.path.join(a.data, m), a.work, tp)
+        for run in ("adamw", "sgd"):
+            check_optimizer(a.scribe, os.path.join(a.data, m), a.work, run)
 
 
 if __name__ == "__main__":

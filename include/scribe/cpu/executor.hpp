@@ -624,8 +624,11 @@ private:
         }
         keep_.assign(nodes.size(), false);
         for (std::size_t i = 0; i < nodes.size(); ++i) {
-            if (constant_[i] || fusion_.inlined[i]) continue;
             const auto root = fusion_.group_of[i];
+            // A constant member of a group whose root is not constant is computed
+            // with its group on every run, so what it reads must be kept too.
+            const bool every_run = !constant_[i] || (root >= 0 && !constant_[static_cast<std::size_t>(root)]);
+            if (!every_run || fusion_.inlined[i]) continue;
             for (auto o : nodes[i].operands) {
                 if (root >= 0 && fusion_.group_of[static_cast<std::size_t>(o)] == root) continue;
                 const auto m = static_cast<std::size_t>(materialized(g_, fusion_, o));

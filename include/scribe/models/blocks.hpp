@@ -78,6 +78,15 @@ public:
     const tensor_of<s32[batch, seq]>& ids() const { return *ids_; }
     // Each token's position in its sequence, s32[batch, seq].
     const tensor_of<s32[batch, seq]>& positions() const { return *pos_; }
+    // The token embeddings x [batch, seq, ..] of ids(). In a training graph (no
+    // KV cache) the rows of ids equal to `padding_idx` pass no gradient to the
+    // table, as torch's nn.Embedding(padding_idx) has it; elsewhere x itself.
+    template <Tensor X>
+    X token_rows(const X& x, std::optional<std::int32_t> padding_idx) const {
+        if (s_.kv_cache || !padding_idx) return x;
+        auto pad = eq(*ids_, broadcast_to(g_.constant(s32, static_cast<double>(*padding_idx)), *ids_));
+        return X(select(broadcast_to(pad, x), stop_gradient(x), x));
+    }
     // prefill: each prompt's length; decode: each row's position.
     const tensor_of<s32[batch]>& where() const { return *where_; }
 

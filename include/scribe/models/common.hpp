@@ -53,6 +53,10 @@ struct decoder_config {
     std::int64_t n_positions = 0;  // the longest sequence: prompt and new tokens
     std::int64_t n_layer = 0;
     std::optional<std::int32_t> bos_token_id, eos_token_id;
+    // The token embedding's padding row where the family's embedding has one
+    // (nn.Embedding's padding_idx = pad_token_id: OPT, LLaMA, Mistral): training
+    // passes it no gradient (models::step::token_rows).
+    std::optional<std::int32_t> padding_idx;
 };
 
 // Reads config.json's fields, each error naming the file and the field.
@@ -126,6 +130,17 @@ public:
             fail("field `" + std::string(key) + "` must be a token id below vocab_size " + std::to_string(vocab) + ", got " +
                  io::shown(j_[key]));
         return static_cast<std::int32_t>(v.get<std::int64_t>());
+    }
+    // pad_token_id as nn.Embedding's padding_idx: a row of the table (negative
+    // ones count from the end, as torch does), or none.
+    std::optional<std::int32_t> padding_row(std::int64_t vocab) const {
+        if (!has("pad_token_id")) return std::nullopt;
+        const auto& v = j_["pad_token_id"];
+        if (!v.is_number_integer() || v.get<std::int64_t>() < -vocab || v.get<std::int64_t>() >= vocab)
+            fail("field `pad_token_id` must be a token id below vocab_size " + std::to_string(vocab) + " (or from -" +
+                 std::to_string(vocab) + ", counted from the end), got " + io::shown(v));
+        const auto p = v.get<std::int64_t>();
+        return static_cast<std::int32_t>(p < 0 ? vocab + p : p);
     }
     // The fields every family shares, under its names for them.
     void common(decoder_config& c, std::initializer_list<const char*> positions, std::initializer_list<const char*> layers) const {

@@ -68,7 +68,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
         auto y = parallel::column_linear<hidden>(h, w, m);
         return b ? decltype(y)(y + broadcast_to(*b, y)) : y;
     };
-    auto x = parallel::embedding(embed, st.ids(), m);
+    auto x = st.token_rows(parallel::embedding(embed, st.ids(), m), c.padding_idx);
     for (const auto& w : layers) {
         auto h = rms_norm<hidden>(x, w.ln1, c.rms_norm_eps);
         auto q = rotary(project(h, w.wq, w.bq), cos_a, sin_a, c.rope.dims, false);

@@ -26,6 +26,7 @@ struct config : decoder_config {
         config c;
         if (r.has("model_type")) c.model_type = j["model_type"].get<std::string>();
         r.common(c, {"max_position_embeddings"}, {"num_hidden_layers"});
+        c.padding_idx = r.padding_row(c.vocab_size);
         c.hidden_size = r.integer("hidden_size");
         c.intermediate_size = r.integer("intermediate_size");
         c.n_head = r.integer("num_attention_heads");

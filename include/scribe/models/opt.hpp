@@ -75,7 +75,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     if (c.projected()) project_out = g.parameter(t[embed, hidden], "decoder.project_out.weight");
 
     step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim()});
-    auto tokens = parallel::embedding<embed>(table, st.ids(), m);
+    auto tokens = st.token_rows(parallel::embedding<embed>(table, st.ids(), m), c.padding_idx);
     auto x = (project_in ? linear<embed>(tokens, *project_in) : rename<embed, hidden>(tokens)) +
              position_embedding(wpe, st.positions() + position_offset);
     using X = decltype(x);

@@ -29,6 +29,7 @@ struct config : decoder_config {
         r.model_type({"opt"}, "OPT");
         config c;
         r.common(c, {"max_position_embeddings"}, {"num_hidden_layers"});
+        c.padding_idx = r.padding_row(c.vocab_size);
         c.hidden_size = r.integer("hidden_size");
         c.n_head = r.integer("num_attention_heads");
         r.divides("hidden_size", c.hidden_size, "num_attention_heads", c.n_head);

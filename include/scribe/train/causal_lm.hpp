@@ -16,7 +16,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "../models/blocks.hpp"
 #include "../nn/losses.hpp"
@@ -47,6 +50,16 @@ tensor_of<f32[]> causal_lm_loss(graph& g, const typename Family::config& c, cons
     static_assert(std::is_same_v<decltype(loss), tensor_of<f32[]>>, "the loss is computed in f32");
     g.outputs(loss);
     return loss;
+}
+
+// Hugging Face Trainer's weight-decay groups for a family's weights: a weight
+// decays when its checkpoint stores it with rank 2 or more (the matrices and
+// embeddings; not the biases and norm scales). For update_options::decays.
+inline std::function<bool(const std::string&)> decays_matrices(const std::vector<models::weight_spec>& specs) {
+    std::set<std::string, std::less<>> names;
+    for (const auto& s : specs)
+        if (s.stored.size() >= 2) names.insert(s.name);
+    return [names = std::move(names)](const std::string& n) { return names.contains(n); };
 }
 
 }  // namespace scribe::train

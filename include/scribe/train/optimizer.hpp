@@ -1,0 +1,284 @@
+// scribe/train/optimizer.hpp — the optimizer update as part of the step graph:
+// gradients, global-norm clipping, SGD or AdamW, the learning-rate schedule and
+// gradient accumulation, appended to the graph that computes the loss. One step is
+// one graph run; the weights and the optimizer state are parameters aliased to
+// the outputs that update them (input_output_alias in HLO, donated buffers on the
+// CPU), so nothing is copied.
+//
+//     graph g("step");
+//     auto loss = train::causal_lm_loss<models::gpt2_family, f32>(g, c, {.batch = 4, .seq = 256});
+//     auto plan = train::append_update(g, loss.id(), weight ids, {.method = train::adamw{}, .lr = {.lr = 3e-4}});
+//     // g's outputs: loss, grad_norm, the updated weights, the updated state (plan names them)
+//
+// The arithmetic is PyTorch's, operation for operation, in f32 (whatever the
+// weights' dtype: they are converted for the update and back):
+//
+//   SGD    d = g + wd p;  b = momentum b + (1 - dampening) d  (b = d at the first step);
+//          d = nesterov ? d + momentum b : b;  p = p - lr d
+//   AdamW  p = p (1 - lr wd);  m = m + (1 - beta1)(g - m);  v = v beta2 + (1 - beta2) g g;
+//          p = p - (lr / (1 - beta1^t)) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+//
+// with t the step's number from 1 (torch.optim.SGD and torch.optim.AdamW, whose
+// single-tensor CPU path this follows; 1 - beta^t is computed as -expm1(t log beta)
+// so it stays exact in f32 where beta^t is near 1). Weight decay applies to the
+// weights `decays` picks by name, by default all of them (torch's default with one
+// parameter group). A model's trainer decays the weights its checkpoint stores
+// with rank 2 or more (matrices and embeddings, not biases or norm scales), as
+// Hugging Face's Trainer groups them; the graph's view of a weight is no guide
+// (GPT-2's c_attn bias is [qkv, heads, head_dim] there).
+//
+// Clipping is torch.nn.utils.clip_grad_norm_: the global norm is the 2-norm of the
+// per-weight 2-norms, every gradient is multiplied by min(1, clip / (norm + 1e-6)).
+// The norm (before clipping) is an output either way, for the logs.
+//
+// Accumulating over k micro-batches, as loss / k backpropagated k times into the
+// same .grad: the graph of the first micro-batch outputs its gradients (f32, one
+// "accumulated.<w>" per weight), a middle one adds its own to them, and the last
+// adds its own, clips and updates. Each is one run; k = 1 is the single `whole`
+// graph.
+//
+// Parameters the update adds: "optimizer.step" (s32 scalar: steps taken so far),
+// "optimizer.exp_avg.<w>" and "optimizer.exp_avg_sq.<w>" (AdamW) or
+// "optimizer.momentum_buffer.<w>" (SGD with momentum), f32 in the weight's dims;
+// "accumulated.<w>" in the middle and last graphs. All start at zero.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "../graph/grad.hpp"
+#include "schedule.hpp"
+
+namespace scribe::train {
+
+struct sgd {
+    double momentum = 0, dampening = 0, weight_decay = 0;
+    bool nesterov = false;
+};
+
+struct adamw {
+    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
+};
+
+using optimizer = std::variant<sgd, adamw>;
+
+// Which micro-batch of an accumulated step a graph runs.
+enum class pass { whole, first, middle, last };
+
+struct update_options {
+    optimizer method = adamw{};
+    schedule lr{};
+    double clip = 0;               // the largest global gradient norm; 0: no clipping
+    std::int64_t accumulate = 1;   // micro-batches per step: the loss is divided by it
+    // Whether weight decay applies to a weight, by its parameter's name; empty: all.
+    std::function<bool(const std::string&)> decays{};
+};
+
+// What append_update made: the parameters it reads and updates, by name, and the
+// graph's outputs in order.
+struct update_plan {
+    std::vector<std::string> weights;       // updated in place (aliased), in output order
+    std::vector<std::string> state;         // optimizer state, aliased likewise; "optimizer.step" first
+    std::vector<std::string> accumulators;  // "accumulated.<w>": outputs of first/middle, inputs of middle/last
+    std::vector<std::string> outputs;       // "loss", then "grad_norm" (whole and last), then the above, by name
+};
+
+namespace detail {
+
+inline void check(const update_options& o) {
+    o.lr.check();
+    auto finite = [](double v, const char* what, bool positive) {
+        if (!std::isfinite(v) || v < 0 || (positive && v == 0))
+            throw error(std::string("optimizer: ") + what + " is " + checked::shown(v) + "; it must be a finite number " +
+                        (positive ? "> 0" : ">= 0"));
+    };
+    finite(o.clip, "clip", false);
+    if (o.accumulate < 1) throw error("optimizer: accumulate is " + std::to_string(o.accumulate) + "; it must be >= 1 micro-batch");
+    if (const auto* s = std::get_if<sgd>(&o.method)) {
+        finite(s->momentum, "momentum", false);
+        finite(s->weight_decay, "weight_decay", false);
+        if (s->dampening < 0 || s->dampening > 1) throw error("optimizer: dampening " + checked::shown(s->dampening) + " must lie in [0, 1]");
+        if (s->nesterov && (s->momentum == 0 || s->dampening != 0))
+            throw error("optimizer: Nesterov momentum needs a momentum > 0 and no dampening");
+    } else {
+        const auto& a = std::get<adamw>(o.method);
+        for (auto [b, n] : {std::pair{a.beta1, "beta1"}, std::pair{a.beta2, "beta2"}})
+            if (!(b >= 0 && b < 1)) throw error(std::string("optimizer: ") + n + " " + checked::shown(b) + " must lie in [0, 1)");
+        finite(a.eps, "eps", true);
+        finite(a.weight_decay, "weight_decay", false);
+    }
+}
+
+// s broadcast to x's dims (a scalar times a tensor).
+inline node_id times(graph& g, node_id x, node_id s) {
+    return ir::binary(g, op::mul, x, ir::broadcast(g, s, ir::dims_of(g, x), {}));
+}
+inline node_id plus(graph& g, node_id x, node_id s) {
+    return ir::binary(g, op::add, x, ir::broadcast(g, s, ir::dims_of(g, x), {}));
+}
+
+// 1 - beta^t as -expm1(t log beta), f32.
+inline node_id bias_correction(graph& g, node_id t, double beta) {
+    if (beta == 0) return ir::scalar(g, dtype::f32, 1.0);
+    return ir::unary(g, op::neg, ir::unary(g, op::expm1, ir::binary(g, op::mul, t, std::log(beta))));
+}
+
+}  // namespace detail
+
+// Appends the update of `weights` (parameters of g that `loss` depends on) to
+// g and sets g's outputs (update_plan::outputs) and their aliases. `parallel`
+// says which weights are shards under tensor parallelism, as for gradients().
+inline update_plan append_update(graph& g, node_id loss, const std::vector<node_id>& weights, const update_options& o,
+                                 pass p = pass::whole, spmd parallel = {}) {
+    using ir::binary;
+    detail::check(o);
+    if (weights.empty()) throw error("optimizer: no weights to train");
+    if ((p == pass::whole) != (o.accumulate == 1))
+        throw error("optimizer: a step of " + std::to_string(o.accumulate) + " micro-batches has first, middle and last passes; "
+                    "one of a single batch is `whole`");
+    if (p == pass::middle && o.accumulate < 3) throw error("optimizer: a step of 2 micro-batches has no middle pass");
+    const auto f32 = dtype::f32;
+    update_plan plan;
+    for (auto w : weights) {
+        if (g[w].kind != op::parameter) throw error("optimizer: " + scribe::detail::describe_node(g, w) + " is not a parameter");
+        plan.weights.push_back(g[w].label);
+    }
+
+    // The gradients of loss / k, in f32, added to what the earlier micro-batches gave.
+    const auto scaled = o.accumulate == 1 ? loss : binary(g, op::div, loss, static_cast<double>(o.accumulate));
+    auto grads = gradients(g, scaled, weights, parallel);
+    std::vector<node_id> outputs = {loss};
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+        grads[i] = ir::convert(g, grads[i], f32);
+        if (p == pass::middle || p == pass::last) {
+            const auto acc = g.add_parameter(f32, ir::dims_of(g, weights[i]), "accumulated." + plan.weights[i]);
+            grads[i] = binary(g, op::add, acc, grads[i]);
+        }
+    }
+    std::vector<std::pair<std::size_t, node_id>> aliases;
+    if (p == pass::first || p == pass::middle) {
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            plan.accumulators.push_back("accumulated." + plan.weights[i]);
+            outputs.push_back(grads[i]);
+            if (p == pass::middle) aliases.emplace_back(outputs.size() - 1, *g.find_parameter(plan.accumulators.back()));
+        }
+        plan.outputs = {"loss"};
+        for (const auto& a : plan.accumulators) plan.outputs.push_back(a);
+        g.set_outputs(outputs);
+        for (auto [out, param] : aliases) g.alias_output(out, param);
+        return plan;
+    }
+    if (p == pass::last)
+        for (const auto& w : plan.weights) plan.accumulators.push_back("accumulated." + w);
+
+    // The global norm: sqrt of the sum of each gradient's squared norm (a shard's
+    // summed over the ranks first).
+    auto s = parallel;
+    std::vector<bool> sharded(weights.size(), false);
+    if (!s.varying.empty()) {
+        (void)scribe::detail::varying_values(g, g.nodes().size(), s);  // fills in the replica groups
+        for (std::size_t i = 0; i < weights.size(); ++i)
+            for (auto v : s.varying) sharded[i] = sharded[i] || v == weights[i];
+    }
+    node_id total = -1;
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+        auto sq = ir::sum_all(g, binary(g, op::mul, grads[i], grads[i]));
+        if (sharded[i]) sq = ir::all_reduce(g, sq, reducer::sum, s.replica_groups);
+        const auto norm = ir::unary(g, op::sqrt, sq);
+        const auto norm_sq = binary(g, op::mul, norm, norm);
+        total = total < 0 ? norm_sq : binary(g, op::add, total, norm_sq);
+    }
+    const auto grad_norm = ir::unary(g, op::sqrt, total);
+    outputs.push_back(grad_norm);
+    if (o.clip > 0) {
+        const auto coef = binary(g, op::div, o.clip, binary(g, op::add, grad_norm, 1e-6));
+        const auto clamped = binary(g, op::min, coef, 1.0);
+        for (auto& gr : grads) gr = detail::times(g, gr, clamped);
+    }
+
+    // The step counter, the rate, and t (from 1).
+    const auto step = g.add_parameter(dtype::s32, {}, "optimizer.step");
+    plan.state.push_back("optimizer.step");
+    const auto next = binary(g, op::add, step, 1.0);
+    const auto lr = o.lr.in_graph(g, ir::convert(g, step, f32));
+    const auto t = ir::convert(g, next, f32);
+    auto decays = [&](node_id w) { return !o.decays || o.decays(g[w].label); };
+
+    std::vector<node_id> updated, state_out = {next};
+    std::vector<node_id> state_in = {step};
+    auto state = [&](const char* kind, std::size_t i) {
+        const auto name = std::string("optimizer.") + kind + "." + plan.weights[i];
+        plan.state.push_back(name);
+        state_in.push_back(g.add_parameter(f32, ir::dims_of(g, weights[i]), name));
+        return state_in.back();
+    };
+    if (const auto* a = std::get_if<adamw>(&o.method)) {
+        const auto bc1 = detail::bias_correction(g, t, a->beta1), bc2 = detail::bias_correction(g, t, a->beta2);
+        const auto step_size = ir::unary(g, op::neg, binary(g, op::div, lr, bc1));
+        const auto bc2_sqrt = ir::unary(g, op::sqrt, bc2);
+        const auto keep = binary(g, op::sub, 1.0, binary(g, op::mul, lr, a->weight_decay));
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            const auto m = state("exp_avg", i);
+            const auto v = state("exp_avg_sq", i);
+            const auto gr = grads[i];
+            auto w = ir::convert(g, weights[i], f32);
+            if (a->weight_decay != 0 && decays(weights[i])) w = detail::times(g, w, keep);
+            // lerp(m, g, 1 - beta1) as torch computes it on either side of 0.5
+            const double wt = 1 - a->beta1;
+            const auto diff = binary(g, op::sub, gr, m);
+            const auto m2 = wt < 0.5 ? binary(g, op::add, m, binary(g, op::mul, diff, wt))
+                                     : binary(g, op::sub, gr, binary(g, op::mul, diff, 1 - wt));
+            const auto v2 = binary(g, op::add, binary(g, op::mul, v, a->beta2),
+                                   binary(g, op::mul, binary(g, op::mul, gr, 1 - a->beta2), gr));
+            const auto denom = binary(g, op::add, binary(g, op::div, ir::unary(g, op::sqrt, v2),
+                                                         ir::broadcast(g, bc2_sqrt, ir::dims_of(g, v2), {})),
+                                      a->eps);
+            w = binary(g, op::add, w, binary(g, op::div, detail::times(g, m2, step_size), denom));
+            updated.push_back(ir::convert(g, w, g[weights[i]].type));
+            state_out.push_back(m2);
+            state_out.push_back(v2);
+        }
+    } else {
+        const auto& sg = std::get<sgd>(o.method);
+        const auto minus_lr = ir::unary(g, op::neg, lr);
+        const auto first = sg.momentum != 0 && sg.dampening != 0  // the first step's buffer is its d
+                               ? ir::compare(g, comparison::eq, step, ir::scalar(g, dtype::s32, 0))
+                               : node_id{-1};
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            auto w = ir::convert(g, weights[i], f32);
+            auto d = grads[i];
+            if (sg.weight_decay != 0 && decays(weights[i])) d = binary(g, op::add, d, binary(g, op::mul, w, sg.weight_decay));
+            if (sg.momentum != 0) {
+                const auto b = state("momentum_buffer", i);
+                auto b2 = binary(g, op::add, binary(g, op::mul, b, sg.momentum), binary(g, op::mul, d, 1 - sg.dampening));
+                if (first >= 0)
+                    b2 = ir::select(g, ir::broadcast(g, first, ir::dims_of(g, d), {}), d, b2);
+                d = sg.nesterov ? binary(g, op::add, d, binary(g, op::mul, b2, sg.momentum)) : b2;
+                state_out.push_back(b2);
+            }
+            w = binary(g, op::add, w, detail::times(g, d, minus_lr));
+            updated.push_back(ir::convert(g, w, g[weights[i]].type));
+        }
+    }
+
+    plan.outputs = {"loss", "grad_norm"};
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+        outputs.push_back(updated[i]);
+        aliases.emplace_back(outputs.size() - 1, weights[i]);
+        plan.outputs.push_back(plan.weights[i]);
+    }
+    for (std::size_t i = 0; i < state_out.size(); ++i) {
+        outputs.push_back(state_out[i]);
+        aliases.emplace_back(outputs.size() - 1, state_in[i]);
+        plan.outputs.push_back(plan.state[i]);
+    }
+    g.set_outputs(outputs);
+    for (auto [out, param] : aliases) g.alias_output(out, param);
+    return plan;
+}
+
+}  // namespace scribe::train

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Make the training goldens of the tiny checkpoints in tests/data: 20 optimizer steps of
+PyTorch (Hugging Face transformers, float32, eager attention, one thread, dropout off) from
+the folder's weights, on batches drawn here, with two optimizers:
+
+  adamw  torch.optim.AdamW(lr 3e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.1 on the
+         weights of rank >= 2, none on biases and norm scales), transformers'
+         get_cosine_schedule_with_warmup(5 warmup steps, 20 in all),
+         torch.nn.utils.clip_grad_norm_(1.0), 2 micro-batches per step (loss / 2 each)
+  sgd    torch.optim.SGD(lr 0.1, momentum 0.9, weight decay 1e-3 on the same weights),
+         get_linear_schedule_with_warmup(2, 20), no clipping, 1 batch per step
+
+    .venv-ref/bin/python scripts/reference/make_training_golden.py [--only NAME[,NAME]]
+
+For each folder it writes training/<optimizer>/model.safetensors (every parameter after the
+20th step, float32, under the folder's own names) and training/<optimizer>/steps.json:
+
+  {"options": {...}, "batches": [[{"ids": [[...], ...], "lengths": [...]}, ...], ...],
+   "steps": [{"loss": "...", "grad_norm": "...", "lr": "..."}, ...], versions, generator}
+
+batches[s][j] is micro-batch j of step s: rows of `seq` ids drawn uniformly below vocab_size,
+each row's first `lengths[r]` real and the rest padding (the end-of-text id, attention_mask
+0, label -100). A step's loss is the mean of its micro-batches' losses, grad_norm the global
+2-norm before clipping (clip_grad_norm_'s return value), lr the rate the step used.
+The C++ tests and tests/xla/run_models.py run the same steps with Scribe and compare.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import safetensors
+import torch
+import transformers
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
+FOLDERS = ["gpt2-tiny-a", "gpt2-tiny-b", "opt-tiny", "opt-tiny-post", "gptj-tiny",
+           "llama-tiny-gqa", "llama-tiny-mqa", "mistral-tiny"]
+STEPS, ROWS, SEQ = 20, 2, 12
+RUNS = {
+    "adamw": {"optimizer": "adamw", "lr": 3e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.1,
+              "schedule": "cosine", "warmup": 5, "total": STEPS, "clip": 1.0, "accumulate": 2},
+    "sgd": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "dampening": 0.0, "nesterov": False, "weight_decay": 1e-3,
+            "schedule": "linear", "warmup": 2, "total": STEPS, "clip": 0.0, "accumulate": 1},
+}
+
+
+def draw_batches(rng, vocab, pad, accumulate):
+    out = []
+    for _ in range(STEPS):
+        micro = []
+        for _ in range(accumulate):
+            lengths = rng.integers(SEQ // 2, SEQ + 1, size=ROWS)
+            ids = rng.integers(0, vocab, size=(ROWS, SEQ))
+            for r, n in enumerate(lengths):
+                ids[r, n:] = pad
+            micro.append({"ids": ids.tolist(), "lengths": lengths.tolist()})
+        out.append(micro)
+    return out
+
+
+def run(folder: Path, name: str, o: dict) -> None:
+    golden = json.loads((folder / "golden.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    pad = golden["eos_token_id"]
+    rng = np.random.default_rng([ord(c) for c in folder.name + "/" + name])  # the same draw every time
+    batches = draw_batches(rng, config["vocab_size"], pad, o["accumulate"])
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), attn_implementation="eager",
+                                                              dtype=torch.float32)
+    model.eval()  # dropout off
+    with safe_open(str(folder / "model.safetensors"), "pt") as st:
+        names = list(st.keys())
+    params = [model.get_parameter(n) for n in names]
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for p in params} == trainable, f"{folder.name}: the checkpoint's tensors are not the model's parameters"
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    if o["optimizer"] == "adamw":
+        opt = torch.optim.AdamW(groups, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"])
+    else:
+        opt = torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"], dampening=o["dampening"],
+                              nesterov=o["nesterov"])
+    make = {"cosine": transformers.get_cosine_schedule_with_warmup,
+            "linear": transformers.get_linear_schedule_with_warmup}[o["schedule"]]
+    sched = make(opt, num_warmup_steps=o["warmup"], num_training_steps=o["total"])
+
+    steps = []
+    for micro in batches:
+        lr = opt.param_groups[0]["lr"]
+        loss_sum = 0.0
+        for b in micro:
+            ids = torch.tensor(b["ids"], dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for r, n in enumerate(b["lengths"]):
+                mask[r, :n] = 1
+            labels = ids.masked_fill(mask == 0, -100)
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            (loss / o["accumulate"]).backward()
+            loss_sum += float(loss)
+        norm = torch.nn.utils.clip_grad_norm_(params, o["clip"] if o["clip"] > 0 else float("inf"))
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        steps.append({"loss": repr(loss_sum / o["accumulate"]), "grad_norm": repr(float(norm)), "lr": repr(lr)})
+
+    out_dir = folder / "training" / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file({n: p.detach().to(torch.float32).contiguous() for n, p in zip(names, params)},
+              str(out_dir / "model.safetensors"))
+    (out_dir / "model.safetensors").chmod(0o644)
+    record = {
+        "generator": "scripts/reference/make_training_golden.py",
+        "transformers": transformers.__version__, "torch": torch.__version__,
+        "safetensors": safetensors.__version__, "numpy": np.__version__,
+        "options": o, "batches": batches, "steps": steps,
+    }
+    (out_dir / "steps.json").write_text(json.dumps(record, separators=(",", ":")) + "\n")
+    print(f"== {folder.name} {name}: loss {float(steps[0]['loss']):.4f} -> {float(steps[-1]['loss']):.4f}, "
+          f"grad norm {float(steps[0]['grad_norm']):.3f} -> {float(steps[-1]['grad_norm']):.3f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--only", metavar="NAME[,NAME]", help="only these folders: " + ", ".join(FOLDERS))
+    args = ap.parse_args()
+    names = FOLDERS
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in FOLDERS]
+        if unknown or not names:
+            ap.error(f"unknown folder name(s) {unknown}; known: {', '.join(FOLDERS)}")
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    for name in names:
+        for run_name, o in RUNS.items():
+            run(args.data / name, run_name, o)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
