@@ -23,6 +23,10 @@ each row's first `lengths[r]` real and the rest padding (the end-of-text id, att
 0, label -100). A step's loss is the mean of its micro-batches' losses, grad_norm the global
 2-norm before clipping (clip_grad_norm_'s return value), lr the rate the step used.
 The C++ tests and tests/xla/run_models.py run the same steps with Scribe and compare.
+
+Without --only it also writes tests/data/optimizers.json: 12 steps of the optimizer's other
+branches (SGD without momentum, with dampening, Nesterov; AdamW with beta1 < 0.5, a clip that
+always clips; constant schedule with warmup) on a small least-squares problem.
 """
 import argparse
 import json
@@ -124,6 +128,60 @@ def run(folder: Path, name: str, o: dict) -> None:
           f"grad norm {float(steps[0]['grad_norm']):.3f} -> {float(steps[-1]['grad_norm']):.3f}")
 
 
+# The optimizer's other branches on a small least-squares problem, 12 steps each:
+# loss = mean((x . w + b - y)^2) over a fixed batch, w [4, 3] decayed, b [3] not.
+OPTIMIZER_CASES = {
+    "sgd_plain": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.0, "dampening": 0.0, "nesterov": False,
+                  "weight_decay": 0.0, "schedule": "constant", "warmup": 0, "total": 12, "clip": 0.0},
+    "sgd_dampening": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.8, "dampening": 0.5, "nesterov": False,
+                      "weight_decay": 0.01, "schedule": "linear", "warmup": 3, "total": 12, "clip": 0.0},
+    "sgd_nesterov": {"optimizer": "sgd", "lr": 0.03, "momentum": 0.9, "dampening": 0.0, "nesterov": True,
+                     "weight_decay": 0.05, "schedule": "cosine", "warmup": 0, "total": 12, "clip": 0.5},
+    "adamw_low_beta": {"optimizer": "adamw", "lr": 0.1, "beta1": 0.3, "beta2": 0.6, "eps": 1e-6, "weight_decay": 0.2,
+                       "schedule": "constant", "warmup": 2, "total": 12, "clip": 0.0},
+    "adamw_clipped": {"optimizer": "adamw", "lr": 0.02, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
+                      "schedule": "linear", "warmup": 0, "total": 12, "clip": 0.01},
+}
+
+
+def make_optimizer_cases(data: Path) -> None:
+    rng = np.random.default_rng(20261201)
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    y = rng.standard_normal((6, 3)).astype(np.float32)
+    w0 = rng.standard_normal((4, 3)).astype(np.float32)
+    b0 = rng.standard_normal(3).astype(np.float32)
+    out = {"generator": "scripts/reference/make_training_golden.py", "torch": torch.__version__,
+           "x": x.tolist(), "y": y.tolist(), "w": w0.tolist(), "b": b0.tolist(), "cases": {}}
+    for name, o in OPTIMIZER_CASES.items():
+        w = torch.tensor(w0, requires_grad=True)
+        b = torch.tensor(b0, requires_grad=True)
+        groups = [{"params": [w], "weight_decay": o["weight_decay"]}, {"params": [b], "weight_decay": 0.0}]
+        if o["optimizer"] == "adamw":
+            opt = torch.optim.AdamW(groups, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"])
+        else:
+            opt = torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"], dampening=o["dampening"],
+                                  nesterov=o["nesterov"])
+        make = {"constant": transformers.get_constant_schedule_with_warmup,
+                "cosine": transformers.get_cosine_schedule_with_warmup,
+                "linear": transformers.get_linear_schedule_with_warmup}[o["schedule"]]
+        sched = make(opt, num_warmup_steps=o["warmup"]) if o["schedule"] == "constant" else \
+            make(opt, num_warmup_steps=o["warmup"], num_training_steps=o["total"])
+        steps = []
+        for _ in range(o["total"]):
+            lr = opt.param_groups[0]["lr"]
+            loss = ((torch.tensor(x) @ w + b - torch.tensor(y)) ** 2).mean()
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_([w, b], o["clip"] if o["clip"] > 0 else float("inf"))
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            steps.append({"loss": repr(float(loss)), "grad_norm": repr(float(norm)), "lr": repr(lr)})
+        out["cases"][name] = {"options": dict(o, accumulate=1), "steps": steps,
+                              "w": w.detach().tolist(), "b": b.detach().tolist()}
+        print(f"== optimizer case {name}: loss {float(steps[0]['loss']):.4f} -> {float(steps[-1]['loss']):.4f}")
+    (data / "optimizers.json").write_text(json.dumps(out, separators=(",", ":")) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
@@ -137,6 +195,8 @@ def main() -> int:
             ap.error(f"unknown folder name(s) {unknown}; known: {', '.join(FOLDERS)}")
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    if not args.only:
+        make_optimizer_cases(args.data)
     for name in names:
         for run_name, o in RUNS.items():
             run(args.data / name, run_name, o)

@@ -30,6 +30,10 @@ using scribe_test::data;
 
 namespace {
 
+SCRIBE_DIM(rows);
+SCRIBE_DIM(in);
+SCRIBE_DIM(out);
+
 train::update_options options_of(const nlohmann::json& o) {
     train::update_options u;
     if (o["optimizer"] == "adamw")
@@ -171,4 +175,60 @@ TEST_CASE("training: 20 AdamW and SGD steps of LLaMA and Mistral equal torch.opt
     check_both<models::llama_family>("llama-tiny-gqa");
     check_both<models::llama_family>("llama-tiny-mqa");
     check_both<models::llama_family>("mistral-tiny");
+}
+
+TEST_CASE("training: every optimizer branch equals torch.optim's on a least-squares problem") {
+    // tests/data/optimizers.json: 12 steps of SGD without momentum, with dampening,
+    // with Nesterov momentum (and clipping); AdamW with beta1 < 0.5 (torch's lerp
+    // takes its other form there) and a clip that always clips; constant, linear
+    // and cosine schedules with and without warmup. w decays, b does not.
+    std::ifstream f(data / "optimizers.json");
+    REQUIRE(f);
+    const auto j = nlohmann::json::parse(f);
+    auto flat = [](const nlohmann::json& rows) {
+        std::vector<float> v;
+        for (const auto& r : rows)
+            if (r.is_array())
+                for (const auto& x : r) v.push_back(x.get<float>());
+            else
+                v.push_back(r.get<float>());
+        return v;
+    };
+    const auto xs = flat(j["x"]), ys = flat(j["y"]), w0 = flat(j["w"]), b0 = flat(j["b"]);
+    REQUIRE(j["cases"].size() == 5);
+    for (const auto& [name, c] : j["cases"].items()) {
+        INFO(name);
+        auto o = options_of(c["options"]);
+        o.decays = [](const std::string& w) { return w == "w"; };
+        auto loss_of = [](graph& g) {
+            g.bind(rows(6), in(4), out(3));
+            auto w = g.parameter(f32[in, out], "w");
+            auto b = g.parameter(f32[out], "b");
+            auto x = g.parameter(f32[rows, in], "x");
+            auto y = g.parameter(f32[rows, out], "y");
+            auto xw = dot<in>(x, w);
+            auto err = xw + broadcast_to(b, xw) - y;
+            return (reduce_sum<rows, out>(err * err) / 18.0).id();
+        };
+        cpu::named_arrays weights;
+        weights.emplace_back("w", cpu::array::borrow(dtype::f32, {{"in", 4}, {"out", 3}}, w0.data(), w0.size() * 4));
+        weights.emplace_back("b", cpu::array::borrow(dtype::f32, {{"out", 3}}, b0.data(), b0.size() * 4));
+        runtime::trainer t(loss_of, std::move(weights), {.update = o, .threads = 1});
+        const cpu::named_arrays batch = {{"x", cpu::array::borrow(dtype::f32, {{"rows", 6}, {"in", 4}}, xs.data(), xs.size() * 4)},
+                                         {"y", cpu::array::borrow(dtype::f32, {{"rows", 6}, {"out", 3}}, ys.data(), ys.size() * 4)}};
+        for (std::size_t s = 0; s < c["steps"].size(); ++s) {
+            INFO("step " << s);
+            const auto r = t.step(batch);
+            const auto& want = c["steps"][s];
+            CHECK(r.lr == Approx(std::stod(want["lr"].get<std::string>())).epsilon(1e-12).margin(1e-15));
+            CHECK(r.loss == Approx(std::stod(want["loss"].get<std::string>())).epsilon(1e-5));
+            CHECK(r.grad_norm == Approx(std::stod(want["grad_norm"].get<std::string>())).epsilon(1e-5));
+        }
+        for (const auto& [wname, golden] : {std::pair{"w", flat(c["w"])}, std::pair{"b", flat(c["b"])}}) {
+            const auto& got = std::ranges::find_if(t.weights(), [&](const auto& e) { return e.first == wname; })->second;
+            const auto a = got.values<float>();
+            REQUIRE(a.size() == golden.size());
+            for (std::size_t k = 0; k < a.size(); ++k) CHECK(a[k] == Approx(golden[k]).epsilon(1e-5).margin(1e-6));
+        }
+    }
 }
