@@ -80,8 +80,10 @@ def make_one(folder: Path) -> None:
           f"{(out_dir / 'model.safetensors').stat().st_size} bytes")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_folders(description):
+    """--data DIR and --only NAME[,NAME] (the golden folders to make), as the golden scripts
+    take them: returns the parsed arguments and the folder names, checked."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--only", metavar="NAME[,NAME]", help="only these folders: " + ", ".join(FOLDERS))
     args = ap.parse_args()
@@ -91,6 +93,11 @@ def main() -> int:
         unknown = [n for n in names if n not in FOLDERS]
         if unknown or not names:
             ap.error(f"unknown folder name(s) {unknown}; known: {', '.join(FOLDERS)}")
+    return args, names
+
+
+def main() -> int:
+    args, names = parse_folders(__doc__.split("\n")[0])
     torch.set_num_threads(1)
     torch.manual_seed(0)
     for name in names:

@@ -28,7 +28,6 @@ Without --only it also writes tests/data/optimizers.json: 12 steps of the optimi
 branches (SGD without momentum, with dampening, Nesterov; AdamW with beta1 < 0.5, a clip that
 always clips; constant schedule with warmup) on a small least-squares problem.
 """
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -40,9 +39,9 @@ import transformers
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
-FOLDERS = ["gpt2-tiny-a", "gpt2-tiny-b", "opt-tiny", "opt-tiny-post", "gptj-tiny",
-           "llama-tiny-gqa", "llama-tiny-mqa", "mistral-tiny"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_gradient_golden import parse_folders  # noqa: E402 (the same folders and flags)
+
 STEPS, ROWS, SEQ = 20, 2, 12
 RUNS = {
     "adamw": {"optimizer": "adamw", "lr": 3e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.1,
@@ -50,6 +49,23 @@ RUNS = {
     "sgd": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "dampening": 0.0, "nesterov": False, "weight_decay": 1e-3,
             "schedule": "linear", "warmup": 2, "total": STEPS, "clip": 0.0, "accumulate": 1},
 }
+
+
+def optimizer_of(params, o):
+    """torch.optim's optimizer and transformers' schedule for the options `o`; weight decay
+    on the parameters of rank >= 2 only, as Hugging Face's Trainer groups them."""
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": o["weight_decay"]},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    if o["optimizer"] == "adamw":
+        opt = torch.optim.AdamW(groups, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"])
+    else:
+        opt = torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"], dampening=o["dampening"],
+                              nesterov=o["nesterov"])
+    if o["schedule"] == "constant":
+        return opt, transformers.get_constant_schedule_with_warmup(opt, num_warmup_steps=o["warmup"])
+    make = {"cosine": transformers.get_cosine_schedule_with_warmup,
+            "linear": transformers.get_linear_schedule_with_warmup}[o["schedule"]]
+    return opt, make(opt, num_warmup_steps=o["warmup"], num_training_steps=o["total"])
 
 
 def draw_batches(rng, vocab, pad, accumulate):
@@ -81,17 +97,7 @@ def run(folder: Path, name: str, o: dict) -> None:
     params = [model.get_parameter(n) for n in names]
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert {id(p) for p in params} == trainable, f"{folder.name}: the checkpoint's tensors are not the model's parameters"
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
-    if o["optimizer"] == "adamw":
-        opt = torch.optim.AdamW(groups, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"])
-    else:
-        opt = torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"], dampening=o["dampening"],
-                              nesterov=o["nesterov"])
-    make = {"cosine": transformers.get_cosine_schedule_with_warmup,
-            "linear": transformers.get_linear_schedule_with_warmup}[o["schedule"]]
-    sched = make(opt, num_warmup_steps=o["warmup"], num_training_steps=o["total"])
+    opt, sched = optimizer_of(params, o)
 
     steps = []
     for micro in batches:
@@ -155,17 +161,7 @@ def make_optimizer_cases(data: Path) -> None:
     for name, o in OPTIMIZER_CASES.items():
         w = torch.tensor(w0, requires_grad=True)
         b = torch.tensor(b0, requires_grad=True)
-        groups = [{"params": [w], "weight_decay": o["weight_decay"]}, {"params": [b], "weight_decay": 0.0}]
-        if o["optimizer"] == "adamw":
-            opt = torch.optim.AdamW(groups, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"])
-        else:
-            opt = torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"], dampening=o["dampening"],
-                                  nesterov=o["nesterov"])
-        make = {"constant": transformers.get_constant_schedule_with_warmup,
-                "cosine": transformers.get_cosine_schedule_with_warmup,
-                "linear": transformers.get_linear_schedule_with_warmup}[o["schedule"]]
-        sched = make(opt, num_warmup_steps=o["warmup"]) if o["schedule"] == "constant" else \
-            make(opt, num_warmup_steps=o["warmup"], num_training_steps=o["total"])
+        opt, sched = optimizer_of([w, b], o)
         steps = []
         for _ in range(o["total"]):
             lr = opt.param_groups[0]["lr"]
@@ -183,16 +179,7 @@ def make_optimizer_cases(data: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--only", metavar="NAME[,NAME]", help="only these folders: " + ", ".join(FOLDERS))
-    args = ap.parse_args()
-    names = FOLDERS
-    if args.only:
-        names = [n.strip() for n in args.only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in FOLDERS]
-        if unknown or not names:
-            ap.error(f"unknown folder name(s) {unknown}; known: {', '.join(FOLDERS)}")
+    args, names = parse_folders(__doc__.split("\n")[0])
     torch.set_num_threads(1)
     torch.manual_seed(0)
     if not args.only:
