@@ -7,7 +7,11 @@
 // GEMM peak (6 x parameters x tokens FLOPs a step, against bench/limits.hpp's
 // measured peak) at 1 and 2 threads, and the step's peak memory.
 //
-//   train_bench --model DIR [--python PY] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]
+//   train_bench --model DIR [--python PY] [--xla-python PY] [--dir DIR] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]
+//
+// With --xla-python (a Python with jax), XLA's CPU backend runs the same step
+// graph, exported as HLO to --dir, feeding its aliased outputs back each step
+// (bench/xla_train.py).
 //
 // DIR is any family's folder (decoder_bench's GPT-2 124M with random weights,
 // made by bench/make_gpt2_124m.py with PY when it is missing). Tokens are
@@ -34,6 +38,7 @@
 #include <nlohmann/json.hpp>
 #include <scribe/cpu.hpp>
 #include <scribe/models/registry.hpp>
+#include <scribe/hlo/export.hpp>
 #include <scribe/runtime/trainer.hpp>
 #include <scribe/runtime/weight_files.hpp>
 #include <scribe/train/causal_lm.hpp>
@@ -77,8 +82,8 @@ private:
 };
 
 struct options {
-    fs::path model;
-    std::string python, json_path;
+    fs::path model, dir = fs::temp_directory_path() / "train_bench";
+    std::string python, xla_python, json_path;
     std::vector<unsigned> threads{1, 2};
     std::int64_t batch = 4, seq = 256;
 };
@@ -89,8 +94,43 @@ struct result {
     std::int64_t parameters = 0;
 };
 
+// The step graph as step.hlo in o.dir, with params.json saying where each input
+// comes from (bench/xla_train.py reads them): the weights from the checkpoint, the
+// optimizer state at zero, the batch from raw files written here.
 template <class Family>
-result measure(const options& o, unsigned threads) {
+void export_step(const options& o, const graph& g, const runtime::weight_files<Family>& files, const std::vector<std::int32_t>& ids,
+                 const std::vector<std::int32_t>& lengths) {
+    fs::create_directories(o.dir);
+    (void)hlo::write(g, o.dir, "step");
+    std::ofstream(o.dir / "ids.bin", std::ios::binary).write(reinterpret_cast<const char*>(ids.data()), static_cast<std::streamsize>(ids.size() * 4));
+    std::ofstream(o.dir / "lengths.bin", std::ios::binary)
+        .write(reinterpret_cast<const char*>(lengths.data()), static_cast<std::streamsize>(lengths.size() * 4));
+    nlohmann::json params = nlohmann::json::array(), aliases = nlohmann::json::array();
+    for (auto id : g.parameters()) {
+        const auto& n = g[id];
+        std::vector<std::int64_t> extents;
+        for (const auto& d : n.dims) extents.push_back(d.extent);
+        std::string source = "zeros";
+        if (n.label == "ids" || n.label == "lengths") source = "file:" + (o.dir / (n.label + ".bin")).string();
+        for (std::size_t i = 0; i < files.specs().size(); ++i)
+            if (files.specs()[i].name == n.label) source = "weight:" + files.at(0, i).file->path().string() + ":" + files.at(0, i).name;
+        params.push_back({{"name", n.label}, {"dtype", std::string(name(n.type))}, {"shape", extents}, {"source", source}});
+    }
+    for (const auto& a : g.aliases()) aliases.push_back({{"output", a.output}, {"parameter", a.parameter_number}});
+    std::ofstream(o.dir / "params.json") << nlohmann::json{{"parameters", params}, {"aliases", aliases}}.dump() << "\n";
+}
+
+nlohmann::json run_xla(const options& o, unsigned threads) {
+    const auto cmd = o.xla_python + " " + (fs::path(SCRIBE_SOURCE_DIR) / "bench" / "xla_train.py").string() + " " + o.dir.string() +
+                     " " + std::to_string(threads);
+    std::fflush(stdout);
+    if (std::system(cmd.c_str()) != 0) throw error("train_bench: `" + cmd + "` failed");
+    std::ifstream f(o.dir / ("xla_" + std::to_string(threads) + ".json"));
+    return nlohmann::json::parse(f);
+}
+
+template <class Family>
+result measure(const options& o, unsigned threads, bool export_for_xla) {
     const auto c = models::load_config<typename Family::config>(o.model / "config.json");
     const runtime::weight_files<Family> files(o.model, c, 1, {0});
     cpu::named_arrays weights;
@@ -122,6 +162,7 @@ result measure(const options& o, unsigned threads) {
     r.seconds = bench::median_seconds(step, 10.0, 3);
     r.peak_rss = peak.stop();
     for (const auto& [_, a] : t.weights()) r.parameters += a.size();
+    if (export_for_xla) export_step(o, t.step_graph(), files, ids, lengths);
     return r;
 }
 
@@ -152,6 +193,8 @@ int main(int argc, char** argv) {
             const std::string a = argv[i], v = argv[i + 1];
             if (a == "--model") o.model = v;
             else if (a == "--python") o.python = v;
+            else if (a == "--xla-python") o.xla_python = v;
+            else if (a == "--dir") o.dir = v;
             else if (a == "--json") o.json_path = v;
             else if (a == "--threads") o.threads = parse_threads(v);
             else if (a == "--batch") o.batch = std::stoll(v);
@@ -165,6 +208,10 @@ int main(int argc, char** argv) {
                         o.python.c_str());
             o.python.clear();
         }
+        if (!o.xla_python.empty() && !fs::exists(o.xla_python)) {
+            std::printf("train_bench: no Python at %s (scripts/setup.sh installs jax there); XLA is not measured\n", o.xla_python.c_str());
+            o.xla_python.clear();
+        }
         if (!fs::exists(o.model / "model.safetensors")) {
             if (o.python.empty()) {
                 std::printf("train_bench: no checkpoint at %s and no Python to make it; skipped\n", o.model.c_str());
@@ -177,12 +224,13 @@ int main(int argc, char** argv) {
         nlohmann::json report = {{"model", o.model.string()}, {"batch", o.batch}, {"seq", o.seq}, {"rows", nlohmann::json::array()}};
         std::printf("training step (forward, backward, clipping, AdamW), batch %lld x %lld tokens, f32: %s\n",
                     static_cast<long long>(o.batch), static_cast<long long>(o.seq), o.model.c_str());
-        std::printf("%-8s %10s %10s %10s %8s %10s | %14s %14s\n", "threads", "peak GF/s", "scribe s", "pytorch s", "ratio",
-                    "% of peak", "scribe peak", "pytorch peak");
+        std::printf("%-8s %10s %10s %10s %8s %10s %8s %10s | %14s %14s %14s\n", "threads", "peak GF/s", "scribe s", "pytorch s",
+                    "vs pt", "xla s", "vs xla", "% of peak", "scribe peak", "pytorch peak", "xla peak");
         for (auto t : o.threads) {
             scribe::cpu::thread_pool pool(t);
             const double peak_gflops = bench::fma_peak_gflops(pool);
-            const auto r = models::with_family(o.model, [&]<class Family>() { return measure<Family>(o, t); });
+            const bool xla = !o.xla_python.empty();
+            const auto r = models::with_family(o.model, [&]<class Family>() { return measure<Family>(o, t, xla && t == o.threads.front()); });
             // 2 FLOPs per multiply-add: forward 2 x params x tokens, backward twice that.
             const double flops = 6.0 * static_cast<double>(r.parameters) * tokens;
             const double fraction = flops / r.seconds / (peak_gflops * 1e9);
@@ -197,10 +245,19 @@ int main(int argc, char** argv) {
                 torch_peak = p["peak_bytes"].get<std::size_t>();
                 row["pytorch"] = p;
             }
+            double xla_s = 0;
+            std::size_t xla_peak = 0;
+            if (xla) {
+                const auto p = run_xla(o, t);
+                xla_s = p["step_seconds"].get<double>();
+                xla_peak = p["peak_bytes"].get<std::size_t>();
+                row["xla"] = p;
+            }
             const double mib = 1024.0 * 1024.0;
-            std::printf("%-8u %10.0f %10.3f %10.3f %7.2fx %9.1f%% | %10.0f MiB %10.0f MiB\n", t, peak_gflops, r.seconds, torch_s,
-                        torch_s > 0 ? torch_s / r.seconds : 0.0, 100 * fraction, static_cast<double>(r.peak_rss) / mib,
-                        static_cast<double>(torch_peak) / mib);
+            std::printf("%-8u %10.0f %10.3f %10.3f %7.2fx %10.3f %7.2fx %9.1f%% | %10.0f MiB %10.0f MiB %10.0f MiB\n", t, peak_gflops,
+                        r.seconds, torch_s, torch_s > 0 ? torch_s / r.seconds : 0.0, xla_s, xla_s > 0 ? xla_s / r.seconds : 0.0,
+                        100 * fraction, static_cast<double>(r.peak_rss) / mib, static_cast<double>(torch_peak) / mib,
+                        static_cast<double>(xla_peak) / mib);
             report["rows"].push_back(row);
         }
         if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";
