@@ -157,8 +157,8 @@ result measure(const options& o, unsigned threads, bool export_for_xla) {
     rss_peak peak;  // from before the first step, as torch_train.py measures
     runtime::trainer t([&](graph& g) { return train::causal_lm_loss<Family, f32>(g, c, {.batch = o.batch, .seq = o.seq}).id(); },
                        std::move(weights), {.update = u, .threads = threads});
-    auto step = [&] { r.loss = t.step(batch).loss; };
-    step();  // warm-up: the plan made, the weights copied out of the file into the step's own buffers, the state made
+    auto step = [&] { (void)t.step(batch); };
+    r.loss = t.step(batch).loss;  // warm-up: the plan made, the weights read from the file, the state made
     r.seconds = bench::median_seconds(step, 10.0, 3);
     r.peak_rss = peak.stop();
     for (const auto& [_, a] : t.weights()) r.parameters += a.size();
@@ -253,6 +253,11 @@ int main(int argc, char** argv) {
                 xla_peak = p["peak_bytes"].get<std::size_t>();
                 row["xla"] = p;
             }
+            // Each peer's first step starts from the same weights on the same batch.
+            if (!o.python.empty() || xla)
+                std::printf("         first step's loss: scribe %.6f, pytorch %.6f, xla %.6f\n", r.loss,
+                            row.contains("pytorch") ? row["pytorch"]["loss"].get<double>() : 0.0,
+                            row.contains("xla") ? row["xla"]["loss"].get<double>() : 0.0);
             const double mib = 1024.0 * 1024.0;
             std::printf("%-8u %10.0f %10.3f %10.3f %7.2fx %10.3f %7.2fx %9.1f%% | %10.0f MiB %10.0f MiB %10.0f MiB\n", t, peak_gflops,
                         r.seconds, torch_s, torch_s > 0 ? torch_s / r.seconds : 0.0, xla_s, xla_s > 0 ? xla_s / r.seconds : 0.0,

@@ -9,7 +9,7 @@ in a safetensors file), "zeros" (the optimizer state) or "file:<path>" (raw byte
 the batch), and the aliases [{"output", "parameter"}]. The module is compiled once;
 each step feeds the aliased outputs (the updated weights and state) back as the
 next step's inputs, as a training loop does. Writes DIR/xla_THREADS.json: the
-median seconds of a step after one warm-up, the loss, the compile seconds and the
+median seconds of a step after one warm-up, the first step's loss, the compile seconds and the
 peak memory (the highest resident set size during the steps less the size before
 the first, sampled every millisecond, as torch_train.py measures it). THREADS=1
 pins the process to one core before XLA starts.
@@ -93,12 +93,11 @@ def step():
     return time.perf_counter() - t, float(np.asarray(outs[0][0]))
 
 
-_, loss = step()  # warm-up
+_, loss = step()  # warm-up; its loss is the first step's, from the checkpoint's weights
 times = []
 start = time.perf_counter()
 while len(times) < 3 or (time.perf_counter() - start < 10.0 and len(times) < 20):
-    t, loss = step()
-    times.append(t)
+    times.append(step()[0])
 done.set()
 sampler.join()
 with open(os.path.join(directory, f"xla_{threads}.json"), "w") as f:
