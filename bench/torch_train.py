@@ -18,13 +18,9 @@ Prints a JSON object (and writes it to --json FILE).
 import argparse
 import json
 import statistics
-import threading
 import time
 
-
-def rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
+from peak_rss import PeakRss
 
 
 def main():
@@ -58,28 +54,16 @@ def main():
         opt.zero_grad(set_to_none=True)
         return time.perf_counter() - t0, float(loss.detach())
 
-    base = rss_bytes()
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_bytes())
-            time.sleep(0.001)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    first, loss = step()
-    times = []
-    start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < a.budget and len(times) < 20):
-        times.append(step()[0])
-    done.set()
-    sampler.join()
+    with PeakRss() as peak:
+        first, loss = step()
+        times = []
+        start = time.perf_counter()
+        while len(times) < 3 or (time.perf_counter() - start < a.budget and len(times) < 20):
+            times.append(step()[0])
     out = {"torch": torch.__version__, "transformers": transformers.__version__, "threads": a.threads,
            "batch": a.batch, "seq": a.seq, "loss": loss, "step_seconds": statistics.median(times),
            "steps": len(times), "tokens_per_second": n / statistics.median(times),
-           "peak_bytes": peak[0] - base}
+           "peak_bytes": peak.bytes}
     text = json.dumps(out)
     print(text)
     if a.json:

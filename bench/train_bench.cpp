@@ -7,14 +7,15 @@
 // GEMM peak (6 x parameters x tokens FLOPs a step, against bench/limits.hpp's
 // measured peak) at 1 and 2 threads, and the step's peak memory.
 //
-//   train_bench --model DIR [--python PY] [--xla-python PY] [--dir DIR] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]
+//   train_bench --model DIR [--make SCRIPT] [--python PY] [--xla-python PY] [--dir DIR] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]
 //
 // With --xla-python (a Python with jax), XLA's CPU backend runs the same step
 // graph, exported as HLO to --dir, feeding its aliased outputs back each step
 // (bench/xla_train.py).
 //
-// DIR is any family's folder (decoder_bench's GPT-2 124M with random weights,
-// made by bench/make_gpt2_124m.py with PY when it is missing). Tokens are
+// DIR is any family's folder (decoder_bench's GPT-2 124M or LLaMA 124M with
+// random weights, made by the --make script in bench/ with PY when it is missing;
+// default make_gpt2_124m.py). Tokens are
 // (i * 7919 + 13) mod vocab, every position real. The step is one graph: the
 // forward pass, the loss, every gradient and the update, the weights and the
 // AdamW state donated to it; its median over a few runs after a warm-up (which
@@ -83,7 +84,7 @@ private:
 
 struct options {
     fs::path model, dir = fs::temp_directory_path() / "train_bench";
-    std::string python, xla_python, json_path;
+    std::string python, xla_python, json_path, make = "make_gpt2_124m.py";
     std::vector<unsigned> threads{1, 2};
     std::int64_t batch = 4, seq = 256;
 };
@@ -195,6 +196,7 @@ int main(int argc, char** argv) {
             else if (a == "--python") o.python = v;
             else if (a == "--xla-python") o.xla_python = v;
             else if (a == "--dir") o.dir = v;
+            else if (a == "--make") o.make = v;
             else if (a == "--json") o.json_path = v;
             else if (a == "--threads") o.threads = parse_threads(v);
             else if (a == "--batch") o.batch = std::stoll(v);
@@ -217,7 +219,7 @@ int main(int argc, char** argv) {
                 std::printf("train_bench: no checkpoint at %s and no Python to make it; skipped\n", o.model.c_str());
                 return 0;
             }
-            const auto cmd = o.python + " " + (fs::path(SCRIBE_SOURCE_DIR) / "bench" / "make_gpt2_124m.py").string() + " " + o.model.string();
+            const auto cmd = o.python + " " + (fs::path(SCRIBE_SOURCE_DIR) / "bench" / o.make).string() + " " + o.model.string();
             if (std::system(cmd.c_str()) != 0) throw error("train_bench: `" + cmd + "` failed");
         }
         const double tokens = static_cast<double>(o.batch * o.seq);

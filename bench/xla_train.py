@@ -18,7 +18,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 
 directory, threads = sys.argv[1], int(sys.argv[2])
@@ -29,11 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 import xla_shim  # noqa: E402
-
-
-def rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
+from peak_rss import PeakRss  # noqa: E402
 
 
 def safetensors_tensor(path, name, cache={}):
@@ -70,19 +65,6 @@ args = xla_shim.place(compiled, [inputs])
 del inputs
 aliases = [(a["output"], a["parameter"]) for a in manifest["aliases"]]
 
-base = rss_bytes()
-peak = [base]
-done = threading.Event()
-
-
-def sample():
-    while not done.is_set():
-        peak[0] = max(peak[0], rss_bytes())
-        time.sleep(0.001)
-
-
-sampler = threading.Thread(target=sample, daemon=True)
-sampler.start()
 
 
 def step():
@@ -93,13 +75,12 @@ def step():
     return time.perf_counter() - t, float(np.asarray(outs[0][0]))
 
 
-_, loss = step()  # warm-up; its loss is the first step's, from the checkpoint's weights
-times = []
-start = time.perf_counter()
-while len(times) < 3 or (time.perf_counter() - start < 10.0 and len(times) < 20):
-    times.append(step()[0])
-done.set()
-sampler.join()
+with PeakRss() as peak:
+    _, loss = step()  # warm-up; its loss is the first step's, from the checkpoint's weights
+    times = []
+    start = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < 10.0 and len(times) < 20):
+        times.append(step()[0])
 with open(os.path.join(directory, f"xla_{threads}.json"), "w") as f:
     json.dump({"step_seconds": statistics.median(times), "steps": len(times), "loss": loss, "compile_seconds": compile_s,
-               "peak_bytes": peak[0] - base}, f)
+               "peak_bytes": peak.bytes}, f)
