@@ -750,6 +750,8 @@ int export_hlo(const args& a) {
         else if (type == dtype::bf16) family::template build<bf16>(g, c, s);
         else family::template build<f32>(g, c, s);
     };
+    if (optimizer_given(a) && !a.flag("train"))
+        throw error("the optimizer's flags (--optimizer, --lr, ...) make a training step: add --train");
     if (a.flag("train")) {
         if (a.flag("all-logits")) throw error("--train and --all-logits do not go together (a training step returns the loss and gradients)");
         const bool update = optimizer_given(a);

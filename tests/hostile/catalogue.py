@@ -705,6 +705,16 @@ def setup_config_cases():
     cfg_case("model_type_escape", "opt", lambda c: c.update(model_type="x\u001b[31m"), ["model_type", "is not supported"])
     cfg_case("model_type_absent_is_gpt2", "gpt2", lambda c: c.pop("model_type") and None, [], rc=0)
     cfg_case("model_type_swapped", "gpt2", lambda c: c.update(model_type="opt"), ["missing field `max_position_embeddings`"])
+    # pad_token_id is the embedding's padding_idx (OPT, LLaMA, Mistral): a row of the table, negatives counted from the end.
+    for fam, vocab in (("opt", 307), ("llama", 317)):
+        pad = "field `pad_token_id` must be a token id below vocab_size %d" % vocab
+        cfg_case("pad_token_id_word", fam, lambda c: c.update(pad_token_id="one"), [pad])
+        cfg_case("pad_token_id_vocab", fam, lambda c, v=vocab: c.update(pad_token_id=v), [pad, "got %d" % vocab])
+        cfg_case("pad_token_id_below_minus_vocab", fam, lambda c, v=vocab: c.update(pad_token_id=-v - 1), [pad])
+        cfg_case("pad_token_id_2_63", fam, lambda c: c.update(pad_token_id=2**63), [pad])
+        cfg_case("pad_token_id_float", fam, lambda c: c.update(pad_token_id=1.5), [pad])
+        cfg_case("pad_token_id_minus_1_ok", fam, lambda c: c.update(pad_token_id=-1), [], rc=0)
+        cfg_case("pad_token_id_null_ok", fam, lambda c: c.update(pad_token_id=None), [], rc=0)
     cfg_case("nan_literal", "gpt2", raw_field("layer_norm_epsilon", "NaN"), ["config.json: not valid JSON"])
     cfg_case("long_string_value", "gpt2", lambda c: c.update(activation_function="x" * 100000),
              ['activation_function "xxxxxxxx', '..." is not supported'], seed=False)
@@ -1375,6 +1385,28 @@ def setup_flag_cases():
     e("memory_budget_1", ["--memory-budget", "1"], ["memory:", "would need"])
     e("memory_budget_nan", ["--memory-budget", "nan"], ['--memory-budget takes a size in bytes'])
     e("memory_budget_1e30", ["--memory-budget", "1e30"], ["--memory-budget must be between 1 byte and 8E"])
+    # The optimizer's flags (export-hlo --train --optimizer ...).
+    t = ["--train", "--buckets", "8", "--schedule", "constant"]
+    e("train_step_ok", t + ["--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--accumulate", "3"], [], rc=0)
+    e("optimizer_without_train", ["--optimizer", "adamw"], ["make a training step: add --train"])
+    e("optimizer_lamb", t + ["--optimizer", "lamb"], ['--optimizer takes adamw or sgd, not "lamb"'])
+    e("optimizer_escape", t + ["--optimizer", "x\x1b[31m"], ["--optimizer takes adamw or sgd"])
+    e("schedule_cyclic", ["--train", "--buckets", "8", "--schedule", "cyclic"], ['--schedule takes constant, linear or cosine, not "cyclic"'])
+    e("schedule_linear_no_steps", ["--train", "--buckets", "8", "--lr", "1e-3"], ["give the run's length with --steps N"])
+    for flag, v, words in [("lr", "nan", "--lr must be a number between 0 and"), ("lr", "-1", "--lr must be a number between 0 and"),
+                           ("lr", "fast", '--lr takes a number, not "fast"'), ("clip", "inf", "--clip must be a number between 0 and"),
+                           ("beta1", "1", "--beta1 must be a number between 0 and"), ("eps", "0", "--eps must be a number between"),
+                           ("weight-decay", "-0.1", "--weight-decay must be a number between 0 and"),
+                           ("warmup", "-1", "--warmup must be between 0 and 2147483647"),
+                           ("steps", "0", "--steps must be between 1 and 2147483647"),
+                           ("accumulate", "0", "--accumulate must be between 1 and"),
+                           ("accumulate", "99999999999999999999", "--accumulate must be between 1 and")]:
+        e("%s_%s" % (flag.replace("-", "_"), v.replace("-", "minus_").replace(".", "_")), t + ["--" + flag, v], [words])
+    e("warmup_past_steps", ["--train", "--buckets", "8", "--warmup", "20", "--steps", "10"], ["--warmup 20 is longer than --steps 10"])
+    e("momentum_with_adamw", t + ["--momentum", "0.9"], ["--momentum is SGD's; --optimizer is adamw"])
+    e("beta2_with_sgd", t + ["--optimizer", "sgd", "--beta2", "0.9"], ["--beta2 is AdamW's; --optimizer is sgd"])
+    e("dampening_2", t + ["--optimizer", "sgd", "--dampening", "2"], ["--dampening must be a number between 0 and 1"])
+    e("nesterov_without_momentum", t + ["--optimizer", "sgd", "--nesterov"], ["Nesterov momentum needs a momentum > 0"])
 
     def out_onto(kind):
         def setup(x):
