@@ -757,12 +757,10 @@ int export_hlo(const args& a) {
         const bool update = optimizer_given(a);
         auto o = update ? parse_update(a) : train::update_options{};
         o.decays = train::decays_matrices(family::weights(c, tp));
-        std::vector<std::pair<train::pass, std::string>> passes = {{train::pass::whole, ""}};
-        if (update && o.accumulate == 2) passes = {{train::pass::first, "_first"}, {train::pass::last, "_last"}};
-        if (update && o.accumulate > 2) passes = {{train::pass::first, "_first"}, {train::pass::middle, "_middle"}, {train::pass::last, "_last"}};
         for (auto b : buckets) {
             if (b < 2) throw error("--train needs buckets of at least 2 positions (a token predicts the next), got " + std::to_string(b));
-            for (const auto& [pass, suffix] : passes) {
+            for (const auto pass : train::passes(update ? o.accumulate : 1)) {
+                const std::string suffix = pass == train::pass::whole ? "" : std::string("_") + train::name(pass);
                 graph g("train_" + std::to_string(b) + suffix);
                 const train::batch_shape bs{.batch = batch, .seq = b, .tp = tp};
                 const auto loss = type == dtype::f16    ? train::causal_lm_loss<family, f16>(g, c, bs)
@@ -784,7 +782,7 @@ int export_hlo(const args& a) {
                     g.set_outputs(outs);
                 }
                 auto m = describe(g, hlo::write(g, out, g.name()), names);
-                m["kind"] = update ? "train_" + std::string(pass == train::pass::whole ? "step" : suffix.substr(1)) : std::string("train");
+                m["kind"] = update ? std::string("train_") + train::name(pass) : std::string("train");
                 m["bucket"] = b;
                 add(m);
                 std::printf("wrote %s\n", (out / (g.name() + ".hlo")).string().c_str());

@@ -11,6 +11,7 @@
 // its parameters are the weights (by name), the batch's inputs, and nothing else.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,13 +43,8 @@ public:
     // updated in place; borrowed ones, mmapped from a checkpoint, are read by the
     // first step, whose outputs then hold the weights).
     trainer(std::function<node_id(graph&)> loss, cpu::named_arrays weights, options o) : o_(std::move(o)) {
-        const auto k = o_.update.accumulate;
-        std::vector<train::pass> passes;
-        if (k == 1) passes = {train::pass::whole};
-        else if (k == 2) passes = {train::pass::first, train::pass::last};
-        else passes = {train::pass::first, train::pass::middle, train::pass::last};
-        for (const auto p : passes) {
-            auto g = std::make_unique<graph>(std::string("train_") + pass_name(p));
+        for (const auto p : train::passes(o_.update.accumulate)) {
+            auto g = std::make_unique<graph>(std::string("train_") + train::name(p));
             const auto l = loss(*g);
             std::vector<node_id> ids;
             for (const auto& [name, _] : weights) {
@@ -123,16 +119,6 @@ public:
     const graph& step_graph() const { return *graphs_.back(); }
 
 private:
-    static const char* pass_name(train::pass p) {
-        switch (p) {
-            case train::pass::whole: return "step";
-            case train::pass::first: return "first";
-            case train::pass::middle: return "middle";
-            case train::pass::last: return "last";
-        }
-        return "step";
-    }
-
     options o_;
     std::vector<std::unique_ptr<graph>> graphs_;
     std::vector<std::unique_ptr<cpu::executor>> runs_;

@@ -69,6 +69,23 @@ using optimizer = std::variant<sgd, adamw>;
 // Which micro-batch of an accumulated step a graph runs.
 enum class pass { whole, first, middle, last };
 
+// The passes a step of `accumulate` micro-batches runs, in order (a middle pass
+// repeats for the micro-batches between the first and the last).
+inline std::vector<pass> passes(std::int64_t accumulate) {
+    if (accumulate <= 1) return {pass::whole};
+    if (accumulate == 2) return {pass::first, pass::last};
+    return {pass::first, pass::middle, pass::last};
+}
+inline const char* name(pass p) {
+    switch (p) {
+        case pass::whole: return "step";
+        case pass::first: return "first";
+        case pass::middle: return "middle";
+        case pass::last: return "last";
+    }
+    return "step";
+}
+
 struct update_options {
     optimizer method = adamw{};
     schedule lr{};
@@ -116,9 +133,6 @@ inline void check(const update_options& o) {
 // s broadcast to x's dims (a scalar times a tensor).
 inline node_id times(graph& g, node_id x, node_id s) {
     return ir::binary(g, op::mul, x, ir::broadcast(g, s, ir::dims_of(g, x), {}));
-}
-inline node_id plus(graph& g, node_id x, node_id s) {
-    return ir::binary(g, op::add, x, ir::broadcast(g, s, ir::dims_of(g, x), {}));
 }
 
 // 1 - beta^t as -expm1(t log beta), f32.
