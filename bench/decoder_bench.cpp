@@ -235,20 +235,9 @@ void profile(const fs::path& dir, dtype type, unsigned threads, const std::vecto
     runtime::decoder<Family> lm(dir, {.type = type, .threads = threads, .buckets = {prompt_tokens}});
     const auto& c = lm.model_config();
     const auto capacity = std::min(c.n_positions, (prompt_tokens + steps + 1 + 31) / 32 * 32);
-    io::checkpoint ckpt(dir);
+    const runtime::weight_files<Family> files(dir, c, 1, {0});
     std::map<std::string, cpu::array> weights;
-    for (const auto& w : Family::weights(c)) {
-        const auto stored = ckpt.contains(w.name) ? w.name : std::string(Family::prefix) + w.name;
-        const auto& e = ckpt.entry(stored);
-        const auto bytes = ckpt.bytes(stored);
-        if (e.type == type) {
-            weights[w.name] = cpu::array::borrow(e.type, w.dims, bytes.data(), bytes.size());
-        } else {
-            auto a = cpu::array::uninitialized(type, w.dims);
-            runtime::detail::convert_floats(e.type, bytes.data(), type, a.mutable_data(), e.elements());
-            weights[w.name] = std::move(a);
-        }
-    }
+    for (auto& [name, a] : files.arrays(0, type)) weights[name] = std::move(a);
     auto caches = [&] {
         std::vector<cpu::array> v;
         for (const auto& s : Family::cache_shapes(c, 1, capacity, 1)) v.emplace_back(type, s);

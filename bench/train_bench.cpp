@@ -134,14 +134,7 @@ template <class Family>
 result measure(const options& o, unsigned threads, bool export_for_xla) {
     const auto c = models::load_config<typename Family::config>(o.model / "config.json");
     const runtime::weight_files<Family> files(o.model, c, 1, {0});
-    cpu::named_arrays weights;
-    for (std::size_t i = 0; i < files.specs().size(); ++i) {
-        const auto& s = files.specs()[i];
-        const auto& src = files.at(0, i);
-        const auto bytes = src.file->bytes(src.name);
-        if (src.file->entry(src.name).type != dtype::f32) throw error("train_bench: " + s.name + " is not stored in f32");
-        weights.emplace_back(s.name, cpu::array::borrow(dtype::f32, s.dims, bytes.data(), bytes.size()));
-    }
+    auto weights = files.arrays(0, dtype::f32);
     std::vector<std::int32_t> ids(static_cast<std::size_t>(o.batch * o.seq)), lengths(static_cast<std::size_t>(o.batch), static_cast<std::int32_t>(o.seq));
     for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>((i * 7919 + 13) % static_cast<std::size_t>(c.vocab_size));
     const cpu::named_arrays batch = {

@@ -30,10 +30,10 @@
 #include <string_view>
 
 #include <scribe/io/json.hpp>
-#include <scribe/models/gpt2_config.hpp>
-#include <scribe/models/gptj_config.hpp>
-#include <scribe/models/llama_config.hpp>
-#include <scribe/models/opt_config.hpp>
+#include <scribe/models/gpt2.hpp>
+#include <scribe/models/gptj.hpp>
+#include <scribe/models/llama.hpp>
+#include <scribe/models/opt.hpp>
 #include <scribe/parallel/weights.hpp>
 
 #include "fuzz_common.hpp"

@@ -71,11 +71,6 @@ void check_model(const std::string& model, std::int64_t tp) {
     outs.insert(outs.begin(), loss.id());
     g.set_outputs(outs);
 
-    auto part = [&](const runtime::weight_files<Family>& files, std::size_t i, int r) {
-        const auto& src = files.at(static_cast<std::size_t>(r), i);
-        const auto bytes = src.file->bytes(src.name);
-        return parallel::shard(cpu::array::borrow(dtype::f32, specs[i].dims, bytes.data(), bytes.size()), specs[i].split, tp, r);
-    };
     const shape rows_seq{{"batch", b.rows}, {"seq", b.seq}}, rows{{"batch", b.rows}};
     auto ids = cpu::array::borrow(dtype::s32, rows_seq, b.ids.data(), b.ids.size() * 4);
     auto lengths = cpu::array::borrow(dtype::s32, rows, b.lengths.data(), b.lengths.size() * 4);
@@ -85,7 +80,7 @@ void check_model(const std::string& model, std::int64_t tp) {
         auto& mine = held[static_cast<std::size_t>(r)];
         mine.reserve(specs.size());
         for (std::size_t i = 0; i < specs.size(); ++i) {
-            mine.push_back(part(weights, i, r));
+            mine.push_back(weights.array(static_cast<std::size_t>(r), i, dtype::f32));
             in[static_cast<std::size_t>(r)].push_back({specs[i].name, mine.back()});
         }
         in[static_cast<std::size_t>(r)].push_back({"ids", ids});
@@ -97,7 +92,7 @@ void check_model(const std::string& model, std::int64_t tp) {
         CHECK(mine[0].template values<float>()[0] == Approx(b.loss).epsilon(1e-5));
         for (std::size_t i = 0; i < specs.size(); ++i) {
             INFO("rank " << r << ", gradient of " << specs[i].name);
-            const auto want = part(golden, i, r);
+            const auto want = golden.array(static_cast<std::size_t>(r), i, dtype::f32);
             const auto a = mine[i + 1].template values<float>();
             const auto e = want.template values<float>();
             REQUIRE(a.size() == e.size());

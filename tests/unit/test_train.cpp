@@ -90,14 +90,8 @@ void check_run(const std::string& model, const std::string& run) {
     const runtime::weight_files<Family> weights(dir, c, 1, {0});
     const runtime::weight_files<Family> golden(golden_dir, c, 1, {0});
     const auto& specs = weights.specs();
-    auto array_of = [&](const runtime::weight_files<Family>& files, std::size_t i) {
-        const auto& src = files.at(0, i);
-        const auto bytes = src.file->bytes(src.name);
-        return cpu::array::borrow(dtype::f32, specs[i].dims, bytes.data(), bytes.size());
-    };
+    auto w = weights.arrays(0, dtype::f32);
     o.decays = train::decays_matrices(specs);  // as the reference groups them
-    cpu::named_arrays w;
-    for (std::size_t i = 0; i < specs.size(); ++i) w.emplace_back(specs[i].name, array_of(weights, i));
 
     const auto first = read_micro(j["batches"][0][0]);
     runtime::trainer t(
@@ -132,7 +126,7 @@ void check_run(const std::string& model, const std::string& run) {
     double worst_relative = 0;
     for (std::size_t i = 0; i < specs.size(); ++i) {
         INFO("weight " << specs[i].name);
-        const auto want = array_of(golden, i);
+        const auto want = golden.array(0, i, dtype::f32);
         REQUIRE(got[i].first == specs[i].name);
         const auto a = got[i].second.template values<float>();
         const auto e = want.template values<float>();

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <vector>
+#include <utility>
 
 #include <xtensor/xadapt.hpp>
 
@@ -300,6 +301,10 @@ array borrow(const E& e) {
     for (auto n : e.shape()) dims.push_back({"", static_cast<std::int64_t>(n)});
     return array::borrow(detail::dtype_of_value<T>(), std::move(dims), e.data(), e.size() * sizeof(T));
 }
+
+// Arrays by name: a graph's inputs (owned ones donated to run_donating), a
+// model's weights. {{"ids", std::move(ids)}, {"cache", std::move(cache)}}.
+using named_arrays = std::vector<std::pair<std::string, array>>;
 
 // An xtensor view of an array's elements (no copy; valid while the array lives).
 template <class T>

@@ -60,9 +60,6 @@ struct input {
     const array& value;
 };
 
-// Owned inputs by name, for run_donating: {{"ids", std::move(ids)}, {"cache", std::move(cache)}}.
-using named_arrays = std::vector<std::pair<std::string, array>>;
-
 // What the last run used: buffers it allocated and the most bytes live at once.
 // Inputs are borrowed and not counted; outputs are.
 struct run_stats {

@@ -116,4 +116,59 @@ inline std::string read_text(const std::filesystem::path& path, std::uint64_t li
     return regular_file(path, what).read_all(limit, what);
 }
 
+// A file written whole or not at all: the bytes go to a temporary file beside
+// the target (<name>.tmp-<pid>), and commit() flushes it to the disk and renames
+// it over the target, so a reader (or a run killed half-way) sees the old file or
+// the new one, never a part. Destroyed uncommitted, it removes the temporary and
+// leaves the target as it was.
+class atomic_file {
+public:
+    explicit atomic_file(std::filesystem::path target)
+        : target_(std::move(target)), temp_(target_.string() + ".tmp-" + std::to_string(::getpid())) {
+        fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd_ < 0) throw error(shown_path(target_) + ": cannot write (" + std::strerror(errno) + ")");
+    }
+    ~atomic_file() {
+        if (fd_ >= 0) ::close(fd_);
+        if (!committed_) ::unlink(temp_.c_str());
+    }
+    atomic_file(const atomic_file&) = delete;
+    atomic_file& operator=(const atomic_file&) = delete;
+
+    void write(const void* data, std::size_t n) {
+        const auto* p = static_cast<const char*>(data);
+        while (n > 0) {
+            const auto w = ::write(fd_, p, n);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) throw error(shown_path(target_) + ": write failed (" + std::strerror(errno) + ")");
+            p += w;
+            n -= static_cast<std::size_t>(w);
+        }
+    }
+    void write(std::string_view s) { write(s.data(), s.size()); }
+
+    void commit() {
+        if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+            fd_ = -1;
+            throw error(shown_path(target_) + ": write failed (" + std::strerror(errno) + ")");
+        }
+        fd_ = -1;
+        if (::rename(temp_.c_str(), target_.c_str()) != 0)
+            throw error(shown_path(target_) + ": cannot replace it (" + std::strerror(errno) + ")");
+        committed_ = true;
+    }
+
+private:
+    std::filesystem::path target_, temp_;
+    int fd_ = -1;
+    bool committed_ = false;
+};
+
+// Writes `text` to `path` atomically (atomic_file).
+inline void write_text(const std::filesystem::path& path, std::string_view text) {
+    atomic_file f(path);
+    f.write(text);
+    f.commit();
+}
+
 }  // namespace scribe::io

@@ -320,7 +320,7 @@ struct tensor_to_write {
 };
 
 // Writes a safetensors file (tensors in the order given; header padded with
-// spaces to a multiple of 8 bytes, as the reference writer does).
+// spaces to a multiple of 8 bytes, as the reference writer does), atomically.
 inline void write_safetensors(const std::filesystem::path& path, const std::vector<tensor_to_write>& tensors,
                               const std::map<std::string, std::string>& metadata = {}) {
     nlohmann::ordered_json h;
@@ -337,14 +337,13 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
     }
     auto text = h.dump();
     text.append((8 - text.size() % 8) % 8, ' ');
-    std::ofstream out(path, std::ios::binary);
-    if (!out) throw error(path.string() + ": cannot write");
+    atomic_file out(path);
     unsigned char len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(text.size()) >> (8 * i));
-    out.write(reinterpret_cast<const char*>(len), 8);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& t : tensors) out.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
-    if (!out) throw error(path.string() + ": write failed");
+    out.write(len, 8);
+    out.write(text);
+    for (const auto& t : tensors) out.write(t.bytes.data(), t.bytes.size());
+    out.commit();
 }
 
 }  // namespace scribe::io

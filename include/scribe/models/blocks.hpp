@@ -35,6 +35,7 @@ using namespace scribe::nn;
 struct attention_shape {
     std::int64_t n_head = 0, n_kv_head = 0, head_dim = 0;
     std::int64_t window = 0;  // sliding window: a query sees this many positions up to itself; 0: all
+    double dropout = 0;       // on the probabilities, in a graph with dropout (graph_shape::dropout)
 };
 
 // The inputs, the cache and the outputs of one graph. Make it after the weight
@@ -52,6 +53,10 @@ public:
         g.bind(batch(s.batch), seq(s.seq), keys(s.decode ? s.capacity : s.seq),
                heads(m_.shard("the attention heads", a.n_head)), kv_heads(kv), head_dim(a.head_dim));
         if (s.kv_cache) g.bind(cache(s.capacity));
+        if (s.dropout) {
+            if (s.kv_cache) throw error("step: dropout is for training graphs, which have no KV cache (graph_shape::kv_cache)");
+            key_.emplace(g.parameter(u32[], "dropout.key0"), g.parameter(u32[], "dropout.key1"));
+        }
         ids_ = g.parameter(s32[batch, seq], "ids");
         where_ = g.parameter(s32[batch], s.decode ? "positions" : "lengths");
         const T t{};
@@ -87,6 +92,17 @@ public:
         auto pad = eq(*ids_, broadcast_to(g_.constant(s32, static_cast<double>(*padding_idx)), *ids_));
         return X(select(broadcast_to(pad, x), stop_gradient(x), x));
     }
+    // x with dropout p in a graph with dropout (graph_shape::dropout), each call
+    // drawing its own counters; x itself elsewhere.
+    template <Tensor X>
+    X dropout(const X& x, double p) {
+        if (!drops(p)) return x;
+        auto y = nn::dropout(x, p, *key_, drawn_);
+        drawn_ += static_cast<std::uint64_t>(element_count(x.shape()));
+        return y;
+    }
+    // Whether dropout(x, p) drops anything.
+    bool drops(double p) const { return key_ && p > 0; }
     // prefill: each prompt's length; decode: each row's position.
     const tensor_of<s32[batch]>& where() const { return *where_; }
 
@@ -97,11 +113,12 @@ public:
     template <Tensor Q, Tensor K, Tensor V>
     auto attend(const Q& q, const K& k, const V& v) {
         const auto l = updated_.size();
+        auto drop = [&](const auto& probs) { return dropout(probs, a_.dropout); };
         auto over = [&](const auto& keys_of, const auto& values_of) {
             if (s_.tp > 1 && !kv_heads_split(a_.n_kv_head, s_.tp))  // replicated KV heads: pick this rank's
                 return grouped_attention(q, parallel::kv_for_rank_heads(keys_of, a_.n_head, q.extent(heads)),
-                                         parallel::kv_for_rank_heads(values_of, a_.n_head, q.extent(heads)), *mask_);
-            return grouped_attention(q, keys_of, values_of, *mask_);
+                                         parallel::kv_for_rank_heads(values_of, a_.n_head, q.extent(heads)), *mask_, drop);
+            return grouped_attention(q, keys_of, values_of, *mask_, drop);
         };
         if (!s_.kv_cache) {  // the sequence attends to itself; nothing is kept
             if (s_.decode) throw error("step: decoding needs the KV cache (graph_shape::kv_cache)");
@@ -147,6 +164,8 @@ private:
     std::optional<tensor_of<s32[batch]>> where_;
     std::optional<tensor_of<pred[batch, seq, keys]>> mask_;
     std::vector<cache_tensor> caches_, updated_;
+    std::optional<random_key> key_;  // dropout's
+    std::uint64_t drawn_ = 0;        // counters dropout has used
 };
 
 // The rotary angles of a step's positions: cos and sin [batch, seq, freq] in T.

@@ -33,6 +33,10 @@ struct graph_shape {
     bool last_only = true;      // prefill: logits of each prompt's last token only
     std::int64_t tp = 1;        // tensor-parallel degree: the graph is one rank's
     bool kv_cache = true;       // false: no cache inputs or outputs (a training step's forward pass)
+    // A training graph with the config's dropout: it takes the random key as
+    // parameters dropout.key0 and dropout.key1 (u32 scalars; a new pair each
+    // micro-batch gives new bits). Needs kv_cache = false.
+    bool dropout = false;
 };
 
 // One weight: its name in the checkpoint (without the family's optional prefix,
@@ -40,11 +44,24 @@ struct graph_shape {
 // dims the graph reads it as. Under tensor parallelism the dimension `split`
 // (empty: none, replicated) is divided over the ranks (parallel/weights.hpp cuts
 // each rank's part).
+//
+// `init` says how training from scratch fills it, as Hugging Face's
+// _init_weights does: from a normal distribution of standard deviation
+// `scale` × the config's initializer_range (the padding row of a token
+// embedding zero), or all zeros (biases), or all ones (norms' scales).
+struct weight_init {
+    enum class fill { normal, zeros, ones };
+    fill kind = fill::normal;
+    double scale = 1.0;                        // GPT-2's residual projections: 1 / sqrt(2 n_layer)
+    std::optional<std::int64_t> zero_row{};    // a token embedding's padding row
+};
+
 struct weight_spec {
     std::string name;
     std::vector<std::int64_t> stored;
     shape dims;
     std::string split{};
+    weight_init init{};
 };
 
 // What every family's config has (its own names for them are read into these).
@@ -57,6 +74,15 @@ struct decoder_config {
     // (nn.Embedding's padding_idx = pad_token_id: OPT, LLaMA, Mistral): training
     // passes it no gradient (models::step::token_rows).
     std::optional<std::int32_t> padding_idx;
+    // The standard deviation of the normal distribution training from scratch
+    // draws weights from (initializer_range; OPT's init_std).
+    double initializer_range = 0.02;
+    // Dropout probabilities in training (graph_shape::dropout), as config.json
+    // says: after the embeddings, on the attention probabilities, and on each
+    // block's output before the residual sum.
+    struct dropout_rates {
+        double embedding = 0, attention = 0, residual = 0;
+    } dropout;
 };
 
 // Reads config.json's fields, each error naming the file and the field.
@@ -149,6 +175,14 @@ public:
         c.n_layer = integer(layers);
         c.bos_token_id = token("bos_token_id", c.vocab_size);
         c.eos_token_id = token("eos_token_id", c.vocab_size);
+    }
+    // A number in [0, max] (a probability with max 1), or `fallback`.
+    double fraction(const char* key, double fallback, double max = 1.0) const {
+        if (!has(key)) return fallback;
+        const auto& v = j_[key];
+        if (!v.is_number() || !(v.get<double>() >= 0) || v.get<double>() > max)
+            fail("field `" + std::string(key) + "` must be a number from 0 to " + checked::shown(max) + ", got " + io::shown(v));
+        return v.get<double>();
     }
     // `a` must divide by `b`.
     void divides(const char* a_name, std::int64_t a, const char* b_name, std::int64_t b) const {

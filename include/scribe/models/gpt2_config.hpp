@@ -1,6 +1,6 @@
-// scribe/models/gpt2_config.hpp — GPT-2's config.json and its weight list: what a
-// checkpoint must hold, without the DSL (the loader, `scribe inspect` and the
-// config fuzzer use it; models/gpt2.hpp builds the graphs).
+// scribe/models/gpt2_config.hpp — GPT-2's config.json, checked, and what it
+// implies (tensor-parallel degrees, cache shapes), without the DSL;
+// models/gpt2.hpp declares the weights and builds the graphs.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +28,9 @@ struct config : decoder_config {
         r.model_type({"gpt2"}, "GPT-2");
         config c;
         r.common(c, {"n_positions"}, {"n_layer"});
+        c.initializer_range = r.positive("initializer_range", c.initializer_range);
+        c.dropout = {.embedding = r.fraction("embd_pdrop", 0.1), .attention = r.fraction("attn_pdrop", 0.1),
+                     .residual = r.fraction("resid_pdrop", 0.1)};
         c.n_embd = r.integer("n_embd");
         c.n_head = r.integer("n_head");
         c.n_inner = r.integer("n_inner", 4 * c.n_embd);
@@ -45,35 +48,6 @@ struct config : decoder_config {
 
     static config load(const std::filesystem::path& file) { return load_config<config>(file); }
 };
-
-// Every weight GPT-2 has, in the order the graphs create their parameters, and
-// how each is split over `degree` tensor-parallel ranks.
-inline std::vector<weight_spec> weights(const config& c, std::int64_t /*degree*/ = 1) {
-    const auto H = c.n_embd, F = c.n_inner, N = c.n_head, D = c.head_dim();
-    auto d = [](const char* n, std::int64_t e) { return dim_extent{n, e}; };
-    std::vector<weight_spec> w = {
-        {"wte.weight", {c.vocab_size, H}, {d("vocab", c.vocab_size), d("hidden", H)}, "vocab"},
-        {"wpe.weight", {c.n_positions, H}, {d("positions", c.n_positions), d("hidden", H)}},
-    };
-    for (std::int64_t l = 0; l < c.n_layer; ++l) {
-        const auto p = "h." + std::to_string(l) + ".";
-        w.push_back({p + "ln_1.weight", {H}, {d("hidden", H)}});
-        w.push_back({p + "ln_1.bias", {H}, {d("hidden", H)}});
-        w.push_back({p + "attn.c_attn.weight", {H, 3 * H}, {d("hidden", H), d("qkv", 3), d("heads", N), d("head_dim", D)}, "heads"});
-        w.push_back({p + "attn.c_attn.bias", {3 * H}, {d("qkv", 3), d("heads", N), d("head_dim", D)}, "heads"});
-        w.push_back({p + "attn.c_proj.weight", {H, H}, {d("heads", N), d("head_dim", D), d("hidden", H)}, "heads"});
-        w.push_back({p + "attn.c_proj.bias", {H}, {d("hidden", H)}});
-        w.push_back({p + "ln_2.weight", {H}, {d("hidden", H)}});
-        w.push_back({p + "ln_2.bias", {H}, {d("hidden", H)}});
-        w.push_back({p + "mlp.c_fc.weight", {H, F}, {d("hidden", H), d("ffn", F)}, "ffn"});
-        w.push_back({p + "mlp.c_fc.bias", {F}, {d("ffn", F)}, "ffn"});
-        w.push_back({p + "mlp.c_proj.weight", {F, H}, {d("ffn", F), d("hidden", H)}, "ffn"});
-        w.push_back({p + "mlp.c_proj.bias", {H}, {d("hidden", H)}});
-    }
-    w.push_back({"ln_f.weight", {H}, {d("hidden", H)}});
-    w.push_back({"ln_f.bias", {H}, {d("hidden", H)}});
-    return w;
-}
 
 // Refuses a tensor-parallel degree that does not divide the heads and the MLP's
 // width (the vocabulary is padded instead), naming both sizes.

@@ -9,19 +9,19 @@
 #include <vector>
 
 #include "blocks.hpp"
+#include "declare.hpp"
 #include "gptj_config.hpp"
 
 namespace scribe::models::gptj {
 
-template <auto Dtype>
-void build(graph& g, const config& c, const graph_shape& s) {
+// Declares every weight (models/declare.hpp) and binds the dims they use for one
+// rank of mesh m. nn.Linear weights are [out, in].
+template <DtypeTag T>
+auto declare(declaration& d, const config& c, const parallel::mesh& m) {
     using namespace nn;
-    using T = std::remove_cvref_t<decltype(Dtype)>;
-    const parallel::mesh m{.degree = s.tp};
-    g.bind(hidden(c.n_embd), heads(m.shard("n_head", c.n_head)), kv_heads(m.shard("n_head", c.n_head)),
-           head_dim(c.head_dim()), ffn(m.shard("n_inner", c.n_inner)), vocab(m.padded(c.vocab_size) / m.degree));
+    d.graph().bind(hidden(c.n_embd), heads(m.shard("n_head", c.n_head)), kv_heads(m.shard("n_head", c.n_head)),
+                   head_dim(c.head_dim()), ffn(m.shard("n_inner", c.n_inner)), vocab(m.padded(c.vocab_size) / m.degree));
     const T t{};
-    auto wte = g.parameter(t[vocab, hidden], "wte.weight");
     struct layer {
         tensor_of<T{}[hidden]> ln_g, ln_b;
         tensor_of<T{}[heads, head_dim, hidden]> wq, wk, wv;
@@ -31,44 +31,74 @@ void build(graph& g, const config& c, const graph_shape& s) {
         tensor_of<T{}[hidden, ffn]> w_out;
         tensor_of<T{}[hidden]> b_out;
     };
+    struct weights {
+        tensor_of<T{}[vocab, hidden]> wte;
+        std::vector<layer> layers;
+        tensor_of<T{}[hidden]> ln_f_g, ln_f_b;
+        tensor_of<T{}[vocab, hidden]> head_w;
+        tensor_of<T{}[vocab]> head_b;
+    };
+    auto wte = d(t[vocab, hidden], "wte.weight", {.split = "vocab"});
     std::vector<layer> layers;
     for (std::int64_t l = 0; l < c.n_layer; ++l) {
         const auto p = "h." + std::to_string(l) + ".";
-        auto ln_g = g.parameter(t[hidden], p + "ln_1.weight");
-        auto ln_b = g.parameter(t[hidden], p + "ln_1.bias");
-        auto wq = g.parameter(t[heads, head_dim, hidden], p + "attn.q_proj.weight");
-        auto wk = g.parameter(t[heads, head_dim, hidden], p + "attn.k_proj.weight");
-        auto wv = g.parameter(t[heads, head_dim, hidden], p + "attn.v_proj.weight");
-        auto wo = g.parameter(t[hidden, heads, head_dim], p + "attn.out_proj.weight");
-        auto w_in = g.parameter(t[ffn, hidden], p + "mlp.fc_in.weight");
-        auto b_in = g.parameter(t[ffn], p + "mlp.fc_in.bias");
-        auto w_out = g.parameter(t[hidden, ffn], p + "mlp.fc_out.weight");
-        auto b_out = g.parameter(t[hidden], p + "mlp.fc_out.bias");
+        auto ln_g = d(t[hidden], p + "ln_1.weight", {.init = ones});
+        auto ln_b = d(t[hidden], p + "ln_1.bias", {.init = zeros});
+        auto wq = d(t[heads, head_dim, hidden], p + "attn.q_proj.weight", {.split = "heads", .stored = {2, 1}});
+        auto wk = d(t[heads, head_dim, hidden], p + "attn.k_proj.weight", {.split = "heads", .stored = {2, 1}});
+        auto wv = d(t[heads, head_dim, hidden], p + "attn.v_proj.weight", {.split = "heads", .stored = {2, 1}});
+        auto wo = d(t[hidden, heads, head_dim], p + "attn.out_proj.weight", {.split = "heads", .stored = {1, 2}});
+        auto w_in = d(t[ffn, hidden], p + "mlp.fc_in.weight", {.split = "ffn"});
+        auto b_in = d(t[ffn], p + "mlp.fc_in.bias", {.split = "ffn", .init = zeros});
+        auto w_out = d(t[hidden, ffn], p + "mlp.fc_out.weight", {.split = "ffn"});
+        auto b_out = d(t[hidden], p + "mlp.fc_out.bias", {.init = zeros});
         layers.push_back({ln_g, ln_b, wq, wk, wv, wo, w_in, b_in, w_out, b_out});
     }
-    auto ln_f_g = g.parameter(t[hidden], "ln_f.weight");
-    auto ln_f_b = g.parameter(t[hidden], "ln_f.bias");
-    auto head_w = g.parameter(t[vocab, hidden], "lm_head.weight");
-    auto head_b = g.parameter(t[vocab], "lm_head.bias");
+    auto ln_f_g = d(t[hidden], "ln_f.weight", {.init = ones});
+    auto ln_f_b = d(t[hidden], "ln_f.bias", {.init = zeros});
+    auto head_w = d(t[vocab, hidden], "lm_head.weight", {.split = "vocab"});
+    auto head_b = d(t[vocab], "lm_head.bias", {.split = "vocab", .init = zeros});
+    return weights{wte, std::move(layers), ln_f_g, ln_f_b, head_w, head_b};
+}
 
-    step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim()});
+// Every weight, in the order the graphs create their parameters, and how each is
+// split over the ranks.
+inline std::vector<weight_spec> weights(const config& c, std::int64_t degree = 1) {
+    return list_weights(degree, [&](declaration& d, const parallel::mesh& m) { (void)declare<dtype_of<f32>>(d, c, m); });
+}
+
+template <auto Dtype>
+void build(graph& g, const config& c, const graph_shape& s) {
+    using namespace nn;
+    using T = std::remove_cvref_t<decltype(Dtype)>;
+    const parallel::mesh m{.degree = s.tp};
+    declaration d(g);
+    const auto all = declare<T>(d, c, m);
+
+    step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim(), .dropout = c.dropout.attention});
     const auto [cos_a, sin_a] = rotary_angles(st, c.rope);
-    auto x = parallel::embedding(wte, st.ids(), m);
-    for (const auto& w : layers) {
+    auto x = st.dropout(parallel::embedding(all.wte, st.ids(), m), c.dropout.embedding);
+    for (const auto& w : all.layers) {
         auto h = layer_norm<hidden>(x, w.ln_g, w.ln_b, c.layer_norm_epsilon);
         auto q = rotary(parallel::column_linear<hidden>(h, w.wq, m), cos_a, sin_a, c.rope.dims, true);
         auto k = rotary(parallel::column_linear<hidden>(h, w.wk, m), cos_a, sin_a, c.rope.dims, true);
         auto v = parallel::column_linear<hidden>(h, w.wv, m);
         auto ctx = st.attend(q, rename<heads, kv_heads>(k), rename<heads, kv_heads>(v));
         // Both branches read h (the parallel residual), and their row-parallel
-        // partial sums are added before one all-reduce instead of two.
+        // partial sums are added before one all-reduce instead of two — unless
+        // training drops elements of each branch's own output.
         auto attn = dot<heads, head_dim>(ctx, w.wo);
         auto mlp = dot<ffn>(activation(parallel::column_linear<hidden>(h, w.w_in, w.b_in, m), c.activation), w.w_out);
+        if (st.drops(c.dropout.residual)) {
+            auto a = parallel::reduce_over(attn, m), f = parallel::reduce_over(mlp, m);
+            x = (st.dropout(a, c.dropout.residual) + st.dropout(f + broadcast_to(w.b_out, f), c.dropout.residual)) + x;
+            continue;
+        }
         auto both = parallel::reduce_over(attn + mlp, m);
         x = (both + broadcast_to(w.b_out, both)) + x;
     }
-    st.finish(layer_norm<hidden>(x, ln_f_g, ln_f_b, c.layer_norm_epsilon),
-              [&](const auto& h) { return parallel::lm_head(h, head_w, head_b, c.vocab_size, m); });
+    st.finish(layer_norm<hidden>(x, all.ln_f_g, all.ln_f_b, c.layer_norm_epsilon),
+              [&](const auto& h) { return parallel::lm_head(h, all.head_w, all.head_b, c.vocab_size, m); });
 }
 
 }  // namespace scribe::models::gptj

@@ -1,5 +1,5 @@
-// scribe/models/gptj_config.hpp — GPT-J's config.json and its weight list,
-// without the DSL; models/gptj.hpp builds the graphs.
+// scribe/models/gptj_config.hpp — GPT-J's config.json and what it implies,
+// without the DSL; models/gptj.hpp declares the weights and builds the graphs.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +23,9 @@ struct config : decoder_config {
         r.model_type({"gptj"}, "GPT-J");
         config c;
         r.common(c, {"n_positions"}, {"n_layer"});
+        c.initializer_range = r.positive("initializer_range", c.initializer_range);
+        c.dropout = {.embedding = r.fraction("embd_pdrop", 0.0), .attention = r.fraction("attn_pdrop", 0.0),
+                     .residual = r.fraction("resid_pdrop", 0.0)};
         c.n_embd = r.integer("n_embd");
         c.n_head = r.integer("n_head");
         r.divides("n_embd", c.n_embd, "n_head", c.n_head);
@@ -41,31 +44,6 @@ struct config : decoder_config {
 
     static config load(const std::filesystem::path& file) { return load_config<config>(file); }
 };
-
-// Every weight, in the order the graphs create their parameters, and how each is
-// split over the ranks. nn.Linear weights are [out, in].
-inline std::vector<weight_spec> weights(const config& c, std::int64_t /*degree*/ = 1) {
-    const auto H = c.n_embd, F = c.n_inner, N = c.n_head, D = c.head_dim(), V = c.vocab_size;
-    auto d = [](const char* n, std::int64_t e) { return dim_extent{n, e}; };
-    std::vector<weight_spec> w = {{"wte.weight", {V, H}, {d("vocab", V), d("hidden", H)}, "vocab"}};
-    for (std::int64_t l = 0; l < c.n_layer; ++l) {
-        const auto p = "h." + std::to_string(l) + ".";
-        w.push_back({p + "ln_1.weight", {H}, {d("hidden", H)}});
-        w.push_back({p + "ln_1.bias", {H}, {d("hidden", H)}});
-        for (const char* x : {"q_proj", "k_proj", "v_proj"})
-            w.push_back({p + "attn." + x + ".weight", {H, H}, {d("heads", N), d("head_dim", D), d("hidden", H)}, "heads"});
-        w.push_back({p + "attn.out_proj.weight", {H, H}, {d("hidden", H), d("heads", N), d("head_dim", D)}, "heads"});
-        w.push_back({p + "mlp.fc_in.weight", {F, H}, {d("ffn", F), d("hidden", H)}, "ffn"});
-        w.push_back({p + "mlp.fc_in.bias", {F}, {d("ffn", F)}, "ffn"});
-        w.push_back({p + "mlp.fc_out.weight", {H, F}, {d("hidden", H), d("ffn", F)}, "ffn"});
-        w.push_back({p + "mlp.fc_out.bias", {H}, {d("hidden", H)}});
-    }
-    w.push_back({"ln_f.weight", {H}, {d("hidden", H)}});
-    w.push_back({"ln_f.bias", {H}, {d("hidden", H)}});
-    w.push_back({"lm_head.weight", {V, H}, {d("vocab", V), d("hidden", H)}, "vocab"});
-    w.push_back({"lm_head.bias", {V}, {d("vocab", V)}, "vocab"});
-    return w;
-}
 
 inline void check_tp(const config& c, std::int64_t degree) {
     const parallel::mesh m{.degree = degree};

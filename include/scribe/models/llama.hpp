@@ -10,20 +10,22 @@
 #include <vector>
 
 #include "blocks.hpp"
+#include "declare.hpp"
 #include "llama_config.hpp"
 
 namespace scribe::models::llama {
 
-template <auto Dtype>
-void build(graph& g, const config& c, const graph_shape& s) {
+// Declares every weight (models/declare.hpp) and binds the dims they use for one
+// rank of mesh m. Hugging Face's nn.Linear weights are [out, in]: q_proj's
+// [heads * head_dim, hidden] is read as [heads, head_dim, hidden] as it lies.
+template <DtypeTag T>
+auto declare(declaration& d, const config& c, const parallel::mesh& m) {
     using namespace nn;
-    using T = std::remove_cvref_t<decltype(Dtype)>;
-    const parallel::mesh m{.degree = s.tp};
-    g.bind(hidden(c.hidden_size), heads(m.shard("num_attention_heads", c.n_head)),
-           kv_heads(kv_heads_per_rank(c.n_kv_head, s.tp)), head_dim(c.head_dim),
-           ffn(m.shard("intermediate_size", c.intermediate_size)), vocab(m.padded(c.vocab_size) / m.degree));
+    d.graph().bind(hidden(c.hidden_size), heads(m.shard("num_attention_heads", c.n_head)),
+                   kv_heads(kv_heads_per_rank(c.n_kv_head, m.degree)), head_dim(c.head_dim),
+                   ffn(m.shard("intermediate_size", c.intermediate_size)), vocab(m.padded(c.vocab_size) / m.degree));
     const T t{};
-    auto embed = g.parameter(t[vocab, hidden], "embed_tokens.weight");
+    const std::string_view kv_split = kv_heads_split(c.n_kv_head, m.degree) ? "kv_heads" : "";  // else replicated
     struct layer {
         tensor_of<T{}[hidden]> ln1;
         tensor_of<T{}[heads, head_dim, hidden]> wq;
@@ -36,40 +38,64 @@ void build(graph& g, const config& c, const graph_shape& s) {
         tensor_of<T{}[ffn, hidden]> gate, up;
         tensor_of<T{}[hidden, ffn]> down;
     };
+    struct weights {
+        tensor_of<T{}[vocab, hidden]> embed;
+        std::vector<layer> layers;
+        tensor_of<T{}[hidden]> norm;
+        tensor_of<T{}[vocab, hidden]> lm_head;
+    };
+    auto embed = d(t[vocab, hidden], "embed_tokens.weight", {.split = "vocab", .init = {.zero_row = c.padding_idx}});
     std::vector<layer> layers;
     for (std::int64_t l = 0; l < c.n_layer; ++l) {
         const auto p = "layers." + std::to_string(l) + ".";
-        auto ln1 = g.parameter(t[hidden], p + "input_layernorm.weight");
-        auto wq = g.parameter(t[heads, head_dim, hidden], p + "self_attn.q_proj.weight");
-        auto wk = g.parameter(t[kv_heads, head_dim, hidden], p + "self_attn.k_proj.weight");
-        auto wv = g.parameter(t[kv_heads, head_dim, hidden], p + "self_attn.v_proj.weight");
-        auto wo = g.parameter(t[hidden, heads, head_dim], p + "self_attn.o_proj.weight");
+        auto ln1 = d(t[hidden], p + "input_layernorm.weight", {.init = ones});
+        auto wq = d(t[heads, head_dim, hidden], p + "self_attn.q_proj.weight", {.split = "heads", .stored = {2, 1}});
+        auto wk = d(t[kv_heads, head_dim, hidden], p + "self_attn.k_proj.weight", {.split = kv_split, .stored = {2, 1}});
+        auto wv = d(t[kv_heads, head_dim, hidden], p + "self_attn.v_proj.weight", {.split = kv_split, .stored = {2, 1}});
+        auto wo = d(t[hidden, heads, head_dim], p + "self_attn.o_proj.weight", {.split = "heads", .stored = {1, 2}});
         decltype(layer::bq) bq;
         decltype(layer::bk) bk, bv;
         decltype(layer::bo) bo;
         if (c.attention_bias) {
-            bq = g.parameter(t[heads, head_dim], p + "self_attn.q_proj.bias");
-            bk = g.parameter(t[kv_heads, head_dim], p + "self_attn.k_proj.bias");
-            bv = g.parameter(t[kv_heads, head_dim], p + "self_attn.v_proj.bias");
-            bo = g.parameter(t[hidden], p + "self_attn.o_proj.bias");
+            bq = d(t[heads, head_dim], p + "self_attn.q_proj.bias", {.split = "heads", .stored = {2}, .init = zeros});
+            bk = d(t[kv_heads, head_dim], p + "self_attn.k_proj.bias", {.split = kv_split, .stored = {2}, .init = zeros});
+            bv = d(t[kv_heads, head_dim], p + "self_attn.v_proj.bias", {.split = kv_split, .stored = {2}, .init = zeros});
+            bo = d(t[hidden], p + "self_attn.o_proj.bias", {.init = zeros});
         }
-        auto ln2 = g.parameter(t[hidden], p + "post_attention_layernorm.weight");
-        auto gate = g.parameter(t[ffn, hidden], p + "mlp.gate_proj.weight");
-        auto up = g.parameter(t[ffn, hidden], p + "mlp.up_proj.weight");
-        auto down = g.parameter(t[hidden, ffn], p + "mlp.down_proj.weight");
+        auto ln2 = d(t[hidden], p + "post_attention_layernorm.weight", {.init = ones});
+        auto gate = d(t[ffn, hidden], p + "mlp.gate_proj.weight", {.split = "ffn"});
+        auto up = d(t[ffn, hidden], p + "mlp.up_proj.weight", {.split = "ffn"});
+        auto down = d(t[hidden, ffn], p + "mlp.down_proj.weight", {.split = "ffn"});
         layers.push_back({ln1, wq, wk, wv, wo, bq, bk, bv, bo, ln2, gate, up, down});
     }
-    auto norm = g.parameter(t[hidden], "norm.weight");
-    auto lm_head = c.tie_word_embeddings ? embed : g.parameter(t[vocab, hidden], "lm_head.weight");
+    auto norm = d(t[hidden], "norm.weight", {.init = ones});
+    auto lm_head = c.tie_word_embeddings ? embed : d(t[vocab, hidden], "lm_head.weight", {.split = "vocab"});
+    return weights{embed, std::move(layers), norm, lm_head};
+}
 
-    step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_kv_head, .head_dim = c.head_dim, .window = c.sliding_window});
+// Every weight, in the order the graphs create their parameters, and how each is
+// split over `degree` ranks.
+inline std::vector<weight_spec> weights(const config& c, std::int64_t degree = 1) {
+    return list_weights(degree, [&](declaration& d, const parallel::mesh& m) { (void)declare<dtype_of<f32>>(d, c, m); });
+}
+
+template <auto Dtype>
+void build(graph& g, const config& c, const graph_shape& s) {
+    using namespace nn;
+    using T = std::remove_cvref_t<decltype(Dtype)>;
+    const parallel::mesh m{.degree = s.tp};
+    declaration d(g);
+    const auto all = declare<T>(d, c, m);
+
+    step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_kv_head, .head_dim = c.head_dim, .window = c.sliding_window,
+                                  .dropout = c.dropout.attention});
     const auto [cos_a, sin_a] = rotary_angles(st, c.rope);
     auto project = [&](const auto& h, const auto& w, const auto& b) {
         auto y = parallel::column_linear<hidden>(h, w, m);
         return b ? decltype(y)(y + broadcast_to(*b, y)) : y;
     };
-    auto x = st.token_rows(parallel::embedding(embed, st.ids(), m), c.padding_idx);
-    for (const auto& w : layers) {
+    auto x = st.token_rows(parallel::embedding(all.embed, st.ids(), m), c.padding_idx);
+    for (const auto& w : all.layers) {
         auto h = rms_norm<hidden>(x, w.ln1, c.rms_norm_eps);
         auto q = rotary(project(h, w.wq, w.bq), cos_a, sin_a, c.rope.dims, false);
         auto k = rotary(project(h, w.wk, w.bk), cos_a, sin_a, c.rope.dims, false);
@@ -79,8 +105,8 @@ void build(graph& g, const config& c, const graph_shape& s) {
         x = x + parallel::gated_mlp(rms_norm<hidden>(x, w.ln2, c.rms_norm_eps), w.gate, w.up, w.down,
                                     [](const auto& u) { return silu(u); }, m);
     }
-    st.finish(rms_norm<hidden>(x, norm, c.rms_norm_eps),
-              [&](const auto& h) { return parallel::lm_head(h, lm_head, c.vocab_size, m); });
+    st.finish(rms_norm<hidden>(x, all.norm, c.rms_norm_eps),
+              [&](const auto& h) { return parallel::lm_head(h, all.lm_head, c.vocab_size, m); });
 }
 
 }  // namespace scribe::models::llama

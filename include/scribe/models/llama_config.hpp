@@ -1,6 +1,6 @@
 // scribe/models/llama_config.hpp — LLaMA's config.json (Llama 2 and 3, and
-// Mistral, whose checkpoints name their weights alike) and its weight list,
-// without the DSL; models/llama.hpp builds the graphs.
+// Mistral, whose checkpoints name their weights alike) and what it implies,
+// without the DSL; models/llama.hpp declares the weights and builds the graphs.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +26,8 @@ struct config : decoder_config {
         config c;
         if (r.has("model_type")) c.model_type = j["model_type"].get<std::string>();
         r.common(c, {"max_position_embeddings"}, {"num_hidden_layers"});
+        c.initializer_range = r.positive("initializer_range", c.initializer_range);
+        c.dropout = {.embedding = 0.0, .attention = r.fraction("attention_dropout", 0.0), .residual = 0.0};
         c.padding_idx = r.padding_row(c.vocab_size);
         c.hidden_size = r.integer("hidden_size");
         c.intermediate_size = r.integer("intermediate_size");
@@ -52,37 +54,6 @@ struct config : decoder_config {
 
     static config load(const std::filesystem::path& file) { return load_config<config>(file); }
 };
-
-// Every weight, in the order the graphs create their parameters, and how each is
-// split over `degree` ranks. Hugging Face's nn.Linear weights are [out, in]: q_proj's
-// [heads * head_dim, hidden] is read as [heads, head_dim, hidden] as it lies.
-inline std::vector<weight_spec> weights(const config& c, std::int64_t degree = 1) {
-    const auto H = c.hidden_size, F = c.intermediate_size, N = c.n_head, K = c.n_kv_head, D = c.head_dim, V = c.vocab_size;
-    auto d = [](const char* n, std::int64_t e) { return dim_extent{n, e}; };
-    const std::string kv_split = kv_heads_split(K, degree) ? "kv_heads" : "";  // else replicated
-    std::vector<weight_spec> w = {{"embed_tokens.weight", {V, H}, {d("vocab", V), d("hidden", H)}, "vocab"}};
-    for (std::int64_t l = 0; l < c.n_layer; ++l) {
-        const auto p = "layers." + std::to_string(l) + ".";
-        w.push_back({p + "input_layernorm.weight", {H}, {d("hidden", H)}});
-        w.push_back({p + "self_attn.q_proj.weight", {N * D, H}, {d("heads", N), d("head_dim", D), d("hidden", H)}, "heads"});
-        w.push_back({p + "self_attn.k_proj.weight", {K * D, H}, {d("kv_heads", K), d("head_dim", D), d("hidden", H)}, kv_split});
-        w.push_back({p + "self_attn.v_proj.weight", {K * D, H}, {d("kv_heads", K), d("head_dim", D), d("hidden", H)}, kv_split});
-        w.push_back({p + "self_attn.o_proj.weight", {H, N * D}, {d("hidden", H), d("heads", N), d("head_dim", D)}, "heads"});
-        if (c.attention_bias) {
-            w.push_back({p + "self_attn.q_proj.bias", {N * D}, {d("heads", N), d("head_dim", D)}, "heads"});
-            w.push_back({p + "self_attn.k_proj.bias", {K * D}, {d("kv_heads", K), d("head_dim", D)}, kv_split});
-            w.push_back({p + "self_attn.v_proj.bias", {K * D}, {d("kv_heads", K), d("head_dim", D)}, kv_split});
-            w.push_back({p + "self_attn.o_proj.bias", {H}, {d("hidden", H)}});
-        }
-        w.push_back({p + "post_attention_layernorm.weight", {H}, {d("hidden", H)}});
-        w.push_back({p + "mlp.gate_proj.weight", {F, H}, {d("ffn", F), d("hidden", H)}, "ffn"});
-        w.push_back({p + "mlp.up_proj.weight", {F, H}, {d("ffn", F), d("hidden", H)}, "ffn"});
-        w.push_back({p + "mlp.down_proj.weight", {H, F}, {d("hidden", H), d("ffn", F)}, "ffn"});
-    }
-    w.push_back({"norm.weight", {H}, {d("hidden", H)}});
-    if (!c.tie_word_embeddings) w.push_back({"lm_head.weight", {V, H}, {d("vocab", V), d("hidden", H)}, "vocab"});
-    return w;
-}
 
 // The degree must divide the query heads and the MLP's width; the key/value heads
 // are split when it divides them and replicated otherwise.

@@ -11,25 +11,22 @@
 #include <vector>
 
 #include "blocks.hpp"
+#include "declare.hpp"
 #include "opt_config.hpp"
 
 namespace scribe::models::opt {
 
 SCRIBE_DIM(embed);  // the token embedding's width (word_embed_proj_dim)
 
-template <auto Dtype>
-void build(graph& g, const config& c, const graph_shape& s) {
+// Declares every weight (models/declare.hpp) and binds the dims they use for one
+// rank of mesh m. nn.Linear weights are [out, in].
+template <DtypeTag T>
+auto declare(declaration& d, const config& c, const parallel::mesh& m) {
     using namespace nn;
-    using T = std::remove_cvref_t<decltype(Dtype)>;
-    const parallel::mesh m{.degree = s.tp};
-    g.bind(hidden(c.hidden_size), embed(c.word_embed_proj_dim), heads(m.shard("num_attention_heads", c.n_head)),
-           head_dim(c.head_dim()), ffn(m.shard("ffn_dim", c.ffn_dim)), vocab(m.padded(c.vocab_size) / m.degree),
-           positions(c.n_positions + position_offset));
+    d.graph().bind(hidden(c.hidden_size), embed(c.word_embed_proj_dim), heads(m.shard("num_attention_heads", c.n_head)),
+                   head_dim(c.head_dim()), ffn(m.shard("ffn_dim", c.ffn_dim)), vocab(m.padded(c.vocab_size) / m.degree),
+                   positions(c.n_positions + position_offset));
     const T t{};
-    auto table = g.parameter(t[vocab, embed], "decoder.embed_tokens.weight");
-    auto wpe = g.parameter(t[positions, hidden], "decoder.embed_positions.weight");
-    std::optional<tensor_of<T{}[hidden, embed]>> project_in;
-    if (c.projected()) project_in = g.parameter(t[hidden, embed], "decoder.project_in.weight");
     struct layer {
         tensor_of<T{}[heads, head_dim, hidden]> wq;
         tensor_of<T{}[heads, head_dim]> bq;
@@ -44,57 +41,88 @@ void build(graph& g, const config& c, const graph_shape& s) {
         tensor_of<T{}[hidden, ffn]> fc2;
         tensor_of<T{}[hidden]> b2, ln2_g, ln2_b;
     };
+    struct weights {
+        tensor_of<T{}[vocab, embed]> table;
+        tensor_of<T{}[positions, hidden]> wpe;
+        std::optional<tensor_of<T{}[hidden, embed]>> project_in;
+        std::vector<layer> layers;
+        std::optional<tensor_of<T{}[hidden]>> ln_f_g, ln_f_b;
+        std::optional<tensor_of<T{}[embed, hidden]>> project_out;
+    };
+    auto table = d(t[vocab, embed], "decoder.embed_tokens.weight", {.split = "vocab", .init = {.zero_row = c.padding_idx}});
+    auto wpe = d(t[positions, hidden], "decoder.embed_positions.weight");
+    decltype(weights::project_in) project_in;
+    if (c.projected()) project_in = d(t[hidden, embed], "decoder.project_in.weight");
     std::vector<layer> layers;
     for (std::int64_t l = 0; l < c.n_layer; ++l) {
         const auto p = "decoder.layers." + std::to_string(l) + ".";
         auto proj = [&](const char* x) {
-            auto w = g.parameter(t[heads, head_dim, hidden], p + "self_attn." + x + ".weight");
-            return std::pair{w, g.parameter(t[heads, head_dim], p + "self_attn." + x + ".bias")};
+            auto w = d(t[heads, head_dim, hidden], p + "self_attn." + x + ".weight", {.split = "heads", .stored = {2, 1}});
+            return std::pair{w, d(t[heads, head_dim], p + "self_attn." + x + ".bias", {.split = "heads", .stored = {2}, .init = zeros})};
         };
         auto [wq, bq] = proj("q_proj");
         auto [wk, bk] = proj("k_proj");
         auto [wv, bv] = proj("v_proj");
-        auto wo = g.parameter(t[hidden, heads, head_dim], p + "self_attn.out_proj.weight");
-        auto bo = g.parameter(t[hidden], p + "self_attn.out_proj.bias");
-        auto ln1_g = g.parameter(t[hidden], p + "self_attn_layer_norm.weight");
-        auto ln1_b = g.parameter(t[hidden], p + "self_attn_layer_norm.bias");
-        auto fc1 = g.parameter(t[ffn, hidden], p + "fc1.weight");
-        auto b1 = g.parameter(t[ffn], p + "fc1.bias");
-        auto fc2 = g.parameter(t[hidden, ffn], p + "fc2.weight");
-        auto b2 = g.parameter(t[hidden], p + "fc2.bias");
-        auto ln2_g = g.parameter(t[hidden], p + "final_layer_norm.weight");
-        auto ln2_b = g.parameter(t[hidden], p + "final_layer_norm.bias");
+        auto wo = d(t[hidden, heads, head_dim], p + "self_attn.out_proj.weight", {.split = "heads", .stored = {1, 2}});
+        auto bo = d(t[hidden], p + "self_attn.out_proj.bias", {.init = zeros});
+        auto ln1_g = d(t[hidden], p + "self_attn_layer_norm.weight", {.init = ones});
+        auto ln1_b = d(t[hidden], p + "self_attn_layer_norm.bias", {.init = zeros});
+        auto fc1 = d(t[ffn, hidden], p + "fc1.weight", {.split = "ffn"});
+        auto b1 = d(t[ffn], p + "fc1.bias", {.split = "ffn", .init = zeros});
+        auto fc2 = d(t[hidden, ffn], p + "fc2.weight", {.split = "ffn"});
+        auto b2 = d(t[hidden], p + "fc2.bias", {.init = zeros});
+        auto ln2_g = d(t[hidden], p + "final_layer_norm.weight", {.init = ones});
+        auto ln2_b = d(t[hidden], p + "final_layer_norm.bias", {.init = zeros});
         layers.push_back({wq, bq, wk, bk, wv, bv, wo, bo, ln1_g, ln1_b, fc1, b1, fc2, b2, ln2_g, ln2_b});
     }
-    std::optional<tensor_of<T{}[hidden]>> ln_f_g, ln_f_b;
+    decltype(weights::ln_f_g) ln_f_g, ln_f_b;
     if (c.final_layer_norm) {
-        ln_f_g = g.parameter(t[hidden], "decoder.final_layer_norm.weight");
-        ln_f_b = g.parameter(t[hidden], "decoder.final_layer_norm.bias");
+        ln_f_g = d(t[hidden], "decoder.final_layer_norm.weight", {.init = ones});
+        ln_f_b = d(t[hidden], "decoder.final_layer_norm.bias", {.init = zeros});
     }
-    std::optional<tensor_of<T{}[embed, hidden]>> project_out;
-    if (c.projected()) project_out = g.parameter(t[embed, hidden], "decoder.project_out.weight");
+    decltype(weights::project_out) project_out;
+    if (c.projected()) project_out = d(t[embed, hidden], "decoder.project_out.weight");
+    return weights{table, wpe, project_in, std::move(layers), ln_f_g, ln_f_b, project_out};
+}
 
-    step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim()});
-    auto tokens = st.token_rows(parallel::embedding<embed>(table, st.ids(), m), c.padding_idx);
+// Every weight, in the order the graphs create their parameters, and how each is
+// split over the ranks.
+inline std::vector<weight_spec> weights(const config& c, std::int64_t degree = 1) {
+    return list_weights(degree, [&](declaration& d, const parallel::mesh& m) { (void)declare<dtype_of<f32>>(d, c, m); });
+}
+
+template <auto Dtype>
+void build(graph& g, const config& c, const graph_shape& s) {
+    using namespace nn;
+    using T = std::remove_cvref_t<decltype(Dtype)>;
+    const parallel::mesh m{.degree = s.tp};
+    declaration d(g);
+    const auto all = declare<T>(d, c, m);
+    const auto& project_in = all.project_in;
+    const auto& project_out = all.project_out;
+
+    step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim(), .dropout = c.dropout.attention});
+    auto tokens = st.token_rows(parallel::embedding<embed>(all.table, st.ids(), m), c.padding_idx);
     auto x = (project_in ? linear<embed>(tokens, *project_in) : rename<embed, hidden>(tokens)) +
-             position_embedding(wpe, st.positions() + position_offset);
+             position_embedding(all.wpe, st.positions() + position_offset);
     using X = decltype(x);
     auto norm = [&](const X& v, const auto& gamma, const auto& beta) { return X(layer_norm<hidden>(v, gamma, beta, 1e-5)); };
-    for (const auto& w : layers) {
+    for (const auto& w : all.layers) {
         auto h = c.layer_norm_before ? norm(x, w.ln1_g, w.ln1_b) : x;
         auto ctx = st.attend(parallel::column_linear<hidden>(h, w.wq, w.bq, m),
                              rename<heads, kv_heads>(parallel::column_linear<hidden>(h, w.wk, w.bk, m)),
                              rename<heads, kv_heads>(parallel::column_linear<hidden>(h, w.wv, w.bv, m)));
-        x = x + parallel::row_linear<heads, head_dim>(ctx, w.wo, w.bo, m);
+        x = x + st.dropout(parallel::row_linear<heads, head_dim>(ctx, w.wo, w.bo, m), c.dropout.residual);
         if (!c.layer_norm_before) x = norm(x, w.ln1_g, w.ln1_b);
         auto h2 = c.layer_norm_before ? norm(x, w.ln2_g, w.ln2_b) : x;
-        x = x + parallel::mlp(h2, w.fc1, w.b1, w.fc2, w.b2, [&](const auto& u) { return activation(u, c.activation); }, m);
+        x = x + st.dropout(parallel::mlp(h2, w.fc1, w.b1, w.fc2, w.b2, [&](const auto& u) { return activation(u, c.activation); }, m),
+                           c.dropout.residual);
         if (!c.layer_norm_before) x = norm(x, w.ln2_g, w.ln2_b);
     }
-    if (ln_f_g) x = norm(x, *ln_f_g, *ln_f_b);
+    if (all.ln_f_g) x = norm(x, *all.ln_f_g, *all.ln_f_b);
     st.finish(x, [&](const auto& h) {
         auto e = project_out ? linear<hidden>(h, *project_out) : rename<hidden, embed>(h);
-        return parallel::lm_head<embed>(e, table, c.vocab_size, m);
+        return parallel::lm_head<embed>(e, all.table, c.vocab_size, m);
     });
 }
 

@@ -1,5 +1,5 @@
-// scribe/models/opt_config.hpp — OPT's config.json and its weight list, without
-// the DSL; models/opt.hpp builds the graphs.
+// scribe/models/opt_config.hpp — OPT's config.json and what it implies, without
+// the DSL; models/opt.hpp declares the weights and builds the graphs.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +29,9 @@ struct config : decoder_config {
         r.model_type({"opt"}, "OPT");
         config c;
         r.common(c, {"max_position_embeddings"}, {"num_hidden_layers"});
+        c.initializer_range = r.positive("init_std", c.initializer_range);
+        c.dropout = {.embedding = 0.0, .attention = r.fraction("attention_dropout", 0.0), .residual = r.fraction("dropout", 0.1)};
+        if (r.fraction("layerdrop", 0.0) > 0) r.fail("layerdrop " + io::shown(r.raw("layerdrop")) + " is not supported (every layer runs)");
         c.padding_idx = r.padding_row(c.vocab_size);
         c.hidden_size = r.integer("hidden_size");
         c.n_head = r.integer("num_attention_heads");
@@ -47,42 +50,6 @@ struct config : decoder_config {
 
     static config load(const std::filesystem::path& file) { return load_config<config>(file); }
 };
-
-// Every weight, in the order the graphs create their parameters, and how each is
-// split over the ranks. nn.Linear weights are [out, in].
-inline std::vector<weight_spec> weights(const config& c, std::int64_t /*degree*/ = 1) {
-    const auto H = c.hidden_size, F = c.ffn_dim, N = c.n_head, D = c.head_dim(), V = c.vocab_size, P = c.word_embed_proj_dim;
-    auto d = [](const char* n, std::int64_t e) { return dim_extent{n, e}; };
-    std::vector<weight_spec> w = {
-        {"decoder.embed_tokens.weight", {V, P}, {d("vocab", V), d("embed", P)}, "vocab"},
-        {"decoder.embed_positions.weight", {c.n_positions + position_offset, H},
-         {d("positions", c.n_positions + position_offset), d("hidden", H)}},
-    };
-    if (c.projected()) w.push_back({"decoder.project_in.weight", {H, P}, {d("hidden", H), d("embed", P)}});
-    for (std::int64_t l = 0; l < c.n_layer; ++l) {
-        const auto p = "decoder.layers." + std::to_string(l) + ".";
-        for (const char* x : {"q_proj", "k_proj", "v_proj"}) {
-            w.push_back({p + "self_attn." + x + ".weight", {H, H}, {d("heads", N), d("head_dim", D), d("hidden", H)}, "heads"});
-            w.push_back({p + "self_attn." + x + ".bias", {H}, {d("heads", N), d("head_dim", D)}, "heads"});
-        }
-        w.push_back({p + "self_attn.out_proj.weight", {H, H}, {d("hidden", H), d("heads", N), d("head_dim", D)}, "heads"});
-        w.push_back({p + "self_attn.out_proj.bias", {H}, {d("hidden", H)}});
-        w.push_back({p + "self_attn_layer_norm.weight", {H}, {d("hidden", H)}});
-        w.push_back({p + "self_attn_layer_norm.bias", {H}, {d("hidden", H)}});
-        w.push_back({p + "fc1.weight", {F, H}, {d("ffn", F), d("hidden", H)}, "ffn"});
-        w.push_back({p + "fc1.bias", {F}, {d("ffn", F)}, "ffn"});
-        w.push_back({p + "fc2.weight", {H, F}, {d("hidden", H), d("ffn", F)}, "ffn"});
-        w.push_back({p + "fc2.bias", {H}, {d("hidden", H)}});
-        w.push_back({p + "final_layer_norm.weight", {H}, {d("hidden", H)}});
-        w.push_back({p + "final_layer_norm.bias", {H}, {d("hidden", H)}});
-    }
-    if (c.final_layer_norm) {
-        w.push_back({"decoder.final_layer_norm.weight", {H}, {d("hidden", H)}});
-        w.push_back({"decoder.final_layer_norm.bias", {H}, {d("hidden", H)}});
-    }
-    if (c.projected()) w.push_back({"decoder.project_out.weight", {P, H}, {d("embed", P), d("hidden", H)}});
-    return w;
-}
 
 inline void check_tp(const config& c, std::int64_t degree) {
     const parallel::mesh m{.degree = degree};

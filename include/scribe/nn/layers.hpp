@@ -8,7 +8,10 @@
 // too, as every op aligns operands by name.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <utility>
@@ -112,13 +115,34 @@ auto causal_mask(graph& g, const I& offset) {
 }
 inline auto causal_mask(graph& g) { return le(g.iota(s32[seq, keys], keys), g.iota(s32[seq, keys], seq)); }
 
+// Dropout as torch applies it in training: each element of x kept with
+// probability 1 - p and scaled by 1 / (1 - p), or zeroed. The choice is made by
+// the counter-based bits of `key` at counters [offset, offset + x's elements)
+// (ops/random.hpp): an element is kept when its u32 bits are at least p * 2^32,
+// so the CPU and XLA drop the same elements. p = 0 gives x; p = 1 zeros.
+template <Tensor X>
+X dropout(const X& x, double p, const random_key& key, std::uint64_t offset) {
+    if (!(p >= 0 && p <= 1)) throw error("dropout: the probability must be in [0, 1], got " + std::to_string(p));
+    if (p == 0) return x;
+    using T = typename X::dtype_type;
+    graph& g = x.owner();
+    const auto zero = broadcast_to(g.constant(T{}, 0.0), x);
+    if (p == 1) return X(zero);
+    const auto bits = random_bits(key, x, offset);
+    const double threshold = std::min(std::ldexp(p, 32), 4294967295.0);
+    const auto keep = ge(bits, broadcast_to(g.constant(u32, std::round(threshold)), bits));
+    return X(select(keep, x * (1.0 / (1.0 - p)), zero));
+}
+
 // Scaled dot-product attention over heads:
 //   q[..., seq, heads, head_dim], k and v [..., keys, heads, head_dim],
 //   allowed: a pred mask over a subset of the scores' dims [..., heads, seq, keys].
 // Returns [..., heads, seq, head_dim]. Masked scores become the dtype's lowest
 // value before the softmax over keys.
-template <Tensor Q, Tensor K, Tensor V, Tensor M>
-auto attention(const Q& q, const K& k, const V& v, const M& allowed) {
+// `on_probs`, when given, transforms the probabilities before they weigh the
+// values (dropout in training).
+template <Tensor Q, Tensor K, Tensor V, Tensor M, class P = std::identity>
+auto attention(const Q& q, const K& k, const V& v, const M& allowed, P on_probs = {}) {
     using T = typename Q::dtype_type;
     graph& g = q.owner();
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.extent(head_dim)));
@@ -127,23 +151,23 @@ auto attention(const Q& q, const K& k, const V& v, const M& allowed) {
     auto scores = dot<head_dim, batched_of<Batch>>(q, k) * scale;
     auto floor = broadcast_to(g.constant(T{}, lowest(T::id)), scores);
     auto probs = softmax<keys>(select(broadcast_to(allowed, scores), scores, floor));
-    return dot<keys, batched_of<Batch>>(probs, v);
+    return dot<keys, batched_of<Batch>>(decltype(probs)(on_probs(probs)), v);
 }
 
 // Attention with grouped query heads: q[batch, seq, heads, head_dim] and k, v
 // [batch, keys, kv_heads, head_dim], each key/value head serving heads / kv_heads
 // consecutive query heads (multi-query: one; multi-head: kv_heads = heads).
 // Returns [batch, seq, heads, head_dim].
-template <Tensor Q, Tensor K, Tensor V, Tensor M>
-auto grouped_attention(const Q& q, const K& k, const V& v, const M& allowed) {
+template <Tensor Q, Tensor K, Tensor V, Tensor M, class P = std::identity>
+auto grouped_attention(const Q& q, const K& k, const V& v, const M& allowed, P on_probs = {}) {
     if (q.extent(heads) == k.extent(kv_heads))
         return transpose<batch, seq, heads, head_dim>(
-            attention(q, rename<kv_heads, heads>(k), rename<kv_heads, heads>(v), allowed));
+            attention(q, rename<kv_heads, heads>(k), rename<kv_heads, heads>(v), allowed, on_probs));
     if (q.extent(heads) % k.extent(kv_heads))
         throw error("grouped attention: " + std::to_string(q.extent(heads)) + " query heads do not group over " +
                     std::to_string(k.extent(kv_heads)) + " key/value heads");
     q.owner().bind(group(q.extent(heads) / k.extent(kv_heads)));
-    auto ctx = attention(split<heads, kv_heads, group>(q), k, v, allowed);
+    auto ctx = attention(split<heads, kv_heads, group>(q), k, v, allowed, on_probs);
     return transpose<batch, seq, heads, head_dim>(merge<kv_heads, group, heads>(ctx));
 }
 

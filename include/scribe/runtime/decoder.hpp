@@ -97,13 +97,6 @@ struct generation {
 
 namespace detail {
 
-// Converts `n` elements of type `from` at `src` to `to` at `dst` (floats only).
-inline void convert_floats(dtype from, const unsigned char* src, dtype to, unsigned char* dst, std::int64_t n) {
-    const auto fs = info(from).bytes, ts = info(to).bytes;
-    for (std::int64_t i = 0; i < n; ++i)
-        store_as(to, load_as_double(from, src + static_cast<std::size_t>(i) * fs), dst + static_cast<std::size_t>(i) * ts);
-}
-
 // The machine's memory in bytes (0 when unknown).
 inline std::uint64_t physical_memory() {
     const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
@@ -431,34 +424,15 @@ private:
         const auto& files = *files_;
         presharded_ = files.presharded();
         check_budget(0, 0);
-        const auto& specs = files.specs();
-        const auto total = files.bytes_to_read();
-        std::size_t done = 0;
         for (std::size_t k = 0; k < ranks_.size(); ++k) {
-            for (std::size_t i = 0; i < specs.size(); ++i) {
-                const auto& s = specs[i];
-                const auto& src = files.at(k, i);
-                const auto type = src.file->entry(src.name).type;
-                const auto bytes = src.file->bytes(src.name);
-                // This rank's part, in the stored dtype: borrowed in place where it can be.
-                auto part = presharded_ ? cpu::array::borrow(type, parallel::shard_shape(s.dims, s.split, opt_.tp), bytes.data(), bytes.size())
-                                        : parallel::shard(cpu::array::borrow(type, s.dims, bytes.data(), bytes.size()), s.split, opt_.tp,
-                                                          ranks_[k].rank);
-                auto& slot = ranks_[k].weights[s.name];
-                if (type == opt_.type) {
-                    slot = std::move(part);
-                } else {  // converted once, here
-                    auto a = cpu::array::uninitialized(opt_.type, part.dims());
-                    detail::convert_floats(type, part.data(), opt_.type, a.mutable_data(), part.size());
-                    converted_bytes_ += a.bytes();
-                    slot = std::move(a);
-                }
-                weight_bytes_ += slot.bytes();
-                done += presharded_ ? bytes.size() : bytes.size() / static_cast<std::size_t>(opt_.tp);
-                if (opt_.progress) opt_.progress(std::min(done, total), total);
+            auto arrays = files.arrays(k, opt_.type, opt_.progress);
+            for (std::size_t i = 0; i < arrays.size(); ++i) {
+                auto& [name, a] = arrays[i];
+                if (files.stored_type(k, i) != opt_.type) converted_bytes_ += a.bytes();  // converted once, there
+                weight_bytes_ += a.bytes();
+                ranks_[k].weights[name] = std::move(a);
             }
         }
-        if (opt_.progress && done < total) opt_.progress(total, total);
     }
 
     void bind_weights(step_graph& s, std::size_t k) {

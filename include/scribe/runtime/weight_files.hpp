@@ -18,10 +18,12 @@
 #include <algorithm>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "../cpu/array.hpp"
 #include "../io/safetensors.hpp"
 #include "../models/common.hpp"
 #include "../parallel/weights.hpp"
@@ -34,6 +36,13 @@ inline std::filesystem::path rank_file(const std::filesystem::path& dir, std::in
 }
 
 namespace detail {
+
+// Converts `n` elements of type `from` at `src` to `to` at `dst` (floats only).
+inline void convert_floats(dtype from, const unsigned char* src, dtype to, unsigned char* dst, std::int64_t n) {
+    const auto fs = info(from).bytes, ts = info(to).bytes;
+    for (std::int64_t i = 0; i < n; ++i)
+        store_as(to, load_as_double(from, src + static_cast<std::size_t>(i) * fs), dst + static_cast<std::size_t>(i) * ts);
+}
 
 inline std::string shape_text(const std::vector<std::int64_t>& s) {
     std::string out = "[";
@@ -72,7 +81,7 @@ public:
 
     // Checks the folder's weights for the `ranks` (of `degree`) this process runs.
     weight_files(const std::filesystem::path& dir, const config& c, std::int64_t degree, const std::vector<int>& ranks)
-        : dir_(dir), degree_(degree) {
+        : dir_(dir), degree_(degree), ranks_(ranks) {
         std::error_code ec;
         const bool whole = std::filesystem::exists(dir / "model.safetensors", ec) ||
                            std::filesystem::is_symlink(dir / "model.safetensors", ec) ||
@@ -110,6 +119,38 @@ public:
     const std::vector<models::weight_spec>& specs() const { return specs_; }
     // Where weight i of local rank k is.
     const source& at(std::size_t k, std::size_t i) const { return found_[k][i]; }
+    // The dtype weight i of local rank k is stored in.
+    dtype stored_type(std::size_t k, std::size_t i) const { return found_[k][i].file->entry(found_[k][i].name).type; }
+    // Weight i of local rank k in dtype `type`: the rank's part, borrowed from the
+    // mmapped file where it is stored in `type` and cut without a copy (a view
+    // valid while this object lives), else a new array converted once here.
+    cpu::array array(std::size_t k, std::size_t i, dtype type) const {
+        const auto& s = specs_[i];
+        const auto& src = found_[k][i];
+        const auto stored = stored_type(k, i);
+        const auto bytes = src.file->bytes(src.name);
+        auto part = presharded_ ? cpu::array::borrow(stored, parallel::shard_shape(s.dims, s.split, degree_), bytes.data(), bytes.size())
+                                : parallel::shard(cpu::array::borrow(stored, s.dims, bytes.data(), bytes.size()), s.split, degree_,
+                                                  ranks_[k]);
+        if (stored == type) return part;
+        auto a = cpu::array::uninitialized(type, part.dims());
+        detail::convert_floats(stored, part.data(), type, a.mutable_data(), part.size());
+        return a;
+    }
+    // Every weight of local rank k by name, in the family's order, in `type`.
+    // `progress(done, total)` is told the bytes read so far of bytes_to_read().
+    cpu::named_arrays arrays(std::size_t k, dtype type, const std::function<void(std::size_t, std::size_t)>& progress = {}) const {
+        cpu::named_arrays out;
+        const auto total = progress ? bytes_to_read() : 0;
+        for (std::size_t i = 0; i < specs_.size(); ++i) {
+            out.emplace_back(specs_[i].name, array(k, i, type));
+            if (!progress) continue;
+            progress_ += found_[k][i].file->bytes(found_[k][i].name).size() / (presharded_ ? 1 : static_cast<std::size_t>(degree_));
+            progress(std::min(progress_, total), total);
+        }
+        return out;
+    }
+
     // Bytes read from the files to load the local ranks' weights.
     std::size_t bytes_to_read() const {
         std::size_t total = 0;
@@ -219,6 +260,8 @@ private:
 
     std::filesystem::path dir_;
     std::int64_t degree_;
+    std::vector<int> ranks_;
+    mutable std::size_t progress_ = 0;  // bytes arrays() has reported read, over all local ranks
     bool presharded_ = false;
     std::optional<io::checkpoint> full_;   // the unsharded checkpoint, mmapped
     std::deque<io::safetensors> files_;    // or the local ranks' pre-sharded files
