@@ -26,7 +26,8 @@ The C++ tests and tests/xla/run_models.py run the same steps with Scribe and com
 
 Without --only it also writes tests/data/optimizers.json: 12 steps of the optimizer's other
 branches (SGD without momentum, with dampening, Nesterov; AdamW with beta1 < 0.5, a clip that
-always clips; constant schedule with warmup) on a small least-squares problem.
+always clips; constant schedule with warmup; cosine with a least rate, min_lr) on a small
+least-squares problem.
 """
 import json
 import sys
@@ -63,6 +64,9 @@ def optimizer_of(params, o):
                               nesterov=o["nesterov"])
     if o["schedule"] == "constant":
         return opt, transformers.get_constant_schedule_with_warmup(opt, num_warmup_steps=o["warmup"])
+    if o.get("min_lr", 0) > 0:
+        return opt, transformers.get_cosine_with_min_lr_schedule_with_warmup(
+            opt, num_warmup_steps=o["warmup"], num_training_steps=o["total"], min_lr=o["min_lr"])
     make = {"cosine": transformers.get_cosine_schedule_with_warmup,
             "linear": transformers.get_linear_schedule_with_warmup}[o["schedule"]]
     return opt, make(opt, num_warmup_steps=o["warmup"], num_training_steps=o["total"])
@@ -147,6 +151,9 @@ OPTIMIZER_CASES = {
                        "schedule": "constant", "warmup": 2, "total": 12, "clip": 0.0},
     "adamw_clipped": {"optimizer": "adamw", "lr": 0.02, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
                       "schedule": "linear", "warmup": 0, "total": 12, "clip": 0.01},
+    "adamw_cosine_min_lr": {"optimizer": "adamw", "lr": 0.02, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8,
+                            "weight_decay": 0.1, "schedule": "cosine", "warmup": 2, "total": 12, "clip": 1.0,
+                            "min_lr": 0.004},
 }
 
 

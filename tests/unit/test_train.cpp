@@ -43,7 +43,8 @@ train::update_options options_of(const nlohmann::json& o) {
         u.method = train::sgd{.momentum = o["momentum"].get<double>(), .dampening = o["dampening"].get<double>(),
                               .weight_decay = o["weight_decay"].get<double>(), .nesterov = o["nesterov"].get<bool>()};
     u.lr = {.kind = train::schedule::parse(o["schedule"].get<std::string>()), .lr = o["lr"].get<double>(),
-            .warmup = o["warmup"].get<std::int64_t>(), .total = o["total"].get<std::int64_t>()};
+            .warmup = o["warmup"].get<std::int64_t>(), .total = o["total"].get<std::int64_t>(),
+            .min_lr = o.value("min_lr", 0.0)};
     u.clip = o["clip"].get<double>();
     u.accumulate = o["accumulate"].get<std::int64_t>();
     return u;
@@ -175,7 +176,8 @@ TEST_CASE("training: every optimizer branch equals torch.optim's on a least-squa
     // tests/data/optimizers.json: 12 steps of SGD without momentum, with dampening,
     // with Nesterov momentum (and clipping); AdamW with beta1 < 0.5 (torch's lerp
     // takes its other form there) and a clip that always clips; constant, linear
-    // and cosine schedules with and without warmup. w decays, b does not.
+    // and cosine schedules with and without warmup, and a cosine to a least rate
+    // (transformers' cosine_with_min_lr). w decays, b does not.
     std::ifstream f(data / "optimizers.json");
     REQUIRE(f);
     const auto j = nlohmann::json::parse(f);
@@ -189,7 +191,7 @@ TEST_CASE("training: every optimizer branch equals torch.optim's on a least-squa
         return v;
     };
     const auto xs = flat(j["x"]), ys = flat(j["y"]), w0 = flat(j["w"]), b0 = flat(j["b"]);
-    REQUIRE(j["cases"].size() == 5);
+    REQUIRE(j["cases"].size() == 6);
     for (const auto& [name, c] : j["cases"].items()) {
         INFO(name);
         auto o = options_of(c["options"]);

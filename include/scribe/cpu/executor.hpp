@@ -103,6 +103,37 @@ public:
     std::string fusion_report() const { return fusion_.report(g_); }
     const run_stats& stats() const { return stats_; }
 
+    // The most bytes of intermediate values one run of one replica holds at once,
+    // planned from the graph before anything runs, as a run counts them in
+    // stats().peak_bytes: each value from the node that makes it to its last
+    // reader, views and in-place updates free, the values kept between runs
+    // (computed once from no parameter) throughout. The inputs are not counted.
+    std::size_t planned_peak_bytes() const {
+        const auto& nodes = g_.nodes();
+        std::vector<std::size_t> held(nodes.size(), 0);
+        std::size_t live = 0, peak = 0;
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            const auto& n = nodes[i];
+            const auto root = fusion_.group_of[i];
+            if ((root >= 0 && static_cast<std::size_t>(root) != i) || fusion_.inlined[i] || n.kind == op::parameter) continue;
+            const auto bytes = static_cast<std::size_t>(element_count(n.dims)) * static_cast<std::size_t>(info(n.type).bytes);
+            if (relabels(n) || (n.kind == op::dynamic_update_slice && last_reader_[i])) {
+                if (last_reader_[i]) std::swap(held[i], held[static_cast<std::size_t>(n.operands[0])]);  // takes its buffer over
+            } else {
+                held[i] = bytes;
+                live += bytes;
+            }
+            peak = std::max(peak, live);
+            for (auto o : consumed_at_[i]) {
+                const auto k = static_cast<std::size_t>(o);
+                if (keep_[k]) continue;  // kept for the next runs
+                live -= held[k];
+                held[k] = 0;
+            }
+        }
+        return peak;
+    }
+
     // Binds parameter `number` to a value the executor keeps, typically a weight:
     // run() then takes only the unbound parameters, still in parameter order. The
     // value is borrowed as given (an mmapped weight stays where it is); a matrix

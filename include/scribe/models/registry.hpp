@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "gpt2.hpp"
 #include "gptj.hpp"
@@ -17,25 +18,35 @@ namespace scribe::models {
 // The model types the families read, as config.json names them.
 inline constexpr const char* supported_types = "gpt2, gptj, opt, llama, mistral";
 
-// config.json's model_type ("gpt2" where it has none), or a clear error.
+// Calls f.template operator()<Family>() with the family of model_type `type`;
+// `source` names the config in the error for an unknown type.
+template <class F>
+decltype(auto) with_family_type(const std::string& type, const std::string& source, F&& f) {
+    if (type == "gpt2") return f.template operator()<gpt2_family>();
+    if (type == "gptj") return f.template operator()<gptj_family>();
+    if (type == "opt") return f.template operator()<opt_family>();
+    if (type == "llama" || type == "mistral") return f.template operator()<llama_family>();
+    throw error(source + ": model_type \"" + io::printable(type) + "\" is not supported (" + supported_types + ")");
+}
+
+// The model_type of a config object ("gpt2" where it has none), or a clear error.
+inline std::string model_type(const nlohmann::json& j, const std::string& source) {
+    if (!j.is_object()) throw error(source + ": not a JSON object");
+    if (!j.contains("model_type")) return "gpt2";
+    if (!j["model_type"].is_string()) throw error(source + ": model_type must be a string, got " + io::shown(j["model_type"]));
+    return j["model_type"].get<std::string>();
+}
+
+// The same of a folder's config.json.
 inline std::string model_type(const std::filesystem::path& dir) {
     const auto file = dir / "config.json";
-    const auto j = read_config_json(file);
-    if (!j.is_object()) throw error(file.string() + ": not a JSON object");
-    if (!j.contains("model_type")) return "gpt2";
-    if (!j["model_type"].is_string()) throw error(file.string() + ": model_type must be a string, got " + io::shown(j["model_type"]));
-    return j["model_type"].get<std::string>();
+    return model_type(read_config_json(file), file.string());
 }
 
 // Calls f.template operator()<Family>() with the family of the folder's model.
 template <class F>
 decltype(auto) with_family(const std::filesystem::path& dir, F&& f) {
-    const auto type = model_type(dir);
-    if (type == "gpt2") return f.template operator()<gpt2_family>();
-    if (type == "gptj") return f.template operator()<gptj_family>();
-    if (type == "opt") return f.template operator()<opt_family>();
-    if (type == "llama" || type == "mistral") return f.template operator()<llama_family>();
-    throw error((dir / "config.json").string() + ": model_type \"" + io::printable(type) + "\" is not supported (" + supported_types + ")");
+    return with_family_type(model_type(dir), (dir / "config.json").string(), std::forward<F>(f));
 }
 
 }  // namespace scribe::models

@@ -115,6 +115,13 @@ public:
         }
     }
     const train::update_plan& plan() const { return plan_; }
+    // The most bytes of intermediate values one of the step's graphs holds at
+    // once, planned before any runs (cpu::executor::planned_peak_bytes).
+    std::size_t planned_peak_bytes() const {
+        std::size_t most = 0;
+        for (const auto& r : runs_) most = std::max(most, r->planned_peak_bytes());
+        return most;
+    }
     // The graph of the last (or only) pass: the whole step's update.
     const graph& step_graph() const { return *graphs_.back(); }
 

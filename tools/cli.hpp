@@ -1,0 +1,279 @@
+// tools/cli.hpp — what the `scribe` program's commands share: the parsed command
+// line (flags checked, each error naming the flag, the value and what it takes),
+// sizes, lists, dtypes, the optimizer's flags (export-hlo --train and train),
+// and the folders commands read and write.
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <scribe/core/checked.hpp>
+#include <scribe/io/file.hpp>
+#include <scribe/train/optimizer.hpp>
+
+#ifndef SCRIBE_DEFAULT_MODEL
+#define SCRIBE_DEFAULT_MODEL "models/demo-gpt2"
+#endif
+
+namespace scribe::cli {
+
+namespace fs = std::filesystem;
+
+// The optimizer's flags, which export-hlo --train and train share; the defaults are
+// Hugging Face Trainer's.
+inline const char* usage_optimizer = R"(
+optimizer (defaults as Hugging Face's Trainer):
+  --optimizer NAME       adamw or sgd (default adamw)
+  --lr X                 peak learning rate (default 5e-5)
+  --schedule NAME        constant, linear or cosine decay to 0 at the last step,
+                         after the warmup (default linear)
+  --warmup N             steps of linear warmup from 0 (default 0)
+  --min-lr X             where the cosine schedule ends instead of 0 (transformers'
+                         cosine_with_min_lr; default 0)
+  --steps N              steps of the whole run (linear and cosine need it)
+  --weight-decay X       decoupled (AdamW) or L2 (SGD) decay of the weights the
+                         checkpoint stores as matrices (not biases or norms; default 0)
+  --clip X               clip the global gradient norm to X; 0: no clipping (default 1)
+  --accumulate K         micro-batches per step (default 1)
+  --beta1 X, --beta2 X   AdamW's moment decay rates (default 0.9, 0.999)
+  --eps X                AdamW's epsilon (default 1e-8)
+  --momentum X           SGD's momentum (default 0)
+  --dampening X          SGD's dampening (default 0)
+  --nesterov             SGD with Nesterov momentum
+)";
+
+inline const std::vector<std::string> optimizer_values = {"optimizer", "lr", "schedule", "warmup", "min-lr", "steps", "weight-decay", "clip",
+                                                   "accumulate", "beta1", "beta2", "eps", "momentum", "dampening"};
+
+// Ranges of the numeric flags (bounds well past any real use, so that no value
+// wraps, overflows or asks for an impossible resource).
+inline constexpr std::int64_t max_threads = 1024, max_tp = 1024, max_count = 0x7fffffff;
+
+struct args {
+    std::string command;
+    fs::path model = SCRIBE_DEFAULT_MODEL;
+    std::vector<std::string> prompts;
+    std::map<std::string, std::string> values;
+    std::vector<std::string> flags;
+    std::vector<std::string> data;  // --data FILE...: every file named, in order
+    bool model_given = false;
+
+    bool flag(const std::string& f) const { return std::find(flags.begin(), flags.end(), f) != flags.end(); }
+    std::optional<std::string> value(const std::string& k) const {
+        const auto it = values.find(k);
+        return it == values.end() ? std::nullopt : std::optional<std::string>(it->second);
+    }
+    // The flag's integer in [lo, hi]; out of range or not an integer is an error
+    // that names the flag, the value and the range.
+    std::int64_t integer(const std::string& k, std::int64_t fallback, std::int64_t lo, std::int64_t hi) const {
+        const auto v = value(k);
+        if (!v) return fallback;
+        std::size_t used = 0;
+        std::int64_t x = 0;
+        bool range = false;
+        try {
+            x = std::stoll(*v, &used);
+        } catch (const std::out_of_range&) {
+            range = true;
+        } catch (...) {
+            used = 0;
+        }
+        if (!range && (used != v->size() || v->empty() || std::isspace(static_cast<unsigned char>(v->front()))))
+            throw error("--" + k + " takes an integer, not \"" + io::printable(*v) + "\"");
+        if (range || x < lo || x > hi)
+            throw error("--" + k + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", not " + io::printable(*v));
+        return x;
+    }
+    // The flag's finite number in [lo, hi].
+    double number(const std::string& k, double fallback, double lo, double hi) const {
+        const auto v = value(k);
+        if (!v) return fallback;
+        std::size_t used = 0;
+        double x = 0;
+        try {
+            x = std::stod(*v, &used);
+        } catch (...) {
+            used = 0;
+        }
+        if (used != v->size() || v->empty() || std::isspace(static_cast<unsigned char>(v->front())))
+            throw error("--" + k + " takes a number, not \"" + io::printable(*v) + "\"");
+        if (!std::isfinite(x) || x < lo || x > hi)
+            throw error("--" + k + " must be a number between " + checked::shown(lo) + " and " + checked::shown(hi) + ", not " + io::printable(*v));
+        return x;
+    }
+};
+
+inline args parse(int argc, char** argv, const std::vector<std::string>& with_value, const std::vector<std::string>& flags) {
+    args a;
+    a.command = argv[1];
+    bool model_set = false;
+    for (int i = 2; i < argc; ++i) {
+        const std::string s = argv[i];
+        if (s.rfind("--", 0) == 0) {
+            const auto k = s.substr(2);
+            if (std::find(flags.begin(), flags.end(), k) != flags.end()) {
+                a.flags.push_back(k);
+            } else if (std::find(with_value.begin(), with_value.end(), k) != with_value.end()) {
+                if (i + 1 >= argc) throw error(s + " needs a value (see scribe " + a.command + " --help)");
+                if (k == "prompt") {
+                    a.prompts.push_back(argv[++i]);
+                } else if (k == "data") {  // one file or more, up to the next option
+                    a.data.push_back(argv[++i]);
+                    while (i + 1 < argc && std::string_view(argv[i + 1]).rfind("--", 0) != 0) a.data.push_back(argv[++i]);
+                    a.values[k] = a.data.front();
+                } else {
+                    a.values[k] = argv[++i];
+                }
+            } else {
+                throw error("unknown option " + s + " for `scribe " + a.command + "` (see scribe " + a.command + " --help)");
+            }
+        } else if (!model_set) {
+            a.model = s;
+            model_set = a.model_given = true;
+        } else {
+            throw error("unexpected argument \"" + s + "\" (one model folder; prompts go after --prompt)");
+        }
+    }
+    return a;
+}
+
+inline dtype parse_dtype(const std::string& s) {
+    if (s == "f32") return dtype::f32;
+    if (s == "f16") return dtype::f16;
+    if (s == "bf16") return dtype::bf16;
+    throw error("--dtype takes f32, f16 or bf16, not \"" + s + "\"");
+}
+
+// "1048576", "512K", "300M", "2G" (powers of 1024).
+inline std::size_t parse_size(const std::string& s) {
+    std::size_t used = 0;
+    double v = 0;
+    try {
+        v = std::stod(s, &used);
+    } catch (...) {
+        used = 0;
+    }
+    double unit = 1;
+    if (used + 1 == s.size()) {
+        const char u = static_cast<char>(std::toupper(static_cast<unsigned char>(s.back())));
+        unit = u == 'K' ? 1024.0 : u == 'M' ? 1048576.0 : u == 'G' ? 1073741824.0 : 0.0;
+        if (unit > 0) ++used;
+    }
+    if (used != s.size() || !(v > 0) || unit <= 0 || !std::isfinite(v))
+        throw error("--memory-budget takes a size in bytes, or with K, M or G (512M, 2G), not \"" + io::printable(s) + "\"");
+    const double bytes = v * unit;
+    if (bytes < 1 || bytes > 9.0e18)
+        throw error("--memory-budget must be between 1 byte and 8E (2^63 bytes), not " + io::printable(s));
+    return static_cast<std::size_t>(bytes);
+}
+
+// The optimizer's flags (usage_optimizer), checked: each error names the flag.
+inline bool optimizer_given(const args& a) {
+    return a.flag("nesterov") || std::any_of(optimizer_values.begin(), optimizer_values.end(), [&](const auto& k) { return a.value(k).has_value(); });
+}
+// `run_sets_length`: the run's length comes from elsewhere (scribe train's
+// --epochs), so a decaying schedule needs no --steps here.
+inline train::update_options parse_update(const args& a, bool run_sets_length = false) {
+    train::update_options o;
+    const auto kind = a.value("optimizer").value_or("adamw");
+    const double big = 1e30;
+    if (kind == "adamw") {
+        o.method = train::adamw{.beta1 = a.number("beta1", 0.9, 0, 0.999999), .beta2 = a.number("beta2", 0.999, 0, 0.999999),
+                                .eps = a.number("eps", 1e-8, 1e-30, 1), .weight_decay = a.number("weight-decay", 0, 0, big)};
+        for (const auto* k : {"momentum", "dampening"})
+            if (a.value(k)) throw error(std::string("--") + k + " is SGD's; --optimizer is adamw");
+        if (a.flag("nesterov")) throw error("--nesterov is SGD's; --optimizer is adamw");
+    } else if (kind == "sgd") {
+        o.method = train::sgd{.momentum = a.number("momentum", 0, 0, big), .dampening = a.number("dampening", 0, 0, 1),
+                              .weight_decay = a.number("weight-decay", 0, 0, big), .nesterov = a.flag("nesterov")};
+        for (const auto* k : {"beta1", "beta2", "eps"})
+            if (a.value(k)) throw error(std::string("--") + k + " is AdamW's; --optimizer is sgd");
+    } else {
+        throw error("--optimizer takes adamw or sgd, not \"" + io::printable(kind) + "\"");
+    }
+    try {
+        o.lr.kind = train::schedule::parse(a.value("schedule").value_or("linear"));
+    } catch (const error&) {
+        throw error("--schedule takes constant, linear or cosine, not \"" + io::printable(*a.value("schedule")) + "\"");
+    }
+    o.lr.lr = a.number("lr", 5e-5, 0, big);
+    o.lr.warmup = a.integer("warmup", 0, 0, max_count);
+    o.lr.min_lr = a.number("min-lr", 0, 0, big);
+    if (o.lr.min_lr > o.lr.lr) throw error("--min-lr " + checked::shown(o.lr.min_lr) + " is above --lr " + checked::shown(o.lr.lr));
+    if (o.lr.min_lr > 0 && o.lr.kind != train::schedule::decay::cosine)
+        throw error("--min-lr is where the cosine schedule ends: give --schedule cosine");
+    o.lr.total = a.integer("steps", 0, 1, max_count);
+    if (o.lr.kind != train::schedule::decay::constant && !a.value("steps") && !run_sets_length)
+        throw error(std::string("--schedule ") + train::schedule::name(o.lr.kind) +
+                    " decays to 0 at the last step: give the run's length with --steps N (or --schedule constant)");
+    if (a.value("steps") && o.lr.warmup > o.lr.total)
+        throw error("--warmup " + std::to_string(o.lr.warmup) + " is longer than --steps " + std::to_string(o.lr.total));
+    o.clip = a.number("clip", 1.0, 0, big);
+    o.accumulate = a.integer("accumulate", 1, 1, 1 << 20);
+    if (run_sets_length && !a.value("steps")) o.lr.total = std::max<std::int64_t>(o.lr.warmup, 1);  // set by the run
+    try {
+        train::detail::check(o);
+    } catch (const error& e) {  // what the flags cannot catch alone (Nesterov without momentum)
+        throw error(std::string(e.what()).substr(std::string_view("[scribe] ").size()));
+    }
+    return o;
+}
+
+inline std::vector<std::int64_t> parse_list(const std::string& s, const char* what) {
+    if (s.empty() || s.back() == ',') throw error(std::string(what) + " takes positive integers separated by commas, not \"" + io::printable(s) + "\"");
+    std::vector<std::int64_t> out;
+    std::stringstream in(s);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        std::size_t used = 0;
+        std::int64_t v = 0;
+        try {
+            v = std::stoll(item, &used);
+        } catch (...) {
+            used = 0;
+        }
+        if (used != item.size() || v <= 0 || v > max_count)
+            throw error(std::string(what) + " takes positive integers (below 2^31) separated by commas, not \"" + io::printable(s) + "\"");
+        out.push_back(v);
+    }
+    return out;
+}
+
+inline std::string mib(std::size_t bytes) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+    return b;
+}
+
+// --out DIR, created if need be; a clear error when it cannot be.
+inline void make_out_folder(const fs::path& out) {
+    std::error_code ec;
+    if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+        throw error("--out " + io::shown_path(out) + " is a file, not a folder; give a folder to write into");
+    fs::create_directories(out, ec);
+    if (ec || !fs::is_directory(out))
+        throw error("--out " + io::shown_path(out) + ": cannot create the folder (" + ec.message() + ")");
+}
+
+inline void check_model_folder(const fs::path& dir) {
+    std::error_code ec;
+    if (fs::is_directory(dir, ec)) return;
+    if (fs::exists(dir, ec))
+        throw error("model folder " + dir.string() + " is a file, not a folder (give the Hugging Face folder that holds config.json)");
+    throw error("model folder " + dir.string() + " does not exist (give a Hugging Face model folder, or build the demo model: see README)");
+}
+
+// `scribe train` (tools/train.cpp).
+int train_command(int argc, char** argv);
+
+}  // namespace scribe::cli
