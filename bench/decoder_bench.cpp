@@ -57,6 +57,7 @@
 
 #include "limits.hpp"
 #include "timing.hpp"
+#include "profile.hpp"
 
 #include <scribe/models/registry.hpp>
 #include <scribe/runtime/decoder.hpp>
@@ -268,37 +269,8 @@ void profile(const fs::path& dir, dtype type, unsigned threads, const std::vecto
             total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / runs;
             for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += run.stats().node_seconds[i] / runs;
         }
-        std::map<std::string, std::pair<double, int>> by_kind;
-        double timed = 0;
-        for (std::size_t i = 0; i < seconds.size(); ++i) {
-            auto& k = by_kind[std::string(info(g.nodes()[i].kind).name)];
-            k.first += seconds[i];
-            ++k.second;
-            timed += seconds[i];
-        }
-        std::printf("\n--- %s graph, %s, %u thread(s): %.2f ms per run (nodes timed: %.2f ms), %zu nodes\n", what,
-                    std::string(name(type)).c_str(), threads, total * 1e3, timed * 1e3, g.nodes().size());
-        std::vector<std::pair<double, std::string>> kinds;
-        for (const auto& [k, v] : by_kind) kinds.push_back({v.first, k + " x" + std::to_string(v.second)});
-        std::sort(kinds.rbegin(), kinds.rend());
-        for (const auto& [t, k] : kinds)
-            if (t > 1e-5) std::printf("  %8.3f ms %5.1f%%  %s\n", t * 1e3, 100 * t / timed, k.c_str());
-        // The same op on the same shape in every layer, summed: which products (say) cost most.
-        std::map<std::string, std::pair<double, int>> by_shape;
-        for (std::size_t i = 0; i < seconds.size(); ++i) {
-            const auto& n = g.nodes()[i];
-            std::string operands;
-            for (auto o : n.operands) operands += (operands.empty() ? "" : ", ") + to_string(g.nodes()[static_cast<std::size_t>(o)].dims);
-            auto& k = by_shape[std::string(info(n.kind).name) + " " + to_string(n.dims) + " <- " + operands];
-            k.first += seconds[i];
-            ++k.second;
-        }
-        std::vector<std::pair<double, std::string>> shapes;
-        for (const auto& [k, v] : by_shape) shapes.push_back({v.first, "x" + std::to_string(v.second) + " " + k});
-        std::sort(shapes.rbegin(), shapes.rend());
-        std::printf("  by op and shape (summed over the layers):\n");
-        for (std::size_t j = 0; j < std::min<std::size_t>(14, shapes.size()); ++j)
-            std::printf("  %8.3f ms %5.1f%%  %s\n", shapes[j].first * 1e3, 100 * shapes[j].first / timed, shapes[j].second.c_str());
+        bench::print_profile(g, seconds, total,
+                             std::string(what) + " graph, " + std::string(name(type)) + ", " + std::to_string(threads) + " thread(s)");
     };
     std::vector<std::int32_t> one_id{prompt.front()}, position{static_cast<std::int32_t>(prompt.size())};
     const auto& dec = lm.decode_graph(capacity, 1);

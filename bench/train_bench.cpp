@@ -8,6 +8,7 @@
 // measured peak) at 1 and 2 threads, and the step's peak memory.
 //
 //   train_bench --model DIR [--make SCRIPT] [--python PY] [--xla-python PY] [--dir DIR] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]
+//               [--profile 1]   also where a step's time goes (the executor's per-node times)
 //
 // With --xla-python (a Python with jax), XLA's CPU backend runs the same step
 // graph, exported as HLO to --dir, feeding its aliased outputs back each step
@@ -46,6 +47,7 @@
 
 #include "limits.hpp"
 #include "timing.hpp"
+#include "profile.hpp"
 
 using namespace scribe;
 namespace fs = std::filesystem;
@@ -87,6 +89,7 @@ struct options {
     std::string python, xla_python, json_path, make = "make_gpt2_124m.py";
     std::vector<unsigned> threads{1, 2};
     std::int64_t batch = 4, seq = 256;
+    bool profile = false;  // --profile 1: where a step's time goes, per op and shape
 };
 
 struct result {
@@ -153,6 +156,21 @@ result measure(const options& o, unsigned threads, bool export_for_xla) {
                        std::move(weights), {.update = u, .threads = threads});
     auto step = [&] { (void)t.step(batch); };
     r.loss = t.step(batch).loss;  // warm-up: the plan made, the weights read from the file, the state made
+    if (o.profile) {
+        runtime::trainer p([&](graph& g) { return train::causal_lm_loss<Family, f32>(g, c, {.batch = o.batch, .seq = o.seq}).id(); },
+                           files.arrays(0, dtype::f32), {.update = u, .threads = threads, .profile = true});
+        (void)p.step(batch);
+        constexpr int runs = 3;
+        std::vector<double> seconds(p.step_graph().nodes().size());
+        double total = 0;
+        for (int k = 0; k < runs; ++k) {
+            const auto t0 = std::chrono::steady_clock::now();
+            (void)p.step(batch);
+            total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / runs;
+            for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += p.last_stats().node_seconds[i] / runs;
+        }
+        bench::print_profile(p.step_graph(), seconds, total, "training step, " + std::to_string(threads) + " thread(s)", 25);
+    }
     r.seconds = bench::median_seconds(step, 10.0, 3);
     r.peak_rss = peak.stop();
     for (const auto& [_, a] : t.weights()) r.parameters += a.size();
@@ -194,6 +212,7 @@ int main(int argc, char** argv) {
             else if (a == "--threads") o.threads = parse_threads(v);
             else if (a == "--batch") o.batch = std::stoll(v);
             else if (a == "--seq") o.seq = std::stoll(v);
+            else if (a == "--profile") o.profile = v == "1";
             else throw error("train_bench: unknown flag " + a);
         }
         if (o.model.empty())

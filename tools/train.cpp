@@ -44,7 +44,7 @@ Written in DIR (--out):
                        weights, config.json, the tokenizer; transformers loads it)
                        with the optimizer's state; --resume continues from it
                        exactly as if the run had not stopped
-  model.safetensors, config.json, tokenizer files   the trained model
+  model.safetensors, config.json, tokenizer files   the trained model (--save-dtype)
   log.jsonl            one JSON line per step (loss, lr, grad_norm, tokens_per_s)
                        and per validation (val_loss, val_perplexity)
   loss.svg             the loss curve
@@ -68,14 +68,24 @@ options:
   --seed S               weights of a new model, block order, dropout (default 0)
   --threads N            CPU threads (default: all)
   --no-dropout           train without the config's dropout
+  --save-dtype T         f32, f16 or bf16: the dtype of the trained model in DIR
+                         (default: the config's dtype; checkpoints are always f32,
+                         so that --resume continues exactly)
   --memory-budget SIZE   refuse a run that needs more than SIZE (bytes, or 512M, 2G;
                          default: this machine's memory)
   --overwrite            write into an --out folder that holds another run
   --quiet                no progress bar; only the summary at the end
 )";
 
+// The first SIGINT or SIGTERM asks the run to save and stop after its step; a
+// second one ends the program at once, as the signal does by default.
 std::atomic<int> stop_signal{0};
-extern "C" void on_stop_signal(int sig) { stop_signal.store(sig); }
+extern "C" void on_stop_signal(int sig) {
+    if (stop_signal.exchange(sig) != 0) {
+        std::signal(sig, SIG_DFL);
+        std::raise(sig);
+    }
+}
 
 std::string duration(double seconds) {
     if (!std::isfinite(seconds) || seconds < 0) return "?";
@@ -201,6 +211,7 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
     o.out = out;
     o.resume = resume;
     o.dropout = !a.flag("no-dropout");
+    o.save_type = a.value("save-dtype") ? parse_dtype(*a.value("save-dtype")) : runtime::config_dtype(config_json);
     o.memory_budget = a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0;
     o.stop = &stop_signal;
     o.on_step = [&](const runtime::step_report& r) { p.step(r); };
@@ -252,7 +263,7 @@ int train_command(int argc, char** argv) {
             return 0;
         }
     std::vector<std::string> values = {"data", "out", "config", "tokenizer", "resume", "epochs", "batch", "seq", "val-fraction",
-                                       "eval-every", "save-every", "seed", "threads", "memory-budget"};
+                                       "eval-every", "save-every", "seed", "threads", "memory-budget", "save-dtype"};
     values.insert(values.end(), optimizer_values.begin(), optimizer_values.end());
     const auto a = parse(argc, argv, values, {"nesterov", "no-dropout", "overwrite", "quiet"});
     if (a.data.empty()) throw error("scribe train needs --data FILE... (plain text to train on; see scribe train --help)");

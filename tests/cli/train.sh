@@ -28,7 +28,7 @@ opts=(--batch 2 --seq 16 --threads 1 --lr 3e-3 --schedule cosine --warmup 3 --we
 "$scribe" train --help > "$work/help.txt"
 for f in --data --out --config --tokenizer --resume --steps --epochs --batch --seq --val-fraction --eval-every \
          --save-every --seed --threads --no-dropout --memory-budget --overwrite --accumulate --lr --warmup --min-lr \
-         --schedule --weight-decay --clip --optimizer; do
+         --schedule --weight-decay --clip --optimizer --save-dtype; do
   grep -q -- "$f" "$work/help.txt" || fail "train --help does not explain $f"
 done
 echo "ok: train --help explains every flag"
@@ -121,6 +121,21 @@ echo "ok: a NaN loss at step $bad stops the run; checkpoint-$((bad - 1)) kept"
 "$scribe" train --config "$model/config.json" --tokenizer "$model" --data "$text" --out "$work/new2" --steps 3 "${opts[@]}" --quiet > /dev/null
 cmp -s "$work/new1/model.safetensors" "$work/new2/model.safetensors" || fail "a new model from the same seed differs"
 echo "ok: a model trained from its config is the same from the same seed"
+
+# --save-dtype: the trained model in bf16 (its config saying so); the checkpoints stay f32.
+"$scribe" train "$model" --data "$text" --out "$work/half" --steps 4 --save-dtype bf16 "${opts[@]}" --quiet > /dev/null
+python3 - "$work/half" <<'PY' || fail "--save-dtype bf16"
+import json, struct, sys
+d = sys.argv[1]
+def dtypes(f):
+    b = open(f, "rb").read()
+    h = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])
+    return {v["dtype"] for k, v in h.items() if k != "__metadata__"}
+assert dtypes(d + "/model.safetensors") == {"BF16"} and json.load(open(d + "/config.json"))["dtype"] == "bfloat16"
+assert dtypes(d + "/checkpoint-4/model.safetensors") == {"F32"}
+PY
+"$scribe" generate "$work/half" --prompt "The" --max-new-tokens 3 --quiet > /dev/null || fail "the bf16 model does not run"
+echo "ok: --save-dtype bf16 writes the model in bf16, checkpoints in f32"
 
 # Bad input: each refused with exit 1 and a message that names it.
 : > "$work/empty.txt"

@@ -4,6 +4,8 @@
 // and LLaMA (which reads Mistral too). Each family either refuses it with
 // scribe::error (whose message carries none of the input's control characters)
 // or reads a config a model can be built from:
+//   - a positive, finite initializer_range, dropout rates in [0, 1], a padding
+//     row inside the table;
 //   - every extent positive and at most 2^31 - 1 (a default derived from another
 //     field, GPT-2's and GPT-J's n_inner = 4 * n_embd, at most 4 times that);
 //   - the divisibility the family needs (hidden by heads; LLaMA: heads by KV
@@ -50,6 +52,10 @@ void check_common(const scribe::models::decoder_config& c) {
     require(extent(c.vocab_size) && extent(c.n_positions) && extent(c.n_layer), "vocab_size, positions and layers in 1..2^31-1");
     for (const auto& t : {c.bos_token_id, c.eos_token_id})
         require(!t || (*t >= 0 && *t < c.vocab_size), "a token id below vocab_size");
+    require(!c.padding_idx || (*c.padding_idx >= 0 && *c.padding_idx < c.vocab_size), "a padding row of the table");
+    require(c.initializer_range > 0 && std::isfinite(c.initializer_range), "a positive, finite initializer_range");
+    for (const double p : {c.dropout.embedding, c.dropout.attention, c.dropout.residual})
+        require(p >= 0 && p <= 1, "dropout probabilities in [0, 1]");
 }
 
 // The elements of a shape, or 0 when the product does not fit in 127 bits.

@@ -300,6 +300,18 @@ class Ctx:
         self.write(os.path.join(d, "model.safetensors.index.json"), b, seed="index" if seed else None)
         return d
 
+    # a run of `scribe train` (2 steps, a checkpoint at each) and its text
+    def trained(self, name="gpt2-tiny-a", sub="run"):
+        if self.seeds_only:
+            raise SkipSeed()
+        text = self.write(self.p("text.txt"), b"The old man and the sea. Light shall be in the beginning.\n" * 40)
+        out = self.p(sub)
+        r = subprocess.run([self.scribe, "train", self.orig(name), "--data", text, "--out", out] + TRAIN_RUN + ["--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("scribe train failed: " + r.stderr.decode(errors="replace"))
+        return out, text
+
     # a folder written by `scribe shard`
     def presharded(self, name="gpt2-tiny-a", tp=2, sub="sharded"):
         if self.seeds_only:
@@ -332,6 +344,7 @@ def case(name, area, setup, rc=1, words=(), **kw):
 
 
 GEN = ["--max-new-tokens", "2", "--prompt", "Hi", "--threads", "1"]
+TRAIN_RUN = ["--steps", "2", "--save-every", "1", "--batch", "2", "--seq", "16", "--threads", "1"]
 
 
 def gen(d, *extra):
@@ -1504,6 +1517,106 @@ def setup_flag_cases():
     case("model_folder_empty", F, model_path("empty_dir"), 1, ["config.json", "no such file"])
 
 
+def setup_train_cases():
+    T = "train"
+
+    def text(x):
+        return x.write(x.p("text.txt"), b"The old man and the sea. Light shall be in the beginning.\n" * 40)
+
+    def tr(name, argv, words, rc=1):
+        def setup(x):
+            return ["train", x.orig("gpt2-tiny-a"), "--out", x.p("out")] + [
+                a.replace("@T", text(x) if a == "@T" else a).replace("@W", x.root) for a in argv]
+        case("train_" + name, T, setup, rc, words)
+
+    base = ["--data", "@T", "--steps", "1", "--batch", "2", "--seq", "16", "--threads", "1"]
+    tr("seq_1", ["--data", "@T", "--seq", "1"], ["--seq must be between 2 and"])
+    tr("seq_huge", ["--data", "@T", "--seq", "99999999999999"], ["--seq must be between 2 and"])
+    tr("batch_0", base + ["--batch", "0"], ["--batch must be between 1 and"])
+    tr("val_fraction_high", base + ["--val-fraction", "0.9"], ["--val-fraction must be a number between 0 and 0.5"])
+    tr("val_fraction_nan", base + ["--val-fraction", "nan"], ["--val-fraction must be a number between 0 and 0.5, not nan"])
+    tr("steps_0", base + ["--steps", "0"], ["--steps must be between 1 and"])
+    tr("epochs_word", ["--data", "@T", "--epochs", "many"], ['--epochs takes an integer, not "many"'])
+    tr("eval_every_negative", base + ["--eval-every", "-3"], ["--eval-every must be between 1 and"])
+    tr("lr_inf", base + ["--lr", "inf"], ["--lr must be a number between 0 and 1e+30, not inf"])
+    tr("min_lr_above_lr", base + ["--schedule", "cosine", "--lr", "1e-4", "--min-lr", "1e-3"], ["--min-lr 0.001 is above --lr 0.0001"])
+    tr("unknown_flag", base + ["--epoch", "2"], ["unknown option --epoch for `scribe train`"])
+    tr("memory_budget_tiny", base + ["--memory-budget", "1K"], ["training needs about", "more than --memory-budget"])
+    tr("data_missing_value", ["--data"], ["--data needs a value"])
+    tr("out_is_a_file", base + ["--out", "@T"], ["is a file, not a folder"])
+
+    def data_path(kind):
+        def setup(x):
+            if kind == "fifo":
+                d = x.p("text.fifo")
+                x.fifo(d)
+            elif kind == "dir":
+                d = x.p("texts")
+                os.mkdir(d)
+            else:
+                d = x.write(x.p("bytes.txt"), bytes(range(256)) * 64)  # not UTF-8: byte-level BPE takes any bytes
+            return ["train", x.orig("gpt2-tiny-a"), "--data", d, "--out", x.p("out")] + base[2:]
+        return setup
+    case("train_data_fifo", T, data_path("fifo"), 1, ["text.fifo", "FIFO"])
+    case("train_data_directory", T, data_path("dir"), 1, ["texts", "a directory"])
+    case("train_data_any_bytes", T, data_path("bytes"), 0, [], stdout_words=["trained 1 steps"])
+
+    def resume(kind):
+        def setup(x):
+            out, t = x.trained()
+            ck = os.path.join(out, "checkpoint-1")
+            state = os.path.join(ck, "trainer_state.json")
+            def edit_state(**fields):
+                s = json.load(open(state))
+                s.update(fields)
+                x.write(state, json.dumps(s).encode())
+            if kind == "state_not_json":
+                x.write(state, b'{"step": 1,')
+            elif kind == "state_step_negative":
+                edit_state(step=-4)
+            elif kind == "state_step_string":
+                edit_state(step="one")
+            elif kind == "state_weights_changed":
+                w = json.load(open(state))["weights"]
+                w[0][1] = [1, 2]
+                edit_state(weights=w)
+            elif kind == "state_step_past":
+                edit_state(step=7)
+            elif kind == "optimizer_missing":
+                os.unlink(os.path.join(ck, "optimizer.safetensors"))
+            elif kind == "optimizer_tensor_missing":
+                x.st(ck, lambda h, data: st_rebuild(h, data, drop=["optimizer.exp_avg.wte.weight"]), file="optimizer.safetensors",
+                     seed=False)
+            elif kind == "optimizer_step_mismatch":
+                edit_state(step=0)
+            elif kind == "weights_missing":
+                os.unlink(os.path.join(ck, "model.safetensors"))
+            elif kind == "no_checkpoint":
+                ck = x.p("nothing")
+                os.mkdir(ck)
+            return ["train", "--resume", ck, "--data", t, "--out", out] + TRAIN_RUN
+        return setup
+    for kind, words in [("state_not_json", ["trainer_state.json", "not valid JSON"]),
+                        ("state_step_negative", ["trainer_state.json", "`step` must be a step number, got -4"]),
+                        ("state_step_string", ["trainer_state.json", "`step` must be a step number"]),
+                        ("state_weights_changed", ["is a checkpoint of another model"]),
+                        ("state_step_past", ["optimizer.step is 1, trainer_state.json says 7"]),
+                        ("optimizer_missing", ["optimizer.safetensors", "no such file"]),
+                        ("optimizer_tensor_missing", ["optimizer.safetensors", "optimizer.exp_avg.wte.weight is missing"]),
+                        ("optimizer_step_mismatch", ["optimizer.step is 1, trainer_state.json says 0"]),
+                        ("weights_missing", ["checkpoint-1", "no model.safetensors"]),
+                        ("no_checkpoint", ["nothing", "neither a checkpoint"])]:
+        case("train_resume_" + kind, T, resume(kind), 1, words)
+
+    # config fields the training reads
+    cfg_case("dropout_above_1", "gpt2", lambda c: c.update(attn_pdrop=1.5), ["field `attn_pdrop` must be a number from 0 to 1, got 1.5"])
+    cfg_case("dropout_negative", "opt", lambda c: c.update(dropout=-0.1), ["field `dropout` must be a number from 0 to 1"])
+    cfg_case("dropout_string", "llama", lambda c: c.update(attention_dropout="0.1"), ["field `attention_dropout` must be a number"])
+    cfg_case("layerdrop", "opt", lambda c: c.update(layerdrop=0.5), ["layerdrop 0.5 is not supported"])
+    cfg_case("initializer_range_zero", "gpt2", lambda c: c.update(initializer_range=0), ["field `initializer_range` must be a positive number"])
+    cfg_case("init_std_negative", "opt", lambda c: c.update(init_std=-1), ["field `init_std` must be a positive number"])
+
+
 def build_cases():
     setup_safetensors_cases()
     setup_index_cases()
@@ -1512,6 +1625,7 @@ def build_cases():
     setup_tokenizer_cases()
     setup_presharded_cases()
     setup_flag_cases()
+    setup_train_cases()
 
 
 # ---------------------------------------------------------------------------

@@ -119,19 +119,6 @@ C binary_value(op k, C a, C b) {
     throw error("cpu: " + std::string(info(k).name) + " is not defined for this dtype");
 }
 
-template <class C>
-bool compare_value(comparison c, C a, C b) {
-    switch (c) {
-        case comparison::eq: return a == b;
-        case comparison::ne: return a != b;
-        case comparison::lt: return a < b;
-        case comparison::le: return a <= b;
-        case comparison::gt: return a > b;
-        case comparison::ge: return a >= b;
-    }
-    return false;
-}
-
 inline array unary(const node& n, const array& x) {
     array out(n.type, n.dims);
     visit(n.type, [&](auto D) {
@@ -162,13 +149,23 @@ inline array binary(const node& n, const array& a, const array& b) {
             if (n.kind == op::sub) return wrap([](U u, U v) { return u - v; });
             if (n.kind == op::mul) return wrap([](U u, U v) { return u * v; });
         }
-        for (std::int64_t i = 0; i < a.size(); ++i) {
-            const auto x = E::load(a.data(), i), y = E::load(b.data(), i);
-            if (n.kind == op::compare)
-                element<dtype::pred>::store(out.mutable_data(), i, compare_value(n.direction, x, y));
-            else
-                E::store(out.mutable_data(), i, binary_value<typename E::compute>(n.kind, x, y));
+        if (n.kind == op::compare) {  // one loop per direction, the choice made once
+            auto* r = out.mutable_data();
+            auto each = [&](auto holds) {
+                for (std::int64_t i = 0; i < a.size(); ++i) r[i] = holds(E::load(a.data(), i), E::load(b.data(), i)) ? 1 : 0;
+            };
+            switch (n.direction) {
+                case comparison::eq: return each([](auto x, auto y) { return x == y; });
+                case comparison::ne: return each([](auto x, auto y) { return x != y; });
+                case comparison::lt: return each([](auto x, auto y) { return x < y; });
+                case comparison::le: return each([](auto x, auto y) { return x <= y; });
+                case comparison::gt: return each([](auto x, auto y) { return x > y; });
+                case comparison::ge: return each([](auto x, auto y) { return x >= y; });
+            }
+            return;
         }
+        for (std::int64_t i = 0; i < a.size(); ++i)
+            E::store(out.mutable_data(), i, binary_value<typename E::compute>(n.kind, E::load(a.data(), i), E::load(b.data(), i)));
     });
     return out;
 }
@@ -459,19 +456,40 @@ inline array concatenate(const node& n, const std::vector<const array*>& xs) {
     return out;
 }
 
+// The output is made a row at a time: a row is the output's innermost dims that
+// the pad leaves alone (x's extent, start 0), copied whole from x or filled with
+// the value; the rest of the index picks the row (the backward of a slice pads
+// a part of a tensor to its whole shape, so rows are long).
 inline array pad(const node& n, const array& x, const array& value) {
-    array out(n.type, n.dims);
-    const auto es = static_cast<std::int64_t>(info(n.type).bytes);
+    auto out = array::uninitialized(n.type, n.dims);
+    const auto es = static_cast<std::size_t>(info(n.type).bytes);
+    const auto rank = n.dims.size();
+    std::size_t inner = rank;  // dims [inner, rank) are the row
+    while (inner > 0 && n.starts[inner - 1] == 0 && x.dims()[inner - 1].extent == n.dims[inner - 1].extent) --inner;
+    std::int64_t row = 1;
+    for (std::size_t k = inner; k < rank; ++k) row *= n.dims[k].extent;
+    const auto row_bytes = static_cast<std::size_t>(row) * es;
+    const bool zero = std::all_of(value.data(), value.data() + es, [](unsigned char b) { return b == 0; });
+    auto fill = [&](unsigned char* dst) {
+        if (zero) {
+            std::memset(dst, 0, row_bytes);
+            return;
+        }
+        for (std::int64_t e = 0; e < row; ++e) std::memcpy(dst + static_cast<std::size_t>(e) * es, value.data(), es);
+    };
     const auto xs = strides_of(x.dims());
-    for_each_index(n.dims, [&](const index& idx, std::int64_t flat) {
+    const shape rows(n.dims.begin(), n.dims.begin() + static_cast<std::ptrdiff_t>(inner));
+    for_each_index(rows, [&](const index& idx, std::int64_t r) {
         std::int64_t src = 0;
         bool inside = true;
-        for (std::size_t k = 0; k < idx.size() && inside; ++k) {
+        for (std::size_t k = 0; k < inner && inside; ++k) {
             const auto i = idx[k] - n.starts[k];
             inside = i >= 0 && i < x.dims()[k].extent;
             src += i * xs[k];
         }
-        std::memcpy(out.mutable_data() + flat * es, inside ? x.data() + src * es : value.data(), static_cast<std::size_t>(es));
+        auto* dst = out.mutable_data() + static_cast<std::size_t>(r) * row_bytes;
+        if (inside) std::memcpy(dst, x.data() + static_cast<std::size_t>(src) * es, row_bytes);
+        else fill(dst);
     });
     return out;
 }

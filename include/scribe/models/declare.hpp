@@ -6,15 +6,15 @@
 // running the same declarations on a scratch graph, so it cannot disagree with
 // the graphs.
 //
-//     template <class T>
-//     auto declare(models::declaration& d, const config& c, const parallel::mesh& m) {
+//     template <DtypeTag T>
+//     auto declare(models::declaration d, const config& c, const parallel::mesh& m) {
 //         d.graph().bind(hidden(c.n_embd), heads(m.shard("n_head", c.n_head)), ...);
-//         struct { tensor_of<T{}[heads, head_dim, hidden]> wq; ... } w;
-//         w.wq = d(T{}[heads, head_dim, hidden], "q_proj.weight", {.split = "heads", .stored = {2, 1}});
-//         return w;
+//         auto wq = d(T{}[heads, head_dim, hidden], "q_proj.weight", {.split = "heads", .stored = {2, 1}});
+//         ...
+//         return weights{wq, ...};   // a struct of the typed parameters
 //     }
-//     // build():   auto w = declare<T>(d, c, m) with declaration d(g);
-//     // weights(): models::list_weights(degree, [&](auto& d, const auto& m) { declare<dtype_of<f32>>(d, c, m); });
+//     // build():   const auto w = declare<T>(models::declaration(g), c, m);
+//     // weights(): return models::list_weights(degree, c, declare<dtype_of<f32>>);
 #pragma once
 
 #include <algorithm>
@@ -52,7 +52,7 @@ public:
     scribe::graph& graph() const { return g_; }
 
     template <DtypeTag T, DimSlot... S>
-    tensor<T, S...> operator()(tensor_spec<T, S...> spec, std::string name, weight_layout l = {}) {
+    tensor<T, S...> operator()(tensor_spec<T, S...> spec, std::string name, weight_layout l = {}) const {
         auto p = g_.parameter(spec, name);
         if (list_) list_->push_back(entry(g_[p.id()].dims, std::move(name), l));
         return p;
@@ -80,18 +80,17 @@ private:
     std::vector<weight_spec>* list_;
 };
 
-// The weight list of a family's declarations, `declare(declaration&, const
-// parallel::mesh&)`: names, stored shapes, dims and initialisation of the whole
-// model (as declared for one rank of degree 1), each split as the declarations
-// decide for `degree` ranks (LLaMA's key/value heads are split only when the
-// degree divides them).
-template <class Declare>
-std::vector<weight_spec> list_weights(std::int64_t degree, Declare&& declare) {
+// The weight list of a family's declarations for config c, `declare(declaration,
+// c, mesh)`: names, stored shapes, dims and initialisation of the whole model
+// (as declared for one rank of degree 1), each split as the declarations decide
+// for `degree` ranks (LLaMA's key/value heads are split only when the degree
+// divides them).
+template <class Config, class Declare>
+std::vector<weight_spec> list_weights(std::int64_t degree, const Config& c, Declare&& declare) {
     auto run = [&](std::int64_t d) {
         std::vector<weight_spec> list;
         scribe::graph g("weights");
-        declaration decl(g, &list);
-        declare(decl, parallel::mesh{.degree = d});
+        (void)declare(declaration(g, &list), c, parallel::mesh{.degree = d});
         return list;
     };
     auto whole = run(1);

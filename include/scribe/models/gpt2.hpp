@@ -36,7 +36,7 @@ auto part(const X& x, std::int64_t i) {
 // Declares every weight of a GPT-2 (models/declare.hpp) and binds the dims they
 // use for one rank of mesh m. GPT-2's Conv1D weights are [in, out] as stored.
 template <DtypeTag T>
-auto declare(declaration& d, const config& c, const parallel::mesh& m) {
+auto declare(declaration d, const config& c, const parallel::mesh& m) {
     using namespace nn;
     d.graph().bind(hidden(c.n_embd), heads(m.shard("n_head", c.n_head)), head_dim(c.head_dim()),
                    ffn(m.shard("n_inner", c.n_inner)), vocab(m.padded(c.vocab_size) / m.degree), positions(c.n_positions), qkv(3));
@@ -87,7 +87,7 @@ auto declare(declaration& d, const config& c, const parallel::mesh& m) {
 // Every weight GPT-2 has, in the order the graphs create their parameters, and
 // how each is split over `degree` tensor-parallel ranks.
 inline std::vector<weight_spec> weights(const config& c, std::int64_t degree = 1) {
-    return list_weights(degree, [&](declaration& d, const parallel::mesh& m) { (void)declare<dtype_of<f32>>(d, c, m); });
+    return list_weights(degree, c, declare<dtype_of<f32>>);
 }
 
 // Builds the prefill or decode graph of a GPT-2 in dtype Dtype (f32, f16, bf16) on g (empty, named by
@@ -100,8 +100,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
     const parallel::mesh m{.degree = s.tp};
-    declaration d(g);
-    const auto all = declare<T>(d, c, m);
+    const auto all = declare<T>(declaration(g), c, m);
     const auto& wte = all.wte;
 
     step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim(), .dropout = c.dropout.attention});

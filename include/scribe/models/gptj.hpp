@@ -17,7 +17,7 @@ namespace scribe::models::gptj {
 // Declares every weight (models/declare.hpp) and binds the dims they use for one
 // rank of mesh m. nn.Linear weights are [out, in].
 template <DtypeTag T>
-auto declare(declaration& d, const config& c, const parallel::mesh& m) {
+auto declare(declaration d, const config& c, const parallel::mesh& m) {
     using namespace nn;
     d.graph().bind(hidden(c.n_embd), heads(m.shard("n_head", c.n_head)), kv_heads(m.shard("n_head", c.n_head)),
                    head_dim(c.head_dim()), ffn(m.shard("n_inner", c.n_inner)), vocab(m.padded(c.vocab_size) / m.degree));
@@ -64,7 +64,7 @@ auto declare(declaration& d, const config& c, const parallel::mesh& m) {
 // Every weight, in the order the graphs create their parameters, and how each is
 // split over the ranks.
 inline std::vector<weight_spec> weights(const config& c, std::int64_t degree = 1) {
-    return list_weights(degree, [&](declaration& d, const parallel::mesh& m) { (void)declare<dtype_of<f32>>(d, c, m); });
+    return list_weights(degree, c, declare<dtype_of<f32>>);
 }
 
 template <auto Dtype>
@@ -72,8 +72,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
     const parallel::mesh m{.degree = s.tp};
-    declaration d(g);
-    const auto all = declare<T>(d, c, m);
+    const auto all = declare<T>(declaration(g), c, m);
 
     step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim(), .dropout = c.dropout.attention});
     const auto [cos_a, sin_a] = rotary_angles(st, c.rope);

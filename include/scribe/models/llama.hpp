@@ -19,7 +19,7 @@ namespace scribe::models::llama {
 // rank of mesh m. Hugging Face's nn.Linear weights are [out, in]: q_proj's
 // [heads * head_dim, hidden] is read as [heads, head_dim, hidden] as it lies.
 template <DtypeTag T>
-auto declare(declaration& d, const config& c, const parallel::mesh& m) {
+auto declare(declaration d, const config& c, const parallel::mesh& m) {
     using namespace nn;
     d.graph().bind(hidden(c.hidden_size), heads(m.shard("num_attention_heads", c.n_head)),
                    kv_heads(kv_heads_per_rank(c.n_kv_head, m.degree)), head_dim(c.head_dim),
@@ -76,7 +76,7 @@ auto declare(declaration& d, const config& c, const parallel::mesh& m) {
 // Every weight, in the order the graphs create their parameters, and how each is
 // split over `degree` ranks.
 inline std::vector<weight_spec> weights(const config& c, std::int64_t degree = 1) {
-    return list_weights(degree, [&](declaration& d, const parallel::mesh& m) { (void)declare<dtype_of<f32>>(d, c, m); });
+    return list_weights(degree, c, declare<dtype_of<f32>>);
 }
 
 template <auto Dtype>
@@ -84,8 +84,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
     const parallel::mesh m{.degree = s.tp};
-    declaration d(g);
-    const auto all = declare<T>(d, c, m);
+    const auto all = declare<T>(declaration(g), c, m);
 
     step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_kv_head, .head_dim = c.head_dim, .window = c.sliding_window,
                                   .dropout = c.dropout.attention});

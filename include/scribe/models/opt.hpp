@@ -21,7 +21,7 @@ SCRIBE_DIM(embed);  // the token embedding's width (word_embed_proj_dim)
 // Declares every weight (models/declare.hpp) and binds the dims they use for one
 // rank of mesh m. nn.Linear weights are [out, in].
 template <DtypeTag T>
-auto declare(declaration& d, const config& c, const parallel::mesh& m) {
+auto declare(declaration d, const config& c, const parallel::mesh& m) {
     using namespace nn;
     d.graph().bind(hidden(c.hidden_size), embed(c.word_embed_proj_dim), heads(m.shard("num_attention_heads", c.n_head)),
                    head_dim(c.head_dim()), ffn(m.shard("ffn_dim", c.ffn_dim)), vocab(m.padded(c.vocab_size) / m.degree),
@@ -88,7 +88,7 @@ auto declare(declaration& d, const config& c, const parallel::mesh& m) {
 // Every weight, in the order the graphs create their parameters, and how each is
 // split over the ranks.
 inline std::vector<weight_spec> weights(const config& c, std::int64_t degree = 1) {
-    return list_weights(degree, [&](declaration& d, const parallel::mesh& m) { (void)declare<dtype_of<f32>>(d, c, m); });
+    return list_weights(degree, c, declare<dtype_of<f32>>);
 }
 
 template <auto Dtype>
@@ -96,8 +96,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
     const parallel::mesh m{.degree = s.tp};
-    declaration d(g);
-    const auto all = declare<T>(d, c, m);
+    const auto all = declare<T>(declaration(g), c, m);
     const auto& project_in = all.project_in;
     const auto& project_out = all.project_out;
 

@@ -5,6 +5,7 @@
 // PyTorch's autocast keeps losses in f32.
 #pragma once
 
+#include <cstdint>
 #include <type_traits>
 
 #include "layers.hpp"
@@ -15,6 +16,52 @@ namespace detail {
 // The dtype a loss is computed in: f64 for f64, else f32.
 template <class T>
 using loss_dtype = std::conditional_t<std::is_same_v<T, dtype_of<f64>>, dtype_of<f64>, dtype_of<f32>>;
+}  // namespace detail
+
+namespace detail {
+// The logit of each position's label, x[..., label], 0 where the label is outside
+// [0, classes). When the classes are x's last dimension and the labels' dims are
+// x's others in order (a language model's [batch, seq, vocab] and [batch, seq]),
+// a gather from x laid flat at row * classes + label: a read per position, and a
+// scatter of one value per position in the backward pass. Otherwise, and when
+// rows * classes passes 2^31, a select of the label's class, summed over them.
+template <auto Classes, class W, class... S, class I, class... P>
+auto picked_logit(const tensor<W, S...>& x, const tensor<I, P...>& labels) {
+    using C = std::remove_cvref_t<decltype(Classes)>;
+    using L = dims<S...>;
+    graph& g = x.owner();
+    const auto xs = x.shape();
+    const auto rows = element_count(labels.shape());
+    const auto classes = xs[index_of<C, L>].extent;
+    if constexpr (index_of<C, L> + 1 == sizeof...(S) && std::is_same_v<remove_dims<L, dims<C>>, dims<P...>>) {
+        if (rows * classes < (std::int64_t{1} << 31)) {
+            node counting;
+            counting.kind = op::iota;
+            counting.type = dtype::s32;
+            counting.dims = {{"rows", rows}};
+            counting.axes = {0};
+            const auto row = ir::reshape(g, g.add(std::move(counting)), labels.shape());
+            const auto label = ir::convert(g, labels.id(), dtype::s32);
+            const auto at = ir::binary(g, op::add, ir::binary(g, op::mul, row, static_cast<double>(classes)), label);
+            auto picked = ir::gather(g, ir::reshape(g, x.id(), {{"flat", rows * classes}}), at, 0);
+            const auto zero = ir::full(g, W::id, labels.shape(), 0.0);
+            auto bound = [&](double v) { return ir::full(g, I::id, labels.shape(), v); };
+            picked = ir::select(g, ir::compare(g, comparison::ge, labels.id(), bound(0)), picked, zero);
+            picked = ir::select(g, ir::compare(g, comparison::lt, labels.id(), bound(static_cast<double>(classes))), picked, zero);
+            return tensor<W, P...>(g, picked);
+        }
+    }
+    // The class of each logit, counted in the logits' own shape (a vocabulary
+    // gathered over tensor-parallel ranks is wider than the graph's binding).
+    node count_classes;
+    count_classes.kind = op::iota;
+    count_classes.type = I::id;
+    count_classes.dims = xs;
+    count_classes.axes = {static_cast<std::int64_t>(index_of<C, L>)};
+    tensor<I, S...> cls(g, g.add(std::move(count_classes)));
+    auto hit = eq(cls, broadcast_to(labels, cls));
+    return reduce_sum<Classes>(select(hit, x, broadcast_to(g.constant(W{}, 0.0), x)));
+}
 }  // namespace detail
 
 // The mean cross-entropy of integer labels under logits over the class dimension
@@ -55,17 +102,7 @@ auto cross_entropy(const tensor<T, S...>& logits, const tensor<I, P...>& labels,
         auto x = convert<W{}>(logits);
         auto top = stop_gradient(reduce_max<Classes>(x));
         auto lse = log(reduce_sum<Classes>(exp(x - broadcast_to(top, x)))) + top;
-        // The class of each logit, counted in the logits' own shape (a vocabulary
-        // gathered over tensor-parallel ranks is wider than the graph's binding).
-        node count_classes;
-        count_classes.kind = op::iota;
-        count_classes.type = I::id;
-        count_classes.dims = logits.shape();
-        count_classes.axes = {static_cast<std::int64_t>(index_of<C, L>)};
-        tensor<I, S...> cls(g, g.add(std::move(count_classes)));
-        auto hit = eq(cls, broadcast_to(labels, cls));
-        auto picked = reduce_sum<Classes>(select(hit, x, broadcast_to(g.constant(W{}, 0.0), x)));
-        auto nll = lse - picked;
+        auto nll = lse - detail::picked_logit<Classes>(x, labels);
         auto zero = broadcast_to(g.constant(W{}, 0.0), nll);
         auto count = sum_all(convert<W{}>(mask));
         return R(sum_all(select(mask, nll, zero)) / maximum(count, 1.0));

@@ -44,6 +44,19 @@ inline std::string torch_dtype_name(dtype t) {
     }
 }
 
+// The dtype a config.json says its weights are in (transformers 5's `dtype`, or
+// `torch_dtype`): f32, f16 or bf16; f32 when it says none or another.
+inline dtype config_dtype(const nlohmann::json& config) {
+    for (const auto* key : {"dtype", "torch_dtype"}) {
+        if (!config.is_object() || !config.contains(key) || !config[key].is_string()) continue;
+        const auto v = config[key].get<std::string>();
+        if (v == "float16") return dtype::f16;
+        if (v == "bfloat16") return dtype::bf16;
+        return dtype::f32;
+    }
+    return dtype::f32;
+}
+
 // Writes `weights` (every weight of `specs` by name, whole — not a rank's part —
 // in the dims the graphs read) as a Hugging Face folder `out` (created if
 // missing) in dtype `type`; `config` is the model's config.json object;

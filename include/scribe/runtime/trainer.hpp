@@ -30,6 +30,7 @@ public:
     struct options {
         train::update_options update{};
         unsigned threads = 0;
+        bool profile = false;  // time every node: last_stats().node_seconds
     };
     struct result {
         double loss = 0;       // the mean of the micro-batches' losses
@@ -54,7 +55,7 @@ public:
             }
             plan_ = train::append_update(*g, l, ids, o_.update, p);
             graphs_.push_back(std::move(g));
-            runs_.push_back(std::make_unique<cpu::executor>(*graphs_.back(), cpu::options{.threads = o_.threads}));
+            runs_.push_back(std::make_unique<cpu::executor>(*graphs_.back(), cpu::options{.threads = o_.threads, .profile = o_.profile}));
         }
         weights_ = std::move(weights);
         for (const auto& name : plan_.state) {
@@ -122,6 +123,8 @@ public:
         for (const auto& r : runs_) most = std::max(most, r->planned_peak_bytes());
         return most;
     }
+    // What the last pass's run used (and, with options::profile, each node's time).
+    const cpu::run_stats& last_stats() const { return runs_.back()->stats(); }
     // The graph of the last (or only) pass: the whole step's update.
     const graph& step_graph() const { return *graphs_.back(); }
 

@@ -85,6 +85,7 @@ struct training_options {
     std::filesystem::path out;              // where everything is written
     std::filesystem::path resume;           // a checkpoint-<step> folder to continue from
     bool dropout = true;                    // the config's dropout
+    dtype save_type = dtype::f32;           // the final model's (checkpoints are f32: resume is exact)
     std::size_t memory_budget = 0;          // refuse a run that needs more bytes (0: the machine's memory)
     std::function<void(const step_report&)> on_step{};
     std::function<void(const eval_report&)> on_eval{};
@@ -448,7 +449,7 @@ private:
     }
 
     void save_final() {
-        save_pretrained<Family>(o_.out, config_json_, c_, trainer_->weights(), dtype::f32, tokenizer_dir_);
+        save_pretrained<Family>(o_.out, config_json_, c_, trainer_->weights(), o_.save_type, tokenizer_dir_);
         if (o_.on_save) o_.on_save(o_.out, trainer_->steps());
     }
 
