@@ -19,8 +19,8 @@ scribe_setup_system() {
   local pkgs=(g++ meson ninja-build pkg-config catch2 libxtensor-dev libxsimd-dev
               nlohmann-json3-dev libopenblas-dev python3 python3-venv
               libopenmpi-dev openmpi-bin  # tensor-parallel ranks as processes (mpirun)
-              clang libclang-rt-dev  # clang++ and libFuzzer, for tests/fuzz
-              clang-19)  # the second compiler test.sh builds the suite with (build-clang19)
+              clang-19  # the second compiler test.sh builds the suite with (build-clang19)
+              libclang-rt-19-dev)  # its libFuzzer and sanitizers, for tests/fuzz
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

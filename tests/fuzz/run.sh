@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A bounded libFuzzer run of one fuzz target, as a test (meson's suite `fuzz`):
 #   tests/fuzz/run.sh TARGET SOURCE_ROOT BUILD_DIR
-# builds tests/fuzz/fuzz_TARGET.cpp with clang++ (-fsanitize=fuzzer,address,undefined,
+# builds tests/fuzz/fuzz_TARGET.cpp with clang++-19 (-fsanitize=fuzzer,address,undefined,
 # every UBSan check fatal) into BUILD_DIR/fuzz_TARGET, unless it is up to date, and
 # runs it for SCRIBE_FUZZ_SECONDS (default 10: with five targets, under a minute
 # of fuzzing for the suite) on a fresh copy of the seeds in tests/fuzz/corpus/TARGET
@@ -16,7 +16,7 @@
 # target; a crash, a sanitizer report, a leak, an uncaught exception, a broken
 # invariant (an abort) or a slow input (> 10 s) fails, and the input that did it
 # is left at BUILD_DIR/TARGET-crash-* (or -timeout-*, -leak-*; run the binary on
-# that file to reproduce). Without clang++ (Debian: clang, libclang-rt-dev; see
+# that file to reproduce). Without clang++-19 (Debian: clang-19, libclang-rt-19-dev; see
 # scripts/setup.sh) the test fails, it does not skip.
 set -uo pipefail
 
@@ -29,7 +29,7 @@ case "$target" in
   *) max_len=4096 ;;
 esac
 max_len=${SCRIBE_FUZZ_MAX_LEN:-$max_len}
-cxx=${SCRIBE_FUZZ_CXX:-clang++}
+cxx=${SCRIBE_FUZZ_CXX:-clang++-19}  # the targets read configs through the families, so the DSL: Clang 19 builds it
 
 src="$root/tests/fuzz/fuzz_$target.cpp"
 seeds="$root/tests/fuzz/corpus/$target"
@@ -38,7 +38,7 @@ fail() { echo "fuzz $target: FAILED: $*" >&2; exit 1; }
 
 [ -f "$src" ] || fail "no $src"
 [ -d "$seeds" ] || fail "no seed corpus $seeds"
-command -v "$cxx" >/dev/null 2>&1 || fail "$cxx not found: the fuzz tests need clang with libFuzzer (Debian packages clang and libclang-rt-dev; scripts/setup.sh installs them)"
+command -v "$cxx" >/dev/null 2>&1 || fail "$cxx not found: the fuzz tests need clang with libFuzzer (Debian packages clang-19 and libclang-rt-19-dev; scripts/setup.sh installs them)"
 mkdir -p "$out" || fail "cannot create $out"
 
 flags=(-std=c++2b -O1 -gline-tables-only -fno-omit-frame-pointer
@@ -62,7 +62,7 @@ else
   echo "fuzz $target: building $bin"
   start=$SECONDS
   rm -f "$bin" "$stamp"
-  "$cxx" "${flags[@]}" -MMD -MF "$bin.d" "$src" -o "$bin" || fail "$cxx could not build $src (is libclang-rt-dev installed?)"
+  "$cxx" "${flags[@]}" -MMD -MF "$bin.d" "$src" -o "$bin" || fail "$cxx could not build $src (is libclang-rt-19-dev installed?)"
   echo "$wanted" > "$stamp"
   echo "fuzz $target: built in $((SECONDS - start)) s"
 fi
