@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on its built-in default: builds Scribe and its `scribe` program,
 # generates text with the demo GPT-2 kept in the repo (models/demo-gpt2, trained
-# by scripts/reference/train_demo.py on the King James Bible), and writes that
+# by `scribe train` on the King James Bible: scripts/train_demo.sh), and writes that
 # model's prefill and decode graphs as XLA HLO (text and proto) with a manifest.
 #   bash scripts/demo.sh [OUTPUT_DIR]      (default: out/)
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
