@@ -1,6 +1,7 @@
 // bench/profile.hpp — where a graph's run time goes, from the executor's
 // per-node times (cpu::options::profile): per op kind, and per op and shape
-// summed over the layers (which products, say, cost most).
+// summed over the layers (which products, say, cost most); and what is live at
+// the planned memory peak (cpu::executor::planned_peak).
 #pragma once
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include <scribe/cpu/executor.hpp>
 #include <scribe/graph/graph.hpp>
 
 namespace bench {
@@ -44,6 +46,31 @@ inline void print_profile(const scribe::graph& g, const std::vector<double>& sec
     std::printf("  by op and shape (summed over the layers):\n");
     for (std::size_t j = 0; j < std::min(top, shapes.size()); ++j)
         std::printf("  %8.3f ms %5.1f%%  %s\n", shapes[j].first * 1e3, 100 * shapes[j].first / timed, shapes[j].second.c_str());
+}
+
+// The values live at the planned peak, by op and shape (summed over the layers).
+inline void print_memory(const scribe::graph& g, const scribe::cpu::executor::peak_plan& p, const std::string& title,
+                         std::size_t top = 14) {
+    using namespace scribe;
+    constexpr double mib = 1024.0 * 1024.0;
+    const auto& at = g.nodes()[static_cast<std::size_t>(p.at)];
+    std::printf("\n--- %s: planned peak %.1f MiB of intermediate values, at node %lld (%s %s), %zu values live\n", title.c_str(),
+                static_cast<double>(p.bytes) / mib, static_cast<long long>(p.at), std::string(info(at.kind).name).c_str(),
+                to_string(at.dims).c_str(), p.live.size());
+    std::map<std::string, std::pair<std::size_t, int>> by_shape;
+    for (const auto& [id, bytes] : p.live) {
+        const auto& n = g.nodes()[static_cast<std::size_t>(id)];
+        auto& s = by_shape[std::string(info(n.kind).name) + " " + std::string(name(n.type)) + to_string(n.dims) +
+                           (n.label.empty() ? "" : " " + n.label)];
+        s.first += bytes;
+        ++s.second;
+    }
+    std::vector<std::pair<std::size_t, std::string>> rows;
+    for (const auto& [k, v] : by_shape) rows.push_back({v.first, "x" + std::to_string(v.second) + " " + k});
+    std::sort(rows.rbegin(), rows.rend());
+    for (std::size_t j = 0; j < std::min(top, rows.size()); ++j)
+        std::printf("  %9.1f MiB %5.1f%%  %s\n", static_cast<double>(rows[j].first) / mib,
+                    100.0 * static_cast<double>(rows[j].first) / static_cast<double>(p.bytes), rows[j].second.c_str());
 }
 
 }  // namespace bench

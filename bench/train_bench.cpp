@@ -156,6 +156,12 @@ result measure(const options& o, unsigned threads, bool export_for_xla) {
                        std::move(weights), {.update = u, .threads = threads});
     auto step = [&] { (void)t.step(batch); };
     r.loss = t.step(batch).loss;  // warm-up: the plan made, the weights read from the file, the state made
+    r.seconds = bench::median_seconds(step, 10.0, 3);
+    r.peak_rss = peak.stop();
+    for (const auto& [_, a] : t.weights()) r.parameters += a.size();
+    if (export_for_xla) export_step(o, t.step_graph(), files, ids, lengths);
+    // Profiled after the measurements, so that its second trainer's weights and
+    // state are not counted in the peak memory.
     if (o.profile) {
         runtime::trainer p([&](graph& g) { return train::causal_lm_loss<Family, f32>(g, c, {.batch = o.batch, .seq = o.seq}).id(); },
                            files.arrays(0, dtype::f32), {.update = u, .threads = threads, .profile = true});
@@ -170,11 +176,9 @@ result measure(const options& o, unsigned threads, bool export_for_xla) {
             for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += p.last_stats().node_seconds[i] / runs;
         }
         bench::print_profile(p.step_graph(), seconds, total, "training step, " + std::to_string(threads) + " thread(s)", 25);
+        bench::print_memory(p.step_graph(), p.planned_peak(), "training step's memory");
     }
-    r.seconds = bench::median_seconds(step, 10.0, 3);
-    r.peak_rss = peak.stop();
-    for (const auto& [_, a] : t.weights()) r.parameters += a.size();
-    if (export_for_xla) export_step(o, t.step_graph(), files, ids, lengths);
+
     return r;
 }
 

@@ -429,6 +429,27 @@ TEST_CASE("cpu: intermediates are freed after their last reader") {
     CHECK(run.stats().peak_bytes < 4 * 4000);  // a few vectors live at a time, not 20+
 }
 
+TEST_CASE("cpu simd: sgemm reads a transposed A (a weight gradient's x^T) as the same matrix stored by rows") {
+    const std::int64_t m = 29, n = 50, k = 300;  // m not a multiple of any MR, k past one kc block
+    std::vector<float> rows(static_cast<std::size_t>(m * k)), cols(rows.size()), bm(static_cast<std::size_t>(k * n));
+    std::vector<half> cols_h(rows.size()), rows_h(rows.size());
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < k; ++j) {
+            const float v = std::sin(0.37f * static_cast<float>(i * k + j));
+            rows[static_cast<std::size_t>(i * k + j)] = cols[static_cast<std::size_t>(j * m + i)] = v;
+            rows_h[static_cast<std::size_t>(i * k + j)].bits = cols_h[static_cast<std::size_t>(j * m + i)].bits = f32_to_f16_bits(v);
+        }
+    for (std::size_t i = 0; i < bm.size(); ++i) bm[i] = std::cos(0.21f * static_cast<float>(i));
+    const cpu::simd::matrix_view b{bm.data(), n, 1};
+    std::vector<float> want(static_cast<std::size_t>(m * n)), got(want.size());
+    cpu::simd::sgemm(m, n, k, cpu::simd::matrix_view{rows.data(), k, 1}, b, want.data(), n);
+    cpu::simd::sgemm(m, n, k, cpu::simd::matrix_view{cols.data(), 1, m}, b, got.data(), n);
+    CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);  // same values, same order
+    cpu::simd::sgemm(m, n, k, cpu::simd::basic_matrix_view<half>{rows_h.data(), k, 1}, b, want.data(), n);
+    cpu::simd::sgemm(m, n, k, cpu::simd::basic_matrix_view<half>{cols_h.data(), 1, m}, b, got.data(), n);
+    CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+}
+
 TEST_CASE("cpu simd: sgemm widens f16 and bf16 operands while packing") {
     const std::int64_t m = 19, n = 50, k = 33;
     std::vector<half> ah(static_cast<std::size_t>(m * k));
@@ -821,6 +842,86 @@ TEST_CASE("cpu: a donated cache is updated in place, each row at its own positio
     CHECK(out2[0].data() != static_cast<const void*>(cs.data()));
     CHECK(std::memcmp(out2[0].data(), want.data(), want.size() * 4) == 0);
     CHECK(cs[0] == wave(1, 0.21)[0]);
+}
+
+TEST_CASE("cpu: an element-wise group writes over the buffer it reads for the last time") {
+    // As an optimizer step: the new weight takes the donated old weight's place,
+    // and the sum of an intermediate with itself its operand's.
+    graph g("update");
+    g.bind(rows(96), c(40), hidden(24));
+    auto w = g.parameter(f32[rows, c], "w");
+    auto x = g.parameter(f32[rows, hidden], "x");
+    auto v = g.parameter(f32[hidden, c], "v");
+    auto t = dot<hidden>(x, v);                           // an intermediate [rows, c]
+    auto w2 = w * g.constant(f32, 0.5f) + t * t - t;      // reads w and t element for element
+    g.outputs(w2, t);                                     // t is kept: only w's buffer can be written over
+    g.alias(0, w);
+    const auto ws = wave(96 * 40, 0.3), xs = wave(96 * 24, 0.7), vs = wave(24 * 40, 0.11);
+    std::vector<float> want(ws.size());
+    for (std::size_t r = 0; r < 96; ++r)
+        for (std::size_t k = 0; k < 40; ++k) {
+            double d = 0;
+            for (std::size_t h = 0; h < 24; ++h) d += static_cast<double>(xs[r * 24 + h]) * vs[h * 40 + k];
+            want[r * 40 + k] = static_cast<float>(ws[r * 40 + k] * 0.5 + d * d - d);
+        }
+    auto owned = [&] {
+        auto a = cpu::array::uninitialized(dtype::f32, {{"", 96}, {"", 40}});
+        std::memcpy(a.mutable_data(), ws.data(), ws.size() * 4);
+        return a;
+    };
+    const auto xin = cpu::array::borrow(dtype::f32, {{"", 96}, {"", 24}}, xs.data(), xs.size() * 4);
+    const auto vin = cpu::array::borrow(dtype::f32, {{"", 24}, {"", 40}}, vs.data(), vs.size() * 4);
+    cpu::executor run(g, {.threads = 2});
+    auto check = [&](const cpu::array& out) {
+        for (std::size_t i = 0; i < want.size(); ++i) CHECK(out.values<float>()[i] == Approx(want[i]).margin(1e-4));
+    };
+    // Not donated: w is read, not written; the result is a new buffer beside t's.
+    const auto kept = owned();
+    check(run({{"w", kept}, {"x", xin}, {"v", vin}})[0]);
+    CHECK(std::memcmp(kept.data(), ws.data(), ws.size() * 4) == 0);
+    // Donated: the result is w's buffer, and t is the only other buffer made.
+    cpu::named_arrays in;
+    in.emplace_back("w", owned());
+    const auto* buffer = in[0].second.data();
+    in.emplace_back("x", xin.view());
+    in.emplace_back("v", vin.view());
+    const auto out = run.run_donating(std::move(in));
+    CHECK(out[0].data() == buffer);
+    check(out[0]);
+    CHECK(run.planned_peak_bytes() < 2 * ws.size() * 4);  // t alone: the result writes over w
+
+    // An intermediate read for the last time: the result takes its buffer.
+    graph h("square");
+    h.bind(rows(96), c(40), hidden(24));
+    auto hx = h.parameter(f32[rows, hidden], "x");
+    auto hv = h.parameter(f32[hidden, c], "v");
+    auto ht = dot<hidden>(hx, hv);
+    h.outputs(ht * ht - ht);
+    cpu::executor square(h);
+    const auto y = square({{"x", xin}, {"v", vin}});
+    for (std::size_t i = 0; i < want.size(); ++i)
+        CHECK(y[0].values<float>()[i] == Approx(want[i] - ws[i] * 0.5f).margin(1e-4));
+    CHECK(square.planned_peak_bytes() == ws.size() * 4);
+    CHECK(square.stats().peak_bytes == ws.size() * 4);
+}
+
+TEST_CASE("cpu: a group that writes over its operand still reads the operand's transposed copy") {
+    graph g("transposed_reader");
+    g.bind(rows(24), c(24), a(24), hidden(8));
+    auto x = g.parameter(f32[rows, hidden], "x");
+    auto v = g.parameter(f32[hidden, c], "v");
+    auto t = dot<hidden>(x, v);  // [rows, c], square
+    g.outputs(t + rename<a, rows>(rename<rows, c>(rename<c, a>(transpose<c, rows>(t)))));  // t[r, k] + t[k, r]
+    const auto xs = wave(24 * 8, 0.7), vs = wave(8 * 24, 0.11);
+    std::vector<double> d(24 * 24);
+    for (std::size_t r = 0; r < 24; ++r)
+        for (std::size_t k = 0; k < 24; ++k)
+            for (std::size_t h = 0; h < 8; ++h) d[r * 24 + k] += static_cast<double>(xs[r * 8 + h]) * vs[h * 24 + k];
+    cpu::executor run(g, {.threads = 2});
+    const auto out = run({cpu::array::borrow(dtype::f32, {{"", 8}, {"", 24}}, vs.data(), vs.size() * 4),
+                          cpu::array::borrow(dtype::f32, {{"", 24}, {"", 8}}, xs.data(), xs.size() * 4)});
+    for (std::size_t r = 0; r < 24; ++r)
+        for (std::size_t k = 0; k < 24; ++k) CHECK(out[0].values<float>()[r * 24 + k] == Approx(d[r * 24 + k] + d[k * 24 + r]).margin(1e-4));
 }
 
 TEST_CASE("cpu: decode against a transposed weight (x . W^T, the tied LM head) streams W's rows") {

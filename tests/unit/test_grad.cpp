@@ -213,6 +213,17 @@ TEST_CASE("gradients of select, convert and the layout ops equal central differe
         auto b = g.parameter(f64[rows, cols], "b");
         return weighted_sum(concatenate<cols>(a, b * b, a));
     }, {bind_small, {"a", "b"}});
+    // The shares of disjoint slices are joined into one concatenation (with zeros
+    // where no slice reads), overlapping ones summed.
+    check_gradients("slices_of_one_value", [](graph& g) {
+        auto x = g.parameter(f64[rows, cols], "x");
+        return sum_all(slice<cols>(x, 2, 3) * 3.0) + sum_all(exp(slice<cols>(x, 0, 1))) +
+               sum_all(slice<cols>(x, 3, 4) * slice<cols>(x, 3, 4)) + sum_all(sin(slice<cols>(x, 0, 2)));
+    }, {bind_small, {"x"}});
+    check_gradients("slices_with_a_gap", [](graph& g) {
+        auto x = g.parameter(f64[rows, cols], "x");
+        return sum_all(slice<cols>(x, 3, 4) * 2.0) + sum_all(slice<cols>(x, 0, 1) * slice<cols>(x, 0, 1));
+    }, {bind_small, {"x"}});
     check_gradients("dynamic_slice", [](graph& g) {
         auto x = g.parameter(f64[rows, cols], "x");
         auto at = g.parameter(s32[], "at");
@@ -538,6 +549,77 @@ TEST_CASE("gradients of a tensor-parallel model at TP 2 and 4 are TP 1's, sharde
             }
         }
     }
+}
+
+TEST_CASE("the backward pass recomputes element-wise chains and adds a gather's gradient into the other share") {
+    // loss = cross_entropy(gelu_tanh(x . w)) over depth as the classes. Without
+    // recomputation the GELU chain keeps six [rows, depth] values for the backward
+    // pass, and the gather of the picked logits adds a buffer of zeros and a sum.
+    namespace n = scribe::nn;
+    constexpr std::int64_t R = 96, C = 16, D = 512;
+    graph g("gelu_ce");
+    g.bind(rows(R), cols(C), depth(D));
+    auto x = g.parameter(f32[rows, cols], "x");
+    auto w = g.parameter(f32[cols, depth], "w");
+    auto labels = g.parameter(s32[rows], "labels");
+    auto mask = g.parameter(pred[rows], "mask");
+    auto h = dot<cols>(x, w);
+    auto loss = n::cross_entropy<depth>(n::gelu_tanh(h), labels, mask);
+    auto grads = gradients(g, loss.id(), {w.id()});
+    g.set_outputs({loss.id(), grads[0]});
+    std::vector<float> xs(R * C), ws(C * D);
+    for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i)));
+    for (std::size_t i = 0; i < ws.size(); ++i) ws[i] = static_cast<float>(0.5 * std::cos(0.11 * static_cast<double>(i)));
+    std::vector<std::int32_t> ls(R);
+    std::vector<std::uint8_t> ms(R);
+    for (std::size_t r = 0; r < R; ++r) {
+        ls[r] = static_cast<std::int32_t>((r * 37) % D);
+        ms[r] = r % 7 != 3;
+    }
+    cpu::executor ex(g, {.threads = 2});
+    const auto out = ex({{"x", cpu::array::borrow(dtype::f32, x.shape(), xs.data(), xs.size() * 4)},
+                         {"w", cpu::array::borrow(dtype::f32, w.shape(), ws.data(), ws.size() * 4)},
+                         {"labels", cpu::array::borrow(dtype::s32, labels.shape(), ls.data(), ls.size() * 4)},
+                         {"mask", cpu::array::borrow(dtype::pred, mask.shape(), ms.data(), ms.size())}});
+    // The gradient, in double on the host: dL/dh = (softmax(y) - onehot) gelu'(h) / count.
+    constexpr double k = 0.7978845608028654, a = 0.044715;
+    std::vector<double> dh(R * D, 0.0);
+    double count = 0;
+    for (std::size_t r = 0; r < R; ++r) count += ms[r];
+    for (std::size_t r = 0; r < R; ++r) {
+        if (!ms[r]) continue;
+        std::vector<double> hv(D), y(D);
+        double top = -1e300, z = 0;
+        for (std::size_t d = 0; d < D; ++d) {
+            for (std::size_t c = 0; c < C; ++c) hv[d] += static_cast<double>(xs[r * C + c]) * ws[c * D + d];
+            y[d] = 0.5 * hv[d] * (1 + std::tanh(k * (hv[d] + a * hv[d] * hv[d] * hv[d])));
+            top = std::max(top, y[d]);
+        }
+        for (std::size_t d = 0; d < D; ++d) z += std::exp(y[d] - top);
+        for (std::size_t d = 0; d < D; ++d) {
+            const double t = std::tanh(k * (hv[d] + a * hv[d] * hv[d] * hv[d]));
+            const double gelu_d = 0.5 * (1 + t) + 0.5 * hv[d] * (1 - t * t) * k * (1 + 3 * a * hv[d] * hv[d]);
+            const double dy = (std::exp(y[d] - top) / z - (static_cast<std::int32_t>(d) == ls[r] ? 1.0 : 0.0)) / count;
+            dh[r * D + d] = dy * gelu_d;
+        }
+    }
+    double worst = 0, largest = 0;
+    for (std::size_t c = 0; c < C; ++c)
+        for (std::size_t d = 0; d < D; ++d) {
+            double want = 0;
+            for (std::size_t r = 0; r < R; ++r) want += static_cast<double>(xs[r * C + c]) * dh[r * D + d];
+            worst = std::max(worst, std::abs(out[1].values<float>()[c * D + d] - want));
+            largest = std::max(largest, std::abs(want));
+        }
+    INFO("largest gradient " << largest << ", worst error " << worst);
+    CHECK(worst < 1e-6 + 1e-4 * largest);
+    // At most three [rows, depth] values live at once (h, the GELU, its
+    // exponentials), where keeping each op's value for the backward pass held
+    // seven.
+    const auto value = static_cast<std::size_t>(R * D * 4);
+    INFO("planned peak " << ex.planned_peak_bytes() << " bytes, a [rows, depth] value is " << value);
+    CHECK(ex.planned_peak_bytes() <= 3 * value + value / 2);
+    CHECK(ex.stats().peak_bytes <= 3 * value + value / 2 + 2 * static_cast<std::size_t>(C * D * 4));
 }
 
 TEST_CASE("a training step frees each activation after its last reader, backward ones included") {

@@ -10,7 +10,8 @@
 // cpu::executor(g, {.threads = 2}) sets the worker threads (default: one per
 // hardware thread); results depend only on the thread count. Chains of
 // element-wise ops run fused (fusion_report() lists them), each intermediate is
-// freed after its last reader, and stats() tells the last run's peak bytes. One
+// freed after its last reader (or written over by it, when that reader is an
+// element-wise group), and stats() tells the last run's peak bytes. One
 // executor runs one graph at a time.
 // A graph with collectives runs as several replicas in one process:
 // run_replicas(inputs[r][k]) evaluates every replica node by node, so all_reduce
@@ -88,8 +89,14 @@ public:
         if (g_.outputs().empty())
             throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " has no outputs; call g.outputs(...)");
         g_.check_bindings();
+        // Values no output depends on (a gradient rule's discarded share, say) are never computed.
+        needed_.assign(g_.nodes().size(), false);
+        for (auto o : g_.outputs()) needed_[static_cast<std::size_t>(o)] = true;
+        for (std::size_t i = g_.nodes().size(); i-- > 0;)
+            if (needed_[i])
+                for (auto o : g_[static_cast<node_id>(i)].operands) needed_[static_cast<std::size_t>(o)] = true;
         if (opt.fuse) {
-            fusion_ = plan_fusion(g_);
+            fusion_ = plan_fusion(g_, &needed_);
         } else {
             fusion_.group_of.assign(g_.nodes().size(), -1);
             fusion_.inlined.assign(g_.nodes().size(), false);
@@ -108,30 +115,61 @@ public:
     // stats().peak_bytes: each value from the node that makes it to its last
     // reader, views and in-place updates free, the values kept between runs
     // (computed once from no parameter) throughout. The inputs are not counted.
-    std::size_t planned_peak_bytes() const {
+    std::size_t planned_peak_bytes() const { return planned_peak().bytes; }
+
+    // The same plan at its peak: the node that makes it and the values live then
+    // (each with its bytes, largest first), to see where a step's memory goes.
+    struct peak_plan {
+        std::size_t bytes = 0;
+        node_id at = -1;
+        std::vector<std::pair<node_id, std::size_t>> live;
+    };
+    peak_plan planned_peak() const {
         const auto& nodes = g_.nodes();
-        std::vector<std::size_t> held(nodes.size(), 0);
-        std::size_t live = 0, peak = 0;
-        for (std::size_t i = 0; i < nodes.size(); ++i) {
-            const auto& n = nodes[i];
-            const auto root = fusion_.group_of[i];
-            if ((root >= 0 && static_cast<std::size_t>(root) != i) || fusion_.inlined[i] || n.kind == op::parameter) continue;
-            const auto bytes = static_cast<std::size_t>(element_count(n.dims)) * static_cast<std::size_t>(info(n.type).bytes);
-            if (relabels(n) || (n.kind == op::dynamic_update_slice && last_reader_[i])) {
-                if (last_reader_[i]) std::swap(held[i], held[static_cast<std::size_t>(n.operands[0])]);  // takes its buffer over
-            } else {
-                held[i] = bytes;
-                live += bytes;
+        // Replays the plan up to node `stop` (all of it with -1): what each node
+        // holds then, and the peak on the way.
+        auto replay = [&](std::int64_t stop, peak_plan& p) {
+            std::vector<std::size_t> held(nodes.size(), 0);
+            std::size_t live = 0;
+            for (std::size_t i = 0; i < nodes.size(); ++i) {
+                const auto& n = nodes[i];
+                const auto root = fusion_.group_of[i];
+                if ((root >= 0 && static_cast<std::size_t>(root) != i) || fusion_.inlined[i] || n.kind == op::parameter) continue;
+                const auto bytes = static_cast<std::size_t>(element_count(n.dims)) * static_cast<std::size_t>(info(n.type).bytes);
+                const auto reused = reuse_[i];
+                if (!needed_[i]) continue;
+                if (relabels(n) || (updates_operand(n) && last_reader_[i])) {
+                    if (last_reader_[i]) std::swap(held[i], held[static_cast<std::size_t>(n.operands[0])]);  // takes its buffer over
+                } else if (reused >= 0 && (nodes[static_cast<std::size_t>(reused)].kind != op::parameter ||
+                                           aliased_[static_cast<std::size_t>(nodes[static_cast<std::size_t>(reused)].parameter_number)])) {
+                    std::swap(held[i], held[static_cast<std::size_t>(reused)]);  // writes over an operand's (or a donated input's) buffer
+                } else {
+                    held[i] = bytes;
+                    live += bytes;
+                }
+                if (live > p.bytes || p.at < 0) {
+                    p.bytes = live;
+                    p.at = static_cast<node_id>(i);
+                }
+                if (static_cast<std::int64_t>(i) == stop) return held;
+                for (auto o : consumed_at_[i]) {
+                    const auto k = static_cast<std::size_t>(o);
+                    if (keep_[k]) continue;  // kept for the next runs
+                    live -= held[k];
+                    held[k] = 0;
+                }
             }
-            peak = std::max(peak, live);
-            for (auto o : consumed_at_[i]) {
-                const auto k = static_cast<std::size_t>(o);
-                if (keep_[k]) continue;  // kept for the next runs
-                live -= held[k];
-                held[k] = 0;
-            }
-        }
-        return peak;
+            return held;
+        };
+        peak_plan best;
+        (void)replay(-1, best);
+        if (best.at < 0) return best;
+        peak_plan again;
+        const auto held = replay(best.at, again);
+        for (std::size_t k = 0; k < held.size(); ++k)
+            if (held[k]) best.live.emplace_back(static_cast<node_id>(k), held[k]);
+        std::stable_sort(best.live.begin(), best.live.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+        return best;
     }
 
     // Binds parameter `number` to a value the executor keeps, typically a weight:
@@ -320,6 +358,7 @@ private:
         std::size_t live = 0;
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
+            if (!needed_[i]) continue;  // no output depends on it
             const auto root = fusion_.group_of[i];
             if (root >= 0 && static_cast<std::size_t>(root) != i) continue;  // computed by its group's root
             if (fusion_.inlined[i]) continue;                                   // read in place by its users
@@ -352,14 +391,20 @@ private:
                             values[r][i] = std::move(input);  // donated: owned by the run from here on
                         else
                             values[r][i] = input.view();
-                    } else if (relabels(n) || (n.kind == op::dynamic_update_slice && last_reader_[i])) {
+                    } else if (relabels(n) || (updates_operand(n) && last_reader_[i])) {
                         auto& x = values[r][static_cast<std::size_t>(n.operands[0])];
                         took_over[r] = last_reader_[i] && x.owns();
                         values[r][i] = relabels(n) ? reshaped(n, i, x) : updated_in_place(n, values[r]);
                     } else if (root >= 0) {
+                        array* reuse = nullptr;
+                        if (reuse_[i] >= 0) {
+                            auto& x = values[r][static_cast<std::size_t>(reuse_[i])];
+                            if (x.owns()) reuse = &x;
+                        }
+                        took_over[r] = reuse != nullptr;
                         values[r][i] = run_fused(g_, fusion_, fusion_.groups[static_cast<std::size_t>(group_index_[i])],
                                                  [&](node_id o) -> const array& { return values[r][static_cast<std::size_t>(o)]; },
-                                                 pool_.get());
+                                                 pool_.get(), reuse, reuse_[i]);
                     } else {
                         values[r][i] = evaluate(n, operand);
                     }
@@ -527,10 +572,15 @@ private:
         return array(x).relabel(n.dims);
     }
 
-    // A dynamic_update_slice that is its operand's last reader writes into the
-    // operand's buffer when the run owns it (an intermediate, or a donated input).
+    // Ops that write into a copy of operand 0: a dynamic_update_slice, a scatter.
+    static bool updates_operand(const node& n) { return n.kind == op::dynamic_update_slice || n.kind == op::scatter; }
+
+    // Such an op that is its operand's last reader writes into the operand's
+    // buffer when the run owns it (an intermediate, or a donated input).
     array updated_in_place(const node& n, std::vector<array>& values) const {
         auto& x = values[static_cast<std::size_t>(n.operands[0])];
+        if (n.kind == op::scatter)
+            return kernels::scatter(n, x, values[static_cast<std::size_t>(n.operands[1])], values[static_cast<std::size_t>(n.operands[2])], &x);
         std::vector<const array*> starts;
         for (std::size_t j = 2; j < n.operands.size(); ++j) starts.push_back(&values[static_cast<std::size_t>(n.operands[j])]);
         return kernels::dynamic_update_slice(n, x, values[static_cast<std::size_t>(n.operands[1])], starts, &x);
@@ -604,7 +654,7 @@ private:
             group_index_[static_cast<std::size_t>(fusion_.groups[k].members.back())] = static_cast<int>(k);
         std::vector<std::int64_t> last(nodes.size(), -1);
         for (std::size_t i = 0; i < nodes.size(); ++i) {
-            if (fusion_.inlined[i]) continue;  // its source is read where its users run
+            if (fusion_.inlined[i] || !needed_[i]) continue;  // its source is read where its users run; or never run
             const auto root = fusion_.group_of[i];
             // A group member's operands are read when its root runs; an inlined
             // view's operand, by whoever reads the view.
@@ -622,7 +672,7 @@ private:
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
             const bool takes = relabels(n) ||
-                               (n.kind == op::dynamic_update_slice &&
+                               (updates_operand(n) &&
                                 std::count(n.operands.begin(), n.operands.end(), n.operands[0]) == 1 &&
                                 !fusion_.inlined[static_cast<std::size_t>(n.operands[0])]);
             if (takes && fusion_.group_of[i] < 0 && !fusion_.inlined[i])
@@ -656,7 +706,7 @@ private:
             // A constant member of a group whose root is not constant is computed
             // with its group on every run, so what it reads must be kept too.
             const bool every_run = !constant_[i] || (root >= 0 && !constant_[static_cast<std::size_t>(root)]);
-            if (!every_run || fusion_.inlined[i]) continue;
+            if (!every_run || fusion_.inlined[i] || !needed_[i]) continue;
             for (auto o : nodes[i].operands) {
                 if (root >= 0 && fusion_.group_of[static_cast<std::size_t>(o)] == root) continue;
                 const auto m = static_cast<std::size_t>(materialized(g_, fusion_, o));
@@ -672,6 +722,36 @@ private:
         for (std::size_t o = 0; o < nodes.size(); ++o)
             if (last[o] >= 0 && last[o] < static_cast<std::int64_t>(nodes.size()))
                 consumed_at_[static_cast<std::size_t>(last[o])].push_back(static_cast<node_id>(o));
+        // A fused group that is the last reader of an operand of its own type and
+        // size, read element for element only, writes over that operand's buffer
+        // when the run owns it (an intermediate, or a donated input): AdamW's new
+        // weights and moments take the old ones' places, a gradient sum its
+        // operand's, and no second buffer of that size is made.
+        reuse_.assign(nodes.size(), -1);
+        for (const auto& grp : fusion_.groups) {
+            const auto root = static_cast<std::size_t>(grp.members.back());
+            const auto& r = nodes[root];
+            std::vector<node_id> direct, through_view;
+            for (auto m : grp.members)
+                for (auto o : nodes[static_cast<std::size_t>(m)].operands) {
+                    if (fusion_.group_of[static_cast<std::size_t>(o)] == static_cast<node_id>(root)) continue;
+                    const auto src = materialized(g_, fusion_, o);
+                    (src == o ? direct : through_view).push_back(src);
+                }
+            for (auto o : direct) {
+                const auto k = static_cast<std::size_t>(o);
+                const auto& n = nodes[k];
+                if (last[k] != static_cast<std::int64_t>(root) || keep_[k] || constant_[k] || n.type != r.type ||
+                    element_count(n.dims) != element_count(r.dims) || n.dims.size() != r.dims.size() ||
+                    std::find(through_view.begin(), through_view.end(), o) != through_view.end())
+                    continue;
+                bool same_extents = true;
+                for (std::size_t d = 0; d < n.dims.size(); ++d) same_extents = same_extents && n.dims[d].extent == r.dims[d].extent;
+                if (!same_extents) continue;
+                reuse_[root] = o;
+                break;
+            }
+        }
     }
 
     const graph& g_;
@@ -683,6 +763,8 @@ private:
     std::vector<int> group_index_;
     std::vector<std::vector<node_id>> consumed_at_;
     std::vector<bool> last_reader_;  // a reshape or update that is its operand's last reader
+    std::vector<node_id> reuse_;     // by fused group root: the operand whose buffer it writes over, or -1
+    std::vector<bool> needed_;       // an output depends on it (the rest is never run)
     std::vector<bool> outlived_;     // a reshape whose operand outlives its readers: a view
     std::vector<bool> aliased_;      // by parameter number: aliased to an output
     std::vector<bool> constant_;     // depends on no parameter

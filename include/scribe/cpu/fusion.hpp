@@ -74,16 +74,19 @@ inline bool is_view(const node& n) { return n.kind == op::broadcast || n.kind ==
 // (its last) runs as one group, however its members share values inside; in the
 // other components, chains of single-use values are fused, and what is left runs
 // as groups of one.
-inline fusion_plan plan_fusion(const graph& g) {
+// Nodes outside `needed` (when given) are never run, so never grouped.
+inline fusion_plan plan_fusion(const graph& g, const std::vector<bool>* needed = nullptr) {
     const auto& nodes = g.nodes();
     const auto count = nodes.size();
+    auto runs = [&](std::size_t i) { return !needed || (*needed)[i]; };
     std::vector<int> users(count, 0);
-    for (const auto& n : nodes)
-        for (auto o : n.operands) ++users[static_cast<std::size_t>(o)];
+    for (std::size_t i = 0; i < count; ++i)
+        if (runs(i))
+            for (auto o : nodes[i].operands) ++users[static_cast<std::size_t>(o)];
     std::vector<bool> is_output(count, false);
     for (auto o : g.outputs()) is_output[static_cast<std::size_t>(o)] = true;
     std::vector<bool> ok(count);
-    for (std::size_t i = 0; i < count; ++i) ok[i] = detail::fusible(g, nodes[i]);
+    for (std::size_t i = 0; i < count; ++i) ok[i] = detail::fusible(g, nodes[i]) && runs(i);
     auto joins = [&](std::size_t i, std::size_t o) { return ok[i] && ok[o] && nodes[o].dims == nodes[i].dims; };
 
     fusion_plan plan;
@@ -92,7 +95,8 @@ inline fusion_plan plan_fusion(const graph& g) {
     {
         std::vector<std::vector<std::size_t>> readers(count);
         for (std::size_t i = 0; i < count; ++i)
-            for (auto o : nodes[i].operands) readers[static_cast<std::size_t>(o)].push_back(i);
+            if (runs(i))
+                for (auto o : nodes[i].operands) readers[static_cast<std::size_t>(o)].push_back(i);
         for (std::size_t i = count; i-- > 0;) {
             if (!detail::is_view(nodes[i]) || is_output[i] || readers[i].empty()) continue;
             plan.inlined[i] = std::all_of(readers[i].begin(), readers[i].end(),
@@ -270,12 +274,15 @@ inline void store_block(array& out, std::int64_t begin, const float* x, std::int
 }  // namespace detail
 
 // Runs one group: `value(id)` gives the array of a node outside the group.
+// With `reuse`, the group writes its result over that operand's buffer (taken
+// from *reuse, which the group must read only element for element, as the same
+// type and shape: each chunk is read before it is written, so nothing is lost).
 template <class Value>
 array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp, Value&& value,
-                thread_pool* pool = nullptr) {
+                thread_pool* pool = nullptr, array* reuse = nullptr, node_id reused = -1) {
     constexpr std::int64_t chunk = 512;
     const auto& root = g[grp.members.back()];
-    auto out = array::uninitialized(root.type, root.dims);
+    auto out = reuse ? std::move(*reuse).relabel(root.dims) : array::uninitialized(root.type, root.dims);
     const auto total = out.size();
     const auto members = grp.members.size();
     auto slot_of = [&](node_id id) -> std::ptrdiff_t {
@@ -302,7 +309,8 @@ array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp
             if (g[o].dims.empty()) strides.assign(root.dims.size(), 0);  // a rank-0 operand is broadcast
             const bool contiguous = strides == own;
             const bool scalar = std::all_of(strides.begin(), strides.end(), [](std::int64_t x) { return x == 0; });
-            inputs.push_back({&value(materialized(g, plan, o)), std::move(strides), contiguous, scalar});
+            const auto m = materialized(g, plan, o);
+            inputs.push_back({reuse && m == reused ? &out : &value(m), std::move(strides), contiguous, scalar});
             s.push_back({-1, static_cast<std::ptrdiff_t>(inputs.size() - 1)});
         }
         sources.push_back(std::move(s));

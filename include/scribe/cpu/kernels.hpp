@@ -528,9 +528,16 @@ inline array gather(const node& n, const array& table, const array& ids) {
 // follow the indices' order, each in the compute type and stored at once: integers
 // wrap at their width, 16-bit floats round to their type after every add (XLA's
 // add reducer computes in the element type).
-inline array scatter(const node& n, const array& table, const array& ids, const array& updates) {
-    auto out = array::uninitialized(n.type, n.dims);
-    std::memcpy(out.mutable_data(), table.data(), table.bytes());
+// With table_dying (the table, read for the last time and owned): the updates
+// are added into its buffer, not into a copy.
+inline array scatter(const node& n, const array& table, const array& ids, const array& updates, array* table_dying = nullptr) {
+    array out;
+    if (table_dying && table_dying->owns()) {
+        out = std::move(*table_dying).relabel(n.dims);
+    } else {
+        out = array::uninitialized(n.type, n.dims);
+        std::memcpy(out.mutable_data(), table.data(), table.bytes());
+    }
     const auto axis = static_cast<std::size_t>(n.axes.at(0));
     const auto extent = n.dims[axis].extent;
     const auto ts = strides_of(n.dims);

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <numbers>
 #include <utility>
 #include <vector>
@@ -28,13 +29,19 @@ namespace scribe {
 struct vjp_context {
     graph& g;
     node n;                    // the node (a copy: rules append to the graph)
-    node_id y;                 // its value
+    node_id self;              // its id
     node_id ct;                // dL/dy
     std::vector<bool> wanted;  // per operand: whether it needs a cotangent
     std::vector<node_id> given;  // per operand: its share, or -1
+    // How a rule reads a forward value: the value itself, or a copy recomputed
+    // in the backward pass (grad.hpp's rematerialisation); null: the value.
+    const std::function<node_id(node_id)>* primal = nullptr;
 
-    node_id x(std::size_t k) const { return n.operands[k]; }
+    // The values the rule reads: operand k, and the node's own value y.
+    node_id x(std::size_t k) const { return primal ? (*primal)(n.operands[k]) : n.operands[k]; }
+    node_id y() const { return primal ? (*primal)(self) : self; }
     shape dims(node_id v) const { return g[v].dims; }  // by value: rules add nodes
+    shape xdims(std::size_t k) const { return g[n.operands[k]].dims; }  // operand k's, without reading it
     dtype type() const { return n.type; }
 
     // Operand k's share, made by `make` only when operand k wants one.
@@ -62,7 +69,7 @@ namespace vjp {
 // --- element-wise: ct times the derivative ------------------------------------
 
 inline void convert(vjp_context& c) {
-    c.give(0, [&] { return ir::convert(c.g, c.ct, c.g[c.x(0)].type); });
+    c.give(0, [&] { return ir::convert(c.g, c.ct, c.g[c.n.operands[0]].type); });
 }
 inline void neg(vjp_context& c) {
     c.give(0, [&] { return c.neg(c.ct); });
@@ -71,10 +78,10 @@ inline void abs(vjp_context& c) {  // sign(x): 0 at 0, as JAX and PyTorch
     c.give(0, [&] { return c.mul(c.ct, ir::unary(c.g, op::sign, c.x(0))); });
 }
 inline void exp(vjp_context& c) {
-    c.give(0, [&] { return c.mul(c.ct, c.y); });
+    c.give(0, [&] { return c.mul(c.ct, c.y()); });
 }
 inline void expm1(vjp_context& c) {
-    c.give(0, [&] { return c.mul(c.ct, c.add(c.y, 1.0)); });
+    c.give(0, [&] { return c.mul(c.ct, c.add(c.y(), 1.0)); });
 }
 inline void log(vjp_context& c) {
     c.give(0, [&] { return c.div(c.ct, c.x(0)); });
@@ -83,16 +90,16 @@ inline void log1p(vjp_context& c) {
     c.give(0, [&] { return c.div(c.ct, c.add(c.x(0), 1.0)); });
 }
 inline void sqrt(vjp_context& c) {  // 1 / (2 sqrt(x))
-    c.give(0, [&] { return c.div(c.ct, c.mul(c.y, 2.0)); });
+    c.give(0, [&] { return c.div(c.ct, c.mul(c.y(), 2.0)); });
 }
 inline void rsqrt(vjp_context& c) {  // -x^(-3/2) / 2 = -y / (2x)
-    c.give(0, [&] { return c.mul(c.ct, c.mul(c.div(c.y, c.x(0)), -0.5)); });
+    c.give(0, [&] { return c.mul(c.ct, c.mul(c.div(c.y(), c.x(0)), -0.5)); });
 }
 inline void tanh(vjp_context& c) {  // 1 - y^2
-    c.give(0, [&] { return c.mul(c.ct, ir::binary(c.g, op::sub, 1.0, c.mul(c.y, c.y))); });
+    c.give(0, [&] { return c.mul(c.ct, ir::binary(c.g, op::sub, 1.0, c.mul(c.y(), c.y()))); });
 }
 inline void logistic(vjp_context& c) {  // y (1 - y)
-    c.give(0, [&] { return c.mul(c.ct, c.mul(c.y, ir::binary(c.g, op::sub, 1.0, c.y))); });
+    c.give(0, [&] { return c.mul(c.ct, c.mul(c.y(), ir::binary(c.g, op::sub, 1.0, c.y()))); });
 }
 inline void sin(vjp_context& c) {
     c.give(0, [&] { return c.mul(c.ct, ir::unary(c.g, op::cos, c.x(0))); });
@@ -121,7 +128,7 @@ inline void mul(vjp_context& c) {
 }
 inline void div(vjp_context& c) {  // d/db a/b = -a/b^2 = -y/b
     c.give(0, [&] { return c.div(c.ct, c.x(1)); });
-    c.give(1, [&] { return c.neg(c.mul(c.ct, c.div(c.y, c.x(1)))); });
+    c.give(1, [&] { return c.neg(c.mul(c.ct, c.div(c.y(), c.x(1)))); });
 }
 
 // maximum and minimum: the cotangent goes to the operand chosen; on a tie each
@@ -150,7 +157,7 @@ inline void pow(vjp_context& c) {
     c.give(1, [&] {
         auto a_zero = ir::compare(g, comparison::eq, a, c.zeros(c.n.dims));
         auto safe = ir::select(g, a_zero, ir::full(g, c.type(), c.n.dims, 1.0), a);
-        return c.mul(c.ct, c.mul(c.y, ir::unary(g, op::log, safe)));
+        return c.mul(c.ct, c.mul(c.y(), ir::unary(g, op::log, safe)));
     });
 }
 
@@ -179,7 +186,7 @@ inline void transpose(vjp_context& c) {
     });
 }
 inline void reshape(vjp_context& c) {
-    c.give(0, [&] { return ir::reshape(c.g, c.ct, c.dims(c.x(0))); });
+    c.give(0, [&] { return ir::reshape(c.g, c.ct, c.xdims(0)); });
 }
 
 // The dot's cotangent contracted with one operand gives the other's; its
@@ -208,8 +215,8 @@ inline node_id dot_operand(vjp_context& c, int target) {
     const auto& o_contract = lhs ? d.rhs_contracting : d.lhs_contracting;
     const auto& t_batch = lhs ? d.lhs_batch : d.rhs_batch;
     const auto& o_batch = lhs ? d.rhs_batch : d.lhs_batch;
-    const node_id t = c.x(lhs ? 0 : 1), o = c.x(lhs ? 1 : 0);
-    const shape t_dims = c.dims(t);
+    const node_id o = c.x(lhs ? 1 : 0);
+    const shape t_dims = c.xdims(lhs ? 0 : 1);
     const auto t_free = free_positions(t_dims.size(), t_contract, t_batch);
     const auto o_free = free_positions(c.dims(o).size(), o_contract, o_batch);
     const auto nb = static_cast<std::int64_t>(t_batch.size());
@@ -229,17 +236,25 @@ inline node_id dot_operand(vjp_context& c, int target) {
     std::sort(o_rest.begin(), o_rest.end());
     for (auto p : o_rest)
         rest_lands.push_back(t_contract[static_cast<std::size_t>(std::find(o_contract.begin(), o_contract.end(), p) - o_contract.begin())]);
-    node_id r;
-    std::vector<std::int64_t> lands(t_batch.begin(), t_batch.end());
-    if (lhs) {  // dot(ct, rhs): [batch, lhs free, rhs's contracted]
-        r = ir::dot(c.g, c.ct, o, {ct_contract, o_contract_pos, ct_batch, o_batch_pos});
-        lands.insert(lands.end(), t_free.begin(), t_free.end());
-        lands.insert(lands.end(), rest_lands.begin(), rest_lands.end());
-    } else {    // dot(lhs, ct): [batch, lhs's contracted, rhs free]
-        r = ir::dot(c.g, o, c.ct, {o_contract_pos, ct_contract, o_batch_pos, ct_batch});
-        lands.insert(lands.end(), rest_lands.begin(), rest_lands.end());
-        lands.insert(lands.end(), t_free.begin(), t_free.end());
-    }
+    // dot(ct, other) gives [batch, the target's free dimensions, the other's
+    // contracted ones]; dot(other, ct) the last two the other way round. The
+    // target's own side is the default (x . w's dw = x^T . ct with no transpose);
+    // the other order when it lands in the target's layout and the default does
+    // not (the tied LM head's dw = ct^T . x, [vocab, hidden] as wte is stored).
+    auto lands_of = [&](bool ct_first) {
+        std::vector<std::int64_t> l(t_batch.begin(), t_batch.end());
+        const auto& first = ct_first ? t_free : rest_lands;
+        const auto& second = ct_first ? rest_lands : t_free;
+        l.insert(l.end(), first.begin(), first.end());
+        l.insert(l.end(), second.begin(), second.end());
+        return l;
+    };
+    auto in_order = [](const std::vector<std::int64_t>& l) { return std::is_sorted(l.begin(), l.end()); };
+    bool ct_first = lhs;
+    if (!in_order(lands_of(ct_first)) && in_order(lands_of(!ct_first))) ct_first = !ct_first;
+    const auto lands = lands_of(ct_first);
+    const node_id r = ct_first ? ir::dot(c.g, c.ct, o, {ct_contract, o_contract_pos, ct_batch, o_batch_pos})
+                               : ir::dot(c.g, o, c.ct, {o_contract_pos, ct_contract, o_batch_pos, ct_batch});
     std::vector<std::int64_t> perm(lands.size());
     for (std::size_t i = 0; i < lands.size(); ++i) perm[static_cast<std::size_t>(lands[i])] = static_cast<std::int64_t>(i);
     return ir::reshape(c.g, ir::transpose(c.g, r, std::move(perm)), t_dims);
@@ -263,12 +278,12 @@ inline std::vector<std::int64_t> kept_positions(std::size_t rank, const std::vec
 // sum: ct spread back over the reduced dimensions. max and min: ct to the
 // elements that equal the result, split evenly between ties (as JAX and PyTorch).
 inline void reduce(vjp_context& c) {
-    const auto xs = c.dims(c.x(0));
+    const auto xs = c.xdims(0);
     const auto kept = kept_positions(xs.size(), c.n.axes);
     c.give(0, [&] {
         auto spread = [&](node_id v) { return ir::broadcast(c.g, v, xs, kept); };
         if (c.n.reduction == reducer::sum) return spread(c.ct);
-        auto hit = ir::compare(c.g, comparison::eq, c.x(0), spread(c.y));
+        auto hit = ir::compare(c.g, comparison::eq, c.x(0), spread(c.y()));
         auto ones = ir::select(c.g, hit, ir::full(c.g, c.type(), xs, 1.0), ir::full(c.g, c.type(), xs, 0.0));
         auto count = ir::reduce(c.g, ones, c.n.axes);
         return c.mul(ones, spread(c.div(c.ct, count)));
@@ -278,7 +293,7 @@ inline void reduce(vjp_context& c) {
 // The transpose of slice pads with zeros.
 inline void slice(vjp_context& c) {
     c.give(0, [&] {
-        const auto xs = c.dims(c.x(0));
+        const auto xs = c.xdims(0);
         std::vector<std::int64_t> high;
         for (std::size_t i = 0; i < xs.size(); ++i) high.push_back(xs[i].extent - c.n.limits[i]);
         return ir::pad(c.g, c.ct, ir::scalar(c.g, c.type(), 0.0), c.n.starts, std::move(high));
@@ -290,12 +305,12 @@ inline void slice(vjp_context& c) {
 inline void dynamic_slice(vjp_context& c) {
     c.give(0, [&] {
         std::vector<node_id> starts(c.n.operands.begin() + 1, c.n.operands.end());
-        return ir::dynamic_update_slice(c.g, c.zeros(c.dims(c.x(0))), c.ct, starts);
+        return ir::dynamic_update_slice(c.g, c.zeros(c.xdims(0)), c.ct, starts);
     });
 }
 inline void dynamic_update_slice(vjp_context& c) {
     std::vector<node_id> starts(c.n.operands.begin() + 2, c.n.operands.end());
-    const auto us = c.dims(c.x(1));
+    const auto us = c.xdims(1);
     c.give(0, [&] { return ir::dynamic_update_slice(c.g, c.ct, c.zeros(us), starts); });
     c.give(1, [&] {
         std::vector<std::int64_t> sizes;
@@ -308,7 +323,7 @@ inline void concatenate(vjp_context& c) {
     const auto axis = static_cast<std::size_t>(c.n.axes[0]);
     std::int64_t offset = 0;
     for (std::size_t k = 0; k < c.n.operands.size(); ++k) {
-        const auto xs = c.dims(c.x(k));
+        const auto xs = c.xdims(k);
         c.give(k, [&] {
             std::vector<std::int64_t> starts(xs.size(), 0), limits;
             for (const auto& d : c.n.dims) limits.push_back(d.extent);
@@ -323,7 +338,7 @@ inline void concatenate(vjp_context& c) {
 // pad(x, v): x's share is the part of ct where x landed (negative padding cut x:
 // those elements get zeros); v's is the sum of ct over the padding.
 inline void pad(vjp_context& c) {
-    const auto xs = c.dims(c.x(0));
+    const auto xs = c.xdims(0);
     c.give(0, [&] {
         std::vector<std::int64_t> restore_low, restore_high, starts, limits;
         bool cut = false;
@@ -348,9 +363,9 @@ inline void pad(vjp_context& c) {
 inline void gather(vjp_context& c) {
     c.give(0, [&] {
         const auto ids = c.x(1);
-        const auto top = static_cast<double>(c.dims(c.x(0))[static_cast<std::size_t>(c.n.axes[0])].extent - 1);
+        const auto top = static_cast<double>(c.xdims(0)[static_cast<std::size_t>(c.n.axes[0])].extent - 1);
         auto clamped = ir::binary(c.g, op::min, ir::binary(c.g, op::max, ids, 0.0), top);
-        return ir::scatter_add(c.g, c.zeros(c.dims(c.x(0))), clamped, c.ct, c.n.axes[0]);
+        return ir::scatter_add(c.g, c.zeros(c.xdims(0)), clamped, c.ct, c.n.axes[0]);
     });
 }
 
@@ -379,7 +394,7 @@ inline void scatter(vjp_context& c) {
 inline void all_reduce(vjp_context& c) {
     c.give(0, [&] {
         if (c.n.reduction == reducer::sum) return c.ct;
-        auto hit = ir::compare(c.g, comparison::eq, c.x(0), c.y);
+        auto hit = ir::compare(c.g, comparison::eq, c.x(0), c.y());
         auto ones = ir::select(c.g, hit, ir::full(c.g, c.type(), c.n.dims, 1.0), c.zeros(c.n.dims));
         auto count = ir::all_reduce(c.g, ones, reducer::sum, c.n.replica_groups);
         return c.mul(ones, c.div(c.ct, count));
@@ -390,7 +405,7 @@ inline void all_reduce(vjp_context& c) {
 inline void all_gather(vjp_context& c) {
     c.give(0, [&] {
         auto& g = c.g;
-        const auto xs = c.dims(c.x(0));
+        const auto xs = c.xdims(0);
         const auto axis = static_cast<std::size_t>(c.n.axes[0]);
         // The replica's place in its group, from a table indexed by replica id.
         std::int64_t replicas = 0;

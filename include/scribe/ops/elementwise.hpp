@@ -217,16 +217,20 @@ auto select(const tensor<TP, P...>& c, const tensor<TA, A...>& a, const tensor<T
     }
 }
 
-// convert<f16>(x): the only way to change a dtype.
+// convert<f16>(x): the only way to change a dtype (to x's own dtype: x itself).
 template <auto To, class T, class... S>
     requires DtypeTag<std::remove_cvref_t<decltype(To)>>
 auto convert(const tensor<T, S...>& x) {
     using R = std::remove_cvref_t<decltype(To)>;
-    node n;
-    n.kind = op::convert;
-    n.type = R::id;
-    n.operands = {x.id()};
-    return detail::emit<R, dims<S...>>(x.owner(), std::move(n));
+    if constexpr (std::is_same_v<R, T>) {
+        return x;
+    } else {
+        node n;
+        n.kind = op::convert;
+        n.type = R::id;
+        n.operands = {x.id()};
+        return detail::emit<R, dims<S...>>(x.owner(), std::move(n));
+    }
 }
 
 // bitcast_convert<u32>(x): x's elements with their bits read as another dtype of

@@ -123,6 +123,8 @@ public:
         for (const auto& r : runs_) most = std::max(most, r->planned_peak_bytes());
         return most;
     }
+    // The last pass's plan at its peak: which values are live then.
+    cpu::executor::peak_plan planned_peak() const { return runs_.back()->planned_peak(); }
     // What the last pass's run used (and, with options::profile, each node's time).
     const cpu::run_stats& last_stats() const { return runs_.back()->stats(); }
     // The graph of the last (or only) pass: the whole step's update.

@@ -46,10 +46,13 @@ tensor_of<f32[]> causal_lm_loss(graph& g, const typename Family::config& c, cons
     const tensor_of<s32[batch, seq]> ids(g, *g.find_parameter("ids"));
     const tensor_of<s32[batch]> lengths(g, *g.find_parameter("lengths"));
     const auto n = b.seq;
-    auto next = slice<seq>(ids, 1, n);                                     // the token each position predicts
-    auto at = slice<seq>(g.iota(s32[batch, seq], seq), 1, n);             // its position
-    auto real = lt(at, broadcast_to(lengths, at));                        // a real token, not padding
-    auto loss = cross_entropy<vocab>(slice<seq>(logits, 0, n - 1), next, real);
+    // Every position's logits against the token after it; the last position
+    // predicts nothing (its label's position is n, past every length). The
+    // logits are not sliced, so their gradient is not padded back either.
+    auto next = pad<seq>(ids, 0.0, -1, 1);                                        // the token each position predicts
+    auto at = pad<seq>(g.iota(s32[batch, seq], seq), static_cast<double>(n), -1, 1);  // its position
+    auto real = lt(at, broadcast_to(lengths, at));                               // a real token, not padding
+    auto loss = cross_entropy<vocab>(logits, next, real);
     static_assert(std::is_same_v<decltype(loss), tensor_of<f32[]>>, "the loss is computed in f32");
     g.outputs(loss);
     return loss;

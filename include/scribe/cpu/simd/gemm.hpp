@@ -68,6 +68,17 @@ void pack_a(const basic_matrix_view<T>& a, std::int64_t m0, std::int64_t mb, std
     for (std::int64_t i = 0; i < mb; i += mr) {
         const auto h = std::min(mr, mb - i);
         if (h < mr) std::fill(out, out + mr * kb, 0.0f);
+        if (a.row_stride == 1 && a.col_stride != 1) {
+            // A transposed (a weight's gradient, x^T . dy: A's columns lie in a
+            // row): each k's MR values are contiguous, copied as a run.
+            for (std::int64_t k = 0; k < kb; ++k) {
+                const T* src = a.data + (m0 + i) + (k0 + k) * a.col_stride;
+                if constexpr (std::is_same_v<T, float>) std::memcpy(out + k * mr, src, static_cast<std::size_t>(h) * sizeof(float));
+                else widen(src, out + k * mr, h);
+            }
+            out += mr * kb;
+            continue;
+        }
         // Walk each source row along k (contiguous when A is row-major).
         float row[kc];
         for (std::int64_t y = 0; y < h; ++y) {
