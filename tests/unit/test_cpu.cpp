@@ -358,11 +358,13 @@ TEST_CASE("cpu: the thread pool splits work and results do not depend on the thr
                                                        {"w", cpu::array::borrow(dtype::f32, {{"", 300}, {"", 500}}, wv.data(), wv.size() * 4)},
                                                        {"v", cpu::array::borrow(dtype::f32, {{"", 300}}, vv.data(), vv.size() * 4)}});
     };
-    const auto one = run(1), two = run(2), two_again = run(2);
+    // [vocab, tokens] is taller than wide: the threads split its rows.
+    const auto one = run(1), two = run(2), two_again = run(2), three = run(3);
     for (std::size_t k = 0; k < 2; ++k) {
         REQUIRE(one[k].bytes() == two[k].bytes());
         CHECK(std::memcmp(one[k].data(), two[k].data(), one[k].bytes()) == 0);
         CHECK(std::memcmp(two[k].data(), two_again[k].data(), two[k].bytes()) == 0);
+        CHECK(std::memcmp(one[k].data(), three[k].data(), one[k].bytes()) == 0);
     }
 }
 

@@ -1,6 +1,8 @@
 // scribe/cpu/linalg.hpp — the SIMD GEMM and GEMV spread over a thread pool. Threads
 // take disjoint column ranges of the result (aligned to the micro-kernel's width),
-// so each element is computed by one thread, in the same order at any thread count.
+// or row ranges when the result has more rows than columns (each thread then
+// packs only its part of A, the larger operand), so each element is computed by
+// one thread, in the same order at any thread count.
 #pragma once
 
 #include "simd/gemm.hpp"
@@ -23,10 +25,22 @@ void over_columns(thread_pool* pool, std::int64_t n, std::int64_t align, F&& f) 
 }
 
 // C (row-major, ldc, f32) = A (m x k) * B (k x n); A and B f32, f16 or bf16;
-// pool may be null (one thread).
+// pool may be null (one thread). Every thread packs the B panels of its columns
+// and the A panels of its rows (a row-major f32 A is read in place): a tall
+// result whose A is packed (a weight gradient, x^T . dy, such as the LM head's
+// [vocab, hidden]) is split by rows, so A is not packed once per thread.
 template <class TA, class TB>
 void gemm(thread_pool* pool, std::int64_t m, std::int64_t n, std::int64_t k, const simd::basic_matrix_view<TA>& a,
           const simd::basic_matrix_view<TB>& b, float* c, std::int64_t ldc) {
+    constexpr std::int64_t rows_align = 24;  // a multiple of every MR (12, 8, 6, 4)
+    const bool a_packed = !std::is_same_v<TA, float> || a.col_stride != 1;
+    if (a_packed && m > n && m >= 2 * rows_align) {
+        over_columns(pool, m, rows_align, [&](std::int64_t m0, std::int64_t m1) {
+            simd::sgemm(m1 - m0, n, k, simd::basic_matrix_view<TA>{a.data + m0 * a.row_stride, a.row_stride, a.col_stride}, b,
+                        c + m0 * ldc, ldc);
+        });
+        return;
+    }
     over_columns(pool, n, 48, [&](std::int64_t n0, std::int64_t n1) {
         simd::sgemm(m, n1 - n0, k, a, simd::basic_matrix_view<TB>{b.data + n0 * b.col_stride, b.row_stride, b.col_stride},
                     c + n0, ldc);
