@@ -168,7 +168,9 @@ public:
         const auto held = replay(best.at, again);
         for (std::size_t k = 0; k < held.size(); ++k)
             if (held[k]) best.live.emplace_back(static_cast<node_id>(k), held[k]);
-        std::stable_sort(best.live.begin(), best.live.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+        std::sort(best.live.begin(), best.live.end(), [](const auto& x, const auto& y) {
+            return x.second != y.second ? x.second > y.second : x.first < y.first;  // largest first, then by node
+        });
         return best;
     }
 
