@@ -1,8 +1,9 @@
 // bench/limits.hpp — the machine's own limits, measured in the benchmark's run:
 // main-memory read bandwidth (what bounds decode) and the FMA peak (what bounds
 // prefill), on a given number of threads. The same method as gemm_bench's: a
-// 256 MiB buffer streamed through AVX-512 loads (the faster of one and eight
-// streams per thread), and 24 independent FMA chains held in registers. Also the
+// 256 MiB buffer streamed through the widest vector loads the CPU has (AVX-512,
+// else AVX2; the faster of one and eight streams per thread), and independent FMA
+// chains held in registers (24 of 16 lanes on AVX-512, 12 of 8 on AVX2 + FMA). Also the
 // AVX512_BF16 dot-product peak (vdpbf16ps: 32 bf16 products per instruction),
 // the compute limit of bf16 weights on CPUs that have it.
 #pragma once
@@ -65,6 +66,51 @@ __attribute__((target("avx512f"))) inline float fma_chains(long iters) {
     return _mm512_reduce_add_ps(t);
 }
 
+// The same three on AVX2 + FMA (16 ymm registers: 12 chains of 8 lanes, enough to
+// cover the FMA latency on two pipes).
+__attribute__((target("avx2,fma"))) inline float hsum_avx2(__m256 v) {
+    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
+
+__attribute__((target("avx2,fma"))) inline float sum_avx2(const float* p, std::size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (std::size_t i = 0; i + 32 <= n; i += 32) {
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
+    }
+    return hsum_avx2(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+__attribute__((target("avx2,fma"))) inline float sum8_avx2(const float* p, std::size_t n) {
+    const std::size_t part = n / 8 / 8 * 8;
+    __m256 a[8];
+    for (auto& v : a) v = _mm256_setzero_ps();
+    for (std::size_t i = 0; i < part; i += 8)
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; ++s) a[s] = _mm256_add_ps(a[s], _mm256_loadu_ps(p + s * part + i));
+    for (int s = 1; s < 8; ++s) a[0] = _mm256_add_ps(a[0], a[s]);
+    return hsum_avx2(a[0]);
+}
+
+// 12 independent FMA chains: 12 x 8 x 2 flop per iteration.
+__attribute__((target("avx2,fma"))) inline float fma_chains_avx2(long iters) {
+    __m256 acc[12];
+    for (int j = 0; j < 12; ++j) acc[j] = _mm256_set1_ps(static_cast<float>(j));
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (long i = 0; i < iters; ++i)
+#pragma GCC unroll 12
+        for (int j = 0; j < 12; ++j) acc[j] = _mm256_fmadd_ps(acc[j], m, c);
+    __m256 t = acc[0];
+    for (int j = 1; j < 12; ++j) t = _mm256_add_ps(t, acc[j]);
+    return hsum_avx2(t);
+}
+
+inline bool has_avx512f() { return __builtin_cpu_supports("avx512f"); }
+
 // 24 independent vdpbf16ps chains: 24 x 32 x 2 flop per iteration.
 __attribute__((target("avx512f,avx512bf16"))) inline float dpbf16_chains(long iters) {
     __m512 acc[24];
@@ -95,7 +141,9 @@ inline double read_bandwidth_gbs(scribe::cpu::thread_pool& pool) {
     std::fill(big, big + n, 1.0f);
     std::vector<float> sink(pool.size());
     double best = 0;
-    for (auto* sum : {limits_detail::sum_avx512, limits_detail::sum8_avx512}) {
+    const bool wide = limits_detail::has_avx512f();
+    for (auto* sum : {wide ? limits_detail::sum_avx512 : limits_detail::sum_avx2,
+                      wide ? limits_detail::sum8_avx512 : limits_detail::sum8_avx2}) {
         const double s = median_seconds([&] {
             pool.run([&](unsigned t) {
                 const auto [b, e] = pool.part(n, t, 1024);
@@ -111,8 +159,12 @@ inline double read_bandwidth_gbs(scribe::cpu::thread_pool& pool) {
 inline double fma_peak_gflops(scribe::cpu::thread_pool& pool) {
     constexpr long iters = 2'000'000;
     std::vector<float> sink(pool.size());
-    const double s = median_seconds([&] { pool.run([&](unsigned t) { sink[t] = limits_detail::fma_chains(iters); }); }, 0.5);
-    return 2.0 * 16 * 24 * static_cast<double>(iters) * pool.size() / s / 1e9;
+    const bool wide = limits_detail::has_avx512f();
+    const double s = median_seconds([&] {
+        pool.run([&](unsigned t) { sink[t] = wide ? limits_detail::fma_chains(iters) : limits_detail::fma_chains_avx2(iters); });
+    }, 0.5);
+    const double flop_per_iter = wide ? 2.0 * 16 * 24 : 2.0 * 8 * 12;
+    return flop_per_iter * static_cast<double>(iters) * pool.size() / s / 1e9;
 }
 
 // The bf16 dot-product peak (AVX512_BF16) in GFLOP/s; 0 where the CPU lacks it.

@@ -193,19 +193,26 @@ std::vector<double> naive_gemm(std::int64_t m, std::int64_t n, std::int64_t k, c
 }
 }  // namespace
 
-TEST_CASE("cpu simd: sgemm matches a double-precision loop at edge and block-crossing sizes") {
+TEST_CASE("cpu simd: sgemm matches a double-precision loop at edge and block-crossing sizes, in every layout") {
     struct size3 { std::int64_t m, n, k; };
-    for (const auto sz : {size3{1, 1, 1}, size3{15, 33, 7}, size3{14, 32, 385}, size3{170, 40, 20}, size3{3, 3100, 2}}) {
+    for (const auto sz : {size3{1, 1, 1}, size3{15, 33, 7}, size3{14, 32, 385}, size3{170, 40, 20}, size3{3, 3100, 2},
+                          size3{13, 57, 263}}) {
         std::vector<float> a(static_cast<std::size_t>(sz.m * sz.k)), b(static_cast<std::size_t>(sz.k * sz.n));
         for (std::size_t i = 0; i < a.size(); ++i) a[i] = std::sin(0.37f * static_cast<float>(i));
         for (std::size_t i = 0; i < b.size(); ++i) b[i] = std::cos(0.11f * static_cast<float>(i));
-        // A read transposed (column-major), B row-major: the strides carry the layout.
-        const cpu::simd::matrix_view av{a.data(), 1, sz.m}, bv{b.data(), sz.n, 1};
-        std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
-        cpu::simd::sgemm(sz.m, sz.n, sz.k, av, bv, c.data(), sz.n);
-        const auto want = naive_gemm(sz.m, sz.n, sz.k, av, bv);
-        for (std::size_t i = 0; i < c.size(); ++i)
-            REQUIRE(c[i] == Approx(want[i]).margin(1e-4 * static_cast<double>(sz.k)));
+        // Each operand row-major or transposed (column-major): the strides carry the
+        // layout (a transposed B is a weight read as W^T, packed by 8 x 8 transposes).
+        for (const bool a_transposed : {false, true})
+            for (const bool b_transposed : {false, true}) {
+                CAPTURE(sz.m, sz.n, sz.k, a_transposed, b_transposed);
+                const auto av = a_transposed ? cpu::simd::matrix_view{a.data(), 1, sz.m} : cpu::simd::matrix_view{a.data(), sz.k, 1};
+                const auto bv = b_transposed ? cpu::simd::matrix_view{b.data(), 1, sz.k} : cpu::simd::matrix_view{b.data(), sz.n, 1};
+                std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
+                cpu::simd::sgemm(sz.m, sz.n, sz.k, av, bv, c.data(), sz.n);
+                const auto want = naive_gemm(sz.m, sz.n, sz.k, av, bv);
+                for (std::size_t i = 0; i < c.size(); ++i)
+                    REQUIRE(c[i] == Approx(want[i]).margin(1e-4 * static_cast<double>(sz.k)));
+            }
     }
 }
 

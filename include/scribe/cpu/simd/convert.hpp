@@ -57,6 +57,11 @@ inline bool has_avx512f() {
     static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") != 0);
     return yes;
 }
+// Whether this CPU runs AVX2 (asked once).
+inline bool has_avx2() {
+    static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") != 0);
+    return yes;
+}
 #endif
 
 #ifdef SCRIBE_X86

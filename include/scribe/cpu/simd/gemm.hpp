@@ -41,10 +41,59 @@ inline constexpr std::int64_t kc = 256;
 inline constexpr std::int64_t mc = 168;   // a multiple of every MR (12, 8, 6, 4)
 inline constexpr std::int64_t nc = 3072;  // a multiple of every NR (48, 32, 16, 8)
 
+#ifdef SCRIBE_X86
+// Eight columns of a transposed f32 B (each column contiguous along k, `ld`
+// apart) into rows of a panel `nr` wide: 8 x 8 blocks transposed in registers.
+__attribute__((target("avx2"))) inline void pack_columns8_avx2(const float* src, std::int64_t ld, std::int64_t kb,
+                                                              std::int64_t nr, float* out) {
+    std::int64_t k = 0;
+    for (; k + 8 <= kb; k += 8) {
+        __m256 r[8];
+#pragma GCC unroll 8
+        for (int y = 0; y < 8; ++y) r[y] = _mm256_loadu_ps(src + y * ld + k);
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        _mm256_storeu_ps(out + (k + 0) * nr, _mm256_permute2f128_ps(s0, s4, 0x20));
+        _mm256_storeu_ps(out + (k + 1) * nr, _mm256_permute2f128_ps(s1, s5, 0x20));
+        _mm256_storeu_ps(out + (k + 2) * nr, _mm256_permute2f128_ps(s2, s6, 0x20));
+        _mm256_storeu_ps(out + (k + 3) * nr, _mm256_permute2f128_ps(s3, s7, 0x20));
+        _mm256_storeu_ps(out + (k + 4) * nr, _mm256_permute2f128_ps(s0, s4, 0x31));
+        _mm256_storeu_ps(out + (k + 5) * nr, _mm256_permute2f128_ps(s1, s5, 0x31));
+        _mm256_storeu_ps(out + (k + 6) * nr, _mm256_permute2f128_ps(s2, s6, 0x31));
+        _mm256_storeu_ps(out + (k + 7) * nr, _mm256_permute2f128_ps(s3, s7, 0x31));
+    }
+    for (; k < kb; ++k)
+        for (int y = 0; y < 8; ++y) out[k * nr + y] = src[y * ld + k];
+}
+#endif
+
 // B[k0:k0+kc, n0:n0+nc] -> panels of NR columns, k-major, zero-padded.
 template <class T>
 void pack_b(const basic_matrix_view<T>& b, std::int64_t k0, std::int64_t kb, std::int64_t n0, std::int64_t nb,
             std::int64_t nr, float* out) {
+#ifdef SCRIBE_X86
+    // A transposed f32 B (a weight read as W^T: dX = dY . W^T, the tied LM head's
+    // logits): each panel column is a contiguous run along k, transposed 8 at a time.
+    if constexpr (std::is_same_v<T, float>)
+        if (b.row_stride == 1 && b.col_stride != 1 && nr % 8 == 0 && has_avx2()) {
+            for (std::int64_t j = 0; j < nb; j += nr, out += nr * kb) {
+                const auto w = std::min(nr, nb - j);
+                std::int64_t x = 0;
+                for (; x + 8 <= w; x += 8) pack_columns8_avx2(b.data + k0 + (n0 + j + x) * b.col_stride, b.col_stride, kb, nr, out + x);
+                for (std::int64_t k = 0; k < kb; ++k) {
+                    for (std::int64_t y = x; y < w; ++y) out[k * nr + y] = b.data[k0 + k + (n0 + j + y) * b.col_stride];
+                    std::fill(out + k * nr + w, out + (k + 1) * nr, 0.0f);
+                }
+            }
+            return;
+        }
+#endif
     for (std::int64_t j = 0; j < nb; j += nr) {
         const auto w = std::min(nr, nb - j);
         for (std::int64_t k = 0; k < kb; ++k) {
@@ -153,12 +202,15 @@ __attribute__((target("avx512f"))) void micro_avx512(std::int64_t kb, const floa
         for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
 }
 
-// 6 x 16 on AVX2 + FMA: 12 accumulators.
+// 6 x 16 on AVX2 + FMA: 12 accumulators, 2 B vectors per step, A broadcast
+// from memory. Every loop over the tile is unrolled, so the accumulators stay in
+// registers (a loop left rolled makes GCC keep them in memory, stored every step).
 __attribute__((target("avx2,fma"))) inline void micro_avx2(std::int64_t kb, const float* ap, std::int64_t rs,
                                                            std::int64_t cs, const float* bp, float* c,
                                                            std::int64_t ldc, bool accumulate) {
     constexpr int MR = 6;
     __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
         c0[i] = accumulate ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
         c1[i] = accumulate ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
@@ -172,6 +224,7 @@ __attribute__((target("avx2,fma"))) inline void micro_avx2(std::int64_t kb, cons
             c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
         }
     }
+#pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
         _mm256_storeu_ps(c + i * ldc, c0[i]);
         _mm256_storeu_ps(c + i * ldc + 8, c1[i]);
