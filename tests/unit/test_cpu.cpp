@@ -263,6 +263,40 @@ TEST_CASE("cpu simd: sgemv_rows matches a double-precision loop") {
     }
 }
 
+TEST_CASE("cpu simd: sgemv_dots (one dot per weight row) matches a double-precision loop for f32, f16 and bf16 weights") {
+    // k crosses the vector loop's blocks of 32 and 8 and leaves a scalar tail.
+    for (const std::int64_t k : {1, 7, 8, 33, 77}) {
+        const std::int64_t m = 19, ldw = k + 5;  // a row stride wider than the row
+        std::vector<float> w(static_cast<std::size_t>(m * ldw)), x(static_cast<std::size_t>(k));
+        std::vector<half> wh(w.size());
+        std::vector<bfloat16> wb(w.size());
+        for (std::size_t i = 0; i < w.size(); ++i) {
+            w[i] = std::sin(0.7f * static_cast<float>(i));
+            wh[i].bits = f32_to_f16_bits(w[i]);
+            wb[i].bits = f32_to_bf16_bits(w[i]);
+        }
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1.0f - 0.05f * static_cast<float>(i);
+        std::vector<float> y(static_cast<std::size_t>(m)), yh(y.size()), yb(y.size());
+        cpu::simd::sgemv_dots(m, k, x.data(), w.data(), ldw, y.data());
+        cpu::simd::sgemv_dots(m, k, x.data(), wh.data(), ldw, yh.data());
+        cpu::simd::sgemv_dots(m, k, x.data(), wb.data(), ldw, yb.data());
+        for (std::int64_t n = 0; n < m; ++n) {
+            double s = 0, sh = 0, sb = 0;
+            for (std::int64_t j = 0; j < k; ++j) {
+                const auto i = static_cast<std::size_t>(n * ldw + j);
+                const double xj = x[static_cast<std::size_t>(j)];
+                s += xj * w[i];
+                sh += xj * f16_bits_to_f32(wh[i].bits);
+                sb += xj * bf16_bits_to_f32(wb[i].bits);
+            }
+            CAPTURE(k, n);
+            REQUIRE(y[static_cast<std::size_t>(n)] == Approx(s).margin(1e-4));
+            REQUIRE(yh[static_cast<std::size_t>(n)] == Approx(sh).margin(1e-4));
+            REQUIRE(yb[static_cast<std::size_t>(n)] == Approx(sb).margin(1e-4));
+        }
+    }
+}
+
 TEST_CASE("cpu simd: f16 and bf16 weights in sgemv_rows match the f32 product of the same values") {
     const std::int64_t m = 37, k = 9;
     std::vector<float> w(static_cast<std::size_t>(m * k)), x(static_cast<std::size_t>(k));

@@ -62,6 +62,12 @@ inline bool has_avx2() {
     static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") != 0);
     return yes;
 }
+// Whether this CPU runs AVX2, FMA and F16C (asked once): the AVX2 kernels' set.
+inline bool has_avx2_fma_f16c() {
+    static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                                                       __builtin_cpu_supports("f16c"));
+    return yes;
+}
 #endif
 
 #ifdef SCRIBE_X86
