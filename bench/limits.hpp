@@ -17,6 +17,7 @@
 #include "timing.hpp"
 
 #include <scribe/cpu/array.hpp>
+#include <scribe/cpu/simd/convert.hpp>
 #include <scribe/cpu/thread_pool.hpp>
 
 namespace bench {
@@ -68,13 +69,7 @@ __attribute__((target("avx512f"))) inline float fma_chains(long iters) {
 
 // The same three on AVX2 + FMA (16 ymm registers: 12 chains of 8 lanes, enough to
 // cover the FMA latency on two pipes).
-__attribute__((target("avx2,fma"))) inline float hsum_avx2(__m256 v) {
-    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
-}
-
-__attribute__((target("avx2,fma"))) inline float sum_avx2(const float* p, std::size_t n) {
+__attribute__((target("avx2,fma,f16c"))) inline float sum_avx2(const float* p, std::size_t n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (std::size_t i = 0; i + 32 <= n; i += 32) {
         a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
@@ -82,10 +77,10 @@ __attribute__((target("avx2,fma"))) inline float sum_avx2(const float* p, std::s
         a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
         a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
     }
-    return hsum_avx2(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    return scribe::cpu::simd::detail::hsum8_avx2(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
-__attribute__((target("avx2,fma"))) inline float sum8_avx2(const float* p, std::size_t n) {
+__attribute__((target("avx2,fma,f16c"))) inline float sum8_avx2(const float* p, std::size_t n) {
     const std::size_t part = n / 8 / 8 * 8;
     __m256 a[8];
     for (auto& v : a) v = _mm256_setzero_ps();
@@ -93,11 +88,11 @@ __attribute__((target("avx2,fma"))) inline float sum8_avx2(const float* p, std::
 #pragma GCC unroll 8
         for (int s = 0; s < 8; ++s) a[s] = _mm256_add_ps(a[s], _mm256_loadu_ps(p + s * part + i));
     for (int s = 1; s < 8; ++s) a[0] = _mm256_add_ps(a[0], a[s]);
-    return hsum_avx2(a[0]);
+    return scribe::cpu::simd::detail::hsum8_avx2(a[0]);
 }
 
 // 12 independent FMA chains: 12 x 8 x 2 flop per iteration.
-__attribute__((target("avx2,fma"))) inline float fma_chains_avx2(long iters) {
+__attribute__((target("avx2,fma,f16c"))) inline float fma_chains_avx2(long iters) {
     __m256 acc[12];
     for (int j = 0; j < 12; ++j) acc[j] = _mm256_set1_ps(static_cast<float>(j));
     const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
@@ -106,10 +101,9 @@ __attribute__((target("avx2,fma"))) inline float fma_chains_avx2(long iters) {
         for (int j = 0; j < 12; ++j) acc[j] = _mm256_fmadd_ps(acc[j], m, c);
     __m256 t = acc[0];
     for (int j = 1; j < 12; ++j) t = _mm256_add_ps(t, acc[j]);
-    return hsum_avx2(t);
+    return scribe::cpu::simd::detail::hsum8_avx2(t);
 }
 
-inline bool has_avx512f() { return __builtin_cpu_supports("avx512f"); }
 
 // 24 independent vdpbf16ps chains: 24 x 32 x 2 flop per iteration.
 __attribute__((target("avx512f,avx512bf16"))) inline float dpbf16_chains(long iters) {
@@ -141,7 +135,7 @@ inline double read_bandwidth_gbs(scribe::cpu::thread_pool& pool) {
     std::fill(big, big + n, 1.0f);
     std::vector<float> sink(pool.size());
     double best = 0;
-    const bool wide = limits_detail::has_avx512f();
+    const bool wide = scribe::cpu::simd::detail::has_avx512f();
     for (auto* sum : {wide ? limits_detail::sum_avx512 : limits_detail::sum_avx2,
                       wide ? limits_detail::sum8_avx512 : limits_detail::sum8_avx2}) {
         const double s = median_seconds([&] {
@@ -159,7 +153,7 @@ inline double read_bandwidth_gbs(scribe::cpu::thread_pool& pool) {
 inline double fma_peak_gflops(scribe::cpu::thread_pool& pool) {
     constexpr long iters = 2'000'000;
     std::vector<float> sink(pool.size());
-    const bool wide = limits_detail::has_avx512f();
+    const bool wide = scribe::cpu::simd::detail::has_avx512f();
     const double s = median_seconds([&] {
         pool.run([&](unsigned t) { sink[t] = wide ? limits_detail::fma_chains(iters) : limits_detail::fma_chains_avx2(iters); });
     }, 0.5);

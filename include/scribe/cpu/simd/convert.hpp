@@ -57,11 +57,6 @@ inline bool has_avx512f() {
     static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") != 0);
     return yes;
 }
-// Whether this CPU runs AVX2 (asked once).
-inline bool has_avx2() {
-    static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") != 0);
-    return yes;
-}
 // Whether this CPU runs AVX2, FMA and F16C (asked once): the AVX2 kernels' set.
 inline bool has_avx2_fma_f16c() {
     static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -86,6 +81,21 @@ __attribute__((target("avx512f"))) inline __m512 widen16_avx512(const bfloat16* 
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
 }
 // Sixteen f32 -> f16 bits, NaN made the scalar conversion's quiet NaN.
+// Eight elements as f32 (16-bit ones widened): the AVX2 kernels' one load.
+__attribute__((target("avx2,fma,f16c"))) inline __m256 widen8_avx2(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,fma,f16c"))) inline __m256 widen8_avx2(const half* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+__attribute__((target("avx2,fma,f16c"))) inline __m256 widen8_avx2(const bfloat16* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+// The sum of an AVX2 vector's eight lanes.
+__attribute__((target("avx2,fma,f16c"))) inline float hsum8_avx2(__m256 v) {
+    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
 __attribute__((target("avx512f"))) inline __m256i narrow16_avx512(__m512 v, half*) {
     __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);

@@ -44,7 +44,7 @@ inline constexpr std::int64_t nc = 3072;  // a multiple of every NR (48, 32, 16,
 #ifdef SCRIBE_X86
 // Eight columns of a transposed f32 B (each column contiguous along k, `ld`
 // apart) into rows of a panel `nr` wide: 8 x 8 blocks transposed in registers.
-__attribute__((target("avx2"))) inline void pack_columns8_avx2(const float* src, std::int64_t ld, std::int64_t kb,
+__attribute__((target("avx2,fma,f16c"))) inline void pack_columns8_avx2(const float* src, std::int64_t ld, std::int64_t kb,
                                                               std::int64_t nr, float* out) {
     std::int64_t k = 0;
     for (; k + 8 <= kb; k += 8) {
@@ -81,7 +81,7 @@ void pack_b(const basic_matrix_view<T>& b, std::int64_t k0, std::int64_t kb, std
     // A transposed f32 B (a weight read as W^T: dX = dY . W^T, the tied LM head's
     // logits): each panel column is a contiguous run along k, transposed 8 at a time.
     if constexpr (std::is_same_v<T, float>)
-        if (b.row_stride == 1 && b.col_stride != 1 && nr % 8 == 0 && has_avx2()) {
+        if (b.row_stride == 1 && b.col_stride != 1 && nr % 8 == 0 && has_avx2_fma_f16c()) {
             for (std::int64_t j = 0; j < nb; j += nr, out += nr * kb) {
                 const auto w = std::min(nr, nb - j);
                 std::int64_t x = 0;

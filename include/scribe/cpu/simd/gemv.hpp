@@ -1,6 +1,7 @@
 // scribe/cpu/simd/gemv.hpp — the decode-shaped product: y[m] = sum_k x[k] * W[k, m]
 // with W row-major (row stride ldw) holding f32, f16 or bf16 weights, accumulated
-// in f32, on AVX-512 or AVX2 (chosen at run time; portable loops elsewhere). Memory-bound: W is streamed once, row by row, eight rows per pass so y is
+// in f32, on AVX-512 or AVX2 (chosen at run time; portable loops elsewhere).
+// Memory-bound: W is streamed once, row by row, eight rows per pass so y is
 // loaded and stored once per eight rows; 16-bit weights are widened in registers
 // (f16 by vcvtph2ps, bf16 by a shift), so they stream half the bytes.
 #pragma once
@@ -110,16 +111,6 @@ __attribute__((target("avx512f"))) void gemv_dots_avx512(std::int64_t m, std::in
 // vector: CPUs without AVX-512 (Zen 3, say). Without them the portable loops run:
 // gemv_dots_portable's sum is a strict-order scalar chain, and 16-bit weights are
 // converted one element at a time (an f16 product then reads 0.3-0.5 GB/s).
-// Eight elements as f32 (16-bit ones widened): the AVX2 kernels' one load.
-__attribute__((target("avx2,fma,f16c"))) inline __m256 widen8_avx2(const float* p) { return _mm256_loadu_ps(p); }
-__attribute__((target("avx2,fma,f16c"))) inline __m256 widen8_avx2(const half* p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-__attribute__((target("avx2,fma,f16c"))) inline __m256 widen8_avx2(const bfloat16* p) {
-    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
-}
-
 template <int R, class W>
 __attribute__((target("avx2,fma,f16c"))) inline void gemv_pass_avx2(std::int64_t m, const float* x, const W* w,
                                                                    std::int64_t ldw, float* y) {
@@ -177,10 +168,7 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_dots_avx2(std::int64_t m, std
             for (int u = 0; u < 4; ++u)
                 acc[u] = _mm256_fmadd_ps(widen8_avx2(row + j + 8 * u), _mm256_loadu_ps(x + j + 8 * u), acc[u]);
         for (; j + 8 <= k; j += 8) acc[0] = _mm256_fmadd_ps(widen8_avx2(row + j), _mm256_loadu_ps(x + j), acc[0]);
-        const __m256 t = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        const __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-        const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        float s = _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+        float s = hsum8_avx2(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
         for (; j < k; ++j) s += to_f32(row[j]) * x[j];
         y[n] = s;
     }
