@@ -16,6 +16,22 @@
 
 namespace bench {
 
+// The FLOPs of a run's products: 2 per multiply-add of every dot node (output
+// elements x the contracted extent), counted on the graph as built, so a forward,
+// its backward and attention's score products are each counted as computed.
+inline double dot_flops(const scribe::graph& g) {
+    double flops = 0;
+    for (const auto& n : g.nodes()) {
+        if (n.kind != scribe::op::dot) continue;
+        double out = 1, contracted = 1;
+        for (const auto& d : n.dims) out *= static_cast<double>(d.extent);
+        const auto& lhs = g.nodes()[static_cast<std::size_t>(n.operands[0])].dims;
+        for (const auto axis : n.dot.lhs_contracting) contracted *= static_cast<double>(lhs[static_cast<std::size_t>(axis)].extent);
+        flops += 2 * out * contracted;
+    }
+    return flops;
+}
+
 // `seconds`: each node's mean time; `total`: the mean wall time of a run.
 inline void print_profile(const scribe::graph& g, const std::vector<double>& seconds, double total, const std::string& title,
                           std::size_t top = 14) {

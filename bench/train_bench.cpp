@@ -5,7 +5,8 @@
 // float32, loss.backward(), clip_grad_norm_, torch.optim.AdamW) on the same
 // checkpoint in the same run: seconds per step, tokens/s and the fraction of the
 // GEMM peak (6 x parameters x tokens FLOPs a step, against bench/limits.hpp's
-// measured peak) at 1 and 2 threads, and the step's peak memory.
+// measured peak; and each peer's fraction at the FLOPs of the step graph's
+// products as built) at 1 and 2 threads, and the step's peak memory.
 //
 //   train_bench --model DIR [--make SCRIPT] [--python PY] [--xla-python PY] [--dir DIR] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]
 //               [--profile 1]   also where a step's time goes (the executor's per-node times)
@@ -94,6 +95,7 @@ struct options {
 
 struct result {
     double seconds = 0, loss = 0;
+    double dot_flops = 0;  // the step graph's products, as built
     std::size_t peak_rss = 0;
     std::int64_t parameters = 0;
 };
@@ -159,6 +161,7 @@ result measure(const options& o, unsigned threads, bool export_for_xla) {
     r.seconds = bench::median_seconds(step, 10.0, 3);
     r.peak_rss = peak.stop();
     for (const auto& [_, a] : t.weights()) r.parameters += a.size();
+    r.dot_flops = bench::dot_flops(t.step_graph());
     if (export_for_xla) export_step(o, t.step_graph(), files, ids, lengths);
     // Profiled after the measurements, so that its second trainer's weights and
     // state are not counted in the peak memory.
@@ -252,9 +255,15 @@ int main(int argc, char** argv) {
             // 2 FLOPs per multiply-add: forward 2 x params x tokens, backward twice that.
             const double flops = 6.0 * static_cast<double>(r.parameters) * tokens;
             const double fraction = flops / r.seconds / (peak_gflops * 1e9);
+            // The same against the FLOPs of the step's products themselves: 6 x params
+            // x tokens counts an input embedding (a gather) as a product and leaves out
+            // attention's score products. The peers compute the same products.
+            const auto dots_fraction = [&](double seconds) { return seconds > 0 ? r.dot_flops / seconds / (peak_gflops * 1e9) : 0.0; };
             nlohmann::json row = {{"threads", t}, {"fma_peak_gflops", peak_gflops}, {"parameters", r.parameters},
                                   {"scribe_seconds", r.seconds}, {"scribe_tokens_per_second", tokens / r.seconds},
-                                  {"scribe_fraction_of_peak", fraction}, {"scribe_loss", r.loss}, {"scribe_peak_rss_bytes", r.peak_rss}};
+                                  {"scribe_fraction_of_peak", fraction}, {"step_dot_flops", r.dot_flops},
+                                  {"scribe_fraction_of_peak_dots", dots_fraction(r.seconds)},
+                                  {"scribe_loss", r.loss}, {"scribe_peak_rss_bytes", r.peak_rss}};
             double torch_s = 0;
             std::size_t torch_peak = 0;
             if (!o.python.empty()) {
@@ -276,11 +285,15 @@ int main(int argc, char** argv) {
                 std::printf("         first step's loss: scribe %.6f, pytorch %.6f, xla %.6f\n", r.loss,
                             row.contains("pytorch") ? row["pytorch"]["loss"].get<double>() : 0.0,
                             row.contains("xla") ? row["xla"]["loss"].get<double>() : 0.0);
+            if (torch_s > 0) row["pytorch_fraction_of_peak_dots"] = dots_fraction(torch_s);
+            if (xla_s > 0) row["xla_fraction_of_peak_dots"] = dots_fraction(xla_s);
             const double mib = 1024.0 * 1024.0;
             std::printf("%-8u %10.0f %10.3f %10.3f %7.2fx %10.3f %7.2fx %9.1f%% | %10.0f MiB %10.0f MiB %10.0f MiB\n", t, peak_gflops,
                         r.seconds, torch_s, torch_s > 0 ? torch_s / r.seconds : 0.0, xla_s, xla_s > 0 ? xla_s / r.seconds : 0.0,
                         100 * fraction, static_cast<double>(r.peak_rss) / mib, static_cast<double>(torch_peak) / mib,
                         static_cast<double>(xla_peak) / mib);
+            std::printf("         the step's products: %.0f GFLOP; at each one's step time, of the peak: scribe %.1f%%, pytorch %.1f%%, xla %.1f%%\n",
+                        r.dot_flops / 1e9, 100 * dots_fraction(r.seconds), 100 * dots_fraction(torch_s), 100 * dots_fraction(xla_s));
             report["rows"].push_back(row);
         }
         if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";

@@ -196,7 +196,10 @@ std::vector<double> naive_gemm(std::int64_t m, std::int64_t n, std::int64_t k, c
 TEST_CASE("cpu simd: sgemm matches a double-precision loop at edge and block-crossing sizes, in every layout") {
     struct size3 { std::int64_t m, n, k; };
     for (const auto sz : {size3{1, 1, 1}, size3{15, 33, 7}, size3{14, 32, 385}, size3{170, 40, 20}, size3{3, 3100, 2},
-                          size3{13, 57, 263}}) {
+                          size3{13, 57, 263},
+                          // across the AVX2 blocking (k blocks up to 1024, 240 rows, 1536 columns):
+                          // k = 1100 runs as two blocks of 550, C accumulated over them
+                          size3{245, 20, 1100}, size3{7, 1560, 1030}}) {
         std::vector<float> a(static_cast<std::size_t>(sz.m * sz.k)), b(static_cast<std::size_t>(sz.k * sz.n));
         for (std::size_t i = 0; i < a.size(); ++i) a[i] = std::sin(0.37f * static_cast<float>(i));
         for (std::size_t i = 0; i < b.size(); ++i) b[i] = std::cos(0.11f * static_cast<float>(i));
@@ -214,6 +217,28 @@ TEST_CASE("cpu simd: sgemm matches a double-precision loop at edge and block-cro
                     REQUIRE(c[i] == Approx(want[i]).margin(1e-4 * static_cast<double>(sz.k)));
             }
     }
+}
+
+TEST_CASE("cpu simd: a weight packed once serves column ranges that match a double-precision loop") {
+    // k = 1300 crosses a k block on every kernel (256 deep, or 1024 with AVX2), so the
+    // packed panels' block offsets must be those the blocked loops walk.
+    const std::int64_t m = 9, n = 200, k = 1300;
+    std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n));
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = std::sin(0.29f * static_cast<float>(i));
+    for (std::size_t i = 0; i < b.size(); ++i) b[i] = std::cos(0.13f * static_cast<float>(i));
+    const cpu::simd::matrix_view av{a.data(), k, 1}, bv{b.data(), n, 1};
+    const cpu::simd::packed_matrix packed(bv, k, n);
+    const auto want = naive_gemm(m, n, k, av, bv);
+    const auto n0 = packed.nr();  // a range that starts at the second panel
+    std::vector<float> c(static_cast<std::size_t>(m * n), -7.0f);
+    cpu::simd::sgemm(m, n - n0, av, packed, n0, c.data() + n0, n);
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n; ++j) {
+            CAPTURE(i, j);
+            const auto got = c[static_cast<std::size_t>(i * n + j)];
+            if (j < n0) REQUIRE(got == -7.0f);  // outside the range: untouched
+            else REQUIRE(got == Approx(want[static_cast<std::size_t>(i * n + j)]).margin(1e-4 * static_cast<double>(k)));
+        }
 }
 
 TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16) matches a double-precision loop over the same bf16 values") {
