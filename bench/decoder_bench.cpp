@@ -7,7 +7,7 @@
 // same run.
 //
 //   decoder_bench --model DIR [--make SCRIPT] [--python PY] [--dir WORK] [--json FILE]
-//                 [--threads 1,2] [--dtypes f32,f16,bf16] [--steps 32] [--budget S]
+//                 [--threads 1,2] [--dtypes f32,f16,bf16] [--steps 32] [--budget S] [--llama-cpp DIR]
 //                 [--phase prefill|decode]   (one phase only: for profiling, e.g. under perf)
 //   decoder_bench --model DIR --profile [--threads 1] [--dtypes f32]
 //                 where the time goes, per op kind and node (the executor's profile): the
@@ -35,9 +35,12 @@
 //            + the LM head for the last token, shared by the prompt. The peak is the
 //            f32 FMA peak for f32 and f16 (F16C widens to f32), the AVX512_BF16
 //            dot-product peak for bf16 where the CPU has it.
-// For GPT-2 the llama.cpp column is the reference table of the project's performance
-// targets (ggml, -march=native, this machine kind), not measured here; other
-// families have no such column.
+// With --llama-cpp DIR, llama.cpp is measured too, in the same run, interleaved
+// with Scribe dtype by dtype (bench/llama_cpp.py: built once into DIR from PyPI's
+// llama-cpp-python source with the machine's own instruction set, the checkpoint
+// converted to GGUF in each dtype by the converter llama.cpp ships, llama-bench
+// run): prefill of the prompt, decode after it, and decode from an empty cache
+// ("decode0": llama-bench's tg; Scribe's prompt is then one token).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -68,24 +71,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t prompt_tokens = 128;
-
-// The reference figures (tokens/s) of ../shared/performance-targets.md: ggml/llama.cpp
-// running GPT-2 124M.
-struct reference {
-    double lo, hi;
-};
-const std::map<std::string, std::map<std::string, std::map<unsigned, reference>>> llama_cpp = {
-    {"f32", {{"prefill", {{1, {413, 413}}, {2, {792, 792}}}}, {"decode", {{1, {50, 50}}, {2, {63, 84}}}}}},
-    {"f16", {{"prefill", {{1, {453, 453}}, {2, {785, 785}}}}, {"decode", {{1, {106, 106}}, {2, {141, 153}}}}}},
-    {"bf16", {{"prefill", {{1, {771, 771}}, {2, {1445, 1445}}}}, {"decode", {{1, {109, 109}}, {2, {126, 126}}}}}},
-};
-
-std::string reference_text(const reference& r) {
-    char s[32];
-    if (r.lo == r.hi) std::snprintf(s, sizeof s, "%.0f", r.lo);
-    else std::snprintf(s, sizeof s, "%.0f-%.0f", r.lo, r.hi);
-    return s;
-}
 
 std::vector<std::string> split(const std::string& s) {
     std::vector<std::string> out;
@@ -128,12 +113,13 @@ struct cost_model {
     double lm_head_elements = 0;
     double attention_width = 0;  // query heads x head_dim
 
-    costs at(std::size_t elem, std::int64_t steps) const {
+    // `context`: the positions cached before the first decode step (the prompt).
+    costs at(std::size_t elem, std::int64_t steps, std::int64_t context = prompt_tokens) const {
         const double S = static_cast<double>(prompt_tokens), bytes = static_cast<double>(elem);
         costs k;
         k.weight_bytes = step_elements * bytes;
-        // Decode step i (0-based) attends over prompt + i + 1 positions.
-        const double mean_context = S + (static_cast<double>(steps) + 1) / 2;
+        // Decode step i (0-based) attends over context + i + 1 positions.
+        const double mean_context = static_cast<double>(context) + (static_cast<double>(steps) + 1) / 2;
         k.kv_bytes = mean_context * kv_per_position * bytes;
         k.decode_bytes = k.weight_bytes + k.kv_bytes;
         const double total = 2 * S * matrix_elements + n_layer * 2 * 2 * attention_width * S * (S + 1) / 2 + 2 * lm_head_elements;
@@ -186,7 +172,7 @@ cost_model model_costs(const typename Family::config& c) {
 }
 
 struct measured {
-    double prefill_tps = NAN, decode_tps = NAN;
+    double prefill_tps = NAN, decode_tps = NAN, decode_empty_tps = NAN;  // decode_empty: after a 1-token prompt
     int prefill_reps = 0, decode_reps = 0;
     std::vector<std::int32_t> tokens;  // greedy: the prefill's token, then one per decode step
     double load_s = 0, warmup_s = 0;
@@ -207,7 +193,9 @@ measured run_scribe(const fs::path& dir, dtype type, unsigned threads, const std
     lm.generate({prompt}, many);
     m.warmup_s = std::chrono::duration<double>(clock_type::now() - t0).count();
 
-    std::vector<double> prefill, decode;
+    const std::vector<std::int32_t> first(prompt.begin(), prompt.begin() + 1);
+    if (phase != "prefill") lm.generate({first}, many);  // its graphs built: not timed
+    std::vector<double> prefill, decode, decode_empty;
     const auto start = clock_type::now();
     for (std::size_t runs = 0; runs < 15 && (runs < 3 || std::chrono::duration<double>(clock_type::now() - start).count() < budget);
          ++runs) {
@@ -219,10 +207,13 @@ measured run_scribe(const fs::path& dir, dtype type, unsigned threads, const std
             const auto d = lm.generate({prompt}, many);
             decode.push_back(static_cast<double>(d.decode_steps) / d.decode_seconds);
             m.tokens = d.tokens[0];
+            const auto e = lm.generate({first}, many);
+            decode_empty.push_back(static_cast<double>(e.decode_steps) / e.decode_seconds);
         }
     }
     if (!prefill.empty()) m.prefill_tps = median(prefill);
     if (!decode.empty()) m.decode_tps = median(decode);
+    if (!decode_empty.empty()) m.decode_empty_tps = median(decode_empty);
     m.prefill_reps = static_cast<int>(prefill.size());
     m.decode_reps = static_cast<int>(decode.size());
     return m;
@@ -292,6 +283,7 @@ void profile(const fs::path& dir, dtype type, unsigned threads, const std::vecto
 
 struct options {
     fs::path model_dir, work = fs::temp_directory_path() / "scribe_decoder_bench";
+    fs::path llama_cpp;  // where bench/llama_cpp.py builds llama.cpp; empty: not measured
     std::string python, make, json_path, thread_list, dtype_list, phase;
     std::int64_t steps = 32;
     double budget = 6.0;
@@ -301,7 +293,6 @@ struct options {
 // The benchmark (or the profile) of a checkpoint of one family.
 template <class Family>
 int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
-    // GPT-2 124M is what the llama.cpp reference figures are of.
     constexpr bool gpt2 = std::is_same_v<Family, models::gpt2_family>;
     const auto source = fs::path(SCRIBE_SOURCE_DIR) / "bench";
     const auto config = Family::config::load(o.model_dir / "config.json");
@@ -327,10 +318,26 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
     struct row {
         unsigned threads;
         std::string type, phase;
-        double scribe, torch, limit;
+        double scribe, llama, torch, limit;
         std::string torch_note;
     };
     std::vector<row> rows;
+
+    // llama.cpp: built (cached in o.llama_cpp), and the checkpoint as GGUF in each
+    // dtype (cached in o.work, made again when the checkpoint is newer).
+    const auto peer_script = (source / "llama_cpp.py").string();
+    std::map<std::string, fs::path> gguf;
+    if (!o.llama_cpp.empty()) {
+        run_command(o.python + " " + peer_script + " build --dir " + o.llama_cpp.string() + " >/dev/null");
+        for (const auto& name : split(o.dtype_list)) {
+            const auto file = o.work / ("llama_cpp-" + name + ".gguf");
+            if (!fs::exists(file) || fs::last_write_time(file) < fs::last_write_time(o.model_dir / "model.safetensors"))
+                run_command(o.python + " " + peer_script + " convert " + o.model_dir.string() + " --dir " + o.llama_cpp.string() +
+                            " --dtype " + name + " --out " + file.string() + " >/dev/null 2>&1");
+            gguf[name] = file;
+        }
+        report["llama_cpp_dir"] = o.llama_cpp.string();
+    }
 
     for (const auto& t : split(o.thread_list)) {
         const auto threads = static_cast<unsigned>(std::stoul(t));
@@ -347,6 +354,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                               {"bf16_dot_peak_gflops", bf16_peak}};
 
         std::map<std::string, measured> ours;
+        std::map<std::string, nlohmann::json> llama;
         for (const auto& name : split(o.dtype_list)) {
             const auto type = parse_dtype(name);
             auto m = run_scribe<Family>(o.model_dir, type, threads, prompt, o.steps, o.budget, o.phase);
@@ -355,6 +363,20 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                         m.decode_reps, m.load_s, m.warmup_s);
             std::fflush(stdout);
             ours[name] = std::move(m);
+            if (gguf.count(name)) {  // llama.cpp right after Scribe, in the same dtype
+                const auto out = o.work / ("llama_cpp_" + name + "_" + t + ".json");
+                run_command(o.python + " " + peer_script + " bench --dir " + o.llama_cpp.string() + " --gguf " +
+                            gguf[name].string() + " --threads " + t + " --prompt " + std::to_string(prompt_tokens) +
+                            " --gen " + std::to_string(o.steps) + " --depth " + std::to_string(prompt_tokens) + " --json " +
+                            out.string());
+                nlohmann::json j;
+                std::ifstream(out) >> j;
+                llama[name] = j;
+                std::printf("llama.cpp %-4s %u thr: prefill %7.1f tok/s, decode %6.1f tok/s, decode0 %6.1f tok/s\n", name.c_str(),
+                            threads, j.value("prefill_tokens_per_s", NAN), j.value("decode_tokens_per_s", NAN),
+                            j.value("decode_empty_tokens_per_s", NAN));
+                std::fflush(stdout);
+            }
         }
 
         nlohmann::json peer;
@@ -372,7 +394,12 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
             const auto& m = ours[name];
             const auto k = model.at(info(parse_dtype(name)).bytes, o.steps);
             const double compute = name == "bf16" && bf16_peak > 0 ? bf16_peak : peak;
+            const auto k0 = model.at(info(parse_dtype(name)).bytes, o.steps, 1);  // after a 1-token prompt
             const double decode_limit = bw * 1e9 / k.decode_bytes, prefill_limit = compute * 1e9 / k.prefill_flop;
+            const double decode_empty_limit = bw * 1e9 / k0.decode_bytes;
+            const auto& lj = llama.count(name) ? llama[name] : nlohmann::json::object();
+            const double llama_prefill = lj.value("prefill_tokens_per_s", NAN), llama_decode = lj.value("decode_tokens_per_s", NAN),
+                         llama_decode_empty = lj.value("decode_empty_tokens_per_s", NAN);
             double torch_prefill = NAN, torch_decode = NAN;
             std::string note;
             nlohmann::json tj;
@@ -394,8 +421,9 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                        theirs[static_cast<std::size_t>(same)] == m.tokens[static_cast<std::size_t>(same)])
                     ++same;
             }
-            rows.push_back({threads, name, "prefill", m.prefill_tps, torch_prefill, prefill_limit, note});
-            rows.push_back({threads, name, "decode", m.decode_tps, torch_decode, decode_limit, note});
+            rows.push_back({threads, name, "prefill", m.prefill_tps, llama_prefill, torch_prefill, prefill_limit, note});
+            rows.push_back({threads, name, "decode", m.decode_tps, llama_decode, torch_decode, decode_limit, note});
+            rows.push_back({threads, name, "decode0", m.decode_empty_tps, llama_decode_empty, NAN, decode_empty_limit, note});
             nlohmann::json prefill = {{"scribe_tokens_per_s", m.prefill_tps}, {"torch_tokens_per_s", torch_prefill},
                                       {"vs_torch", m.prefill_tps / torch_prefill}, {"limit_tokens_per_s", prefill_limit},
                                       {"of_limit", m.prefill_tps / prefill_limit}, {"torch_of_limit", torch_prefill / prefill_limit},
@@ -405,12 +433,21 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                                      {"of_limit", m.decode_tps / decode_limit}, {"torch_of_limit", torch_decode / decode_limit},
                                      {"bytes_per_token", k.decode_bytes}, {"weight_bytes", k.weight_bytes}, {"kv_bytes", k.kv_bytes},
                                      {"scribe_gbs", m.decode_tps * k.decode_bytes / 1e9}, {"runs", m.decode_reps}};
-            if constexpr (gpt2) {
-                const auto& ref = llama_cpp.at(name);
-                prefill["llama_cpp_tokens_per_s"] = {ref.at("prefill").at(threads).lo, ref.at("prefill").at(threads).hi};
-                decode["llama_cpp_tokens_per_s"] = {ref.at("decode").at(threads).lo, ref.at("decode").at(threads).hi};
+            nlohmann::json decode_empty = {{"scribe_tokens_per_s", m.decode_empty_tps}, {"limit_tokens_per_s", decode_empty_limit},
+                                           {"of_limit", m.decode_empty_tps / decode_empty_limit}, {"bytes_per_token", k0.decode_bytes}};
+            if (!lj.empty()) {
+                prefill["llama_cpp_tokens_per_s"] = llama_prefill;
+                prefill["vs_llama_cpp"] = m.prefill_tps / llama_prefill;
+                prefill["llama_cpp_of_limit"] = llama_prefill / prefill_limit;
+                decode["llama_cpp_tokens_per_s"] = llama_decode;
+                decode["vs_llama_cpp"] = m.decode_tps / llama_decode;
+                decode["llama_cpp_of_limit"] = llama_decode / decode_limit;
+                decode_empty["llama_cpp_tokens_per_s"] = llama_decode_empty;
+                decode_empty["vs_llama_cpp"] = m.decode_empty_tps / llama_decode_empty;
+                decode_empty["llama_cpp_of_limit"] = llama_decode_empty / decode_empty_limit;
+                decode_empty["llama_cpp"] = lj;
             }
-            run["results"].push_back({{"dtype", name}, {"prefill", prefill}, {"decode", decode},
+            run["results"].push_back({{"dtype", name}, {"prefill", prefill}, {"decode", decode}, {"decode_empty", decode_empty},
                                       {"greedy_tokens_equal_to_torch", same},
                                       {"torch_error", note.empty() ? nlohmann::json() : nlohmann::json(note)},
                                       {"load_s", m.load_s}, {"first_runs_s", m.warmup_s}});
@@ -422,10 +459,8 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
     report["wall_s"] = wall;
     std::printf("\n%s (random weights), %lld-token prompt, %lld decode steps; tokens/s, medians\n", title,
                 static_cast<long long>(prompt_tokens), static_cast<long long>(o.steps));
-    std::printf("%-4s %-5s %-8s %9s %9s %9s %9s %9s %9s", "thr", "dtype", "phase", "scribe", "torch", "vs torch", "limit",
-                "of limit", "torch/lim");
-    if constexpr (gpt2) std::printf(" %10s %9s", "llama.cpp", "vs llama");
-    std::printf("\n");
+    std::printf("%-4s %-5s %-8s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "thr", "dtype", "phase", "scribe", "llama.cpp",
+                "vs llama", "torch", "vs torch", "limit", "of limit", "llama/lim", "torch/lim");
     for (const auto& r : rows) {
         auto text = [](double v, const char* format) {
             char s[32] = "-";
@@ -433,21 +468,18 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
             return std::string(s);
         };
         const auto torch_text = std::isnan(r.torch) && !r.torch_note.empty() ? std::string("error") : text(r.torch, "%.1f");
-        std::printf("%-4u %-5s %-8s %9.1f %9s %9s %9.0f %8.0f%% %9s", r.threads, r.type.c_str(), r.phase.c_str(), r.scribe,
-                    torch_text.c_str(), text(r.scribe / r.torch, "%.2fx").c_str(), r.limit, 100 * r.scribe / r.limit,
+        std::printf("%-4u %-5s %-8s %9.1f %9s %9s %9s %9s %9.0f %8.0f%% %9s %9s\n", r.threads, r.type.c_str(), r.phase.c_str(),
+                    r.scribe, text(r.llama, "%.1f").c_str(), text(r.scribe / r.llama, "%.2fx").c_str(),
+                    r.phase == "decode0" ? "-" : torch_text.c_str(), text(r.scribe / r.torch, "%.2fx").c_str(), r.limit,
+                    100 * r.scribe / r.limit, text(100 * r.llama / r.limit, "%.0f%%").c_str(),
                     text(100 * r.torch / r.limit, "%.0f%%").c_str());
-        if constexpr (gpt2) {
-            const auto ref = llama_cpp.at(r.type).at(r.phase).at(r.threads);
-            std::printf(" %10s %8.2fx", reference_text(ref).c_str(), r.scribe / ref.lo);
-        }
-        std::printf("\n");
     }
     for (const auto& r : rows)
         if (r.phase == "prefill" && !r.torch_note.empty())
             std::printf("torch %s, %u thread(s): %s\n", r.type.c_str(), r.threads, r.torch_note.c_str());
     std::printf("limits: decode = read bandwidth / (weights + KV cache) bytes per token; prefill = compute peak / flop "
-                "per prompt token (bf16: the AVX512_BF16 dot peak).%s\n",
-                gpt2 ? " vs llama: against the low end of its range." : "");
+                "per prompt token (bf16: the AVX512_BF16 dot peak). decode0: decode from an empty cache (llama-bench's tg).%s\n",
+                o.llama_cpp.empty() ? " llama.cpp not measured (--llama-cpp DIR)." : "");
     std::printf("decoder_bench: %.0f s in all\n", wall);
     if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";
     return 0;
@@ -477,6 +509,7 @@ int main(int argc, char** argv) try {
         else if (a == "--steps") o.steps = std::stoll(v);
         else if (a == "--budget") o.budget = std::stod(v);
         else if (a == "--phase") o.phase = v;
+        else if (a == "--llama-cpp") o.llama_cpp = v;
         else throw error("decoder_bench: unknown option " + a);
     }
     if (o.thread_list.empty()) o.thread_list = o.profiling ? "1" : "1,2";
@@ -489,6 +522,10 @@ int main(int argc, char** argv) try {
         std::printf("decoder_bench: no Python at %s (scribe_setup_reference in scripts/setup.sh makes .venv-ref): "
                     "PyTorch is not measured\n", o.python.c_str());
         o.python.clear();
+    }
+    if (!o.llama_cpp.empty() && o.python.empty()) {
+        std::printf("decoder_bench: llama.cpp needs the reference Python (its converter runs on torch): not measured\n");
+        o.llama_cpp.clear();
     }
     if (!o.python.empty() && !o.make.empty()) run_command(o.python + " " + make.string() + " " + o.model_dir.string());
     if (!fs::exists(o.model_dir / "model.safetensors")) {

@@ -5,6 +5,7 @@
 # bandwidth) measured in the same run.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/setup.sh"
 scribe_setup_system
+scribe_setup_bench  # cmake: decoder_bench builds llama.cpp, its peer, into build/bench/llama.cpp
 scribe_setup_python
 scribe_setup_reference  # PyTorch: the peer of decoder_bench, and what makes its checkpoints
 scribe_build build -Dxla=auto >/dev/null

@@ -1,5 +1,6 @@
 # Sourced by demo.sh and test.sh: installs what is missing, and only that.
 #   scribe_setup_system   Debian packages (compiler, Meson, Ninja, Catch2, xtensor, ...)
+#   scribe_setup_bench    what only the benchmarks need (cmake, for llama.cpp)
 #   scribe_setup_python   .venv with jax/jaxlib/numpy/pytest for the XLA suite
 #   scribe_setup_reference  .venv-ref with torch/transformers/tokenizers, for the
 #                         scripts that make test data and for the benchmarks' peers
@@ -16,11 +17,22 @@ scribe_as_root() {
 }
 
 scribe_setup_system() {
-  local pkgs=(g++ meson ninja-build pkg-config catch2 libxtensor-dev libxsimd-dev
-              nlohmann-json3-dev libopenblas-dev python3 python3-venv
-              libopenmpi-dev openmpi-bin  # tensor-parallel ranks as processes (mpirun)
-              clang-19  # the second compiler test.sh builds the suite with (build-clang19)
-              libclang-rt-19-dev)  # its libFuzzer and sanitizers, for tests/fuzz
+  scribe_apt g++ meson ninja-build pkg-config catch2 libxtensor-dev libxsimd-dev \
+    nlohmann-json3-dev libopenblas-dev python3 python3-venv \
+    libopenmpi-dev openmpi-bin `# tensor-parallel ranks as processes (mpirun)` \
+    clang-19 `# the second compiler test.sh builds the suite with (build-clang19)` \
+    libclang-rt-19-dev  # its libFuzzer and sanitizers, for tests/fuzz
+}
+
+# What the benchmarks need beyond that: cmake, which builds llama.cpp (a peer of
+# decoder_bench, bench/llama_cpp.py); never the tests.
+scribe_setup_bench() {
+  scribe_apt cmake
+}
+
+# Installs the Debian packages given that are missing.
+scribe_apt() {
+  local pkgs=("$@")
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
