@@ -80,7 +80,6 @@ __attribute__((target("avx512f"))) inline __m512 widen16_avx512(const bfloat16* 
     const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
 }
-// Sixteen f32 -> f16 bits, NaN made the scalar conversion's quiet NaN.
 // Eight elements as f32 (16-bit ones widened): the AVX2 kernels' one load.
 __attribute__((target("avx2,fma,f16c"))) inline __m256 widen8_avx2(const float* p) { return _mm256_loadu_ps(p); }
 __attribute__((target("avx2,fma,f16c"))) inline __m256 widen8_avx2(const half* p) {
@@ -96,6 +95,7 @@ __attribute__((target("avx2,fma,f16c"))) inline float hsum8_avx2(__m256 v) {
     const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
     return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
 }
+// Sixteen f32 -> f16 bits, NaN made the scalar conversion's quiet NaN.
 __attribute__((target("avx512f"))) inline __m256i narrow16_avx512(__m512 v, half*) {
     __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
