@@ -7,7 +7,7 @@
 // same run.
 //
 //   decoder_bench --model DIR [--make SCRIPT] [--python PY] [--dir WORK] [--json FILE]
-//                 [--threads 1,2] [--dtypes f32,f16,bf16] [--steps 32] [--budget S] [--llama-cpp DIR]
+//                 [--threads 1,2] [--dtypes f32,f16,bf16,q8] [--steps 32] [--budget S] [--llama-cpp DIR]
 //                 [--phase prefill|decode]   (one phase only: for profiling, e.g. under perf)
 //   decoder_bench --model DIR --profile [--threads 1] [--dtypes f32]
 //                 where the time goes, per op kind and node (the executor's profile): the
@@ -41,6 +41,10 @@
 // converted to GGUF in each dtype by the converter llama.cpp ships, llama-bench
 // run): prefill of the prompt, decode after it, and decode from an empty cache
 // ("decode0": llama-bench's tg; Scribe's prompt is then one token).
+// q8: Scribe's 8-bit block weights (f32 activations) against llama.cpp's Q8_0 of
+// the same checkpoint (the same blocks: 32 weights and an f16 scale); PyTorch has
+// no such format and is not run for it. Its decode limit counts 34 bytes per 32
+// elements of each matrix q8 holds, 4 bytes for the rest.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -80,7 +84,16 @@ std::vector<std::string> split(const std::string& s) {
     return out;
 }
 
-dtype parse_dtype(const std::string& s) { return bench::parse_dtype(s, "decoder_bench"); }
+// A --dtypes entry: the dtype the model runs in, and q8 weights or not.
+struct run_type {
+    dtype type = dtype::f32;
+    models::weight_format weights = models::weight_format::plain;
+    bool q8() const { return weights == models::weight_format::q8; }
+};
+run_type parse_dtype(const std::string& s) {
+    if (s == "q8") return {dtype::f32, models::weight_format::q8};
+    return {bench::parse_dtype(s, "decoder_bench"), models::weight_format::plain};
+}
 using bench::median;
 
 // Runs a command; fails with its text when it fails.
@@ -108,16 +121,17 @@ struct costs {
 struct cost_model {
     double parameters = 0, hidden = 0, n_layer = 0;
     double step_elements = 0;    // weight elements a decode step reads
+    double step_q8_elements = 0;  // of those, the ones q8 holds in 8-bit blocks
     double kv_per_position = 0;  // KV cache elements per position, all layers
     double matrix_elements = 0;  // of the dot weights every prompt token goes through
     double lm_head_elements = 0;
     double attention_width = 0;  // query heads x head_dim
 
     // `context`: the positions cached before the first decode step (the prompt).
-    costs at(std::size_t elem, std::int64_t steps, std::int64_t context = prompt_tokens) const {
-        const double S = static_cast<double>(prompt_tokens), bytes = static_cast<double>(elem);
+    costs at(run_type t, std::int64_t steps, std::int64_t context = prompt_tokens) const {
+        const double S = static_cast<double>(prompt_tokens), bytes = static_cast<double>(info(t.type).bytes);
         costs k;
-        k.weight_bytes = step_elements * bytes;
+        k.weight_bytes = t.q8() ? (step_elements - step_q8_elements) * bytes + step_q8_elements * 34.0 / 32.0 : step_elements * bytes;
         // Decode step i (0-based) attends over context + i + 1 positions.
         const double mean_context = static_cast<double>(context) + (static_cast<double>(steps) + 1) / 2;
         k.kv_bytes = mean_context * kv_per_position * bytes;
@@ -163,6 +177,7 @@ cost_model model_costs(const typename Family::config& c) {
         k.parameters += elements;
         k.hidden = std::max(k.hidden, extent("hidden"));
         k.step_elements += u.gathered + (u.whole ? elements : 0);
+        if (q8::plan(w.dims, w.in)) k.step_q8_elements += u.gathered + (u.whole ? elements : 0);
         k.attention_width = std::max(k.attention_width, extent("heads") * extent("head_dim"));
         if (u.dot) (extent("vocab") > 0 ? k.lm_head_elements : k.matrix_elements) += elements;
     }
@@ -179,12 +194,12 @@ struct measured {
 };
 
 template <class Family>
-measured run_scribe(const fs::path& dir, dtype type, unsigned threads, const std::vector<std::int32_t>& prompt,
+measured run_scribe(const fs::path& dir, run_type type, unsigned threads, const std::vector<std::int32_t>& prompt,
                     std::int64_t steps, double budget, const std::string& phase) {
     using clock_type = std::chrono::steady_clock;
     measured m;
     auto t0 = clock_type::now();
-    runtime::decoder<Family> lm(dir, {.type = type, .threads = threads, .buckets = {prompt_tokens}});
+    runtime::decoder<Family> lm(dir, {.type = type.type, .weights = type.weights, .threads = threads, .buckets = {prompt_tokens}});
     m.load_s = std::chrono::duration<double>(clock_type::now() - t0).count();
     const runtime::generate_options one{.max_new_tokens = 1, .stop_at_eos = false};
     const runtime::generate_options many{.max_new_tokens = steps + 1, .stop_at_eos = false};
@@ -223,13 +238,23 @@ measured run_scribe(const fs::path& dir, dtype type, unsigned threads, const std
 // the checkpoint's weights bound as the decoder binds them; per op kind and the
 // slowest nodes. One warm run, then `runs` runs averaged.
 template <class Family>
-void profile(const fs::path& dir, dtype type, unsigned threads, const std::vector<std::int32_t>& prompt, std::int64_t steps) {
-    runtime::decoder<Family> lm(dir, {.type = type, .threads = threads, .buckets = {prompt_tokens}});
+void profile(const fs::path& dir, run_type rt, unsigned threads, const std::vector<std::int32_t>& prompt, std::int64_t steps) {
+    const auto type = rt.type;
+    runtime::decoder<Family> lm(dir, {.type = type, .weights = rt.weights, .threads = threads, .buckets = {prompt_tokens}});
     const auto& c = lm.model_config();
     const auto capacity = std::min(c.n_positions, (prompt_tokens + steps + 1 + 31) / 32 * 32);
     const runtime::weight_files<Family> files(dir, c, 1, {0});
     std::map<std::string, cpu::array> weights;
-    for (auto& [name, a] : files.arrays(0, type)) weights[name] = std::move(a);
+    for (auto& [name, a] : files.arrays(0, type)) {
+        const auto& spec = *std::find_if(files.specs().begin(), files.specs().end(), [&](const auto& w) { return w.name == name; });
+        if (const auto l = rt.q8() ? q8::plan(a.dims(), spec.in) : std::nullopt) {  // as the decoder holds it
+            auto [q, scale] = cpu::quantize_q8(a, *l, name);
+            weights[name] = std::move(q);
+            weights[name + ".scale"] = std::move(scale);
+        } else {
+            weights[name] = std::move(a);
+        }
+    }
     auto caches = [&] {
         std::vector<cpu::array> v;
         for (const auto& s : Family::cache_shapes(c, 1, capacity, 1)) v.emplace_back(type, s);
@@ -261,7 +286,8 @@ void profile(const fs::path& dir, dtype type, unsigned threads, const std::vecto
             for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += run.stats().node_seconds[i] / runs;
         }
         bench::print_profile(g, seconds, total,
-                             std::string(what) + " graph, " + std::string(name(type)) + ", " + std::to_string(threads) + " thread(s)");
+                             std::string(what) + " graph, " + (rt.q8() ? std::string("q8") : std::string(name(type))) + ", " +
+                                 std::to_string(threads) + " thread(s)");
     };
     std::vector<std::int32_t> one_id{prompt.front()}, position{static_cast<std::int32_t>(prompt.size())};
     const auto& dec = lm.decode_graph(capacity, 1);
@@ -333,7 +359,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
             const auto file = o.work / ("llama_cpp-" + name + ".gguf");
             if (!fs::exists(file) || fs::last_write_time(file) < fs::last_write_time(o.model_dir / "model.safetensors"))
                 run_command(o.python + " " + peer_script + " convert " + o.model_dir.string() + " --dir " + o.llama_cpp.string() +
-                            " --dtype " + name + " --out " + file.string() + " >/dev/null 2>&1");
+                            " --dtype " + (name == "q8" ? std::string("q8_0") : name) + " --out " + file.string() + " >/dev/null 2>&1");
             gguf[name] = file;
         }
         report["llama_cpp_dir"] = o.llama_cpp.string();
@@ -380,10 +406,13 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         }
 
         nlohmann::json peer;
-        if (!o.python.empty()) {
+        std::string torch_dtypes;  // PyTorch runs the float dtypes
+        for (const auto& name : split(o.dtype_list))
+            if (!parse_dtype(name).q8()) torch_dtypes += (torch_dtypes.empty() ? "" : ",") + name;
+        if (!o.python.empty() && !torch_dtypes.empty()) {
             const auto out = o.work / ("torch_" + t + ".json");
             run_command(o.python + " " + (source / "torch_decoder.py").string() + " " + o.model_dir.string() + " --threads " +
-                        t + " --dtypes " + o.dtype_list + " --decode-steps " + std::to_string(o.steps) + " --json " +
+                        t + " --dtypes " + torch_dtypes + " --decode-steps " + std::to_string(o.steps) + " --json " +
                         out.string() + " >/dev/null");
             std::ifstream(out) >> peer;
             run["torch_version"] = peer["torch"];
@@ -392,9 +421,9 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
 
         for (const auto& name : split(o.dtype_list)) {
             const auto& m = ours[name];
-            const auto k = model.at(info(parse_dtype(name)).bytes, o.steps);
+            const auto k = model.at(parse_dtype(name), o.steps);
             const double compute = name == "bf16" && bf16_peak > 0 ? bf16_peak : peak;
-            const auto k0 = model.at(info(parse_dtype(name)).bytes, o.steps, 1);  // after a 1-token prompt
+            const auto k0 = model.at(parse_dtype(name), o.steps, 1);  // after a 1-token prompt
             const double decode_limit = bw * 1e9 / k.decode_bytes, prefill_limit = compute * 1e9 / k.prefill_flop;
             const double decode_empty_limit = bw * 1e9 / k0.decode_bytes;
             const auto& lj = llama.count(name) ? llama[name] : nlohmann::json::object();
@@ -513,7 +542,7 @@ int main(int argc, char** argv) try {
         else throw error("decoder_bench: unknown option " + a);
     }
     if (o.thread_list.empty()) o.thread_list = o.profiling ? "1" : "1,2";
-    if (o.dtype_list.empty()) o.dtype_list = o.profiling ? "f32" : "f32,f16,bf16";
+    if (o.dtype_list.empty()) o.dtype_list = o.profiling ? "f32" : "f32,f16,bf16,q8";
     if (o.model_dir.empty())
         throw error("usage: decoder_bench --model DIR [--make SCRIPT] [--python PY] [--dir WORK] [--json FILE] ...");
     fs::create_directories(o.work);

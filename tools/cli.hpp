@@ -19,6 +19,7 @@
 
 #include <scribe/core/checked.hpp>
 #include <scribe/io/file.hpp>
+#include <scribe/models/common.hpp>
 #include <scribe/train/optimizer.hpp>
 
 #ifndef SCRIBE_DEFAULT_MODEL
@@ -152,6 +153,21 @@ inline dtype parse_dtype(const std::string& s) {
     if (s == "f16") return dtype::f16;
     if (s == "bf16") return dtype::bf16;
     throw error("--dtype takes f32, f16 or bf16, not \"" + s + "\"");
+}
+
+// A model's --dtype: the dtype it runs in and how its matrices are held. q8: f32
+// activations, the matrices in 8-bit blocks of 32 with an f16 scale each
+// (llama.cpp's Q8_0), quantized when they load.
+struct model_dtype {
+    dtype type = dtype::f32;
+    models::weight_format weights = models::weight_format::plain;
+    bool q8() const { return weights == models::weight_format::q8; }
+    std::string label() const { return q8() ? "q8" : std::string(name(type)); }
+};
+inline model_dtype parse_model_dtype(const std::string& s) {
+    if (s == "q8") return {dtype::f32, models::weight_format::q8};
+    if (s == "f32" || s == "f16" || s == "bf16") return {parse_dtype(s), models::weight_format::plain};
+    throw error("--dtype takes f32, f16, bf16 or q8, not \"" + s + "\"");
 }
 
 // "1048576", "512K", "300M", "2G" (powers of 1024).

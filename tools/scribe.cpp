@@ -85,7 +85,10 @@ options:
   --seed S               the sampler's seed (default 0)
   --greedy               the same as --temperature 0
   --no-stop              keep generating after the end-of-text token
-  --dtype T              f32, f16 or bf16: the dtype weights are converted to (default f32)
+  --dtype T              f32, f16 or bf16: the dtype weights are converted to and the
+                         model runs in; q8: the matrices quantized as they load into
+                         8-bit blocks of 32 with an f16 scale each (llama.cpp's Q8_0,
+                         about 3.8x smaller than f32), activations in f32 (default f32)
   --threads N            CPU threads (default: all)
   --buckets A,B,...      prompt lengths the prefill graphs are built for
   --tp N                 tensor-parallel degree: N ranks as threads of this process,
@@ -120,7 +123,9 @@ options:
   --buckets A,B,...      prefill buckets (default 128, or the model's positions if fewer)
   --batch B              sequences per step (default 1, at most 1024)
   --capacity C           positions in the KV cache (default: the model's positions)
-  --dtype T              f32, f16 or bf16 (default f32)
+  --dtype T              f32, f16, bf16, or q8: s8 weight parameters with f16 block
+                         scales (<weight> and <weight>.scale), dequantized in the
+                         module, f32 activations (default f32)
   --all-logits           prefill returns logits for every position, not only the last
   --train                instead of prefill and decode: one training-step module per
                          bucket, train_<bucket>, whose inputs are the weights, ids
@@ -167,7 +172,8 @@ weights and of the KV cache for a batch and cache length.
 options:
   --batch B              sequences (default 1, at most 1024)
   --capacity C           positions in the KV cache (default: the model's positions)
-  --dtype T              the dtype to account weights and cache in (default: as stored)
+  --dtype T              the dtype to account weights and cache in: f32, f16, bf16 or
+                         q8 (8-bit block matrices, f32 cache) (default: as stored)
   --tp N                 also print what each of N tensor-parallel ranks holds
   --memory-budget SIZE   say whether each rank fits in SIZE (bytes, or 512M, 2G)
 )";
@@ -275,7 +281,9 @@ int generate(const args& a, launcher& run) {
     go.stop_at_eos = !a.flag("no-stop");
     go.sample.check();
     runtime::load_options lo;
-    lo.type = parse_dtype(a.value("dtype").value_or("f32"));
+    const auto md = parse_model_dtype(a.value("dtype").value_or("f32"));
+    lo.type = md.type;
+    lo.weights = md.weights;
     lo.threads = static_cast<unsigned>(a.integer("threads", 0, 0, max_threads));
     if (auto b = a.value("buckets")) lo.buckets = parse_list(*b, "--buckets");
     lo.check_finite = a.flag("check-finite");
@@ -452,6 +460,7 @@ int shard(int argc, char** argv) {
 struct shape_of_run {
     std::int64_t tp = 1, batch = 1, capacity = 1;
     dtype type = dtype::f32;
+    models::weight_format weights = models::weight_format::plain;
     bool type_given = false;
     std::vector<int> ranks;  // 0 .. tp-1
 };
@@ -464,7 +473,9 @@ shape_of_run parse_run(const args& a, const typename family::config& c) {
     s.batch = a.integer("batch", 1, 1, runtime::max_batch);
     s.capacity = a.integer("capacity", c.n_positions, 1, c.n_positions);
     s.type_given = a.value("dtype").has_value();
-    s.type = parse_dtype(a.value("dtype").value_or("f32"));
+    const auto md = parse_model_dtype(a.value("dtype").value_or("f32"));
+    s.type = md.type;
+    s.weights = md.weights;
     s.ranks.resize(static_cast<std::size_t>(s.tp));
     std::iota(s.ranks.begin(), s.ranks.end(), 0);
     return s;
@@ -478,7 +489,8 @@ parallel::memory_plan plan_run(const args& a, const typename family::config& c, 
                                bool enforce) {
     const auto budget = a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0;
     try {
-        const auto p = parallel::plan(family::weights(c, tp), family::cache_shapes(c, s.batch, s.capacity, tp), t, tp);
+        const auto p = parallel::plan(family::weights(c, tp), family::cache_shapes(c, s.batch, s.capacity, tp), t, tp,
+                                      s.weights == models::weight_format::q8);
         if (enforce) runtime::check_memory(p, s.batch, s.capacity, t, 1, budget);
         return p;
     } catch (const error& e) {
@@ -503,7 +515,8 @@ int export_hlo(const args& a) {
                         " positions (--capacity)");
     const fs::path out = a.value("out").value_or("hlo");
     make_out_folder(out);
-    nlohmann::json manifest = {{"model", a.model.string()}, {"dtype", std::string(name(type))}, {"batch", batch},
+    const bool q8 = s.weights == models::weight_format::q8;
+    nlohmann::json manifest = {{"model", a.model.string()}, {"dtype", q8 ? std::string("q8") : std::string(name(type))}, {"batch", batch},
                                {"capacity", capacity}, {"tp", tp}, {"modules", nlohmann::json::array()}};
     std::map<std::string, std::string> split;  // weight -> the dim split over the ranks
     for (const auto& w : family::weights(c, tp))
@@ -515,8 +528,15 @@ int export_hlo(const args& a) {
         m["ranks"] = groups.front();
         m["replica_groups"] = tp > 1 ? nlohmann::json(groups) : nlohmann::json::array();
         if (tp > 1)
-            for (auto& p : m["parameters"])
-                if (split.count(p["name"])) p["split"] = split[p["name"]];
+            for (auto& p : m["parameters"]) {
+                std::string n = p["name"];
+                if (n.ends_with(".scale") && split.count(n.substr(0, n.size() - 6))) n = n.substr(0, n.size() - 6);  // a q8 weight's scales
+                if (!split.count(n)) continue;
+                // A q8 weight split along a contracted dim is split along its blocks.
+                bool has = false;
+                for (const auto& d : p["shape"]) has = has || d["name"] == split[n];
+                p["split"] = has ? split[n] : std::string(q8::blocks_dim);
+            }
         manifest["modules"].push_back(m);
     };
     auto build = [&](graph& g, const models::graph_shape& s) {
@@ -527,6 +547,7 @@ int export_hlo(const args& a) {
     if (optimizer_given(a) && !a.flag("train"))
         throw error("the optimizer's flags (--optimizer, --lr, ...) make a training step: add --train");
     if (a.flag("train")) {
+        if (q8) throw error("--train and --dtype q8 do not go together (8-bit weights are for inference; train in f32, f16 or bf16)");
         if (a.flag("all-logits")) throw error("--train and --all-logits do not go together (a training step returns the loss and gradients)");
         const bool update = optimizer_given(a);
         auto o = update ? parse_update(a) : train::update_options{};
@@ -582,7 +603,8 @@ int export_hlo(const args& a) {
     }
     for (auto b : buckets) {
         graph g("prefill_" + std::to_string(b));
-        build(g, {.batch = batch, .seq = b, .capacity = capacity, .decode = false, .last_only = !a.flag("all-logits"), .tp = tp});
+        build(g, {.batch = batch, .seq = b, .capacity = capacity, .decode = false, .last_only = !a.flag("all-logits"), .tp = tp,
+                  .weights = s.weights});
         auto m = describe(g, hlo::write(g, out, g.name()));
         m["kind"] = "prefill";
         m["bucket"] = b;
@@ -590,7 +612,7 @@ int export_hlo(const args& a) {
         std::printf("wrote %s\n", (out / (g.name() + ".hlo")).string().c_str());
     }
     graph g("decode");
-    build(g, {.batch = batch, .seq = 1, .capacity = capacity, .decode = true, .last_only = true, .tp = tp});
+    build(g, {.batch = batch, .seq = 1, .capacity = capacity, .decode = true, .last_only = true, .tp = tp, .weights = s.weights});
     auto m = describe(g, hlo::write(g, out, g.name()));
     m["kind"] = "decode";
     add(m);
@@ -615,9 +637,10 @@ int inspect(const args& a) {
         const auto& w = files.specs()[i];
         const auto t = s.type_given ? s.type : files.at(0, i).file->entry(files.at(0, i).name).type;
         const auto elements = checked::product(w.stored, w.name);
-        const auto bytes = static_cast<std::size_t>(elements) * info(t).bytes;
-        std::printf("%-34s %-6s %-22s %12zu\n", w.name.c_str(), std::string(name(t)).c_str(), runtime::detail::shape_text(w.stored).c_str(),
-                    bytes);
+        const bool q8 = s.weights == models::weight_format::q8 && q8::plan(w.dims, w.in);  // 34 bytes per 32
+        const auto bytes = static_cast<std::size_t>(elements) * (q8 ? 1 : info(t).bytes) + (q8 ? static_cast<std::size_t>(elements) / 16 : 0);
+        std::printf("%-34s %-6s %-22s %12zu\n", w.name.c_str(), q8 ? "q8" : std::string(name(t)).c_str(),
+                    runtime::detail::shape_text(w.stored).c_str(), bytes);
         total += bytes;
         params += elements;
     }

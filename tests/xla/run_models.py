@@ -18,7 +18,10 @@ the loss and the gradient of every weight equal PyTorch's loss.backward() on the
 same batch (tests/data/<model>/gradients), at TP 1, 2 and 4 (check_train); and 20
 optimizer steps of the exported step modules (`export-hlo --train --optimizer ...`: AdamW
 with warmup, cosine decay, clipping, weight decay and 2 micro-batches; SGD with momentum)
-equal torch.optim's on the same batches (tests/data/<model>/training, check_optimizer).
+equal torch.optim's on the same batches (tests/data/<model>/training, check_optimizer). And the q8 modules
+(`export-hlo --dtype q8`) of the demo model: s8 weights with f16 block scales,
+quantized here as llama.cpp does, give the logits of the f32 modules run on the
+dequantized weights (check_q8), at TP 1 and 2.
 
   run_models.py --scribe PATH --data DIR --work DIR
 """
@@ -267,6 +270,82 @@ def check_optimizer(scribe, folder, work, run):
           f"losses, gradient norms and weights as torch.optim's, max relative weight diff {worst:.2e}")
 
 
+def quantize_q8(w):
+    """llama.cpp's Q8_0 of rows w[rows, k] (as gguf.quants does it): per block of 32,
+    d = max|w| / 127 in f32, q = round(w / d) half away from zero; d stored as f16."""
+    blocks = w.reshape(w.shape[0], -1, 32).astype(np.float32)
+    d = np.abs(blocks).max(axis=2, keepdims=True) / np.float32(127)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inv = np.where(d == 0, np.float32(0), np.float32(1) / d)
+        v = blocks * inv
+        whole = np.trunc(v)
+        q = np.where(np.isfinite(v), whole + np.sign(v) * (np.abs(v - whole) >= 0.5), 0)
+    return np.clip(q, -127, 127).astype(np.int8).reshape(w.shape), d[:, :, 0].astype(np.float16)
+
+
+def check_q8(scribe, folder, work, tp=1):
+    """The q8 modules (`export-hlo --dtype q8`): s8 weights and f16 block scales, quantized
+    here with NumPy as llama.cpp does, dequantized inside the module. Their logits (prefill of
+    every position, and a decode step) equal the f32 modules' run on the dequantized weights."""
+    config = json.load(open(os.path.join(folder, "config.json")))
+    positions = config.get("n_positions", config.get("max_position_embeddings"))
+    ids = np.array([[5, 17, 2, 41, 8, 30, 11, 3, 99, 12, 7, 64, 21, 9, 1, 50]], np.int32)
+    manifests = {}
+    for dtype in ("f32", "q8"):
+        out_dir = os.path.join(work, f"{os.path.basename(folder)}-{dtype}-tp{tp}")
+        subprocess.run([scribe, "export-hlo", folder, "--out", out_dir, "--buckets", "16", "--capacity", "32", "--all-logits",
+                        "--dtype", dtype, "--tp", str(tp)], check=True, stdout=subprocess.DEVNULL)
+        manifests[dtype] = (out_dir, json.load(open(os.path.join(out_dir, "manifest.json"))))
+    weights = read_safetensors(os.path.join(folder, "model.safetensors"))
+    declared = {p["name"]: p for p in manifests["f32"][1]["modules"][0]["parameters"]}
+    q8_params = {p["name"]: p for p in manifests["q8"][1]["modules"][0]["parameters"]}
+    quantized, dequantized = [{} for _ in range(tp)], [{} for _ in range(tp)]
+    for name, p in q8_params.items():
+        if p["dtype"] != "s8":
+            continue
+        f = declared[name]  # the weight as the f32 module reads it: its dims, its split
+        names = [d["name"] for d in f["shape"]]
+        outs = [d["name"] for d in p["shape"][:-2]]
+        order = [names.index(n) for n in outs] + [i for i, n in enumerate(names) if n not in outs]
+        full = next(weights[x + name] for x in ("", "transformer.", "model.") if x + name in weights)
+        for r in range(tp):
+            part = shard(full, f, tp, r)  # this rank's part, in the declared dims
+            moved = np.transpose(part, order)
+            q, d = quantize_q8(moved.reshape(-1, int(np.prod(moved.shape[len(outs):]))))
+            quantized[r][name] = q.reshape([e["extent"] for e in p["shape"]])
+            quantized[r][name + ".scale"] = d.reshape([e["extent"] for e in q8_params[name + ".scale"]["shape"]])
+            back = (q.astype(np.float32).reshape(q.shape[0], -1, 32) * d.astype(np.float32)[:, :, None]).reshape(moved.shape)
+            dequantized[r][name] = np.transpose(back, np.argsort(order))
+    assert quantized[0], f"{folder}: the q8 modules have no s8 weights"
+    worst = 0.0
+    results = {}
+    for dtype, given_w in (("q8", quantized), ("f32", dequantized)):
+        out_dir, manifest = manifests[dtype]
+        prefill_m, decode_m = manifest["modules"]
+        assert manifest["dtype"] == dtype
+        prefill = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, prefill_m["proto"])), tp)
+        decode = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, decode_m["proto"])), tp)
+        caches = [p for p in prefill_m["parameters"] if p["name"].startswith("cache.")]
+        given = {"ids": ids, "lengths": np.array([ids.shape[1]], np.int32),
+                 **{c["name"]: np.zeros([d["extent"] for d in c["shape"]], np.float32) for c in caches}}
+        for name in given_w[0]:
+            given[name] = [given_w[r][name] for r in range(tp)]
+        outs = xla_shim.execute(prefill, [inputs_for(prefill_m, weights, given, tp, r) for r in range(tp)])
+        named = {o["index"]: o["name"] for o in prefill_m["outputs"]}
+        step = {**{k: v for k, v in given.items() if k not in ("ids", "lengths")}, "ids": np.array([[4]], np.int32),
+                "positions": np.array([ids.shape[1]], np.int32)}
+        for k in range(1, len(prefill_m["outputs"])):
+            step[named[k]] = [outs[r][k] for r in range(tp)]
+        after = xla_shim.execute(decode, [inputs_for(decode_m, weights, step, tp, r) for r in range(tp)])
+        results[dtype] = (outs[0][0], after[0][0])
+    for got, want in zip(results["q8"], results["f32"]):
+        diff = float(np.abs(got - want).max()) / max(float(np.abs(want).max()), 1e-30)
+        worst = max(worst, diff)
+        assert diff < TOL, f"{folder} (q8, tp {tp}): logits differ from the f32 module's on the dequantized weights by {diff}"
+    print(f"ok: {os.path.basename(folder)} q8 at TP {tp}: {len(quantized[0]) // 2} s8 weights with f16 scales, prefill and "
+          f"a decode step equal the f32 modules on the dequantized weights (max relative diff {worst:.2e})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scribe", required=True)
@@ -281,6 +360,9 @@ def main():
             check_train(a.scribe, os.path.join(a.data, m), a.work, tp)
         for run in ("adamw", "sgd"):
             check_optimizer(a.scribe, os.path.join(a.data, m), a.work, run)
+    # q8 weights: the demo model (its matrices' contracted extents are whole blocks of 32).
+    for tp in (1, 2):
+        check_q8(a.scribe, os.path.join(a.data, "..", "..", "models", "demo-gpt2"), a.work, tp)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@
 #include "communicator.hpp"
 #include "fusion.hpp"
 #include "kernels.hpp"
+#include "quantized.hpp"
 
 namespace scribe::cpu {
 
@@ -89,12 +90,25 @@ public:
         if (g_.outputs().empty())
             throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " has no outputs; call g.outputs(...)");
         g_.check_bindings();
+        // What each node reads: its operands, but a product or gather of a q8
+        // weight reads the weight's q and scale (cpu/quantized.hpp), and the nodes
+        // that would make the f32 weight are then not run.
+        reads_.resize(g_.nodes().size());
+        for (std::size_t i = 0; i < g_.nodes().size(); ++i) {
+            const auto& n = g_.nodes()[i];
+            reads_[i] = n.operands;
+            if (const auto p = kernels::q8_product_of(g_, n)) {
+                reads_[i] = p->gather ? std::vector<node_id>{p->weight.q, p->weight.scale, p->other}
+                                      : std::vector<node_id>{p->other, p->weight.q, p->weight.scale};
+                q8_.emplace(i, *p);
+            }
+        }
         // Values no output depends on (a gradient rule's discarded share, say) are never computed.
         needed_.assign(g_.nodes().size(), false);
         for (auto o : g_.outputs()) needed_[static_cast<std::size_t>(o)] = true;
         for (std::size_t i = g_.nodes().size(); i-- > 0;)
             if (needed_[i])
-                for (auto o : g_[static_cast<node_id>(i)].operands) needed_[static_cast<std::size_t>(o)] = true;
+                for (auto o : reads_[i]) needed_[static_cast<std::size_t>(o)] = true;
         if (opt.fuse) {
             fusion_ = plan_fusion(g_, &needed_);
         } else {
@@ -200,7 +214,7 @@ public:
         };
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
-            if (n.kind != op::dot || !reshaped_from(n.operands[1]) || fusion_.inlined[static_cast<std::size_t>(n.operands[0])])
+            if (n.kind != op::dot || q8_.contains(i) || !reshaped_from(n.operands[1]) || fusion_.inlined[static_cast<std::size_t>(n.operands[0])])
                 continue;
             const auto& rhs = g_[n.operands[1]];
             packed_[i] = kernels::pack_rhs(n, g_[n.operands[0]].dims, g_[n.operands[0]].type,
@@ -407,6 +421,8 @@ private:
                         values[r][i] = run_fused(g_, fusion_, fusion_.groups[static_cast<std::size_t>(group_index_[i])],
                                                  [&](node_id o) -> const array& { return values[r][static_cast<std::size_t>(o)]; },
                                                  pool_.get(), reuse, reuse_[i]);
+                    } else if (const auto q = q8_.find(i); q != q8_.end()) {
+                        values[r][i] = quantized(n, q->second, values[r]);
                     } else {
                         values[r][i] = evaluate(n, operand);
                     }
@@ -560,6 +576,14 @@ private:
         }
     }
 
+    // A product or gather of a q8 weight, from its q and scale.
+    array quantized(const node& n, const kernels::q8_product& p, const std::vector<array>& values) const {
+        auto value = [&](node_id id) -> const array& { return values[static_cast<std::size_t>(id)]; };
+        const auto& w = p.weight;
+        if (p.gather) return kernels::q8_gather(n, value(w.q), value(w.scale), value(p.other), w.rows, w.k);
+        return kernels::q8_dot(n, value(p.other), value(w.q), value(w.scale), g_[n.operands[1]].dims, pool_.get());
+    }
+
     // Ops whose value is their operand's elements under new dimension names:
     // reshape, and stop_gradient (the identity; it matters to grad only).
     static bool relabels(const node& n) { return n.kind == op::reshape || n.kind == op::stop_gradient; }
@@ -661,7 +685,7 @@ private:
             // A group member's operands are read when its root runs; an inlined
             // view's operand, by whoever reads the view.
             const auto at = root >= 0 ? static_cast<std::int64_t>(root) : static_cast<std::int64_t>(i);
-            for (auto o : nodes[i].operands) {
+            for (auto o : reads_[i]) {
                 if (root >= 0 && fusion_.group_of[static_cast<std::size_t>(o)] == root) continue;
                 const auto m = static_cast<std::size_t>(materialized(g_, fusion_, o));
                 last[m] = std::max(last[m], at);
@@ -699,7 +723,7 @@ private:
             const auto& n = nodes[i];
             if (n.kind == op::parameter || n.kind == op::all_reduce || n.kind == op::all_gather || n.kind == op::replica_id)
                 continue;
-            constant_[i] = std::all_of(n.operands.begin(), n.operands.end(),
+            constant_[i] = std::all_of(reads_[i].begin(), reads_[i].end(),
                                        [&](node_id o) { return constant_[static_cast<std::size_t>(o)]; });
         }
         keep_.assign(nodes.size(), false);
@@ -709,7 +733,7 @@ private:
             // with its group on every run, so what it reads must be kept too.
             const bool every_run = !constant_[i] || (root >= 0 && !constant_[static_cast<std::size_t>(root)]);
             if (!every_run || fusion_.inlined[i] || !needed_[i]) continue;
-            for (auto o : nodes[i].operands) {
+            for (auto o : reads_[i]) {
                 if (root >= 0 && fusion_.group_of[static_cast<std::size_t>(o)] == root) continue;
                 const auto m = static_cast<std::size_t>(materialized(g_, fusion_, o));
                 if (constant_[m]) keep_[m] = true;
@@ -766,6 +790,8 @@ private:
     std::vector<std::vector<node_id>> consumed_at_;
     std::vector<bool> last_reader_;  // a reshape or update that is its operand's last reader
     std::vector<node_id> reuse_;     // by fused group root: the operand whose buffer it writes over, or -1
+    std::vector<std::vector<node_id>> reads_;  // by node: the values it reads (its operands, or a q8 weight's q and scale)
+    std::map<std::size_t, kernels::q8_product> q8_;  // by node: the products and gathers of q8 weights
     std::vector<bool> needed_;       // an output depends on it (the rest is never run)
     std::vector<bool> outlived_;     // a reshape whose operand outlives its readers: a view
     std::vector<bool> aliased_;      // by parameter number: aliased to an output

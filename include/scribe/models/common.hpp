@@ -24,6 +24,11 @@
 
 namespace scribe::models {
 
+// How a model's matrices are stored: as the run's float dtype, or as 8-bit
+// integers in blocks of 32 with an f16 scale each (ops/quantize.hpp), read back
+// in the graph as the float dtype.
+enum class weight_format : std::uint8_t { plain, q8 };
+
 // The shapes of one graph.
 struct graph_shape {
     std::int64_t batch = 1;
@@ -37,6 +42,8 @@ struct graph_shape {
     // parameters dropout.key0 and dropout.key1 (u32 scalars; a new pair each
     // micro-batch gives new bits). Needs kv_cache = false.
     bool dropout = false;
+    // The matrices' storage (weight_format::q8: inference graphs only).
+    weight_format weights = weight_format::plain;
 };
 
 // One weight: its name in the checkpoint (without the family's optional prefix,
@@ -62,6 +69,9 @@ struct weight_spec {
     shape dims;
     std::string split{};
     weight_init init{};
+    // The dims a product contracts it over (q8 blocks run along them): the last
+    // stored dimension's, unless the declaration says otherwise.
+    std::vector<std::string> in{};
 };
 
 // What every family's config has (its own names for them are read into these).

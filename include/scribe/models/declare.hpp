@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../graph/tensor.hpp"
+#include "../ops/quantize.hpp"
 #include "../parallel/mesh.hpp"
 #include "common.hpp"
 
@@ -39,28 +40,60 @@ struct weight_layout {
     // hidden], as nn.Linear's [out, in] lies. Empty: one stored dimension per dim.
     std::vector<int> stored{};
     weight_init init{};
+    // The dims a product contracts the weight over, where they are not the last
+    // stored dimension's (nn.Linear's [out, in]): GPT-2's Conv1D weights are
+    // [in, out]. Stored as q8, the blocks run along them.
+    std::vector<std::string_view> in{};
 };
 
 inline constexpr weight_init zeros{.kind = weight_init::fill::zeros};
 inline constexpr weight_init ones{.kind = weight_init::fill::ones};
 
 // Makes weight parameters on a graph and, when given a list, records each one.
+// With weight_format::q8, a matrix whose contracted extent is a multiple of 32
+// becomes two parameters, `name` (s8) and `name.scale` (f16), read back as the
+// declared float tensor (ops/quantize.hpp); the rest stay float parameters.
 class declaration {
 public:
     explicit declaration(scribe::graph& g, std::vector<weight_spec>* list = nullptr) : g_(g), list_(list) {}
+    declaration(scribe::graph& g, weight_format format) : g_(g), list_(nullptr), format_(format) {}
 
     scribe::graph& graph() const { return g_; }
 
     template <DtypeTag T, DimSlot... S>
     tensor<T, S...> operator()(tensor_spec<T, S...> spec, std::string name, weight_layout l = {}) const {
+        if (format_ == weight_format::q8) {
+            const std::string context = "weight " + scribe::detail::ticked(name);
+            scribe::detail::bind_static<S...>(g_, context);
+            const auto dims = scribe::detail::spec_shape<S...>(g_, context);
+            if (const auto q = q8::plan(dims, in_dims(dims, l)))
+                return {g_, q8::dequantize(g_, g_.add_parameter(dtype::s8, q->q, name),
+                                           g_.add_parameter(dtype::f16, q->scale, name + ".scale"), *q, T::id)};
+        }
         auto p = g_.parameter(spec, name);
         if (list_) list_->push_back(entry(g_[p.id()].dims, std::move(name), l));
         return p;
     }
 
 private:
+    // The names of the dims the weight is contracted over (weight_spec::in).
+    static std::vector<std::string> in_dims(const shape& dims, const weight_layout& l) {
+        std::vector<std::string> in(l.in.begin(), l.in.end());
+        if (!in.empty() || dims.size() < 2) return in;
+        const int last = l.stored.empty() ? 1 : l.stored.back();
+        for (std::size_t i = dims.size() - static_cast<std::size_t>(std::clamp<int>(last, 0, static_cast<int>(dims.size())));
+             i < dims.size(); ++i)
+            in.push_back(dims[i].name);
+        return in;
+    }
+
     static weight_spec entry(const shape& dims, std::string name, const weight_layout& l) {
-        weight_spec w{.name = std::move(name), .stored = {}, .dims = dims, .split = std::string(l.split), .init = l.init};
+        weight_spec w{.name = std::move(name), .stored = {}, .dims = dims, .split = std::string(l.split), .init = l.init,
+                      .in = in_dims(dims, l)};
+        for (const auto& d : w.in)
+            if (std::none_of(dims.begin(), dims.end(), [&](const dim_extent& e) { return e.name == d; }))
+                throw error("weight " + scribe::detail::ticked(w.name) + ": contracted dim `" + d + "` is not one of its dims " +
+                            to_string(dims));
         if (!l.split.empty() && std::none_of(dims.begin(), dims.end(), [&](const dim_extent& d) { return d.name == l.split; }))
             throw error("weight " + scribe::detail::ticked(w.name) + ": split dim `" + w.split + "` is not one of its dims " +
                         to_string(dims));
@@ -78,6 +111,7 @@ private:
 
     scribe::graph& g_;
     std::vector<weight_spec>* list_;
+    weight_format format_ = weight_format::plain;
 };
 
 // The weight list of a family's declarations for config c, `declare(declaration,

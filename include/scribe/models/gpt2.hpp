@@ -67,15 +67,15 @@ auto declare(declaration d, const config& c, const parallel::mesh& m) {
         const auto p = "h." + std::to_string(l) + ".";
         auto ln1_g = d(t[hidden], p + "ln_1.weight", {.init = ones});
         auto ln1_b = d(t[hidden], p + "ln_1.bias", {.init = zeros});
-        auto w_qkv = d(t[hidden, qkv, heads, head_dim], p + "attn.c_attn.weight", {.split = "heads", .stored = {1, 3}});
+        auto w_qkv = d(t[hidden, qkv, heads, head_dim], p + "attn.c_attn.weight", {.split = "heads", .stored = {1, 3}, .in = {"hidden"}});
         auto b_qkv = d(t[qkv, heads, head_dim], p + "attn.c_attn.bias", {.split = "heads", .stored = {3}, .init = zeros});
-        auto w_o = d(t[heads, head_dim, hidden], p + "attn.c_proj.weight", {.split = "heads", .stored = {2, 1}, .init = residual});
+        auto w_o = d(t[heads, head_dim, hidden], p + "attn.c_proj.weight", {.split = "heads", .stored = {2, 1}, .init = residual, .in = {"heads", "head_dim"}});
         auto b_o = d(t[hidden], p + "attn.c_proj.bias", {.init = zeros});
         auto ln2_g = d(t[hidden], p + "ln_2.weight", {.init = ones});
         auto ln2_b = d(t[hidden], p + "ln_2.bias", {.init = zeros});
-        auto w_fc = d(t[hidden, ffn], p + "mlp.c_fc.weight", {.split = "ffn"});
+        auto w_fc = d(t[hidden, ffn], p + "mlp.c_fc.weight", {.split = "ffn", .in = {"hidden"}});
         auto b_fc = d(t[ffn], p + "mlp.c_fc.bias", {.split = "ffn", .init = zeros});
-        auto w_proj = d(t[ffn, hidden], p + "mlp.c_proj.weight", {.split = "ffn", .init = residual});
+        auto w_proj = d(t[ffn, hidden], p + "mlp.c_proj.weight", {.split = "ffn", .init = residual, .in = {"ffn"}});
         auto b_proj = d(t[hidden], p + "mlp.c_proj.bias", {.init = zeros});
         layers.push_back({ln1_g, ln1_b, w_qkv, b_qkv, w_o, b_o, ln2_g, ln2_b, w_fc, b_fc, w_proj, b_proj});
     }
@@ -100,7 +100,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
     const parallel::mesh m{.degree = s.tp};
-    const auto all = declare<T>(declaration(g), c, m);
+    const auto all = declare<T>(declaration(g, s.weights), c, m);
     const auto& wte = all.wte;
 
     step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim(), .dropout = c.dropout.attention});

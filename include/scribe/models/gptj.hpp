@@ -72,7 +72,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
     const parallel::mesh m{.degree = s.tp};
-    const auto all = declare<T>(declaration(g), c, m);
+    const auto all = declare<T>(declaration(g, s.weights), c, m);
 
     step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim(), .dropout = c.dropout.attention});
     const auto [cos_a, sin_a] = rotary_angles(st, c.rope);

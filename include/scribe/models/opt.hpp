@@ -96,7 +96,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
     const parallel::mesh m{.degree = s.tp};
-    const auto all = declare<T>(declaration(g), c, m);
+    const auto all = declare<T>(declaration(g, s.weights), c, m);
     const auto& project_in = all.project_in;
     const auto& project_out = all.project_out;
 

@@ -16,6 +16,7 @@
 
 #include "../core/checked.hpp"
 #include "../cpu/array.hpp"
+#include "../ops/quantize.hpp"
 #include "mesh.hpp"
 
 namespace scribe::parallel {
@@ -72,17 +73,23 @@ struct memory_plan {
     std::size_t total() const { return weights + kv_cache; }
 };
 
-// The per-rank bytes for weights listed as specs (name, dims, split) and the
-// per-rank cache tensors, all in dtype t.
+// The per-rank bytes for weights listed as specs (name, dims, split, in) and the
+// per-rank cache tensors, all in dtype t; with q8_weights, the matrices that
+// quantize take 34 bytes per 32 elements (ops/quantize.hpp).
 template <class Spec>
-memory_plan plan(const std::vector<Spec>& specs, const std::vector<shape>& caches, dtype t, std::int64_t degree) {
+memory_plan plan(const std::vector<Spec>& specs, const std::vector<shape>& caches, dtype t, std::int64_t degree,
+                 bool q8_weights = false) {
     memory_plan p{.degree = degree};
     const auto bytes = static_cast<std::uint64_t>(info(t).bytes);
     std::uint64_t w = 0, kv = 0;
-    for (const auto& s : specs)
-        w = checked::add(w, checked::mul(static_cast<std::uint64_t>(element_count(shard_shape(s.dims, s.split, degree))), bytes,
-                                         "the bytes of weight " + s.name),
+    for (const auto& s : specs) {
+        const auto part = shard_shape(s.dims, s.split, degree);
+        const auto n = static_cast<std::uint64_t>(element_count(part));
+        const bool q8 = q8_weights && q8::plan(part, s.in);
+        w = checked::add(w, q8 ? checked::add(n, n / 16, "the bytes of weight " + s.name)
+                               : checked::mul(n, bytes, "the bytes of weight " + s.name),
                          "the bytes of the weights");
+    }
     for (const auto& c : caches)
         kv = checked::add(kv, checked::mul(static_cast<std::uint64_t>(element_count(c)), bytes, "the bytes of a KV cache tensor"),
                           "the bytes of the KV cache");

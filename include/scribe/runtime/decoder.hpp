@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "../cpu.hpp"
+#include "../cpu/quantized.hpp"
 #include "../io/safetensors.hpp"
 #include "../parallel/weights.hpp"
 #include "sampling.hpp"
@@ -51,6 +52,10 @@ namespace scribe::runtime {
 
 struct load_options {
     dtype type = dtype::f32;  // the dtype the model runs in: f32, f16 or bf16
+    // How the matrices are held: as `type`, or (q8, with type f32) quantized at
+    // load into 8-bit blocks of 32 with an f16 scale each (ops/quantize.hpp);
+    // vectors and matrices whose contracted extent is not a multiple of 32 stay f32.
+    models::weight_format weights = models::weight_format::plain;
     unsigned threads = 0;     // CPU threads; 0: one per hardware thread
     // Prompt lengths the prefill graphs are built for (a prompt is right-padded to
     // the smallest that holds it); empty: powers of two from 16, and the model's
@@ -147,6 +152,8 @@ public:
         : dir_(dir), opt_(std::move(opt)), config_(config::load(dir / "config.json")) {
         if (opt_.type != dtype::f32 && opt_.type != dtype::f16 && opt_.type != dtype::bf16)
             throw error("decoder: the model runs in f32, f16 or bf16, not " + std::string(name(opt_.type)));
+        if (opt_.weights == models::weight_format::q8 && opt_.type != dtype::f32)
+            throw error("decoder: q8 weights run with f32 activations, not " + std::string(name(opt_.type)));
         set_up_ranks();
         load_weights();
         if (opt_.buckets.empty()) {
@@ -163,6 +170,7 @@ public:
 
     const config& model_config() const { return config_; }
     dtype type() const { return opt_.type; }
+    models::weight_format weight_format() const { return opt_.weights; }
     const std::vector<std::int64_t>& buckets() const { return opt_.buckets; }
     // Bytes of weights this process holds (all its ranks), and of those, converted.
     std::size_t weight_bytes() const { return weight_bytes_; }
@@ -176,12 +184,14 @@ public:
     // What one rank needs for its weights and a KV cache of `capacity` positions.
     parallel::memory_plan memory(std::int64_t batch, std::int64_t capacity) const {
         return parallel::plan(Family::weights(config_, opt_.tp), Family::cache_shapes(config_, batch, capacity, opt_.tp), opt_.type,
-                              opt_.tp);
+                              opt_.tp, opt_.weights == models::weight_format::q8);
     }
 
     // Writes this process's ranks' weights as a pre-sharded folder's rank files
     // (see the top of this file); the caller copies config.json and the tokenizer.
     void save_sharded(const std::filesystem::path& out) const {
+        if (opt_.weights != models::weight_format::plain)
+            throw error("shard: a pre-sharded folder holds float weights (f32, f16 or bf16); q8 weights are quantized when they load");
         std::filesystem::create_directories(out);
         for (const auto& r : ranks_) {
             std::vector<io::tensor_to_write> tensors;
@@ -425,10 +435,33 @@ private:
         presharded_ = files.presharded();
         check_budget(0, 0);
         for (std::size_t k = 0; k < ranks_.size(); ++k) {
-            auto arrays = files.arrays(k, opt_.type, opt_.progress);
-            for (std::size_t i = 0; i < arrays.size(); ++i) {
-                auto& [name, a] = arrays[i];
-                if (files.stored_type(k, i) != opt_.type) converted_bytes_ += a.bytes();  // converted once, there
+            auto arrays = files.arrays(k, opt_.type, opt_.progress, [&](std::size_t i, cpu::array a, cpu::named_arrays& out) {
+                const auto& spec = files.specs()[i];
+                const auto what = files.at(k, i).file->path().string() + ": weight `" + spec.name + "`";
+                // Whether the model stores the weight as q8 is decided on the whole
+                // weight, so every tensor-parallel degree computes with the same
+                // values; a rank whose part of k is not whole blocks holds that part
+                // read back as f32 (blocks quantized across the whole rows).
+                const auto whole = opt_.weights == models::weight_format::q8 ? q8::plan(spec.dims, spec.in) : std::nullopt;
+                const auto layout = whole ? q8::plan(a.dims(), spec.in) : std::nullopt;
+                if (whole && !layout) {
+                    const auto read_back = cpu::round_trip_q8(files.whole_array(k, i, dtype::f32), *whole, what);
+                    const auto part = parallel::shard(read_back, spec.split, opt_.tp, ranks_[k].rank);  // may borrow read_back
+                    a = cpu::array::uninitialized(dtype::f32, part.dims());
+                    std::memcpy(a.mutable_data(), part.data(), part.bytes());
+                }
+                if (!layout) {
+                    if (files.stored_type(k, i) != opt_.type) converted_bytes_ += a.bytes();  // converted once, there
+                    out.emplace_back(spec.name, std::move(a));
+                    return;
+                }
+                // A matrix held as q8: quantized here, one weight at a time.
+                auto [q, scale] = cpu::quantize_q8(a, *layout, what);
+                converted_bytes_ += q.bytes() + scale.bytes();
+                out.emplace_back(spec.name, std::move(q));
+                out.emplace_back(spec.name + ".scale", std::move(scale));
+            });
+            for (auto& [name, a] : arrays) {
                 weight_bytes_ += a.bytes();
                 ranks_[k].weights[name] = std::move(a);
             }
@@ -474,8 +507,8 @@ private:
         const auto key = std::make_tuple(bucket, capacity, batch, last_only);
         auto it = prefills_.find(key);
         if (it == prefills_.end()) {
-            const auto shape = typename Family::graph_shape{.batch = batch, .seq = bucket, .capacity = capacity,
-                                                            .decode = false, .last_only = last_only, .tp = opt_.tp};
+            const auto shape = typename Family::graph_shape{.batch = batch, .seq = bucket, .capacity = capacity, .decode = false,
+                                                            .last_only = last_only, .tp = opt_.tp, .weights = opt_.weights};
             it = prefills_.emplace(key, make("prefill_" + std::to_string(bucket), [&]<auto D>(graph& g) {
                 Family::template build<D>(g, config_, shape);
             })).first;
@@ -487,8 +520,8 @@ private:
         const auto key = std::make_tuple(capacity, batch);
         auto it = decodes_.find(key);
         if (it == decodes_.end()) {
-            const auto shape =
-                typename Family::graph_shape{.batch = batch, .seq = 1, .capacity = capacity, .decode = true, .tp = opt_.tp};
+            const auto shape = typename Family::graph_shape{.batch = batch, .seq = 1, .capacity = capacity, .decode = true, .tp = opt_.tp,
+                                                            .weights = opt_.weights};
             it = decodes_.emplace(key, make("decode", [&]<auto D>(graph& g) { Family::template build<D>(g, config_, shape); })).first;
         }
         return it->second;

@@ -137,13 +137,35 @@ public:
         detail::convert_floats(stored, part.data(), type, a.mutable_data(), part.size());
         return a;
     }
+    // Weight i whole (every rank's part), in dtype `type`: from the unsharded
+    // checkpoint only.
+    cpu::array whole_array(std::size_t k, std::size_t i, dtype type) const {
+        const auto& s = specs_[i];
+        const auto& src = found_[k][i];
+        if (presharded_)
+            throw error(src.file->path().string() + ": tensor `" + src.name + "` is needed whole (q8 blocks across the ranks' parts " +
+                        "of it), but the folder holds each rank's part only; load the unsharded folder");
+        const auto stored = stored_type(k, i);
+        const auto bytes = src.file->bytes(src.name);
+        auto full = cpu::array::borrow(stored, s.dims, bytes.data(), bytes.size());
+        if (stored == type) return full;
+        auto a = cpu::array::uninitialized(type, s.dims);
+        detail::convert_floats(stored, full.data(), type, a.mutable_data(), full.size());
+        return a;
+    }
+
     // Every weight of local rank k by name, in the family's order, in `type`.
     // `progress(done, total)` is told the bytes read so far of bytes_to_read().
-    cpu::named_arrays arrays(std::size_t k, dtype type, const std::function<void(std::size_t, std::size_t)>& progress = {}) const {
+    // `put(i, array, out)`, when given, adds weight i to out in its stead (as
+    // one array or several: a q8 weight's q and scale), one weight at a time.
+    using put_fn = std::function<void(std::size_t, cpu::array, cpu::named_arrays&)>;
+    cpu::named_arrays arrays(std::size_t k, dtype type, const std::function<void(std::size_t, std::size_t)>& progress = {},
+                             const put_fn& put = {}) const {
         cpu::named_arrays out;
         const auto total = progress ? bytes_to_read() : 0;
         for (std::size_t i = 0; i < specs_.size(); ++i) {
-            out.emplace_back(specs_[i].name, array(k, i, type));
+            if (put) put(i, array(k, i, type), out);
+            else out.emplace_back(specs_[i].name, array(k, i, type));
             if (!progress) continue;
             progress_ += found_[k][i].file->bytes(found_[k][i].name).size() / (presharded_ ? 1 : static_cast<std::size_t>(degree_));
             progress(std::min(progress_, total), total);

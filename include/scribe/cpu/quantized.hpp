@@ -1,0 +1,237 @@
+// scribe/cpu/quantized.hpp — q8 weights (ops/quantize.hpp) on the CPU: a weight
+// quantized when it is loaded, and the products and gathers that read q and scale
+// directly.
+//
+// The graph reads a q8 weight as convert/multiply/broadcast/reshape/transpose
+// nodes; evaluated as written, they would make the whole f32 weight on every run.
+// The executor instead recognises (match_q8) a dot whose right operand, or a
+// gather whose table, is such a weight, and runs it from the parameters q and
+// scale (q8_product): one-row products stream 34 bytes per 32 weights
+// (simd/q8.hpp), larger ones widen a panel of W at a time for the GEMM, a gather
+// widens the rows it picks. Anything else reading the weight sees it computed
+// by the nodes, as written.
+#pragma once
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../ops/quantize.hpp"
+#include "kernels.hpp"
+#include "linalg.hpp"
+#include "simd/q8.hpp"
+
+namespace scribe::cpu {
+
+// w (a weight's declared dims, f32) stored as layout l: {q, scale}. `what` names
+// the weight in errors.
+inline std::pair<array, array> quantize_q8(const array& w, const q8::layout& l, const std::string& what) {
+    if (w.type() != dtype::f32 || element_count(w.dims()) != l.rows * l.k)
+        throw error(what + ": quantize_q8 needs the weight in f32 as declared " + to_string(l.value));
+    const auto* src = reinterpret_cast<const float*>(w.data());
+    std::vector<float> moved;
+    if (l.transposed()) {  // into [out..., in...] order
+        const auto declared = kernels::strides_of(w.dims());
+        kernels::index strides(l.value.size());
+        for (std::size_t d = 0; d < l.perm.size(); ++d) strides[static_cast<std::size_t>(l.perm[d])] = declared[d];
+        moved.resize(static_cast<std::size_t>(l.rows * l.k));
+        kernels::for_each_index(l.value, [&](const kernels::index& idx, std::int64_t flat) {
+            std::int64_t at = 0;
+            for (std::size_t d = 0; d < idx.size(); ++d) at += idx[d] * strides[d];
+            moved[static_cast<std::size_t>(flat)] = src[at];
+        });
+        src = moved.data();
+    }
+    auto q = array::uninitialized_in_huge_pages(dtype::s8, l.q);
+    auto scale = array::uninitialized(dtype::f16, l.scale);
+    const auto bad = simd::quantize_q8_rows(src, l.rows, l.k, reinterpret_cast<std::int8_t*>(q.mutable_data()),
+                                            reinterpret_cast<std::uint16_t*>(scale.mutable_data()));
+    if (bad >= 0)
+        throw error(what + ": row " + std::to_string(bad) + " holds a NaN, an infinity or a value beyond 127 x 65504 (what an f16 " +
+                    "block scale holds), so the weight cannot be stored in 8-bit blocks; run the model in f32, f16 or bf16");
+    return {std::move(q), std::move(scale)};
+}
+
+// The weight q and scale of layout l hold, as f32 in its declared dims `dims`:
+// the values the graph reads.
+inline array dequantize_q8(const array& q, const array& scale, const q8::layout& l, const shape& dims) {
+    std::vector<float> value(static_cast<std::size_t>(l.rows * l.k));
+    simd::dequantize_q8_rows(reinterpret_cast<const std::int8_t*>(q.data()), reinterpret_cast<const std::uint16_t*>(scale.data()),
+                             l.rows, l.k, value.data());
+    auto out = array::uninitialized(dtype::f32, dims);
+    const auto vs = kernels::strides_of(l.value);
+    auto* o = reinterpret_cast<float*>(out.mutable_data());
+    kernels::for_each_index(dims, [&](const kernels::index& idx, std::int64_t flat) {
+        std::int64_t at = 0;
+        for (std::size_t d = 0; d < idx.size(); ++d) at += idx[d] * vs[static_cast<std::size_t>(l.perm[d])];
+        o[flat] = value[static_cast<std::size_t>(at)];
+    });
+    return out;
+}
+
+// w's values after q8 storage (quantized, then read back), in its own dims.
+inline array round_trip_q8(const array& w, const q8::layout& l, const std::string& what) {
+    const auto [q, scale] = quantize_q8(w, l, what);
+    return dequantize_q8(q, scale, l, w.dims());
+}
+
+namespace kernels {
+
+// A value that is a q8 weight read back: the parameters q and scale, the weight
+// as a [rows][k] matrix, and the strides of the value's own dims in it.
+struct q8_operand {
+    node_id q = -1, scale = -1;
+    std::int64_t rows = 0, k = 0;
+    index strides;
+};
+
+// The q8 weight node `id` is (ops/quantize.hpp's dequantize: reshape of
+// convert(q) * broadcast(convert(scale)), maybe converted, maybe transposed), or nullopt.
+inline std::optional<q8_operand> match_q8(const graph& g, node_id id) {
+    const node* n = &g[id];
+    index perm;
+    if (n->kind == op::transpose) {
+        perm = n->axes;
+        n = &g[n->operands[0]];
+    }
+    if (n->kind != op::reshape) return std::nullopt;
+    const shape value = n->dims;
+    n = &g[n->operands[0]];
+    if (n->kind == op::convert) n = &g[n->operands[0]];
+    if (n->kind != op::mul || n->type != dtype::f32) return std::nullopt;
+    const node& values = g[n->operands[0]];
+    const node& scales = g[n->operands[1]];
+    if (values.kind != op::convert || scales.kind != op::broadcast || g[scales.operands[0]].kind != op::convert) return std::nullopt;
+    const node& q = g[values.operands[0]];
+    const node& s = g[g[scales.operands[0]].operands[0]];
+    const auto r = q.dims.size();
+    if (q.kind != op::parameter || q.type != dtype::s8 || s.kind != op::parameter || s.type != dtype::f16 || r < 3 ||
+        q.dims[r - 1].extent != simd::q8_block || s.dims.size() != r - 1)
+        return std::nullopt;
+    q8_operand m{.q = values.operands[0], .scale = g[scales.operands[0]].operands[0], .rows = 1, .k = q.dims[r - 2].extent * simd::q8_block, .strides = {}};
+    for (std::size_t i = 0; i + 1 < r; ++i) {
+        if (s.dims[i].extent != q.dims[i].extent || scales.axes[i] != static_cast<std::int64_t>(i)) return std::nullopt;
+        if (i + 2 < r) m.rows *= q.dims[i].extent;
+    }
+    const auto vs = strides_of(value);
+    if (perm.empty()) {
+        m.strides = vs;
+    } else {
+        for (auto p : perm) m.strides.push_back(vs[static_cast<std::size_t>(p)]);
+    }
+    return m;
+}
+
+// A dot (f32, the weight its right operand, contracted over all of k) or a
+// gather (rows of a [rows, k] table) that runs from the weight's q and scale;
+// `other` is the dot's left operand or the gather's ids.
+struct q8_product {
+    q8_operand weight;
+    node_id other = -1;
+    bool gather = false;
+};
+
+inline std::optional<q8_product> q8_product_of(const graph& g, const node& n) {
+    if (n.kind == op::gather) {
+        auto w = match_q8(g, n.operands[0]);
+        if (!w || n.axes.at(0) != 0 || w->strides != index{w->k, 1} || !is_float(n.type)) return std::nullopt;
+        return q8_product{*w, n.operands[1], true};
+    }
+    if (n.kind != op::dot || n.type != dtype::f32 || g[n.operands[0]].type != dtype::f32 || !n.dot.rhs_batch.empty())
+        return std::nullopt;
+    auto w = match_q8(g, n.operands[1]);
+    if (!w) return std::nullopt;
+    // The weight's offsets in [rows][k] over the contracted dims must be 0..k-1
+    // and over the free ones j * k: the product is x . W^T, W's rows whole.
+    const auto& dims = g[n.operands[1]].dims;
+    auto offsets = [&](const index& axes) {
+        shape sub;
+        for (auto a : axes) sub.push_back(dims[static_cast<std::size_t>(a)]);
+        std::vector<std::int64_t> out;
+        for_each_index(sub, [&](const index& idx, std::int64_t) {
+            std::int64_t o = 0;
+            for (std::size_t k = 0; k < idx.size(); ++k) o += idx[k] * w->strides[static_cast<std::size_t>(axes[k])];
+            out.push_back(o);
+        });
+        return out;
+    };
+    index free;
+    for (std::int64_t a = 0; a < static_cast<std::int64_t>(dims.size()); ++a)
+        if (std::find(n.dot.rhs_contracting.begin(), n.dot.rhs_contracting.end(), a) == n.dot.rhs_contracting.end()) free.push_back(a);
+    const auto bk = offsets(n.dot.rhs_contracting), bn = offsets(free);
+    if (static_cast<std::int64_t>(bk.size()) != w->k || static_cast<std::int64_t>(bn.size()) != w->rows) return std::nullopt;
+    for (std::size_t i = 0; i < bk.size(); ++i)
+        if (bk[i] != static_cast<std::int64_t>(i)) return std::nullopt;
+    for (std::size_t j = 0; j < bn.size(); ++j)
+        if (bn[j] != static_cast<std::int64_t>(j) * w->k) return std::nullopt;
+    return q8_product{*w, n.operands[0], false};
+}
+
+// The dot n = x . W^T with W from q and scale; `rhs` is the dot's right operand's shape.
+inline array q8_dot(const node& n, const array& x, const array& q, const array& scale, const shape& rhs, thread_pool* pool) {
+    const auto l = dot_layout(n, x.dims(), rhs);
+    const auto M = static_cast<std::int64_t>(l.am.size()), K = static_cast<std::int64_t>(l.ak.size()),
+               N = static_cast<std::int64_t>(l.bn.size());
+    auto out = array::uninitialized(dtype::f32, n.dims);
+    const auto* xs = reinterpret_cast<const float*>(x.data());
+    std::vector<float> rows;
+    if (affine_stride(l.ak) != 1 || (M > 1 && affine_stride(l.am) != K) || l.ab.size() != 1 || l.ab[0] != 0) {
+        rows.resize(static_cast<std::size_t>(M * K));
+        for (std::int64_t m = 0; m < M; ++m)
+            for (std::int64_t i = 0; i < K; ++i)
+                rows[static_cast<std::size_t>(m * K + i)] = xs[l.ab[0] + l.am[static_cast<std::size_t>(m)] + l.ak[static_cast<std::size_t>(i)]];
+        xs = rows.data();
+    } else {
+        xs += l.am[0];
+    }
+    const auto* qs = reinterpret_cast<const std::int8_t*>(q.data());
+    const auto* ss = reinterpret_cast<const std::uint16_t*>(scale.data());
+    auto* y = reinterpret_cast<float*>(out.mutable_data());
+    const auto blocks = K / simd::q8_block;
+    if (M < 4) {  // decode: each row of W streamed once per row of x
+        over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
+            std::vector<float> part(static_cast<std::size_t>(n1 - n0));
+            for (std::int64_t m = 0; m < M; ++m) {
+                simd::q8_dots(n1 - n0, K, xs + m * K, qs + n0 * K, ss + n0 * blocks, part.data());
+                std::memcpy(y + m * N + n0, part.data(), part.size() * sizeof(float));
+            }
+        });
+        return out;
+    }
+    // A panel of W's rows at a time widened to f32 (about 256 KiB, in L2), then the GEMM.
+    const auto panel = std::clamp<std::int64_t>((65536 / K) / 16 * 16, 16, 512);
+    over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
+        simd::aligned_vector<float> w(static_cast<std::size_t>(std::min(panel, n1 - n0) * K));
+        for (std::int64_t c0 = n0; c0 < n1; c0 += panel) {
+            const auto nb = std::min(panel, n1 - c0);
+            simd::dequantize_q8_rows(qs + c0 * K, ss + c0 * blocks, nb, K, w.data());
+            simd::sgemm(M, nb, K, simd::basic_matrix_view<float>{xs, K, 1}, simd::basic_matrix_view<float>{w.data(), 1, K}, y + c0, N);
+        }
+    });
+    return out;
+}
+
+// The gather n of rows of a [rows, k] q8 table: out[k-dim, ids...].
+inline array q8_gather(const node& n, const array& q, const array& scale, const array& ids, std::int64_t rows, std::int64_t K) {
+    auto out = array::uninitialized(n.type, n.dims);
+    const auto count = ids.size();
+    const auto* qs = reinterpret_cast<const std::int8_t*>(q.data());
+    const auto* ss = reinterpret_cast<const std::uint16_t*>(scale.data());
+    std::vector<float> row(static_cast<std::size_t>(K));
+    for (std::int64_t j = 0; j < count; ++j) {
+        std::int64_t id = 0;
+        visit(ids.type(), [&](auto D) { id = static_cast<std::int64_t>(element<decltype(D)::value>::load(ids.data(), j)); });
+        id = std::clamp<std::int64_t>(id, 0, rows - 1);
+        simd::dequantize_q8_rows(qs + id * K, ss + id * (K / simd::q8_block), 1, K, row.data());
+        visit(n.type, [&](auto D) {
+            using E = element<decltype(D)::value>;
+            for (std::int64_t i = 0; i < K; ++i) E::store(out.mutable_data(), i * count + j, row[static_cast<std::size_t>(i)]);
+        });
+    }
+    return out;
+}
+
+}  // namespace kernels
+}  // namespace scribe::cpu
