@@ -7,7 +7,7 @@
 // The executor instead recognises (match_q8) a dot whose right operand, or a
 // gather whose table, is such a weight, and runs it from the parameters q and
 // scale (q8_product): one-row products stream 34 bytes per 32 weights
-// (simd/q8.hpp), larger ones widen a panel of W at a time for the GEMM, a gather
+// (simd/q8.hpp), larger ones widen 256 rows of W at a time for the GEMM, a gather
 // widens the rows it picks. Anything else reading the weight sees it computed
 // by the nodes, as written.
 #pragma once
@@ -200,8 +200,9 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
         });
         return out;
     }
-    // A panel of W's rows at a time widened to f32 (about 256 KiB, in L2), then the GEMM.
-    const auto panel = std::clamp<std::int64_t>((65536 / K) / 16 * 16, 16, 512);
+    // A panel of 256 of W's rows at a time widened to f32 (3 MiB at k = 3072: in L3), then the
+    // GEMM: narrower panels re-read x once each (16 rows of k = 3072 made the product 2.7x slower).
+    constexpr std::int64_t panel = 256;
     over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
         simd::aligned_vector<float> w(static_cast<std::size_t>(std::min(panel, n1 - n0) * K));
         for (std::int64_t c0 = n0; c0 < n1; c0 += panel) {
