@@ -327,7 +327,8 @@ int generate(const args& a, launcher& run) {
     runtime::decoder<family> lm(a.model, lo);
     if (!quiet)
         std::fprintf(stderr, "%s: %s of weights in %s%s, loaded in %.2f s\n", a.model.string().c_str(), mib(lm.weight_bytes()).c_str(),
-                     std::string(name(lm.type())).c_str(),
+                     lm.weight_format() == models::weight_format::q8 ? "q8 (matrices in 8-bit blocks, the rest f32)"
+                                                                     : std::string(name(lm.type())).c_str(),
                      lm.tp() == 1 ? ""
                      : (", tensor parallel over " + std::to_string(lm.tp()) + (comm ? " processes (MPI)" : " threads") +
                         (lm.presharded() ? ", pre-sharded" : "") + (comm ? ": rank 0's part" : ": all ranks"))
@@ -682,6 +683,9 @@ int shard(const args& a) {
     std::error_code ec;
     if (fs::exists(out, ec) && fs::equivalent(out, a.model, ec)) throw error("--out must be another folder than the model's");
     make_out_folder(out);
+    if (a.value("dtype") == "q8")
+        throw error("scribe shard writes float weights: --dtype takes f32, f16 or bf16 (q8 weights are quantized as a model loads: "
+                    "`scribe generate DIR --dtype q8` runs the sharded folder in q8)");
     runtime::decoder<family> lm(a.model, {.type = parse_dtype(a.value("dtype").value_or("f32")), .threads = 1, .tp = tp});
     lm.save_sharded(out);
     for (const auto& f : fs::directory_iterator(a.model)) {

@@ -108,8 +108,32 @@ grep -q -- "--optimizer NAME" "$work/help.txt" || fail "export-hlo --help does n
 long=$(printf 'word %.0s' $(seq 1 80))
 expect_error "tokens but the model has 64 positions" generate "$data/gpt2-tiny-a" --prompt "$long"
 expect_error "does not exist" generate "$work/no-such-model"
-expect_error "--dtype takes f32, f16 or bf16" generate "$data/gpt2-tiny-a" --dtype f64
+expect_error "--dtype takes f32, f16, bf16 or q8" generate "$data/gpt2-tiny-a" --dtype f64
+expect_error "--train and --dtype q8 do not go together" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --dtype q8
 expect_error "--max-new-tokens takes an integer" generate "$data/gpt2-tiny-a" --max-new-tokens lots
 expect_error "unknown option --tempo" generate "$data/gpt2-tiny-a" --tempo 3
 expect_error "bucket 32 is longer than the KV cache's 16 positions" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --buckets 32 --capacity 16
 echo "ok: bad arguments get clear errors"
+
+# q8 weights (Mistral-tiny: the projections that read hidden = 32 are whole blocks;
+# o_proj (48) and the MLP's down projection (84) stay f32).
+"$scribe" inspect "$data/mistral-tiny" --dtype q8 >"$work/inspect-q8.txt"
+grep -Eq "^layers.0.self_attn.q_proj.weight +q8 +\[48, 32\] +1632$" "$work/inspect-q8.txt" || fail "inspect --dtype q8: $(grep q_proj "$work/inspect-q8.txt" | head -1)"
+grep -Eq "^layers.0.self_attn.o_proj.weight +f32 " "$work/inspect-q8.txt" || fail "inspect --dtype q8: o_proj should stay f32"
+"$scribe" generate "$data/mistral-tiny" --dtype q8 --prompt "The" --greedy --no-stop --max-new-tokens 6 --threads 1 >"$work/q8.txt" 2>"$work/q8.err" \
+  || fail "generate --dtype q8: $(cat "$work/q8.err")"
+grep -q "decode:  5 tokens" "$work/q8.err" || fail "generate --dtype q8 printed no decode line"
+grep -q "of weights in q8 (matrices in 8-bit blocks" "$work/q8.err" || fail "generate --dtype q8 did not say the weights are q8"
+"$scribe" export-hlo "$data/mistral-tiny" --dtype q8 --tp 2 --out "$work/hlo-q8" --buckets 8 --capacity 16 >/dev/null
+python3 - "$work/hlo-q8/manifest.json" <<'PY' || fail "export-hlo --dtype q8 manifest"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["dtype"] == "q8", m["dtype"]
+p = {x["name"]: x for x in m["modules"][0]["parameters"]}
+q, s = p["layers.0.self_attn.q_proj.weight"], p["layers.0.self_attn.q_proj.weight.scale"]
+assert q["dtype"] == "s8" and [d["name"] for d in q["shape"]] == ["heads", "head_dim", "q8_blocks", "q8_block"], q
+assert s["dtype"] == "f16" and [d["extent"] for d in s["shape"]] == [2, 12, 1], s
+assert q["split"] == "heads" and s["split"] == "heads", (q, s)
+assert p["layers.0.self_attn.o_proj.weight"]["dtype"] == "f32"
+PY
+echo "ok: --dtype q8: inspect's bytes, generate, export-hlo's s8 weights and f16 scales at TP 2"
