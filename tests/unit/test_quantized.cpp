@@ -150,11 +150,6 @@ TEST_CASE("q8: the block products of every instruction set equal a double loop")
         }
 }
 
-namespace {
-SCRIBE_DIM(rows_in);
-SCRIBE_DIM(rows_out);
-}  // namespace
-
 TEST_CASE("q8: the executor multiplies and gathers a q8 weight from q and scale, never making it") {
     using namespace nn;
     std::mt19937 rng(11);
@@ -301,7 +296,7 @@ TEST_CASE("q8: every family's decoder with q8 weights computes the f32 model on 
 TEST_CASE("q8: the demo model's perplexity on held-out text is within 1% of f32's") {
     // tests/data/heldout/kjv-revelation-21-22.txt: the last two chapters of the
     // King James Bible, inside the final 2% of the text that training held out.
-    const auto demo = fs::path(SCRIBE_TEST_DATA) / ".." / ".." / "models" / "demo-gpt2";
+    const auto demo = data / ".." / ".." / "models" / "demo-gpt2";
     std::ifstream in(data / "heldout" / "kjv-revelation-21-22.txt");
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const auto ids = io::tokenizer::from_folder(demo).encode(text);
