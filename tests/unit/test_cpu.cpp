@@ -348,20 +348,40 @@ TEST_CASE("cpu simd: f16 and bf16 weights in sgemv_rows match the f32 product of
     }
 }
 
+namespace {
+
+// One instruction set's array conversions (simd/convert.hpp), as function pointers.
+struct conversions {
+    const char* name;
+    void (*widen_h)(const half*, float*, std::int64_t);
+    void (*widen_b)(const bfloat16*, float*, std::int64_t);
+    void (*narrow_h)(const float*, half*, std::int64_t);
+    void (*narrow_b)(const float*, bfloat16*, std::int64_t);
+    void (*round_h)(float*, std::int64_t);
+    void (*round_b)(float*, std::int64_t);
+};
+
+}  // namespace
+
 TEST_CASE("cpu simd: array conversions to and from f16/bf16 are bit-exact with the scalar ones") {
     // Every f16 and bf16 bit pattern widened; f32 patterns narrowed: the 16-bit
     // values, the halfway points between neighbours (ties to even), values near
     // them, f16's overflow and subnormal ranges, infinities and NaNs of both signs.
+    // The dispatched functions, and each instruction set's this CPU runs (AVX2 on
+    // an AVX-512 machine too).
+    std::vector<conversions> sets{{"dispatched", cpu::simd::widen<half>, cpu::simd::widen<bfloat16>, cpu::simd::narrow<half>,
+                                   cpu::simd::narrow<bfloat16>, cpu::simd::round_through<half>, cpu::simd::round_through<bfloat16>}};
+#ifdef SCRIBE_X86
+    namespace d = cpu::simd::detail;
+    if (d::has_avx2_fma_f16c())
+        sets.push_back({"avx2", d::widen_avx2<half>, d::widen_avx2<bfloat16>, d::narrow_avx2<half>, d::narrow_avx2<bfloat16>,
+                        d::round_avx2<half>, d::round_avx2<bfloat16>});
+    if (d::has_avx512f())
+        sets.push_back({"avx512", d::widen_avx512<half>, d::widen_avx512<bfloat16>, d::narrow_avx512<half>, d::narrow_avx512<bfloat16>,
+                        d::round_avx512<half>, d::round_avx512<bfloat16>});
+#endif
     std::vector<std::uint16_t> all(65536);
     for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::uint16_t>(i);
-    std::vector<float> wide(all.size());
-    cpu::simd::widen(reinterpret_cast<const half*>(all.data()), wide.data(), 65536);
-    for (std::size_t i = 0; i < all.size(); ++i)
-        REQUIRE(std::bit_cast<std::uint32_t>(wide[i]) == std::bit_cast<std::uint32_t>(f16_bits_to_f32(all[i])));
-    cpu::simd::widen(reinterpret_cast<const bfloat16*>(all.data()), wide.data(), 65536);
-    for (std::size_t i = 0; i < all.size(); ++i)
-        REQUIRE(std::bit_cast<std::uint32_t>(wide[i]) == std::bit_cast<std::uint32_t>(bf16_bits_to_f32(all[i])));
-
     std::vector<float> x;
     for (std::uint32_t h = 0; h < 65536; ++h) {
         const std::uint32_t f16 = std::bit_cast<std::uint32_t>(f16_bits_to_f32(static_cast<std::uint16_t>(h)));
@@ -374,23 +394,34 @@ TEST_CASE("cpu simd: array conversions to and from f16/bf16 are bit-exact with t
         for (float s : {1.0f, -1.0f}) x.push_back(s * v);
     for (std::uint32_t bits : {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7fbfffffu})
         x.push_back(std::bit_cast<float>(bits));
+    x.push_back(1.5f);  // not a multiple of the vector widths: a scalar tail
     const auto n = static_cast<std::int64_t>(x.size());
-    std::vector<half> h(x.size());
-    std::vector<bfloat16> b(x.size());
-    cpu::simd::narrow(x.data(), h.data(), n);
-    cpu::simd::narrow(x.data(), b.data(), n);
-    std::vector<float> rh = x, rb = x;
-    cpu::simd::round_through<half>(rh.data(), n);
-    cpu::simd::round_through<bfloat16>(rb.data(), n);
-    std::size_t wrong = 0;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        const auto eh = f32_to_f16_bits(x[i]), eb = f32_to_bf16_bits(x[i]);
-        wrong += h[i].bits != eh;
-        wrong += b[i].bits != eb;
-        wrong += std::bit_cast<std::uint32_t>(rh[i]) != std::bit_cast<std::uint32_t>(f16_bits_to_f32(eh));
-        wrong += std::bit_cast<std::uint32_t>(rb[i]) != std::bit_cast<std::uint32_t>(bf16_bits_to_f32(eb));
+    for (const auto& c : sets) {
+        INFO(c.name);
+        std::vector<float> wide(all.size());
+        c.widen_h(reinterpret_cast<const half*>(all.data()), wide.data(), 65536);
+        for (std::size_t i = 0; i < all.size(); ++i)
+            REQUIRE(std::bit_cast<std::uint32_t>(wide[i]) == std::bit_cast<std::uint32_t>(f16_bits_to_f32(all[i])));
+        c.widen_b(reinterpret_cast<const bfloat16*>(all.data()), wide.data(), 65536);
+        for (std::size_t i = 0; i < all.size(); ++i)
+            REQUIRE(std::bit_cast<std::uint32_t>(wide[i]) == std::bit_cast<std::uint32_t>(bf16_bits_to_f32(all[i])));
+        std::vector<half> h(x.size());
+        std::vector<bfloat16> b(x.size());
+        c.narrow_h(x.data(), h.data(), n);
+        c.narrow_b(x.data(), b.data(), n);
+        std::vector<float> rh = x, rb = x;
+        c.round_h(rh.data(), n);
+        c.round_b(rb.data(), n);
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const auto eh = f32_to_f16_bits(x[i]), eb = f32_to_bf16_bits(x[i]);
+            wrong += h[i].bits != eh;
+            wrong += b[i].bits != eb;
+            wrong += std::bit_cast<std::uint32_t>(rh[i]) != std::bit_cast<std::uint32_t>(f16_bits_to_f32(eh));
+            wrong += std::bit_cast<std::uint32_t>(rb[i]) != std::bit_cast<std::uint32_t>(bf16_bits_to_f32(eb));
+        }
+        REQUIRE(wrong == 0);
     }
-    REQUIRE(wrong == 0);
 }
 
 TEST_CASE("cpu: the thread pool splits work and results do not depend on the thread count") {

@@ -147,6 +147,59 @@ __attribute__((target("avx512f"))) void round_avx512(float* x, std::int64_t n) {
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, round16_avx512(_mm512_loadu_ps(x + i), static_cast<H*>(nullptr)));
     for (; i < n; ++i) x[i] = to_f32(from_f32<H>(x[i]));
 }
+
+// The same three on AVX2 + F16C, eight lanes a vector (CPUs without AVX-512: Zen 3,
+// say; before these, every f16/bf16 element there was converted by the scalar code).
+// vcvtps2ph keeps a NaN's payload where the scalar conversion makes the plain quiet
+// NaN of its sign, so a vector holding a NaN is narrowed by the scalar code.
+template <class H>
+__attribute__((target("avx2,fma,f16c"))) void widen_avx2(const H* src, float* dst, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, widen8_avx2(src + i));
+    for (; i < n; ++i) dst[i] = to_f32(src[i]);
+}
+__attribute__((target("avx2,fma,f16c"))) inline bool narrow8_avx2(__m256 v, half* out) {
+    if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) return false;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    return true;
+}
+// Eight f32 rounded to bf16 in their top halves (as bf16_rounded_avx512).
+__attribute__((target("avx2,fma,f16c"))) inline __m256i bf16_rounded_avx2(__m256 v) {
+    const __m256i bits = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    const __m256i r = _mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    return _mm256_blendv_epi8(r, _mm256_or_si256(bits, _mm256_set1_epi32(0x400000)), nan);
+}
+__attribute__((target("avx2,fma,f16c"))) inline bool narrow8_avx2(__m256 v, bfloat16* out) {
+    const __m256i top = _mm256_srli_epi32(bf16_rounded_avx2(v), 16);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_packus_epi32(_mm256_castsi256_si128(top), _mm256_extracti128_si256(top, 1)));
+    return true;
+}
+template <class H>
+__attribute__((target("avx2,fma,f16c"))) void narrow_avx2(const float* src, H* dst, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        if (!narrow8_avx2(_mm256_loadu_ps(src + i), dst + i))
+            for (int k = 0; k < 8; ++k) dst[i + k] = from_f32<H>(src[i + k]);
+    for (; i < n; ++i) dst[i] = from_f32<H>(src[i]);
+}
+template <class H>
+__attribute__((target("avx2,fma,f16c"))) void round_avx2(float* x, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        if constexpr (std::is_same_v<H, bfloat16>) {
+            _mm256_storeu_ps(x + i, _mm256_castsi256_ps(_mm256_and_si256(bf16_rounded_avx2(v), _mm256_set1_epi32(static_cast<int>(0xffff0000u)))));
+        } else {
+            alignas(16) H h[8];
+            if (narrow8_avx2(v, h)) _mm256_storeu_ps(x + i, widen8_avx2(h));
+            else
+                for (int k = 0; k < 8; ++k) x[i + k] = to_f32(from_f32<H>(x[i + k]));
+        }
+    }
+    for (; i < n; ++i) x[i] = to_f32(from_f32<H>(x[i]));
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -160,6 +213,7 @@ template <class H>
 void widen(const H* src, float* dst, std::int64_t n) {
 #ifdef SCRIBE_X86
     if (detail::has_avx512f()) return detail::widen_avx512(src, dst, n);
+    if (detail::has_avx2_fma_f16c()) return detail::widen_avx2(src, dst, n);
 #endif
     for (std::int64_t i = 0; i < n; ++i) dst[i] = to_f32(src[i]);
 }
@@ -170,6 +224,7 @@ template <class H>
 void narrow(const float* src, H* dst, std::int64_t n) {
 #ifdef SCRIBE_X86
     if (detail::has_avx512f()) return detail::narrow_avx512(src, dst, n);
+    if (detail::has_avx2_fma_f16c()) return detail::narrow_avx2(src, dst, n);
 #endif
     for (std::int64_t i = 0; i < n; ++i) dst[i] = from_f32<H>(src[i]);
 }
@@ -180,6 +235,7 @@ template <class H>
 void round_through(float* x, std::int64_t n) {
 #ifdef SCRIBE_X86
     if (detail::has_avx512f()) return detail::round_avx512<H>(x, n);
+    if (detail::has_avx2_fma_f16c()) return detail::round_avx2<H>(x, n);
 #endif
     for (std::int64_t i = 0; i < n; ++i) x[i] = to_f32(from_f32<H>(x[i]));
 }
