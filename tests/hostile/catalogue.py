@@ -522,6 +522,17 @@ def setup_safetensors_cases():
         return gen(d)
     case("safetensors_nan_llama", "safetensors", nan_llama, 1, ["not finite"])
 
+    # --dtype q8: a matrix that cannot be held in 8-bit blocks (a NaN, or values
+    # beyond what an f16 block scale holds) is refused at load, naming the weight.
+    def q8_unquantizable(value):
+        def setup(x):
+            d = x.st(x.model("mistral-tiny"), fill(["model.layers.0.self_attn.q_proj.weight"], value), seed=False)
+            return gen(d, "--dtype", "q8")
+        return setup
+    for label, value in (("nan", float("nan")), ("inf", float("inf")), ("huge", 1e7)):
+        case("safetensors_q8_" + label, "safetensors", q8_unquantizable(value), 1,
+             ["weight `layers.0.self_attn.q_proj.weight`: row 0", "cannot be stored in 8-bit blocks"])
+
     def special(kind):
         def setup(x):
             d = x.model()
