@@ -248,9 +248,9 @@ void profile(const fs::path& dir, run_type rt, unsigned threads, const std::vect
     for (auto& [name, a] : files.arrays(0, type)) {
         const auto& spec = *std::find_if(files.specs().begin(), files.specs().end(), [&](const auto& w) { return w.name == name; });
         if (const auto l = rt.q8() ? q8::plan(a.dims(), spec.in) : std::nullopt) {  // as the decoder holds it
-            auto [q, scale] = cpu::quantize_q8(a, *l, name);
-            weights[name] = std::move(q);
-            weights[name + ".scale"] = std::move(scale);
+            cpu::named_arrays held;
+            cpu::add_q8(held, name, a, *l, name);
+            for (auto& [n, v] : held) weights[n] = std::move(v);
         } else {
             weights[name] = std::move(a);
         }

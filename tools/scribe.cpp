@@ -531,7 +531,8 @@ int export_hlo(const args& a) {
         if (tp > 1)
             for (auto& p : m["parameters"]) {
                 std::string n = p["name"];
-                if (n.ends_with(".scale") && split.count(n.substr(0, n.size() - 6))) n = n.substr(0, n.size() - 6);  // a q8 weight's scales
+                const auto base = n.substr(0, n.size() - std::min(n.size(), q8::scale_suffix.size()));
+                if (n.ends_with(q8::scale_suffix) && split.count(base)) n = base;  // a q8 weight's scales
                 if (!split.count(n)) continue;
                 // A q8 weight split along a contracted dim is split along its blocks.
                 bool has = false;

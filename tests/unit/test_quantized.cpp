@@ -189,7 +189,7 @@ TEST_CASE("q8: the executor multiplies and gathers a q8 weight from q and scale,
                 REQUIRE(l);
                 auto [q, s] = cpu::quantize_q8(w, *l, name);
                 run.bind(std::string(name), std::move(q));
-                run.bind(std::string(name) + ".scale", std::move(s));
+                run.bind(q8::scale_name(name), std::move(s));
                 return floats(dequantized(w, *l));
             };
             const auto lw = make({{"ffn", F}, {"hidden", H}}, {"hidden"}, "linear.weight");

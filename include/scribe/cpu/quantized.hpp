@@ -54,6 +54,14 @@ inline std::pair<array, array> quantize_q8(const array& w, const q8::layout& l, 
     return {std::move(q), std::move(scale)};
 }
 
+// Adds w to `out` as a q8 weight of layout l: q under `name`, the scales under
+// q8::scale_name(name) (the parameters the graph reads it from).
+inline void add_q8(named_arrays& out, const std::string& name, const array& w, const q8::layout& l, const std::string& what) {
+    auto [q, scale] = quantize_q8(w, l, what);
+    out.emplace_back(name, std::move(q));
+    out.emplace_back(q8::scale_name(name), std::move(scale));
+}
+
 // The weight q and scale of layout l hold, as f32 in its declared dims `dims`:
 // the values the graph reads.
 inline array dequantize_q8(const array& q, const array& scale, const q8::layout& l, const shape& dims) {

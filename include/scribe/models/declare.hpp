@@ -68,7 +68,7 @@ public:
             const auto dims = scribe::detail::spec_shape<S...>(g_, context);
             if (const auto q = q8::plan(dims, in_dims(dims, l)))
                 return {g_, q8::dequantize(g_, g_.add_parameter(dtype::s8, q->q, name),
-                                           g_.add_parameter(dtype::f16, q->scale, name + ".scale"), *q, T::id)};
+                                           g_.add_parameter(dtype::f16, q->scale, q8::scale_name(name)), *q, T::id)};
         }
         auto p = g_.parameter(spec, name);
         if (list_) list_->push_back(entry(g_[p.id()].dims, std::move(name), l));

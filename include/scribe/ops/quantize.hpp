@@ -31,6 +31,10 @@ namespace scribe::q8 {
 inline constexpr std::int64_t block = 32;
 inline constexpr std::string_view blocks_dim = "q8_blocks", block_dim = "q8_block";
 
+// The two parameters of a q8 weight: `name` holds q, scale_name(name) the scales.
+inline constexpr std::string_view scale_suffix = ".scale";
+inline std::string scale_name(const std::string& name) { return name + std::string(scale_suffix); }
+
 // Where a weight's elements go when it is stored as q8.
 struct layout {
     shape value;                    // [out..., in...]: the declared dims, in ones last

@@ -456,10 +456,8 @@ private:
                     return;
                 }
                 // A matrix held as q8: quantized here, one weight at a time.
-                auto [q, scale] = cpu::quantize_q8(a, *layout, what);
-                converted_bytes_ += q.bytes() + scale.bytes();
-                out.emplace_back(spec.name, std::move(q));
-                out.emplace_back(spec.name + ".scale", std::move(scale));
+                cpu::add_q8(out, spec.name, a, *layout, what);
+                converted_bytes_ += out[out.size() - 2].second.bytes() + out.back().second.bytes();
             });
             for (auto& [name, a] : arrays) {
                 weight_bytes_ += a.bytes();

@@ -132,10 +132,7 @@ public:
         auto part = presharded_ ? cpu::array::borrow(stored, parallel::shard_shape(s.dims, s.split, degree_), bytes.data(), bytes.size())
                                 : parallel::shard(cpu::array::borrow(stored, s.dims, bytes.data(), bytes.size()), s.split, degree_,
                                                   ranks_[k]);
-        if (stored == type) return part;
-        auto a = cpu::array::uninitialized(type, part.dims());
-        detail::convert_floats(stored, part.data(), type, a.mutable_data(), part.size());
-        return a;
+        return in_type(std::move(part), type);
     }
     // Weight i whole (every rank's part), in dtype `type`: from the unsharded
     // checkpoint only.
@@ -145,13 +142,8 @@ public:
         if (presharded_)
             throw error(src.file->path().string() + ": tensor `" + src.name + "` is needed whole (q8 blocks across the ranks' parts " +
                         "of it), but the folder holds each rank's part only; load the unsharded folder");
-        const auto stored = stored_type(k, i);
         const auto bytes = src.file->bytes(src.name);
-        auto full = cpu::array::borrow(stored, s.dims, bytes.data(), bytes.size());
-        if (stored == type) return full;
-        auto a = cpu::array::uninitialized(type, s.dims);
-        detail::convert_floats(stored, full.data(), type, a.mutable_data(), full.size());
-        return a;
+        return in_type(cpu::array::borrow(stored_type(k, i), s.dims, bytes.data(), bytes.size()), type);
     }
 
     // Every weight of local rank k by name, in the family's order, in `type`.
@@ -185,6 +177,14 @@ public:
     }
 
 private:
+    // a itself when it is in `type`, else a new array converted once.
+    static cpu::array in_type(cpu::array a, dtype type) {
+        if (a.type() == type) return a;
+        auto out = cpu::array::uninitialized(type, a.dims());
+        detail::convert_floats(a.type(), a.data(), type, out.mutable_data(), a.size());
+        return out;
+    }
+
     static std::string article() { return std::string_view("AEIOU").find(Family::name[0]) != std::string_view::npos ? "an " : "a "; }
 
     [[noreturn]] void refuse_missing(std::int64_t degree) const {
