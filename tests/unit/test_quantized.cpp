@@ -1,15 +1,14 @@
-// q8 weights (ops/quantize.hpp, cpu/quantized.hpp): the quantization against
-// llama.cpp's own (its `gguf` package, byte for byte), the block products of every
-// instruction set against double loops, the executor's products and gathers of a
-// q8 weight against double loops over the dequantized weight (and without making
-// that weight), every family's decoder with q8 weights against the f32 model run
-// on the dequantized weights (TP 1 and 2), and the demo model's perplexity on
-// held-out text against f32's.
+// q8 weights (ops/quantize.hpp, cpu/quantized.hpp): the quantization of weights and
+// of the products' inputs against llama.cpp's own (its `gguf` package, byte for
+// byte), the block products of every instruction set (f32 and int8 inputs) against
+// double loops, the executor's products and gathers of a q8 weight against double
+// loops over the dequantized weight (and without making that weight), every
+// family's decoder with q8 weights against transformers run by llama.cpp's Q8_0
+// rules (TP 1 and 2), and the demo model's perplexity on held-out text against f32's.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -25,8 +24,6 @@
 #include <scribe/models/registry.hpp>
 #include <scribe/nn/layers.hpp>
 #include <scribe/runtime/decoder.hpp>
-#include <scribe/runtime/save.hpp>
-#include <scribe/train/init.hpp>
 
 #include "golden.hpp"
 
@@ -44,6 +41,17 @@ std::vector<float> floats(const cpu::array& a) {
 
 // A weight's values after q8 storage, in its declared dims (what the graph reads).
 cpu::array dequantized(const cpu::array& w, const q8::layout& l) { return cpu::round_trip_q8(w, l, "test weight"); }
+
+// Rows of k values quantized as q8 blocks and read back (q * f32(d)).
+std::vector<float> q8_read_back(const std::vector<float>& v, std::int64_t k) {
+    const auto rows = static_cast<std::int64_t>(v.size()) / k;
+    std::vector<std::int8_t> q(v.size());
+    std::vector<std::uint16_t> d(v.size() / 32);
+    REQUIRE(cpu::simd::quantize_q8_rows(v.data(), rows, k, q.data(), d.data()) == -1);
+    std::vector<float> out(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(q[i]) * f16_bits_to_f32(d[i / 32]);
+    return out;
+}
 
 double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
     double worst = 0, scale = 1e-6;
@@ -150,6 +158,86 @@ TEST_CASE("q8: the block products of every instruction set equal a double loop")
         }
 }
 
+TEST_CASE("q8: a q8 product's input is quantized in the graph as llama.cpp quantizes it, bit for bit") {
+    // The golden rows (gguf's quantization) as activations: the graph's read-back values
+    // equal q * f32(d) exactly, along the last dim and along a first dim (transposed).
+    const io::safetensors golden(data / "quant" / "q8_0.safetensors");
+    const auto rows = golden.entry("w").shape[0], k = golden.entry("w").shape[1];
+    const auto* w = reinterpret_cast<const float*>(golden.bytes("w").data());
+    const auto* q = reinterpret_cast<const std::int8_t*>(golden.bytes("q").data());
+    const auto* d = reinterpret_cast<const std::uint16_t*>(golden.bytes("d").data());
+    std::vector<float> want(static_cast<std::size_t>(rows * k)), wt(want.size()), want_t(want.size());
+    for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t i = 0; i < k; ++i) {
+            const auto at = static_cast<std::size_t>(r * k + i), t = static_cast<std::size_t>(i * rows + r);
+            want[at] = static_cast<float>(q[at]) * f16_bits_to_f32(d[at / 32]);
+            wt[t] = w[at];
+            want_t[t] = want[at];
+        }
+    graph g("q8 input");
+    const auto x = g.add_parameter(dtype::f32, {{"row", rows}, {"k", k}}, "x");
+    const auto xt = g.add_parameter(dtype::f32, {{"k", k}, {"row", rows}}, "xt");
+    g.set_outputs({q8::quantize_input(g, x, {1}), q8::quantize_input(g, xt, {0})});
+    cpu::executor run(g);
+    const auto outs = run({{"x", cpu::array::borrow(dtype::f32, {{"row", rows}, {"k", k}}, w, want.size() * 4)},
+                           {"xt", cpu::array::borrow(dtype::f32, {{"k", k}, {"row", rows}}, wt.data(), wt.size() * 4)}});
+    const auto got = floats(outs[0]), got_t = floats(outs[1]);
+    CHECK(std::memcmp(got.data(), want.data(), want.size() * 4) == 0);
+    CHECK(std::memcmp(got_t.data(), want_t.data(), want.size() * 4) == 0);
+    // The integer kernels' input recovers those q and d exactly from the values.
+    std::vector<std::int8_t> qx(static_cast<std::size_t>(k));
+    std::vector<float> dx(static_cast<std::size_t>(k / 32));
+    for (std::int64_t r = 0; r < rows; ++r) {
+        INFO("row " << r);
+        REQUIRE(cpu::simd::q8_input_of(got.data() + r * k, k, qx.data(), dx.data()));
+        for (std::int64_t i = 0; i < k; ++i) CHECK(static_cast<float>(qx[static_cast<std::size_t>(i)]) * dx[static_cast<std::size_t>(i / 32)] == got[static_cast<std::size_t>(r * k + i)]);
+    }
+    // Values off the grid, or not finite, are not a q8 input.
+    CHECK_FALSE(cpu::simd::q8_input_of(w, k, qx.data(), dx.data()));
+    auto bad = std::vector<float>(got.begin(), got.begin() + k);
+    bad[40] = std::nextafter(bad[40], 1e9f);
+    CHECK_FALSE(cpu::simd::q8_input_of(bad.data(), k, qx.data(), dx.data()));
+    bad[40] = std::nanf("");
+    CHECK_FALSE(cpu::simd::q8_input_of(bad.data(), k, qx.data(), dx.data()));
+}
+
+TEST_CASE("q8: the int8 x int8 block products of every instruction set equal a double loop") {
+    std::mt19937 rng(9);
+    std::uniform_int_distribution<int> qv(-127, 127);
+    std::normal_distribution<float> nv(0.0f, 1.0f);
+    for (const std::int64_t n : {1, 5, 17})
+        for (const std::int64_t k : {32, 96, 544, 2080}) {  // odd and even block counts, one stretch of 16 and more
+            std::vector<std::int8_t> q(static_cast<std::size_t>(n * k)), qx(static_cast<std::size_t>(k));
+            std::vector<std::uint16_t> s(static_cast<std::size_t>(n * k / 32));
+            std::vector<float> dx(static_cast<std::size_t>(k / 32));
+            for (auto& v : q) v = static_cast<std::int8_t>(qv(rng));
+            for (auto& v : qx) v = static_cast<std::int8_t>(qv(rng));
+            qx[0] = -127;  // the extremes of both
+            q[0] = 127;
+            for (auto& v : s) v = f32_to_f16_bits(std::fabs(nv(rng)) * 0.01f);
+            for (auto& v : dx) v = std::fabs(nv(rng)) * 0.02f;
+            std::vector<float> want(static_cast<std::size_t>(n));
+            for (std::int64_t j = 0; j < n; ++j) {
+                double acc = 0;
+                for (std::int64_t i = 0; i < k; ++i)
+                    acc += static_cast<double>(q[static_cast<std::size_t>(j * k + i)]) * f16_bits_to_f32(s[static_cast<std::size_t>(j * k / 32 + i / 32)]) *
+                           qx[static_cast<std::size_t>(i)] * dx[static_cast<std::size_t>(i / 32)];
+                want[static_cast<std::size_t>(j)] = static_cast<float>(acc);
+            }
+            auto check = [&](const char* which, auto&& kernel) {
+                INFO(which << ": n " << n << ", k " << k);
+                std::vector<float> y(static_cast<std::size_t>(n), -1.0f);
+                kernel(n, k, qx.data(), dx.data(), q.data(), s.data(), y.data());
+                CHECK(rel_diff(y, want) < 1e-5);
+            };
+            check("portable", cpu::simd::detail::q8_q8_dots_portable);
+            check("dispatched", cpu::simd::q8_q8_dots);
+#ifdef SCRIBE_X86
+            if (cpu::simd::detail::has_avx512_vnni()) check("avx512 vnni", cpu::simd::detail::q8_q8_dots_avx512);
+#endif
+        }
+}
+
 TEST_CASE("q8: the executor multiplies and gathers a q8 weight from q and scale, never making it") {
     using namespace nn;
     std::mt19937 rng(11);
@@ -201,7 +289,9 @@ TEST_CASE("q8: the executor multiplies and gathers a q8 weight from q and scale,
             auto ia = cpu::array(dtype::s32, {{"batch", 1}, {"seq", rows}});
             for (std::int64_t i = 0; i < rows; ++i) reinterpret_cast<std::int32_t*>(ia.mutable_data())[i] = static_cast<std::int32_t>((i * 17 + 3) % V);
             const auto outs = run({{"x", xa}, {"ctx", ca}, {"ids", ia}});
-            const auto xv = floats(xa), cv = floats(ca);
+            // The products read x and ctx as q8 inputs: each row's blocks of 32 quantized
+            // (by the rule checked against gguf above) and read back.
+            const auto xv = q8_read_back(floats(xa), H), cv = q8_read_back(floats(ca), 64);
 
             std::vector<float> want1(static_cast<std::size_t>(rows * F)), want2(want1.size()), want3(static_cast<std::size_t>(rows * H)),
                 want4(want3.size()), want5(lw.size());
@@ -237,60 +327,40 @@ TEST_CASE("q8: the executor multiplies and gathers a q8 weight from q and scale,
 
 namespace {
 
-// A checkpoint of family F with config `base` (a tiny one from tests/data) changed
-// by `sizes`, random weights of standard deviation 0.2; and the same model with
-// every weight that q8 stores replaced by its dequantized values.
+// tests/data/quant/<name>: a tiny checkpoint whose matrices are whole blocks, and the
+// logits transformers computes with its q8 weights read back and its products'
+// inputs quantized as llama.cpp does (scripts/reference/make_q8_models.py).
 template <class F>
-std::pair<fs::path, fs::path> q8_checkpoints(const std::string& base, const nlohmann::json& sizes) {
-    const auto dir = fs::temp_directory_path() / ("scribe_test_quantized_" + std::to_string(::getpid())) / base;
-    nlohmann::json config;
-    std::ifstream(data / base / "config.json") >> config;
-    config.update(sizes);
-    fs::create_directories(dir);
-    std::ofstream(dir / "config.json") << config.dump(2);
-    const auto c = F::config::load(dir / "config.json");
-    const auto specs = F::weights(c);
-    auto weights = train::initial_weights(specs, 0.2, 5);
-    runtime::save_pretrained(dir / "q8", config, specs, F::prefix, weights, dtype::f32);
-    for (std::size_t i = 0; i < specs.size(); ++i)
-        if (const auto l = q8::plan(specs[i].dims, specs[i].in)) weights[i].second = dequantized(weights[i].second, *l);
-    runtime::save_pretrained(dir / "dequantized", config, specs, F::prefix, weights, dtype::f32);
-    return {dir / "q8", dir / "dequantized"};
-}
-
-template <class F>
-void check_q8_family(const std::string& base, const nlohmann::json& sizes) {
-    INFO(base << " " << sizes.dump());
-    const auto [q8_dir, f32_dir] = q8_checkpoints<F>(base, sizes);
-    const std::vector<std::int32_t> prompt{5, 17, 2, 41, 8, 30, 11};
-    runtime::decoder<F> ref(f32_dir, {.type = dtype::f32, .threads = 2});
-    runtime::decoder<F> q(q8_dir, {.type = dtype::f32, .weights = models::weight_format::q8, .threads = 2});
-    CHECK(q.weight_bytes() * 2 < ref.weight_bytes());  // most bytes are in the matrices
-    const auto want = ref.prompt_logits(prompt);
-    const auto got = q.prompt_logits(prompt);
-    REQUIRE(got.size() == want.size());
-    for (std::size_t t = 0; t < got.size(); ++t) {
-        INFO("position " << t);
-        CHECK(rel_diff(got[t], want[t]) < 1e-4);
+void check_q8_family(const std::string& name) {
+    INFO(name);
+    const auto dir = data / "quant" / name;
+    const io::safetensors golden(dir / "q8_logits.safetensors");
+    const auto V = golden.entry("logits").shape[1];
+    const auto* want = reinterpret_cast<const float*>(golden.bytes("logits").data());
+    const auto* greedy = reinterpret_cast<const std::int32_t*>(golden.bytes("greedy").data());
+    const std::vector<std::int32_t> ids{5, 17, 2, 41, 8, 30, 11, 3, 60, 12, 7, 64};
+    for (const int tp : {1, 2}) {
+        INFO("tp " << tp);
+        runtime::decoder<F> q(dir, {.type = dtype::f32, .weights = models::weight_format::q8, .threads = 2, .tp = tp});
+        const auto got = q.prompt_logits(ids);
+        REQUIRE(got.size() == ids.size());
+        for (std::size_t t = 0; t < got.size(); ++t) {
+            INFO("position " << t);
+            CHECK(rel_diff(got[t], std::vector<float>(want + static_cast<std::ptrdiff_t>(t) * V, want + static_cast<std::ptrdiff_t>(t + 1) * V)) < 1e-4);
+        }
+        // Decoding one token at a time runs the one-row products (int8 x int8 with AVX-512 VNNI).
+        const auto made = q.generate({std::vector<std::int32_t>(ids.begin(), ids.begin() + 5)}, {.max_new_tokens = 8, .stop_at_eos = false}).tokens;
+        CHECK(made.at(0) == std::vector<std::int32_t>(greedy, greedy + 8));
     }
-    const auto greedy = ref.generate({prompt}, {.max_new_tokens = 8, .stop_at_eos = false}).tokens;
-    CHECK(q.generate({prompt}, {.max_new_tokens = 8, .stop_at_eos = false}).tokens == greedy);
-    // Two tensor-parallel ranks quantize their own parts: the same blocks.
-    runtime::decoder<F> tp2(q8_dir, {.type = dtype::f32, .weights = models::weight_format::q8, .threads = 2, .tp = 2});
-    const auto split = tp2.prompt_logits(prompt);
-    for (std::size_t t = 0; t < got.size(); ++t) CHECK(rel_diff(split[t], want[t]) < 1e-4);
-    CHECK(tp2.generate({prompt}, {.max_new_tokens = 8, .stop_at_eos = false}).tokens == greedy);
 }
 
 }  // namespace
 
-TEST_CASE("q8: every family's decoder with q8 weights computes the f32 model on the dequantized weights") {
-    check_q8_family<models::gpt2_family>("gpt2-tiny-b", {{"n_embd", 64}, {"n_head", 4}, {"n_inner", 160}, {"vocab_size", 96}});
-    check_q8_family<models::opt_family>("opt-tiny-post", {{"hidden_size", 64}, {"ffn_dim", 96}, {"word_embed_proj_dim", 32}, {"vocab_size", 90}});
-    check_q8_family<models::gptj_family>("gptj-tiny", {{"n_embd", 64}, {"n_head", 2}, {"rotary_dim", 8}, {"vocab_size", 80}});
-    // k/v projections of 2 x 16 and an ffn of 100: those stay f32 beside q8 ones.
-    check_q8_family<models::llama_family>("llama-tiny-gqa", {{"hidden_size", 64}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-                                                             {"head_dim", 16}, {"intermediate_size", 100}, {"vocab_size", 70}});
+TEST_CASE("q8: every family's decoder with q8 weights computes what transformers does with llama.cpp's Q8_0 rules") {
+    check_q8_family<models::gpt2_family>("gpt2-q8");
+    check_q8_family<models::opt_family>("opt-q8");
+    check_q8_family<models::gptj_family>("gptj-q8");
+    check_q8_family<models::llama_family>("llama-q8");  // its MLP of 80 keeps the down projection f32
 }
 
 TEST_CASE("q8: the demo model's perplexity on held-out text is within 1% of f32's") {

@@ -19,9 +19,9 @@ same batch (tests/data/<model>/gradients), at TP 1, 2 and 4 (check_train); and 2
 optimizer steps of the exported step modules (`export-hlo --train --optimizer ...`: AdamW
 with warmup, cosine decay, clipping, weight decay and 2 micro-batches; SGD with momentum)
 equal torch.optim's on the same batches (tests/data/<model>/training, check_optimizer). And the q8 modules
-(`export-hlo --dtype q8`) of the demo model: s8 weights with f16 block scales,
-quantized here as llama.cpp does, give the logits of the f32 modules run on the
-dequantized weights (check_q8), at TP 1 and 2.
+(`export-hlo --dtype q8`) of each family's checkpoint in tests/data/quant: s8 weights
+with f16 block scales, quantized here as llama.cpp does, give the logits transformers
+gives with llama.cpp's Q8_0 weights and inputs (check_q8), at TP 1 and 2.
 
   run_models.py --scribe PATH --data DIR --work DIR
 """
@@ -49,9 +49,9 @@ def read_safetensors(path):
     for name, e in header.items():
         if name == "__metadata__":
             continue
-        assert e["dtype"] == "F32", (name, e["dtype"])
+        assert e["dtype"] in ("F32", "I32"), (name, e["dtype"])
         b, end = e["data_offsets"]
-        out[name] = np.frombuffer(data[base + b:base + end], dtype=np.float32).reshape(e["shape"])
+        out[name] = np.frombuffer(data[base + b:base + end], dtype=np.float32 if e["dtype"] == "F32" else np.int32).reshape(e["shape"])
     return out
 
 
@@ -284,12 +284,13 @@ def quantize_q8(w):
 
 
 def check_q8(scribe, folder, work, tp=1):
-    """The q8 modules (`export-hlo --dtype q8`): s8 weights and f16 block scales, quantized
-    here with NumPy as llama.cpp does, dequantized inside the module. Their logits (prefill of
-    every position, and a decode step) equal the f32 modules' run on the dequantized weights."""
-    config = json.load(open(os.path.join(folder, "config.json")))
-    positions = config.get("n_positions", config.get("max_position_embeddings"))
-    ids = np.array([[5, 17, 2, 41, 8, 30, 11, 3, 99, 12, 7, 64, 21, 9, 1, 50]], np.int32)
+    """The q8 modules (`export-hlo --dtype q8`) of a folder of tests/data/quant: s8 weights and
+    f16 block scales, quantized here with NumPy as llama.cpp does; the modules quantize their
+    products' inputs themselves. Prefill logits of every position and a decode step's equal
+    q8_logits.safetensors: transformers run with the Q8_0 weights and inputs
+    (scripts/reference/make_q8_models.py)."""
+    ids = [5, 17, 2, 41, 8, 30, 11, 3, 60, 12, 7, 64]
+    want = read_safetensors(os.path.join(folder, "q8_logits.safetensors"))["logits"]
     manifests = {}
     for dtype in ("f32", "q8"):
         out_dir = os.path.join(work, f"{os.path.basename(folder)}-{dtype}-tp{tp}")
@@ -299,7 +300,7 @@ def check_q8(scribe, folder, work, tp=1):
     weights = read_safetensors(os.path.join(folder, "model.safetensors"))
     declared = {p["name"]: p for p in manifests["f32"][1]["modules"][0]["parameters"]}
     q8_params = {p["name"]: p for p in manifests["q8"][1]["modules"][0]["parameters"]}
-    quantized, dequantized = [{} for _ in range(tp)], [{} for _ in range(tp)]
+    quantized = [{} for _ in range(tp)]
     for name, p in q8_params.items():
         if p["dtype"] != "s8":
             continue
@@ -309,41 +310,37 @@ def check_q8(scribe, folder, work, tp=1):
         order = [names.index(n) for n in outs] + [i for i, n in enumerate(names) if n not in outs]
         full = next(weights[x + name] for x in ("", "transformer.", "model.") if x + name in weights)
         for r in range(tp):
-            part = shard(full, f, tp, r)  # this rank's part, in the declared dims
-            moved = np.transpose(part, order)
+            moved = np.transpose(shard(full, f, tp, r), order)  # this rank's part, [out..., in...]
             q, d = quantize_q8(moved.reshape(-1, int(np.prod(moved.shape[len(outs):]))))
             quantized[r][name] = q.reshape([e["extent"] for e in p["shape"]])
             quantized[r][name + ".scale"] = d.reshape([e["extent"] for e in q8_params[name + ".scale"]["shape"]])
-            back = (q.astype(np.float32).reshape(q.shape[0], -1, 32) * d.astype(np.float32)[:, :, None]).reshape(moved.shape)
-            dequantized[r][name] = np.transpose(back, np.argsort(order))
     assert quantized[0], f"{folder}: the q8 modules have no s8 weights"
+    out_dir, manifest = manifests["q8"]
+    prefill_m, decode_m = manifest["modules"]
+    prefill = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, prefill_m["proto"])), tp)
+    decode = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, decode_m["proto"])), tp)
+    caches = [p for p in prefill_m["parameters"] if p["name"].startswith("cache.")]
+    n = len(ids) - 1  # prefill all but the last token, then decode it
+    given = {"ids": np.array([ids[:n] + [0] * (16 - n)], np.int32), "lengths": np.array([n], np.int32),
+             **{c["name"]: np.zeros([d["extent"] for d in c["shape"]], np.float32) for c in caches}}
+    for name in quantized[0]:
+        given[name] = [quantized[r][name] for r in range(tp)]
+    outs = xla_shim.execute(prefill, [inputs_for(prefill_m, weights, given, tp, r) for r in range(tp)])
+    named = {o["index"]: o["name"] for o in prefill_m["outputs"]}
+    step = {**{k: v for k, v in given.items() if k not in ("ids", "lengths")}, "ids": np.array([[ids[n]]], np.int32),
+            "positions": np.array([n], np.int32)}
+    for k in range(1, len(prefill_m["outputs"])):
+        step[named[k]] = [outs[r][k] for r in range(tp)]
+    after = xla_shim.execute(decode, [inputs_for(decode_m, weights, step, tp, r) for r in range(tp)])
+    V = want.shape[1]
     worst = 0.0
-    results = {}
-    for dtype, given_w in (("q8", quantized), ("f32", dequantized)):
-        out_dir, manifest = manifests[dtype]
-        prefill_m, decode_m = manifest["modules"]
-        assert manifest["dtype"] == dtype
-        prefill = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, prefill_m["proto"])), tp)
-        decode = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, decode_m["proto"])), tp)
-        caches = [p for p in prefill_m["parameters"] if p["name"].startswith("cache.")]
-        given = {"ids": ids, "lengths": np.array([ids.shape[1]], np.int32),
-                 **{c["name"]: np.zeros([d["extent"] for d in c["shape"]], np.float32) for c in caches}}
-        for name in given_w[0]:
-            given[name] = [given_w[r][name] for r in range(tp)]
-        outs = xla_shim.execute(prefill, [inputs_for(prefill_m, weights, given, tp, r) for r in range(tp)])
-        named = {o["index"]: o["name"] for o in prefill_m["outputs"]}
-        step = {**{k: v for k, v in given.items() if k not in ("ids", "lengths")}, "ids": np.array([[4]], np.int32),
-                "positions": np.array([ids.shape[1]], np.int32)}
-        for k in range(1, len(prefill_m["outputs"])):
-            step[named[k]] = [outs[r][k] for r in range(tp)]
-        after = xla_shim.execute(decode, [inputs_for(decode_m, weights, step, tp, r) for r in range(tp)])
-        results[dtype] = (outs[0][0], after[0][0])
-    for got, want in zip(results["q8"], results["f32"]):
-        diff = float(np.abs(got - want).max()) / max(float(np.abs(want).max()), 1e-30)
-        worst = max(worst, diff)
-        assert diff < TOL, f"{folder} (q8, tp {tp}): logits differ from the f32 module's on the dequantized weights by {diff}"
+    for r in range(tp):
+        for what, got, rows in (("prefill", outs[r][0].reshape(-1, V)[:n], want[:n]), ("decode", after[r][0].reshape(-1, V), want[n:])):
+            diff = float(np.abs(got - rows).max()) / float(np.abs(rows).max())
+            worst = max(worst, diff)
+            assert diff < TOL, f"{folder} (q8, tp {tp}, replica {r}): {what} logits differ from transformers' by {diff}"
     print(f"ok: {os.path.basename(folder)} q8 at TP {tp}: {len(quantized[0]) // 2} s8 weights with f16 scales, prefill and "
-          f"a decode step equal the f32 modules on the dequantized weights (max relative diff {worst:.2e})")
+          f"a decode step equal transformers run by llama.cpp's Q8_0 rules (max relative diff {worst:.2e})")
 
 
 def main():
@@ -360,9 +357,10 @@ def main():
             check_train(a.scribe, os.path.join(a.data, m), a.work, tp)
         for run in ("adamw", "sgd"):
             check_optimizer(a.scribe, os.path.join(a.data, m), a.work, run)
-    # q8 weights: the demo model (its matrices' contracted extents are whole blocks of 32).
-    for tp in (1, 2):
-        check_q8(a.scribe, os.path.join(a.data, "..", "..", "models", "demo-gpt2"), a.work, tp)
+    # q8 weights: a tiny checkpoint of each family whose matrices are whole blocks of 32.
+    for m in ("gpt2-q8", "opt-q8", "gptj-q8", "llama-q8"):
+        for tp in (1, 2):
+            check_q8(a.scribe, os.path.join(a.data, "quant", m), a.work, tp)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ public:
         g_.check_bindings();
         // What each node reads: its operands, but a product or gather of a q8
         // weight reads the weight's q and scale (cpu/quantized.hpp), and the nodes
-        // that would make the f32 weight are then not run.
+        // that would make the f32 weight are then not run; and a q8 product's
+        // input is one kernel reading x in blocks, not the nodes of its rule.
         reads_.resize(g_.nodes().size());
         for (std::size_t i = 0; i < g_.nodes().size(); ++i) {
             const auto& n = g_.nodes()[i];
@@ -101,6 +102,9 @@ public:
                 reads_[i] = p->gather ? std::vector<node_id>{p->weight.q, p->weight.scale, p->other}
                                       : std::vector<node_id>{p->other, p->weight.q, p->weight.scale};
                 q8_.emplace(i, *p);
+            } else if (const auto xb = q8::match_input(g_, static_cast<node_id>(i))) {  // a q8 product's input: one kernel
+                reads_[i] = {*xb};
+                q8_inputs_.emplace(i, *xb);
             }
         }
         // Values no output depends on (a gradient rule's discarded share, say) are never computed.
@@ -110,7 +114,9 @@ public:
             if (needed_[i])
                 for (auto o : reads_[i]) needed_[static_cast<std::size_t>(o)] = true;
         if (opt.fuse) {
-            fusion_ = plan_fusion(g_, &needed_);
+            std::vector<bool> apart(g_.nodes().size(), false);
+            for (const auto& [i, xb] : q8_inputs_) apart[i] = true;
+            fusion_ = plan_fusion(g_, &needed_, &apart);
         } else {
             fusion_.group_of.assign(g_.nodes().size(), -1);
             fusion_.inlined.assign(g_.nodes().size(), false);
@@ -423,6 +429,8 @@ private:
                                                  pool_.get(), reuse, reuse_[i]);
                     } else if (const auto q = q8_.find(i); q != q8_.end()) {
                         values[r][i] = quantized(n, q->second, values[r]);
+                    } else if (const auto in = q8_inputs_.find(i); in != q8_inputs_.end()) {
+                        values[r][i] = kernels::q8_input(n, values[r][static_cast<std::size_t>(in->second)], pool_.get());
                     } else {
                         values[r][i] = evaluate(n, operand);
                     }
@@ -790,8 +798,9 @@ private:
     std::vector<std::vector<node_id>> consumed_at_;
     std::vector<bool> last_reader_;  // a reshape or update that is its operand's last reader
     std::vector<node_id> reuse_;     // by fused group root: the operand whose buffer it writes over, or -1
-    std::vector<std::vector<node_id>> reads_;  // by node: the values it reads (its operands, or a q8 weight's q and scale)
+    std::vector<std::vector<node_id>> reads_;  // by node: the values it reads (its operands, a q8 weight's q and scale, a q8 input's x)
     std::map<std::size_t, kernels::q8_product> q8_;  // by node: the products and gathers of q8 weights
+    std::map<std::size_t, node_id> q8_inputs_;       // by node: the q8 product inputs, run from x in blocks
     std::vector<bool> needed_;       // an output depends on it (the rest is never run)
     std::vector<bool> outlived_;     // a reshape whose operand outlives its readers: a view
     std::vector<bool> aliased_;      // by parameter number: aliased to an output

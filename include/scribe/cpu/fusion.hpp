@@ -74,8 +74,9 @@ inline bool is_view(const node& n) { return n.kind == op::broadcast || n.kind ==
 // (its last) runs as one group, however its members share values inside; in the
 // other components, chains of single-use values are fused, and what is left runs
 // as groups of one.
-// Nodes outside `needed` (when given) are never run, so never grouped.
-inline fusion_plan plan_fusion(const graph& g, const std::vector<bool>* needed = nullptr) {
+// Nodes outside `needed` (when given) are never run, so never grouped; nodes in
+// `apart` (when given) run their own kernels.
+inline fusion_plan plan_fusion(const graph& g, const std::vector<bool>* needed = nullptr, const std::vector<bool>* apart = nullptr) {
     const auto& nodes = g.nodes();
     const auto count = nodes.size();
     auto runs = [&](std::size_t i) { return !needed || (*needed)[i]; };
@@ -86,7 +87,7 @@ inline fusion_plan plan_fusion(const graph& g, const std::vector<bool>* needed =
     std::vector<bool> is_output(count, false);
     for (auto o : g.outputs()) is_output[static_cast<std::size_t>(o)] = true;
     std::vector<bool> ok(count);
-    for (std::size_t i = 0; i < count; ++i) ok[i] = detail::fusible(g, nodes[i]) && runs(i);
+    for (std::size_t i = 0; i < count; ++i) ok[i] = detail::fusible(g, nodes[i]) && runs(i) && !(apart && (*apart)[i]);
     auto joins = [&](std::size_t i, std::size_t o) { return ok[i] && ok[o] && nodes[o].dims == nodes[i].dims; };
 
     fusion_plan plan;

@@ -7,7 +7,8 @@
 // The executor instead recognises (match_q8) a dot whose right operand, or a
 // gather whose table, is such a weight, and runs it from the parameters q and
 // scale (q8_product): one-row products stream 34 bytes per 32 weights
-// (simd/q8.hpp), larger ones widen 256 rows of W at a time for the GEMM, a gather
+// (simd/q8.hpp; int8 x int8 sums where the CPU has AVX-512 VNNI and the input is
+// the graph's q8 input, simd/q8_q8.hpp), larger ones widen 256 rows of W at a time for the GEMM, a gather
 // widens the rows it picks. Anything else reading the weight sees it computed
 // by the nodes, as written.
 #pragma once
@@ -22,6 +23,7 @@
 #include "kernels.hpp"
 #include "linalg.hpp"
 #include "simd/q8.hpp"
+#include "simd/q8_q8.hpp"
 
 namespace scribe::cpu {
 
@@ -95,39 +97,18 @@ struct q8_operand {
     index strides;
 };
 
-// The q8 weight node `id` is (ops/quantize.hpp's dequantize: reshape of
-// convert(q) * broadcast(convert(scale)), maybe converted, maybe transposed), or nullopt.
+// The q8 weight node `id` is (q8::match), or nullopt.
 inline std::optional<q8_operand> match_q8(const graph& g, node_id id) {
-    const node* n = &g[id];
-    index perm;
-    if (n->kind == op::transpose) {
-        perm = n->axes;
-        n = &g[n->operands[0]];
-    }
-    if (n->kind != op::reshape) return std::nullopt;
-    const shape value = n->dims;
-    n = &g[n->operands[0]];
-    if (n->kind == op::convert) n = &g[n->operands[0]];
-    if (n->kind != op::mul || n->type != dtype::f32) return std::nullopt;
-    const node& values = g[n->operands[0]];
-    const node& scales = g[n->operands[1]];
-    if (values.kind != op::convert || scales.kind != op::broadcast || g[scales.operands[0]].kind != op::convert) return std::nullopt;
-    const node& q = g[values.operands[0]];
-    const node& s = g[g[scales.operands[0]].operands[0]];
-    const auto r = q.dims.size();
-    if (q.kind != op::parameter || q.type != dtype::s8 || s.kind != op::parameter || s.type != dtype::f16 || r < 3 ||
-        q.dims[r - 1].extent != simd::q8_block || s.dims.size() != r - 1)
-        return std::nullopt;
-    q8_operand m{.q = values.operands[0], .scale = g[scales.operands[0]].operands[0], .rows = 1, .k = q.dims[r - 2].extent * simd::q8_block, .strides = {}};
-    for (std::size_t i = 0; i + 1 < r; ++i) {
-        if (s.dims[i].extent != q.dims[i].extent || scales.axes[i] != static_cast<std::int64_t>(i)) return std::nullopt;
-        if (i + 2 < r) m.rows *= q.dims[i].extent;
-    }
-    const auto vs = strides_of(value);
-    if (perm.empty()) {
+    const auto w = q8::match(g, id);
+    if (!w) return std::nullopt;
+    const auto& q = g[w->q].dims;
+    q8_operand m{.q = w->q, .scale = w->scale, .rows = 1, .k = q[q.size() - 2].extent * simd::q8_block, .strides = {}};
+    for (std::size_t i = 0; i < w->outs; ++i) m.rows *= q[i].extent;
+    const auto vs = strides_of(w->value);
+    if (w->perm.empty()) {
         m.strides = vs;
     } else {
-        for (auto p : perm) m.strides.push_back(vs[static_cast<std::size_t>(p)]);
+        for (auto p : w->perm) m.strides.push_back(vs[static_cast<std::size_t>(p)]);
     }
     return m;
 }
@@ -198,6 +179,23 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
     const auto* ss = reinterpret_cast<const std::uint16_t*>(scale.data());
     auto* y = reinterpret_cast<float*>(out.mutable_data());
     const auto blocks = K / simd::q8_block;
+    if (M < 4 && simd::q8_q8_fast()) {  // decode, x a q8 input (as the graph makes it): int8 x int8 sums
+        std::vector<std::int8_t> qx(static_cast<std::size_t>(M * K));
+        std::vector<float> dx(static_cast<std::size_t>(M * blocks));
+        bool exact = true;
+        for (std::int64_t m = 0; m < M && exact; ++m)
+            exact = simd::q8_input_of(xs + m * K, K, qx.data() + m * K, dx.data() + m * blocks);
+        if (exact) {
+            over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
+                std::vector<float> part(static_cast<std::size_t>(n1 - n0));
+                for (std::int64_t m = 0; m < M; ++m) {
+                    simd::q8_q8_dots(n1 - n0, K, qx.data() + m * K, dx.data() + m * blocks, qs + n0 * K, ss + n0 * blocks, part.data());
+                    std::memcpy(y + m * N + n0, part.data(), part.size() * sizeof(float));
+                }
+            });
+            return out;
+        }
+    }
     if (M < 4) {  // decode: each row of W streamed once per row of x
         over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
             std::vector<float> part(static_cast<std::size_t>(n1 - n0));
@@ -218,6 +216,18 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
             simd::dequantize_q8_rows(qs + c0 * K, ss + c0 * blocks, nb, K, w.data());
             simd::sgemm(M, nb, K, simd::basic_matrix_view<float>{xs, K, 1}, simd::basic_matrix_view<float>{w.data(), 1, K}, y + c0, N);
         }
+    });
+    return out;
+}
+
+// A q8 product's input (ops/quantize.hpp's quantize_input, matched by
+// q8::match_input): the blocks of xb quantized and read back in one pass.
+inline array q8_input(const node& n, const array& xb, thread_pool* pool) {
+    auto out = array::uninitialized(dtype::f32, n.dims);
+    const auto* x = reinterpret_cast<const float*>(xb.data());
+    auto* y = reinterpret_cast<float*>(out.mutable_data());
+    over_columns(pool, xb.size() / simd::q8_block, 64, [&](std::int64_t b0, std::int64_t b1) {
+        simd::q8_read_back_blocks(x + b0 * simd::q8_block, b1 - b0, y + b0 * simd::q8_block);
     });
     return out;
 }

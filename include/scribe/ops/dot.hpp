@@ -10,11 +10,16 @@
 // rename keys in attention is caught here, not at a later add). The result is
 // [batch..., lhs free..., rhs free...] (XLA's order), the batch dimensions in the
 // lhs's order; inferred, never written.
+//
+// When b is a weight stored as q8 (ops/quantize.hpp), a is read as llama.cpp's
+// Q8_0 products read their input: quantized in blocks of 32 along the contracted
+// elements.
 #pragma once
 
 #include <type_traits>
 
 #include "common.hpp"
+#include "quantize.hpp"
 
 namespace scribe {
 
@@ -102,9 +107,10 @@ auto dot(const tensor<TA, A...>& a, const tensor<TB, B...>& b) {
         detail::same_graph(a.owner(), b.owner(), "dot");
         node n;
         n.kind = op::dot;
-        n.operands = {a.id(), b.id()};
         n.dot.lhs_contracting = detail::positions<C, LA>();
         n.dot.rhs_contracting = detail::positions<C, LB>();
+        // A q8 weight's product reads its input in q8 blocks, as llama.cpp's does (ops/quantize.hpp).
+        n.operands = {q8::input_for_product(a.owner(), a.id(), b.id(), n.dot.lhs_contracting, n.dot.rhs_contracting), b.id()};
         n.dot.lhs_batch = detail::positions<Batch, LA>();
         n.dot.rhs_batch = detail::positions<Batch, LB>();
         return R(a.owner(), a.owner().add(std::move(n)));

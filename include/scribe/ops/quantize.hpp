@@ -15,16 +15,27 @@
 //
 // A weight whose in-extent is not a multiple of 32, or that has only one dim,
 // stays a float weight (as llama.cpp's converter keeps such tensors in F16/F32).
+//
+// A product with a q8 weight reads its input as llama.cpp's Q8_0 products do
+// (ggml's vec_dot_type for Q8_0 is Q8_0): the input is quantized in blocks of 32
+// along the contracted elements, in the weight's order, by the same rule (the
+// scale rounded to f16), and read back as q * d (input_for_product). The dot of
+// ops/dot.hpp applies it when its right operand is a q8 weight, so a model's code
+// does not change, XLA computes exactly what a llama.cpp-style integer kernel
+// does, and the CPU runs those products as int8 x int8 sums (cpu/quantized.hpp).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "../graph/graph.hpp"
 #include "../graph/ir.hpp"
+#include "../core/dtype.hpp"
 
 namespace scribe::q8 {
 
@@ -87,6 +98,179 @@ inline node_id dequantize(graph& g, node_id q, node_id scale, const layout& l, d
     const auto scales = ir::broadcast(g, ir::convert(g, scale, dtype::f32), l.q, std::move(axes));
     const auto w = ir::reshape(g, ir::convert(g, ir::binary(g, op::mul, values, scales), t), l.value);
     return ir::transpose(g, w, l.perm);
+}
+
+// The parameters and layout a q8 weight's value node reads: the nodes dequantize
+// made (a reshape of convert(q) * broadcast(convert(scale)), maybe converted,
+// maybe transposed), recognised from their shape.
+struct weight_nodes {
+    node_id q = -1, scale = -1;
+    shape value;                    // [out..., in...]
+    std::vector<std::int64_t> perm;  // the final transpose's, or empty
+    std::size_t outs = 0;           // how many of value's dims are out-dims
+};
+
+inline std::optional<weight_nodes> match(const graph& g, node_id id) {
+    weight_nodes m;
+    const node* n = &g[id];
+    if (n->kind == op::transpose) {
+        m.perm = n->axes;
+        n = &g[n->operands[0]];
+    }
+    if (n->kind != op::reshape) return std::nullopt;
+    m.value = n->dims;
+    n = &g[n->operands[0]];
+    if (n->kind == op::convert) n = &g[n->operands[0]];
+    if (n->kind != op::mul || n->type != dtype::f32) return std::nullopt;
+    const node& values = g[n->operands[0]];
+    const node& scales = g[n->operands[1]];
+    if (values.kind != op::convert || scales.kind != op::broadcast || g[scales.operands[0]].kind != op::convert) return std::nullopt;
+    m.q = values.operands[0];
+    m.scale = g[scales.operands[0]].operands[0];
+    const node& q = g[m.q];
+    const node& s = g[m.scale];
+    const auto r = q.dims.size();
+    if (q.kind != op::parameter || q.type != dtype::s8 || s.kind != op::parameter || s.type != dtype::f16 || r < 3 ||
+        q.dims[r - 1].extent != block || s.dims.size() != r - 1)
+        return std::nullopt;
+    for (std::size_t i = 0; i + 1 < r; ++i)
+        if (s.dims[i].extent != q.dims[i].extent || scales.axes[i] != static_cast<std::int64_t>(i)) return std::nullopt;
+    m.outs = r - 2;
+    if (m.value.size() <= m.outs) return std::nullopt;
+    return m;
+}
+
+// x as a q8 product's input: blocks of 32 consecutive elements over x's dims `k`
+// (flattened in that order), each quantized as quantize_row_q8_0 does and read
+// back: d = max |x| / 127, q = round(x * (1 / d)) half away from zero (0 where d
+// is 0 or 1 / d is infinite), value q * f32(f16(d)). x's other dims and order are kept.
+inline node_id quantize_input(graph& g, node_id x, const std::vector<std::int64_t>& k) {
+    const auto type = g[x].type;
+    const shape dims = g[x].dims;
+    std::vector<std::int64_t> perm;
+    shape lead;
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(dims.size()); ++i)
+        if (std::find(k.begin(), k.end(), i) == k.end()) {
+            perm.push_back(i);
+            lead.push_back(dims[static_cast<std::size_t>(i)]);
+        }
+    std::int64_t extent = 1;
+    for (auto a : k) {
+        perm.push_back(a);
+        extent *= dims[static_cast<std::size_t>(a)].extent;
+    }
+    if (extent % block != 0) return x;
+    const auto moved = ir::transpose(g, ir::convert(g, x, dtype::f32), perm);
+    const shape moved_dims = g[moved].dims;
+    shape scales = lead, blocks = lead;
+    scales.push_back({std::string(blocks_dim), extent / block});
+    blocks = scales;
+    blocks.push_back({std::string(block_dim), block});
+    std::vector<std::int64_t> per_block(scales.size());
+    for (std::size_t i = 0; i < per_block.size(); ++i) per_block[i] = static_cast<std::int64_t>(i);
+    const auto xb = ir::reshape(g, moved, blocks);
+    const auto amax = ir::reduce(g, ir::unary(g, op::abs, xb), {static_cast<std::int64_t>(blocks.size()) - 1}, reducer::max);
+    const auto d = ir::binary(g, op::div, amax, 127.0);
+    const auto zero = ir::full(g, dtype::f32, scales, 0.0);
+    const auto id = ir::select(g, ir::compare(g, comparison::eq, d, zero), zero, ir::binary(g, op::div, 1.0, d));
+    const auto v = ir::binary(g, op::mul, xb, ir::broadcast(g, id, blocks, per_block));
+    // round half away from zero, exactly: |v| = f + r with f = floor |v|, and r >= 1/2 iff floor(2r) = 1
+    const auto a = ir::unary(g, op::abs, v);
+    const auto f = ir::unary(g, op::floor, a);
+    const auto up = ir::unary(g, op::floor, ir::binary(g, op::mul, ir::binary(g, op::sub, a, f), 2.0));
+    // A block whose d is subnormal has an infinite 1 / d: its values become 0, as
+    // ggml's conversion of an infinity to int8 gives on x86 (and gguf's NumPy does).
+    const auto finite = ir::compare(g, comparison::lt, a, ir::full(g, dtype::f32, blocks, std::numeric_limits<double>::infinity()));
+    const auto q = ir::select(g, finite, ir::binary(g, op::mul, ir::unary(g, op::sign, v), ir::binary(g, op::add, f, up)),
+                              ir::full(g, dtype::f32, blocks, 0.0));
+    const auto d16 = ir::convert(g, ir::convert(g, d, dtype::f16), dtype::f32);
+    // q held as int8, as the integer kernels hold it (so a -0 is 0).
+    const auto held = ir::convert(g, ir::convert(g, q, dtype::s8), dtype::f32);
+    const auto back = ir::reshape(g, ir::binary(g, op::mul, held, ir::broadcast(g, d16, blocks, per_block)), moved_dims);
+    std::vector<std::int64_t> inverse(perm.size());
+    for (std::size_t i = 0; i < perm.size(); ++i) inverse[static_cast<std::size_t>(perm[i])] = static_cast<std::int64_t>(i);
+    return ir::convert(g, ir::transpose(g, back, inverse), type);
+}
+
+// The node quantize_input read when `id` is the multiply it ends in (q * d, in
+// blocks [..., q8_blocks, q8_block]): its x in blocks, or nullopt. The CPU runs
+// that multiply as one kernel from x (cpu/quantized.hpp), so every node of the
+// rule is checked here, constants included: what matches computes exactly it.
+inline std::optional<node_id> match_input(const graph& g, node_id id) {
+    const node& m = g[id];
+    const auto r = m.dims.size();
+    if (m.kind != op::mul || m.type != dtype::f32 || r < 2 || m.dims[r - 1].extent != block) return std::nullopt;
+    auto is = [&](node_id n, op k, dtype t = dtype::f32) { return g[n].kind == k && g[n].type == t; };
+    auto constant = [&](node_id n, double v) {  // `full` of v in f32
+        if (is(n, op::broadcast) && g[n].axes.empty()) n = g[n].operands[0];
+        return is(n, op::constant) && g[n].literal.size() == 4 && load_as_double(dtype::f32, g[n].literal.data()) == v;
+    };
+    auto operand = [&](node_id n, std::size_t i) { return g[n].operands.at(i); };
+    auto per_block = [&](node_id n) {  // a broadcast of [..., q8_blocks] over the block
+        if (!is(n, op::broadcast) || g[n].axes.size() != r - 1) return false;
+        for (std::size_t i = 0; i + 1 < r; ++i)
+            if (g[n].axes[i] != static_cast<std::int64_t>(i)) return false;
+        return true;
+    };
+    // q * f32(f16(d)), q held as int8
+    const auto held = operand(id, 0), scale = operand(id, 1);
+    if (!is(held, op::convert) || !is(operand(held, 0), op::convert, dtype::s8) || !per_block(scale)) return std::nullopt;
+    const auto d16 = operand(scale, 0);
+    if (!is(d16, op::convert) || !is(operand(d16, 0), op::convert, dtype::f16)) return std::nullopt;
+    const auto d = operand(operand(d16, 0), 0);  // max |x| / 127
+    if (!is(d, op::div) || !constant(operand(d, 1), 127.0)) return std::nullopt;
+    const auto amax = operand(d, 0);
+    if (!is(amax, op::reduce) || g[amax].reduction != reducer::max || g[amax].axes != std::vector<std::int64_t>{static_cast<std::int64_t>(r) - 1} ||
+        !is(operand(amax, 0), op::abs))
+        return std::nullopt;
+    const auto xb = operand(operand(amax, 0), 0);
+    if (g[xb].type != dtype::f32 || g[xb].dims != m.dims) return std::nullopt;
+    // q = finite ? sign(v) * (f + floor(2 (a - f))) : 0, a = |v|, f = floor(a), v = x * (d == 0 ? 0 : 1 / d)
+    const auto q = operand(operand(held, 0), 0);
+    if (!is(q, op::select) || !constant(operand(q, 2), 0.0)) return std::nullopt;
+    const auto finite = operand(q, 0), rounded = operand(q, 1);
+    if (g[finite].kind != op::compare || g[finite].direction != comparison::lt ||
+        !constant(operand(finite, 1), std::numeric_limits<double>::infinity()))
+        return std::nullopt;
+    const auto a = operand(finite, 0);
+    if (!is(a, op::abs) || !is(rounded, op::mul) || !is(operand(rounded, 0), op::sign) || !is(operand(rounded, 1), op::add)) return std::nullopt;
+    const auto v = operand(a, 0);
+    if (operand(operand(rounded, 0), 0) != v || !is(v, op::mul) || operand(v, 0) != xb || !per_block(operand(v, 1))) return std::nullopt;
+    const auto f = operand(operand(rounded, 1), 0), up = operand(operand(rounded, 1), 1);
+    if (!is(f, op::floor) || operand(f, 0) != a || !is(up, op::floor)) return std::nullopt;
+    const auto twice = operand(up, 0);
+    if (!is(twice, op::mul) || !constant(operand(twice, 1), 2.0) || !is(operand(twice, 0), op::sub) || operand(operand(twice, 0), 0) != a ||
+        operand(operand(twice, 0), 1) != f)
+        return std::nullopt;
+    const auto inv = operand(operand(v, 1), 0);
+    if (!is(inv, op::select) || !constant(operand(inv, 1), 0.0) || !is(operand(inv, 2), op::div) || !constant(operand(operand(inv, 2), 0), 1.0) ||
+        operand(operand(inv, 2), 1) != d)
+        return std::nullopt;
+    const auto zero_d = operand(inv, 0);
+    if (g[zero_d].kind != op::compare || g[zero_d].direction != comparison::eq || operand(zero_d, 0) != d || !constant(operand(zero_d, 1), 0.0))
+        return std::nullopt;
+    return xb;
+}
+
+// The input a dot of x (contracting its dims x_k) with w (over w's dims w_k, in
+// the same order) reads: x quantized as above when w is a q8 weight and the dot
+// contracts all of its in-dims, else x.
+inline node_id input_for_product(graph& g, node_id x, node_id w, const std::vector<std::int64_t>& x_k,
+                                 const std::vector<std::int64_t>& w_k) {
+    if (!is_float(g[x].type) || x_k.size() != w_k.size()) return x;
+    const auto m = match(g, w);
+    if (!m || w_k.size() != m->value.size() - m->outs) return x;
+    // w's dim a is value dim perm[a]; the in-dims are value's last ones, and x's
+    // k dims go in their order.
+    std::vector<std::int64_t> order(w_k.size(), -1);
+    for (std::size_t i = 0; i < w_k.size(); ++i) {
+        const auto a = static_cast<std::size_t>(w_k[i]);
+        const auto at = m->perm.empty() ? static_cast<std::int64_t>(a) : m->perm.at(a);
+        const auto slot = at - static_cast<std::int64_t>(m->outs);
+        if (slot < 0 || slot >= static_cast<std::int64_t>(order.size()) || order[static_cast<std::size_t>(slot)] != -1) return x;
+        order[static_cast<std::size_t>(slot)] = x_k[i];
+    }
+    return quantize_input(g, x, order);
 }
 
 }  // namespace scribe::q8
