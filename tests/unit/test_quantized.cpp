@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -191,6 +192,20 @@ TEST_CASE("q8: a q8 product's input is quantized in the graph as llama.cpp quant
         INFO("row " << r);
         REQUIRE(cpu::simd::q8_input_of(got.data() + r * k, k, qx.data(), dx.data()));
         for (std::int64_t i = 0; i < k; ++i) CHECK(static_cast<float>(qx[static_cast<std::size_t>(i)]) * dx[static_cast<std::size_t>(i / 32)] == got[static_cast<std::size_t>(r * k + i)]);
+    }
+    // Every instruction set's kernel computes those values too, and the same on
+    // rows with a NaN, an infinity, a -0 and values past f16's scales.
+    std::vector<float> rough(w, w + rows * k);
+    rough[3] = std::nanf("");
+    rough[40] = std::numeric_limits<float>::infinity();
+    rough[70] = -0.0f;
+    rough[100] = -1e38f;
+    for (const auto* in : {w, static_cast<const float*>(rough.data())}) {
+        std::vector<float> portable(want.size()), dispatched(want.size());
+        cpu::simd::detail::q8_read_back_portable(in, rows * k / 32, portable.data());
+        cpu::simd::q8_read_back_blocks(in, rows * k / 32, dispatched.data());
+        CHECK(std::memcmp(portable.data(), dispatched.data(), want.size() * 4) == 0);
+        if (in == w) CHECK(std::memcmp(portable.data(), want.data(), want.size() * 4) == 0);
     }
     // Values off the grid, or not finite, are not a q8 input.
     CHECK_FALSE(cpu::simd::q8_input_of(w, k, qx.data(), dx.data()));
