@@ -22,9 +22,7 @@ q8_logits.safetensors: "logits" F32 [12, vocab], every position of IDS below, an
 the next by a margin the script checks, so a rounding cannot flip it).
 Seeded: running the script again writes the same files.
 """
-import json
 import pathlib
-import struct
 import sys
 
 import numpy as np
@@ -37,6 +35,7 @@ from transformers.pytorch_utils import Conv1D
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from make_golden import spread_weights  # noqa: E402  (the spreads the other golden models have)
+from make_quant_golden import write_safetensors  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parents[2] / "tests" / "data" / "quant"
 IDS = [5, 17, 2, 41, 8, 30, 11, 3, 60, 12, 7, 64]
@@ -97,18 +96,6 @@ def quantize_like_llama_cpp(model: torch.nn.Module) -> int:
                 module.register_forward_pre_hook(round_trip_input)
                 hooked += 1
     return hooked
-
-
-def write_safetensors(path, tensors):
-    header, blobs, at = {}, [], 0
-    for name, (dtype, arr) in tensors.items():
-        b = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [at, at + len(b)]}
-        blobs.append(b)
-        at += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    path.write_bytes(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def main():
