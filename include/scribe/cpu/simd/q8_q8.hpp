@@ -50,51 +50,7 @@ inline void q8_read_back_portable(const float* x, std::int64_t n, float* out) {
     }
 }
 
-#ifdef SCRIBE_X86
-#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive inside its own intrinsics; Clang has no -Wmaybe-uninitialized
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-// The same arithmetic, sixteen lanes at a time (a block is two vectors).
-__attribute__((target("avx512f"))) inline __m512 q8_read_back_avx512(__m512 v, float id, float d16) {
-    const __m512 x = _mm512_mul_ps(v, _mm512_set1_ps(id));
-    const __m512 a = _mm512_abs_ps(x);
-    const __m512 f = _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    const __m512 up = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_sub_ps(a, f), _mm512_set1_ps(2.0f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    const __mmask16 finite = _mm512_cmp_ps_mask(a, _mm512_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
-    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0x80000000u)));
-    const __m512 q = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_add_ps(f, up)), sign));
-    // + 0 makes a -0 the 0 an int8 holds; other values are whole numbers and stay.
-    return _mm512_mul_ps(_mm512_maskz_add_ps(finite, q, _mm512_setzero_ps()), _mm512_set1_ps(d16));
-}
-
-__attribute__((target("avx512f"))) inline void q8_read_back_blocks_avx512(const float* x, std::int64_t n, float* out) {
-    for (std::int64_t b = 0; b < n; ++b) {
-        const __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
-        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        if (_mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q)) amax = std::numeric_limits<float>::quiet_NaN();
-        const float d = amax / 127.0f;
-        const float id = d == 0.0f ? 0.0f : 1.0f / d;
-        const float d16 = f16_bits_to_f32(f32_to_f16_bits(d));
-        _mm512_storeu_ps(out + b * 32, q8_read_back_avx512(v0, id, d16));
-        _mm512_storeu_ps(out + b * 32 + 16, q8_read_back_avx512(v1, id, d16));
-    }
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif
 }  // namespace detail
-
-// Blocks [0, n) of 32 values of x quantized and read back as ops/quantize.hpp's
-// quantize_input does (detail::q8_read_back_portable says how).
-inline void q8_read_back_blocks(const float* x, std::int64_t n, float* out) {
-#ifdef SCRIBE_X86
-    if (detail::has_avx512f()) return detail::q8_read_back_blocks_avx512(x, n, out);
-#endif
-    detail::q8_read_back_portable(x, n, out);
-}
 
 // qx[0:k] and dx[0:k/32] from x[0:k] when x is a q8 input: per block, d = the
 // f16 value nearest max |x| / 127, qx = x / d, and every x equal to qx * d in f32
@@ -142,6 +98,32 @@ inline void q8_q8_dots_portable(std::int64_t n, std::int64_t k, const std::int8_
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
+// The same arithmetic, sixteen lanes at a time (a block is two vectors).
+__attribute__((target("avx512f"))) inline __m512 q8_read_back_avx512(__m512 v, float id, float d16) {
+    const __m512 x = _mm512_mul_ps(v, _mm512_set1_ps(id));
+    const __m512 a = _mm512_abs_ps(x);
+    const __m512 f = _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m512 up = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_sub_ps(a, f), _mm512_set1_ps(2.0f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __mmask16 finite = _mm512_cmp_ps_mask(a, _mm512_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
+    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0x80000000u)));
+    const __m512 q = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_add_ps(f, up)), sign));
+    // + 0 makes a -0 the 0 an int8 holds; other values are whole numbers and stay.
+    return _mm512_mul_ps(_mm512_maskz_add_ps(finite, q, _mm512_setzero_ps()), _mm512_set1_ps(d16));
+}
+
+__attribute__((target("avx512f"))) inline void q8_read_back_blocks_avx512(const float* x, std::int64_t n, float* out) {
+    for (std::int64_t b = 0; b < n; ++b) {
+        const __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        if (_mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q)) amax = std::numeric_limits<float>::quiet_NaN();
+        const float d = amax / 127.0f;
+        const float id = d == 0.0f ? 0.0f : 1.0f / d;
+        const float d16 = f16_bits_to_f32(f32_to_f16_bits(d));
+        _mm512_storeu_ps(out + b * 32, q8_read_back_avx512(v0, id, d16));
+        _mm512_storeu_ps(out + b * 32 + 16, q8_read_back_avx512(v1, id, d16));
+    }
+}
+
 // Whether this CPU runs AVX-512 VNNI with BW and VL (asked once).
 inline bool has_avx512_vnni() {
     static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -218,6 +200,15 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) inline void q8_q
 #endif
 
 }  // namespace detail
+
+// Blocks [0, n) of 32 values of x quantized and read back as ops/quantize.hpp's
+// quantize_input does (detail::q8_read_back_portable says how).
+inline void q8_read_back_blocks(const float* x, std::int64_t n, float* out) {
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) return detail::q8_read_back_blocks_avx512(x, n, out);
+#endif
+    detail::q8_read_back_portable(x, n, out);
+}
 
 // Whether q8_q8_dots runs integer SIMD here (AVX-512 VNNI); elsewhere the f32
 // products of simd/q8.hpp are the faster way to the same values.
