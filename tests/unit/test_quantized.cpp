@@ -221,7 +221,7 @@ TEST_CASE("q8: the int8 x int8 block products of every instruction set equal a d
     std::uniform_int_distribution<int> qv(-127, 127);
     std::normal_distribution<float> nv(0.0f, 1.0f);
     for (const std::int64_t n : {1, 5, 17})
-        for (const std::int64_t k : {32, 96, 544, 2080}) {  // odd and even block counts, one stretch of 16 and more
+        for (const std::int64_t k : {32, 96, 256, 544, 800, 2080}) {  // odd and even block counts, whole and partial groups of 8
             std::vector<std::int8_t> q(static_cast<std::size_t>(n * k)), qx(static_cast<std::size_t>(k));
             std::vector<std::uint16_t> s(static_cast<std::size_t>(n * k / 32));
             std::vector<float> dx(static_cast<std::size_t>(k / 32));
