@@ -192,6 +192,11 @@ TEST_CASE("q8: a q8 product's input is quantized in the graph as llama.cpp quant
         INFO("row " << r);
         REQUIRE(cpu::simd::q8_input_of(got.data() + r * k, k, qx.data(), dx.data()));
         for (std::int64_t i = 0; i < k; ++i) CHECK(static_cast<float>(qx[static_cast<std::size_t>(i)]) * dx[static_cast<std::size_t>(i / 32)] == got[static_cast<std::size_t>(r * k + i)]);
+        std::vector<std::int8_t> qx_p(qx.size());
+        std::vector<float> dx_p(dx.size());
+        REQUIRE(cpu::simd::detail::q8_input_of_portable(got.data() + r * k, k, qx_p.data(), dx_p.data()));
+        CHECK(qx_p == qx);
+        CHECK(dx_p == dx);
     }
     // Every instruction set's kernel computes those values too, and the same on
     // rows with a NaN, an infinity, a -0 and values past f16's scales.
@@ -212,8 +217,13 @@ TEST_CASE("q8: a q8 product's input is quantized in the graph as llama.cpp quant
     auto bad = std::vector<float>(got.begin(), got.begin() + k);
     bad[40] = std::nextafter(bad[40], 1e9f);
     CHECK_FALSE(cpu::simd::q8_input_of(bad.data(), k, qx.data(), dx.data()));
+    CHECK_FALSE(cpu::simd::detail::q8_input_of_portable(bad.data(), k, qx.data(), dx.data()));
     bad[40] = std::nanf("");
     CHECK_FALSE(cpu::simd::q8_input_of(bad.data(), k, qx.data(), dx.data()));
+    CHECK_FALSE(cpu::simd::detail::q8_input_of_portable(bad.data(), k, qx.data(), dx.data()));
+    bad[40] = std::numeric_limits<float>::infinity();
+    CHECK_FALSE(cpu::simd::q8_input_of(bad.data(), k, qx.data(), dx.data()));
+    CHECK_FALSE(cpu::simd::detail::q8_input_of_portable(bad.data(), k, qx.data(), dx.data()));
 }
 
 TEST_CASE("q8: the int8 x int8 block products of every instruction set equal a double loop") {

@@ -678,6 +678,16 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
         } else if (N == 1 && sak == 1 && !packed) {  // W . x with W's rows along k
             std::vector<float> x;
             gemv_dots(p, M, K, as_f32_vector(bi, sbk, x), ai, sam, pc);
+        } else if (M <= 4 && !packed && (sbn == 1 || sbk == 1)) {
+            // A few rows against a matrix read once per row, from cache after the first: grouped-query
+            // attention's decode (the group's query heads against one key/value head). Packing the
+            // matrix for the GEMM cost several times the product at these sizes.
+            std::vector<float> x;
+            for (std::int64_t m = 0; m < M; ++m) {
+                const float* xm = as_f32_vector(ai + m * sam, sak, x);
+                if (sbn == 1) gemv_rows(p, N, K, xm, bi, sbk, pc + m * N);
+                else gemv_dots(p, N, K, xm, bi, sbn, pc + m * N);
+            }
         } else if (packed && B == 1) {  // a weight packed when it was bound
             if constexpr (std::is_same_v<T, bfloat16>)
                 if (packed->pairs.rows()) return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->pairs, pc, N);
@@ -721,30 +731,46 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
 struct dot_offsets {
     std::vector<std::int64_t> ab, am, ak, bb, bn, bk;
 };
+namespace detail {
+// The flat offsets of the elements of x along `axes` (the first axis slowest).
+inline std::vector<std::int64_t> axis_offsets(const shape& x, const index& axes) {
+    const auto st = strides_of(x);
+    shape sub;
+    for (auto ax : axes) sub.push_back(x[static_cast<std::size_t>(ax)]);
+    std::vector<std::int64_t> out(static_cast<std::size_t>(element_count(sub)));
+    for_each_index(sub, [&](const index& idx, std::int64_t flat) {
+        std::int64_t o = 0;
+        for (std::size_t k = 0; k < idx.size(); ++k) o += idx[k] * st[static_cast<std::size_t>(axes[k])];
+        out[static_cast<std::size_t>(flat)] = o;
+    });
+    return out;
+}
+// The axes of a rank-`rank` operand that are neither contracted nor batch.
+inline index free_axes(std::size_t rank, const index& contracting, const index& batch) {
+    index out;
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(rank); ++i)
+        if (std::find(contracting.begin(), contracting.end(), i) == contracting.end() &&
+            std::find(batch.begin(), batch.end(), i) == batch.end())
+            out.push_back(i);
+    return out;
+}
+}  // namespace detail
+
 inline dot_offsets dot_layout(const node& n, const shape& a, const shape& b) {
     const auto& d = n.dot;
-    auto free_axes = [](std::size_t rank, const index& c, const index& bt) {
-        index out;
-        for (std::int64_t i = 0; i < static_cast<std::int64_t>(rank); ++i)
-            if (std::find(c.begin(), c.end(), i) == c.end() && std::find(bt.begin(), bt.end(), i) == bt.end())
-                out.push_back(i);
-        return out;
-    };
-    auto offsets = [](const shape& x, const index& axes) {
-        const auto st = strides_of(x);
-        shape sub;
-        for (auto ax : axes) sub.push_back(x[static_cast<std::size_t>(ax)]);
-        std::vector<std::int64_t> out(static_cast<std::size_t>(element_count(sub)));
-        for_each_index(sub, [&](const index& idx, std::int64_t flat) {
-            std::int64_t o = 0;
-            for (std::size_t k = 0; k < idx.size(); ++k) o += idx[k] * st[static_cast<std::size_t>(axes[k])];
-            out[static_cast<std::size_t>(flat)] = o;
-        });
-        return out;
-    };
-    return {offsets(a, d.lhs_batch), offsets(a, free_axes(a.size(), d.lhs_contracting, d.lhs_batch)),
-            offsets(a, d.lhs_contracting), offsets(b, d.rhs_batch),
-            offsets(b, free_axes(b.size(), d.rhs_contracting, d.rhs_batch)), offsets(b, d.rhs_contracting)};
+    using detail::axis_offsets, detail::free_axes;
+    return {axis_offsets(a, d.lhs_batch), axis_offsets(a, free_axes(a.size(), d.lhs_contracting, d.lhs_batch)),
+            axis_offsets(a, d.lhs_contracting), axis_offsets(b, d.rhs_batch),
+            axis_offsets(b, free_axes(b.size(), d.rhs_contracting, d.rhs_batch)), axis_offsets(b, d.rhs_contracting)};
+}
+
+// The left operand's part of dot_layout (ab, am, ak), for products whose right
+// operand is laid out by other means (a q8 weight's rows).
+inline dot_offsets dot_lhs_layout(const node& n, const shape& a) {
+    const auto& d = n.dot;
+    using detail::axis_offsets, detail::free_axes;
+    return {axis_offsets(a, d.lhs_batch), axis_offsets(a, free_axes(a.size(), d.lhs_contracting, d.lhs_batch)),
+            axis_offsets(a, d.lhs_contracting), {}, {}, {}};
 }
 
 // The right operand of a float dot packed for the GEMM, when it is one matrix

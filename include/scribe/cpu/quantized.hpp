@@ -160,9 +160,9 @@ inline std::optional<q8_product> q8_product_of(const graph& g, const node& n) {
 
 // The dot n = x . W^T with W from q and scale; `rhs` is the dot's right operand's shape.
 inline array q8_dot(const node& n, const array& x, const array& q, const array& scale, const shape& rhs, thread_pool* pool) {
-    const auto l = dot_layout(n, x.dims(), rhs);
+    const auto l = kernels::dot_lhs_layout(n, x.dims());  // W's rows are [N, K] (match_q8 checked)
     const auto M = static_cast<std::int64_t>(l.am.size()), K = static_cast<std::int64_t>(l.ak.size()),
-               N = static_cast<std::int64_t>(l.bn.size());
+               N = element_count(rhs) / K;
     auto out = array::uninitialized(dtype::f32, n.dims);
     const auto* xs = reinterpret_cast<const float*>(x.data());
     std::vector<float> rows;

@@ -51,13 +51,9 @@ inline void q8_read_back_portable(const float* x, std::int64_t n, float* out) {
     }
 }
 
-}  // namespace detail
 
-// qx[0:k] and dx[0:k/32] from x[0:k] when x is a q8 input: per block, d = the
-// f16 value nearest max |x| / 127, qx = x / d, and every x equal to qx * d in f32
-// (as the graph made it: the largest element is +-127 d). False otherwise (x is
-// then not on a grid of q8 blocks, or holds a NaN or an infinity).
-inline bool q8_input_of(const float* x, std::int64_t k, std::int8_t* qx, float* dx) {
+// q8_input_of, one element at a time.
+inline bool q8_input_of_portable(const float* x, std::int64_t k, std::int8_t* qx, float* dx) {
     for (std::int64_t b = 0; b < k / 32; ++b) {
         const float* v = x + b * 32;
         float amax = 0.0f;
@@ -74,6 +70,54 @@ inline bool q8_input_of(const float* x, std::int64_t k, std::int8_t* qx, float* 
         dx[b] = d;
     }
     return true;
+}
+
+
+#ifdef SCRIBE_X86
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+// The same, a block (two vectors) at a time: the same d per block (its f16
+// rounding in scalar code), the same rounding (to nearest even) and clamping,
+// and the same test of every element. A NaN anywhere makes the input not one.
+__attribute__((target("avx512f"))) inline bool q8_input_of_avx512(const float* x, std::int64_t k, std::int8_t* qx,
+                                                                                  float* dx) {
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    for (std::int64_t b = 0; b < k / 32; ++b) {
+        const __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
+        if (_mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q)) return false;
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = f16_bits_to_f32(f32_to_f16_bits(amax / 127.0f));
+        if (!std::isfinite(d)) return false;
+        const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f), vd = _mm512_set1_ps(d);
+        const __m512 q0 = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v0, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo), hi);
+        const __m512 q1 = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v1, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo), hi);
+        if ((_mm512_cmp_ps_mask(_mm512_mul_ps(q0, vd), v0, _CMP_EQ_OQ) & _mm512_cmp_ps_mask(_mm512_mul_ps(q1, vd), v1, _CMP_EQ_OQ)) != 0xffff)
+            return false;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(qx + b * 32), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q0)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(qx + b * 32 + 16), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q1)));
+        dx[b] = d;
+    }
+    return true;
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+}  // namespace detail
+
+// qx[0:k] and dx[0:k/32] from x[0:k] when x is a q8 input: per block, d = the
+// f16 value nearest max |x| / 127, qx = x / d, and every x equal to qx * d in f32
+// (as the graph made it: the largest element is +-127 d). False otherwise (x is
+// then not on a grid of q8 blocks, or holds a NaN or an infinity).
+inline bool q8_input_of(const float* x, std::int64_t k, std::int8_t* qx, float* dx) {
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) return detail::q8_input_of_avx512(x, k, qx, dx);
+#endif
+    return detail::q8_input_of_portable(x, k, qx, dx);
 }
 
 namespace detail {
