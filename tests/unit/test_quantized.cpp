@@ -237,8 +237,10 @@ TEST_CASE("q8: the int8 x int8 block products of every instruction set equal a d
             std::vector<float> dx(static_cast<std::size_t>(k / 32));
             for (auto& v : q) v = static_cast<std::int8_t>(qv(rng));
             for (auto& v : qx) v = static_cast<std::int8_t>(qv(rng));
-            qx[0] = -127;  // the extremes of both
+            qx[0] = -127;  // the extremes of both (a weight of -128 only from a file, never from quantize_q8_rows)
             q[0] = 127;
+            qx[1] = -127;
+            q[1] = -128;
             for (auto& v : s) v = f32_to_f16_bits(std::fabs(nv(rng)) * 0.01f);
             for (auto& v : dx) v = std::fabs(nv(rng)) * 0.02f;
             std::vector<float> want(static_cast<std::size_t>(n));
@@ -259,6 +261,7 @@ TEST_CASE("q8: the int8 x int8 block products of every instruction set equal a d
             check("dispatched", cpu::simd::q8_q8_dots);
 #ifdef SCRIBE_X86
             if (cpu::simd::detail::has_avx512_vnni()) check("avx512 vnni", cpu::simd::detail::q8_q8_dots_avx512);
+            if (cpu::simd::detail::has_avx2_fma_f16c()) check("avx2", cpu::simd::detail::q8_q8_dots_avx2);
 #endif
         }
 }

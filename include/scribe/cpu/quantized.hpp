@@ -7,7 +7,7 @@
 // The executor instead recognises (match_q8) a dot whose right operand, or a
 // gather whose table, is such a weight, and runs it from the parameters q and
 // scale (q8_product): one-row products stream 34 bytes per 32 weights
-// (simd/q8.hpp; int8 x int8 sums where the CPU has AVX-512 VNNI and the input is
+// (simd/q8.hpp; int8 x int8 sums where the CPU has AVX-512 VNNI or AVX2 and the input is
 // the graph's q8 input, simd/q8_q8.hpp), larger ones widen 256 rows of W at a time for the GEMM, a gather
 // widens the rows it picks. Anything else reading the weight sees it computed
 // by the nodes, as written.
