@@ -516,11 +516,34 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
 
 }  // namespace
 
+const char* usage = R"(usage: decoder_bench --model DIR [options]
+       decoder_bench --model DIR --profile [--threads 1] [--dtypes f32]
+
+Prefill (128-token prompt) and decode tokens/s of a decoder checkpoint on the CPU,
+against PyTorch and llama.cpp measured in the same run, and against the read
+bandwidth and compute peak measured now; --profile prints where a step's time goes.
+
+options:
+  --model DIR        the checkpoint (a Hugging Face folder; made by --make if missing)
+  --make SCRIPT      bench/ script that makes it (make_gpt2_124m.py, make_llama_124m.py)
+  --python PY        a Python with torch and transformers (.venv-ref): the PyTorch peer
+  --llama-cpp DIR    llama.cpp built by bench/llama_cpp.py: the llama.cpp peer
+  --dir WORK         working folder for the peers' files
+  --json FILE        write the report as JSON
+  --threads LIST     thread counts (default 1,2)
+  --dtypes LIST      f32,f16,bf16,q8 (default all)
+  --steps N          decode steps per run (default 32)
+  --budget S         seconds of repeated runs per cell (default 6: 3 to 15 runs)
+  --phase P          prefill or decode only (for perf)
+  --profile          the executor's per-op profile instead of the benchmark
+)";
+
 int main(int argc, char** argv) try {
     const auto wall0 = std::chrono::steady_clock::now();
     options o;
     for (int i = 1; i < argc; i += 2) {
         const std::string a = argv[i];
+        if (a == "--help" || a == "-h") return std::printf("%s", usage), 0;
         if (a == "--profile") {
             o.profiling = true;
             --i;
@@ -544,7 +567,7 @@ int main(int argc, char** argv) try {
     if (o.thread_list.empty()) o.thread_list = o.profiling ? "1" : "1,2";
     if (o.dtype_list.empty()) o.dtype_list = o.profiling ? "f32" : "f32,f16,bf16,q8";
     if (o.model_dir.empty())
-        throw error("usage: decoder_bench --model DIR [--make SCRIPT] [--python PY] [--dir WORK] [--json FILE] ...");
+        throw error(std::string("--model DIR is required\n") + usage);
     fs::create_directories(o.work);
     const auto make = fs::path(SCRIBE_SOURCE_DIR) / "bench" / o.make;
     if (!o.python.empty() && !fs::exists(o.python)) {
