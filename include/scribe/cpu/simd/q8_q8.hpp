@@ -10,7 +10,8 @@
 // block, d an f16 value); only then do the integer kernels run, so their results
 // are the graph's up to the order of the f32 additions. With AVX-512 VNNI one
 // vpdpbusd multiplies 64 pairs (qw offset to unsigned bytes, the offset taken
-// back exactly in the accumulator; see q8_input_vectors).
+// back exactly in the accumulator; see q8_input_vectors); with AVX2, vpmaddubsw
+// multiplies 32 (see q8_q8_dots_avx2).
 #pragma once
 
 #include <algorithm>
@@ -52,7 +53,6 @@ inline void q8_read_back_portable(const float* x, std::int64_t n, float* out) {
     }
 }
 
-
 // q8_input_of, one element at a time.
 inline bool q8_input_of_portable(const float* x, std::int64_t k, std::int8_t* qx, float* dx) {
     for (std::int64_t b = 0; b < k / 32; ++b) {
@@ -72,8 +72,6 @@ inline bool q8_input_of_portable(const float* x, std::int64_t k, std::int8_t* qx
     }
     return true;
 }
-
-
 
 // y[j] for rows [0, n) of W (q[n][k], scale[n][k / 32] f16 bits) and the input qx, dx.
 inline void q8_q8_dots_portable(std::int64_t n, std::int64_t k, const std::int8_t* qx, const float* dx, const std::int8_t* q,
