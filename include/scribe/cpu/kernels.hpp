@@ -756,14 +756,6 @@ inline index free_axes(std::size_t rank, const index& contracting, const index& 
 }
 }  // namespace detail
 
-inline dot_offsets dot_layout(const node& n, const shape& a, const shape& b) {
-    const auto& d = n.dot;
-    using detail::axis_offsets, detail::free_axes;
-    return {axis_offsets(a, d.lhs_batch), axis_offsets(a, free_axes(a.size(), d.lhs_contracting, d.lhs_batch)),
-            axis_offsets(a, d.lhs_contracting), axis_offsets(b, d.rhs_batch),
-            axis_offsets(b, free_axes(b.size(), d.rhs_contracting, d.rhs_batch)), axis_offsets(b, d.rhs_contracting)};
-}
-
 // The left operand's part of dot_layout (ab, am, ak), for products whose right
 // operand is laid out by other means (a q8 weight's rows).
 inline dot_offsets dot_lhs_layout(const node& n, const shape& a) {
@@ -771,6 +763,16 @@ inline dot_offsets dot_lhs_layout(const node& n, const shape& a) {
     using detail::axis_offsets, detail::free_axes;
     return {axis_offsets(a, d.lhs_batch), axis_offsets(a, free_axes(a.size(), d.lhs_contracting, d.lhs_batch)),
             axis_offsets(a, d.lhs_contracting), {}, {}, {}};
+}
+
+inline dot_offsets dot_layout(const node& n, const shape& a, const shape& b) {
+    const auto& d = n.dot;
+    using detail::axis_offsets, detail::free_axes;
+    auto l = dot_lhs_layout(n, a);
+    l.bb = axis_offsets(b, d.rhs_batch);
+    l.bn = axis_offsets(b, free_axes(b.size(), d.rhs_contracting, d.rhs_batch));
+    l.bk = axis_offsets(b, d.rhs_contracting);
+    return l;
 }
 
 // The right operand of a float dot packed for the GEMM, when it is one matrix

@@ -134,6 +134,10 @@ __attribute__((target("avx512f"))) inline __m512i block_pair_index(int t) {
                             2 * t, 2 * t, 2 * t, 2 * t, 2 * t, 2 * t);
 }
 
+// How far ahead of a row's stream the integer kernels prefetch: enough bytes in
+// flight for one core to read near the memory's limit.
+inline constexpr std::int64_t q8_prefetch_ahead = 4096;
+
 // The input side of q8_q8_dots_avx512, made once per call. vpdpbusd multiplies
 // unsigned bytes by signed ones; a weight byte w read as unsigned after XOR 0x80
 // is w + 128, so sum (w + 128) qx = sum w qx + 128 sum qx, and an accumulator
@@ -182,7 +186,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) inline void
                                                                                                  const std::int8_t* qx, const float* dx,
                                                                                                  const std::int8_t* q,
                                                                                                  const std::uint16_t* scale, float* y) {
-    constexpr std::int64_t ahead = 4096;
     const auto blocks = k / 32, whole = blocks / 8;
     q8_input_vectors in;
     q8_input_vectors_of(k, qx, dx, in);
@@ -196,7 +199,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) inline void
             const auto* w = row + 256 * g;
             const auto* x = in.qx.data() + 256 * g;
             const auto* b = in.bias.data() + 64 * g;
-            for (int line = 0; line < 4; ++line) _mm_prefetch(reinterpret_cast<const char*>(w + ahead + 64 * line), _MM_HINT_T0);
+            for (int line = 0; line < 4; ++line) _mm_prefetch(reinterpret_cast<const char*>(w + q8_prefetch_ahead + 64 * line), _MM_HINT_T0);
             const __m512 s = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sr + 8 * g))),
                                                                   _mm256_load_ps(in.dx.data() + 8 * g)));
             a0 = _mm512_add_ps(a0, q8_q8_vector<true>(w, x, b, s, p0));
@@ -220,11 +223,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) inline void
         y[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
     }
 }
-// The same, a block (two vectors) at a time: the same d per block (its f16
+
+// q8_input_of, a block (two vectors) at a time: the same d per block (its f16
 // rounding in scalar code), the same rounding (to nearest even) and clamping,
 // and the same test of every element. A NaN anywhere makes the input not one.
-__attribute__((target("avx512f"))) inline bool q8_input_of_avx512(const float* x, std::int64_t k, std::int8_t* qx,
-                                                                                  float* dx) {
+__attribute__((target("avx512f"))) inline bool q8_input_of_avx512(const float* x, std::int64_t k, std::int8_t* qx, float* dx) {
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
     for (std::int64_t b = 0; b < k / 32; ++b) {
         const __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
@@ -264,7 +267,7 @@ __attribute__((target("avx2,fma,f16c"))) inline void q8_q8_dots_avx2(std::int64_
             const auto nb = std::min<std::int64_t>(8, blocks - 8 * g);
             const std::uint16_t* s8 = sr + 8 * g;
             if (nb < 8) s8 = static_cast<const std::uint16_t*>(std::memcpy(part, s8, static_cast<std::size_t>(nb) * 2));
-            for (int line = 0; line < 4; ++line) _mm_prefetch(reinterpret_cast<const char*>(row + 256 * g + 4096 + 64 * line), _MM_HINT_T0);
+            for (int line = 0; line < 4; ++line) _mm_prefetch(reinterpret_cast<const char*>(row + 256 * g + q8_prefetch_ahead + 64 * line), _MM_HINT_T0);
             const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s8))), _mm256_load_ps(dxs.data() + 8 * g));
             for (std::int64_t t = 0; t < nb; ++t) {
                 const auto b = 8 * g + t;
