@@ -3,7 +3,7 @@
 // as 2 MPI processes (mpirun), prefill of a 128-token prompt and KV-cached decode,
 // in tokens/s, with the scaling against TP 1.
 //
-//   tp_bench --model DIR [--dtypes f32,f16,bf16] [--runs 7] [--steps 32] [--json FILE] [--python PY]
+//   tp_bench --model DIR [--dtypes f32,f16,bf16,q8] [--runs 7] [--steps 32] [--json FILE] [--python PY]
 //
 // Configurations (all with the same weights and prompt; greedy tokens must agree):
 //   tp1 x1     TP 1 on 1 thread            the per-core baseline
@@ -48,14 +48,19 @@ constexpr std::int64_t prompt_tokens = 128;
 
 struct options {
     fs::path model;
-    std::vector<std::string> dtypes = {"f32", "f16", "bf16"};
+    std::vector<std::string> dtypes = {"f32", "f16", "bf16", "q8"};
     int runs = 7;
     std::int64_t steps = 32;
     std::string json, python;
     std::string worker_out;  // set in the mpirun children: where rank 0 writes its results
 };
 
-dtype parse_dtype(const std::string& s) { return bench::parse_dtype(s, "tp_bench"); }
+// A --dtypes entry as the decoder's load options: f32, f16, bf16, or q8 (8-bit
+// block matrices, f32 activations).
+runtime::load_options load_as(const std::string& s) {
+    if (s == "q8") return {.type = dtype::f32, .weights = models::weight_format::q8};
+    return {.type = bench::parse_dtype(s, "tp_bench")};
+}
 using bench::median;
 
 struct result {
@@ -63,13 +68,17 @@ struct result {
     std::vector<std::int32_t> tokens;
 };
 
-result measure(const options& o, dtype type, unsigned threads, std::int64_t tp, cpu::communicator* comm) {
+result measure(const options& o, const std::string& dtype_name, unsigned threads, std::int64_t tp, cpu::communicator* comm) {
     const auto config = models::gpt2::config::load(o.model / "config.json");
     std::vector<std::int32_t> prompt;  // the same formula as decoder_bench and torch_decoder.py
     for (std::int64_t i = 0; i < prompt_tokens; ++i)
         prompt.push_back(static_cast<std::int32_t>((i * 7919 + 13) % config.vocab_size));
-    runtime::decoder<models::gpt2_family> lm(o.model,
-                                             {.type = type, .threads = threads, .buckets = {prompt_tokens}, .tp = tp, .comm = comm});
+    auto lo = load_as(dtype_name);
+    lo.threads = threads;
+    lo.buckets = {prompt_tokens};
+    lo.tp = tp;
+    lo.comm = comm;
+    runtime::decoder<models::gpt2_family> lm(o.model, lo);
     const runtime::generate_options one{.max_new_tokens = 1, .stop_at_eos = false};
     const runtime::generate_options many{.max_new_tokens = o.steps + 1, .stop_at_eos = false};
     lm.generate({prompt}, one);  // builds the graphs
@@ -130,7 +139,7 @@ int worker([[maybe_unused]] int argc, [[maybe_unused]] char** argv, [[maybe_unus
 #ifdef SCRIBE_WITH_MPI
     parallel::mpi_session mpi(&argc, &argv);
     nlohmann::json j;
-    for (const auto& d : o.dtypes) j[d] = to_json(measure(o, parse_dtype(d), 1, mpi.size(), &mpi.world()));
+    for (const auto& d : o.dtypes) j[d] = to_json(measure(o, d, 1, mpi.size(), &mpi.world()));
     if (mpi.rank() == 0) std::ofstream(o.worker_out) << j.dump() << "\n";
     return 0;
 #else
@@ -158,7 +167,7 @@ int main(int argc, char** argv) try {
             throw error("tp_bench: unknown option " + a);
         }
     }
-    if (o.model.empty()) throw error("usage: tp_bench --model DIR [--dtypes f32,f16,bf16] [--runs 7] [--steps 32] [--json FILE]");
+    if (o.model.empty()) throw error("usage: tp_bench --model DIR [--dtypes f32,f16,bf16,q8] [--runs 7] [--steps 32] [--json FILE]");
     if (!o.worker_out.empty()) return worker(argc, argv, o);
     if (!o.python.empty() && fs::exists(o.python) && !fs::exists(o.model / "model.safetensors")) {
         const auto cmd = o.python + " " + (fs::path(SCRIBE_SOURCE_DIR) / "bench" / "make_gpt2_124m.py").string() + " " +
@@ -176,11 +185,11 @@ int main(int argc, char** argv) try {
                 o.runs);
     nlohmann::json report = {{"model", o.model.string()}, {"runs", o.runs}, {"steps", o.steps}};
     std::map<std::string, std::map<std::string, result>> all;  // dtype -> config -> result
+    for (const auto& d : o.dtypes) (void)load_as(d);  // a bad name fails before anything runs
     for (const auto& d : o.dtypes) {
-        const auto type = parse_dtype(d);
-        all[d]["tp1 x1"] = measure(o, type, 1, 1, nullptr);
-        all[d]["tp1 x2"] = measure(o, type, 2, 1, nullptr);
-        all[d]["tp2 thr"] = measure(o, type, 2, 2, nullptr);
+        all[d]["tp1 x1"] = measure(o, d, 1, 1, nullptr);
+        all[d]["tp1 x2"] = measure(o, d, 2, 1, nullptr);
+        all[d]["tp2 thr"] = measure(o, d, 2, 2, nullptr);
     }
     if (auto mpi = run_mpi(o))
         for (const auto& d : o.dtypes) all[d]["tp2 mpi"] = from_json((*mpi)[d]);

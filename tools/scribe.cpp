@@ -88,7 +88,8 @@ options:
   --dtype T              f32, f16 or bf16: the dtype weights are converted to and the
                          model runs in; q8: the matrices quantized as they load into
                          8-bit blocks of 32 with an f16 scale each (llama.cpp's Q8_0,
-                         about 3.8x smaller than f32), activations in f32 (default f32)
+                         about 3.8x smaller than f32), activations in f32 (default f32,
+                         or q8 for a folder that `scribe shard --dtype q8` wrote)
   --threads N            CPU threads (default: all)
   --buckets A,B,...      prompt lengths the prefill graphs are built for
   --tp N                 tensor-parallel degree: N ranks as threads of this process,
@@ -186,12 +187,17 @@ name, in the dims the model reads it as, e.g. attn.c_attn.weight as
 [hidden, qkv, heads / N, head_dim]; the vocabulary padded with zero rows to a
 multiple of N), with __metadata__ scribe.tp_degree and scribe.rank, plus
 config.json and the tokenizer files. `scribe generate DIR --tp N` then reads each
-rank's file instead of cutting model.safetensors.
+rank's file instead of cutting model.safetensors, with nothing to convert. N may
+be 1: the whole model, converted once (to bf16, or quantized to q8) and saved.
 
 options:
   --tp N                 the tensor-parallel degree (required)
   --out DIR              where to write (required)
-  --dtype T              f32, f16 or bf16: the dtype to store (default f32)
+  --dtype T              f32, f16 or bf16: the dtype to store (default f32); q8: each
+                         matrix quantized as `generate --dtype q8` would (I8 blocks
+                         of 32 under the weight's name, F16 scales under
+                         <weight>.scale, __metadata__ scribe.weights "q8"), the rest
+                         f32; the folder then runs in q8
 )";
 
 // The MPI world when this process was started by mpirun (and the program was
@@ -281,9 +287,6 @@ int generate(const args& a, launcher& run) {
     go.stop_at_eos = !a.flag("no-stop");
     go.sample.check();
     runtime::load_options lo;
-    const auto md = parse_model_dtype(a.value("dtype").value_or("f32"));
-    lo.type = md.type;
-    lo.weights = md.weights;
     lo.threads = static_cast<unsigned>(a.integer("threads", 0, 0, max_threads));
     if (auto b = a.value("buckets")) lo.buckets = parse_list(*b, "--buckets");
     lo.check_finite = a.flag("check-finite");
@@ -308,6 +311,9 @@ int generate(const args& a, launcher& run) {
         throw error("--tp " + std::to_string(lo.tp) + " under mpirun -np " + std::to_string(comm->size()) +
                     ": give --tp " + std::to_string(comm->size()) + " (one rank per process)");
     lo.comm = comm;
+    const auto md = parse_model_dtype(a.value("dtype").value_or(runtime::presharded_q8(a.model, lo.tp) ? "q8" : "f32"));
+    lo.type = md.type;
+    lo.weights = md.weights;
     if (a.value("collective-timeout"))
         lo.collective_timeout = std::chrono::milliseconds(std::llround(1000 * a.number("collective-timeout", 0, 0.001, 86400)));
     if (auto m = a.value("memory-budget")) lo.memory_budget = parse_size(*m);
@@ -329,7 +335,7 @@ int generate(const args& a, launcher& run) {
         std::fprintf(stderr, "%s: %s of weights in %s%s, loaded in %.2f s\n", a.model.string().c_str(), mib(lm.weight_bytes()).c_str(),
                      lm.weight_format() == models::weight_format::q8 ? "q8 (matrices in 8-bit blocks, the rest f32)"
                                                                      : std::string(name(lm.type())).c_str(),
-                     lm.tp() == 1 ? ""
+                     lm.tp() == 1 ? (lm.presharded() ? ", pre-sharded for one rank" : "")
                      : (", tensor parallel over " + std::to_string(lm.tp()) + (comm ? " processes (MPI)" : " threads") +
                         (lm.presharded() ? ", pre-sharded" : "") + (comm ? ": rank 0's part" : ": all ranks"))
                            .c_str(),
@@ -474,7 +480,7 @@ shape_of_run parse_run(const args& a, const typename family::config& c) {
     s.batch = a.integer("batch", 1, 1, runtime::max_batch);
     s.capacity = a.integer("capacity", c.n_positions, 1, c.n_positions);
     s.type_given = a.value("dtype").has_value();
-    const auto md = parse_model_dtype(a.value("dtype").value_or("f32"));
+    const auto md = parse_model_dtype(a.value("dtype").value_or(runtime::presharded_q8(a.model, s.tp) ? "q8" : "f32"));
     s.type = md.type;
     s.weights = md.weights;
     s.ranks.resize(static_cast<std::size_t>(s.tp));
@@ -684,10 +690,8 @@ int shard(const args& a) {
     std::error_code ec;
     if (fs::exists(out, ec) && fs::equivalent(out, a.model, ec)) throw error("--out must be another folder than the model's");
     make_out_folder(out);
-    if (a.value("dtype") == "q8")
-        throw error("scribe shard writes float weights: --dtype takes f32, f16 or bf16 (q8 weights are quantized as a model loads: "
-                    "`scribe generate DIR --dtype q8` runs the sharded folder in q8)");
-    runtime::decoder<family> lm(a.model, {.type = parse_dtype(a.value("dtype").value_or("f32")), .threads = 1, .tp = tp});
+    const auto md = parse_model_dtype(a.value("dtype").value_or("f32"));
+    runtime::decoder<family> lm(a.model, {.type = md.type, .weights = md.weights, .threads = 1, .tp = tp});
     lm.save_sharded(out);
     for (const auto& f : fs::directory_iterator(a.model)) {
         const auto n = f.path().filename().string();

@@ -60,6 +60,41 @@ got=$(mpirun -np 2 "$scribe" generate "$work/sharded" --prompt "$p" --greedy --n
 [ "$got" = "$want" ] || fail "pre-sharded (MPI): got '$got', want '$want'"
 echo "ok: scribe shard --tp 2 writes rank files; generate reads them back (threads and MPI) with the same text"
 
+# Pre-sharded in q8 (Mistral-tiny: q/k/v, gate and up are whole blocks; o_proj and
+# down stay f32): written at TP 1 and 2, run without --dtype (the folder says q8),
+# the same text as quantizing at load, as threads and as MPI ranks.
+p=$(prompt mistral-tiny)
+for tp in 1 2; do
+  want=$("$scribe" generate "$data/mistral-tiny" --dtype q8 --tp $tp --prompt "$p" --greedy --no-stop --max-new-tokens 12 --quiet)
+  "$scribe" shard "$data/mistral-tiny" --tp $tp --dtype q8 --out "$work/q8-tp$tp" >/dev/null
+  got=$("$scribe" generate "$work/q8-tp$tp" --tp $tp --prompt "$p" --greedy --no-stop --max-new-tokens 12 2>"$work/err")
+  [ "$got" = "$want" ] || fail "q8 pre-sharded at TP $tp: got '$got', want '$want'"
+  grep -q "of weights in q8" "$work/err" || fail "q8 pre-sharded folder did not run in q8: $(cat "$work/err")"
+done
+got=$(mpirun -np 2 "$scribe" generate "$work/q8-tp2" --prompt "$p" --greedy --no-stop --max-new-tokens 12 2>"$work/err") \
+  || fail "q8 pre-sharded under mpirun: $(cat "$work/err")"
+[ "$got" = "$want" ] || fail "q8 pre-sharded (MPI): got '$got', want '$want'"
+python3 - "$work/q8-tp2" <<'PY' || fail "q8 rank files"
+import json, struct, sys
+for r in (0, 1):
+    with open(f"{sys.argv[1]}/model.tp2-rank{r}.safetensors", "rb") as f:
+        h = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    assert h["__metadata__"]["scribe.weights"] == "q8", h["__metadata__"]
+    # q_proj [heads 4 -> 2, head_dim 12] x hidden 32: one block of 32 per row
+    q, s = h["layers.0.self_attn.q_proj.weight"], h["layers.0.self_attn.q_proj.weight.scale"]
+    assert q["dtype"] == "I8" and q["shape"] == [2, 12, 1, 32], q
+    assert s["dtype"] == "F16" and s["shape"] == [2, 12, 1], s
+    assert h["layers.0.self_attn.o_proj.weight"]["dtype"] == "F32"
+    # every tensor starts aligned to its element size
+    size = {"F32": 4, "F16": 2, "I8": 1}
+    assert all(v["data_offsets"][0] % size[v["dtype"]] == 0 for k, v in h.items() if k != "__metadata__")
+PY
+"$scribe" inspect "$work/q8-tp1" >"$work/inspect-q8.txt"
+grep -Eq "^layers.0.self_attn.q_proj.weight +q8 +\[48, 32\] +1632$" "$work/inspect-q8.txt" || fail "inspect of a q8 folder: $(grep q_proj "$work/inspect-q8.txt" | head -1)"
+expect_error "holds q8 weights (written by \`scribe shard --dtype q8\`), so it runs in q8 only: give --dtype q8" \
+  generate "$work/q8-tp1" --dtype bf16 --prompt "$p"
+echo "ok: scribe shard --dtype q8 writes I8 blocks and F16 scales; they run (TP 1, 2; threads, MPI) as quantizing at load does"
+
 # inspect: valid degrees and per-rank bytes, checked against sizes computed here
 # from the checkpoint's header (split tensors divided, wte's rows padded).
 out=$("$scribe" inspect "$data/gpt2-tiny-a" --batch 2 --capacity 64 --tp 2 --memory-budget 120K)

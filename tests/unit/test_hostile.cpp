@@ -9,7 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -222,4 +224,76 @@ TEST_CASE("hostile: tokens past vocab_limit are never chosen") {
                                             .vocab_limit = 7});
     for (auto t : out.tokens[0]) CHECK(t < 7);
     CHECK_THROWS_WITH(lm.generate({{1}}, {.max_new_tokens = 2, .vocab_limit = 1 << 20}), Contains("vocab_limit 1048576 must be between 0"));
+}
+
+TEST_CASE("hostile: a q8 rank file with a bad block scale, a missing or misshapen part, or an unknown format is refused, named") {
+    const auto src = scribe_test::data / "quant" / "gpt2-q8";
+    const auto dir = scratch("q8_shard");
+    {
+        runtime::decoder<models::gpt2_family> lm(src, {.weights = models::weight_format::q8, .threads = 1, .tp = 2});
+        lm.save_sharded(dir);
+    }
+    fs::copy_file(src / "config.json", dir / "config.json");
+    const auto good = fs::path(dir.string() + ".good");
+    fs::remove_all(good);
+    fs::copy(dir, good, fs::copy_options::recursive);
+    // Rewrites rank r's file: `spoil(name, type, shape, bytes)` may change a tensor
+    // (false drops it); `meta` replaces the metadata.
+    using spoil_fn = std::function<bool(const std::string&, dtype&, std::vector<std::int64_t>&, std::vector<unsigned char>&)>;
+    auto rewrite = [&](int r, const spoil_fn& spoil, std::map<std::string, std::string> meta) {
+        fs::remove_all(dir);
+        fs::copy(good, dir, fs::copy_options::recursive);
+        struct kept {
+            std::string name;
+            dtype type;
+            std::vector<std::int64_t> shape;
+            std::vector<unsigned char> bytes;
+        };
+        std::vector<kept> keep;
+        {
+            const io::safetensors f(runtime::rank_file(good, 2, r));
+            if (meta.empty()) meta = f.metadata();
+            for (const auto& e : f.tensors()) {
+                const auto b = f.bytes(e.name);
+                kept t{e.name, e.type, e.shape, {b.begin(), b.end()}};
+                if (spoil(t.name, t.type, t.shape, t.bytes)) keep.push_back(std::move(t));
+            }
+        }
+        std::vector<io::tensor_to_write> all;
+        for (const auto& t : keep) all.push_back({t.name, t.type, t.shape, {t.bytes.data(), t.bytes.size()}});
+        io::write_safetensors(runtime::rank_file(dir, 2, r), all, meta);
+    };
+    auto load = [&]() -> std::string {
+        try {
+            runtime::decoder<models::gpt2_family> lm(dir, {.weights = models::weight_format::q8, .threads = 1, .tp = 2});
+        } catch (const scribe::error& e) {
+            return e.what();
+        }
+        return "(loaded)";
+    };
+    const std::string w = "h.0.mlp.c_fc.weight";
+    auto none = [](const std::string&, dtype&, std::vector<std::int64_t>&, std::vector<unsigned char>&) { return true; };
+    rewrite(1, none, {});
+    CHECK(load() == "(loaded)");
+    // A NaN block scale (f16 0x7e00) in rank 1's part.
+    rewrite(1, [&](const std::string& n, dtype&, std::vector<std::int64_t>&, std::vector<unsigned char>& b) {
+        if (n == q8::scale_name(w)) b[6] = 0x00, b[7] = 0x7e;
+        return true;
+    }, {});
+    CHECK_THAT(load(), Contains("model.tp2-rank1.safetensors: tensor `h.0.mlp.c_fc.weight.scale` holds a NaN or an infinity (block 3)"));
+    // The scales missing.
+    rewrite(0, [&](const std::string& n, dtype&, std::vector<std::int64_t>&, std::vector<unsigned char>&) { return n != q8::scale_name(w); }, {});
+    CHECK_THAT(load(), Contains("model.tp2-rank0.safetensors: tensor `h.0.mlp.c_fc.weight.scale` is missing (rank 0 of a GPT-2 with 2 layers, in q8, needs it)"));
+    // q stored as U8 instead of I8.
+    rewrite(0, [&](const std::string& n, dtype& t, std::vector<std::int64_t>&, std::vector<unsigned char>&) {
+        if (n == w) t = dtype::u8;
+        return true;
+    }, {});
+    CHECK_THAT(load(), Contains("tensor `h.0.mlp.c_fc.weight` is u8[") && Contains("rank 0's part in q8 needs s8["));
+    // An unknown weight format, and rank files that disagree.
+    rewrite(0, none, {{"scribe.tp_degree", "2"}, {"scribe.rank", "0"}, {"scribe.weights", "q4"}});
+    CHECK_THAT(load(), Contains("__metadata__ says scribe.weights \"q4\"; Scribe knows \"q8\""));
+    rewrite(1, none, {{"scribe.tp_degree", "2"}, {"scribe.rank", "1"}});
+    CHECK_THAT(load(), Contains("model.tp2-rank1.safetensors: float weights, but rank 0's file holds q8 ones"));
+    fs::remove_all(good);
 }

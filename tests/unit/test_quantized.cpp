@@ -18,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <scribe/cpu/executor.hpp>
 #include <scribe/cpu/quantized.hpp>
 #include <scribe/io/safetensors.hpp>
@@ -423,4 +425,64 @@ TEST_CASE("q8: the demo model's perplexity on held-out text is within 1% of f32'
     INFO("perplexity: f32 " << f32 << ", q8 " << q8);
     CHECK(f32 < 150);  // the model knows the style (a uniform guess over its 4000 tokens: 4000)
     CHECK(std::fabs(q8 / f32 - 1) < 0.01);
+}
+
+namespace {
+
+// A q8 model saved pre-sharded (`scribe shard --dtype q8`) and read back at the
+// same degree: the same logits as quantizing at load, nothing converted.
+template <class F>
+void check_q8_presharded(const std::string& name, std::int64_t tp) {
+    INFO(name << ", tp " << tp);
+    const auto src = data / "quant" / name;
+    const auto dir = fs::temp_directory_path() / ("scribe_test_q8_shard_" + std::to_string(::getpid())) / (name + std::to_string(tp));
+    fs::remove_all(dir);
+    const std::vector<std::int32_t> ids{5, 17, 2, 41, 8, 30, 11, 3};
+    std::vector<std::vector<float>> want;
+    std::size_t bytes = 0;
+    {
+        runtime::decoder<F> lm(src, {.type = dtype::f32, .weights = models::weight_format::q8, .threads = 1, .tp = tp});
+        lm.save_sharded(dir);
+        want = lm.prompt_logits(ids);
+        bytes = lm.weight_bytes();
+    }
+    fs::copy_file(src / "config.json", dir / "config.json");
+    // The rank files: I8 blocks and their F16 scales under <weight>.scale, marked q8.
+    std::size_t q8_weights = 0, float_weights = 0;
+    for (std::int64_t r = 0; r < tp; ++r) {
+        const io::safetensors f(runtime::rank_file(dir, tp, r));
+        CHECK(f.metadata().at("scribe.weights") == "q8");
+        for (const auto& e : f.tensors()) {
+            if (e.name.ends_with(".scale")) {
+                CHECK(e.type == dtype::f16);
+                CHECK(f.entry(e.name.substr(0, e.name.size() - 6)).type == dtype::s8);
+            } else if (e.type == dtype::s8) {
+                CHECK(f.contains(q8::scale_name(e.name)));
+                ++q8_weights;
+            } else {
+                CHECK(e.type == dtype::f32);
+                ++float_weights;
+            }
+        }
+    }
+    CHECK(q8_weights > 0);
+    CHECK(float_weights > 0);
+    runtime::decoder<F> pre(dir, {.type = dtype::f32, .weights = models::weight_format::q8, .threads = 1, .tp = tp});
+    CHECK(pre.presharded());
+    CHECK(pre.converted_bytes() == 0);
+    CHECK(pre.weight_bytes() == bytes);
+    CHECK(pre.prompt_logits(ids) == want);
+    CHECK(runtime::presharded_q8(dir, tp));
+    CHECK_FALSE(runtime::presharded_q8(src, tp));
+    // A q8 folder runs in q8 only.
+    CHECK_THROWS_WITH((runtime::decoder<F>(dir, {.type = dtype::bf16, .threads = 1, .tp = tp})),
+                      Catch::Contains("holds q8 weights (written by `scribe shard --dtype q8`)") && Catch::Contains("give --dtype q8"));
+    fs::remove_all(dir.parent_path());
+}
+
+}  // namespace
+
+TEST_CASE("q8: a model saved pre-sharded in q8 loads its blocks as saved and computes what quantizing at load does") {
+    for (const std::int64_t tp : {1, 2, 4}) check_q8_presharded<models::gpt2_family>("gpt2-q8", tp);  // TP 4: parts of c_proj read back as f32
+    for (const std::int64_t tp : {1, 2}) check_q8_presharded<models::llama_family>("llama-q8", tp);
 }

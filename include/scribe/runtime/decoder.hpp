@@ -20,9 +20,12 @@
 // that save_sharded() wrote: model.tp<N>-rank<R>.safetensors, one file per rank,
 // each holding that rank's part of every weight under its Hugging Face name and
 // in the dims the model reads it as (c_attn as [hidden, qkv, heads / N, head_dim]),
-// with __metadata__ scribe.tp_degree and scribe.rank.
+// with __metadata__ scribe.tp_degree and scribe.rank; a q8 model's files hold its
+// matrices already quantized (scribe.weights "q8"; runtime/weight_files.hpp), and
+// load borrowing them from the mapping, with nothing to convert.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -188,22 +191,32 @@ public:
     }
 
     // Writes this process's ranks' weights as a pre-sharded folder's rank files
-    // (see the top of this file); the caller copies config.json and the tokenizer.
+    // (see the top of this file), as they are held: in the model's dtype, or q8
+    // (each matrix's q and scales, the rest f32). The caller copies config.json
+    // and the tokenizer.
     void save_sharded(const std::filesystem::path& out) const {
-        if (opt_.weights != models::weight_format::plain)
-            throw error("shard: a pre-sharded folder holds float weights (f32, f16 or bf16); q8 weights are quantized when they load");
+        const bool q8 = opt_.weights == models::weight_format::q8;
         std::filesystem::create_directories(out);
         for (const auto& r : ranks_) {
             std::vector<io::tensor_to_write> tensors;
-            for (const auto& s : Family::weights(config_, opt_.tp)) {
-                const auto& a = r.weights.at(s.name);
+            auto add = [&](const std::string& name) {
+                const auto& a = r.weights.at(name);
                 std::vector<std::int64_t> extents;
                 for (const auto& d : a.dims()) extents.push_back(d.extent);
-                tensors.push_back({s.name, a.type(), extents, {a.data(), a.bytes()}});
+                tensors.push_back({name, a.type(), extents, {a.data(), a.bytes()}});
+            };
+            for (const auto& s : Family::weights(config_, opt_.tp)) {
+                add(s.name);
+                if (q8 && r.weights.contains(q8::scale_name(s.name))) add(q8::scale_name(s.name));
             }
-            io::write_safetensors(rank_file(out, opt_.tp, r.rank), tensors,
-                                  {{"format", "pt"}, {"scribe.tp_degree", std::to_string(opt_.tp)},
-                                   {"scribe.rank", std::to_string(r.rank)}});
+            // Wider elements first, so each tensor starts aligned to its own (the
+            // data section starts at a multiple of 8; safetensors leaves no gaps).
+            std::stable_sort(tensors.begin(), tensors.end(),
+                             [](const auto& a, const auto& b) { return info(a.type).bytes > info(b.type).bytes; });
+            std::map<std::string, std::string> meta{{"format", "pt"}, {"scribe.tp_degree", std::to_string(opt_.tp)},
+                                                    {"scribe.rank", std::to_string(r.rank)}};
+            if (q8) meta[detail::weights_key] = "q8";
+            io::write_safetensors(rank_file(out, opt_.tp, r.rank), tensors, meta);
         }
     }
 
@@ -433,6 +446,10 @@ private:
         files_.emplace(dir_, config_, opt_.tp, ranks);
         const auto& files = *files_;
         presharded_ = files.presharded();
+        if (files.holds_q8() && opt_.weights != models::weight_format::q8)
+            throw error(dir_.string() + ": the folder holds q8 weights (written by `scribe shard --dtype q8`), so it runs in q8 only: " +
+                        "give --dtype q8 (load_options::weights = q8), or shard the float checkpoint again for " +
+                        std::string(name(opt_.type)));
         check_budget(0, 0);
         for (std::size_t k = 0; k < ranks_.size(); ++k) {
             auto arrays = files.arrays(k, opt_.type, opt_.progress, [&](std::size_t i, cpu::array a, cpu::named_arrays& out) {
@@ -444,7 +461,7 @@ private:
                 // read back as f32 (blocks quantized across the whole rows).
                 const auto whole = opt_.weights == models::weight_format::q8 ? q8::plan(spec.dims, spec.in) : std::nullopt;
                 const auto layout = whole ? q8::plan(a.dims(), spec.in) : std::nullopt;
-                if (whole && !layout) {
+                if (whole && !layout && !files.holds_q8()) {  // (a q8 folder stores the part read back)
                     const auto read_back = cpu::round_trip_q8(files.whole_array(k, i, dtype::f32), *whole, what);
                     const auto part = parallel::shard(read_back, spec.split, opt_.tp, ranks_[k].rank);  // may borrow read_back
                     a = cpu::array::uninitialized(dtype::f32, part.dims());

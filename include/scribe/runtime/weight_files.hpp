@@ -4,28 +4,37 @@
 //
 // A folder holds either the whole checkpoint (model.safetensors, or the shards of
 // model.safetensors.index.json), from which each rank's part is cut, or, written
-// by `scribe shard`, one file per rank: model.tp<N>-rank<R>.safetensors, holding
-// that rank's part of every weight under its Hugging Face name, in the dims the
-// model reads it as, with __metadata__ scribe.tp_degree and scribe.rank.
+// by `scribe shard`, one file per rank: model.tp<N>-rank<R>.safetensors (N >= 1),
+// holding that rank's part of every weight under its Hugging Face name, in the
+// dims the model reads it as, with __metadata__ scribe.tp_degree and scribe.rank.
+// Written by `scribe shard --dtype q8`, the files say scribe.weights "q8", and each
+// matrix the model holds in 8-bit blocks is stored as the q8 loader would make
+// it: q (I8, [out..., q8_blocks, q8_block]) under the weight's name and its f16
+// block scales under q8::scale_name(name) (ops/quantize.hpp); the rest is F32.
 //
 // Checked here, each error naming the file and the tensor: the config's layer
 // count against the tensors there are (a config claiming 10^9 layers is refused
 // before a list of them is made), every weight present, of the stored shape the
-// config implies (or the rank's part of it) and a float dtype, no tensor the model
-// does not read, a pre-sharded folder complete and run at its own degree.
+// config implies (or the rank's part of it) and a float dtype (or a q8 weight's
+// I8 blocks and finite F16 scales), no tensor the model does not read, a
+// pre-sharded folder complete and run at its own degree.
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "../cpu/array.hpp"
 #include "../io/safetensors.hpp"
 #include "../models/common.hpp"
+#include "../ops/quantize.hpp"
 #include "../parallel/weights.hpp"
 
 namespace scribe::runtime {
@@ -66,7 +75,22 @@ inline std::vector<std::int64_t> presharded_degrees(const std::filesystem::path&
     return out;
 }
 
+// scribe.weights in a rank file's __metadata__: "q8" when its matrices are stored
+// in 8-bit blocks (absent: float weights).
+inline constexpr const char* weights_key = "scribe.weights";
+
 }  // namespace detail
+
+// Whether `dir` is pre-sharded for `degree` ranks with q8 weights (rank 0's file
+// says so): the format such a folder runs in unless another is asked for.
+inline bool presharded_q8(const std::filesystem::path& dir, std::int64_t degree) {
+    std::error_code ec;
+    const auto path = rank_file(dir, degree, 0);
+    if (!std::filesystem::exists(path, ec)) return false;
+    const io::safetensors f(path);
+    const auto it = f.metadata().find(detail::weights_key);
+    return it != f.metadata().end() && it->second == "q8";
+}
 
 template <class Family>
 class weight_files {
@@ -77,6 +101,7 @@ public:
     struct source {
         const io::safetensors* file;
         std::string name;
+        std::string scale;  // a pre-sharded q8 weight's scales (q under `name`); else empty
     };
 
     // Checks the folder's weights for the `ranks` (of `degree`) this process runs.
@@ -86,7 +111,7 @@ public:
         const bool whole = std::filesystem::exists(dir / "model.safetensors", ec) ||
                            std::filesystem::is_symlink(dir / "model.safetensors", ec) ||
                            std::filesystem::exists(dir / "model.safetensors.index.json", ec);
-        presharded_ = degree > 1 && std::filesystem::exists(rank_file(dir, degree, ranks.front()), ec);
+        presharded_ = std::filesystem::exists(rank_file(dir, degree, ranks.front()), ec);
         if (!whole && !presharded_) refuse_missing(degree);
         if (presharded_) {
             for (const auto r : ranks) {
@@ -116,6 +141,10 @@ public:
     weight_files& operator=(const weight_files&) = delete;
 
     bool presharded() const { return presharded_; }
+    // Whether the folder's rank files hold q8 weights (`scribe shard --dtype q8`).
+    bool holds_q8() const { return q8_; }
+    // Whether weight i of local rank k is stored as q8 (q and scales).
+    bool stored_q8(std::size_t k, std::size_t i) const { return !found_[k][i].scale.empty(); }
     const std::vector<models::weight_spec>& specs() const { return specs_; }
     // Where weight i of local rank k is.
     const source& at(std::size_t k, std::size_t i) const { return found_[k][i]; }
@@ -127,6 +156,9 @@ public:
     cpu::array array(std::size_t k, std::size_t i, dtype type) const {
         const auto& s = specs_[i];
         const auto& src = found_[k][i];
+        if (!src.scale.empty())
+            throw error(src.file->path().string() + ": tensor `" + src.name + "` holds 8-bit blocks (q8), not float values; " +
+                        "run the folder with --dtype q8");
         const auto stored = stored_type(k, i);
         const auto bytes = src.file->bytes(src.name);
         auto part = presharded_ ? cpu::array::borrow(stored, parallel::shard_shape(s.dims, s.split, degree_), bytes.data(), bytes.size())
@@ -146,7 +178,16 @@ public:
         return in_type(cpu::array::borrow(stored_type(k, i), s.dims, bytes.data(), bytes.size()), type);
     }
 
-    // Every weight of local rank k by name, in the family's order, in `type`.
+    // Weight i of local rank k stored as q8: {q, scale}, borrowed from the file.
+    std::pair<cpu::array, cpu::array> q8_arrays(std::size_t k, std::size_t i) const {
+        const auto& src = found_[k][i];
+        const auto l = *q8_layout(i);
+        const auto q = src.file->bytes(src.name), scale = src.file->bytes(src.scale);
+        return {cpu::array::borrow(dtype::s8, l.q, q.data(), q.size()), cpu::array::borrow(dtype::f16, l.scale, scale.data(), scale.size())};
+    }
+
+    // Every weight of local rank k by name, in the family's order, in `type`
+    // (a pre-sharded q8 weight as its q and scales, borrowed, as stored).
     // `progress(done, total)` is told the bytes read so far of bytes_to_read().
     // `put(i, array, out)`, when given, adds weight i to out in its stead (as
     // one array or several: a q8 weight's q and scale), one weight at a time.
@@ -156,10 +197,17 @@ public:
         cpu::named_arrays out;
         const auto total = progress ? bytes_to_read() : 0;
         for (std::size_t i = 0; i < specs_.size(); ++i) {
-            if (put) put(i, array(k, i, type), out);
-            else out.emplace_back(specs_[i].name, array(k, i, type));
+            if (stored_q8(k, i)) {
+                auto [q, scale] = q8_arrays(k, i);
+                out.emplace_back(specs_[i].name, std::move(q));
+                out.emplace_back(q8::scale_name(specs_[i].name), std::move(scale));
+            } else if (put) {
+                put(i, array(k, i, type), out);
+            } else {
+                out.emplace_back(specs_[i].name, array(k, i, type));
+            }
             if (!progress) continue;
-            progress_ += found_[k][i].file->bytes(found_[k][i].name).size() / (presharded_ ? 1 : static_cast<std::size_t>(degree_));
+            progress_ += bytes_of(found_[k][i]) / (presharded_ ? 1 : static_cast<std::size_t>(degree_));
             progress(std::min(progress_, total), total);
         }
         return out;
@@ -170,13 +218,24 @@ public:
         std::size_t total = 0;
         for (std::size_t k = 0; k < found_.size(); ++k)
             for (const auto& s : found_[k]) {
-                const auto n = s.file->bytes(s.name).size();
+                const auto n = bytes_of(s);
                 total += presharded_ ? n : n / static_cast<std::size_t>(degree_);
             }
         return total;
     }
 
 private:
+    static std::size_t bytes_of(const source& s) { return s.file->bytes(s.name).size() + (s.scale.empty() ? 0 : s.file->bytes(s.scale).size()); }
+
+    // The q8 layout of weight i's rank part when a q8 folder stores it in 8-bit
+    // blocks: as the q8 loader decides (runtime/decoder.hpp), on the whole weight
+    // and on the part; else nullopt.
+    std::optional<q8::layout> q8_layout(std::size_t i) const {
+        const auto& s = specs_[i];
+        if (!q8_ || !q8::plan(s.dims, s.in)) return std::nullopt;
+        return q8::plan(parallel::shard_shape(s.dims, s.split, degree_), s.in);
+    }
+
     // a itself when it is in `type`, else a new array converted once.
     static cpu::array in_type(cpu::array a, dtype type) {
         if (a.type() == type) return a;
@@ -220,7 +279,7 @@ private:
             if (!n)
                 throw error((dir_ / "model.safetensors").string() + ": tensor `" + s.name + "` is missing (" + article() + Family::name +
                             " with " + std::to_string(c.n_layer) + " layers needs it)");
-            names.push_back({&ck.shard_of(*n), *n});
+            names.push_back({&ck.shard_of(*n), *n, {}});
         }
         check_extra(ck.names(), names, [&](const std::string& n) { return ck.shard_of(n).path().string(); });
         found_.push_back(std::move(names));
@@ -235,16 +294,30 @@ private:
         if (meta("scribe.tp_degree") != std::to_string(degree_) || meta("scribe.rank") != std::to_string(r))
             throw error(path + ": __metadata__ says tp_degree " + meta("scribe.tp_degree") + ", rank " + meta("scribe.rank") +
                         "; this is rank " + std::to_string(r) + " of " + std::to_string(degree_));
+        const auto format = meta(detail::weights_key);
+        if (format != "(none)" && format != "q8")
+            throw error(path + ": __metadata__ says " + detail::weights_key + " \"" + format + "\"; Scribe knows \"q8\" (or none: float weights)");
+        if (found_.empty()) q8_ = format == "q8";
+        else if (q8_ != (format == "q8"))
+            throw error(path + ": " + (q8_ ? "float weights, but rank " + std::to_string(ranks_.front()) + "'s file holds q8 ones"
+                                           : "q8 weights, but rank " + std::to_string(ranks_.front()) + "'s file holds float ones") +
+                        "; the rank files do not belong together: run `scribe shard` again");
         std::vector<source> names;
-        for (const auto& s : specs_) {
-            if (!f.contains(s.name))
-                throw error(path + ": tensor `" + s.name + "` is missing (rank " + std::to_string(r) + " of " + article() + Family::name +
-                            " with " + std::to_string(c.n_layer) + " layers needs it)");
-            names.push_back({&f, s.name});
+        for (std::size_t i = 0; i < specs_.size(); ++i) {
+            const auto& s = specs_[i];
+            const auto scale = q8_layout(i) ? q8::scale_name(s.name) : std::string();
+            for (const auto& n : {s.name, scale})
+                if (!n.empty() && !f.contains(n))
+                    throw error(path + ": tensor `" + n + "` is missing (rank " + std::to_string(r) + " of " + article() + Family::name +
+                                " with " + std::to_string(c.n_layer) + " layers" + (q8_ ? ", in q8," : "") + " needs it)");
+            names.push_back({&f, s.name, scale});
         }
         std::vector<std::string> all;
         for (const auto& e : f.tensors()) all.push_back(e.name);
-        check_extra(all, names, [&](const std::string&) { return path; });
+        std::vector<source> used = names;
+        for (const auto& n : names)
+            if (!n.scale.empty()) used.push_back({&f, n.scale, {}});
+        check_extra(all, used, [&](const std::string&) { return path; });
         found_.push_back(std::move(names));
     }
 
@@ -264,6 +337,10 @@ private:
         for (std::size_t i = 0; i < specs_.size(); ++i) {
             const auto& s = specs_[i];
             const auto& src = found_[k][i];
+            if (!src.scale.empty()) {
+                check_q8(src, *q8_layout(i), rank);
+                continue;
+            }
             const auto& e = src.file->entry(src.name);
             std::vector<std::int64_t> want = s.stored;
             if (presharded_) {
@@ -280,11 +357,39 @@ private:
         }
     }
 
+    // A pre-sharded q8 weight: q is I8 and scale F16 in the part's layout, every
+    // scale finite (a NaN or infinite scale would make every product with the
+    // block NaN).
+    void check_q8(const source& src, const q8::layout& l, int rank) const {
+        const auto path = src.file->path().string();
+        auto extents = [](const shape& dims) {
+            std::vector<std::int64_t> e;
+            for (const auto& d : dims) e.push_back(d.extent);
+            return e;
+        };
+        for (const auto& [n, type, dims] : {std::tuple{src.name, dtype::s8, l.q}, std::tuple{src.scale, dtype::f16, l.scale}}) {
+            const auto& e = src.file->entry(n);
+            if (e.shape != extents(dims) || e.type != type)
+                throw error(path + ": tensor `" + n + "` is " + std::string(name(e.type)) + detail::shape_text(e.shape) + " but rank " +
+                            std::to_string(rank) + "'s part in q8 needs " + std::string(name(type)) + detail::shape_text(extents(dims)));
+        }
+        const auto bytes = src.file->bytes(src.scale);
+        if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(std::uint16_t) != 0)
+            throw error(path + ": tensor `" + src.scale + "` starts at an odd byte offset; F16 data must be 2-byte aligned");
+        for (std::size_t b = 0; b + 2 <= bytes.size(); b += 2) {
+            const auto bits = static_cast<std::uint16_t>(bytes[b] | (bytes[b + 1] << 8));
+            if ((bits & 0x7c00) == 0x7c00)
+                throw error(path + ": tensor `" + src.scale + "` holds a NaN or an infinity (block " + std::to_string(b / 2) +
+                            "); a q8 block scale must be finite");
+        }
+    }
+
     std::filesystem::path dir_;
     std::int64_t degree_;
     std::vector<int> ranks_;
     mutable std::size_t progress_ = 0;  // bytes arrays() has reported read, over all local ranks
     bool presharded_ = false;
+    bool q8_ = false;  // the rank files hold q8 weights
     std::optional<io::checkpoint> full_;   // the unsharded checkpoint, mmapped
     std::deque<io::safetensors> files_;    // or the local ranks' pre-sharded files
     std::vector<models::weight_spec> specs_;
