@@ -300,6 +300,27 @@ TEST_CASE("parallel: the memory plan is what the decoder's ranks hold") {
         }
 }
 
+TEST_CASE("parallel: weights borrowed from the files are copied into memory of their own unless keep_mapped, same logits") {
+    const auto dir = fs::path(SCRIBE_TEST_DATA) / "gpt2-tiny-b";
+    const std::vector<std::int32_t> ids{5, 7, 9, 11};
+    for (const std::int64_t tp : {1, 2}) {
+        INFO("tp " << tp);
+        runtime::decoder<models::gpt2_family> mapped(dir, {.type = dtype::f32, .threads = 1, .tp = tp, .keep_mapped = true});
+        runtime::decoder<models::gpt2_family> copied(dir, {.type = dtype::f32, .threads = 1, .tp = tp});
+        CHECK(mapped.resident_bytes() == 0);
+        CHECK(copied.weight_bytes() == mapped.weight_bytes());
+        // TP 1 borrows every weight (f32, stored f32); TP 2 copies the parts that
+        // are not contiguous in the file, and borrows the rest.
+        if (tp == 1) CHECK(copied.resident_bytes() == copied.weight_bytes());
+        else CHECK((copied.resident_bytes() > 0 && copied.resident_bytes() < copied.weight_bytes()));
+        CHECK(copied.prompt_logits(ids) == mapped.prompt_logits(ids));
+    }
+    // Converted at load: a copy already, nothing more is copied.
+    runtime::decoder<models::gpt2_family> bf16(dir, {.type = dtype::bf16, .threads = 1});
+    CHECK(bf16.resident_bytes() == 0);
+    CHECK(bf16.converted_bytes() == bf16.weight_bytes());
+}
+
 TEST_CASE("parallel: a pre-sharded folder that does not fit is refused, naming the file") {
     using Catch::Matchers::Contains;
     const auto src = fs::path(SCRIBE_TEST_DATA) / "gpt2-tiny-a";

@@ -3,6 +3,7 @@
 // mmapped file are never copied).
 #pragma once
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -305,6 +306,41 @@ array borrow(const E& e) {
 // Arrays by name: a graph's inputs (owned ones donated to run_donating), a
 // model's weights. {{"ids", std::move(ids)}, {"cache", std::move(cache)}}.
 using named_arrays = std::vector<std::pair<std::string, array>>;
+
+// Weights copied out of their files' memory maps into 2 MiB pages, packed one
+// after another (64-byte aligned) in blocks of at least 64 MiB, so that no weight
+// pads a huge page of its own. Decode streams every weight once per token: read
+// through the page cache's 4 KiB pages, a GPT-2 124M q8 step on this Zen 5 core
+// ran about 8% slower than from 2 MiB pages (a read-only stream: 35 against 38.6
+// GB/s, median of 30). Pages of a block that no weight reaches are never touched,
+// so they cost no memory.
+class resident_weights {
+public:
+    static constexpr std::size_t block = std::size_t{64} << 20;
+    // a itself when it owns its storage (converted or quantized at load, so
+    // already in memory of its own); a borrowed array copied here, as a view of
+    // the copy (valid while this object lives).
+    array keep(array a) {
+        if (!a.borrowed() || a.bytes() == 0) return a;
+        const auto n = a.bytes(), room = (n + 63) / 64 * 64;
+        if (blocks_.empty() || used_ + room > size_) {
+            size_ = std::max(block, room);
+            blocks_.push_back(buffer_pool::allocate(size_, true));
+            used_ = 0;
+        }
+        auto* at = blocks_.back().get() + used_;
+        std::memcpy(at, a.data(), n);
+        used_ += room;
+        bytes_ += n;
+        return array::borrow(a.type(), a.dims(), at, n);
+    }
+    // Bytes copied so far.
+    std::size_t bytes() const { return bytes_; }
+
+private:
+    std::vector<buffer_pool::storage> blocks_;
+    std::size_t size_ = 0, used_ = 0, bytes_ = 0;
+};
 
 // An xtensor view of an array's elements (no copy; valid while the array lives).
 template <class T>

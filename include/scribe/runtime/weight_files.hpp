@@ -191,12 +191,16 @@ public:
     // `progress(done, total)` is told the bytes read so far of bytes_to_read().
     // `put(i, array, out)`, when given, adds weight i to out in its stead (as
     // one array or several: a q8 weight's q and scale), one weight at a time.
+    // `keep`, when given, is applied to each array as it is added (the caller
+    // copies the ones borrowed from the files into memory of its own there).
     using put_fn = std::function<void(std::size_t, cpu::array, cpu::named_arrays&)>;
+    using keep_fn = std::function<cpu::array(cpu::array)>;
     cpu::named_arrays arrays(std::size_t k, dtype type, const std::function<void(std::size_t, std::size_t)>& progress = {},
-                             const put_fn& put = {}) const {
+                             const put_fn& put = {}, const keep_fn& keep = {}) const {
         cpu::named_arrays out;
         const auto total = progress ? bytes_to_read() : 0;
         for (std::size_t i = 0; i < specs_.size(); ++i) {
+            const auto before = out.size();
             if (stored_q8(k, i)) {
                 auto [q, scale] = q8_arrays(k, i);
                 out.emplace_back(specs_[i].name, std::move(q));
@@ -206,6 +210,8 @@ public:
             } else {
                 out.emplace_back(specs_[i].name, array(k, i, type));
             }
+            if (keep)
+                for (auto j = before; j < out.size(); ++j) out[j].second = keep(std::move(out[j].second));
             if (!progress) continue;
             progress_ += bytes_of(found_[k][i]) / (presharded_ ? 1 : static_cast<std::size_t>(degree_));
             progress(std::min(progress_, total), total);
