@@ -3,7 +3,7 @@
 // as 2 MPI processes (mpirun), prefill of a 128-token prompt and KV-cached decode,
 // in tokens/s, with the scaling against TP 1.
 //
-//   tp_bench --model DIR [--dtypes f32,f16,bf16,q8] [--runs 7] [--steps 32] [--json FILE] [--python PY]
+//   tp_bench --model DIR [--dtypes f32,f16,bf16,q8] [--runs 5] [--rounds 3] [--steps 32] [--json FILE] [--python PY]
 //
 // Configurations (all with the same weights and prompt; greedy tokens must agree):
 //   tp1 x1     TP 1 on 1 thread            the per-core baseline
@@ -12,7 +12,11 @@
 //   tp2 mpi    TP 2, ranks as 2 processes  mpirun -np 2 of this program; all-reduce over MPI
 // Scaling efficiency = tokens/s / (2 x tp1 x1): 100% is perfect use of both cores.
 // Each figure is the median of a fixed number of runs (a fixed count, so MPI ranks
-// run the same loop), after one warm-up that builds the graphs.
+// run the same loop), after one warm-up that builds the graphs, taken in --rounds
+// rounds that each measure every configuration once, the MPI one included: this
+// machine's bandwidth drifts by tens of percent over minutes (a shared host), so
+// configurations are compared round by round (the ratio threads / MPI is the
+// median of the rounds' ratios), never across minutes.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -49,7 +53,7 @@ constexpr std::int64_t prompt_tokens = 128;
 struct options {
     fs::path model;
     std::vector<std::string> dtypes = {"f32", "f16", "bf16", "q8"};
-    int runs = 7;
+    int runs = 5, rounds = 3;
     std::int64_t steps = 32;
     std::string json, python;
     std::string worker_out;  // set in the mpirun children: where rank 0 writes its results
@@ -155,6 +159,7 @@ int main(int argc, char** argv) try {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model") o.model = v;
         else if (a == "--runs") o.runs = std::stoi(v);
+        else if (a == "--rounds") o.rounds = std::max(1, std::stoi(v));
         else if (a == "--steps") o.steps = std::stoll(v);
         else if (a == "--json") o.json = v;
         else if (a == "--python") o.python = v;
@@ -167,7 +172,7 @@ int main(int argc, char** argv) try {
             throw error("tp_bench: unknown option " + a);
         }
     }
-    if (o.model.empty()) throw error("usage: tp_bench --model DIR [--dtypes f32,f16,bf16,q8] [--runs 7] [--steps 32] [--json FILE]");
+    if (o.model.empty()) throw error("usage: tp_bench --model DIR [--dtypes f32,f16,bf16,q8] [--runs 5] [--rounds 3] [--steps 32] [--json FILE]");
     if (!o.worker_out.empty()) return worker(argc, argv, o);
     if (!o.python.empty() && fs::exists(o.python) && !fs::exists(o.model / "model.safetensors")) {
         const auto cmd = o.python + " " + (fs::path(SCRIBE_SOURCE_DIR) / "bench" / "make_gpt2_124m.py").string() + " " +
@@ -180,19 +185,30 @@ int main(int argc, char** argv) try {
         return 77;  // skipped
     }
     std::printf("GPT-2 124M, tensor parallel on this machine (%u hardware threads): %lld-token prompt, %lld decode "
-                "steps, medians of %d runs\n",
+                "steps, medians of %d rounds of %d runs\n",
                 std::thread::hardware_concurrency(), static_cast<long long>(prompt_tokens), static_cast<long long>(o.steps),
-                o.runs);
-    nlohmann::json report = {{"model", o.model.string()}, {"runs", o.runs}, {"steps", o.steps}};
-    std::map<std::string, std::map<std::string, result>> all;  // dtype -> config -> result
+                o.rounds, o.runs);
+    nlohmann::json report = {{"model", o.model.string()}, {"runs", o.runs}, {"rounds", o.rounds}, {"steps", o.steps}};
     for (const auto& d : o.dtypes) (void)load_as(d);  // a bad name fails before anything runs
-    for (const auto& d : o.dtypes) {
-        all[d]["tp1 x1"] = measure(o, d, 1, 1, nullptr);
-        all[d]["tp1 x2"] = measure(o, d, 2, 1, nullptr);
-        all[d]["tp2 thr"] = measure(o, d, 2, 2, nullptr);
+    std::map<std::string, std::map<std::string, std::vector<result>>> rounds;  // dtype -> config -> one per round
+    for (int k = 0; k < o.rounds; ++k) {
+        for (const auto& d : o.dtypes) {
+            rounds[d]["tp1 x1"].push_back(measure(o, d, 1, 1, nullptr));
+            rounds[d]["tp1 x2"].push_back(measure(o, d, 2, 1, nullptr));
+            rounds[d]["tp2 thr"].push_back(measure(o, d, 2, 2, nullptr));
+        }
+        if (auto mpi = run_mpi(o))
+            for (const auto& d : o.dtypes) rounds[d]["tp2 mpi"].push_back(from_json((*mpi)[d]));
     }
-    if (auto mpi = run_mpi(o))
-        for (const auto& d : o.dtypes) all[d]["tp2 mpi"] = from_json((*mpi)[d]);
+    std::map<std::string, std::map<std::string, result>> all;  // dtype -> config -> medians over the rounds
+    for (auto& [d, configs] : rounds)
+        for (auto& [cfg, rs] : configs) {
+            std::vector<double> prefill, decode;
+            for (const auto& r : rs) prefill.push_back(r.prefill), decode.push_back(r.decode);
+            all[d][cfg] = {median(prefill), median(decode), rs.front().tokens};
+            for (const auto& r : rs)
+                if (r.tokens != rs.front().tokens) all[d][cfg].tokens.clear();  // rounds disagree: shown as DIFFER
+        }
     std::printf("\n| dtype | config | prefill tok/s | x tp1 x1 | efficiency | decode tok/s | x tp1 x1 | efficiency | tokens |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|\n");
     bool same = true;
@@ -211,6 +227,24 @@ int main(int argc, char** argv) try {
     }
     std::printf("\nefficiency = tokens/s / (2 x tp1 x1); greedy tokens of every configuration %s TP 1's\n",
                 same ? "equal" : "DO NOT all equal");
+    // Threads against MPI and against TP 1 on both cores, round by round.
+    auto ratio = [&](const std::string& d, const char* a, const char* b, bool decode) {
+        std::vector<double> r;
+        const auto& x = rounds[d][a];
+        const auto& y = rounds[d][b];
+        for (std::size_t k = 0; k < std::min(x.size(), y.size()); ++k)
+            r.push_back(decode ? x[k].decode / y[k].decode : x[k].prefill / y[k].prefill);
+        return r.empty() ? NAN : median(r);
+    };
+    std::printf("\nround by round (median of the rounds' ratios):\n| dtype | tp2 thr / tp2 mpi prefill | decode | "
+                "tp2 thr / tp1 x2 prefill | decode |\n|---|---|---|---|---|\n");
+    for (const auto& d : o.dtypes) {
+        const double tm_p = ratio(d, "tp2 thr", "tp2 mpi", false), tm_d = ratio(d, "tp2 thr", "tp2 mpi", true);
+        const double t1_p = ratio(d, "tp2 thr", "tp1 x2", false), t1_d = ratio(d, "tp2 thr", "tp1 x2", true);
+        std::printf("| %s | %.2f | %.2f | %.2f | %.2f |\n", d.c_str(), tm_p, tm_d, t1_p, t1_d);
+        report["ratios"][d] = {{"thr_vs_mpi_prefill", tm_p}, {"thr_vs_mpi_decode", tm_d}, {"thr_vs_tp1x2_prefill", t1_p},
+                               {"thr_vs_tp1x2_decode", t1_d}};
+    }
     if (!o.json.empty()) std::ofstream(o.json) << report.dump(2) << "\n";
     return same ? 0 : 1;
 } catch (const std::exception& e) {
