@@ -191,11 +191,12 @@ struct measured {
     int prefill_reps = 0, decode_reps = 0;
     std::vector<std::int32_t> tokens;  // greedy: the prefill's token, then one per decode step
     double load_s = 0, warmup_s = 0;
+    std::map<std::int64_t, double> batched_tps;  // batch B -> decode tokens/s of B sequences decoded together
 };
 
 template <class Family>
 measured run_scribe(const fs::path& dir, run_type type, unsigned threads, const std::vector<std::int32_t>& prompt,
-                    std::int64_t steps, double budget, const std::string& phase) {
+                    std::int64_t steps, double budget, const std::string& phase, const std::vector<std::int64_t>& batches) {
     using clock_type = std::chrono::steady_clock;
     measured m;
     auto t0 = clock_type::now();
@@ -231,6 +232,26 @@ measured run_scribe(const fs::path& dir, run_type type, unsigned threads, const 
     if (!decode_empty.empty()) m.decode_empty_tps = median(decode_empty);
     m.prefill_reps = static_cast<int>(prefill.size());
     m.decode_reps = static_cast<int>(decode.size());
+    // Batched decode (llama-batched-bench's S_TG): B sequences, each its own prompt
+    // of the same length (the prompt rotated), decoded together; tokens/s of all B.
+    for (const auto b : batches) {
+        if (phase == "prefill") break;
+        std::vector<std::vector<std::int32_t>> prompts;
+        for (std::int64_t i = 0; i < b; ++i) {
+            prompts.push_back(prompt);
+            std::rotate(prompts.back().begin(), prompts.back().begin() + i % static_cast<std::int64_t>(prompt.size()),
+                        prompts.back().end());
+        }
+        lm.generate(prompts, many);  // builds the batch's graphs: not timed
+        std::vector<double> tps;
+        const auto from = clock_type::now();
+        for (std::size_t runs = 0; runs < 15 && (runs < 3 || std::chrono::duration<double>(clock_type::now() - from).count() < budget);
+             ++runs) {
+            const auto d = lm.generate(prompts, many);
+            tps.push_back(static_cast<double>(b * d.decode_steps) / d.decode_seconds);
+        }
+        m.batched_tps[b] = median(tps);
+    }
     return m;
 }
 
@@ -311,6 +332,7 @@ struct options {
     fs::path model_dir, work = fs::temp_directory_path() / "scribe_decoder_bench";
     fs::path llama_cpp;  // where bench/llama_cpp.py builds llama.cpp; empty: not measured
     std::string python, make, json_path, thread_list, dtype_list, phase;
+    std::vector<std::int64_t> batches;  // batched decode's batch sizes (none: not measured)
     std::int64_t steps = 32;
     double budget = 6.0;
     bool profiling = false;
@@ -383,7 +405,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         std::map<std::string, nlohmann::json> llama;
         for (const auto& name : split(o.dtype_list)) {
             const auto type = parse_dtype(name);
-            auto m = run_scribe<Family>(o.model_dir, type, threads, prompt, o.steps, o.budget, o.phase);
+            auto m = run_scribe<Family>(o.model_dir, type, threads, prompt, o.steps, o.budget, o.phase, o.batches);
             std::printf("scribe %-4s %u thr: prefill %7.1f tok/s (%d runs), decode %6.1f tok/s (%d runs); load %.1f s, "
                         "first runs %.1f s\n", name.c_str(), threads, m.prefill_tps, m.prefill_reps, m.decode_tps,
                         m.decode_reps, m.load_s, m.warmup_s);
@@ -391,10 +413,12 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
             ours[name] = std::move(m);
             if (gguf.count(name)) {  // llama.cpp right after Scribe, in the same dtype
                 const auto out = o.work / ("llama_cpp_" + name + "_" + t + ".json");
+                std::string batches;
+                for (const auto b : o.batches) batches += (batches.empty() ? " --batches " : ",") + std::to_string(b);
                 run_command(o.python + " " + peer_script + " bench --dir " + o.llama_cpp.string() + " --gguf " +
                             gguf[name].string() + " --threads " + t + " --prompt " + std::to_string(prompt_tokens) +
-                            " --gen " + std::to_string(o.steps) + " --depth " + std::to_string(prompt_tokens) + " --json " +
-                            out.string());
+                            " --gen " + std::to_string(o.steps) + " --depth " + std::to_string(prompt_tokens) + batches +
+                            " --json " + out.string());
                 nlohmann::json j;
                 std::ifstream(out) >> j;
                 llama[name] = j;
@@ -453,6 +477,17 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
             rows.push_back({threads, name, "prefill", m.prefill_tps, llama_prefill, torch_prefill, prefill_limit, note});
             rows.push_back({threads, name, "decode", m.decode_tps, llama_decode, torch_decode, decode_limit, note});
             rows.push_back({threads, name, "decode0", m.decode_empty_tps, llama_decode_empty, NAN, decode_empty_limit, note});
+            nlohmann::json batched = nlohmann::json::array();
+            for (const auto& [b, tps] : m.batched_tps) {
+                // B tokens per step, which reads the weights once and B sequences' caches.
+                const double limit = static_cast<double>(b) * bw * 1e9 / (k.weight_bytes + static_cast<double>(b) * k.kv_bytes);
+                double theirs = NAN;
+                if (lj.contains("batched_decode_tokens_per_s") && lj["batched_decode_tokens_per_s"].contains(std::to_string(b)))
+                    theirs = lj["batched_decode_tokens_per_s"][std::to_string(b)].template get<double>();
+                rows.push_back({threads, name, "decode x" + std::to_string(b), tps, theirs, NAN, limit, note});
+                batched.push_back({{"batch", b}, {"scribe_tokens_per_s", tps}, {"llama_cpp_tokens_per_s", theirs},
+                                   {"vs_llama_cpp", tps / theirs}, {"limit_tokens_per_s", limit}, {"of_limit", tps / limit}});
+            }
             nlohmann::json prefill = {{"scribe_tokens_per_s", m.prefill_tps}, {"torch_tokens_per_s", torch_prefill},
                                       {"vs_torch", m.prefill_tps / torch_prefill}, {"limit_tokens_per_s", prefill_limit},
                                       {"of_limit", m.prefill_tps / prefill_limit}, {"torch_of_limit", torch_prefill / prefill_limit},
@@ -477,7 +512,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                 decode_empty["llama_cpp"] = lj;
             }
             run["results"].push_back({{"dtype", name}, {"prefill", prefill}, {"decode", decode}, {"decode_empty", decode_empty},
-                                      {"greedy_tokens_equal_to_torch", same},
+                                      {"batched_decode", batched}, {"greedy_tokens_equal_to_torch", same},
                                       {"torch_error", note.empty() ? nlohmann::json() : nlohmann::json(note)},
                                       {"load_s", m.load_s}, {"first_runs_s", m.warmup_s}});
         }
@@ -488,7 +523,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
     report["wall_s"] = wall;
     std::printf("\n%s (random weights), %lld-token prompt, %lld decode steps; tokens/s, medians\n", title,
                 static_cast<long long>(prompt_tokens), static_cast<long long>(o.steps));
-    std::printf("%-4s %-5s %-8s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "thr", "dtype", "phase", "scribe", "llama.cpp",
+    std::printf("%-4s %-5s %-10s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "thr", "dtype", "phase", "scribe", "llama.cpp",
                 "vs llama", "torch", "vs torch", "limit", "of limit", "llama/lim", "torch/lim");
     for (const auto& r : rows) {
         auto text = [](double v, const char* format) {
@@ -497,9 +532,9 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
             return std::string(s);
         };
         const auto torch_text = std::isnan(r.torch) && !r.torch_note.empty() ? std::string("error") : text(r.torch, "%.1f");
-        std::printf("%-4u %-5s %-8s %9.1f %9s %9s %9s %9s %9.0f %8.0f%% %9s %9s\n", r.threads, r.type.c_str(), r.phase.c_str(),
+        std::printf("%-4u %-5s %-10s %9.1f %9s %9s %9s %9s %9.0f %8.0f%% %9s %9s\n", r.threads, r.type.c_str(), r.phase.c_str(),
                     r.scribe, text(r.llama, "%.1f").c_str(), text(r.scribe / r.llama, "%.2fx").c_str(),
-                    r.phase == "decode0" ? "-" : torch_text.c_str(), text(r.scribe / r.torch, "%.2fx").c_str(), r.limit,
+                    r.phase == "decode0" || r.phase.starts_with("decode x") ? "-" : torch_text.c_str(), text(r.scribe / r.torch, "%.2fx").c_str(), r.limit,
                     100 * r.scribe / r.limit, text(100 * r.llama / r.limit, "%.0f%%").c_str(),
                     text(100 * r.torch / r.limit, "%.0f%%").c_str());
     }
@@ -507,7 +542,9 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         if (r.phase == "prefill" && !r.torch_note.empty())
             std::printf("torch %s, %u thread(s): %s\n", r.type.c_str(), r.threads, r.torch_note.c_str());
     std::printf("limits: decode = read bandwidth / (weights + KV cache) bytes per token; prefill = compute peak / flop "
-                "per prompt token (bf16: the AVX512_BF16 dot peak). decode0: decode from an empty cache (llama-bench's tg).%s\n",
+                "per prompt token (bf16: the AVX512_BF16 dot peak). decode0: decode from an empty cache (llama-bench's tg). "
+                "decode xB: B sequences decoded together after their prompts, tokens/s of all B (llama-batched-bench's S_TG); "
+                "limit: B x read bandwidth / (weights + B KV caches) bytes.%s\n",
                 o.llama_cpp.empty() ? " llama.cpp not measured (--llama-cpp DIR)." : "");
     std::printf("decoder_bench: %.0f s in all\n", wall);
     if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";
@@ -535,6 +572,8 @@ options:
   --steps N          decode steps per run (default 32)
   --budget S         seconds of repeated runs per cell (default 6: 3 to 15 runs)
   --phase P          prefill or decode only (for perf)
+  --batches LIST     also decode B sequences together, for each B (4,16), against
+                     llama-batched-bench (default: batch 1 only)
   --profile          the executor's per-op profile instead of the benchmark
 )";
 
@@ -561,6 +600,13 @@ int main(int argc, char** argv) try {
         else if (a == "--steps") o.steps = std::stoll(v);
         else if (a == "--budget") o.budget = std::stod(v);
         else if (a == "--phase") o.phase = v;
+        else if (a == "--batches") {
+            for (const auto& b : split(v)) {
+                const auto n = std::stoll(b);
+                if (n < 2 || n > 256) throw error("decoder_bench: --batches takes sizes from 2 to 256, not " + b);
+                o.batches.push_back(n);
+            }
+        }
         else if (a == "--llama-cpp") o.llama_cpp = v;
         else throw error("decoder_bench: unknown option " + a);
     }

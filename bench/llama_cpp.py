@@ -5,7 +5,8 @@
         Fetches the source distribution of llama-cpp-python from PyPI (it vendors
         llama.cpp; the archive's SHA-256 is checked against PyPI's), builds
         `llama-bench` with the machine's own instruction set (GGML_NATIVE) into
-        DIR, and prints the binary's path. Cached: a second call reuses DIR.
+        DIR (and `llama-batched-bench`), and prints llama-bench's path. Cached: a
+        second call reuses DIR.
     llama_cpp.py convert --dir DIR MODEL_DIR --dtype f32|f16|bf16|q8_0 --out FILE
         Converts a Hugging Face folder to GGUF with the converter llama.cpp ships
         (convert_hf_to_gguf.py: its tensor names, transposes and the Q/K rotary
@@ -13,9 +14,12 @@
         no tokenizer, so the vocabulary written is a synthetic one of the model's
         size (byte tokens and fillers): llama-bench feeds token ids, never text.
     llama_cpp.py bench   --dir DIR --gguf FILE --threads T [--prompt 128]
-                         [--gen 32] [--depth 128] [--reps 3] --json FILE
+                         [--gen 32] [--depth 128] [--reps 3] [--batches 4,16] --json FILE
         Runs llama-bench: prefill of the prompt (pp), decode from an empty cache
-        (tg) and decode after the prompt (tg at depth), tokens/s, as JSON.
+        (tg) and decode after the prompt (tg at depth), tokens/s, as JSON; with
+        --batches, also llama-batched-bench: B sequences, each its own prompt,
+        decoded together (-npl B), their decode tokens/s summed (S_TG), the
+        median of --reps runs.
 
 Used by decoder_bench (never by the tests). Needs cmake, a C++ compiler, and a
 Python with torch and numpy (.venv-ref) for the converter.
@@ -84,9 +88,12 @@ def fetch(root: Path, version: str) -> Path:
     return src
 
 
+TARGETS = ["llama-bench", "llama-batched-bench"]
+
+
 def build(root: Path, version: str) -> Path:
     binary = root / "build" / "bin" / "llama-bench"
-    if binary.exists():
+    if all((root / "build" / "bin" / t).exists() for t in TARGETS):
         return binary
     src = fetch(root, version)
     if not shutil.which("cmake"):
@@ -95,10 +102,11 @@ def build(root: Path, version: str) -> Path:
              "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=OFF", "-DCMAKE_BUILD_TYPE=Release"]
     print("llama_cpp.py: building llama-bench (GGML_NATIVE) ...", file=sys.stderr)
     subprocess.run(["cmake", "-S", str(src), "-B", str(root / "build"), *flags], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", str(root / "build"), "--target", "llama-bench", "-j", str(os.cpu_count() or 1)],
+    subprocess.run(["cmake", "--build", str(root / "build"), "--target", *TARGETS, "-j", str(os.cpu_count() or 1)],
                    check=True, stdout=subprocess.DEVNULL)
-    if not binary.exists():
-        fail(f"the build made no {binary}")
+    for t in TARGETS:
+        if not (root / "build" / "bin" / t).exists():
+            fail(f"the build made no {root / 'build' / 'bin' / t}")
     return binary
 
 
@@ -180,6 +188,32 @@ def bench(root: Path, gguf_file: Path, threads: int, prompt: int, gen: int, dept
     return result
 
 
+def batched(root: Path, gguf_file: Path, threads: int, prompt: int, gen: int, batches: list, reps: int) -> dict:
+    """Decode tokens/s of B sequences decoded together, after a prompt each."""
+    binary = root / "build" / "bin" / "llama-batched-bench"
+    if not binary.exists():
+        fail(f"no {binary}: run `llama_cpp.py build --dir {root}` again")
+    cmd = [str(binary), "-m", str(gguf_file), "-t", str(threads), "-tb", str(threads), "-c", str(max(batches) * (prompt + gen) + 64),
+           "-b", "2048", "-ub", "512", "-npp", str(prompt), "-ntg", str(gen), "-npl", ",".join(map(str, batches)),
+           "-ngl", "0", "--output-format", "jsonl"]
+    speeds = {b: [] for b in batches}
+    for _ in range(reps):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            fail(f"`{' '.join(cmd)}` failed:\n{done.stderr[-2000:]}")
+        for line in (done.stdout + done.stderr).splitlines():
+            line = line.strip()
+            if line.startswith("{") and '"speed_tg"' in line:
+                r = json.loads(line)
+                speeds[r["pl"]].append(r["speed_tg"])
+    out = {}
+    for b, v in speeds.items():
+        if not v:
+            fail(f"`{' '.join(cmd)}` printed no result for batch {b}")
+        out[str(b)] = sorted(v)[len(v) // 2]
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["build", "convert", "bench"])
@@ -194,6 +228,7 @@ def main():
     p.add_argument("--gen", type=int, default=32)
     p.add_argument("--depth", type=int, default=128)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--batches", default="", help="bench: also batched decode of these batch sizes (4,16)")
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     if a.command == "build":
@@ -205,7 +240,11 @@ def main():
     else:
         if not a.gguf or not a.json:
             fail("bench needs --gguf FILE and --json FILE")
-        a.json.write_text(json.dumps(bench(a.dir, a.gguf, a.threads, a.prompt, a.gen, a.depth, a.reps), indent=2) + "\n")
+        result = bench(a.dir, a.gguf, a.threads, a.prompt, a.gen, a.depth, a.reps)
+        if a.batches:
+            batches = [int(b) for b in a.batches.split(",")]
+            result["batched_decode_tokens_per_s"] = batched(a.dir, a.gguf, a.threads, a.prompt, a.gen, batches, a.reps)
+        a.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

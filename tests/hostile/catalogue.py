@@ -313,11 +313,11 @@ class Ctx:
         return out, text
 
     # a folder written by `scribe shard`
-    def presharded(self, name="gpt2-tiny-a", tp=2, sub="sharded"):
+    def presharded(self, name="gpt2-tiny-a", tp=2, sub="sharded", extra=()):
         if self.seeds_only:
             raise SkipSeed()
         out = self.p(sub)
-        r = subprocess.run([self.scribe, "shard", self.orig(name), "--tp", str(tp), "--out", out],
+        r = subprocess.run([self.scribe, "shard", self.orig(name), "--tp", str(tp), "--out", out, *extra],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=60)
         if r.returncode != 0:
             raise RuntimeError("scribe shard failed: " + r.stderr.decode(errors="replace"))
@@ -1243,6 +1243,60 @@ def setup_presharded_cases():
     case("presharded_config_changed", P, ps("config_layers"), 1, ["tensor `h.2.ln_1.weight` is missing (rank 0"])
     case("presharded_bad_degree_digits", P, ps("bad_digits"), 1, ["no model.safetensors or model.safetensors.index.json"])
 
+    # Pre-sharded in q8 (Mistral-tiny: q/k/v, gate and up in 8-bit blocks): each
+    # rank file's I8 blocks and F16 scales checked, the format named in metadata.
+    def q8(kind, extra=()):
+        def setup(x):
+            d = x.presharded(name="mistral-tiny", extra=["--dtype", "q8"])
+            r1 = "model.tp2-rank1.safetensors"
+            w = "layers.0.mlp.up_proj.weight"
+            if kind == "scale_nan":
+                def corrupt(h, data):
+                    b = h[w + ".scale"]["data_offsets"][0] + 2 * 5  # block 5
+                    return st_join(h, data[:b] + b"\x00\x7e" + data[b + 2:])
+                x.st(d, corrupt, file=r1, seed=False)
+            elif kind == "scale_inf":
+                def corrupt(h, data):
+                    b = h[w + ".scale"]["data_offsets"][0]
+                    return st_join(h, data[:b] + b"\x00\xfc" + data[b + 2:])
+                x.st(d, corrupt, file=r1, seed=False)
+            elif kind == "scale_missing":
+                x.st(d, lambda h, data: st_rebuild(h, data, drop=[w + ".scale"]), file=r1, seed=False)
+            elif kind == "q_as_u8":
+                def corrupt(h, data):
+                    h[w]["dtype"] = "U8"
+                    return st_join(h, data)
+                x.st(d, corrupt, file=r1, seed=False)
+            elif kind == "q_flat":
+                def corrupt(h, data):
+                    n = 1
+                    for e in h[w]["shape"]:
+                        n *= e
+                    h[w]["shape"] = [n]
+                    return st_join(h, data)
+                x.st(d, corrupt, file=r1, seed=False)
+            elif kind == "format_q4":
+                x.st(d, lambda h, data: st_join(dict(h, __metadata__=dict(h["__metadata__"], **{"scribe.weights": "q4"})), data),
+                     file=r1, seed=False)
+            elif kind == "format_dropped":
+                x.st(d, lambda h, data: st_join(dict(h, __metadata__={k: v for k, v in h["__metadata__"].items()
+                                                                      if k != "scribe.weights"}), data), file=r1, seed=False)
+            return ["generate", d] + GEN + list(extra) + ["--tp", "2"]
+        return setup
+    case("presharded_q8_ok", P, q8("none"), 0, [])
+    case("presharded_q8_as_bf16", P, q8("none", ["--dtype", "bf16"]), 1,
+         ["holds q8 weights (written by `scribe shard --dtype q8`), so it runs in q8 only: give --dtype q8"])
+    case("presharded_q8_scale_nan", P, q8("scale_nan"), 1,
+         ["model.tp2-rank1.safetensors: tensor `layers.0.mlp.up_proj.weight.scale` holds a NaN or an infinity (block 5)"])
+    case("presharded_q8_scale_inf", P, q8("scale_inf"), 1, ["`layers.0.mlp.up_proj.weight.scale` holds a NaN or an infinity (block 0)"])
+    case("presharded_q8_scale_missing", P, q8("scale_missing"), 1,
+         ["tensor `layers.0.mlp.up_proj.weight.scale` is missing (rank 1 of a LLaMA with 2 layers, in q8, needs it)"])
+    case("presharded_q8_q_as_u8", P, q8("q_as_u8"), 1, ["tensor `layers.0.mlp.up_proj.weight` is u8[", "in q8 needs s8["])
+    case("presharded_q8_q_flat", P, q8("q_flat"), 1, ["tensor `layers.0.mlp.up_proj.weight` is s8[", "in q8 needs s8["])
+    case("presharded_q8_format_q4", P, q8("format_q4"), 1, ['__metadata__ says scribe.weights "q4"; Scribe knows "q8"'])
+    case("presharded_q8_format_dropped", P, q8("format_dropped"), 1,
+         ["model.tp2-rank1.safetensors: float weights, but rank 0's file holds q8 ones"])
+
 
 # --- every flag of every command ---------------------------------------------------
 
@@ -1476,8 +1530,9 @@ def setup_flag_cases():
     s("tp_0", ["--tp", "0"], ["--tp must be between 1 and 1024, not 0"])
     s("tp_3", ["--tp", "3"], ["tp degree 3 does not divide n_head (4)"])
     s("tp_word", ["--tp", "two"], ['--tp takes an integer, not "two"'])
-    s("dtype_f64", ["--tp", "2", "--dtype", "f64"], ['--dtype takes f32, f16 or bf16, not "f64"'])
-    s("dtype_q8", ["--tp", "2", "--dtype", "q8"], ["scribe shard writes float weights", "--dtype q8` runs the sharded folder"])
+    s("dtype_f64", ["--tp", "2", "--dtype", "f64"], ['--dtype takes f32, f16, bf16 or q8, not "f64"'])
+    s("dtype_q8_ok", ["--tp", "2", "--dtype", "q8"], [], rc=0)
+    s("tp_1_q8_ok", ["--tp", "1", "--dtype", "q8"], [], rc=0)
     s("unknown_flag", ["--tp", "2", "--batch", "2"], ["unknown option --batch for `scribe shard`"])
     s("missing_value", ["--tp"], ["--tp needs a value"])
 
