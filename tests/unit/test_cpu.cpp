@@ -738,6 +738,46 @@ TEST_CASE("cpu: grouped-query attention's decode products (2-4 query rows per ke
     }
 }
 
+TEST_CASE("cpu: batched decode's products (2-4 rows against a weight read once) match a plain loop") {
+    // x [a, hidden] . W with W [hidden, vocab] (read along vocab) and with W [vocab, hidden]
+    // (rows along hidden), f32 and bf16, odd sizes (tails of 16 lanes on both sides), the
+    // weight given as a parameter (not packed): one pass over W for all the rows.
+    for (const std::int64_t G : {2, 3, 4}) {
+        INFO("rows " << G);
+        graph g("batched");
+        g.bind(a(G), hidden(45), vocab(70));
+        auto x = g.parameter(f32[a, hidden], "x");
+        auto w = g.parameter(f32[hidden, vocab], "w");
+        auto wt = g.parameter(f32[vocab, hidden], "wt");
+        g.outputs(dot<hidden>(x, w), dot<hidden>(x, wt), dot<hidden>(convert<bf16>(x), convert<bf16>(w)),
+                  dot<hidden>(convert<bf16>(x), convert<bf16>(wt)));
+        const auto xs = wave(static_cast<std::size_t>(G * 45), 0.3), ws = wave(45 * 70, 0.11), wts = wave(70 * 45, 0.17);
+        for (unsigned threads : {1u, 2u}) {
+            INFO("threads " << threads);
+            const auto out = cpu::executor(g, {.threads = threads})(
+                {{"x", cpu::array::borrow(dtype::f32, {{"", G}, {"", 45}}, xs.data(), xs.size() * 4)},
+                 {"w", cpu::array::borrow(dtype::f32, {{"", 45}, {"", 70}}, ws.data(), ws.size() * 4)},
+                 {"wt", cpu::array::borrow(dtype::f32, {{"", 70}, {"", 45}}, wts.data(), wts.size() * 4)}});
+            const auto bf = [](float v) { return static_cast<double>(bf16_bits_to_f32(f32_to_bf16_bits(v))); };
+            for (std::int64_t r = 0; r < G; ++r)
+                for (std::int64_t n = 0; n < 70; ++n) {
+                    double s = 0, st = 0, sb = 0, stb = 0;
+                    for (std::int64_t k = 0; k < 45; ++k) {
+                        const auto xv = xs[static_cast<std::size_t>(r * 45 + k)], wv = ws[static_cast<std::size_t>(k * 70 + n)],
+                                   wtv = wts[static_cast<std::size_t>(n * 45 + k)];
+                        s += double(xv) * wv, st += double(xv) * wtv;
+                        sb += bf(xv) * bf(wv), stb += bf(xv) * bf(wtv);
+                    }
+                    const auto i = static_cast<std::size_t>(r * 70 + n);
+                    CHECK(out[0].values<float>()[i] == Approx(s).margin(1e-5));
+                    CHECK(out[1].values<float>()[i] == Approx(st).margin(1e-5));
+                    CHECK(bf16_bits_to_f32(out[2].values<bfloat16>()[i].bits) == Approx(sb).epsilon(1.0 / 128).margin(1e-2));
+                    CHECK(bf16_bits_to_f32(out[3].values<bfloat16>()[i].bits) == Approx(stb).epsilon(1.0 / 128).margin(1e-2));
+                }
+        }
+    }
+}
+
 TEST_CASE("cpu: bf16 products, bound or not, equal the double-precision product of the same bf16 values") {
     graph g("bf16_dots");
     g.bind(rows(37), hidden(70), vocab(101));

@@ -679,14 +679,23 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
             std::vector<float> x;
             gemv_dots(p, M, K, as_f32_vector(bi, sbk, x), ai, sam, pc);
         } else if (M <= 4 && !packed && (sbn == 1 || sbk == 1)) {
-            // A few rows against a matrix read once per row, from cache after the first: grouped-query
-            // attention's decode (the group's query heads against one key/value head). Packing the
-            // matrix for the GEMM cost several times the product at these sizes.
-            std::vector<float> x;
-            for (std::int64_t m = 0; m < M; ++m) {
-                const float* xm = as_f32_vector(ai + m * sam, sak, x);
-                if (sbn == 1) gemv_rows(p, N, K, xm, bi, sbk, pc + m * N);
-                else gemv_dots(p, N, K, xm, bi, sbn, pc + m * N);
+            // A few rows against a matrix: grouped-query attention's decode (the group's query heads
+            // against one key/value head) and batched decode's products (2-4 sequences against a
+            // weight). Packing the matrix for the GEMM cost several times the product at these sizes.
+            // With AVX-512 the matrix is read once for all the rows; else once per row.
+            std::vector<float> xs[4];
+            const float* xm[4];
+            float* ym[4];
+            for (std::int64_t m = 0; m < M; ++m) xm[m] = as_f32_vector(ai + m * sam, sak, xs[m]), ym[m] = pc + m * N;
+            const int rows = static_cast<int>(M);
+            if (M >= 2 && simd::gemv_multi_available()) {
+                if (sbn == 1) gemv_rows_multi(p, rows, N, K, xm, bi, sbk, ym);
+                else gemv_dots_multi(p, rows, N, K, xm, bi, sbn, ym);
+            } else {
+                for (std::int64_t m = 0; m < M; ++m) {
+                    if (sbn == 1) gemv_rows(p, N, K, xm[m], bi, sbk, ym[m]);
+                    else gemv_dots(p, N, K, xm[m], bi, sbn, ym[m]);
+                }
             }
         } else if (packed && B == 1) {  // a weight packed when it was bound
             if constexpr (std::is_same_v<T, bfloat16>)

@@ -6,6 +6,7 @@
 // (f16 by vcvtph2ps, bf16 by a shift), so they stream half the bytes.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -104,6 +105,86 @@ __attribute__((target("avx512f"))) void gemv_dots_avx512(std::int64_t m, std::in
         float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
         for (; j < k; ++j) s += to_f32(row[j]) * x[j];
         y[n] = s;
+    }
+}
+
+// A few rows x[0..R) against one W, W streamed once for all of them (batched
+// decode's products: each row through gemv_rows/gemv_dots alone read W R times).
+// y[r][0:m] += sum over T rows t of x[r][t] * W[t, 0:m]: each strip of y read and
+// written once per pass.
+template <int R, int T, class W>
+__attribute__((target("avx512f"))) inline void gemv_pass_multi_avx512(std::int64_t m, const float* const* x, std::int64_t i,
+                                                                      const W* w, std::int64_t ldw, float* const* y) {
+    __m512 xs[R][T];
+    const W* ws[T];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+        ws[t] = w + (i + t) * ldw;
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) xs[r][t] = _mm512_set1_ps(x[r][i + t]);
+    }
+    std::int64_t j = 0;
+    for (; j + 16 <= m; j += 16) {
+        __m512 acc[R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) acc[r] = _mm512_loadu_ps(y[r] + j);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+            const __m512 wv = widen16_avx512(ws[t] + j);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(xs[r][t], wv, acc[r]);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) _mm512_storeu_ps(y[r] + j, acc[r]);
+    }
+    for (; j < m; ++j)
+        for (int r = 0; r < R; ++r) {
+            float acc = y[r][j];
+            for (int t = 0; t < T; ++t) acc += x[r][i + t] * to_f32(ws[t][j]);
+            y[r][j] = acc;
+        }
+}
+// y[r][0:m] = x[r][0:k] . W[0:k, 0:m] (W row-major along m, row stride ldw):
+// passes of four W rows (R x 4 broadcasts, R accumulators: within 32 registers).
+template <int R, class W>
+__attribute__((target("avx512f"))) void gemv_rows_multi_avx512(std::int64_t m, std::int64_t k, const float* const* x,
+                                                               const W* w, std::int64_t ldw, float* const* y) {
+    for (int r = 0; r < R; ++r)
+        for (std::int64_t j = 0; j < m; ++j) y[r][j] = 0.0f;
+    std::int64_t i = 0;
+    for (; i + 4 <= k; i += 4) gemv_pass_multi_avx512<R, 4>(m, x, i, w, ldw, y);
+    for (; i < k; ++i) gemv_pass_multi_avx512<R, 1>(m, x, i, w, ldw, y);
+}
+// y[r][0:m] = W[0:m, 0:k] . x[r][0:k] (W's rows along k): each W row read once, its
+// dot with every x row summed in registers.
+template <int R, class W>
+__attribute__((target("avx512f"))) void gemv_dots_multi_avx512(std::int64_t m, std::int64_t k, const float* const* x,
+                                                               const W* w, std::int64_t ldw, float* const* y) {
+    for (std::int64_t n = 0; n < m; ++n) {
+        const W* row = w + n * ldw;
+        __m512 acc[R][2];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        std::int64_t j = 0;
+        for (; j + 32 <= k; j += 32) {
+            const __m512 w0 = widen16_avx512(row + j), w1 = widen16_avx512(row + j + 16);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) {
+                acc[r][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[r] + j), acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[r] + j + 16), acc[r][1]);
+            }
+        }
+        for (; j + 16 <= k; j += 16) {
+            const __m512 w0 = widen16_avx512(row + j);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) acc[r][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[r] + j), acc[r][0]);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+            float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+            for (std::int64_t t = j; t < k; ++t) s += to_f32(row[t]) * x[r][t];
+            y[r][n] = s;
+        }
     }
 }
 
@@ -209,6 +290,39 @@ void sgemv_dots(std::int64_t m, std::int64_t k, const float* x, const W* w, std:
     if (detail::has_avx2_fma_f16c()) return detail::gemv_dots_avx2(m, k, x, w, ldw, y);
 #endif
     detail::gemv_dots_portable(m, k, x, w, ldw, y);
+}
+
+// Whether the products of several rows at once (sgemv_rows_multi, sgemv_dots_multi)
+// have a kernel here (AVX-512); without one, callers take the rows one at a time.
+inline bool gemv_multi_available() {
+#ifdef SCRIBE_X86
+    return detail::has_avx512f();
+#else
+    return false;
+#endif
+}
+
+// The products of `rows` rows x[r] at once (2 <= rows <= 4), W read once; only
+// where gemv_multi_available().
+template <GemvWeight W>
+void sgemv_rows_multi(int rows, std::int64_t m, std::int64_t k, const float* const* x, const W* w, std::int64_t ldw,
+                      float* const* y) {
+#ifdef SCRIBE_X86
+    if (rows == 2) return detail::gemv_rows_multi_avx512<2>(m, k, x, w, ldw, y);
+    if (rows == 3) return detail::gemv_rows_multi_avx512<3>(m, k, x, w, ldw, y);
+    if (rows == 4) return detail::gemv_rows_multi_avx512<4>(m, k, x, w, ldw, y);
+#endif
+    throw error("sgemv_rows_multi: no kernel for " + std::to_string(rows) + " rows on this CPU");
+}
+template <GemvWeight W>
+void sgemv_dots_multi(int rows, std::int64_t m, std::int64_t k, const float* const* x, const W* w, std::int64_t ldw,
+                      float* const* y) {
+#ifdef SCRIBE_X86
+    if (rows == 2) return detail::gemv_dots_multi_avx512<2>(m, k, x, w, ldw, y);
+    if (rows == 3) return detail::gemv_dots_multi_avx512<3>(m, k, x, w, ldw, y);
+    if (rows == 4) return detail::gemv_dots_multi_avx512<4>(m, k, x, w, ldw, y);
+#endif
+    throw error("sgemv_dots_multi: no kernel for " + std::to_string(rows) + " rows on this CPU");
 }
 
 }  // namespace scribe::cpu::simd
