@@ -7,7 +7,7 @@
 // same run.
 //
 //   decoder_bench --model DIR [--make SCRIPT] [--python PY] [--dir WORK] [--json FILE]
-//                 [--threads 1,2] [--dtypes f32,f16,bf16,q8] [--steps 32] [--budget S] [--llama-cpp DIR]
+//                 [--threads 1,2] [--dtypes f32,f16,bf16,q8,q4] [--steps 32] [--budget S] [--llama-cpp DIR]
 //                 [--phase prefill|decode]   (one phase only: for profiling, e.g. under perf)
 //   decoder_bench --model DIR --profile [--threads 1] [--dtypes f32]
 //                 where the time goes, per op kind and node (the executor's profile): the
@@ -44,7 +44,9 @@
 // q8: Scribe's 8-bit block weights (f32 activations) against llama.cpp's Q8_0 of
 // the same checkpoint (the same blocks: 32 weights and an f16 scale); PyTorch has
 // no such format and is not run for it. Its decode limit counts 34 bytes per 32
-// elements of each matrix q8 holds, 4 bytes for the rest.
+// elements of each matrix q8 holds, 4 bytes for the rest. q4: the same with 4-bit
+// blocks against llama.cpp's Q4_0 (made by llama-quantize --pure, so every matrix
+// is Q4_0 as Scribe's are), 18 bytes per 32 elements.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -84,14 +86,15 @@ std::vector<std::string> split(const std::string& s) {
     return out;
 }
 
-// A --dtypes entry: the dtype the model runs in, and q8 weights or not.
+// A --dtypes entry: the dtype the model runs in, and block weights (q8, q4) or not.
 struct run_type {
     dtype type = dtype::f32;
     models::weight_format weights = models::weight_format::plain;
-    bool q8() const { return weights == models::weight_format::q8; }
+    bool q8() const { return weights != models::weight_format::plain; }
 };
 run_type parse_dtype(const std::string& s) {
     if (s == "q8") return {dtype::f32, models::weight_format::q8};
+    if (s == "q4") return {dtype::f32, models::weight_format::q4};
     return {bench::parse_dtype(s, "decoder_bench"), models::weight_format::plain};
 }
 using bench::median;
@@ -131,7 +134,9 @@ struct cost_model {
     costs at(run_type t, std::int64_t steps, std::int64_t context = prompt_tokens) const {
         const double S = static_cast<double>(prompt_tokens), bytes = static_cast<double>(info(t.type).bytes);
         costs k;
-        k.weight_bytes = t.q8() ? (step_elements - step_q8_elements) * bytes + step_q8_elements * 34.0 / 32.0 : step_elements * bytes;
+        k.weight_bytes = t.q8() ? (step_elements - step_q8_elements) * bytes +
+                                      step_q8_elements * static_cast<double>(q8::block_bytes(t.weights)) / 32.0
+                                : step_elements * bytes;
         // Decode step i (0-based) attends over context + i + 1 positions.
         const double mean_context = static_cast<double>(context) + (static_cast<double>(steps) + 1) / 2;
         k.kv_bytes = mean_context * kv_per_position * bytes;
@@ -268,7 +273,7 @@ void profile(const fs::path& dir, run_type rt, unsigned threads, const std::vect
     std::map<std::string, cpu::array> weights;
     for (auto& [name, a] : files.arrays(0, type)) {
         const auto& spec = *std::find_if(files.specs().begin(), files.specs().end(), [&](const auto& w) { return w.name == name; });
-        if (const auto l = rt.q8() ? q8::plan(a.dims(), spec.in) : std::nullopt) {  // as the decoder holds it
+        if (const auto l = q8::plan(a.dims(), spec.in, rt.weights)) {  // as the decoder holds it
             cpu::named_arrays held;
             cpu::add_q8(held, name, a, *l, name);
             for (auto& [n, v] : held) weights[n] = std::move(v);
@@ -307,7 +312,7 @@ void profile(const fs::path& dir, run_type rt, unsigned threads, const std::vect
             for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += run.stats().node_seconds[i] / runs;
         }
         bench::print_profile(g, seconds, total,
-                             std::string(what) + " graph, " + (rt.q8() ? std::string("q8") : std::string(name(type))) + ", " +
+                             std::string(what) + " graph, " + (rt.q8() ? std::string(name(rt.weights)) : std::string(name(type))) + ", " +
                                  std::to_string(threads) + " thread(s)");
     };
     std::vector<std::int32_t> one_id{prompt.front()}, position{static_cast<std::int32_t>(prompt.size())};
@@ -381,7 +386,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
             const auto file = o.work / ("llama_cpp-" + name + ".gguf");
             if (!fs::exists(file) || fs::last_write_time(file) < fs::last_write_time(o.model_dir / "model.safetensors"))
                 run_command(o.python + " " + peer_script + " convert " + o.model_dir.string() + " --dir " + o.llama_cpp.string() +
-                            " --dtype " + (name == "q8" ? std::string("q8_0") : name) + " --out " + file.string() + " >/dev/null 2>&1");
+                            " --dtype " + (name == "q8" ? std::string("q8_0") : name == "q4" ? std::string("q4_0") : name) + " --out " + file.string() + " >/dev/null 2>&1");
             gguf[name] = file;
         }
         report["llama_cpp_dir"] = o.llama_cpp.string();
@@ -568,7 +573,7 @@ options:
   --dir WORK         working folder for the peers' files
   --json FILE        write the report as JSON
   --threads LIST     thread counts (default 1,2)
-  --dtypes LIST      f32,f16,bf16,q8 (default all)
+  --dtypes LIST      f32,f16,bf16,q8,q4 (default all)
   --steps N          decode steps per run (default 32)
   --budget S         seconds of repeated runs per cell (default 6: 3 to 15 runs)
   --phase P          prefill or decode only (for perf)
@@ -611,7 +616,7 @@ int main(int argc, char** argv) try {
         else throw error("decoder_bench: unknown option " + a);
     }
     if (o.thread_list.empty()) o.thread_list = o.profiling ? "1" : "1,2";
-    if (o.dtype_list.empty()) o.dtype_list = o.profiling ? "f32" : "f32,f16,bf16,q8";
+    if (o.dtype_list.empty()) o.dtype_list = o.profiling ? "f32" : "f32,f16,bf16,q8,q4";
     if (o.model_dir.empty())
         throw error(std::string("--model DIR is required\n") + usage);
     fs::create_directories(o.work);

@@ -5,14 +5,17 @@
         Fetches the source distribution of llama-cpp-python from PyPI (it vendors
         llama.cpp; the archive's SHA-256 is checked against PyPI's), builds
         `llama-bench` with the machine's own instruction set (GGML_NATIVE) into
-        DIR (and `llama-batched-bench`), and prints llama-bench's path. Cached: a
-        second call reuses DIR.
-    llama_cpp.py convert --dir DIR MODEL_DIR --dtype f32|f16|bf16|q8_0 --out FILE
+        DIR (and `llama-batched-bench`, `llama-quantize`), and prints llama-bench's
+        path. Cached: a second call reuses DIR.
+    llama_cpp.py convert --dir DIR MODEL_DIR --dtype f32|f16|bf16|q8_0|q4_0 --out FILE
         Converts a Hugging Face folder to GGUF with the converter llama.cpp ships
         (convert_hf_to_gguf.py: its tensor names, transposes and the Q/K rotary
         permutation of LLaMA). The benchmarks' checkpoints have random weights and
         no tokenizer, so the vocabulary written is a synthetic one of the model's
         size (byte tokens and fillers): llama-bench feeds token ids, never text.
+        q4_0 (which the converter does not write) is the f32 GGUF quantized by
+        `llama-quantize --pure`: every matrix Q4_0, the token embedding and the
+        output included, as Scribe's q4 holds them.
     llama_cpp.py bench   --dir DIR --gguf FILE --threads T [--prompt 128]
                          [--gen 32] [--depth 128] [--reps 3] [--batches 4,16] --json FILE
         Runs llama-bench: prefill of the prompt (pp), decode from an empty cache
@@ -88,7 +91,7 @@ def fetch(root: Path, version: str) -> Path:
     return src
 
 
-TARGETS = ["llama-bench", "llama-batched-bench"]
+TARGETS = ["llama-bench", "llama-batched-bench", "llama-quantize"]
 
 
 def build(root: Path, version: str) -> Path:
@@ -111,6 +114,17 @@ def build(root: Path, version: str) -> Path:
 
 
 def convert(root: Path, model: Path, dtype: str, out: Path):
+    if dtype == "q4_0":
+        tool = root / "build" / "bin" / "llama-quantize"
+        if not tool.exists():
+            fail(f"no {tool}: run `llama_cpp.py build --dir {root}` again")
+        f32 = out.with_name(out.name + ".f32.gguf")
+        convert(root, model, "f32", f32)
+        done = subprocess.run([str(tool), "--pure", str(f32), str(out), "Q4_0"], capture_output=True, text=True)
+        f32.unlink()
+        if done.returncode != 0:
+            fail(f"llama-quantize failed:\n{done.stderr[-2000:]}")
+        return
     src = source_dir(root)
     if not src:
         fail(f"no llama.cpp source under {root}: run `llama_cpp.py build --dir {root}` first")
@@ -220,7 +234,7 @@ def main():
     p.add_argument("model", nargs="?", help="convert: the Hugging Face folder")
     p.add_argument("--dir", required=True, type=Path, help="where llama.cpp is fetched and built (cached)")
     p.add_argument("--version", default=DEFAULT_VERSION, help="llama-cpp-python's version on PyPI")
-    p.add_argument("--dtype", choices=["f32", "f16", "bf16", "q8_0"], default="f32")
+    p.add_argument("--dtype", choices=["f32", "f16", "bf16", "q8_0", "q4_0"], default="f32")
     p.add_argument("--out", type=Path)
     p.add_argument("--gguf", type=Path)
     p.add_argument("--threads", type=int, default=1)

@@ -3,7 +3,7 @@
 // as 2 MPI processes (mpirun), prefill of a 128-token prompt and KV-cached decode,
 // in tokens/s, with the scaling against TP 1.
 //
-//   tp_bench --model DIR [--dtypes f32,f16,bf16,q8] [--runs 5] [--rounds 3] [--steps 32] [--json FILE] [--python PY]
+//   tp_bench --model DIR [--dtypes f32,f16,bf16,q8,q4] [--runs 5] [--rounds 3] [--steps 32] [--json FILE] [--python PY]
 //
 // Configurations (all with the same weights and prompt; greedy tokens must agree):
 //   tp1 x1     TP 1 on 1 thread            the per-core baseline
@@ -52,17 +52,18 @@ constexpr std::int64_t prompt_tokens = 128;
 
 struct options {
     fs::path model;
-    std::vector<std::string> dtypes = {"f32", "f16", "bf16", "q8"};
+    std::vector<std::string> dtypes = {"f32", "f16", "bf16", "q8", "q4"};
     int runs = 5, rounds = 3;
     std::int64_t steps = 32;
     std::string json, python;
     std::string worker_out;  // set in the mpirun children: where rank 0 writes its results
 };
 
-// A --dtypes entry as the decoder's load options: f32, f16, bf16, or q8 (8-bit
-// block matrices, f32 activations).
+// A --dtypes entry as the decoder's load options: f32, f16, bf16, q8 or q4 (8-bit
+// or 4-bit block matrices, f32 activations).
 runtime::load_options load_as(const std::string& s) {
     if (s == "q8") return {.type = dtype::f32, .weights = models::weight_format::q8};
+    if (s == "q4") return {.type = dtype::f32, .weights = models::weight_format::q4};
     return {.type = bench::parse_dtype(s, "tp_bench")};
 }
 using bench::median;
@@ -172,7 +173,7 @@ int main(int argc, char** argv) try {
             throw error("tp_bench: unknown option " + a);
         }
     }
-    if (o.model.empty()) throw error("usage: tp_bench --model DIR [--dtypes f32,f16,bf16,q8] [--runs 5] [--rounds 3] [--steps 32] [--json FILE]");
+    if (o.model.empty()) throw error("usage: tp_bench --model DIR [--dtypes f32,f16,bf16,q8,q4] [--runs 5] [--rounds 3] [--steps 32] [--json FILE]");
     if (!o.worker_out.empty()) return worker(argc, argv, o);
     if (!o.python.empty() && fs::exists(o.python) && !fs::exists(o.model / "model.safetensors")) {
         const auto cmd = o.python + " " + (fs::path(SCRIBE_SOURCE_DIR) / "bench" / "make_gpt2_124m.py").string() + " " +

@@ -155,19 +155,20 @@ inline dtype parse_dtype(const std::string& s) {
     throw error("--dtype takes f32, f16 or bf16, not \"" + s + "\"");
 }
 
-// A model's --dtype: the dtype it runs in and how its matrices are held. q8: f32
-// activations, the matrices in 8-bit blocks of 32 with an f16 scale each
-// (llama.cpp's Q8_0), quantized when they load.
+// A model's --dtype: the dtype it runs in and how its matrices are held. q8 and
+// q4: f32 activations, the matrices in 8-bit or 4-bit blocks of 32 with an f16
+// scale each (llama.cpp's Q8_0 and Q4_0), quantized when they load.
 struct model_dtype {
     dtype type = dtype::f32;
     models::weight_format weights = models::weight_format::plain;
-    bool q8() const { return weights == models::weight_format::q8; }
-    std::string label() const { return q8() ? "q8" : std::string(name(type)); }
+    bool blocks() const { return weights != models::weight_format::plain; }
+    std::string label() const { return blocks() ? std::string(name(weights)) : std::string(name(type)); }
 };
 inline model_dtype parse_model_dtype(const std::string& s) {
     if (s == "q8") return {dtype::f32, models::weight_format::q8};
+    if (s == "q4") return {dtype::f32, models::weight_format::q4};
     if (s == "f32" || s == "f16" || s == "bf16") return {parse_dtype(s), models::weight_format::plain};
-    throw error("--dtype takes f32, f16, bf16 or q8, not \"" + s + "\"");
+    throw error("--dtype takes f32, f16, bf16, q8 or q4, not \"" + s + "\"");
 }
 
 // "1048576", "512K", "300M", "2G" (powers of 1024).

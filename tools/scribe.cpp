@@ -48,6 +48,14 @@ using namespace scribe::cli;
 
 namespace {
 
+// The --dtype a folder runs in when none is given: the block format `scribe
+// shard` wrote it in, else f32.
+std::string default_model_dtype(const std::filesystem::path& dir, std::int64_t tp) {
+    const auto f = runtime::presharded_format(dir, tp);
+    return f == models::weight_format::plain ? "f32" : std::string(name(f));
+}
+
+
 const char* usage_main = R"(scribe — typed transformer graphs: run decoder checkpoints on the CPU, export XLA HLO
 
 usage: scribe COMMAND [MODEL] [options]
@@ -88,8 +96,9 @@ options:
   --dtype T              f32, f16 or bf16: the dtype weights are converted to and the
                          model runs in; q8: the matrices quantized as they load into
                          8-bit blocks of 32 with an f16 scale each (llama.cpp's Q8_0,
-                         about 3.8x smaller than f32), activations in f32 (default f32,
-                         or q8 for a folder that `scribe shard --dtype q8` wrote)
+                         about 3.8x smaller than f32); q4: 4-bit blocks (Q4_0, about
+                         7x smaller, less accurate); activations in f32 (default f32,
+                         or the format `scribe shard --dtype q8|q4` wrote)
   --threads N            CPU threads (default: all)
   --buckets A,B,...      prompt lengths the prefill graphs are built for
   --tp N                 tensor-parallel degree: N ranks as threads of this process,
@@ -128,9 +137,10 @@ options:
   --buckets A,B,...      prefill buckets (default 128, or the model's positions if fewer)
   --batch B              sequences per step (default 1, at most 1024)
   --capacity C           positions in the KV cache (default: the model's positions)
-  --dtype T              f32, f16, bf16, or q8: s8 weight parameters with f16 block
-                         scales (<weight> and <weight>.scale), dequantized in the
-                         module, f32 activations (default f32)
+  --dtype T              f32, f16, bf16, q8 or q4: s8 (q4: u8, two 4-bit values a
+                         byte) weight parameters with f16 block scales (<weight> and
+                         <weight>.scale), dequantized in the module, f32 activations
+                         (default f32)
   --all-logits           prefill returns logits for every position, not only the last
   --train                instead of prefill and decode: one training-step module per
                          bucket, train_<bucket>, whose inputs are the weights, ids
@@ -178,7 +188,7 @@ options:
   --batch B              sequences (default 1, at most 1024)
   --capacity C           positions in the KV cache (default: the model's positions)
   --dtype T              the dtype to account weights and cache in: f32, f16, bf16 or
-                         q8 (8-bit block matrices, f32 cache) (default: as stored)
+                         q8 or q4 (block matrices, f32 cache) (default: as stored)
   --tp N                 also print what each of N tensor-parallel ranks holds
   --memory-budget SIZE   say whether each rank fits in SIZE (bytes, or 512M, 2G)
 )";
@@ -192,16 +202,17 @@ name, in the dims the model reads it as, e.g. attn.c_attn.weight as
 multiple of N), with __metadata__ scribe.tp_degree and scribe.rank, plus
 config.json and the tokenizer files. `scribe generate DIR --tp N` then reads each
 rank's file instead of cutting model.safetensors, with nothing to convert. N may
-be 1: the whole model, converted once (to bf16, or quantized to q8) and saved.
+be 1: the whole model, converted once (to bf16, or quantized to q8 or q4) and saved.
 
 options:
   --tp N                 the tensor-parallel degree (required)
   --out DIR              where to write (required)
-  --dtype T              f32, f16 or bf16: the dtype to store (default f32); q8: each
-                         matrix quantized as `generate --dtype q8` would (I8 blocks
-                         of 32 under the weight's name, F16 scales under
-                         <weight>.scale, __metadata__ scribe.weights "q8"), the rest
-                         f32; the folder then runs in q8
+  --dtype T              f32, f16 or bf16: the dtype to store (default f32); q8 or q4:
+                         each matrix quantized as `generate --dtype q8` (q4) would
+                         (I8 blocks of 32, or U8 blocks of 16 bytes for q4, under the
+                         weight's name, F16 scales under <weight>.scale, __metadata__
+                         scribe.weights "q8" or "q4"), the rest f32; the folder then
+                         runs in that format
 )";
 
 // The MPI world when this process was started by mpirun (and the program was
@@ -316,7 +327,7 @@ int generate(const args& a, launcher& run) {
         throw error("--tp " + std::to_string(lo.tp) + " under mpirun -np " + std::to_string(comm->size()) +
                     ": give --tp " + std::to_string(comm->size()) + " (one rank per process)");
     lo.comm = comm;
-    const auto md = parse_model_dtype(a.value("dtype").value_or(runtime::presharded_q8(a.model, lo.tp) ? "q8" : "f32"));
+    const auto md = parse_model_dtype(a.value("dtype").value_or(default_model_dtype(a.model, lo.tp)));
     lo.type = md.type;
     lo.weights = md.weights;
     if (a.value("collective-timeout"))
@@ -338,8 +349,9 @@ int generate(const args& a, launcher& run) {
     runtime::decoder<family> lm(a.model, lo);
     if (!quiet)
         std::fprintf(stderr, "%s: %s of weights in %s%s, loaded in %.2f s\n", a.model.string().c_str(), mib(lm.weight_bytes()).c_str(),
-                     lm.weight_format() == models::weight_format::q8 ? "q8 (matrices in 8-bit blocks, the rest f32)"
-                                                                     : std::string(name(lm.type())).c_str(),
+                     lm.weight_format() == models::weight_format::q8   ? "q8 (matrices in 8-bit blocks, the rest f32)"
+                     : lm.weight_format() == models::weight_format::q4 ? "q4 (matrices in 4-bit blocks, the rest f32)"
+                                                                       : std::string(name(lm.type())).c_str(),
                      lm.tp() == 1 ? (lm.presharded() ? ", pre-sharded for one rank" : "")
                      : (", tensor parallel over " + std::to_string(lm.tp()) + (comm ? " processes (MPI)" : " threads") +
                         (lm.presharded() ? ", pre-sharded" : "") + (comm ? ": rank 0's part" : ": all ranks"))
@@ -485,7 +497,7 @@ shape_of_run parse_run(const args& a, const typename family::config& c) {
     s.batch = a.integer("batch", 1, 1, runtime::max_batch);
     s.capacity = a.integer("capacity", c.n_positions, 1, c.n_positions);
     s.type_given = a.value("dtype").has_value();
-    const auto md = parse_model_dtype(a.value("dtype").value_or(runtime::presharded_q8(a.model, s.tp) ? "q8" : "f32"));
+    const auto md = parse_model_dtype(a.value("dtype").value_or(default_model_dtype(a.model, s.tp)));
     s.type = md.type;
     s.weights = md.weights;
     s.ranks.resize(static_cast<std::size_t>(s.tp));
@@ -501,8 +513,7 @@ parallel::memory_plan plan_run(const args& a, const typename family::config& c, 
                                bool enforce) {
     const auto budget = a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0;
     try {
-        const auto p = parallel::plan(family::weights(c, tp), family::cache_shapes(c, s.batch, s.capacity, tp), t, tp,
-                                      s.weights == models::weight_format::q8);
+        const auto p = parallel::plan(family::weights(c, tp), family::cache_shapes(c, s.batch, s.capacity, tp), t, tp, s.weights);
         if (enforce) runtime::check_memory(p, s.batch, s.capacity, t, 1, budget);
         return p;
     } catch (const error& e) {
@@ -527,8 +538,8 @@ int export_hlo(const args& a) {
                         " positions (--capacity)");
     const fs::path out = a.value("out").value_or("hlo");
     make_out_folder(out);
-    const bool q8 = s.weights == models::weight_format::q8;
-    nlohmann::json manifest = {{"model", a.model.string()}, {"dtype", q8 ? std::string("q8") : std::string(name(type))}, {"batch", batch},
+    const bool q8 = s.weights != models::weight_format::plain;  // q8 or q4
+    nlohmann::json manifest = {{"model", a.model.string()}, {"dtype", q8 ? std::string(name(s.weights)) : std::string(name(type))}, {"batch", batch},
                                {"capacity", capacity}, {"tp", tp}, {"modules", nlohmann::json::array()}};
     std::map<std::string, std::string> split;  // weight -> the dim split over the ranks
     for (const auto& w : family::weights(c, tp))
@@ -543,12 +554,12 @@ int export_hlo(const args& a) {
             for (auto& p : m["parameters"]) {
                 std::string n = p["name"];
                 const auto base = n.substr(0, n.size() - std::min(n.size(), q8::scale_suffix.size()));
-                if (n.ends_with(q8::scale_suffix) && split.count(base)) n = base;  // a q8 weight's scales
+                if (n.ends_with(q8::scale_suffix) && split.count(base)) n = base;  // a q8/q4 weight's scales
                 if (!split.count(n)) continue;
-                // A q8 weight split along a contracted dim is split along its blocks.
+                // A q8/q4 weight split along a contracted dim is split along its blocks.
                 bool has = false;
                 for (const auto& d : p["shape"]) has = has || d["name"] == split[n];
-                p["split"] = has ? split[n] : std::string(q8::blocks_dim);
+                p["split"] = has ? split[n] : std::string(q8::storage(s.weights).blocks_dim);
             }
         manifest["modules"].push_back(m);
     };
@@ -560,7 +571,9 @@ int export_hlo(const args& a) {
     if (optimizer_given(a) && !a.flag("train"))
         throw error("the optimizer's flags (--optimizer, --lr, ...) make a training step: add --train");
     if (a.flag("train")) {
-        if (q8) throw error("--train and --dtype q8 do not go together (8-bit weights are for inference; train in f32, f16 or bf16)");
+        if (q8)
+            throw error("--train and --dtype " + std::string(name(s.weights)) +
+                        " do not go together (block weights are for inference; train in f32, f16 or bf16)");
         if (a.flag("all-logits")) throw error("--train and --all-logits do not go together (a training step returns the loss and gradients)");
         const bool update = optimizer_given(a);
         auto o = update ? parse_update(a) : train::update_options{};
@@ -650,9 +663,9 @@ int inspect(const args& a) {
         const auto& w = files.specs()[i];
         const auto t = s.type_given ? s.type : files.at(0, i).file->entry(files.at(0, i).name).type;
         const auto elements = checked::product(w.stored, w.name);
-        const bool q8 = s.weights == models::weight_format::q8 && q8::plan(w.dims, w.in);  // 34 bytes per 32
-        const auto bytes = static_cast<std::size_t>(elements) * (q8 ? 1 : info(t).bytes) + (q8 ? static_cast<std::size_t>(elements) / 16 : 0);
-        std::printf("%-34s %-6s %-22s %12zu\n", w.name.c_str(), q8 ? "q8" : std::string(name(t)).c_str(),
+        const bool q8 = q8::plan(w.dims, w.in, s.weights).has_value();  // 34 (q4: 18) bytes per 32
+        const auto bytes = q8 ? static_cast<std::size_t>(elements / 32 * q8::block_bytes(s.weights)) : static_cast<std::size_t>(elements) * info(t).bytes;
+        std::printf("%-34s %-6s %-22s %12zu\n", w.name.c_str(), q8 ? std::string(name(s.weights)).c_str() : std::string(name(t)).c_str(),
                     runtime::detail::shape_text(w.stored).c_str(), bytes);
         total += bytes;
         params += elements;

@@ -108,7 +108,7 @@ grep -q -- "--optimizer NAME" "$work/help.txt" || fail "export-hlo --help does n
 long=$(printf 'word %.0s' $(seq 1 80))
 expect_error "tokens but the model has 64 positions" generate "$data/gpt2-tiny-a" --prompt "$long"
 expect_error "does not exist" generate "$work/no-such-model"
-expect_error "--dtype takes f32, f16, bf16 or q8" generate "$data/gpt2-tiny-a" --dtype f64
+expect_error "--dtype takes f32, f16, bf16, q8 or q4" generate "$data/gpt2-tiny-a" --dtype f64
 expect_error "--train and --dtype q8 do not go together" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --dtype q8
 expect_error "--max-new-tokens takes an integer" generate "$data/gpt2-tiny-a" --max-new-tokens lots
 expect_error "unknown option --tempo" generate "$data/gpt2-tiny-a" --tempo 3
@@ -137,3 +137,23 @@ assert q["split"] == "heads" and s["split"] == "heads", (q, s)
 assert p["layers.0.self_attn.o_proj.weight"]["dtype"] == "f32"
 PY
 echo "ok: --dtype q8: inspect's bytes, generate, export-hlo's s8 weights and f16 scales at TP 2"
+
+# q4 weights: the same matrices in 4-bit blocks, 18 bytes per 32 (q_proj: 48 x 32 -> 864).
+"$scribe" inspect "$data/mistral-tiny" --dtype q4 >"$work/inspect-q4.txt"
+grep -Eq "^layers.0.self_attn.q_proj.weight +q4 +\[48, 32\] +864$" "$work/inspect-q4.txt" || fail "inspect --dtype q4: $(grep q_proj "$work/inspect-q4.txt" | head -1)"
+"$scribe" generate "$data/mistral-tiny" --dtype q4 --prompt "The" --greedy --no-stop --max-new-tokens 6 --threads 1 >"$work/q4.txt" 2>"$work/q4.err" \
+  || fail "generate --dtype q4: $(cat "$work/q4.err")"
+grep -q "of weights in q4 (matrices in 4-bit blocks" "$work/q4.err" || fail "generate --dtype q4 did not say the weights are q4"
+"$scribe" export-hlo "$data/mistral-tiny" --dtype q4 --tp 2 --out "$work/hlo-q4" --buckets 8 --capacity 16 >/dev/null
+python3 - "$work/hlo-q4/manifest.json" <<'PY' || fail "export-hlo --dtype q4 manifest"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["dtype"] == "q4", m["dtype"]
+p = {x["name"]: x for x in m["modules"][0]["parameters"]}
+q, s = p["layers.0.self_attn.q_proj.weight"], p["layers.0.self_attn.q_proj.weight.scale"]
+assert q["dtype"] == "u8" and [d["name"] for d in q["shape"]] == ["heads", "head_dim", "q4_blocks", "q4_pair"], q
+assert [d["extent"] for d in q["shape"]] == [2, 12, 1, 16], q
+assert s["dtype"] == "f16" and q["split"] == "heads" and s["split"] == "heads", (q, s)
+PY
+expect_error "--train and --dtype q4 do not go together" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --dtype q4
+echo "ok: --dtype q4: inspect's bytes, generate, export-hlo's u8 weights and f16 scales at TP 2"

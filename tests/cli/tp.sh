@@ -95,6 +95,27 @@ expect_error "holds q8 weights (written by \`scribe shard --dtype q8\`), so it r
   generate "$work/q8-tp1" --dtype bf16 --prompt "$p"
 echo "ok: scribe shard --dtype q8 writes I8 blocks and F16 scales; they run (TP 1, 2; threads, MPI) as quantizing at load does"
 
+# The same in q4: U8 blocks of 16 bytes, run without --dtype (the folder says q4).
+want=$("$scribe" generate "$data/mistral-tiny" --dtype q4 --tp 2 --prompt "$p" --greedy --no-stop --max-new-tokens 12 --quiet)
+"$scribe" shard "$data/mistral-tiny" --tp 2 --dtype q4 --out "$work/q4-tp2" >/dev/null
+got=$("$scribe" generate "$work/q4-tp2" --tp 2 --prompt "$p" --greedy --no-stop --max-new-tokens 12 2>"$work/err")
+[ "$got" = "$want" ] || fail "q4 pre-sharded at TP 2: got '$got', want '$want'"
+grep -q "of weights in q4" "$work/err" || fail "q4 pre-sharded folder did not run in q4: $(cat "$work/err")"
+got=$(mpirun -np 2 "$scribe" generate "$work/q4-tp2" --prompt "$p" --greedy --no-stop --max-new-tokens 12 2>"$work/err") \
+  || fail "q4 pre-sharded under mpirun: $(cat "$work/err")"
+[ "$got" = "$want" ] || fail "q4 pre-sharded (MPI): got '$got', want '$want'"
+python3 - "$work/q4-tp2" <<'PY' || fail "q4 rank files"
+import json, struct, sys
+with open(f"{sys.argv[1]}/model.tp2-rank1.safetensors", "rb") as f:
+    h = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+assert h["__metadata__"]["scribe.weights"] == "q4", h["__metadata__"]
+q = h["layers.0.self_attn.q_proj.weight"]
+assert q["dtype"] == "U8" and q["shape"] == [2, 12, 1, 16], q
+PY
+expect_error "holds q4 weights (written by \`scribe shard --dtype q4\`), so it runs in q4 only: give --dtype q4" \
+  generate "$work/q4-tp2" --tp 2 --dtype q8 --prompt "$p"
+echo "ok: scribe shard --dtype q4 writes U8 blocks and F16 scales; they run (TP 2; threads, MPI) as quantizing at load does"
+
 # inspect: valid degrees and per-rank bytes, checked against sizes computed here
 # from the checkpoint's header (split tensors divided, wte's rows padded).
 out=$("$scribe" inspect "$data/gpt2-tiny-a" --batch 2 --capacity 64 --tp 2 --memory-budget 120K)

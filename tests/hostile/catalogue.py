@@ -1245,9 +1245,9 @@ def setup_presharded_cases():
 
     # Pre-sharded in q8 (Mistral-tiny: q/k/v, gate and up in 8-bit blocks): each
     # rank file's I8 blocks and F16 scales checked, the format named in metadata.
-    def q8(kind, extra=()):
+    def q8(kind, extra=(), fmt="q8"):
         def setup(x):
-            d = x.presharded(name="mistral-tiny", extra=["--dtype", "q8"])
+            d = x.presharded(name="mistral-tiny", extra=["--dtype", fmt])
             r1 = "model.tp2-rank1.safetensors"
             w = "layers.0.mlp.up_proj.weight"
             if kind == "scale_nan":
@@ -1262,9 +1262,9 @@ def setup_presharded_cases():
                 x.st(d, corrupt, file=r1, seed=False)
             elif kind == "scale_missing":
                 x.st(d, lambda h, data: st_rebuild(h, data, drop=[w + ".scale"]), file=r1, seed=False)
-            elif kind == "q_as_u8":
+            elif kind in ("q_as_u8", "q_as_i8"):
                 def corrupt(h, data):
-                    h[w]["dtype"] = "U8"
+                    h[w]["dtype"] = "U8" if kind == "q_as_u8" else "I8"
                     return st_join(h, data)
                 x.st(d, corrupt, file=r1, seed=False)
             elif kind == "q_flat":
@@ -1275,8 +1275,8 @@ def setup_presharded_cases():
                     h[w]["shape"] = [n]
                     return st_join(h, data)
                 x.st(d, corrupt, file=r1, seed=False)
-            elif kind == "format_q4":
-                x.st(d, lambda h, data: st_join(dict(h, __metadata__=dict(h["__metadata__"], **{"scribe.weights": "q4"})), data),
+            elif kind in ("format_q4", "format_q5"):
+                x.st(d, lambda h, data: st_join(dict(h, __metadata__=dict(h["__metadata__"], **{"scribe.weights": kind[-2:]})), data),
                      file=r1, seed=False)
             elif kind == "format_dropped":
                 x.st(d, lambda h, data: st_join(dict(h, __metadata__={k: v for k, v in h["__metadata__"].items()
@@ -1293,9 +1293,20 @@ def setup_presharded_cases():
          ["tensor `layers.0.mlp.up_proj.weight.scale` is missing (rank 1 of a LLaMA with 2 layers, in q8, needs it)"])
     case("presharded_q8_q_as_u8", P, q8("q_as_u8"), 1, ["tensor `layers.0.mlp.up_proj.weight` is u8[", "in q8 needs s8["])
     case("presharded_q8_q_flat", P, q8("q_flat"), 1, ["tensor `layers.0.mlp.up_proj.weight` is s8[", "in q8 needs s8["])
-    case("presharded_q8_format_q4", P, q8("format_q4"), 1, ['__metadata__ says scribe.weights "q4"; Scribe knows "q8"'])
+    case("presharded_q8_format_q4", P, q8("format_q4"), 1, ["model.tp2-rank1.safetensors: q4 weights, but rank 0's file holds q8 ones"])
+    case("presharded_q8_format_q5", P, q8("format_q5"), 1, ['__metadata__ says scribe.weights "q5"; Scribe knows "q8" and "q4"'])
     case("presharded_q8_format_dropped", P, q8("format_dropped"), 1,
          ["model.tp2-rank1.safetensors: float weights, but rank 0's file holds q8 ones"])
+    # Pre-sharded in q4: U8 blocks of 16 bytes.
+    case("presharded_q4_ok", P, q8("none", fmt="q4"), 0, [])
+    case("presharded_q4_as_q8", P, q8("none", ["--dtype", "q8"], fmt="q4"), 1,
+         ["holds q4 weights (written by `scribe shard --dtype q4`), so it runs in q4 only: give --dtype q4"])
+    case("presharded_q4_q_as_i8", P, q8("q_as_i8", fmt="q4"), 1, ["tensor `layers.0.mlp.up_proj.weight` is s8[", "in q4 needs u8["])
+    case("presharded_q4_q_flat", P, q8("q_flat", fmt="q4"), 1, ["tensor `layers.0.mlp.up_proj.weight` is u8[", "in q4 needs u8["])
+    case("presharded_q4_scale_nan", P, q8("scale_nan", fmt="q4"), 1,
+         ["model.tp2-rank1.safetensors: tensor `layers.0.mlp.up_proj.weight.scale` holds a NaN or an infinity (block 5)"])
+    case("presharded_q4_format_dropped", P, q8("format_dropped", fmt="q4"), 1,
+         ["model.tp2-rank1.safetensors: float weights, but rank 0's file holds q4 ones"])
 
 
 # --- every flag of every command ---------------------------------------------------

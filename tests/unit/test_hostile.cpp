@@ -291,8 +291,11 @@ TEST_CASE("hostile: a q8 rank file with a bad block scale, a missing or misshape
     }, {});
     CHECK_THAT(load(), Contains("tensor `h.0.mlp.c_fc.weight` is u8[") && Contains("rank 0's part in q8 needs s8["));
     // An unknown weight format, and rank files that disagree.
-    rewrite(0, none, {{"scribe.tp_degree", "2"}, {"scribe.rank", "0"}, {"scribe.weights", "q4"}});
-    CHECK_THAT(load(), Contains("__metadata__ says scribe.weights \"q4\"; Scribe knows \"q8\""));
+    rewrite(0, none, {{"scribe.tp_degree", "2"}, {"scribe.rank", "0"}, {"scribe.weights", "q5"}});
+    CHECK_THAT(load(), Contains("__metadata__ says scribe.weights \"q5\"; Scribe knows \"q8\" and \"q4\""));
+    // A rank file that says q4 next to rank 0's q8.
+    rewrite(1, none, {{"scribe.tp_degree", "2"}, {"scribe.rank", "1"}, {"scribe.weights", "q4"}});
+    CHECK_THAT(load(), Contains("model.tp2-rank1.safetensors: q4 weights, but rank 0's file holds q8 ones"));
     rewrite(1, none, {{"scribe.tp_degree", "2"}, {"scribe.rank", "1"}});
     CHECK_THAT(load(), Contains("model.tp2-rank1.safetensors: float weights, but rank 0's file holds q8 ones"));
     fs::remove_all(good);

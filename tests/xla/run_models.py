@@ -19,7 +19,7 @@ same batch (tests/data/<model>/gradients), at TP 1, 2 and 4 (check_train); and 2
 optimizer steps of the exported step modules (`export-hlo --train --optimizer ...`: AdamW
 with warmup, cosine decay, clipping, weight decay and 2 micro-batches; SGD with momentum)
 equal torch.optim's on the same batches (tests/data/<model>/training, check_optimizer). And the q8 modules
-(`export-hlo --dtype q8`) of each family's checkpoint in tests/data/quant: s8 weights
+(`export-hlo --dtype q8`, and q4) of each family's checkpoint in tests/data/quant: s8 (u8) weights
 with f16 block scales, quantized here as llama.cpp does, give the logits transformers
 gives with llama.cpp's Q8_0 weights and inputs (check_q8), at TP 1 and 2.
 
@@ -283,26 +283,42 @@ def quantize_q8(w):
     return np.clip(q, -127, 127).astype(np.int8).reshape(w.shape), d[:, :, 0].astype(np.float16)
 
 
-def check_q8(scribe, folder, work, tp=1):
-    """The q8 modules (`export-hlo --dtype q8`) of a folder of tests/data/quant: s8 weights and
-    f16 block scales, quantized here with NumPy as llama.cpp does; the modules quantize their
-    products' inputs themselves. Prefill logits of every position and a decode step's equal
-    q8_logits.safetensors: transformers run with the Q8_0 weights and inputs
-    (scripts/reference/make_q8_models.py)."""
+def quantize_q4(w):
+    """llama.cpp's Q4_0 of rows w[rows, k] (as ggml's quantize_row_q4_0_ref does it): per block
+    of 32, m = the first element of largest |w|, d = m / -8 and id = 1 / d in f32, each
+    element's bits min(15, trunc(w * id + 8.5)); byte i of a block holds element i in its low
+    four bits and element 16 + i in its high four; d stored as f16."""
+    blocks = w.reshape(w.shape[0], -1, 32).astype(np.float32)
+    m = np.take_along_axis(blocks, np.abs(blocks).argmax(axis=2)[:, :, None], axis=2)
+    d = m / np.float32(-8)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inv = np.where(d == 0, np.float32(0), np.float32(1) / d)
+        bits = np.minimum(15, np.trunc(blocks * inv + np.float32(8.5))).astype(np.uint8)
+    packed = bits[:, :, :16] | (bits[:, :, 16:] << np.uint8(4))
+    return packed, d[:, :, 0].astype(np.float16)
+
+
+def check_q8(scribe, folder, work, tp=1, fmt="q8"):
+    """The q8 (q4) modules (`export-hlo --dtype q8`, q4) of a folder of tests/data/quant: s8 (u8)
+    weights and f16 block scales, quantized here with NumPy as llama.cpp does; the modules
+    quantize their products' inputs themselves. Prefill logits of every position and a decode
+    step's equal q8_logits.safetensors (q4_logits): transformers run with the Q8_0 (Q4_0)
+    weights and Q8_0 inputs (scripts/reference/make_q8_models.py)."""
     ids = [5, 17, 2, 41, 8, 30, 11, 3, 60, 12, 7, 64]
-    want = read_safetensors(os.path.join(folder, "q8_logits.safetensors"))["logits"]
+    want = read_safetensors(os.path.join(folder, f"{fmt}_logits.safetensors"))["logits"]
+    stored, quantize = ("s8", quantize_q8) if fmt == "q8" else ("u8", quantize_q4)
     manifests = {}
-    for dtype in ("f32", "q8"):
+    for dtype in ("f32", fmt):
         out_dir = os.path.join(work, f"{os.path.basename(folder)}-{dtype}-tp{tp}")
         subprocess.run([scribe, "export-hlo", folder, "--out", out_dir, "--buckets", "16", "--capacity", "32", "--all-logits",
                         "--dtype", dtype, "--tp", str(tp)], check=True, stdout=subprocess.DEVNULL)
         manifests[dtype] = (out_dir, json.load(open(os.path.join(out_dir, "manifest.json"))))
     weights = read_safetensors(os.path.join(folder, "model.safetensors"))
     declared = {p["name"]: p for p in manifests["f32"][1]["modules"][0]["parameters"]}
-    q8_params = {p["name"]: p for p in manifests["q8"][1]["modules"][0]["parameters"]}
+    q8_params = {p["name"]: p for p in manifests[fmt][1]["modules"][0]["parameters"]}
     quantized = [{} for _ in range(tp)]
     for name, p in q8_params.items():
-        if p["dtype"] != "s8":
+        if p["dtype"] != stored:
             continue
         f = declared[name]  # the weight as the f32 module reads it: its dims, its split
         names = [d["name"] for d in f["shape"]]
@@ -311,11 +327,11 @@ def check_q8(scribe, folder, work, tp=1):
         full = next(weights[x + name] for x in ("", "transformer.", "model.") if x + name in weights)
         for r in range(tp):
             moved = np.transpose(shard(full, f, tp, r), order)  # this rank's part, [out..., in...]
-            q, d = quantize_q8(moved.reshape(-1, int(np.prod(moved.shape[len(outs):]))))
+            q, d = quantize(moved.reshape(-1, int(np.prod(moved.shape[len(outs):]))))
             quantized[r][name] = q.reshape([e["extent"] for e in p["shape"]])
             quantized[r][name + ".scale"] = d.reshape([e["extent"] for e in q8_params[name + ".scale"]["shape"]])
-    assert quantized[0], f"{folder}: the q8 modules have no s8 weights"
-    out_dir, manifest = manifests["q8"]
+    assert quantized[0], f"{folder}: the {fmt} modules have no {stored} weights"
+    out_dir, manifest = manifests[fmt]
     prefill_m, decode_m = manifest["modules"]
     prefill = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, prefill_m["proto"])), tp)
     decode = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, decode_m["proto"])), tp)
@@ -338,9 +354,9 @@ def check_q8(scribe, folder, work, tp=1):
         for what, got, rows in (("prefill", outs[r][0].reshape(-1, V)[:n], want[:n]), ("decode", after[r][0].reshape(-1, V), want[n:])):
             diff = float(np.abs(got - rows).max()) / float(np.abs(rows).max())
             worst = max(worst, diff)
-            assert diff < TOL, f"{folder} (q8, tp {tp}, replica {r}): {what} logits differ from transformers' by {diff}"
-    print(f"ok: {os.path.basename(folder)} q8 at TP {tp}: {len(quantized[0]) // 2} s8 weights with f16 scales, prefill and "
-          f"a decode step equal transformers run by llama.cpp's Q8_0 rules (max relative diff {worst:.2e})")
+            assert diff < TOL, f"{folder} ({fmt}, tp {tp}, replica {r}): {what} logits differ from transformers' by {diff}"
+    print(f"ok: {os.path.basename(folder)} {fmt} at TP {tp}: {len(quantized[0]) // 2} {stored} weights with f16 scales, prefill and "
+          f"a decode step equal transformers run by llama.cpp's {'Q8_0' if fmt == 'q8' else 'Q4_0'} rules (max relative diff {worst:.2e})")
 
 
 def main():
@@ -357,10 +373,11 @@ def main():
             check_train(a.scribe, os.path.join(a.data, m), a.work, tp)
         for run in ("adamw", "sgd"):
             check_optimizer(a.scribe, os.path.join(a.data, m), a.work, run)
-    # q8 weights: a tiny checkpoint of each family whose matrices are whole blocks of 32.
+    # q8 and q4 weights: a tiny checkpoint of each family whose matrices are whole blocks of 32.
     for m in ("gpt2-q8", "opt-q8", "gptj-q8", "llama-q8"):
         for tp in (1, 2):
-            check_q8(a.scribe, os.path.join(a.data, "quant", m), a.work, tp)
+            for fmt in ("q8", "q4"):
+                check_q8(a.scribe, os.path.join(a.data, "quant", m), a.work, tp, fmt)
 
 
 if __name__ == "__main__":

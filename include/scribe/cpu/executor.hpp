@@ -588,8 +588,8 @@ private:
     array quantized(const node& n, const kernels::q8_product& p, const std::vector<array>& values) const {
         auto value = [&](node_id id) -> const array& { return values[static_cast<std::size_t>(id)]; };
         const auto& w = p.weight;
-        if (p.gather) return kernels::q8_gather(n, value(w.q), value(w.scale), value(p.other), w.rows, w.k);
-        return kernels::q8_dot(n, value(p.other), value(w.q), value(w.scale), g_[n.operands[1]].dims, pool_.get());
+        if (p.gather) return kernels::q8_gather(n, value(w.q), value(w.scale), value(p.other), w.rows, w.k, w.format);
+        return kernels::q8_dot(n, value(p.other), value(w.q), value(w.scale), g_[n.operands[1]].dims, w.format, pool_.get());
     }
 
     // Ops whose value is their operand's elements under new dimension names:

@@ -1,16 +1,18 @@
-// scribe/cpu/quantized.hpp — q8 weights (ops/quantize.hpp) on the CPU: a weight
-// quantized when it is loaded, and the products and gathers that read q and scale
-// directly.
+// scribe/cpu/quantized.hpp — q8 and q4 weights (ops/quantize.hpp) on the CPU: a
+// weight quantized when it is loaded, and the products and gathers that read q
+// and scale directly.
 //
 // The graph reads a q8 weight as convert/multiply/broadcast/reshape/transpose
-// nodes; evaluated as written, they would make the whole f32 weight on every run.
+// nodes (a q4 weight also through and/shift/concatenate); evaluated as written,
+// they would make the whole f32 weight on every run.
 // The executor instead recognises (match_q8) a dot whose right operand, or a
 // gather whose table, is such a weight, and runs it from the parameters q and
 // scale (q8_product): one-row products stream 34 bytes per 32 weights
 // (simd/q8.hpp; int8 x int8 sums where the CPU has AVX-512 VNNI or AVX2 and the input is
 // the graph's q8 input, simd/q8_q8.hpp), larger ones widen 256 rows of W at a time for the GEMM, a gather
-// widens the rows it picks. Anything else reading the weight sees it computed
-// by the nodes, as written.
+// widens the rows it picks. A q4 weight's products are the same with 18 bytes
+// per 32 weights (simd/q4.hpp). Anything else reading the weight sees it
+// computed by the nodes, as written.
 #pragma once
 
 #include <cstring>
@@ -22,13 +24,14 @@
 #include "../ops/quantize.hpp"
 #include "kernels.hpp"
 #include "linalg.hpp"
+#include "simd/q4.hpp"
 #include "simd/q8.hpp"
 #include "simd/q8_q8.hpp"
 
 namespace scribe::cpu {
 
-// w (a weight's declared dims, f32) stored as layout l: {q, scale}. `what` names
-// the weight in errors.
+// w (a weight's declared dims, f32) stored as layout l (q8 or q4): {q, scale}.
+// `what` names the weight in errors.
 inline std::pair<array, array> quantize_q8(const array& w, const q8::layout& l, const std::string& what) {
     if (w.type() != dtype::f32 || element_count(w.dims()) != l.rows * l.k)
         throw error(what + ": quantize_q8 needs the weight in f32 as declared " + to_string(l.value));
@@ -46,17 +49,20 @@ inline std::pair<array, array> quantize_q8(const array& w, const q8::layout& l, 
         });
         src = moved.data();
     }
-    auto q = array::uninitialized_in_huge_pages(dtype::s8, l.q);
+    const bool q4 = l.format == weight_format::q4;
+    auto q = array::uninitialized_in_huge_pages(q8::storage(l.format).type, l.q);
     auto scale = array::uninitialized(dtype::f16, l.scale);
-    const auto bad = simd::quantize_q8_rows(src, l.rows, l.k, reinterpret_cast<std::int8_t*>(q.mutable_data()),
-                                            reinterpret_cast<std::uint16_t*>(scale.mutable_data()));
+    auto* ss = reinterpret_cast<std::uint16_t*>(scale.mutable_data());
+    const auto bad = q4 ? simd::quantize_q4_rows(src, l.rows, l.k, reinterpret_cast<std::uint8_t*>(q.mutable_data()), ss)
+                        : simd::quantize_q8_rows(src, l.rows, l.k, reinterpret_cast<std::int8_t*>(q.mutable_data()), ss);
     if (bad >= 0)
-        throw error(what + ": row " + std::to_string(bad) + " holds a NaN, an infinity or a value beyond 127 x 65504 (what an f16 " +
-                    "block scale holds), so the weight cannot be stored in 8-bit blocks; run the model in f32, f16 or bf16");
+        throw error(what + ": row " + std::to_string(bad) + " holds a NaN, an infinity or a value beyond " + (q4 ? "8" : "127") +
+                    " x 65504 (what an f16 block scale holds), so the weight cannot be stored in " + (q4 ? "4" : "8") +
+                    "-bit blocks; run the model in f32, f16 or bf16");
     return {std::move(q), std::move(scale)};
 }
 
-// Adds w to `out` as a q8 weight of layout l: q under `name`, the scales under
+// Adds w to `out` as a q8 or q4 weight of layout l: q under `name`, the scales under
 // q8::scale_name(name) (the parameters the graph reads it from).
 inline void add_q8(named_arrays& out, const std::string& name, const array& w, const q8::layout& l, const std::string& what) {
     auto [q, scale] = quantize_q8(w, l, what);
@@ -68,8 +74,11 @@ inline void add_q8(named_arrays& out, const std::string& name, const array& w, c
 // the values the graph reads.
 inline array dequantize_q8(const array& q, const array& scale, const q8::layout& l, const shape& dims) {
     std::vector<float> value(static_cast<std::size_t>(l.rows * l.k));
-    simd::dequantize_q8_rows(reinterpret_cast<const std::int8_t*>(q.data()), reinterpret_cast<const std::uint16_t*>(scale.data()),
-                             l.rows, l.k, value.data());
+    const auto* ss = reinterpret_cast<const std::uint16_t*>(scale.data());
+    if (l.format == weight_format::q4)
+        simd::dequantize_q4_rows(reinterpret_cast<const std::uint8_t*>(q.data()), ss, l.rows, l.k, value.data());
+    else
+        simd::dequantize_q8_rows(reinterpret_cast<const std::int8_t*>(q.data()), ss, l.rows, l.k, value.data());
     auto out = array::uninitialized(dtype::f32, dims);
     const auto vs = kernels::strides_of(l.value);
     auto* o = reinterpret_cast<float*>(out.mutable_data());
@@ -81,7 +90,7 @@ inline array dequantize_q8(const array& q, const array& scale, const q8::layout&
     return out;
 }
 
-// w's values after q8 storage (quantized, then read back), in its own dims.
+// w's values after q8 or q4 storage (quantized, then read back), in its own dims.
 inline array round_trip_q8(const array& w, const q8::layout& l, const std::string& what) {
     const auto [q, scale] = quantize_q8(w, l, what);
     return dequantize_q8(q, scale, l, w.dims());
@@ -89,12 +98,13 @@ inline array round_trip_q8(const array& w, const q8::layout& l, const std::strin
 
 namespace kernels {
 
-// A value that is a q8 weight read back: the parameters q and scale, the weight
-// as a [rows][k] matrix, and the strides of the value's own dims in it.
+// A value that is a q8 or q4 weight read back: the parameters q and scale, the
+// weight as a [rows][k] matrix, and the strides of the value's own dims in it.
 struct q8_operand {
     node_id q = -1, scale = -1;
     std::int64_t rows = 0, k = 0;
     index strides;
+    weight_format format = weight_format::q8;
 };
 
 // The q8 weight node `id` is (q8::match), or nullopt.
@@ -102,7 +112,7 @@ inline std::optional<q8_operand> match_q8(const graph& g, node_id id) {
     const auto w = q8::match(g, id);
     if (!w) return std::nullopt;
     const auto& q = g[w->q].dims;
-    q8_operand m{.q = w->q, .scale = w->scale, .rows = 1, .k = q[q.size() - 2].extent * simd::q8_block, .strides = {}};
+    q8_operand m{.q = w->q, .scale = w->scale, .rows = 1, .k = q[q.size() - 2].extent * simd::q8_block, .strides = {}, .format = w->format};
     for (std::size_t i = 0; i < w->outs; ++i) m.rows *= q[i].extent;
     const auto vs = strides_of(w->value);
     if (w->perm.empty()) {
@@ -158,8 +168,10 @@ inline std::optional<q8_product> q8_product_of(const graph& g, const node& n) {
     return q8_product{*w, n.operands[0], false};
 }
 
-// The dot n = x . W^T with W from q and scale; `rhs` is the dot's right operand's shape.
-inline array q8_dot(const node& n, const array& x, const array& q, const array& scale, const shape& rhs, thread_pool* pool) {
+// The dot n = x . W^T with W from q and scale in `format`; `rhs` is the dot's
+// right operand's shape.
+inline array q8_dot(const node& n, const array& x, const array& q, const array& scale, const shape& rhs, weight_format format,
+                    thread_pool* pool) {
     const auto l = kernels::dot_lhs_layout(n, x.dims());  // W's rows are [N, K] (match_q8 checked)
     const auto M = static_cast<std::int64_t>(l.am.size()), K = static_cast<std::int64_t>(l.ak.size()),
                N = element_count(rhs) / K;
@@ -175,11 +187,14 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
     } else {
         xs += l.am[0];
     }
-    const auto* qs = reinterpret_cast<const std::int8_t*>(q.data());
+    const bool q4 = format == weight_format::q4;
+    const auto row_bytes = K / simd::q8_block * q8::storage(format).bytes;  // of q
+    const auto* qs = reinterpret_cast<const std::uint8_t*>(q.data());
     const auto* ss = reinterpret_cast<const std::uint16_t*>(scale.data());
     auto* y = reinterpret_cast<float*>(out.mutable_data());
     const auto blocks = K / simd::q8_block;
-    if (M < 4 && simd::q8_q8_fast()) {  // decode, x a q8 input (as the graph makes it): int8 x int8 sums
+    // Decode, x a q8 input (as the graph makes it): int8 x int8 (or int4) sums.
+    if (M < 4 && (q4 || simd::q8_q8_fast())) {
         std::vector<std::int8_t> qx(static_cast<std::size_t>(M * K));
         std::vector<float> dx(static_cast<std::size_t>(M * blocks));
         bool exact = true;
@@ -189,18 +204,22 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
             over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
                 std::vector<float> part(static_cast<std::size_t>(n1 - n0));
                 for (std::int64_t m = 0; m < M; ++m) {
-                    simd::q8_q8_dots(n1 - n0, K, qx.data() + m * K, dx.data() + m * blocks, qs + n0 * K, ss + n0 * blocks, part.data());
+                    if (q4)
+                        simd::q4_q8_dots(n1 - n0, K, qx.data() + m * K, dx.data() + m * blocks, qs + n0 * row_bytes, ss + n0 * blocks, part.data());
+                    else
+                        simd::q8_q8_dots(n1 - n0, K, qx.data() + m * K, dx.data() + m * blocks, reinterpret_cast<const std::int8_t*>(qs) + n0 * K,
+                                         ss + n0 * blocks, part.data());
                     std::memcpy(y + m * N + n0, part.data(), part.size() * sizeof(float));
                 }
             });
             return out;
         }
     }
-    if (M < 4) {  // decode: each row of W streamed once per row of x
+    if (M < 4 && !q4) {  // decode: each row of W streamed once per row of x
         over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
             std::vector<float> part(static_cast<std::size_t>(n1 - n0));
             for (std::int64_t m = 0; m < M; ++m) {
-                simd::q8_dots(n1 - n0, K, xs + m * K, qs + n0 * K, ss + n0 * blocks, part.data());
+                simd::q8_dots(n1 - n0, K, xs + m * K, reinterpret_cast<const std::int8_t*>(qs) + n0 * K, ss + n0 * blocks, part.data());
                 std::memcpy(y + m * N + n0, part.data(), part.size() * sizeof(float));
             }
         });
@@ -213,7 +232,10 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
         simd::aligned_vector<float> w(static_cast<std::size_t>(std::min(panel, n1 - n0) * K));
         for (std::int64_t c0 = n0; c0 < n1; c0 += panel) {
             const auto nb = std::min(panel, n1 - c0);
-            simd::dequantize_q8_rows(qs + c0 * K, ss + c0 * blocks, nb, K, w.data());
+            if (q4)
+                simd::dequantize_q4_rows(qs + c0 * row_bytes, ss + c0 * blocks, nb, K, w.data());
+            else
+                simd::dequantize_q8_rows(reinterpret_cast<const std::int8_t*>(qs) + c0 * K, ss + c0 * blocks, nb, K, w.data());
             simd::sgemm(M, nb, K, simd::basic_matrix_view<float>{xs, K, 1}, simd::basic_matrix_view<float>{w.data(), 1, K}, y + c0, N);
         }
     });
@@ -232,18 +254,23 @@ inline array q8_input(const node& n, const array& xb, thread_pool* pool) {
     return out;
 }
 
-// The gather n of rows of a [rows, k] q8 table: out[k-dim, ids...].
-inline array q8_gather(const node& n, const array& q, const array& scale, const array& ids, std::int64_t rows, std::int64_t K) {
+// The gather n of rows of a [rows, k] q8 or q4 table: out[k-dim, ids...].
+inline array q8_gather(const node& n, const array& q, const array& scale, const array& ids, std::int64_t rows, std::int64_t K,
+                       weight_format format) {
     auto out = array::uninitialized(n.type, n.dims);
     const auto count = ids.size();
-    const auto* qs = reinterpret_cast<const std::int8_t*>(q.data());
+    const auto* qs = reinterpret_cast<const std::uint8_t*>(q.data());
     const auto* ss = reinterpret_cast<const std::uint16_t*>(scale.data());
+    const auto row_bytes = K / simd::q8_block * q8::storage(format).bytes;
     std::vector<float> row(static_cast<std::size_t>(K));
     for (std::int64_t j = 0; j < count; ++j) {
         std::int64_t id = 0;
         visit(ids.type(), [&](auto D) { id = static_cast<std::int64_t>(element<decltype(D)::value>::load(ids.data(), j)); });
         id = std::clamp<std::int64_t>(id, 0, rows - 1);
-        simd::dequantize_q8_rows(qs + id * K, ss + id * (K / simd::q8_block), 1, K, row.data());
+        if (format == weight_format::q4)
+            simd::dequantize_q4_rows(qs + id * row_bytes, ss + id * (K / simd::q8_block), 1, K, row.data());
+        else
+            simd::dequantize_q8_rows(reinterpret_cast<const std::int8_t*>(qs) + id * K, ss + id * (K / simd::q8_block), 1, K, row.data());
         visit(n.type, [&](auto D) {
             using E = element<decltype(D)::value>;
             for (std::int64_t i = 0; i < K; ++i) E::store(out.mutable_data(), i * count + j, row[static_cast<std::size_t>(i)]);

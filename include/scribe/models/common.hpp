@@ -20,14 +20,14 @@
 #include "../core/error.hpp"
 #include "../io/json.hpp"
 #include "../graph/node.hpp"
+#include "../ops/quantize.hpp"
 #include "../parallel/mesh.hpp"
 
 namespace scribe::models {
 
-// How a model's matrices are stored: as the run's float dtype, or as 8-bit
-// integers in blocks of 32 with an f16 scale each (ops/quantize.hpp), read back
-// in the graph as the float dtype.
-enum class weight_format : std::uint8_t { plain, q8 };
+// How a model's matrices are stored: plain (the run's float dtype), q8 or q4
+// (ops/quantize.hpp).
+using scribe::weight_format;
 
 // The shapes of one graph.
 struct graph_shape {
@@ -42,7 +42,7 @@ struct graph_shape {
     // parameters dropout.key0 and dropout.key1 (u32 scalars; a new pair each
     // micro-batch gives new bits). Needs kv_cache = false.
     bool dropout = false;
-    // The matrices' storage (weight_format::q8: inference graphs only).
+    // The matrices' storage (q8 and q4: inference graphs only).
     weight_format weights = weight_format::plain;
 };
 
@@ -69,7 +69,7 @@ struct weight_spec {
     shape dims;
     std::string split{};
     weight_init init{};
-    // The dims a product contracts it over (q8 blocks run along them): the last
+    // The dims a product contracts it over (q8/q4 blocks run along them): the last
     // stored dimension's, unless the declaration says otherwise.
     std::vector<std::string> in{};
 };

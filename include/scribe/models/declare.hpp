@@ -42,7 +42,7 @@ struct weight_layout {
     weight_init init{};
     // The dims a product contracts the weight over, where they are not the last
     // stored dimension's (nn.Linear's [out, in]): GPT-2's Conv1D weights are
-    // [in, out]. Stored as q8, the blocks run along them.
+    // [in, out]. Stored as q8 or q4, the blocks run along them.
     std::vector<std::string_view> in{};
 };
 
@@ -50,8 +50,8 @@ inline constexpr weight_init zeros{.kind = weight_init::fill::zeros};
 inline constexpr weight_init ones{.kind = weight_init::fill::ones};
 
 // Makes weight parameters on a graph and, when given a list, records each one.
-// With weight_format::q8, a matrix whose contracted extent is a multiple of 32
-// becomes two parameters, `name` (s8) and `name.scale` (f16), read back as the
+// With weight_format::q8 or q4, a matrix whose contracted extent is a multiple of 32
+// becomes two parameters, `name` (s8, or u8 for q4) and `name.scale` (f16), read back as the
 // declared float tensor (ops/quantize.hpp); the rest stay float parameters.
 class declaration {
 public:
@@ -62,12 +62,12 @@ public:
 
     template <DtypeTag T, DimSlot... S>
     tensor<T, S...> operator()(tensor_spec<T, S...> spec, std::string name, weight_layout l = {}) const {
-        if (format_ == weight_format::q8) {
+        if (format_ != weight_format::plain) {
             const std::string context = "weight " + scribe::detail::ticked(name);
             scribe::detail::bind_static<S...>(g_, context);
             const auto dims = scribe::detail::spec_shape<S...>(g_, context);
-            if (const auto q = q8::plan(dims, in_dims(dims, l)))
-                return {g_, q8::dequantize(g_, g_.add_parameter(dtype::s8, q->q, name),
+            if (const auto q = q8::plan(dims, in_dims(dims, l), format_))
+                return {g_, q8::dequantize(g_, g_.add_parameter(q8::storage(format_).type, q->q, name),
                                            g_.add_parameter(dtype::f16, q->scale, q8::scale_name(name)), *q, T::id)};
         }
         auto p = g_.parameter(spec, name);

@@ -1,23 +1,32 @@
-// scribe/ops/quantize.hpp — weights stored as 8-bit integers in blocks of 32 with
-// one f16 scale each (llama.cpp's Q8_0), read by the graph as float weights.
+// scribe/ops/quantize.hpp — weights stored as 8-bit or 4-bit integers in blocks of
+// 32 with one f16 scale each (llama.cpp's Q8_0 and Q4_0), read by the graph as
+// float weights.
 //
 // A weight w[out..., in...] (in: the dims its products contract, flattened in
-// order into k elements) is stored as
+// order into k elements) is stored, each block 32 consecutive elements of a row
+// of k, as (weight_format::q8)
 //   q      s8 [out..., q8_blocks, q8_block]   q = round(w / d), half away from zero
 //   scale  f16[out..., q8_blocks]              d = max |w| over the block / 127
-// each block 32 consecutive elements of a row of k, and the graph reads it back as
+// and the graph reads it back as
 //   w = reshape(convert<f32>(q) * broadcast(convert<f32>(scale)), [out..., in...])
+// or as (weight_format::q4, ggml's quantize_row_q4_0_ref)
+//   q      u8 [out..., q4_blocks, q4_pair]    16 bytes: element i in the low four bits
+//                                             of byte i, element 16 + i in the high four
+//   scale  f16[out..., q4_blocks]             d = (the element of largest |w|) / -8
+// each element's four bits n = min(15, trunc(w / d + 8.5)), read back as
+//   w = reshape((convert<f32>(concatenate(q & 15, q >> 4)) - 8) * broadcast(convert<f32>(scale)), ...)
 // converted to the model's dtype and transposed to the order the model declared
 // (GPT-2's Conv1D weights are [in, out]). That is plain HLO (convert, multiply,
-// broadcast, reshape, transpose) any XLA runs, with s8 weights and f16 scales as
+// broadcast, reshape, transpose; for q4 also and, shift and concatenate) any XLA
+// runs, with s8 or u8 weights and f16 scales as
 // the module's parameters; the CPU executor recognises the pattern under a product
 // or a gather and reads q and scale directly, never making w (cpu/quantized.hpp).
 //
 // A weight whose in-extent is not a multiple of 32, or that has only one dim,
 // stays a float weight (as llama.cpp's converter keeps such tensors in F16/F32).
 //
-// A product with a q8 weight reads its input as llama.cpp's Q8_0 products do
-// (ggml's vec_dot_type for Q8_0 is Q8_0): the input is quantized in blocks of 32
+// A product with a q8 or q4 weight reads its input as llama.cpp's Q8_0 and Q4_0
+// products do (ggml's vec_dot_type for both is Q8_0): the input is quantized in blocks of 32
 // along the contracted elements, in the weight's order, by the same rule (the
 // scale rounded to f16), and read back as q * d (input_for_product). The dot of
 // ops/dot.hpp applies it when its right operand is a q8 weight, so a model's code
@@ -37,10 +46,41 @@
 #include "../graph/ir.hpp"
 #include "../core/dtype.hpp"
 
+namespace scribe {
+
+// How a model's matrices are stored: as the run's float dtype, or in blocks of
+// 32 integers with an f16 scale each (8-bit q8 or 4-bit q4), read back in the
+// graph as the float dtype.
+enum class weight_format : std::uint8_t { plain, q8, q4 };
+
+inline std::string_view name(weight_format f) {
+    return f == weight_format::q8 ? "q8" : f == weight_format::q4 ? "q4" : "plain";
+}
+
+}  // namespace scribe
+
+// The namespace is named for the Q8_0 blocks every format's products read their
+// inputs in; it holds the q4 weights too.
 namespace scribe::q8 {
 
 inline constexpr std::int64_t block = 32;
 inline constexpr std::string_view blocks_dim = "q8_blocks", block_dim = "q8_block";
+
+// How a block format stores q: the element type, the bytes of a block, and the
+// names of q's last two dims.
+struct block_storage {
+    dtype type;
+    std::int64_t bytes;
+    std::string_view blocks_dim, bytes_dim;
+};
+
+inline block_storage storage(weight_format f) {
+    if (f == weight_format::q4) return {dtype::u8, block / 2, "q4_blocks", "q4_pair"};
+    return {dtype::s8, block, blocks_dim, block_dim};
+}
+
+// Stored bytes per 32 weights: 34 (q8) or 18 (q4).
+inline std::int64_t block_bytes(weight_format f) { return storage(f).bytes + 2; }
 
 // The two parameters of a q8 weight: `name` holds q, scale_name(name) the scales.
 inline constexpr std::string_view scale_suffix = ".scale";
@@ -52,6 +92,7 @@ struct layout {
     std::vector<std::int64_t> perm;  // declared dim i is value dim perm[i]
     shape q, scale;                 // the two stored tensors' dims
     std::int64_t rows = 0, k = 0;   // value as a [rows][k] matrix
+    weight_format format = weight_format::q8;
     bool transposed() const {
         for (std::size_t i = 0; i < perm.size(); ++i)
             if (perm[i] != static_cast<std::int64_t>(i)) return true;
@@ -59,12 +100,14 @@ struct layout {
     }
 };
 
-// The q8 layout of a weight of declared dims `dims` whose dims named `in` are
-// contracted, or nullopt when it stays a float weight: fewer than two dims, no
-// in-dim or only in-dims, or k not a multiple of 32.
-inline std::optional<layout> plan(const shape& dims, const std::vector<std::string>& in) {
-    if (dims.size() < 2 || in.empty()) return std::nullopt;
+// The layout in format f (q8 or q4) of a weight of declared dims `dims` whose
+// dims named `in` are contracted, or nullopt when it stays a float weight:
+// fewer than two dims, no in-dim or only in-dims, or k not a multiple of 32
+// (and always for weight_format::plain).
+inline std::optional<layout> plan(const shape& dims, const std::vector<std::string>& in, weight_format f = weight_format::q8) {
+    if (f == weight_format::plain || dims.size() < 2 || in.empty()) return std::nullopt;
     layout l;
+    l.format = f;
     std::vector<std::int64_t> outs, ins;
     for (std::size_t i = 0; i < dims.size(); ++i)
         (std::find(in.begin(), in.end(), dims[i].name) != in.end() ? ins : outs).push_back(static_cast<std::int64_t>(i));
@@ -81,34 +124,68 @@ inline std::optional<layout> plan(const shape& dims, const std::vector<std::stri
         l.value.push_back(dims[static_cast<std::size_t>(order[v])]);
         l.perm[static_cast<std::size_t>(order[v])] = static_cast<std::int64_t>(v);
     }
+    const auto st = storage(f);
     for (auto i : outs) l.q.push_back(dims[static_cast<std::size_t>(i)]);
     l.scale = l.q;
-    l.scale.push_back({std::string(blocks_dim), l.k / block});
-    l.q.push_back({std::string(blocks_dim), l.k / block});
-    l.q.push_back({std::string(block_dim), block});
+    l.scale.push_back({std::string(st.blocks_dim), l.k / block});
+    l.q.push_back({std::string(st.blocks_dim), l.k / block});
+    l.q.push_back({std::string(st.bytes_dim), st.bytes});
     return l;
 }
 
-// The weight, in dtype t and its declared dims, from the parameters q (s8) and
-// scale (f16) of layout l.
+// The weight, in dtype t and its declared dims, from the parameters q (s8 or u8)
+// and scale (f16) of layout l.
 inline node_id dequantize(graph& g, node_id q, node_id scale, const layout& l, dtype t) {
-    const auto values = ir::convert(g, q, dtype::f32);
+    node_id values = -1;
+    if (l.format == weight_format::q4) {  // the two four-bit halves side by side, less 8
+        node cat;
+        cat.kind = op::concatenate;
+        cat.operands = {ir::binary(g, op::bitwise_and, q, 15.0), ir::binary(g, op::shift_right_logical, q, 4.0)};
+        cat.axes = {static_cast<std::int64_t>(l.q.size()) - 1};
+        values = ir::binary(g, op::sub, ir::convert(g, g.add(std::move(cat)), dtype::f32), 8.0);
+    } else {
+        values = ir::convert(g, q, dtype::f32);
+    }
     std::vector<std::int64_t> axes(l.scale.size());
     for (std::size_t i = 0; i < axes.size(); ++i) axes[i] = static_cast<std::int64_t>(i);
-    const auto scales = ir::broadcast(g, ir::convert(g, scale, dtype::f32), l.q, std::move(axes));
+    const auto scales = ir::broadcast(g, ir::convert(g, scale, dtype::f32), ir::dims_of(g, values), std::move(axes));
     const auto w = ir::reshape(g, ir::convert(g, ir::binary(g, op::mul, values, scales), t), l.value);
     return ir::transpose(g, w, l.perm);
 }
 
-// The parameters and layout a q8 weight's value node reads: the nodes dequantize
-// made (a reshape of convert(q) * broadcast(convert(scale)), maybe converted,
-// maybe transposed), recognised from their shape.
+// The parameters and layout a q8 or q4 weight's value node reads: the nodes
+// dequantize made (a reshape of values(q) * broadcast(convert(scale)), maybe
+// converted, maybe transposed), recognised from their shape.
 struct weight_nodes {
     node_id q = -1, scale = -1;
+    weight_format format = weight_format::q8;
     shape value;                    // [out..., in...]
     std::vector<std::int64_t> perm;  // the final transpose's, or empty
     std::size_t outs = 0;           // how many of value's dims are out-dims
 };
+
+// A q4 weight's values, convert<f32>(concatenate(q & 15, q >> 4)) - 8 over q's
+// last dim: q, or nullopt.
+inline std::optional<node_id> match_q4_values(const graph& g, const node& values) {
+    auto constant = [&](node_id n, double v) {  // `full` of v
+        if (g[n].kind == op::broadcast && g[n].axes.empty()) n = g[n].operands[0];
+        return g[n].kind == op::constant && static_cast<int>(g[n].literal.size()) == info(g[n].type).bytes &&
+               load_as_double(g[n].type, g[n].literal.data()) == v;
+    };
+    if (values.kind != op::sub || values.type != dtype::f32 || !constant(values.operands[1], 8.0)) return std::nullopt;
+    const node& wide = g[values.operands[0]];
+    if (wide.kind != op::convert) return std::nullopt;
+    const node& cat = g[wide.operands[0]];
+    if (cat.kind != op::concatenate || cat.operands.size() != 2 || cat.type != dtype::u8 ||
+        cat.axes != std::vector<std::int64_t>{static_cast<std::int64_t>(cat.dims.size()) - 1})
+        return std::nullopt;
+    const node& lo = g[cat.operands[0]];
+    const node& hi = g[cat.operands[1]];
+    if (lo.kind != op::bitwise_and || hi.kind != op::shift_right_logical || lo.operands[0] != hi.operands[0] ||
+        !constant(lo.operands[1], 15.0) || !constant(hi.operands[1], 4.0))
+        return std::nullopt;
+    return lo.operands[0];
+}
 
 inline std::optional<weight_nodes> match(const graph& g, node_id id) {
     weight_nodes m;
@@ -124,14 +201,22 @@ inline std::optional<weight_nodes> match(const graph& g, node_id id) {
     if (n->kind != op::mul || n->type != dtype::f32) return std::nullopt;
     const node& values = g[n->operands[0]];
     const node& scales = g[n->operands[1]];
-    if (values.kind != op::convert || scales.kind != op::broadcast || g[scales.operands[0]].kind != op::convert) return std::nullopt;
-    m.q = values.operands[0];
+    if (scales.kind != op::broadcast || g[scales.operands[0]].kind != op::convert) return std::nullopt;
+    if (values.kind == op::convert) {
+        m.q = values.operands[0];
+    } else if (const auto q4 = match_q4_values(g, values)) {
+        m.q = *q4;
+        m.format = weight_format::q4;
+    } else {
+        return std::nullopt;
+    }
     m.scale = g[scales.operands[0]].operands[0];
     const node& q = g[m.q];
     const node& s = g[m.scale];
     const auto r = q.dims.size();
-    if (q.kind != op::parameter || q.type != dtype::s8 || s.kind != op::parameter || s.type != dtype::f16 || r < 3 ||
-        q.dims[r - 1].extent != block || s.dims.size() != r - 1)
+    const auto st = storage(m.format);
+    if (q.kind != op::parameter || q.type != st.type || s.kind != op::parameter || s.type != dtype::f16 || r < 3 ||
+        q.dims[r - 1].extent != st.bytes || s.dims.size() != r - 1)
         return std::nullopt;
     for (std::size_t i = 0; i + 1 < r; ++i)
         if (s.dims[i].extent != q.dims[i].extent || scales.axes[i] != static_cast<std::int64_t>(i)) return std::nullopt;
@@ -253,7 +338,7 @@ inline std::optional<node_id> match_input(const graph& g, node_id id) {
 }
 
 // The input a dot of x (contracting its dims x_k) with w (over w's dims w_k, in
-// the same order) reads: x quantized as above when w is a q8 weight and the dot
+// the same order) reads: x quantized as above when w is a q8 or q4 weight and the dot
 // contracts all of its in-dims, else x.
 inline node_id input_for_product(graph& g, node_id x, node_id w, const std::vector<std::int64_t>& x_k,
                                  const std::vector<std::int64_t>& w_k) {

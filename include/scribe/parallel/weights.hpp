@@ -74,20 +74,20 @@ struct memory_plan {
 };
 
 // The per-rank bytes for weights listed as specs (name, dims, split, in) and the
-// per-rank cache tensors, all in dtype t; with q8_weights, the matrices that
-// quantize take 34 bytes per 32 elements (ops/quantize.hpp).
+// per-rank cache tensors, all in dtype t; with q8 (q4) weights, the matrices that
+// quantize take 34 (18) bytes per 32 elements (ops/quantize.hpp).
 template <class Spec>
 memory_plan plan(const std::vector<Spec>& specs, const std::vector<shape>& caches, dtype t, std::int64_t degree,
-                 bool q8_weights = false) {
+                 weight_format format = weight_format::plain) {
     memory_plan p{.degree = degree};
     const auto bytes = static_cast<std::uint64_t>(info(t).bytes);
     std::uint64_t w = 0, kv = 0;
     for (const auto& s : specs) {
         const auto part = shard_shape(s.dims, s.split, degree);
         const auto n = static_cast<std::uint64_t>(element_count(part));
-        const bool q8 = q8_weights && q8::plan(part, s.in);
-        w = checked::add(w, q8 ? checked::add(n, n / 16, "the bytes of weight " + s.name)
-                               : checked::mul(n, bytes, "the bytes of weight " + s.name),
+        const bool blocks = q8::plan(part, s.in, format).has_value();
+        w = checked::add(w, blocks ? checked::mul(n / 32, static_cast<std::uint64_t>(q8::block_bytes(format)), "the bytes of weight " + s.name)
+                                   : checked::mul(n, bytes, "the bytes of weight " + s.name),
                          "the bytes of the weights");
     }
     for (const auto& c : caches)

@@ -20,8 +20,8 @@
 // that save_sharded() wrote: model.tp<N>-rank<R>.safetensors, one file per rank,
 // each holding that rank's part of every weight under its Hugging Face name and
 // in the dims the model reads it as (c_attn as [hidden, qkv, heads / N, head_dim]),
-// with __metadata__ scribe.tp_degree and scribe.rank; a q8 model's files hold its
-// matrices already quantized (scribe.weights "q8"; runtime/weight_files.hpp), and
+// with __metadata__ scribe.tp_degree and scribe.rank; a q8 or q4 model's files hold
+// its matrices already quantized (scribe.weights "q8"/"q4"; runtime/weight_files.hpp), and
 // load borrowing them from the mapping, with nothing to convert.
 #pragma once
 
@@ -55,9 +55,10 @@ namespace scribe::runtime {
 
 struct load_options {
     dtype type = dtype::f32;  // the dtype the model runs in: f32, f16 or bf16
-    // How the matrices are held: as `type`, or (q8, with type f32) quantized at
-    // load into 8-bit blocks of 32 with an f16 scale each (ops/quantize.hpp);
-    // vectors and matrices whose contracted extent is not a multiple of 32 stay f32.
+    // How the matrices are held: as `type`, or (q8 or q4, with type f32) quantized
+    // at load into 8-bit or 4-bit blocks of 32 with an f16 scale each
+    // (ops/quantize.hpp); vectors and matrices whose contracted extent is not a
+    // multiple of 32 stay f32.
     models::weight_format weights = models::weight_format::plain;
     unsigned threads = 0;     // CPU threads; 0: one per hardware thread
     // Prompt lengths the prefill graphs are built for (a prompt is right-padded to
@@ -161,8 +162,8 @@ public:
         : dir_(dir), opt_(std::move(opt)), config_(config::load(dir / "config.json")) {
         if (opt_.type != dtype::f32 && opt_.type != dtype::f16 && opt_.type != dtype::bf16)
             throw error("decoder: the model runs in f32, f16 or bf16, not " + std::string(name(opt_.type)));
-        if (opt_.weights == models::weight_format::q8 && opt_.type != dtype::f32)
-            throw error("decoder: q8 weights run with f32 activations, not " + std::string(name(opt_.type)));
+        if (opt_.weights != models::weight_format::plain && opt_.type != dtype::f32)
+            throw error("decoder: " + std::string(name(opt_.weights)) + " weights run with f32 activations, not " + std::string(name(opt_.type)));
         set_up_ranks();
         load_weights();
         if (opt_.buckets.empty()) {
@@ -199,15 +200,15 @@ public:
     // What one rank needs for its weights and a KV cache of `capacity` positions.
     parallel::memory_plan memory(std::int64_t batch, std::int64_t capacity) const {
         return parallel::plan(Family::weights(config_, opt_.tp), Family::cache_shapes(config_, batch, capacity, opt_.tp), opt_.type,
-                              opt_.tp, opt_.weights == models::weight_format::q8);
+                              opt_.tp, opt_.weights);
     }
 
     // Writes this process's ranks' weights as a pre-sharded folder's rank files
     // (see the top of this file), as they are held: in the model's dtype, or q8
-    // (each matrix's q and scales, the rest f32). The caller copies config.json
-    // and the tokenizer.
+    // or q4 (each matrix's q and scales, the rest f32). The caller copies
+    // config.json and the tokenizer.
     void save_sharded(const std::filesystem::path& out) const {
-        const bool q8 = opt_.weights == models::weight_format::q8;
+        const bool q8 = opt_.weights != models::weight_format::plain;
         std::filesystem::create_directories(out);
         for (const auto& r : ranks_) {
             std::vector<io::tensor_to_write> tensors;
@@ -227,7 +228,7 @@ public:
                              [](const auto& a, const auto& b) { return info(a.type).bytes > info(b.type).bytes; });
             std::map<std::string, std::string> meta{{"format", "pt"}, {"scribe.tp_degree", std::to_string(opt_.tp)},
                                                     {"scribe.rank", std::to_string(r.rank)}};
-            if (q8) meta[detail::weights_key] = "q8";
+            if (q8) meta[detail::weights_key] = std::string(name(opt_.weights));
             io::write_safetensors(rank_file(out, opt_.tp, r.rank), tensors, meta);
         }
     }
@@ -459,10 +460,12 @@ private:
         files_.emplace(dir_, config_, opt_.tp, ranks);
         const auto& files = *files_;
         presharded_ = files.presharded();
-        if (files.holds_q8() && opt_.weights != models::weight_format::q8)
-            throw error(dir_.string() + ": the folder holds q8 weights (written by `scribe shard --dtype q8`), so it runs in q8 only: " +
-                        "give --dtype q8 (load_options::weights = q8), or shard the float checkpoint again for " +
-                        std::string(name(opt_.type)));
+        if (files.blocks() != models::weight_format::plain && opt_.weights != files.blocks()) {
+            const std::string held(name(files.blocks()));
+            throw error(dir_.string() + ": the folder holds " + held + " weights (written by `scribe shard --dtype " + held + "`), so it runs in " +
+                        held + " only: give --dtype " + held + " (load_options::weights = " + held + "), or shard the float checkpoint again for " +
+                        (opt_.weights == models::weight_format::plain ? std::string(name(opt_.type)) : std::string(name(opt_.weights))));
+        }
         check_budget(0, 0);
         for (std::size_t k = 0; k < ranks_.size(); ++k) {
             typename weight_files<Family>::keep_fn keep;
@@ -470,13 +473,13 @@ private:
             auto arrays = files.arrays(k, opt_.type, opt_.progress, [&](std::size_t i, cpu::array a, cpu::named_arrays& out) {
                 const auto& spec = files.specs()[i];
                 const auto what = files.at(k, i).file->path().string() + ": weight `" + spec.name + "`";
-                // Whether the model stores the weight as q8 is decided on the whole
+                // Whether the model stores the weight in blocks is decided on the whole
                 // weight, so every tensor-parallel degree computes with the same
                 // values; a rank whose part of k is not whole blocks holds that part
                 // read back as f32 (blocks quantized across the whole rows).
-                const auto whole = opt_.weights == models::weight_format::q8 ? q8::plan(spec.dims, spec.in) : std::nullopt;
-                const auto layout = whole ? q8::plan(a.dims(), spec.in) : std::nullopt;
-                if (whole && !layout && !files.holds_q8()) {  // (a q8 folder stores the part read back)
+                const auto whole = q8::plan(spec.dims, spec.in, opt_.weights);
+                const auto layout = whole ? q8::plan(a.dims(), spec.in, opt_.weights) : std::nullopt;
+                if (whole && !layout && files.blocks() == models::weight_format::plain) {  // (a q8/q4 folder stores the part read back)
                     const auto read_back = cpu::round_trip_q8(files.whole_array(k, i, dtype::f32), *whole, what);
                     const auto part = parallel::shard(read_back, spec.split, opt_.tp, ranks_[k].rank);  // may borrow read_back
                     a = cpu::array::uninitialized(dtype::f32, part.dims());
@@ -487,7 +490,7 @@ private:
                     out.emplace_back(spec.name, std::move(a));
                     return;
                 }
-                // A matrix held as q8: quantized here, one weight at a time.
+                // A matrix held in blocks: quantized here, one weight at a time.
                 cpu::add_q8(out, spec.name, a, *layout, what);
                 converted_bytes_ += out[out.size() - 2].second.bytes() + out.back().second.bytes();
             }, keep);

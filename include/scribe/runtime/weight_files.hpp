@@ -7,16 +7,17 @@
 // by `scribe shard`, one file per rank: model.tp<N>-rank<R>.safetensors (N >= 1),
 // holding that rank's part of every weight under its Hugging Face name, in the
 // dims the model reads it as, with __metadata__ scribe.tp_degree and scribe.rank.
-// Written by `scribe shard --dtype q8`, the files say scribe.weights "q8", and each
-// matrix the model holds in 8-bit blocks is stored as the q8 loader would make
-// it: q (I8, [out..., q8_blocks, q8_block]) under the weight's name and its f16
-// block scales under q8::scale_name(name) (ops/quantize.hpp); the rest is F32.
+// Written by `scribe shard --dtype q8` (or q4), the files say scribe.weights "q8"
+// ("q4"), and each matrix the model holds in blocks is stored as the loader would
+// make it: q (I8 [out..., q8_blocks, q8_block], or U8 [out..., q4_blocks, q4_pair])
+// under the weight's name and its f16 block scales under q8::scale_name(name)
+// (ops/quantize.hpp); the rest is F32.
 //
 // Checked here, each error naming the file and the tensor: the config's layer
 // count against the tensors there are (a config claiming 10^9 layers is refused
 // before a list of them is made), every weight present, of the stored shape the
-// config implies (or the rank's part of it) and a float dtype (or a q8 weight's
-// I8 blocks and finite F16 scales), no tensor the model does not read, a
+// config implies (or the rank's part of it) and a float dtype (or a q8/q4 weight's
+// I8/U8 blocks and finite F16 scales), no tensor the model does not read, a
 // pre-sharded folder complete and run at its own degree.
 #pragma once
 
@@ -75,21 +76,23 @@ inline std::vector<std::int64_t> presharded_degrees(const std::filesystem::path&
     return out;
 }
 
-// scribe.weights in a rank file's __metadata__: "q8" when its matrices are stored
-// in 8-bit blocks (absent: float weights).
+// scribe.weights in a rank file's __metadata__: "q8" or "q4" when its matrices are
+// stored in 8-bit or 4-bit blocks (absent: float weights).
 inline constexpr const char* weights_key = "scribe.weights";
 
 }  // namespace detail
 
-// Whether `dir` is pre-sharded for `degree` ranks with q8 weights (rank 0's file
-// says so): the format such a folder runs in unless another is asked for.
-inline bool presharded_q8(const std::filesystem::path& dir, std::int64_t degree) {
+// The block format `dir`'s rank files for `degree` ranks hold their matrices in
+// (rank 0's file says so; plain when float or not pre-sharded): the format such
+// a folder runs in.
+inline weight_format presharded_format(const std::filesystem::path& dir, std::int64_t degree) {
     std::error_code ec;
     const auto path = rank_file(dir, degree, 0);
-    if (!std::filesystem::exists(path, ec)) return false;
+    if (!std::filesystem::exists(path, ec)) return weight_format::plain;
     const io::safetensors f(path);
     const auto it = f.metadata().find(detail::weights_key);
-    return it != f.metadata().end() && it->second == "q8";
+    if (it == f.metadata().end()) return weight_format::plain;
+    return it->second == "q8" ? weight_format::q8 : it->second == "q4" ? weight_format::q4 : weight_format::plain;
 }
 
 template <class Family>
@@ -141,9 +144,10 @@ public:
     weight_files& operator=(const weight_files&) = delete;
 
     bool presharded() const { return presharded_; }
-    // Whether the folder's rank files hold q8 weights (`scribe shard --dtype q8`).
-    bool holds_q8() const { return q8_; }
-    // Whether weight i of local rank k is stored as q8 (q and scales).
+    // The block format the folder's rank files hold their matrices in
+    // (`scribe shard --dtype q8` or q4), or plain.
+    weight_format blocks() const { return blocks_; }
+    // Whether weight i of local rank k is stored in blocks (q and scales).
     bool stored_q8(std::size_t k, std::size_t i) const { return !found_[k][i].scale.empty(); }
     const std::vector<models::weight_spec>& specs() const { return specs_; }
     // Where weight i of local rank k is.
@@ -157,8 +161,8 @@ public:
         const auto& s = specs_[i];
         const auto& src = found_[k][i];
         if (!src.scale.empty())
-            throw error(src.file->path().string() + ": tensor `" + src.name + "` holds 8-bit blocks (q8), not float values; " +
-                        "run the folder with --dtype q8");
+            throw error(src.file->path().string() + ": tensor `" + src.name + "` holds blocks (" + std::string(name(blocks_)) +
+                        "), not float values; run the folder with --dtype " + std::string(name(blocks_)));
         const auto stored = stored_type(k, i);
         const auto bytes = src.file->bytes(src.name);
         auto part = presharded_ ? cpu::array::borrow(stored, parallel::shard_shape(s.dims, s.split, degree_), bytes.data(), bytes.size())
@@ -172,18 +176,19 @@ public:
         const auto& s = specs_[i];
         const auto& src = found_[k][i];
         if (presharded_)
-            throw error(src.file->path().string() + ": tensor `" + src.name + "` is needed whole (q8 blocks across the ranks' parts " +
+            throw error(src.file->path().string() + ": tensor `" + src.name + "` is needed whole (blocks across the ranks' parts " +
                         "of it), but the folder holds each rank's part only; load the unsharded folder");
         const auto bytes = src.file->bytes(src.name);
         return in_type(cpu::array::borrow(stored_type(k, i), s.dims, bytes.data(), bytes.size()), type);
     }
 
-    // Weight i of local rank k stored as q8: {q, scale}, borrowed from the file.
+    // Weight i of local rank k stored in blocks: {q, scale}, borrowed from the file.
     std::pair<cpu::array, cpu::array> q8_arrays(std::size_t k, std::size_t i) const {
         const auto& src = found_[k][i];
         const auto l = *q8_layout(i);
         const auto q = src.file->bytes(src.name), scale = src.file->bytes(src.scale);
-        return {cpu::array::borrow(dtype::s8, l.q, q.data(), q.size()), cpu::array::borrow(dtype::f16, l.scale, scale.data(), scale.size())};
+        return {cpu::array::borrow(q8::storage(l.format).type, l.q, q.data(), q.size()),
+                cpu::array::borrow(dtype::f16, l.scale, scale.data(), scale.size())};
     }
 
     // Every weight of local rank k by name, in the family's order, in `type`
@@ -233,13 +238,13 @@ public:
 private:
     static std::size_t bytes_of(const source& s) { return s.file->bytes(s.name).size() + (s.scale.empty() ? 0 : s.file->bytes(s.scale).size()); }
 
-    // The q8 layout of weight i's rank part when a q8 folder stores it in 8-bit
-    // blocks: as the q8 loader decides (runtime/decoder.hpp), on the whole weight
+    // The layout of weight i's rank part when a q8 or q4 folder stores it in
+    // blocks: as the loader decides (runtime/decoder.hpp), on the whole weight
     // and on the part; else nullopt.
     std::optional<q8::layout> q8_layout(std::size_t i) const {
         const auto& s = specs_[i];
-        if (!q8_ || !q8::plan(s.dims, s.in)) return std::nullopt;
-        return q8::plan(parallel::shard_shape(s.dims, s.split, degree_), s.in);
+        if (!q8::plan(s.dims, s.in, blocks_)) return std::nullopt;
+        return q8::plan(parallel::shard_shape(s.dims, s.split, degree_), s.in, blocks_);
     }
 
     // a itself when it is in `type`, else a new array converted once.
@@ -301,13 +306,15 @@ private:
             throw error(path + ": __metadata__ says tp_degree " + meta("scribe.tp_degree") + ", rank " + meta("scribe.rank") +
                         "; this is rank " + std::to_string(r) + " of " + std::to_string(degree_));
         const auto format = meta(detail::weights_key);
-        if (format != "(none)" && format != "q8")
-            throw error(path + ": __metadata__ says " + detail::weights_key + " \"" + format + "\"; Scribe knows \"q8\" (or none: float weights)");
-        if (found_.empty()) q8_ = format == "q8";
-        else if (q8_ != (format == "q8"))
-            throw error(path + ": " + (q8_ ? "float weights, but rank " + std::to_string(ranks_.front()) + "'s file holds q8 ones"
-                                           : "q8 weights, but rank " + std::to_string(ranks_.front()) + "'s file holds float ones") +
-                        "; the rank files do not belong together: run `scribe shard` again");
+        if (format != "(none)" && format != "q8" && format != "q4")
+            throw error(path + ": __metadata__ says " + detail::weights_key + " \"" + format +
+                        "\"; Scribe knows \"q8\" and \"q4\" (or none: float weights)");
+        const auto held = format == "q8" ? weight_format::q8 : format == "q4" ? weight_format::q4 : weight_format::plain;
+        auto said = [](weight_format f) { return f == weight_format::plain ? std::string("float") : std::string(name(f)); };
+        if (found_.empty()) blocks_ = held;
+        else if (blocks_ != held)
+            throw error(path + ": " + said(held) + " weights, but rank " + std::to_string(ranks_.front()) + "'s file holds " + said(blocks_) +
+                        " ones; the rank files do not belong together: run `scribe shard` again");
         std::vector<source> names;
         for (std::size_t i = 0; i < specs_.size(); ++i) {
             const auto& s = specs_[i];
@@ -315,7 +322,7 @@ private:
             for (const auto& n : {s.name, scale})
                 if (!n.empty() && !f.contains(n))
                     throw error(path + ": tensor `" + n + "` is missing (rank " + std::to_string(r) + " of " + article() + Family::name +
-                                " with " + std::to_string(c.n_layer) + " layers" + (q8_ ? ", in q8," : "") + " needs it)");
+                                " with " + std::to_string(c.n_layer) + " layers" + (blocks_ != weight_format::plain ? ", in " + std::string(name(blocks_)) + "," : std::string()) + " needs it)");
             names.push_back({&f, s.name, scale});
         }
         std::vector<std::string> all;
@@ -363,9 +370,9 @@ private:
         }
     }
 
-    // A pre-sharded q8 weight: q is I8 and scale F16 in the part's layout, every
-    // scale finite (a NaN or infinite scale would make every product with the
-    // block NaN).
+    // A pre-sharded q8 (q4) weight: q is I8 (U8) and scale F16 in the part's
+    // layout, every scale finite (a NaN or infinite scale would make every
+    // product with the block NaN).
     void check_q8(const source& src, const q8::layout& l, int rank) const {
         const auto path = src.file->path().string();
         auto extents = [](const shape& dims) {
@@ -373,11 +380,12 @@ private:
             for (const auto& d : dims) e.push_back(d.extent);
             return e;
         };
-        for (const auto& [n, type, dims] : {std::tuple{src.name, dtype::s8, l.q}, std::tuple{src.scale, dtype::f16, l.scale}}) {
+        const std::string format(name(l.format));
+        for (const auto& [n, type, dims] : {std::tuple{src.name, q8::storage(l.format).type, l.q}, std::tuple{src.scale, dtype::f16, l.scale}}) {
             const auto& e = src.file->entry(n);
             if (e.shape != extents(dims) || e.type != type)
                 throw error(path + ": tensor `" + n + "` is " + std::string(name(e.type)) + detail::shape_text(e.shape) + " but rank " +
-                            std::to_string(rank) + "'s part in q8 needs " + std::string(name(type)) + detail::shape_text(extents(dims)));
+                            std::to_string(rank) + "'s part in " + format + " needs " + std::string(name(type)) + detail::shape_text(extents(dims)));
         }
         const auto bytes = src.file->bytes(src.scale);
         if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(std::uint16_t) != 0)
@@ -386,7 +394,7 @@ private:
             const auto bits = static_cast<std::uint16_t>(bytes[b] | (bytes[b + 1] << 8));
             if ((bits & 0x7c00) == 0x7c00)
                 throw error(path + ": tensor `" + src.scale + "` holds a NaN or an infinity (block " + std::to_string(b / 2) +
-                            "); a q8 block scale must be finite");
+                            "); a " + format + " block scale must be finite");
         }
     }
 
@@ -395,7 +403,7 @@ private:
     std::vector<int> ranks_;
     mutable std::size_t progress_ = 0;  // bytes arrays() has reported read, over all local ranks
     bool presharded_ = false;
-    bool q8_ = false;  // the rank files hold q8 weights
+    weight_format blocks_ = weight_format::plain;  // how the rank files hold their matrices
     std::optional<io::checkpoint> full_;   // the unsharded checkpoint, mmapped
     std::deque<io::safetensors> files_;    // or the local ranks' pre-sharded files
     std::vector<models::weight_spec> specs_;

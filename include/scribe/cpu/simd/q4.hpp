@@ -1,0 +1,222 @@
+// scribe/cpu/simd/q4.hpp — 4-bit block weights (ops/quantize.hpp, llama.cpp's
+// Q4_0): quantizing f32 rows into them, reading them back, and their products
+// with q8 inputs in integers.
+//
+// A matrix W[n][k] is held as q (u8, [n][k / 32][16]) and scale (f16 bits,
+// [n][k / 32]): byte i of a block holds element i in its low four bits and
+// element 16 + i in its high four, and W[j][i] = (bits - 8) * scale[j][i / 32].
+// A row streams 18 bytes per 32 weights. Its products read their input as q8
+// blocks (x = qx * dx, simd/q8_q8.hpp), so
+//   y[j] = sum over blocks b of (dx[b] * dw[j][b]) * (sum over the block of (bits - 8) * qx),
+// an integer sum per block: with AVX-512 VNNI, vpdpbusd multiplies the unsigned
+// four-bit values by qx directly and an accumulator that starts at -8 x the sum
+// of qx takes the offset back exactly (see q4_input_vectors).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "convert.hpp"
+#include "q8_q8.hpp"
+
+namespace scribe::cpu::simd {
+
+inline constexpr std::int64_t q4_bytes = 16;  // of a block of 32 weights
+
+// Quantizes rows [0, n) of w (row-major [n][k], k a multiple of 32) as llama.cpp's
+// quantize_row_q4_0_ref does: per block, m = the first element of largest |w|,
+// d = m / -8 and id = 1 / d (0 when d is 0) in f32, each element's bits
+// min(15, trunc(w * id + 8.5)), the scale stored as f16(d). Returns the first
+// row holding a value that does not quantize (a NaN or an infinity, or a block
+// whose scale overflows f16: |w| above 8 * 65504), or -1.
+inline std::int64_t quantize_q4_rows(const float* w, std::int64_t n, std::int64_t k, std::uint8_t* q, std::uint16_t* scale) {
+    const auto blocks = k / 32;
+    for (std::int64_t j = 0; j < n; ++j)
+        for (std::int64_t b = 0; b < blocks; ++b) {
+            const float* x = w + j * k + b * 32;
+            float amax = 0.0f, m = 0.0f;
+            for (int i = 0; i < 32; ++i) {
+                if (!std::isfinite(x[i])) return j;
+                if (amax < std::fabs(x[i])) {
+                    amax = std::fabs(x[i]);
+                    m = x[i];
+                }
+            }
+            const float d = m / -8.0f;
+            const float id = d != 0.0f ? 1.0f / d : 0.0f;
+            const std::uint16_t h = f32_to_f16_bits(d);
+            if ((h & 0x7c00u) == 0x7c00u) return j;
+            scale[j * blocks + b] = h;
+            auto bits = [&](float v) {
+                const float t = v * id;  // (two statements: no fused multiply-add)
+                const float u = t + 8.5f;
+                // A subnormal d makes id infinite (the f16 scale is then 0, so every value
+                // reads back as 0): such values become 0, as ggml's conversion of an
+                // infinity gives on x86 and gguf's NumPy does.
+                if (!std::isfinite(u)) return 0;
+                return std::min(15, static_cast<int>(static_cast<std::int8_t>(u)));
+            };
+            std::uint8_t* out = q + (j * blocks + b) * q4_bytes;
+            for (int i = 0; i < 16; ++i) out[i] = static_cast<std::uint8_t>(bits(x[i]) | (bits(x[16 + i]) << 4));
+        }
+    return -1;
+}
+
+// Rows [0, n) of W as f32, row-major [n][k]: (bits - 8) * f32(scale), as the graph reads them.
+inline void dequantize_q4_rows(const std::uint8_t* q, const std::uint16_t* scale, std::int64_t n, std::int64_t k, float* out) {
+    const auto blocks = k / 32;
+    for (std::int64_t j = 0; j < n * blocks; ++j) {
+        const float d = f16_bits_to_f32(scale[j]);
+        const std::uint8_t* in = q + j * q4_bytes;
+        float* o = out + j * 32;
+        for (int i = 0; i < 16; ++i) {
+            o[i] = static_cast<float>((in[i] & 15) - 8) * d;
+            o[16 + i] = static_cast<float>((in[i] >> 4) - 8) * d;
+        }
+    }
+}
+
+namespace detail {
+
+// y[j] for rows [0, n) of W and the q8 input qx[k], dx[k / 32].
+inline void q4_q8_dots_portable(std::int64_t n, std::int64_t k, const std::int8_t* qx, const float* dx, const std::uint8_t* q,
+                                const std::uint16_t* scale, float* y) {
+    const auto blocks = k / 32;
+    for (std::int64_t j = 0; j < n; ++j) {
+        float acc = 0.0f;
+        for (std::int64_t b = 0; b < blocks; ++b) {
+            const std::uint8_t* w = q + (j * blocks + b) * q4_bytes;
+            const std::int8_t* x = qx + b * 32;
+            std::int32_t sum = 0;
+            for (int i = 0; i < 16; ++i) sum += ((w[i] & 15) - 8) * std::int32_t{x[i]} + ((w[i] >> 4) - 8) * std::int32_t{x[16 + i]};
+            acc += static_cast<float>(sum) * (dx[b] * f16_bits_to_f32(scale[j * blocks + b]));
+        }
+        y[j] = acc;
+    }
+}
+
+#ifdef SCRIBE_X86
+#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive inside its own intrinsics
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+// The input side of q4_q8_dots_avx512, made once per call. A pair of blocks of
+// the weight is 32 bytes; read into both halves of a 64-byte vector, the low
+// half masked to the low four bits and the high half shifted down by four, its
+// 16-byte lanes hold elements 0-15 of the first block, 0-15 of the second,
+// 16-31 of the first and 16-31 of the second. qx is laid out in that order, and
+// bias holds -8 x each 32-bit lane's four qx, so that vpdpbusd of the unsigned
+// four-bit values from bias gives the sums of (bits - 8) * qx exactly. The
+// blocks are padded with zeros to whole pairs and dx to whole groups of 8.
+struct q4_input_vectors {
+    aligned_vector<std::int8_t> qx;     // [pairs][64]
+    aligned_vector<std::int32_t> bias;  // [pairs][16]
+    aligned_vector<float> dx;           // [groups][8]
+};
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) inline void q4_input_vectors_of(std::int64_t k, const std::int8_t* qx,
+                                                                                              const float* dx, q4_input_vectors& in) {
+    const auto blocks = k / 32, pairs = (blocks + 1) / 2, groups = (blocks + 7) / 8;
+    in.qx.assign(static_cast<std::size_t>(64 * pairs), 0);
+    in.bias.assign(static_cast<std::size_t>(16 * pairs), 0);
+    in.dx.assign(static_cast<std::size_t>(8 * groups), 0.0f);
+    std::copy(dx, dx + blocks, in.dx.data());
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        std::int8_t* to = in.qx.data() + 64 * (b / 2) + 16 * (b % 2);
+        std::memcpy(to, qx + 32 * b, 16);
+        std::memcpy(to + 32, qx + 32 * b + 16, 16);
+    }
+    const __m512i eight = _mm512_set1_epi8(8);
+    for (std::int64_t p = 0; p < pairs; ++p) {
+        const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, _mm512_load_si512(in.qx.data() + 64 * p));
+        _mm512_store_si512(in.bias.data() + 16 * p, _mm512_sub_epi32(_mm512_setzero_si512(), sums));
+    }
+}
+
+// Lanes 0-3 and 8-11 of the result are s[2t], lanes 4-7 and 12-15 s[2t + 1]:
+// the scales of the pair of blocks t of a group, as q4_q8_pair lays its sums.
+__attribute__((target("avx512f"))) inline __m512i q4_pair_index(int t) {
+    const int a = 2 * t, b = 2 * t + 1;
+    return _mm512_set_epi32(b, b, b, b, a, a, a, a, b, b, b, b, a, a, a, a);
+}
+
+// One pair of blocks of a row (the first only when !Whole) times the input's:
+// 16 exact int32 sums as f32, times the pair's scales picked from s by `pair`.
+template <bool Whole>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) inline __m512 q4_q8_pair(const std::uint8_t* w_at, const std::int8_t* qx,
+                                                                                     const std::int32_t* bias, __m512 s, __m512i pair) {
+    const __m256i bytes = Whole ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w_at)) : _mm256_maskz_loadu_epi8(0xffffu, w_at);
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(bytes), bytes, 1);
+    const __m512i shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+    const __m512i bits = _mm512_and_si512(_mm512_srlv_epi64(both, shift), _mm512_set1_epi8(15));
+    const __m512i sums = _mm512_dpbusd_epi32(_mm512_load_si512(bias), bits, _mm512_load_si512(qx));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_permutexvar_ps(pair, s));
+}
+
+// Rows are read in groups of 8 blocks (128 bytes and one 16-byte load of f16
+// scales), prefetched ahead as the q8 kernels are.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) inline void q4_q8_dots_avx512(std::int64_t n, std::int64_t k,
+                                                                                                 const std::int8_t* qx, const float* dx,
+                                                                                                 const std::uint8_t* q,
+                                                                                                 const std::uint16_t* scale, float* y) {
+    const auto blocks = k / 32, whole = blocks / 8;
+    q4_input_vectors in;
+    q4_input_vectors_of(k, qx, dx, in);
+    const __m512i p0 = q4_pair_index(0), p1 = q4_pair_index(1), p2 = q4_pair_index(2), p3 = q4_pair_index(3);
+    for (std::int64_t j = 0; j < n; ++j) {
+        const std::uint8_t* row = q + j * blocks * q4_bytes;
+        const std::uint16_t* sr = scale + j * blocks;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        std::int64_t g = 0;
+        for (; g < whole; ++g) {
+            const auto* w = row + 128 * g;
+            const auto* x = in.qx.data() + 256 * g;
+            const auto* b = in.bias.data() + 64 * g;
+            _mm_prefetch(reinterpret_cast<const char*>(w + q8_prefetch_ahead), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(w + q8_prefetch_ahead + 64), _MM_HINT_T0);
+            const __m512 s = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sr + 8 * g))),
+                                                                  _mm256_load_ps(in.dx.data() + 8 * g)));
+            a0 = _mm512_add_ps(a0, q4_q8_pair<true>(w, x, b, s, p0));
+            a1 = _mm512_add_ps(a1, q4_q8_pair<true>(w + 32, x + 64, b + 16, s, p1));
+            a0 = _mm512_add_ps(a0, q4_q8_pair<true>(w + 64, x + 128, b + 32, s, p2));
+            a1 = _mm512_add_ps(a1, q4_q8_pair<true>(w + 96, x + 192, b + 48, s, p3));
+        }
+        if (const auto rest = blocks - 8 * g; rest > 0) {  // a last group of 1-7 blocks
+            const auto m = static_cast<__mmask8>((1u << rest) - 1u);
+            const __m512 s = _mm512_castps256_ps512(
+                _mm256_mul_ps(_mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, sr + 8 * g)), _mm256_load_ps(in.dx.data() + 8 * g)));
+            const __m512i pairs[4] = {p0, p1, p2, p3};
+            for (std::int64_t t = 0; 2 * t < rest; ++t) {
+                const auto p = 4 * g + t;
+                const auto* w = row + 32 * p;
+                const auto* x = in.qx.data() + 64 * p;
+                const auto* b = in.bias.data() + 16 * p;
+                a0 = _mm512_add_ps(a0, 2 * t + 1 < rest ? q4_q8_pair<true>(w, x, b, s, pairs[t]) : q4_q8_pair<false>(w, x, b, s, pairs[t]));
+            }
+        }
+        y[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+}  // namespace detail
+
+// y[0:n] = W[0:n] . x for W held as q4 blocks (q[n][k / 32][16], scale[n][k / 32])
+// and x as the q8 input qx[k], dx[k / 32] (from q8_input_of).
+inline void q4_q8_dots(std::int64_t n, std::int64_t k, const std::int8_t* qx, const float* dx, const std::uint8_t* q,
+                       const std::uint16_t* scale, float* y) {
+#ifdef SCRIBE_X86
+    if (detail::has_avx512_vnni()) return detail::q4_q8_dots_avx512(n, k, qx, dx, q, scale, y);
+#endif
+    detail::q4_q8_dots_portable(n, k, qx, dx, q, scale, y);
+}
+
+}  // namespace scribe::cpu::simd
