@@ -66,6 +66,15 @@ double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
     return worst / scale;
 }
 
+// A block-product kernel's y[0:n] for (n, k, inputs..., y) against want.
+template <class Kernel, class... Inputs>
+void check_dots(const char* which, Kernel&& kernel, std::int64_t n, std::int64_t k, const std::vector<float>& want, Inputs... in) {
+    INFO(which << ": n " << n << ", k " << k);
+    std::vector<float> y(static_cast<std::size_t>(n), -1.0f);
+    kernel(n, k, in..., y.data());
+    CHECK(rel_diff(y, want) < 1e-5);
+}
+
 }  // namespace
 
 TEST_CASE("q8: quantization equals llama.cpp's Q8_0 (its gguf package) byte for byte") {
@@ -308,12 +317,7 @@ TEST_CASE("q8: the int8 x int8 block products of every instruction set equal a d
                            qx[static_cast<std::size_t>(i)] * dx[static_cast<std::size_t>(i / 32)];
                 want[static_cast<std::size_t>(j)] = static_cast<float>(acc);
             }
-            auto check = [&](const char* which, auto&& kernel) {
-                INFO(which << ": n " << n << ", k " << k);
-                std::vector<float> y(static_cast<std::size_t>(n), -1.0f);
-                kernel(n, k, qx.data(), dx.data(), q.data(), s.data(), y.data());
-                CHECK(rel_diff(y, want) < 1e-5);
-            };
+            auto check = [&](const char* which, auto&& kernel) { check_dots(which, kernel, n, k, want, qx.data(), dx.data(), q.data(), s.data()); };
             check("portable", cpu::simd::detail::q8_q8_dots_portable);
             check("dispatched", cpu::simd::q8_q8_dots);
 #ifdef SCRIBE_X86
@@ -353,12 +357,7 @@ TEST_CASE("q4: the 4-bit x 8-bit block products of every instruction set equal a
                 }
                 want[static_cast<std::size_t>(j)] = static_cast<float>(acc);
             }
-            auto check = [&](const char* which, auto&& kernel) {
-                INFO(which << ": n " << n << ", k " << k);
-                std::vector<float> y(static_cast<std::size_t>(n), -1.0f);
-                kernel(n, k, qx.data(), dx.data(), q.data(), s.data(), y.data());
-                CHECK(rel_diff(y, want) < 1e-5);
-            };
+            auto check = [&](const char* which, auto&& kernel) { check_dots(which, kernel, n, k, want, qx.data(), dx.data(), q.data(), s.data()); };
             check("portable", cpu::simd::detail::q4_q8_dots_portable);
             check("dispatched", cpu::simd::q4_q8_dots);
 #ifdef SCRIBE_X86
