@@ -169,8 +169,10 @@ TEST_CASE("q4: quantization equals llama.cpp's Q4_0 (its gguf package) byte for 
             REQUIRE(static_cast<int>(q[static_cast<std::size_t>(r * k / 2 + i)]) == static_cast<int>(gq[r * k / 2 + i]));
         }
     // Read back: (bits - 8) * d, as gguf's dequantize and the graph read it.
-    std::vector<float> back(static_cast<std::size_t>(rows * k));
+    std::vector<float> back(static_cast<std::size_t>(rows * k)), portable(back.size());
     cpu::simd::dequantize_q4_rows(q.data(), d.data(), rows, k, back.data());
+    cpu::simd::detail::dequantize_q4_portable(q.data(), d.data(), rows, k, portable.data());
+    CHECK(back == portable);
     for (std::int64_t i = 0; i < rows * k; ++i) {
         const auto b = static_cast<std::size_t>(i / 32), at = static_cast<std::size_t>(i % 32);
         const int bits = at < 16 ? (gq[b * 16 + at] & 15) : (gq[b * 16 + at - 16] >> 4);
@@ -378,7 +380,7 @@ TEST_CASE("q8: the executor multiplies and gathers a q8 or q4 weight from q and 
     };
     const std::int64_t H = 64, F = 96, V = 50;
     for (const auto format : {weight_format::q8, weight_format::q4})
-    for (const std::int64_t rows : {1, 2, 9})
+    for (const std::int64_t rows : {1, 2, 9, 20})  // 20: past the integer products (up to 16 rows), the GEMM
         for (const unsigned threads : {1u, 2u}) {
             INFO(name(format) << ": " << rows << " rows, " << threads << " threads");
             graph g("q8");

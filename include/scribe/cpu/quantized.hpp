@@ -193,23 +193,30 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
     const auto* ss = reinterpret_cast<const std::uint16_t*>(scale.data());
     auto* y = reinterpret_cast<float*>(out.mutable_data());
     const auto blocks = K / simd::q8_block;
-    // Decode, x a q8 input (as the graph makes it): int8 x int8 (or int4) sums.
-    if (M < 4 && (q4 || simd::q8_q8_fast())) {
+    // Decode (up to 16 rows, as batched decode makes them), x a q8 input (as the
+    // graph makes it): int8 x int8 (or int4) sums. With several rows, W goes in
+    // slices of about 256 KiB, read from memory once and from cache for the
+    // other rows (the GEMM below would widen all of W to f32 for a few rows).
+    if (M <= 16 && (q4 || simd::q8_q8_fast())) {
         std::vector<std::int8_t> qx(static_cast<std::size_t>(M * K));
         std::vector<float> dx(static_cast<std::size_t>(M * blocks));
         bool exact = true;
         for (std::int64_t m = 0; m < M && exact; ++m)
             exact = simd::q8_input_of(xs + m * K, K, qx.data() + m * K, dx.data() + m * blocks);
         if (exact) {
+            const auto slice = M == 1 ? N : std::max<std::int64_t>(16, (std::int64_t{256} << 10) / (row_bytes + 2 * blocks));
             over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
-                std::vector<float> part(static_cast<std::size_t>(n1 - n0));
-                for (std::int64_t m = 0; m < M; ++m) {
-                    if (q4)
-                        simd::q4_q8_dots(n1 - n0, K, qx.data() + m * K, dx.data() + m * blocks, qs + n0 * row_bytes, ss + n0 * blocks, part.data());
-                    else
-                        simd::q8_q8_dots(n1 - n0, K, qx.data() + m * K, dx.data() + m * blocks, reinterpret_cast<const std::int8_t*>(qs) + n0 * K,
-                                         ss + n0 * blocks, part.data());
-                    std::memcpy(y + m * N + n0, part.data(), part.size() * sizeof(float));
+                std::vector<float> part(static_cast<std::size_t>(std::min(slice, n1 - n0)));
+                for (std::int64_t s0 = n0; s0 < n1; s0 += slice) {
+                    const auto ns = std::min(slice, n1 - s0);
+                    for (std::int64_t m = 0; m < M; ++m) {
+                        if (q4)
+                            simd::q4_q8_dots(ns, K, qx.data() + m * K, dx.data() + m * blocks, qs + s0 * row_bytes, ss + s0 * blocks, part.data());
+                        else
+                            simd::q8_q8_dots(ns, K, qx.data() + m * K, dx.data() + m * blocks, reinterpret_cast<const std::int8_t*>(qs) + s0 * K,
+                                             ss + s0 * blocks, part.data());
+                        std::memcpy(y + m * N + s0, part.data(), static_cast<std::size_t>(ns) * sizeof(float));
+                    }
                 }
             });
             return out;
