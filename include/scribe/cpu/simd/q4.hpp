@@ -80,44 +80,6 @@ inline void dequantize_q4_portable(const std::uint8_t* q, const std::uint16_t* s
     }
 }
 
-#ifdef SCRIBE_X86
-#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive inside its own intrinsics
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-// The same, a block (two vectors) at a time: the four-bit values widened to
-// int32, less 8, converted (exactly) and multiplied by the scale.
-__attribute__((target("avx512f"))) inline void dequantize_q4_avx512(const std::uint8_t* q, const std::uint16_t* scale, std::int64_t n,
-                                                                   std::int64_t k, float* out) {
-    const auto blocks = k / 32;
-    const __m128i low = _mm_set1_epi8(15);
-    const __m512i eight = _mm512_set1_epi32(8);
-    for (std::int64_t j = 0; j < n * blocks; ++j) {
-        const __m512 d = _mm512_set1_ps(f16_bits_to_f32(scale[j]));
-        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + j * q4_bytes));
-        const __m128i lo = _mm_and_si128(b, low), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low);
-        _mm512_storeu_ps(out + j * 32, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(lo), eight)), d));
-        _mm512_storeu_ps(out + j * 32 + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(hi), eight)), d));
-    }
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif
-
-}  // namespace detail
-
-// Rows [0, n) of W as f32, row-major [n][k]: (bits - 8) * f32(scale), as the graph reads them.
-inline void dequantize_q4_rows(const std::uint8_t* q, const std::uint16_t* scale, std::int64_t n, std::int64_t k, float* out) {
-#ifdef SCRIBE_X86
-    if (detail::has_avx512f()) return detail::dequantize_q4_avx512(q, scale, n, k, out);
-#endif
-    detail::dequantize_q4_portable(q, scale, n, k, out);
-}
-
-namespace detail {
-
 // y[j] for rows [0, n) of W and the q8 input qx[k], dx[k / 32].
 inline void q4_q8_dots_portable(std::int64_t n, std::int64_t k, const std::int8_t* qx, const float* dx, const std::uint8_t* q,
                                 const std::uint16_t* scale, float* y) {
@@ -141,6 +103,22 @@ inline void q4_q8_dots_portable(std::int64_t n, std::int64_t k, const std::int8_
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
+
+// The same, a block (two vectors) at a time: the four-bit values widened to
+// int32, less 8, converted (exactly) and multiplied by the scale.
+__attribute__((target("avx512f"))) inline void dequantize_q4_avx512(const std::uint8_t* q, const std::uint16_t* scale, std::int64_t n,
+                                                                   std::int64_t k, float* out) {
+    const auto blocks = k / 32;
+    const __m128i low = _mm_set1_epi8(15);
+    const __m512i eight = _mm512_set1_epi32(8);
+    for (std::int64_t j = 0; j < n * blocks; ++j) {
+        const __m512 d = _mm512_set1_ps(f16_bits_to_f32(scale[j]));
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + j * q4_bytes));
+        const __m128i lo = _mm_and_si128(b, low), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low);
+        _mm512_storeu_ps(out + j * 32, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(lo), eight)), d));
+        _mm512_storeu_ps(out + j * 32 + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(hi), eight)), d));
+    }
+}
 
 // The input side of q4_q8_dots_avx512, made once per call. Four blocks of the
 // weight are 64 bytes: masked to their low four bits, the 16-byte lanes hold
@@ -248,6 +226,14 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma"))) inline 
 #endif
 
 }  // namespace detail
+
+// Rows [0, n) of W as f32, row-major [n][k]: (bits - 8) * f32(scale), as the graph reads them.
+inline void dequantize_q4_rows(const std::uint8_t* q, const std::uint16_t* scale, std::int64_t n, std::int64_t k, float* out) {
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) return detail::dequantize_q4_avx512(q, scale, n, k, out);
+#endif
+    detail::dequantize_q4_portable(q, scale, n, k, out);
+}
 
 // y[0:n] = W[0:n] . x for W held as q4 blocks (q[n][k / 32][16], scale[n][k / 32])
 // and x as the q8 input qx[k], dx[k / 32] (from q8_input_of).
