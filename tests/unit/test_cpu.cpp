@@ -289,37 +289,47 @@ TEST_CASE("cpu simd: sgemv_rows matches a double-precision loop") {
 }
 
 TEST_CASE("cpu simd: sgemv_dots (one dot per weight row) matches a double-precision loop for f32, f16 and bf16 weights") {
-    // k crosses the vector loop's blocks of 32 and 8 and leaves a scalar tail.
-    for (const std::int64_t k : {1, 7, 8, 33, 77}) {
-        const std::int64_t m = 19, ldw = k + 5;  // a row stride wider than the row
-        std::vector<float> w(static_cast<std::size_t>(m * ldw)), x(static_cast<std::size_t>(k));
-        std::vector<half> wh(w.size());
-        std::vector<bfloat16> wb(w.size());
-        for (std::size_t i = 0; i < w.size(); ++i) {
-            w[i] = std::sin(0.7f * static_cast<float>(i));
-            wh[i].bits = f32_to_f16_bits(w[i]);
-            wb[i].bits = f32_to_bf16_bits(w[i]);
-        }
-        for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1.0f - 0.05f * static_cast<float>(i);
-        std::vector<float> y(static_cast<std::size_t>(m)), yh(y.size()), yb(y.size());
-        cpu::simd::sgemv_dots(m, k, x.data(), w.data(), ldw, y.data());
-        cpu::simd::sgemv_dots(m, k, x.data(), wh.data(), ldw, yh.data());
-        cpu::simd::sgemv_dots(m, k, x.data(), wb.data(), ldw, yb.data());
-        for (std::int64_t n = 0; n < m; ++n) {
-            double s = 0, sh = 0, sb = 0;
-            for (std::int64_t j = 0; j < k; ++j) {
-                const auto i = static_cast<std::size_t>(n * ldw + j);
-                const double xj = x[static_cast<std::size_t>(j)];
-                s += xj * w[i];
-                sh += xj * f16_bits_to_f32(wh[i].bits);
-                sb += xj * bf16_bits_to_f32(wb[i].bits);
+    // k crosses the vector loop's blocks of 64, 32 and 16 and leaves a scalar tail;
+    // m crosses the groups of sixteen rows whose sums are reduced together.
+    for (const std::int64_t k : {1, 7, 8, 16, 33, 64, 77, 130})
+        for (const std::int64_t m : {1, 15, 16, 19, 48}) {
+            const std::int64_t ldw = k + 5;  // a row stride wider than the row
+            std::vector<float> w(static_cast<std::size_t>(m * ldw)), x(static_cast<std::size_t>(k));
+            std::vector<half> wh(w.size());
+            std::vector<bfloat16> wb(w.size()), xb(x.size());
+            for (std::size_t i = 0; i < w.size(); ++i) {
+                w[i] = std::sin(0.7f * static_cast<float>(i));
+                wh[i].bits = f32_to_f16_bits(w[i]);
+                wb[i].bits = f32_to_bf16_bits(w[i]);
             }
-            CAPTURE(k, n);
-            REQUIRE(y[static_cast<std::size_t>(n)] == Approx(s).margin(1e-4));
-            REQUIRE(yh[static_cast<std::size_t>(n)] == Approx(sh).margin(1e-4));
-            REQUIRE(yb[static_cast<std::size_t>(n)] == Approx(sb).margin(1e-4));
+            for (std::size_t i = 0; i < x.size(); ++i) {
+                x[i] = 1.0f - 0.05f * static_cast<float>(i);
+                xb[i].bits = f32_to_bf16_bits(x[i]);
+            }
+            // One value more than the rows: a kernel that stores past its m rows changes it.
+            std::vector<float> y(static_cast<std::size_t>(m + 1), -7.0f), yh(y), yb(y), ybb(y);
+            cpu::simd::sgemv_dots(m, k, x.data(), w.data(), ldw, y.data());
+            cpu::simd::sgemv_dots(m, k, x.data(), wh.data(), ldw, yh.data());
+            cpu::simd::sgemv_dots(m, k, x.data(), wb.data(), ldw, yb.data());
+            cpu::simd::sgemv_dots(m, k, xb.data(), wb.data(), ldw, ybb.data());  // x in bf16 too (vdpbf16ps where it runs)
+            for (std::int64_t n = 0; n < m; ++n) {
+                double s = 0, sh = 0, sb = 0, sbb = 0;
+                for (std::int64_t j = 0; j < k; ++j) {
+                    const auto i = static_cast<std::size_t>(n * ldw + j);
+                    const double xj = x[static_cast<std::size_t>(j)];
+                    s += xj * w[i];
+                    sh += xj * f16_bits_to_f32(wh[i].bits);
+                    sb += xj * bf16_bits_to_f32(wb[i].bits);
+                    sbb += double(bf16_bits_to_f32(xb[static_cast<std::size_t>(j)].bits)) * bf16_bits_to_f32(wb[i].bits);
+                }
+                CAPTURE(k, m, n);
+                REQUIRE(y[static_cast<std::size_t>(n)] == Approx(s).margin(1e-4));
+                REQUIRE(yh[static_cast<std::size_t>(n)] == Approx(sh).margin(1e-4));
+                REQUIRE(yb[static_cast<std::size_t>(n)] == Approx(sb).margin(1e-4));
+                REQUIRE(ybb[static_cast<std::size_t>(n)] == Approx(sbb).margin(1e-4));
+            }
+            for (const auto* v : {&y, &yh, &yb, &ybb}) REQUIRE((*v)[static_cast<std::size_t>(m)] == -7.0f);
         }
-    }
 }
 
 TEST_CASE("cpu simd: f16 and bf16 weights in sgemv_rows match the f32 product of the same values") {

@@ -113,6 +113,12 @@ public:
         for (std::size_t i = g_.nodes().size(); i-- > 0;)
             if (needed_[i])
                 for (auto o : reads_[i]) needed_[static_cast<std::size_t>(o)] = true;
+        // Each float dot's offsets and strides, found once here rather than in every run.
+        for (std::size_t i = 0; i < g_.nodes().size(); ++i) {
+            const auto& n = g_.nodes()[i];
+            if (n.kind == op::dot && needed_[i] && !q8_.count(i) && (n.type == dtype::f32 || n.type == dtype::f16 || n.type == dtype::bf16))
+                dot_plans_.emplace(i, kernels::dot_plan(n, g_[n.operands[0]].dims, g_[n.operands[1]].dims));
+        }
         if (opt.fuse) {
             std::vector<bool> apart(g_.nodes().size(), false);
             for (const auto& [i, xb] : q8_inputs_) apart[i] = true;
@@ -566,8 +572,11 @@ private:
             case op::reshape:
             case op::stop_gradient: return k::reshape(n, operand(0));
             case op::dot: {
-                const auto p = packed_.find(static_cast<std::size_t>(&n - g_.nodes().data()));
-                return k::dot(n, operand(0), operand(1), pool_.get(), p == packed_.end() ? nullptr : &p->second);
+                const auto at = static_cast<std::size_t>(&n - g_.nodes().data());
+                const auto p = packed_.find(at);
+                const auto plan = dot_plans_.find(at);
+                return k::dot(n, operand(0), operand(1), pool_.get(), p == packed_.end() ? nullptr : &p->second,
+                              plan == dot_plans_.end() ? nullptr : &plan->second);
             }
             case op::reduce: return k::reduce(n, operand(0), pool_.get());
             case op::argmax: return k::argmax(n, operand(0));
@@ -813,6 +822,7 @@ private:
     mutable buffer_pool buffers_;
     std::vector<std::optional<array>> bound_;
     std::map<std::size_t, kernels::packed_weight> packed_;  // by dot node
+    std::map<std::size_t, kernels::dot_plan> dot_plans_;     // by float dot node
     std::size_t packed_bytes_ = 0;
 };
 

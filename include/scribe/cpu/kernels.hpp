@@ -614,6 +614,69 @@ void gather_rows(const E* src, std::int64_t sk, std::int64_t sn, std::int64_t k,
                 for (std::int64_t i = k0; i < std::min(k, k0 + t); ++i) dst[j * k + i] = src[i * sk + j * sn];
 }
 
+// Where a dot's operands keep their elements: for each group of dimensions
+// (batch, free, contracting), the offset of every element of the group.
+struct dot_offsets {
+    std::vector<std::int64_t> ab, am, ak, bb, bn, bk;
+};
+namespace detail {
+// The flat offsets of the elements of x along `axes` (the first axis slowest).
+inline std::vector<std::int64_t> axis_offsets(const shape& x, const index& axes) {
+    const auto st = strides_of(x);
+    shape sub;
+    for (auto ax : axes) sub.push_back(x[static_cast<std::size_t>(ax)]);
+    std::vector<std::int64_t> out(static_cast<std::size_t>(element_count(sub)));
+    for_each_index(sub, [&](const index& idx, std::int64_t flat) {
+        std::int64_t o = 0;
+        for (std::size_t k = 0; k < idx.size(); ++k) o += idx[k] * st[static_cast<std::size_t>(axes[k])];
+        out[static_cast<std::size_t>(flat)] = o;
+    });
+    return out;
+}
+// The axes of a rank-`rank` operand that are neither contracted nor batch.
+inline index free_axes(std::size_t rank, const index& contracting, const index& batch) {
+    index out;
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(rank); ++i)
+        if (std::find(contracting.begin(), contracting.end(), i) == contracting.end() &&
+            std::find(batch.begin(), batch.end(), i) == batch.end())
+            out.push_back(i);
+    return out;
+}
+}  // namespace detail
+
+// The left operand's part of dot_layout (ab, am, ak), for products whose right
+// operand is laid out by other means (a q8 weight's rows).
+inline dot_offsets dot_lhs_layout(const node& n, const shape& a) {
+    const auto& d = n.dot;
+    using detail::axis_offsets, detail::free_axes;
+    return {axis_offsets(a, d.lhs_batch), axis_offsets(a, free_axes(a.size(), d.lhs_contracting, d.lhs_batch)),
+            axis_offsets(a, d.lhs_contracting), {}, {}, {}};
+}
+
+inline dot_offsets dot_layout(const node& n, const shape& a, const shape& b) {
+    const auto& d = n.dot;
+    using detail::axis_offsets, detail::free_axes;
+    auto l = dot_lhs_layout(n, a);
+    l.bb = axis_offsets(b, d.rhs_batch);
+    l.bn = axis_offsets(b, free_axes(b.size(), d.rhs_contracting, d.rhs_batch));
+    l.bk = axis_offsets(b, d.rhs_contracting);
+    return l;
+}
+
+// A dot's offsets and each group's one stride (affine_stride: -1 where it has
+// none): what the float products read. The executor finds it once per node (a
+// graph's shapes are fixed); a decode step would otherwise spend more time
+// listing the LM head's 50257 row offsets than many of its products take.
+struct dot_plan {
+    dot_offsets at;
+    std::int64_t sam = -1, sak = -1, sbk = -1, sbn = -1;
+    dot_plan() = default;
+    explicit dot_plan(dot_offsets o)
+        : at(std::move(o)), sam(affine_stride(at.am)), sak(affine_stride(at.ak)), sbk(affine_stride(at.bk)),
+          sbn(affine_stride(at.bn)) {}
+    dot_plan(const node& n, const shape& a, const shape& b) : dot_plan(dot_layout(n, a, b)) {}
+};
+
 // A float dot (f32, f16 or bf16 operands, f32 accumulation) through the SIMD GEMM,
 // or the GEMV when there is one column. Each group of dimensions (batch, free,
 // contracting) must be one stride for the GEMM to read it; an operand whose
@@ -622,11 +685,10 @@ void gather_rows(const E* src, std::int64_t sk, std::int64_t sn, std::int64_t k,
 // than the product. Batched products with at least as many batches as threads
 // are split over the batch, the others over the output's columns.
 template <class T>
-void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std::vector<std::int64_t> am,
-               std::vector<std::int64_t> ak, std::vector<std::int64_t> bb, std::vector<std::int64_t> bn,
-               std::vector<std::int64_t> bk, array& out, thread_pool* pool, const packed_weight* packed = nullptr) {
-    const auto B = static_cast<std::int64_t>(ab.size()), M = static_cast<std::int64_t>(am.size()),
-               K = static_cast<std::int64_t>(ak.size()), N = static_cast<std::int64_t>(bn.size());
+void float_dot(const array& a, const array& b, const dot_plan& plan, array& out, thread_pool* pool,
+               const packed_weight* packed = nullptr) {
+    const auto B = static_cast<std::int64_t>(plan.at.ab.size()), M = static_cast<std::int64_t>(plan.at.am.size()),
+               K = static_cast<std::int64_t>(plan.at.ak.size()), N = static_cast<std::int64_t>(plan.at.bn.size());
     const auto* pa = reinterpret_cast<const T*>(a.data());
     const auto* pb = reinterpret_cast<const T*>(b.data());
     // Gathers an operand as [batch][outer][inner] and rewrites its offsets to match.
@@ -644,9 +706,17 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
         return copy.data();
     };
     std::vector<T> a_copy, b_copy;
-    if (affine_stride(am) < 0 || affine_stride(ak) < 0) pa = canonical(pa, ab, am, ak, a_copy);
-    if (affine_stride(bk) < 0 || affine_stride(bn) < 0) pb = canonical(pb, bb, bk, bn, b_copy);
-    const auto sam = affine_stride(am), sak = affine_stride(ak), sbk = affine_stride(bk), sbn = affine_stride(bn);
+    std::optional<dot_plan> gathered;  // the offsets of the copies, where an operand is copied
+    if (plan.sam < 0 || plan.sak < 0 || plan.sbk < 0 || plan.sbn < 0) {
+        auto l = plan.at;
+        if (plan.sam < 0 || plan.sak < 0) pa = canonical(pa, l.ab, l.am, l.ak, a_copy);
+        if (plan.sbk < 0 || plan.sbn < 0) pb = canonical(pb, l.bb, l.bk, l.bn, b_copy);
+        gathered.emplace(std::move(l));
+    }
+    const auto& used = gathered ? *gathered : plan;
+    const auto& ab = used.at.ab;
+    const auto& bb = used.at.bb;
+    const auto sam = used.sam, sak = used.sak, sbk = used.sbk, sbn = used.sbn;
     constexpr bool wide = std::is_same_v<T, float>;
     // f32 results go straight to the output; 16-bit ones through an f32 block, rounded once.
     // (The block comes from the run's buffer pool: recycled, not zeroed, 64-byte aligned.)
@@ -662,22 +732,27 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
         for (std::int64_t k = 0; k < K; ++k) x[static_cast<std::size_t>(k)] = simd::to_f32(v[k * stride]);
         return x.data();
     };
+    // rows dots of W's rows (along k) with the vector v: a bf16 v stays bf16 where
+    // the CPU multiplies bf16 pairs (the GEMV's fastest form), else it is widened.
+    auto dots = [&](thread_pool* p, std::int64_t rows, const T* v, std::int64_t stride, const T* w, std::int64_t ldw, float* y) {
+        if constexpr (std::is_same_v<T, bfloat16>)
+            if (stride == 1 && simd::detail::has_avx512bf16()) return gemv_dots(p, rows, K, v, w, ldw, y);
+        std::vector<float> x;
+        gemv_dots(p, rows, K, as_f32_vector(v, stride, x), w, ldw, y);
+    };
     auto one = [&](std::int64_t i, thread_pool* p) {
         float* pc = c + i * M * N;
         const T* ai = pa + ab[static_cast<std::size_t>(i)];
         const T* bi = pb + bb[static_cast<std::size_t>(i)];
         if (M == 1 && packed && packed->transposed) {  // decode against a bound weight: one dot per row
-            std::vector<float> x;
-            gemv_dots(p, N, K, as_f32_vector(ai, sak, x), reinterpret_cast<const T*>(packed->transposed->data()), K, pc);
+            dots(p, N, ai, sak, reinterpret_cast<const T*>(packed->transposed->data()), K, pc);
         } else if (M == 1 && sbn == 1 && !(N == 1 && sam == 1)) {  // decode, x . W: stream W's rows along n
             std::vector<float> x;
             gemv_rows(p, N, K, as_f32_vector(ai, sak, x), bi, sbk, pc);
         } else if (M == 1 && sbk == 1) {  // decode, x . W^T (W's rows along k): one dot per row of W
-            std::vector<float> x;
-            gemv_dots(p, N, K, as_f32_vector(ai, sak, x), bi, sbn, pc);
+            dots(p, N, ai, sak, bi, sbn, pc);
         } else if (N == 1 && sak == 1 && !packed) {  // W . x with W's rows along k
-            std::vector<float> x;
-            gemv_dots(p, M, K, as_f32_vector(bi, sbk, x), ai, sam, pc);
+            dots(p, M, bi, sbk, ai, sam, pc);
         } else if (M <= 4 && !packed && (sbn == 1 || sbk == 1)) {
             // A few rows against a matrix: grouped-query attention's decode (the group's query heads
             // against one key/value head) and batched decode's products (2-4 sequences against a
@@ -735,55 +810,6 @@ void float_dot(const array& a, const array& b, std::vector<std::int64_t> ab, std
     }
 }
 
-// Where a dot's operands keep their elements: for each group of dimensions
-// (batch, free, contracting), the offset of every element of the group.
-struct dot_offsets {
-    std::vector<std::int64_t> ab, am, ak, bb, bn, bk;
-};
-namespace detail {
-// The flat offsets of the elements of x along `axes` (the first axis slowest).
-inline std::vector<std::int64_t> axis_offsets(const shape& x, const index& axes) {
-    const auto st = strides_of(x);
-    shape sub;
-    for (auto ax : axes) sub.push_back(x[static_cast<std::size_t>(ax)]);
-    std::vector<std::int64_t> out(static_cast<std::size_t>(element_count(sub)));
-    for_each_index(sub, [&](const index& idx, std::int64_t flat) {
-        std::int64_t o = 0;
-        for (std::size_t k = 0; k < idx.size(); ++k) o += idx[k] * st[static_cast<std::size_t>(axes[k])];
-        out[static_cast<std::size_t>(flat)] = o;
-    });
-    return out;
-}
-// The axes of a rank-`rank` operand that are neither contracted nor batch.
-inline index free_axes(std::size_t rank, const index& contracting, const index& batch) {
-    index out;
-    for (std::int64_t i = 0; i < static_cast<std::int64_t>(rank); ++i)
-        if (std::find(contracting.begin(), contracting.end(), i) == contracting.end() &&
-            std::find(batch.begin(), batch.end(), i) == batch.end())
-            out.push_back(i);
-    return out;
-}
-}  // namespace detail
-
-// The left operand's part of dot_layout (ab, am, ak), for products whose right
-// operand is laid out by other means (a q8 weight's rows).
-inline dot_offsets dot_lhs_layout(const node& n, const shape& a) {
-    const auto& d = n.dot;
-    using detail::axis_offsets, detail::free_axes;
-    return {axis_offsets(a, d.lhs_batch), axis_offsets(a, free_axes(a.size(), d.lhs_contracting, d.lhs_batch)),
-            axis_offsets(a, d.lhs_contracting), {}, {}, {}};
-}
-
-inline dot_offsets dot_layout(const node& n, const shape& a, const shape& b) {
-    const auto& d = n.dot;
-    using detail::axis_offsets, detail::free_axes;
-    auto l = dot_lhs_layout(n, a);
-    l.bb = axis_offsets(b, d.rhs_batch);
-    l.bn = axis_offsets(b, free_axes(b.size(), d.rhs_contracting, d.rhs_batch));
-    l.bk = axis_offsets(b, d.rhs_contracting);
-    return l;
-}
-
 // The right operand of a float dot packed for the GEMM, when it is one matrix
 // (no batch dimensions, each group one stride) and the left side, of type
 // `a_type`, has at least `min_rows` rows; for one-row products, the [n, k] copy
@@ -827,15 +853,17 @@ inline packed_weight pack_rhs(const node& n, const shape& a, dtype a_type, const
 // for 16-bit floats, wrapping int64 for integers). `packed`: the right operand
 // packed beforehand (pack_rhs), or null.
 inline array dot(const node& n, const array& a, const array& b, thread_pool* pool = nullptr,
-                 const packed_weight* packed = nullptr) {
-    auto [ab, am, ak, bb, bn, bk] = dot_layout(n, a.dims(), b.dims());
+                 const packed_weight* packed = nullptr, const dot_plan* plan = nullptr) {
+    std::optional<dot_plan> own;
+    if (!plan) plan = &own.emplace(n, a.dims(), b.dims());
+    const auto& [ab, am, ak, bb, bn, bk] = plan->at;
     const auto B = static_cast<std::int64_t>(ab.size()), M = static_cast<std::int64_t>(am.size()),
                N = static_cast<std::int64_t>(bn.size()), K = static_cast<std::int64_t>(ak.size());
     auto out = array::uninitialized(n.type, n.dims);
     if (packed && packed->empty()) packed = nullptr;
-    if (n.type == dtype::f32) return float_dot<float>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
-    if (n.type == dtype::f16) return float_dot<half>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
-    if (n.type == dtype::bf16) return float_dot<bfloat16>(a, b, ab, am, ak, bb, bn, bk, out, pool, packed), out;
+    if (n.type == dtype::f32) return float_dot<float>(a, b, *plan, out, pool, packed), out;
+    if (n.type == dtype::f16) return float_dot<half>(a, b, *plan, out, pool, packed), out;
+    if (n.type == dtype::bf16) return float_dot<bfloat16>(a, b, *plan, out, pool, packed), out;
     // The offsets are init-captures: Clang 15 cannot capture structured bindings.
     visit(n.type, [&, &ab = ab, &am = am, &ak = ak, &bb = bb, &bn = bn, &bk = bk](auto D) {
         using E = element<decltype(D)::value>;

@@ -74,6 +74,11 @@ void gemv_dots(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x
                float* y) {
     over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_dots(m1 - m0, k, x, w + m0 * ldw, ldw, y + m0); });
 }
+// The same with x in bf16 too (a bf16 model's activations): see simd::sgemv_dots.
+inline void gemv_dots(thread_pool* pool, std::int64_t m, std::int64_t k, const bfloat16* x, const bfloat16* w,
+                      std::int64_t ldw, float* y) {
+    over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_dots(m1 - m0, k, x, w + m0 * ldw, ldw, y + m0); });
+}
 
 // y[r][0:m] = x[r][0:k] . W[0:k, 0:m] for 2 to 4 rows r, W read once (threads take
 // disjoint column ranges); only where simd::gemv_multi_available().
