@@ -430,7 +430,8 @@ private:
                             if (x.owns()) reuse = &x;
                         }
                         took_over[r] = reuse != nullptr;
-                        values[r][i] = run_fused(g_, fusion_, fusion_.groups[static_cast<std::size_t>(group_index_[i])],
+                        const auto k = static_cast<std::size_t>(group_index_[i]);
+                        values[r][i] = run_fused(g_, fusion_.groups[k], fused_layouts_[k],
                                                  [&](node_id o) -> const array& { return values[r][static_cast<std::size_t>(o)]; },
                                                  pool_.get(), reuse, reuse_[i]);
                     } else if (const auto q = q8_.find(i); q != q8_.end()) {
@@ -693,8 +694,11 @@ private:
     void plan_lifetimes() {
         const auto& nodes = g_.nodes();
         group_index_.assign(nodes.size(), -1);
-        for (std::size_t k = 0; k < fusion_.groups.size(); ++k)
+        fused_layouts_.clear();
+        for (std::size_t k = 0; k < fusion_.groups.size(); ++k) {
             group_index_[static_cast<std::size_t>(fusion_.groups[k].members.back())] = static_cast<int>(k);
+            fused_layouts_.push_back(layout_of(g_, fusion_, fusion_.groups[k]));
+        }
         std::vector<std::int64_t> last(nodes.size(), -1);
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             if (fusion_.inlined[i] || !needed_[i]) continue;  // its source is read where its users run; or never run
@@ -804,6 +808,7 @@ private:
     communicator* comm_ = nullptr;
     fusion_plan fusion_;
     std::vector<int> group_index_;
+    std::vector<fused_layout> fused_layouts_;  // by group, as fusion_.groups
     std::vector<std::vector<node_id>> consumed_at_;
     std::vector<bool> last_reader_;  // a reshape or update that is its operand's last reader
     std::vector<node_id> reuse_;     // by fused group root: the operand whose buffer it writes over, or -1

@@ -189,7 +189,7 @@ inline kernels::index view_strides(const graph& g, const fusion_plan& plan, node
 // An input of a group: an array read through strides over the group's shape.
 struct fused_input {
     const array* source;
-    kernels::index strides;
+    const kernels::index* strides;
     bool contiguous;  // strides are the group shape's own row-major ones
     bool scalar;      // one value for every element (a rank-0 operand, or all strides 0)
 };
@@ -209,10 +209,11 @@ inline const float* load_input(const fused_input& in, const shape& dims, std::in
         idx[k] = rest % dims[k].extent;
         rest /= dims[k].extent;
     }
-    const auto inner = rank ? dims[rank - 1].extent : 1, step = rank ? in.strides[rank - 1] : 0;
+    const auto& strides = *in.strides;
+    const auto inner = rank ? dims[rank - 1].extent : 1, step = rank ? strides[rank - 1] : 0;
     if (f32 && step == 1 && inner - idx[rank - 1] >= count) {  // one run of the source, e.g. a bias row
         std::int64_t off = 0;
-        for (std::size_t k = 0; k < rank; ++k) off += idx[k] * in.strides[k];
+        for (std::size_t k = 0; k < rank; ++k) off += idx[k] * strides[k];
         return reinterpret_cast<const float*>(raw) + off;
     }
     visit(a.type(), [&](auto D) {
@@ -230,7 +231,7 @@ inline const float* load_input(const fused_input& in, const shape& dims, std::in
         std::int64_t done = 0;
         while (done < count) {
             std::int64_t off = 0;
-            for (std::size_t k = 0; k < rank; ++k) off += idx[k] * in.strides[k];
+            for (std::size_t k = 0; k < rank; ++k) off += idx[k] * strides[k];
             const auto run = rank ? std::min(inner - idx[rank - 1], count - done) : count;
             if (step == 0) {
                 std::fill(block + done, block + done + run, static_cast<float>(E::load(raw, off)));
@@ -274,32 +275,34 @@ inline void store_block(array& out, std::int64_t begin, const float* x, std::int
 
 }  // namespace detail
 
-// Runs one group: `value(id)` gives the array of a node outside the group.
-// With `reuse`, the group writes its result over that operand's buffer (taken
-// from *reuse, which the group must read only element for element, as the same
-// type and shape: each chunk is read before it is written, so nothing is lost).
-template <class Value>
-array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp, Value&& value,
-                thread_pool* pool = nullptr, array* reuse = nullptr, node_id reused = -1) {
-    constexpr std::int64_t chunk = 512;
+// What a group reads, found once per group (a graph's shapes are fixed) rather
+// than in every run: for each member, where each operand comes from (an earlier
+// member's result or one of the inputs), and for each input the node whose array
+// it reads and the strides it is read through.
+struct fused_layout {
+    struct source {
+        std::ptrdiff_t slot;   // an earlier member's result, or -1
+        std::ptrdiff_t input;  // else an input, or -1
+    };
+    struct input {
+        node_id node;  // materialized: the node whose array holds it
+        kernels::index strides;
+        bool contiguous, scalar;
+    };
+    std::vector<input> inputs;
+    std::vector<std::vector<source>> sources;  // per member, per operand
+};
+
+inline fused_layout layout_of(const graph& g, const fusion_plan& plan, const fusion_group& grp) {
     const auto& root = g[grp.members.back()];
-    auto out = reuse ? std::move(*reuse).relabel(root.dims) : array::uninitialized(root.type, root.dims);
-    const auto total = out.size();
-    const auto members = grp.members.size();
     auto slot_of = [&](node_id id) -> std::ptrdiff_t {
         const auto it = std::find(grp.members.begin(), grp.members.end(), id);
         return it == grp.members.end() ? -1 : it - grp.members.begin();
     };
-    // For each member and operand: its scratch slot, or the input it reads.
-    struct source {
-        std::ptrdiff_t slot;
-        std::ptrdiff_t input;
-    };
-    std::vector<detail::fused_input> inputs;
-    std::vector<std::vector<source>> sources;
+    fused_layout l;
     const auto own = kernels::strides_of(root.dims);
     for (auto id : grp.members) {
-        std::vector<source> s;
+        std::vector<fused_layout::source> s;
         for (auto o : g[id].operands) {
             const auto slot = slot_of(o);
             if (slot >= 0) {
@@ -310,28 +313,55 @@ array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp
             if (g[o].dims.empty()) strides.assign(root.dims.size(), 0);  // a rank-0 operand is broadcast
             const bool contiguous = strides == own;
             const bool scalar = std::all_of(strides.begin(), strides.end(), [](std::int64_t x) { return x == 0; });
-            const auto m = materialized(g, plan, o);
-            inputs.push_back({reuse && m == reused ? &out : &value(m), std::move(strides), contiguous, scalar});
-            s.push_back({-1, static_cast<std::ptrdiff_t>(inputs.size() - 1)});
+            l.inputs.push_back({materialized(g, plan, o), std::move(strides), contiguous, scalar});
+            s.push_back({-1, static_cast<std::ptrdiff_t>(l.inputs.size() - 1)});
         }
-        sources.push_back(std::move(s));
+        l.sources.push_back(std::move(s));
     }
+    return l;
+}
+
+// Runs one group laid out by `layout` (layout_of): `value(id)` gives the array of
+// a node outside the group.
+// With `reuse`, the group writes its result over that operand's buffer (taken
+// from *reuse, which the group must read only element for element, as the same
+// type and shape: each chunk is read before it is written, so nothing is lost).
+template <class Value>
+array run_fused(const graph& g, const fusion_group& grp, const fused_layout& layout, Value&& value,
+                thread_pool* pool = nullptr, array* reuse = nullptr, node_id reused = -1) {
+    constexpr std::int64_t chunk = 512;
+    const auto& root = g[grp.members.back()];
+    auto out = reuse ? std::move(*reuse).relabel(root.dims) : array::uninitialized(root.type, root.dims);
+    const auto total = out.size();
+    const auto members = grp.members.size();
+    const auto& sources = layout.sources;
+    std::vector<detail::fused_input> inputs;
+    inputs.reserve(layout.inputs.size());
+    for (const auto& in : layout.inputs)
+        inputs.push_back({reuse && in.node == reused ? &out : &value(in.node), &in.strides, in.contiguous, in.scalar});
     float* out_f32 = root.type == dtype::f32 ? reinterpret_cast<float*>(out.mutable_data()) : nullptr;
 
     auto run_chunks = [&](std::int64_t first, std::int64_t last) {
-        // Blocks aligned to 64 bytes: a vector store that splits a cache line costs two.
-        simd::aligned_vector<float> scratch_storage(members * chunk), operand_storage(3 * chunk);
-        float* const scratch = scratch_storage.data();
-        float* const operand_block = operand_storage.data();
+        // The members' results, three operand blocks and a block per scalar input, in
+        // one buffer per thread kept between runs (every element is written before it
+        // is read). Blocks aligned to 64 bytes: a vector store that splits a cache line costs two.
+        thread_local simd::aligned_vector<float> storage;
+        const auto scalars = static_cast<std::size_t>(std::count_if(inputs.begin(), inputs.end(), [](const auto& x) { return x.scalar; }));
+        const auto need = (members + 3 + scalars) * static_cast<std::size_t>(chunk);
+        if (storage.size() < need) storage.resize(need);
+        float* const scratch = storage.data();
+        float* const operand_block = scratch + members * chunk;
         kernels::index idx(root.dims.size());
         // Scalars are spread over a block once, not per chunk.
-        std::vector<std::vector<float>> spread(inputs.size());
+        std::vector<const float*> spread(inputs.size(), nullptr);
+        float* next = operand_block + 3 * chunk;
         for (std::size_t k = 0; k < inputs.size(); ++k)
             if (inputs[k].scalar) {
-                spread[k].resize(chunk);
                 const auto& a = *inputs[k].source;
                 const float v = visit(a.type(), [&](auto D) { return static_cast<float>(element<decltype(D)::value>::load(a.data(), 0)); });
-                std::fill(spread[k].begin(), spread[k].end(), v);
+                std::fill(next, next + chunk, v);
+                spread[k] = next;
+                next += chunk;
             }
         for (std::int64_t c = first; c < last; ++c) {
             const auto begin = c * chunk, count = std::min(chunk, total - c * chunk);
@@ -345,7 +375,7 @@ array run_fused(const graph& g, const fusion_plan& plan, const fusion_group& grp
                         in[k] = scratch + s.slot * chunk;
                     } else {
                         const auto i = static_cast<std::size_t>(s.input);
-                        in[k] = inputs[i].scalar ? spread[i].data()
+                        in[k] = inputs[i].scalar ? spread[i]
                                                  : detail::load_input(inputs[i], root.dims, begin, count, block, idx);
                     }
                 }
