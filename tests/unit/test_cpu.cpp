@@ -707,29 +707,31 @@ TEST_CASE("cpu: grouped-query attention's decode products (2-4 query rows per ke
     // scores [heads, a, keys] = q [heads, a, head_dim] . k [keys, heads, head_dim]; then
     // ctx [heads, a, head_dim] = p [heads, a, keys] . v [keys, heads, head_dim]: a few rows
     // against a matrix read with a stride (the KV cache), one GEMV per row.
+    // head_dim 72: bf16 pairs' vector loop (32 a step) and a scalar tail.
+    constexpr std::int64_t D = 72;
     for (const std::int64_t G : {2, 3, 4}) {
         INFO("rows per head " << G);
         graph g("gqa");
-        g.bind(heads(3), a(G), keys(37), head_dim(16));
+        g.bind(heads(3), a(G), keys(37), head_dim(D));
         auto q = g.parameter(f32[heads, a, head_dim], "q");
         auto k = g.parameter(f32[keys, heads, head_dim], "k");
         auto p = g.parameter(f32[heads, a, keys], "p");
         g.outputs(dot<head_dim, batched<heads>>(q, k), dot<keys, batched<heads>>(p, k),
                   dot<head_dim, batched<heads>>(convert<bf16>(q), convert<bf16>(k)));
-        const auto qs = wave(static_cast<std::size_t>(3 * G * 16), 0.3), ks = wave(37 * 3 * 16, 0.11),
+        const auto qs = wave(static_cast<std::size_t>(3 * G * D), 0.3), ks = wave(37 * 3 * D, 0.11),
                    ps = wave(static_cast<std::size_t>(3 * G * 37), 0.23);
         for (unsigned threads : {1u, 2u}) {
             const auto out = cpu::executor(g, {.threads = threads})(
-                {{"q", cpu::array::borrow(dtype::f32, {{"", 3}, {"", G}, {"", 16}}, qs.data(), qs.size() * 4)},
-                 {"k", cpu::array::borrow(dtype::f32, {{"", 37}, {"", 3}, {"", 16}}, ks.data(), ks.size() * 4)},
+                {{"q", cpu::array::borrow(dtype::f32, {{"", 3}, {"", G}, {"", D}}, qs.data(), qs.size() * 4)},
+                 {"k", cpu::array::borrow(dtype::f32, {{"", 37}, {"", 3}, {"", D}}, ks.data(), ks.size() * 4)},
                  {"p", cpu::array::borrow(dtype::f32, {{"", 3}, {"", G}, {"", 37}}, ps.data(), ps.size() * 4)}});
             const auto bf = [](float v) { return static_cast<double>(bf16_bits_to_f32(f32_to_bf16_bits(v))); };
             for (std::int64_t h = 0; h < 3; ++h)
                 for (std::int64_t r = 0; r < G; ++r) {
                     for (std::int64_t n = 0; n < 37; ++n) {
                         double s = 0, sb = 0;
-                        for (std::int64_t d = 0; d < 16; ++d) {
-                            const auto qv = qs[static_cast<std::size_t>((h * G + r) * 16 + d)], kv = ks[static_cast<std::size_t>((n * 3 + h) * 16 + d)];
+                        for (std::int64_t d = 0; d < D; ++d) {
+                            const auto qv = qs[static_cast<std::size_t>((h * G + r) * D + d)], kv = ks[static_cast<std::size_t>((n * 3 + h) * D + d)];
                             s += double(qv) * kv;
                             sb += bf(qv) * bf(kv);
                         }
@@ -737,11 +739,11 @@ TEST_CASE("cpu: grouped-query attention's decode products (2-4 query rows per ke
                         CHECK(out[0].values<float>()[i] == Approx(s).margin(1e-5));
                         CHECK(bf16_bits_to_f32(out[2].values<bfloat16>()[i].bits) == Approx(sb).epsilon(1.0 / 128).margin(1e-2));
                     }
-                    for (std::int64_t d = 0; d < 16; ++d) {
+                    for (std::int64_t d = 0; d < D; ++d) {
                         double s = 0;
                         for (std::int64_t n = 0; n < 37; ++n)
-                            s += double(ps[static_cast<std::size_t>((h * G + r) * 37 + n)]) * ks[static_cast<std::size_t>((n * 3 + h) * 16 + d)];
-                        CHECK(out[1].values<float>()[static_cast<std::size_t>((h * G + r) * 16 + d)] == Approx(s).margin(1e-5));
+                            s += double(ps[static_cast<std::size_t>((h * G + r) * 37 + n)]) * ks[static_cast<std::size_t>((n * 3 + h) * D + d)];
+                        CHECK(out[1].values<float>()[static_cast<std::size_t>((h * G + r) * D + d)] == Approx(s).margin(1e-5));
                     }
                 }
         }

@@ -758,11 +758,18 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
             // against one key/value head) and batched decode's products (2-4 sequences against a
             // weight). Packing the matrix for the GEMM cost several times the product at these sizes.
             // With AVX-512 the matrix is read once for all the rows; else once per row.
+            const int rows = static_cast<int>(M);
+            float* ym[4];
+            for (std::int64_t m = 0; m < M; ++m) ym[m] = pc + m * N;
+            if constexpr (std::is_same_v<T, bfloat16>)
+                if (M >= 2 && sbn != 1 && sak == 1 && simd::gemv_multi_bf16_available()) {  // bf16 pairs, x kept in bf16
+                    const T* xb[4];
+                    for (std::int64_t m = 0; m < M; ++m) xb[m] = ai + m * sam;
+                    return gemv_dots_multi(p, rows, N, K, xb, bi, sbn, ym);
+                }
             std::vector<float> xs[4];
             const float* xm[4];
-            float* ym[4];
-            for (std::int64_t m = 0; m < M; ++m) xm[m] = as_f32_vector(ai + m * sam, sak, xs[m]), ym[m] = pc + m * N;
-            const int rows = static_cast<int>(M);
+            for (std::int64_t m = 0; m < M; ++m) xm[m] = as_f32_vector(ai + m * sam, sak, xs[m]);
             if (M >= 2 && simd::gemv_multi_available()) {
                 if (sbn == 1) gemv_rows_multi(p, rows, N, K, xm, bi, sbk, ym);
                 else gemv_dots_multi(p, rows, N, K, xm, bi, sbn, ym);

@@ -101,5 +101,14 @@ void gemv_dots_multi(thread_pool* pool, int rows, std::int64_t m, std::int64_t k
         simd::sgemv_dots_multi(rows, m1 - m0, k, x, w + m0 * ldw, ldw, ys);
     });
 }
+// The same with the x rows in bf16 too; only where simd::gemv_multi_bf16_available().
+inline void gemv_dots_multi(thread_pool* pool, int rows, std::int64_t m, std::int64_t k, const bfloat16* const* x,
+                            const bfloat16* w, std::int64_t ldw, float* const* y) {
+    over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) {
+        float* ys[4];
+        for (int r = 0; r < rows; ++r) ys[r] = y[r] + m0;
+        simd::sgemv_dots_multi(rows, m1 - m0, k, x, w + m0 * ldw, ldw, ys);
+    });
+}
 
 }  // namespace scribe::cpu

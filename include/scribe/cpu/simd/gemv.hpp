@@ -104,70 +104,129 @@ __attribute__((target("avx512f"))) inline __m512 sum16_avx512(const __m512* a) {
     return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), s);
 }
 
-// One row at a time with four accumulators, rows read strictly in memory order,
-// sixteen rows' sums reduced together (sum16_avx512) and stored as one vector.
-// Measured on Zen 4 (rows of 768, through 2 MiB pages): one row at a time streams
-// at 27 GB/s in f32 and 22-30 GB/s in f16/bf16, two to eight interleaved rows at
-// 12-20 GB/s: the prefetchers follow one stream, not several short ones.
-template <class W>
-__attribute__((target("avx512f"))) void gemv_dots_avx512(std::int64_t m, std::int64_t k, const float* x, const W* w,
-                                                         std::int64_t ldw, float* y) {
+// The dots of W's rows (along k) with R vectors x[r], one row at a time, rows
+// read strictly in memory order; each group of sixteen rows' sums reduced together
+// (sum16_avx512) and stored as one vector per x row. `row_dots(row, sums, tails)`
+// sets sums[r] to a vector whose lanes add up to the row's dot with x[r] (plus
+// tails[r], a scalar part). Measured on Zen 4 (rows of 768, through 2 MiB
+// pages): one row at a time streams at 27 GB/s in f32 and 22-30 GB/s in
+// f16/bf16, two to eight interleaved rows at 12-20 GB/s: the prefetchers follow
+// one stream, not several short ones.
+template <int R, class W, class RowDots>
+__attribute__((target("avx512f"))) inline void dots_in_groups_avx512(std::int64_t m, const W* w, std::int64_t ldw,
+                                                                     float* const* y, const RowDots& row_dots) {
     for (std::int64_t n0 = 0; n0 < m; n0 += 16) {
         const int rows = static_cast<int>(std::min<std::int64_t>(16, m - n0));
-        __m512 sums[16];
-        float tails[16] = {};
-        for (int r = 0; r < 16; ++r) {
-            sums[r] = _mm512_setzero_ps();
-            if (r >= rows) continue;
-            const W* row = w + (n0 + r) * ldw;
-            __m512 acc[4];
+        __m512 sums[R][16];
+        float tails[R][16] = {};
+        for (int i = 0; i < 16; ++i) {
+            __m512 s[R];
+            float t[R] = {};
 #pragma GCC unroll 4
-            for (int u = 0; u < 4; ++u) acc[u] = _mm512_setzero_ps();
-            std::int64_t j = 0;
-            for (; j + 64 <= k; j += 64)
+            for (int r = 0; r < R; ++r) s[r] = _mm512_setzero_ps();
+            if (i < rows) row_dots(w + (n0 + i) * ldw, s, t);
 #pragma GCC unroll 4
-                for (int u = 0; u < 4; ++u)
-                    acc[u] = _mm512_fmadd_ps(widen16_avx512(row + j + 16 * u), _mm512_loadu_ps(x + j + 16 * u), acc[u]);
-            for (; j + 16 <= k; j += 16) acc[0] = _mm512_fmadd_ps(widen16_avx512(row + j), _mm512_loadu_ps(x + j), acc[0]);
-            sums[r] = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-            for (; j < k; ++j) tails[r] += to_f32(row[j]) * x[j];
+            for (int r = 0; r < R; ++r) sums[r][i] = s[r], tails[r][i] = t[r];
         }
-        const __m512 s = _mm512_add_ps(sum16_avx512(sums), _mm512_loadu_ps(tails));
-        _mm512_mask_storeu_ps(y + n0, static_cast<__mmask16>((1u << rows) - 1), s);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r)
+            _mm512_mask_storeu_ps(y[r] + n0, static_cast<__mmask16>((1u << rows) - 1),
+                                  _mm512_add_ps(sum16_avx512(sums[r]), _mm512_loadu_ps(tails[r])));
     }
 }
 
-// gemv_dots with x in bf16 too (a bf16 model's activations): vdpbf16ps takes 32
-// weights and 32 x values a vector, one instruction where widening both took
-// five, which lets one core stream a bf16 W at its read bandwidth. Each pair of
-// bf16 products is exact in f32, as in the widening kernel; the sums differ only
-// in their order (and vdpbf16ps flushes subnormals to zero).
+// A row's dots with f32 x rows, the weights widened: four accumulators for one x
+// row, two for several.
+template <int R, class W>
+struct widened_row_dots {
+    std::int64_t k;
+    const float* const* x;
+    __attribute__((target("avx512f"))) void operator()(const W* row, __m512* sums, float* tails) const {
+        std::int64_t j = 0;
+        if constexpr (R == 1) {
+            __m512 acc[4];
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; ++u) acc[u] = _mm512_setzero_ps();
+            for (; j + 64 <= k; j += 64)
+#pragma GCC unroll 4
+                for (int u = 0; u < 4; ++u)
+                    acc[u] = _mm512_fmadd_ps(widen16_avx512(row + j + 16 * u), _mm512_loadu_ps(x[0] + j + 16 * u), acc[u]);
+            sums[0] = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        } else {
+            __m512 acc[R][2];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+            for (; j + 32 <= k; j += 32) {
+                const __m512 w0 = widen16_avx512(row + j), w1 = widen16_avx512(row + j + 16);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; ++r) {
+                    acc[r][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[r] + j), acc[r][0]);
+                    acc[r][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[r] + j + 16), acc[r][1]);
+                }
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) sums[r] = _mm512_add_ps(acc[r][0], acc[r][1]);
+        }
+        for (; j + 16 <= k; j += 16) {
+            const __m512 w0 = widen16_avx512(row + j);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) sums[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[r] + j), sums[r]);
+        }
+        for (; j < k; ++j)
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) tails[r] += to_f32(row[j]) * x[r][j];
+    }
+};
+
+// A bf16 row's dots with bf16 x rows (a bf16 model's activations): vdpbf16ps
+// takes 32 weights and 32 x values a vector, one instruction where widening
+// both took five, which lets one core stream a bf16 W at its read bandwidth.
+// Each pair of bf16 products is exact in f32, as in the widening kernel; the
+// sums differ only in their order (and vdpbf16ps flushes subnormals to zero).
+template <int R>
+struct bf16_row_dots {
+    std::int64_t k;
+    const bfloat16* const* x;
+    __attribute__((target("avx512f,avx512bf16"))) void operator()(const bfloat16* row, __m512* sums, float* tails) const {
+        constexpr int U = R == 1 ? 2 : 1;  // accumulators per x row
+        __m512 acc[R][U];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+            for (int u = 0; u < U; ++u) acc[r][u] = _mm512_setzero_ps();
+        std::int64_t j = 0;
+        for (; j + 32 * U <= k; j += 32 * U)
+#pragma GCC unroll 2
+            for (int u = 0; u < U; ++u) {
+                const auto wv = (__m512bh)_mm512_loadu_si512(row + j + 32 * u);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; ++r) acc[r][u] = _mm512_dpbf16_ps(acc[r][u], wv, (__m512bh)_mm512_loadu_si512(x[r] + j + 32 * u));
+            }
+        for (; j + 32 <= k; j += 32) {
+            const auto wv = (__m512bh)_mm512_loadu_si512(row + j);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) acc[r][0] = _mm512_dpbf16_ps(acc[r][0], wv, (__m512bh)_mm512_loadu_si512(x[r] + j));
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+            sums[r] = acc[r][0];
+            if constexpr (U == 2) sums[r] = _mm512_add_ps(acc[r][0], acc[r][1]);
+        }
+        for (; j < k; ++j)
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) tails[r] += to_f32(row[j]) * to_f32(x[r][j]);
+    }
+};
+
+template <class W>
+__attribute__((target("avx512f"))) void gemv_dots_avx512(std::int64_t m, std::int64_t k, const float* x, const W* w,
+                                                         std::int64_t ldw, float* y) {
+    dots_in_groups_avx512<1>(m, w, ldw, &y, widened_row_dots<1, W>{k, &x});
+}
 __attribute__((target("avx512f,avx512bf16"))) inline void gemv_dots_bf16_avx512(std::int64_t m, std::int64_t k,
                                                                                 const bfloat16* x, const bfloat16* w,
                                                                                 std::int64_t ldw, float* y) {
-    for (std::int64_t n0 = 0; n0 < m; n0 += 16) {
-        const int rows = static_cast<int>(std::min<std::int64_t>(16, m - n0));
-        __m512 sums[16];
-        float tails[16] = {};
-        for (int r = 0; r < 16; ++r) {
-            sums[r] = _mm512_setzero_ps();
-            if (r >= rows) continue;
-            const bfloat16* row = w + (n0 + r) * ldw;
-            __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-            std::int64_t j = 0;
-            for (; j + 64 <= k; j += 64)
-#pragma GCC unroll 2
-                for (int u = 0; u < 2; ++u)
-                    acc[u] = _mm512_dpbf16_ps(acc[u], (__m512bh)_mm512_loadu_si512(row + j + 32 * u),
-                                              (__m512bh)_mm512_loadu_si512(x + j + 32 * u));
-            for (; j + 32 <= k; j += 32)
-                acc[0] = _mm512_dpbf16_ps(acc[0], (__m512bh)_mm512_loadu_si512(row + j), (__m512bh)_mm512_loadu_si512(x + j));
-            sums[r] = _mm512_add_ps(acc[0], acc[1]);
-            for (; j < k; ++j) tails[r] += to_f32(row[j]) * to_f32(x[j]);
-        }
-        const __m512 s = _mm512_add_ps(sum16_avx512(sums), _mm512_loadu_ps(tails));
-        _mm512_mask_storeu_ps(y + n0, static_cast<__mmask16>((1u << rows) - 1), s);
-    }
+    dots_in_groups_avx512<1>(m, w, ldw, &y, bf16_row_dots<1>{k, &x});
 }
 
 // A few rows x[0..R) against one W, W streamed once for all of them (batched
@@ -222,32 +281,13 @@ __attribute__((target("avx512f"))) void gemv_rows_multi_avx512(std::int64_t m, s
 template <int R, class W>
 __attribute__((target("avx512f"))) void gemv_dots_multi_avx512(std::int64_t m, std::int64_t k, const float* const* x,
                                                                const W* w, std::int64_t ldw, float* const* y) {
-    for (std::int64_t n = 0; n < m; ++n) {
-        const W* row = w + n * ldw;
-        __m512 acc[R][2];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-        std::int64_t j = 0;
-        for (; j + 32 <= k; j += 32) {
-            const __m512 w0 = widen16_avx512(row + j), w1 = widen16_avx512(row + j + 16);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; ++r) {
-                acc[r][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[r] + j), acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[r] + j + 16), acc[r][1]);
-            }
-        }
-        for (; j + 16 <= k; j += 16) {
-            const __m512 w0 = widen16_avx512(row + j);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; ++r) acc[r][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[r] + j), acc[r][0]);
-        }
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) {
-            float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
-            for (std::int64_t t = j; t < k; ++t) s += to_f32(row[t]) * x[r][t];
-            y[r][n] = s;
-        }
-    }
+    dots_in_groups_avx512<R>(m, w, ldw, y, widened_row_dots<R, W>{k, x});
+}
+template <int R>
+__attribute__((target("avx512f,avx512bf16"))) void gemv_dots_multi_bf16_avx512(std::int64_t m, std::int64_t k,
+                                                                                const bfloat16* const* x, const bfloat16* w,
+                                                                                std::int64_t ldw, float* const* y) {
+    dots_in_groups_avx512<R>(m, w, ldw, y, bf16_row_dots<R>{k, x});
 }
 
 // The same two products on AVX2 + FMA (+ F16C for f16 weights), eight lanes a
@@ -396,6 +436,23 @@ void sgemv_dots_multi(int rows, std::int64_t m, std::int64_t k, const float* con
     if (rows == 4) return detail::gemv_dots_multi_avx512<4>(m, k, x, w, ldw, y);
 #endif
     throw error("sgemv_dots_multi: no kernel for " + std::to_string(rows) + " rows on this CPU");
+}
+// The same with the x rows in bf16 too; only where gemv_multi_bf16_available().
+inline bool gemv_multi_bf16_available() {
+#ifdef SCRIBE_X86
+    return detail::has_avx512bf16();
+#else
+    return false;
+#endif
+}
+inline void sgemv_dots_multi(int rows, std::int64_t m, std::int64_t k, const bfloat16* const* x, const bfloat16* w,
+                             std::int64_t ldw, float* const* y) {
+#ifdef SCRIBE_X86
+    if (rows == 2) return detail::gemv_dots_multi_bf16_avx512<2>(m, k, x, w, ldw, y);
+    if (rows == 3) return detail::gemv_dots_multi_bf16_avx512<3>(m, k, x, w, ldw, y);
+    if (rows == 4) return detail::gemv_dots_multi_bf16_avx512<4>(m, k, x, w, ldw, y);
+#endif
+    throw error("sgemv_dots_multi: no bf16 kernel for " + std::to_string(rows) + " rows on this CPU");
 }
 
 }  // namespace scribe::cpu::simd
