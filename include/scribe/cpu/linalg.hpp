@@ -68,15 +68,11 @@ void gemv_rows(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x
 }
 
 // y[0:m] = W[0:m, 0:k] . x[0:k] (W's rows contiguous along k, row stride ldw):
-// threads take disjoint row ranges.
-template <class W>
-void gemv_dots(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw,
+// threads take disjoint row ranges. x is f32, or bf16 with a bf16 W (see
+// simd::sgemv_dots).
+template <class X, class W>
+void gemv_dots(thread_pool* pool, std::int64_t m, std::int64_t k, const X* x, const W* w, std::int64_t ldw,
                float* y) {
-    over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_dots(m1 - m0, k, x, w + m0 * ldw, ldw, y + m0); });
-}
-// The same with x in bf16 too (a bf16 model's activations): see simd::sgemv_dots.
-inline void gemv_dots(thread_pool* pool, std::int64_t m, std::int64_t k, const bfloat16* x, const bfloat16* w,
-                      std::int64_t ldw, float* y) {
     over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_dots(m1 - m0, k, x, w + m0 * ldw, ldw, y + m0); });
 }
 
@@ -91,19 +87,11 @@ void gemv_rows_multi(thread_pool* pool, int rows, std::int64_t m, std::int64_t k
         simd::sgemv_rows_multi(rows, m1 - m0, k, x, w + m0, ldw, ys);
     });
 }
-// y[r][0:m] = W[0:m, 0:k] . x[r][0:k] for 2 to 4 rows r (W's rows along k), W read once.
-template <class W>
-void gemv_dots_multi(thread_pool* pool, int rows, std::int64_t m, std::int64_t k, const float* const* x, const W* w,
+// y[r][0:m] = W[0:m, 0:k] . x[r][0:k] for 2 to 4 rows r (W's rows along k), W read
+// once. x rows in f32, or in bf16 with a bf16 W where simd::gemv_multi_bf16_available().
+template <class X, class W>
+void gemv_dots_multi(thread_pool* pool, int rows, std::int64_t m, std::int64_t k, const X* const* x, const W* w,
                      std::int64_t ldw, float* const* y) {
-    over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) {
-        float* ys[4];
-        for (int r = 0; r < rows; ++r) ys[r] = y[r] + m0;
-        simd::sgemv_dots_multi(rows, m1 - m0, k, x, w + m0 * ldw, ldw, ys);
-    });
-}
-// The same with the x rows in bf16 too; only where simd::gemv_multi_bf16_available().
-inline void gemv_dots_multi(thread_pool* pool, int rows, std::int64_t m, std::int64_t k, const bfloat16* const* x,
-                            const bfloat16* w, std::int64_t ldw, float* const* y) {
     over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) {
         float* ys[4];
         for (int r = 0; r < rows; ++r) ys[r] = y[r] + m0;
