@@ -795,12 +795,28 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
             gemm(p, M, N, K, simd::basic_matrix_view<T>{ai, sam, sak}, simd::basic_matrix_view<T>{bi, sbk, sbn}, pc, N);
         }
     };
+    // Decode's attention products: a few query rows per head against the KV cache,
+    // each head's rows 128-256 bytes out of every row of all heads. The weights'
+    // stream evicts the cache between layers, and read one head at a time its lines
+    // came from memory one short stride after another (4x a sequential read, the
+    // prefetchers not following). So a small right operand is first prefetched
+    // whole, in address order, by each thread that reads it: measured on Zen 5 with
+    // LLaMA's four key/value heads and 192 keys evicted, the two products went from
+    // 26 + 31 to 15 + 15 us per layer.
+    const bool prefetch_b = B > 1 && M <= 4 && !packed && !gathered && b.bytes() <= (std::size_t{1} << 20);
+    auto prefetch = [&] {
+        if (!prefetch_b) return;
+        const auto* bytes = reinterpret_cast<const char*>(b.data());
+        for (std::size_t i = 0; i < b.bytes(); i += 64) __builtin_prefetch(bytes + i, 0, 3);
+    };
     if (pool && pool->size() > 1 && B >= static_cast<std::int64_t>(pool->size())) {
         pool->run([&](unsigned t) {
+            prefetch();
             const auto [b0, b1] = pool->part(B, t);
             for (auto i = b0; i < b1; ++i) one(i, nullptr);
         });
     } else {
+        prefetch();
         for (std::int64_t i = 0; i < B; ++i) one(i, pool);
     }
     if constexpr (!wide) {
