@@ -405,6 +405,20 @@ inline void sgemv_dots(std::int64_t m, std::int64_t k, const bfloat16* x, const 
     sgemv_dots(m, k, wide.data(), w, ldw, y);
 }
 
+namespace detail {
+// f(std::integral_constant<int, R>{}) for R = rows when 2 <= rows <= 4 (the row
+// counts the several-row kernels are compiled for): true, or false for any other.
+template <class F>
+bool with_rows(int rows, F&& f) {
+    switch (rows) {
+        case 2: return f(std::integral_constant<int, 2>{}), true;
+        case 3: return f(std::integral_constant<int, 3>{}), true;
+        case 4: return f(std::integral_constant<int, 4>{}), true;
+        default: return false;
+    }
+}
+}  // namespace detail
+
 // Whether the products of several rows at once (sgemv_rows_multi, sgemv_dots_multi)
 // have a kernel here (AVX-512); without one, callers take the rows one at a time.
 inline bool gemv_multi_available() {
@@ -421,9 +435,7 @@ template <GemvWeight W>
 void sgemv_rows_multi(int rows, std::int64_t m, std::int64_t k, const float* const* x, const W* w, std::int64_t ldw,
                       float* const* y) {
 #ifdef SCRIBE_X86
-    if (rows == 2) return detail::gemv_rows_multi_avx512<2>(m, k, x, w, ldw, y);
-    if (rows == 3) return detail::gemv_rows_multi_avx512<3>(m, k, x, w, ldw, y);
-    if (rows == 4) return detail::gemv_rows_multi_avx512<4>(m, k, x, w, ldw, y);
+    if (detail::with_rows(rows, [&](auto r) { detail::gemv_rows_multi_avx512<r()>(m, k, x, w, ldw, y); })) return;
 #endif
     throw error("sgemv_rows_multi: no kernel for " + std::to_string(rows) + " rows on this CPU");
 }
@@ -431,9 +443,7 @@ template <GemvWeight W>
 void sgemv_dots_multi(int rows, std::int64_t m, std::int64_t k, const float* const* x, const W* w, std::int64_t ldw,
                       float* const* y) {
 #ifdef SCRIBE_X86
-    if (rows == 2) return detail::gemv_dots_multi_avx512<2>(m, k, x, w, ldw, y);
-    if (rows == 3) return detail::gemv_dots_multi_avx512<3>(m, k, x, w, ldw, y);
-    if (rows == 4) return detail::gemv_dots_multi_avx512<4>(m, k, x, w, ldw, y);
+    if (detail::with_rows(rows, [&](auto r) { detail::gemv_dots_multi_avx512<r()>(m, k, x, w, ldw, y); })) return;
 #endif
     throw error("sgemv_dots_multi: no kernel for " + std::to_string(rows) + " rows on this CPU");
 }
@@ -448,9 +458,7 @@ inline bool gemv_multi_bf16_available() {
 inline void sgemv_dots_multi(int rows, std::int64_t m, std::int64_t k, const bfloat16* const* x, const bfloat16* w,
                              std::int64_t ldw, float* const* y) {
 #ifdef SCRIBE_X86
-    if (rows == 2) return detail::gemv_dots_multi_bf16_avx512<2>(m, k, x, w, ldw, y);
-    if (rows == 3) return detail::gemv_dots_multi_bf16_avx512<3>(m, k, x, w, ldw, y);
-    if (rows == 4) return detail::gemv_dots_multi_bf16_avx512<4>(m, k, x, w, ldw, y);
+    if (detail::with_rows(rows, [&](auto r) { detail::gemv_dots_multi_bf16_avx512<r()>(m, k, x, w, ldw, y); })) return;
 #endif
     throw error("sgemv_dots_multi: no bf16 kernel for " + std::to_string(rows) + " rows on this CPU");
 }
