@@ -8,9 +8,10 @@
 // The executor instead recognises (match_q8) a dot whose right operand, or a
 // gather whose table, is such a weight, and runs it from the parameters q and
 // scale (q8_product): one-row products stream 34 bytes per 32 weights
-// (simd/q8.hpp; int8 x int8 sums where the CPU has AVX-512 VNNI or AVX2 and the input is
-// the graph's q8 input, simd/q8_q8.hpp), larger ones widen 256 rows of W at a time for the GEMM, a gather
-// widens the rows it picks. A q4 weight's products are the same with 18 bytes
+// (simd/q8.hpp; int8 x int8 sums where the CPU has AVX-512 VNNI or AVX2 and the
+// input is the graph's q8 input, simd/q8_q8.hpp); products of many rows pack 256
+// rows of W at a time for an integer GEMM (AVX-512 VNNI, simd/q8_gemm.hpp) or
+// widen them to f32 for the f32 GEMM; a gather widens the rows it picks. A q4 weight's products are the same with 18 bytes
 // per 32 weights (simd/q4.hpp). Anything else reading the weight sees it
 // computed by the nodes, as written.
 #pragma once
@@ -26,6 +27,7 @@
 #include "linalg.hpp"
 #include "simd/q4.hpp"
 #include "simd/q8.hpp"
+#include "simd/q8_gemm.hpp"
 #include "simd/q8_q8.hpp"
 
 namespace scribe::cpu {
@@ -193,16 +195,34 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
     const auto* ss = reinterpret_cast<const std::uint16_t*>(scale.data());
     auto* y = reinterpret_cast<float*>(out.mutable_data());
     const auto blocks = K / simd::q8_block;
-    // Decode (up to 16 rows, as batched decode makes them), x a q8 input (as the
-    // graph makes it): int8 x int8 (or int4) sums. With several rows, W goes in
-    // slices of about 256 KiB, read from memory once and from cache for the
-    // other rows (the GEMM below would widen all of W to f32 for a few rows).
-    if (M <= 16 && (q4 || simd::q8_q8_fast())) {
+    // x a q8 input (as the graph makes it): integer products. Decode (up to 16
+    // rows, as batched decode makes them) streams W's rows (int8 x int8 or int4
+    // sums); with several rows, W goes in slices of about 256 KiB, read from
+    // memory once and from cache for the other rows. More rows (a prefill) pack
+    // 256 of W's rows at a time for the integer GEMM (simd/q8_gemm.hpp).
+    const bool gemm = M > 16 && simd::q8_gemm_fast();
+    if (gemm || (M <= 16 && (q4 || simd::q8_q8_fast()))) {
         std::vector<std::int8_t> qx(static_cast<std::size_t>(M * K));
         std::vector<float> dx(static_cast<std::size_t>(M * blocks));
         bool exact = true;
         for (std::int64_t m = 0; m < M && exact; ++m)
             exact = simd::q8_input_of(xs + m * K, K, qx.data() + m * K, dx.data() + m * blocks);
+        if (exact && gemm) {
+            const simd::q8_gemm_input in(qx.data(), dx.data(), M, K, q4 ? 8 : 128);
+            constexpr std::int64_t panel = 256;
+            over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
+                simd::q8_panel p;
+                for (std::int64_t c0 = n0; c0 < n1; c0 += panel) {
+                    const auto nb = std::min(panel, n1 - c0);
+                    if (q4)
+                        simd::pack_q4_panel(qs + c0 * row_bytes, ss + c0 * blocks, nb, K, p);
+                    else
+                        simd::pack_q8_panel(reinterpret_cast<const std::int8_t*>(qs) + c0 * K, ss + c0 * blocks, nb, K, p);
+                    simd::q8_gemm(in, p, y + c0, N);
+                }
+            });
+            return out;
+        }
         if (exact) {
             const auto slice = M == 1 ? N : std::max<std::int64_t>(16, (std::int64_t{256} << 10) / (row_bytes + 2 * blocks));
             over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {

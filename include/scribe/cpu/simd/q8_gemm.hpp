@@ -1,0 +1,408 @@
+// scribe/cpu/simd/q8_gemm.hpp — many rows of q8 input times q8 or q4 weights
+// packed sixteen rows to a vector, in integers: the GEMM of a prefill.
+//
+// As in simd/q8_q8.hpp, x = qx * dx (q8 blocks) and a weight block is
+// (u - off) * dw with u unsigned bytes (q8: u = w + 128; q4: u = the nibble,
+// off = 8), so
+//   y[m][j] = sum over blocks b of (dx[m][b] dw[j][b]) (sum over the block of u qx - off sum qx),
+// an exact int32 per block and one f32 multiply-add.
+//
+// The weight's rows are packed (q8_panel) so that one
+// 64-byte vector holds four consecutive bytes of sixteen rows: vpdpbusd of that
+// vector with four bytes of one input row broadcast adds sixteen rows' partial
+// sums at once, lane j for row j, with no horizontal sums. A block is eight such
+// steps; its accumulators start at -off sum qx (a broadcast per input row and
+// block), then are widened to f32 and scaled. The tile of 4 input rows by 32
+// weight rows keeps 8 integer and 8 f32 accumulators in registers, and the
+// packed panel of 32 rows is read from L1 (or L2) for every 4 input rows. A
+// q4 panel keeps the nibbles packed (18 bytes per 32 weights, as stored): a
+// vector holds four bytes of sixteen rows for two steps, s in the low and s + 4
+// in the high four bits, split in registers. Scales stay f16. (Packed once and
+// streamed, the same kernel with one input row was no faster than the row-by-row
+// products of simd/q8_q8.hpp, which read the weight as stored at about 90 % of
+// a plain read on Zen 5: decode stays there.)
+// llama.cpp's repacked Q4_0x8 GEMM (ggml-cpu/repack.cpp) interleaves 8 rows
+// the same way for the same reason.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "convert.hpp"
+#include "q8_q8.hpp"
+
+namespace scribe::cpu::simd {
+
+// Rows [0, cols) of a weight, packed: w[tile][block][step][16 rows][4 bytes]
+// (q8: unsigned bytes u; q4: steps 0-3 only, step s + 4 in the high nibbles;
+// rows past cols hold 0) and s[tile][block][16] (f16 bits of the scales; 0 past
+// cols). A tile is 16 rows, a block 32 weights, a step 4.
+struct q8_panel {
+    aligned_vector<std::uint8_t> w;
+    aligned_vector<std::uint16_t> s;
+    std::int64_t cols = 0, tiles = 0, blocks = 0;
+    std::int32_t offset = 0;  // off: 128 (q8) or 8 (q4)
+    bool nibbles = false;     // q4
+    std::int64_t block_bytes() const { return nibbles ? 256 : 512; }  // of a tile
+    std::size_t bytes() const { return w.size() + 2 * s.size(); }
+};
+
+// The input side: rows of qx ([rows][k]) and dx ([rows][k / 32]), and for the
+// offset of a panel the accumulators' starts bias[m][b] = -off x the sum of the
+// block's qx.
+struct q8_gemm_input {
+    const std::int8_t* qx = nullptr;
+    const float* dx = nullptr;
+    std::int64_t rows = 0, k = 0;
+    std::vector<std::int32_t> bias;
+
+    q8_gemm_input(const std::int8_t* q, const float* d, std::int64_t m, std::int64_t kk, std::int32_t offset) : qx(q), dx(d), rows(m), k(kk) {
+        const auto blocks = k / 32;
+        bias.resize(static_cast<std::size_t>(rows * blocks));
+        for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t b = 0; b < blocks; ++b) {
+                std::int32_t sum = 0;
+                for (int i = 0; i < 32; ++i) sum += qx[r * k + b * 32 + i];
+                bias[static_cast<std::size_t>(r * blocks + b)] = -offset * sum;
+            }
+    }
+};
+
+namespace detail {
+
+inline void q8_panel_shape(std::int64_t n, std::int64_t k, bool nibbles, q8_panel& p) {
+    p.cols = n;
+    p.tiles = (n + 15) / 16;
+    p.blocks = k / 32;
+    p.offset = nibbles ? 8 : 128;
+    p.nibbles = nibbles;
+    p.w.assign(static_cast<std::size_t>(p.tiles * p.blocks * p.block_bytes()), 0);
+    p.s.assign(static_cast<std::size_t>(p.tiles * p.blocks * 16), 0);
+}
+
+// The byte of block b of packed row j (j < 16 within its tile) holding element
+// i (q4: in its low four bits for i % 32 < 16, else its high).
+inline std::size_t q8_panel_at(const q8_panel& p, std::int64_t j, std::int64_t b, int i) {
+    const int step = p.nibbles ? (i / 4) % 4 : i / 4;
+    return static_cast<std::size_t>(((j / 16) * p.blocks + b) * p.block_bytes() + step * 64 + (j % 16) * 4 + i % 4);
+}
+
+inline std::size_t q8_panel_scale_at(const q8_panel& p, std::int64_t j, std::int64_t b) {
+    return static_cast<std::size_t>(((j / 16) * p.blocks + b) * 16 + j % 16);
+}
+
+}  // namespace detail
+
+namespace detail {
+
+// The packing one row and block at a time (the rows of a last partial tile).
+inline void pack_q8_rows(const std::int8_t* q, const std::uint16_t* scale, std::int64_t j0, std::int64_t j1, std::int64_t k, q8_panel& p) {
+    for (std::int64_t j = j0; j < j1; ++j)
+        for (std::int64_t b = 0; b < p.blocks; ++b) {
+            const std::int8_t* src = q + j * k + b * 32;
+            for (int step = 0; step < 8; ++step) {
+                std::uint32_t word;
+                std::memcpy(&word, src + 4 * step, 4);
+                word ^= 0x80808080u;  // w + 128 in each byte
+                std::memcpy(p.w.data() + q8_panel_at(p, j, b, 4 * step), &word, 4);
+            }
+            p.s[q8_panel_scale_at(p, j, b)] = scale[j * p.blocks + b];
+        }
+}
+
+inline void pack_q4_rows(const std::uint8_t* q, const std::uint16_t* scale, std::int64_t j0, std::int64_t j1, q8_panel& p) {
+    for (std::int64_t j = j0; j < j1; ++j)
+        for (std::int64_t b = 0; b < p.blocks; ++b) {
+            const std::uint8_t* src = q + (j * p.blocks + b) * 16;
+            for (int step = 0; step < 4; ++step) std::memcpy(p.w.data() + q8_panel_at(p, j, b, 4 * step), src + 4 * step, 4);
+            p.s[q8_panel_scale_at(p, j, b)] = scale[j * p.blocks + b];
+        }
+}
+
+// Small loops over vectors unrolled, so that the vectors live in registers (GCC
+// at -O2 otherwise keeps such arrays in memory).
+#define SCRIBE_UNROLL _Pragma("GCC unroll 16")
+
+#ifdef SCRIBE_X86
+#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive inside its own intrinsics
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+// One stage of a transpose of dwords within groups of lanes: between vectors x
+// (bit `bit` of its index 0) and y (that bit 1), the lanes whose own bit `bit`
+// differs from the vector's trade places. Three stages (bits 0, 1, 2) over 8
+// vectors transpose 8 x 8 dwords in each 256-bit half; two over 4 vectors,
+// 4 x 4 in each 128-bit quarter.
+template <int Bit>
+struct transpose_index {
+    alignas(64) std::int32_t lo[16], hi[16];
+    constexpr transpose_index() : lo{}, hi{} {
+        for (int l = 0; l < 16; ++l) {
+            const bool set = (l >> Bit) & 1;
+            lo[l] = set ? 16 + l - (1 << Bit) : l;
+            hi[l] = set ? 16 + l : l + (1 << Bit);
+        }
+    }
+};
+template <int Bit>
+inline constexpr transpose_index<Bit> transpose_indices{};
+
+template <int Bit>
+__attribute__((target("avx512f"))) inline void transpose_stage(__m512i& x, __m512i& y) {
+    const __m512i a = _mm512_permutex2var_epi32(x, _mm512_load_si512(transpose_indices<Bit>.lo), y);
+    y = _mm512_permutex2var_epi32(x, _mm512_load_si512(transpose_indices<Bit>.hi), y);
+    x = a;
+}
+
+// The sixteen rows' f16 scales of block b of a tile.
+__attribute__((target("avx512f"))) inline void pack_scales_avx512(const std::uint16_t* scale, std::int64_t blocks, std::uint16_t* out) {
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(static_cast<int>(blocks)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(_mm512_i32gather_epi32(rows, scale, 2)));
+}
+
+// Whole tiles: per block, sixteen rows of 32 bytes (eight vectors, rows i and
+// i + 8 in each) transposed as 8 x 8 dwords in each half, so that vector s
+// holds bytes 4s..4s+3 of rows 0-15.
+__attribute__((target("avx512f"))) inline void pack_q8_tiles_avx512(const std::int8_t* q, const std::uint16_t* scale, std::int64_t tiles,
+                                                                        std::int64_t k, q8_panel& p) {
+    const __m512i flip = _mm512_set1_epi32(static_cast<int>(0x80808080u));
+    for (std::int64_t t = 0; t < tiles; ++t)
+        for (std::int64_t b = 0; b < p.blocks; ++b) {
+            const std::int8_t* src = q + 16 * t * k + 32 * b;
+            __m512i v[8];
+            SCRIBE_UNROLL
+            for (int i = 0; i < 8; ++i)
+                v[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * k))),
+                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + (i + 8) * k)), 1);
+            transpose_stage<2>(v[0], v[4]), transpose_stage<2>(v[1], v[5]), transpose_stage<2>(v[2], v[6]), transpose_stage<2>(v[3], v[7]);
+            transpose_stage<1>(v[0], v[2]), transpose_stage<1>(v[1], v[3]), transpose_stage<1>(v[4], v[6]), transpose_stage<1>(v[5], v[7]);
+            transpose_stage<0>(v[0], v[1]), transpose_stage<0>(v[2], v[3]), transpose_stage<0>(v[4], v[5]), transpose_stage<0>(v[6], v[7]);
+            auto* dst = p.w.data() + (t * p.blocks + b) * 512;
+            SCRIBE_UNROLL
+            for (int step = 0; step < 8; ++step) _mm512_store_si512(dst + 64 * step, _mm512_xor_si512(v[step], flip));
+            pack_scales_avx512(scale + 16 * t * p.blocks + b, p.blocks, p.s.data() + (t * p.blocks + b) * 16);
+        }
+}
+
+// Whole tiles: per block, sixteen rows of 16 bytes (four vectors, rows i, i + 4,
+// i + 8 and i + 12 in each) transposed as 4 x 4 dwords in each quarter; vector s
+// then holds bytes 4s..4s+3 of rows 0-15 (steps s and s + 4).
+__attribute__((target("avx512f"))) inline void pack_q4_tiles_avx512(const std::uint8_t* q, const std::uint16_t* scale, std::int64_t tiles,
+                                                                        q8_panel& p) {
+    const auto row = 16 * p.blocks;  // bytes of a row of q
+    for (std::int64_t t = 0; t < tiles; ++t)
+        for (std::int64_t b = 0; b < p.blocks; ++b) {
+            const std::uint8_t* src = q + 16 * t * row + 16 * b;
+            __m512i v[4];
+            SCRIBE_UNROLL
+            for (int i = 0; i < 4; ++i) {
+                const auto at = [&](int r) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + r * row)); };
+                v[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(at(i + 4), at(i))), _mm256_set_m128i(at(i + 12), at(i + 8)), 1);
+            }
+            transpose_stage<1>(v[0], v[2]), transpose_stage<1>(v[1], v[3]);
+            transpose_stage<0>(v[0], v[1]), transpose_stage<0>(v[2], v[3]);
+            auto* dst = p.w.data() + (t * p.blocks + b) * 256;
+            SCRIBE_UNROLL
+            for (int step = 0; step < 4; ++step) _mm512_store_si512(dst + 64 * step, v[step]);
+            pack_scales_avx512(scale + 16 * t * p.blocks + b, p.blocks, p.s.data() + (t * p.blocks + b) * 16);
+        }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+}  // namespace detail
+
+// Rows [0, n) of a q8 weight (q[n][k] s8, scale[n][k / 32] f16 bits) packed into p.
+inline void pack_q8_panel(const std::int8_t* q, const std::uint16_t* scale, std::int64_t n, std::int64_t k, q8_panel& p) {
+    detail::q8_panel_shape(n, k, false, p);
+    std::int64_t whole = 0;
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) {
+        whole = n / 16;
+        detail::pack_q8_tiles_avx512(q, scale, whole, k, p);
+    }
+#endif
+    detail::pack_q8_rows(q, scale, 16 * whole, n, k, p);
+}
+
+// Rows [0, n) of a q4 weight (q[n][k / 32][16] u8 nibbles, simd/q4.hpp) packed into p.
+inline void pack_q4_panel(const std::uint8_t* q, const std::uint16_t* scale, std::int64_t n, std::int64_t k, q8_panel& p) {
+    detail::q8_panel_shape(n, k, true, p);
+    std::int64_t whole = 0;
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) {
+        whole = n / 16;
+        detail::pack_q4_tiles_avx512(q, scale, whole, p);
+    }
+#endif
+    detail::pack_q4_rows(q, scale, 16 * whole, n, p);
+}
+
+namespace detail {
+
+// y[m][j], one element at a time.
+inline void q8_gemm_portable(const q8_gemm_input& in, const q8_panel& p, float* y, std::int64_t ldy) {
+    for (std::int64_t m = 0; m < in.rows; ++m)
+        for (std::int64_t j = 0; j < p.cols; ++j) {
+            float acc = 0.0f;
+            for (std::int64_t b = 0; b < p.blocks; ++b) {
+                std::int32_t sum = in.bias[static_cast<std::size_t>(m * p.blocks + b)];
+                for (int i = 0; i < 32; ++i) {
+                    const auto byte = p.w[q8_panel_at(p, j, b, i)];
+                    const int u = !p.nibbles ? byte : i < 16 ? (byte & 15) : (byte >> 4);
+                    sum += u * in.qx[m * in.k + b * 32 + i];
+                }
+                acc += static_cast<float>(sum) * (f16_bits_to_f32(p.s[q8_panel_scale_at(p, j, b)]) * in.dx[m * p.blocks + b]);
+            }
+            y[m * ldy + j] = acc;
+        }
+}
+
+#ifdef SCRIBE_X86
+#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive inside its own intrinsics
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+// R input rows (from m) by C tiles (from tile t) of y; `mask` picks the lanes of
+// the last tile that are rows of the weight. Q4: a vector holds steps s (low
+// nibbles) and s + 4 (high).
+template <int R, int C, bool Q4>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) inline void q8_gemm_tile_avx512(const q8_gemm_input& in,
+                                                                                                       const q8_panel& p, std::int64_t m,
+                                                                                                       std::int64_t t, float* y, std::int64_t ldy,
+                                                                                                       __mmask16 mask) {
+    constexpr std::int64_t bb = Q4 ? 256 : 512;  // bytes of a block of a tile
+    const auto blocks = p.blocks, k = in.k;
+    __m512 f[R][C];
+    SCRIBE_UNROLL
+    for (int r = 0; r < R; ++r)
+        SCRIBE_UNROLL
+        for (int c = 0; c < C; ++c) f[r][c] = _mm512_setzero_ps();
+    const std::uint8_t* w[C];
+    const std::uint16_t* s[C];
+    SCRIBE_UNROLL
+    for (int c = 0; c < C; ++c) {
+        w[c] = p.w.data() + (t + c) * blocks * bb;
+        s[c] = p.s.data() + (t + c) * blocks * 16;
+    }
+    const std::int8_t* x[R];
+    const std::int32_t* bias[R];
+    const float* dx[R];
+    SCRIBE_UNROLL
+    for (int r = 0; r < R; ++r) {
+        x[r] = in.qx + (m + r) * k;
+        bias[r] = in.bias.data() + (m + r) * blocks;
+        dx[r] = in.dx + (m + r) * blocks;
+    }
+    const __m512i nibble = _mm512_set1_epi8(0x0f);
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        __m512i a[R][C];
+        SCRIBE_UNROLL
+        for (int r = 0; r < R; ++r) {
+            const __m512i start = _mm512_set1_epi32(bias[r][b]);
+            SCRIBE_UNROLL
+            for (int c = 0; c < C; ++c) a[r][c] = start;
+        }
+        SCRIBE_UNROLL
+        for (int step = 0; step < (Q4 ? 4 : 8); ++step) {
+            __m512i wv[C], hv[C];
+            SCRIBE_UNROLL
+            for (int c = 0; c < C; ++c) {
+                wv[c] = _mm512_load_si512(w[c] + b * bb + step * 64);
+                if constexpr (Q4) {
+                    hv[c] = _mm512_and_si512(_mm512_srli_epi16(wv[c], 4), nibble);
+                    wv[c] = _mm512_and_si512(wv[c], nibble);
+                }
+            }
+            SCRIBE_UNROLL
+            for (int r = 0; r < R; ++r) {
+                std::int32_t four;
+                std::memcpy(&four, x[r] + b * 32 + 4 * step, 4);
+                const __m512i xv = _mm512_set1_epi32(four);
+                SCRIBE_UNROLL
+                for (int c = 0; c < C; ++c) a[r][c] = _mm512_dpbusd_epi32(a[r][c], wv[c], xv);
+                if constexpr (Q4) {
+                    std::memcpy(&four, x[r] + b * 32 + 16 + 4 * step, 4);
+                    const __m512i xh = _mm512_set1_epi32(four);
+                    SCRIBE_UNROLL
+                    for (int c = 0; c < C; ++c) a[r][c] = _mm512_dpbusd_epi32(a[r][c], hv[c], xh);
+                }
+            }
+        }
+        SCRIBE_UNROLL
+        for (int c = 0; c < C; ++c) {
+            const __m512 sv = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(s[c] + b * 16)));
+            SCRIBE_UNROLL
+            for (int r = 0; r < R; ++r)
+                f[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[r][c]), _mm512_mul_ps(sv, _mm512_set1_ps(dx[r][b])), f[r][c]);
+        }
+    }
+    SCRIBE_UNROLL
+    for (int r = 0; r < R; ++r)
+        SCRIBE_UNROLL
+        for (int c = 0; c < C; ++c) {
+            float* out = y + (m + r) * ldy + (t + c) * 16;
+            if (c == C - 1) _mm512_mask_storeu_ps(out, mask, f[r][c]);
+            else _mm512_storeu_ps(out, f[r][c]);
+        }
+}
+
+// Every input row by C tiles from tile t.
+template <int C, bool Q4>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) inline void q8_gemm_tiles_avx512(const q8_gemm_input& in,
+                                                                                                        const q8_panel& p, std::int64_t t,
+                                                                                                        float* y, std::int64_t ldy,
+                                                                                                        __mmask16 mask) {
+    std::int64_t m = 0;
+    for (; m + 4 <= in.rows; m += 4) q8_gemm_tile_avx512<4, C, Q4>(in, p, m, t, y, ldy, mask);
+    switch (in.rows - m) {
+    case 3: q8_gemm_tile_avx512<3, C, Q4>(in, p, m, t, y, ldy, mask); break;
+    case 2: q8_gemm_tile_avx512<2, C, Q4>(in, p, m, t, y, ldy, mask); break;
+    case 1: q8_gemm_tile_avx512<1, C, Q4>(in, p, m, t, y, ldy, mask); break;
+    default: break;
+    }
+}
+
+template <bool Q4>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) inline void q8_gemm_avx512(const q8_gemm_input& in, const q8_panel& p,
+                                                                                                  float* y, std::int64_t ldy) {
+    const auto tail = p.cols - 16 * (p.tiles - 1);
+    const auto last = static_cast<__mmask16>((1u << tail) - 1u);
+    std::int64_t t = 0;
+    for (; t + 2 <= p.tiles; t += 2) q8_gemm_tiles_avx512<2, Q4>(in, p, t, y, ldy, t + 2 == p.tiles ? last : __mmask16{0xffff});
+    if (t < p.tiles) q8_gemm_tiles_avx512<1, Q4>(in, p, t, y, ldy, last);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+#undef SCRIBE_UNROLL
+
+}  // namespace detail
+
+// Whether q8_gemm runs integer SIMD here (AVX-512 VNNI); elsewhere widening the
+// weight to f32 for the f32 GEMM is the faster way to the same values.
+inline bool q8_gemm_fast() {
+#ifdef SCRIBE_X86
+    return detail::has_avx512_vnni();
+#else
+    return false;
+#endif
+}
+
+// y[m][j] (m < in.rows, j < p.cols, row stride ldy) = the products of the input's
+// rows with the panel's weight rows.
+inline void q8_gemm(const q8_gemm_input& in, const q8_panel& p, float* y, std::int64_t ldy) {
+    if (p.cols == 0 || in.rows == 0) return;
+#ifdef SCRIBE_X86
+    if (detail::has_avx512_vnni()) return p.nibbles ? detail::q8_gemm_avx512<true>(in, p, y, ldy) : detail::q8_gemm_avx512<false>(in, p, y, ldy);
+#endif
+    detail::q8_gemm_portable(in, p, y, ldy);
+}
+
+}  // namespace scribe::cpu::simd
