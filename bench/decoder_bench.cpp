@@ -34,7 +34,9 @@
 //            (the matrix products) + causal attention (q.k and p.v over the query heads)
 //            + the LM head for the last token, shared by the prompt. The peak is the
 //            f32 FMA peak for f32 and f16 (F16C widens to f32), the AVX512_BF16
-//            dot-product peak for bf16 where the CPU has it.
+//            dot-product peak for bf16 where the CPU has it, the AVX-512 VNNI
+//            int8 dot-product peak for q8 and q4 where the CPU has it (their
+//            products' inputs are q8 blocks, multiplied in integers).
 // With --llama-cpp DIR, llama.cpp is measured too, in the same run, interleaved
 // with Scribe dtype by dtype (bench/llama_cpp.py: built once into DIR from PyPI's
 // llama-cpp-python source with the machine's own instruction set, the checkpoint
@@ -394,17 +396,18 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
 
     for (const auto& t : split(o.thread_list)) {
         const auto threads = static_cast<unsigned>(std::stoul(t));
-        double bw = 0, peak = 0, bf16_peak = 0;
+        double bw = 0, peak = 0, bf16_peak = 0, int8_peak = 0;
         {
             cpu::thread_pool pool(threads);
             bw = bench::read_bandwidth_gbs(pool);
             peak = bench::fma_peak_gflops(pool);
             bf16_peak = bench::bf16_dot_peak_gflops(pool);
+            int8_peak = bench::int8_dot_peak_gops(pool);
         }
-        std::printf("=== %u thread(s): read bandwidth %.1f GB/s, f32 FMA peak %.1f GFLOP/s, bf16 dot peak %.1f GFLOP/s "
-                    "(measured now)\n", threads, bw, peak, bf16_peak);
+        std::printf("=== %u thread(s): read bandwidth %.1f GB/s, f32 FMA peak %.1f GFLOP/s, bf16 dot peak %.1f GFLOP/s, "
+                    "int8 dot peak %.1f Gop/s (measured now)\n", threads, bw, peak, bf16_peak, int8_peak);
         nlohmann::json run = {{"threads", threads}, {"read_bandwidth_gbs", bw}, {"fma_peak_gflops", peak},
-                              {"bf16_dot_peak_gflops", bf16_peak}};
+                              {"bf16_dot_peak_gflops", bf16_peak}, {"int8_dot_peak_gops", int8_peak}};
 
         std::map<std::string, measured> ours;
         std::map<std::string, nlohmann::json> llama;
@@ -451,7 +454,9 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         for (const auto& name : split(o.dtype_list)) {
             const auto& m = ours[name];
             const auto k = model.at(parse_dtype(name), o.steps);
-            const double compute = name == "bf16" && bf16_peak > 0 ? bf16_peak : peak;
+            const double compute = name == "bf16" && bf16_peak > 0                    ? bf16_peak
+                                   : (name == "q8" || name == "q4") && int8_peak > 0 ? int8_peak
+                                                                                     : peak;
             const auto k0 = model.at(parse_dtype(name), o.steps, 1);  // after a 1-token prompt
             const double decode_limit = bw * 1e9 / k.decode_bytes, prefill_limit = compute * 1e9 / k.prefill_flop;
             const double decode_empty_limit = bw * 1e9 / k0.decode_bytes;
@@ -547,7 +552,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         if (r.phase == "prefill" && !r.torch_note.empty())
             std::printf("torch %s, %u thread(s): %s\n", r.type.c_str(), r.threads, r.torch_note.c_str());
     std::printf("limits: decode = read bandwidth / (weights + KV cache) bytes per token; prefill = compute peak / flop "
-                "per prompt token (bf16: the AVX512_BF16 dot peak). decode0: decode from an empty cache (llama-bench's tg). "
+                "per prompt token (bf16: the AVX512_BF16 dot peak; q8, q4: the AVX-512 VNNI int8 dot peak). decode0: decode from an empty cache (llama-bench's tg). "
                 "decode xB: B sequences decoded together after their prompts, tokens/s of all B (llama-batched-bench's S_TG); "
                 "limit: B x read bandwidth / (weights + B KV caches) bytes.%s\n",
                 o.llama_cpp.empty() ? " llama.cpp not measured (--llama-cpp DIR)." : "");

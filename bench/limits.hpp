@@ -18,6 +18,7 @@
 
 #include <scribe/cpu/array.hpp>
 #include <scribe/cpu/simd/convert.hpp>
+#include <scribe/cpu/simd/q8_q8.hpp>
 #include <scribe/cpu/thread_pool.hpp>
 
 namespace bench {
@@ -117,6 +118,24 @@ __attribute__((target("avx512f,avx512bf16"))) inline float dpbf16_chains(long it
     for (int j = 1; j < 24; ++j) t = _mm512_add_ps(t, acc[j]);
     return _mm512_reduce_add_ps(t);
 }
+
+// 12 independent vpdpbusd chains: 12 x 64 x 2 integer operations per iteration.
+// (Named accumulators: GCC kept an array of them in memory, reloaded each pass.)
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline int dpbusd_chains(long iters) {
+    const __m512i one = _mm512_set1_epi8(1);  // + 4 a lane a step: no overflow in 2^29 steps
+    __m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2), a3 = _mm512_set1_epi32(3),
+            a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5), a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7),
+            a8 = _mm512_set1_epi32(8), a9 = _mm512_set1_epi32(9), a10 = _mm512_set1_epi32(10), a11 = _mm512_set1_epi32(11);
+    for (long i = 0; i < iters; ++i) {
+        a0 = _mm512_dpbusd_epi32(a0, one, one), a1 = _mm512_dpbusd_epi32(a1, one, one), a2 = _mm512_dpbusd_epi32(a2, one, one);
+        a3 = _mm512_dpbusd_epi32(a3, one, one), a4 = _mm512_dpbusd_epi32(a4, one, one), a5 = _mm512_dpbusd_epi32(a5, one, one);
+        a6 = _mm512_dpbusd_epi32(a6, one, one), a7 = _mm512_dpbusd_epi32(a7, one, one), a8 = _mm512_dpbusd_epi32(a8, one, one);
+        a9 = _mm512_dpbusd_epi32(a9, one, one), a10 = _mm512_dpbusd_epi32(a10, one, one), a11 = _mm512_dpbusd_epi32(a11, one, one);
+    }
+    const __m512i t = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                                       _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(t, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11))));
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -159,6 +178,16 @@ inline double fma_peak_gflops(scribe::cpu::thread_pool& pool) {
     }, 0.5);
     const double flop_per_iter = wide ? 2.0 * 16 * 24 : 2.0 * 8 * 12;
     return flop_per_iter * static_cast<double>(iters) * pool.size() / s / 1e9;
+}
+
+// The int8 dot-product peak (AVX-512 VNNI's vpdpbusd, a multiply and an add per
+// byte pair) in G operations/s; 0 where the CPU lacks it.
+inline double int8_dot_peak_gops(scribe::cpu::thread_pool& pool) {
+    if (!scribe::cpu::simd::detail::has_avx512_vnni()) return 0;
+    constexpr long iters = 2'000'000;
+    std::vector<int> sink(pool.size());
+    const double s = median_seconds([&] { pool.run([&](unsigned t) { sink[t] = limits_detail::dpbusd_chains(iters); }); }, 0.5);
+    return 2.0 * 64 * 12 * static_cast<double>(iters) * pool.size() / s / 1e9;
 }
 
 // The bf16 dot-product peak (AVX512_BF16) in GFLOP/s; 0 where the CPU lacks it.

@@ -384,6 +384,7 @@ private:
         stats_.packed_bytes = packed_bytes_;
         if (profile_) stats_.node_seconds.assign(nodes.size(), 0.0);
         std::size_t live = 0;
+        std::vector<bool> took_over(replicas);  // by replica: the node's value took over its operand's buffer
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
             if (!needed_[i]) continue;  // no output depends on it
@@ -397,7 +398,7 @@ private:
             }
             const auto started = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
             // A reshape or update that takes over its operand's buffer adds no bytes.
-            std::vector<bool> took_over(replicas, false);
+            std::fill(took_over.begin(), took_over.end(), false);
             if ((n.kind == op::all_reduce || n.kind == op::all_gather) && comm_) {
                 values[0][i] = exchanged(n, values[0][static_cast<std::size_t>(n.operands[0])]);
             } else if (n.kind == op::all_reduce || n.kind == op::all_gather) {
@@ -599,7 +600,7 @@ private:
         auto value = [&](node_id id) -> const array& { return values[static_cast<std::size_t>(id)]; };
         const auto& w = p.weight;
         if (p.gather) return kernels::q8_gather(n, value(w.q), value(w.scale), value(p.other), w.rows, w.k, w.format);
-        return kernels::q8_dot(n, value(p.other), value(w.q), value(w.scale), g_[n.operands[1]].dims, w.format, pool_.get());
+        return kernels::q8_dot(n, value(p.other), value(w.q), value(w.scale), g_[n.operands[1]].dims, w.format, pool_.get(), &p.lhs);
     }
 
     // Ops whose value is their operand's elements under new dimension names:

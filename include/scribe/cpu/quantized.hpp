@@ -125,6 +125,20 @@ inline std::optional<q8_operand> match_q8(const graph& g, node_id id) {
     return m;
 }
 
+// Where a q8 dot's left operand keeps its rows and k, and whether they are
+// plain rows in place ([M][K] from offset 0), found once per executor.
+struct q8_lhs {
+    dot_offsets at;
+    bool rows = false;
+};
+
+inline q8_lhs q8_lhs_of(const node& n, const shape& x) {
+    q8_lhs l{dot_lhs_layout(n, x), false};
+    const auto K = static_cast<std::int64_t>(l.at.ak.size());
+    l.rows = affine_stride(l.at.ak) == 1 && (l.at.am.size() <= 1 || affine_stride(l.at.am) == K) && l.at.ab.size() == 1 && l.at.ab[0] == 0;
+    return l;
+}
+
 // A dot (f32, the weight its right operand, contracted over all of k) or a
 // gather (rows of a [rows, k] table) that runs from the weight's q and scale;
 // `other` is the dot's left operand or the gather's ids.
@@ -132,13 +146,14 @@ struct q8_product {
     q8_operand weight;
     node_id other = -1;
     bool gather = false;
+    q8_lhs lhs;  // a dot's
 };
 
 inline std::optional<q8_product> q8_product_of(const graph& g, const node& n) {
     if (n.kind == op::gather) {
         auto w = match_q8(g, n.operands[0]);
         if (!w || n.axes.at(0) != 0 || w->strides != index{w->k, 1} || !is_float(n.type)) return std::nullopt;
-        return q8_product{*w, n.operands[1], true};
+        return q8_product{*w, n.operands[1], true, {}};
     }
     if (n.kind != op::dot || n.type != dtype::f32 || g[n.operands[0]].type != dtype::f32 || !n.dot.rhs_batch.empty())
         return std::nullopt;
@@ -167,26 +182,28 @@ inline std::optional<q8_product> q8_product_of(const graph& g, const node& n) {
         if (bk[i] != static_cast<std::int64_t>(i)) return std::nullopt;
     for (std::size_t j = 0; j < bn.size(); ++j)
         if (bn[j] != static_cast<std::int64_t>(j) * w->k) return std::nullopt;
-    return q8_product{*w, n.operands[0], false};
+    return q8_product{*w, n.operands[0], false, q8_lhs_of(n, g[n.operands[0]].dims)};
 }
 
 // The dot n = x . W^T with W from q and scale in `format`; `rhs` is the dot's
-// right operand's shape.
+// right operand's shape, `lhs` (found when null) where x keeps its rows and k.
 inline array q8_dot(const node& n, const array& x, const array& q, const array& scale, const shape& rhs, weight_format format,
-                    thread_pool* pool) {
-    const auto l = kernels::dot_lhs_layout(n, x.dims());  // W's rows are [N, K] (match_q8 checked)
+                    thread_pool* pool, const q8_lhs* lhs = nullptr) {
+    std::optional<q8_lhs> own;
+    const auto& ll = lhs ? *lhs : own.emplace(q8_lhs_of(n, x.dims()));
+    const auto& l = ll.at;  // W's rows are [N, K] (match_q8 checked)
     const auto M = static_cast<std::int64_t>(l.am.size()), K = static_cast<std::int64_t>(l.ak.size()),
                N = element_count(rhs) / K;
     auto out = array::uninitialized(dtype::f32, n.dims);
     const auto* xs = reinterpret_cast<const float*>(x.data());
     std::vector<float> rows;
-    if (affine_stride(l.ak) != 1 || (M > 1 && affine_stride(l.am) != K) || l.ab.size() != 1 || l.ab[0] != 0) {
+    if (!ll.rows) {
         rows.resize(static_cast<std::size_t>(M * K));
         for (std::int64_t m = 0; m < M; ++m)
             for (std::int64_t i = 0; i < K; ++i)
                 rows[static_cast<std::size_t>(m * K + i)] = xs[l.ab[0] + l.am[static_cast<std::size_t>(m)] + l.ak[static_cast<std::size_t>(i)]];
         xs = rows.data();
-    } else {
+    } else if (M > 0) {
         xs += l.am[0];
     }
     const bool q4 = format == weight_format::q4;
