@@ -32,6 +32,12 @@
 #include "convert.hpp"
 #include "q8_q8.hpp"
 
+#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive inside its own intrinsics (x86 code below)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
 namespace scribe::cpu::simd {
 
 // Rows [0, cols) of a weight, packed: w[tile][block][step][16 rows][4 bytes]
@@ -125,11 +131,6 @@ inline void pack_q4_rows(const std::uint8_t* q, const std::uint16_t* scale, std:
 #define SCRIBE_UNROLL _Pragma("GCC unroll 16")
 
 #ifdef SCRIBE_X86
-#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive inside its own intrinsics
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 // One stage of a transpose of dwords within groups of lanes: between vectors x
 // (bit `bit` of its index 0) and y (that bit 1), the lanes whose own bit `bit`
 // differs from the vector's trade places. Three stages (bits 0, 1, 2) over 8
@@ -209,9 +210,6 @@ __attribute__((target("avx512f"))) inline void pack_q4_tiles_avx512(const std::u
             pack_scales_avx512(scale + 16 * t * p.blocks + b, p.blocks, p.s.data() + (t * p.blocks + b) * 16);
         }
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #endif
 
 }  // namespace detail
@@ -263,11 +261,6 @@ inline void q8_gemm_portable(const q8_gemm_input& in, const q8_panel& p, float* 
 }
 
 #ifdef SCRIBE_X86
-#if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive inside its own intrinsics
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 // R input rows (from m) by C tiles (from tile t) of y; `mask` picks the lanes of
 // the last tile that are rows of the weight. Q4: a vector holds steps s (low
 // nibbles) and s + 4 (high).
@@ -377,9 +370,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) inline 
     for (; t + 2 <= p.tiles; t += 2) q8_gemm_tiles_avx512<2, Q4>(in, p, t, y, ldy, t + 2 == p.tiles ? last : __mmask16{0xffff});
     if (t < p.tiles) q8_gemm_tiles_avx512<1, Q4>(in, p, t, y, ldy, last);
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #endif
 #undef SCRIBE_UNROLL
 
@@ -406,3 +396,7 @@ inline void q8_gemm(const q8_gemm_input& in, const q8_panel& p, float* y, std::i
 }
 
 }  // namespace scribe::cpu::simd
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
