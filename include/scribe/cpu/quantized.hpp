@@ -11,9 +11,9 @@
 // (simd/q8.hpp; int8 x int8 sums where the CPU has AVX-512 VNNI or AVX2 and the
 // input is the graph's q8 input, simd/q8_q8.hpp); products of many rows pack 256
 // rows of W at a time for an integer GEMM (AVX-512 VNNI, simd/q8_gemm.hpp) or
-// widen them to f32 for the f32 GEMM; a gather widens the rows it picks. A q4 weight's products are the same with 18 bytes
-// per 32 weights (simd/q4.hpp). Anything else reading the weight sees it
-// computed by the nodes, as written.
+// widen them to f32 for the f32 GEMM; a gather widens the rows it picks. A q4
+// weight's products are the same with 18 bytes per 32 weights (simd/q4.hpp).
+// Anything else reading the weight sees it computed by the nodes, as written.
 #pragma once
 
 #include <cstring>
