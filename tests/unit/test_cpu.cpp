@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xtensor/xarray.hpp>
@@ -330,6 +331,83 @@ TEST_CASE("cpu simd: sgemv_dots (one dot per weight row) matches a double-precis
             }
             for (const auto* v : {&y, &yh, &yb, &ybb}) REQUIRE((*v)[static_cast<std::size_t>(m)] == -7.0f);
         }
+}
+
+TEST_CASE("cpu simd: batched_dots and batched_rows (decode attention, heads interleaved in the cache's rows) match a double-precision loop") {
+    // W element (b, n, k) at b * sb + n * sn + k, with padding between batches and
+    // rows; M rows per batch crosses every compiled group size; N crosses the blocks
+    // of sixteen keys whose sums are reduced together; a sub-range of keys (dots) or
+    // of batches (rows) leaves the rest of y as it was.
+    namespace simd = cpu::simd;
+    if (!simd::batched_gemv_available(1, 16)) {  // no AVX-512: the kernels refuse, and the dot's other paths run
+        const float x = 0, w = 0;
+        float y = 0;
+        REQUIRE_THROWS_AS(simd::batched_dots(1, 1, 0, 1, 16, &x, &w, 16, 16, &y, 1), error);
+        return;
+    }
+    REQUIRE_FALSE(simd::batched_gemv_available(9, 16));
+    REQUIRE_FALSE(simd::batched_gemv_available(2, 24));
+    auto check = [](auto tag) {
+        using W = decltype(tag);
+        for (const std::int64_t B : {2, 5})
+            for (int M = 1; M <= simd::batched_gemv_max_rows; ++M)
+                for (const std::int64_t K : {16, 64, 80})
+                    for (const std::int64_t N : {1, 15, 16, 17, 40}) {
+                        CAPTURE(sizeof(W), B, M, K, N);
+                        const std::int64_t sb = K + 3, sn = B * sb + 5;  // (rows: each batch's row of K values)
+                        std::vector<W> w(static_cast<std::size_t>(N * sn));
+                        std::vector<double> wd(w.size());
+                        for (std::size_t i = 0; i < w.size(); ++i) {
+                            const float v = std::sin(0.37f * static_cast<float>(i)) * 2.0f;
+                            if constexpr (std::is_same_v<W, float>) w[i] = v;
+                            else if constexpr (std::is_same_v<W, half>) w[i].bits = f32_to_f16_bits(v);
+                            else w[i].bits = f32_to_bf16_bits(v);
+                            wd[i] = simd::to_f32(w[i]);
+                        }
+                        // dots: x [B][M][K], y [B][M][N] for keys n0 <= n < N
+                        std::vector<float> x(static_cast<std::size_t>(B * M * K));
+                        for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.21f * static_cast<float>(i));
+                        const std::int64_t n0 = N > 3 ? 3 : 0;
+                        std::vector<float> y(static_cast<std::size_t>(B * M * N + 1), -7.0f);
+                        simd::batched_dots(M, B, n0, N, K, x.data(), w.data(), sb, sn, y.data(), N);
+                        for (std::int64_t b = 0; b < B; ++b)
+                            for (std::int64_t m = 0; m < M; ++m)
+                                for (std::int64_t n = 0; n < N; ++n) {
+                                    const auto at = static_cast<std::size_t>((b * M + m) * N + n);
+                                    if (n < n0) {
+                                        REQUIRE(y[at] == -7.0f);
+                                        continue;
+                                    }
+                                    double s = 0;
+                                    for (std::int64_t k = 0; k < K; ++k)
+                                        s += double(x[static_cast<std::size_t>((b * M + m) * K + k)]) * wd[static_cast<std::size_t>(b * sb + n * sn + k)];
+                                    REQUIRE(y[at] == Approx(s).margin(1e-4));
+                                }
+                        REQUIRE(y.back() == -7.0f);
+                        // rows: x [B][M][N] (the probabilities), y [B][M][K] for batches b0 <= b < B
+                        std::vector<float> p(static_cast<std::size_t>(B * M * N));
+                        for (std::size_t i = 0; i < p.size(); ++i) p[i] = std::cos(0.13f * static_cast<float>(i)) * 0.5f;
+                        std::vector<float> z(static_cast<std::size_t>(B * M * K + 1), -7.0f);
+                        simd::batched_rows(M, 1, B, N, K, p.data(), w.data(), sb, sn, z.data());
+                        for (std::int64_t b = 0; b < B; ++b)
+                            for (std::int64_t m = 0; m < M; ++m)
+                                for (std::int64_t j = 0; j < K; ++j) {
+                                    const auto at = static_cast<std::size_t>((b * M + m) * K + j);
+                                    if (b == 0) {
+                                        REQUIRE(z[at] == -7.0f);
+                                        continue;
+                                    }
+                                    double s = 0;
+                                    for (std::int64_t n = 0; n < N; ++n)
+                                        s += double(p[static_cast<std::size_t>((b * M + m) * N + n)]) * wd[static_cast<std::size_t>(b * sb + n * sn + j)];
+                                    REQUIRE(z[at] == Approx(s).margin(1e-4));
+                                }
+                        REQUIRE(z.back() == -7.0f);
+                    }
+    };
+    check(float{});
+    check(half{});
+    check(bfloat16{});
 }
 
 TEST_CASE("cpu simd: f16 and bf16 weights in sgemv_rows match the f32 product of the same values") {
@@ -707,10 +785,12 @@ TEST_CASE("cpu: grouped-query attention's decode products (2-4 query rows per ke
     // scores [heads, a, keys] = q [heads, a, head_dim] . k [keys, heads, head_dim]; then
     // ctx [heads, a, head_dim] = p [heads, a, keys] . v [keys, heads, head_dim]: a few rows
     // against a matrix read with a stride (the KV cache), one GEMV per row.
-    // head_dim 72: bf16 pairs' vector loop (32 a step) and a scalar tail.
-    constexpr std::int64_t D = 72;
-    for (const std::int64_t G : {2, 3, 4}) {
-        INFO("rows per head " << G);
+    // head_dim 72: bf16 pairs' vector loop (32 a step) and a scalar tail; head_dim
+    // 64 (a multiple of 16): the kernels that read the cache in memory order
+    // (simd::batched_dots, batched_rows), with 1 to 8 rows per head.
+    for (const std::int64_t D : {72, 64})
+    for (const std::int64_t G : {1, 2, 3, 4, 8}) {
+        INFO("head_dim " << D << ", rows per head " << G);
         graph g("gqa");
         g.bind(heads(3), a(G), keys(37), head_dim(D));
         auto q = g.parameter(f32[heads, a, head_dim], "q");

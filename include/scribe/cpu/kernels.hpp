@@ -14,6 +14,7 @@
 #include "element.hpp"
 #include "linalg.hpp"
 #include "simd/elementwise.hpp"
+#include "simd/gemv_batched.hpp"
 
 namespace scribe::cpu::kernels {
 
@@ -669,13 +670,77 @@ inline dot_offsets dot_layout(const node& n, const shape& a, const shape& b) {
 // listing the LM head's 50257 row offsets than many of its products take.
 struct dot_plan {
     dot_offsets at;
-    std::int64_t sam = -1, sak = -1, sbk = -1, sbn = -1;
+    std::int64_t sam = -1, sak = -1, sbk = -1, sbn = -1, sbb = -1;
     dot_plan() = default;
     explicit dot_plan(dot_offsets o)
         : at(std::move(o)), sam(affine_stride(at.am)), sak(affine_stride(at.ak)), sbk(affine_stride(at.bk)),
-          sbn(affine_stride(at.bn)) {}
+          sbn(affine_stride(at.bn)), sbb(affine_stride(at.bb)) {}
     dot_plan(const node& n, const shape& a, const shape& b) : dot_plan(dot_layout(n, a, b)) {}
 };
+
+namespace detail {
+// dst = src rounded to T, split over the pool when it is large.
+template <class T>
+void narrow_block(const float* src, T* dst, std::int64_t total, thread_pool* pool) {
+    if (pool && pool->size() > 1 && total >= 65536)
+        pool->run([&](unsigned t) {
+            const auto [i0, i1] = pool->part(total, t, 64);
+            simd::narrow(src + i0, dst + i0, i1 - i0);
+        });
+    else
+        simd::narrow(src, dst, total);
+}
+
+// Decode's attention products, a few rows per batch (a key/value head's group
+// of queries) against a matrix whose batches interleave in its rows (the KV
+// cache [keys, heads, head_dim]): read once in memory order by
+// simd/gemv_batched.hpp's kernels, the left side first gathered into f32. False
+// (nothing done) where the shapes or the CPU have no such kernel.
+template <class T>
+bool interleaved_dot(const array& a, const array& b, const dot_plan& plan, array& out, thread_pool* pool) {
+    const auto B = static_cast<std::int64_t>(plan.at.ab.size()), M = static_cast<std::int64_t>(plan.at.am.size()),
+               K = static_cast<std::int64_t>(plan.at.ak.size()), N = static_cast<std::int64_t>(plan.at.bn.size());
+    const auto sbb = plan.sbb, sbk = plan.sbk, sbn = plan.sbn;
+    if (B < 2 || sbb <= 0 || sbk < 0 || sbn < 0) return false;
+    // q . K^T: each batch's row of W is K contiguous elements, the batches within W's rows.
+    const bool dots = sbk == 1 && sbb < sbn && simd::batched_gemv_available(M, K);
+    // p . V: each batch's row is N contiguous elements.
+    const bool rows = !dots && sbn == 1 && sbb < sbk && simd::batched_gemv_available(M, N);
+    if (!dots && !rows) return false;
+    const auto* pa = reinterpret_cast<const T*>(a.data());
+    const auto* pb = reinterpret_cast<const T*>(b.data());
+    std::vector<float> x(static_cast<std::size_t>(B * M * K));
+    std::size_t f = 0;
+    for (auto ib : plan.at.ab)
+        for (auto im : plan.at.am)
+            for (auto ik : plan.at.ak) x[f++] = simd::to_f32(pa[ib + im + ik]);
+    constexpr bool wide = std::is_same_v<T, float>;
+    array block = wide ? array() : array::uninitialized(dtype::f32, shape{{"", B * M * N}});
+    float* c = wide ? reinterpret_cast<float*>(out.mutable_data()) : reinterpret_cast<float*>(block.mutable_data());
+    const int m = static_cast<int>(M);
+    if (dots) {
+        auto part = [&](std::int64_t n0, std::int64_t n1) { simd::batched_dots(m, B, n0, n1, K, x.data(), pb, sbb, sbn, c, N); };
+        if (pool && pool->size() > 1 && N >= 32)
+            pool->run([&](unsigned t) {
+                const auto [n0, n1] = pool->part(N, t, 16);
+                if (n1 > n0) part(n0, n1);
+            });
+        else
+            part(0, N);
+    } else {
+        auto part = [&](std::int64_t b0, std::int64_t b1) { simd::batched_rows(m, b0, b1, K, N, x.data(), pb, sbb, sbk, c); };
+        if (pool && pool->size() > 1)
+            pool->run([&](unsigned t) {
+                const auto [b0, b1] = pool->part(B, t);
+                if (b1 > b0) part(b0, b1);
+            });
+        else
+            part(0, B);
+    }
+    if constexpr (!wide) narrow_block(c, reinterpret_cast<T*>(out.mutable_data()), B * M * N, pool);
+    return true;
+}
+}  // namespace detail
 
 // A float dot (f32, f16 or bf16 operands, f32 accumulation) through the SIMD GEMM,
 // or the GEMV when there is one column. Each group of dimensions (batch, free,
@@ -689,6 +754,7 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
                const packed_weight* packed = nullptr) {
     const auto B = static_cast<std::int64_t>(plan.at.ab.size()), M = static_cast<std::int64_t>(plan.at.am.size()),
                K = static_cast<std::int64_t>(plan.at.ak.size()), N = static_cast<std::int64_t>(plan.at.bn.size());
+    if (!packed && M <= simd::batched_gemv_max_rows && detail::interleaved_dot<T>(a, b, plan, out, pool)) return;
     const auto* pa = reinterpret_cast<const T*>(a.data());
     const auto* pb = reinterpret_cast<const T*>(b.data());
     // Gathers an operand as [batch][outer][inner] and rewrites its offsets to match.
@@ -795,14 +861,16 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
             gemm(p, M, N, K, simd::basic_matrix_view<T>{ai, sam, sak}, simd::basic_matrix_view<T>{bi, sbk, sbn}, pc, N);
         }
     };
-    // Decode's attention products: a few query rows per head against the KV cache,
-    // each head's rows 128-256 bytes out of every row of all heads. The weights'
-    // stream evicts the cache between layers, and read one head at a time its lines
-    // came from memory one short stride after another (4x a sequential read, the
-    // prefetchers not following). So a small right operand is first prefetched
-    // whole, in address order, by each thread that reads it: measured on Zen 5 with
-    // LLaMA's four key/value heads and 192 keys evicted, the two products went from
-    // 26 + 31 to 15 + 15 us per layer.
+    // Decode's attention products that interleaved_dot above does not take (no
+    // AVX-512, a head size not a multiple of 16, more than 8 query rows per head):
+    // a few query rows per head against the KV cache, each head's rows 128-256
+    // bytes out of every row of all heads. The weights' stream evicts the cache
+    // between layers, and read one head at a time its lines came from memory one
+    // short stride after another (4x a sequential read, the prefetchers not
+    // following). So a small right operand is first prefetched whole, in address
+    // order, by each thread that reads it: measured on Zen 5 with LLaMA's four
+    // key/value heads and 192 keys evicted, the two products went from 26 + 31 to
+    // 15 + 15 us per layer.
     const auto b_bytes = b.bytes();  // (counted once: bytes() multiplies the dims out)
     const bool prefetch_b = B > 1 && M <= 4 && !packed && !gathered && b_bytes <= (std::size_t{1} << 20);
     auto prefetch = [&] {
@@ -820,18 +888,7 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
         prefetch();
         for (std::int64_t i = 0; i < B; ++i) one(i, pool);
     }
-    if constexpr (!wide) {
-        const auto* src = reinterpret_cast<const float*>(block.data());
-        auto* dst = reinterpret_cast<T*>(out.mutable_data());
-        const auto total = B * M * N;
-        if (pool && pool->size() > 1 && total >= 65536)
-            pool->run([&](unsigned t) {
-                const auto [i0, i1] = pool->part(total, t, 64);
-                simd::narrow(src + i0, dst + i0, i1 - i0);
-            });
-        else
-            simd::narrow(src, dst, total);
-    }
+    if constexpr (!wide) detail::narrow_block(reinterpret_cast<const float*>(block.data()), reinterpret_cast<T*>(out.mutable_data()), B * M * N, pool);
 }
 
 // The right operand of a float dot packed for the GEMM, when it is one matrix
