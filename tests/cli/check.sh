@@ -4,6 +4,8 @@
 # manifest, inspect, --help, and clear errors (exit 1, a message naming the thing).
 #   check.sh SCRIBE DATA_DIR WORK_DIR
 set -euo pipefail
+# grep -q on a here-string: `echo | grep -q` under pipefail fails when grep exits before echo has written.
+contains() { local text=$1; shift; grep -q "$@" <<< "$text"; }
 scribe=$1 data=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/common.sh"
@@ -91,8 +93,8 @@ expect_error "--accumulate must be between 1 and" export-hlo "$data/gpt2-tiny-a"
 echo "ok: export-hlo --train --optimizer wrote the step modules with the state aliased, and refuses bad optimizer flags"
 
 out=$("$scribe" inspect "$data/gpt2-tiny-a" --batch 2 --capacity 64)
-echo "$out" | grep -q "h.1.attn.c_attn.weight *f32 *\[36, 108\] *15552" || fail "inspect weights: $out"
-echo "$out" | grep -q "KV cache (f32, batch 2, 64 positions): 73728 bytes" || fail "inspect cache: $out"
+contains "$out" "h.1.attn.c_attn.weight *f32 *\[36, 108\] *15552" || fail "inspect weights: $out"
+contains "$out" "KV cache (f32, batch 2, 64 positions): 73728 bytes" || fail "inspect cache: $out"
 echo "ok: inspect"
 
 # Into a file first: grep -q stops reading at its match, and a help text longer

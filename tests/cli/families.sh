@@ -6,6 +6,8 @@
 # configs the families do not support.
 #   families.sh SCRIBE DATA_DIR WORK_DIR
 set -euo pipefail
+# grep -q on a here-string: `echo | grep -q` under pipefail fails when grep exits before echo has written.
+contains() { local text=$1; shift; grep -q "$@" <<< "$text"; }
 scribe=$1 data=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/common.sh"
@@ -50,16 +52,16 @@ done
 echo "ok: export-hlo splits LLaMA's KV heads at TP 2 and replicates them at TP 4"
 
 out=$("$scribe" inspect "$data/llama-tiny-gqa" --capacity 64)
-echo "$out" | grep -q "LLaMA, 2 layers, hidden 48, 8 heads of 6 (2 key/value), ffn 100, vocab 317, 64 positions, rope default" \
+contains "$out" "LLaMA, 2 layers, hidden 48, 8 heads of 6 (2 key/value), ffn 100, vocab 317, 64 positions, rope default" \
   || fail "inspect summary: $out"
-echo "$out" | grep -q "layers.1.self_attn.k_proj.weight *f32 *\[12, 48\] *2304" || fail "inspect weights: $out"
+contains "$out" "layers.1.self_attn.k_proj.weight *f32 *\[12, 48\] *2304" || fail "inspect weights: $out"
 # 2 layers x (key, value) x 64 positions x 2 KV heads x 6 dims x 4 bytes
-echo "$out" | grep -q "KV cache (f32, batch 1, 64 positions): 12288 bytes" || fail "inspect cache: $out"
-echo "$out" | grep -q "tensor-parallel degrees: 1, 2, 4" || fail "inspect degrees: $out"
+contains "$out" "KV cache (f32, batch 1, 64 positions): 12288 bytes" || fail "inspect cache: $out"
+contains "$out" "tensor-parallel degrees: 1, 2, 4" || fail "inspect degrees: $out"
 out=$("$scribe" inspect "$data/mistral-tiny")
-echo "$out" | grep -q "Mistral, 2 layers, hidden 32, 4 heads of 12 (2 key/value).*sliding window 8" || fail "inspect mistral: $out"
+contains "$out" "Mistral, 2 layers, hidden 32, 4 heads of 12 (2 key/value).*sliding window 8" || fail "inspect mistral: $out"
 out=$("$scribe" inspect "$data/opt-tiny-post")
-echo "$out" | grep -q "OPT, .*post-LN, embedding 24 projected" || fail "inspect opt: $out"
+contains "$out" "OPT, .*post-LN, embedding 24 projected" || fail "inspect opt: $out"
 echo "ok: inspect describes each family"
 
 edited() {  # edited NAME MODEL PYTHON: a copy of MODEL with config.json changed by PYTHON (on the dict c)

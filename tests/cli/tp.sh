@@ -10,6 +10,8 @@
 # errors for degrees that do not divide the model.
 #   tp.sh SCRIBE DATA_DIR WORK_DIR
 set -euo pipefail
+# grep -q on a here-string: `echo | grep -q` under pipefail fails when grep exits before echo has written.
+contains() { local text=$1; shift; grep -q "$@" <<< "$text"; }
 scribe=$1 data=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/common.sh"
@@ -119,7 +121,7 @@ echo "ok: scribe shard --dtype q4 writes U8 blocks and F16 scales; they run (TP 
 # inspect: valid degrees and per-rank bytes, checked against sizes computed here
 # from the checkpoint's header (split tensors divided, wte's rows padded).
 out=$("$scribe" inspect "$data/gpt2-tiny-a" --batch 2 --capacity 64 --tp 2 --memory-budget 120K)
-echo "$out" | grep -q "tensor-parallel degrees: 1, 2, 4 " || fail "inspect degrees: $out"
+contains "$out" "tensor-parallel degrees: 1, 2, 4 " || fail "inspect degrees: $out"
 want=$(python3 - "$data/gpt2-tiny-a" <<'PY'
 import json, math, struct, sys
 d = sys.argv[1]
@@ -142,7 +144,7 @@ print(f"{tp} {w} {kv} {w + kv}")
 PY
 )
 echo "$out" | awk '$1 == 2 && NF >= 4 {print $1, $2, $3, $4}' | grep -qx "$want" || fail "inspect per-rank bytes: want '$want' in: $out"
-echo "$out" | grep -q "exceeds" || fail "inspect budget: $out"
+contains "$out" "exceeds" || fail "inspect budget: $out"
 echo "ok: inspect --tp 2 per-rank bytes equal the checkpoint's ($want)"
 
 expect_error "tp degree 3 does not divide n_head (4); degrees that do: 1, 2, 4" generate "$data/gpt2-tiny-a" --tp 3
