@@ -273,14 +273,15 @@ void profile(const fs::path& dir, run_type rt, unsigned threads, const std::vect
     const auto capacity = std::min(c.n_positions, (prompt_tokens + steps + 1 + 31) / 32 * 32);
     const runtime::weight_files<Family> files(dir, c, 1, {0});
     std::map<std::string, cpu::array> weights;
+    cpu::resident_weights resident;  // in 2 MiB pages, as the decoder keeps them
     for (auto& [name, a] : files.arrays(0, type)) {
         const auto& spec = *std::find_if(files.specs().begin(), files.specs().end(), [&](const auto& w) { return w.name == name; });
         if (const auto l = q8::plan(a.dims(), spec.in, rt.weights)) {  // as the decoder holds it
             cpu::named_arrays held;
             cpu::add_q8(held, name, a, *l, name);
-            for (auto& [n, v] : held) weights[n] = std::move(v);
+            for (auto& [n, v] : held) weights[n] = resident.keep(std::move(v));
         } else {
-            weights[name] = std::move(a);
+            weights[name] = resident.keep(std::move(a));
         }
     }
     auto caches = [&] {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -92,6 +93,31 @@ TEST_CASE("cpu: inputs are borrowed, never copied") {
     const auto out = cpu::executor(g)({in});
     CHECK(out[0].data() == reinterpret_cast<const unsigned char*>(data.data()));  // a view, not a copy
     CHECK(out[1].values<float>()[3] == 8.0f);
+}
+
+TEST_CASE("cpu: resident_weights copies borrowed weights into shared blocks, keeps owned ones where they are") {
+    cpu::resident_weights resident;
+    // Borrowed (read in place from a file's map): copied, one after another, 64-byte aligned.
+    std::vector<float> file(1000), more(17, 5.0f);
+    for (std::size_t i = 0; i < file.size(); ++i) file[i] = 1.0f + static_cast<float>(i);
+    const auto first = resident.keep(cpu::array::borrow(dtype::f32, {{"n", 1000}}, file.data(), file.size() * sizeof(float)));
+    CHECK(first.data() != reinterpret_cast<const unsigned char*>(file.data()));
+    CHECK(reinterpret_cast<std::uintptr_t>(first.data()) % 64 == 0);
+    CHECK(first.values<float>()[0] == 1.0f);
+    CHECK(first.values<float>()[999] == 1000.0f);
+    const auto next = resident.keep(cpu::array::borrow(dtype::f32, {{"n", 17}}, more.data(), more.size() * sizeof(float)));
+    CHECK(next.data() == first.data() + 4000 + 32);
+    CHECK(next.values<float>()[16] == 5.0f);
+    file.assign(file.size(), 0.0f);  // the copies no longer depend on their sources
+    CHECK(first.values<float>()[999] == 1000.0f);
+    // Owned (converted or quantized at load): kept as it is, not copied.
+    auto owned = cpu::array::uninitialized(dtype::f32, {{"n", 300}});
+    std::memset(owned.mutable_data(), 0, owned.bytes());
+    const auto* where = owned.data();
+    const auto kept = resident.keep(std::move(owned));
+    CHECK_FALSE(kept.borrowed());
+    CHECK(kept.data() == where);
+    CHECK(resident.bytes() == (1000 + 17) * sizeof(float));
 }
 
 TEST_CASE("cpu: wrong inputs are refused with the parameter's name and both shapes") {
