@@ -4,8 +4,6 @@
 # manifest, inspect, --help, and clear errors (exit 1, a message naming the thing).
 #   check.sh SCRIBE DATA_DIR WORK_DIR
 set -euo pipefail
-# grep -q on a here-string: `echo | grep -q` under pipefail fails when grep exits before echo has written.
-contains() { local text=$1; shift; grep -q "$@" <<< "$text"; }
 scribe=$1 data=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/common.sh"

@@ -1,5 +1,8 @@
 # Shared by the `scribe` program's checks (sourced; needs $scribe, $data, $work).
 fail() { echo "FAIL: $*"; exit 1; }
+# contains TEXT PATTERN...: grep -q on a here-string (`echo | grep -q` under pipefail
+# fails when grep exits before echo has written).
+contains() { local text=$1; shift; grep -q "$@" <<< "$text"; }
 
 golden() {  # golden MODEL: the first golden prompt and its greedy continuation
   python3 -c "import json,sys; p=json.load(open('$data/$1/golden.json'))['prompts'][0]; sys.stdout.write(p['text']+p['greedy_text'])"

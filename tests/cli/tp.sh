@@ -10,8 +10,6 @@
 # errors for degrees that do not divide the model.
 #   tp.sh SCRIBE DATA_DIR WORK_DIR
 set -euo pipefail
-# grep -q on a here-string: `echo | grep -q` under pipefail fails when grep exits before echo has written.
-contains() { local text=$1; shift; grep -q "$@" <<< "$text"; }
 scribe=$1 data=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/common.sh"
