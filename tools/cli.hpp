@@ -291,6 +291,6 @@ inline void check_model_folder(const fs::path& dir) {
 }
 
 // `scribe train` (tools/train.cpp).
-int train_command(int argc, char** argv);
+int train_command(int argc, char** argv, cpu::communicator* comm);
 
 }  // namespace scribe::cli

@@ -735,7 +735,7 @@ int main(int argc, char** argv) {
         if (cmd == "export-hlo") return export_hlo(argc, argv);
         if (cmd == "inspect") return inspect(argc, argv);
         if (cmd == "shard") return shard(argc, argv);
-        if (cmd == "train") return train_command(argc, argv);
+        if (cmd == "train") return train_command(argc, argv, run->comm());
         std::fprintf(stderr, "scribe: unknown command \"%s\"\n\n%s", cmd.c_str(), usage_main);
         return 2;
     } catch (const std::exception& e) {

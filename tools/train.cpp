@@ -26,6 +26,7 @@ namespace {
 const char* usage_train = R"(usage: scribe train [MODEL] --data FILE... --out DIR [options]
        scribe train --config FILE --tokenizer DIR --data FILE... --out DIR [options]
        scribe train --resume DIR --data FILE... --out DIR [the run's options]
+       mpirun -np N scribe train ...   (N data-parallel ranks as processes)
 
 Trains a causal language model on plain text: fine-tunes MODEL (a Hugging Face
 folder: config.json, the weights and the tokenizer; default the demo model), or
@@ -49,6 +50,14 @@ Written in DIR (--out):
                        and per validation (val_loss, val_perplexity)
   loss.svg             the loss curve
 
+Data parallel: --dp N trains N ranks as threads of this process; under
+`mpirun -np N` every process is a rank. Each rank trains on its share of every
+global batch (--batch blocks, split evenly: it must be a multiple of N) from
+rank 0's weights, and the ranks average their gradients before each update, so
+the run computes what one process computes on the whole batch. Rank 0 writes
+the log, the checkpoints and the model; --resume continues at any N that
+divides --batch.
+
 options:
   --data FILE...         plain-text (UTF-8) files to train on (required)
   --out DIR              where to write (required; a folder with a run in it is
@@ -60,13 +69,18 @@ options:
                          run's options again (batch, seq, steps, seed, optimizer)
   --steps N              optimizer steps of the run
   --epochs N             or passes over the training blocks (default: 1 epoch)
-  --batch B              blocks per micro-batch (default 8)
+  --batch B              blocks per micro-batch, over all data-parallel ranks
+                         (default 8)
   --seq N                tokens per block (default 128, at most the model's positions)
   --val-fraction F       the last part of the blocks held out (default 0.05; 0: none)
   --eval-every N         validation loss every N steps (default: at the end only)
   --save-every N         a checkpoint every N steps (default: at the end only)
   --seed S               weights of a new model, block order, dropout (default 0)
-  --threads N            CPU threads (default: all)
+  --threads N            CPU threads (default: all; with --dp, shared by the ranks;
+                         under mpirun, each process's)
+  --dp N                 data-parallel ranks as threads (default 1)
+  --bucket-size SIZE     gradients all-reduced together, in bytes or 4M, 25M
+                         (default 25M, as PyTorch's DDP)
   --no-dropout           train without the config's dropout
   --save-dtype T         f32, f16 or bf16: the dtype of the trained model in DIR
                          (default: the config's dtype; checkpoints are always f32,
@@ -183,8 +197,9 @@ void check_same_model(const args& a, const fs::path& resume) {
 }
 
 template <class Family>
-int run_training(const args& a, const runtime::model_source& src, const fs::path& out, const fs::path& resume) {
-    progress_bar p{.quiet = a.flag("quiet")};
+int run_training(const args& a, const runtime::model_source& src, const fs::path& out, const fs::path& resume, cpu::communicator* comm) {
+    const bool lead = !comm || comm->rank() == 0;  // under mpirun only rank 0 speaks
+    progress_bar p{.quiet = a.flag("quiet") || !lead};
     const auto tok = io::tokenizer::from_folder(src.dir.empty() ? src.tokenizer : src.dir);
     const auto tokens = read_data(a, tok, p);
     const auto config_json = src.dir.empty() ? src.config : models::read_config_json(src.dir / "config.json");
@@ -206,6 +221,16 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
     o.update = parse_update(a, true);
     o.seed = static_cast<std::uint64_t>(a.integer("seed", 0, 0, max_count));
     o.threads = static_cast<unsigned>(a.integer("threads", 0, 1, max_threads));
+    o.dp = static_cast<int>(a.integer("dp", 1, 1, cpu::thread_group::max_ranks));
+    if (comm && a.value("dp"))
+        throw error("--dp runs the ranks as threads; under mpirun -np " + std::to_string(comm->size()) +
+                    " the processes are the ranks: leave --dp out");
+    o.comm = comm;
+    if (a.value("bucket-size")) {
+        const auto b = parse_size(*a.value("bucket-size"));
+        if (b < 1 || b > (std::size_t{1} << 40)) throw error("--bucket-size " + *a.value("bucket-size") + " must be 1 byte to 1T");
+        o.bucket_bytes = static_cast<std::int64_t>(b);
+    }
     o.eval_every = a.integer("eval-every", 0, 1, max_count);
     o.save_every = a.integer("save-every", 0, 1, max_count);
     o.out = out;
@@ -224,23 +249,29 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
     o.on_save = [&](const fs::path& dir, std::int64_t step) { p.line("saved " + dir.string() + " (step " + std::to_string(step) + ")"); };
     o.on_note = [&](const std::string& s) { p.line(s); };
 
-    runtime::training_run<Family> run(src, blocks, o);
+    const int ranks = comm ? comm->size() : o.dp;
+    if (o.batch % ranks != 0)
+        throw error("--batch " + std::to_string(o.batch) + " (the global batch) does not split evenly over " + std::to_string(ranks) +
+                    " data-parallel ranks: give a multiple of " + std::to_string(ranks));
+    runtime::training_run<Family> run(src, blocks, o);  // the plan's figures, and rank 0 of --dp's
     {
-        char b[400];
-        std::snprintf(b, sizeof b, "%s: %s; %lld training blocks of %lld tokens, %lld held out; %lld steps (%lld a epoch) of %lld x %lld blocks",
+        char b[512];
+        std::snprintf(b, sizeof b, "%s: %s; %lld training blocks of %lld tokens, %lld held out; %lld steps (%lld a epoch) of %lld x %lld blocks%s",
                       src.dir.empty() ? "new model" : src.dir.string().c_str(), Family::summary(c).c_str(),
                       static_cast<long long>(blocks.train_blocks()), static_cast<long long>(seq),
                       static_cast<long long>(blocks.val_blocks()), static_cast<long long>(run.total_steps()),
                       static_cast<long long>(run.steps_per_epoch()), static_cast<long long>(o.update.accumulate),
-                      static_cast<long long>(o.batch));
+                      static_cast<long long>(o.batch),
+                      ranks > 1 ? (", " + std::to_string(ranks) + " data-parallel ranks (" + (comm ? "processes" : "threads") + ")").c_str() : "");
         p.line(b);
     }
     const auto first_step = run.start_step();
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
-    const auto r = run.run();
+    const auto r = o.dp > 1 && !comm ? runtime::train_model<Family>(src, blocks, o) : run.run();
     std::signal(SIGINT, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
+    if (!lead) return r.stopped_by ? 128 + r.stopped_by : 0;
     if (r.stopped_by) {
         std::fprintf(stderr, "%sstopped by %s at step %lld of %lld: saved %s; continue with --resume %s\n", p.drawn ? "\n" : "",
                      r.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(r.step), static_cast<long long>(r.total),
@@ -256,14 +287,14 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
 
 }  // namespace
 
-int train_command(int argc, char** argv) {
+int train_command(int argc, char** argv, cpu::communicator* comm) {
     for (int i = 2; i < argc; ++i)
         if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
             std::printf("%s%s", usage_train, usage_optimizer);
             return 0;
         }
     std::vector<std::string> values = {"data", "out", "config", "tokenizer", "resume", "epochs", "batch", "seq", "val-fraction",
-                                       "eval-every", "save-every", "seed", "threads", "memory-budget", "save-dtype"};
+                                       "eval-every", "save-every", "seed", "threads", "memory-budget", "save-dtype", "dp", "bucket-size"};
     values.insert(values.end(), optimizer_values.begin(), optimizer_values.end());
     const auto a = parse(argc, argv, values, {"nesterov", "no-dropout", "overwrite", "quiet"});
     if (a.data.empty()) throw error("scribe train needs --data FILE... (plain text to train on; see scribe train --help)");
@@ -273,9 +304,10 @@ int train_command(int argc, char** argv) {
     if (a.value("tokenizer") && !a.value("config")) throw error("--tokenizer goes with --config (a MODEL folder has its own tokenizer)");
     const fs::path out = *a.value("out");
     const auto resume = a.value("resume") ? resume_folder(*a.value("resume")) : fs::path();
-    make_out_folder(out);
+    const bool lead = !comm || comm->rank() == 0;
+    if (lead) make_out_folder(out);
     std::error_code ec;
-    if (resume.empty() && !a.flag("overwrite") && (fs::exists(out / "log.jsonl", ec) || fs::exists(out / "trainer_state.json", ec)))
+    if (lead && resume.empty() && !a.flag("overwrite") && (fs::exists(out / "log.jsonl", ec) || fs::exists(out / "trainer_state.json", ec)))
         throw error("--out " + out.string() + " holds a run already (log.jsonl): --resume " + out.string() +
                     " continues it, --overwrite starts again over it, or give another folder");
 
@@ -297,7 +329,7 @@ int train_command(int argc, char** argv) {
         source = (src.dir / "config.json").string();
         type = models::model_type(src.dir);
     }
-    return models::with_family_type(type, source, [&]<class Family>() { return run_training<Family>(a, src, out, resume); });
+    return models::with_family_type(type, source, [&]<class Family>() { return run_training<Family>(a, src, out, resume, comm); });
 }
 
 }  // namespace scribe::cli

@@ -19,4 +19,6 @@ expect_error() {  # expect_error TEXT ARGS...: exit status 1 and TEXT on stderr
 # OpenMPI never frees what MPI_Init allocates (a bare MPI_Init + MPI_Finalize program
 # built with -fsanitize=address reports 57 leaks), so under the sanitizers the
 # processes mpirun starts run without LeakSanitizer; every other check stays on.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
+export OMPI_MCA_rmaps_base_oversubscribe=1  # 4 ranks on a 2-core machine
 mpirun() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" command mpirun "$@"; }

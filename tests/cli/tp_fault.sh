@@ -12,8 +12,6 @@ set -euo pipefail
 scribe=$1 data=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/common.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
-export OMPI_MCA_rmaps_base_oversubscribe=1
 command -v mpirun >/dev/null || fail "mpirun not found (the setup installs openmpi-bin)"
 
 expect_error '--collective-timeout takes a number, not "x"' generate "$data/gpt2-tiny-a" --collective-timeout x

@@ -28,7 +28,7 @@ opts=(--batch 2 --seq 16 --threads 1 --lr 3e-3 --schedule cosine --warmup 3 --we
 "$scribe" train --help > "$work/help.txt"
 for f in --data --out --config --tokenizer --resume --steps --epochs --batch --seq --val-fraction --eval-every \
          --save-every --seed --threads --no-dropout --memory-budget --overwrite --accumulate --lr --warmup --min-lr \
-         --schedule --weight-decay --clip --optimizer --save-dtype; do
+         --schedule --weight-decay --clip --optimizer --save-dtype --dp --bucket-size; do
   grep -q -- "$f" "$work/help.txt" || fail "train --help does not explain $f"
 done
 echo "ok: train --help explains every flag"
@@ -136,6 +136,54 @@ assert dtypes(d + "/checkpoint-4/model.safetensors") == {"F32"}
 PY
 "$scribe" generate "$work/half" --prompt "The" --max-new-tokens 3 --quiet > /dev/null || fail "the bf16 model does not run"
 echo "ok: --save-dtype bf16 writes the model in bf16, checkpoints in f32"
+
+# Data parallel: --dp 2 (ranks as threads) and mpirun -np 2 (as processes) train
+# on halves of each global batch and compute what one process computes on the
+# whole batch; only rank 0 writes; a checkpoint of DP 2 resumes at DP 1.
+dp_opts=(--steps 6 --batch 4 --seq 16 --threads 2 --lr 3e-3 --seed 3 --no-dropout --save-every 3 --quiet)
+"$scribe" train "$model" --data "$text" --out "$work/dp1" "${dp_opts[@]}" > /dev/null
+"$scribe" train "$model" --data "$text" --out "$work/dp2" --dp 2 --bucket-size 4K "${dp_opts[@]}" > /dev/null
+command -v mpirun >/dev/null || fail "mpirun not found (the setup installs openmpi-bin)"
+mpirun -np 2 "$scribe" train "$model" --data "$text" --out "$work/dpmpi" "${dp_opts[@]}" > /dev/null 2> "$work/dpmpi.err" \
+  || fail "mpirun -np 2 scribe train: $(cat "$work/dpmpi.err")"
+cp -r "$work/dp2" "$work/dp2to1" && rm -rf "$work/dp2to1/checkpoint-6"
+"$scribe" train --resume "$work/dp2to1/checkpoint-3" --data "$text" --out "$work/dp2to1" "${dp_opts[@]}" > /dev/null
+python3 - "$work" <<'PY' || fail "data-parallel training differs from one process's"
+import json, struct, sys
+w = sys.argv[1]
+def losses(d):
+    return [json.loads(l)["loss"] for l in open(f"{w}/{d}/log.jsonl") if '"loss"' in l]
+def weights(d):
+    b = open(f"{w}/{d}/model.safetensors", "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in h.items():
+        if k == "__metadata__": continue
+        s, e = v["data_offsets"]
+        out[k] = struct.unpack(f"<{(e - s) // 4}f", b[8 + n + s:8 + n + e])
+    return out
+one, ref = losses("dp1"), weights("dp1")
+assert len(one) == 6, one
+for d in ("dp2", "dpmpi", "dp2to1"):
+    got = losses(d)
+    assert len(got) == 6, (d, got)  # one line a step: rank 0's alone
+    assert all(abs(a - b) <= 2e-5 * abs(b) for a, b in zip(got, one)), (d, got, one)
+    wd = weights(d)
+    assert wd.keys() == ref.keys(), d
+    for k in ref:
+        scale = max(abs(x) for x in ref[k])
+        # The key third of c_attn's bias has a zero gradient in exact arithmetic: Adam turns
+        # rounding noise there into steps of up to lr (0.1 / sqrt(0.001)) each (test_train.cpp).
+        n = len(ref[k])
+        kb, ke = (n // 3, 2 * n // 3) if k.endswith("attn.c_attn.bias") else (0, 0)
+        diffs = [abs(a - b) for a, b in zip(wd[k], ref[k])]
+        assert max(diffs[:kb] + diffs[ke:]) <= 2e-5 * scale + 1e-7, (d, k)
+        assert max(diffs[kb:ke], default=0) <= 2 * 6 * 3e-3 * 0.1 / 0.001 ** 0.5, (d, k)
+print("ok: losses of DP 1:", " ".join(f"{x:.5f}" for x in one))
+PY
+echo "ok: --dp 2, mpirun -np 2 and a DP 2 run resumed at DP 1 train as one process does"
+expect_error "does not split evenly over 3 data-parallel ranks" train "$model" --data "$text" --out "$work/dp3" --dp 3 --batch 4 --seq 16
 
 # Bad input: each refused with exit 1 and a message that names it.
 : > "$work/empty.txt"

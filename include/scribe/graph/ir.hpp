@@ -151,6 +151,15 @@ inline node_id slice(graph& g, node_id x, std::vector<std::int64_t> starts, std:
     return g.add(std::move(n));
 }
 
+// The operands (one dtype, the same dims but along `axis`) one after another along it.
+inline node_id concatenate(graph& g, std::vector<node_id> xs, std::int64_t axis) {
+    node n;
+    n.kind = op::concatenate;
+    n.operands = std::move(xs);
+    n.axes = {axis};
+    return g.add(std::move(n));
+}
+
 inline node_id dynamic_slice(graph& g, node_id x, const std::vector<node_id>& starts, std::vector<std::int64_t> sizes) {
     node n;
     n.kind = op::dynamic_slice;

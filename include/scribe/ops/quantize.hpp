@@ -138,11 +138,9 @@ inline std::optional<layout> plan(const shape& dims, const std::vector<std::stri
 inline node_id dequantize(graph& g, node_id q, node_id scale, const layout& l, dtype t) {
     node_id values = -1;
     if (l.format == weight_format::q4) {  // the two four-bit halves side by side, less 8
-        node cat;
-        cat.kind = op::concatenate;
-        cat.operands = {ir::binary(g, op::bitwise_and, q, 15.0), ir::binary(g, op::shift_right_logical, q, 4.0)};
-        cat.axes = {static_cast<std::int64_t>(l.q.size()) - 1};
-        values = ir::binary(g, op::sub, ir::convert(g, g.add(std::move(cat)), dtype::f32), 8.0);
+        const auto cat = ir::concatenate(g, {ir::binary(g, op::bitwise_and, q, 15.0), ir::binary(g, op::shift_right_logical, q, 4.0)},
+                                         static_cast<std::int64_t>(l.q.size()) - 1);
+        values = ir::binary(g, op::sub, ir::convert(g, cat, dtype::f32), 8.0);
     } else {
         values = ir::convert(g, q, dtype::f32);
     }

@@ -9,9 +9,16 @@
 //
 // The loss builder makes the same loss graph each time it is called (one per pass);
 // its parameters are the weights (by name), the batch's inputs, and nothing else.
+//
+// Data parallel: one trainer per rank, each with the rank's communicator
+// (options::comm; update.dp.replicas = its size) and its own slice of every
+// batch. The first step's weights are rank 0's (broadcast when the trainer is
+// made), and the step averages the ranks' gradients, so the ranks' weights stay
+// identical, bit for bit.
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,6 +38,8 @@ public:
         train::update_options update{};
         unsigned threads = 0;
         bool profile = false;  // time every node: last_stats().node_seconds
+        // This trainer is one rank of a data-parallel run (update.dp.replicas ranks).
+        cpu::communicator* comm = nullptr;
     };
     struct result {
         double loss = 0;       // the mean of the micro-batches' losses
@@ -44,6 +53,10 @@ public:
     // updated in place; borrowed ones, mmapped from a checkpoint, are read by the
     // first step, whose outputs then hold the weights).
     trainer(std::function<node_id(graph&)> loss, cpu::named_arrays weights, options o) : o_(std::move(o)) {
+        const int ranks = o_.comm ? o_.comm->size() : 1;
+        if (ranks != o_.update.dp.replicas)
+            throw error("trainer: the step averages over " + std::to_string(o_.update.dp.replicas) + " data-parallel replicas, the run has " +
+                        std::to_string(ranks) + " rank" + (ranks == 1 ? "" : "s"));
         for (const auto p : train::passes(o_.update.accumulate)) {
             auto g = std::make_unique<graph>(std::string("train_") + train::name(p));
             const auto l = loss(*g);
@@ -55,9 +68,19 @@ public:
             }
             plan_ = train::append_update(*g, l, ids, o_.update, p);
             graphs_.push_back(std::move(g));
-            runs_.push_back(std::make_unique<cpu::executor>(*graphs_.back(), cpu::options{.threads = o_.threads, .profile = o_.profile}));
+            runs_.push_back(std::make_unique<cpu::executor>(
+                *graphs_.back(), cpu::options{.threads = o_.threads, .profile = o_.profile, .comm = ranks > 1 ? o_.comm : nullptr}));
         }
         weights_ = std::move(weights);
+        if (ranks > 1)  // every rank starts from rank 0's weights
+            for (auto& [name, w] : weights_) {
+                if (!w.owns()) {  // borrowed (mapped from a file): this rank's own copy, to be written
+                    cpu::array own(w.type(), w.dims());
+                    if (w.bytes() && o_.comm->rank() == 0) std::memcpy(own.mutable_data(), w.data(), w.bytes());
+                    w = std::move(own);
+                }
+                if (w.bytes()) o_.comm->broadcast(w.mutable_data(), w.bytes(), 0);
+            }
         for (const auto& name : plan_.state) {
             const auto& n = (*graphs_.back())[*graphs_.back()->find_parameter(name)];
             state_.emplace_back(name, cpu::array(n.type, n.dims));  // zeros: step 0, empty moments

@@ -22,6 +22,16 @@
 //                       "val_loss", "val_perplexity"}
 //   loss.svg            the loss curve (train/loss_curve.hpp)
 //
+// Data parallel (training_options::dp, or ::comm for ranks as MPI processes):
+// every rank runs its own training_run over the same data, trains on its slice
+// of each global batch (--batch blocks: rank r of N takes blocks r B/N to
+// (r+1) B/N - 1 of it) and averages the gradients with the others
+// (train::data_parallel), starting from rank 0's weights. Rank 0 alone writes
+// the log, the loss curve, the checkpoints and the model; the ranks share the
+// validation blocks. A stop signal seen by any rank stops all of them after the
+// same step. As the global batch is the run's, a checkpoint resumes at any
+// data-parallel degree that divides it.
+//
 // What a step sees depends on the seed and the step's number only: the blocks
 // (train::epoch_order), the dropout bits (key seed, micro-batch number), the
 // learning rate (the schedule of optimizer.step). So a run resumed from a
@@ -29,16 +39,19 @@
 // never stopped.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -79,7 +92,10 @@ struct training_options {
     std::int64_t steps = 0, epochs = 0;     // the run's length: steps, or epochs (neither: 1 epoch)
     train::update_options update{};         // the optimizer; its schedule's total is set to the run's steps
     std::uint64_t seed = 0;                 // initial weights, the order of the blocks, dropout
-    unsigned threads = 0;                   // 0: every core
+    unsigned threads = 0;                   // 0: every core (with dp: shared by the ranks)
+    int dp = 1;                             // data-parallel ranks as threads of this process (train_model)
+    cpu::communicator* comm = nullptr;      // or this process's rank of a data-parallel run (MPI)
+    std::int64_t bucket_bytes = std::int64_t{25} << 20;  // the gradients all-reduced together
     std::int64_t eval_every = 0;            // validation every N steps (0: at the end only)
     std::int64_t save_every = 0;            // a checkpoint every N steps (0: at the end only)
     std::filesystem::path out;              // where everything is written
@@ -145,6 +161,13 @@ public:
             throw error("--seq " + std::to_string(o_.seq) + " is longer than the model's " + std::to_string(c_.n_positions) +
                         " positions (" + config_name + ")");
         if (o_.batch < 1) throw error("--batch must be at least 1");
+        ranks_ = o_.comm ? o_.comm->size() : 1;
+        rank_ = o_.comm ? o_.comm->rank() : 0;
+        if (o_.batch % ranks_ != 0)
+            throw error("--batch " + std::to_string(o_.batch) + " (the global batch) does not split evenly over " + std::to_string(ranks_) +
+                        " data-parallel ranks: give a multiple of " + std::to_string(ranks_));
+        o_.update.dp.replicas = ranks_;
+        o_.update.dp.bucket_bytes = o_.bucket_bytes;
         if (o_.steps && o_.epochs) throw error("give --steps or --epochs, not both");
         const auto per_step = o_.batch * o_.update.accumulate;
         steps_per_epoch_ = data_.train_blocks() / per_step;
@@ -178,20 +201,23 @@ public:
         const auto started = clock::now();
         ensure_trainer();
         check_budget();
-        fs::create_directories(o_.out);
-        start_log();
+        if (lead()) {
+            fs::create_directories(o_.out);
+            start_log();
+        }
         eval_ = std::make_unique<eval_graph>(*this);
         training_result r;
         r.step = trainer_->steps();
         r.total = total_;
         double pace = 0;  // seconds a step, recent
-        std::vector<std::int32_t> ids(static_cast<std::size_t>(o_.batch * o_.seq));
-        const std::vector<std::int32_t> lengths(static_cast<std::size_t>(o_.batch), static_cast<std::int32_t>(o_.seq));
+        const auto mine = o_.batch / ranks_;  // this rank's blocks of each micro-batch
+        std::vector<std::int32_t> ids(static_cast<std::size_t>(mine * o_.seq));
+        const std::vector<std::int32_t> lengths(static_cast<std::size_t>(mine), static_cast<std::int32_t>(o_.seq));
         std::vector<std::uint32_t> keys(2 * static_cast<std::size_t>(o_.update.accumulate));
         std::vector<std::vector<std::int32_t>> micro_ids(static_cast<std::size_t>(o_.update.accumulate), ids);
         for (auto step = trainer_->steps(); step < total_; step = trainer_->steps()) {
-            if (o_.stop && o_.stop->load()) {
-                r.stopped_by = o_.stop->load();
+            if (const int sig = stop_requested()) {
+                r.stopped_by = sig;
                 break;
             }
             const auto t0 = clock::now();
@@ -200,11 +226,13 @@ public:
                 auto& buf = micro_ids[static_cast<std::size_t>(j)];
                 fill(step, j, buf);
                 const auto global = static_cast<std::uint64_t>(step * o_.update.accumulate + j);
-                keys[2 * static_cast<std::size_t>(j)] = static_cast<std::uint32_t>(o_.seed) ^ 0x6a09e667u;
+                // Each rank's dropout bits its own (rank 0's as a single process's).
+                keys[2 * static_cast<std::size_t>(j)] =
+                    static_cast<std::uint32_t>(o_.seed) ^ 0x6a09e667u ^ (static_cast<std::uint32_t>(rank_) * 0x9e3779b9u);
                 keys[2 * static_cast<std::size_t>(j) + 1] = static_cast<std::uint32_t>(global);
                 trainer::batch b;
-                b.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", o_.batch}, {"seq", o_.seq}}, buf.data(), buf.size() * 4));
-                b.emplace_back("lengths", cpu::array::borrow(dtype::s32, {{"batch", o_.batch}}, lengths.data(), lengths.size() * 4));
+                b.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", mine}, {"seq", o_.seq}}, buf.data(), buf.size() * 4));
+                b.emplace_back("lengths", cpu::array::borrow(dtype::s32, {{"batch", mine}}, lengths.data(), lengths.size() * 4));
                 if (dropout_) {
                     b.emplace_back("dropout.key0", cpu::array::borrow(dtype::u32, {}, &keys[2 * static_cast<std::size_t>(j)], 4));
                     b.emplace_back("dropout.key1", cpu::array::borrow(dtype::u32, {}, &keys[2 * static_cast<std::size_t>(j) + 1], 4));
@@ -230,27 +258,45 @@ public:
             train_curve_.push_back({s.step, s.loss});
             r.train_loss = s.loss;
             r.step = s.step;
-            if (o_.on_step) o_.on_step(rep);
+            if (o_.on_step && lead()) o_.on_step(rep);
             const bool last = s.step == total_;
             if ((o_.eval_every && s.step % o_.eval_every == 0) || last) r.val_loss = evaluate(s.step);
             if ((o_.save_every && s.step % o_.save_every == 0) || last) r.checkpoint = save(s.step);
         }
         if (r.stopped_by && r.step < total_) r.checkpoint = save(r.step);
         if (!r.stopped_by || r.step == total_) save_final();
-        write_curve();
+        if (lead()) write_curve();
         r.seconds = std::chrono::duration<double>(clock::now() - started).count();
         return r;
     }
 
     std::int64_t total_steps() const { return total_; }
     std::int64_t steps_per_epoch() const { return steps_per_epoch_; }
-    std::int64_t start_step() {
-        ensure_trainer();
-        return trainer_->steps();
+    // The step the run starts at: 0, or the --resume checkpoint's (read from its
+    // trainer_state.json; run() checks the rest of the checkpoint).
+    std::int64_t start_step() const {
+        if (o_.resume.empty()) return 0;
+        const auto file = o_.resume / "trainer_state.json";
+        const auto state = io::read_json(file, io::config_file_limit, "a checkpoint's trainer state");
+        if (!state.is_object() || !state.contains("step") || !state["step"].is_number_integer() || state["step"].get<std::int64_t>() < 0)
+            throw error(file.string() + ": `step` must be a step number");
+        return state["step"].get<std::int64_t>();
     }
     const config& model_config() const { return c_; }
+    int rank() const { return rank_; }
 
 private:
+    // Rank 0 writes the files and reports; the others compute only.
+    bool lead() const { return rank_ == 0; }
+
+    // A stop signal's number, once any rank has seen one (all ranks agree, so
+    // they stop after the same step); 0 to go on.
+    int stop_requested() {
+        double seen = o_.stop ? static_cast<double>(o_.stop->load()) : 0.0;
+        if (ranks_ > 1) o_.comm->all_reduce(dtype::f64, reducer::max, &seen, 1);
+        return static_cast<int>(seen);
+    }
+
     // The validation loss: the loss graph (no update, no dropout) over every held-out block.
     struct eval_graph {
         std::int64_t rows = 0;
@@ -259,7 +305,7 @@ private:
         explicit eval_graph(training_run& t) {
             rows = std::min(t.o_.batch, t.data_.val_blocks());
             if (rows == 0) return;
-            (void)train::causal_lm_loss<Family, f32>(g, t.c_, {.batch = rows, .seq = t.o_.seq});
+            (void)train::causal_lm_loss<Family, f32>(g, t.c_, {.batch = rows, .seq = t.o_.seq});  // rows per rank
             run = std::make_unique<cpu::executor>(g, cpu::options{.threads = t.o_.threads});
         }
     };
@@ -273,15 +319,17 @@ private:
         } else if (!m_.dir.empty()) {
             files_.emplace(m_.dir, c_, 1, std::vector<int>{0});
             weights = files_->arrays(0, dtype::f32);
-        } else {
+        } else if (lead()) {
             weights = train::initial_weights(specs_, c_.initializer_range, o_.seed, o_.threads);
+        } else {  // rank 0's are broadcast to this rank's
+            for (const auto& spec : specs_) weights.emplace_back(spec.name, cpu::array(dtype::f32, spec.dims));
         }
         dropout_ = o_.dropout && (c_.dropout.embedding > 0 || c_.dropout.attention > 0 || c_.dropout.residual > 0);
         trainer_.emplace(
             [&](graph& g) {
-                return train::causal_lm_loss<Family, f32>(g, c_, {.batch = o_.batch, .seq = o_.seq, .dropout = dropout_}).id();
+                return train::causal_lm_loss<Family, f32>(g, c_, {.batch = o_.batch / ranks_, .seq = o_.seq, .dropout = dropout_}).id();
             },
-            std::move(weights), trainer::options{.update = o_.update, .threads = o_.threads});
+            std::move(weights), trainer::options{.update = o_.update, .threads = o_.threads, .comm = ranks_ > 1 ? o_.comm : nullptr});
         if (!o_.resume.empty()) {
             const io::safetensors opt(o_.resume / "optimizer.safetensors");
             cpu::named_arrays s;
@@ -344,7 +392,11 @@ private:
     }
 
     void check_budget() {
-        const auto m = memory();
+        auto m = memory();
+        if (o_.dp > 1) {  // every rank of this process holds all of it
+            const auto k = static_cast<std::size_t>(o_.dp);
+            m = {m.weights * k, m.gradients * k, m.optimizer * k, m.activations * k};
+        }
         const auto budget = o_.memory_budget ? o_.memory_budget : static_cast<std::size_t>(detail::physical_memory());
         if (budget && m.total() > budget)
             throw error("training needs about " + detail::mib(m.total()) + " (weights " + detail::mib(m.weights) + ", gradients " +
@@ -352,20 +404,22 @@ private:
                         detail::mib(m.activations) + " for --batch " + std::to_string(o_.batch) + " x --seq " + std::to_string(o_.seq) +
                         "), more than " + (o_.memory_budget ? "--memory-budget " : "this machine's ") + detail::mib(budget) +
                         ": a smaller --batch (with --accumulate to keep the batch) or --seq fits");
-        if (o_.on_note)
+        if (o_.on_note && lead())
             o_.on_note("memory: about " + detail::mib(m.total()) + " (weights, gradients and optimizer " +
                        detail::mib(m.weights + m.gradients + m.optimizer) + "; the step's values " + detail::mib(m.activations) + ")");
     }
 
-    // Micro-batch j of step `step`: its blocks of this epoch's order, one after another.
+    // This rank's part of micro-batch j of step `step`: its blocks of this
+    // epoch's order, one after another.
     void fill(std::int64_t step, std::int64_t j, std::vector<std::int32_t>& ids) {
         const auto epoch = step / steps_per_epoch_;
         if (epoch != order_epoch_) {
             order_ = train::epoch_order(data_.train_blocks(), o_.seed, epoch);
             order_epoch_ = epoch;
         }
-        const auto first = ((step % steps_per_epoch_) * o_.update.accumulate + j) * o_.batch;
-        for (std::int64_t r = 0; r < o_.batch; ++r) {
+        const auto mine = o_.batch / ranks_;
+        const auto first = ((step % steps_per_epoch_) * o_.update.accumulate + j) * o_.batch + rank_ * mine;
+        for (std::int64_t r = 0; r < mine; ++r) {
             const auto block = data_.train_block(order_[static_cast<std::size_t>(first + r)]);
             std::copy(block.begin(), block.end(), ids.begin() + static_cast<std::ptrdiff_t>(r * o_.seq));
         }
@@ -377,7 +431,7 @@ private:
         double sum = 0;
         std::int64_t counted = 0;
         std::vector<std::int32_t> ids(static_cast<std::size_t>(rows * o_.seq)), lengths(static_cast<std::size_t>(rows));
-        for (std::int64_t b = 0; b < data_.val_blocks(); b += rows) {
+        for (std::int64_t b = rank_ * rows; b < data_.val_blocks(); b += rows * ranks_) {  // this rank's share
             const auto n = std::min(rows, data_.val_blocks() - b);
             for (std::int64_t r = 0; r < rows; ++r) {
                 lengths[static_cast<std::size_t>(r)] = r < n ? static_cast<std::int32_t>(o_.seq) : 0;  // a short last batch: empty rows
@@ -395,10 +449,17 @@ private:
             sum += static_cast<double>(out[0].template values<float>()[0]) * static_cast<double>(predicted);
             counted += predicted;
         }
+        if (ranks_ > 1) {
+            double both[2] = {sum, static_cast<double>(counted)};
+            o_.comm->all_reduce(dtype::f64, reducer::sum, both, 2);
+            sum = both[0];
+            counted = static_cast<std::int64_t>(both[1]);
+        }
         const double loss = sum / static_cast<double>(counted);
         eval_report e{.step = step, .loss = loss, .perplexity = std::exp(loss)};
-        log({{"step", step}, {"val_loss", loss}, {"val_perplexity", e.perplexity}});
         val_curve_.push_back({step, loss});
+        if (!lead()) return loss;
+        log({{"step", step}, {"val_loss", loss}, {"val_perplexity", e.perplexity}});
         if (o_.on_eval) o_.on_eval(e);
         write_curve();
         return loss;
@@ -422,6 +483,7 @@ private:
     std::filesystem::path save(std::int64_t step) {
         namespace fs = std::filesystem;
         const auto final_dir = o_.out / detail::checkpoint_name(step);
+        if (!lead()) return final_dir;  // rank 0's, whose weights are this rank's
         const auto temp = o_.out / (detail::checkpoint_name(step) + ".tmp-" + std::to_string(::getpid()));
         fs::remove_all(temp);
         save_pretrained<Family>(temp, config_json_, c_, trainer_->weights(), dtype::f32, tokenizer_dir_);
@@ -449,6 +511,7 @@ private:
     }
 
     void save_final() {
+        if (!lead()) return;
         save_pretrained<Family>(o_.out, config_json_, c_, trainer_->weights(), o_.save_type, tokenizer_dir_);
         if (o_.on_save) o_.on_save(o_.out, trainer_->steps());
     }
@@ -470,18 +533,20 @@ private:
                 if (j.contains("val_loss") && j["val_loss"].is_number())
                     val_curve_.push_back({j["step"].get<std::int64_t>(), j["val_loss"].get<double>()});
             }
-            if (o_.on_note) o_.on_note("resuming at step " + std::to_string(step) + " of " + std::to_string(total_) + " from " + o_.resume.string());
+            if (o_.on_note && lead()) o_.on_note("resuming at step " + std::to_string(step) + " of " + std::to_string(total_) + " from " + o_.resume.string());
         }
         io::write_text(path, kept);
         log_.open(path, std::ios::app);
         if (!log_) throw error(path.string() + ": cannot write");
     }
     void log(const nlohmann::json& j) {
+        if (!lead()) return;
         log_ << j.dump() << "\n";
         log_.flush();
         ++log_lines_;
     }
     void write_curve() {
+        if (!lead()) return;
         io::write_text(o_.out / "loss.svg", train::loss_curve_svg(train_curve_, val_curve_, std::string(Family::name) + " training loss"));
     }
 
@@ -497,6 +562,7 @@ private:
     std::optional<trainer> trainer_;
     std::unique_ptr<eval_graph> eval_;
     bool dropout_ = false;
+    int ranks_ = 1, rank_ = 0;
     std::vector<std::int64_t> order_;
     std::int64_t order_epoch_ = -1;
     std::ofstream log_;
@@ -505,10 +571,39 @@ private:
     std::filesystem::path last_checkpoint_;
 };
 
-// Runs a whole training run (see the top of this file).
+// Runs a whole training run (see the top of this file). With o.dp > 1 (and no
+// o.comm) the ranks are threads of this process, o.threads shared among them;
+// rank 0's result is returned, and a rank that fails stops the others (their
+// exchanges throw) and its error is the one thrown here.
 template <class Family>
 training_result train_model(const model_source& m, const train::token_blocks& data, training_options o) {
-    return training_run<Family>(m, data, std::move(o)).run();
+    if (o.dp < 1 || o.dp > cpu::thread_group::max_ranks)
+        throw error("--dp " + std::to_string(o.dp) + ": data-parallel ranks number 1 to " + std::to_string(cpu::thread_group::max_ranks));
+    if (o.dp == 1 || o.comm) return training_run<Family>(m, data, std::move(o)).run();
+    const auto threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+    cpu::thread_group group(o.dp);
+    std::vector<training_result> results(static_cast<std::size_t>(o.dp));
+    std::vector<std::exception_ptr> failed(static_cast<std::size_t>(o.dp));
+    std::atomic<int> first_failure{-1};
+    std::vector<std::thread> ranks;
+    for (int r = 0; r < o.dp; ++r)
+        ranks.emplace_back([&, r] {
+            try {
+                auto mine = o;
+                mine.comm = &group[r];
+                mine.threads = std::max(1u, threads / static_cast<unsigned>(o.dp));  // an equal share each, at least 1
+                if (r > 0) mine.on_step = {}, mine.on_eval = {}, mine.on_save = {}, mine.on_note = {};
+                results[static_cast<std::size_t>(r)] = training_run<Family>(m, data, std::move(mine)).run();
+            } catch (...) {
+                failed[static_cast<std::size_t>(r)] = std::current_exception();
+                int none = -1;
+                first_failure.compare_exchange_strong(none, r);
+                group[r].abort();
+            }
+        });
+    for (auto& t : ranks) t.join();
+    if (const int f = first_failure.load(); f >= 0) std::rethrow_exception(failed[static_cast<std::size_t>(f)]);
+    return results.front();
 }
 
 }  // namespace scribe::runtime

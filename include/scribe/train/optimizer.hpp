@@ -37,12 +37,24 @@
 // adds its own, clips and updates. Each is one run; k = 1 is the single `whole`
 // graph.
 //
+// Data parallelism (update_options::dp): N replicas run the same graph, each on
+// its own slice of the global batch. The last (or whole) pass averages the
+// replicas' gradients before the norm, the clipping and the update: the
+// gradients are flattened into buckets of about dp.bucket_bytes, in the order
+// the backward pass makes them (the last layers' first, as PyTorch's DDP fills
+// its buckets), each bucket all-reduced (a sum, in f32) and divided by N. Every
+// replica then takes the same step from the same weights. The loss output is
+// the replicas' mean too (each pass's: the loss of the global micro-batch when
+// the slices hold the same number of tokens). Micro-batches before the last add
+// to their own replica's accumulators only, as DDP's no_sync does.
+//
 // Parameters the update adds: "optimizer.step" (s32 scalar: steps taken so far),
 // "optimizer.exp_avg.<w>" and "optimizer.exp_avg_sq.<w>" (AdamW) or
 // "optimizer.momentum_buffer.<w>" (SGD with momentum), f32 in the weight's dims;
 // "accumulated.<w>" in the middle and last graphs. All start at zero.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -86,6 +98,15 @@ inline const char* name(pass p) {
     return "step";
 }
 
+// How the replicas of a data-parallel step average their gradients.
+struct data_parallel {
+    std::int64_t replicas = 1;  // 1: no averaging
+    // The replicas that average together (each a group of `replicas` ids); empty:
+    // one group of all, 0 .. replicas-1.
+    std::vector<std::vector<std::int64_t>> groups{};
+    std::int64_t bucket_bytes = std::int64_t{25} << 20;  // DDP's default bucket_cap_mb
+};
+
 struct update_options {
     optimizer method = adamw{};
     schedule lr{};
@@ -93,6 +114,7 @@ struct update_options {
     std::int64_t accumulate = 1;   // micro-batches per step: the loss is divided by it
     // Whether weight decay applies to a weight, by its parameter's name; empty: all.
     std::function<bool(const std::string&)> decays{};
+    data_parallel dp{};            // averaging over data-parallel replicas
 };
 
 // What append_update made: the parameters it reads and updates, by name, and the
@@ -115,6 +137,16 @@ inline void check(const update_options& o) {
     };
     finite(o.clip, "clip", false);
     if (o.accumulate < 1) throw error("optimizer: accumulate is " + std::to_string(o.accumulate) + "; it must be >= 1 micro-batch");
+    if (o.dp.replicas < 1 || o.dp.replicas > 1 << 20)
+        throw error("optimizer: data parallelism over " + std::to_string(o.dp.replicas) + " replicas; it needs 1 or more");
+    if (o.dp.bucket_bytes < 1) throw error("optimizer: a gradient bucket of " + std::to_string(o.dp.bucket_bytes) + " bytes; it needs 1 or more");
+    for (const auto& group : o.dp.groups) {
+        if (static_cast<std::int64_t>(group.size()) != o.dp.replicas)
+            throw error("optimizer: a data-parallel replica group of " + std::to_string(group.size()) + " replicas, the step has " +
+                        std::to_string(o.dp.replicas));
+        for (auto r : group)
+            if (r < 0) throw error("optimizer: replica id " + std::to_string(r) + " in a data-parallel group");
+    }
     if (const auto* s = std::get_if<sgd>(&o.method)) {
         finite(s->momentum, "momentum", false);
         finite(s->weight_decay, "weight_decay", false);
@@ -141,6 +173,50 @@ inline node_id bias_correction(graph& g, node_id t, double beta) {
     return ir::unary(g, op::neg, ir::unary(g, op::expm1, ir::binary(g, op::mul, t, std::log(beta))));
 }
 
+// The replica groups of dp: its own, or one group of all replicas.
+inline std::vector<std::vector<std::int64_t>> groups_of(const data_parallel& dp) {
+    if (!dp.groups.empty()) return dp.groups;
+    std::vector<std::int64_t> all(static_cast<std::size_t>(dp.replicas));
+    for (std::size_t r = 0; r < all.size(); ++r) all[r] = static_cast<std::int64_t>(r);
+    return {all};
+}
+
+// The replicas' mean of the f32 value x.
+inline node_id replica_mean(graph& g, node_id x, const data_parallel& dp) {
+    return ir::binary(g, op::mul, ir::all_reduce(g, x, reducer::sum, groups_of(dp)), 1.0 / static_cast<double>(dp.replicas));
+}
+
+// The replicas' mean of each (f32) gradient, all-reduced in buckets of about
+// dp.bucket_bytes filled in the order the gradients are made (their node ids).
+inline std::vector<node_id> replica_means(graph& g, std::vector<node_id> grads, const data_parallel& dp) {
+    std::vector<std::size_t> order(grads.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return grads[a] < grads[b]; });
+    auto elements = [&](std::size_t i) { return element_count(ir::dims_of(g, grads[i])); };
+    for (std::size_t first = 0; first < order.size();) {
+        auto last = first + 1;  // the bucket is order[first, last)
+        std::int64_t bytes = 4 * elements(order[first]);
+        while (last < order.size() && bytes + 4 * elements(order[last]) <= dp.bucket_bytes) bytes += 4 * elements(order[last++]);
+        if (last == first + 1) {
+            grads[order[first]] = replica_mean(g, grads[order[first]], dp);
+        } else {
+            std::vector<node_id> flat;
+            for (auto k = first; k < last; ++k)
+                flat.push_back(ir::reshape(g, grads[order[k]], {{"bucket", elements(order[k])}}));
+            const auto mean = replica_mean(g, ir::concatenate(g, std::move(flat), 0), dp);
+            std::int64_t offset = 0;
+            for (auto k = first; k < last; ++k) {
+                const auto n = elements(order[k]);
+                const auto part = ir::slice(g, mean, {offset}, {offset + n});
+                grads[order[k]] = ir::reshape(g, part, ir::dims_of(g, grads[order[k]]));
+                offset += n;
+            }
+        }
+        first = last;
+    }
+    return grads;
+}
+
 }  // namespace detail
 
 // Appends the update of `weights` (parameters of g that `loss` depends on) to
@@ -165,7 +241,8 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
     // The gradients of loss / k, in f32, added to what the earlier micro-batches gave.
     const auto scaled = o.accumulate == 1 ? loss : binary(g, op::div, loss, static_cast<double>(o.accumulate));
     auto grads = gradients(g, scaled, weights, parallel);
-    std::vector<node_id> outputs = {loss};
+    const bool replicated = o.dp.replicas > 1;
+    std::vector<node_id> outputs = {replicated ? detail::replica_mean(g, ir::convert(g, loss, f32), o.dp) : loss};
     for (std::size_t i = 0; i < weights.size(); ++i) {
         grads[i] = ir::convert(g, grads[i], f32);
         if (p == pass::middle || p == pass::last) {
@@ -189,8 +266,8 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
     if (p == pass::last)
         for (const auto& w : plan.weights) plan.accumulators.push_back("accumulated." + w);
 
-    // The global norm: sqrt of the sum of each gradient's squared norm (a shard's
-    // summed over the ranks first).
+    // Which weights are shards, and the tensor-parallel groups (read from the
+    // graph's collectives before the data-parallel ones join them).
     auto s = parallel;
     std::vector<bool> sharded(weights.size(), false);
     if (!s.varying.empty()) {
@@ -198,6 +275,10 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
         for (std::size_t i = 0; i < weights.size(); ++i)
             for (auto v : s.varying) sharded[i] = sharded[i] || v == weights[i];
     }
+    if (replicated) grads = detail::replica_means(g, std::move(grads), o.dp);
+
+    // The global norm: sqrt of the sum of each gradient's squared norm (a shard's
+    // summed over the ranks first).
     node_id total = -1;
     for (std::size_t i = 0; i < weights.size(); ++i) {
         auto sq = ir::sum_all(g, binary(g, op::mul, grads[i], grads[i]));
