@@ -2,13 +2,8 @@
 // take disjoint column ranges of the result (aligned to the micro-kernel's width),
 // or row ranges when the result has more rows than columns (each thread then
 // packs only its part of A, the larger operand), so each element is computed by
-// one thread, in the same order at any thread count. GEMVs, which stream a
-// weight once and have nothing to set up per range, split it into chunks the
-// threads claim as they go (over_chunks).
+// one thread, in the same order at any thread count.
 #pragma once
-
-#include <algorithm>
-#include <atomic>
 
 #include "simd/gemm.hpp"
 #include "simd/gemm_bf16.hpp"
@@ -26,24 +21,6 @@ void over_columns(thread_pool* pool, std::int64_t n, std::int64_t align, F&& f) 
     pool->run([&](unsigned t) {
         const auto [n0, n1] = pool->part(n, t, align);
         if (n1 > n0) f(n0, n1);
-    });
-}
-
-// Calls f(n0, n1) for disjoint ranges covering [0, n) that the threads claim
-// one after another, about 8 a thread, aligned to `align`: a thread that runs
-// slower (its core shared with another program, say) takes fewer, instead of
-// holding the others up at the end as a fixed split would. For products that
-// stream a weight once (GEMV): a range costs no set-up. Each element is still
-// computed whole by one thread, so the results do not depend on which.
-template <class F>
-void over_chunks(thread_pool* pool, std::int64_t n, std::int64_t align, F&& f) {
-    if (!pool || pool->size() == 1 || n < 2 * align) return f(std::int64_t{0}, n);
-    const auto blocks = (n + align - 1) / align;
-    const auto per = std::max<std::int64_t>(1, blocks / (8 * static_cast<std::int64_t>(pool->size()))) * align;
-    std::atomic<std::int64_t> next{0};
-    pool->run([&](unsigned) {
-        for (auto n0 = next.fetch_add(per, std::memory_order_relaxed); n0 < n; n0 = next.fetch_add(per, std::memory_order_relaxed))
-            f(n0, std::min(n, n0 + per));
     });
 }
 
@@ -87,7 +64,7 @@ inline void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_vie
 template <class W>
 void gemv_rows(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw,
                float* y) {
-    over_chunks(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_rows(m1 - m0, k, x, w + m0, ldw, y + m0); });
+    over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_rows(m1 - m0, k, x, w + m0, ldw, y + m0); });
 }
 
 // y[0:m] = W[0:m, 0:k] . x[0:k] (W's rows contiguous along k, row stride ldw):
@@ -96,7 +73,7 @@ void gemv_rows(thread_pool* pool, std::int64_t m, std::int64_t k, const float* x
 template <class X, class W>
 void gemv_dots(thread_pool* pool, std::int64_t m, std::int64_t k, const X* x, const W* w, std::int64_t ldw,
                float* y) {
-    over_chunks(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_dots(m1 - m0, k, x, w + m0 * ldw, ldw, y + m0); });
+    over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_dots(m1 - m0, k, x, w + m0 * ldw, ldw, y + m0); });
 }
 
 // y[r][0:m] = x[r][0:k] . W[0:k, 0:m] for 2 to 4 rows r, W read once (threads take

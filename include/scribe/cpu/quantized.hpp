@@ -242,7 +242,7 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
         }
         if (exact) {
             const auto slice = M == 1 ? N : std::max<std::int64_t>(16, (std::int64_t{256} << 10) / (row_bytes + 2 * blocks));
-            over_chunks(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
+            over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
                 std::vector<float> part(static_cast<std::size_t>(std::min(slice, n1 - n0)));
                 for (std::int64_t s0 = n0; s0 < n1; s0 += slice) {
                     const auto ns = std::min(slice, n1 - s0);
@@ -260,7 +260,7 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
         }
     }
     if (M < 4 && !q4) {  // decode: each row of W streamed once per row of x
-        over_chunks(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
+        over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
             std::vector<float> part(static_cast<std::size_t>(n1 - n0));
             for (std::int64_t m = 0; m < M; ++m) {
                 simd::q8_dots(n1 - n0, K, xs + m * K, reinterpret_cast<const std::int8_t*>(qs) + n0 * K, ss + n0 * blocks, part.data());
