@@ -149,6 +149,9 @@ options:
                          each real token predicted from those before it) and the
                          gradient of every weight, named grad.<weight>
   --tp N                 tensor-parallel degree (default 1)
+  --dp N                 with --train and an optimizer: the step of one of N
+                         data-parallel replicas (see below; default 1)
+  --bucket-size SIZE     with --dp: gradients all-reduced together (default 25M)
   --memory-budget SIZE   refuse shapes whose weights and KV cache need more than SIZE
                          per rank (bytes, or 512M, 2G; default: this machine's memory)
 
@@ -164,6 +167,13 @@ the loss and accumulated.<w>, the gradients of loss / K), train_<b>_middle (adds
 its micro-batch's to them; absent for K = 2) and train_<b>_last (adds its own,
 clips, updates). The arithmetic is torch.optim's (see docs/training.md); the
 optimizer's flags are below.
+
+With --train, an optimizer and --dp N, the step is that of one of N data-parallel
+replicas (compile with num_replicas = N): each replica's ids and lengths are its
+own --batch rows, and its gradients are averaged with the others' (all-reduced
+over {0..N-1} in buckets of about --bucket-size bytes, default 25M) before the
+update, so every replica takes the same step; the loss output is the replicas'
+mean.
 
 The folder's weights are checked as generate checks them (every tensor present,
 of the shape config.json implies), and so is the memory a rank needs.
@@ -457,7 +467,7 @@ template <class family> int shard(const args& a);
 
 int export_hlo(int argc, char** argv) {
     auto values = optimizer_values;
-    values.insert(values.end(), {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget"});
+    values.insert(values.end(), {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget", "dp", "bucket-size"});
     const auto a = parse(argc, argv, values, {"all-logits", "train", "nesterov", "help"});
     if (a.flag("help")) return std::printf("%s%s", usage_export, usage_optimizer), 0;
     check_model_folder(a.model);
@@ -544,12 +554,21 @@ int export_hlo(const args& a) {
     std::map<std::string, std::string> split;  // weight -> the dim split over the ranks
     for (const auto& w : family::weights(c, tp))
         if (!w.split.empty()) split[w.name] = w.split;
-    const auto groups = parallel::mesh{.degree = tp}.groups().groups;
+    const auto dp = a.integer("dp", 1, 1, max_tp);
+    if (dp > 1 && !(a.flag("train") && optimizer_given(a)))
+        throw error("--dp " + std::to_string(dp) + " makes the step of a data-parallel replica: it needs --train and an optimizer (--optimizer, --lr, ...)");
+    if (dp > 1 && tp > 1)
+        throw error("--dp " + std::to_string(dp) + " with --tp " + std::to_string(tp) +
+                    " (a data x tensor-parallel mesh) is not exported yet: give one of them");
+    if (a.value("bucket-size") && dp == 1) throw error("--bucket-size goes with --dp (the gradients' all-reduce)");
+    const auto replicas = tp * dp;
+    const auto groups = parallel::mesh{.degree = replicas}.groups().groups;
+    manifest["dp"] = dp;
     auto add = [&](nlohmann::json m) {
         // One module for every rank: the ranks that run it and the groups its collectives combine.
-        m["num_replicas"] = tp;
+        m["num_replicas"] = replicas;
         m["ranks"] = groups.front();
-        m["replica_groups"] = tp > 1 ? nlohmann::json(groups) : nlohmann::json::array();
+        m["replica_groups"] = replicas > 1 ? nlohmann::json(groups) : nlohmann::json::array();
         if (tp > 1)
             for (auto& p : m["parameters"]) {
                 std::string n = p["name"];
@@ -578,6 +597,12 @@ int export_hlo(const args& a) {
         const bool update = optimizer_given(a);
         auto o = update ? parse_update(a) : train::update_options{};
         o.decays = train::decays_matrices(family::weights(c, tp));
+        o.dp.replicas = dp;
+        if (a.value("bucket-size")) {
+            const auto bytes = parse_size(*a.value("bucket-size"));
+            if (bytes < 1 || bytes > (std::size_t{1} << 40)) throw error("--bucket-size " + *a.value("bucket-size") + " must be 1 byte to 1T");
+            o.dp.bucket_bytes = static_cast<std::int64_t>(bytes);
+        }
         for (auto b : buckets) {
             if (b < 2) throw error("--train needs buckets of at least 2 positions (a token predicts the next), got " + std::to_string(b));
             for (const auto pass : train::passes(update ? o.accumulate : 1)) {

@@ -84,6 +84,9 @@ PY
 expect_error "--optimizer takes adamw or sgd, not \"lamb\"" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer lamb
 expect_error "give the run's length with --steps N" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer sgd --schedule cosine
 expect_error "--warmup 20 is longer than --steps 10" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --warmup 20 --steps 10
+expect_error "it needs --train and an optimizer" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --dp 2
+expect_error "is not exported yet" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer adamw --dp 2 --tp 2
+expect_error "--bucket-size goes with --dp" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer adamw --bucket-size 4K
 expect_error "--momentum is SGD's; --optimizer is adamw" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --momentum 0.9
 expect_error "Nesterov momentum needs a momentum > 0" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer sgd --nesterov --schedule constant
 expect_error "--lr must be a number between 0 and" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --lr -1 --schedule constant

@@ -18,7 +18,9 @@ the loss and the gradient of every weight equal PyTorch's loss.backward() on the
 same batch (tests/data/<model>/gradients), at TP 1, 2 and 4 (check_train); and 20
 optimizer steps of the exported step modules (`export-hlo --train --optimizer ...`: AdamW
 with warmup, cosine decay, clipping, weight decay and 2 micro-batches; SGD with momentum)
-equal torch.optim's on the same batches (tests/data/<model>/training, check_optimizer). And the q8 modules
+equal torch.optim's on the same batches (tests/data/<model>/training, check_optimizer); the step of 2
+data-parallel replicas (`--dp 2`), run on 2 replicas each with its row of every micro-batch, equals the
+single-process step on both rows (check_data_parallel). And the q8 modules
 (`export-hlo --dtype q8`, and q4) of each family's checkpoint in tests/data/quant: s8 (u8) weights
 with f16 block scales, quantized here as llama.cpp does, give the logits transformers
 gives with llama.cpp's Q8_0 weights and inputs (check_q8), at TP 1 and 2.
@@ -359,6 +361,93 @@ def check_q8(scribe, folder, work, tp=1, fmt="q8"):
           f"a decode step equal transformers run by llama.cpp's {'Q8_0' if fmt == 'q8' else 'Q4_0'} rules (max relative diff {worst:.2e})")
 
 
+def run_steps(out_dir, form, weights, batches, replicas):
+    """The exported optimizer-step modules in out_dir run over `batches` (each step's micro-batches,
+    each [ids, lengths] of all rows) on `replicas` replicas, replica r given rows r::replicas.
+    Returns each step's (loss, grad_norm) as replica 0 saw them and every replica's values."""
+    manifest = json.load(open(os.path.join(out_dir, "manifest.json")))
+    modules = {m["kind"]: m for m in manifest["modules"]}
+    assert all(m["num_replicas"] == replicas for m in modules.values())
+    k = len(batches[0])
+    last = modules["train_step" if k == 1 else "train_last"]
+    compiled = {kind: xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, m[form])), replicas) for kind, m in modules.items()}
+    start = {}
+    for p in last["parameters"]:
+        shape = [d["extent"] for d in p["shape"]]
+        if p["name"].startswith("optimizer."):
+            start[p["name"]] = np.zeros(shape, np.int32 if p["dtype"] == "s32" else np.float32)
+        elif p["name"] not in ("ids", "lengths") and not p["name"].startswith("accumulated."):
+            start[p["name"]] = inputs_for({"parameters": [p]}, weights, {})[0]
+    values = [dict(start) for _ in range(replicas)]
+    seen = []
+    for micro in batches:
+        loss, norm = 0.0, None
+        for j, (ids, lengths) in enumerate(micro):
+            kind = "train_step" if k == 1 else "train_first" if j == 0 else "train_last" if j == k - 1 else "train_middle"
+            module = modules[kind]
+            args = [inputs_for(module, {}, dict(values[r], ids=ids[r::replicas], lengths=lengths[r::replicas])) for r in range(replicas)]
+            outs = xla_shim.execute(compiled[kind], args)
+            for r in range(replicas):
+                for out in module["outputs"]:
+                    if out["name"] not in ("loss", "grad_norm"):
+                        values[r][out["name"]] = outs[r][out["index"]]
+            loss += float(outs[0][0]) / k
+            if kind in ("train_step", "train_last"):
+                norm = float(outs[0][1])
+        seen.append((loss, norm))
+    return seen, values
+
+
+def check_data_parallel(scribe, folder, work):
+    """The step module of 2 data-parallel replicas (`export-hlo --train --optimizer ... --dp 2`, gradients
+    all-reduced in buckets of 2 KiB) run by XLA on 2 replicas, replica r given row r of every micro-batch
+    of the golden AdamW run (tests/data/<model>/training/adamw, its rows made full length so that the
+    replicas' mean loss is the batch's), against the single-process step module on both rows: every
+    step's loss and gradient norm and every weight agree, and the replicas' weights are identical. The
+    single-process module is check_optimizer's (torch.optim's steps); the CPU backend's data-parallel
+    steps are tests/unit/test_data_parallel.cpp's."""
+    record = json.load(open(os.path.join(folder, "training", "adamw", "steps.json")))
+    o = record["options"]
+    rows, seq = len(record["batches"][0][0]["ids"]), len(record["batches"][0][0]["ids"][0])
+    assert rows == 2
+    flags = ["--train", "--buckets", str(seq), "--optimizer", "adamw", "--lr", repr(o["lr"]), "--schedule", o["schedule"],
+             "--warmup", str(o["warmup"]), "--steps", str(o["total"]), "--weight-decay", repr(o["weight_decay"]),
+             "--clip", repr(o["clip"]), "--accumulate", str(o["accumulate"])]
+    name = os.path.basename(folder)
+    one_dir, dp_dir = os.path.join(work, f"{name}-dp1"), os.path.join(work, f"{name}-dp2")
+    subprocess.run([scribe, "export-hlo", folder, "--out", one_dir, "--batch", "2"] + flags, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([scribe, "export-hlo", folder, "--out", dp_dir, "--batch", "1", "--dp", "2", "--bucket-size", "2K"] + flags,
+                   check=True, stdout=subprocess.DEVNULL)
+    assert "all-reduce" in open(os.path.join(dp_dir, f"train_{seq}_last.hlo")).read()
+    weights = read_safetensors(os.path.join(folder, "model.safetensors"))
+    batches = [[(np.array(b["ids"], np.int32), np.full(rows, seq, np.int32)) for b in micro] for micro in record["batches"]]
+    furthest = sum(float(s["lr"]) for s in record["steps"]) * 0.1 / np.sqrt(0.001)
+    for form in ("text", "proto"):
+        want, one = run_steps(one_dir, form, weights, batches, 1)
+        got, dp = run_steps(dp_dir, form, weights, batches, 2)
+        for s, ((l1, n1), (l2, n2)) in enumerate(zip(want, got)):
+            where = f"{folder} DP 2 ({form}) step {s}"
+            assert abs(l2 - l1) <= 2e-5 * abs(l1), f"{where}: loss {l2} != one process's {l1}"
+            assert abs(n2 - n1) <= 1e-4 * n1, f"{where}: gradient norm {n2} != one process's {n1}"
+        assert int(dp[0]["optimizer.step"]) == len(batches)
+        worst = 0.0
+        for w, ref in one[0].items():
+            if w.startswith("optimizer.") or w.startswith("accumulated."):  # a replica's own micro-batch gradients
+                continue
+            assert dp[0][w].tobytes() == dp[1][w].tobytes(), f"{folder} DP 2 ({form}): the replicas' {w} differ"
+            a, b = dp[0][w].reshape(-1), ref.reshape(-1)
+            kb, ke = key_bias(w, a.size)
+            keep = np.ones(a.size, bool)
+            keep[kb:ke] = False
+            assert np.all(np.abs(a[~keep] - b[~keep]) <= 2 * furthest), f"{folder} DP 2 ({form}): {w}'s key bias"
+            diff = float(np.abs(a[keep] - b[keep]).max()) if keep.any() else 0.0
+            scale = float(np.abs(b).max())
+            worst = max(worst, diff / scale)
+            assert diff <= 2e-5 * scale + 1e-7, f"{folder} DP 2 ({form}): {w} differs by {diff} (largest {scale})"
+    print(f"ok: {name}: {len(batches)} AdamW steps of the DP 2 step module on 2 XLA replicas, text and proto, equal the "
+          f"single-process module's on both rows, max relative weight diff {worst:.2e}; the replicas' weights identical")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scribe", required=True)
@@ -373,6 +462,7 @@ def main():
             check_train(a.scribe, os.path.join(a.data, m), a.work, tp)
         for run in ("adamw", "sgd"):
             check_optimizer(a.scribe, os.path.join(a.data, m), a.work, run)
+        check_data_parallel(a.scribe, os.path.join(a.data, m), a.work)
     # q8 and q4 weights: a tiny checkpoint of each family whose matrices are whole blocks of 32.
     for m in ("gpt2-q8", "opt-q8", "gptj-q8", "llama-q8"):
         for tp in (1, 2):
