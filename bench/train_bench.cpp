@@ -10,6 +10,9 @@
 //
 //   train_bench --model DIR [--make SCRIPT] [--python PY] [--xla-python PY] [--dir DIR] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]
 //               [--profile 1]   also where a step's time goes (the executor's per-node times)
+//               [--dp 2]        data parallel: the step of 2 ranks (each 1 thread, half the batch, gradients
+//                               all-reduced) as threads and as MPI processes (mpirun of this program),
+//                               against 1 rank with 2 threads; 0: not measured
 //
 // With --xla-python (a Python with jax), XLA's CPU backend runs the same step
 // graph, exported as HLO to --dir, feeding its aliased outputs back each step
@@ -32,11 +35,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <exception>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <scribe/cpu.hpp>
@@ -45,6 +52,10 @@
 #include <scribe/runtime/trainer.hpp>
 #include <scribe/runtime/weight_files.hpp>
 #include <scribe/train/causal_lm.hpp>
+
+#ifdef SCRIBE_WITH_MPI
+#include <scribe/parallel/mpi.hpp>
+#endif
 
 #include "limits.hpp"
 #include "timing.hpp"
@@ -91,6 +102,9 @@ struct options {
     std::vector<unsigned> threads{1, 2};
     std::int64_t batch = 4, seq = 256;
     bool profile = false;  // --profile 1: where a step's time goes, per op and shape
+    int dp = 2;            // data-parallel ranks measured (0: none)
+    int dp_steps = 5;      // timed steps of a data-parallel run (a fixed count: MPI ranks step together)
+    std::string worker_out;  // set in the mpirun children: where rank 0 writes its result
 };
 
 struct result {
@@ -185,6 +199,102 @@ result measure(const options& o, unsigned threads, bool export_for_xla) {
     return r;
 }
 
+// One rank's part of a data-parallel step: `ranks` ranks of 1 thread each, rank r
+// on rows r B/N .. of the batch, the gradients averaged through `comm`. Returns
+// the median seconds of a step (dp_steps of them after a warm-up) and the first
+// step's loss, as this rank saw them.
+template <class Family>
+std::pair<double, double> dp_rank(const options& o, int ranks, cpu::communicator& comm) {
+    const auto c = models::load_config<typename Family::config>(o.model / "config.json");
+    const runtime::weight_files<Family> files(o.model, c, 1, {0});
+    const auto rows = o.batch / ranks;
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(o.batch * o.seq)), lengths(static_cast<std::size_t>(rows), static_cast<std::int32_t>(o.seq));
+    for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>((i * 7919 + 13) % static_cast<std::size_t>(c.vocab_size));
+    const auto* mine = ids.data() + static_cast<std::ptrdiff_t>(comm.rank() * rows * o.seq);
+    const cpu::named_arrays batch = {
+        {"ids", cpu::array::borrow(dtype::s32, {{"batch", rows}, {"seq", o.seq}}, mine, static_cast<std::size_t>(rows * o.seq) * 4)},
+        {"lengths", cpu::array::borrow(dtype::s32, {{"batch", rows}}, lengths.data(), lengths.size() * 4)}};
+    train::update_options u{.method = train::adamw{.weight_decay = 0.01}, .lr = {.lr = 1e-5}, .clip = 1.0};
+    u.decays = train::decays_matrices(files.specs());
+    u.dp.replicas = ranks;
+    runtime::trainer t([&](graph& g) { return train::causal_lm_loss<Family, f32>(g, c, {.batch = rows, .seq = o.seq}).id(); },
+                       files.arrays(0, dtype::f32), {.update = u, .threads = 1, .comm = &comm});
+    const double loss = t.step(batch).loss;
+    std::vector<double> seconds;
+    for (int k = 0; k < o.dp_steps; ++k) {
+        const auto t0 = std::chrono::steady_clock::now();
+        (void)t.step(batch);
+        seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(seconds.begin(), seconds.end());
+    return {seconds[seconds.size() / 2], loss};
+}
+
+// Data parallel with the ranks as threads of this process: rank 0's figures.
+template <class Family>
+std::pair<double, double> dp_threads(const options& o, int ranks) {
+    cpu::thread_group group(ranks);
+    std::vector<std::pair<double, double>> out(static_cast<std::size_t>(ranks));
+    std::vector<std::exception_ptr> failed(static_cast<std::size_t>(ranks));
+    std::vector<std::thread> threads;
+    for (int r = 0; r < ranks; ++r)
+        threads.emplace_back([&, r] {
+            try {
+                out[static_cast<std::size_t>(r)] = dp_rank<Family>(o, ranks, group[r]);
+            } catch (...) {
+                failed[static_cast<std::size_t>(r)] = std::current_exception();
+                group[r].abort();
+            }
+        });
+    for (auto& t : threads) t.join();
+    for (auto& e : failed)
+        if (e) std::rethrow_exception(e);
+    return out.front();
+}
+
+std::string self_path() {
+    std::vector<char> buf(4096);
+    const auto n = ::readlink("/proc/self/exe", buf.data(), buf.size() - 1);
+    if (n <= 0) throw error("train_bench: cannot find its own path");
+    return std::string(buf.data(), static_cast<std::size_t>(n));
+}
+
+// Data parallel with the ranks as MPI processes (this program under mpirun): rank 0's figures.
+std::optional<std::pair<double, double>> dp_mpi(const options& o) {
+#ifdef SCRIBE_WITH_MPI
+    const auto out = fs::temp_directory_path() / ("scribe_train_bench_" + std::to_string(::getpid()) + ".json");
+    const std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np " + std::to_string(o.dp) +
+                            " --oversubscribe --bind-to none " + self_path() + " --model " + o.model.string() + " --batch " +
+                            std::to_string(o.batch) + " --seq " + std::to_string(o.seq) + " --dp-steps " + std::to_string(o.dp_steps) +
+                            " --worker-out " + out.string();
+    std::fflush(stdout);
+    if (std::system(cmd.c_str()) != 0) {
+        std::printf("train_bench: `%s` failed: no MPI figures\n", cmd.c_str());
+        return std::nullopt;
+    }
+    std::ifstream in(out);
+    const auto j = nlohmann::json::parse(in);
+    fs::remove(out);
+    return std::pair{j["seconds"].get<double>(), j["loss"].get<double>()};
+#else
+    (void)o;
+    std::printf("train_bench: built without MPI (libopenmpi-dev): no MPI figures\n");
+    return std::nullopt;
+#endif
+}
+
+int worker([[maybe_unused]] int argc, [[maybe_unused]] char** argv, [[maybe_unused]] const options& o) {
+#ifdef SCRIBE_WITH_MPI
+    parallel::mpi_session mpi(&argc, &argv);
+    const auto [seconds, loss] =
+        models::with_family(o.model, [&]<class Family>() { return dp_rank<Family>(o, mpi.size(), mpi.world()); });
+    if (mpi.rank() == 0) std::ofstream(o.worker_out) << nlohmann::json{{"seconds", seconds}, {"loss", loss}}.dump() << "\n";
+    return 0;
+#else
+    throw error("train_bench: --worker-out needs a build with MPI");
+#endif
+}
+
 nlohmann::json run_torch(const options& o, unsigned threads) {
     const auto out = fs::temp_directory_path() / ("torch_train_" + std::to_string(threads) + ".json");
     const auto cmd = o.python + " " + (fs::path(SCRIBE_SOURCE_DIR) / "bench" / "torch_train.py").string() + " " +
@@ -220,10 +330,15 @@ int main(int argc, char** argv) {
             else if (a == "--batch") o.batch = std::stoll(v);
             else if (a == "--seq") o.seq = std::stoll(v);
             else if (a == "--profile") o.profile = v == "1";
+            else if (a == "--dp") o.dp = std::stoi(v);
+            else if (a == "--dp-steps") o.dp_steps = std::stoi(v);
+            else if (a == "--worker-out") o.worker_out = v;
             else throw error("train_bench: unknown flag " + a);
         }
         if (o.model.empty())
-            throw error("usage: train_bench --model DIR [--python PY] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]");
+            throw error("usage: train_bench --model DIR [--python PY] [--threads 1,2] [--batch 4] [--seq 256] [--dp 2] [--json FILE]");
+        if (o.dp < 0 || o.dp_steps < 1) throw error("train_bench: --dp needs 0 or more ranks, --dp-steps 1 or more steps");
+        if (!o.worker_out.empty()) return worker(argc, argv, o);
         if (!o.python.empty() && !fs::exists(o.python)) {
             std::printf("train_bench: no Python at %s (scripts/setup.sh: scribe_setup_reference); PyTorch is not measured\n",
                         o.python.c_str());
@@ -295,6 +410,25 @@ int main(int argc, char** argv) {
             std::printf("         the step's products: %.0f GFLOP; at each one's step time, of the peak: scribe %.1f%%, pytorch %.1f%%, xla %.1f%%\n",
                         r.dot_flops / 1e9, 100 * dots_fraction(r.seconds), 100 * dots_fraction(torch_s), 100 * dots_fraction(xla_s));
             report["rows"].push_back(row);
+        }
+        // Data parallel on the same cores: N ranks of 1 thread each against 1 rank of N threads.
+        if (o.dp > 1 && o.batch % o.dp == 0) {
+            const auto one = std::find_if(report["rows"].begin(), report["rows"].end(),
+                                          [&](const auto& r) { return r["threads"].template get<int>() == o.dp; });
+            const double single = one == report["rows"].end() ? 0.0 : (*one)["scribe_seconds"].template get<double>();
+            const auto thr = models::with_family(o.model, [&]<class Family>() { return dp_threads<Family>(o, o.dp); });
+            const auto mpi = dp_mpi(o);
+            auto line = [&](const char* what, double seconds, double loss) {
+                std::printf("DP %d %-9s %10.3f s a step, %8.0f tokens/s (%5.1f%% of 1 rank x %d threads' %.3f s); first loss %.6f\n", o.dp,
+                            what, seconds, tokens / seconds, single > 0 ? 100 * single / seconds : 0.0, o.dp, single, loss);
+            };
+            line("threads", thr.first, thr.second);
+            report["dp"] = {{"ranks", o.dp}, {"one_rank_seconds", single}, {"threads_seconds", thr.first}, {"threads_loss", thr.second}};
+            if (mpi) {
+                line("processes", mpi->first, mpi->second);
+                report["dp"]["mpi_seconds"] = mpi->first;
+                report["dp"]["mpi_loss"] = mpi->second;
+            }
         }
         if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";
         return 0;

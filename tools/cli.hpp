@@ -172,7 +172,8 @@ inline model_dtype parse_model_dtype(const std::string& s) {
 }
 
 // "1048576", "512K", "300M", "2G" (powers of 1024).
-inline std::size_t parse_size(const std::string& s) {
+// A size in bytes given to `flag` (--memory-budget, --bucket-size): a number, or with K, M or G.
+inline std::size_t parse_size(const std::string& s, const char* flag = "--memory-budget") {
     std::size_t used = 0;
     double v = 0;
     try {
@@ -187,10 +188,10 @@ inline std::size_t parse_size(const std::string& s) {
         if (unit > 0) ++used;
     }
     if (used != s.size() || !(v > 0) || unit <= 0 || !std::isfinite(v))
-        throw error("--memory-budget takes a size in bytes, or with K, M or G (512M, 2G), not \"" + io::printable(s) + "\"");
+        throw error(std::string(flag) + " takes a size in bytes, or with K, M or G (512M, 2G), not \"" + io::printable(s) + "\"");
     const double bytes = v * unit;
     if (bytes < 1 || bytes > 9.0e18)
-        throw error("--memory-budget must be between 1 byte and 8E (2^63 bytes), not " + io::printable(s));
+        throw error(std::string(flag) + " must be between 1 byte and 8E (2^63 bytes), not " + io::printable(s));
     return static_cast<std::size_t>(bytes);
 }
 

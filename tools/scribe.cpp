@@ -599,7 +599,7 @@ int export_hlo(const args& a) {
         o.decays = train::decays_matrices(family::weights(c, tp));
         o.dp.replicas = dp;
         if (a.value("bucket-size")) {
-            const auto bytes = parse_size(*a.value("bucket-size"));
+            const auto bytes = parse_size(*a.value("bucket-size"), "--bucket-size");
             if (bytes < 1 || bytes > (std::size_t{1} << 40)) throw error("--bucket-size " + *a.value("bucket-size") + " must be 1 byte to 1T");
             o.dp.bucket_bytes = static_cast<std::int64_t>(bytes);
         }

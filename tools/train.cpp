@@ -81,6 +81,10 @@ options:
   --dp N                 data-parallel ranks as threads (default 1)
   --bucket-size SIZE     gradients all-reduced together, in bytes or 4M, 25M
                          (default 25M, as PyTorch's DDP)
+  --collective-timeout S with --dp or mpirun: fail when a rank waits more than S
+                         seconds for the others (a hung, stopped or dead rank),
+                         naming the ranks that did not arrive (default 300); the
+                         checkpoints written before stay whole
   --no-dropout           train without the config's dropout
   --save-dtype T         f32, f16 or bf16: the dtype of the trained model in DIR
                          (default: the config's dtype; checkpoints are always f32,
@@ -226,8 +230,10 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
         throw error("--dp runs the ranks as threads; under mpirun -np " + std::to_string(comm->size()) +
                     " the processes are the ranks: leave --dp out");
     o.comm = comm;
+    if (a.value("collective-timeout"))
+        o.collective_timeout = std::chrono::milliseconds(std::llround(1000 * a.number("collective-timeout", 0, 0.001, 86400)));
     if (a.value("bucket-size")) {
-        const auto b = parse_size(*a.value("bucket-size"));
+        const auto b = parse_size(*a.value("bucket-size"), "--bucket-size");
         if (b < 1 || b > (std::size_t{1} << 40)) throw error("--bucket-size " + *a.value("bucket-size") + " must be 1 byte to 1T");
         o.bucket_bytes = static_cast<std::int64_t>(b);
     }
@@ -294,7 +300,7 @@ int train_command(int argc, char** argv, cpu::communicator* comm) {
             return 0;
         }
     std::vector<std::string> values = {"data", "out", "config", "tokenizer", "resume", "epochs", "batch", "seq", "val-fraction",
-                                       "eval-every", "save-every", "seed", "threads", "memory-budget", "save-dtype", "dp", "bucket-size"};
+                                       "eval-every", "save-every", "seed", "threads", "memory-budget", "save-dtype", "dp", "bucket-size", "collective-timeout"};
     values.insert(values.end(), optimizer_values.begin(), optimizer_values.end());
     const auto a = parse(argc, argv, values, {"nesterov", "no-dropout", "overwrite", "quiet"});
     if (a.data.empty()) throw error("scribe train needs --data FILE... (plain text to train on; see scribe train --help)");

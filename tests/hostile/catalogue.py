@@ -1622,6 +1622,13 @@ def setup_train_cases():
     tr("memory_budget_tiny", base + ["--memory-budget", "1K"], ["training needs about", "more than --memory-budget"])
     tr("data_missing_value", ["--data"], ["--data needs a value"])
     tr("out_is_a_file", base + ["--out", "@T"], ["is a file, not a folder"])
+    tr("dp_0", base + ["--dp", "0"], ["--dp must be between 1 and 1024, not 0"])
+    tr("dp_huge", base + ["--dp", "99999999999"], ["--dp must be between 1 and 1024"])
+    tr("dp_word", base + ["--dp", "two"], ['--dp takes an integer, not "two"'])
+    tr("dp_uneven_batch", base + ["--dp", "3"], ["--batch 2 (the global batch) does not split evenly over 3 data-parallel ranks"])
+    tr("bucket_size_0", base + ["--dp", "2", "--bucket-size", "0"], ['--bucket-size takes a size in bytes'])
+    tr("bucket_size_nan", base + ["--dp", "2", "--bucket-size", "nan"], ['--bucket-size takes a size in bytes, or with K, M or G (512M, 2G), not "nan"'])
+    tr("collective_timeout_negative", base + ["--dp", "2", "--collective-timeout", "-1"], ["--collective-timeout must be a number between 0.001 and 86400"])
 
     def data_path(kind):
         def setup(x):

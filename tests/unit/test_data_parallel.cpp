@@ -221,3 +221,37 @@ TEST_CASE("data parallel: a step's replica count must be the run's rank count") 
                       Catch::Contains("2 data-parallel replicas") && Catch::Contains("1 rank"));
     CHECK_THROWS_WITH(train::detail::check(options(1, 2, 0)), Catch::Contains("bucket of 0 bytes"));
 }
+
+TEST_CASE("data parallel: a rank that fails mid-run stops the others' steps instead of leaving them waiting") {
+    const auto dir = data / "gpt2-tiny-a";
+    const auto c = models::load_config<models::gpt2_family::config>(dir / "config.json");
+    const runtime::weight_files<models::gpt2_family> files(dir, c, 1, {0});
+    const auto batches = global_batches(c.vocab_size, 1);
+    cpu::thread_group group(2);
+    std::vector<std::string> said(2);
+    std::vector<std::int64_t> steps_taken(2, 0);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < 2; ++r)
+        threads.emplace_back([&, r] {
+            try {
+                runtime::trainer t([&](graph& g) { return train::causal_lm_loss<models::gpt2_family, f32>(g, c, {.batch = 2, .seq = seq}).id(); },
+                                   files.arrays(0, dtype::f32), {.update = options(1, 2, 1 << 20), .threads = 1, .comm = &group[r]});
+                const std::vector<std::int32_t> lengths(2, static_cast<std::int32_t>(seq));
+                for (std::int64_t s = 0; s < steps; ++s) {
+                    if (r == 1 && s == 3) throw error("rank 1's data is unreadable");  // as a rank that fails
+                    const auto* ids = batches[static_cast<std::size_t>(s)].data() + r * 2 * seq;
+                    (void)t.step({{"ids", cpu::array::borrow(dtype::s32, {{"batch", 2}, {"seq", seq}}, ids, 2 * seq * 4)},
+                                  {"lengths", cpu::array::borrow(dtype::s32, {{"batch", 2}}, lengths.data(), 8)}});
+                    ++steps_taken[static_cast<std::size_t>(r)];
+                }
+            } catch (const std::exception& e) {
+                said[static_cast<std::size_t>(r)] = e.what();
+                group[r].abort();
+            }
+        });
+    for (auto& t : threads) t.join();
+    CHECK(steps_taken[1] == 3);
+    CHECK(steps_taken[0] == 3);  // its fourth step's all-reduce threw
+    CHECK_THAT(said[1], Catch::Contains("rank 1's data is unreadable"));
+    CHECK_THAT(said[0], Catch::Contains("another rank failed"));
+}

@@ -17,6 +17,7 @@
 // communicator is then failed and every later exchange throws at once.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -47,10 +48,10 @@ inline std::string within(std::chrono::milliseconds timeout) {
 // within 0.3 s (...)"; `missing` lists the ranks that did not arrive (none: the
 // last one was arriving just then).
 inline std::string timeout_message(const std::vector<int>& missing, const char* what, std::chrono::milliseconds timeout) {
-    if (missing.empty()) return std::string("tensor parallel: the ") + what + " did not complete " + within(timeout);
+    if (missing.empty()) return std::string("parallel ranks: the ") + what + " did not complete " + within(timeout);
     std::string ranks = missing.size() == 1 ? "rank " : "ranks ";
     for (std::size_t k = 0; k < missing.size(); ++k) ranks += (k ? ", " : "") + std::to_string(missing[k]);
-    return "tensor parallel: " + ranks + " did not reach the " + what + " " + within(timeout);
+    return "parallel ranks: " + ranks + " did not reach the " + what + " " + within(timeout);
 }
 }  // namespace detail
 
@@ -128,7 +129,7 @@ private:
         // With failure_mutex held: the timeout that sets the aborted bit holds it
         // until its message is written.
         std::string reason() const {
-            return failure.empty() ? "tensor parallel: another rank failed; this rank stops too" : failure;
+            return failure.empty() ? "parallel ranks: another rank failed; this rank stops too" : failure;
         }
         [[noreturn]] void throw_aborted() {
             std::lock_guard lock(failure_mutex);
@@ -205,16 +206,29 @@ private:
             // Rank k reduces part k of the elements, over the ranks in order, into scratch.
             const auto n = static_cast<std::int64_t>(s_->ranks);
             const auto begin = count * rank_ / n, end = count * (rank_ + 1) / n;
-            visit(t, [&](auto D) {
-                using E = element<decltype(D)::value>;
-                using C = typename E::compute;
-                for (std::int64_t i = begin; i < end; ++i) {
-                    C acc = kernels::reduce_identity<C>(r);
-                    for (auto* x : s_->slots)
-                        acc = kernels::reduce_value<C>(r, acc, E::load(static_cast<const unsigned char*>(x), i));
-                    E::store(s_->scratch.data(), i, acc);
+            if (t == dtype::f32 && r == reducer::sum) {  // gradients: the same sums, vectorized
+                auto* out = reinterpret_cast<float*>(s_->scratch.data());
+                for (std::int64_t b = begin; b < end; b += 4096) {  // a block of scratch stays in L1
+                    const auto e = std::min(end, b + 4096);
+                    const auto* x0 = static_cast<const float*>(s_->slots[0]);
+                    for (auto i = b; i < e; ++i) out[i] = 0.0f + x0[i];  // as the identity 0 + x0 (a -0 becomes +0)
+                    for (std::size_t k = 1; k < s_->slots.size(); ++k) {
+                        const auto* xk = static_cast<const float*>(s_->slots[k]);
+                        for (auto i = b; i < e; ++i) out[i] += xk[i];
+                    }
                 }
-            });
+            } else {
+                visit(t, [&](auto D) {
+                    using E = element<decltype(D)::value>;
+                    using C = typename E::compute;
+                    for (std::int64_t i = begin; i < end; ++i) {
+                        C acc = kernels::reduce_identity<C>(r);
+                        for (auto* x : s_->slots)
+                            acc = kernels::reduce_value<C>(r, acc, E::load(static_cast<const unsigned char*>(x), i));
+                        E::store(s_->scratch.data(), i, acc);
+                    }
+                });
+            }
             barrier("all-reduce");
             std::memcpy(data, s_->scratch.data(), bytes);
             barrier("all-reduce");  // nobody starts the next exchange before all have copied

@@ -209,7 +209,7 @@ private:
         if (!missing.empty()) {
             failure_ = cpu::detail::timeout_message(missing, kind_name(kind_), timeout());
         } else {
-            failure_ = "tensor parallel: the " + std::string(kind_name(kind_)) + " (collective " + std::to_string(number_) +
+            failure_ = "parallel ranks: the " + std::string(kind_name(kind_)) + " (collective " + std::to_string(number_) +
                        ") did not finish " + cpu::detail::within(timeout()) + ", though every rank is waiting in one:";
             for (int r = 0; r < size_; ++r) {
                 const auto& w = where[static_cast<std::size_t>(r)];

@@ -96,6 +96,9 @@ struct training_options {
     int dp = 1;                             // data-parallel ranks as threads of this process (train_model)
     cpu::communicator* comm = nullptr;      // or this process's rank of a data-parallel run (MPI)
     std::int64_t bucket_bytes = std::int64_t{25} << 20;  // the gradients all-reduced together
+    // How long a rank waits for the others at one exchange before the run fails,
+    // naming the ranks that did not arrive (cpu::communicator::set_timeout).
+    std::chrono::milliseconds collective_timeout = cpu::communicator::default_timeout;
     std::int64_t eval_every = 0;            // validation every N steps (0: at the end only)
     std::int64_t save_every = 0;            // a checkpoint every N steps (0: at the end only)
     std::filesystem::path out;              // where everything is written
@@ -162,6 +165,7 @@ public:
                         " positions (" + config_name + ")");
         if (o_.batch < 1) throw error("--batch must be at least 1");
         ranks_ = o_.comm ? o_.comm->size() : 1;
+        if (o_.comm) o_.comm->set_timeout(o_.collective_timeout);
         rank_ = o_.comm ? o_.comm->rank() : 0;
         if (o_.batch % ranks_ != 0)
             throw error("--batch " + std::to_string(o_.batch) + " (the global batch) does not split evenly over " + std::to_string(ranks_) +
@@ -278,8 +282,9 @@ public:
         if (o_.resume.empty()) return 0;
         const auto file = o_.resume / "trainer_state.json";
         const auto state = io::read_json(file, io::config_file_limit, "a checkpoint's trainer state");
-        if (!state.is_object() || !state.contains("step") || !state["step"].is_number_integer() || state["step"].get<std::int64_t>() < 0)
-            throw error(file.string() + ": `step` must be a step number");
+        if (!state.is_object() || !state.contains("step")) throw error(file.string() + ": missing field `step`");
+        if (!state["step"].is_number_integer() || state["step"].get<std::int64_t>() < 0)
+            throw error(file.string() + ": `step` must be a step number, got " + io::shown(state["step"]));
         return state["step"].get<std::int64_t>();
     }
     const config& model_config() const { return c_; }
