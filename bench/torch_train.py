@@ -5,7 +5,10 @@ labels).loss.backward() (Hugging Face's causal-LM loss), clip_grad_norm_(1.0) an
 torch.optim.AdamW(lr 1e-5, weight decay 0.01 on the matrices, none on biases and
 norms), as train_bench's step does.
 
-    torch_train.py FOLDER [--threads T] [--batch 4] [--seq 256] [--budget SECONDS] [--json FILE]
+    torch_train.py FOLDER [--threads T] [--batch 4] [--seq 256] [--autocast] [--budget SECONDS] [--json FILE]
+
+--autocast runs the forward pass and the loss under torch.autocast("cpu", dtype=torch.bfloat16)
+(f32 weights and optimizer, the matrix products in bf16), PyTorch's mixed-precision step.
 
 Tokens are (i * 7919 + 13) mod vocab over the batch, as train_bench makes them, every
 position real. After one warm-up step, the median seconds of several steps (gradients
@@ -31,6 +34,7 @@ def main():
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--budget", type=float, default=20.0)
     ap.add_argument("--json")
+    ap.add_argument("--autocast", action="store_true")
     a = ap.parse_args()
     import torch
     import transformers
@@ -47,7 +51,8 @@ def main():
 
     def step():
         t0 = time.perf_counter()
-        loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast):
+            loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -61,7 +66,7 @@ def main():
         while len(times) < 3 or (time.perf_counter() - start < a.budget and len(times) < 20):
             times.append(step()[0])
     out = {"torch": torch.__version__, "transformers": transformers.__version__, "threads": a.threads,
-           "batch": a.batch, "seq": a.seq, "loss": loss, "step_seconds": statistics.median(times),
+           "batch": a.batch, "seq": a.seq, "autocast": a.autocast, "loss": loss, "step_seconds": statistics.median(times),
            "steps": len(times), "tokens_per_second": n / statistics.median(times),
            "peak_bytes": peak.bytes}
     text = json.dumps(out)

@@ -10,6 +10,8 @@
 //
 //   train_bench --model DIR [--make SCRIPT] [--python PY] [--xla-python PY] [--dir DIR] [--threads 1,2] [--batch 4] [--seq 256] [--json FILE]
 //               [--profile 1]   also where a step's time goes (the executor's per-node times)
+//               [--precision bf16,bf16-sr,bf16-master,autocast]   also each precision mode's step (train/precision.hpp)
+//                               at the last thread count, against the f32 step and PyTorch's bf16 autocast step
 //               [--dp 2]        data parallel: the step of 2 ranks (each 1 thread, half the batch, gradients
 //                               all-reduced) as threads and as MPI processes (mpirun of this program),
 //                               against 1 rank with 2 threads; 0: not measured
@@ -52,6 +54,7 @@
 #include <scribe/runtime/trainer.hpp>
 #include <scribe/runtime/weight_files.hpp>
 #include <scribe/train/causal_lm.hpp>
+#include <scribe/train/precision.hpp>
 
 #ifdef SCRIBE_WITH_MPI
 #include <scribe/parallel/mpi.hpp>
@@ -105,6 +108,7 @@ struct options {
     int dp = 2;            // data-parallel ranks measured (0: none)
     int dp_steps = 5;      // timed steps of a data-parallel run (a fixed count: MPI ranks step together)
     std::string worker_out;  // set in the mpirun children: where rank 0 writes its result
+    std::vector<train::precision> precisions;  // --precision: modes measured besides f32
 };
 
 struct result {
@@ -150,10 +154,10 @@ nlohmann::json run_xla(const options& o, unsigned threads) {
 }
 
 template <class Family>
-result measure(const options& o, unsigned threads, bool export_for_xla) {
+result measure(const options& o, unsigned threads, bool export_for_xla, train::precision mode = train::precision::f32) {
     const auto c = models::load_config<typename Family::config>(o.model / "config.json");
     const runtime::weight_files<Family> files(o.model, c, 1, {0});
-    auto weights = files.arrays(0, dtype::f32);
+    auto weights = files.arrays(0, train::weight_type(mode));
     std::vector<std::int32_t> ids(static_cast<std::size_t>(o.batch * o.seq)), lengths(static_cast<std::size_t>(o.batch), static_cast<std::int32_t>(o.seq));
     for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>((i * 7919 + 13) % static_cast<std::size_t>(c.vocab_size));
     const cpu::named_arrays batch = {
@@ -166,10 +170,11 @@ result measure(const options& o, unsigned threads, bool export_for_xla) {
         for (std::size_t k = 0; k < a.bytes(); k += 4096) touched = touched ^ a.data()[k];
     train::update_options u{.method = train::adamw{.weight_decay = 0.01}, .lr = {.lr = 1e-5}, .clip = 1.0};
     u.decays = train::decays_matrices(files.specs());
+    train::apply(mode, u, 0);
+    auto loss_of = [&](graph& g) { return train::causal_lm_loss_in<Family>(mode, g, c, {.batch = o.batch, .seq = o.seq}).id(); };
     result r;
     rss_peak peak;  // from before the first step, as torch_train.py measures
-    runtime::trainer t([&](graph& g) { return train::causal_lm_loss<Family, f32>(g, c, {.batch = o.batch, .seq = o.seq}).id(); },
-                       std::move(weights), {.update = u, .threads = threads});
+    runtime::trainer t(loss_of, std::move(weights), {.update = u, .threads = threads});
     auto step = [&] { (void)t.step(batch); };
     r.loss = t.step(batch).loss;  // warm-up: the plan made, the weights read from the file, the state made
     r.seconds = bench::median_seconds(step, 10.0, 3);
@@ -180,8 +185,7 @@ result measure(const options& o, unsigned threads, bool export_for_xla) {
     // Profiled after the measurements, so that its second trainer's weights and
     // state are not counted in the peak memory.
     if (o.profile) {
-        runtime::trainer p([&](graph& g) { return train::causal_lm_loss<Family, f32>(g, c, {.batch = o.batch, .seq = o.seq}).id(); },
-                           files.arrays(0, dtype::f32), {.update = u, .threads = threads, .profile = true});
+        runtime::trainer p(loss_of, files.arrays(0, train::weight_type(mode)), {.update = u, .threads = threads, .profile = true});
         (void)p.step(batch);
         constexpr int runs = 3;
         std::vector<double> seconds(p.step_graph().nodes().size());
@@ -192,7 +196,8 @@ result measure(const options& o, unsigned threads, bool export_for_xla) {
             total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / runs;
             for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += p.last_stats().node_seconds[i] / runs;
         }
-        bench::print_profile(p.step_graph(), seconds, total, "training step, " + std::to_string(threads) + " thread(s)", 25);
+        bench::print_profile(p.step_graph(), seconds, total,
+                             "training step, " + std::string(train::name(mode)) + ", " + std::to_string(threads) + " thread(s)", 25);
         bench::print_memory(p.step_graph(), p.planned_peak(), "training step's memory");
     }
 
@@ -295,11 +300,11 @@ int worker([[maybe_unused]] int argc, [[maybe_unused]] char** argv, [[maybe_unus
 #endif
 }
 
-nlohmann::json run_torch(const options& o, unsigned threads) {
+nlohmann::json run_torch(const options& o, unsigned threads, bool autocast = false) {
     const auto out = fs::temp_directory_path() / ("torch_train_" + std::to_string(threads) + ".json");
     const auto cmd = o.python + " " + (fs::path(SCRIBE_SOURCE_DIR) / "bench" / "torch_train.py").string() + " " +
                      o.model.string() + " --threads " + std::to_string(threads) + " --batch " + std::to_string(o.batch) +
-                     " --seq " + std::to_string(o.seq) + " --json " + out.string() + " > /dev/null";
+                     " --seq " + std::to_string(o.seq) + (autocast ? " --autocast" : "") + " --json " + out.string() + " > /dev/null";
     std::fflush(stdout);
     if (std::system(cmd.c_str()) != 0) throw error("train_bench: `" + cmd + "` failed");
     std::ifstream f(out);
@@ -333,6 +338,10 @@ int main(int argc, char** argv) {
             else if (a == "--dp") o.dp = std::stoi(v);
             else if (a == "--dp-steps") o.dp_steps = std::stoi(v);
             else if (a == "--worker-out") o.worker_out = v;
+            else if (a == "--precision") {
+                std::stringstream in(v);
+                for (std::string part; std::getline(in, part, ',');) o.precisions.push_back(train::parse_precision(part));
+            }
             else throw error("train_bench: unknown flag " + a);
         }
         if (o.model.empty())
@@ -428,6 +437,33 @@ int main(int argc, char** argv) {
                 line("processes", mpi->first, mpi->second);
                 report["dp"]["mpi_seconds"] = mpi->first;
                 report["dp"]["mpi_loss"] = mpi->second;
+            }
+        }
+        // The precision modes at the last thread count, against Scribe's f32 step and
+        // PyTorch's bf16 autocast step (torch.autocast("cpu", torch.bfloat16)).
+        if (!o.precisions.empty()) {
+            const auto t = o.threads.back();
+            const auto f32_row = std::find_if(report["rows"].begin(), report["rows"].end(),
+                                              [&](const auto& r) { return r["threads"].template get<unsigned>() == t; });
+            const double f32_s = f32_row == report["rows"].end() ? 0.0 : (*f32_row)["scribe_seconds"].template get<double>();
+            double torch_autocast = 0;
+            if (!o.python.empty()) {
+                const auto p = run_torch(o, t, true);
+                torch_autocast = p["step_seconds"].get<double>();
+                report["pytorch_autocast"] = p;
+            }
+            std::printf("precision modes, %u thread(s): PyTorch bf16 autocast %.3f s a step (%.0f tokens/s)\n", t, torch_autocast,
+                        torch_autocast > 0 ? tokens / torch_autocast : 0.0);
+            std::printf("%-12s %10s %10s %12s %14s %10s\n", "precision", "scribe s", "tokens/s", "vs f32 step", "vs pt autocast", "first loss");
+            for (const auto mode : o.precisions) {
+                const auto r = models::with_family(o.model, [&]<class Family>() { return measure<Family>(o, t, false, mode); });
+                std::printf("%-12s %10.3f %10.0f %11.2fx %13.2fx %10.5f\n", std::string(train::name(mode)).c_str(), r.seconds,
+                            tokens / r.seconds, f32_s > 0 ? f32_s / r.seconds : 0.0,
+                            torch_autocast > 0 ? torch_autocast / r.seconds : 0.0, r.loss);
+                report["precision"].push_back({{"precision", std::string(train::name(mode))}, {"threads", t}, {"scribe_seconds", r.seconds},
+                                               {"vs_f32", f32_s > 0 ? f32_s / r.seconds : 0.0},
+                                               {"vs_pytorch_autocast", torch_autocast > 0 ? torch_autocast / r.seconds : 0.0},
+                                               {"loss", r.loss}});
             }
         }
         if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";

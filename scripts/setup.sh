@@ -82,3 +82,22 @@ scribe_build() {
   fi
   ninja -C "$SCRIBE_ROOT/$dir" "${targets[@]}"
 }
+
+# The King James Version (1611, public domain) from Debian's bible-kjv, one verse a
+# line with the references dropped (31,102 verses): the demo model's training
+# text (scripts/train_demo.sh, bench/precision_study.sh). Installs bible-kjv if
+# missing and writes the text to $1.
+scribe_kjv_text() {
+  if ! command -v bible >/dev/null; then
+    echo "scribe: installing Debian's bible-kjv (the demo's training text)"
+    scribe_as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive scribe_as_root apt-get install -y -qq bible-kjv >/dev/null
+  fi
+  bible -f Gen1:1-Rev22:21 | sed -E 's/^[1-3]?[A-Za-z]+[0-9]+:[0-9]+ //; s/[[:space:]]+$//' >"$1"
+  local verses
+  verses=$(wc -l <"$1")
+  if [ "$verses" != 31102 ]; then
+    echo "scribe: expected 31102 verses from \`bible\`, got $verses" >&2
+    return 1
+  fi
+}

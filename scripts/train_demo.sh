@@ -12,21 +12,11 @@
 # the same text scripts/reference/train_demo.py (PyTorch, the cross-check) reads.
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 scribe_setup_system
-if ! command -v bible >/dev/null; then
-    echo "train_demo: installing Debian's bible-kjv (the text)"
-    scribe_as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive scribe_as_root apt-get install -y -qq bible-kjv >/dev/null
-fi
 scribe_build build -Dxla=auto >/dev/null
 out=${1:-$SCRIBE_ROOT/out/demo-train}
 mkdir -p "$out"
 text="$out/kjv.txt"
-bible -f Gen1:1-Rev22:21 | sed -E 's/^[1-3]?[A-Za-z]+[0-9]+:[0-9]+ //; s/[[:space:]]+$//' >"$text"
-verses=$(wc -l <"$text")
-if [ "$verses" != 31102 ]; then
-    echo "train_demo: expected 31102 verses from \`bible\`, got $verses" >&2
-    exit 1
-fi
+scribe_kjv_text "$text"
 demo="$SCRIBE_ROOT/models/demo-gpt2"
 "$SCRIBE_ROOT/build/tools/scribe" train --config "$demo/config.json" --tokenizer "$demo" --data "$text" \
     --out "$out/run" --overwrite --steps 1604 --batch 16 --seq 128 --threads 1 \

@@ -37,6 +37,7 @@
 #include <scribe/runtime/decoder.hpp>
 #include <scribe/train/causal_lm.hpp>
 #include <scribe/train/optimizer.hpp>
+#include <scribe/train/precision.hpp>
 #ifdef SCRIBE_WITH_MPI
 #include <scribe/parallel/mpi.hpp>
 #endif
@@ -152,6 +153,10 @@ options:
   --dp N                 with --train and an optimizer: the step of one of N
                          data-parallel replicas (see below; default 1)
   --bucket-size SIZE     with --dp: gradients all-reduced together (default 25M)
+  --precision P          with --train: the step in f32, bf16, bf16-sr, bf16-master
+                         or autocast, as scribe train --precision runs it (instead
+                         of --dtype; bf16-sr's rounding bits from --seed S, default
+                         0, and optimizer.step)
   --memory-budget SIZE   refuse shapes whose weights and KV cache need more than SIZE
                          per rank (bytes, or 512M, 2G; default: this machine's memory)
 
@@ -467,7 +472,7 @@ template <class family> int shard(const args& a);
 
 int export_hlo(int argc, char** argv) {
     auto values = optimizer_values;
-    values.insert(values.end(), {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget", "dp", "bucket-size"});
+    values.insert(values.end(), {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget", "dp", "bucket-size", "precision", "seed"});
     const auto a = parse(argc, argv, values, {"all-logits", "train", "nesterov", "help"});
     if (a.flag("help")) return std::printf("%s%s", usage_export, usage_optimizer), 0;
     check_model_folder(a.model);
@@ -561,6 +566,13 @@ int export_hlo(const args& a) {
         throw error("--dp " + std::to_string(dp) + " with --tp " + std::to_string(tp) +
                     " (a data x tensor-parallel mesh) is not exported yet: give one of them");
     if (a.value("bucket-size") && dp == 1) throw error("--bucket-size goes with --dp (the gradients' all-reduce)");
+    if ((a.value("precision") || a.value("seed")) && !a.flag("train"))
+        throw error(std::string(a.value("precision") ? "--precision" : "--seed") + " is for a training step: add --train");
+    if (a.value("precision") && a.value("dtype"))
+        throw error("give --precision (the training step's arithmetic) or --dtype, not both");
+    const bool mixed = a.value("precision").has_value();  // --precision: the step's arithmetic instead of --dtype's
+    const auto precision = mixed ? train::parse_precision(*a.value("precision")) : train::precision::f32;
+    if (mixed) manifest["precision"] = std::string(train::name(precision));
     const auto replicas = tp * dp;
     const auto groups = parallel::mesh{.degree = replicas}.groups().groups;
     manifest["dp"] = dp;
@@ -598,6 +610,10 @@ int export_hlo(const args& a) {
         auto o = update ? parse_update(a) : train::update_options{};
         o.decays = train::decays_matrices(family::weights(c, tp));
         o.dp.replicas = dp;
+        if (mixed) {
+            train::apply(precision, o, static_cast<std::uint64_t>(a.integer("seed", 0, 0, std::int64_t{1} << 62)));
+            manifest["dtype"] = std::string(name(train::weight_type(precision)));
+        }
         if (a.value("bucket-size")) {
             const auto bytes = parse_size(*a.value("bucket-size"), "--bucket-size");
             if (bytes < 1 || bytes > (std::size_t{1} << 40)) throw error("--bucket-size " + *a.value("bucket-size") + " must be 1 byte to 1T");
@@ -609,7 +625,8 @@ int export_hlo(const args& a) {
                 const std::string suffix = pass == train::pass::whole ? "" : std::string("_") + train::name(pass);
                 graph g("train_" + std::to_string(b) + suffix);
                 const train::batch_shape bs{.batch = batch, .seq = b, .tp = tp};
-                const auto loss = type == dtype::f16    ? train::causal_lm_loss<family, f16>(g, c, bs)
+                const auto loss = mixed                 ? train::causal_lm_loss_in<family>(precision, g, c, bs)
+                                  : type == dtype::f16  ? train::causal_lm_loss<family, f16>(g, c, bs)
                                   : type == dtype::bf16 ? train::causal_lm_loss<family, bf16>(g, c, bs)
                                                         : train::causal_lm_loss<family, f32>(g, c, bs);
                 std::vector<node_id> wrt, varying;

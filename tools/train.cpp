@@ -86,6 +86,17 @@ options:
                          naming the ranks that did not arrive (default 300); the
                          checkpoints written before stay whole
   --no-dropout           train without the config's dropout
+  --precision P          the run's arithmetic (default f32):
+                           f32          f32 weights and arithmetic
+                           bf16         bf16 weights and activations, updates
+                                        rounded to nearest (small ones are lost)
+                           bf16-sr      bf16, updates rounded stochastically
+                                        (unbiased; seeded by --seed)
+                           bf16-master  bf16 model, f32 master weights in the
+                                        optimizer
+                           autocast     f32 weights, matrix products in bf16
+                         gradients, the optimizer and the loss are f32 in every
+                         mode; checkpoints hold the weights in f32
   --save-dtype T         f32, f16 or bf16: the dtype of the trained model in DIR
                          (default: the config's dtype; checkpoints are always f32,
                          so that --resume continues exactly)
@@ -243,6 +254,7 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
     o.resume = resume;
     o.dropout = !a.flag("no-dropout");
     o.save_type = a.value("save-dtype") ? parse_dtype(*a.value("save-dtype")) : runtime::config_dtype(config_json);
+    if (a.value("precision")) o.precision = train::parse_precision(*a.value("precision"));
     o.memory_budget = a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0;
     o.stop = &stop_signal;
     o.on_step = [&](const runtime::step_report& r) { p.step(r); };
@@ -262,13 +274,14 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
     runtime::training_run<Family> run(src, blocks, o);  // the plan's figures, and rank 0 of --dp's
     {
         char b[512];
-        std::snprintf(b, sizeof b, "%s: %s; %lld training blocks of %lld tokens, %lld held out; %lld steps (%lld a epoch) of %lld x %lld blocks%s",
+        std::snprintf(b, sizeof b, "%s: %s; %lld training blocks of %lld tokens, %lld held out; %lld steps (%lld a epoch) of %lld x %lld blocks%s%s",
                       src.dir.empty() ? "new model" : src.dir.string().c_str(), Family::summary(c).c_str(),
                       static_cast<long long>(blocks.train_blocks()), static_cast<long long>(seq),
                       static_cast<long long>(blocks.val_blocks()), static_cast<long long>(run.total_steps()),
                       static_cast<long long>(run.steps_per_epoch()), static_cast<long long>(o.update.accumulate),
                       static_cast<long long>(o.batch),
-                      ranks > 1 ? (", " + std::to_string(ranks) + " data-parallel ranks (" + (comm ? "processes" : "threads") + ")").c_str() : "");
+                      ranks > 1 ? (", " + std::to_string(ranks) + " data-parallel ranks (" + (comm ? "processes" : "threads") + ")").c_str() : "",
+                      o.precision == train::precision::f32 ? "" : (", precision " + std::string(train::name(o.precision))).c_str());
         p.line(b);
     }
     const auto first_step = run.start_step();
@@ -300,7 +313,8 @@ int train_command(int argc, char** argv, cpu::communicator* comm) {
             return 0;
         }
     std::vector<std::string> values = {"data", "out", "config", "tokenizer", "resume", "epochs", "batch", "seq", "val-fraction",
-                                       "eval-every", "save-every", "seed", "threads", "memory-budget", "save-dtype", "dp", "bucket-size", "collective-timeout"};
+                                       "eval-every", "save-every", "seed", "threads", "memory-budget", "save-dtype", "dp", "bucket-size", "collective-timeout",
+                                       "precision"};
     values.insert(values.end(), optimizer_values.begin(), optimizer_values.end());
     const auto a = parse(argc, argv, values, {"nesterov", "no-dropout", "overwrite", "quiet"});
     if (a.data.empty()) throw error("scribe train needs --data FILE... (plain text to train on; see scribe train --help)");

@@ -28,7 +28,7 @@ opts=(--batch 2 --seq 16 --threads 1 --lr 3e-3 --schedule cosine --warmup 3 --we
 "$scribe" train --help > "$work/help.txt"
 for f in --data --out --config --tokenizer --resume --steps --epochs --batch --seq --val-fraction --eval-every \
          --save-every --seed --threads --no-dropout --memory-budget --overwrite --accumulate --lr --warmup --min-lr \
-         --schedule --weight-decay --clip --optimizer --save-dtype --dp --bucket-size; do
+         --schedule --weight-decay --clip --optimizer --save-dtype --dp --bucket-size --precision; do
   grep -q -- "$f" "$work/help.txt" || fail "train --help does not explain $f"
 done
 echo "ok: train --help explains every flag"
@@ -184,6 +184,65 @@ print("ok: losses of DP 1:", " ".join(f"{x:.5f}" for x in one))
 PY
 echo "ok: --dp 2, mpirun -np 2 and a DP 2 run resumed at DP 1 train as one process does"
 expect_error "does not split evenly over 3 data-parallel ranks" train "$model" --data "$text" --out "$work/dp3" --dp 3 --batch 4 --seq 16
+
+# Precision: every mode trains; the bf16 modes hold bf16 weights (the f32
+# checkpoints' values are bf16 values), autocast and f32 do not; bf16-master
+# checkpoints its f32 masters; a bf16-sr or bf16-master run resumed from a
+# checkpoint equals the uninterrupted one (the masters are saved, the rounding's
+# bits come from the seed and the step).
+p_opts=(--steps 8 --batch 4 --seq 16 --threads 1 --lr 3e-3 --seed 3 --no-dropout --save-every 4 --quiet)
+for p in f32 bf16 bf16-sr bf16-master autocast; do
+  "$scribe" train "$model" --data "$text" --out "$work/p-$p" --precision $p "${p_opts[@]}" > /dev/null
+done
+for p in bf16-sr bf16-master; do
+  cp -r "$work/p-$p" "$work/p-$p-r" && rm -rf "$work/p-$p-r/checkpoint-8"
+  "$scribe" train --resume "$work/p-$p-r/checkpoint-4" --data "$text" --out "$work/p-$p-r" --precision $p "${p_opts[@]}" > /dev/null
+  [ "$(losses "$work/p-$p/log.jsonl")" = "$(losses "$work/p-$p-r/log.jsonl")" ] || fail "--precision $p: resumed losses differ"
+  cmp -s "$work/p-$p/model.safetensors" "$work/p-$p-r/model.safetensors" || fail "--precision $p: resumed weights differ"
+done
+python3 - "$work" <<'PY' || fail "a precision mode trains wrongly"
+import json, struct, sys
+w = sys.argv[1]
+def tensors(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in h.items():
+        if k == "__metadata__": continue
+        s, e = v["data_offsets"]
+        out[k] = (v["dtype"], b[8 + n + s:8 + n + e])
+    return out
+losses = {}
+for p in ("f32", "bf16", "bf16-sr", "bf16-master", "autocast"):
+    ls = [json.loads(l)["loss"] for l in open(f"{w}/p-{p}/log.jsonl") if '"loss"' in l]
+    assert len(ls) == 8 and ls[-1] < ls[0] - 0.05, (p, ls)  # it learns
+    losses[p] = ls
+    state = json.load(open(f"{w}/p-{p}/checkpoint-8/trainer_state.json"))
+    assert state["precision"] == p, state
+    narrow = 0
+    for k, (dt, raw) in tensors(f"{w}/p-{p}/checkpoint-8/model.safetensors").items():
+        assert dt == "F32", (p, k, dt)
+        words = struct.unpack(f"<{len(raw) // 4}I", raw)
+        narrow += sum(1 for x in words if x & 0xFFFF)
+    # bf16 modes: every weight a bf16 value; f32 and autocast: f32 values
+    assert (narrow == 0) == p.startswith("bf16"), (p, narrow)
+    opt = tensors(f"{w}/p-{p}/checkpoint-8/optimizer.safetensors")
+    masters = [k for k in opt if k.startswith("optimizer.master.")]
+    assert bool(masters) == (p == "bf16-master"), (p, masters[:3])
+    if masters:
+        assert all(opt[k][0] == "F32" for k in masters)
+# Same batches and start: the modes stay close to f32 over 8 steps, not equal.
+for p in ("bf16", "bf16-sr", "bf16-master", "autocast"):
+    assert losses[p] != losses["f32"], p
+    assert all(abs(a - b) <= 0.05 * b for a, b in zip(losses[p], losses["f32"])), (p, losses[p], losses["f32"])
+print("ok: final losses", {p: round(l[-1], 4) for p, l in losses.items()})
+PY
+expect_error "--precision \"bf17\" is not a precision: give f32, bf16, bf16-sr, bf16-master or autocast" \
+  train "$model" --data "$text" --out "$work/px" --precision bf17 "${p_opts[@]}"
+expect_error "the optimizer's state optimizer.master" train --resume "$work/p-f32/checkpoint-4" --data "$text" --out "$work/p-f32" \
+  --precision bf16-master "${p_opts[@]}"
+echo "ok: --precision f32, bf16, bf16-sr, bf16-master and autocast train, checkpoint and resume"
 
 # Bad input: each refused with exit 1 and a message that names it.
 : > "$work/empty.txt"

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -45,7 +46,7 @@ std::vector<std::vector<std::int32_t>> global_batches(std::int64_t vocab, std::i
 
 struct run_result {
     std::vector<runtime::trainer::result> steps;
-    cpu::named_arrays weights;
+    cpu::named_arrays weights, state;
 };
 
 train::update_options options(std::int64_t accumulate, std::int64_t replicas, std::int64_t bucket_bytes) {
@@ -61,10 +62,18 @@ train::update_options options(std::int64_t accumulate, std::int64_t replicas, st
 // Rank `rank` of `ranks` (its rows of every global batch) for `steps` steps.
 template <class Family>
 run_result train_rank(const typename Family::config& c, cpu::named_arrays weights, const std::vector<std::vector<std::int32_t>>& batches,
-                      std::int64_t accumulate, int rank, int ranks, cpu::communicator* comm, std::int64_t bucket_bytes) {
+                      std::int64_t accumulate, int rank, int ranks, cpu::communicator* comm, std::int64_t bucket_bytes,
+                      const std::function<void(train::update_options&)>& tweak = {}) {
     const auto mine = rows / ranks;
-    runtime::trainer t([&](graph& g) { return train::causal_lm_loss<Family, f32>(g, c, {.batch = mine, .seq = seq}).id(); },
-                       std::move(weights), {.update = options(accumulate, ranks, bucket_bytes), .threads = 1, .comm = comm});
+    const bool narrow = weights.front().second.type() == dtype::bf16;  // a bf16 model
+    auto update = options(accumulate, ranks, bucket_bytes);
+    if (tweak) tweak(update);
+    runtime::trainer t(
+        [&](graph& g) {
+            return narrow ? train::causal_lm_loss<Family, bf16>(g, c, {.batch = mine, .seq = seq}).id()
+                          : train::causal_lm_loss<Family, f32>(g, c, {.batch = mine, .seq = seq}).id();
+        },
+        std::move(weights), {.update = update, .threads = 1, .comm = comm});
     const std::vector<std::int32_t> lengths(static_cast<std::size_t>(mine), static_cast<std::int32_t>(seq));
     run_result r;
     for (std::int64_t s = 0; s < steps; ++s) {
@@ -79,6 +88,7 @@ run_result train_rank(const typename Family::config& c, cpu::named_arrays weight
         r.steps.push_back(t.step(micro));
     }
     for (const auto& [name, w] : t.weights()) r.weights.emplace_back(name, w);
+    for (const auto& [name, a] : t.state()) r.state.emplace_back(name, a);
     return r;
 }
 
@@ -254,4 +264,36 @@ TEST_CASE("data parallel: a rank that fails mid-run stops the others' steps inst
     CHECK(steps_taken[0] == 3);  // its fourth step's all-reduce threw
     CHECK_THAT(said[1], Catch::Contains("rank 1's data is unreadable"));
     CHECK_THAT(said[0], Catch::Contains("another rank failed"));
+}
+
+TEST_CASE("data parallel: bf16 weights rounded stochastically or kept as f32 masters stay identical on every rank") {
+    using Family = models::gpt2_family;
+    const auto dir = data / "gpt2-tiny-a";
+    const auto c = models::load_config<Family::config>(dir / "config.json");
+    const runtime::weight_files<Family> files(dir, c, 1, {0});
+    const auto batches = global_batches(c.vocab_size, 1);
+    const std::pair<const char*, std::function<void(train::update_options&)>> modes[] = {
+        {"stochastic rounding", [](train::update_options& u) {
+             u.round = train::rounding::stochastic;
+             u.seed = 11;
+         }},
+        {"f32 master weights", [](train::update_options& u) { u.master_weights = true; }}};
+    for (const auto& [mode, tweak] : modes) {
+        INFO(mode);
+        const auto one = train_rank<Family>(c, files.arrays(0, dtype::bf16), batches, 1, 0, 1, nullptr, 0x7fffffff, tweak);
+        const auto runs = on_ranks(2, [&](int r, cpu::communicator& comm) {
+            return train_rank<Family>(c, files.arrays(0, dtype::bf16), batches, 1, r, 2, &comm, std::int64_t{4} << 10, tweak);
+        });
+        for (std::size_t i = 0; i < one.weights.size(); ++i) {
+            INFO(one.weights[i].first);
+            CHECK(runs[0].weights[i].second.type() == dtype::bf16);
+            CHECK(same_bytes(runs[1].weights[i].second, runs[0].weights[i].second));  // every replica rounds alike
+        }
+        REQUIRE(runs[0].state.size() == runs[1].state.size());
+        for (std::size_t i = 0; i < runs[0].state.size(); ++i) CHECK(same_bytes(runs[1].state[i].second, runs[0].state[i].second));
+        // The gradients are the global batch's, summed in another order: the
+        // losses follow one process's within bf16's resolution.
+        for (std::int64_t s = 0; s < steps; ++s)
+            CHECK(runs[0].steps[static_cast<std::size_t>(s)].loss == Approx(one.steps[static_cast<std::size_t>(s)].loss).epsilon(1e-2));
+    }
 }

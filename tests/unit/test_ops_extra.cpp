@@ -505,6 +505,53 @@ TEST_CASE("random: uniforms lie in [0, 1) and spread; different keys give differ
     CHECK(same < 3);
 }
 
+TEST_CASE("random: stochastic rounding to bf16 is unbiased, picks a neighbour, and keeps bf16 values, infinities and NaNs") {
+    constexpr std::int64_t copies = 4096;
+    const float third = 1.0f + 1.0f / 3 * 0x1p-7f;  // a third of a bf16 step above 1
+    const std::vector<float> x = {third, -2.7182817f, 1e-30f, 0.3f, 1e-40f /* subnormal */, -123456.789f,
+                                  1.5f /* a bf16 value */, std::numeric_limits<float>::infinity(),
+                                  -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
+                                  std::bit_cast<float>(0x7f800001u) /* a NaN whose payload is in the low bits */, 3.4e38f};
+    const auto n = static_cast<std::int64_t>(x.size());
+    graph g("sr");
+    g.bind(batch(copies), tokens(n));
+    random_key key(g.parameter(u32[], "k0"), g.parameter(u32[], "k1"));
+    auto step = g.parameter(u32[], "step");
+    auto xs = g.parameter(f32[batch, tokens], "x");
+    g.outputs(stochastic_round_bf16(key, xs, step), convert<bf16>(xs));
+    std::vector<float> tiled;
+    for (std::int64_t c = 0; c < copies; ++c) tiled.insert(tiled.end(), x.begin(), x.end());
+    const std::vector<std::uint32_t> k0{7}, k1{11}, st{1000};
+    const auto out = cpu::executor(g)({{"k0", in(k0, {})}, {"k1", in(k1, {})}, {"step", in(st, {})},
+                                       {"x", in(tiled, {{"batch", copies}, {"tokens", n}})}});
+    const auto sr = values<bfloat16>(out[0]), nearest = values<bfloat16>(out[1]);
+    for (std::int64_t j = 0; j < n; ++j) {
+        const float v = x[static_cast<std::size_t>(j)];
+        INFO("x = " << v);
+        const auto bits = std::bit_cast<std::uint32_t>(v);
+        if (std::isnan(v)) {
+            for (std::int64_t c = 0; c < copies; ++c) CHECK(std::isnan(bf16_bits_to_f32(sr[static_cast<std::size_t>(c * n + j)].bits)));
+            continue;
+        }
+        const float below = std::bit_cast<float>(bits & 0xFFFF0000u);  // toward zero, and the neighbour away from it
+        const float above = (bits & 0xFFFFu) == 0 ? below : std::bit_cast<float>((bits & 0xFFFF0000u) + 0x10000u);
+        double sum = 0;
+        for (std::int64_t c = 0; c < copies; ++c) {
+            const float r = bf16_bits_to_f32(sr[static_cast<std::size_t>(c * n + j)].bits);
+            CHECK((r == below || r == above));
+            sum += r;
+        }
+        if (!std::isfinite(v) || std::isinf(above)) continue;
+        // The mean of 4096 roundings: within 5 standard deviations (at most a step / (2 sqrt(4096))) of x.
+        const double gap = static_cast<double>(above) - below, mean = sum / copies;
+        CHECK(std::abs(mean - v) <= 5 * std::abs(gap) / 128 + 1e-45);
+        if (v == third) {  // rounding to nearest always loses the third; stochastic rounding goes up a third of the time
+            CHECK(bf16_bits_to_f32(nearest[static_cast<std::size_t>(j)].bits) == 1.0f);
+            CHECK(std::abs(mean - v) < std::abs(1.0 - v) / 10);
+        }
+    }
+}
+
 TEST_CASE("random: more than 2^32 elements in one call is an error that says what to do") {
     graph g("huge");
     g.bind(rows(1 << 17), cols(1 << 16));

@@ -7,7 +7,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <span>
@@ -226,5 +228,112 @@ TEST_CASE("training: every optimizer branch equals torch.optim's on a least-squa
             REQUIRE(a.size() == golden.size());
             for (std::size_t k = 0; k < a.size(); ++k) CHECK(a[k] == Approx(golden[k]).epsilon(1e-5).margin(1e-6));
         }
+    }
+}
+
+namespace {
+
+SCRIBE_DIM(units);
+
+// 20 SGD steps of lr 1e-4 on 4096 bf16 weights equal to 1, each with gradient
+// 1 (loss = sum(w)): every update is a 40th of bf16's step below 1 (2^-8), so
+// rounding to nearest loses all of them; the f32 master keeps them, and
+// stochastic rounding keeps them on average. Expected values by hand: the
+// master is 1 - 20e-4 = 0.998 (to f32's rounding of 20 subtractions), whose
+// nearest bf16 is 0.99609375 (the midpoint with 1 is 0.998046875).
+runtime::trainer small_updates(train::rounding round, bool master, std::uint64_t seed) {
+    constexpr std::int64_t n = 4096;
+    auto loss_of = [](graph& g) {
+        g.bind(units(n));
+        auto w = g.parameter(bf16[units], "w");
+        return reduce_sum<units>(convert<f32>(w)).id();
+    };
+    std::vector<std::uint16_t> ones(n, 0x3f80);  // bf16 1.0
+    cpu::array w(dtype::bf16, {{"units", n}});
+    std::memcpy(w.mutable_data(), ones.data(), ones.size() * 2);
+    cpu::named_arrays weights;
+    weights.emplace_back("w", std::move(w));
+    train::update_options o{.method = train::sgd{}, .lr = {.kind = train::schedule::decay::constant, .lr = 1e-4, .total = 20}};
+    o.round = round;
+    o.master_weights = master;
+    o.seed = seed;
+    return runtime::trainer(loss_of, std::move(weights), {.update = o, .threads = 1});
+}
+
+std::vector<float> bf16_values(const cpu::array& a) {
+    std::vector<float> v;
+    const auto* bits = reinterpret_cast<const std::uint16_t*>(a.data());
+    for (std::int64_t k = 0; k < a.size(); ++k) v.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(bits[k]) << 16));
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("training: bf16 weights lose updates under round-to-nearest and keep them with stochastic rounding or f32 masters") {
+    const cpu::named_arrays none;
+    auto run = [&](runtime::trainer t) {
+        for (int s = 0; s < 20; ++s) (void)t.step(none);
+        return t;
+    };
+    SECTION("round to nearest: every update is lost") {
+        const auto t = run(small_updates(train::rounding::nearest, false, 0));
+        for (float v : bf16_values(t.weights()[0].second)) REQUIRE(v == 1.0f);
+        REQUIRE(t.state().size() == 1);  // the step counter only
+    }
+    SECTION("f32 master weights: the master holds 1 - 20 lr, the model its nearest bf16") {
+        const auto t = run(small_updates(train::rounding::nearest, true, 0));
+        for (float v : bf16_values(t.weights()[0].second)) REQUIRE(v == 0.99609375f);
+        REQUIRE(t.state().size() == 2);
+        REQUIRE(t.state()[1].first == "optimizer.master.w");
+        for (float m : t.state()[1].second.values<float>()) REQUIRE(m == Approx(0.998).margin(1e-6));
+    }
+    SECTION("stochastic rounding: the weights' mean follows 1 - 20 lr, and the seed picks the bits") {
+        const auto t = run(small_updates(train::rounding::stochastic, false, 5));
+        const auto v = bf16_values(t.weights()[0].second);
+        double mean = 0;
+        for (float x : v) {
+            // Every update goes down: each weight walks down bf16's grid, by a
+            // whole step (2^-8) at a time, at random.
+            REQUIRE(x <= 1.0f);
+            REQUIRE(x >= 1.0f - 8.0f / 256);
+            mean += x / static_cast<double>(v.size());
+        }
+        // Each element ends a step or so from 0.998 (mostly at 1 or 1 - 2^-8,
+        // each about half the time): the mean's standard deviation is about
+        // 2^-8 / 2 / 64 = 3e-5.
+        CHECK(mean == Approx(0.998).margin(2e-4));
+        const auto again = run(small_updates(train::rounding::stochastic, false, 5));
+        CHECK(bf16_values(again.weights()[0].second) == v);
+        const auto other = run(small_updates(train::rounding::stochastic, false, 6));
+        CHECK(bf16_values(other.weights()[0].second) != v);
+    }
+}
+
+TEST_CASE("graph autocast: dots of f32 operands run in bf16, forward and backward, as torch.autocast's") {
+    // x = 1 + 2^-10 (bf16 rounds it to 1), w = 1: a product over 4 elements is
+    // 4 + 2^-8 in f32 and exactly 4 in bf16; the gradient of the sum of products
+    // with respect to w is 3 rows of x: 3 + 3 * 2^-10 in f32, 3 in bf16.
+    for (const bool cast : {false, true}) {
+        INFO("autocast " << cast);
+        graph g("autocast");
+        if (cast) g.set_dot_autocast(dtype::bf16);
+        g.bind(rows(3), in(4), out(2));
+        auto x = g.parameter(f32[rows, in], "x");
+        auto w = g.parameter(f32[in, out], "w");
+        auto y = dot<in>(x, w);
+        auto loss = reduce_sum<rows, out>(y);
+        const auto grads = gradients(g, loss.id(), {w.id()});
+        g.set_outputs({y.id(), grads[0]});
+        for (const auto& n : g.nodes())
+            if (n.kind == op::dot)
+                for (auto a : n.operands) CHECK(g[a].type == (cast ? dtype::bf16 : dtype::f32));
+        CHECK(g[y.id()].type == dtype::f32);
+        CHECK(g[grads[0]].type == dtype::f32);
+        const std::vector<float> xs(12, 1.0f + 1.0f / 1024), ws(8, 1.0f);
+        cpu::executor e(g, {.threads = 1});
+        const auto out = e({{"x", cpu::array::borrow(dtype::f32, {{"rows", 3}, {"in", 4}}, xs.data(), 48)},
+                                {"w", cpu::array::borrow(dtype::f32, {{"in", 4}, {"out", 2}}, ws.data(), 32)}});
+        for (float v : out[0].template values<float>()) CHECK(v == (cast ? 4.0f : 4.0f + 1.0f / 256));
+        for (float v : out[1].template values<float>()) CHECK(v == (cast ? 3.0f : 3.0f + 3.0f / 1024));
     }
 }

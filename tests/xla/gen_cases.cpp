@@ -630,6 +630,18 @@ void random_numbers() {
                                    {"parts", {{{"fn", "bits"}, {"offset", "offset"}}, {{"fn", "uniform"}, {"offset", "offset"}}}}},
                {{"offset", json::array({(std::int64_t{1} << 32) - 40, (std::int64_t{1} << 32) - 1})}});
     }
+    {   // Stochastic rounding to bf16: integer adds of the counters' bits, so XLA's roundings are the CPU's.
+        auto g = make("stochastic_round_bf16");
+        auto k0 = g.parameter(u32[], "k0");
+        auto k1 = g.parameter(u32[], "k1");
+        random_key key(k0, k1);
+        auto offset = g.parameter(u32[], "offset");
+        auto x = g.parameter(f32[tokens, hidden], "x");
+        g.outputs(stochastic_round_bf16(key, x, offset));
+        record("stochastic_round_bf16", g,
+               {{"kind", "random"}, {"key", "inputs"}, {"parts", {{{"fn", "round_bf16"}, {"offset", "offset"}}}}},
+               {{"k0", full_u32}, {"k1", full_u32}, {"offset", full_u32}});
+    }
 }
 
 void multiple_outputs_and_alias() {

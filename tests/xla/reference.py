@@ -443,6 +443,12 @@ def _random(case, op, part, out, ins):
     first, second = threefry_2x32(k0, k1, counters >> np.uint64(32), counters & _MASK32)
     if part["fn"] == "bits":
         return Named((first ^ second).astype(np.uint32).reshape(shape), names)
+    if part["fn"] == "round_bf16":  # x's bits plus the low 16 random bits, truncated to bf16; NaNs kept
+        x = by_name["x"].to(names).astype(np.float32)
+        noise = (first ^ second) & np.uint64(0xFFFF)
+        summed = (x.view(np.uint32).reshape(-1).astype(np.uint64) + noise) & np.uint64(0xFFFF0000)
+        value = summed.astype(np.uint32).view(np.float32).reshape(shape).astype(np.float64)
+        return Named(np.where(np.isnan(x), x.astype(np.float64), value), names)
     bits = first ^ second
     dt = out["dtype"]
     if dt == "f64":

@@ -20,7 +20,9 @@ optimizer steps of the exported step modules (`export-hlo --train --optimizer ..
 with warmup, cosine decay, clipping, weight decay and 2 micro-batches; SGD with momentum)
 equal torch.optim's on the same batches (tests/data/<model>/training, check_optimizer); the step of 2
 data-parallel replicas (`--dp 2`), run on 2 replicas each with its row of every micro-batch, equals the
-single-process step on both rows (check_data_parallel). And the q8 modules
+single-process step on both rows (check_data_parallel); the step in the mixed-precision modes
+(`--precision bf16-sr|bf16-master|autocast`) follows the f32 step with bf16 weights, f32 masters and
+bf16 products, and its stochastic rounding is seeded (check_precision). And the q8 modules
 (`export-hlo --dtype q8`, and q4) of each family's checkpoint in tests/data/quant: s8 (u8) weights
 with f16 block scales, quantized here as llama.cpp does, give the logits transformers
 gives with llama.cpp's Q8_0 weights and inputs (check_q8), at TP 1 and 2.
@@ -33,6 +35,7 @@ import os
 import subprocess
 import sys
 
+import ml_dtypes
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -378,6 +381,8 @@ def run_steps(out_dir, form, weights, batches, replicas):
             start[p["name"]] = np.zeros(shape, np.int32 if p["dtype"] == "s32" else np.float32)
         elif p["name"] not in ("ids", "lengths") and not p["name"].startswith("accumulated."):
             start[p["name"]] = inputs_for({"parameters": [p]}, weights, {})[0]
+            if p["dtype"] == "bf16":  # a bf16 model's weight (--precision bf16-...): the checkpoint's, rounded to nearest
+                start[p["name"]] = start[p["name"]].astype(ml_dtypes.bfloat16)
     values = [dict(start) for _ in range(replicas)]
     seen = []
     for micro in batches:
@@ -448,6 +453,56 @@ def check_data_parallel(scribe, folder, work):
           f"single-process module's on both rows, max relative weight diff {worst:.2e}; the replicas' weights identical")
 
 
+def check_precision(scribe, folder, work):
+    """The AdamW step exported in each mixed-precision mode (`export-hlo --train --optimizer adamw
+    --precision MODE`), 20 steps through XLA on the golden AdamW run's first micro-batches, against
+    the f32 step's: bf16 weight parameters and outputs in the bf16 modes, f32 masters in
+    optimizer.safetensors' layout for bf16-master (which end within a bf16 step of the model's
+    weights), bf16 products in autocast; every mode's losses follow f32's within 3 %, and the
+    stochastic rounding of bf16-sr, whose bits depend on the seed and the step only, is the same
+    in a second run and another with another --seed differs. Bit-identity of the rounding with the
+    CPU backend is test_conformance's (stochastic_round_bf16 against JAX's Threefry bits)."""
+    record = json.load(open(os.path.join(folder, "training", "adamw", "steps.json")))
+    o = record["options"]
+    rows, seq = len(record["batches"][0][0]["ids"]), len(record["batches"][0][0]["ids"][0])
+    flags = ["--train", "--buckets", str(seq), "--batch", str(rows), "--optimizer", "adamw", "--lr", repr(o["lr"]),
+             "--schedule", o["schedule"], "--warmup", str(o["warmup"]), "--steps", str(o["total"]),
+             "--weight-decay", repr(o["weight_decay"]), "--clip", repr(o["clip"])]
+    weights = read_safetensors(os.path.join(folder, "model.safetensors"))
+    batches = [[(np.array(micro[0]["ids"], np.int32), np.array(micro[0]["lengths"], np.int32))] for micro in record["batches"]]
+    name = os.path.basename(folder)
+    runs = {}
+    for mode, seed in (("f32", 0), ("bf16-sr", 0), ("bf16-sr", 1), ("bf16-master", 0), ("autocast", 0)):
+        out_dir = os.path.join(work, f"{name}-precision-{mode}-{seed}")
+        subprocess.run([scribe, "export-hlo", folder, "--out", out_dir, "--precision", mode, "--seed", str(seed)] + flags,
+                       check=True, stdout=subprocess.DEVNULL)
+        manifest = json.load(open(os.path.join(out_dir, "manifest.json")))
+        assert manifest["precision"] == mode and manifest["dtype"] == ("bf16" if mode.startswith("bf16") else "f32"), manifest
+        text = open(os.path.join(out_dir, f"train_{seq}.hlo")).read()
+        dots = [line for line in text.splitlines() if " dot(" in line]
+        # every product's result (its operands' dtype): bf16 but in f32's mode
+        assert dots and all(d.split("=", 1)[1].strip().startswith("bf16[") == (mode != "f32") for d in dots), f"{out_dir}: products"
+        runs[(mode, seed)] = run_steps(out_dir, "proto", weights, batches, 1)
+    want = [loss for loss, _ in runs[("f32", 0)][0]]
+    for (mode, seed), (seen, values) in runs.items():
+        got = [loss for loss, _ in seen]
+        assert all(np.isfinite(got)) and all(abs(a - b) <= 0.03 * b for a, b in zip(got, want)), f"{name} {mode}: losses {got} vs f32's {want}"
+        for w, v in values[0].items():
+            if w.startswith("optimizer.master."):
+                model = values[0][w[len("optimizer.master."):]].astype(np.float32)
+                assert v.dtype == np.float32 and np.all(np.abs(v - model) <= np.abs(model) * 2.0 ** -8 + 1e-30), f"{name}: {w}"
+            elif not w.startswith("optimizer.") and w not in ("ids", "lengths"):
+                assert v.dtype == (ml_dtypes.bfloat16 if mode.startswith("bf16") else np.float32), (name, mode, w, v.dtype)
+    assert any(k.startswith("optimizer.master.") for k in runs[("bf16-master", 0)][1][0])
+    again = run_steps(os.path.join(work, f"{name}-precision-bf16-sr-0"), "proto", weights, batches, 1)[1][0]
+    first, other = runs[("bf16-sr", 0)][1][0], runs[("bf16-sr", 1)][1][0]
+    assert all(again[w].tobytes() == first[w].tobytes() for w in first), f"{name} bf16-sr: a second run rounds otherwise"
+    assert any(other[w].tobytes() != first[w].tobytes() for w in first if not w.startswith("optimizer.")), f"{name}: --seed ignored"
+    print(f"ok: {name}: {len(batches)} AdamW steps of the bf16-sr, bf16-master and autocast step modules in XLA follow f32's "
+          f"(last losses " + ", ".join(f"{m}{' seed ' + str(k) if m == 'bf16-sr' else ''} {s[-1][0]:.4f}"
+                                    for (m, k), (s, _) in runs.items()) + ")")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scribe", required=True)
@@ -463,6 +518,8 @@ def main():
         for run in ("adamw", "sgd"):
             check_optimizer(a.scribe, os.path.join(a.data, m), a.work, run)
         check_data_parallel(a.scribe, os.path.join(a.data, m), a.work)
+        if m in ("gpt2-tiny-a", "llama-tiny-gqa"):
+            check_precision(a.scribe, os.path.join(a.data, m), a.work)
     # q8 and q4 weights: a tiny checkpoint of each family whose matrices are whole blocks of 32.
     for m in ("gpt2-q8", "opt-q8", "gptj-q8", "llama-q8"):
         for tp in (1, 2):

@@ -121,7 +121,8 @@ def test_random_matches_jax(case):
     """Scribe's random numbers from the CPU backend equal, bit for bit, JAX's own
     threefry_2x32 on the same key and counters (offset + row-major position, as
     (high, low) words, the outputs xored), and with offset 0 jax.random.bits and
-    jax.random.uniform (partitionable Threefry)."""
+    jax.random.uniform (partitionable Threefry); and stochastic rounding adds the
+    low 16 of those bits to x's before truncating to bf16."""
     import jax
     import jax.numpy as jnp
     from jax._src import prng
@@ -149,6 +150,13 @@ def test_random_matches_jax(case):
             np.testing.assert_array_equal(got, (first ^ second).reshape(shape), err_msg=where)
             if offset == 0:
                 np.testing.assert_array_equal(got, np.asarray(jax.random.bits(key, shape, jnp.uint32)), err_msg=where)
+        elif part["fn"] == "round_bf16":  # x's bits plus the low 16 of JAX's bits, truncated to bf16
+            x = np.asarray(by_name["x"], np.float32).reshape(-1)
+            noise = (first ^ second).astype(np.uint64) & np.uint64(0xFFFF)
+            summed = (x.view(np.uint32).astype(np.uint64) + noise) & np.uint64(0xFFFF0000)
+            want = np.where(np.isnan(x), x, summed.astype(np.uint32).view(np.float32))
+            want = want.astype(reference.np_dtype(spec["dtype"])).reshape(shape)
+            assert got.tobytes() == want.tobytes(), f"{where}: differs from x rounded with JAX's bits"
         elif offset == 0:
             want = np.asarray(jax.random.uniform(key, shape, reference.np_dtype(spec["dtype"])))
             assert got.tobytes() == want.tobytes(), f"{where}: differs from jax.random.uniform"

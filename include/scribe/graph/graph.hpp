@@ -190,6 +190,15 @@ public:
     template <class Param>
     void alias(std::size_t output, const Param& param);
 
+    // Autocast of matrix products, torch.autocast's rule for them: while a dtype
+    // is set, a dot of two f32 operands made by ir::dot (so by scribe::dot) runs
+    // in that dtype: both operands are converted to it and the product back to
+    // f32. Everything else (element-wise ops, reductions, softmax, norms, the
+    // loss) stays f32. Gradients taken while it is set follow the converts, so
+    // the backward pass's products run in the narrow dtype as well.
+    void set_dot_autocast(std::optional<dtype> t) { dot_autocast_ = t; }
+    std::optional<dtype> dot_autocast() const { return dot_autocast_; }
+
 private:
     void check_binding(std::string_view dim, std::int64_t extent) const {
         if (extent <= 0)
@@ -202,6 +211,7 @@ private:
 
     std::string name_;
     std::vector<node> nodes_;
+    std::optional<dtype> dot_autocast_;
     std::map<std::string, std::int64_t, std::less<>> extents_;           // bind: each must be used
     std::map<std::string, std::int64_t, std::less<>> optional_extents_;  // bind_if_used
     std::vector<node_id> outputs_;

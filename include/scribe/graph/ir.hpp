@@ -177,12 +177,16 @@ inline node_id dynamic_update_slice(graph& g, node_id x, node_id update, const s
     return g.add(std::move(n));
 }
 
+// (Under g.dot_autocast(), two f32 operands are multiplied in its dtype.)
 inline node_id dot(graph& g, node_id a, node_id b, dot_dimensions d) {
+    const auto cast = g.dot_autocast();
+    const bool narrow = cast && type_of(g, a) == dtype::f32 && type_of(g, b) == dtype::f32;
     node n;
     n.kind = op::dot;
-    n.operands = {a, b};
+    n.operands = {narrow ? convert(g, a, *cast) : a, narrow ? convert(g, b, *cast) : b};
     n.dot = std::move(d);
-    return g.add(std::move(n));
+    const auto product = g.add(std::move(n));
+    return narrow ? convert(g, product, dtype::f32) : product;
 }
 
 // The rows of `table` picked along dimension `axis` by `ids`.

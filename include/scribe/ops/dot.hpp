@@ -105,15 +105,11 @@ auto dot(const tensor<TA, A...>& a, const tensor<TB, B...>& b) {
         return detail::rejected<R>();
     } else {
         detail::same_graph(a.owner(), b.owner(), "dot");
-        node n;
-        n.kind = op::dot;
-        n.dot.lhs_contracting = detail::positions<C, LA>();
-        n.dot.rhs_contracting = detail::positions<C, LB>();
+        dot_dimensions d{.lhs_contracting = detail::positions<C, LA>(), .rhs_contracting = detail::positions<C, LB>(),
+                         .lhs_batch = detail::positions<Batch, LA>(), .rhs_batch = detail::positions<Batch, LB>()};
         // A q8 weight's product reads its input in q8 blocks, as llama.cpp's does (ops/quantize.hpp).
-        n.operands = {q8::input_for_product(a.owner(), a.id(), b.id(), n.dot.lhs_contracting, n.dot.rhs_contracting), b.id()};
-        n.dot.lhs_batch = detail::positions<Batch, LA>();
-        n.dot.rhs_batch = detail::positions<Batch, LB>();
-        return R(a.owner(), a.owner().add(std::move(n)));
+        const auto lhs = q8::input_for_product(a.owner(), a.id(), b.id(), d.lhs_contracting, d.rhs_contracting);
+        return R(a.owner(), ir::dot(a.owner(), lhs, b.id(), std::move(d)));
     }
 }
 

@@ -6,6 +6,7 @@
 //     auto bits = random_bits(key, u32[batch, vocab]);       // u32[batch, vocab]
 //     auto u = random_uniform(key, f32[batch, vocab], 4096); // f32 in [0, 1), counters from 4096
 //     auto v = random_uniform(key, logits, step);            // logits' dims and dtype; a u32 scalar offset
+//     auto w16 = stochastic_round_bf16(key, w32, step);     // f32 -> bf16, unbiased
 //
 // Counters: element p of a call (its row-major position in the result) has the
 // 64-bit counter c = offset + p. Its bits are Threefry-2x32 with 20 rounds
@@ -217,6 +218,23 @@ auto random_uniform(const random_key& key, const tensor<T, S...>& like, random_o
         detail::same_graph(key.k0.owner(), like.owner(), "random_uniform");
         return detail::uniform_from<T, S...>(detail::random_words<S...>(key, like.shape(), offset, "random_uniform"));
     }
+}
+
+// stochastic_round_bf16(key, x, offset): x (f32) rounded to bf16 down or up at
+// random, up with probability (x - below) / (above - below), so that the mean of
+// the roundings is x (unbiased, where rounding to nearest loses every update
+// smaller than half a bf16 step). The low 16 bits of random_bits(key, x, offset)
+// are added to x's bits below bf16's mantissa and the sum is truncated, as
+// PyTorch/XLA's stochastic rounding does; the additions of the counters' bits
+// are integer ops, so the CPU and XLA round identically. A bf16 value stays
+// itself, an infinity stays infinite, a NaN stays NaN; a value within a step of
+// bf16's largest may round to infinity, with that probability.
+template <class... S>
+auto stochastic_round_bf16(const random_key& key, const tensor<dtype_of<f32>, S...>& x, random_offset offset = {}) {
+    detail::same_graph(key.k0.owner(), x.owner(), "stochastic_round_bf16");
+    const auto noise = random_bits(key, x, offset) & 0xFFFFu;
+    const auto truncated = bitcast_convert<f32>((bitcast_convert<u32>(x) + noise) & 0xFFFF0000u);
+    return convert<bf16>(select(ne(x, x), x, truncated));  // a NaN's payload may lie in the low bits
 }
 
 }  // namespace scribe

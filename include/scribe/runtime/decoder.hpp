@@ -224,8 +224,12 @@ public:
             }
             // Wider elements first, so each tensor starts aligned to its own (the
             // data section starts at a multiple of 8; safetensors leaves no gaps).
-            std::stable_sort(tensors.begin(), tensors.end(),
-                             [](const auto& a, const auto& b) { return info(a.type).bytes > info(b.type).bytes; });
+            // (Stable by hand: libstdc++'s stable_sort trips clang's -Wdeprecated.)
+            std::vector<io::tensor_to_write> by_width;
+            for (int bytes : {8, 4, 2, 1})
+                for (const auto& t : tensors)
+                    if (info(t.type).bytes == bytes) by_width.push_back(t);
+            tensors = std::move(by_width);
             std::map<std::string, std::string> meta{{"format", "pt"}, {"scribe.tp_degree", std::to_string(opt_.tp)},
                                                     {"scribe.rank", std::to_string(r.rank)}};
             if (q8) meta[detail::weights_key] = std::string(name(opt_.weights));

@@ -62,6 +62,7 @@
 #include "../train/data.hpp"
 #include "../train/init.hpp"
 #include "../train/loss_curve.hpp"
+#include "../train/precision.hpp"
 #include "decoder.hpp"
 #include "save.hpp"
 #include "trainer.hpp"
@@ -105,6 +106,7 @@ struct training_options {
     std::filesystem::path resume;           // a checkpoint-<step> folder to continue from
     bool dropout = true;                    // the config's dropout
     dtype save_type = dtype::f32;           // the final model's (checkpoints are f32: resume is exact)
+    train::precision precision = train::precision::f32;  // the run's arithmetic (train/precision.hpp)
     std::size_t memory_budget = 0;          // refuse a run that needs more bytes (0: the machine's memory)
     std::function<void(const step_report&)> on_step{};
     std::function<void(const eval_report&)> on_eval{};
@@ -186,15 +188,18 @@ public:
         if (o_.update.lr.warmup > total_)
             throw error("--warmup " + std::to_string(o_.update.lr.warmup) + " is longer than the run's " + std::to_string(total_) + " steps");
         o_.update.decays = train::decays_matrices(specs_);
+        train::apply(o_.precision, o_.update, o_.seed);
     }
 
     // The bytes the run needs, from the step graph's plan (cpu::executor::planned_peak_bytes).
     training_memory memory() {
         ensure_trainer();
         training_memory m;
-        for (const auto& [_, a] : trainer_->weights()) m.weights += static_cast<std::size_t>(a.size()) * 4;
+        for (const auto& [_, a] : trainer_->weights()) {
+            m.weights += a.bytes();
+            m.gradients += static_cast<std::size_t>(a.size()) * 4;  // f32 in every mode
+        }
         for (const auto& [_, a] : trainer_->state()) m.optimizer += a.bytes();
-        m.gradients = m.weights;
         m.activations = trainer_->planned_peak_bytes();
         return m;
     }
@@ -310,30 +315,38 @@ private:
         explicit eval_graph(training_run& t) {
             rows = std::min(t.o_.batch, t.data_.val_blocks());
             if (rows == 0) return;
-            (void)train::causal_lm_loss<Family, f32>(g, t.c_, {.batch = rows, .seq = t.o_.seq});  // rows per rank
+            (void)t.loss_graph(g, {.batch = rows, .seq = t.o_.seq});  // rows per rank
             run = std::make_unique<cpu::executor>(g, cpu::options{.threads = t.o_.threads});
         }
     };
 
+    // The loss of a batch in the run's precision.
+    node_id loss_graph(graph& g, const train::batch_shape& b) const { return train::causal_lm_loss_in<Family>(o_.precision, g, c_, b).id(); }
+
     void ensure_trainer() {
         if (trainer_) return;
+        const auto wt = train::weight_type(o_.precision);
         cpu::named_arrays weights;
         nlohmann::json state;
         if (!o_.resume.empty()) {
             state = read_resume(weights);
         } else if (!m_.dir.empty()) {
             files_.emplace(m_.dir, c_, 1, std::vector<int>{0});
-            weights = files_->arrays(0, dtype::f32);
+            weights = files_->arrays(0, wt);
         } else if (lead()) {
             weights = train::initial_weights(specs_, c_.initializer_range, o_.seed, o_.threads);
+            if (wt != dtype::f32)
+                for (auto& [_, w] : weights) {
+                    auto narrow = cpu::array::uninitialized(wt, w.dims());
+                    detail::convert_floats(w.type(), w.data(), wt, narrow.mutable_data(), w.size());
+                    w = std::move(narrow);
+                }
         } else {  // rank 0's are broadcast to this rank's
-            for (const auto& spec : specs_) weights.emplace_back(spec.name, cpu::array(dtype::f32, spec.dims));
+            for (const auto& spec : specs_) weights.emplace_back(spec.name, cpu::array(wt, spec.dims));
         }
         dropout_ = o_.dropout && (c_.dropout.embedding > 0 || c_.dropout.attention > 0 || c_.dropout.residual > 0);
         trainer_.emplace(
-            [&](graph& g) {
-                return train::causal_lm_loss<Family, f32>(g, c_, {.batch = o_.batch / ranks_, .seq = o_.seq, .dropout = dropout_}).id();
-            },
+            [&](graph& g) { return loss_graph(g, {.batch = o_.batch / ranks_, .seq = o_.seq, .dropout = dropout_}); },
             std::move(weights), trainer::options{.update = o_.update, .threads = o_.threads, .comm = ranks_ > 1 ? o_.comm : nullptr});
         if (!o_.resume.empty()) {
             const io::safetensors opt(o_.resume / "optimizer.safetensors");
@@ -341,7 +354,7 @@ private:
             for (const auto& [name, a] : trainer_->state()) {
                 if (!opt.contains(name))
                     throw error((o_.resume / "optimizer.safetensors").string() + ": the optimizer's state " + name +
-                                " is missing (a checkpoint of another optimizer? --optimizer must be the run's)");
+                                " is missing (a checkpoint of another optimizer or precision? --optimizer and --precision must be the run's)");
                 const auto& e = opt.entry(name);
                 std::vector<std::int64_t> want;
                 for (const auto& d : a.dims()) want.push_back(d.extent);
@@ -392,7 +405,7 @@ private:
             throw error(file.string() + ": `step` must be a step number, got " + io::shown(field("step")));
         const auto c = config::parse(models::read_config_json(dir / "config.json"), (dir / "config.json").string());
         files_.emplace(dir, c, 1, std::vector<int>{0});
-        weights = files_->arrays(0, dtype::f32);
+        weights = files_->arrays(0, train::weight_type(o_.precision));
         return state;
     }
 
@@ -479,6 +492,7 @@ private:
                 {"accumulate", o_.update.accumulate},
                 {"seed", o_.seed},
                 {"dropout", dropout_},
+                {"precision", std::string(train::name(o_.precision))},
                 {"model_type", config_json_.value("model_type", std::string("gpt2"))},
                 {"weights", detail::weight_list_json(specs_)},
                 {"log_lines", log_lines_}};

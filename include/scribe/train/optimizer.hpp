@@ -48,9 +48,23 @@
 // the slices hold the same number of tokens). Micro-batches before the last add
 // to their own replica's accumulators only, as DDP's no_sync does.
 //
+// Weights held in bf16 (mixed precision, as PyTorch NeuronX trains): the update
+// is computed in f32 either way and its result rounded back to the weight's
+// dtype, to nearest (rounding::nearest: an update smaller than half a bf16 step
+// is lost) or stochastically (rounding::stochastic: stochastic_round_bf16, up or
+// down with the probabilities that make the rounding unbiased; its random bits
+// keyed by update_options::seed and the step counter, and counted across the
+// weights in their order, so every replica rounds alike and the CPU and XLA
+// round bit for bit). With master_weights, the optimizer keeps an f32 copy of
+// each narrower weight ("optimizer.master.<w>", taken from the weight at step
+// 0): the update reads and writes the master, and the weight the model reads is
+// the master rounded. The gradients are f32 from the backward pass's end on
+// (accumulation, averaging, clipping) in every mode.
+//
 // Parameters the update adds: "optimizer.step" (s32 scalar: steps taken so far),
 // "optimizer.exp_avg.<w>" and "optimizer.exp_avg_sq.<w>" (AdamW) or
-// "optimizer.momentum_buffer.<w>" (SGD with momentum), f32 in the weight's dims;
+// "optimizer.momentum_buffer.<w>" (SGD with momentum), "optimizer.master.<w>"
+// (master_weights), f32 in the weight's dims;
 // "accumulated.<w>" in the middle and last graphs. All start at zero.
 #pragma once
 
@@ -58,11 +72,13 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "../graph/grad.hpp"
+#include "../ops/random.hpp"
 #include "schedule.hpp"
 
 namespace scribe::train {
@@ -77,6 +93,9 @@ struct adamw {
 };
 
 using optimizer = std::variant<sgd, adamw>;
+
+// How an updated weight held in bf16 is rounded from the f32 update.
+enum class rounding { nearest, stochastic };
 
 // Which micro-batch of an accumulated step a graph runs.
 enum class pass { whole, first, middle, last };
@@ -115,6 +134,11 @@ struct update_options {
     // Whether weight decay applies to a weight, by its parameter's name; empty: all.
     std::function<bool(const std::string&)> decays{};
     data_parallel dp{};            // averaging over data-parallel replicas
+    // Weights narrower than f32 (bf16): how the update rounds them, the seed of
+    // stochastic rounding, and whether the optimizer keeps f32 masters of them.
+    rounding round = rounding::nearest;
+    std::uint64_t seed = 0;
+    bool master_weights = false;
 };
 
 // What append_update made: the parameters it reads and updates, by name, and the
@@ -167,6 +191,17 @@ inline node_id times(graph& g, node_id x, node_id s) {
     return ir::binary(g, op::mul, x, ir::broadcast(g, s, ir::dims_of(g, x), {}));
 }
 
+SCRIBE_DIM(rounded_elements);
+
+// The f32 value w stochastically rounded to bf16 (stochastic_round_bf16), its
+// elements' counters from `offset` on.
+inline node_id stochastic_bf16(graph& g, node_id w, const random_key& key, std::uint64_t offset) {
+    const auto dims = ir::dims_of(g, w);
+    const tensor<dtype_of<f32>, std::remove_cvref_t<decltype(rounded_elements)>> flat(
+        g, ir::reshape(g, w, {{"rounded_elements", element_count(dims)}}));
+    return ir::reshape(g, stochastic_round_bf16(key, flat, offset).id(), dims);
+}
+
 // 1 - beta^t as -expm1(t log beta), f32.
 inline node_id bias_correction(graph& g, node_id t, double beta) {
     if (beta == 0) return ir::scalar(g, dtype::f32, 1.0);
@@ -191,7 +226,9 @@ inline node_id replica_mean(graph& g, node_id x, const data_parallel& dp) {
 inline std::vector<node_id> replica_means(graph& g, std::vector<node_id> grads, const data_parallel& dp) {
     std::vector<std::size_t> order(grads.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return grads[a] < grads[b]; });
+    // (std::sort with the index as tie-break: libstdc++'s stable_sort uses the
+    // deprecated get_temporary_buffer, an error for clang under -Werror.)
+    std::sort(order.begin(), order.end(), [&](auto a, auto b) { return grads[a] != grads[b] ? grads[a] < grads[b] : a < b; });
     auto elements = [&](std::size_t i) { return element_count(ir::dims_of(g, grads[i])); };
     for (std::size_t first = 0; first < order.size();) {
         auto last = first + 1;  // the bucket is order[first, last)
@@ -311,16 +348,41 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
         state_in.push_back(g.add_parameter(f32, ir::dims_of(g, weights[i]), name));
         return state_in.back();
     };
+    // Weight i in f32, where the update starts: the weight itself, or its master
+    // copy (the weight's value at step 0, when the state is still empty).
+    node_id first_step = -1;
+    auto masters = [&](std::size_t i) { return o.master_weights && g[weights[i]].type != f32; };
+    auto start = [&](std::size_t i) {
+        const auto w = ir::convert(g, weights[i], f32);
+        if (!masters(i)) return w;
+        const auto m = state("master", i);
+        if (first_step < 0) first_step = ir::compare(g, comparison::eq, step, ir::scalar(g, dtype::s32, 0));
+        return ir::select(g, ir::broadcast(g, first_step, ir::dims_of(g, w), {}), w, m);
+    };
+    // The updated weight i (f32) in its own dtype: rounded to nearest, or stochastically to bf16.
+    std::optional<random_key> key;
+    std::uint64_t counted = 0;  // the rounding counters used by the weights before
+    auto narrowed = [&](std::size_t i, node_id w) {
+        const auto t = g[weights[i]].type;
+        if (t != dtype::bf16 || o.round == rounding::nearest) return ir::convert(g, w, t);
+        if (!key) {
+            const auto seed = ir::scalar(g, dtype::u32, static_cast<double>(static_cast<std::uint32_t>(o.seed ^ (o.seed >> 32) ^ 0x5d2a7f13u)));
+            key.emplace(tensor<dtype_of<u32>>(g, seed), tensor<dtype_of<u32>>(g, ir::convert(g, step, dtype::u32)));
+        }
+        const auto r = detail::stochastic_bf16(g, w, *key, counted);
+        counted += static_cast<std::uint64_t>(element_count(ir::dims_of(g, w)));
+        return r;
+    };
     if (const auto* a = std::get_if<adamw>(&o.method)) {
         const auto bc1 = detail::bias_correction(g, t, a->beta1), bc2 = detail::bias_correction(g, t, a->beta2);
         const auto step_size = ir::unary(g, op::neg, binary(g, op::div, lr, bc1));
         const auto bc2_sqrt = ir::unary(g, op::sqrt, bc2);
         const auto keep = binary(g, op::sub, 1.0, binary(g, op::mul, lr, a->weight_decay));
         for (std::size_t i = 0; i < weights.size(); ++i) {
+            auto w = start(i);
             const auto m = state("exp_avg", i);
             const auto v = state("exp_avg_sq", i);
             const auto gr = grads[i];
-            auto w = ir::convert(g, weights[i], f32);
             if (a->weight_decay != 0 && decays(weights[i])) w = detail::times(g, w, keep);
             // lerp(m, g, 1 - beta1) as torch computes it on either side of 0.5
             const double wt = 1 - a->beta1;
@@ -333,7 +395,8 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
                                                          ir::broadcast(g, bc2_sqrt, ir::dims_of(g, v2), {})),
                                       a->eps);
             w = binary(g, op::add, w, binary(g, op::div, detail::times(g, m2, step_size), denom));
-            updated.push_back(ir::convert(g, w, g[weights[i]].type));
+            updated.push_back(narrowed(i, w));
+            if (masters(i)) state_out.push_back(w);
             state_out.push_back(m2);
             state_out.push_back(v2);
         }
@@ -344,8 +407,9 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
                                ? ir::compare(g, comparison::eq, step, ir::scalar(g, dtype::s32, 0))
                                : node_id{-1};
         for (std::size_t i = 0; i < weights.size(); ++i) {
-            auto w = ir::convert(g, weights[i], f32);
+            auto w = start(i);
             auto d = grads[i];
+            node_id buffer = -1;
             if (sg.weight_decay != 0 && decays(weights[i])) d = binary(g, op::add, d, binary(g, op::mul, w, sg.weight_decay));
             if (sg.momentum != 0) {
                 const auto b = state("momentum_buffer", i);
@@ -353,10 +417,12 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
                 if (first >= 0)
                     b2 = ir::select(g, ir::broadcast(g, first, ir::dims_of(g, d), {}), d, b2);
                 d = sg.nesterov ? binary(g, op::add, d, binary(g, op::mul, b2, sg.momentum)) : b2;
-                state_out.push_back(b2);
+                buffer = b2;
             }
             w = binary(g, op::add, w, detail::times(g, d, minus_lr));
-            updated.push_back(ir::convert(g, w, g[weights[i]].type));
+            updated.push_back(narrowed(i, w));
+            if (masters(i)) state_out.push_back(w);  // in the order of the state's parameters
+            if (buffer >= 0) state_out.push_back(buffer);
         }
     }
 
