@@ -66,7 +66,8 @@ options:
   --tokenizer DIR        the folder whose tokenizer --config's model uses
   --resume DIR           continue a run from its checkpoint-<step> folder (or from
                          the latest checkpoint in a run's --out folder); give the
-                         run's options again (batch, seq, steps, seed, optimizer)
+                         run's options again (batch, seq, steps, seed, optimizer,
+                         precision)
   --steps N              optimizer steps of the run
   --epochs N             or passes over the training blocks (default: 1 epoch)
   --batch B              blocks per micro-batch, over all data-parallel ranks

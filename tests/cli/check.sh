@@ -87,6 +87,11 @@ expect_error "--warmup 20 is longer than --steps 10" export-hlo "$data/gpt2-tiny
 expect_error "it needs --train and an optimizer" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --dp 2
 expect_error "is not exported yet" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer adamw --dp 2 --tp 2
 expect_error "--bucket-size goes with --dp" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer adamw --bucket-size 4K
+expect_error "--precision is for a training step: add --train" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --precision bf16-sr
+expect_error "--seed is for a training step: add --train" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --seed 3
+expect_error "give --precision (the training step's arithmetic) or --dtype, not both" export-hlo "$data/gpt2-tiny-a" --out "$work/x" \
+  --train --precision bf16 --dtype bf16
+expect_error "--precision \"half\" is not a precision" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --precision half
 expect_error "--momentum is SGD's; --optimizer is adamw" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --momentum 0.9
 expect_error "Nesterov momentum needs a momentum > 0" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer sgd --nesterov --schedule constant
 expect_error "--lr must be a number between 0 and" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --lr -1 --schedule constant

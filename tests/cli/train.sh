@@ -240,8 +240,10 @@ print("ok: final losses", {p: round(l[-1], 4) for p, l in losses.items()})
 PY
 expect_error "--precision \"bf17\" is not a precision: give f32, bf16, bf16-sr, bf16-master or autocast" \
   train "$model" --data "$text" --out "$work/px" --precision bf17 "${p_opts[@]}"
-expect_error "the optimizer's state optimizer.master" train --resume "$work/p-f32/checkpoint-4" --data "$text" --out "$work/p-f32" \
-  --precision bf16-master "${p_opts[@]}"
+expect_error "was trained with --precision \"f32\", this run has bf16-master: a run resumes in its own precision (give --precision f32)" \
+  train --resume "$work/p-f32/checkpoint-4" --data "$text" --out "$work/p-f32" --precision bf16-master "${p_opts[@]}"
+expect_error "was trained with --precision \"bf16-master\", this run has f32" \
+  train --resume "$work/p-bf16-master/checkpoint-4" --data "$text" --out "$work/p-bf16-master" "${p_opts[@]}"
 echo "ok: --precision f32, bf16, bf16-sr, bf16-master and autocast train, checkpoint and resume"
 
 # Bad input: each refused with exit 1 and a message that names it.

@@ -1629,6 +1629,9 @@ def setup_train_cases():
     tr("bucket_size_0", base + ["--dp", "2", "--bucket-size", "0"], ['--bucket-size takes a size in bytes'])
     tr("bucket_size_nan", base + ["--dp", "2", "--bucket-size", "nan"], ['--bucket-size takes a size in bytes, or with K, M or G (512M, 2G), not "nan"'])
     tr("collective_timeout_negative", base + ["--dp", "2", "--collective-timeout", "-1"], ["--collective-timeout must be a number between 0.001 and 86400"])
+    tr("precision_unknown", base + ["--precision", "fp8"], ['--precision "fp8" is not a precision: give f32, bf16, bf16-sr, bf16-master or autocast'])
+    tr("precision_empty", base + ["--precision", ""], ['--precision "" is not a precision'])
+    tr("precision_case", base + ["--precision", "BF16"], ['--precision "BF16" is not a precision'])
 
     def data_path(kind):
         def setup(x):

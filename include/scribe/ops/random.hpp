@@ -229,12 +229,21 @@ auto random_uniform(const random_key& key, const tensor<T, S...>& like, random_o
 // are integer ops, so the CPU and XLA round identically. A bf16 value stays
 // itself, an infinity stays infinite, a NaN stays NaN; a value within a step of
 // bf16's largest may round to infinity, with that probability.
+//
+// stochastic_round_bf16(x, noise) rounds with given bits instead: the low 16
+// bits of each element of noise (u32, x's shape) are the ones added. (The
+// optimizer draws them from a table of Threefry bits made once a step: Threefry
+// per element of every weight costs far more than the step's update.)
+template <class... S>
+auto stochastic_round_bf16(const tensor<dtype_of<f32>, S...>& x, const tensor<dtype_of<u32>, S...>& noise) {
+    detail::same_graph(x.owner(), noise.owner(), "stochastic_round_bf16");
+    const auto truncated = bitcast_convert<f32>((bitcast_convert<u32>(x) + (noise & 0xFFFFu)) & 0xFFFF0000u);
+    return convert<bf16>(select(ne(x, x), x, truncated));  // a NaN's payload may lie in the low bits
+}
 template <class... S>
 auto stochastic_round_bf16(const random_key& key, const tensor<dtype_of<f32>, S...>& x, random_offset offset = {}) {
     detail::same_graph(key.k0.owner(), x.owner(), "stochastic_round_bf16");
-    const auto noise = random_bits(key, x, offset) & 0xFFFFu;
-    const auto truncated = bitcast_convert<f32>((bitcast_convert<u32>(x) + noise) & 0xFFFF0000u);
-    return convert<bf16>(select(ne(x, x), x, truncated));  // a NaN's payload may lie in the low bits
+    return stochastic_round_bf16(x, random_bits(key, x, offset));
 }
 
 }  // namespace scribe

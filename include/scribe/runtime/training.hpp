@@ -398,6 +398,12 @@ private:
             if (!field(k).is_number_integer() || field(k).template get<std::int64_t>() != v)
                 throw error("--resume " + dir.string() + " was trained with " + k + " " + io::shown(field(k)) + ", this run has " +
                             std::to_string(v) + ": give the run's options again (its trainer_state.json lists them)");
+        // (A checkpoint from before --precision existed is f32's.)
+        const auto was = state.is_object() && state.contains("precision") ? state["precision"] : nlohmann::json("f32");
+        if (was != std::string(train::name(o_.precision)))
+            throw error("--resume " + dir.string() + " was trained with --precision " + io::shown(was) + ", this run has " +
+                        std::string(train::name(o_.precision)) + ": a run resumes in its own precision (give --precision " +
+                        (was.is_string() ? was.get<std::string>() : std::string("f32")) + ")");
         if (!field("seed").is_number_unsigned() || field("seed").template get<std::uint64_t>() != o_.seed)
             throw error("--resume " + dir.string() + " was trained with --seed " + io::shown(field("seed")) + ", this run has " +
                         std::to_string(o_.seed));

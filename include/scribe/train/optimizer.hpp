@@ -55,7 +55,8 @@
 // down with the probabilities that make the rounding unbiased; its random bits
 // keyed by update_options::seed and the step counter, and counted across the
 // weights in their order, so every replica rounds alike and the CPU and XLA
-// round bit for bit). With master_weights, the optimizer keeps an f32 copy of
+// round bit for bit; the bits come from a table of 2^20 Threefry words a step,
+// detail::noise_table, that the weights' elements take in turn). With master_weights, the optimizer keeps an f32 copy of
 // each narrower weight ("optimizer.master.<w>", taken from the weight at step
 // 0): the update reads and writes the master, and the weight the model reads is
 // the master rounded. The gradients are f32 from the backward pass's end on
@@ -193,13 +194,38 @@ inline node_id times(graph& g, node_id x, node_id s) {
 
 SCRIBE_DIM(rounded_elements);
 
-// The f32 value w stochastically rounded to bf16 (stochastic_round_bf16), its
-// elements' counters from `offset` on.
-inline node_id stochastic_bf16(graph& g, node_id w, const random_key& key, std::uint64_t offset) {
+// Stochastic rounding's bits for a step: a table of noise_entries Threefry words
+// (key: the seed and the step), of which the weights take consecutive entries,
+// wrapping around, each weight from where the one before ended. Drawing bits for
+// every element of every weight would cost several times the step's update; an
+// element's bits are still uniform and new every step, and two elements share
+// theirs only when 2^20 positions apart in the same step.
+inline constexpr std::int64_t noise_entries = std::int64_t{1} << 20;
+
+SCRIBE_DIM(noise_entry);
+
+inline node_id noise_table(graph& g, const random_key& key) {
+    g.bind_if_used(noise_entry(noise_entries));
+    return random_bits(key, u32[noise_entry]).id();
+}
+
+// The f32 value w stochastically rounded to bf16 (stochastic_round_bf16) with
+// the table's entries from `start` on.
+inline node_id stochastic_bf16(graph& g, node_id w, node_id table, std::int64_t start) {
     const auto dims = ir::dims_of(g, w);
-    const tensor<dtype_of<f32>, std::remove_cvref_t<decltype(rounded_elements)>> flat(
-        g, ir::reshape(g, w, {{"rounded_elements", element_count(dims)}}));
-    return ir::reshape(g, stochastic_round_bf16(key, flat, offset).id(), dims);
+    const auto n = element_count(dims);
+    const auto first = start % noise_entries;
+    const auto laps = (first + n + noise_entries - 1) / noise_entries;
+    auto noise = table;
+    if (laps > 1) {
+        noise = ir::broadcast(g, table, {{"laps", laps}, {"noise_entry", noise_entries}}, {1});
+        noise = ir::reshape(g, noise, {{"noise_entry", laps * noise_entries}});
+    }
+    noise = ir::reshape(g, ir::slice(g, noise, {first}, {first + n}), {{"rounded_elements", n}});
+    using flat = std::remove_cvref_t<decltype(rounded_elements)>;
+    const tensor<dtype_of<f32>, flat> x(g, ir::reshape(g, w, {{"rounded_elements", n}}));
+    const tensor<dtype_of<u32>, flat> bits(g, noise);
+    return ir::reshape(g, stochastic_round_bf16(x, bits).id(), dims);
 }
 
 // 1 - beta^t as -expm1(t log beta), f32.
@@ -360,17 +386,17 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
         return ir::select(g, ir::broadcast(g, first_step, ir::dims_of(g, w), {}), w, m);
     };
     // The updated weight i (f32) in its own dtype: rounded to nearest, or stochastically to bf16.
-    std::optional<random_key> key;
-    std::uint64_t counted = 0;  // the rounding counters used by the weights before
+    node_id noise = -1;        // the step's table of rounding bits, made on first use
+    std::int64_t counted = 0;  // the table entries the weights before took
     auto narrowed = [&](std::size_t i, node_id w) {
         const auto t = g[weights[i]].type;
         if (t != dtype::bf16 || o.round == rounding::nearest) return ir::convert(g, w, t);
-        if (!key) {
+        if (noise < 0) {
             const auto seed = ir::scalar(g, dtype::u32, static_cast<double>(static_cast<std::uint32_t>(o.seed ^ (o.seed >> 32) ^ 0x5d2a7f13u)));
-            key.emplace(tensor<dtype_of<u32>>(g, seed), tensor<dtype_of<u32>>(g, ir::convert(g, step, dtype::u32)));
+            noise = detail::noise_table(g, random_key(tensor<dtype_of<u32>>(g, seed), tensor<dtype_of<u32>>(g, ir::convert(g, step, dtype::u32))));
         }
-        const auto r = detail::stochastic_bf16(g, w, *key, counted);
-        counted += static_cast<std::uint64_t>(element_count(ir::dims_of(g, w)));
+        const auto r = detail::stochastic_bf16(g, w, noise, counted);
+        counted = (counted + element_count(ir::dims_of(g, w))) % detail::noise_entries;
         return r;
     };
     if (const auto* a = std::get_if<adamw>(&o.method)) {
