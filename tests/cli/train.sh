@@ -148,21 +148,15 @@ mpirun -np 2 "$scribe" train "$model" --data "$text" --out "$work/dpmpi" "${dp_o
   || fail "mpirun -np 2 scribe train: $(cat "$work/dpmpi.err")"
 cp -r "$work/dp2" "$work/dp2to1" && rm -rf "$work/dp2to1/checkpoint-6"
 "$scribe" train --resume "$work/dp2to1/checkpoint-3" --data "$text" --out "$work/dp2to1" "${dp_opts[@]}" > /dev/null
-python3 - "$work" <<'PY' || fail "data-parallel training differs from one process's"
-import json, struct, sys
+python3 - "$work" "$(dirname "$0")" <<'PY' || fail "data-parallel training differs from one process's"
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from safetensors_read import f32_values
 w = sys.argv[1]
 def losses(d):
     return [json.loads(l)["loss"] for l in open(f"{w}/{d}/log.jsonl") if '"loss"' in l]
 def weights(d):
-    b = open(f"{w}/{d}/model.safetensors", "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__": continue
-        s, e = v["data_offsets"]
-        out[k] = struct.unpack(f"<{(e - s) // 4}f", b[8 + n + s:8 + n + e])
-    return out
+    return f32_values(f"{w}/{d}/model.safetensors")
 one, ref = losses("dp1"), weights("dp1")
 assert len(one) == 6, one
 for d in ("dp2", "dpmpi", "dp2to1"):
@@ -200,19 +194,11 @@ for p in bf16-sr bf16-master; do
   [ "$(losses "$work/p-$p/log.jsonl")" = "$(losses "$work/p-$p-r/log.jsonl")" ] || fail "--precision $p: resumed losses differ"
   cmp -s "$work/p-$p/model.safetensors" "$work/p-$p-r/model.safetensors" || fail "--precision $p: resumed weights differ"
 done
-python3 - "$work" <<'PY' || fail "a precision mode trains wrongly"
+python3 - "$work" "$(dirname "$0")" <<'PY' || fail "a precision mode trains wrongly"
 import json, struct, sys
+sys.path.insert(0, sys.argv[2])
+from safetensors_read import tensors
 w = sys.argv[1]
-def tensors(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__": continue
-        s, e = v["data_offsets"]
-        out[k] = (v["dtype"], b[8 + n + s:8 + n + e])
-    return out
 losses = {}
 for p in ("f32", "bf16", "bf16-sr", "bf16-master", "autocast"):
     ls = [json.loads(l)["loss"] for l in open(f"{w}/p-{p}/log.jsonl") if '"loss"' in l]
