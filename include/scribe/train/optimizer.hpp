@@ -376,14 +376,17 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
     };
     // Weight i in f32, where the update starts: the weight itself, or its master
     // copy (the weight's value at step 0, when the state is still empty).
-    node_id first_step = -1;
+    node_id first_step = -1;  // step == 0, made on first use
+    auto at_first_step = [&] {
+        if (first_step < 0) first_step = ir::compare(g, comparison::eq, step, ir::scalar(g, dtype::s32, 0));
+        return first_step;
+    };
     auto masters = [&](std::size_t i) { return o.master_weights && g[weights[i]].type != f32; };
     auto start = [&](std::size_t i) {
         const auto w = ir::convert(g, weights[i], f32);
         if (!masters(i)) return w;
         const auto m = state("master", i);
-        if (first_step < 0) first_step = ir::compare(g, comparison::eq, step, ir::scalar(g, dtype::s32, 0));
-        return ir::select(g, ir::broadcast(g, first_step, ir::dims_of(g, w), {}), w, m);
+        return ir::select(g, ir::broadcast(g, at_first_step(), ir::dims_of(g, w), {}), w, m);
     };
     // The updated weight i (f32) in its own dtype: rounded to nearest, or stochastically to bf16.
     node_id noise = -1;        // the step's table of rounding bits, made on first use
@@ -429,9 +432,7 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
     } else {
         const auto& sg = std::get<sgd>(o.method);
         const auto minus_lr = ir::unary(g, op::neg, lr);
-        const auto first = sg.momentum != 0 && sg.dampening != 0  // the first step's buffer is its d
-                               ? ir::compare(g, comparison::eq, step, ir::scalar(g, dtype::s32, 0))
-                               : node_id{-1};
+        const bool first_is_d = sg.momentum != 0 && sg.dampening != 0;  // the first step's buffer is its d
         for (std::size_t i = 0; i < weights.size(); ++i) {
             auto w = start(i);
             auto d = grads[i];
@@ -440,8 +441,7 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
             if (sg.momentum != 0) {
                 const auto b = state("momentum_buffer", i);
                 auto b2 = binary(g, op::add, binary(g, op::mul, b, sg.momentum), binary(g, op::mul, d, 1 - sg.dampening));
-                if (first >= 0)
-                    b2 = ir::select(g, ir::broadcast(g, first, ir::dims_of(g, d), {}), d, b2);
+                if (first_is_d) b2 = ir::select(g, ir::broadcast(g, at_first_step(), ir::dims_of(g, d), {}), d, b2);
                 d = sg.nesterov ? binary(g, op::add, d, binary(g, op::mul, b2, sg.momentum)) : b2;
                 buffer = b2;
             }
