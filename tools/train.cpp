@@ -26,7 +26,8 @@ namespace {
 const char* usage_train = R"(usage: scribe train [MODEL] --data FILE... --out DIR [options]
        scribe train --config FILE --tokenizer DIR --data FILE... --out DIR [options]
        scribe train --resume DIR --data FILE... --out DIR [the run's options]
-       mpirun -np N scribe train ...   (N data-parallel ranks as processes)
+       mpirun -np N scribe train ...   (N ranks as processes: N / --tp data-parallel
+                                        groups of --tp tensor-parallel ranks)
 
 Trains a causal language model on plain text: fine-tunes MODEL (a Hugging Face
 folder: config.json, the weights and the tokenizer; default the demo model), or
@@ -58,6 +59,13 @@ the run computes what one process computes on the whole batch. Rank 0 writes
 the log, the checkpoints and the model; --resume continues at any N that
 divides --batch.
 
+Tensor parallel: --tp T splits every data-parallel rank into T ranks that each
+hold 1/T of the attention heads and of the MLP (Megatron's layout, as `scribe
+generate --tp` runs it), with --dp N as N x T threads, or under `mpirun -np N*T`
+as processes (rank r is tensor-parallel rank r % T of data-parallel rank r / T).
+The step computes what TP 1 computes. Checkpoints and the model are written
+whole, in the Hugging Face layout, so a run resumes at any --tp and --dp.
+
 options:
   --data FILE...         plain-text (UTF-8) files to train on (required)
   --out DIR              where to write (required; a folder with a run in it is
@@ -77,12 +85,14 @@ options:
   --eval-every N         validation loss every N steps (default: at the end only)
   --save-every N         a checkpoint every N steps (default: at the end only)
   --seed S               weights of a new model, block order, dropout (default 0)
-  --threads N            CPU threads (default: all; with --dp, shared by the ranks;
+  --threads N            CPU threads (default: all; with --dp/--tp, shared by the ranks;
                          under mpirun, each process's)
   --dp N                 data-parallel ranks as threads (default 1)
+  --tp T                 tensor-parallel ranks per data-parallel rank (default 1;
+                         T must divide the attention heads and the MLP's width)
   --bucket-size SIZE     gradients all-reduced together, in bytes or 4M, 25M
                          (default 25M, as PyTorch's DDP)
-  --collective-timeout S with --dp or mpirun: fail when a rank waits more than S
+  --collective-timeout S with --dp, --tp or mpirun: fail when a rank waits more than S
                          seconds for the others (a hung, stopped or dead rank),
                          naming the ranks that did not arrive (default 300); the
                          checkpoints written before stay whole
@@ -241,6 +251,13 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
     if (comm && a.value("dp"))
         throw error("--dp runs the ranks as threads; under mpirun -np " + std::to_string(comm->size()) +
                     " the processes are the ranks: leave --dp out");
+    o.tp = static_cast<int>(a.integer("tp", 1, 1, cpu::thread_group::max_ranks));
+    if (comm && comm->size() % o.tp != 0)
+        throw error("--tp " + std::to_string(o.tp) + " does not divide mpirun's " + std::to_string(comm->size()) +
+                    " processes: give -np a multiple of --tp (data-parallel ranks x --tp)");
+    if (!comm && o.dp * o.tp > cpu::thread_group::max_ranks)
+        throw error("--dp " + std::to_string(o.dp) + " x --tp " + std::to_string(o.tp) + " ranks are more than " +
+                    std::to_string(cpu::thread_group::max_ranks));
     o.comm = comm;
     if (a.value("collective-timeout"))
         o.collective_timeout = std::chrono::milliseconds(std::llround(1000 * a.number("collective-timeout", 0, 0.001, 86400)));
@@ -268,7 +285,7 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
     o.on_save = [&](const fs::path& dir, std::int64_t step) { p.line("saved " + dir.string() + " (step " + std::to_string(step) + ")"); };
     o.on_note = [&](const std::string& s) { p.line(s); };
 
-    const int ranks = comm ? comm->size() : o.dp;
+    const int ranks = comm ? comm->size() / o.tp : o.dp;  // data-parallel ranks
     if (o.batch % ranks != 0)
         throw error("--batch " + std::to_string(o.batch) + " (the global batch) does not split evenly over " + std::to_string(ranks) +
                     " data-parallel ranks: give a multiple of " + std::to_string(ranks));
@@ -281,14 +298,16 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
                       static_cast<long long>(blocks.val_blocks()), static_cast<long long>(run.total_steps()),
                       static_cast<long long>(run.steps_per_epoch()), static_cast<long long>(o.update.accumulate),
                       static_cast<long long>(o.batch),
-                      ranks > 1 ? (", " + std::to_string(ranks) + " data-parallel ranks (" + (comm ? "processes" : "threads") + ")").c_str() : "",
+                      ranks * o.tp > 1 ? (", " + (ranks > 1 ? std::to_string(ranks) + " data-parallel ranks" : std::string()) +
+                                          (ranks > 1 && o.tp > 1 ? " x " : "") + (o.tp > 1 ? "tensor parallel " + std::to_string(o.tp) : std::string()) +
+                                          " (" + (comm ? "processes" : "threads") + ")").c_str() : "",
                       o.precision == train::precision::f32 ? "" : (", precision " + std::string(train::name(o.precision))).c_str());
         p.line(b);
     }
     const auto first_step = run.start_step();
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
-    const auto r = o.dp > 1 && !comm ? runtime::train_model<Family>(src, blocks, o) : run.run();
+    const auto r = o.dp * o.tp > 1 && !comm ? runtime::train_model<Family>(src, blocks, o) : run.run();
     std::signal(SIGINT, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
     if (!lead) return r.stopped_by ? 128 + r.stopped_by : 0;
@@ -314,7 +333,7 @@ int train_command(int argc, char** argv, cpu::communicator* comm) {
             return 0;
         }
     std::vector<std::string> values = {"data", "out", "config", "tokenizer", "resume", "epochs", "batch", "seq", "val-fraction",
-                                       "eval-every", "save-every", "seed", "threads", "memory-budget", "save-dtype", "dp", "bucket-size", "collective-timeout",
+                                       "eval-every", "save-every", "seed", "threads", "memory-budget", "save-dtype", "dp", "tp", "bucket-size", "collective-timeout",
                                        "precision"};
     values.insert(values.end(), optimizer_values.begin(), optimizer_values.end());
     const auto a = parse(argc, argv, values, {"nesterov", "no-dropout", "overwrite", "quiet"});

@@ -28,7 +28,7 @@ opts=(--batch 2 --seq 16 --threads 1 --lr 3e-3 --schedule cosine --warmup 3 --we
 "$scribe" train --help > "$work/help.txt"
 for f in --data --out --config --tokenizer --resume --steps --epochs --batch --seq --val-fraction --eval-every \
          --save-every --seed --threads --no-dropout --memory-budget --overwrite --accumulate --lr --warmup --min-lr \
-         --schedule --weight-decay --clip --optimizer --save-dtype --dp --bucket-size --precision; do
+         --schedule --weight-decay --clip --optimizer --save-dtype --dp --tp --bucket-size --precision; do
   grep -q -- "$f" "$work/help.txt" || fail "train --help does not explain $f"
 done
 echo "ok: train --help explains every flag"
@@ -148,10 +148,18 @@ mpirun -np 2 "$scribe" train "$model" --data "$text" --out "$work/dpmpi" "${dp_o
   || fail "mpirun -np 2 scribe train: $(cat "$work/dpmpi.err")"
 cp -r "$work/dp2" "$work/dp2to1" && rm -rf "$work/dp2to1/checkpoint-6"
 "$scribe" train --resume "$work/dp2to1/checkpoint-3" --data "$text" --out "$work/dp2to1" "${dp_opts[@]}" > /dev/null
+# Tensor parallel: --tp 2 as threads, and a 2 x 2 mesh of 4 MPI processes
+# (data-parallel pairs of tensor-parallel pairs); its checkpoint, whole, resumes at TP 1.
+"$scribe" train "$model" --data "$text" --out "$work/tp2" --tp 2 "${dp_opts[@]}" > "$work/tp2.out" 2> "$work/tp2.err"
+grep -q "tensor parallel 2 (threads)" "$work/tp2.err" || fail "train --tp 2 does not say its ranks: $(cat "$work/tp2.err")"
+mpirun -np 4 "$scribe" train "$model" --data "$text" --out "$work/mesh" --tp 2 "${dp_opts[@]}" > /dev/null 2> "$work/mesh.err" \
+  || fail "mpirun -np 4 scribe train --tp 2: $(cat "$work/mesh.err")"
+cp -r "$work/mesh" "$work/meshto1" && rm -rf "$work/meshto1/checkpoint-6"
+"$scribe" train --resume "$work/meshto1/checkpoint-3" --data "$text" --out "$work/meshto1" "${dp_opts[@]}" > /dev/null
 python3 - "$work" "$(dirname "$0")" <<'PY' || fail "data-parallel training differs from one process's"
 import json, sys
 sys.path.insert(0, sys.argv[2])
-from safetensors_read import f32_values
+from safetensors_read import f32_values, tensors
 w = sys.argv[1]
 def losses(d):
     return [json.loads(l)["loss"] for l in open(f"{w}/{d}/log.jsonl") if '"loss"' in l]
@@ -159,10 +167,11 @@ def weights(d):
     return f32_values(f"{w}/{d}/model.safetensors")
 one, ref = losses("dp1"), weights("dp1")
 assert len(one) == 6, one
-for d in ("dp2", "dpmpi", "dp2to1"):
+for d in ("dp2", "dpmpi", "dp2to1", "tp2", "mesh", "meshto1"):
     got = losses(d)
     assert len(got) == 6, (d, got)  # one line a step: rank 0's alone
     assert all(abs(a - b) <= 2e-5 * abs(b) for a, b in zip(got, one)), (d, got, one)
+    assert {dt for dt, _ in tensors(f"{w}/{d}/checkpoint-3/model.safetensors").values()} == {"F32"}, d
     wd = weights(d)
     assert wd.keys() == ref.keys(), d
     for k in ref:
@@ -176,8 +185,25 @@ for d in ("dp2", "dpmpi", "dp2to1"):
         assert max(diffs[kb:ke], default=0) <= 2 * 6 * 3e-3 * 0.1 / 0.001 ** 0.5, (d, k)
 print("ok: losses of DP 1:", " ".join(f"{x:.5f}" for x in one))
 PY
-echo "ok: --dp 2, mpirun -np 2 and a DP 2 run resumed at DP 1 train as one process does"
+echo "ok: --dp 2, mpirun -np 2, --tp 2, a 2 x 2 mesh of MPI processes, and DP 2 and mesh runs resumed at DP 1 train as one process does"
 expect_error "does not split evenly over 3 data-parallel ranks" train "$model" --data "$text" --out "$work/dp3" --dp 3 --batch 4 --seq 16
+# Ranks that read different data (another file here, or one cut short) stop at
+# once, every one of them, naming the ranks that differ, instead of running out
+# mid-run and leaving the others waiting.
+head -c 20000 "$text" > "$work/text1.txt" && cp "$text" "$work/text0.txt"
+set +e
+mpirun -np 2 sh -c "\"$scribe\" train \"$model\" --data \"$work/text\$OMPI_COMM_WORLD_RANK.txt\" --out \"$work/bad\" --steps 3 --batch 4 --seq 16 --threads 1 --quiet" \
+  > /dev/null 2> "$work/err"
+rc=$?
+set -e
+[ $rc != 0 ] || fail "ranks with different --data trained"
+[ "$(grep -c "parallel ranks read different data: rank 0's has 1633 training blocks and 86 held out, rank 1's has 801" "$work/err")" -ge 1 ] \
+  || fail "ranks with different --data: $(cat "$work/err")"
+[ ! -e "$work/bad/checkpoint-1" ] || fail "ranks with different --data took a step"
+echo "ok: ranks that read different data stop before the first step, naming the rank"
+expect_error "tp degree 3 does not divide" train "$model" --data "$text" --out "$work/tp3" --tp 3 --batch 4 --seq 16 --steps 1
+set +e; mpirun -np 3 "$scribe" train "$model" --data "$text" --out "$work/tp3" --tp 2 --batch 6 --seq 16 --steps 1 > /dev/null 2> "$work/err"; rc=$?; set -e
+[ $rc != 0 ] && grep -qF -- "--tp 2 does not divide mpirun's 3 processes" "$work/err" || fail "mpirun -np 3 train --tp 2: $rc $(cat "$work/err")"
 
 # Precision: every mode trains; the bf16 modes hold bf16 weights (the f32
 # checkpoints' values are bf16 values), autocast and f32 do not; bf16-master

@@ -241,18 +241,87 @@ TEST_CASE("parallel: one executor per rank with a communicator equals run_replic
     CHECK(got[1][2].values<std::uint32_t>()[0] == 1);
     // y's last column: rank 0's x + 2 * rank 1's x.
     CHECK(got[0][0].values<float>()[4] == 4.0f + 2 * 8.0f);
-    // Groups a communicator cannot serve are refused by name.
+    // Groups that do not cut the communicator's ranks into parts are refused by name.
     graph h("pairs");
     h.bind(rows(2));
     auto z = h.parameter(f32[rows], "z");
-    h.outputs(all_reduce_sum(z, replica_groups{{{1, 0}}}));
-    float zs[2] = {1, 2};
-    CHECK_THROWS_WITH(on_threads(2,
+    h.outputs(all_reduce_sum(z, replica_groups{{{0, 1}}}));
+    cpu::thread_group three(3);
+    CHECK_THROWS_WITH(on_threads(3, [&](int r) { cpu::executor e(h, {.threads = 1, .comm = &three[r]}); }),
+                      Catch::Contains("all_reduce with replica groups {0,1} on a run of 3 ranks") && Catch::Contains("leave out rank 2"));
+}
+
+// A 2 x 2 mesh of 4 ranks: groups {0,1}{2,3} (tensor parallel) and {0,2}{1,3}
+// (data parallel) through the communicator's parts, against run_replicas.
+TEST_CASE("parallel: collectives within groups go through the communicator's parts, equal to run_replicas") {
+    graph g("mesh");
+    g.bind(rows(5));
+    auto x = g.parameter(f32[rows], "x");
+    auto inner = all_reduce_sum(x, replica_groups{{{0, 1}, {2, 3}}});
+    auto outer = all_reduce_sum(inner * x, replica_groups{{{0, 2}, {1, 3}}});
+    auto joined = all_gather<rows>(outer, replica_groups{{{2, 3}, {0, 1}}});
+    auto reversed = all_reduce_max(x, replica_groups{{{3, 2, 1, 0}}});
+    g.outputs(inner, outer, joined, reversed);
+    std::vector<std::vector<float>> data(4, std::vector<float>(5));
+    for (std::size_t r = 0; r < 4; ++r)
+        for (std::size_t i = 0; i < 5; ++i) data[r][i] = static_cast<float>(r * 10 + i) * 0.25f - 3;
+    std::vector<std::vector<cpu::array>> in;
+    for (auto& d : data) in.push_back({cpu::array::borrow(dtype::f32, {{"rows", 5}}, d.data(), 20)});
+    const auto ref = cpu::executor(g).run_replicas(in);
+    cpu::thread_group group(4);
+    std::vector<std::vector<cpu::array>> got(4);
+    on_threads(4, [&](int r) {
+        cpu::executor e(g, {.threads = 1, .comm = &group[r]});
+        for (int k = 0; k < 3; ++k) got[static_cast<std::size_t>(r)] = e(in[static_cast<std::size_t>(r)]);  // the parts reused
+    });
+    for (std::size_t r = 0; r < 4; ++r)
+        for (std::size_t k = 0; k < 4; ++k) {
+            INFO("rank " << r << " output " << k);
+            REQUIRE(got[r][k].dims() == ref[r][k].dims());
+            CHECK(std::memcmp(got[r][k].data(), ref[r][k].data(), got[r][k].bytes()) == 0);
+        }
+    // Rank 3's inner sum is ranks 2 and 3's x: (20 + 30) / 4 - 6 at element 0.
+    CHECK(got[3][0].values<float>()[0] == 6.5f);
+    CHECK(got[0][2].dims() == shape{{"rows", 10}});
+
+    // A part's ranks are numbered in the group's order; a rank that fails stops
+    // the exchanges of every part, and a part's timeout names the whole group's ranks.
+    cpu::thread_group four(4);
+    std::vector<int> part_rank(4);
+    CHECK_THROWS_WITH(on_threads(4,
                                  [&](int r) {
-                                     cpu::executor e(h, {.threads = 1, .comm = &group[r]});
-                                     e({cpu::array::borrow(dtype::f32, {{"rows", 2}}, zs, 8)});
+                                     auto part = four[r].split({{3, 1}, {2, 0}});
+                                     part_rank[static_cast<std::size_t>(r)] = part->rank();
+                                     CHECK(part->size() == 2);
+                                     if (r == 0) {
+                                         four[0].abort();
+                                         throw error("rank 0 failed");
+                                     }
+                                     float v = 1;
+                                     part->all_reduce(dtype::f32, reducer::sum, &v, 1);  // ranks 1, 3 meet; rank 2 waits for 0
+                                     part->all_reduce(dtype::f32, reducer::sum, &v, 1);
+                                     four[r].all_reduce(dtype::f32, reducer::sum, &v, 1);
                                  }),
-                      Catch::Contains("replica groups {1,0}") && Catch::Contains("one group of all ranks in order"));
+                      Catch::Contains("rank 0 failed"));
+    CHECK(part_rank == std::vector<int>{1, 1, 0, 0});
+    cpu::thread_group late(4);
+    late.set_timeout(std::chrono::milliseconds(2000));
+    std::vector<std::string> said(4);
+    on_threads(4, [&](int r) {
+        auto part = late[r].split({{0, 1}, {2, 3}});
+        part->set_timeout(std::chrono::milliseconds(100));  // the part's, before the whole group's
+        float v = 1;
+        try {
+            if (r != 3) part->all_reduce(dtype::f32, reducer::sum, &v, 1);  // rank 3 never arrives
+            late[r].all_reduce(dtype::f32, reducer::sum, &v, 1);
+        } catch (const error& e) {
+            said[static_cast<std::size_t>(r)] = e.what();
+        }
+    });
+    CHECK_THAT(said[2], Catch::Contains("rank 3 did not reach the all-reduce"));
+    for (int r : {0, 1, 3}) CHECK_THAT(said[static_cast<std::size_t>(r)], Catch::Contains("rank 3 did not reach the all-reduce"));
+    CHECK_THROWS_WITH(late[0].split({{0, 1}, {2}}), Catch::Contains("leave out rank 3"));
+    CHECK_THROWS_WITH(late[0].split({{0, 1}, {2, 3, 4}}), Catch::Contains("rank 4 does not exist"));
 }
 
 TEST_CASE("parallel: weight shards are borrowed where contiguous, copied and zero-padded otherwise") {

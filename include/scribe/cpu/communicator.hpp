@@ -11,6 +11,11 @@
 // XLA module does). The results are identical on every rank: a reduction adds the
 // ranks' values in rank order, element by element, as kernels::all_reduce does.
 //
+// The ranks can be cut into groups that exchange among themselves
+// (communicator::split, MPI_Comm_split's counterpart): a data-parallel x
+// tensor-parallel mesh all-reduces activations within each tensor-parallel group
+// and gradients within each data-parallel one.
+//
 // A rank that stops answering (hung, stopped, dead) would leave the others
 // waiting forever, so an exchange waits at most timeout() (default 300 s) and
 // then throws scribe::error naming the ranks that did not arrive; the
@@ -19,6 +24,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -38,6 +44,17 @@
 namespace scribe::cpu {
 
 namespace detail {
+// replica groups as text: "{0,1}{2,3}".
+inline std::string groups_text(const std::vector<std::vector<std::int64_t>>& groups) {
+    std::string text;
+    for (const auto& gr : groups) {
+        text += "{";
+        for (std::size_t k = 0; k < gr.size(); ++k) text += (k ? "," : "") + std::to_string(gr[k]);
+        text += "}";
+    }
+    return text;
+}
+
 // "within 0.3 s (the collective timeout; ...)": how a timeout's error ends.
 inline std::string within(std::chrono::milliseconds timeout) {
     char seconds[32];
@@ -72,12 +89,44 @@ public:
     // instead of waiting for it forever.
     virtual void abort() noexcept {}
 
+    // The communicator of this rank's group when the ranks are cut into `groups`
+    // (each rank in exactly one; a group's ranks numbered in the order given).
+    // Every rank must call it with the same groups, at the same point of its
+    // exchanges (it is one, as MPI_Comm_split is). The result shares this one's
+    // timeout and failure: an abort or a timeout in either stops both.
+    std::shared_ptr<communicator> split(const std::vector<std::vector<std::int64_t>>& groups) {
+        std::vector<bool> seen(static_cast<std::size_t>(size()), false);
+        int color = -1, key = -1;
+        std::vector<int> members;
+        for (std::size_t k = 0; k < groups.size(); ++k)
+            for (std::size_t j = 0; j < groups[k].size(); ++j) {
+                const auto r = groups[k][j];
+                if (r < 0 || r >= size() || seen[static_cast<std::size_t>(r)])
+                    throw error("parallel ranks: replica groups " + detail::groups_text(groups) + " do not cut the " + std::to_string(size()) +
+                                " ranks into parts (rank " + std::to_string(r) + (r < 0 || r >= size() ? " does not exist)" : " is in two)"));
+                seen[static_cast<std::size_t>(r)] = true;
+                if (r == rank()) color = static_cast<int>(k), key = static_cast<int>(j);
+            }
+        for (int r = 0; r < size(); ++r)
+            if (!seen[static_cast<std::size_t>(r)])
+                throw error("parallel ranks: replica groups " + detail::groups_text(groups) + " leave out rank " + std::to_string(r));
+        for (auto r : groups[static_cast<std::size_t>(color)]) members.push_back(static_cast<int>(r));
+        auto part = split_off(color, key, members);
+        part->set_timeout(timeout());
+        return part;
+    }
+
     // How long one exchange waits for the other ranks before it throws, naming
     // the ranks that did not arrive; zero or less: forever. Set it before the
     // exchanges start; it also bounds how far apart the ranks may reach an
     // exchange (a slower load of the weights on one rank, say).
     void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
     std::chrono::milliseconds timeout() const { return timeout_; }
+
+protected:
+    // This rank's group, number `color`, in which it is rank `key`; `members`
+    // are the group's ranks (of this communicator) in order.
+    virtual std::shared_ptr<communicator> split_off(int color, int key, const std::vector<int>& members) = 0;
 
 private:
     std::chrono::milliseconds timeout_ = default_timeout;
@@ -88,7 +137,7 @@ class thread_group {
 public:
     static constexpr int max_ranks = 1024;
 
-    explicit thread_group(int ranks) : shared_(std::make_shared<state>(checked(ranks))) {
+    explicit thread_group(int ranks) : shared_(std::make_shared<state>(identity(checked(ranks)), nullptr)) {
         for (int r = 0; r < ranks; ++r) members_.push_back(std::make_unique<member>(shared_, r));
     }
     int size() const { return static_cast<int>(members_.size()); }
@@ -99,6 +148,11 @@ public:
     }
 
 private:
+    static std::vector<int> identity(int ranks) {
+        std::vector<int> v(static_cast<std::size_t>(ranks));
+        for (int r = 0; r < ranks; ++r) v[static_cast<std::size_t>(r)] = r;
+        return v;
+    }
     static int checked(int ranks) {
         if (ranks < 1 || ranks > max_ranks)
             throw error("thread_group: needs between 1 and " + std::to_string(max_ranks) + " ranks, got " + std::to_string(ranks));
@@ -106,8 +160,14 @@ private:
     }
 
     struct state {
-        explicit state(int n) : ranks(n), slots(static_cast<std::size_t>(n)), entered(static_cast<std::size_t>(n)) {}
+        // A group of `members` (ranks of the whole group, in this one's order),
+        // or the whole group (root == nullptr).
+        state(std::vector<int> m, std::shared_ptr<state> parent)
+            : ranks(static_cast<int>(m.size())), members(std::move(m)), root(std::move(parent)),
+              slots(members.size()), entered(members.size()) {}
         int ranks;
+        std::vector<int> members;     // the whole group's numbers of this one's ranks, for messages
+        std::shared_ptr<state> root;  // the whole group, whose abort stops this one too
         std::vector<void*> slots;  // each rank's buffer for the exchange in progress
         std::vector<unsigned char> scratch;
         // Arrivals, completed barriers and the abort in one word, so that the last
@@ -123,8 +183,14 @@ private:
         std::vector<count> entered;
         std::mutex failure_mutex;
         std::string failure;  // why the group was aborted by a timeout; empty: a rank failed
+        // The whole group's parts made by split, by their members: made by the
+        // first rank to ask, shared with the others while any holds it.
+        std::mutex parts_mutex;
+        std::map<std::vector<int>, std::weak_ptr<state>> parts;
 
         static std::uint64_t completed(std::uint64_t w) { return (w & ~aborted_bit) >> 32; }
+        state& whole() { return root ? *root : *this; }
+        bool whole_aborted() const { return root && (root->word.load(std::memory_order_acquire) & aborted_bit); }
 
         // With failure_mutex held: the timeout that sets the aborted bit holds it
         // until its message is written.
@@ -132,21 +198,31 @@ private:
             return failure.empty() ? "parallel ranks: another rank failed; this rank stops too" : failure;
         }
         [[noreturn]] void throw_aborted() {
+            if (root && !(word.load(std::memory_order_acquire) & aborted_bit)) root->throw_aborted();
             std::lock_guard lock(failure_mutex);
             throw error(reason());
         }
+        // Stops the whole group (every part) with `message`, unless it stopped already.
+        void abort_whole(const std::string& message) {
+            auto& w = whole();
+            std::lock_guard lock(w.failure_mutex);
+            if (w.word.load(std::memory_order_acquire) & aborted_bit) return;
+            w.failure = message;
+            w.word.fetch_or(aborted_bit, std::memory_order_acq_rel);
+        }
 
         // Every rank waits here until all have arrived, or throws once the group
-        // is aborted or `timeout` passes. Spins briefly (the ranks of a decode step
-        // meet every few hundred microseconds), then yields, reading the clock only
-        // every 64 yields (a yield can take a time slice on a busy machine).
+        // (or the whole group) is aborted or `timeout` passes. Spins briefly (the
+        // ranks of a decode step meet every few hundred microseconds), then
+        // yields, reading the clock only every 64 yields (a yield can take a time
+        // slice on a busy machine).
         void barrier(int rank, const char* what, std::chrono::milliseconds timeout) {
             auto& mine = entered[static_cast<std::size_t>(rank)].n;
             const auto number = mine.load(std::memory_order_relaxed) + 1;
             mine.store(number, std::memory_order_relaxed);
             auto w = word.load(std::memory_order_acquire);
             for (;;) {
-                if (w & aborted_bit) throw_aborted();
+                if ((w & aborted_bit) || whole_aborted()) throw_aborted();
                 const bool last = static_cast<int>(w & arrived_mask) + 1 == ranks;
                 const auto next = last ? ((completed(w) + 1) & 0x7fffffffULL) << 32 : w + 1;
                 if (word.compare_exchange_weak(w, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
@@ -159,7 +235,7 @@ private:
             for (std::uint64_t spins = 0;; ++spins) {
                 w = word.load(std::memory_order_acquire);
                 if (completed(w) != gen) return;
-                if (w & aborted_bit) throw_aborted();
+                if ((w & aborted_bit) || whole_aborted()) throw_aborted();
                 if (spins < 4096) {
 #if defined(__x86_64__) || defined(__i386__)
                     _mm_pause();
@@ -177,19 +253,29 @@ private:
 
         // Aborts the group with a message naming the ranks that have not entered
         // barrier `number`, unless the barrier completed meanwhile (then returns).
+        // A part's timeout stops the whole group with the same message.
         void time_out(std::uint64_t gen, std::uint64_t number, const char* what, std::chrono::milliseconds timeout) {
-            std::lock_guard lock(failure_mutex);
-            auto w = word.load(std::memory_order_acquire);
-            while (completed(w) == gen && !(w & aborted_bit)) {
-                if (!word.compare_exchange_weak(w, w | aborted_bit, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-                std::vector<int> missing;
-                for (int r = 0; r < ranks; ++r)
-                    if (entered[static_cast<std::size_t>(r)].n.load(std::memory_order_relaxed) < number) missing.push_back(r);
-                failure = detail::timeout_message(missing, what, timeout);
-                throw error(failure);
+            std::string message;
+            {
+                std::lock_guard lock(failure_mutex);
+                auto w = word.load(std::memory_order_acquire);
+                while (completed(w) == gen && !(w & aborted_bit)) {
+                    if (!word.compare_exchange_weak(w, w | aborted_bit, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+                    std::vector<int> missing;
+                    for (int r = 0; r < ranks; ++r)
+                        if (entered[static_cast<std::size_t>(r)].n.load(std::memory_order_relaxed) < number)
+                            missing.push_back(members[static_cast<std::size_t>(r)]);
+                    failure = detail::timeout_message(missing, what, timeout);
+                    message = failure;
+                    break;
+                }
+                if (message.empty()) {
+                    if (completed(w) != gen) return;
+                    message = reason();
+                }
             }
-            if (completed(w) != gen) return;
-            throw error(reason());
+            if (root) abort_whole(message);
+            throw error(message);
         }
     };
 
@@ -249,9 +335,32 @@ private:
             barrier("broadcast");
         }
 
-        void abort() noexcept override { s_->word.fetch_or(state::aborted_bit, std::memory_order_acq_rel); }
+        void abort() noexcept override {
+            s_->word.fetch_or(state::aborted_bit, std::memory_order_acq_rel);
+            s_->whole().word.fetch_or(state::aborted_bit, std::memory_order_acq_rel);
+        }
 
         void barrier(const char* what) { s_->barrier(rank_, what, timeout()); }
+
+    protected:
+        // The part of the whole group with these members: made by the first of
+        // them to ask, shared by the rest.
+        std::shared_ptr<communicator> split_off(int, int key, const std::vector<int>& members) override {
+            auto& whole = s_->whole();
+            std::vector<int> ids;
+            for (auto m : members) ids.push_back(s_->members[static_cast<std::size_t>(m)]);
+            std::shared_ptr<state> part;
+            {
+                std::lock_guard lock(whole.parts_mutex);
+                auto& p = whole.parts[ids];
+                part = p.lock();
+                if (!part) {
+                    part = std::make_shared<state>(ids, s_->root ? s_->root : s_);
+                    p = part;
+                }
+            }
+            return std::make_shared<member>(std::move(part), key);
+        }
 
         std::shared_ptr<state> s_;
         int rank_;

@@ -50,8 +50,10 @@ struct options {
     // Debugging: check every float value as it is computed and stop at the first
     // that holds a NaN or an infinity, naming the node and the weights it reads.
     bool check_finite = false;
-    // This executor is one rank of a tensor-parallel run: collectives go through
-    // comm (which must outlive the executor); replica groups must span all its ranks.
+    // This executor is one rank of a parallel run: collectives go through comm
+    // (which must outlive the executor). Replica groups that cut its ranks into
+    // several (a data- x tensor-parallel mesh) go through comm.split's parts,
+    // made when the executor is (so every rank must make it at the same point).
     communicator* comm = nullptr;
 };
 
@@ -109,6 +111,20 @@ public:
                 q8_inputs_.emplace(i, *xb);
             }
         }
+        // The communicator's parts for collectives within groups (comm.split), made
+        // in node order, the same on every rank.
+        if (comm_)
+            for (std::size_t i = 0; i < g_.nodes().size(); ++i) {
+                const auto& n = g_.nodes()[i];
+                if ((n.kind != op::all_reduce && n.kind != op::all_gather) || parts_.count(n.replica_groups)) continue;
+                if (whole_group(n.replica_groups) || alone(n.replica_groups)) continue;
+                try {
+                    parts_.emplace(n.replica_groups, comm_->split(n.replica_groups));
+                } catch (const error& e) {
+                    throw error("cpu: " + std::string(info(n.kind).name) + " with replica groups " + detail::groups_text(n.replica_groups) +
+                                " on a run of " + std::to_string(comm_->size()) + " ranks: " + e.what());
+                }
+            }
         // Values no output depends on (a gradient rule's discarded share, say) are never computed.
         needed_.assign(g_.nodes().size(), false);
         for (auto o : g_.outputs()) needed_[static_cast<std::size_t>(o)] = true;
@@ -675,36 +691,35 @@ private:
                             std::string(info(n.kind).name));
     }
 
-    // A collective of this rank through the communicator: the groups must be the
-    // communicator's ranks, in order (one group), or one group per rank.
+    // Groups of one: every rank by itself.
+    static bool alone(const std::vector<std::vector<std::int64_t>>& groups) {
+        return std::all_of(groups.begin(), groups.end(), [](const auto& gr) { return gr.size() == 1; });
+    }
+    // One group of all the communicator's ranks, in order.
+    bool whole_group(const std::vector<std::vector<std::int64_t>>& groups) const {
+        bool all = groups.size() == 1 && static_cast<int>(groups[0].size()) == comm_->size();
+        for (int k = 0; all && k < comm_->size(); ++k) all = groups[0][static_cast<std::size_t>(k)] == k;
+        return all;
+    }
+
+    // A collective of this rank through the communicator, or the part of it that
+    // its group is.
     array exchanged(const node& n, const array& x) const {
-        const auto ranks = comm_->size();
-        const auto& groups = n.replica_groups;
-        bool all = groups.size() == 1 && static_cast<int>(groups[0].size()) == ranks;
-        for (int k = 0; all && k < ranks; ++k) all = groups[0][static_cast<std::size_t>(k)] == k;
-        const bool alone = std::all_of(groups.begin(), groups.end(), [](const auto& gr) { return gr.size() == 1; });
-        if (!all && !alone) {
-            std::string text;
-            for (const auto& gr : groups) {
-                text += "{";
-                for (std::size_t k = 0; k < gr.size(); ++k) text += (k ? "," : "") + std::to_string(gr[k]);
-                text += "}";
-            }
-            throw error("cpu: " + std::string(info(n.kind).name) + " with replica groups " + text + " on a run of " +
-                        std::to_string(ranks) + " ranks: a communicator serves one group of all ranks in order");
-        }
-        if (alone || ranks == 1) {  // each rank by itself
+        if (alone(n.replica_groups) || comm_->size() == 1) {  // each rank by itself
             const std::vector<const array*> one = {&x};
             return n.kind == op::all_reduce ? kernels::all_reduce(n, one) : kernels::all_gather(n, one);
         }
+        communicator* comm = comm_;
+        if (!whole_group(n.replica_groups)) comm = parts_.at(n.replica_groups).get();
+        const auto ranks = comm->size();
         if (n.kind == op::all_reduce) {
             auto out = array::uninitialized(x.type(), x.dims());
             if (x.bytes()) std::memcpy(out.mutable_data(), x.data(), x.bytes());
-            comm_->all_reduce(x.type(), n.reduction, out.mutable_data(), out.size());
+            comm->all_reduce(x.type(), n.reduction, out.mutable_data(), out.size());
             return out;
         }
         auto gathered = array::uninitialized(x.type(), {{"ranks", static_cast<std::int64_t>(ranks) * x.size()}});
-        comm_->all_gather(x.data(), gathered.mutable_data(), x.bytes());
+        comm->all_gather(x.data(), gathered.mutable_data(), x.bytes());
         std::vector<array> parts;
         std::vector<const array*> ptrs;
         for (int k = 0; k < ranks; ++k)
@@ -829,6 +844,7 @@ private:
     bool profile_ = false;
     bool check_finite_ = false;
     communicator* comm_ = nullptr;
+    std::map<std::vector<std::vector<std::int64_t>>, std::shared_ptr<communicator>> parts_;  // comm_'s, by replica groups
     fusion_plan fusion_;
     std::vector<int> group_index_;
     std::vector<fused_layout> fused_layouts_;  // by group, as fusion_.groups

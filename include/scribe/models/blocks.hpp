@@ -48,7 +48,7 @@ public:
 
     // Binds batch, seq, keys, cache, heads, kv_heads and head_dim (this rank's).
     step(graph& g, const graph_shape& s, std::int64_t n_layer, const attention_shape& a)
-        : g_(g), s_(s), a_(a), m_{.degree = s.tp} {
+        : g_(g), s_(s), a_(a), m_{.degree = s.tp, .replicas = s.dp} {
         const auto kv = kv_heads_per_rank(a.n_kv_head, s.tp);
         g.bind(batch(s.batch), seq(s.seq), keys(s.decode ? s.capacity : s.seq),
                heads(m_.shard("the attention heads", a.n_head)), kv_heads(kv), head_dim(a.head_dim));
@@ -101,6 +101,18 @@ public:
         drawn_ += static_cast<std::uint64_t>(element_count(x.shape()));
         return y;
     }
+    // The same for this rank's shard of a value split over the tensor-parallel
+    // ranks (the attention probabilities, by heads): its bits are keyed by the
+    // rank too, so no two shards drop alike, while replicated values (dropout())
+    // drop alike on every rank, as they must to stay equal.
+    template <Tensor X>
+    X sharded_dropout(const X& x, double p) {
+        if (!drops(p) || s_.tp == 1) return dropout(x, p);
+        if (!rank_key_) rank_key_.emplace(bitwise_xor(key_->k0, m_.rank(g_) * 2654435769.0), key_->k1);
+        auto y = nn::dropout(x, p, *rank_key_, drawn_);
+        drawn_ += static_cast<std::uint64_t>(element_count(x.shape()));
+        return y;
+    }
     // Whether dropout(x, p) drops anything.
     bool drops(double p) const { return key_ && p > 0; }
     // prefill: each prompt's length; decode: each row's position.
@@ -113,11 +125,11 @@ public:
     template <Tensor Q, Tensor K, Tensor V>
     auto attend(const Q& q, const K& k, const V& v) {
         const auto l = updated_.size();
-        auto drop = [&](const auto& probs) { return dropout(probs, a_.dropout); };
+        auto drop = [&](const auto& probs) { return sharded_dropout(probs, a_.dropout); };
         auto over = [&](const auto& keys_of, const auto& values_of) {
             if (s_.tp > 1 && !kv_heads_split(a_.n_kv_head, s_.tp))  // replicated KV heads: pick this rank's
-                return grouped_attention(q, parallel::kv_for_rank_heads(keys_of, a_.n_head, q.extent(heads)),
-                                         parallel::kv_for_rank_heads(values_of, a_.n_head, q.extent(heads)), *mask_, drop);
+                return grouped_attention(q, parallel::kv_for_rank_heads(keys_of, a_.n_head, q.extent(heads), m_),
+                                         parallel::kv_for_rank_heads(values_of, a_.n_head, q.extent(heads), m_), *mask_, drop);
             return grouped_attention(q, keys_of, values_of, *mask_, drop);
         };
         if (!s_.kv_cache) {  // the sequence attends to itself; nothing is kept
@@ -165,6 +177,7 @@ private:
     std::optional<tensor_of<pred[batch, seq, keys]>> mask_;
     std::vector<cache_tensor> caches_, updated_;
     std::optional<random_key> key_;  // dropout's
+    std::optional<random_key> rank_key_;  // sharded_dropout's, made on first use
     std::uint64_t drawn_ = 0;        // counters dropout has used
 };
 

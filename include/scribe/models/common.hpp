@@ -37,6 +37,7 @@ struct graph_shape {
     bool decode = false;
     bool last_only = true;      // prefill: logits of each prompt's last token only
     std::int64_t tp = 1;        // tensor-parallel degree: the graph is one rank's
+    std::int64_t dp = 1;        // copies of the tensor-parallel group (a dp x tp mesh, parallel::mesh::replicas)
     bool kv_cache = true;       // false: no cache inputs or outputs (a training step's forward pass)
     // A training graph with the config's dropout: it takes the random key as
     // parameters dropout.key0 and dropout.key1 (u32 scalars; a new pair each

@@ -99,7 +99,7 @@ template <auto Dtype>
 void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
-    const parallel::mesh m{.degree = s.tp};
+    const parallel::mesh m{.degree = s.tp, .replicas = s.dp};
     const auto all = declare<T>(declaration(g, s.weights), c, m);
     const auto& wte = all.wte;
 

@@ -83,7 +83,7 @@ template <auto Dtype>
 void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
-    const parallel::mesh m{.degree = s.tp};
+    const parallel::mesh m{.degree = s.tp, .replicas = s.dp};
     const auto all = declare<T>(declaration(g, s.weights), c, m);
 
     step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_kv_head, .head_dim = c.head_dim, .window = c.sliding_window,

@@ -95,7 +95,7 @@ template <auto Dtype>
 void build(graph& g, const config& c, const graph_shape& s) {
     using namespace nn;
     using T = std::remove_cvref_t<decltype(Dtype)>;
-    const parallel::mesh m{.degree = s.tp};
+    const parallel::mesh m{.degree = s.tp, .replicas = s.dp};
     const auto all = declare<T>(declaration(g, s.weights), c, m);
     const auto& project_in = all.project_in;
     const auto& project_out = all.project_out;

@@ -18,7 +18,7 @@
 //   gated_mlp       LLaMA's SwiGLU: gate and up column-parallel, down row-parallel.
 //   kv_for_rank_heads  grouped-query attention when the degree does not divide
 //                   the key/value heads: every rank holds them all (replicated)
-//                   and picks those of its query heads by replica_id.
+//                   and picks those of its query heads by its rank (mesh::rank).
 // Norms are replicated; the KV cache is split by heads with the projections.
 // Each rank's weights are its shards (parallel/weights.hpp cuts them).
 #pragma once
@@ -85,11 +85,11 @@ auto gated_mlp(const X& x, const W1& w_gate, const W2& w_up, const W3& w_down, A
 // head of each of this rank's query heads, [..., kv_heads (one per query head),
 // head_dim], rank r's query heads being [r * H, (r + 1) * H) of n_head.
 template <Tensor K>
-auto kv_for_rank_heads(const K& kv, std::int64_t n_head, std::int64_t local_heads) {
+auto kv_for_rank_heads(const K& kv, std::int64_t n_head, std::int64_t local_heads, const mesh& m) {
     graph& g = kv.owner();
     const auto per_kv = n_head / kv.extent(kv_heads);
     auto head = g.iota(s32[heads], heads) +
-                broadcast_to(convert<s32>(replica_id(g)) * static_cast<double>(local_heads), g.iota(s32[heads], heads));
+                broadcast_to(convert<s32>(m.rank(g)) * static_cast<double>(local_heads), g.iota(s32[heads], heads));
     return rename<heads, kv_heads>(gather<kv_heads>(kv, head / static_cast<double>(per_kv)));
 }
 
@@ -100,7 +100,7 @@ auto embedding(const Tb& table, const I& ids, const mesh& m) {
     if (m.degree == 1) return nn::embedding<Width>(table, ids);
     graph& g = table.owner();
     const auto rows = table.extent(vocab);
-    auto first = convert<s32>(replica_id(g)) * static_cast<double>(rows);
+    auto first = convert<s32>(m.rank(g)) * static_cast<double>(rows);
     auto local = ids - broadcast_to(first, ids);
     auto clamped = minimum(maximum(local, 0), rows - 1);
     auto found = nn::embedding<Width>(table, clamped);

@@ -5,12 +5,19 @@
 //     g.bind(heads(m.shard(heads, 12)));        // 3 heads per rank, or a clear error
 //     parallel::sharded<heads.of<12>, 4>          // heads.of<3>, checked at compile time
 //
+// Data-parallel training runs `replicas` copies of the tensor-parallel group side
+// by side (a dp x tp mesh): replica d * degree + t is rank t of copy d. The
+// layers' collectives then combine within each copy (groups()), the gradients'
+// across the copies (across()), and a rank finds its shard by rank(g), its
+// number within the copy.
+//
 // A dimension split over the mesh must divide by its degree (heads, KV heads, the
 // MLP's width); the vocabulary instead is padded up to a multiple of the degree
 // (`padded`), the padding rows being zeros whose logits are cut off again.
 #pragma once
 
 #include <cstdint>
+#include <numeric>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +26,7 @@
 #include "../core/dim.hpp"
 #include "../core/error.hpp"
 #include "../ops/collective.hpp"
+#include "../ops/elementwise.hpp"
 
 namespace scribe::parallel {
 
@@ -44,9 +52,35 @@ inline std::string list(const std::vector<std::int64_t>& v) {
 struct mesh {
     static constexpr std::string_view axis = "tp";  // the axis' name in errors and manifests
     std::int64_t degree = 1;
+    std::int64_t replicas = 1;  // copies of the tensor-parallel group (data parallel)
 
-    // Every rank in one group: what the collectives of a TP layer combine.
-    replica_groups groups() const { return replica_groups::all(degree); }
+    // The ranks of each copy: what the collectives of a TP layer combine.
+    replica_groups groups() const {
+        replica_groups r;
+        for (std::int64_t d = 0; d < replicas; ++d) {
+            std::vector<std::int64_t> g(static_cast<std::size_t>(degree));
+            std::iota(g.begin(), g.end(), d * degree);
+            r.groups.push_back(std::move(g));
+        }
+        return r;
+    }
+    // The same rank of every copy: what data parallelism averages over.
+    replica_groups across() const {
+        replica_groups r;
+        for (std::int64_t t = 0; t < degree; ++t) {
+            std::vector<std::int64_t> g;
+            for (std::int64_t d = 0; d < replicas; ++d) g.push_back(d * degree + t);
+            r.groups.push_back(std::move(g));
+        }
+        return r;
+    }
+    // This rank's number within its copy, u32[] (replica_id modulo the degree).
+    tensor<dtype_of<u32>> rank(graph& g) const {
+        auto id = replica_id(g);
+        if (replicas == 1) return id;
+        auto copy = id / static_cast<double>(degree);
+        return id - copy * static_cast<double>(degree);
+    }
 
     // The extent of `dim` on one rank; an error naming the dimension, both sizes and
     // the degrees that would work, when the degree does not divide it.
@@ -70,6 +104,7 @@ struct mesh {
     }
     void check() const {
         if (degree < 1) throw error("tensor parallel: the degree must be at least 1, got " + std::to_string(degree));
+        if (replicas < 1) throw error("tensor parallel: the data-parallel copies must number at least 1, got " + std::to_string(replicas));
     }
 };
 

@@ -32,6 +32,7 @@
 #include <chrono>
 #include <climits>
 #include <deque>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,15 +61,23 @@ inline int mpi_count(std::uint64_t n, const char* what) {
 
 class mpi_communicator final : public cpu::communicator {
 public:
-    explicit mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
+    // `owned`: comm is this one's to free (a split's). `ranks`: the numbers its
+    // messages give comm's ranks (a split's: the whole job's); empty: comm's own.
+    explicit mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD, bool owned = false, std::vector<int> ranks = {})
+        : comm_(comm), owned_(owned), ranks_(std::move(ranks)) {
         detail::mpi_check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
         detail::mpi_check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+        if (ranks_.empty())
+            for (int r = 0; r < size_; ++r) ranks_.push_back(r);
         // Errors come back as return codes (and become exceptions) instead of aborting.
         MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
         // The questions of a timeout travel apart from the collectives (the error handler is copied).
         detail::mpi_check(MPI_Comm_dup(comm_, &side_), "MPI_Comm_dup");
     }
-    ~mpi_communicator() override { MPI_Comm_free(&side_); }
+    ~mpi_communicator() override {
+        MPI_Comm_free(&side_);
+        if (owned_) MPI_Comm_free(&comm_);
+    }
     mpi_communicator(const mpi_communicator&) = delete;
     mpi_communicator& operator=(const mpi_communicator&) = delete;
 
@@ -113,6 +122,15 @@ public:
     }
     // A failed rank ends the whole job: the others would wait for it forever.
     void abort() noexcept override { MPI_Abort(comm_, 1); }
+
+protected:
+    std::shared_ptr<cpu::communicator> split_off(int color, int key, const std::vector<int>& members) override {
+        MPI_Comm part = MPI_COMM_NULL;
+        detail::mpi_check(MPI_Comm_split(comm_, color, key, &part), "MPI_Comm_split");
+        std::vector<int> ranks;
+        for (auto m : members) ranks.push_back(ranks_[static_cast<std::size_t>(m)]);
+        return std::make_shared<mpi_communicator>(part, true, std::move(ranks));
+    }
 
 private:
     enum kind : std::uint64_t { reduce_kind, gather_kind, broadcast_kind };
@@ -205,7 +223,7 @@ private:
         for (auto& a : asked) MPI_Request_free(&a);
         std::vector<int> missing;
         for (int r = 0; r < size_; ++r)
-            if (!answered[static_cast<std::size_t>(r)]) missing.push_back(r);
+            if (!answered[static_cast<std::size_t>(r)]) missing.push_back(ranks_[static_cast<std::size_t>(r)]);
         if (!missing.empty()) {
             failure_ = cpu::detail::timeout_message(missing, kind_name(kind_), timeout());
         } else {
@@ -213,7 +231,7 @@ private:
                        ") did not finish " + cpu::detail::within(timeout()) + ", though every rank is waiting in one:";
             for (int r = 0; r < size_; ++r) {
                 const auto& w = where[static_cast<std::size_t>(r)];
-                if (r != rank_) failure_ += " rank " + std::to_string(r) + " in " + kind_name(w[1]) + " " + std::to_string(w[0]) + ";";
+                if (r != rank_) failure_ += " rank " + std::to_string(ranks_[static_cast<std::size_t>(r)]) + " in " + kind_name(w[1]) + " " + std::to_string(w[0]) + ";";
             }
             failure_.pop_back();
         }
@@ -221,6 +239,8 @@ private:
     }
 
     MPI_Comm comm_, side_ = MPI_COMM_NULL;
+    bool owned_ = false;
+    std::vector<int> ranks_;
     int rank_ = 0, size_ = 1;
     std::vector<float> wide_;
     std::uint64_t number_ = 0;  // collectives started

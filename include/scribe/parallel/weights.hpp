@@ -60,6 +60,39 @@ inline cpu::array shard(const cpu::array& full, std::string_view split, std::int
     return part;
 }
 
+// The whole weight, `extent` long along `split`, from its `degree` parts (each
+// shaped `part`) back to back at `parts`, in rank order, as an all-gather leaves
+// them: shard's inverse, the padding past `extent` dropped.
+inline cpu::array unshard(dtype t, const shape& part, const unsigned char* parts, std::string_view split, std::int64_t degree,
+                          std::int64_t extent) {
+    std::size_t axis = part.size();
+    for (std::size_t k = 0; k < part.size(); ++k)
+        if (part[k].name == split) axis = k;
+    if (axis == part.size())
+        throw error("tensor parallel: a weight is split along `" + std::string(split) + "` but has no such dimension " + to_string(part));
+    const auto each = part[axis].extent;
+    if (extent > each * degree || extent <= each * (degree - 1))
+        throw error("tensor parallel: " + std::to_string(degree) + " parts of " + std::to_string(each) + " along `" + std::string(split) +
+                    "` do not make " + std::to_string(extent));
+    auto dims = part;
+    dims[axis].extent = extent;
+    std::int64_t outer = 1, inner = 1;
+    for (std::size_t k = 0; k < axis; ++k) outer *= part[k].extent;
+    for (std::size_t k = axis + 1; k < part.size(); ++k) inner *= part[k].extent;
+    const auto row = static_cast<std::size_t>(inner) * static_cast<std::size_t>(info(t).bytes);
+    const auto part_bytes = static_cast<std::size_t>(outer * each) * row;
+    auto whole = cpu::array::uninitialized(t, dims);
+    for (std::int64_t r = 0; r < degree; ++r) {
+        const auto begin = r * each, end = std::min(extent, (r + 1) * each);
+        if (end <= begin) continue;
+        for (std::int64_t o = 0; o < outer; ++o)
+            std::memcpy(whole.mutable_data() + static_cast<std::size_t>(o * extent + begin) * row,
+                        parts + static_cast<std::size_t>(r) * part_bytes + static_cast<std::size_t>(o * each) * row,
+                        static_cast<std::size_t>(end - begin) * row);
+    }
+    return whole;
+}
+
 // The same, the split dimension given as a dimension object: shard(w, ffn, 2, r).
 template <Dim D>
 cpu::array shard(const cpu::array& full, const D&, std::int64_t degree, std::int64_t rank) {

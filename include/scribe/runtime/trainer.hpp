@@ -14,7 +14,10 @@
 // (options::comm; update.dp.replicas = its size) and its own slice of every
 // batch. The first step's weights are rank 0's (broadcast when the trainer is
 // made), and the step averages the ranks' gradients, so the ranks' weights stay
-// identical, bit for bit.
+// identical, bit for bit. Under tensor parallelism too (a dp x tp mesh), the
+// loss graph is one rank's, its weights the rank's shards, update.dp.groups the
+// ranks that hold the same shards (parallel::mesh::across): the weights are
+// broadcast from the first of each group, and the gradients averaged within it.
 #pragma once
 
 #include <algorithm>
@@ -40,6 +43,9 @@ public:
         bool profile = false;  // time every node: last_stats().node_seconds
         // This trainer is one rank of a data-parallel run (update.dp.replicas ranks).
         cpu::communicator* comm = nullptr;
+        // The weights that are this rank's shards under tensor parallelism (by
+        // name; spmd::varying): their gradients are the shards of the whole's.
+        std::vector<std::string> shards{};
     };
     struct result {
         double loss = 0;       // the mean of the micro-batches' losses
@@ -54,33 +60,44 @@ public:
     // first step, whose outputs then hold the weights).
     trainer(std::function<node_id(graph&)> loss, cpu::named_arrays weights, options o) : o_(std::move(o)) {
         const int ranks = o_.comm ? o_.comm->size() : 1;
-        if (ranks != o_.update.dp.replicas)
-            throw error("trainer: the step averages over " + std::to_string(o_.update.dp.replicas) + " data-parallel replicas, the run has " +
+        const auto copies = o_.update.dp.replicas;
+        // (One replica on several ranks: tensor-parallel ranks, nothing averaged.)
+        if (o_.update.dp.groups.empty() ? ranks != copies && copies != 1 : ranks % copies != 0)
+            throw error("trainer: the step averages over " + std::to_string(copies) + " data-parallel replicas, the run has " +
                         std::to_string(ranks) + " rank" + (ranks == 1 ? "" : "s"));
         for (const auto p : train::passes(o_.update.accumulate)) {
             auto g = std::make_unique<graph>(std::string("train_") + train::name(p));
             const auto l = loss(*g);
             std::vector<node_id> ids;
+            spmd parallel;
             for (const auto& [name, _] : weights) {
                 const auto id = g->find_parameter(name);
                 if (!id) throw error("trainer: the loss graph has no parameter " + scribe::detail::ticked(name));
                 ids.push_back(*id);
+                if (std::find(o_.shards.begin(), o_.shards.end(), name) != o_.shards.end()) parallel.varying.push_back(*id);
             }
-            plan_ = train::append_update(*g, l, ids, o_.update, p);
+            plan_ = train::append_update(*g, l, ids, o_.update, p, parallel);
             graphs_.push_back(std::move(g));
             runs_.push_back(std::make_unique<cpu::executor>(
                 *graphs_.back(), cpu::options{.threads = o_.threads, .profile = o_.profile, .comm = ranks > 1 ? o_.comm : nullptr}));
         }
         weights_ = std::move(weights);
-        if (ranks > 1)  // every rank starts from rank 0's weights
+        if (copies > 1) {  // every rank starts from the weights of the first rank of its data-parallel group
+            std::shared_ptr<cpu::communicator> part;
+            auto* group = o_.comm;
+            if (!o_.update.dp.groups.empty()) {
+                part = o_.comm->split(o_.update.dp.groups);
+                group = part.get();
+            }
             for (auto& [name, w] : weights_) {
                 if (!w.owns()) {  // borrowed (mapped from a file): this rank's own copy, to be written
                     cpu::array own(w.type(), w.dims());
-                    if (w.bytes() && o_.comm->rank() == 0) std::memcpy(own.mutable_data(), w.data(), w.bytes());
+                    if (w.bytes() && group->rank() == 0) std::memcpy(own.mutable_data(), w.data(), w.bytes());
                     w = std::move(own);
                 }
-                if (w.bytes()) o_.comm->broadcast(w.mutable_data(), w.bytes(), 0);
+                if (w.bytes()) group->broadcast(w.mutable_data(), w.bytes(), 0);
             }
+        }
         for (const auto& name : plan_.state) {
             const auto& n = (*graphs_.back())[*graphs_.back()->find_parameter(name)];
             state_.emplace_back(name, cpu::array(n.type, n.dims));  // zeros: step 0, empty moments

@@ -32,6 +32,14 @@
 // same step. As the global batch is the run's, a checkpoint resumes at any
 // data-parallel degree that divides it.
 //
+// Tensor parallel (training_options::tp): every data-parallel rank is a group
+// of tp ranks that each hold their shards of the weights (and of the
+// optimizer's state), as the decoder's ranks do (parallel/layers.hpp); a run of
+// R ranks is a (R / tp) x tp mesh, rank r being rank r % tp of data-parallel
+// rank r / tp (parallel::mesh). Checkpoints and the model are written whole, in
+// the Hugging Face layout, whatever the degrees: the first group's shards are
+// gathered, and a resumed run cuts its own.
+//
 // What a step sees depends on the seed and the step's number only: the blocks
 // (train::epoch_order), the dropout bits (key seed, micro-batch number), the
 // learning rate (the schedule of optimizer.step). So a run resumed from a
@@ -63,6 +71,7 @@
 #include "../train/init.hpp"
 #include "../train/loss_curve.hpp"
 #include "../train/precision.hpp"
+#include "../parallel/weights.hpp"
 #include "decoder.hpp"
 #include "save.hpp"
 #include "trainer.hpp"
@@ -95,7 +104,8 @@ struct training_options {
     std::uint64_t seed = 0;                 // initial weights, the order of the blocks, dropout
     unsigned threads = 0;                   // 0: every core (with dp: shared by the ranks)
     int dp = 1;                             // data-parallel ranks as threads of this process (train_model)
-    cpu::communicator* comm = nullptr;      // or this process's rank of a data-parallel run (MPI)
+    int tp = 1;                             // tensor-parallel degree (with dp: dp x tp ranks as threads)
+    cpu::communicator* comm = nullptr;      // or this process's rank of a parallel run (MPI): its size is dp x tp
     std::int64_t bucket_bytes = std::int64_t{25} << 20;  // the gradients all-reduced together
     // How long a rank waits for the others at one exchange before the run fails,
     // naming the ranks that did not arrive (cpu::communicator::set_timeout).
@@ -150,8 +160,10 @@ class training_run {
 public:
     using config = typename Family::config;
 
-    training_run(const model_source& m, const train::token_blocks& data, training_options o)
-        : m_(m), data_(data), o_(std::move(o)) {
+    // `ranks_here`: the ranks of the run this process holds (train_model's
+    // threads), for the memory check.
+    training_run(const model_source& m, const train::token_blocks& data, training_options o, int ranks_here = 1)
+        : m_(m), data_(data), o_(std::move(o)), ranks_here_(ranks_here) {
         namespace fs = std::filesystem;
         if (o_.out.empty()) throw error("train: no output folder (--out)");
         config_json_ = m_.dir.empty() ? m_.config : models::read_config_json(m_.dir / "config.json");
@@ -159,6 +171,10 @@ public:
         c_ = config::parse(config_json_, config_name);
         tokenizer_dir_ = m_.dir.empty() ? m_.tokenizer : m_.dir;
         specs_ = Family::weights(c_);
+        if (o_.tp < 1 || o_.tp > cpu::thread_group::max_ranks)
+            throw error("--tp " + std::to_string(o_.tp) + ": tensor-parallel degrees are 1 to " + std::to_string(cpu::thread_group::max_ranks));
+        tp_ = o_.tp;
+        shard_specs_ = Family::weights(c_, tp_);
         if (data_.seq() != o_.seq)
             throw error("train: the data is in blocks of " + std::to_string(data_.seq()) + " tokens, the run's --seq is " +
                         std::to_string(o_.seq));
@@ -166,13 +182,21 @@ public:
             throw error("--seq " + std::to_string(o_.seq) + " is longer than the model's " + std::to_string(c_.n_positions) +
                         " positions (" + config_name + ")");
         if (o_.batch < 1) throw error("--batch must be at least 1");
-        ranks_ = o_.comm ? o_.comm->size() : 1;
+        // Without a communicator: the plan of a run whose ranks train_model makes.
+        world_ = o_.comm ? o_.comm->size() : o_.dp * o_.tp;
         if (o_.comm) o_.comm->set_timeout(o_.collective_timeout);
         rank_ = o_.comm ? o_.comm->rank() : 0;
+        if (world_ % tp_ != 0)
+            throw error("--tp " + std::to_string(tp_) + " does not divide the run's " + std::to_string(world_) +
+                        " ranks (data-parallel x tensor-parallel): under mpirun, give -np a multiple of --tp");
+        ranks_ = world_ / tp_;
+        copy_ = rank_ / tp_;
+        tp_rank_ = rank_ % tp_;
         if (o_.batch % ranks_ != 0)
             throw error("--batch " + std::to_string(o_.batch) + " (the global batch) does not split evenly over " + std::to_string(ranks_) +
                         " data-parallel ranks: give a multiple of " + std::to_string(ranks_));
         o_.update.dp.replicas = ranks_;
+        if (tp_ > 1 && ranks_ > 1) o_.update.dp.groups = mesh().across().groups;
         o_.update.dp.bucket_bytes = o_.bucket_bytes;
         if (o_.steps && o_.epochs) throw error("give --steps or --epochs, not both");
         const auto per_step = o_.batch * o_.update.accumulate;
@@ -210,6 +234,7 @@ public:
         const auto started = clock::now();
         ensure_trainer();
         check_budget();
+        check_same_data();
         if (lead()) {
             fs::create_directories(o_.out);
             start_log();
@@ -235,9 +260,10 @@ public:
                 auto& buf = micro_ids[static_cast<std::size_t>(j)];
                 fill(step, j, buf);
                 const auto global = static_cast<std::uint64_t>(step * o_.update.accumulate + j);
-                // Each rank's dropout bits its own (rank 0's as a single process's).
+                // Each data-parallel rank's dropout bits its own (rank 0's as a single
+                // process's); the ranks of a tensor-parallel group share theirs.
                 keys[2 * static_cast<std::size_t>(j)] =
-                    static_cast<std::uint32_t>(o_.seed) ^ 0x6a09e667u ^ (static_cast<std::uint32_t>(rank_) * 0x9e3779b9u);
+                    static_cast<std::uint32_t>(o_.seed) ^ 0x6a09e667u ^ (static_cast<std::uint32_t>(copy_) * 0x9e3779b9u);
                 keys[2 * static_cast<std::size_t>(j) + 1] = static_cast<std::uint32_t>(global);
                 trainer::batch b;
                 b.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", mine}, {"seq", o_.seq}}, buf.data(), buf.size() * 4));
@@ -303,8 +329,31 @@ private:
     // they stop after the same step); 0 to go on.
     int stop_requested() {
         double seen = o_.stop ? static_cast<double>(o_.stop->load()) : 0.0;
-        if (ranks_ > 1) o_.comm->all_reduce(dtype::f64, reducer::max, &seen, 1);
+        if (world_ > 1) o_.comm->all_reduce(dtype::f64, reducer::max, &seen, 1);
         return static_cast<int>(seen);
+    }
+
+    // Every rank reads the whole data and takes its share of each batch: a rank
+    // whose data differs (another file, or one cut short) would compute other
+    // steps, or run out and leave the others waiting, so the run stops first,
+    // on every rank, naming the ranks that differ from rank 0.
+    void check_same_data() {
+        if (world_ == 1) return;
+        const std::int64_t mine[3] = {data_.train_blocks(), data_.val_blocks(), static_cast<std::int64_t>(data_.fingerprint())};
+        std::vector<std::int64_t> all(3 * static_cast<std::size_t>(world_));
+        o_.comm->all_gather(mine, all.data(), sizeof mine);
+        std::string differ;
+        for (int r = 1; r < world_; ++r) {
+            const auto* x = &all[3 * static_cast<std::size_t>(r)];
+            if (x[0] == all[0] && x[1] == all[1] && x[2] == all[2]) continue;
+            differ += (differ.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) + "'s has " + std::to_string(x[0]) +
+                      " training blocks and " + std::to_string(x[1]) + " held out" +
+                      (x[0] == all[0] && x[1] == all[1] ? " (other tokens)" : "");
+        }
+        if (!differ.empty())
+            throw error("parallel ranks read different data: rank 0's has " + std::to_string(all[0]) + " training blocks and " +
+                        std::to_string(all[1]) + " held out, " + differ + ". Every rank takes its share of the same batches: give "
+                        "every rank the same --data, --seq and --val-fraction");
     }
 
     // The validation loss: the loss graph (no update, no dropout) over every held-out block.
@@ -316,38 +365,56 @@ private:
             rows = std::min(t.o_.batch, t.data_.val_blocks());
             if (rows == 0) return;
             (void)t.loss_graph(g, {.batch = rows, .seq = t.o_.seq});  // rows per rank
-            run = std::make_unique<cpu::executor>(g, cpu::options{.threads = t.o_.threads});
+            run = std::make_unique<cpu::executor>(g, cpu::options{.threads = t.o_.threads, .comm = t.tp_ > 1 ? t.o_.comm : nullptr});
         }
     };
 
     // The loss of a batch in the run's precision.
-    node_id loss_graph(graph& g, const train::batch_shape& b) const { return train::causal_lm_loss_in<Family>(o_.precision, g, c_, b).id(); }
+    node_id loss_graph(graph& g, train::batch_shape b) const {
+        b.tp = tp_;
+        b.dp = tp_ > 1 ? ranks_ : 1;
+        return train::causal_lm_loss_in<Family>(o_.precision, g, c_, b).id();
+    }
+    parallel::mesh mesh() const { return {.degree = tp_, .replicas = ranks_}; }
 
     void ensure_trainer() {
         if (trainer_) return;
+        if (world_ > 1 && !o_.comm)
+            throw error("training_run: a run of " + std::to_string(world_) + " ranks needs each rank's communicator (train_model makes them)");
+        if (tp_ > 1)  // this rank's tensor-parallel group (a part of the run's ranks when there are several groups)
+            tp_comm_ = ranks_ > 1 ? o_.comm->split(mesh().groups().groups) : std::shared_ptr<cpu::communicator>(o_.comm, [](auto*) {});
         const auto wt = train::weight_type(o_.precision);
         cpu::named_arrays weights;
         nlohmann::json state;
         if (!o_.resume.empty()) {
             state = read_resume(weights);
         } else if (!m_.dir.empty()) {
-            files_.emplace(m_.dir, c_, 1, std::vector<int>{0});
+            files_.emplace(m_.dir, c_, tp_, std::vector<int>{tp_rank_});
             weights = files_->arrays(0, wt);
-        } else if (lead()) {
+        } else if (copy_ == 0) {  // the first data-parallel rank's are broadcast to the others
             weights = train::initial_weights(specs_, c_.initializer_range, o_.seed, o_.threads);
-            if (wt != dtype::f32)
-                for (auto& [_, w] : weights) {
+            for (std::size_t i = 0; i < weights.size(); ++i) {
+                auto& w = weights[i].second;
+                if (tp_ > 1) w = owned(parallel::shard(padded(w, i), shard_specs_[i].split, tp_, tp_rank_));
+                if (wt != dtype::f32) {
                     auto narrow = cpu::array::uninitialized(wt, w.dims());
                     detail::convert_floats(w.type(), w.data(), wt, narrow.mutable_data(), w.size());
                     w = std::move(narrow);
                 }
-        } else {  // rank 0's are broadcast to this rank's
-            for (const auto& spec : specs_) weights.emplace_back(spec.name, cpu::array(wt, spec.dims));
+            }
+        } else {
+            for (const auto& spec : shard_specs_)
+                weights.emplace_back(spec.name, cpu::array(wt, parallel::shard_shape(spec.dims, spec.split, tp_)));
         }
         dropout_ = o_.dropout && (c_.dropout.embedding > 0 || c_.dropout.attention > 0 || c_.dropout.residual > 0);
+        std::vector<std::string> shards;
+        if (tp_ > 1)
+            for (const auto& spec : shard_specs_)
+                if (!spec.split.empty()) shards.push_back(spec.name);
         trainer_.emplace(
             [&](graph& g) { return loss_graph(g, {.batch = o_.batch / ranks_, .seq = o_.seq, .dropout = dropout_}); },
-            std::move(weights), trainer::options{.update = o_.update, .threads = o_.threads, .comm = ranks_ > 1 ? o_.comm : nullptr});
+            std::move(weights),
+            trainer::options{.update = o_.update, .threads = o_.threads, .comm = world_ > 1 ? o_.comm : nullptr, .shards = std::move(shards)});
         if (!o_.resume.empty()) {
             const io::safetensors opt(o_.resume / "optimizer.safetensors");
             cpu::named_arrays s;
@@ -356,16 +423,20 @@ private:
                     throw error((o_.resume / "optimizer.safetensors").string() + ": the optimizer's state " + name +
                                 " is missing (a checkpoint of another optimizer or precision? --optimizer and --precision must be the run's)");
                 const auto& e = opt.entry(name);
+                const auto [split, extent] = split_of(name);
+                auto whole_dims = a.dims();  // the checkpoint's is whole; this rank's a shard of it
+                for (auto& d : whole_dims)
+                    if (d.name == split) d.extent = extent;
                 std::vector<std::int64_t> want;
-                for (const auto& d : a.dims()) want.push_back(d.extent);
+                for (const auto& d : whole_dims) want.push_back(d.extent);
                 if (e.type != a.type() || e.shape != want)
                     throw error((o_.resume / "optimizer.safetensors").string() + ": " + name + " is " + std::string(scribe::name(e.type)) +
                                 detail::shape_text(e.shape) + ", the optimizer's is " + std::string(scribe::name(a.type())) +
                                 detail::shape_text(want));
-                auto copy = cpu::array(a.type(), a.dims());
                 const auto bytes = opt.bytes(name);
-                std::memcpy(copy.mutable_data(), bytes.data(), bytes.size());
-                s.emplace_back(name, std::move(copy));
+                const auto whole = cpu::array::borrow(a.type(), whole_dims, bytes.data(), bytes.size());
+                // (copied: the file is closed after this)
+                s.emplace_back(name, owned(split.empty() ? whole : parallel::shard(whole, split, tp_, tp_rank_)));
             }
             trainer_->set_state(std::move(s));
             if (trainer_->steps() != state["step"].get<std::int64_t>())
@@ -410,15 +481,15 @@ private:
         if (!field("step").is_number_integer() || field("step").template get<std::int64_t>() < 0)
             throw error(file.string() + ": `step` must be a step number, got " + io::shown(field("step")));
         const auto c = config::parse(models::read_config_json(dir / "config.json"), (dir / "config.json").string());
-        files_.emplace(dir, c, 1, std::vector<int>{0});
+        files_.emplace(dir, c, tp_, std::vector<int>{tp_rank_});
         weights = files_->arrays(0, train::weight_type(o_.precision));
         return state;
     }
 
     void check_budget() {
         auto m = memory();
-        if (o_.dp > 1) {  // every rank of this process holds all of it
-            const auto k = static_cast<std::size_t>(o_.dp);
+        if (ranks_here_ > 1) {  // every rank of this process holds as much
+            const auto k = static_cast<std::size_t>(ranks_here_);
             m = {m.weights * k, m.gradients * k, m.optimizer * k, m.activations * k};
         }
         const auto budget = o_.memory_budget ? o_.memory_budget : static_cast<std::size_t>(detail::physical_memory());
@@ -442,7 +513,7 @@ private:
             order_epoch_ = epoch;
         }
         const auto mine = o_.batch / ranks_;
-        const auto first = ((step % steps_per_epoch_) * o_.update.accumulate + j) * o_.batch + rank_ * mine;
+        const auto first = ((step % steps_per_epoch_) * o_.update.accumulate + j) * o_.batch + copy_ * mine;
         for (std::int64_t r = 0; r < mine; ++r) {
             const auto block = data_.train_block(order_[static_cast<std::size_t>(first + r)]);
             std::copy(block.begin(), block.end(), ids.begin() + static_cast<std::ptrdiff_t>(r * o_.seq));
@@ -455,7 +526,7 @@ private:
         double sum = 0;
         std::int64_t counted = 0;
         std::vector<std::int32_t> ids(static_cast<std::size_t>(rows * o_.seq)), lengths(static_cast<std::size_t>(rows));
-        for (std::int64_t b = rank_ * rows; b < data_.val_blocks(); b += rows * ranks_) {  // this rank's share
+        for (std::int64_t b = copy_ * rows; b < data_.val_blocks(); b += rows * ranks_) {  // this data-parallel rank's share
             const auto n = std::min(rows, data_.val_blocks() - b);
             for (std::int64_t r = 0; r < rows; ++r) {
                 lengths[static_cast<std::size_t>(r)] = r < n ? static_cast<std::int32_t>(o_.seq) : 0;  // a short last batch: empty rows
@@ -469,11 +540,12 @@ private:
             in.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", rows}, {"seq", o_.seq}}, ids.data(), ids.size() * 4));
             in.emplace_back("lengths", cpu::array::borrow(dtype::s32, {{"batch", rows}}, lengths.data(), lengths.size() * 4));
             const auto out = eval_->run->run_donating(std::move(in));
+            if (tp_rank_ != 0) continue;  // the group's first rank counts its loss
             const auto predicted = n * (o_.seq - 1);  // each block's tokens after its first
             sum += static_cast<double>(out[0].template values<float>()[0]) * static_cast<double>(predicted);
             counted += predicted;
         }
-        if (ranks_ > 1) {
+        if (world_ > 1) {
             double both[2] = {sum, static_cast<double>(counted)};
             o_.comm->all_reduce(dtype::f64, reducer::sum, both, 2);
             sum = both[0];
@@ -504,16 +576,79 @@ private:
                 {"log_lines", log_lines_}};
     }
 
+    // The dimension weight (or optimizer state) `name` is split along and its
+    // whole extent there; {"", 0} for one held whole.
+    std::pair<std::string, std::int64_t> split_of(std::string_view name) const {
+        if (tp_ == 1) return {"", 0};
+        auto weight = name;
+        if (weight.starts_with("optimizer.")) {  // optimizer.<kind>.<weight>
+            weight.remove_prefix(10);
+            const auto dot = weight.find('.');
+            if (dot == std::string_view::npos) return {"", 0};
+            weight.remove_prefix(dot + 1);
+        }
+        for (std::size_t i = 0; i < shard_specs_.size(); ++i)
+            if (shard_specs_[i].name == weight && !shard_specs_[i].split.empty())
+                for (const auto& d : specs_[i].dims)
+                    if (d.name == shard_specs_[i].split) return {shard_specs_[i].split, d.extent};
+        return {"", 0};
+    }
+    // A copy of a's elements in memory of its own (a may be a view of another's).
+    static cpu::array owned(const cpu::array& a) {
+        auto own = cpu::array::uninitialized(a.type(), a.dims());
+        if (a.bytes()) std::memcpy(own.mutable_data(), a.data(), a.bytes());
+        return own;
+    }
+    // Weight i drawn whole (specs_), with the zero padding the sharded layout
+    // has (the vocabulary padded to a multiple of the degree).
+    cpu::array padded(const cpu::array& w, std::size_t i) const {
+        const auto& full = shard_specs_[i].dims;
+        if (full == w.dims()) return w.view();
+        std::size_t axis = 0;
+        while (axis < full.size() && full[axis].extent == w.dims()[axis].extent) ++axis;
+        std::int64_t outer = 1, inner = 1;
+        for (std::size_t k = 0; k < axis; ++k) outer *= full[k].extent;
+        for (std::size_t k = axis + 1; k < full.size(); ++k) inner *= full[k].extent;
+        cpu::array p(w.type(), full);  // zeros
+        const auto row = static_cast<std::size_t>(inner) * info(w.type()).bytes;
+        const auto have = static_cast<std::size_t>(w.dims()[axis].extent) * row, room = static_cast<std::size_t>(full[axis].extent) * row;
+        for (std::int64_t o = 0; o < outer; ++o)
+            std::memcpy(p.mutable_data() + static_cast<std::size_t>(o) * room, w.data() + static_cast<std::size_t>(o) * have, have);
+        return p;
+    }
+    // The whole of each array (weights or optimizer state) on the first
+    // data-parallel rank's tensor-parallel ranks: their shards gathered (a
+    // collective of those ranks; the other ranks get nothing). Views of the
+    // arrays themselves without tensor parallelism.
+    cpu::named_arrays whole(const cpu::named_arrays& mine) const {
+        cpu::named_arrays out;
+        if (tp_ > 1 && copy_ != 0) return out;
+        std::vector<unsigned char> parts;
+        for (const auto& [name, a] : mine) {
+            const auto [split, extent] = split_of(name);
+            if (split.empty()) {
+                out.emplace_back(name, a.view());
+                continue;
+            }
+            parts.resize(a.bytes() * static_cast<std::size_t>(tp_));
+            tp_comm_->all_gather(a.data(), parts.data(), a.bytes());
+            out.emplace_back(name, parallel::unshard(a.type(), a.dims(), parts.data(), split, tp_, extent));
+        }
+        return out;
+    }
+
     // checkpoint-<step>: written into a temporary folder, then renamed into place.
     std::filesystem::path save(std::int64_t step) {
         namespace fs = std::filesystem;
         const auto final_dir = o_.out / detail::checkpoint_name(step);
+        const auto weights = whole(trainer_->weights());
+        const auto optimizer = whole(trainer_->state());
         if (!lead()) return final_dir;  // rank 0's, whose weights are this rank's
         const auto temp = o_.out / (detail::checkpoint_name(step) + ".tmp-" + std::to_string(::getpid()));
         fs::remove_all(temp);
-        save_pretrained<Family>(temp, config_json_, c_, trainer_->weights(), dtype::f32, tokenizer_dir_);
+        save_pretrained<Family>(temp, config_json_, c_, weights, dtype::f32, tokenizer_dir_);
         std::vector<io::tensor_to_write> state;
-        for (const auto& [name, a] : trainer_->state()) {
+        for (const auto& [name, a] : optimizer) {
             std::vector<std::int64_t> extents;
             for (const auto& d : a.dims()) extents.push_back(d.extent);
             state.push_back({name, a.type(), extents, {a.data(), a.bytes()}});
@@ -536,8 +671,9 @@ private:
     }
 
     void save_final() {
+        const auto weights = whole(trainer_->weights());
         if (!lead()) return;
-        save_pretrained<Family>(o_.out, config_json_, c_, trainer_->weights(), o_.save_type, tokenizer_dir_);
+        save_pretrained<Family>(o_.out, config_json_, c_, weights, o_.save_type, tokenizer_dir_);
         if (o_.on_save) o_.on_save(o_.out, trainer_->steps());
     }
 
@@ -587,7 +723,13 @@ private:
     std::optional<trainer> trainer_;
     std::unique_ptr<eval_graph> eval_;
     bool dropout_ = false;
-    int ranks_ = 1, rank_ = 0;
+    int ranks_here_ = 1;
+    // The run's ranks (world_), of which ranks_ data-parallel ones of tp_
+    // tensor-parallel ranks each; this rank is rank_, tensor-parallel rank
+    // tp_rank_ of data-parallel rank copy_.
+    int world_ = 1, ranks_ = 1, rank_ = 0, tp_ = 1, copy_ = 0, tp_rank_ = 0;
+    std::vector<models::weight_spec> shard_specs_;  // Family::weights(c_, tp_): the dims and splits of the shards
+    std::shared_ptr<cpu::communicator> tp_comm_;    // this rank's tensor-parallel group
     std::vector<std::int64_t> order_;
     std::int64_t order_epoch_ = -1;
     std::ofstream log_;
@@ -596,29 +738,33 @@ private:
     std::filesystem::path last_checkpoint_;
 };
 
-// Runs a whole training run (see the top of this file). With o.dp > 1 (and no
-// o.comm) the ranks are threads of this process, o.threads shared among them;
+// Runs a whole training run (see the top of this file). With o.dp x o.tp > 1
+// (and no o.comm) the ranks are threads of this process, o.threads shared among them;
 // rank 0's result is returned, and a rank that fails stops the others (their
 // exchanges throw) and its error is the one thrown here.
 template <class Family>
 training_result train_model(const model_source& m, const train::token_blocks& data, training_options o) {
     if (o.dp < 1 || o.dp > cpu::thread_group::max_ranks)
         throw error("--dp " + std::to_string(o.dp) + ": data-parallel ranks number 1 to " + std::to_string(cpu::thread_group::max_ranks));
-    if (o.dp == 1 || o.comm) return training_run<Family>(m, data, std::move(o)).run();
+    if (o.tp < 1 || o.tp > cpu::thread_group::max_ranks || o.dp * o.tp > cpu::thread_group::max_ranks)
+        throw error("--tp " + std::to_string(o.tp) + " x --dp " + std::to_string(o.dp) + ": a run's ranks number 1 to " +
+                    std::to_string(cpu::thread_group::max_ranks));
+    const int n = o.dp * o.tp;
+    if (n == 1 || o.comm) return training_run<Family>(m, data, std::move(o)).run();
     const auto threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
-    cpu::thread_group group(o.dp);
-    std::vector<training_result> results(static_cast<std::size_t>(o.dp));
-    std::vector<std::exception_ptr> failed(static_cast<std::size_t>(o.dp));
+    cpu::thread_group group(n);
+    std::vector<training_result> results(static_cast<std::size_t>(n));
+    std::vector<std::exception_ptr> failed(static_cast<std::size_t>(n));
     std::atomic<int> first_failure{-1};
     std::vector<std::thread> ranks;
-    for (int r = 0; r < o.dp; ++r)
+    for (int r = 0; r < n; ++r)
         ranks.emplace_back([&, r] {
             try {
                 auto mine = o;
                 mine.comm = &group[r];
-                mine.threads = std::max(1u, threads / static_cast<unsigned>(o.dp));  // an equal share each, at least 1
+                mine.threads = std::max(1u, threads / static_cast<unsigned>(n));  // an equal share each, at least 1
                 if (r > 0) mine.on_step = {}, mine.on_eval = {}, mine.on_save = {}, mine.on_note = {};
-                results[static_cast<std::size_t>(r)] = training_run<Family>(m, data, std::move(mine)).run();
+                results[static_cast<std::size_t>(r)] = training_run<Family>(m, data, std::move(mine), n).run();
             } catch (...) {
                 failed[static_cast<std::size_t>(r)] = std::current_exception();
                 int none = -1;

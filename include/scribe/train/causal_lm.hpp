@@ -30,6 +30,7 @@ struct batch_shape {
     std::int64_t batch = 1;
     std::int64_t seq = 2;  // positions per row, padding included (at least 2: one token predicts the next)
     std::int64_t tp = 1;   // tensor-parallel degree: the graph is one rank's
+    std::int64_t dp = 1;   // copies of the tensor-parallel group: a dp x tp mesh (parallel::mesh)
     // The config's dropout, from the key given as dropout.key0/key1 (u32
     // scalars; models::graph_shape::dropout). Off: the loss is deterministic.
     bool dropout = false;
@@ -40,7 +41,7 @@ tensor_of<f32[]> causal_lm_loss(graph& g, const typename Family::config& c, cons
     using namespace nn;
     if (b.seq < 2) throw error("causal_lm_loss: seq is " + std::to_string(b.seq) + "; a row needs at least 2 positions");
     Family::template build<Dtype>(g, c, {.batch = b.batch, .seq = b.seq, .capacity = b.seq, .decode = false,
-                                        .last_only = false, .tp = b.tp, .kv_cache = false, .dropout = b.dropout});
+                                        .last_only = false, .tp = b.tp, .dp = b.dp, .kv_cache = false, .dropout = b.dropout});
     using T = std::remove_cvref_t<decltype(Dtype)>;
     const tensor_of<T{}[batch, seq, vocab]> logits(g, g.outputs().at(0));
     const tensor_of<s32[batch, seq]> ids(g, *g.find_parameter("ids"));

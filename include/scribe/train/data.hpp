@@ -43,6 +43,20 @@ public:
     std::int64_t val_blocks() const { return static_cast<std::int64_t>(val_.size()) / seq_; }
     std::span<const std::int32_t> train_block(std::int64_t i) const { return block(train_, i); }
     std::span<const std::int32_t> val_block(std::int64_t i) const { return block(val_, i); }
+    // A hash of the blocks (FNV-1a over the block size and every token): ranks
+    // that must read the same data compare it.
+    std::uint64_t fingerprint() const {
+        std::uint64_t h = 14695981039346656037ULL;
+        auto mix = [&](std::uint64_t v) {
+            for (int k = 0; k < 4; ++k, v >>= 8) h = (h ^ (v & 0xff)) * 1099511628211ULL;
+        };
+        mix(static_cast<std::uint64_t>(seq_));
+        for (const auto* v : {&train_, &val_}) {
+            mix(v->size());
+            for (auto t : *v) mix(static_cast<std::uint32_t>(t));
+        }
+        return h;
+    }
 
 private:
     std::span<const std::int32_t> block(const std::vector<std::int32_t>& v, std::int64_t i) const {

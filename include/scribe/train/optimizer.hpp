@@ -228,6 +228,17 @@ inline node_id stochastic_bf16(graph& g, node_id w, node_id table, std::int64_t 
     return ir::reshape(g, stochastic_round_bf16(x, bits).id(), dims);
 }
 
+// The running replica's place in its group of `groups`, u32[] (0 when it is in none).
+inline node_id place_in_group(graph& g, const std::vector<std::vector<std::int64_t>>& groups) {
+    const auto id = ir::replica_id(g);
+    auto place = ir::scalar(g, dtype::u32, 0);
+    for (const auto& group : groups)
+        for (std::size_t k = 1; k < group.size(); ++k)
+            place = ir::select(g, ir::compare(g, comparison::eq, id, ir::scalar(g, dtype::u32, static_cast<double>(group[k]))),
+                               ir::scalar(g, dtype::u32, static_cast<double>(k)), place);
+    return place;
+}
+
 // 1 - beta^t as -expm1(t log beta), f32.
 inline node_id bias_correction(graph& g, node_id t, double beta) {
     if (beta == 0) return ir::scalar(g, dtype::f32, 1.0);
@@ -304,6 +315,15 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
     // The gradients of loss / k, in f32, added to what the earlier micro-batches gave.
     const auto scaled = o.accumulate == 1 ? loss : binary(g, op::div, loss, static_cast<double>(o.accumulate));
     auto grads = gradients(g, scaled, weights, parallel);
+    // Which weights are shards, and the tensor-parallel groups (read from the
+    // graph's collectives before the data-parallel ones join them).
+    auto s = parallel;
+    std::vector<bool> sharded(weights.size(), false);
+    if (!s.varying.empty()) {
+        (void)scribe::detail::varying_values(g, g.nodes().size(), s);  // fills in the replica groups
+        for (std::size_t i = 0; i < weights.size(); ++i)
+            for (auto v : s.varying) sharded[i] = sharded[i] || v == weights[i];
+    }
     const bool replicated = o.dp.replicas > 1;
     std::vector<node_id> outputs = {replicated ? detail::replica_mean(g, ir::convert(g, loss, f32), o.dp) : loss};
     for (std::size_t i = 0; i < weights.size(); ++i) {
@@ -329,15 +349,6 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
     if (p == pass::last)
         for (const auto& w : plan.weights) plan.accumulators.push_back("accumulated." + w);
 
-    // Which weights are shards, and the tensor-parallel groups (read from the
-    // graph's collectives before the data-parallel ones join them).
-    auto s = parallel;
-    std::vector<bool> sharded(weights.size(), false);
-    if (!s.varying.empty()) {
-        (void)scribe::detail::varying_values(g, g.nodes().size(), s);  // fills in the replica groups
-        for (std::size_t i = 0; i < weights.size(); ++i)
-            for (auto v : s.varying) sharded[i] = sharded[i] || v == weights[i];
-    }
     if (replicated) grads = detail::replica_means(g, std::move(grads), o.dp);
 
     // The global norm: sqrt of the sum of each gradient's squared norm (a shard's
@@ -388,18 +399,24 @@ inline update_plan append_update(graph& g, node_id loss, const std::vector<node_
         const auto m = state("master", i);
         return ir::select(g, ir::broadcast(g, at_first_step(), ir::dims_of(g, w), {}), w, m);
     };
-    // The updated weight i (f32) in its own dtype: rounded to nearest, or stochastically to bf16.
-    node_id noise = -1;        // the step's table of rounding bits, made on first use
-    std::int64_t counted = 0;  // the table entries the weights before took
+    // The updated weight i (f32) in its own dtype: rounded to nearest, or
+    // stochastically to bf16. Replicated weights take their bits from one table,
+    // the same on every rank (so they stay equal); tensor-parallel shards from a
+    // second, keyed by the rank's place in its group as well (so shards differ,
+    // and the data-parallel copies of a shard agree).
+    node_id noise[2] = {-1, -1};      // the step's tables of rounding bits, made on first use
+    std::int64_t counted[2] = {0, 0};  // the entries the weights before took
     auto narrowed = [&](std::size_t i, node_id w) {
         const auto t = g[weights[i]].type;
         if (t != dtype::bf16 || o.round == rounding::nearest) return ir::convert(g, w, t);
-        if (noise < 0) {
-            const auto seed = ir::scalar(g, dtype::u32, static_cast<double>(static_cast<std::uint32_t>(o.seed ^ (o.seed >> 32) ^ 0x5d2a7f13u)));
-            noise = detail::noise_table(g, random_key(tensor<dtype_of<u32>>(g, seed), tensor<dtype_of<u32>>(g, ir::convert(g, step, dtype::u32))));
+        const auto k = sharded[i] ? 1 : 0;
+        if (noise[k] < 0) {
+            auto seed = ir::scalar(g, dtype::u32, static_cast<double>(static_cast<std::uint32_t>(o.seed ^ (o.seed >> 32) ^ 0x5d2a7f13u)));
+            if (k) seed = binary(g, op::bitwise_xor, seed, binary(g, op::mul, detail::place_in_group(g, s.replica_groups), 2654435769.0));
+            noise[k] = detail::noise_table(g, random_key(tensor<dtype_of<u32>>(g, seed), tensor<dtype_of<u32>>(g, ir::convert(g, step, dtype::u32))));
         }
-        const auto r = detail::stochastic_bf16(g, w, noise, counted);
-        counted = (counted + element_count(ir::dims_of(g, w))) % detail::noise_entries;
+        const auto r = detail::stochastic_bf16(g, w, noise[k], counted[k]);
+        counted[k] = (counted[k] + element_count(ir::dims_of(g, w))) % detail::noise_entries;
         return r;
     };
     if (const auto* a = std::get_if<adamw>(&o.method)) {
