@@ -178,7 +178,12 @@ replicas (compile with num_replicas = N): each replica's ids and lengths are its
 own --batch rows, and its gradients are averaged with the others' (all-reduced
 over {0..N-1} in buckets of about --bucket-size bytes, default 25M) before the
 update, so every replica takes the same step; the loss output is the replicas'
-mean.
+mean. With --tp T too, the step is one rank's of a data x tensor-parallel mesh
+of N x T replicas (compile with num_replicas = N x T): replica r is rank r % T of
+data-parallel replica r / T, its layers' collectives combine each data-parallel
+replica's T ranks ({0..T-1}, {T..2T-1}, ...: the manifest's replica_groups) and
+its gradients' all-reduce the ranks holding the same shards ({0, T, 2T, ...},
+...: dp_groups).
 
 The folder's weights are checked as generate checks them (every tensor present,
 of the shape config.json implies), and so is the memory a rank needs.
@@ -562,9 +567,6 @@ int export_hlo(const args& a) {
     const auto dp = a.integer("dp", 1, 1, max_tp);
     if (dp > 1 && !(a.flag("train") && optimizer_given(a)))
         throw error("--dp " + std::to_string(dp) + " makes the step of a data-parallel replica: it needs --train and an optimizer (--optimizer, --lr, ...)");
-    if (dp > 1 && tp > 1)
-        throw error("--dp " + std::to_string(dp) + " with --tp " + std::to_string(tp) +
-                    " (a data x tensor-parallel mesh) is not exported yet: give one of them");
     if (a.value("bucket-size") && dp == 1) throw error("--bucket-size goes with --dp (the gradients' all-reduce)");
     if ((a.value("precision") || a.value("seed")) && !a.flag("train"))
         throw error(std::string(a.value("precision") ? "--precision" : "--seed") + " is for a training step: add --train");
@@ -574,13 +576,18 @@ int export_hlo(const args& a) {
     const auto precision = mixed ? train::parse_precision(*a.value("precision")) : train::precision::f32;
     if (mixed) manifest["precision"] = std::string(train::name(precision));
     const auto replicas = tp * dp;
-    const auto groups = parallel::mesh{.degree = replicas}.groups().groups;
+    // A data x tensor-parallel mesh: the layers' groups (one of all ranks without
+    // tensor parallelism, for the data-parallel step's loss and gradients), and the gradients'.
+    const parallel::mesh mesh{.degree = tp, .replicas = dp};
+    const auto groups = tp > 1 ? mesh.groups().groups : parallel::mesh{.degree = replicas}.groups().groups;
+    const auto dp_groups = tp > 1 && dp > 1 ? mesh.across().groups : std::vector<std::vector<std::int64_t>>{};
     manifest["dp"] = dp;
     auto add = [&](nlohmann::json m) {
         // One module for every rank: the ranks that run it and the groups its collectives combine.
         m["num_replicas"] = replicas;
-        m["ranks"] = groups.front();
+        m["ranks"] = parallel::mesh{.degree = replicas}.groups().groups.front();
         m["replica_groups"] = replicas > 1 ? nlohmann::json(groups) : nlohmann::json::array();
+        if (!dp_groups.empty()) m["dp_groups"] = dp_groups;
         if (tp > 1)
             for (auto& p : m["parameters"]) {
                 std::string n = p["name"];
@@ -610,6 +617,7 @@ int export_hlo(const args& a) {
         auto o = update ? parse_update(a) : train::update_options{};
         o.decays = train::decays_matrices(family::weights(c, tp));
         o.dp.replicas = dp;
+        o.dp.groups = dp_groups;
         if (mixed) {
             train::apply(precision, o, static_cast<std::uint64_t>(a.integer("seed", 0, 0, std::int64_t{1} << 62)));
             manifest["dtype"] = std::string(name(train::weight_type(precision)));
@@ -624,7 +632,7 @@ int export_hlo(const args& a) {
             for (const auto pass : train::passes(update ? o.accumulate : 1)) {
                 const std::string suffix = pass == train::pass::whole ? "" : std::string("_") + train::name(pass);
                 graph g("train_" + std::to_string(b) + suffix);
-                const train::batch_shape bs{.batch = batch, .seq = b, .tp = tp};
+                const train::batch_shape bs{.batch = batch, .seq = b, .tp = tp, .dp = tp > 1 ? dp : 1};
                 const auto loss = mixed                 ? train::causal_lm_loss_in<family>(precision, g, c, bs)
                                   : type == dtype::f16  ? train::causal_lm_loss<family, f16>(g, c, bs)
                                   : type == dtype::bf16 ? train::causal_lm_loss<family, bf16>(g, c, bs)

@@ -85,7 +85,7 @@ expect_error "--optimizer takes adamw or sgd, not \"lamb\"" export-hlo "$data/gp
 expect_error "give the run's length with --steps N" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer sgd --schedule cosine
 expect_error "--warmup 20 is longer than --steps 10" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --warmup 20 --steps 10
 expect_error "it needs --train and an optimizer" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --dp 2
-expect_error "is not exported yet" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer adamw --dp 2 --tp 2
+expect_error "tp degree 3 does not divide n_head (4)" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer adamw --dp 2 --tp 3
 expect_error "--bucket-size goes with --dp" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --train --optimizer adamw --bucket-size 4K
 expect_error "--precision is for a training step: add --train" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --precision bf16-sr
 expect_error "--seed is for a training step: add --train" export-hlo "$data/gpt2-tiny-a" --out "$work/x" --seed 3

@@ -150,8 +150,9 @@ cp -r "$work/dp2" "$work/dp2to1" && rm -rf "$work/dp2to1/checkpoint-6"
 "$scribe" train --resume "$work/dp2to1/checkpoint-3" --data "$text" --out "$work/dp2to1" "${dp_opts[@]}" > /dev/null
 # Tensor parallel: --tp 2 as threads, and a 2 x 2 mesh of 4 MPI processes
 # (data-parallel pairs of tensor-parallel pairs); its checkpoint, whole, resumes at TP 1.
-"$scribe" train "$model" --data "$text" --out "$work/tp2" --tp 2 "${dp_opts[@]}" > "$work/tp2.out" 2> "$work/tp2.err"
-grep -q "tensor parallel 2 (threads)" "$work/tp2.err" || fail "train --tp 2 does not say its ranks: $(cat "$work/tp2.err")"
+"$scribe" train "$model" --data "$text" --out "$work/tp2" --tp 2 "${dp_opts[@]}" > /dev/null
+"$scribe" train "$model" --data "$text" --out "$work/tpsay" --tp 2 --dp 2 --steps 1 --batch 4 --seq 16 --threads 2 > /dev/null 2> "$work/tpsay.err"
+grep -q "2 data-parallel ranks x tensor parallel 2 (threads)" "$work/tpsay.err" || fail "train --dp 2 --tp 2 does not say its ranks: $(cat "$work/tpsay.err")"
 mpirun -np 4 "$scribe" train "$model" --data "$text" --out "$work/mesh" --tp 2 "${dp_opts[@]}" > /dev/null 2> "$work/mesh.err" \
   || fail "mpirun -np 4 scribe train --tp 2: $(cat "$work/mesh.err")"
 cp -r "$work/mesh" "$work/meshto1" && rm -rf "$work/meshto1/checkpoint-6"

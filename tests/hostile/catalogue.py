@@ -1631,7 +1631,7 @@ def setup_train_cases():
     tr("collective_timeout_negative", base + ["--dp", "2", "--collective-timeout", "-1"], ["--collective-timeout must be a number between 0.001 and 86400"])
     tr("tp_0", base + ["--tp", "0"], ["--tp must be between 1 and 1024, not 0"])
     tr("tp_word", base + ["--tp", "half"], ['--tp takes an integer, not "half"'])
-    tr("tp_not_dividing_heads", base + ["--tp", "3"], ["tp degree 3 does not divide the attention heads (4); degrees that do: 1, 2, 4"])
+    tr("tp_not_dividing_heads", base + ["--tp", "3"], ["tp degree 3 does not divide n_head (4); degrees that do: 1, 2, 4"])
     tr("tp_times_dp_huge", base + ["--tp", "64", "--dp", "64"], ["--dp 64 x --tp 64 ranks are more than 1024"])
     tr("precision_unknown", base + ["--precision", "fp8"], ['--precision "fp8" is not a precision: give f32, bf16, bf16-sr, bf16-master or autocast'])
     tr("precision_empty", base + ["--precision", ""], ['--precision "" is not a precision'])

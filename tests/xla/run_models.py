@@ -20,7 +20,8 @@ optimizer steps of the exported step modules (`export-hlo --train --optimizer ..
 with warmup, cosine decay, clipping, weight decay and 2 micro-batches; SGD with momentum)
 equal torch.optim's on the same batches (tests/data/<model>/training, check_optimizer); the step of 2
 data-parallel replicas (`--dp 2`), run on 2 replicas each with its row of every micro-batch, equals the
-single-process step on both rows (check_data_parallel); the step in the mixed-precision modes
+single-process step on both rows (check_data_parallel), and so does the step of a 2 x 2 data x
+tensor-parallel mesh on 4 replicas (check_mesh); the step in the mixed-precision modes
 (`--precision bf16-sr|bf16-master|autocast`) follows the f32 step with bf16 weights, f32 masters and
 bf16 products, and its stochastic rounding is seeded (check_precision). And the q8 modules
 (`export-hlo --dtype q8`, and q4) of each family's checkpoint in tests/data/quant: s8 (u8) weights
@@ -364,9 +365,10 @@ def check_q8(scribe, folder, work, tp=1, fmt="q8"):
           f"a decode step equal transformers run by llama.cpp's {'Q8_0' if fmt == 'q8' else 'Q4_0'} rules (max relative diff {worst:.2e})")
 
 
-def run_steps(out_dir, form, weights, batches, replicas):
+def run_steps(out_dir, form, weights, batches, replicas, tp=1):
     """The exported optimizer-step modules in out_dir run over `batches` (each step's micro-batches,
-    each [ids, lengths] of all rows) on `replicas` replicas, replica r given rows r::replicas.
+    each [ids, lengths] of all rows) on `replicas` replicas: replica r is tensor-parallel rank r % tp
+    (its shards of the weights) of data-parallel rank d = r // tp, given rows d::(replicas // tp).
     Returns each step's (loss, grad_norm) as replica 0 saw them and every replica's values."""
     manifest = json.load(open(os.path.join(out_dir, "manifest.json")))
     modules = {m["kind"]: m for m in manifest["modules"]}
@@ -374,23 +376,24 @@ def run_steps(out_dir, form, weights, batches, replicas):
     k = len(batches[0])
     last = modules["train_step" if k == 1 else "train_last"]
     compiled = {kind: xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, m[form])), replicas) for kind, m in modules.items()}
-    start = {}
-    for p in last["parameters"]:
-        shape = [d["extent"] for d in p["shape"]]
-        if p["name"].startswith("optimizer."):
-            start[p["name"]] = np.zeros(shape, np.int32 if p["dtype"] == "s32" else np.float32)
-        elif p["name"] not in ("ids", "lengths") and not p["name"].startswith("accumulated."):
-            start[p["name"]] = inputs_for({"parameters": [p]}, weights, {})[0]
-            if p["dtype"] == "bf16":  # a bf16 model's weight (--precision bf16-...): the checkpoint's, rounded to nearest
-                start[p["name"]] = start[p["name"]].astype(ml_dtypes.bfloat16)
-    values = [dict(start) for _ in range(replicas)]
+    values = [{} for _ in range(replicas)]
+    for r, start in enumerate(values):
+        for p in last["parameters"]:
+            shape = [d["extent"] for d in p["shape"]]
+            if p["name"].startswith("optimizer."):
+                start[p["name"]] = np.zeros(shape, np.int32 if p["dtype"] == "s32" else np.float32)
+            elif p["name"] not in ("ids", "lengths") and not p["name"].startswith("accumulated."):
+                start[p["name"]] = inputs_for({"parameters": [p]}, weights, {}, tp, r % tp)[0]
+                if p["dtype"] == "bf16":  # a bf16 model's weight (--precision bf16-...): the checkpoint's, rounded to nearest
+                    start[p["name"]] = start[p["name"]].astype(ml_dtypes.bfloat16)
+    dp = replicas // tp
     seen = []
     for micro in batches:
         loss, norm = 0.0, None
         for j, (ids, lengths) in enumerate(micro):
             kind = "train_step" if k == 1 else "train_first" if j == 0 else "train_last" if j == k - 1 else "train_middle"
             module = modules[kind]
-            args = [inputs_for(module, {}, dict(values[r], ids=ids[r::replicas], lengths=lengths[r::replicas])) for r in range(replicas)]
+            args = [inputs_for(module, {}, dict(values[r], ids=ids[r // tp::dp], lengths=lengths[r // tp::dp])) for r in range(replicas)]
             outs = xla_shim.execute(compiled[kind], args)
             for r in range(replicas):
                 for out in module["outputs"]:
@@ -451,6 +454,75 @@ def check_data_parallel(scribe, folder, work):
             assert diff <= 2e-5 * scale + 1e-7, f"{folder} DP 2 ({form}): {w} differs by {diff} (largest {scale})"
     print(f"ok: {name}: {len(batches)} AdamW steps of the DP 2 step module on 2 XLA replicas, text and proto, equal the "
           f"single-process module's on both rows, max relative weight diff {worst:.2e}; the replicas' weights identical")
+
+
+def unshard(parts, p, extent):
+    """The whole value of parameter p (manifest entry) from its tensor-parallel parts, in rank
+    order: joined along p's split dimension and cut to `extent` there (shard's inverse)."""
+    if "split" not in p:
+        return parts[0]
+    axis = [d["name"] for d in p["shape"]].index(p["split"])
+    return np.take(np.concatenate(parts, axis=axis), range(extent), axis=axis)
+
+
+def check_mesh(scribe, folder, work):
+    """The step module of a 2 x 2 data x tensor-parallel mesh (`export-hlo --train --optimizer ...
+    --dp 2 --tp 2`) run by XLA on 4 replicas, replica r being tensor-parallel rank r % 2 (its shards)
+    of data-parallel rank r // 2 (row r // 2 of every micro-batch of the golden AdamW run), against
+    the single-process module on both rows: every step's loss and gradient norm agree, the weights
+    joined from the shards equal the single process's, and the data-parallel ranks' shards are
+    identical. The layers' collectives combine {0,1} and {2,3}, the gradients' {0,2} and {1,3}. The
+    CPU backend's mesh is tests/unit/test_parallel_training.cpp's."""
+    record = json.load(open(os.path.join(folder, "training", "adamw", "steps.json")))
+    o = record["options"]
+    rows, seq = len(record["batches"][0][0]["ids"]), len(record["batches"][0][0]["ids"][0])
+    assert rows == 2
+    flags = ["--train", "--buckets", str(seq), "--optimizer", "adamw", "--lr", repr(o["lr"]), "--schedule", o["schedule"],
+             "--warmup", str(o["warmup"]), "--steps", str(o["total"]), "--weight-decay", repr(o["weight_decay"]),
+             "--clip", repr(o["clip"]), "--accumulate", str(o["accumulate"])]
+    name = os.path.basename(folder)
+    one_dir, mesh_dir = os.path.join(work, f"{name}-mesh1"), os.path.join(work, f"{name}-mesh2x2")
+    subprocess.run([scribe, "export-hlo", folder, "--out", one_dir, "--batch", "2"] + flags, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([scribe, "export-hlo", folder, "--out", mesh_dir, "--batch", "1", "--dp", "2", "--tp", "2", "--bucket-size", "2K"]
+                   + flags, check=True, stdout=subprocess.DEVNULL)
+    manifest = json.load(open(os.path.join(mesh_dir, "manifest.json")))
+    assert manifest["dp"] == 2 and manifest["tp"] == 2, manifest
+    for m in manifest["modules"]:
+        assert m["num_replicas"] == 4 and m["ranks"] == [0, 1, 2, 3], m
+        assert m["replica_groups"] == [[0, 1], [2, 3]] and m["dp_groups"] == [[0, 2], [1, 3]], m
+    weights = read_safetensors(os.path.join(folder, "model.safetensors"))
+    batches = [[(np.array(b["ids"], np.int32), np.full(rows, seq, np.int32)) for b in micro] for micro in record["batches"]]
+    furthest = sum(float(s["lr"]) for s in record["steps"]) * 0.1 / np.sqrt(0.001)
+    last = {m["kind"]: m for m in manifest["modules"]}["train_step" if len(batches[0]) == 1 else "train_last"]
+    for form in ("text", "proto"):
+        want, one = run_steps(one_dir, form, weights, batches, 1)
+        got, mesh = run_steps(mesh_dir, form, weights, batches, 4, tp=2)
+        for s, ((l1, n1), (l2, n2)) in enumerate(zip(want, got)):
+            where = f"{folder} DP 2 x TP 2 ({form}) step {s}"
+            assert abs(l2 - l1) <= 2e-5 * abs(l1), f"{where}: loss {l2} != one process's {l1}"
+            assert abs(n2 - n1) <= 1e-4 * n1, f"{where}: gradient norm {n2} != one process's {n1}"
+        worst = 0.0
+        for p in last["parameters"]:
+            w = p["name"]
+            if w in ("ids", "lengths") or w.startswith("optimizer.") or w.startswith("accumulated."):
+                continue
+            for t in range(2):
+                assert mesh[t][w].tobytes() == mesh[t + 2][w].tobytes(), f"{folder} mesh ({form}): the DP ranks' {w} shards differ"
+            ref = one[0][w]
+            axis = [d["name"] for d in p["shape"]].index(p["split"]) if "split" in p else 0
+            a, b = unshard([mesh[0][w], mesh[1][w]], p, ref.shape[axis]).reshape(-1), ref.reshape(-1)
+            kb, ke = key_bias(w, a.size)
+            keep = np.ones(a.size, bool)
+            keep[kb:ke] = False
+            assert np.all(np.abs(a[~keep] - b[~keep]) <= 2 * furthest), f"{folder} mesh ({form}): {w}'s key bias"
+            diff = float(np.abs(a[keep] - b[keep]).max()) if keep.any() else 0.0
+            scale = float(np.abs(b).max())
+            worst = max(worst, diff / scale)
+            # (The row-parallel products sum in another order than one rank's: 20 Adam steps
+            # carry that rounding further than data parallelism's, as on the CPU.)
+            assert diff <= 1e-4 * scale + 1e-7, f"{folder} mesh ({form}): {w} differs by {diff} (largest {scale})"
+    print(f"ok: {name}: {len(batches)} AdamW steps of the DP 2 x TP 2 step module on 4 XLA replicas, text and proto, equal the "
+          f"single-process module's on both rows, max relative weight diff {worst:.2e}; the DP ranks' shards identical")
 
 
 def check_precision(scribe, folder, work):
@@ -520,6 +592,7 @@ def main():
         check_data_parallel(a.scribe, os.path.join(a.data, m), a.work)
         if m in ("gpt2-tiny-a", "llama-tiny-gqa"):
             check_precision(a.scribe, os.path.join(a.data, m), a.work)
+            check_mesh(a.scribe, os.path.join(a.data, m), a.work)
     # q8 and q4 weights: a tiny checkpoint of each family whose matrices are whole blocks of 32.
     for m in ("gpt2-q8", "opt-q8", "gptj-q8", "llama-q8"):
         for tp in (1, 2):

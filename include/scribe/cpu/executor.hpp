@@ -36,6 +36,7 @@
 
 #include "../graph/graph.hpp"
 #include "../graph/tensor.hpp"
+#include "../ops/random.hpp"
 #include "communicator.hpp"
 #include "fusion.hpp"
 #include "kernels.hpp"
@@ -109,6 +110,9 @@ public:
             } else if (const auto xb = q8::match_input(g_, static_cast<node_id>(i))) {  // a q8 product's input: one kernel
                 reads_[i] = {*xb};
                 q8_inputs_.emplace(i, *xb);
+            } else if (const auto sr = match_stochastic_round(g_, static_cast<node_id>(i))) {  // one pass, not its integer ops
+                reads_[i] = {sr->x, sr->noise};
+                rounded_.emplace(i, *sr);
             }
         }
         // The communicator's parts for collectives within groups (comm.split), made
@@ -140,6 +144,7 @@ public:
         if (opt.fuse) {
             std::vector<bool> apart(g_.nodes().size(), false);
             for (const auto& [i, xb] : q8_inputs_) apart[i] = true;
+            for (const auto& [i, sr] : rounded_) apart[i] = true;
             fusion_ = plan_fusion(g_, &needed_, &apart);
         } else {
             fusion_.group_of.assign(g_.nodes().size(), -1);
@@ -470,6 +475,9 @@ private:
                         values[r][i] = quantized(n, q->second, values[r]);
                     } else if (const auto in = q8_inputs_.find(i); in != q8_inputs_.end()) {
                         values[r][i] = kernels::q8_input(n, values[r][static_cast<std::size_t>(in->second)], pool_.get());
+                    } else if (const auto sr = rounded_.find(i); sr != rounded_.end()) {
+                        values[r][i] = kernels::stochastic_round_bf16(n, values[r][static_cast<std::size_t>(sr->second.x)],
+                                                                      values[r][static_cast<std::size_t>(sr->second.noise)], pool_.get());
                     } else {
                         values[r][i] = evaluate(n, operand);
                     }
@@ -856,6 +864,7 @@ private:
     std::vector<std::vector<node_id>> reads_;  // by node: the values it reads (its operands, a q8 weight's q and scale, a q8 input's x)
     std::map<std::size_t, kernels::q8_product> q8_;  // by node: the products and gathers of q8 weights
     std::map<std::size_t, node_id> q8_inputs_;       // by node: the q8 product inputs, run from x in blocks
+    std::map<std::size_t, stochastic_round_operands> rounded_;  // by node: stochastic roundings to bf16, run in one pass
     std::vector<bool> needed_;       // an output depends on it (the rest is never run)
     std::vector<bool> outlived_;     // a reshape whose operand outlives its readers: a view
     std::vector<bool> aliased_;      // by parameter number: aliased to an output

@@ -1128,4 +1128,21 @@ inline array all_reduce(const node& n, const std::vector<const array*>& xs) {
 
 inline array all_gather(const node& n, const std::vector<const array*>& xs) { return concatenate(n, xs); }
 
+// stochastic_round_bf16(x, noise) (ops/random.hpp, matched by
+// match_stochastic_round) in one pass: the low 16 bits of each noise word added
+// to x's bits, truncated to bf16; a NaN converted as convert does.
+inline array stochastic_round_bf16(const node& n, const array& x, const array& noise, thread_pool* pool) {
+    auto out = array::uninitialized(dtype::bf16, n.dims);
+    const auto* xs = reinterpret_cast<const std::uint32_t*>(x.data());
+    const auto* rs = reinterpret_cast<const std::uint32_t*>(noise.data());
+    auto* ys = reinterpret_cast<std::uint16_t*>(out.mutable_data());
+    over_columns(pool, x.size(), 4096, [&](std::int64_t i0, std::int64_t i1) {
+        for (auto i = i0; i < i1; ++i) ys[i] = static_cast<std::uint16_t>((xs[i] + (rs[i] & 0xFFFFu)) >> 16);
+        for (auto i = i0; i < i1; ++i)  // NaNs (rare): as convert<bf16>
+            if ((xs[i] & 0x7FFFFFFFu) > 0x7F800000u)
+                store_as(dtype::bf16, load_as_double(dtype::f32, x.data() + 4 * i), out.mutable_data() + 2 * i);
+    });
+    return out;
+}
+
 }  // namespace scribe::cpu::kernels

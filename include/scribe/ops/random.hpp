@@ -240,6 +240,37 @@ auto stochastic_round_bf16(const tensor<dtype_of<f32>, S...>& x, const tensor<dt
     const auto truncated = bitcast_convert<f32>((bitcast_convert<u32>(x) + (noise & 0xFFFFu)) & 0xFFFF0000u);
     return convert<bf16>(select(ne(x, x), x, truncated));  // a NaN's payload may lie in the low bits
 }
+// The x and noise of stochastic_round_bf16(x, noise) when node `id` is the
+// result of its rule (the convert to bf16), else nullopt: the CPU runs the rule
+// as one pass (its integer ops would each be a pass of their own otherwise).
+struct stochastic_round_operands {
+    node_id x, noise;
+};
+inline std::optional<stochastic_round_operands> match_stochastic_round(const graph& g, node_id id) {
+    auto is = [&](node_id n, op k, dtype t) { return g[n].kind == k && g[n].type == t; };
+    auto operand = [&](node_id n, std::size_t i) { return g[n].operands.at(i); };
+    auto constant = [&](node_id n, double v) {  // a u32 constant, or its broadcast
+        if (is(n, op::broadcast, dtype::u32) && g[n].axes.empty()) n = operand(n, 0);
+        return is(n, op::constant, dtype::u32) && g[n].literal.size() == 4 && load_as_double(dtype::u32, g[n].literal.data()) == v;
+    };
+    if (!is(id, op::convert, dtype::bf16)) return std::nullopt;
+    const auto chosen = operand(id, 0);  // select(ne(x, x), x, truncated)
+    if (!is(chosen, op::select, dtype::f32)) return std::nullopt;
+    const auto nan = operand(chosen, 0), x = operand(chosen, 1), truncated = operand(chosen, 2);
+    if (g[nan].kind != op::compare || g[nan].direction != comparison::ne || operand(nan, 0) != x || operand(nan, 1) != x) return std::nullopt;
+    if (g[x].dims != g[id].dims || !is(truncated, op::bitcast_convert, dtype::f32)) return std::nullopt;
+    const auto masked = operand(truncated, 0);  // (bits(x) + (noise & 0xFFFF)) & 0xFFFF0000
+    if (!is(masked, op::bitwise_and, dtype::u32) || !constant(operand(masked, 1), 4294901760.0)) return std::nullopt;
+    const auto sum = operand(masked, 0);
+    if (!is(sum, op::add, dtype::u32)) return std::nullopt;
+    const auto bits = operand(sum, 0), low = operand(sum, 1);
+    if (!is(bits, op::bitcast_convert, dtype::u32) || operand(bits, 0) != x) return std::nullopt;
+    if (!is(low, op::bitwise_and, dtype::u32) || !constant(operand(low, 1), 65535.0)) return std::nullopt;
+    const auto noise = operand(low, 0);
+    if (g[noise].dims != g[id].dims) return std::nullopt;
+    return stochastic_round_operands{x, noise};
+}
+
 template <class... S>
 auto stochastic_round_bf16(const random_key& key, const tensor<dtype_of<f32>, S...>& x, random_offset offset = {}) {
     detail::same_graph(key.k0.owner(), x.owner(), "stochastic_round_bf16");
