@@ -354,6 +354,19 @@ TEST_CASE("parallel: mesh errors name the dimension, both sizes and the degrees 
     CHECK(m.padded(301) == 305);
     CHECK(m.groups().groups == std::vector<std::vector<std::int64_t>>{{0, 1, 2, 3, 4}});
     CHECK_THROWS_WITH((parallel::mesh{.degree = 0}.shard("x", 4)), Catch::Contains("at least 1"));
+    // A 3 x 2 data x tensor-parallel mesh: copies {0,1}{2,3}{4,5}, shards {0,2,4}{1,3,5},
+    // and each replica's rank within its copy (run on 6 lockstep replicas).
+    const parallel::mesh dxt{.degree = 2, .replicas = 3};
+    CHECK(dxt.groups().groups == std::vector<std::vector<std::int64_t>>{{0, 1}, {2, 3}, {4, 5}});
+    CHECK(dxt.across().groups == std::vector<std::vector<std::int64_t>>{{0, 2, 4}, {1, 3, 5}});
+    graph g("rank");
+    g.outputs(dxt.rank(g), parallel::mesh{.degree = 2}.rank(g));
+    const auto outs = cpu::executor(g).run_replicas(std::vector<std::vector<cpu::array>>(6));
+    for (std::uint32_t r = 0; r < 6; ++r) {
+        CHECK(outs[r][0].values<std::uint32_t>()[0] == r % 2);
+        CHECK(outs[r][1].values<std::uint32_t>()[0] == r);  // one copy: replica_id itself
+    }
+    CHECK_THROWS_WITH((parallel::mesh{.degree = 2, .replicas = 0}.check()), Catch::Contains("copies must number at least 1"));
 }
 
 TEST_CASE("parallel: the memory plan is what the decoder's ranks hold") {

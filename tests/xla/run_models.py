@@ -406,6 +406,37 @@ def run_steps(out_dir, form, weights, batches, replicas, tp=1):
     return seen, values
 
 
+def golden_adamw(folder):
+    """The golden AdamW run of 2 rows (tests/data/<model>/training/adamw) for the replica checks:
+    its bucket, the export-hlo flags of its optimizer, its micro-batches with the rows
+    made full length (so the replicas' mean loss is the batch's), and Adam's largest travel over it."""
+    record = json.load(open(os.path.join(folder, "training", "adamw", "steps.json")))
+    o = record["options"]
+    rows, seq = len(record["batches"][0][0]["ids"]), len(record["batches"][0][0]["ids"][0])
+    assert rows == 2
+    flags = ["--train", "--buckets", str(seq), "--optimizer", "adamw", "--lr", repr(o["lr"]), "--schedule", o["schedule"],
+             "--warmup", str(o["warmup"]), "--steps", str(o["total"]), "--weight-decay", repr(o["weight_decay"]),
+             "--clip", repr(o["clip"]), "--accumulate", str(o["accumulate"])]
+    batches = [[(np.array(b["ids"], np.int32), np.full(rows, seq, np.int32)) for b in micro] for micro in record["batches"]]
+    furthest = sum(float(s["lr"]) for s in record["steps"]) * 0.1 / np.sqrt(0.001)
+    return seq, flags, batches, furthest
+
+
+def same_weight(w, got, want, furthest, bound, where):
+    """Checks weight w after a run against one process's: within `bound` of its largest value, but
+    its key-bias elements (key_bias) within twice `furthest`, Adam's largest travel. Returns the
+    relative difference."""
+    a, b = got.reshape(-1), want.reshape(-1)
+    kb, ke = key_bias(w, a.size)
+    keep = np.ones(a.size, bool)
+    keep[kb:ke] = False
+    assert np.all(np.abs(a[~keep] - b[~keep]) <= 2 * furthest), f"{where}: {w}'s key bias"
+    diff = float(np.abs(a[keep] - b[keep]).max()) if keep.any() else 0.0
+    scale = float(np.abs(b).max())
+    assert diff <= bound * scale + 1e-7, f"{where}: {w} differs by {diff} (largest {scale})"
+    return diff / scale
+
+
 def check_data_parallel(scribe, folder, work):
     """The step module of 2 data-parallel replicas (`export-hlo --train --optimizer ... --dp 2`, gradients
     all-reduced in buckets of 2 KiB) run by XLA on 2 replicas, replica r given row r of every micro-batch
@@ -414,13 +445,7 @@ def check_data_parallel(scribe, folder, work):
     step's loss and gradient norm and every weight agree, and the replicas' weights are identical. The
     single-process module is check_optimizer's (torch.optim's steps); the CPU backend's data-parallel
     steps are tests/unit/test_data_parallel.cpp's."""
-    record = json.load(open(os.path.join(folder, "training", "adamw", "steps.json")))
-    o = record["options"]
-    rows, seq = len(record["batches"][0][0]["ids"]), len(record["batches"][0][0]["ids"][0])
-    assert rows == 2
-    flags = ["--train", "--buckets", str(seq), "--optimizer", "adamw", "--lr", repr(o["lr"]), "--schedule", o["schedule"],
-             "--warmup", str(o["warmup"]), "--steps", str(o["total"]), "--weight-decay", repr(o["weight_decay"]),
-             "--clip", repr(o["clip"]), "--accumulate", str(o["accumulate"])]
+    seq, flags, batches, furthest = golden_adamw(folder)
     name = os.path.basename(folder)
     one_dir, dp_dir = os.path.join(work, f"{name}-dp1"), os.path.join(work, f"{name}-dp2")
     subprocess.run([scribe, "export-hlo", folder, "--out", one_dir, "--batch", "2"] + flags, check=True, stdout=subprocess.DEVNULL)
@@ -428,8 +453,6 @@ def check_data_parallel(scribe, folder, work):
                    check=True, stdout=subprocess.DEVNULL)
     assert "all-reduce" in open(os.path.join(dp_dir, f"train_{seq}_last.hlo")).read()
     weights = read_safetensors(os.path.join(folder, "model.safetensors"))
-    batches = [[(np.array(b["ids"], np.int32), np.full(rows, seq, np.int32)) for b in micro] for micro in record["batches"]]
-    furthest = sum(float(s["lr"]) for s in record["steps"]) * 0.1 / np.sqrt(0.001)
     for form in ("text", "proto"):
         want, one = run_steps(one_dir, form, weights, batches, 1)
         got, dp = run_steps(dp_dir, form, weights, batches, 2)
@@ -443,15 +466,7 @@ def check_data_parallel(scribe, folder, work):
             if w.startswith("optimizer.") or w.startswith("accumulated."):  # a replica's own micro-batch gradients
                 continue
             assert dp[0][w].tobytes() == dp[1][w].tobytes(), f"{folder} DP 2 ({form}): the replicas' {w} differ"
-            a, b = dp[0][w].reshape(-1), ref.reshape(-1)
-            kb, ke = key_bias(w, a.size)
-            keep = np.ones(a.size, bool)
-            keep[kb:ke] = False
-            assert np.all(np.abs(a[~keep] - b[~keep]) <= 2 * furthest), f"{folder} DP 2 ({form}): {w}'s key bias"
-            diff = float(np.abs(a[keep] - b[keep]).max()) if keep.any() else 0.0
-            scale = float(np.abs(b).max())
-            worst = max(worst, diff / scale)
-            assert diff <= 2e-5 * scale + 1e-7, f"{folder} DP 2 ({form}): {w} differs by {diff} (largest {scale})"
+            worst = max(worst, same_weight(w, dp[0][w], ref, furthest, 2e-5, f"{folder} DP 2 ({form})"))
     print(f"ok: {name}: {len(batches)} AdamW steps of the DP 2 step module on 2 XLA replicas, text and proto, equal the "
           f"single-process module's on both rows, max relative weight diff {worst:.2e}; the replicas' weights identical")
 
@@ -473,13 +488,7 @@ def check_mesh(scribe, folder, work):
     joined from the shards equal the single process's, and the data-parallel ranks' shards are
     identical. The layers' collectives combine {0,1} and {2,3}, the gradients' {0,2} and {1,3}. The
     CPU backend's mesh is tests/unit/test_parallel_training.cpp's."""
-    record = json.load(open(os.path.join(folder, "training", "adamw", "steps.json")))
-    o = record["options"]
-    rows, seq = len(record["batches"][0][0]["ids"]), len(record["batches"][0][0]["ids"][0])
-    assert rows == 2
-    flags = ["--train", "--buckets", str(seq), "--optimizer", "adamw", "--lr", repr(o["lr"]), "--schedule", o["schedule"],
-             "--warmup", str(o["warmup"]), "--steps", str(o["total"]), "--weight-decay", repr(o["weight_decay"]),
-             "--clip", repr(o["clip"]), "--accumulate", str(o["accumulate"])]
+    seq, flags, batches, furthest = golden_adamw(folder)
     name = os.path.basename(folder)
     one_dir, mesh_dir = os.path.join(work, f"{name}-mesh1"), os.path.join(work, f"{name}-mesh2x2")
     subprocess.run([scribe, "export-hlo", folder, "--out", one_dir, "--batch", "2"] + flags, check=True, stdout=subprocess.DEVNULL)
@@ -491,8 +500,6 @@ def check_mesh(scribe, folder, work):
         assert m["num_replicas"] == 4 and m["ranks"] == [0, 1, 2, 3], m
         assert m["replica_groups"] == [[0, 1], [2, 3]] and m["dp_groups"] == [[0, 2], [1, 3]], m
     weights = read_safetensors(os.path.join(folder, "model.safetensors"))
-    batches = [[(np.array(b["ids"], np.int32), np.full(rows, seq, np.int32)) for b in micro] for micro in record["batches"]]
-    furthest = sum(float(s["lr"]) for s in record["steps"]) * 0.1 / np.sqrt(0.001)
     last = {m["kind"]: m for m in manifest["modules"]}["train_step" if len(batches[0]) == 1 else "train_last"]
     for form in ("text", "proto"):
         want, one = run_steps(one_dir, form, weights, batches, 1)
@@ -510,17 +517,10 @@ def check_mesh(scribe, folder, work):
                 assert mesh[t][w].tobytes() == mesh[t + 2][w].tobytes(), f"{folder} mesh ({form}): the DP ranks' {w} shards differ"
             ref = one[0][w]
             axis = [d["name"] for d in p["shape"]].index(p["split"]) if "split" in p else 0
-            a, b = unshard([mesh[0][w], mesh[1][w]], p, ref.shape[axis]).reshape(-1), ref.reshape(-1)
-            kb, ke = key_bias(w, a.size)
-            keep = np.ones(a.size, bool)
-            keep[kb:ke] = False
-            assert np.all(np.abs(a[~keep] - b[~keep]) <= 2 * furthest), f"{folder} mesh ({form}): {w}'s key bias"
-            diff = float(np.abs(a[keep] - b[keep]).max()) if keep.any() else 0.0
-            scale = float(np.abs(b).max())
-            worst = max(worst, diff / scale)
             # (The row-parallel products sum in another order than one rank's: 20 Adam steps
             # carry that rounding further than data parallelism's, as on the CPU.)
-            assert diff <= 1e-4 * scale + 1e-7, f"{folder} mesh ({form}): {w} differs by {diff} (largest {scale})"
+            whole = unshard([mesh[0][w], mesh[1][w]], p, ref.shape[axis])
+            worst = max(worst, same_weight(w, whole, ref, furthest, 1e-4, f"{folder} mesh ({form})"))
     print(f"ok: {name}: {len(batches)} AdamW steps of the DP 2 x TP 2 step module on 4 XLA replicas, text and proto, equal the "
           f"single-process module's on both rows, max relative weight diff {worst:.2e}; the DP ranks' shards identical")
 

@@ -85,7 +85,7 @@ auto gated_mlp(const X& x, const W1& w_gate, const W2& w_up, const W3& w_down, A
 // head of each of this rank's query heads, [..., kv_heads (one per query head),
 // head_dim], rank r's query heads being [r * H, (r + 1) * H) of n_head.
 template <Tensor K>
-auto kv_for_rank_heads(const K& kv, std::int64_t n_head, std::int64_t local_heads, const mesh& m) {
+auto kv_for_rank_heads(const K& kv, std::int64_t n_head, std::int64_t local_heads, const mesh& m = {}) {
     graph& g = kv.owner();
     const auto per_kv = n_head / kv.extent(kv_heads);
     auto head = g.iota(s32[heads], heads) +
