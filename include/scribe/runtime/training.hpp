@@ -395,7 +395,7 @@ private:
             weights = train::initial_weights(specs_, c_.initializer_range, o_.seed, o_.threads);
             for (std::size_t i = 0; i < weights.size(); ++i) {
                 auto& w = weights[i].second;
-                if (tp_ > 1) w = owned(parallel::shard(padded(w, i), shard_specs_[i].split, tp_, tp_rank_));
+                if (tp_ > 1) w = owned(parallel::shard(w, shard_specs_[i].split, tp_, tp_rank_));  // the padding rows zero
                 if (wt != dtype::f32) {
                     auto narrow = cpu::array::uninitialized(wt, w.dims());
                     detail::convert_floats(w.type(), w.data(), wt, narrow.mutable_data(), w.size());
@@ -598,23 +598,6 @@ private:
         auto own = cpu::array::uninitialized(a.type(), a.dims());
         if (a.bytes()) std::memcpy(own.mutable_data(), a.data(), a.bytes());
         return own;
-    }
-    // Weight i drawn whole (specs_), with the zero padding the sharded layout
-    // has (the vocabulary padded to a multiple of the degree).
-    cpu::array padded(const cpu::array& w, std::size_t i) const {
-        const auto& full = shard_specs_[i].dims;
-        if (full == w.dims()) return w.view();
-        std::size_t axis = 0;
-        while (axis < full.size() && full[axis].extent == w.dims()[axis].extent) ++axis;
-        std::int64_t outer = 1, inner = 1;
-        for (std::size_t k = 0; k < axis; ++k) outer *= full[k].extent;
-        for (std::size_t k = axis + 1; k < full.size(); ++k) inner *= full[k].extent;
-        cpu::array p(w.type(), full);  // zeros
-        const auto row = static_cast<std::size_t>(inner) * info(w.type()).bytes;
-        const auto have = static_cast<std::size_t>(w.dims()[axis].extent) * row, room = static_cast<std::size_t>(full[axis].extent) * row;
-        for (std::int64_t o = 0; o < outer; ++o)
-            std::memcpy(p.mutable_data() + static_cast<std::size_t>(o) * room, w.data() + static_cast<std::size_t>(o) * have, have);
-        return p;
     }
     // The whole of each array (weights or optimizer state) on the first
     // data-parallel rank's tensor-parallel ranks: their shards gathered (a
