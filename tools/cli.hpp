@@ -63,7 +63,8 @@ inline constexpr std::int64_t max_threads = 1024, max_tp = 1024, max_count = 0x7
 struct args {
     std::string command;
     fs::path model = SCRIBE_DEFAULT_MODEL;
-    std::vector<std::string> prompts;
+    std::vector<std::string> prompts;  // --prompt, or --text: each one given, in order
+    std::vector<std::string> pairs;    // --pair: each one given, in order
     std::map<std::string, std::string> values;
     std::vector<std::string> flags;
     std::vector<std::string> data;  // --data FILE...: every file named, in order
@@ -126,8 +127,10 @@ inline args parse(int argc, char** argv, const std::vector<std::string>& with_va
                 a.flags.push_back(k);
             } else if (std::find(with_value.begin(), with_value.end(), k) != with_value.end()) {
                 if (i + 1 >= argc) throw error(s + " needs a value (see scribe " + a.command + " --help)");
-                if (k == "prompt") {
+                if (k == "prompt" || k == "text") {
                     a.prompts.push_back(argv[++i]);
+                } else if (k == "pair") {
+                    a.pairs.push_back(argv[++i]);
                 } else if (k == "data") {  // one file or more, up to the next option
                     a.data.push_back(argv[++i]);
                     while (i + 1 < argc && std::string_view(argv[i + 1]).rfind("--", 0) != 0) a.data.push_back(argv[++i]);
@@ -293,5 +296,10 @@ inline void check_model_folder(const fs::path& dir) {
 
 // `scribe train` (tools/train.cpp).
 int train_command(int argc, char** argv, cpu::communicator* comm);
+// `scribe classify` and `scribe embed` (tools/encode.cpp).
+int classify_command(int argc, char** argv, cpu::communicator* comm);
+int embed_command(int argc, char** argv, cpu::communicator* comm);
+// `scribe export-hlo` of an encoder folder (tools/encode.cpp).
+int export_encoder_hlo(const args& a);
 
 }  // namespace scribe::cli

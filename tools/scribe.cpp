@@ -1,6 +1,7 @@
 // scribe — the command-line program: generate text with a Hugging Face decoder
 // folder (GPT-2, GPT-J, OPT, LLaMA, Mistral) on the CPU, export its prefill and
-// decode graphs as XLA HLO, inspect it, shard it for tensor parallelism.
+// decode graphs as XLA HLO, inspect it, shard it for tensor parallelism; classify
+// and embed texts with an encoder (BERT, RoBERTa, DistilBERT: tools/encode.cpp).
 //
 //   scribe generate [MODEL] [--prompt TEXT]... [options]
 //   scribe export-hlo [MODEL] [--out DIR] [options]
@@ -43,6 +44,7 @@
 #endif
 
 #include "cli.hpp"
+#include "manifest.hpp"
 
 using namespace scribe;
 using namespace scribe::cli;
@@ -70,11 +72,15 @@ commands:
   shard        write a model pre-sharded for tensor parallelism (one file per rank)
   train        train a model on plain text (fine-tune a folder, or a new model from
                a config), with checkpoints Hugging Face loads
+  classify     label texts or text pairs with an encoder's classifier (BERT,
+               RoBERTa, DistilBERT): each label with its probability
+  embed        sentence embeddings from an encoder (mean pooling, or [CLS])
 
 MODEL is a Hugging Face folder of a GPT-2, GPT-J, OPT, LLaMA or Mistral model
 (config.json, whose model_type picks the family; model.safetensors or a sharded
 index; for generate, a byte-level BPE tokenizer: tokenizer.json or vocab.json +
-merges.txt). Without one, the demo model in the source tree is used: )" SCRIBE_DEFAULT_MODEL R"(
+merges.txt), or, for classify, embed and export-hlo, of a BERT, RoBERTa
+or DistilBERT encoder (WordPiece or byte-level BPE tokenizer). Without one, the demo model in the source tree is used: )" SCRIBE_DEFAULT_MODEL R"(
 
 `scribe COMMAND --help` lists the options of a command.
 )";
@@ -444,33 +450,6 @@ int generate(int argc, char** argv, launcher& run) {
     return models::with_family(a.model, [&]<class family>() { return generate<family>(a, run); });
 }
 
-nlohmann::json shape_json(const shape& s) {
-    auto j = nlohmann::json::array();
-    for (const auto& d : s) j.push_back({{"name", d.name}, {"extent", d.extent}});
-    return j;
-}
-
-// `output_names`: the outputs' names (default: logits, then each aliased cache's).
-nlohmann::json describe(const graph& g, const hlo::written& files, const std::vector<std::string>& output_names = {}) {
-    nlohmann::json params = nlohmann::json::array(), outs = nlohmann::json::array(), aliases = nlohmann::json::array();
-    for (const auto& n : g.nodes())
-        if (n.kind == op::parameter)
-            params.push_back({{"number", n.parameter_number}, {"name", n.label}, {"dtype", std::string(name(n.type))}, {"shape", shape_json(n.dims)}});
-    std::sort(params.begin(), params.end(), [](const auto& x, const auto& y) { return x["number"] < y["number"]; });
-    for (std::size_t k = 0; k < g.outputs().size(); ++k) {
-        const auto& n = g[g.outputs()[k]];
-        const auto named = k < output_names.size() ? output_names[k] : k == 0 ? std::string("logits") : params[0]["name"].get<std::string>();
-        outs.push_back({{"index", k}, {"name", named},
-                        {"dtype", std::string(name(n.type))}, {"shape", shape_json(n.dims)}});
-    }
-    for (const auto& al : g.aliases()) {
-        outs[al.output]["name"] = params[static_cast<std::size_t>(al.parameter_number)]["name"];
-        aliases.push_back({{"output", al.output}, {"parameter", al.parameter_number}});
-    }
-    return {{"name", g.name()}, {"text", files.text.filename().string()}, {"proto", files.proto.filename().string()},
-            {"parameters", params}, {"outputs", outs}, {"aliases", aliases}};
-}
-
 template <class family> int export_hlo(const args& a);
 template <class family> int inspect(const args& a);
 template <class family> int shard(const args& a);
@@ -481,6 +460,7 @@ int export_hlo(int argc, char** argv) {
     const auto a = parse(argc, argv, values, {"all-logits", "train", "nesterov", "help"});
     if (a.flag("help")) return std::printf("%s%s", usage_export, usage_optimizer), 0;
     check_model_folder(a.model);
+    if (models::is_encoder(a.model)) return export_encoder_hlo(a);
     return models::with_family(a.model, [&]<class family>() { return export_hlo<family>(a); });
 }
 
@@ -786,6 +766,8 @@ int main(int argc, char** argv) {
         if (cmd == "inspect") return inspect(argc, argv);
         if (cmd == "shard") return shard(argc, argv);
         if (cmd == "train") return train_command(argc, argv, run->comm());
+        if (cmd == "classify") return classify_command(argc, argv, run->comm());
+        if (cmd == "embed") return embed_command(argc, argv, run->comm());
         std::fprintf(stderr, "scribe: unknown command \"%s\"\n\n%s", cmd.c_str(), usage_main);
         return 2;
     } catch (const std::exception& e) {

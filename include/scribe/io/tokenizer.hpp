@@ -67,7 +67,9 @@
 #include "json.hpp"
 
 #include "../core/error.hpp"
+#include "detail/added_tokens.hpp"
 #include "detail/unicode_tables.hpp"
+#include "detail/utf8.hpp"
 
 namespace scribe::io {
 
@@ -87,24 +89,6 @@ inline const std::array<char32_t, 256>& byte_to_char() {
     return table;
 }
 
-inline void append_utf8(std::string& out, char32_t c) {
-    if (c < 0x80) {
-        out += static_cast<char>(c);
-    } else if (c < 0x800) {
-        out += static_cast<char>(0xC0 | (c >> 6));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-        out += static_cast<char>(0xE0 | (c >> 12));
-        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (c >> 18));
-        out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    }
-}
-
 // The byte-level spelling of one byte ("Ġ" for a space).
 inline const std::array<std::string, 256>& byte_spelling() {
     static const std::array<std::string, 256> table = [] {
@@ -113,43 +97,6 @@ inline const std::array<std::string, 256>& byte_spelling() {
         return t;
     }();
     return table;
-}
-
-// One character of the input: a code point and its length in bytes, or (valid ==
-// false) a single byte that is not part of well-formed UTF-8.
-struct utf8_char {
-    char32_t c;
-    std::size_t len;
-    bool valid;
-};
-
-// Decodes the character at s[i] (i < s.size()): well-formed UTF-8 only (no overlong
-// forms, no surrogates, nothing above U+10FFFF); anything else is one invalid byte.
-inline utf8_char utf8_at(std::string_view s, std::size_t i) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) return {b0, 1, true};
-    auto cont = [&](std::size_t k) { return i + k < s.size() && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80; };
-    auto at = [&](std::size_t k) { return static_cast<char32_t>(static_cast<unsigned char>(s[i + k]) & 0x3F); };
-    if (b0 >= 0xC2 && b0 <= 0xDF && cont(1)) return {(char32_t(b0 & 0x1F) << 6) | at(1), 2, true};
-    if (b0 >= 0xE0 && b0 <= 0xEF && cont(1) && cont(2)) {
-        const char32_t c = (char32_t(b0 & 0x0F) << 12) | (at(1) << 6) | at(2);
-        if (c >= 0x800 && (c < 0xD800 || c > 0xDFFF)) return {c, 3, true};
-    }
-    if (b0 >= 0xF0 && b0 <= 0xF4 && cont(1) && cont(2) && cont(3)) {
-        const char32_t c = (char32_t(b0 & 0x07) << 18) | (at(1) << 12) | (at(2) << 6) | at(3);
-        if (c >= 0x10000 && c <= 0x10FFFF) return {c, 4, true};
-    }
-    return {b0, 1, false};
-}
-
-enum class char_class { letter, number, space, other };
-
-inline char_class classify(const utf8_char& ch) {
-    if (!ch.valid) return char_class::other;
-    if (is_letter(ch.c)) return char_class::letter;
-    if (is_number(ch.c)) return char_class::number;
-    if (is_space(ch.c)) return char_class::space;
-    return char_class::other;
 }
 
 // The length of the match of GPT-2's pattern at s[i] (i < s.size()); always >= 1,
@@ -198,11 +145,7 @@ inline std::string read_text_file(const std::filesystem::path& path) {
 class tokenizer {
 public:
     // An added token (tokenizer.json's added_tokens): found in the text before BPE.
-    struct added_token {
-        std::string content;
-        std::int32_t id;
-        bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = true;
-    };
+    using added_token = detail::added_token;
 
     // Hugging Face tokenizer.json (model BPE, ByteLevel pre-tokenizer and decoder).
     static tokenizer from_json(const std::filesystem::path& tokenizer_json) {
@@ -266,7 +209,7 @@ public:
         }
         t.build_merges(merges);
         if (const auto eos = t.vocab_.find(std::string(eos_text)); eos != t.vocab_.end())
-            t.added_.push_back({std::string(eos_text), eos->second, false, false, false, false, true});
+            t.added_.tokens.push_back({std::string(eos_text), eos->second, false, false, false, false, true});
         t.finish(vocab_name);
         return t;
     }
@@ -276,7 +219,7 @@ public:
         std::vector<std::int32_t> out;
         std::unordered_map<std::string, std::vector<std::int32_t>> cache;  // this call's words
         std::string prefixed;
-        for (const auto& seg : split_added(utf8)) {
+        for (const auto& seg : added_.split(utf8)) {
             if (seg.id >= 0) {
                 out.push_back(seg.id);
                 continue;
@@ -321,7 +264,19 @@ public:
     const std::string& token(std::int32_t id) const { return tokens_[index(id)]; }
     // The id of <|endoftext|>, if the vocabulary has it.
     std::optional<std::int32_t> eos_id() const { return id_of(eos_text); }
-    const std::vector<added_token>& added_tokens() const { return added_; }
+    const std::vector<added_token>& added_tokens() const { return added_.tokens; }
+    // Makes a vocabulary token special: found whole in the text before BPE (the
+    // special tokens a tokenizer_config.json names for the classic files, such as
+    // RoBERTa's <s> and <mask>). False when the vocabulary has no such token.
+    bool add_special(const std::string& content) {
+        const auto it = vocab_.find(content);
+        if (it == vocab_.end() || content.empty()) return false;
+        for (const auto& a : added_.tokens)
+            if (a.content == content) return true;
+        added_.tokens.push_back({content, it->second, false, false, false, false, true});
+        added_.index();
+        return true;
+    }
     // The pieces GPT-2's pattern splits a text into (before byte-level BPE).
     static std::vector<std::string_view> pre_tokenize(std::string_view text) {
         std::vector<std::string_view> out;
@@ -343,10 +298,6 @@ private:
     };
     struct merge_rule {
         std::int32_t rank, result;
-    };
-    struct segment {
-        std::size_t begin, end;
-        std::int32_t id;  // an added token, or -1 for text
     };
 
     tokenizer() = default;
@@ -425,7 +376,7 @@ private:
 
     // Ids, added tokens and the byte-level tables, once the vocabulary and merges are in.
     void finish(const std::string& name) {
-        std::vector<const std::string*> by_id(vocab_.size() + added_.size(), nullptr);
+        std::vector<const std::string*> by_id(vocab_.size() + added_.tokens.size(), nullptr);
         auto place = [&](const std::string& tok, std::int32_t id) {
             const auto i = static_cast<std::size_t>(id);
             if (i >= by_id.size())
@@ -444,7 +395,7 @@ private:
         std::sort(order.begin(), order.end(), [](const auto& x, const auto& y) { return x.first != y.first ? x.first < y.first : *x.second < *y.second; });
         for (const auto& [id, tok] : order) place(*tok, id);
         std::size_t extra = 0;
-        for (const auto& a : added_) {
+        for (const auto& a : added_.tokens) {
             const auto v = vocab_.find(a.content);
             if (v != vocab_.end()) {
                 if (v->second != a.id)
@@ -460,9 +411,9 @@ private:
             if (!by_id[i])
                 throw error(name + ": no token has id " + std::to_string(i) + " (ids must run 0.." + std::to_string(by_id.size() - 1) +
                             " without gaps)");
-        for (const auto& a : added_) {
+        for (const auto& a : added_.tokens) {
             if (a.content.empty()) throw error(name + ": added token " + std::to_string(a.id) + " is empty");
-            for (const auto& b : added_)
+            for (const auto& b : added_.tokens)
                 if (&a != &b && a.content == b.content && a.id != b.id)
                     throw error(name + ": added token \"" + printable(a.content) + "\" appears with ids " + std::to_string(a.id) +
                                 " and " + std::to_string(b.id));
@@ -477,8 +428,7 @@ private:
         byte_id_.fill(-1);
         for (std::size_t b = 0; b < 256; ++b)
             if (const auto it = vocab_.find(detail::byte_spelling()[b]); it != vocab_.end()) byte_id_[b] = it->second;
-        for (std::size_t i = 0; i < added_.size(); ++i)
-            (added_[i].normalized ? added_normalized_ : added_raw_)[static_cast<unsigned char>(added_[i].content[0])].push_back(i);
+        added_.index();
     }
 
     // The bytes a token stands for: its characters through the byte-level alphabet,
@@ -584,99 +534,9 @@ private:
         if (!dec || type_of(*dec) != "ByteLevel")
             throw error(name + ": the decoder is " + (dec ? type_of(*dec) : std::string("missing")) + ", not ByteLevel");
 
-        if (const auto* added = field(j, "added_tokens")) {
-            if (!added->is_array()) throw error(name + ": added_tokens is not an array");
-            for (std::size_t i = 0; i < added->size(); ++i) {
-                const auto& a = (*added)[i];
-                const auto what = "added token " + std::to_string(i);
-                if (!a.is_object()) throw error(name + ": " + what + " is not an object");
-                const auto* content = field(a, "content");
-                const auto* id = field(a, "id");
-                if (!content || !content->is_string()) throw error(name + ": " + what + " has no content string");
-                if (!id || !id->is_number_integer() || (id->is_number_unsigned() ? id->get<std::uint64_t>() > max_id : id->get<std::int64_t>() < 0))
-                    throw error(name + ": " + what + " has no id in 0.." + std::to_string(max_id));
-                t.added_.push_back({content->get<std::string>(), static_cast<std::int32_t>(id->get<std::int64_t>()),
-                                    flag(a, "single_word", false, what), flag(a, "lstrip", false, what),
-                                    flag(a, "rstrip", false, what), flag(a, "normalized", false, what),
-                                    flag(a, "special", false, what)});
-            }
-        }
+        if (const auto* added = field(j, "added_tokens")) t.added_.tokens = detail::added_vocabulary::parse(*added, name);
         t.finish(name);
         return t;
-    }
-
-    // Splits the text on added tokens: first those matched on the raw text, then
-    // (in what is left) those matched on the normalized text, which, with no
-    // normalizer, is the same text.
-    std::vector<segment> split_added(std::string_view text) const {
-        std::vector<segment> out;
-        if (added_.empty()) {
-            out.push_back({0, text.size(), -1});
-            return out;
-        }
-        std::vector<segment> first;
-        find_added(text, 0, text.size(), added_raw_, first);
-        for (const auto& s : first) {
-            if (s.id >= 0)
-                out.push_back(s);
-            else
-                find_added(text, s.begin, s.end, added_normalized_, out);
-        }
-        return out;
-    }
-
-    using added_index = std::array<std::vector<std::size_t>, 256>;  // by first byte: indices into added_
-
-    // Added tokens in text[begin, end), as `tokenizers` finds them: the leftmost
-    // match, the longest there; single_word tokens only between non-word characters;
-    // lstrip/rstrip take the whitespace beside them.
-    void find_added(std::string_view text, std::size_t begin, std::size_t end, const added_index& index,
-                    std::vector<segment>& out) const {
-        auto is_space_at = [&](std::size_t i) { return detail::classify(detail::utf8_at(text, i)) == detail::char_class::space; };
-        auto is_word = [](const detail::utf8_char& ch) { return ch.valid && detail::is_word(ch.c); };  // regex \w
-        // The character that ends at byte `i` (i > begin).
-        auto char_before = [&](std::size_t i) {
-            std::size_t j = i - 1;
-            while (j > begin && i - j < 4 && (static_cast<unsigned char>(text[j]) & 0xC0) == 0x80) --j;
-            const auto ch = detail::utf8_at(text, j);
-            return j + ch.len == i ? ch : detail::utf8_at(text, i - 1);
-        };
-        std::size_t start_offset = begin, i = begin;
-        while (i < end) {
-            const added_token* best = nullptr;
-            for (const auto k : index[static_cast<unsigned char>(text[i])]) {
-                const auto& a = added_[k];
-                if (a.content.size() <= end - i && text.compare(i, a.content.size(), a.content) == 0 &&
-                    (!best || a.content.size() > best->content.size()))
-                    best = &a;
-            }
-            if (!best) {
-                ++i;
-                continue;
-            }
-            std::size_t start = i, stop = i + best->content.size();
-            i = stop;
-            if (best->single_word) {
-                const bool left_ok = start == begin || !is_word(char_before(start));
-                const bool right_ok = stop == end || !is_word(detail::utf8_at(text, stop));
-                if (!left_ok || !right_ok) continue;
-            }
-            if (best->lstrip) {
-                std::size_t s = start;
-                while (s > start_offset) {
-                    const auto ch = char_before(s);
-                    if (detail::classify(ch) != detail::char_class::space) break;
-                    s -= ch.len;
-                }
-                start = s;
-            }
-            if (best->rstrip)
-                while (stop < end && is_space_at(stop)) stop += detail::utf8_at(text, stop).len;
-            if (start_offset < start) out.push_back({start_offset, start, -1});
-            out.push_back({start, stop, best->id});
-            start_offset = i = stop;
-        }
-        if (start_offset < end || begin == end) out.push_back({start_offset, end, -1});
     }
 
     // Byte-level BPE of one piece, appended to `out`.
@@ -744,13 +604,12 @@ private:
             if (x.alive) out.push_back(x.id);
     }
 
-    static constexpr std::uint64_t max_id = std::numeric_limits<std::int32_t>::max() - 1;
+    static constexpr std::uint64_t max_id = detail::max_token_id;
 
     std::string source_;
     std::unordered_map<std::string, std::int32_t> vocab_;  // the model's vocabulary
     std::unordered_map<std::uint64_t, merge_rule> merges_;  // (left id, right id) -> rank, result
-    std::vector<added_token> added_;
-    added_index added_raw_, added_normalized_;
+    detail::added_vocabulary added_;
     std::vector<std::string> tokens_;          // by id, byte-level spelling
     std::vector<std::string> bytes_;           // by id, the bytes it decodes to
     std::unordered_map<std::string, std::int32_t> ids_;  // every token, added ones too

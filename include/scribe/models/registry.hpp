@@ -2,12 +2,14 @@
 // folder holds (config.json's model_type), for programs that take any of them.
 //
 //     models::with_family(dir, [&]<class Family>() { runtime::decoder<Family> lm(dir); ... });
+//     models::with_encoder(dir, [&]<class Family>() { runtime::encoder<Family> m(dir); ... });
 #pragma once
 
 #include <filesystem>
 #include <string>
 #include <utility>
 
+#include "bert.hpp"
 #include "gpt2.hpp"
 #include "gptj.hpp"
 #include "llama.hpp"
@@ -26,6 +28,9 @@ decltype(auto) with_family_type(const std::string& type, const std::string& sour
     if (type == "gptj") return f.template operator()<gptj_family>();
     if (type == "opt") return f.template operator()<opt_family>();
     if (type == "llama" || type == "mistral") return f.template operator()<llama_family>();
+    if (type == "bert" || type == "roberta" || type == "distilbert")
+        throw error(source + ": model_type \"" + type + "\" is an encoder, not a decoder: it classifies and embeds text " +
+                    "(scribe classify, scribe embed; runtime::encoder) but does not generate");
     throw error(source + ": model_type \"" + io::printable(type) + "\" is not supported (" + supported_types + ")");
 }
 
@@ -47,6 +52,18 @@ inline std::string model_type(const std::filesystem::path& dir) {
 template <class F>
 decltype(auto) with_family(const std::filesystem::path& dir, F&& f) {
     return with_family_type(model_type(dir), (dir / "config.json").string(), std::forward<F>(f));
+}
+
+// Calls f.template operator()<Family>() with the encoder family of the folder's model.
+template <class F>
+decltype(auto) with_encoder(const std::filesystem::path& dir, F&& f) {
+    return with_encoder_type(model_type(dir), (dir / "config.json").string(), std::forward<F>(f));
+}
+
+// Whether a folder holds an encoder (BERT, RoBERTa, DistilBERT).
+inline bool is_encoder(const std::filesystem::path& dir) {
+    const auto t = model_type(dir);
+    return t == "bert" || t == "roberta" || t == "distilbert";
 }
 
 }  // namespace scribe::models
