@@ -99,7 +99,7 @@ def run(cmd, timeout, **kw):
         return None
 
 
-ROOT = "."  # the source tree (main sets it); blocks find the demo model through SCRIBE_DEMO_MODEL
+ROOT = "."  # the source tree (main sets it); blocks find the demo model through SCRIBE_DEMO_MODEL, the tree through SCRIBE_SOURCE_DIR
 
 
 def check(job, cxx, include):
@@ -125,7 +125,8 @@ def check(job, cxx, include):
     if r.returncode != 0:
         return False, f"{where}: does not compile:\n{r.stderr[-6000:]}"
     r = run([exe], RUN_TIMEOUT_S, cwd=workdir,
-            env=dict(os.environ, TMPDIR=workdir, SCRIBE_DEMO_MODEL=os.path.join(ROOT, "models", "demo-gpt2")))
+            env=dict(os.environ, TMPDIR=workdir, SCRIBE_DEMO_MODEL=os.path.join(ROOT, "models", "demo-gpt2"),
+                     SCRIBE_SOURCE_DIR=ROOT))
     if r is None:
         return False, f"{where}: did not finish in {RUN_TIMEOUT_S} s"
     if r.returncode != 0:

@@ -1,7 +1,8 @@
 // libFuzzer target: config.json as every family reads it. Each input is parsed by
 // io::parse_json (as config::load does: depth-limited, duplicate keys refused)
 // and, when it is JSON, given to each family's config::parse: GPT-2, OPT, GPT-J
-// and LLaMA (which reads Mistral too). Each family either refuses it with
+// and LLaMA (which reads Mistral too), and the encoders (BERT, RoBERTa,
+// DistilBERT). Each family either refuses it with
 // scribe::error (whose message carries none of the input's control characters)
 // or reads a config a model can be built from:
 //   - a positive, finite initializer_range, dropout rates in [0, 1], a padding
@@ -32,6 +33,7 @@
 #include <string_view>
 
 #include <scribe/io/json.hpp>
+#include <scribe/models/bert.hpp>
 #include <scribe/models/gpt2.hpp>
 #include <scribe/models/gptj.hpp>
 #include <scribe/models/llama.hpp>
@@ -207,6 +209,36 @@ void llama(const nlohmann::json& j) {
 
 }  // namespace
 
+// The encoders (BERT, RoBERTa, DistilBERT): extents, divisibility, positions after
+// RoBERTa's offset, a label per classifier output; weights() lists 4 or 5 fixed
+// tensors, 16 per layer and 4 for a classifier; check_tp accepts exactly the
+// degrees dividing the heads and the MLP width.
+void encoder(const nlohmann::json& j) {
+    namespace m = scribe::models::bert;
+    const auto c = m::config::parse(j, "fuzz/config.json");
+    check_common(c);
+    require(extent(c.hidden) && extent(c.n_head) && extent(c.intermediate) && extent(c.position_rows), "encoder extents");
+    require(c.hidden % c.n_head == 0 && c.head_dim() > 0, "encoder: hidden divisible by the heads");
+    require(c.n_positions > 0 && c.n_positions + c.position_offset == c.position_rows, "encoder: positions after the offset");
+    require(c.type_vocab_size >= 0 && c.type_vocab_size <= max_integer, "encoder: token types");
+    require(c.classifier == m::config::head::none || (c.num_labels() >= 1 && c.num_labels() <= 100000), "encoder: labels");
+    require(c.layer_norm_eps > 0, "encoder: positive epsilon");
+    if (c.n_layer > small_layers) return;
+    const std::size_t fixed = (c.type_vocab_size ? 5 : 4) + (c.classifier == m::config::head::classifier ? 4 : 0);
+    check_weights(m::weights(c), fixed + static_cast<std::size_t>(16 * c.n_layer));
+    for (const std::int64_t degree : {1, 2, 3, 4, 8}) {
+        bool accepted = true;
+        try {
+            m::check_tp(c, degree);
+        } catch (const scribe::error& e) {
+            fuzz::check_message(e);
+            accepted = false;
+        }
+        require(accepted == (c.n_head % degree == 0 && c.intermediate % degree == 0),
+                "encoder: check_tp accepts exactly the degrees that divide the heads and the MLP width");
+    }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     nlohmann::json j;
     try {
@@ -215,7 +247,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         fuzz::check_message(e);
         return 0;
     }
-    for (auto* family : {gpt2, opt, gptj, llama}) {
+    for (auto* family : {gpt2, opt, gptj, llama, encoder}) {
         try {
             family(j);
         } catch (const scribe::error& e) {

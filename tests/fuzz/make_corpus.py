@@ -11,7 +11,9 @@ Seeds are small on purpose: libFuzzer mutates them, and its speed falls with
 their size; the exceptions are the nesting seeds of the json target (10^4 levels,
 about 20 KB), which run.sh's larger -max_len for that target keeps whole. The
 first byte of a tokenizer seed picks the mode (fuzz_tokenizer.cpp): '0'
-tokenizer.json, '1' vocab.json NUL merges.txt, '2' text to encode.
+tokenizer.json, '1' vocab.json NUL merges.txt, '2' text to encode; of a
+wordpiece seed (fuzz_wordpiece.cpp): '0' a WordPiece tokenizer.json, '1' a
+vocab.txt, '2' text NUL text.
 
 The catalogue of hostile inputs (tests/hostile/seeds/<target>/, when it exists)
 is not copied here: run.sh adds those files to each run's working corpus.
@@ -135,6 +137,33 @@ def tokenizer_seeds():
     return seeds
 
 
+def wordpiece_seeds():
+    """'0' a WordPiece tokenizer.json, '1' a vocab.txt, '2' text NUL text (fuzz_wordpiece.cpp)."""
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "mill", "##s", "##er", "cafe", ",", ".", "!", "東"]
+    tok = {"version": "1.0", "truncation": None, "padding": None,
+           "added_tokens": [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+                             "special": True} for i, t in enumerate(vocab[:5])],
+           "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True, "strip_accents": None,
+                          "lowercase": True},
+           "pre_tokenizer": {"type": "BertPreTokenizer"},
+           "post_processor": None,
+           "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+           "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
+                     "vocab": {t: i for i, t in enumerate(vocab)}}}
+    seeds = {"json_small": b"0" + dumps(tok)}
+    cased = json.loads(dumps(tok))
+    cased["normalizer"].update(lowercase=False, strip_accents=False, handle_chinese_chars=False)
+    seeds["json_cased"] = b"0" + dumps(cased)
+    seeds["vocab_txt"] = b"1" + "".join(t + "\n" for t in vocab).encode()
+    seeds["vocab_txt_crlf"] = b"1" + "".join(t + "\r\n" for t in vocab).encode()
+    for i, (a, b) in enumerate([("The miller's mills!", "Caf\u00e9 cr\u00e8me"), ("\u6771\u4eac and \ud55c\uad6d\uc5b4", ""),
+                                ("e\u0301 \u0130stanbul \u03a3\u039f\u03a6\u0399\u0391", "[CLS] inside [SEP]"),
+                                ("a" * 120, "mill " * 30), ("\t\x00\x07 \u200b\ufffd", "\U0001F600!")]):
+        seeds[f"pair_{i}"] = b"2" + a.encode() + b"\0" + b.encode()
+    seeds["single"] = b"2" + "The old mill, by the river.".encode()
+    return seeds
+
+
 def config_seeds():
     seeds = {}
     # Every family's real configs, byte for byte.
@@ -250,7 +279,7 @@ def json_seeds():
 
 def main():
     targets = (("safetensors", safetensors_seeds()), ("tokenizer", tokenizer_seeds()), ("config", config_seeds()),
-               ("index", index_seeds()), ("json", json_seeds()))
+               ("index", index_seeds()), ("json", json_seeds()), ("wordpiece", wordpiece_seeds()))
     for target, seeds in targets:
         d = HERE / "corpus" / target
         if d.exists():

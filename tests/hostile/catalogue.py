@@ -1709,6 +1709,119 @@ def setup_train_cases():
     cfg_case("init_std_negative", "opt", lambda c: c.update(init_std=-1), ["field `init_std` must be a positive number"])
 
 
+# --- encoders (issue 20) -------------------------------------------------------
+
+def setup_encoder_cases():
+    E = "encoder"
+    CLS = ["--threads", "1"]
+
+    def enc_cfg(name, change, words, model="bert-tiny-cls", rc=1):
+        def setup(x):
+            return ["classify", x.config(x.model(model), change, seed=False), "--text", "Hi"] + CLS
+        case("encoder_config_" + name, E, setup, rc, words)
+
+    enc_cfg("id2label_key_word", lambda c: c.update(id2label={"zero": "a", "1": "b", "2": "c"}),
+            ['id2label key "zero" must be a label id from 0 to 2'])
+    enc_cfg("id2label_not_object", lambda c: c.update(id2label=["a", "b"]), ["id2label must be an object of label names by id"])
+    enc_cfg("id2label_value_number", lambda c: c.update(id2label={"0": 1, "1": "b", "2": "c"}), ['id2label["0"] must be a string'])
+    enc_cfg("num_labels_disagrees", lambda c: c.update(num_labels=7), ["num_labels 7 disagrees with id2label's 3 labels"])
+    enc_cfg("relative_positions", lambda c: c.update(position_embedding_type="relative_key_query"),
+            ['position_embedding_type "relative_key_query" is not supported'])
+    enc_cfg("question_answering", lambda c: c.update(architectures=["BertForQuestionAnswering"]),
+            ["architecture BertForQuestionAnswering is not supported"])
+    enc_cfg("architectures_string", lambda c: c.update(architectures="BertModel"), ["architectures must be a list of class names"])
+    enc_cfg("is_decoder", lambda c: c.update(is_decoder=True), ["is_decoder = true is not supported"])
+    enc_cfg("type_vocab_huge", lambda c: c.update(type_vocab_size=2 ** 40), ["field `type_vocab_size` must be a positive integer below 2^31"])
+    enc_cfg("hidden_not_divisible", lambda c: c.update(hidden_size=37), ["hidden_size 37 is not divisible by num_attention_heads 4"])
+    enc_cfg("hidden_act_unknown", lambda c: c.update(hidden_act="quick_gelu"), ['hidden_act "quick_gelu" is not supported'])
+    enc_cfg("problem_type_unknown", lambda c: c.update(problem_type="ranking"), ['problem_type "ranking" is not supported'])
+    enc_cfg("layers_more_than_tensors", lambda c: c.update(num_hidden_layers=100000), ["the config has 100000 layers"])
+    enc_cfg("hidden_mismatch", lambda c: c.update(hidden_size=40), ["tensor `bert.embeddings.word_embeddings.weight` is [", "but config.json needs ["])
+    enc_cfg("roberta_no_positions", lambda c: c.update(max_position_embeddings=2), ["leaves no positions after pad_token_id 1"],
+            model="roberta-tiny-cls")
+    enc_cfg("distilbert_heads_zero", lambda c: c.update(n_heads=0), ["field `n_heads` must be a positive integer"], model="distilbert-tiny-cls")
+    enc_cfg("pad_token_outside", lambda c: c.update(pad_token_id=100000), ["field `pad_token_id` must be a token id below vocab_size"])
+
+    def no_classifier(x):
+        d = x.model("bert-tiny-cls")
+        x.st(d, lambda h, data: st_rebuild(h, data, drop=("classifier.weight",)), seed=False)
+        return ["classify", d, "--text", "Hi"] + CLS
+    case("encoder_weights_classifier_missing", E, no_classifier, 1, ["tensor `classifier.weight` is missing"])
+
+    def classic(change, words, name):
+        def setup(x):
+            d = x.model("bert-tiny-cls")
+            os.unlink(os.path.join(d, "tokenizer.json"))
+            with open(os.path.join(d, "vocab.txt"), "rb") as f:
+                v = f.read()
+            x.write(os.path.join(d, "vocab.txt"), change(v))
+            return ["classify", d, "--text", "Hi there"] + CLS
+        case("encoder_vocab_txt_" + name, E, setup, 1 if words else 0, words)
+    classic(lambda v: v, [], "ok")
+    classic(lambda v: v.replace(b"[UNK]\n", b"[UNKNOWN]\n"), ['the unknown token "[UNK]" is not in the vocabulary'], "no_unk")
+    classic(lambda v: v.replace(b"[CLS]\n", b"[C]\n"), ['the special token "[CLS]" is not in the vocabulary'], "no_cls")
+    classic(lambda v: b"", ["the vocabulary is empty"], "empty")
+    classic(lambda v: v.replace(b"[MASK]\n", b"\xff\xfe\n"), [], "invalid_utf8_line")
+
+    def wp(name, change, words, rc=1):
+        def setup(x):
+            return ["classify", x.tok(x.model("bert-tiny-cls"), change, seed=False), "--text", "Hi"] + CLS
+        case("encoder_tokenizer_json_" + name, E, setup, rc, words)
+    wp("vocab_id_huge", lambda t: t["model"]["vocab"].update({"the": 2 ** 40}), ["has id"])
+    wp("vocab_id_repeated", lambda t: t["model"]["vocab"].update({"the": 0}), ["both have id 0"])
+    wp("max_chars_negative", lambda t: t["model"].update(max_input_chars_per_word=-1), ["max_input_chars_per_word must be a positive integer"])
+    wp("prefix_number", lambda t: t["model"].update(continuing_subword_prefix=5), ["continuing_subword_prefix is not a string"])
+    wp("normalizer_nfkc", lambda t: t.update(normalizer={"type": "NFKC"}), ["the normalizer NFKC is not supported for WordPiece"])
+    wp("normalizer_flag_string", lambda t: t["normalizer"].update(lowercase="yes"), ["the normalizer's lowercase is not true or false"])
+    wp("pre_tokenizer_whitespace", lambda t: t.update(pre_tokenizer={"type": "Whitespace"}), ["the pre-tokenizer is Whitespace, not BertPreTokenizer"])
+    wp("decoder_bytelevel", lambda t: t.update(decoder={"type": "ByteLevel"}), ["the decoder is ByteLevel, not WordPiece"])
+    wp("template_special_outside", lambda t: t["post_processor"]["special_tokens"]["[CLS]"].update(ids=[10 ** 9]),
+       ['the template\'s special token "[CLS]" has an id outside the vocabulary'])
+    wp("template_item_unknown", lambda t: t["post_processor"]["single"].append({"Mystery": {}}),
+       ["the template's item Mystery is neither Sequence nor SpecialToken"])
+    wp("template_sequence_c", lambda t: t["post_processor"]["pair"].append({"Sequence": {"id": "C", "type_id": 0}}),
+       ['the template\'s sequence "C" is neither A nor B'])
+    wp("post_processor_bytelevel", lambda t: t.update(post_processor={"type": "ByteLevel"}), ["the post-processor ByteLevel is not supported"])
+    wp("bert_processing_bad", lambda t: t.update(post_processor={"type": "BertProcessing", "sep": ["[SEP]"], "cls": ["[CLS]", 2]}),
+       ["the post-processor's sep must be [token, id]"])
+    wp("added_token_outside", lambda t: t["added_tokens"].append({"id": 99999, "content": "[X]", "special": True}),
+       ['added token "[X]" has id 99999, outside the vocabulary'])
+    wp("model_unigram", lambda t: t["model"].update(type="Unigram"), ['the model is "Unigram"'])
+
+    def flags(name, argv, words, rc=1, model="bert-tiny-cls", cmd="classify", stdin=b""):
+        def setup(x):
+            return [cmd, x.orig(model)] + [a.replace("@W", x.root) for a in argv]
+        case("encoder_flag_" + name, E, setup, rc, words, stdin=stdin)
+    flags("no_text", CLS, ["give a text: --text TEXT"])
+    flags("pairs_uneven", ["--text", "a", "--text", "b", "--pair", "c"] + CLS, ["2 --text but 1 --pair"])
+    flags("top_negative", ["--text", "a", "--top", "-1"] + CLS, ["--top must be between 0 and"])
+    flags("dtype_q8", ["--text", "a", "--dtype", "q8"] + CLS, ["encoders run in f32, f16 or bf16"])
+    flags("bucket_too_long", ["--text", "a", "--buckets", "4096"] + CLS, ["bucket 4096 must be between 1 and the model's 48 positions"])
+    flags("tp_3", ["--text", "a", "--tp", "3"] + CLS, ["tp degree 3 does not divide num_attention_heads (4)"])
+    flags("text_too_long", ["--text", "mill " * 200] + CLS, ["tokens but the model reads at most 48; give --truncate"])
+    flags("text_too_long_truncated", ["--text", "mill " * 5000, "--truncate"] + CLS, [], rc=0)
+    flags("text_invalid_utf8", ["--text", "caf\udcff\udcfe"] + CLS, [], rc=0)
+    flags("text_controls", ["--text", "a\x01b\x7fc\u200b"] + CLS, [], rc=0)
+    flags("text_empty", ["--text", ""] + CLS, [], rc=0)
+    flags("batch_file_missing", ["--batch-file", "@W/none.tsv"] + CLS, ["none.tsv"])
+    flags("batch_file_three_texts", ["--batch-file", "-"] + CLS, ["line 1 has more than two tab-separated texts"], stdin=b"a\tb\tc\n")
+    flags("batch_file_blank", ["--batch-file", "-"] + CLS, ["holds no inputs"], stdin=b"\n\n")
+    flags("batch_file_and_text", ["--batch-file", "-", "--text", "a"] + CLS, ["give either --text (and --pair) or --batch-file"], stdin=b"a\n")
+    flags("pooling_max", ["--text", "a", "--pooling", "max"] + CLS, ["--pooling takes mean or cls"], cmd="embed", model="bert-tiny-embed")
+    flags("embed_out_is_folder", ["--text", "a", "--out", "@W"] + CLS, ["cannot write the file"], cmd="embed", model="bert-tiny-embed")
+    flags("classify_no_head", ["--text", "a"] + CLS, ["the model has no classifier"], model="bert-tiny-embed")
+    flags("classify_decoder", ["--text", "a"] + CLS, ['model_type "gpt2" is not an encoder Scribe runs'], model="gpt2-tiny-a")
+    flags("generate_encoder", ["--prompt", "a"] + CLS, ['model_type "bert" is an encoder, not a decoder'], cmd="generate")
+    flags("export_train", ["--train", "--out", "@W/hlo"], ["--train is for decoders"], cmd="export-hlo")
+    flags("export_capacity", ["--capacity", "8", "--out", "@W/hlo"], ["--capacity is for decoders"], cmd="export-hlo")
+
+    def pooling_config(x):
+        d = x.model("bert-tiny-embed")
+        x.write(os.path.join(d, "1_Pooling", "config.json"), b'{"pooling_mode_max_tokens": true}')
+        return ["embed", d, "--text", "a"] + CLS
+    case("encoder_pooling_config_max", E, pooling_config, 1, ["the pooling is neither mean nor cls", "give --pooling"])
+
+
 def build_cases():
     setup_safetensors_cases()
     setup_index_cases()
@@ -1718,6 +1831,7 @@ def build_cases():
     setup_presharded_cases()
     setup_flag_cases()
     setup_train_cases()
+    setup_encoder_cases()
 
 
 # ---------------------------------------------------------------------------

@@ -158,12 +158,32 @@ class wordpiece {
 public:
     // Hugging Face tokenizer.json with a WordPiece model.
     static wordpiece from_json(const nlohmann::json& j, const std::string& name) {
+        try {
+            return parse(j, name);
+        } catch (const nlohmann::json::exception& e) {  // a shape the checks below missed
+            throw error(name + ": unexpected JSON (" + e.what() + ")");
+        }
+    }
+
+    // vocab.txt, with the settings of tokenizer_config.json (`config`, or null).
+    static wordpiece from_vocab_txt(std::string_view text, const nlohmann::json& config, const std::string& name) {
+        try {
+            return parse_vocab_txt(text, config, name);
+        } catch (const nlohmann::json::exception& e) {
+            throw error(name + ": unexpected JSON in tokenizer_config.json (" + e.what() + ")");
+        }
+    }
+
+private:
+    static wordpiece parse(const nlohmann::json& j, const std::string& name) {
         if (!j.is_object()) throw error(name + ": not a JSON object");
         wordpiece t;
         t.source_ = name;
-        const auto& model = j.at("model");
-        if (!model.is_object() || model.value("type", std::string()) != "WordPiece")
-            throw error(name + ": the model is not WordPiece");
+        const auto* model_field = field(j, "model");
+        if (!model_field) throw error(name + ": no \"model\"");
+        const auto& model = *model_field;
+        if (!model.is_object() || type_of(model) != "WordPiece")
+            throw error(name + ": the model is " + type_of(model) + ", not WordPiece");
         const auto* vocab = field(model, "vocab");
         if (!vocab || !vocab->is_object()) throw error(name + ": the model's vocab is not an object of token -> id");
         std::vector<std::pair<std::string, std::int64_t>> entries;
@@ -196,8 +216,7 @@ public:
         return t;
     }
 
-    // vocab.txt, with the settings of tokenizer_config.json (`config`, or null).
-    static wordpiece from_vocab_txt(std::string_view text, const nlohmann::json& config, const std::string& name) {
+    static wordpiece parse_vocab_txt(std::string_view text, const nlohmann::json& config, const std::string& name) {
         wordpiece t;
         t.source_ = name;
         std::vector<std::pair<std::string, std::int64_t>> entries;
@@ -246,6 +265,7 @@ public:
         return t;
     }
 
+public:
     // Token ids, as the reference's encode(text, add_special_tokens=False).
     std::vector<std::int32_t> encode(std::string_view text) const {
         std::vector<std::int32_t> out;

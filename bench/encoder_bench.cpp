@@ -1,0 +1,184 @@
+// bench/encoder_bench.cpp — an encoder end to end: sequences/s of a BERT-base-shaped
+// sequence classifier (bench/make_bert_base.py: random weights) at 128 tokens,
+// batch 1 and 8, f32 and bf16, on 1 and 2 threads, against PyTorch CPU
+// (bench/torch_encoder.py: AutoModelForSequenceClassification, SDPA attention) on
+// the same checkpoint in the same run, and against the machine's compute peak
+// measured now (the f32 FMA peak; for bf16 the AVX512_BF16 dot peak where the CPU
+// has one).
+//
+//   encoder_bench --model DIR [--make make_bert_base.py] [--python PY] [--dir WORK]
+//                 [--json FILE] [--threads 1,2] [--dtypes f32,bf16] [--batches 1,8]
+//
+// The flop of one sequence: 2 x (the weights multiplied in dots) per token, and the
+// attention's two products (2 x 2 x seq x hidden per token and layer).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <scribe/models/registry.hpp>
+#include <scribe/runtime/encoder.hpp>
+
+#include "limits.hpp"
+#include "timing.hpp"
+
+using namespace scribe;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> split(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    for (std::string x; std::getline(in, x, ',');)
+        if (!x.empty()) out.push_back(x);
+    return out;
+}
+
+void run_command(const std::string& cmd) {
+    std::fflush(stdout);
+    if (std::system(cmd.c_str()) != 0) throw error("encoder_bench: `" + cmd + "` failed");
+}
+
+struct options {
+    fs::path model_dir, work = "encoder-bench", json_path;
+    std::string make, python, thread_list = "1,2", dtype_list = "f32,bf16", batch_list = "1,8";
+    std::int64_t seq = 128;
+    double budget = 3.0;
+};
+
+int run(const options& o) {
+    const auto wall0 = std::chrono::steady_clock::now();
+    const auto c = models::bert::config::load(o.model_dir / "config.json");
+    if (c.family != models::bert::config::kind::bert) throw error("encoder_bench: the model must be a BERT, not " + c.model_type);
+    // Flop per sequence: the matrices (not the embeddings) times 2 per token, and attention.
+    double matrix = 0;
+    for (const auto& w : models::bert_family::weights(c))
+        if (w.stored.size() == 2 && w.name.find("embeddings") == std::string::npos) matrix += static_cast<double>(w.stored[0] * w.stored[1]);
+    const double seq = static_cast<double>(o.seq);
+    const double flop = 2 * matrix * seq + 4 * seq * seq * static_cast<double>(c.hidden * c.n_layer);
+    std::printf("encoder_bench: %s, %lld tokens a sequence, %.1f GFLOP a sequence\n", models::bert_family::summary(c).c_str(),
+                static_cast<long long>(o.seq), flop / 1e9);
+    std::vector<std::int32_t> ids;  // the same formula as torch_encoder.py
+    for (std::int64_t i = 0; i < o.seq; ++i) ids.push_back(static_cast<std::int32_t>((i * 7919 + 13) % c.vocab_size));
+
+    nlohmann::json report = {{"model", o.model_dir.string()}, {"seq", o.seq}, {"gflop_per_sequence", flop / 1e9}, {"runs", nlohmann::json::array()}};
+    for (const auto& t : split(o.thread_list)) {
+        const unsigned threads = static_cast<unsigned>(std::stoul(t));
+        cpu::thread_pool pool(threads);
+        const double peak = bench::fma_peak_gflops(pool), bf16_peak = bench::bf16_dot_peak_gflops(pool);
+        std::printf("=== %u thread(s): f32 FMA peak %.1f GFLOP/s, bf16 dot peak %.1f GFLOP/s (measured now)\n", threads, peak, bf16_peak);
+        nlohmann::json peer;
+        if (!o.python.empty()) {
+            const auto out = o.work / ("torch_" + t + ".json");
+            run_command(o.python + " " + (fs::path(SCRIBE_SOURCE_DIR) / "bench" / "torch_encoder.py").string() + " " + o.model_dir.string() +
+                        " --threads " + t + " --dtypes " + o.dtype_list + " --seq " + std::to_string(o.seq) + " --batches " + o.batch_list +
+                        " --budget " + std::to_string(o.budget) + " --json " + out.string() + " >/dev/null");
+            std::ifstream(out) >> peer;
+        }
+        nlohmann::json run = {{"threads", threads}, {"fma_peak_gflops", peak}, {"bf16_dot_peak_gflops", bf16_peak}, {"cells", nlohmann::json::array()}};
+        if (!peer.is_null()) run["torch_version"] = peer["torch"];
+        std::printf("  %-5s %5s %14s %14s %8s %10s\n", "dtype", "batch", "Scribe seq/s", "PyTorch seq/s", "ratio", "of peak");
+        for (const auto& name : split(o.dtype_list)) {
+            const auto type = bench::parse_dtype(name, "encoder_bench");
+            runtime::encoder<models::bert_family> m(o.model_dir, {.type = type, .threads = threads, .buckets = {o.seq}});
+            for (const auto& b : split(o.batch_list)) {
+                const auto batch = static_cast<std::size_t>(std::stoul(b));
+                const std::vector<runtime::encoder_input> inputs(batch, {.ids = ids, .token_types = {}});
+                const double s = bench::median_seconds([&] { (void)m.encode(inputs); }, o.budget);
+                const double ours = static_cast<double>(batch) / s;
+                const double limit = type == dtype::bf16 && bf16_peak > 0 ? bf16_peak : peak;
+                const double fraction = ours * flop / 1e9 / limit;
+                nlohmann::json cell = {{"dtype", name}, {"batch", batch}, {"scribe_sequences_per_s", ours}, {"scribe_ms", s * 1e3},
+                                       {"fraction_of_peak", fraction}};
+                double theirs = 0;
+                if (!peer.is_null() && peer["dtypes"].contains(name)) {
+                    const auto& d = peer["dtypes"][name];
+                    if (d.contains("error")) cell["torch_error"] = d["error"];
+                    else if (d.contains(b)) theirs = d[b]["sequences_per_s"].get<double>();
+                }
+                if (theirs > 0) {
+                    cell["torch_sequences_per_s"] = theirs;
+                    cell["ratio"] = ours / theirs;
+                }
+                std::printf("  %-5s %5zu %14.2f %14s %8s %9.0f%%\n", name.c_str(), batch, ours,
+                            theirs > 0 ? std::to_string(theirs).substr(0, 8).c_str() : "-",
+                            theirs > 0 ? (std::to_string(ours / theirs).substr(0, 4) + "x").c_str() : "-", 100 * fraction);
+                run["cells"].push_back(cell);
+            }
+        }
+        report["runs"].push_back(run);
+    }
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    std::printf("limits: of peak = sequences/s x GFLOP a sequence / the compute peak measured now (bf16: the AVX512_BF16 dot "
+                "peak where the CPU has one, else the f32 FMA peak)\nencoder_bench: %.0f s in all\n", wall);
+    if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";
+    return 0;
+}
+
+const char* usage = R"(usage: encoder_bench --model DIR [options]
+
+Sequences/s of a BERT sequence classifier at 128 tokens on the CPU, against PyTorch
+(AutoModelForSequenceClassification) on the same checkpoint in the same run, and
+against the compute peak measured now.
+
+options:
+  --model DIR        the checkpoint (made by --make if missing)
+  --make SCRIPT      bench/ script that makes it (make_bert_base.py)
+  --python PY        a Python with torch and transformers (.venv-ref): the PyTorch peer
+  --dir WORK         working folder for the peer's reports
+  --json FILE        write the report as JSON
+  --threads LIST     thread counts (default 1,2)
+  --dtypes LIST      f32,bf16 (default both; f16 too if asked)
+  --batches LIST     sequences a run (default 1,8)
+  --seq N            tokens a sequence (default 128)
+  --budget S         seconds of repeated runs per cell (default 3)
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    options o;
+    for (int i = 1; i < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--help" || a == "-h") return std::printf("%s", usage), 0;
+        if (i + 1 >= argc) throw error("encoder_bench: " + a + " needs a value");
+        const std::string v = argv[i + 1];
+        if (a == "--model") o.model_dir = v;
+        else if (a == "--make") o.make = v;
+        else if (a == "--python") o.python = v;
+        else if (a == "--dir") o.work = v;
+        else if (a == "--json") o.json_path = v;
+        else if (a == "--threads") o.thread_list = v;
+        else if (a == "--dtypes") o.dtype_list = v;
+        else if (a == "--batches") o.batch_list = v;
+        else if (a == "--seq") o.seq = std::stoll(v);
+        else if (a == "--budget") o.budget = std::stod(v);
+        else throw error("encoder_bench: unknown option " + a);
+    }
+    if (o.model_dir.empty()) throw error(std::string("--model DIR is required\n") + usage);
+    fs::create_directories(o.work);
+    if (!o.python.empty() && !fs::exists(o.python)) {
+        std::printf("encoder_bench: no Python at %s (scribe_setup_reference in scripts/setup.sh makes .venv-ref): PyTorch is not measured\n",
+                    o.python.c_str());
+        o.python.clear();
+    }
+    if (!o.python.empty() && !o.make.empty())
+        run_command(o.python + " " + (fs::path(SCRIBE_SOURCE_DIR) / "bench" / o.make).string() + " " + o.model_dir.string());
+    if (!fs::exists(o.model_dir / "model.safetensors")) {
+        std::fprintf(stderr, "encoder_bench: no checkpoint in %s; make one with `.venv-ref/bin/python bench/make_bert_base.py %s`\n",
+                     o.model_dir.c_str(), o.model_dir.c_str());
+        return 77;  // skipped
+    }
+    return run(o);
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+}
