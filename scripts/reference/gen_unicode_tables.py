@@ -70,18 +70,17 @@ def is_word(cp):
             or any(lo <= cp <= hi for lo, hi in OTHER_ALPHABETIC_SYMBOLS))
 
 
-def table(name, rs):
-    lines = [f"inline constexpr code_point_range {name}[] = {{"]
-    row = []
-    for lo, hi in rs:
-        row.append(f"{{0x{lo:X}, 0x{hi:X}}}")
-        if len(row) == 6:
-            lines.append("    " + ", ".join(row) + ",")
-            row = []
-    if row:
-        lines.append("    " + ", ".join(row) + ",")
+def array(type_name, name, items, per_line):
+    """A C++ array of `items` (initializer texts), `per_line` to a line."""
+    lines = [f"inline constexpr {type_name} {name}[] = {{"]
+    for i in range(0, len(items), per_line):
+        lines.append("    " + ", ".join(items[i:i + per_line]) + ",")
     lines.append("};")
     return "\n".join(lines)
+
+
+def table(name, rs):
+    return array("code_point_range", name, [f"{{0x{lo:X}, 0x{hi:X}}}" for lo, hi in rs], 6)
 
 
 def render():
@@ -145,19 +144,9 @@ def stripped(cp):
     return "".join(ch for ch in unicodedata.normalize("NFD", chr(cp)) if not is_nonspacing(ord(ch)))
 
 
-def mapping_table(name, pairs, width):
-    lines = [f"inline constexpr char_mapping {name}[] = {{"]
-    row = []
-    for cp, to in pairs:
-        codes = ", ".join(f"0x{ord(c):X}" for c in to) or "0"
-        row.append(f"{{0x{cp:X}, {len(to)}, {{{codes}}}}}")
-        if len(row) == 4:
-            lines.append("    " + ", ".join(row) + ",")
-            row = []
-    if row:
-        lines.append("    " + ", ".join(row) + ",")
-    lines.append("};")
-    return "\n".join(lines)
+def mapping_table(name, pairs):
+    items = [f"{{0x{cp:X}, {len(to)}, {{{', '.join(f'0x{ord(c):X}' for c in to) or '0'}}}}}" for cp, to in pairs]
+    return array("char_mapping", name, items, 4)
 
 
 def render_bert():
@@ -212,9 +201,9 @@ struct char_mapping {{
 
 {table("nonspacing_mark_ranges", mark)}
 
-{mapping_table("lowercase_mappings", lower, width)}
+{mapping_table("lowercase_mappings", lower)}
 
-{mapping_table("stripped_mappings", strip, width)}
+{mapping_table("stripped_mappings", strip)}
 
 constexpr bool is_punctuation(char32_t c) {{ return in_ranges(punctuation_ranges, c); }}
 constexpr bool is_other(char32_t c) {{ return in_ranges(other_ranges, c); }}

@@ -51,7 +51,10 @@ if command -v mpirun >/dev/null && "$scribe" classify --help >/dev/null; then
   mpirun -np 2 "$scribe" classify "$data/bert-tiny-cls" --batch-file "$work/bert-tiny-cls.tsv" --truncate --json --tp 2 --threads 1 \
     > "$work/mpi.jsonl" 2>"$work/err" || fail "mpirun classify: $(cat "$work/err")"
   check_scores bert-tiny-cls "$work/mpi.jsonl" || fail "mpirun -np 2 classify --tp 2 differs (or a rank other than 0 printed)"
-  echo "ok: mpirun -np 2 classify --tp 2 gives the same labels, printed once"
+  mpirun -np 4 "$scribe" classify "$data/roberta-tiny-cls" --batch-file "$work/roberta-tiny-cls.tsv" --truncate --json --threads 1 \
+    > "$work/mpi4.jsonl" 2>"$work/err" || fail "mpirun -np 4 classify: $(cat "$work/err")"
+  check_scores roberta-tiny-cls "$work/mpi4.jsonl" || fail "mpirun -np 4 classify (TP 4 from mpirun's count) differs"
+  echo "ok: mpirun -np 2 and -np 4 classify give the same labels, printed once"
 fi
 
 # The human form: each label with its probability, the most likely first; --top.
