@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <scribe/core/checked.hpp>
+#include <scribe/cpu/communicator.hpp>
 #include <scribe/io/file.hpp>
 #include <scribe/models/common.hpp>
 #include <scribe/train/optimizer.hpp>
@@ -284,6 +285,40 @@ inline void make_out_folder(const fs::path& out) {
     fs::create_directories(out, ec);
     if (ec || !fs::is_directory(out))
         throw error("--out " + io::shown_path(out) + ": cannot create the folder (" + ec.message() + ")");
+}
+
+// The text of a file a flag names, at most 64 MiB; "-" reads standard input.
+// `flag` ("--prompt-file") and `what` ("the prompt file") name it in errors.
+inline std::string read_file_arg(const std::string& file, const char* flag, const char* what) {
+    constexpr std::size_t limit = 64u << 20;
+    if (file != "-") return io::read_text(file, limit, what);
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        const auto n = std::fread(buf, 1, sizeof buf, stdin);
+        text.append(buf, n);
+        if (text.size() > limit) throw error(std::string(flag) + " -: standard input has more than " + std::to_string(limit) + " bytes");
+        if (n < sizeof buf) break;
+    }
+    if (std::ferror(stdin)) throw error(std::string(flag) + " -: cannot read standard input");
+    return text;
+}
+
+// Text that rank 0 reads (standard input reaches rank 0 only under mpirun), the
+// same on every rank.
+template <class Read>
+std::string shared_text(cpu::communicator* comm, Read&& read) {
+    if (!comm) return read();
+    std::string text;
+    std::uint64_t n = 0;
+    if (comm->rank() == 0) {
+        text = read();
+        n = text.size();
+    }
+    comm->broadcast(&n, sizeof n, 0);
+    text.resize(static_cast<std::size_t>(n));
+    if (n) comm->broadcast(text.data(), text.size(), 0);
+    return text;
 }
 
 inline void check_model_folder(const fs::path& dir) {

@@ -80,21 +80,13 @@ struct text_input {
     std::optional<std::string> pair;
 };
 
-// The inputs of --text/--pair or --batch-file.
-std::vector<text_input> read_inputs(const args& a) {
+// The inputs of --text/--pair or --batch-file (the same on every rank).
+std::vector<text_input> read_inputs(const args& a, cpu::communicator* comm) {
     std::vector<text_input> in;
     if (const auto f = a.value("batch-file")) {
         if (!a.prompts.empty() || !a.pairs.empty()) throw error("give either --text (and --pair) or --batch-file, not both");
-        std::string text;
-        if (*f == "-") {
-            char buf[65536];
-            for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, stdin)) > 0;) {
-                text.append(buf, n);
-                if (text.size() > (64u << 20)) throw error("--batch-file -: standard input has more than 64 MiB");
-            }
-        } else {
-            text = io::read_text(*f, 64u << 20, "the batch file");
-        }
+        // Under mpirun only rank 0 has standard input: it reads, every rank gets the text.
+        const auto text = shared_text(comm, [&] { return read_file_arg(*f, "--batch-file", "the batch file"); });
         std::size_t at = 0, line = 0;
         while (at < text.size()) {
             auto end = text.find('\n', at);
@@ -185,7 +177,7 @@ void report_speed(const runtime::encoder<Family>& m, std::size_t inputs) {
 template <class Family>
 int classify(const args& a, cpu::communicator* comm) {
     const bool quiet = comm && comm->rank() != 0;
-    const auto inputs = read_inputs(a);
+    const auto inputs = read_inputs(a, comm);
     const auto top = a.integer("top", 0, 0, max_count);
     auto lo = encoder_load_options(a, comm);
     const auto c = Family::config::load(a.model / "config.json");
@@ -235,7 +227,7 @@ std::optional<std::string> folder_pooling(const fs::path& dir) {
 template <class Family>
 int embed(const args& a, cpu::communicator* comm) {
     const bool quiet = comm && comm->rank() != 0;
-    const auto inputs = read_inputs(a);
+    const auto inputs = read_inputs(a, comm);
     std::string pooling = a.value("pooling").value_or(folder_pooling(a.model).value_or("mean"));
     if (pooling != "mean" && pooling != "cls") throw error("--pooling takes mean or cls, not \"" + io::printable(pooling) + "\"");
     auto lo = encoder_load_options(a, comm);

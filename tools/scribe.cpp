@@ -268,22 +268,6 @@ struct launcher {
     }
 };
 
-// The text of --prompt-file FILE ("-": standard input), at most 64 MiB.
-std::string read_prompt_file(const std::string& file) {
-    constexpr std::size_t limit = 64u << 20;
-    if (file != "-") return io::read_text(file, limit, "the prompt file");
-    std::string text;
-    char buf[65536];
-    for (;;) {
-        const auto n = std::fread(buf, 1, sizeof buf, stdin);
-        text.append(buf, n);
-        if (text.size() > limit) throw error("--prompt-file -: standard input has more than " + std::to_string(limit) + " bytes");
-        if (n < sizeof buf) break;
-    }
-    if (std::ferror(stdin)) throw error("--prompt-file -: cannot read standard input");
-    return text;
-}
-
 // Bytes of a UTF-8 string that end on a whole character.
 std::size_t whole_chars(const std::string& s) {
     std::size_t n = s.size(), i = n;
@@ -292,23 +276,6 @@ std::size_t whole_chars(const std::string& s) {
     const auto lead = static_cast<unsigned char>(s[i - 1]);
     const std::size_t len = lead < 0x80 ? 1 : (lead >> 5) == 6 ? 2 : (lead >> 4) == 14 ? 3 : (lead >> 3) == 30 ? 4 : 1;
     return (i - 1) + len <= n ? n : i - 1;
-}
-
-// Text that rank 0 reads (a prompt from standard input reaches rank 0 only under
-// mpirun), the same on every rank.
-template <class Read>
-std::string shared_text(cpu::communicator* comm, Read&& read) {
-    if (!comm) return read();
-    std::string text;
-    std::uint64_t n = 0;
-    if (comm->rank() == 0) {
-        text = read();
-        n = text.size();
-    }
-    comm->broadcast(&n, sizeof n, 0);
-    text.resize(static_cast<std::size_t>(n));
-    if (n) comm->broadcast(text.data(), text.size(), 0);
-    return text;
 }
 
 template <class family>
@@ -334,7 +301,7 @@ int generate(const args& a, launcher& run) {
     lo.keep_mapped = a.flag("mmap");
     if (a.value("prompt-file") && !a.prompts.empty()) throw error("give either --prompt or --prompt-file, not both");
     auto prompts_text = a.prompts.empty() ? std::vector<std::string>{"In the beginning"} : a.prompts;
-    if (auto f = a.value("prompt-file")) prompts_text = {shared_text(comm, [&] { return read_prompt_file(*f); })};
+    if (auto f = a.value("prompt-file")) prompts_text = {shared_text(comm, [&] { return read_file_arg(*f, "--prompt-file", "the prompt file"); })};
 
     const auto c = family::config::load(a.model / "config.json");
     const auto tok = io::tokenizer::from_folder(a.model);

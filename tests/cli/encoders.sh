@@ -54,7 +54,11 @@ if command -v mpirun >/dev/null && "$scribe" classify --help >/dev/null; then
   mpirun -np 4 "$scribe" classify "$data/roberta-tiny-cls" --batch-file "$work/roberta-tiny-cls.tsv" --truncate --json --threads 1 \
     > "$work/mpi4.jsonl" 2>"$work/err" || fail "mpirun -np 4 classify: $(cat "$work/err")"
   check_scores roberta-tiny-cls "$work/mpi4.jsonl" || fail "mpirun -np 4 classify (TP 4 from mpirun's count) differs"
-  echo "ok: mpirun -np 2 and -np 4 classify give the same labels, printed once"
+  # A batch from standard input, which only rank 0 has: every rank must get it.
+  mpirun -np 2 "$scribe" classify "$data/bert-tiny-cls" --batch-file - --truncate --json --threads 1 \
+    < "$work/bert-tiny-cls.tsv" > "$work/mpi-stdin.jsonl" 2>"$work/err" || fail "mpirun classify --batch-file -: $(cat "$work/err")"
+  check_scores bert-tiny-cls "$work/mpi-stdin.jsonl" || fail "mpirun -np 2 classify --batch-file - differs"
+  echo "ok: mpirun -np 2 and -np 4 classify give the same labels, printed once, a batch from standard input too"
 fi
 
 # The human form: each label with its probability, the most likely first; --top.
