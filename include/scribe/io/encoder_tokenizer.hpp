@@ -83,7 +83,7 @@ public:
         } else if (present("vocab.json") && present("merges.txt")) {
             t.bpe_.emplace(tokenizer::from_vocab_merges(dir / "vocab.json", dir / "merges.txt"));
             for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
-                if (const auto s = config_token(config, key)) t.bpe_->add_special(*s);
+                if (const auto s = detail::config_token(config, key)) t.bpe_->add_special(*s);
         } else {
             throw error(dir.string() + ": no tokenizer (tokenizer.json, vocab.txt, or vocab.json + merges.txt)");
         }
@@ -161,15 +161,6 @@ private:
 
     std::optional<std::int32_t> id_of(const std::string& token) const {
         return wordpiece_ ? wordpiece_->id_of(token) : bpe_->id_of(token);
-    }
-
-    // A special token tokenizer_config.json names (a string, or an AddedToken object).
-    static std::optional<std::string> config_token(const nlohmann::json& config, const char* key) {
-        if (!config.is_object() || !config.contains(key)) return std::nullopt;
-        const auto& v = config[key];
-        if (v.is_string()) return v.get<std::string>();
-        if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-        return std::nullopt;
     }
 
     void read_config(const nlohmann::json& config, const std::string& path) {
@@ -258,7 +249,7 @@ private:
 
     // BERT's or RoBERTa's template, from the special tokens tokenizer_config.json names.
     void default_template(const std::string& family, const nlohmann::json& config, const std::string& where) {
-        auto token = [&](const char* key, const char* fallback) { return config_token(config, key).value_or(fallback); };
+        auto token = [&](const char* key, const char* fallback) { return detail::config_token(config, key).value_or(fallback); };
         if (family == "roberta") {
             const auto cls = special_id(token("cls_token", "<s>"), where), sep = special_id(token("sep_token", "</s>"), where);
             single_ = {{false, 0, {cls}, 0}, {true, 0, {}, 0}, {false, 0, {sep}, 0}};

@@ -302,29 +302,7 @@ private:
 
     tokenizer() = default;
 
-    // A token as a message shows it: well-formed UTF-8 kept (tokens are text in
-    // every script), control characters (C0, DEL, C1) and invalid bytes escaped.
-    static std::string printable(std::string_view s) {
-        static const char* hex = "0123456789abcdef";
-        const auto shown = s.substr(0, 80);
-        std::string out;
-        for (std::size_t i = 0; i < shown.size();) {
-            const auto ch = detail::utf8_at(shown, i);
-            const bool control = ch.c < 0x20 || (ch.c >= 0x7F && ch.c < 0xA0);
-            if (ch.valid && !control) {
-                out.append(shown.substr(i, ch.len));
-            } else {
-                for (std::size_t k = 0; k < ch.len; ++k) {
-                    const auto c = static_cast<unsigned char>(shown[i + k]);
-                    out += "\\x";
-                    out += hex[c >> 4];
-                    out += hex[c & 15];
-                }
-            }
-            i += ch.len;
-        }
-        return s.size() > 80 ? out + "..." : out;
-    }
+    static std::string printable(std::string_view s) { return detail::printable_token(s); }
 
     // What a JSON value is, in words (never the value itself, which may be huge).
     static std::string describe(const nlohmann::json& v) {

@@ -106,6 +106,16 @@ inline std::string encode_utf8(std::u32string_view s) {
     return out;
 }
 
+// A special token tokenizer_config.json names under `key` (a string, or an
+// AddedToken object with a "content"), if it names one.
+inline std::optional<std::string> config_token(const nlohmann::json& config, const char* key) {
+    if (!config.is_object() || !config.contains(key)) return std::nullopt;
+    const auto& v = config[key];
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+    return std::nullopt;
+}
+
 }  // namespace detail
 
 // BERT's normalizer (BertNormalizer). strip_accents unset follows lowercase.
@@ -244,13 +254,7 @@ private:
         };
         t.normalizer_ = bert_normalizer{.clean_text = true, .handle_chinese_chars = *flag("tokenize_chinese_chars", true),
                                         .lowercase = *flag("do_lower_case", true), .strip_accents = flag("strip_accents", std::nullopt)};
-        auto special = [&](const char* key, const char* fallback) -> std::string {
-            if (!cfg || !config.contains(key) || config[key].is_null()) return fallback;
-            const auto& v = config[key];
-            if (v.is_string()) return v.get<std::string>();
-            if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-            throw error(name + ": tokenizer_config.json's " + key + " must be a string");
-        };
+        auto special = [&](const char* key, const char* fallback) { return detail::config_token(config, key).value_or(fallback); };
         t.unk_text_ = special("unk_token", "[UNK]");
         for (const char* key : {"unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
             const auto s = special(key, key == std::string("unk_token")   ? "[UNK]"
@@ -343,11 +347,7 @@ private:
         const auto it = o.find(key);
         return it == o.end() || it->is_null() ? nullptr : &*it;
     }
-    static std::string shown(std::string_view s) {
-        std::string out;
-        for (const char c : s.substr(0, 60)) out += (static_cast<unsigned char>(c) < 0x20 ? '?' : c);
-        return s.size() > 60 ? out + "..." : out;
-    }
+    static std::string shown(std::string_view s) { return detail::printable_token(s); }
     static std::string type_of(const nlohmann::json& o) {
         if (!o.is_object()) return "(not an object)";
         const auto* t = field(o, "type");

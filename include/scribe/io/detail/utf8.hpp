@@ -67,4 +67,28 @@ inline char_class classify(const utf8_char& ch) {
     return char_class::other;
 }
 
+// A token as a message shows it: well-formed UTF-8 kept (tokens are text in
+// every script), control characters (C0, DEL, C1) and invalid bytes escaped.
+inline std::string printable_token(std::string_view s) {
+    static const char* hex = "0123456789abcdef";
+    const auto shown = s.substr(0, 80);
+    std::string out;
+    for (std::size_t i = 0; i < shown.size();) {
+        const auto ch = utf8_at(shown, i);
+        const bool control = ch.c < 0x20 || (ch.c >= 0x7F && ch.c < 0xA0);
+        if (ch.valid && !control) {
+            out.append(shown.substr(i, ch.len));
+        } else {
+            for (std::size_t k = 0; k < ch.len; ++k) {
+                const auto c = static_cast<unsigned char>(shown[i + k]);
+                out += "\\x";
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            }
+        }
+        i += ch.len;
+    }
+    return s.size() > 80 ? out + "..." : out;
+}
+
 }  // namespace scribe::io::detail
