@@ -8,6 +8,8 @@
 //
 //   encoder_bench --model DIR [--make make_bert_base.py] [--python PY] [--dir WORK]
 //                 [--json FILE] [--threads 1,2] [--dtypes f32,bf16] [--batches 1,8]
+//   encoder_bench --model DIR --profile [--threads 1] [--dtypes f32] [--batches 8]
+//                 where the time goes, per op kind and node (the executor's profile)
 //
 // The flop of one sequence: 2 x (the weights multiplied in dots) per token, and the
 // attention's two products (2 x 2 x seq x hidden per token and layer).
@@ -27,6 +29,7 @@
 #include <scribe/runtime/encoder.hpp>
 
 #include "limits.hpp"
+#include "profile.hpp"
 #include "timing.hpp"
 
 using namespace scribe;
@@ -52,7 +55,48 @@ struct options {
     std::string make, python, thread_list = "1,2", dtype_list = "f32,bf16", batch_list = "1,8";
     std::int64_t seq = 128;
     double budget = 3.0;
+    bool profile = false;
 };
+
+// Where the time goes: the encoder's own graph on an executor with profile = true,
+// the checkpoint's weights bound as the encoder binds them; one warm run, then 5
+// runs averaged.
+void profile(const options& o, dtype type, unsigned threads, std::int64_t batch, const std::vector<std::int32_t>& ids) {
+    runtime::encoder<models::bert_family> m(o.model_dir, {.type = type, .threads = threads, .buckets = {o.seq}});
+    const auto& g = m.encoder_graph(o.seq, batch);
+    const runtime::weight_files<models::bert_family> files(o.model_dir, m.model_config(), 1, {0});
+    std::map<std::string, cpu::array> weights;
+    cpu::resident_weights resident;
+    for (auto& [name, a] : files.arrays(0, type)) weights[name] = resident.keep(std::move(a));
+    cpu::executor run(g, {.threads = threads, .profile = true});
+    for (const auto& n : g.nodes())
+        if (n.kind == op::parameter && weights.count(n.label)) run.bind(n.label, weights.at(n.label).view());
+    std::vector<std::int32_t> all_ids, types(static_cast<std::size_t>(batch * o.seq), 0), lengths(static_cast<std::size_t>(batch), static_cast<std::int32_t>(o.seq));
+    for (std::int64_t b = 0; b < batch; ++b) all_ids.insert(all_ids.end(), ids.begin(), ids.end());
+    auto inputs = [&] {
+        cpu::named_arrays in;
+        const std::vector<dim_extent> rows = {{"batch", batch}, {"seq", o.seq}};
+        in.emplace_back("ids", cpu::array::borrow(dtype::s32, rows, all_ids.data(), all_ids.size() * 4));
+        in.emplace_back("token_types", cpu::array::borrow(dtype::s32, rows, types.data(), types.size() * 4));
+        in.emplace_back("lengths", cpu::array::borrow(dtype::s32, {{"batch", batch}}, lengths.data(), lengths.size() * 4));
+        return in;
+    };
+    run.run_donating(inputs());
+    constexpr int runs = 5;
+    std::vector<double> seconds(g.nodes().size());
+    double total = 0;
+    for (int r = 0; r < runs; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        run.run_donating(inputs());
+        total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / runs;
+        for (std::size_t i = 0; i < seconds.size(); ++i) seconds[i] += run.stats().node_seconds[i] / runs;
+    }
+    std::printf("fresh buffers a run: %zu\n", static_cast<std::size_t>(run.stats().fresh_buffers));
+    if (std::getenv("SCRIBE_FUSION_REPORT")) std::printf("%s", run.fusion_report().c_str());
+    bench::print_profile(g, seconds, total,
+                         "encoder graph, " + std::string(name(type)) + ", batch " + std::to_string(batch) + ", " + std::to_string(threads) +
+                             " thread(s)");
+}
 
 int run(const options& o) {
     const auto wall0 = std::chrono::steady_clock::now();
@@ -68,6 +112,13 @@ int run(const options& o) {
                 static_cast<long long>(o.seq), flop / 1e9);
     std::vector<std::int32_t> ids;  // the same formula as torch_encoder.py
     for (std::int64_t i = 0; i < o.seq; ++i) ids.push_back(static_cast<std::int32_t>((i * 7919 + 13) % c.vocab_size));
+    if (o.profile) {
+        for (const auto& t : split(o.thread_list))
+            for (const auto& name : split(o.dtype_list))
+                for (const auto& b : split(o.batch_list))
+                    profile(o, bench::parse_dtype(name, "encoder_bench"), static_cast<unsigned>(std::stoul(t)), std::stoll(b), ids);
+        return 0;
+    }
 
     nlohmann::json report = {{"model", o.model_dir.string()}, {"seq", o.seq}, {"gflop_per_sequence", flop / 1e9}, {"runs", nlohmann::json::array()}};
     for (const auto& t : split(o.thread_list)) {
@@ -140,6 +191,8 @@ options:
   --batches LIST     sequences a run (default 1,8)
   --seq N            tokens a sequence (default 128)
   --budget S         seconds of repeated runs per cell (default 3)
+  --profile          no benchmark: where the time of each (threads, dtype, batch) run
+                     goes, per op kind and per node shape (the executor's profile)
 )";
 
 }  // namespace
@@ -149,6 +202,11 @@ int main(int argc, char** argv) try {
     for (int i = 1; i < argc; i += 2) {
         const std::string a = argv[i];
         if (a == "--help" || a == "-h") return std::printf("%s", usage), 0;
+        if (a == "--profile") {
+            o.profile = true;
+            --i;
+            continue;
+        }
         if (i + 1 >= argc) throw error("encoder_bench: " + a + " needs a value");
         const std::string v = argv[i + 1];
         if (a == "--model") o.model_dir = v;

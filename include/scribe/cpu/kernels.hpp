@@ -497,7 +497,7 @@ inline array pad(const node& n, const array& x, const array& value) {
 
 // Rows of the table along `axis`, picked by clamped indices: [table's other dims..., ids' dims...].
 inline array gather(const node& n, const array& table, const array& ids) {
-    array out(n.type, n.dims);
+    auto out = array::uninitialized(n.type, n.dims);  // every element is written
     const auto axis = static_cast<std::size_t>(n.axes.at(0));
     const auto es = static_cast<std::int64_t>(info(n.type).bytes);
     const auto ts = strides_of(table.dims());
@@ -509,6 +509,39 @@ inline array gather(const node& n, const array& table, const array& ids) {
             picked[static_cast<std::size_t>(i)] =
                 std::clamp<std::int64_t>(static_cast<std::int64_t>(element<decltype(D)::value>::load(ids.data(), i)), 0, extent - 1);
     });
+    // The table as [before, extent, after] (the dims before and after the axis, each
+    // group flattened) and the output as [before, after, ids]: out[p, q, i] =
+    // table[p, picked[i], q]. Ids are taken 64 at a time, so each table line read
+    // (64 rows, one line each) serves the next elements of q, and the output is
+    // written in runs of 64.
+    std::int64_t before = 1, after = 1;
+    for (std::size_t k = 0; k < table.dims().size(); ++k)
+        if (k < axis) before *= table.dims()[k].extent;
+        else if (k > axis) after *= table.dims()[k].extent;
+    const auto count = ids.size();
+    auto copy = [&](auto element) {
+        using E = decltype(element);
+        const auto* src = reinterpret_cast<const E*>(table.data());
+        auto* dst = reinterpret_cast<E*>(out.mutable_data());
+        constexpr std::int64_t block = 64;
+        const std::int64_t* pick = picked.data();
+        for (std::int64_t p = 0; p < before; ++p)
+            for (std::int64_t i0 = 0; i0 < count; i0 += block) {
+                const auto i1 = std::min(count, i0 + block);
+                for (std::int64_t q = 0; q < after; ++q) {
+                    const E* from = src + p * extent * after + q;
+                    E* to = dst + (p * after + q) * count;
+                    for (auto i = i0; i < i1; ++i) to[i] = from[pick[i] * after];
+                }
+            }
+    };
+    switch (es) {
+        case 1: return copy(std::uint8_t{}), out;
+        case 2: return copy(std::uint16_t{}), out;
+        case 4: return copy(std::uint32_t{}), out;
+        case 8: return copy(std::uint64_t{}), out;
+        default: break;
+    }
     const auto id_strides = strides_of(ids.dims());
     for_each_index(n.dims, [&](const index& idx, std::int64_t flat) {
         std::int64_t id_flat = 0;
@@ -763,9 +796,22 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
         const auto nb = batch.size(), no = outer.size(), ni = inner.size();
         copy.resize(nb * no * ni);
         T* dst = copy.data();
+        // Inner offsets that lie in runs (heads x head_dim contracted from [heads, seq,
+        // head_dim]: runs of head_dim) are copied run by run.
+        std::size_t run = ni ? 1 : 0;
+        while (run < ni && inner[run] == inner[0] + static_cast<std::int64_t>(run)) ++run;
+        for (std::size_t i = 0; run > 1 && i < ni; ++i)
+            if (i % run && inner[i] != inner[i - 1] + 1) run = 1;
+        if (run > 1 && ni % run) run = 1;
         for (auto x : batch)
-            for (auto y : outer)
+            for (auto y : outer) {
+                if (run > 1) {
+                    for (std::size_t i = 0; i < ni; i += run, dst += run)
+                        std::memcpy(dst, p + x + y + inner[i], run * sizeof(T));
+                    continue;
+                }
                 for (auto z : inner) *dst++ = p[x + y + z];
+            }
         for (std::size_t i = 0; i < nb; ++i) batch[i] = static_cast<std::int64_t>(i * no * ni);
         for (std::size_t i = 0; i < no; ++i) outer[i] = static_cast<std::int64_t>(i * ni);
         for (std::size_t i = 0; i < ni; ++i) inner[i] = static_cast<std::int64_t>(i);
