@@ -7,14 +7,16 @@
 #                                     built by Clang 19 (build-clang19)
 #   bash scripts/test.sh --sanitize   the GCC build under AddressSanitizer + UBSan
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
-dir=build opts=(-Dwerror=true)
+# No debug information in the suite's builds: it is a third of the compile time of
+# these template-heavy programs (the sanitizer build keeps it, for its reports).
+dir=build opts=(-Dwerror=true -Ddebug=false)
 if [ "${1:-}" = "--sanitize" ]; then
   dir=build-sanitize
   # GCC 12 warns spuriously inside libstdc++ when sanitizing at -O2, so warnings
   # stay errors in the plain build only.
   # float-cast-overflow is not part of GCC's -fsanitize=undefined: asked for by name
   # (a float from a file or a flag cast to an integer out of range is undefined).
-  opts=(-Dwerror=false -Db_sanitize=address,undefined -Db_lundef=false
+  opts=(-Dwerror=false -Ddebug=true -Db_sanitize=address,undefined -Db_lundef=false
         -Dcpp_args=-fsanitize=float-cast-overflow -Dcpp_link_args=-fsanitize=float-cast-overflow)
   export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
@@ -43,7 +45,7 @@ if [ "$dir" = build ]; then
   cdir=build-clang19 cstart=$SECONDS
   set +e
   rm -f "$SCRIBE_ROOT/$cdir/meson-logs/test-summary.txt"
-  CXX=clang++-19 scribe_build "$cdir" -Dwerror=true -Dxla=disabled -- \
+  CXX=clang++-19 scribe_build "$cdir" -Dwerror=true -Ddebug=false -Dxla=disabled -- \
     tests/unit_tests tests/static_checks examples/lm_head examples/custom_block examples/first_gradient
   cstatus=$?
   if [ $cstatus -eq 0 ]; then

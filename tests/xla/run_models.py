@@ -15,7 +15,8 @@ module on N replicas (N fake CPU devices), each with its shards of the weights
 zero rows) and its heads of the cache; every replica's logits must equal the
 golden (TP 1, Hugging Face) logits. And the training step (`export-hlo --train`):
 the loss and the gradient of every weight equal PyTorch's loss.backward() on the
-same batch (tests/data/<model>/gradients), at TP 1, 2 and 4 (check_train); and 20
+same batch (tests/data/<model>/gradients), at TP 1, 2 and 4 (check_train; the step modules are
+run from both forms at TP 1 and from the proto form elsewhere: see PROTO); and 20
 optimizer steps of the exported step modules (`export-hlo --train --optimizer ...`: AdamW
 with warmup, cosine decay, clipping, weight decay and 2 micro-batches; SGD with momentum)
 equal torch.optim's on the same batches (tests/data/<model>/training, check_optimizer); the step of 2
@@ -43,6 +44,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xla_shim  # noqa: E402
 
 TOL = 1e-4
+
+# The forms a check compiles (XLA's compile is most of this suite's time). The
+# prefill and decode modules are run from the text and the proto form at every
+# degree, and the training step from both at TP 1; the step modules' other checks
+# (TP 2 and 4, optimizers, data parallel, the mesh) from the proto form, the one an
+# accelerator's compiler is given. The text form of every op is also run by the
+# conformance suite (run_suite.py).
+BOTH = ("text", "proto")
+PROTO = ("proto",)
 
 
 def read_safetensors(path):
@@ -172,7 +182,8 @@ def check_train(scribe, folder, work, tp=1):
     golden = read_safetensors(os.path.join(folder, "gradients", "model.safetensors"))
     params = {p["name"]: p for p in module["parameters"]}
     worst = 0.0
-    for form in ("text", "proto"):
+    forms = BOTH if tp == 1 else PROTO
+    for form in forms:
         compiled = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, module[form])), tp)
         outs = xla_shim.execute(compiled, [inputs_for(module, weights, {"ids": ids, "lengths": lengths}, tp, r)
                                            for r in range(tp)])
@@ -191,7 +202,7 @@ def check_train(scribe, folder, work, tp=1):
                 assert diff <= 1e-4 * scale + 1e-6, \
                     f"{folder} ({form}, tp {tp}, replica {r}): gradient of {name} differs by {diff} (largest {scale})"
     print(f"ok: {os.path.basename(folder)} training step at TP {tp}: loss and {len(module['outputs']) - 1} gradients, "
-          f"text and proto, max relative diff {worst:.2e}")
+          f"{' and '.join(forms)}, max relative diff {worst:.2e}")
 
 
 def key_bias(name, size):
@@ -232,7 +243,7 @@ def check_optimizer(scribe, folder, work, run):
     last = modules["train_step" if k == 1 else "train_last"]
     furthest = sum(float(s["lr"]) for s in record["steps"]) * 0.1 / np.sqrt(0.001)
     worst = 0.0
-    for form in ("text", "proto"):
+    for form in PROTO:
         compiled = {kind: xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, m[form]))) for kind, m in modules.items()}
         values = {}
         for p in last["parameters"]:  # the weights as the folder has them, the state at zero
@@ -272,7 +283,7 @@ def check_optimizer(scribe, folder, work, run):
             scale = float(np.abs(want).max())
             worst = max(worst, diff / scale)
             assert diff <= 2e-5 * scale + 1e-7, f"{folder} {run} ({form}): {name} differs by {diff} (largest {scale})"
-    print(f"ok: {os.path.basename(folder)} {run}: {len(record['steps'])} optimizer steps through XLA, text and proto, "
+    print(f"ok: {os.path.basename(folder)} {run}: {len(record['steps'])} optimizer steps through XLA (proto), "
           f"losses, gradient norms and weights as torch.optim's, max relative weight diff {worst:.2e}")
 
 
@@ -453,7 +464,7 @@ def check_data_parallel(scribe, folder, work):
                    check=True, stdout=subprocess.DEVNULL)
     assert "all-reduce" in open(os.path.join(dp_dir, f"train_{seq}_last.hlo")).read()
     weights = read_safetensors(os.path.join(folder, "model.safetensors"))
-    for form in ("text", "proto"):
+    for form in PROTO:
         want, one = run_steps(one_dir, form, weights, batches, 1)
         got, dp = run_steps(dp_dir, form, weights, batches, 2)
         for s, ((l1, n1), (l2, n2)) in enumerate(zip(want, got)):
@@ -467,7 +478,7 @@ def check_data_parallel(scribe, folder, work):
                 continue
             assert dp[0][w].tobytes() == dp[1][w].tobytes(), f"{folder} DP 2 ({form}): the replicas' {w} differ"
             worst = max(worst, same_weight(w, dp[0][w], ref, furthest, 2e-5, f"{folder} DP 2 ({form})"))
-    print(f"ok: {name}: {len(batches)} AdamW steps of the DP 2 step module on 2 XLA replicas, text and proto, equal the "
+    print(f"ok: {name}: {len(batches)} AdamW steps of the DP 2 step module on 2 XLA replicas (proto), equal the "
           f"single-process module's on both rows, max relative weight diff {worst:.2e}; the replicas' weights identical")
 
 
@@ -501,7 +512,7 @@ def check_mesh(scribe, folder, work):
         assert m["replica_groups"] == [[0, 1], [2, 3]] and m["dp_groups"] == [[0, 2], [1, 3]], m
     weights = read_safetensors(os.path.join(folder, "model.safetensors"))
     last = {m["kind"]: m for m in manifest["modules"]}["train_step" if len(batches[0]) == 1 else "train_last"]
-    for form in ("text", "proto"):
+    for form in PROTO:
         want, one = run_steps(one_dir, form, weights, batches, 1)
         got, mesh = run_steps(mesh_dir, form, weights, batches, 4, tp=2)
         for s, ((l1, n1), (l2, n2)) in enumerate(zip(want, got)):
@@ -521,7 +532,7 @@ def check_mesh(scribe, folder, work):
             # carry that rounding further than data parallelism's, as on the CPU.)
             whole = unshard([mesh[0][w], mesh[1][w]], p, ref.shape[axis])
             worst = max(worst, same_weight(w, whole, ref, furthest, 1e-4, f"{folder} mesh ({form})"))
-    print(f"ok: {name}: {len(batches)} AdamW steps of the DP 2 x TP 2 step module on 4 XLA replicas, text and proto, equal the "
+    print(f"ok: {name}: {len(batches)} AdamW steps of the DP 2 x TP 2 step module on 4 XLA replicas (proto), equal the "
           f"single-process module's on both rows, max relative weight diff {worst:.2e}; the DP ranks' shards identical")
 
 
