@@ -334,6 +334,8 @@ int train_command(int argc, char** argv, cpu::communicator* comm);
 // `scribe classify` and `scribe embed` (tools/encode.cpp).
 int classify_command(int argc, char** argv, cpu::communicator* comm);
 int embed_command(int argc, char** argv, cpu::communicator* comm);
+// `scribe tokenize` (tools/tokenize.cpp).
+int tokenize_command(int argc, char** argv);
 // `scribe export-hlo` of an encoder folder (tools/encode.cpp).
 int export_encoder_hlo(const args& a);
 

@@ -75,11 +75,12 @@ commands:
   classify     label texts or text pairs with an encoder's classifier (BERT,
                RoBERTa, DistilBERT): each label with its probability
   embed        sentence embeddings from an encoder (mean pooling, or [CLS])
+  tokenize     the ids a model's tokenizer makes of a text, or the text of ids
 
 MODEL is a Hugging Face folder of a GPT-2, GPT-J, OPT, LLaMA or Mistral model
 (config.json, whose model_type picks the family; model.safetensors or a sharded
-index; for generate, a byte-level BPE tokenizer: tokenizer.json or vocab.json +
-merges.txt), or, for classify, embed and export-hlo, of a BERT, RoBERTa
+index; for generate, a BPE tokenizer: tokenizer.json — GPT-2's byte-level, Llama 2's
+or Mistral's SentencePiece-style, Llama 3's — or vocab.json + merges.txt), or, for classify, embed and export-hlo, of a BERT, RoBERTa
 or DistilBERT encoder (WordPiece or byte-level BPE tokenizer). Without one, the demo model in the source tree is used: )" SCRIBE_DEFAULT_MODEL R"(
 
 `scribe COMMAND --help` lists the options of a command.
@@ -735,6 +736,7 @@ int main(int argc, char** argv) {
         if (cmd == "train") return train_command(argc, argv, run->comm());
         if (cmd == "classify") return classify_command(argc, argv, run->comm());
         if (cmd == "embed") return embed_command(argc, argv, run->comm());
+        if (cmd == "tokenize") return tokenize_command(argc, argv);
         std::fprintf(stderr, "scribe: unknown command \"%s\"\n\n%s", cmd.c_str(), usage_main);
         return 2;
     } catch (const std::exception& e) {

@@ -1017,20 +1017,32 @@ def setup_tokenizer_cases():
         {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"},
          "behavior": "Isolated", "invert": False},
         {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}),
-        ["the pre-tokenizer is Sequence, not ByteLevel"])
+        ["the pre-tokenizer Split's pattern", "is not supported (only GPT-2's and Llama 3's patterns are)"])
     tok_case("pre_tokenizer_split", lambda t: t.update(pre_tokenizer={"type": "Split", "pattern": {"String": " "},
                                                                      "behavior": "Removed", "invert": False}),
-             ["the pre-tokenizer is Split, not ByteLevel"])
-    tok_case("pre_tokenizer_metaspace", lambda t: t.update(pre_tokenizer={"type": "Metaspace", "replacement": "\u2581",
-                                                                         "prepend_scheme": "first", "split": False}),
-             ["the pre-tokenizer is Metaspace, not ByteLevel"])
-    tok_case("pre_tokenizer_missing", lambda t: t.update(pre_tokenizer=None), ["the pre-tokenizer is missing"])
+             ["the pre-tokenizer is Split, which is not supported"])
+    tok_case("pre_tokenizer_metaspace_scheme", lambda t: t.update(pre_tokenizer={"type": "Metaspace", "replacement": "\u2581",
+                                                                                "prepend_scheme": "sometimes", "split": False}),
+             ['prepend_scheme is "sometimes", not "always", "first" or "never"'])
+    tok_case("pre_tokenizer_metaspace_empty", lambda t: t.update(pre_tokenizer={"type": "Metaspace", "replacement": ""}),
+             ["the pre-tokenizer Metaspace's replacement is empty"])
+    tok_case("pre_tokenizer_no_type", lambda t: t.update(pre_tokenizer={"typ": "ByteLevel"}),
+             ["the pre-tokenizer is (no type), which is not supported"])
     tok_case("pre_tokenizer_flag_string", lambda t: t["pre_tokenizer"].update(add_prefix_space="no"),
              ["the pre-tokenizer's `add_prefix_space` is not true or false"])
     tok_case("normalizer_nfc", lambda t: t.update(normalizer={"type": "NFC"}), ["the normalizer NFC is not supported"])
     tok_case("normalizer_not_object", lambda t: t.update(normalizer=3), ["the normalizer (not an object) is not supported"])
-    tok_case("decoder_metaspace", lambda t: t.update(decoder={"type": "Metaspace", "replacement": "\u2581"}),
-             ["the decoder is Metaspace, not ByteLevel"])
+    tok_case("decoder_wordpiece", lambda t: t.update(decoder={"type": "WordPiece", "prefix": "##"}),
+             ["the decoder WordPiece is not supported"])
+    tok_case("decoder_missing", lambda t: t.update(decoder=None), ["the decoder is missing"])
+    tok_case("decoder_strip_huge", lambda t: t.update(decoder={"type": "Strip", "content": " ", "start": 10**12, "stop": 0}),
+             ["the decoder Strip's `start` is not a count from 0 to 1024"])
+    tok_case("decoder_replace_regex", lambda t: t.update(decoder={"type": "Replace", "pattern": {"Regex": " +"}, "content": " "}),
+             ["replaces a Regex pattern, which is not supported"])
+    tok_case("normalizer_sequence_lowercase", lambda t: t.update(normalizer={"type": "Sequence", "normalizers": [
+        {"type": "Prepend", "prepend": "\u2581"}, {"type": "Lowercase"}]}), ["the normalizer Lowercase is not supported"])
+    tok_case("normalizer_prepend_number", lambda t: t.update(normalizer={"type": "Prepend", "prepend": 5}),
+             ["the normalizer Prepend has no string `prepend`"])
     tok_case("merge_one_token", lambda t: t["model"]["merges"].insert(0, "h"), ["merge 0 is not two tokens separated by one space"])
     tok_case("merge_three_tokens", lambda t: t["model"]["merges"].insert(1, "h e l"),
              ["merge 1 is not two tokens separated by one space"])

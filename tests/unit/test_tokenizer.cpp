@@ -284,9 +284,12 @@ TEST_CASE("tokenizer: malformed tokenizer.json files are refused with the file n
         refuses(small_json({{"continuing_subword_prefix", "##"}}), "continuing_subword_prefix (the string \"##\")");
         refuses(small_json({{"byte_fallback", true}}), "byte_fallback");
         refuses(small_json({}, {{"normalizer", {{"type", "NFC"}}}}), "the normalizer NFC is not supported");
-        refuses(small_json({}, {{"pre_tokenizer", {{"type", "Whitespace"}}}}), "the pre-tokenizer is Whitespace, not ByteLevel");
-        refuses(small_json({}, {{"pre_tokenizer", nullptr}}), "the pre-tokenizer is missing");
-        refuses(small_json({}, {{"decoder", {{"type", "WordPiece"}}}}), "the decoder is WordPiece, not ByteLevel");
+        refuses(small_json({}, {{"pre_tokenizer", {{"type", "Whitespace"}}}}), "the pre-tokenizer is Whitespace, which is not supported");
+        refuses(small_json({}, {{"decoder", {{"type", "WordPiece"}}}}), "the decoder WordPiece is not supported");
+        refuses(small_json({}, {{"decoder", nullptr}}), "the decoder is missing");
+        // No pre-tokenizer: the text between added tokens is one piece, read as characters.
+        write(p, small_json({}, {{"pre_tokenizer", nullptr}}));
+        CHECK(io::tokenizer::from_json(p).encode("abba") == std::vector<std::int32_t>{2, 1, 0});
         refuses(small_json({}, {{"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", "yes"}}}}),
                 "the pre-tokenizer's `add_prefix_space` is not true or false");
     }

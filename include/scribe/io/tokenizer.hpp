@@ -68,73 +68,14 @@
 
 #include "../core/error.hpp"
 #include "detail/added_tokens.hpp"
+#include "detail/pipeline.hpp"
+#include "detail/pretokenizers.hpp"
 #include "detail/unicode_tables.hpp"
 #include "detail/utf8.hpp"
 
 namespace scribe::io {
 
 namespace detail {
-
-// GPT-2's bytes_to_unicode: the printable character each byte is written as.
-inline const std::array<char32_t, 256>& byte_to_char() {
-    static const std::array<char32_t, 256> table = [] {
-        std::array<char32_t, 256> t{};
-        char32_t next = 256;
-        for (int b = 0; b < 256; ++b) {
-            const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-            t[static_cast<std::size_t>(b)] = printable ? static_cast<char32_t>(b) : next++;
-        }
-        return t;
-    }();
-    return table;
-}
-
-// The byte-level spelling of one byte ("Ġ" for a space).
-inline const std::array<std::string, 256>& byte_spelling() {
-    static const std::array<std::string, 256> table = [] {
-        std::array<std::string, 256> t;
-        for (std::size_t b = 0; b < 256; ++b) append_utf8(t[b], byte_to_char()[b]);
-        return t;
-    }();
-    return table;
-}
-
-// The length of the match of GPT-2's pattern at s[i] (i < s.size()); always >= 1,
-// since every character is in one of the pattern's classes.
-inline std::size_t gpt2_match_at(std::string_view s, std::size_t i) {
-    // 's|'t|'re|'ve|'m|'ll|'d
-    if (s[i] == '\'') {
-        for (std::string_view c : {"s", "t", "re", "ve", "m", "ll", "d"})
-            if (s.substr(i + 1).starts_with(c)) return 1 + c.size();
-    }
-    const auto first = utf8_at(s, i);
-    const auto cls = classify(first);
-    // The end of the run of characters of class k that starts at j.
-    auto run = [&](std::size_t j, char_class k) {
-        while (j < s.size()) {
-            const auto ch = utf8_at(s, j);
-            if (classify(ch) != k) break;
-            j += ch.len;
-        }
-        return j;
-    };
-    //  ?\p{L}+|  ?\p{N}+|  ?[^\s\p{L}\p{N}]+
-    if (s[i] == ' ' && i + 1 < s.size()) {
-        const auto k = classify(utf8_at(s, i + 1));
-        if (k != char_class::space) return run(i + 1, k) - i;
-    }
-    if (cls != char_class::space) return run(i, cls) - i;
-    // \s+(?!\S): the whitespace run, less its last character when a non-space
-    // follows; \s+: a single whitespace character before a non-space.
-    const auto end = run(i, char_class::space);
-    if (end == s.size()) return end - i;
-    std::size_t last = i, j = i;
-    while (j < end) {
-        last = j;
-        j += utf8_at(s, j).len;
-    }
-    return last > i ? last - i : end - i;
-}
 
 inline std::string read_text_file(const std::filesystem::path& path) {
     return read_text(path, tokenizer_file_limit, "the tokenizer file");
@@ -208,6 +149,7 @@ public:
             merges.push_back({std::string(line.substr(0, space)), std::string(line.substr(space + 1)), where});
         }
         t.build_merges(merges);
+        t.decoders_.push_back({detail::decoder_step::kind::byte_level, {}, {}});
         if (const auto eos = t.vocab_.find(std::string(eos_text)); eos != t.vocab_.end())
             t.added_.tokens.push_back({std::string(eos_text), eos->second, false, false, false, false, true});
         t.finish(vocab_name);
@@ -218,41 +160,63 @@ public:
     std::vector<std::int32_t> encode(std::string_view utf8) const {
         std::vector<std::int32_t> out;
         std::unordered_map<std::string, std::vector<std::int32_t>> cache;  // this call's words
-        std::string prefixed;
+        auto model = [&](std::string_view word) {
+            if (word.empty()) return;
+            if (word.size() > 64) return bpe(word, out);  // long words are rare: no point keeping them
+            auto [it, fresh] = cache.try_emplace(std::string(word));
+            if (fresh) bpe(word, it->second);
+            out.insert(out.end(), it->second.begin(), it->second.end());
+        };
+        std::string normalized, prefixed;
         for (const auto& seg : added_.split(utf8)) {
             if (seg.id >= 0) {
                 out.push_back(seg.id);
                 continue;
             }
-            auto text = utf8.substr(seg.begin, seg.end - seg.begin);
+            std::string_view text = utf8.substr(seg.begin, seg.end - seg.begin);
             if (text.empty()) continue;
+            if (!normalizers_.empty()) {
+                normalized = detail::normalize(text, normalizers_);
+                text = normalized;
+            }
+            if (metaspace_) {
+                prefixed = metaspace_->apply(text, seg.begin == 0);
+                for (const auto piece : metaspace_->pieces(prefixed)) model(piece);
+                continue;
+            }
             if (add_prefix_space_ && text.front() != ' ') {
                 prefixed.assign(1, ' ');
                 prefixed.append(text);
                 text = prefixed;
             }
-            for (std::size_t i = 0; i < text.size();) {
-                const auto n = use_regex_ ? detail::gpt2_match_at(text, i) : text.size();
-                const auto word = text.substr(i, n);
-                i += n;
-                if (word.size() > 64) {  // long words are rare: no point keeping them
-                    bpe(word, out);
-                    continue;
-                }
-                auto [it, fresh] = cache.try_emplace(std::string(word));
-                if (fresh) bpe(word, it->second);
-                out.insert(out.end(), it->second.begin(), it->second.end());
+            switch (split_) {
+                case split::none: model(text); break;
+                case split::gpt2:
+                    for (std::size_t i = 0; i < text.size();) {
+                        const auto n = detail::gpt2_match_at(text, i);
+                        model(text.substr(i, n));
+                        i += n;
+                    }
+                    break;
+                case split::llama3:
+                    for (std::size_t i = 0; i < text.size();) {
+                        const auto n = detail::llama3_match_at(text, i);
+                        model(text.substr(i, n));
+                        i += n;
+                    }
+                    break;
             }
         }
         return out;
     }
 
-    // The bytes the ids stand for.
-    std::string decode(std::span<const std::int32_t> ids) const {
-        std::string out;
-        for (const auto id : ids) out += bytes_[index(id)];
-        return out;
-    }
+    // The bytes the ids stand for, through the tokenizer's decoders (ByteLevel, or
+    // SentencePiece's chain). Bytes that are not well-formed UTF-8 (a token that
+    // cuts a character) are kept, so that tokens decoded one at a time join back
+    // into the text; decode_text() gives the reference's string, with U+FFFD there.
+    std::string decode(std::span<const std::int32_t> ids) const { return decode_with(ids, false); }
+    // As the reference's decode(ids, skip_special_tokens=False).
+    std::string decode_text(std::span<const std::int32_t> ids) const { return decode_with(ids, true); }
 
     std::int32_t vocab_size() const { return static_cast<std::int32_t>(tokens_.size()); }
     std::optional<std::int32_t> id_of(std::string_view token) const {
@@ -397,15 +361,15 @@ private:
                                 " and " + std::to_string(b.id));
         }
         tokens_.reserve(by_id.size());
-        bytes_.reserve(by_id.size());
         for (const auto* t : by_id) {
             tokens_.push_back(*t);
-            bytes_.push_back(token_bytes(*t));
             ids_.emplace(*t, static_cast<std::int32_t>(tokens_.size() - 1));
         }
         byte_id_.fill(-1);
         for (std::size_t b = 0; b < 256; ++b)
-            if (const auto it = vocab_.find(detail::byte_spelling()[b]); it != vocab_.end()) byte_id_[b] = it->second;
+            if (const auto it = vocab_.find(byte_level_ ? detail::byte_spelling()[b] : detail::byte_token_text(static_cast<int>(b)));
+                it != vocab_.end())
+                byte_id_[b] = it->second;
         added_.index();
     }
 
@@ -437,11 +401,6 @@ private:
             const auto it = o.find(key);
             return it == o.end() || it->is_null() ? nullptr : &*it;
         };
-        auto type_of = [&](const nlohmann::json& o) -> std::string {
-            if (!o.is_object()) return "(not an object)";
-            const auto* ty = field(o, "type");
-            return ty && ty->is_string() ? printable(ty->get<std::string>()) : "(no type)";
-        };
         auto flag = [&](const nlohmann::json& o, const char* key, bool fallback, const std::string& what) {
             const auto* f = field(o, key);
             if (!f) return fallback;
@@ -462,8 +421,7 @@ private:
             if (const auto* s = field(*model, key); s && (!s->is_string() || !s->get<std::string>().empty()))
                 throw error(name + ": the model has a " + key + " (" + describe(*s) +
                             "), which byte-level BPE does not use");
-        if (flag(*model, "byte_fallback", false, "the model's"))
-            throw error(name + ": the model has byte_fallback, which byte-level BPE does not use");
+        t.byte_fallback_ = flag(*model, "byte_fallback", false, "the model's");
         t.ignore_merges_ = flag(*model, "ignore_merges", false, "the model's");
         t.fuse_unk_ = flag(*model, "fuse_unk", false, "the model's");
         std::optional<std::string> unk;
@@ -500,28 +458,131 @@ private:
         }
         t.build_merges(ms);
 
-        if (const auto* norm = field(j, "normalizer"))
-            throw error(name + ": the normalizer " + type_of(*norm) + " is not supported (byte-level BPE has none)");
+        if (const auto* norm = field(j, "normalizer")) detail::read_normalizer(*norm, name, t.normalizers_);
         const auto* pre = field(j, "pre_tokenizer");
-        if (!pre || type_of(*pre) != "ByteLevel")
-            throw error(name + ": the pre-tokenizer is " + (pre ? type_of(*pre) : std::string("missing")) +
-                        ", not ByteLevel (GPT-2's pattern); other pre-tokenizers are not supported");
-        t.add_prefix_space_ = flag(*pre, "add_prefix_space", true, "the pre-tokenizer's");
-        t.use_regex_ = flag(*pre, "use_regex", true, "the pre-tokenizer's");
+        t.read_pre_tokenizer(pre, name, flag);
+        if (t.byte_level_ && t.byte_fallback_)
+            throw error(name + ": the model has byte_fallback, which byte-level BPE does not use");
         const auto* dec = field(j, "decoder");
-        if (!dec || type_of(*dec) != "ByteLevel")
-            throw error(name + ": the decoder is " + (dec ? type_of(*dec) : std::string("missing")) + ", not ByteLevel");
+        if (!dec) throw error(name + ": the decoder is missing (ByteLevel, or SentencePiece's Replace/ByteFallback/Fuse/Strip or Metaspace)");
+        detail::read_decoder(*dec, name, t.decoders_);
 
         if (const auto* added = field(j, "added_tokens")) t.added_.tokens = detail::added_vocabulary::parse(*added, name);
         t.finish(name);
         return t;
     }
 
-    // Byte-level BPE of one piece, appended to `out`.
+    // The pre-tokenizer: ByteLevel (GPT-2's pattern or none), a Split by GPT-2's or
+    // Llama 3's pattern followed by ByteLevel without its pattern, Metaspace, or none
+    // (the text between added tokens is one piece). The first two read the text as
+    // bytes in the byte-level alphabet; the others as characters.
+    template <class Flag>
+    void read_pre_tokenizer(const nlohmann::json* pre, const std::string& name, Flag&& flag) {
+        byte_level_ = false;
+        split_ = split::none;
+        if (!pre) return;
+        const auto type = detail::component_type(*pre);
+        const auto where = name + ": the pre-tokenizer";
+        auto byte_level = [&](const nlohmann::json& b, bool pattern_before) {
+            byte_level_ = true;
+            add_prefix_space_ = flag(b, "add_prefix_space", true, "the pre-tokenizer's");
+            const bool regex = flag(b, "use_regex", true, "the pre-tokenizer's");
+            if (pattern_before && regex)
+                throw error(where + " splits twice: a Split then a ByteLevel with use_regex (not supported)");
+            if (!pattern_before) split_ = regex ? split::gpt2 : split::none;
+        };
+        if (type == "ByteLevel") return byte_level(*pre, false);
+        if (type == "Metaspace") {
+            metaspace_ = detail::read_metaspace(*pre, where + " Metaspace");
+            return;
+        }
+        const auto it = pre->find("pretokenizers");
+        if (type == "Sequence" && it != pre->end() && it->is_array() && it->size() == 2 &&
+            detail::component_type((*it)[0]) == "Split" && detail::component_type((*it)[1]) == "ByteLevel") {
+            const auto& sp = (*it)[0];
+            const auto pat = sp.find("pattern");
+            const auto regex = pat != sp.end() && pat->is_object() && pat->contains("Regex") && (*pat)["Regex"].is_string()
+                                   ? (*pat)["Regex"].get<std::string>()
+                                   : std::string();
+            if (regex == detail::llama3_pattern) split_ = split::llama3;
+            else if (regex == detail::gpt2_pattern) split_ = split::gpt2;
+            else
+                throw error(where + " Split's pattern " + (regex.empty() ? std::string("is not a Regex") : "\"" + printable(regex) + "\"") +
+                            " is not supported (only GPT-2's and Llama 3's patterns are)");
+            const auto behavior = sp.find("behavior");
+            const auto invert = sp.find("invert");
+            if (behavior == sp.end() || *behavior != "Isolated" || (invert != sp.end() && *invert != false))
+                throw error(where + " Split is not \"Isolated\" without invert (not supported)");
+            return byte_level((*it)[1], true);
+        }
+        throw error(where + " is " + type +
+                    ", which is not supported (Scribe's BPE tokenizers read ByteLevel, Metaspace, a Sequence of a Split by "
+                    "GPT-2's or Llama 3's pattern and ByteLevel, or none)");
+    }
+
+    std::string decode_with(std::span<const std::int32_t> ids, bool lossy) const {
+        std::vector<std::string> pieces;
+        pieces.reserve(ids.size());
+        for (const auto id : ids) pieces.push_back(tokens_[index(id)]);
+        return detail::run_decoders(std::move(pieces), decoders_, lossy, &token_bytes);
+    }
+
+    // The symbols BPE starts from, appended to s: a byte-level model's bytes, or
+    // a character model's characters, where a character not in the vocabulary is
+    // its bytes' <0xNN> tokens (byte_fallback, when it has them all) or unk_token
+    // (consecutive ones fused into one with fuse_unk). A byte that is not part of
+    // well-formed UTF-8 counts as a character not in the vocabulary.
+    template <class Symbol>
+    void initial_symbols(std::string_view word, std::vector<Symbol>& s) const {
+        auto push = [&](std::int32_t id) {
+            const auto n = static_cast<std::int32_t>(s.size());
+            s.push_back({id, n - 1, -1, true});
+            if (n > 0) s[static_cast<std::size_t>(n - 1)].next = n;
+        };
+        auto unknown = [&](std::string_view what) {
+            if (!unk_id_) throw error(source_ + ": the vocabulary has no token for " + std::string(what) + " and no unk_token");
+            if (fuse_unk_ && !s.empty() && s.back().id == *unk_id_) return;
+            push(*unk_id_);
+        };
+        static const char* hex = "0123456789ABCDEF";
+        if (byte_level_) {
+            for (const char ch : word) {
+                const auto b = static_cast<unsigned char>(ch);
+                if (byte_id_[b] >= 0) push(byte_id_[b]);
+                else unknown("the byte 0x" + std::string{static_cast<char>(std::tolower(hex[b >> 4])), static_cast<char>(std::tolower(hex[b & 15]))} +
+                             " (\"" + detail::byte_spelling()[b] + "\")");
+            }
+            return;
+        }
+        for (std::size_t i = 0; i < word.size();) {
+            const auto ch = detail::utf8_at(word, i);
+            const auto text = word.substr(i, ch.len);
+            i += ch.len;
+            if (ch.valid)
+                if (const auto it = vocab_.find(std::string(text)); it != vocab_.end()) {
+                    push(it->second);
+                    continue;
+                }
+            if (byte_fallback_) {
+                bool all = true;
+                for (const char c : text) all = all && byte_id_[static_cast<unsigned char>(c)] >= 0;
+                if (all) {
+                    for (const char c : text) push(byte_id_[static_cast<unsigned char>(c)]);
+                    continue;
+                }
+            }
+            unknown(ch.valid ? "the character \"" + printable(text) + "\"" : "the byte 0x" + std::string{hex[ch.c >> 4], hex[ch.c & 15]});
+        }
+    }
+
+    // BPE of one piece, appended to `out`.
     void bpe(std::string_view word, std::vector<std::int32_t>& out) const {
         if (ignore_merges_) {
             std::string spelled;
-            for (const char c : word) spelled += detail::byte_spelling()[static_cast<unsigned char>(c)];
+            if (byte_level_)
+                for (const char c : word) spelled += detail::byte_spelling()[static_cast<unsigned char>(c)];
+            else
+                spelled = word;
             if (const auto it = vocab_.find(spelled); it != vocab_.end()) {
                 out.push_back(it->second);
                 return;
@@ -534,22 +595,7 @@ private:
         };
         std::vector<symbol> s;
         s.reserve(word.size());
-        for (const char ch : word) {
-            const auto b = static_cast<unsigned char>(ch);
-            std::int32_t id = byte_id_[b];
-            if (id < 0) {
-                if (!unk_id_) {
-                    static const char* hex = "0123456789abcdef";
-                    throw error(source_ + ": the vocabulary has no token for the byte 0x" + std::string{hex[b >> 4], hex[b & 15]} +
-                                " (\"" + detail::byte_spelling()[b] + "\") and no unk_token");
-                }
-                if (fuse_unk_ && !s.empty() && s.back().id == *unk_id_) continue;
-                id = *unk_id_;
-            }
-            const auto n = static_cast<std::int32_t>(s.size());
-            s.push_back({id, n - 1, -1, true});
-            if (n > 0) s[static_cast<std::size_t>(n - 1)].next = n;
-        }
+        initial_symbols(word, s);
         struct candidate {
             std::int32_t rank, pos, result;
             bool operator>(const candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
@@ -589,11 +635,18 @@ private:
     std::unordered_map<std::uint64_t, merge_rule> merges_;  // (left id, right id) -> rank, result
     detail::added_vocabulary added_;
     std::vector<std::string> tokens_;          // by id, byte-level spelling
-    std::vector<std::string> bytes_;           // by id, the bytes it decodes to
     std::unordered_map<std::string, std::int32_t> ids_;  // every token, added ones too
-    std::array<std::int32_t, 256> byte_id_{};
+    std::array<std::int32_t, 256> byte_id_{};  // a byte's token: its byte-level spelling, or <0xNN>
     std::optional<std::int32_t> unk_id_;
-    bool add_prefix_space_ = false, use_regex_ = true, ignore_merges_ = false, fuse_unk_ = false;
+    // The pipeline: normalizers, how the text is cut (the byte-level alphabet or
+    // characters, by which pattern, or Metaspace), the model's options, the decoders.
+    enum class split { none, gpt2, llama3 };
+    std::vector<detail::normalizer_step> normalizers_;
+    bool byte_level_ = true;
+    split split_ = split::gpt2;
+    std::optional<detail::metaspace> metaspace_;
+    std::vector<detail::decoder_step> decoders_;
+    bool add_prefix_space_ = false, ignore_merges_ = false, fuse_unk_ = false, byte_fallback_ = false;
 };
 
 }  // namespace scribe::io
