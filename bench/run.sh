@@ -8,7 +8,7 @@ scribe_setup_system
 scribe_setup_bench  # cmake: decoder_bench builds llama.cpp, its peer, into build/bench/llama.cpp
 scribe_setup_python
 scribe_setup_reference  # PyTorch: the peer of decoder_bench, and what makes its checkpoints
-scribe_build build -Dxla=auto >/dev/null
+scribe_build build -Dxla=auto -Dbenchmarks=true >/dev/null
 # GPT-2 124M and a LLaMA of its size with random weights (~500 MB each, once) for
 # decoder_bench, in the build folder.
 "$SCRIBE_ROOT/.venv-ref/bin/python" "$SCRIBE_ROOT/bench/make_gpt2_124m.py" "$SCRIBE_ROOT/build/bench/gpt2-124m"
@@ -19,7 +19,7 @@ import json, os, platform, sys, time
 d = sys.argv[1]
 report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or platform.machine(),
           "cores": os.cpu_count()}
-for name in ("gemm", "block", "gpt2", "llama", "bert"):
+for name in ("gemm", "block", "gpt2", "llama", "bert", "tokenizer"):
     path = os.path.join(d, name + ".json")
     if os.path.exists(path):
         with open(path) as f:

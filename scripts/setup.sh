@@ -78,7 +78,10 @@ scribe_build() {
   if [ ! -f "$SCRIBE_ROOT/$dir/build.ninja" ]; then
     meson setup "$SCRIBE_ROOT/$dir" "$SCRIBE_ROOT" "${opts[@]}"
   else
-    meson configure "$SCRIBE_ROOT/$dir" "${opts[@]}" >/dev/null
+    # A build folder set up before an option existed knows no such option: then
+    # it is set up again with the options (its build outputs are kept).
+    meson configure "$SCRIBE_ROOT/$dir" "${opts[@]}" >/dev/null 2>&1 ||
+      meson setup --reconfigure "$SCRIBE_ROOT/$dir" "$SCRIBE_ROOT" "${opts[@]}" >/dev/null
   fi
   ninja -C "$SCRIBE_ROOT/$dir" "${targets[@]}"
 }

@@ -354,9 +354,26 @@ int generate(const args& a, launcher& run) {
 
     std::vector<std::vector<std::int32_t>> prompts;
     for (const auto& p : prompts_text) {
-        prompts.push_back(tok.encode(p));
-        if (prompts.back().empty()) throw error("the prompt \"" + io::printable(p) + "\" encodes to no tokens; give a non-empty prompt");
+        // With the special tokens the tokenizer puts around a text (Llama's BOS), as
+        // Hugging Face's tokenizer(prompt) gives them to generate().
+        prompts.push_back(tok.encode_with_specials(p));
+        if (prompts.back().size() == tok.special_prefix().size() + tok.special_suffix().size())
+            throw error("the prompt \"" + io::printable(p) + "\" encodes to no tokens; give a non-empty prompt");
     }
+    // Generation ends at the model's end tokens (generation_config.json's, else
+    // config.json's: one id or a list) and at the tokenizer's eos_token.
+    go.eos = lm.eos_ids();
+    if (const auto e = tok.eos_id(); e && std::find(go.eos.begin(), go.eos.end(), *e) == go.eos.end()) go.eos.push_back(*e);
+    auto is_eos = [&](std::int32_t t) { return std::find(go.eos.begin(), go.eos.end(), t) != go.eos.end(); };
+    // The text new tokens add to a prompt: the prompt's and the new tokens' text
+    // decoded together, less the prompt's (a SentencePiece decoder strips the space
+    // of a text's first word, which a new word after the prompt keeps).
+    auto continuation = [&](const std::vector<std::int32_t>& prompt, const std::vector<std::int32_t>& made) {
+        auto all = prompt;
+        all.insert(all.end(), made.begin(), made.end());
+        const auto before = tok.decode(prompt), text = tok.decode(all);
+        return text.starts_with(before) ? text.substr(before.size()) : tok.decode(made);
+    };
 
     lm.check_prompts(prompts, go.max_new_tokens);  // before the prompt is echoed
     // One prompt: stream its text as tokens come, whole UTF-8 characters at a time.
@@ -367,9 +384,9 @@ int generate(const args& a, launcher& run) {
         std::printf("%s", prompts_text[0].c_str());
         std::fflush(stdout);
         go.on_token = [&](std::size_t, std::int32_t t) {
-            if (tok.eos_id() && t == *tok.eos_id()) return true;
+            if (is_eos(t)) return true;
             so_far.push_back(t);
-            const auto text = tok.decode(so_far);
+            const auto text = continuation(prompts[0], so_far);
             const auto upto = whole_chars(text);
             if (upto > printed) {
                 std::fwrite(text.data() + printed, 1, upto - printed, stdout);
@@ -381,15 +398,15 @@ int generate(const args& a, launcher& run) {
     }
     const auto out = lm.generate(prompts, go);
     if (stream) {
-        const auto text = tok.decode(so_far);
+        const auto text = continuation(prompts[0], so_far);
         if (text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
         std::printf("\n");
         std::fflush(stdout);
     } else {
         for (std::size_t b = 0; b < prompts.size(); ++b) {
             auto t = out.tokens[b];
-            if (tok.eos_id()) std::erase(t, *tok.eos_id());
-            std::printf("[%zu] %s%s\n", b, prompts_text[b].c_str(), tok.decode(t).c_str());
+            std::erase_if(t, is_eos);
+            std::printf("[%zu] %s%s\n", b, prompts_text[b].c_str(), continuation(prompts[b], t).c_str());
         }
     }
     if (!quiet) {

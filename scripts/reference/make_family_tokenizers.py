@@ -22,8 +22,9 @@ cases.json):
   llama3     Llama 3's byte-level BPE: Split with its regex (isolated) then
              ByteLevel without regex, ignore_merges, ByteLevel decoder, special
              tokens <|begin_of_text|>, <|end_of_text|>, <|eot_id|>
-cases.json: [{"text", "ids", "decoded"}]: encode(text, add_special_tokens=False)
-and decode(ids, skip_special_tokens=False) for every text of the corpus.
+cases.json: [{"text", "ids", "decoded", "ids_with_specials"}]: encode(text,
+add_special_tokens=False), decode(ids, skip_special_tokens=False) and encode(text)
+(the post-processor's BOS added) for every text of the corpus.
 Training is deterministic here (checked: trained twice); a `tokenizers` of another
 version may pick other merges, which is why the files are committed.
 """
@@ -194,7 +195,8 @@ def write(kind, tok, texts):
     cases = []
     for text in texts:
         ids = tok.encode(text, add_special_tokens=False).ids
-        cases.append({"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False)})
+        cases.append({"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False),
+                      "ids_with_specials": tok.encode(text).ids})
     lines = ",\n".join(" " + json.dumps(c, ensure_ascii=False) for c in cases)
     (d / "cases.json").write_text("[\n" + lines + "\n]\n", encoding="utf-8")
     return len(cases)

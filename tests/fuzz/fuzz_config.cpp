@@ -52,8 +52,9 @@ bool extent(std::int64_t v) { return v > 0 && v <= max_integer; }
 
 void check_common(const scribe::models::decoder_config& c) {
     require(extent(c.vocab_size) && extent(c.n_positions) && extent(c.n_layer), "vocab_size, positions and layers in 1..2^31-1");
-    for (const auto& t : {c.bos_token_id, c.eos_token_id})
-        require(!t || (*t >= 0 && *t < c.vocab_size), "a token id below vocab_size");
+    require(!c.bos_token_id || (*c.bos_token_id >= 0 && *c.bos_token_id < c.vocab_size), "a token id below vocab_size");
+    require(c.eos_token_ids.size() <= 1024, "at most 1024 end tokens");
+    for (const auto t : c.eos_token_ids) require(t >= 0 && t < c.vocab_size, "end token ids below vocab_size");
     require(!c.padding_idx || (*c.padding_idx >= 0 && *c.padding_idx < c.vocab_size), "a padding row of the table");
     require(c.initializer_range > 0 && std::isfinite(c.initializer_range), "a positive, finite initializer_range");
     for (const double p : {c.dropout.embedding, c.dropout.attention, c.dropout.residual})

@@ -3,7 +3,8 @@
 //   0  a tokenizer.json; when it loads, a fixed text and the input itself are
 //      encoded and the ids decoded
 //   1  vocab.json, a NUL byte, merges.txt; the same when they load
-//   2  text, encoded by the tokenizer in tests/data/tokenizer (SCRIBE_TEST_DATA):
+//   2  text, encoded by the tokenizer in tests/data/tokenizer (SCRIBE_TEST_DATA)
+//      and by the family tokenizers in tests/data/tokenizers:
 //      decode(encode(text)) must give the text back, and GPT-2's pattern must
 //      split it into pieces that spell it
 // Malformed files are refused with scribe::error, which is fine (its message must
@@ -44,6 +45,9 @@ void exercise(const scribe::io::tokenizer& tok, std::string_view input) {
             for (const auto id : ids)
                 if (id < 0 || id >= tok.vocab_size()) std::abort();
             (void)tok.decode(ids);
+            (void)tok.decode_text(ids);
+            const auto with = tok.encode_with_specials(text);
+            if (with.size() != ids.size() + tok.special_prefix().size() + tok.special_suffix().size()) std::abort();
         } catch (const scribe::error&) {  // e.g. a byte the vocabulary has no token for
         }
     }
@@ -56,6 +60,17 @@ void exercise(const scribe::io::tokenizer& tok, std::string_view input) {
 const scribe::io::tokenizer& reference() {
     static const auto tok = scribe::io::tokenizer::from_json(std::string(SCRIBE_TEST_DATA) + "/tokenizer/tokenizer.json");
     return tok;
+}
+
+// The tokenizers of the other decoder families (tests/data/tokenizers).
+const std::vector<scribe::io::tokenizer>& families() {
+    static const auto toks = [] {
+        std::vector<scribe::io::tokenizer> v;
+        for (const char* kind : {"llama2", "mistral", "metaspace", "llama3"})
+            v.push_back(scribe::io::tokenizer::from_folder(std::string(SCRIBE_TEST_DATA) + "/tokenizers/" + kind));
+        return v;
+    }();
+    return toks;
 }
 
 }  // namespace
@@ -86,6 +101,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     spelled += piece;
                 }
                 if (spelled != rest) std::abort();
+                // Every family's tokenizer: ids in range, decoding never fails; Llama
+                // 3's byte-level BPE gives back the bytes exactly.
+                for (const auto& t : families()) exercise(t, rest);
+                const auto& llama3 = families().back();
+                if (llama3.decode(llama3.encode(rest)) != rest) std::abort();
             }
         }
     } catch (const scribe::error& e) {

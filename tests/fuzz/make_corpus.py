@@ -134,6 +134,14 @@ def tokenizer_seeds():
     cases = json.loads((ROOT / "tests" / "data" / "tokenizer" / "cases.json").read_text(encoding="utf-8"))
     for i in [1, 2, 4, 10, 17, 20, 21, 23, 24, 25, 28, 34]:
         seeds[f"text_{i:02d}"] = b"2" + cases[i]["text"].encode()
+    # The family tokenizers (normalizers, Metaspace, Llama 3's Split, byte fallback,
+    # decoder chains) whole, and texts of their corpus.
+    for kind in ("llama2", "mistral", "metaspace", "llama3"):
+        folder = ROOT / "tests" / "data" / "tokenizers" / kind
+        seeds[f"json_{kind}"] = b"0" + (folder / "tokenizer.json").read_bytes()
+        family_cases = json.loads((folder / "cases.json").read_text(encoding="utf-8"))
+        for i in (60, 90, 120, 150, 200):
+            seeds[f"text_{kind}_{i}"] = b"2" + family_cases[i]["text"].encode()
     return seeds
 
 

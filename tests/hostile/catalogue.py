@@ -920,21 +920,52 @@ def fam_of(c):
     return t if t in REQUIRED else "gpt2"
 
 
-# --- generation_config.json (not read by Scribe) -------------------------------
+# --- generation_config.json (its eos_token_id: where generation stops) ------------
 
 def setup_generation_config_cases():
-    def garbage(x):
-        d = x.model()
-        x.write(os.path.join(d, "generation_config.json"), b'{"max_new_tokens": -1, "eos_token_id": "x", "do_sample": [',
-                seed="json")
-        return gen(d)
-    case("generation_config_malformed_ignored", "generation_config", garbage, 0, [])
+    def write(text, model="gpt2-tiny-a"):
+        def setup(x):
+            d = x.model(model)
+            x.write(os.path.join(d, "generation_config.json"), text, seed="json")
+            return gen(d)
+        return setup
+    case("generation_config_malformed", "generation_config",
+         write(b'{"max_new_tokens": -1, "eos_token_id": "x", "do_sample": ['), 1, ["generation_config.json", "not valid JSON"])
+    case("generation_config_eos_string", "generation_config", write(b'{"eos_token_id": "x"}'), 1,
+         ["generation_config.json: field `eos_token_id` must be a token id below vocab_size"])
+    case("generation_config_eos_outside", "generation_config", write(b'{"eos_token_id": [0, 1000000]}'), 1,
+         ["generation_config.json: field `eos_token_id`", "or a list of them, got 1000000 (entry 1)"])
+    case("generation_config_eos_empty_list", "generation_config", write(b'{"eos_token_id": []}'), 1,
+         ["generation_config.json: field `eos_token_id`"])
+    case("generation_config_not_object", "generation_config", write(b'[1, 2]'), 1, ["generation_config.json: not a JSON object"])
+    case("generation_config_other_fields_ignored", "generation_config",
+         write(b'{"max_new_tokens": -1, "do_sample": "maybe", "eos_token_id": null}'), 0, [])
+    case("generation_config_eos_list_ok", "generation_config", write(b'{"eos_token_id": [0, 2, 5]}', "llama-tiny-gqa"), 0, [])
 
     def fifo(x):
         d = x.model("llama-tiny-gqa")
         x.fifo(os.path.join(d, "generation_config.json"))
         return gen(d)
-    case("generation_config_fifo_ignored", "generation_config", fifo, 0, [])
+    case("generation_config_fifo", "generation_config", fifo, 1, ["generation_config.json", "is a FIFO, not a regular file"])
+
+    # A decoder folder's tokenizer_config.json: its bos/eos tokens and add_bos_token / add_eos_token.
+    def tok_config(text):
+        def setup(x):
+            d = x.model()
+            x.write(os.path.join(d, "tokenizer_config.json"), text, seed="json")
+            return gen(d)
+        return setup
+    case("decoder_tokenizer_config_malformed", "generation_config", tok_config(b'{"add_bos_token": tr'), 1,
+         ["tokenizer_config.json", "not valid JSON"])
+    case("decoder_tokenizer_config_add_bos_string", "generation_config", tok_config(b'{"add_bos_token": "yes"}'), 1,
+         ["tokenizer_config.json: `add_bos_token` is not true or false"])
+    case("decoder_tokenizer_config_bos_unknown", "generation_config",
+         tok_config(b'{"add_bos_token": true, "bos_token": "<nope>"}'), 1,
+         ['tokenizer_config.json: the bos_token "<nope>" is not in the tokenizer\'s vocabulary'])
+    case("decoder_tokenizer_config_add_eos_without_token", "generation_config", tok_config(b'{"add_eos_token": true}'), 1,
+         ["tokenizer_config.json: `add_eos_token` is set but `eos_token` names no token"])
+    case("decoder_tokenizer_config_add_bos_ok", "generation_config",
+         tok_config(b'{"add_bos_token": true, "bos_token": {"content": "<|endoftext|>"}}'), 0, [])
 
 
 # --- tokenizers ----------------------------------------------------------------

@@ -9,10 +9,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include <scribe/io/tokenizer.hpp>
 #include <scribe/models/registry.hpp>
 #include <scribe/runtime/decoder.hpp>
 
@@ -143,4 +148,70 @@ TEST_CASE("registry: config.json's model_type picks the family; others are refus
     CHECK(cfg(with("rope_theta", 5e5)).rope.theta == 5e5);
     CHECK(cfg(with("sliding_window", 64)).sliding_window == 0);  // never reached: no window
     CHECK(cfg(with("sliding_window", 4)).sliding_window == 4);
+}
+
+TEST_CASE("generation stops at any id of an eos_token_id list, generation_config.json's before config.json's") {
+    // A copy of the LLaMA checkpoint whose end tokens are two ids the greedy
+    // continuation makes: generation stops at the first of them to come.
+    const auto cases = golden("llama-tiny-gqa");
+    const auto& greedy = cases[0].greedy;
+    REQUIRE(greedy.size() >= 6);
+    const auto dir = std::filesystem::temp_directory_path() / ("scribe_test_eos_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::copy(data / "llama-tiny-gqa", dir);
+    auto config = nlohmann::json::parse(std::ifstream(dir / "config.json"));
+    // The first place where the continuation has a token it has not made before.
+    std::size_t stop_at = 4;
+    while (std::find(greedy.begin(), greedy.begin() + static_cast<std::ptrdiff_t>(stop_at), greedy[stop_at]) != greedy.begin() + static_cast<std::ptrdiff_t>(stop_at))
+        ++stop_at;
+    REQUIRE(stop_at < greedy.size());
+    const auto vocab = config["vocab_size"].get<std::int64_t>();
+    std::int32_t unused = 0;  // an id the continuation never makes
+    while (std::find(greedy.begin(), greedy.end(), unused) != greedy.end()) ++unused;
+    auto run = [&] {
+        runtime::decoder<models::llama_family> lm(dir, {.type = dtype::f32, .threads = 1});
+        return lm.generate({cases[0].ids}, {.max_new_tokens = static_cast<std::int64_t>(greedy.size())}).tokens[0];
+    };
+    SECTION("config.json's list") {
+        config["eos_token_id"] = {unused, greedy[stop_at]};
+        std::ofstream(dir / "config.json") << config.dump();
+        const std::vector<std::int32_t> want(greedy.begin(), greedy.begin() + static_cast<std::ptrdiff_t>(stop_at) + 1);
+        CHECK(run() == want);
+    }
+    SECTION("generation_config.json's list replaces config.json's") {
+        config["eos_token_id"] = greedy[1];
+        std::ofstream(dir / "config.json") << config.dump();
+        std::ofstream(dir / "generation_config.json") << nlohmann::json({{"eos_token_id", {greedy[stop_at], unused}}}).dump();
+        const std::vector<std::int32_t> want(greedy.begin(), greedy.begin() + static_cast<std::ptrdiff_t>(stop_at) + 1);
+        CHECK(run() == want);
+    }
+    SECTION("an id outside the vocabulary is refused, naming the file and the field") {
+        std::ofstream(dir / "generation_config.json") << nlohmann::json({{"eos_token_id", {1, vocab}}}).dump();
+        CHECK_THROWS_WITH(run(), Catch::Contains("generation_config.json") && Catch::Contains("eos_token_id"));
+        std::ofstream(dir / "generation_config.json") << nlohmann::json({{"eos_token_id", nlohmann::json::array()}}).dump();
+        CHECK_THROWS_WITH(run(), Catch::Contains("eos_token_id") && Catch::Contains("or a list of them"));
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("llama with Llama 2's and Llama 3's tokenizers: text to ids with BOS, logits and greedy tokens equal Hugging Face's") {
+    // tests/data/llama2-sp-tiny and llama3-bpe-tiny (scripts/reference/make_tokenizer_models.py):
+    // the prompt text through the folder's tokenizer gives the reference's ids (BOS
+    // first), and generation stops where transformers' does (generation_config.json).
+    for (const std::string model : {"llama2-sp-tiny", "llama3-bpe-tiny"}) {
+        INFO(model);
+        const auto tok = io::tokenizer::from_folder(data / model);
+        const auto j = nlohmann::json::parse(std::ifstream(data / model / "golden.json"));
+        const auto cases = golden(model);
+        runtime::decoder<models::llama_family> lm(data / model, {.type = dtype::f32, .threads = 1});
+        for (std::size_t i = 0; i < cases.size(); ++i) {
+            const std::string text = j["prompts"][i]["text"];
+            INFO("prompt " << text);
+            CHECK(tok.encode_with_specials(text) == cases[i].ids);
+            const auto rows = lm.prompt_logits(cases[i].ids);
+            REQUIRE(rows.size() == cases[i].logits.size());
+            for (std::size_t t = 0; t < rows.size(); ++t) CHECK(max_diff(rows[t], cases[i].logits[t]) < 1e-4);
+            CHECK(lm.generate({cases[i].ids}, {.max_new_tokens = 12}).tokens[0] == cases[i].greedy);
+        }
+    }
 }

@@ -52,6 +52,7 @@ void check_kind(const std::string& kind) {
         const auto ids = tok.encode(text);
         CHECK(ids == want);
         CHECK(tok.decode_text(want) == c["decoded"].get<std::string>());
+        CHECK(tok.encode_with_specials(text) == c["ids_with_specials"].get<std::vector<std::int32_t>>());
     }
 }
 
@@ -128,4 +129,40 @@ TEST_CASE("family tokenizers: components that are not supported are refused by n
     refuses(with("decoder", {{"type", "WordPiece"}}), "the decoder WordPiece is not supported");
     refuses(with("decoder", {{"type", "Strip"}, {"content", " "}, {"start", -1}, {"stop", 0}}), "`start` is not a count");
     refuses(with("decoder", nullptr), "the decoder is missing");
+}
+
+TEST_CASE("family tokenizers: BOS and EOS as tokenizer_config.json names them; add_bos_token and add_eos_token") {
+    const auto llama2 = io::tokenizer::from_folder(data_dir / "llama2");
+    CHECK(llama2.bos_id() == 1);
+    CHECK(llama2.eos_id() == 2);
+    CHECK(llama2.special_prefix() == std::vector<std::int32_t>{1});
+    CHECK(llama2.special_suffix().empty());
+    const auto llama3 = io::tokenizer::from_folder(data_dir / "llama3");
+    CHECK(llama3.bos_id() == llama3.id_of("<|begin_of_text|>"));
+    CHECK(llama3.eos_id() == llama3.id_of("<|eot_id|>"));
+    // A folder whose config asks for no BOS and an EOS: the template follows it.
+    const auto dir = scratch("config");
+    fs::create_directories(dir);
+    fs::copy_file(data_dir / "llama2" / "tokenizer.json", dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+    std::ofstream(dir / "tokenizer_config.json") << json({{"add_bos_token", false}, {"add_eos_token", true}, {"bos_token", "<s>"},
+                                                         {"eos_token", {{"content", "</s>"}, {"special", true}}}}).dump();
+    const auto t = io::tokenizer::from_folder(dir);
+    const auto plain = t.encode("hello");
+    auto want = plain;
+    want.push_back(2);
+    CHECK(t.encode_with_specials("hello") == want);
+    std::ofstream(dir / "tokenizer_config.json") << json({{"add_bos_token", "yes"}}).dump();
+    CHECK_THROWS_WITH(io::tokenizer::from_folder(dir), Catch::Contains("tokenizer_config.json") && Catch::Contains("`add_bos_token` is not true or false"));
+    std::ofstream(dir / "tokenizer_config.json") << json({{"add_bos_token", true}, {"bos_token", "<nope>"}}).dump();
+    CHECK_THROWS_WITH(io::tokenizer::from_folder(dir), Catch::Contains("the bos_token \"<nope>\" is not in the tokenizer's vocabulary"));
+}
+
+TEST_CASE("family tokenizers: ids a padded vocabulary holds beyond the tokenizer decode to nothing") {
+    const auto tok = io::tokenizer::from_folder(data_dir / "llama3");
+    const auto ids = tok.encode("Hello world");
+    auto padded = ids;
+    padded.insert(padded.begin() + 1, tok.vocab_size());
+    padded.push_back(tok.vocab_size() + 1000);
+    CHECK(tok.decode(padded) == tok.decode(ids));
+    CHECK_THROWS_WITH(tok.decode(std::vector<std::int32_t>{-1}), Catch::Contains("token id -1 is out of range"));
 }

@@ -30,6 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "detail/post_processor.hpp"
 #include "tokenizer.hpp"
 #include "wordpiece.hpp"
 
@@ -45,12 +46,7 @@ class encoder_tokenizer {
 public:
     // One item of a template: a special token's ids, or the first (0) or second
     // (1) input's; each with the type id its tokens get.
-    struct item {
-        bool sequence = false;
-        int input = 0;
-        std::vector<std::int32_t> ids;
-        std::int32_t type_id = 0;
-    };
+    using item = detail::template_item;
 
     // A folder's tokenizer. `family` ("bert", "roberta", "distilbert") picks the
     // template when the files give none.
@@ -180,71 +176,17 @@ private:
         return *id;
     }
 
+    // The post-processor's templates (detail/post_processor.hpp); an encoder needs
+    // one, so a post-processor that adds nothing (ByteLevel) is refused.
     void read_template(const nlohmann::json& p, const std::string& path) {
-        const auto type = p.is_object() && p.contains("type") && p["type"].is_string() ? p["type"].get<std::string>() : std::string("(no type)");
-        auto token_pair = [&](const char* key) {
-            const auto& v = p.at(key);
-            if (!v.is_array() || v.size() != 2 || !v[0].is_string() || !v[1].is_number_integer())
-                throw error(path + ": the post-processor's " + key + " must be [token, id]");
-            const auto id = v[1].get<std::int64_t>();
-            if (id < 0 || id >= vocab_size())
-                throw error(path + ": the post-processor's " + key + " id " + std::to_string(id) + " is outside the vocabulary of " +
-                            std::to_string(vocab_size()));
-            return static_cast<std::int32_t>(id);
-        };
-        if (type == "BertProcessing" || type == "RobertaProcessing") {
-            const auto cls = token_pair("cls"), sep = token_pair("sep");
-            const bool roberta = type == "RobertaProcessing";
-            single_ = {{false, 0, {cls}, 0}, {true, 0, {}, 0}, {false, 0, {sep}, 0}};
-            pair_ = single_;
-            const std::int32_t t = roberta ? 0 : 1;
-            if (roberta) pair_.push_back({false, 0, {sep}, 0});
-            pair_.push_back({true, 1, {}, t});
-            pair_.push_back({false, 0, {sep}, t});
-            return;
-        }
-        if (type != "TemplateProcessing")
+        auto t = detail::read_post_processor(p, path, vocab_size());
+        if (!t) {
+            const auto type = p.is_object() && p.contains("type") && p["type"].is_string() ? p["type"].get<std::string>() : std::string("(no type)");
             throw error(path + ": the post-processor " + type +
-                        " is not supported (TemplateProcessing, BertProcessing and RobertaProcessing are)");
-        std::map<std::string, std::vector<std::int32_t>> specials;
-        if (p.contains("special_tokens") && p["special_tokens"].is_object())
-            for (const auto& [name, s] : p["special_tokens"].items()) {
-                if (!s.is_object() || !s.contains("ids") || !s["ids"].is_array())
-                    throw error(path + ": the template's special token \"" + name + "\" has no ids");
-                std::vector<std::int32_t> ids;
-                for (const auto& id : s["ids"]) {
-                    if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() >= vocab_size())
-                        throw error(path + ": the template's special token \"" + name + "\" has an id outside the vocabulary");
-                    ids.push_back(static_cast<std::int32_t>(id.get<std::int64_t>()));
-                }
-                specials[name] = ids;
-            }
-        auto read = [&](const char* key) {
-            std::vector<item> items;
-            if (!p.contains(key) || !p[key].is_array()) throw error(path + ": the template has no \"" + key + "\" list");
-            for (const auto& e : p[key]) {
-                if (!e.is_object() || e.size() != 1) throw error(path + ": the template's " + key + " items must be objects of one entry");
-                const auto kind = e.begin().key();
-                const auto& v = e.begin().value();
-                const auto type_id = v.is_object() && v.contains("type_id") && v["type_id"].is_number_unsigned()
-                                         ? static_cast<std::int32_t>(std::min<std::uint64_t>(v["type_id"].get<std::uint64_t>(), 1 << 20))
-                                         : 0;
-                const auto id = v.is_object() && v.contains("id") && v["id"].is_string() ? v["id"].get<std::string>() : std::string();
-                if (kind == "Sequence") {
-                    if (id != "A" && id != "B") throw error(path + ": the template's sequence \"" + id + "\" is neither A nor B");
-                    items.push_back({true, id == "A" ? 0 : 1, {}, type_id});
-                } else if (kind == "SpecialToken") {
-                    const auto it = specials.find(id);
-                    if (it == specials.end()) throw error(path + ": the template's special token \"" + id + "\" is not in its special_tokens");
-                    items.push_back({false, 0, it->second, type_id});
-                } else {
-                    throw error(path + ": the template's item " + kind + " is neither Sequence nor SpecialToken");
-                }
-            }
-            return items;
-        };
-        single_ = read("single");
-        pair_ = read("pair");
+                        " is not supported (an encoder needs a template: TemplateProcessing, BertProcessing or RobertaProcessing)");
+        }
+        single_ = std::move(t->single);
+        pair_ = std::move(t->pair);
     }
 
     // BERT's or RoBERTa's template, from the special tokens tokenizer_config.json names.

@@ -69,6 +69,7 @@
 #include "../core/error.hpp"
 #include "detail/added_tokens.hpp"
 #include "detail/pipeline.hpp"
+#include "detail/post_processor.hpp"
 #include "detail/pretokenizers.hpp"
 #include "detail/unicode_tables.hpp"
 #include "detail/utf8.hpp"
@@ -103,9 +104,15 @@ public:
         if (!std::filesystem::is_directory(dir, ec)) throw error(dir.string() + ": not a folder");
         // A dangling symlink is a file that is there and broken, not one to fall back from.
         auto present = [&](const std::filesystem::path& p) { return std::filesystem::exists(p, ec) || std::filesystem::is_symlink(p, ec); };
-        if (present(dir / "tokenizer.json")) return from_json(dir / "tokenizer.json");
+        auto with_config = [&](tokenizer t) {
+            if (present(dir / "tokenizer_config.json"))
+                t.read_config(read_json(dir / "tokenizer_config.json", tokenizer_file_limit, "the tokenizer config"),
+                              (dir / "tokenizer_config.json").string());
+            return t;
+        };
+        if (present(dir / "tokenizer.json")) return with_config(from_json(dir / "tokenizer.json"));
         const bool vocab = present(dir / "vocab.json"), merges = present(dir / "merges.txt");
-        if (vocab && merges) return from_vocab_merges(dir / "vocab.json", dir / "merges.txt");
+        if (vocab && merges) return with_config(from_vocab_merges(dir / "vocab.json", dir / "merges.txt"));
         if (vocab) throw error(dir.string() + ": no tokenizer.json, and vocab.json without merges.txt");
         if (merges) throw error(dir.string() + ": no tokenizer.json, and merges.txt without vocab.json");
         throw error(dir.string() + ": no tokenizer (neither tokenizer.json nor vocab.json + merges.txt)");
@@ -189,26 +196,40 @@ public:
                 prefixed.append(text);
                 text = prefixed;
             }
-            switch (split_) {
-                case split::none: model(text); break;
-                case split::gpt2:
-                    for (std::size_t i = 0; i < text.size();) {
-                        const auto n = detail::gpt2_match_at(text, i);
-                        model(text.substr(i, n));
-                        i += n;
-                    }
-                    break;
-                case split::llama3:
-                    for (std::size_t i = 0; i < text.size();) {
-                        const auto n = detail::llama3_match_at(text, i);
-                        model(text.substr(i, n));
-                        i += n;
-                    }
-                    break;
+            if (split_ == split::none) {
+                model(text);
+                continue;
+            }
+            const auto match = split_ == split::gpt2 ? &detail::gpt2_match_at : &detail::llama3_match_at;
+            for (std::size_t i = 0; i < text.size();) {
+                const auto n = match(text, i);
+                model(text.substr(i, n));
+                i += n;
             }
         }
         return out;
     }
+
+    // Token ids with the special tokens the tokenizer puts around a text, as the
+    // reference's encode(text) (add_special_tokens=True): BOS for Llama's "<s> $A",
+    // nothing for GPT-2's. The template is tokenizer.json's post-processor, or the
+    // one tokenizer_config.json's add_bos_token / add_eos_token make.
+    std::vector<std::int32_t> encode_with_specials(std::string_view utf8) const {
+        if (!template_) return encode(utf8);
+        std::vector<std::int32_t> out;
+        for (const auto& item : template_->single) {
+            if (item.sequence) {
+                const auto ids = encode(utf8);
+                out.insert(out.end(), ids.begin(), ids.end());
+            } else {
+                out.insert(out.end(), item.ids.begin(), item.ids.end());
+            }
+        }
+        return out;
+    }
+    // The ids encode_with_specials puts before and after the text.
+    std::vector<std::int32_t> special_prefix() const { return template_side(true); }
+    std::vector<std::int32_t> special_suffix() const { return template_side(false); }
 
     // The bytes the ids stand for, through the tokenizer's decoders (ByteLevel, or
     // SentencePiece's chain). Bytes that are not well-formed UTF-8 (a token that
@@ -226,8 +247,11 @@ public:
     }
     // The token's spelling, in the byte-level alphabet ("Ġthe").
     const std::string& token(std::int32_t id) const { return tokens_[index(id)]; }
-    // The id of <|endoftext|>, if the vocabulary has it.
-    std::optional<std::int32_t> eos_id() const { return id_of(eos_text); }
+    // The end-of-text token: tokenizer_config.json's eos_token, else <|endoftext|>,
+    // if the vocabulary has it.
+    std::optional<std::int32_t> eos_id() const { return eos_token_ ? id_of(*eos_token_) : id_of(eos_text); }
+    // The beginning-of-text token tokenizer_config.json names, if any.
+    std::optional<std::int32_t> bos_id() const { return bos_token_ ? id_of(*bos_token_) : std::nullopt; }
     const std::vector<added_token>& added_tokens() const { return added_.tokens; }
     // Makes a vocabulary token special: found whole in the text before BPE (the
     // special tokens a tokenizer_config.json names for the classic files, such as
@@ -242,15 +266,7 @@ public:
         return true;
     }
     // The pieces GPT-2's pattern splits a text into (before byte-level BPE).
-    static std::vector<std::string_view> pre_tokenize(std::string_view text) {
-        std::vector<std::string_view> out;
-        for (std::size_t i = 0; i < text.size();) {
-            const auto n = detail::gpt2_match_at(text, i);
-            out.push_back(text.substr(i, n));
-            i += n;
-        }
-        return out;
-    }
+    static std::vector<std::string_view> pre_tokenize(std::string_view text) { return detail::split_by(text, detail::gpt2_match_at); }
     // The file(s) it was read from.
     const std::string& source() const { return source_; }
 
@@ -469,6 +485,7 @@ private:
 
         if (const auto* added = field(j, "added_tokens")) t.added_.tokens = detail::added_vocabulary::parse(*added, name);
         t.finish(name);
+        if (const auto* post = field(j, "post_processor")) t.template_ = detail::read_post_processor(*post, name, t.vocab_size());
         return t;
     }
 
@@ -520,10 +537,53 @@ private:
                     "GPT-2's or Llama 3's pattern and ByteLevel, or none)");
     }
 
+    // tokenizer_config.json: the bos and eos tokens it names, and, where it sets
+    // add_bos_token or add_eos_token (Llama's), the template they make ([BOS] $A
+    // [EOS]), which replaces the post-processor's as transformers' LlamaTokenizerFast
+    // does.
+    void read_config(const nlohmann::json& config, const std::string& name) {
+        if (!config.is_object()) throw error(name + ": not a JSON object");
+        bos_token_ = detail::config_token(config, "bos_token");
+        eos_token_ = detail::config_token(config, "eos_token");
+        auto flag = [&](const char* key) -> std::optional<bool> {
+            const auto it = config.find(key);
+            if (it == config.end() || it->is_null()) return std::nullopt;
+            if (!it->is_boolean()) throw error(name + ": `" + key + "` is not true or false");
+            return it->get<bool>();
+        };
+        const auto add_bos = flag("add_bos_token"), add_eos = flag("add_eos_token");
+        if (!add_bos && !add_eos) return;
+        auto special = [&](const std::optional<std::string>& token, const char* key) {
+            if (!token) throw error(name + ": `add_" + std::string(key) + "` is set but `" + key + "` names no token");
+            const auto id = id_of(*token);
+            if (!id) throw error(name + ": the " + key + " \"" + printable(*token) + "\" is not in the tokenizer's vocabulary");
+            return *id;
+        };
+        detail::templates t;
+        if (add_bos.value_or(false)) t.single.push_back({false, 0, {special(bos_token_, "bos_token")}, 0});
+        t.single.push_back({true, 0, {}, 0});
+        if (add_eos.value_or(false)) t.single.push_back({false, 0, {special(eos_token_, "eos_token")}, 0});
+        template_ = std::move(t);
+    }
+
+    std::vector<std::int32_t> template_side(bool before) const {
+        std::vector<std::int32_t> out;
+        if (!template_) return out;
+        bool seen = false;
+        for (const auto& item : template_->single) {
+            if (item.sequence) seen = true;
+            else if (seen != before) out.insert(out.end(), item.ids.begin(), item.ids.end());
+        }
+        return out;
+    }
+
     std::string decode_with(std::span<const std::int32_t> ids, bool lossy) const {
         std::vector<std::string> pieces;
         pieces.reserve(ids.size());
-        for (const auto id : ids) pieces.push_back(tokens_[index(id)]);
+        for (const auto id : ids)  // ids a padded vocabulary holds beyond the tokenizer's spell nothing
+            if (id < 0) (void)index(id);
+        for (const auto id : ids)
+            if (id < vocab_size()) pieces.push_back(tokens_[index(id)]);
         return detail::run_decoders(std::move(pieces), decoders_, lossy, &token_bytes);
     }
 
@@ -646,6 +706,8 @@ private:
     split split_ = split::gpt2;
     std::optional<detail::metaspace> metaspace_;
     std::vector<detail::decoder_step> decoders_;
+    std::optional<detail::templates> template_;  // what encode_with_specials puts around the text
+    std::optional<std::string> bos_token_, eos_token_;  // as tokenizer_config.json names them
     bool add_prefix_space_ = false, ignore_merges_ = false, fuse_unk_ = false, byte_fallback_ = false;
 };
 

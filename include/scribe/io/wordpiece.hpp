@@ -106,16 +106,6 @@ inline std::string encode_utf8(std::u32string_view s) {
     return out;
 }
 
-// A special token tokenizer_config.json names under `key` (a string, or an
-// AddedToken object with a "content"), if it names one.
-inline std::optional<std::string> config_token(const nlohmann::json& config, const char* key) {
-    if (!config.is_object() || !config.contains(key)) return std::nullopt;
-    const auto& v = config[key];
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-    return std::nullopt;
-}
-
 }  // namespace detail
 
 // BERT's normalizer (BertNormalizer). strip_accents unset follows lowercase.

@@ -80,7 +80,10 @@ struct decoder_config {
     std::int64_t vocab_size = 0;
     std::int64_t n_positions = 0;  // the longest sequence: prompt and new tokens
     std::int64_t n_layer = 0;
-    std::optional<std::int32_t> bos_token_id, eos_token_id;
+    std::optional<std::int32_t> bos_token_id;
+    // The tokens that end a text: config.json's eos_token_id, one id or a list
+    // (Llama 3's ends at <|end_of_text|> and <|eot_id|>).
+    std::vector<std::int32_t> eos_token_ids;
     // The token embedding's padding row where the family's embedding has one
     // (nn.Embedding's padding_idx = pad_token_id: OPT, LLaMA, Mistral): training
     // passes it no gradient (models::step::token_rows).
@@ -95,6 +98,40 @@ struct decoder_config {
         double embedding = 0, attention = 0, residual = 0;
     } dropout;
 };
+
+// j[key]: a token id, or a list of them (eos_token_id), each in [0, vocab); none
+// when the key is absent or null. `fail` reports what is wrong (and throws).
+template <class Fail>
+std::vector<std::int32_t> token_ids(const nlohmann::json& j, const char* key, std::int64_t vocab, Fail&& fail) {
+    std::vector<std::int32_t> out;
+    if (!j.is_object() || !j.contains(key) || j[key].is_null()) return out;
+    const auto& v = j[key];
+    const auto bad = [&](const std::string& got) {
+        fail("field `" + std::string(key) + "` must be a token id below vocab_size " + std::to_string(vocab) +
+             " or a list of them, got " + got);
+    };
+    if (v.is_array() && (v.empty() || v.size() > 1024)) bad(io::shown(v));
+    const auto list = v.is_array() ? v : nlohmann::json::array({v});
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const auto& x = list[i];
+        if (!x.is_number_integer() || x.get<std::int64_t>() < 0 || x.get<std::int64_t>() >= vocab)
+            bad(v.is_array() ? io::shown(x) + " (entry " + std::to_string(i) + ")" : io::shown(x));
+        out.push_back(static_cast<std::int32_t>(x.get<std::int64_t>()));
+    }
+    return out;
+}
+
+// generation_config.json's eos_token_id (one id or a list), which Hugging Face's
+// generate() stops at in place of config.json's; none when the folder has no such
+// file or field. Errors name the file and the field.
+inline std::vector<std::int32_t> generation_eos(const std::filesystem::path& dir, std::int64_t vocab) {
+    const auto path = dir / "generation_config.json";
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && !std::filesystem::is_symlink(path, ec)) return {};
+    const auto j = io::read_json(path, 16u << 20, "the generation config");
+    if (!j.is_object()) throw error(path.string() + ": not a JSON object");
+    return token_ids(j, "eos_token_id", vocab, [&](const std::string& why) -> void { throw error(path.string() + ": " + why); });
+}
 
 // Reads config.json's fields, each error naming the file and the field.
 class config_reader {
@@ -160,13 +197,13 @@ public:
     }
     // A token id below the vocabulary (or none). A list (several end tokens) gives its first.
     std::optional<std::int32_t> token(const char* key, std::int64_t vocab) const {
-        if (!has(key)) return std::nullopt;
-        auto v = j_[key];
-        if (v.is_array() && !v.empty()) v = v[0];
-        if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= vocab)
-            fail("field `" + std::string(key) + "` must be a token id below vocab_size " + std::to_string(vocab) + ", got " +
-                 io::shown(j_[key]));
-        return static_cast<std::int32_t>(v.get<std::int64_t>());
+        const auto all = tokens(key, vocab);
+        if (all.empty()) return std::nullopt;
+        return all.front();
+    }
+    // A token id or a list of them (eos_token_id), each below vocab_size.
+    std::vector<std::int32_t> tokens(const char* key, std::int64_t vocab) const {
+        return token_ids(j_, key, vocab, [&](const std::string& why) { fail(why); });
     }
     // pad_token_id as nn.Embedding's padding_idx: a row of the table (negative
     // ones count from the end, as torch does), or none.
@@ -185,7 +222,7 @@ public:
         c.n_positions = integer(positions);
         c.n_layer = integer(layers);
         c.bos_token_id = token("bos_token_id", c.vocab_size);
-        c.eos_token_id = token("eos_token_id", c.vocab_size);
+        c.eos_token_ids = tokens("eos_token_id", c.vocab_size);
     }
     // A number in [0, max] (a probability with max 1), or `fallback`.
     double fraction(const char* key, double fallback, double max = 1.0) const {

@@ -37,6 +37,10 @@ struct generate_options {
     std::int64_t max_new_tokens = 32;
     sampling sample{};
     bool stop_at_eos = true;
+    // The tokens that end a sequence (with stop_at_eos); empty: the model's
+    // (decoder::eos_ids(): generation_config.json's eos_token_id, else
+    // config.json's, each one id or a list).
+    std::vector<std::int32_t> eos{};
     // Only tokens below this id are chosen (a tokenizer with fewer ids than the
     // model's vocabulary, whose padding rows have no text); 0: every token.
     std::int64_t vocab_limit = 0;
@@ -74,7 +78,13 @@ public:
         for (std::int64_t b = 16; b < config_.n_positions; b *= 2) defaults.push_back(b);
         defaults.push_back(config_.n_positions);
         this->set_buckets(defaults);
+        eos_ = models::generation_eos(dir, config_.vocab_size);
+        if (eos_.empty()) eos_ = config_.eos_token_ids;
     }
+
+    // The tokens generation stops at: generation_config.json's eos_token_id where
+    // the folder has one (as Hugging Face's generate() reads it), else config.json's.
+    const std::vector<std::int32_t>& eos_ids() const { return eos_; }
 
     // Logits of every position of one prompt, [tokens][vocab] as f32: the prefill
     // graph with all positions' logits (the golden tests compare them).
@@ -119,6 +129,7 @@ public:
         std::vector<std::int32_t> last(prompts.size());
         bool stop = false;
         const auto choosable = static_cast<std::size_t>(o.vocab_limit ? o.vocab_limit : config_.vocab_size);
+        const auto& stops = o.eos.empty() ? eos_ : o.eos;
         std::int64_t step = 0;  // the token being chosen: 0 from prefill, then one per decode step
         auto choose = [&](std::vector<float> logits) {
             // Ranks in other processes choose from rank 0's logits, so they agree.
@@ -130,7 +141,7 @@ public:
                 const auto t = sample(std::span<const float>(logits.data() + b * V, choosable), o.sample, rng);
                 out.tokens[b].push_back(t);
                 last[b] = t;
-                if (o.stop_at_eos && config_.eos_token_id && t == *config_.eos_token_id) done[b] = true;
+                if (o.stop_at_eos && std::find(stops.begin(), stops.end(), t) != stops.end()) done[b] = true;
                 if (o.on_token && !o.on_token(b, t)) stop = true;
             }
         };
@@ -273,6 +284,7 @@ private:
 
     std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, bool>, step_graph> prefills_;
     std::map<std::tuple<std::int64_t, std::int64_t>, step_graph> decodes_;
+    std::vector<std::int32_t> eos_;  // eos_ids()
 };
 
 }  // namespace scribe::runtime

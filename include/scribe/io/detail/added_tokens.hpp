@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -166,5 +167,15 @@ private:
 
     index_type raw_{}, normalized_{};
 };
+
+// A special token tokenizer_config.json names under `key` (a string, or an
+// AddedToken object with a "content"), if it names one.
+inline std::optional<std::string> config_token(const nlohmann::json& config, const char* key) {
+    if (!config.is_object() || !config.contains(key)) return std::nullopt;
+    const auto& v = config[key];
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+    return std::nullopt;
+}
 
 }  // namespace scribe::io::detail
