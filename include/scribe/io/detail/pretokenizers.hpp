@@ -47,6 +47,26 @@ inline const std::array<std::string, 256>& byte_spelling() {
     return table;
 }
 
+// The end of the run of characters of class k that starts at s[j].
+inline std::size_t class_run(std::string_view s, std::size_t j, char_class k) {
+    while (j < s.size()) {
+        const auto ch = utf8_at(s, j);
+        if (classify(ch) != k) break;
+        j += ch.len;
+    }
+    return j;
+}
+
+// \s+(?!\S)|\s+ at s[i], whose whitespace run ends at `end`: the run, less its
+// last character when a non-space follows; a single whitespace character before a
+// non-space.
+inline std::size_t space_run_match(std::string_view s, std::size_t i, std::size_t end) {
+    if (end == s.size()) return end - i;
+    std::size_t last = i;
+    for (std::size_t j = i; j < end; j += utf8_at(s, j).len) last = j;
+    return last > i ? last - i : end - i;
+}
+
 // The length of the match of GPT-2's pattern at s[i] (i < s.size()); always >= 1,
 // since every character is in one of the pattern's classes.
 inline std::size_t gpt2_match_at(std::string_view s, std::size_t i) {
@@ -57,41 +77,13 @@ inline std::size_t gpt2_match_at(std::string_view s, std::size_t i) {
     }
     const auto first = utf8_at(s, i);
     const auto cls = classify(first);
-    // The end of the run of characters of class k that starts at j.
-    auto run = [&](std::size_t j, char_class k) {
-        while (j < s.size()) {
-            const auto ch = utf8_at(s, j);
-            if (classify(ch) != k) break;
-            j += ch.len;
-        }
-        return j;
-    };
     //  ?\p{L}+|  ?\p{N}+|  ?[^\s\p{L}\p{N}]+
     if (s[i] == ' ' && i + 1 < s.size()) {
         const auto k = classify(utf8_at(s, i + 1));
-        if (k != char_class::space) return run(i + 1, k) - i;
+        if (k != char_class::space) return class_run(s, i + 1, k) - i;
     }
-    if (cls != char_class::space) return run(i, cls) - i;
-    // \s+(?!\S): the whitespace run, less its last character when a non-space
-    // follows; \s+: a single whitespace character before a non-space.
-    const auto end = run(i, char_class::space);
-    if (end == s.size()) return end - i;
-    std::size_t last = i, j = i;
-    while (j < end) {
-        last = j;
-        j += utf8_at(s, j).len;
-    }
-    return last > i ? last - i : end - i;
-}
-
-// The end of the run of characters of class k that starts at s[j].
-inline std::size_t class_run(std::string_view s, std::size_t j, char_class k) {
-    while (j < s.size()) {
-        const auto ch = utf8_at(s, j);
-        if (classify(ch) != k) break;
-        j += ch.len;
-    }
-    return j;
+    if (cls != char_class::space) return class_run(s, i, cls) - i;
+    return space_run_match(s, i, class_run(s, i, char_class::space));
 }
 
 inline bool is_cr_lf(std::string_view s, std::size_t i) { return s[i] == '\r' || s[i] == '\n'; }
@@ -151,18 +143,11 @@ inline std::size_t llama3_match_at(std::string_view s, std::size_t i) {
     // What is left starts with whitespace. \s*[\r\n]+: the whitespace run up to
     // its last CR or LF, if it has one.
     const auto end = class_run(s, i, char_class::space);
-    std::size_t last_crlf = 0, last = i;
-    for (std::size_t j = i; j < end;) {
-        const auto len = utf8_at(s, j).len;
+    std::size_t last_crlf = 0;
+    for (std::size_t j = i; j < end; j += utf8_at(s, j).len)
         if (is_cr_lf(s, j)) last_crlf = j + 1;
-        last = j;
-        j += len;
-    }
     if (last_crlf) return last_crlf - i;
-    // \s+(?!\S): the run, less its last character when a non-space follows; \s+:
-    // one whitespace character before a non-space.
-    if (end == s.size()) return end - i;
-    return last > i ? last - i : end - i;
+    return space_run_match(s, i, end);
 }
 
 // Splits `text` by a pattern's matcher into pieces.
