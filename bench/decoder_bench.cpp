@@ -326,6 +326,15 @@ void profile(const fs::path& dir, run_type rt, unsigned threads, const std::vect
         in.emplace_back("positions", cpu::array::borrow(dtype::s32, {{"batch", 1}}, position.data(), 4));
         return with_caches(dec, std::move(in));
     });
+    // Speculative decoding's verify step over 5 tokens (4 drafted).
+    std::vector<std::int32_t> five(5, prompt.front());
+    const auto& ver = lm.verify_graph(capacity, 1, 5);
+    report("verify (5 tokens)", ver, [&] {
+        cpu::named_arrays in;
+        in.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", 5}}, five.data(), 20));
+        in.emplace_back("positions", cpu::array::borrow(dtype::s32, {{"batch", 1}}, position.data(), 4));
+        return with_caches(ver, std::move(in));
+    });
     std::int32_t length = static_cast<std::int32_t>(prompt.size());
     const auto& pre = lm.prefill_graph(prompt_tokens, capacity, 1, true);
     report("prefill", pre, [&] {

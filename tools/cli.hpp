@@ -321,12 +321,14 @@ std::string shared_text(cpu::communicator* comm, Read&& read) {
     return text;
 }
 
-inline void check_model_folder(const fs::path& dir) {
+// `flag`: the option that named the folder (empty: the command's MODEL).
+inline void check_model_folder(const fs::path& dir, const std::string& flag = "") {
     std::error_code ec;
     if (fs::is_directory(dir, ec)) return;
+    const auto what = flag.empty() ? "model folder " + dir.string() : flag + " " + dir.string();
     if (fs::exists(dir, ec))
-        throw error("model folder " + dir.string() + " is a file, not a folder (give the Hugging Face folder that holds config.json)");
-    throw error("model folder " + dir.string() + " does not exist (give a Hugging Face model folder, or build the demo model: see README)");
+        throw error(what + " is a file, not a folder (give the Hugging Face folder that holds config.json)");
+    throw error(what + " does not exist (give a Hugging Face model folder" + (flag.empty() ? ", or build the demo model: see README)" : ")"));
 }
 
 // `scribe train` (tools/train.cpp).

@@ -36,6 +36,7 @@
 #include <scribe/core/checked.hpp>
 #include <scribe/models/registry.hpp>
 #include <scribe/runtime/decoder.hpp>
+#include <scribe/runtime/speculative.hpp>
 #include <scribe/train/causal_lm.hpp>
 #include <scribe/train/optimizer.hpp>
 #include <scribe/train/precision.hpp>
@@ -125,6 +126,16 @@ options:
   --check-finite         when the logits are NaN or infinite, find the first layer that
                          made them (checks every value: slow; for debugging)
 
+speculative decoding (one prompt):
+  --draft DIR            a smaller model with the same tokenizer (any family) that
+                         proposes tokens; the model checks them all in one step and
+                         keeps those it agrees with. Greedy output is exactly the
+                         model's own; sampled output has the model's distribution
+  --speculate K          tokens the draft proposes per step (default 4, at most 64)
+  --draft-dtype T        the draft's --dtype (default: the model's --dtype)
+  The run ends with the draft's proposals, how many were accepted, and the
+  speed-up over the model decoding alone (its decode step timed in the same run).
+
 With --tp N the heads, the MLP and the vocabulary are split over the ranks; N
 must divide the number of heads and the MLP's width (`scribe inspect` lists the
 degrees that do). Each rank reads its part of model.safetensors, or its own file
@@ -134,11 +145,11 @@ of a folder written by `scribe shard`.
 const char* usage_export = R"(usage: scribe export-hlo [MODEL] [--out DIR] [options]
 
 Writes, for the model's config, one prefill module per bucket and one decode
-module, each as DIR/<name>.hlo (text) and DIR/<name>.pb (HloModuleProto), and
-DIR/manifest.json listing every module's files, its parameters (weights first, in
-order, then ids, lengths or positions, and the KV cache) and its outputs (logits,
-then the cache, each cache output aliased to its parameter), with names, dtypes
-and shapes.
+module (and, with --speculate K, a verify module), each as DIR/<name>.hlo (text)
+and DIR/<name>.pb (HloModuleProto), and DIR/manifest.json listing every module's
+files, its parameters (weights first, in order, then ids, lengths or positions,
+and the KV cache) and its outputs (logits, then the cache, each cache output
+aliased to its parameter), with names, dtypes and shapes.
 
 options:
   --out DIR              where to write (default: hlo/)
@@ -150,6 +161,10 @@ options:
                          <weight>.scale), dequantized in the module, f32 activations
                          (default f32)
   --all-logits           prefill returns logits for every position, not only the last
+  --speculate K          also write verify_<K+1>, speculative decoding's verify step:
+                         decode over K + 1 tokens at once (ids [batch, K + 1], positions
+                         [batch] of the first; logits [batch, K + 1, vocab] of each),
+                         the caches written at positions .. + K (1 <= K <= 64)
   --train                instead of prefill and decode: one training-step module per
                          bucket, train_<bucket>, whose inputs are the weights, ids
                          [batch, bucket] and lengths [batch] (rows right-padded) and
@@ -279,6 +294,29 @@ std::size_t whole_chars(const std::string& s) {
     return (i - 1) + len <= n ? n : i - 1;
 }
 
+// A draft model for speculative decoding, of whichever family its folder
+// holds, and the one sequence it steps.
+struct draft_model {
+    virtual ~draft_model() = default;
+    virtual runtime::stepper& sequence() = 0;
+    virtual std::size_t weight_bytes() const = 0;
+    virtual std::string summary() const = 0;
+};
+
+template <class family>
+struct draft_of final : draft_model {
+    runtime::decoder<family> lm;
+    typename runtime::decoder<family>::sequence seq{lm};
+    draft_of(const fs::path& dir, const runtime::load_options& lo) : lm(dir, lo) {}
+    runtime::stepper& sequence() override { return seq; }
+    std::size_t weight_bytes() const override { return lm.weight_bytes(); }
+    std::string summary() const override { return family::summary(lm.model_config()); }
+};
+
+std::unique_ptr<draft_model> load_draft(const fs::path& dir, const runtime::load_options& lo) {
+    return models::with_family(dir, [&]<class family>() -> std::unique_ptr<draft_model> { return std::make_unique<draft_of<family>>(dir, lo); });
+}
+
 template <class family>
 int generate(const args& a, launcher& run) {
     auto* comm = run.comm();
@@ -303,6 +341,18 @@ int generate(const args& a, launcher& run) {
     if (a.value("prompt-file") && !a.prompts.empty()) throw error("give either --prompt or --prompt-file, not both");
     auto prompts_text = a.prompts.empty() ? std::vector<std::string>{"In the beginning"} : a.prompts;
     if (auto f = a.value("prompt-file")) prompts_text = {shared_text(comm, [&] { return read_file_arg(*f, "--prompt-file", "the prompt file"); })};
+    const auto draft_dir = a.value("draft").transform([](const std::string& d) { return fs::path(d); });
+    if (!draft_dir && (a.value("speculate") || a.value("draft-dtype")))
+        throw error(std::string(a.value("speculate") ? "--speculate" : "--draft-dtype") +
+                    " goes with --draft DIR (the smaller model that proposes tokens)");
+    const runtime::speculative_options speculation{.draft_tokens = a.integer("speculate", 4, 1, 64)};
+    if (draft_dir) {
+        if (prompts_text.size() > 1)
+            throw error("speculative decoding (--draft) runs one prompt at a time; give one --prompt, not " + std::to_string(prompts_text.size()));
+        check_model_folder(*draft_dir, "--draft");
+        if (models::is_encoder(*draft_dir))
+            throw error("--draft " + draft_dir->string() + " is an encoder, not a decoder: a draft is a smaller decoder with the model's tokenizer");
+    }
 
     const auto c = family::config::load(a.model / "config.json");
     const auto tok = io::tokenizer::from_folder(a.model);
@@ -352,6 +402,31 @@ int generate(const args& a, launcher& run) {
                            .c_str(),
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
 
+    // The draft: its tokenizer (where its folder has one) must be the model's, and
+    // it runs on the same ranks.
+    std::unique_ptr<draft_model> draft;
+    if (draft_dir) {
+        if (fs::exists(*draft_dir / "tokenizer.json") || fs::exists(*draft_dir / "vocab.json")) {
+            const auto dt = io::tokenizer::from_folder(*draft_dir);
+            for (const auto& p : prompts_text)
+                if (dt.vocab_size() != tok.vocab_size() || dt.encode_with_specials(p) != tok.encode_with_specials(p))
+                    throw error("--draft " + draft_dir->string() + ": its tokenizer (" + std::to_string(dt.vocab_size()) +
+                                " tokens) is not the model's (" + std::to_string(tok.vocab_size()) +
+                                " tokens): the draft must share the model's tokenizer");
+        }
+        auto dl = lo;
+        const auto dd = parse_model_dtype(a.value("draft-dtype").value_or(a.value("dtype").value_or(default_model_dtype(*draft_dir, lo.tp))));
+        dl.type = dd.type;
+        dl.weights = dd.weights;
+        dl.progress = {};
+        const auto t0 = std::chrono::steady_clock::now();
+        draft = load_draft(*draft_dir, dl);
+        if (!quiet)
+            std::fprintf(stderr, "draft %s: %s; %s of weights in %s, loaded in %.2f s\n", draft_dir->string().c_str(), draft->summary().c_str(),
+                         mib(draft->weight_bytes()).c_str(), dd.label().c_str(),
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+
     std::vector<std::vector<std::int32_t>> prompts;
     for (const auto& p : prompts_text) {
         // With the special tokens the tokenizer puts around a text (Llama's BOS), as
@@ -396,7 +471,18 @@ int generate(const args& a, launcher& run) {
             return true;
         };
     }
-    const auto out = lm.generate(prompts, go);
+    runtime::generation out;
+    std::optional<runtime::speculative_generation> spec;
+    double alone = 0;  // seconds of one decode step of the model without a draft
+    if (draft) {
+        typename runtime::decoder<family>::sequence target(lm);
+        spec = runtime::speculate(target, draft->sequence(), prompts[0], go, speculation, go.eos);
+        out = *spec;
+        // Every rank times the steps (they are collective under MPI); rank 0 reports.
+        if (!a.flag("quiet") && spec->rounds > 0) alone = runtime::plain_step_seconds(target, 8);
+    } else {
+        out = lm.generate(prompts, go);
+    }
     if (stream) {
         const auto text = continuation(prompts[0], so_far);
         if (text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
@@ -421,6 +507,17 @@ int generate(const args& a, launcher& run) {
                          static_cast<long long>(decoded), static_cast<long long>(out.decode_steps), out.decode_seconds * 1e3,
                          static_cast<double>(decoded) / out.decode_seconds, out.decode_seconds * 1e3 / static_cast<double>(out.decode_steps),
                          prompts.size());
+        if (spec && spec->rounds > 0) {
+            std::fprintf(stderr, "speculative: K %lld; the draft proposed %lld tokens, %lld accepted (%.1f%%); %.2f tokens per verify step; "
+                                 "draft %.1f ms, model %.1f ms\n",
+                         static_cast<long long>(speculation.draft_tokens), static_cast<long long>(spec->drafted),
+                         static_cast<long long>(spec->accepted), 100 * spec->acceptance(), spec->tokens_per_round(),
+                         spec->draft_seconds * 1e3, spec->target_seconds * 1e3);
+            const double per_token = out.decode_seconds / static_cast<double>(decoded);
+            std::fprintf(stderr, "speed-up: %.2fx over the model decoding alone (%.2f ms a token speculating; %.2f ms a decode step alone, "
+                                 "timed in this run)\n",
+                         alone / per_token, per_token * 1e3, alone * 1e3);
+        }
     }
     return 0;
 }
@@ -428,7 +525,7 @@ int generate(const args& a, launcher& run) {
 int generate(int argc, char** argv, launcher& run) {
     const auto a = parse(argc, argv,
                          {"prompt", "prompt-file", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "dtype", "threads",
-                          "buckets", "tp", "collective-timeout", "memory-budget"},
+                          "buckets", "tp", "collective-timeout", "memory-budget", "draft", "speculate", "draft-dtype"},
                          {"greedy", "no-stop", "quiet", "check-finite", "mmap", "help"});
     if (a.flag("help")) return std::printf("%s", usage_generate), 0;
     check_model_folder(a.model);
@@ -441,7 +538,8 @@ template <class family> int shard(const args& a);
 
 int export_hlo(int argc, char** argv) {
     auto values = optimizer_values;
-    values.insert(values.end(), {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget", "dp", "bucket-size", "precision", "seed"});
+    values.insert(values.end(), {"out", "buckets", "batch", "capacity", "dtype", "tp", "memory-budget", "dp", "bucket-size", "precision", "seed",
+                                 "speculate"});
     const auto a = parse(argc, argv, values, {"all-logits", "train", "nesterov", "help"});
     if (a.flag("help")) return std::printf("%s%s", usage_export, usage_optimizer), 0;
     check_model_folder(a.model);
@@ -573,6 +671,11 @@ int export_hlo(const args& a) {
     };
     if (optimizer_given(a) && !a.flag("train"))
         throw error("the optimizer's flags (--optimizer, --lr, ...) make a training step: add --train");
+    const std::int64_t speculate = a.value("speculate") ? a.integer("speculate", 4, 1, 64) : 0;  // 0: no verify module
+    if (speculate && a.flag("train")) throw error("--speculate adds the verify module of decoding; it does not go with --train");
+    if (speculate && speculate + 1 > capacity)
+        throw error("--speculate " + std::to_string(speculate) + " checks " + std::to_string(speculate + 1) +
+                    " tokens a step, more than the KV cache's " + std::to_string(capacity) + " positions (--capacity)");
     if (a.flag("train")) {
         if (q8)
             throw error("--train and --dtype " + std::string(name(s.weights)) +
@@ -658,6 +761,16 @@ int export_hlo(const args& a) {
     m["kind"] = "decode";
     add(m);
     std::printf("wrote %s\n", (out / "decode.hlo").string().c_str());
+    if (speculate) {  // speculative decoding's verify step: decode over K + 1 tokens
+        const auto n = speculate + 1;
+        graph v("verify_" + std::to_string(n));
+        build(v, {.batch = batch, .seq = n, .capacity = capacity, .decode = true, .tp = tp, .weights = s.weights});
+        auto vm = describe(v, hlo::write(v, out, v.name()));
+        vm["kind"] = "verify";
+        vm["tokens"] = n;
+        add(vm);
+        std::printf("wrote %s\n", (out / (v.name() + ".hlo")).string().c_str());
+    }
     std::ofstream(out / "manifest.json") << manifest.dump(2) << "\n";
     std::printf("wrote %s\n", (out / "manifest.json").string().c_str());
     return 0;

@@ -920,6 +920,47 @@ def fam_of(c):
     return t if t in REQUIRED else "gpt2"
 
 
+# --- a draft model for speculative decoding (generate --draft) ---------------------
+
+def setup_draft_cases():
+    def draft(change, target="gpt2-tiny-a", source="gpt2-tiny-a", extra=()):
+        def setup(x):
+            t = x.model(target)
+            d = x.model(source, sub="draft")
+            change(x, d)
+            return gen(t, "--draft", d, *extra)
+        return setup
+
+    def keep(x, d):
+        pass
+
+    def no_tokenizer(x, d):
+        for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"):
+            if os.path.exists(os.path.join(d, f)):
+                os.unlink(os.path.join(d, f))
+
+    case("draft_config_malformed", "draft", draft(lambda x, d: x.write(os.path.join(d, "config.json"), b'{"n_layer": 2,')), 1,
+         ["draft/config.json", "not valid JSON"])
+    case("draft_weights_truncated", "draft",
+         draft(lambda x, d: x.write(os.path.join(d, "model.safetensors"), open(os.path.join(d, "model.safetensors"), "rb").read()[:5000])),
+         1, ["draft/model.safetensors"])
+    case("draft_is_a_file", "draft", lambda x: gen(x.model(), "--draft", x.write(x.p("file"), b"x")), 1,
+         ["--draft", "is a file, not a folder"])
+    case("draft_other_tokenizer", "draft", draft(keep, source="gpt2-tiny-b"), 1, ["the draft must share the model's tokenizer"])
+    # Without a tokenizer, the vocabulary decides: a draft reading every id the tokenizer has runs;
+    # one reading fewer is refused.
+    case("draft_without_tokenizer_wider_ok", "draft", draft(no_tokenizer, source="gpt2-tiny-b"), 0, [])
+    case("draft_without_tokenizer_narrower", "draft", draft(no_tokenizer, target="gpt2-tiny-b"), 1,
+         ["more than the draft's vocabulary of 301 ids", "share a tokenizer"])
+    case("draft_speculate_huge", "draft", draft(keep, extra=("--speculate", "99999999999999999999")), 1, ["--speculate"])
+    case("draft_speculate_text", "draft", draft(keep, extra=("--speculate", "four")), 1, ["--speculate"])
+    def nan_draft(x):  # the draft runs from the second new token on
+        t, d = x.model(), x.model(sub="draft")
+        x.st(d, lambda h, data: st_join(h, b"\xff\xff\xff\x7f" * (len(data) // 4)), seed=False)
+        return ["generate", t, "--prompt", "Hi", "--threads", "1", "--max-new-tokens", "6", "--draft", d]
+    case("draft_nan_weights", "draft", nan_draft, 1, ["the draft's logits at position", "are not finite"])
+
+
 # --- generation_config.json (its eos_token_id: where generation stops) ------------
 
 def setup_generation_config_cases():
@@ -1870,6 +1911,7 @@ def build_cases():
     setup_index_cases()
     setup_config_cases()
     setup_generation_config_cases()
+    setup_draft_cases()
     setup_tokenizer_cases()
     setup_presharded_cases()
     setup_flag_cases()

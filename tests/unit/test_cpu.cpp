@@ -815,7 +815,7 @@ TEST_CASE("cpu: grouped-query attention's decode products (2-4 query rows per ke
     // 64 (a multiple of 16): the kernels that read the cache in memory order
     // (simd::batched_dots, batched_rows), with 1 to 8 rows per head.
     for (const std::int64_t D : {72, 64})
-    for (const std::int64_t G : {1, 2, 3, 4, 8}) {
+    for (const std::int64_t G : {1, 2, 3, 4, 6, 8}) {
         INFO("head_dim " << D << ", rows per head " << G);
         graph g("gqa");
         g.bind(heads(3), a(G), keys(37), head_dim(D));
@@ -856,11 +856,12 @@ TEST_CASE("cpu: grouped-query attention's decode products (2-4 query rows per ke
     }
 }
 
-TEST_CASE("cpu: batched decode's products (2-4 rows against a weight read once) match a plain loop") {
+TEST_CASE("cpu: batched decode's and speculative verification's products (2-7 rows against a weight read once) match a plain loop") {
     // x [a, hidden] . W with W [hidden, vocab] (read along vocab) and with W [vocab, hidden]
     // (rows along hidden), f32 and bf16, odd sizes (tails of 16 lanes on both sides), the
-    // weight given as a parameter (not packed): one pass over W for all the rows.
-    for (const std::int64_t G : {2, 3, 4}) {
+    // weight given as a parameter (not packed): one pass over W for each group of up to
+    // simd::gemv_multi_rows() rows (AVX-512's kernels take 4, AVX2's 6).
+    for (const std::int64_t G : {2, 3, 4, 5, 6, 7}) {
         INFO("rows " << G);
         graph g("batched");
         g.bind(a(G), hidden(45), vocab(70));

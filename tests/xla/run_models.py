@@ -8,7 +8,9 @@ text form and the proto form), the weights come from model.safetensors (read her
 with NumPy, placed as the manifest says), and:
   - prefill logits of every golden prompt equal golden.json's (within 1e-4),
   - a greedy loop (prefill, then decode steps feeding the caches back) gives the
-    golden tokens, and each step's logits equal golden.json's step_logits.
+    golden tokens, and each step's logits equal golden.json's step_logits;
+  - speculative decoding's verify module (`--speculate 4`), fed 5 golden tokens at
+    once after the prefill, gives each one's step_logits (TP 1 and 2, proto form).
 The same at tensor-parallel degrees 2 and 4 (`export-hlo --tp N`): XLA runs the
 module on N replicas (N fake CPU devices), each with its shards of the weights
 (cut here with NumPy as the manifest's "split" says, the vocabulary padded with
@@ -44,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xla_shim  # noqa: E402
 
 TOL = 1e-4
+VERIFY = 5  # tokens of the exported verify module (export-hlo --speculate 4)
 
 # The forms a check compiles (XLA's compile is most of this suite's time). The
 # prefill and decode modules are run from the text and the proto form at every
@@ -116,9 +119,10 @@ def check_model(scribe, folder, work, tp=1):
     bucket = 1 << (bucket - 1).bit_length()
     out_dir = os.path.join(work, f"{os.path.basename(folder)}-tp{tp}")
     subprocess.run([scribe, "export-hlo", folder, "--out", out_dir, "--buckets", str(bucket), "--capacity", str(positions),
-                    "--all-logits", "--tp", str(tp)], check=True, stdout=subprocess.DEVNULL)
+                    "--all-logits", "--tp", str(tp), "--speculate", str(VERIFY - 1)], check=True, stdout=subprocess.DEVNULL)
     manifest = json.load(open(os.path.join(out_dir, "manifest.json")))
-    prefill_m, decode_m = manifest["modules"]
+    prefill_m, decode_m, verify_m = manifest["modules"]
+    assert (prefill_m["kind"], decode_m["kind"], verify_m["kind"], verify_m["tokens"]) == ("prefill", "decode", "verify", VERIFY)
     assert manifest["tp"] == tp and prefill_m["num_replicas"] == tp and prefill_m["ranks"] == list(range(tp))
     assert prefill_m["replica_groups"] == ([list(range(tp))] if tp > 1 else [])
     weights = read_safetensors(os.path.join(folder, "model.safetensors"))
@@ -161,8 +165,27 @@ def check_model(scribe, folder, work, tp=1):
                 assert diff < TOL, f"{folder} ({form}, tp {tp}): decode step {step} logits differ by {diff}"
                 tokens.append(int(np.argmax(row)))
             assert tokens == p["greedy"], f"{folder} ({form}, tp {tp}): greedy {tokens} != golden {p['greedy']}"
+    # Speculative decoding's verify step (proto form, TP 1 and 2): after the prefill, the
+    # first VERIFY golden tokens fed at once give each one's golden step logits.
+    if tp <= 2:
+        verify = xla_shim.compile_module(xla_shim.load(os.path.join(out_dir, verify_m["proto"])), tp)
+        # (`prefill` is the proto form's, compiled by the loop's last pass.)
+        for p in prompts:
+            ids = np.zeros((1, bucket), np.int32)
+            ids[0, :len(p["ids"])] = p["ids"]
+            given = {"ids": ids, "lengths": np.array([len(p["ids"])], np.int32)}
+            for c in caches:
+                given[c["name"]] = np.zeros([d["extent"] for d in c["shape"]], np.float32)
+            _, cache_values = run(prefill_m, prefill, given)
+            given = {"ids": np.array([p["greedy"][:VERIFY]], np.int32), "positions": np.array([len(p["ids"])], np.int32), **cache_values}
+            logits, _ = run(verify_m, verify, given)
+            for i in range(VERIFY):
+                diff = float(np.abs(logits[0, i] - np.array(p["step_logits"][i + 1], np.float32)).max())
+                worst = max(worst, diff)
+                assert diff < TOL, f"{folder} (verify, tp {tp}): token {i} of the verify step: logits differ by {diff}"
     print(f"ok: {os.path.basename(folder)} at TP {tp} ({tp} replica(s)): {len(prompts)} prompts, prefill and "
-          f"{n_new - 1} decode steps, text and proto, max |logit diff| {worst:.2e}")
+          f"{n_new - 1} decode steps, text and proto{', a verify step of ' + str(VERIFY) + ' tokens' if tp <= 2 else ''}, "
+          f"max |logit diff| {worst:.2e}")
 
 
 def check_train(scribe, folder, work, tp=1):

@@ -865,30 +865,39 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
             dots(p, N, ai, sak, bi, sbn, pc);
         } else if (N == 1 && sak == 1 && !packed) {  // W . x with W's rows along k
             dots(p, M, bi, sbk, ai, sam, pc);
-        } else if (M <= 4 && !packed && (sbn == 1 || sbk == 1)) {
+        } else if (M < 8 && !packed && (sbn == 1 || sbk == 1)) {
             // A few rows against a matrix: grouped-query attention's decode (the group's query heads
-            // against one key/value head) and batched decode's products (2-4 sequences against a
-            // weight). Packing the matrix for the GEMM cost several times the product at these sizes.
-            // With AVX-512 the matrix is read once for all the rows; else once per row.
-            const int rows = static_cast<int>(M);
-            float* ym[4];
-            for (std::int64_t m = 0; m < M; ++m) ym[m] = pc + m * N;
-            if constexpr (std::is_same_v<T, bfloat16>)
-                if (M >= 2 && sbn != 1 && sak == 1 && simd::gemv_multi_bf16_available()) {  // bf16 pairs, x kept in bf16
-                    const T* xb[4];
-                    for (std::int64_t m = 0; m < M; ++m) xb[m] = ai + m * sam;
-                    return gemv_dots_multi(p, rows, N, K, xb, bi, sbn, ym);
-                }
-            std::vector<float> xs[4];
-            const float* xm[4];
-            for (std::int64_t m = 0; m < M; ++m) xm[m] = as_f32_vector(ai + m * sam, sak, xs[m]);
-            if (M >= 2 && simd::gemv_multi_available()) {
-                if (sbn == 1) gemv_rows_multi(p, rows, N, K, xm, bi, sbk, ym);
-                else gemv_dots_multi(p, rows, N, K, xm, bi, sbn, ym);
-            } else {
-                for (std::int64_t m = 0; m < M; ++m) {
-                    if (sbn == 1) gemv_rows(p, N, K, xm[m], bi, sbk, ym[m]);
-                    else gemv_dots(p, N, K, xm[m], bi, sbn, ym[m]);
+            // against one key/value head), batched decode's products (2-7 sequences against a
+            // weight) and speculative decoding's verify step (2-7 tokens). Packing the matrix for the
+            // GEMM cost several times the product at these sizes. Where the CPU has the several-row
+            // kernels the matrix is read once per group of up to simd::gemv_multi_rows() rows (with
+            // AVX-512's 4: two groups of 3 and 4 for 7); else once per row.
+            const std::int64_t most = simd::gemv_multi_rows();
+            const std::int64_t groups = most ? (M + most - 1) / most : M;
+            for (std::int64_t g0 = 0, gi = 0; gi < groups; ++gi) {
+                const std::int64_t g1 = g0 + (M - g0) / (groups - gi);  // the rows left, shared evenly
+                const int rows = static_cast<int>(g1 - g0);
+                float* ym[8];
+                for (int m = 0; m < rows; ++m) ym[m] = pc + (g0 + m) * N;
+                const T* ag = ai + g0 * sam;
+                g0 = g1;
+                if constexpr (std::is_same_v<T, bfloat16>)
+                    if (rows >= 2 && sbn != 1 && sak == 1 && simd::gemv_multi_bf16_available()) {  // bf16 pairs, x kept in bf16
+                        const T* xb[8];
+                        for (int m = 0; m < rows; ++m) xb[m] = ag + m * sam;
+                        gemv_dots_multi(p, rows, N, K, xb, bi, sbn, ym);
+                        continue;
+                    }
+                std::vector<float> xs[8];
+                const float* xm[8];
+                for (int m = 0; m < rows; ++m) xm[m] = as_f32_vector(ag + m * sam, sak, xs[m]);
+                if (rows >= 2) {
+                    if (sbn == 1) gemv_rows_multi(p, rows, N, K, xm, bi, sbk, ym);
+                    else gemv_dots_multi(p, rows, N, K, xm, bi, sbn, ym);
+                } else if (sbn == 1) {
+                    gemv_rows(p, N, K, xm[0], bi, sbk, ym[0]);
+                } else {
+                    gemv_dots(p, N, K, xm[0], bi, sbn, ym[0]);
                 }
             }
         } else if (packed && B == 1) {  // a weight packed when it was bound

@@ -76,24 +76,24 @@ void gemv_dots(thread_pool* pool, std::int64_t m, std::int64_t k, const X* x, co
     over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) { simd::sgemv_dots(m1 - m0, k, x, w + m0 * ldw, ldw, y + m0); });
 }
 
-// y[r][0:m] = x[r][0:k] . W[0:k, 0:m] for 2 to 4 rows r, W read once (threads take
+// y[r][0:m] = x[r][0:k] . W[0:k, 0:m] for 2 to simd::gemv_multi_rows() rows r, W read once (threads take
 // disjoint column ranges); only where simd::gemv_multi_available().
 template <class W>
 void gemv_rows_multi(thread_pool* pool, int rows, std::int64_t m, std::int64_t k, const float* const* x, const W* w,
                      std::int64_t ldw, float* const* y) {
     over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) {
-        float* ys[4];
+        float* ys[8];
         for (int r = 0; r < rows; ++r) ys[r] = y[r] + m0;
         simd::sgemv_rows_multi(rows, m1 - m0, k, x, w + m0, ldw, ys);
     });
 }
-// y[r][0:m] = W[0:m, 0:k] . x[r][0:k] for 2 to 4 rows r (W's rows along k), W read
+// y[r][0:m] = W[0:m, 0:k] . x[r][0:k] for 2 to simd::gemv_multi_rows() rows r (W's rows along k), W read
 // once. x rows in f32, or in bf16 with a bf16 W where simd::gemv_multi_bf16_available().
 template <class X, class W>
 void gemv_dots_multi(thread_pool* pool, int rows, std::int64_t m, std::int64_t k, const X* const* x, const W* w,
                      std::int64_t ldw, float* const* y) {
     over_columns(pool, m, 64, [&](std::int64_t m0, std::int64_t m1) {
-        float* ys[4];
+        float* ys[8];
         for (int r = 0; r < rows; ++r) ys[r] = y[r] + m0;
         simd::sgemv_dots_multi(rows, m1 - m0, k, x, w + m0 * ldw, ldw, ys);
     });

@@ -12,6 +12,11 @@
 //            -> logits, cache.<l>.key/value (written at positions [0, seq))
 //   decode   ids s32[batch, seq=1], positions s32[batch], cache.<l>.key/value
 //            -> logits, cache.<l>.key/value (row b written at positions[b])
+//   verify   ids s32[batch, seq=n], positions s32[batch], cache.<l>.key/value
+//            -> logits T[batch, seq, vocab], cache.<l>.key/value: decode over n
+//            tokens at once (row b's at positions[b] .. positions[b] + n - 1, each
+//            seeing the cache up to itself): speculative decoding's verification
+//            of n - 1 drafted tokens (graph_shape::decode with seq = n)
 //
 // Caches are T[batch, cache, kv_heads, head_dim], each aliased to its output so a
 // runtime updates them in place. logits are T[batch, vocab] (the last real token
@@ -64,8 +69,11 @@ public:
             caches_.push_back(g.parameter(t[batch, cache, kv_heads, head_dim], "cache." + std::to_string(l) + ".key"));
             caches_.push_back(g.parameter(t[batch, cache, kv_heads, head_dim], "cache." + std::to_string(l) + ".value"));
         }
-        // Positions of this step's tokens: 0.. in a prompt, the cache position in decode.
-        pos_ = s.decode ? tensor_of<s32[batch, seq]>(broadcast<seq>(*where_)) : g.iota(s32[batch, seq], seq);
+        // Positions of this step's tokens: 0.. in a prompt; in decode the cache
+        // position, and those after it for the tokens after the first.
+        if (!s.decode) pos_ = g.iota(s32[batch, seq], seq);
+        else if (s.seq == 1) pos_ = tensor_of<s32[batch, seq]>(broadcast<seq>(*where_));
+        else pos_ = tensor_of<s32[batch, seq]>(broadcast<seq>(*where_) + g.iota(s32[batch, seq], seq));
         // Which keys a query sees: those at or before it (the prompt's causal mask,
         // or the cache up to each row's position), and within the window.
         auto key = g.iota(s32[batch, seq, keys], keys);
@@ -153,7 +161,8 @@ public:
     }
 
     // Sets the outputs: the logits of `final` [batch, seq, hidden] through head
-    // (hidden -> vocab), then the caches, aliased to their parameters.
+    // (hidden -> vocab), then the caches, aliased to their parameters. Decode's
+    // logits are [batch, vocab] for one token, [batch, seq, vocab] for several.
     template <Tensor X, class Head>
     void finish(const X& final, Head head) {
         auto set_outputs = [&](const auto& logits) {
@@ -162,7 +171,8 @@ public:
             g_.set_outputs(outs);
             for (std::size_t k = 0; k < caches_.size(); ++k) g_.alias(k + 1, caches_[k]);
         };
-        if (s_.decode) set_outputs(merge<seq, vocab, vocab>(head(final)));  // [batch, vocab]
+        if (s_.decode && s_.seq == 1) set_outputs(merge<seq, vocab, vocab>(head(final)));  // [batch, vocab]
+        else if (s_.decode) set_outputs(head(final));
         else if (s_.last_only) set_outputs(head(last_token(final, *where_)));
         else set_outputs(head(final));
     }

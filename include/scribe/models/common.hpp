@@ -32,7 +32,7 @@ using scribe::weight_format;
 // The shapes of one graph.
 struct graph_shape {
     std::int64_t batch = 1;
-    std::int64_t seq = 1;       // the prompt bucket (prefill) or 1 (decode)
+    std::int64_t seq = 1;       // the prompt bucket (prefill); 1 (decode), or the tokens a verify graph checks
     std::int64_t capacity = 1;  // positions the KV cache holds
     bool decode = false;
     bool last_only = true;      // prefill: logits of each prompt's last token only

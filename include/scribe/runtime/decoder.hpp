@@ -30,6 +30,7 @@
 
 #include "loaded_model.hpp"
 #include "sampling.hpp"
+#include "stepper.hpp"
 
 namespace scribe::runtime {
 
@@ -117,10 +118,7 @@ public:
             out.prompt_tokens += static_cast<std::int64_t>(p.size());
         }
         out.bucket = bucket_for(longest);
-        // The cache holds the longest prompt and its new tokens (rounded up to 32,
-        // within the model's positions) and at least the bucket prefill writes.
-        const auto needed = std::min(config_.n_positions, (longest + o.max_new_tokens + 31) / 32 * 32);
-        out.capacity = std::max(out.bucket, needed);
+        out.capacity = capacity_for(longest, o.max_new_tokens, out.bucket);
         check_budget(batch, out.capacity);
         out.tokens.assign(prompts.size(), {});
 
@@ -147,7 +145,7 @@ public:
         };
 
         auto& pre = prefill(out.bucket, out.capacity, batch, true);  // built on first use, not timed
-        auto& dec = decode(out.capacity, batch);
+        auto& dec = decode(out.capacity, batch, 1);
         const auto t0 = std::chrono::steady_clock::now();
         auto outs = run(pre, [&](std::size_t) { return prefill_inputs(pre, prompts, out.bucket, new_caches(out.capacity, batch)); });
         out.prefill_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -209,7 +207,100 @@ public:
     const graph& prefill_graph(std::int64_t bucket, std::int64_t capacity, std::int64_t batch, bool last_only) {
         return *prefill(bucket, capacity, batch, last_only).g;
     }
-    const graph& decode_graph(std::int64_t capacity, std::int64_t batch) { return *decode(capacity, batch).g; }
+    const graph& decode_graph(std::int64_t capacity, std::int64_t batch) { return *decode(capacity, batch, 1).g; }
+    // Speculative decoding's verification graph: decode over `tokens` tokens at
+    // once (models/blocks.hpp's verify), logits [batch, tokens, vocab].
+    const graph& verify_graph(std::int64_t capacity, std::int64_t batch, std::int64_t tokens) {
+        return *decode(capacity, batch, tokens).g;
+    }
+
+    // One sequence stepped by hand (runtime/stepper.hpp): its own KV cache on
+    // every rank of this process, filled by the prefill graphs and extended by the
+    // decode graph (one token) or a verify graph (several). Rewinding only moves
+    // the length back: a position's cache rows are masked until a token fed there
+    // overwrites them. Ranks in other processes (MPI) get rank 0's logits.
+    class sequence final : public stepper {
+    public:
+        explicit sequence(decoder& lm) : lm_(lm) {}
+
+        std::int64_t vocab_size() const override { return lm_.config_.vocab_size; }
+        std::int64_t max_positions() const override { return lm_.config_.n_positions; }
+        std::int64_t length() const override { return length_; }
+        std::int64_t capacity() const override { return capacity_; }
+        std::int64_t bucket() const override { return bucket_; }
+
+        void prepare(std::int64_t prompt_tokens, std::int64_t room, std::int64_t tokens) override {
+            const auto bucket = lm_.bucket_for(prompt_tokens);
+            const auto capacity = lm_.capacity_for(prompt_tokens, std::clamp<std::int64_t>(room, 0, lm_.config_.n_positions), bucket);
+            (void)lm_.prefill(bucket, capacity, 1, true);
+            if (tokens >= 1 && tokens <= capacity) (void)lm_.decode(capacity, 1, tokens);
+        }
+
+        std::vector<float> start(const std::vector<std::int32_t>& prompt, std::int64_t room) override {
+            lm_.check_prompts({prompt}, 0);
+            const auto n = static_cast<std::int64_t>(prompt.size());
+            bucket_ = lm_.bucket_for(n);
+            capacity_ = lm_.capacity_for(n, std::clamp<std::int64_t>(room, 0, lm_.config_.n_positions), bucket_);
+            lm_.check_budget(1, capacity_);
+            caches_.clear();
+            length_ = 0;
+            auto& pre = lm_.prefill(bucket_, capacity_, 1, true);
+            auto outs = lm_.run(pre, [&](std::size_t) { return lm_.prefill_inputs(pre, {prompt}, bucket_, lm_.new_caches(capacity_, 1)); });
+            length_ = n;
+            return keep(outs);
+        }
+
+        std::vector<float> extend(std::span<const std::int32_t> tokens) override {
+            const auto n = static_cast<std::int64_t>(tokens.size());
+            if (caches_.empty()) throw error("sequence: start() it before extend() (again after a step that failed)");
+            if (n < 1 || n > capacity_ - length_)
+                throw error("sequence: " + std::to_string(n) + " tokens fed at position " + std::to_string(length_) +
+                            " of a cache of " + std::to_string(capacity_) + " positions; at most " + std::to_string(capacity_ - length_));
+            for (auto t : tokens)
+                if (t < 0 || t >= lm_.config_.vocab_size)
+                    throw error("sequence: token " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(lm_.config_.vocab_size));
+            ids_.assign(tokens.begin(), tokens.end());
+            std::int32_t position = static_cast<std::int32_t>(length_);
+            auto& step = lm_.decode(capacity_, 1, n);
+            std::vector<std::vector<cpu::array>> outs;
+            try {
+                outs = lm_.run(step, [&](std::size_t k) {
+                    cpu::named_arrays in;
+                    in.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", n}}, ids_.data(), ids_.size() * 4));
+                    in.emplace_back("positions", cpu::array::borrow(dtype::s32, {{"batch", 1}}, &position, 4));
+                    for (std::size_t j = 0; j < caches_[k].size(); ++j) in.emplace_back(step.caches[j], std::move(caches_[k][j]));
+                    return in;
+                });
+            } catch (...) {
+                caches_.clear();  // donated to the failed run: the sequence must be started again
+                throw;
+            }
+            length_ += n;
+            return keep(outs);
+        }
+
+        void rewind(std::int64_t length) override {
+            if (length < 1 || length > length_)
+                throw error("sequence: rewind to " + std::to_string(length) + " positions, but it holds " + std::to_string(length_));
+            length_ = length;
+        }
+
+    private:
+        // Keeps each rank's updated caches; returns the logits (rank 0's everywhere).
+        std::vector<float> keep(std::vector<std::vector<cpu::array>>& outs) {
+            caches_.assign(outs.size(), {});
+            for (std::size_t k = 0; k < outs.size(); ++k)
+                for (std::size_t j = 1; j < outs[k].size(); ++j) caches_[k].push_back(std::move(outs[k][j]));
+            auto logits = as_floats(outs[0][0]);
+            if (lm_.opt_.comm && lm_.opt_.comm->size() > 1) lm_.opt_.comm->broadcast(logits.data(), logits.size() * 4, 0);
+            return logits;
+        }
+
+        decoder& lm_;
+        std::vector<std::vector<cpu::array>> caches_;  // per rank of this process
+        std::vector<std::int32_t> ids_;
+        std::int64_t length_ = 0, capacity_ = 0, bucket_ = 0;
+    };
 
     // The smallest bucket that holds `tokens`, or a clear error.
     std::int64_t bucket_for(std::int64_t tokens) const {
@@ -247,15 +338,25 @@ private:
         return it->second;
     }
 
-    step_graph& decode(std::int64_t capacity, std::int64_t batch) {
-        const auto key = std::make_tuple(capacity, batch);
+    // The decode graph (tokens 1), or the verify graph of `tokens` tokens.
+    step_graph& decode(std::int64_t capacity, std::int64_t batch, std::int64_t tokens) {
+        const auto key = std::make_tuple(capacity, batch, tokens);
         auto it = decodes_.find(key);
         if (it == decodes_.end()) {
-            const auto shape = typename Family::graph_shape{.batch = batch, .seq = 1, .capacity = capacity, .decode = true, .tp = opt_.tp,
-                                                            .weights = opt_.weights};
-            it = decodes_.emplace(key, make("decode", [&]<auto D>(graph& g) { Family::template build<D>(g, config_, shape); })).first;
+            const auto shape = typename Family::graph_shape{.batch = batch, .seq = tokens, .capacity = capacity, .decode = true,
+                                                            .tp = opt_.tp, .weights = opt_.weights};
+            it = decodes_.emplace(key, make(tokens == 1 ? std::string("decode") : "verify_" + std::to_string(tokens),
+                                            [&]<auto D>(graph& g) { Family::template build<D>(g, config_, shape); })).first;
         }
         return it->second;
+    }
+
+    // The KV cache's positions for prompts of up to `longest` tokens and `extra`
+    // after them: rounded up to 32, within the model's positions, and at least the
+    // bucket prefill writes.
+    std::int64_t capacity_for(std::int64_t longest, std::int64_t extra, std::int64_t bucket) const {
+        const auto needed = std::min(config_.n_positions, (longest + extra + 31) / 32 * 32);
+        return std::max(bucket, needed);
     }
 
     std::vector<cpu::array> new_caches(std::int64_t capacity, std::int64_t batch) const {
@@ -283,7 +384,7 @@ private:
     }
 
     std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, bool>, step_graph> prefills_;
-    std::map<std::tuple<std::int64_t, std::int64_t>, step_graph> decodes_;
+    std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, step_graph> decodes_;  // capacity, batch, tokens
     std::vector<std::int32_t> eos_;  // eos_ids()
 };
 

@@ -38,47 +38,94 @@ inline std::int32_t argmax(std::span<const float> logits) {
     return static_cast<std::int32_t>(best);
 }
 
-// The next token from one row of logits.
-inline std::int32_t sample(std::span<const float> logits, const sampling& s, std::mt19937_64& rng) {
-    if (logits.empty()) throw error("sampling: empty row of logits");
-    if (s.greedy()) return argmax(logits);
-    // Candidates by descending logit (index order breaks ties, so runs repeat).
-    std::vector<std::int32_t> order(logits.size());
-    std::iota(order.begin(), order.end(), 0);
-    const auto keep = s.top_k > 0 ? std::min<std::size_t>(static_cast<std::size_t>(s.top_k), order.size()) : order.size();
-    auto by_logit = [&](std::int32_t a, std::int32_t b) {
+namespace detail {
+
+// The tokens a sampled draw may give, by descending logit (index order breaks
+// ties, so runs repeat): the top-k, then the shortest prefix whose probability
+// reaches top-p; with their weights exp((logit - max) / temperature).
+struct candidates {
+    std::vector<std::int32_t> order;
+    std::vector<double> weight;
+    double total = 0;  // of the weights kept
+};
+
+inline candidates sampling_candidates(std::span<const float> logits, const sampling& s) {
+    candidates c;
+    c.order.resize(logits.size());
+    std::iota(c.order.begin(), c.order.end(), 0);
+    const auto keep = s.top_k > 0 ? std::min<std::size_t>(static_cast<std::size_t>(s.top_k), c.order.size()) : c.order.size();
+    std::partial_sort(c.order.begin(), c.order.begin() + static_cast<std::ptrdiff_t>(keep), c.order.end(), [&](std::int32_t a, std::int32_t b) {
         const auto la = logits[static_cast<std::size_t>(a)], lb = logits[static_cast<std::size_t>(b)];
         return la > lb || (la == lb && a < b);
-    };
-    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(), by_logit);
-    order.resize(keep);
+    });
+    c.order.resize(keep);
     // Softmax of logits / temperature over the candidates, in double.
-    const double top = logits[static_cast<std::size_t>(order[0])];
-    std::vector<double> p(order.size());
+    const double top = logits[static_cast<std::size_t>(c.order[0])];
+    c.weight.resize(c.order.size());
     double total = 0;
-    for (std::size_t i = 0; i < order.size(); ++i) {
-        p[i] = std::exp((logits[static_cast<std::size_t>(order[i])] - top) / s.temperature);
-        total += p[i];
-    }
+    for (std::size_t i = 0; i < c.order.size(); ++i)
+        total += c.weight[i] = std::exp((logits[static_cast<std::size_t>(c.order[i])] - top) / s.temperature);
     // Nucleus: the shortest prefix whose mass reaches top_p.
-    std::size_t n = order.size();
+    std::size_t n = c.order.size();
     if (s.top_p < 1.0) {
         double mass = 0;
-        for (std::size_t i = 0; i < order.size(); ++i) {
-            mass += p[i] / total;
+        for (std::size_t i = 0; i < c.order.size(); ++i) {
+            mass += c.weight[i] / total;
             if (mass >= s.top_p) {
                 n = i + 1;
                 break;
             }
         }
     }
-    const double kept = std::accumulate(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(n), 0.0);
-    double u = std::uniform_real_distribution<double>(0.0, kept)(rng);
-    for (std::size_t i = 0; i < n; ++i) {
-        if (u < p[i]) return order[i];
-        u -= p[i];
+    c.order.resize(n);
+    c.weight.resize(n);
+    c.total = std::accumulate(c.weight.begin(), c.weight.end(), 0.0);
+    return c;
+}
+
+}  // namespace detail
+
+// The next token from one row of logits.
+inline std::int32_t sample(std::span<const float> logits, const sampling& s, std::mt19937_64& rng) {
+    if (logits.empty()) throw error("sampling: empty row of logits");
+    if (s.greedy()) return argmax(logits);
+    const auto c = detail::sampling_candidates(logits, s);
+    double u = std::uniform_real_distribution<double>(0.0, c.total)(rng);
+    for (std::size_t i = 0; i < c.order.size(); ++i) {
+        if (u < c.weight[i]) return c.order[i];
+        u -= c.weight[i];
     }
-    return order[n - 1];
+    return c.order.back();
+}
+
+// The distribution sample() draws from, over every token of the row: the
+// softmax of logits / temperature over the top-k and top-p candidates, zero
+// elsewhere (greedy: all of it on the argmax). In double; sums to 1.
+inline std::vector<double> probabilities(std::span<const float> logits, const sampling& s) {
+    if (logits.empty()) throw error("sampling: empty row of logits");
+    std::vector<double> p(logits.size(), 0.0);
+    if (s.greedy()) {
+        p[static_cast<std::size_t>(argmax(logits))] = 1.0;
+        return p;
+    }
+    const auto c = detail::sampling_candidates(logits, s);
+    for (std::size_t i = 0; i < c.order.size(); ++i) p[static_cast<std::size_t>(c.order[i])] = c.weight[i] / c.total;
+    return p;
+}
+
+// A token drawn from weights p (not all zero; they need not sum to 1).
+inline std::int32_t draw(std::span<const double> p, std::mt19937_64& rng) {
+    const double total = std::accumulate(p.begin(), p.end(), 0.0);
+    if (!(total > 0)) throw error("sampling: a distribution with no mass");
+    double u = std::uniform_real_distribution<double>(0.0, total)(rng);
+    std::size_t last = 0;
+    for (std::size_t i = 0; i < p.size(); ++i) {
+        if (p[i] <= 0) continue;
+        if (u < p[i]) return static_cast<std::int32_t>(i);
+        u -= p[i];
+        last = i;
+    }
+    return static_cast<std::int32_t>(last);  // rounding left u at the very end
 }
 
 }  // namespace scribe::runtime

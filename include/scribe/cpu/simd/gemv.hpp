@@ -357,6 +357,84 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_dots_avx2(std::int64_t m, std
     }
 }
 
+// y[r][0:m] += x[r][i:i+P] . W[i:i+P, 0:m] for R rows: P rows of W streamed once
+// (in address order, which the prefetchers follow; a strip down all of k would
+// touch a new 4 KiB page at every step), y's rows updated in place.
+template <int R, int P, class W>
+__attribute__((target("avx2,fma,f16c"))) inline void gemv_pass_multi_avx2(std::int64_t m, const float* const* x, std::int64_t i,
+                                                                         const W* w, std::int64_t ldw, float* const* y) {
+    const W* ws[P];
+#pragma GCC unroll 4
+    for (int p = 0; p < P; ++p) ws[p] = w + (i + p) * ldw;
+    std::int64_t j = 0;
+    for (; j + 16 <= m; j += 16) {
+        __m256 a0[R], a1[R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) a0[r] = _mm256_loadu_ps(y[r] + j), a1[r] = _mm256_loadu_ps(y[r] + j + 8);
+#pragma GCC unroll 4
+        for (int p = 0; p < P; ++p) {
+            _mm_prefetch(reinterpret_cast<const char*>(ws[p] + j + P * ldw), _MM_HINT_T0);  // the next pass's rows
+            const __m256 w0 = widen8_avx2(ws[p] + j), w1 = widen8_avx2(ws[p] + j + 8);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) {
+                const __m256 xv = _mm256_broadcast_ss(x[r] + i + p);
+                a0[r] = _mm256_fmadd_ps(xv, w0, a0[r]);
+                a1[r] = _mm256_fmadd_ps(xv, w1, a1[r]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) _mm256_storeu_ps(y[r] + j, a0[r]), _mm256_storeu_ps(y[r] + j + 8, a1[r]);
+    }
+    for (; j < m; ++j)
+        for (int r = 0; r < R; ++r) {
+            float acc = y[r][j];
+            for (int p = 0; p < P; ++p) acc += x[r][i + p] * to_f32(ws[p][j]);
+            y[r][j] = acc;
+        }
+}
+// y[r][0:m] = x[r][0:k] . W[0:k, 0:m] for R rows at once (W's rows along m), W read once.
+template <int R, class W>
+__attribute__((target("avx2,fma,f16c"))) void gemv_rows_multi_avx2(std::int64_t m, std::int64_t k, const float* const* x,
+                                                                   const W* w, std::int64_t ldw, float* const* y) {
+    for (int r = 0; r < R; ++r)
+        for (std::int64_t j = 0; j < m; ++j) y[r][j] = 0.0f;
+    std::int64_t i = 0;
+    for (; i + 4 <= k; i += 4) gemv_pass_multi_avx2<R, 4>(m, x, i, w, ldw, y);
+    for (; i < k; ++i) gemv_pass_multi_avx2<R, 1>(m, x, i, w, ldw, y);
+}
+
+// y[r][0:m] = W[0:m, 0:k] . x[r][0:k] for R rows at once (W's rows along k): each W
+// row read once, its dots with every x row summed in registers.
+template <int R, class W>
+__attribute__((target("avx2,fma,f16c"))) void gemv_dots_multi_avx2(std::int64_t m, std::int64_t k, const float* const* x,
+                                                                   const W* w, std::int64_t ldw, float* const* y) {
+    for (std::int64_t n = 0; n < m; ++n) {
+        const W* row = w + n * ldw;
+        __m256 a0[R], a1[R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
+        std::int64_t j = 0;
+        for (; j + 16 <= k; j += 16) {
+            const __m256 w0 = widen8_avx2(row + j), w1 = widen8_avx2(row + j + 8);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) {
+                a0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[r] + j), a0[r]);
+                a1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[r] + j + 8), a1[r]);
+            }
+        }
+        for (; j + 8 <= k; j += 8) {
+            const __m256 w0 = widen8_avx2(row + j);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) a0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[r] + j), a0[r]);
+        }
+        for (int r = 0; r < R; ++r) {
+            float s = hsum8_avx2(_mm256_add_ps(a0[r], a1[r]));
+            for (std::int64_t i = j; i < k; ++i) s += to_f32(row[i]) * x[r][i];
+            y[r][n] = s;
+        }
+    }
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -406,36 +484,49 @@ inline void sgemv_dots(std::int64_t m, std::int64_t k, const bfloat16* x, const 
 }
 
 namespace detail {
-// f(std::integral_constant<int, R>{}) for R = rows when 2 <= rows <= 4 (the row
-// counts the several-row kernels are compiled for): true, or false for any other.
-template <class F>
+// f(std::integral_constant<int, R>{}) for R = rows when 2 <= rows <= Max (the row
+// counts the several-row kernels are compiled for: 4 with AVX-512, 6 with AVX2):
+// true, or false for any other.
+template <int Max = 4, class F>
 bool with_rows(int rows, F&& f) {
     switch (rows) {
         case 2: return f(std::integral_constant<int, 2>{}), true;
         case 3: return f(std::integral_constant<int, 3>{}), true;
         case 4: return f(std::integral_constant<int, 4>{}), true;
+        case 5: if constexpr (Max >= 5) return f(std::integral_constant<int, 5>{}), true; else return false;
+        case 6: if constexpr (Max >= 6) return f(std::integral_constant<int, 6>{}), true; else return false;
         default: return false;
     }
 }
 }  // namespace detail
 
 // Whether the products of several rows at once (sgemv_rows_multi, sgemv_dots_multi)
-// have a kernel here (AVX-512); without one, callers take the rows one at a time.
+// have a kernel here (AVX-512, or AVX2 with FMA and F16C); without one, callers
+// take the rows one at a time.
 inline bool gemv_multi_available() {
 #ifdef SCRIBE_X86
-    return detail::has_avx512f();
+    return detail::has_avx512f() || detail::has_avx2_fma_f16c();
 #else
     return false;
 #endif
 }
+// The most rows those kernels take at once (0: none here).
+inline int gemv_multi_rows() {
+#ifdef SCRIBE_X86
+    return detail::has_avx512f() ? 4 : detail::has_avx2_fma_f16c() ? 6 : 0;
+#else
+    return 0;
+#endif
+}
 
-// The products of `rows` rows x[r] at once (2 <= rows <= 4), W read once; only
-// where gemv_multi_available().
+// The products of `rows` rows x[r] at once (2 <= rows <= gemv_multi_rows()), W
+// read once; only where gemv_multi_available().
 template <GemvWeight W>
 void sgemv_rows_multi(int rows, std::int64_t m, std::int64_t k, const float* const* x, const W* w, std::int64_t ldw,
                       float* const* y) {
 #ifdef SCRIBE_X86
-    if (detail::with_rows(rows, [&](auto r) { detail::gemv_rows_multi_avx512<r()>(m, k, x, w, ldw, y); })) return;
+    if (detail::has_avx512f() && detail::with_rows(rows, [&](auto r) { detail::gemv_rows_multi_avx512<r()>(m, k, x, w, ldw, y); })) return;
+    if (detail::has_avx2_fma_f16c() && detail::with_rows<6>(rows, [&](auto r) { detail::gemv_rows_multi_avx2<r()>(m, k, x, w, ldw, y); })) return;
 #endif
     throw error("sgemv_rows_multi: no kernel for " + std::to_string(rows) + " rows on this CPU");
 }
@@ -443,7 +534,8 @@ template <GemvWeight W>
 void sgemv_dots_multi(int rows, std::int64_t m, std::int64_t k, const float* const* x, const W* w, std::int64_t ldw,
                       float* const* y) {
 #ifdef SCRIBE_X86
-    if (detail::with_rows(rows, [&](auto r) { detail::gemv_dots_multi_avx512<r()>(m, k, x, w, ldw, y); })) return;
+    if (detail::has_avx512f() && detail::with_rows(rows, [&](auto r) { detail::gemv_dots_multi_avx512<r()>(m, k, x, w, ldw, y); })) return;
+    if (detail::has_avx2_fma_f16c() && detail::with_rows<6>(rows, [&](auto r) { detail::gemv_dots_multi_avx2<r()>(m, k, x, w, ldw, y); })) return;
 #endif
     throw error("sgemv_dots_multi: no kernel for " + std::to_string(rows) + " rows on this CPU");
 }
