@@ -1,7 +1,7 @@
 // Speculative decoding (runtime/speculative.hpp): the verify graph (decode over
 // several tokens) gives the logits Hugging Face gives one token at a time; greedy
 // speculation gives exactly the target's own greedy tokens for every family, at
-// TP 1 and 2, with a draft that often disagrees (the target's first layer only,
+// TP 1 and 2 (and 4 for grouped-query LLaMA), with a draft that often disagrees (the target's first layer only,
 // written here as a checkpoint of its own) and with the target as its own draft;
 // sampled speculation draws each token from the target's distribution (a
 // chi-square test over seeded runs, which the draft's distribution fails).
@@ -102,9 +102,9 @@ tally check_greedy(runtime::decoder<Family>& target, runtime::decoder<Family>& d
 }
 
 template <class Family>
-void check_family(const std::string& model) {
+void check_family(const std::string& model, std::vector<std::int64_t> degrees = {1, 2}) {
     const auto draft_dir = first_layers<Family>(model, 1);
-    for (const std::int64_t tp : {1, 2}) {
+    for (const std::int64_t tp : degrees) {
         INFO(model << " at TP " << tp);
         runtime::decoder<Family> target(data / model, {.threads = 2, .tp = tp});
         runtime::decoder<Family> draft(draft_dir, {.threads = 2, .tp = tp});
@@ -187,12 +187,12 @@ TEST_CASE("verify graph: k tokens at once give Hugging Face's logits of each, an
     }
 }
 
-TEST_CASE("speculative decoding, greedy: exactly the target's own tokens for GPT-2, OPT, GPT-J, LLaMA, Mistral, TP 1 and 2") {
+TEST_CASE("speculative decoding, greedy: exactly the target's own tokens for GPT-2, OPT, GPT-J, LLaMA, Mistral, TP 1, 2 (and 4)") {
     check_family<models::gpt2_family>("gpt2-tiny-a");
     check_family<models::opt_family>("opt-tiny");
     check_family<models::opt_family>("opt-tiny-post");
     check_family<models::gptj_family>("gptj-tiny");
-    check_family<models::llama_family>("llama-tiny-gqa");
+    check_family<models::llama_family>("llama-tiny-gqa", {1, 2, 4});  // KV heads split at TP 2, replicated at 4
     check_family<models::llama_family>("llama-tiny-mqa");
     check_family<models::llama_family>("mistral-tiny");
 }
