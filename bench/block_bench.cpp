@@ -127,7 +127,7 @@ int main(int argc, char** argv) try {
         if (!python.empty()) {
             const auto src = fs::path(SCRIBE_SOURCE_DIR) / "bench" / "xla_block.py";
             const auto cmd = python + " " + src.string() + " " + dir.string() + " " + std::to_string(threads);
-            if (std::system(cmd.c_str()) != 0) throw error("block_bench: `" + cmd + "` failed");
+            bench::run_command("block_bench", cmd);
             nlohmann::json r;
             std::ifstream(dir / ("xla_" + std::to_string(threads) + ".json")) >> r;
             xla = r["median_s"].get<double>();

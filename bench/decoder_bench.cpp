@@ -101,11 +101,7 @@ run_type parse_dtype(const std::string& s) {
 }
 using bench::median;
 
-// Runs a command; fails with its text when it fails.
-void run_command(const std::string& cmd) {
-    std::fflush(stdout);
-    if (std::system(cmd.c_str()) != 0) throw error("decoder_bench: `" + cmd + "` failed");
-}
+void run_command(const std::string& cmd) { bench::run_command("decoder_bench", cmd); }
 
 // What one token costs: bytes read by a decode step, flop of a prefill per prompt token.
 struct costs {

@@ -45,10 +45,7 @@ std::vector<std::string> split(const std::string& s) {
     return out;
 }
 
-void run_command(const std::string& cmd) {
-    std::fflush(stdout);
-    if (std::system(cmd.c_str()) != 0) throw error("encoder_bench: `" + cmd + "` failed");
-}
+void run_command(const std::string& cmd) { bench::run_command("encoder_bench", cmd); }
 
 struct options {
     fs::path model_dir, work = "encoder-bench", json_path;

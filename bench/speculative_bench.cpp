@@ -94,8 +94,7 @@ int main(int argc, char** argv) try {
         else throw error("speculative_bench: unknown option " + a + " (--help lists them)");
     }
     if (!o.python.empty() && fs::exists(o.python)) {
-        const auto cmd = o.python + " " + (source / "bench" / "make_speculative_pair.py").string() + " " + o.target.string();
-        if (std::system(cmd.c_str()) != 0) throw error("speculative_bench: `" + cmd + "` failed");
+        bench::run_command("speculative_bench", o.python + " " + (source / "bench" / "make_speculative_pair.py").string() + " " + o.target.string());
     }
     if (!fs::exists(o.target / "model.safetensors")) {
         std::fprintf(stderr, "speculative_bench: no target in %s; make it with `.venv-ref/bin/python bench/make_speculative_pair.py %s`\n",

@@ -1,9 +1,12 @@
 // bench/timing.hpp — the benchmarks' one timer (the median of repeated runs), and
-// what the model benchmarks share: the median of measured figures, the dtype flag.
+// what the model benchmarks share: the median of measured figures, the dtype flag,
+// running a peer's or a set-up script's command.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -43,6 +46,13 @@ inline double median_seconds(const std::function<void()>& f, double budget = 0.3
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
+}
+
+// Runs a shell command (this program's output flushed first, so the two stay in
+// order); fails naming `program` and the command when it fails.
+inline void run_command(const std::string& program, const std::string& cmd) {
+    std::fflush(stdout);
+    if (std::system(cmd.c_str()) != 0) throw scribe::error(program + ": `" + cmd + "` failed");
 }
 
 }  // namespace bench

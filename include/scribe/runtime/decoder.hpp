@@ -26,6 +26,7 @@
 #include <span>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "loaded_model.hpp"
@@ -230,8 +231,7 @@ public:
         std::int64_t bucket() const override { return bucket_; }
 
         void prepare(std::int64_t prompt_tokens, std::int64_t room, std::int64_t tokens) override {
-            const auto bucket = lm_.bucket_for(prompt_tokens);
-            const auto capacity = lm_.capacity_for(prompt_tokens, std::clamp<std::int64_t>(room, 0, lm_.config_.n_positions), bucket);
+            const auto [bucket, capacity] = shape_for(prompt_tokens, room);
             (void)lm_.prefill(bucket, capacity, 1, true);
             if (tokens >= 1 && tokens <= capacity) (void)lm_.decode(capacity, 1, tokens);
         }
@@ -239,8 +239,7 @@ public:
         std::vector<float> start(const std::vector<std::int32_t>& prompt, std::int64_t room) override {
             lm_.check_prompts({prompt}, 0);
             const auto n = static_cast<std::int64_t>(prompt.size());
-            bucket_ = lm_.bucket_for(n);
-            capacity_ = lm_.capacity_for(n, std::clamp<std::int64_t>(room, 0, lm_.config_.n_positions), bucket_);
+            std::tie(bucket_, capacity_) = shape_for(n, room);
             lm_.check_budget(1, capacity_);
             caches_.clear();
             length_ = 0;
@@ -286,6 +285,12 @@ public:
         }
 
     private:
+        // The prefill bucket and the cache's positions for a prompt of `tokens` and `room` after it.
+        std::pair<std::int64_t, std::int64_t> shape_for(std::int64_t tokens, std::int64_t room) const {
+            const auto bucket = lm_.bucket_for(tokens);
+            return {bucket, lm_.capacity_for(tokens, std::clamp<std::int64_t>(room, 0, lm_.config_.n_positions), bucket)};
+        }
+
         // Keeps each rank's updated caches; returns the logits (rank 0's everywhere).
         std::vector<float> keep(std::vector<std::vector<cpu::array>>& outs) {
             caches_.assign(outs.size(), {});
