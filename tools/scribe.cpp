@@ -80,7 +80,8 @@ commands:
 
 MODEL is a Hugging Face folder of a GPT-2, GPT-J, OPT, LLaMA or Mistral model
 (config.json, whose model_type picks the family; model.safetensors or a sharded
-index; for generate, a BPE tokenizer: tokenizer.json — GPT-2's byte-level, Llama 2's
+index, or pytorch_model.bin or its sharded index, read without running its pickle;
+for generate, a BPE tokenizer: tokenizer.json — GPT-2's byte-level, Llama 2's
 or Mistral's SentencePiece-style, Llama 3's — or vocab.json + merges.txt), or, for classify, embed and export-hlo, of a BERT, RoBERTa
 or DistilBERT encoder (WordPiece or byte-level BPE tokenizer). Without one, the demo model in the source tree is used: )" SCRIBE_DEFAULT_MODEL R"(
 
@@ -138,8 +139,9 @@ speculative decoding (one prompt):
 
 With --tp N the heads, the MLP and the vocabulary are split over the ranks; N
 must divide the number of heads and the MLP's width (`scribe inspect` lists the
-degrees that do). Each rank reads its part of model.safetensors, or its own file
-of a folder written by `scribe shard`.
+degrees that do). Each rank reads its part of the checkpoint (model.safetensors
+or pytorch_model.bin, or their shards), or its own file of a folder written by
+`scribe shard`.
 )";
 
 const char* usage_export = R"(usage: scribe export-hlo [MODEL] [--out DIR] [options]
@@ -841,7 +843,7 @@ int shard(const args& a) {
     lm.save_sharded(out);
     for (const auto& f : fs::directory_iterator(a.model)) {
         const auto n = f.path().filename().string();
-        const bool weights = n.ends_with(".safetensors") || n == "model.safetensors.index.json" || n == "golden.json";
+        const bool weights = io::is_checkpoint_file(n) || n == "golden.json";
         if (f.is_regular_file() && !weights) fs::copy_file(f.path(), out / n, fs::copy_options::overwrite_existing);
     }
     for (std::int64_t r = 0; r < tp; ++r) std::printf("wrote %s\n", runtime::rank_file(out, tp, r).string().c_str());

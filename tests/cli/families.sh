@@ -80,3 +80,23 @@ expect_error 'tp degree 3 does not divide num_attention_heads (8); degrees that 
 expect_error 'layers.0.mlp.gate_proj.weight` is [100, 48] but config.json needs [96, 48]' \
   generate "$(edited ffn llama-tiny-gqa "c['intermediate_size']=96")"
 echo "ok: unsupported configs get clear errors"
+
+# Folders with only pytorch_model.bin (torch.save's archive; tests/data/pytorch, written by
+# torch): the same text as their safetensors twins, sharded and bf16 too, and `scribe shard`
+# leaves the .bin files behind.
+for pair in "pytorch/gpt2-bin gpt2-tiny-a" "pytorch/llama-bin-sharded llama-tiny-gqa"; do
+  set -- $pair
+  a=$("$scribe" generate "$data/$1" --prompt "The old" --greedy --no-stop --max-new-tokens 10 --threads 1 --quiet --dtype bf16 2>"$work/err") \
+    || fail "$1: $(cat "$work/err")"
+  [ -n "$a" ] || fail "$1 generated nothing"
+  case $1 in
+    */gpt2-bin) b=$("$scribe" generate "$data/$2" --prompt "The old" --greedy --no-stop --max-new-tokens 10 --threads 1 --quiet --dtype bf16)
+                [ "$a" = "$b" ] || fail "$1: '$a', but the safetensors folder gives '$b'";;
+  esac
+done
+"$scribe" shard "$data/pytorch/llama-bin-sharded" --tp 2 --out "$work/bin-shard" >/dev/null
+ls "$work/bin-shard" | grep -q '\.bin' && fail "scribe shard copied the .bin files: $(ls "$work/bin-shard")"
+[ "$("$scribe" generate "$work/bin-shard" --tp 2 --prompt "The old" --greedy --no-stop --max-new-tokens 10 --threads 1 --quiet --dtype bf16)" = \
+  "$("$scribe" generate "$data/pytorch/llama-bin-sharded" --tp 2 --prompt "The old" --greedy --no-stop --max-new-tokens 10 --threads 1 --quiet --dtype bf16)" ] \
+  || fail "the sharded .bin folder and its scribe shard copy disagree"
+echo "ok: pytorch_model.bin folders (whole and sharded) generate as their safetensors twins; scribe shard converts them"

@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include <scribe/io/json.hpp>
-#include <scribe/io/safetensors.hpp>
+#include <scribe/io/checkpoint.hpp>
 
 #include "fuzz_common.hpp"
 

@@ -22,9 +22,13 @@ import json
 import pathlib
 import shutil
 import struct
+import sys
+import zipfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "hostile"))
+import torch_bin  # noqa: E402  (torch.save-style archives, written opcode by opcode)
 DEPTH_LIMIT = 64  # io::json_depth_limit (include/scribe/io/json.hpp)
 
 
@@ -285,9 +289,41 @@ def json_seeds():
     return seeds
 
 
+def pytorch_seeds():
+    """Small pytorch_model.bin archives: every dtype, a shared storage and a strided view,
+    an OrderedDict and a plain dict, protocols 2 and 4 headers, _rebuild_tensor (v1), and
+    a torch-written file of tests/data (the views at protocol 4); and data.pkl pickles
+    alone: the same state dicts, and those torch wrote (protocols 4 and 2, and GPT-2's
+    OrderedDict with its _metadata, cut at 8192 bytes)."""
+    tensors, storages = torch_bin.small()
+    seeds = {
+        "small": torch_bin.archive(torch_bin.state_pickle(tensors), storages),
+        "plain_dict": torch_bin.archive(torch_bin.state_pickle(tensors[:3], ordered=False), {"0": storages["0"]}),
+        "protocol4": torch_bin.archive(torch_bin.state_pickle(tensors[3:5], protocol=4), {"1": storages["1"], "2": storages["2"]}),
+        "rebuild_v1": torch_bin.archive(torch_bin.state_pickle(tensors[:1], rebuild="_rebuild_tensor"), {"0": storages["0"]}),
+        "empty_state": torch_bin.archive(torch_bin.state_pickle([]), {}),
+    }
+    made_by_torch = ROOT / "tests" / "data" / "pytorch" / "views.bin"
+    if made_by_torch.stat().st_size <= 8192:
+        seeds["torch_views"] = made_by_torch.read_bytes()
+    # data.pkl alone (fuzz_pytorch.cpp gives an input not starting "PK" to the pickle machine)
+    seeds["pickle_small"] = torch_bin.state_pickle(tensors)
+    seeds["pickle_plain_dict"] = torch_bin.state_pickle(tensors[:2], ordered=False)
+    with zipfile.ZipFile(made_by_torch) as z:
+        for name in z.namelist():
+            if name.endswith("/data.pkl"):
+                seeds["pickle_torch_views"] = z.read(name)
+    for name in ("views-p2.bin", "gpt2-bin/pytorch_model.bin"):
+        with zipfile.ZipFile(ROOT / "tests" / "data" / "pytorch" / name) as z:
+            pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+            seeds["pickle_" + name.replace("/", "_").replace(".", "_")] = z.read(pkl)[:8192]
+    return seeds
+
+
 def main():
     targets = (("safetensors", safetensors_seeds()), ("tokenizer", tokenizer_seeds()), ("config", config_seeds()),
-               ("index", index_seeds()), ("json", json_seeds()), ("wordpiece", wordpiece_seeds()))
+               ("index", index_seeds()), ("json", json_seeds()), ("wordpiece", wordpiece_seeds()),
+               ("pytorch", pytorch_seeds()))
     for target, seeds in targets:
         d = HERE / "corpus" / target
         if d.exists():

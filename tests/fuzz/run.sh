@@ -11,7 +11,8 @@
 # ('/' in PATH as '_').
 # Inputs are at most 4096 bytes (-max_len; JSON nested 65 levels deep, one past
 # io::json_depth_limit, takes 130), 32768 for the json target, so that its seeds
-# nested 10^4 levels are mutated whole; SCRIBE_FUZZ_MAX_LEN sets it for any target
+# nested 10^4 levels are mutated whole, and 8192 for pytorch, whose seeds are
+# whole zip archives; SCRIBE_FUZZ_MAX_LEN sets it for any target
 # (a longer seed is cut to it). Expected errors (scribe::error) are fine inside a
 # target; a crash, a sanitizer report, a leak, an uncaught exception, a broken
 # invariant (an abort) or a slow input (> 10 s) fails, and the input that did it
@@ -26,6 +27,7 @@ out=${3:?usage: run.sh TARGET SOURCE_ROOT BUILD_DIR}
 seconds=${SCRIBE_FUZZ_SECONDS:-10}
 case "$target" in
   json) max_len=32768 ;;
+  pytorch) max_len=8192 ;;  # a zip archive cut short is only refused: the seeds are kept whole
   *) max_len=4096 ;;
 esac
 max_len=${SCRIBE_FUZZ_MAX_LEN:-$max_len}

@@ -40,12 +40,15 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_bin  # noqa: E402  (pytorch_model.bin archives, written opcode by opcode)
+
 MARKER = b"SECRETBYTES"  # planted outside the model folders; must never be printed
 FORBIDDEN = ["Segmentation", "AddressSanitizer", "LeakSanitizer", "runtime error:", "terminate called", "std::",
              "Aborted", "core dumped"]
 FAMILY_MODEL = {"gpt2": "gpt2-tiny-a", "opt": "opt-tiny", "gptj": "gptj-tiny", "llama": "llama-tiny-gqa",
                 "mistral": "mistral-tiny"}
-SEED_LIMIT = {"safetensors": 4096, "config": 4096, "index": 4096, "tokenizer": 4096, "json": 32768}
+SEED_LIMIT = {"safetensors": 4096, "config": 4096, "index": 4096, "tokenizer": 4096, "json": 32768, "pytorch": 8192}
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 # What one run may use: a hostile input must be refused before it costs more. The
 # plain program gets an address-space limit (an allocation past it throws, which
@@ -239,6 +242,30 @@ class Ctx:
         if seed:
             try:
                 self.seed("safetensors", corrupt(*small_safetensors()))
+            except (KeyError, IndexError, ValueError):
+                pass
+        return d
+
+    # pytorch_model.bin
+    def torch(self, d, make, seed=True):
+        """model.safetensors of folder d replaced by pytorch_model.bin = make(tensors, storages) -> bytes
+        (the state dict's tensors as torch_bin describes them, each in its own storage); the seed
+        is the same made from torch_bin.small()."""
+        path = os.path.join(d, "model.safetensors")
+        with open(path, "rb") as f:
+            h, data = st_split(f.read())
+        os.unlink(path)
+        tensors, storages = [], {}
+        for i, name in enumerate(st_tensors(h)):
+            kind, size = torch_bin.STORAGE[h[name]["dtype"]]
+            b, e = h[name]["data_offsets"]
+            storages[str(i)] = data[b:e]
+            tensors.append({"name": name, "type": kind, "key": str(i), "numel": (e - b) // size, "offset": 0,
+                            "size": h[name]["shape"], "stride": torch_bin.row_major(h[name]["shape"])})
+        self.write(os.path.join(d, "pytorch_model.bin"), make(tensors, storages))
+        if seed:
+            try:
+                self.seed("pytorch", make(*torch_bin.small()))
             except (KeyError, IndexError, ValueError):
                 pass
         return d
@@ -659,6 +686,205 @@ def setup_index_cases():
     case("index_shard_fifo", "index", special("shard_fifo"), 1, ["model-00002-of-00002.safetensors", "is a FIFO"])
     case("index_shard_dev_zero", "index", special("shard_zero"), 1, ["model-00002-of-00002.safetensors", "character device"])
     case("index_shard_symlink_secret", "index", special("shard_secret"), 1, ["model-00002-of-00002.safetensors", "runs past"])
+
+
+# --- pytorch_model.bin (torch.save's zip archive of a state dict) -------------
+
+def pt_case(name, make, words, cmd="inspect", rc=1, seed=True, model="gpt2-tiny-a"):
+    def setup(x):
+        d = x.torch(x.model(model), make, seed=seed)
+        return gen(d) if cmd == "generate" else [cmd, d]
+    case("pytorch_" + name, "pytorch", setup, rc, words)
+
+
+def whole(tensors, storages, **kw):
+    return torch_bin.archive(torch_bin.state_pickle(tensors), storages, **kw)
+
+
+def with_pickle(edit, **kw):
+    """An archive whose data.pkl is edit(the state dict's pickle)."""
+    return lambda t, s: torch_bin.archive(edit(torch_bin.state_pickle(t)), s, **kw)
+
+
+def changed(field, value, which=0):
+    def make(t, s):
+        t[which][field] = value
+        return whole(t, s)
+    return make
+
+
+def setup_pytorch_cases():
+    REBUILD = b"ctorch._utils\n_rebuild_tensor_v2\n"
+    pt_case("valid_ok", whole, [], cmd="generate", rc=0, seed=False)
+    pt_case("valid_plain_dict_ok", lambda t, s: torch_bin.archive(torch_bin.state_pickle(t, ordered=False), s), [],
+            cmd="generate", rc=0, seed=False)
+    pt_case("valid_rebuild_v1_ok", lambda t, s: torch_bin.archive(torch_bin.state_pickle(t, rebuild="_rebuild_tensor"), s), [],
+            rc=0, seed=False)
+    pt_case("empty_file", lambda t, s: b"", ["pytorch_model.bin: not a zip archive"])
+    pt_case("not_zip", lambda t, s: b"GARBAGE" * 100, ["pytorch_model.bin: not a zip archive"])
+    pt_case("legacy_pickle", lambda t, s: b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19." + b"\0" * 64, ["legacy format (torch < 1.6)"])
+    pt_case("truncated", lambda t, s: whole(t, s)[:len(whole(t, s)) // 2], ["no end-of-central-directory record"])
+    pt_case("truncated_end", lambda t, s: whole(t, s)[:-5], ["no end-of-central-directory record"])
+    pt_case("compressed", lambda t, s: whole(t, s, compress=True), ["is compressed (method 8)", "stores entries uncompressed"])
+    pt_case("big_endian", lambda t, s: whole(t, s, byteorder=b"big"), ['byteorder is "big"', "little-endian"])
+    pt_case("no_byteorder_ok", lambda t, s: whole(t, s, byteorder=None), [], rc=0, seed=False)
+    pt_case("two_folders", lambda t, s: whole(t, s, extra=[("other/x", b"1")]), ["entries in two folders"])
+    pt_case("entry_outside_folder", lambda t, s: whole(t, s, extra=[("loose", b"1")]), ["entry `loose` is outside the archive's folder"])
+    pt_case("no_data_pkl", lambda t, s: torch_bin.archive(b"", s, folder="archive").replace(b"archive/data.pkl", b"archive/data.pkX"),
+            ["no archive/data.pkl"])
+    pt_case("torchscript", lambda t, s: torch_bin.archive(b"", {}, extra=[("archive/constants.pkl", b"")]).replace(
+        b"archive/data.pkl", b"archive/dat_.pkl"), ["TorchScript archive"])
+
+    def damaged_crc(t, s):
+        b = bytearray(whole(t, s))
+        at = b.index(b"storage")
+        b[at] = ord("S")
+        return bytes(b)
+    pt_case("data_pkl_crc", damaged_crc, ["data.pkl does not match its CRC-32"])
+
+    pt_case("encrypted", lambda t, s: set_flag(whole(t, s), 1), ["is encrypted"])
+    pt_case("huge_entry_count", lambda t, s: set_eocd_count(whole(t, s), 0xfffe), ["claims 65534 entries"])
+    pt_case("entry_twice", lambda t, s: quietly(torch_bin.archive, torch_bin.state_pickle(t), s, extra=[("archive/version", b"3\n")]),
+            ["is in the archive twice"])
+    # The pickle: code and anything else but the tensor-rebuilding names is refused.
+    pt_case("global_os_system", with_pickle(lambda p: p.replace(REBUILD, b"cos\nsystem\n", 1)),
+            ["`os.system`", "never runs code"])
+    pt_case("global_builtins_eval", with_pickle(lambda p: p.replace(REBUILD, b"cbuiltins\neval\n", 1)),
+            ["`builtins.eval`", "never runs code"])
+    pt_case("stack_global_exec", with_pickle(lambda p: p.replace(REBUILD, b"\x8c\x08builtins\x8c\x04exec\x93", 1)),
+            ["`builtins.exec`"])
+    pt_case("global_posix_escape", with_pickle(lambda p: p.replace(REBUILD, b"cposix\nsys\x1b[2Jtem\n", 1)),
+            ["`posix.sys\\x1b[2Jtem`"])
+    pt_case("opcode_inst", with_pickle(lambda p: p.replace(REBUILD, b"ios\nsystem\n", 1)), ["opcode 0x69 (INST)"])
+    pt_case("opcode_newobj", with_pickle(lambda p: p[:2] + b"\x81" + p[2:]), ["opcode 0x81 (NEWOBJ)"])
+    pt_case("opcode_long4", with_pickle(lambda p: p[:2] + b"\x8b\x05\0\0\0" + p[2:]), ["opcode 0x8b (LONG4)"])
+    pt_case("protocol_1", with_pickle(lambda p: b"\x80\x01" + p[2:]), ["pickle protocol 1"])
+    pt_case("no_stop", with_pickle(lambda p: p[:-1]), ["the pickle ends without STOP"])
+    pt_case("stop_early", with_pickle(lambda p: p[:2] + b"NN." + p[2:]), ["STOP with 2 items on the stack"])
+    pt_case("none_state", with_pickle(lambda p: p[:2] + b"N." + p[2:]), ["the pickle holds None, not a state dict"])
+    pt_case("binget_unknown", with_pickle(lambda p: p[:-2] + b"h\x07" + p[-2:]), ["BINGET of memo entry 7, which was never put"])
+    pt_case("stack_underflow", with_pickle(lambda p: p[:2] + b"R" + p[2:]), ["more items than the stack holds"])
+    pt_case("storage_short", lambda t, s: whole(t, dict(s, **{"0": s["0"][:-4]})), ["but the archive's entry has"])
+    pt_case("storage_missing", lambda t, s: whole(t, {k: v for k, v in s.items() if k != "1"}),
+            ["which the archive does not hold (no archive/data/1)"])
+    pt_case("storage_key_path", changed("key", "../../etc/passwd"), ["is not a plain record name"])
+    pt_case("storage_int16", changed("type", "ShortStorage"), ["torch.ShortStorage", "does not read"])
+    pt_case("storage_class_unknown", changed("type", "Evil"), ["`torch.Evil`"])
+    pt_case("view_past_storage", changed("offset", 10), ["reaches past the end of its storage"])
+    pt_case("negative_offset", changed("offset", -3), ["negative storage offset"])
+    pt_case("stride_past_storage", lambda t, s: changed("stride", [t[0]["stride"][0], 2] if len(t[0]["stride"]) > 1 else [2])(t, s),
+            ["reaches past the end of its storage"])
+    pt_case("shape_2_48", changed("size", [2 ** 48 + 1]), ["outside 0 .. 2^48"])
+    pt_case("shape_product_huge", lambda t, s: shaped(t, s, [2 ** 30, 2 ** 30], [2 ** 30, 1]), ["impossibly large shape"])
+    pt_case("shape_17_dims", changed("size", [1] * 17), ["more than 16"])
+    pt_case("integer_72_bits", changed("offset", 2 ** 70), ["wider than 64 bits"])
+    pt_case("stride_zero_gather_huge", lambda t, s: shaped(t, s, [2 ** 20, 2 ** 20], [0, 0]),
+            ["strided view", "more bytes than the file has"])
+
+    def rows_of(t, s):  # size and stride of a 2-d tensor swapped: its own shape transposed, strided
+        x = next(v for v in t if len(v["size"]) == 2 and v["size"][0] != v["size"][1])
+        x["size"] = x["size"][::-1]
+        x["stride"] = [1, x["size"][1]]
+        return whole(t, s)
+    pt_case("transposed_shape_wrong", rows_of, ["pytorch_model.bin: tensor `", "but config.json needs"], seed=False)
+    pt_case("tensor_missing", lambda t, s: whole([v for v in t if v["name"] != "transformer.ln_f.bias"], s),
+            ["pytorch_model.bin: tensor `ln_f.bias` is missing"], seed=False)
+    pt_case("tensor_twice", lambda t, s: whole(t + t[:1], s), ["holds `", "twice"])
+    pt_case("not_a_dict", with_pickle(lambda p: b"\x80\x02]."), ["holds a list, not a state dict"])
+    pt_case("wrapped_state_dict", with_pickle(lambda p: b"\x80\x02}X\x0a\0\0\0state_dict" + p[2:-1] + b"s."),
+            ["`state_dict` is a dict, not a tensor"])
+    pt_case("key_not_string", with_pickle(lambda p: b"\x80\x02}K\x01N" + b"s."), ["a key that is an integer"])
+    pt_case("nested_tuples_1e6", with_pickle(lambda p: b"\x80\x02N" + b"\x85" * 1000000 + b"."),
+            ["holds a tuple, not a state dict"], seed=False)
+    pt_case("dict_in_itself", with_pickle(lambda p: b"\x80\x02}q\x00X\x01\0\0\0ah\x00s."), ["`a` is a dict, not a tensor"])
+    pt_case("hooks_not_empty", with_pickle(lambda p: p.replace(b"\x89ccollections\nOrderedDict\n)R",
+                                                               b"\x89}X\x01\0\0\0aNs", 1)), ["backward hooks"])
+
+    # The folder: the file itself, an index of .bin shards, safetensors preferred.
+    def special(kind):
+        def setup(x):
+            d = x.model()
+            os.unlink(os.path.join(d, "model.safetensors"))
+            f = os.path.join(d, "pytorch_model.bin")
+            if kind == "dir":
+                x.directory(f)
+            elif kind == "fifo":
+                x.fifo(f)
+            elif kind == "secret":
+                x.symlink(f, x.secret())
+            elif kind == "zero":
+                x.symlink(f, "/dev/zero")
+            return ["inspect", d]
+        return setup
+    case("pytorch_is_directory", "pytorch", special("dir"), 1, ["pytorch_model.bin", "is a directory"])
+    case("pytorch_fifo", "pytorch", special("fifo"), 1, ["pytorch_model.bin", "is a FIFO"])
+    case("pytorch_symlink_secret", "pytorch", special("secret"), 1, ["pytorch_model.bin: not a zip archive"])
+    case("pytorch_dev_zero", "pytorch", special("zero"), 1, ["pytorch_model.bin", "character device"])
+
+    def safetensors_preferred(x):
+        d = x.model()
+        x.write(os.path.join(d, "pytorch_model.bin"), b"not read: model.safetensors comes first")
+        return gen(d)
+    case("pytorch_safetensors_preferred_ok", "pytorch", safetensors_preferred, 0, [])
+
+    def sharded(change):
+        def setup(x):
+            d = x.model()
+            with open(os.path.join(d, "model.safetensors"), "rb") as f:
+                h, data = st_split(f.read())
+            os.unlink(os.path.join(d, "model.safetensors"))
+            names = st_tensors(h)
+            wm = {}
+            for i, part in enumerate((names[:len(names) // 2], names[len(names) // 2:])):
+                file = "pytorch_model-%05d-of-00002.bin" % (i + 1)
+                x.write(os.path.join(d, file), torch_bin.from_safetensors(st_rebuild(h, data, drop=[n for n in names if n not in part])))
+                wm.update({n: file for n in part})
+            index = {"metadata": {}, "weight_map": wm}
+            change(d, index)
+            x.write(os.path.join(d, "pytorch_model.bin.index.json"), json.dumps(index).encode())
+            return gen(d)
+        return setup
+    case("pytorch_index_two_shards_ok", "pytorch", sharded(lambda d, i: None), 0, [])
+    case("pytorch_index_missing_shard", "pytorch",
+         sharded(lambda d, i: os.unlink(os.path.join(d, "pytorch_model-00002-of-00002.bin"))),
+         1, ["pytorch_model-00002-of-00002.bin", "no such file"])
+    case("pytorch_index_outside", "pytorch",
+         sharded(lambda d, i: i["weight_map"].update({sorted(i["weight_map"])[0]: "../pytorch_model.bin"})),
+         1, ["pytorch_model.bin.index.json", "names a file outside the folder"])
+    case("pytorch_index_shard_garbage", "pytorch",
+         sharded(lambda d, i: open(os.path.join(d, "pytorch_model-00001-of-00002.bin"), "wb").write(b"PK\x03\x04" + b"junk" * 20)),
+         1, ["pytorch_model-00001-of-00002.bin", "no end-of-central-directory record"])
+
+
+def shaped(tensors, storages, size, stride):
+    """The archive with the first tensor given this size and stride."""
+    tensors[0]["size"], tensors[0]["stride"] = size, stride
+    return whole(tensors, storages)
+
+
+def quietly(f, *args, **kw):
+    """f(...) without the warnings zipfile gives for what a hostile archive does on purpose."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return f(*args, **kw)
+
+
+def set_flag(b, bit):
+    """The zip's first central-directory entry with general-purpose flag `bit` set."""
+    b = bytearray(b)
+    at = b.index(b"PK\x01\x02")
+    flags = struct.unpack("<H", b[at + 8:at + 10])[0] | bit
+    b[at + 8:at + 10] = struct.pack("<H", flags)
+    return bytes(b)
+
+
+def set_eocd_count(b, n):
+    """The zip's end record claiming n entries (on this disk and in all)."""
+    b = bytearray(b)
+    at = b.rindex(b"PK\x05\x06")
+    b[at + 8:at + 12] = struct.pack("<HH", n, n)
+    return bytes(b)
 
 
 # --- config.json of every family ----------------------------------------------
@@ -1909,6 +2135,7 @@ def setup_encoder_cases():
 def build_cases():
     setup_safetensors_cases()
     setup_index_cases()
+    setup_pytorch_cases()
     setup_config_cases()
     setup_generation_config_cases()
     setup_draft_cases()
@@ -2000,7 +2227,7 @@ def repr_arg(a):
 
 
 def write_seeds(dest, data):
-    kinds = ("config", "safetensors", "index", "tokenizer", "json")
+    kinds = ("config", "safetensors", "index", "tokenizer", "json", "pytorch")
     for k in kinds:
         d = os.path.join(dest, k)
         if os.path.isdir(d):

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <scribe/io/checkpoint.hpp>
 #include <scribe/io/safetensors.hpp>
 
 using namespace scribe;

@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <scribe/io/safetensors.hpp>
+#include <scribe/io/checkpoint.hpp>
 #include <scribe/models/registry.hpp>
 #include <scribe/runtime/speculative.hpp>
 

@@ -16,17 +16,11 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -34,43 +28,9 @@
 #include "../core/error.hpp"
 #include "file.hpp"
 #include "json.hpp"
+#include "tensor_file.hpp"
 
 namespace scribe::io {
-
-// A read-only memory map of a whole file.
-class mapped_file {
-public:
-    explicit mapped_file(const std::filesystem::path& path) : path_(path) {
-        const regular_file f(path, "the safetensors file");
-        size_ = static_cast<std::size_t>(f.size());
-        if (size_ > 0) {
-            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, f.fd(), 0);
-            if (p == MAP_FAILED) throw error(shown_path(path) + ": cannot map (" + std::strerror(errno) + ")");
-            data_ = static_cast<const unsigned char*>(p);
-            mapped_ = true;
-        }
-    }
-    // A copy of bytes in memory, standing for a file called `name` (in-memory
-    // parsing, e.g. by the fuzz tests).
-    mapped_file(std::span<const unsigned char> bytes, const std::filesystem::path& name)
-        : path_(name), owned_(bytes.begin(), bytes.end()), data_(owned_.data()), size_(owned_.size()) {}
-    ~mapped_file() {
-        if (mapped_) ::munmap(const_cast<unsigned char*>(data_), size_);
-    }
-    mapped_file(const mapped_file&) = delete;
-    mapped_file& operator=(const mapped_file&) = delete;
-
-    const unsigned char* data() const { return data_; }
-    std::size_t size() const { return size_; }
-    const std::filesystem::path& path() const { return path_; }
-
-private:
-    std::filesystem::path path_;
-    std::vector<unsigned char> owned_;  // the bytes, when not mapped
-    const unsigned char* data_ = nullptr;
-    std::size_t size_ = 0;
-    bool mapped_ = false;
-};
 
 // The safetensors dtype names Scribe has a dtype for.
 inline dtype safetensors_dtype(const std::string& s, const std::string& where) {
@@ -98,49 +58,20 @@ inline std::string safetensors_name(dtype t) {
     return "?";
 }
 
-struct tensor_entry {
-    std::string name;
-    dtype type;
-    std::vector<std::int64_t> shape;
-    std::uint64_t begin, end;  // byte offsets into the data section
-    std::int64_t elements() const {
-        std::int64_t n = 1;
-        for (auto e : shape) n *= e;
-        return n;
-    }
-};
-
-class safetensors {
+// A safetensors file, validated whole when opened; its tensors are views into
+// the mapping (tensor_file).
+class safetensors : public tensor_file {
 public:
     // The largest header read (the reference implementation's limit too).
     static constexpr std::uint64_t header_limit = 100ull << 20;
 
-    explicit safetensors(const std::filesystem::path& path) : file_(std::make_shared<mapped_file>(path)) { parse(); }
+    explicit safetensors(const std::filesystem::path& path)
+        : tensor_file(std::make_shared<mapped_file>(path, "the safetensors file")) { parse(); }
     // The same from a copy of the file's bytes; `name` stands for the file in errors.
     safetensors(std::span<const unsigned char> bytes, const std::filesystem::path& name)
-        : file_(std::make_shared<mapped_file>(bytes, name)) { parse(); }
-
-    const std::filesystem::path& path() const { return file_->path(); }
-    const std::vector<tensor_entry>& tensors() const { return entries_; }
-    const std::map<std::string, std::string>& metadata() const { return metadata_; }
-    bool contains(const std::string& name) const { return index_.count(name) != 0; }
-
-    const tensor_entry& entry(const std::string& name) const {
-        const auto it = index_.find(name);
-        if (it == index_.end()) throw error(where() + ": no tensor `" + name + "`");
-        return entries_[it->second];
-    }
-    // The tensor's bytes, in place in the mapping.
-    std::span<const unsigned char> bytes(const std::string& name) const {
-        const auto& e = entry(name);
-        return {data_ + e.begin, static_cast<std::size_t>(e.end - e.begin)};
-    }
-    // Keeps the mapping alive (for views handed out beyond this object's life).
-    std::shared_ptr<const mapped_file> mapping() const { return file_; }
+        : tensor_file(std::make_shared<mapped_file>(bytes, name)) { parse(); }
 
 private:
-    std::string where() const { return shown_path(file_->path()); }
-
     void parse() {
         const auto size = file_->size();
         if (size < 8) throw error(where() + ": " + std::to_string(size) + " bytes is too short for a safetensors header (8 bytes of length first)");
@@ -157,8 +88,9 @@ private:
         const auto* header = reinterpret_cast<const char*>(file_->data() + 8);
         const auto j = parse_json(std::string_view(header, static_cast<std::size_t>(n)), where() + " (header)");
         if (!j.is_object()) throw error(where() + ": the header is not a JSON object");
-        data_ = file_->data() + 8 + n;
+        const auto* data = file_->data() + 8 + n;
         const std::uint64_t data_size = size - 8 - n;
+        std::vector<tensor_entry> entries;
         for (auto it = j.begin(); it != j.end(); ++it) {
             const auto& key = it.key();
             const auto& v = it.value();
@@ -206,12 +138,11 @@ private:
             if (e.end - e.begin != need)
                 throw error(what + " is " + std::string(name(e.type)) + shape_text(e.shape) + ", " + std::to_string(need) +
                             " bytes, but its data_offsets span " + std::to_string(e.end - e.begin));
-            index_[key] = entries_.size();
-            entries_.push_back(std::move(e));
+            entries.push_back(std::move(e));
         }
         // The data is covered exactly: no overlaps, no holes.
         std::vector<const tensor_entry*> by_offset;
-        for (const auto& e : entries_) by_offset.push_back(&e);
+        for (const auto& e : entries) by_offset.push_back(&e);
         std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
         std::uint64_t at = 0;
         const tensor_entry* previous = nullptr;
@@ -227,88 +158,11 @@ private:
         }
         if (at != data_size)
             throw error(where() + ": bytes [" + std::to_string(at) + ", " + std::to_string(data_size) + ") at the end of the data belong to no tensor");
-    }
-
-    static std::string shape_text(const std::vector<std::int64_t>& s) {
-        std::string out = "[";
-        for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-        return out + "]";
-    }
-
-    std::shared_ptr<mapped_file> file_;
-    const unsigned char* data_ = nullptr;
-    std::vector<tensor_entry> entries_;
-    std::map<std::string, std::size_t> index_;
-    std::map<std::string, std::string> metadata_;
-};
-
-// A sharded checkpoint's model.safetensors.index.json: the file each tensor is in
-// ("weight_map": tensor name -> file name in the same folder). `source` names it
-// in errors. Refuses an empty map and file names that leave the folder.
-inline std::map<std::string, std::string> read_weight_map(const nlohmann::json& j, const std::string& source) {
-    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-        throw error(source + ": no \"weight_map\" object (a sharded checkpoint's index maps each tensor to its file)");
-    if (j["weight_map"].empty()) throw error(source + ": the \"weight_map\" is empty: it names no tensor");
-    std::map<std::string, std::string> out;
-    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-        const auto what = source + ": weight_map `" + printable(it.key()) + "`";
-        if (!it.value().is_string()) throw error(what + " is not a file name");
-        const auto file = it.value().get<std::string>();
-        if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos || file.find('\0') != std::string::npos)
-            throw error(what + " names a file outside the folder: \"" + printable(file) + "\"");
-        out[it.key()] = file;
-    }
-    return out;
-}
-
-// A Hugging Face checkpoint folder: model.safetensors, or the shards that
-// model.safetensors.index.json maps every tensor to ("weight_map"). Each shard is
-// opened (and validated) once; every tensor the index names must be in its shard.
-class checkpoint {
-public:
-    explicit checkpoint(const std::filesystem::path& dir) : dir_(dir) {
-        const auto index = dir / "model.safetensors.index.json";
-        const auto single = dir / "model.safetensors";
-        std::error_code ec;
-        if (std::filesystem::exists(index, ec)) {
-            const auto map = read_weight_map(read_json(index, config_file_limit << 4, "the checkpoint's index"), index.string());
-            std::map<std::string, std::size_t> shard_of_file;
-            for (const auto& [tensor, file] : map) {
-                auto [f, fresh] = shard_of_file.try_emplace(file, shards_.size());
-                if (fresh) shards_.emplace_back(dir / file);
-                const auto& shard = shards_[f->second];
-                if (!shard.contains(tensor))
-                    throw error(index.string() + ": tensor `" + printable(tensor) + "` is mapped to " + printable(file) +
-                                ", which does not hold it");
-                where_[tensor] = f->second;
-            }
-        } else if (std::filesystem::exists(single, ec) || std::filesystem::is_symlink(single, ec)) {
-            shards_.emplace_back(single);
-            for (const auto& e : shards_.front().tensors()) where_[e.name] = 0;
-        } else {
-            throw error(dir.string() + ": no model.safetensors or model.safetensors.index.json");
+        for (auto& e : entries) {
+            const std::span<const unsigned char> bytes(data + e.begin, static_cast<std::size_t>(e.end - e.begin));
+            add(std::move(e), bytes);
         }
     }
-
-    bool contains(const std::string& name) const { return where_.count(name) != 0; }
-    const safetensors& shard_of(const std::string& name) const {
-        const auto it = where_.find(name);
-        if (it == where_.end()) throw error(dir_.string() + ": the checkpoint has no tensor `" + name + "`");
-        return shards_[it->second];
-    }
-    const tensor_entry& entry(const std::string& name) const { return shard_of(name).entry(name); }
-    std::span<const unsigned char> bytes(const std::string& name) const { return shard_of(name).bytes(name); }
-    std::vector<std::string> names() const {
-        std::vector<std::string> out;
-        for (const auto& [n, _] : where_) out.push_back(n);
-        return out;
-    }
-    const std::vector<safetensors>& shards() const { return shards_; }
-
-private:
-    std::filesystem::path dir_;
-    std::vector<safetensors> shards_;
-    std::map<std::string, std::size_t> where_;
 };
 
 // A tensor to write: its name, dtype, shape and row-major bytes.

@@ -3,7 +3,8 @@
 // the one validation `generate`, `export-hlo`, `inspect` and `shard` share.
 //
 // A folder holds either the whole checkpoint (model.safetensors, or the shards of
-// model.safetensors.index.json), from which each rank's part is cut, or, written
+// model.safetensors.index.json; or pytorch_model.bin, or its shards: see
+// io/checkpoint.hpp), from which each rank's part is cut, or, written
 // by `scribe shard`, one file per rank: model.tp<N>-rank<R>.safetensors (N >= 1),
 // holding that rank's part of every weight under its Hugging Face name, in the
 // dims the model reads it as, with __metadata__ scribe.tp_degree and scribe.rank.
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "../cpu/array.hpp"
+#include "../io/checkpoint.hpp"
 #include "../io/safetensors.hpp"
 #include "../models/common.hpp"
 #include "../ops/quantize.hpp"
@@ -102,7 +104,7 @@ public:
     // A weight's bytes for one rank: in `file` under `name` (the family's prefix
     // may be part of it), cut for the rank unless the file is pre-sharded.
     struct source {
-        const io::safetensors* file;
+        const io::tensor_file* file;
         std::string name;
         std::string scale;  // a pre-sharded q8 weight's scales (q under `name`); else empty
     };
@@ -111,9 +113,7 @@ public:
     weight_files(const std::filesystem::path& dir, const config& c, std::int64_t degree, const std::vector<int>& ranks)
         : dir_(dir), degree_(degree), ranks_(ranks) {
         std::error_code ec;
-        const bool whole = std::filesystem::exists(dir / "model.safetensors", ec) ||
-                           std::filesystem::is_symlink(dir / "model.safetensors", ec) ||
-                           std::filesystem::exists(dir / "model.safetensors.index.json", ec);
+        const bool whole = io::has_checkpoint(dir);
         presharded_ = std::filesystem::exists(rank_file(dir, degree, ranks.front()), ec);
         if (!whole && !presharded_) refuse_missing(degree);
         if (presharded_) {
@@ -266,7 +266,7 @@ private:
                         std::to_string(degrees.front()) + "-rank*.safetensors) and has no model.safetensors, so it runs only at that " +
                         "degree: give --tp " + std::to_string(degrees.front()) + " (this run asked for " + std::to_string(degree) + ")");
         }
-        throw error(dir_.string() + ": no model.safetensors or model.safetensors.index.json");
+        throw error(dir_.string() + ": no model.safetensors or model.safetensors.index.json (nor pytorch_model.bin or pytorch_model.bin.index.json)");
     }
 
     // Every layer has at least one tensor, so a config with more layers than the
@@ -288,7 +288,7 @@ private:
             const auto prefixed = std::string(Family::prefix) + s.name;
             const auto n = ck.contains(s.name) ? std::optional(s.name) : ck.contains(prefixed) ? std::optional(prefixed) : std::nullopt;
             if (!n)
-                throw error((dir_ / "model.safetensors").string() + ": tensor `" + s.name + "` is missing (" + article() + Family::name +
+                throw error(ck.source().string() + ": tensor `" + s.name + "` is missing (" + article() + Family::name +
                             " with " + std::to_string(c.n_layer) + " layers needs it)");
             names.push_back({&ck.shard_of(*n), *n, {}});
         }
