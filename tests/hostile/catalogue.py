@@ -214,6 +214,26 @@ class Ctx:
             f.write(content if content is not None else MARKER + b" private bytes\n" + MARKER + b"\n")
         return path
 
+    def special(self, path, kind):
+        """path made into something other than a plain file: a directory, a FIFO, a symlink to
+        /dev/zero, /dev/null, to the secret outside the folder, to nowhere or to itself; or removed."""
+        if kind == "directory":
+            self.directory(path)
+        elif kind == "fifo":
+            self.fifo(path)
+        elif kind in ("dev_zero", "dev_null"):
+            self.symlink(path, "/dev/" + kind[4:])
+        elif kind == "secret":
+            self.symlink(path, self.secret())
+        elif kind == "dangling":
+            self.symlink(path, self.p("nowhere", os.path.basename(path)))
+        elif kind == "loop":
+            self.symlink(path, os.path.basename(path))
+        elif kind == "missing":
+            os.unlink(path)
+        else:
+            raise ValueError(kind)
+
     def sparse(self, path, size, head=b""):
         if os.path.lexists(path):
             self.remove(path)
@@ -563,21 +583,7 @@ def setup_safetensors_cases():
     def special(kind):
         def setup(x):
             d = x.model()
-            f = os.path.join(d, "model.safetensors")
-            if kind == "directory":
-                x.directory(f)
-            elif kind == "fifo":
-                x.fifo(f)
-            elif kind == "dev_zero":
-                x.symlink(f, "/dev/zero")
-            elif kind == "dev_null":
-                x.symlink(f, "/dev/null")
-            elif kind == "dangling":
-                x.symlink(f, x.p("nowhere", "model.safetensors"))
-            elif kind == "loop":
-                x.symlink(f, "model.safetensors")
-            elif kind == "missing":
-                os.unlink(f)
+            x.special(os.path.join(d, "model.safetensors"), kind)
             return gen(d) if kind in ("fifo", "dangling") else ["inspect", d]
         return setup
     case("safetensors_is_directory", "safetensors", special("directory"), 1, ["model.safetensors", "is a directory"])
@@ -805,21 +811,13 @@ def setup_pytorch_cases():
         def setup(x):
             d = x.model()
             os.unlink(os.path.join(d, "model.safetensors"))
-            f = os.path.join(d, "pytorch_model.bin")
-            if kind == "dir":
-                x.directory(f)
-            elif kind == "fifo":
-                x.fifo(f)
-            elif kind == "secret":
-                x.symlink(f, x.secret())
-            elif kind == "zero":
-                x.symlink(f, "/dev/zero")
+            x.special(os.path.join(d, "pytorch_model.bin"), kind)
             return ["inspect", d]
         return setup
-    case("pytorch_is_directory", "pytorch", special("dir"), 1, ["pytorch_model.bin", "is a directory"])
+    case("pytorch_is_directory", "pytorch", special("directory"), 1, ["pytorch_model.bin", "is a directory"])
     case("pytorch_fifo", "pytorch", special("fifo"), 1, ["pytorch_model.bin", "is a FIFO"])
     case("pytorch_symlink_secret", "pytorch", special("secret"), 1, ["pytorch_model.bin: not a zip archive"])
-    case("pytorch_dev_zero", "pytorch", special("zero"), 1, ["pytorch_model.bin", "character device"])
+    case("pytorch_dev_zero", "pytorch", special("dev_zero"), 1, ["pytorch_model.bin", "character device"])
 
     def safetensors_preferred(x):
         d = x.model()
