@@ -796,7 +796,7 @@ int inspect(const args& a) {
         const bool q8 = q8::plan(w.dims, w.in, s.weights).has_value();  // 34 (q4: 18) bytes per 32
         const auto bytes = q8 ? static_cast<std::size_t>(elements / 32 * q8::block_bytes(s.weights)) : static_cast<std::size_t>(elements) * info(t).bytes;
         std::printf("%-34s %-6s %-22s %12zu\n", w.name.c_str(), q8 ? std::string(name(s.weights)).c_str() : std::string(name(t)).c_str(),
-                    runtime::detail::shape_text(w.stored).c_str(), bytes);
+                    io::shape_text(w.stored).c_str(), bytes);
         total += bytes;
         params += elements;
     }

@@ -431,8 +431,8 @@ private:
                 for (const auto& d : whole_dims) want.push_back(d.extent);
                 if (e.type != a.type() || e.shape != want)
                     throw error((o_.resume / "optimizer.safetensors").string() + ": " + name + " is " + std::string(scribe::name(e.type)) +
-                                detail::shape_text(e.shape) + ", the optimizer's is " + std::string(scribe::name(a.type())) +
-                                detail::shape_text(want));
+                                io::shape_text(e.shape) + ", the optimizer's is " + std::string(scribe::name(a.type())) +
+                                io::shape_text(want));
                 const auto bytes = opt.bytes(name);
                 const auto whole = cpu::array::borrow(a.type(), whole_dims, bytes.data(), bytes.size());
                 // (copied: the file is closed after this)

@@ -56,12 +56,6 @@ inline void convert_floats(dtype from, const unsigned char* src, dtype to, unsig
         store_as(to, load_as_double(from, src + static_cast<std::size_t>(i) * fs), dst + static_cast<std::size_t>(i) * ts);
 }
 
-inline std::string shape_text(const std::vector<std::int64_t>& s) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-    return out + "]";
-}
-
 // The degrees a folder holds rank files for (model.tp<N>-rank0.safetensors).
 inline std::vector<std::int64_t> presharded_degrees(const std::filesystem::path& dir) {
     std::vector<std::int64_t> out;
@@ -361,9 +355,9 @@ private:
                 for (const auto& d : parallel::shard_shape(s.dims, s.split, degree_)) want.push_back(d.extent);
             }
             if (e.shape != want)
-                throw error(src.file->path().string() + ": tensor `" + src.name + "` is " + detail::shape_text(e.shape) + " but " +
+                throw error(src.file->path().string() + ": tensor `" + src.name + "` is " + io::shape_text(e.shape) + " but " +
                             (presharded_ ? "rank " + std::to_string(rank) + "'s part" : std::string("config.json")) + " needs " +
-                            detail::shape_text(want));
+                            io::shape_text(want));
             if (e.type != dtype::f32 && e.type != dtype::f16 && e.type != dtype::bf16)
                 throw error(src.file->path().string() + ": tensor `" + src.name + "` is " + std::string(name(e.type)) +
                             "; weights must be F32, F16 or BF16");
@@ -384,8 +378,8 @@ private:
         for (const auto& [n, type, dims] : {std::tuple{src.name, q8::storage(l.format).type, l.q}, std::tuple{src.scale, dtype::f16, l.scale}}) {
             const auto& e = src.file->entry(n);
             if (e.shape != extents(dims) || e.type != type)
-                throw error(path + ": tensor `" + n + "` is " + std::string(name(e.type)) + detail::shape_text(e.shape) + " but rank " +
-                            std::to_string(rank) + "'s part in " + format + " needs " + std::string(name(type)) + detail::shape_text(extents(dims)));
+                throw error(path + ": tensor `" + n + "` is " + std::string(name(e.type)) + io::shape_text(e.shape) + " but rank " +
+                            std::to_string(rank) + "'s part in " + format + " needs " + std::string(name(type)) + io::shape_text(extents(dims)));
         }
         const auto bytes = src.file->bytes(src.scale);
         if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(std::uint16_t) != 0)
