@@ -19,7 +19,7 @@ import json, os, platform, sys, time
 d = sys.argv[1]
 report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or platform.machine(),
           "cores": os.cpu_count()}
-for name in ("gemm", "block", "gpt2", "llama", "bert", "tokenizer", "speculative"):
+for name in ("gemm", "block", "gpt2", "llama", "bert", "tokenizer", "speculative", "start"):
     path = os.path.join(d, name + ".json")
     if os.path.exists(path):
         with open(path) as f:

@@ -338,7 +338,11 @@ int classify_command(int argc, char** argv, cpu::communicator* comm);
 int embed_command(int argc, char** argv, cpu::communicator* comm);
 // `scribe tokenize` (tools/tokenize.cpp).
 int tokenize_command(int argc, char** argv);
-// `scribe export-hlo` of an encoder folder (tools/encode.cpp).
+// `scribe export-hlo` of an encoder folder (tools/encode.cpp), and of a decoder
+// folder (tools/scribe.cpp; `scribe compile` writes an artifact's graphs with it).
 int export_encoder_hlo(const args& a);
+int export_decoder_hlo(const args& a);
+// `scribe compile` (tools/compile.cpp).
+int compile_command(int argc, char** argv);
 
 }  // namespace scribe::cli

@@ -7,9 +7,11 @@
 //   scribe export-hlo [MODEL] [--out DIR] [options]
 //   scribe inspect [MODEL] [options]
 //   scribe shard [MODEL] --tp N --out DIR
+//   scribe compile [MODEL] --out DIR [--tp N] [--dtype T] ...   (tools/compile.cpp)
 //   mpirun -np N scribe generate [MODEL] --tp N ...   (ranks as processes)
 //
 // MODEL defaults to the demo model kept in the source tree (models/demo-gpt2).
+// MODEL may be an artifact `scribe compile` wrote: generate starts it at once.
 // `scribe COMMAND --help` explains each command.
 #include <cctype>
 #include <chrono>
@@ -52,9 +54,10 @@ using namespace scribe::cli;
 
 namespace {
 
-// The --dtype a folder runs in when none is given: the block format `scribe
-// shard` wrote it in, else f32.
+// The --dtype a folder runs in when none is given: a compiled artifact's, the
+// block format `scribe shard` wrote it in, else f32.
 std::string default_model_dtype(const std::filesystem::path& dir, std::int64_t tp) {
+    if (runtime::is_artifact(dir)) return runtime::artifact::read(dir).options.dtype_name();  // a compiled artifact's own
     const auto f = runtime::presharded_format(dir, tp);
     return f == models::weight_format::plain ? "f32" : std::string(name(f));
 }
@@ -71,6 +74,8 @@ commands:
   inspect      print the config, the weights and the memory a run needs, per
                tensor-parallel rank
   shard        write a model pre-sharded for tensor parallelism (one file per rank)
+  compile      write an artifact that starts at once: each rank's weights converted
+               and laid out as the kernels read them, the graphs as HLO, a key
   train        train a model on plain text (fine-tune a folder, or a new model from
                a config), with checkpoints Hugging Face loads
   classify     label texts or text pairs with an encoder's classifier (BERT,
@@ -91,7 +96,9 @@ or DistilBERT encoder (WordPiece or byte-level BPE tokenizer). Without one, the 
 const char* usage_generate = R"(usage: scribe generate [MODEL] [--prompt TEXT]... [options]
 
 Generates a continuation of each prompt (several --prompt flags run as one batch)
-and prints prefill and decode tokens/s at the end.
+and prints prefill and decode tokens/s at the end. MODEL may be an artifact that
+`scribe compile` wrote: it starts with nothing to convert or pack, at the --tp
+and --dtype it was compiled for.
 
 options:
   --prompt TEXT          the prompt (default: "In the beginning"); repeat for a batch
@@ -368,7 +375,10 @@ int generate(const args& a, launcher& run) {
     if (!quiet && tok.vocab_size() < c.vocab_size)
         std::fprintf(stderr, "note: the model has %lld token ids, its tokenizer %d; the %lld without text are never generated\n",
                      static_cast<long long>(c.vocab_size), tok.vocab_size(), static_cast<long long>(c.vocab_size - tok.vocab_size()));
-    lo.tp = a.integer("tp", comm ? comm->size() : 1, 1, max_tp);
+    // A compiled artifact runs at the degree it was compiled for (read and checked
+    // here, before anything is loaded).
+    const auto compiled = runtime::is_artifact(a.model) ? std::optional(runtime::artifact::read(a.model)) : std::nullopt;
+    lo.tp = a.integer("tp", comm ? comm->size() : compiled ? compiled->options.tp : 1, 1, max_tp);
     if (comm && lo.tp != comm->size())
         throw error("--tp " + std::to_string(lo.tp) + " under mpirun -np " + std::to_string(comm->size()) +
                     ": give --tp " + std::to_string(comm->size()) + " (one rank per process)");
@@ -398,7 +408,8 @@ int generate(const args& a, launcher& run) {
                      lm.weight_format() == models::weight_format::q8   ? "q8 (matrices in 8-bit blocks, the rest f32)"
                      : lm.weight_format() == models::weight_format::q4 ? "q4 (matrices in 4-bit blocks, the rest f32)"
                                                                        : std::string(name(lm.type())).c_str(),
-                     lm.tp() == 1 ? (lm.presharded() ? ", pre-sharded for one rank" : "")
+                     lm.compiled() ? (", compiled artifact for --tp " + std::to_string(lm.tp()) + (lm.tp() == 1 ? "" : comm ? " (MPI)" : " (threads)")).c_str()
+                     : lm.tp() == 1 ? (lm.presharded() ? ", pre-sharded for one rank" : "")
                      : (", tensor parallel over " + std::to_string(lm.tp()) + (comm ? " processes (MPI)" : " threads") +
                         (lm.presharded() ? ", pre-sharded" : "") + (comm ? ": rank 0's part" : ": all ranks"))
                            .c_str(),
@@ -546,7 +557,7 @@ int export_hlo(int argc, char** argv) {
     if (a.flag("help")) return std::printf("%s%s", usage_export, usage_optimizer), 0;
     check_model_folder(a.model);
     if (models::is_encoder(a.model)) return export_encoder_hlo(a);
-    return models::with_family(a.model, [&]<class family>() { return export_hlo<family>(a); });
+    return export_decoder_hlo(a);
 }
 
 int inspect(int argc, char** argv) {
@@ -852,6 +863,10 @@ int shard(const args& a) {
 
 }  // namespace
 
+int scribe::cli::export_decoder_hlo(const args& a) {
+    return models::with_family(a.model, [&]<class family>() { return export_hlo<family>(a); });
+}
+
 int main(int argc, char** argv) {
     std::unique_ptr<launcher> run;
     try {
@@ -865,6 +880,7 @@ int main(int argc, char** argv) {
         if (cmd == "export-hlo") return export_hlo(argc, argv);
         if (cmd == "inspect") return inspect(argc, argv);
         if (cmd == "shard") return shard(argc, argv);
+        if (cmd == "compile") return compile_command(argc, argv);
         if (cmd == "train") return train_command(argc, argv, run->comm());
         if (cmd == "classify") return classify_command(argc, argv, run->comm());
         if (cmd == "embed") return embed_command(argc, argv, run->comm());

@@ -371,6 +371,18 @@ class Ctx:
         return out
 
 
+    # a folder written by `scribe compile`
+    def compiled(self, name="gpt2-tiny-a", tp=1, sub="art"):
+        if self.seeds_only:
+            raise SkipSeed()
+        out = self.p(sub)
+        r = subprocess.run([self.scribe, "compile", self.orig(name), "--tp", str(tp), "--out", out, "--buckets", "8,16", "--threads", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("scribe compile failed: " + r.stderr.decode(errors="replace"))
+        return out
+
+
 # ---------------------------------------------------------------------------
 # the cases
 
@@ -1619,6 +1631,126 @@ def setup_presharded_cases():
 
 # --- every flag of every command ---------------------------------------------------
 
+# --- compiled artifacts (scribe compile) -------------------------------------------
+
+def setup_artifact_cases():
+    def art(kind, cmd="generate", extra=()):
+        def setup(x):
+            d = x.compiled()
+            desc, packs = os.path.join(d, "artifact.json"), os.path.join(d, "packs.tp1-rank0.safetensors")
+
+            def edit(**change):
+                with open(desc) as f:
+                    j = json.load(f)
+                j.update(change)
+                x.write(desc, json.dumps(j).encode())
+
+            if kind == "not_json":
+                x.write(desc, b'{"format": "scribe-artifact", "version": 1,')
+            elif kind == "huge":
+                x.write(desc, b"{" + b" " * (2 << 20) + b"}")
+            elif kind == "array":
+                x.write(desc, b"[1, 2, 3]")
+            elif kind == "version_string":
+                edit(version="1")
+            elif kind == "version_later":
+                edit(version=2)
+            elif kind == "tp_float":
+                edit(tp=1e30)
+            elif kind == "tp_huge":
+                edit(tp=4096)
+            elif kind == "dtype_escape":
+                edit(dtype="\u001b[2Jf32")
+            elif kind == "buckets_many":
+                edit(buckets=[8] * 5000)
+            elif kind == "buckets_negative":
+                edit(buckets=[-8, 16])
+            elif kind == "family_other":
+                edit(family="OPT")
+            elif kind == "key_edited":
+                edit(key="0" * 32)
+            elif kind == "batch_edited":
+                edit(batch=2)
+            elif kind == "machine_other":
+                edit(machine="gemm avx512 8x48 kc 256; bf16 products in bf16 pairs")
+            elif kind == "desc_dir":
+                x.special(desc, "directory")
+            elif kind == "desc_fifo":
+                x.special(desc, "fifo")
+            elif kind == "config_edited":
+                x.config(d, lambda c: c.update(layer_norm_epsilon=0.001), seed=False)
+            elif kind == "packs_missing":
+                os.unlink(packs)
+            elif kind == "packs_fifo":
+                x.special(packs, "fifo")
+            elif kind == "packs_truncated":
+                with open(packs, "rb") as f:
+                    b = f.read()
+                x.write(packs, b[:len(b) // 2])
+            elif kind == "packs_meta_rank":
+                x.st(d, lambda h, data: st_join(dict(h, __metadata__=dict(h["__metadata__"], **{"scribe.rank": "1"})), data),
+                     file="packs.tp1-rank0.safetensors", seed=False)
+            elif kind == "packs_meta_none":
+                x.st(d, lambda h, data: st_join({k: v for k, v in h.items() if k != "__metadata__"}, data),
+                     file="packs.tp1-rank0.safetensors", seed=False)
+            elif kind in ("pack_short", "pack_reshaped"):
+                def corrupt(h, data):  # the first F32 pack: one float short, or its shape claimed otherwise
+                    name = next(n for n in st_tensors(h) if h[n]["dtype"] == "F32" and "@panels" in n)
+                    b, e = h[name]["data_offsets"]
+                    if kind == "pack_short":
+                        return st_rebuild(h, data, drop=[name], add=[(name, "F32", [(e - b) // 4 - 1], data[b:e - 4])])
+                    h[name]["shape"] = [2, (e - b) // 8]
+                    return st_join(h, data)
+                x.st(d, corrupt, file="packs.tp1-rank0.safetensors", seed=False)
+            elif kind == "pack_rows_as_f32":  # a row pack's bytes claimed as another dtype
+                def corrupt(h, data):
+                    name = next(n for n in h if n != "__metadata__" and "@rows" in n)
+                    h[name]["dtype"] = "I32"
+                    return st_join(h, data)
+                x.st(d, corrupt, file="packs.tp1-rank0.safetensors", seed=False)
+            elif kind == "pack_unknown":  # a pack nothing asks for is never read
+                x.st(d, lambda h, data: st_rebuild(h, data, add=[("os.system@rows.f32.k2s1.n2s2", "F32", [2, 2], b"\0" * 16)]),
+                     file="packs.tp1-rank0.safetensors", seed=False)
+            return [cmd, d] + (GEN if cmd == "generate" else []) + list(extra)
+        return setup
+    A = "artifact"
+    case("artifact_valid_ok", A, art("none"), 0, [])
+    case("artifact_not_json", A, art("not_json"), 1, ["artifact.json", "not valid JSON"])
+    case("artifact_huge", A, art("huge"), 1, ["artifact.json", "the artifact's description"])
+    case("artifact_array", A, art("array"), 1, ["artifact.json: not a Scribe artifact"])
+    case("artifact_version_string", A, art("version_string"), 1,
+         ['artifact format version "1", but this Scribe reads version 1 only', "scribe compile"])
+    case("artifact_version_later", A, art("version_later"), 1, ["artifact format version 2", "compile the model again with this Scribe"])
+    case("artifact_tp_float", A, art("tp_float"), 1, ['"tp" must be an integer'])
+    case("artifact_tp_huge", A, art("tp_huge"), 1, ["tp degree 4096 does not divide"])
+    case("artifact_dtype_escape", A, art("dtype_escape"), 1, ['"dtype" is "\\x1b[2Jf32", not f32, f16, bf16, q8 or q4'])
+    case("artifact_buckets_many", A, art("buckets_many"), 1, ['"buckets" must be a list of at most 4096 lengths'])
+    case("artifact_buckets_negative", A, art("buckets_negative"), 1, ['"buckets" holds -8, not a positive length'])
+    case("artifact_family_other", A, art("family_other"), 1, ["compiled for a OPT model, but config.json is GPT-2's"])
+    case("artifact_key_edited", A, art("key_edited"), 1, ["its key does not match config.json", "scribe compile"])
+    case("artifact_batch_edited", A, art("batch_edited"), 1, ["its key does not match"])
+    case("artifact_machine_other", A, art("machine_other"), 1, ["compiled for another CPU's kernels", "on this machine: scribe compile"])
+    case("artifact_description_directory", A, art("desc_dir"), 1, ["artifact.json", "is a directory"])
+    case("artifact_description_fifo", A, art("desc_fifo"), 1, ["artifact.json", "is a FIFO"])
+    case("artifact_config_edited", A, art("config_edited"), 1, ["its key does not match config.json"])
+    case("artifact_packs_missing", A, art("packs_missing"), 1, ["packs.tp1-rank0.safetensors is missing (rank 0's packs)", "scribe compile"])
+    case("artifact_packs_fifo", A, art("packs_fifo"), 1, ["packs.tp1-rank0.safetensors", "is a FIFO"])
+    case("artifact_packs_truncated", A, art("packs_truncated"), 1, ["packs.tp1-rank0.safetensors"])
+    case("artifact_packs_meta_rank", A, art("packs_meta_rank"), 1, ["not the packs of rank 0 of 1"])
+    case("artifact_packs_meta_none", A, art("packs_meta_none"), 1, ["not the packs of rank 0 of 1"])
+    case("artifact_pack_short", A, art("pack_short"), 1, ["packs.tp1-rank0.safetensors: pack `", "bytes, but the packed form"])
+    case("artifact_pack_reshaped", A, art("pack_reshaped"), 0, [])  # the bytes are the pack's whatever shape the header claims
+    case("artifact_pack_rows_as_i32", A, art("pack_rows_as_f32"), 0, [])
+    case("artifact_pack_unknown", A, art("pack_unknown"), 0, [])
+    case("artifact_tp_flag_other", A, art("none", extra=["--tp", "2"]), 1, ["is compiled for --tp 1 --dtype f32, not --tp 2 --dtype f32"])
+    case("artifact_compile_out_file", A, lambda x: ["compile", x.orig(), "--out", x.write(x.p("file"), b"x")], 1,
+         ["is a file, not a folder"])
+    case("artifact_compile_batch_zero", A, lambda x: ["compile", x.orig(), "--out", x.p("o"), "--batch", "0"], 1,
+         ["--batch must be between 1 and 1024, not 0"])
+    case("artifact_compile_into_model", A, lambda x: (lambda m: ["compile", m, "--out", m])(x.model()), 1,
+         ["another folder than the model's"])
+
+
 def setup_flag_cases():
     F = "flags"
 
@@ -2139,6 +2271,7 @@ def build_cases():
     setup_draft_cases()
     setup_tokenizer_cases()
     setup_presharded_cases()
+    setup_artifact_cases()
     setup_flag_cases()
     setup_train_cases()
     setup_encoder_cases()

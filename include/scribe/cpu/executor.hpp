@@ -40,6 +40,7 @@
 #include "communicator.hpp"
 #include "fusion.hpp"
 #include "kernels.hpp"
+#include "packs.hpp"
 #include "quantized.hpp"
 
 namespace scribe::cpu {
@@ -56,6 +57,10 @@ struct options {
     // several (a data- x tensor-parallel mesh) go through comm.split's parts,
     // made when the executor is (so every rank must make it at the same point).
     communicator* comm = nullptr;
+    // Where bound weights' packed forms are kept (cpu/packs.hpp): share one among
+    // the executors of graphs that bind the same weights, so each weight is packed
+    // once (it must outlive them). Null: this executor keeps its own.
+    weight_packs* packs = nullptr;
 };
 
 // An input given by its parameter's name: run({{"ids", ids}, {"mask", mask}}). The
@@ -89,7 +94,8 @@ struct run_stats {
 class executor {
 public:
     explicit executor(const graph& g, options opt = {})
-        : g_(g), pool_(std::make_unique<thread_pool>(opt.threads)), profile_(opt.profile), check_finite_(opt.check_finite), comm_(opt.comm) {
+        : g_(g), pool_(std::make_unique<thread_pool>(opt.threads)), profile_(opt.profile), check_finite_(opt.check_finite), comm_(opt.comm),
+          own_packs_(opt.packs ? nullptr : std::make_unique<weight_packs>()), packs_(opt.packs ? opt.packs : own_packs_.get()) {
         if (g_.outputs().empty())
             throw error("cpu: graph " + scribe::detail::ticked(g_.name()) + " has no outputs; call g.outputs(...)");
         g_.check_bindings();
@@ -227,8 +233,8 @@ public:
     // run() then takes only the unbound parameters, still in parameter order. The
     // value is borrowed as given (an mmapped weight stays where it is); a matrix
     // that a float dot reads as its right operand, with 8 or more rows on the left,
-    // is also packed once here for the GEMM (stats().packed_bytes). Binding
-    // again replaces the value.
+    // is also packed once here for the GEMM (stats().packed_bytes), or found
+    // packed in options::packs. Binding again replaces the value.
     void bind(std::int64_t number, array value) {
         const auto& nodes = g_.nodes();
         const auto it = std::find_if(nodes.begin(), nodes.end(), [&](const node& n) {
@@ -247,16 +253,26 @@ public:
             while (g_[o].kind == op::reshape && o != id) o = g_[o].operands[0];
             return o == id;
         };
+        // Packed under the parameter's name (its number where it has none), once
+        // for every executor sharing packs_.
+        const auto weight = it->label.empty() ? "#" + std::to_string(number) : it->label;
+        if (own_packs_) own_packs_->forget(weight);  // binding again replaces the value
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             const auto& n = nodes[i];
             if (n.kind != op::dot || q8_.contains(i) || !reshaped_from(n.operands[1]) || fusion_.inlined[static_cast<std::size_t>(n.operands[0])])
                 continue;
             const auto& rhs = g_[n.operands[1]];
-            packed_[i] = kernels::pack_rhs(n, g_[n.operands[0]].dims, g_[n.operands[0]].type,
-                                           v.view().relabel(rhs.dims), v.borrowed());
+            const auto plan = kernels::plan_pack(n, g_[n.operands[0]].dims, g_[n.operands[0]].type, rhs.dims, v.type(), v.borrowed());
+            if (plan.kind == kernels::pack_plan::form::none) packed_.erase(i);
+            else packed_[i] = packs_->get(weight, plan, v.view().relabel(rhs.dims));
         }
         packed_bytes_ = 0;
-        for (const auto& [_, p] : packed_) packed_bytes_ += p.bytes();
+        std::vector<const kernels::packed_weight*> counted;  // a pack two dots share counts once
+        for (const auto& [_, p] : packed_)
+            if (std::find(counted.begin(), counted.end(), p.get()) == counted.end()) {
+                counted.push_back(p.get());
+                packed_bytes_ += p->bytes();
+            }
     }
     template <Tensor T>
     void bind(const T& parameter, array value) {
@@ -623,7 +639,7 @@ private:
                 const auto at = static_cast<std::size_t>(&n - g_.nodes().data());
                 const auto p = packed_.find(at);
                 const auto plan = dot_plans_.find(at);
-                return k::dot(n, operand(0), operand(1), pool_.get(), p == packed_.end() ? nullptr : &p->second,
+                return k::dot(n, operand(0), operand(1), pool_.get(), p == packed_.end() ? nullptr : p->second.get(),
                               plan == dot_plans_.end() ? nullptr : &plan->second);
             }
             case op::reduce: return k::reduce(n, operand(0), pool_.get());
@@ -876,7 +892,9 @@ private:
     mutable run_stats stats_;
     mutable buffer_pool buffers_;
     std::vector<std::optional<array>> bound_;
-    std::map<std::size_t, kernels::packed_weight> packed_;  // by dot node
+    std::unique_ptr<weight_packs> own_packs_;  // options::packs, or these
+    weight_packs* packs_;
+    std::map<std::size_t, weight_packs::entry> packed_;  // by dot node
     std::map<std::size_t, kernels::dot_plan> dot_plans_;     // by float dot node
     std::size_t packed_bytes_ = 0;
 };

@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <cstdint>
 #include <optional>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "array.hpp"
@@ -946,43 +949,132 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
     if constexpr (!wide) detail::narrow_block(reinterpret_cast<const float*>(block.data()), reinterpret_cast<T*>(out.mutable_data()), B * M * N, pool);
 }
 
-// The right operand of a float dot packed for the GEMM, when it is one matrix
-// (no batch dimensions, each group one stride) and the left side, of type
-// `a_type`, has at least `min_rows` rows; for one-row products, the [n, k] copy
-// (see packed_weight); empty otherwise. `in_file`: b's bytes are borrowed (an
-// mmapped file), not owned by the caller's memory.
-inline packed_weight pack_rhs(const node& n, const shape& a, dtype a_type, const array& b, bool in_file,
-                              std::int64_t min_rows = 8) {
-    const auto l = dot_layout(n, a, b.dims());
+// How pack_rhs lays out a dot's right operand (see packed_weight): the form, and
+// the K x N matrix it reads through strides (sbk, sbn) of the operand's bytes.
+struct pack_plan {
+    enum class form : std::uint8_t { none, transposed, f32_panels, bf16_pairs };
+    form kind = form::none;
+    dtype type = dtype::f32;  // the operand's elements
+    std::int64_t k = 0, n = 0, sbk = 0, sbn = 0;
+
+    // The packed form's name, the same wherever the same kernels pack the same
+    // matrix (panels name their tile width and k blocks): packs made by one
+    // process are found by another under it (a saved artifact).
+    std::string key() const {
+        std::string s;
+        switch (kind) {
+            case form::none: return "none";
+            case form::transposed: s = "rows"; break;
+            case form::f32_panels: {
+                const auto c = simd::detail::choose_kernel(n);
+                s = "panels" + std::to_string(c.nr) + "x" + std::to_string(c.kc);
+                break;
+            }
+            case form::bf16_pairs: s = "pairs" + std::to_string(simd::detail::choose_pair_kernel(n).nr); break;
+        }
+        return s + "." + std::string(name(type)) + ".k" + std::to_string(k) + "s" + std::to_string(sbk) + ".n" + std::to_string(n) + "s" +
+               std::to_string(sbn);
+    }
+    // The bytes of the packed form on this CPU.
+    std::size_t bytes() const {
+        switch (kind) {
+            case form::transposed: return static_cast<std::size_t>(k * n) * info(type).bytes;
+            case form::f32_panels: return simd::packed_matrix::size_for(k, n) * sizeof(float);
+            case form::bf16_pairs: return simd::packed_pairs::size_for(k, n) * sizeof(std::uint32_t);
+            default: return 0;
+        }
+    }
+};
+
+// The form pack_rhs gives the right operand b (of type b_type, dims b_dims) of
+// float dot n, when it is one matrix (no batch dimensions, each group one
+// stride) and the left side, of type `a_type`, has at least `min_rows` rows; for
+// one-row products, the [n, k] copy (see packed_weight); none otherwise.
+// `in_file`: b's bytes are borrowed (an mmapped file), not owned by the caller's memory.
+inline pack_plan plan_pack(const node& n, const shape& a, dtype a_type, const shape& b_dims, dtype b_type, bool in_file,
+                           std::int64_t min_rows = 8) {
+    const auto l = dot_layout(n, a, b_dims);
     const auto sbk = affine_stride(l.bk), sbn = affine_stride(l.bn);
     if (l.bb.size() != 1 || sbk < 0 || sbn < 0) return {};
-    const auto K = static_cast<std::int64_t>(l.bk.size()), N = static_cast<std::int64_t>(l.bn.size());
-    packed_weight w;
-    const bool floats = b.type() == dtype::f32 || b.type() == dtype::f16 || b.type() == dtype::bf16;
+    pack_plan p{.kind = pack_plan::form::none, .type = b_type, .k = static_cast<std::int64_t>(l.bk.size()),
+                .n = static_cast<std::int64_t>(l.bn.size()), .sbk = sbk, .sbn = sbn};
+    const bool floats = b_type == dtype::f32 || b_type == dtype::f16 || b_type == dtype::bf16;
     // Decode's x . W: copied [n, k] where W is read along n, or lies borrowed (an
     // mmapped file's 4 KiB pages); an owned W already [n, k] is read in place.
-    if (l.am.size() == 1 && floats && N > 1 && K > 1 && (sbn == 1 || sbk == 1) && (sbk != 1 || in_file)) {
-        w.transposed = array::uninitialized_in_huge_pages(b.type(), shape{{"n", N}, {"k", K}});
-        if (b.type() == dtype::f32)
-            gather_rows(reinterpret_cast<const float*>(b.data()), sbk, sbn, K, N, reinterpret_cast<float*>(w.transposed->mutable_data()));
-        else
-            gather_rows(reinterpret_cast<const std::uint16_t*>(b.data()), sbk, sbn, K, N,
-                        reinterpret_cast<std::uint16_t*>(w.transposed->mutable_data()));
-        return w;
+    if (l.am.size() == 1 && floats && p.n > 1 && p.k > 1 && (sbn == 1 || sbk == 1) && (sbk != 1 || in_file)) {
+        p.kind = pack_plan::form::transposed;
+        return p;
     }
-    if (static_cast<std::int64_t>(l.am.size()) < min_rows) return {};
-    switch (b.type()) {
-        case dtype::f32: w.f32 = simd::packed_matrix(simd::basic_matrix_view<float>{reinterpret_cast<const float*>(b.data()), sbk, sbn}, K, N); break;
-        case dtype::f16: w.f32 = simd::packed_matrix(simd::basic_matrix_view<half>{reinterpret_cast<const half*>(b.data()), sbk, sbn}, K, N); break;
-        case dtype::bf16: {
-            const simd::basic_matrix_view<bfloat16> v{reinterpret_cast<const bfloat16*>(b.data()), sbk, sbn};
-            if (a_type == dtype::bf16 && n.type == dtype::bf16 && simd::detail::has_avx512bf16()) w.pairs = simd::packed_pairs(v, K, N);
-            else w.f32 = simd::packed_matrix(v, K, N);
+    if (static_cast<std::int64_t>(l.am.size()) < min_rows || !floats) return {};
+    p.kind = b_type == dtype::bf16 && a_type == dtype::bf16 && n.type == dtype::bf16 && simd::detail::has_avx512bf16()
+                 ? pack_plan::form::bf16_pairs
+                 : pack_plan::form::f32_panels;
+    return p;
+}
+
+// b packed as `p` says.
+inline packed_weight pack(const pack_plan& p, const array& b) {
+    packed_weight w;
+    const auto K = p.k, N = p.n, sbk = p.sbk, sbn = p.sbn;
+    switch (p.kind) {
+        case pack_plan::form::none: break;
+        case pack_plan::form::transposed:
+            w.transposed = array::uninitialized_in_huge_pages(b.type(), shape{{"n", N}, {"k", K}});
+            if (b.type() == dtype::f32)
+                gather_rows(reinterpret_cast<const float*>(b.data()), sbk, sbn, K, N, reinterpret_cast<float*>(w.transposed->mutable_data()));
+            else
+                gather_rows(reinterpret_cast<const std::uint16_t*>(b.data()), sbk, sbn, K, N,
+                            reinterpret_cast<std::uint16_t*>(w.transposed->mutable_data()));
             break;
-        }
+        case pack_plan::form::bf16_pairs:
+            w.pairs = simd::packed_pairs(simd::basic_matrix_view<bfloat16>{reinterpret_cast<const bfloat16*>(b.data()), sbk, sbn}, K, N);
+            break;
+        case pack_plan::form::f32_panels:
+            switch (b.type()) {
+                case dtype::f32: w.f32 = simd::packed_matrix(simd::basic_matrix_view<float>{reinterpret_cast<const float*>(b.data()), sbk, sbn}, K, N); break;
+                case dtype::f16: w.f32 = simd::packed_matrix(simd::basic_matrix_view<half>{reinterpret_cast<const half*>(b.data()), sbk, sbn}, K, N); break;
+                case dtype::bf16: w.f32 = simd::packed_matrix(simd::basic_matrix_view<bfloat16>{reinterpret_cast<const bfloat16*>(b.data()), sbk, sbn}, K, N); break;
+                default: break;
+            }
+            break;
+    }
+    return w;
+}
+
+// The bytes of w's one packed form (empty when w is).
+inline std::span<const std::byte> packed_bytes(const packed_weight& w) {
+    if (w.transposed) return {reinterpret_cast<const std::byte*>(w.transposed->data()), w.transposed->bytes()};
+    if (w.pairs.rows()) return {reinterpret_cast<const std::byte*>(w.pairs.data()), w.pairs.bytes()};
+    if (w.f32.rows()) return {reinterpret_cast<const std::byte*>(w.f32.data()), w.f32.bytes()};
+    return {};
+}
+
+// The packed form `p` that another process made on a CPU with the same kernels
+// (packed_bytes of it, saved), borrowed from `bytes`, which must outlive the
+// result; `what` names it in the error when its size is not p's.
+inline packed_weight borrow_packed(const pack_plan& p, std::span<const std::byte> bytes, const std::string& what) {
+    if (p.kind == pack_plan::form::none || bytes.size() != p.bytes())
+        throw error(what + ": " + std::to_string(bytes.size()) + " bytes, but the packed form " + p.key() + " takes " +
+                    std::to_string(p.bytes()));
+    const auto align = p.kind == pack_plan::form::transposed ? info(p.type).bytes : 4;
+    if (reinterpret_cast<std::uintptr_t>(bytes.data()) % static_cast<std::uintptr_t>(align) != 0)
+        throw error(what + ": its bytes are not aligned to " + std::to_string(align));
+    packed_weight w;
+    switch (p.kind) {
+        case pack_plan::form::transposed:
+            w.transposed = array::borrow(p.type, shape{{"n", p.n}, {"k", p.k}}, bytes.data(), bytes.size());
+            break;
+        case pack_plan::form::f32_panels: w.f32 = simd::packed_matrix::borrow(reinterpret_cast<const float*>(bytes.data()), p.k, p.n); break;
+        case pack_plan::form::bf16_pairs: w.pairs = simd::packed_pairs::borrow(reinterpret_cast<const std::uint32_t*>(bytes.data()), p.k, p.n); break;
         default: break;
     }
     return w;
+}
+
+// The right operand of a float dot packed for the GEMM (plan_pack, then pack).
+inline packed_weight pack_rhs(const node& n, const shape& a, dtype a_type, const array& b, bool in_file,
+                              std::int64_t min_rows = 8) {
+    return pack(plan_pack(n, a, a_type, b.dims(), b.type(), in_file, min_rows), b);
 }
 
 // dot as batched [B, M, K] x [B, K, N], accumulating in the compute type (f32

@@ -174,9 +174,11 @@ struct tensor_to_write {
 };
 
 // Writes a safetensors file (tensors in the order given; header padded with
-// spaces to a multiple of 8 bytes, as the reference writer does), atomically.
+// spaces so the data starts at a multiple of `align` bytes, 8 as the reference
+// writer does, or more where the tensors' sizes keep each start aligned),
+// atomically.
 inline void write_safetensors(const std::filesystem::path& path, const std::vector<tensor_to_write>& tensors,
-                              const std::map<std::string, std::string>& metadata = {}) {
+                              const std::map<std::string, std::string>& metadata = {}, std::size_t align = 8) {
     nlohmann::ordered_json h;
     if (!metadata.empty()) h["__metadata__"] = metadata;
     std::uint64_t at = 0;
@@ -190,7 +192,8 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
         at += t.bytes.size();
     }
     auto text = h.dump();
-    text.append((8 - text.size() % 8) % 8, ' ');
+    if (align < 8 || align % 8 != 0) throw error(path.string() + ": the data's alignment must be a multiple of 8, not " + std::to_string(align));
+    text.append((align - (8 + text.size()) % align) % align, ' ');
     atomic_file out(path);
     unsigned char len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(text.size()) >> (8 * i));

@@ -18,6 +18,13 @@
 // model's files hold its matrices already quantized (scribe.weights "q8"/"q4";
 // runtime/weight_files.hpp), and load borrowing them from the mapping, with
 // nothing to convert.
+//
+// Compiled artifacts (runtime/artifact.hpp): a folder with artifact.json is
+// loaded as it was compiled (load_options must ask for its degree and dtype): its
+// rank files and its packs (the weights as the kernels read them) are read in
+// place from their maps, with nothing converted or packed; the rows decode
+// streams are copied into 2 MiB pages when the decode graph is first built
+// (unless keep_mapped).
 #pragma once
 
 #include <algorithm>
@@ -43,6 +50,7 @@
 #include "../cpu/quantized.hpp"
 #include "../io/safetensors.hpp"
 #include "../parallel/weights.hpp"
+#include "artifact.hpp"
 #include "weight_files.hpp"
 
 namespace scribe::runtime {
@@ -139,6 +147,7 @@ public:
             throw error(what_ + ": the model runs in f32, f16 or bf16, not " + std::string(name(opt_.type)));
         if (opt_.weights != models::weight_format::plain && opt_.type != dtype::f32)
             throw error(what_ + ": " + std::string(name(opt_.weights)) + " weights run with f32 activations, not " + std::string(name(opt_.type)));
+        if (is_artifact(dir_)) open_artifact();
         set_up_ranks();
         load_weights();
     }
@@ -157,6 +166,20 @@ public:
         return n;
     }
     const std::filesystem::path& folder() const { return dir_; }
+    // The compiled artifact this model was loaded from, if it was.
+    const std::optional<artifact>& compiled() const { return artifact_; }
+    // Bytes of weights packed for the kernels in this process (each weight once,
+    // shared by every graph), and bytes of packs read from an artifact instead.
+    std::size_t packed_bytes() const {
+        std::size_t n = 0;
+        for (const auto& r : ranks_) n += r.packs->made_bytes();
+        return n;
+    }
+    std::size_t borrowed_pack_bytes() const {
+        std::size_t n = 0;
+        for (const auto& r : ranks_) n += r.packs->borrowed_bytes();
+        return n;
+    }
     std::int64_t tp() const { return opt_.tp; }
     // The first rank this process runs (0 unless it is one rank of an MPI run).
     int rank() const { return ranks_.front().rank; }
@@ -202,6 +225,35 @@ public:
         }
     }
 
+    // Writes the packs this process's ranks made (for the graphs built so far) as
+    // an artifact's pack files (runtime/artifact.hpp).
+    void save_packs(const std::filesystem::path& out) const {
+        std::filesystem::create_directories(out);
+        for (const auto& r : ranks_) {
+            const auto packs = r.packs->packs();
+            // Panels first (their sizes are multiples of 64 bytes, so each starts
+            // 64-byte aligned), then rows of 4-byte and of 2-byte elements.
+            std::vector<io::tensor_to_write> tensors;
+            for (int pass = 0; pass < 3; ++pass)
+                for (const auto& [key, p] : packs) {
+                    const auto bytes = cpu::kernels::packed_bytes(*p);
+                    const std::span<const unsigned char> b{reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()};
+                    if (p->transposed) {
+                        if (pass == 1 + (info(p->transposed->type()).bytes < 4))
+                            tensors.push_back({key, p->transposed->type(), {p->transposed->dims()[0].extent, p->transposed->dims()[1].extent}, b});
+                    } else if (pass == 0 && p->pairs.rows()) {
+                        tensors.push_back({key, dtype::u32, {static_cast<std::int64_t>(bytes.size() / 4)}, b});
+                    } else if (pass == 0 && p->f32.rows()) {
+                        tensors.push_back({key, dtype::f32, {static_cast<std::int64_t>(bytes.size() / 4)}, b});
+                    }
+                }
+            io::write_safetensors(pack_file(out, opt_.tp, r.rank), tensors,
+                                  {{"format", "scribe-packs"}, {"scribe.machine", machine_key()}, {"scribe.tp_degree", std::to_string(opt_.tp)},
+                                   {"scribe.rank", std::to_string(r.rank)}},
+                                  64);
+        }
+    }
+
 protected:
     // One graph (every rank runs the same), and an executor per rank of this process.
     struct step_graph {
@@ -214,7 +266,17 @@ protected:
         cpu::communicator* comm = nullptr;
         std::map<std::string, cpu::array> weights;
         cpu::resident_weights resident{};  // the weights copied out of the files' maps
+        // The weights packed for the kernels, shared by every graph's executor (or
+        // borrowed from an artifact's pack file, kept mapped here).
+        std::unique_ptr<cpu::weight_packs> packs = std::make_unique<cpu::weight_packs>();
+        std::unique_ptr<io::safetensors> saved_packs{};
     };
+    static rank_state new_rank(int rank, cpu::communicator* comm) {
+        rank_state r;
+        r.rank = rank;
+        r.comm = comm;
+        return r;
+    }
 
 
     // The buckets asked for (load_options::buckets), or `defaults`: each checked
@@ -239,14 +301,14 @@ protected:
                             std::to_string(opt_.comm->size()) + " ranks (mpirun -np " + std::to_string(opt_.comm->size()) +
                             " needs --tp " + std::to_string(opt_.comm->size()) + ")");
             opt_.comm->set_timeout(opt_.collective_timeout);
-            ranks_.push_back({opt_.comm->rank(), opt_.comm, {}, {}});
+            ranks_.push_back(new_rank(opt_.comm->rank(), opt_.comm));
         } else if (tp > 1) {
             group_ = std::make_unique<cpu::thread_group>(static_cast<int>(tp));
             group_->set_timeout(opt_.collective_timeout);
             rank_threads_ = std::make_unique<cpu::thread_pool>(static_cast<unsigned>(tp));
-            for (int r = 0; r < static_cast<int>(tp); ++r) ranks_.push_back({r, &(*group_)[r], {}, {}});
+            for (int r = 0; r < static_cast<int>(tp); ++r) ranks_.push_back(new_rank(r, &(*group_)[r]));
         } else {
-            ranks_.push_back({0, nullptr, {}, {}});
+            ranks_.push_back(new_rank(0, nullptr));
         }
     }
 
@@ -304,7 +366,8 @@ protected:
         check_budget(0, 0);
         for (std::size_t k = 0; k < ranks_.size(); ++k) {
             typename weight_files<Family>::keep_fn keep;
-            if (!opt_.keep_mapped) keep = [&r = ranks_[k]](cpu::array a) { return r.resident.keep(std::move(a)); };
+            // (An artifact's weights stay mapped: decode reads its packs' rows.)
+            if (!opt_.keep_mapped && !artifact_) keep = [&r = ranks_[k]](cpu::array a) { return r.resident.keep(std::move(a)); };
             auto arrays = files.arrays(k, opt_.type, opt_.progress, [&](std::size_t i, cpu::array a, cpu::named_arrays& out) {
                 const auto& spec = files.specs()[i];
                 const auto what = files.at(k, i).file->path().string() + ": weight `" + spec.name + "`";
@@ -334,7 +397,58 @@ protected:
                 ranks_[k].weights[name] = std::move(a);
             }
         }
-        if (!opt_.keep_mapped) files_.reset();  // nothing reads the maps any more
+        if (!opt_.keep_mapped && !artifact_) files_.reset();  // nothing reads the maps any more
+        if (artifact_) open_packs();
+    }
+
+    // Reads and checks an artifact's artifact.json (runtime/artifact.hpp): its
+    // family, key and options must be this model's and these.
+    void open_artifact() {
+        auto a = artifact::read(dir_);
+        if (a.family != Family::name)
+            throw error(io::shown_path(dir_ / artifact_file) + ": compiled for a " + io::printable(a.family) + " model, but config.json is " +
+                        Family::name + "'s; compile the model again: " + a.recompile(dir_));
+        const auto config_path = dir_ / "config.json";
+        a.check_key(dir_, io::read_json(config_path, io::config_file_limit, "the config"), Family::weights(config_, a.options.tp));
+        const auto& o = a.options;
+        if (o.tp != opt_.tp || o.type != opt_.type || o.weights != opt_.weights) {
+            const artifact_options asked{.tp = opt_.tp, .type = opt_.type, .weights = opt_.weights};
+            throw error(what_ + ": " + io::shown_path(dir_) + " is compiled for --tp " + std::to_string(o.tp) + " --dtype " + o.dtype_name() +
+                        ", not --tp " + std::to_string(opt_.tp) + " --dtype " + asked.dtype_name() +
+                        ": run it with those (load_options tp, type and weights; `scribe generate` takes them from the artifact), or "
+                        "compile it for these");
+        }
+        if (opt_.buckets.empty()) opt_.buckets = o.buckets;
+        artifact_ = std::move(a);
+    }
+
+    // Offers each rank's saved packs to its weight_packs, mapped: a pack is
+    // checked against the form a graph asks for when first used. Decode's rows
+    // are then copied into 2 MiB pages, unless keep_mapped.
+    void open_packs() {
+        for (auto& r : ranks_) {
+            if (!opt_.keep_mapped) r.packs->keep_rows_with([&r](cpu::array a) { return r.resident.keep(std::move(a)); });
+            const auto path = pack_file(dir_, opt_.tp, r.rank);
+            std::error_code ec;
+            if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec)))
+                throw error(io::shown_path(path) + " is missing (rank " + std::to_string(r.rank) +
+                            "'s packs): the artifact is incomplete; compile the model again: " + artifact_->recompile(dir_));
+            r.saved_packs = std::make_unique<io::safetensors>(path);
+            const auto& meta = r.saved_packs->metadata();
+            auto says = [&](const char* key, const std::string& want) {
+                const auto it = meta.find(key);
+                return it != meta.end() && it->second == want;
+            };
+            if (!says("format", "scribe-packs") || !says("scribe.machine", machine_key()) || !says("scribe.tp_degree", std::to_string(opt_.tp)) ||
+                !says("scribe.rank", std::to_string(r.rank)))
+                throw error(io::shown_path(path) + ": not the packs of rank " + std::to_string(r.rank) + " of " + std::to_string(opt_.tp) +
+                            " for this CPU's kernels (its __metadata__ says otherwise); compile the model again: " + artifact_->recompile(dir_));
+            for (const auto& e : r.saved_packs->tensors()) {
+                const auto b = r.saved_packs->bytes(e.name);
+                r.packs->add_saved(e.name, {reinterpret_cast<const std::byte*>(b.data()), b.size()},
+                                   io::shown_path(path) + ": pack " + scribe::detail::ticked(io::printable(e.name, 256)));
+            }
+        }
     }
 
     void bind_weights(step_graph& s, std::size_t k) {
@@ -368,7 +482,7 @@ protected:
             }
         for (std::size_t k = 0; k < ranks_.size(); ++k) {
             s.execs.push_back(std::make_unique<cpu::executor>(
-                *s.g, cpu::options{.threads = threads, .check_finite = opt_.check_finite, .comm = ranks_[k].comm}));
+                *s.g, cpu::options{.threads = threads, .check_finite = opt_.check_finite, .comm = ranks_[k].comm, .packs = ranks_[k].packs.get()}));
             bind_weights(s, k);
         }
         return s;
@@ -392,6 +506,7 @@ protected:
     // borrow from them (keep_mapped), else closed once the weights are copied.
     std::optional<weight_files<Family>> files_;
     bool presharded_ = false;
+    std::optional<artifact> artifact_;  // compiled()
     std::unique_ptr<cpu::thread_group> group_;  // ranks as threads: their exchanges
     std::unique_ptr<cpu::thread_pool> rank_threads_;  // and the threads they run on
     std::vector<rank_state> ranks_;             // the ranks this process runs

@@ -389,12 +389,29 @@ public:
         for (std::int64_t k0 = 0; k0 < k; k0 += kstep)
             detail::pack_b(b, k0, std::min(kstep, k - k0), 0, n, nr_, data_.data() + k0 * padded_);
     }
+    // Floats the panels of a k x n matrix take on this CPU (its kernel's nr).
+    static std::size_t size_for(std::int64_t k, std::int64_t n) {
+        const auto nr = detail::choose_kernel(n).nr;
+        return static_cast<std::size_t>(k * ((n + nr - 1) / nr * nr));
+    }
+    // The panels a packed_matrix of the same k and n wrote on a CPU with the same
+    // kernels (a saved artifact's), borrowed: `data` (size_for(k, n) floats) must
+    // outlive the result.
+    static packed_matrix borrow(const float* data, std::int64_t k, std::int64_t n) {
+        packed_matrix m;
+        m.k_ = k, m.n_ = n, m.choice_ = detail::choose_kernel(n), m.nr_ = m.choice_.nr;
+        m.padded_ = (n + m.nr_ - 1) / m.nr_ * m.nr_;
+        m.borrowed_ = data;
+        return m;
+    }
     std::int64_t rows() const { return k_; }
     std::int64_t cols() const { return n_; }
-    std::size_t bytes() const { return data_.size() * sizeof(float); }
+    std::size_t bytes() const { return static_cast<std::size_t>(k_ * padded_) * sizeof(float); }
+    // Every panel, in the order they are stored (bytes() of them).
+    const float* data() const { return borrowed_ ? borrowed_ : data_.data(); }
     // The panels of rows [k0, k0 + kb) from column n0 (a multiple of nr).
     const float* panels(std::int64_t k0, std::int64_t kb, std::int64_t n0) const {
-        return data_.data() + k0 * padded_ + (n0 / nr_) * nr_ * kb;
+        return data() + k0 * padded_ + (n0 / nr_) * nr_ * kb;
     }
     std::int64_t nr() const { return nr_; }
     const detail::kernel_choice& kernel() const { return choice_; }
@@ -404,6 +421,7 @@ private:
     detail::kernel_choice choice_{};
     std::int64_t nr_ = 1, padded_ = 0;
     aligned_vector<float> data_;
+    const float* borrowed_ = nullptr;  // or the panels are data_
 };
 
 // C = A * B[:, n0 : n0 + n] with B packed beforehand; n0 must be a multiple of B's nr.

@@ -195,12 +195,26 @@ public:
         for (std::int64_t k0 = 0; k0 < k; k0 += detail::kc)
             detail::pack_b_pairs(b, k0, std::min(detail::kc, k - k0), 0, n, choice_.nr, data_.data() + k0 / 2 * padded_);
     }
+    // Words (two bf16 each) the panels of a k x n matrix take on this CPU.
+    static std::size_t size_for(std::int64_t k, std::int64_t n) {
+        const auto nr = detail::choose_pair_kernel(n).nr;
+        return nr ? static_cast<std::size_t>((k + 1) / 2 * ((n + nr - 1) / nr * nr)) : 0;
+    }
+    // Panels written on a CPU with the same kernels, borrowed (see packed_matrix::borrow).
+    static packed_pairs borrow(const std::uint32_t* data, std::int64_t k, std::int64_t n) {
+        packed_pairs m;
+        m.k_ = k, m.n_ = n, m.choice_ = detail::choose_pair_kernel(n);
+        m.padded_ = (n + m.choice_.nr - 1) / m.choice_.nr * m.choice_.nr;
+        m.borrowed_ = data;
+        return m;
+    }
     std::int64_t rows() const { return k_; }
     std::int64_t cols() const { return n_; }
     std::int64_t nr() const { return choice_.nr; }
-    std::size_t bytes() const { return data_.size() * sizeof(std::uint32_t); }
+    std::size_t bytes() const { return static_cast<std::size_t>((k_ + 1) / 2 * padded_) * sizeof(std::uint32_t); }
+    const std::uint32_t* data() const { return borrowed_ ? borrowed_ : data_.data(); }
     const std::uint32_t* panels(std::int64_t k0, std::int64_t kb, std::int64_t n0) const {
-        return data_.data() + k0 / 2 * padded_ + (n0 / choice_.nr) * choice_.nr * ((kb + 1) / 2);
+        return data() + k0 / 2 * padded_ + (n0 / choice_.nr) * choice_.nr * ((kb + 1) / 2);
     }
     const detail::pair_choice& kernel() const { return choice_; }
 
@@ -208,6 +222,7 @@ private:
     std::int64_t k_ = 0, n_ = 0, padded_ = 0;
     detail::pair_choice choice_{};
     aligned_vector<std::uint32_t> data_;
+    const std::uint32_t* borrowed_ = nullptr;  // or the panels are data_
 };
 
 // C = A * B[:, n0 : n0 + n], A bf16 and B packed in pairs; n0 a multiple of B's nr.
