@@ -56,6 +56,14 @@ for f in prefill_8.hlo prefill_16.hlo decode.hlo; do
 done
 echo "ok: the artifact's HLO is export-hlo's"
 
+# Compiled again into the same folder for another degree, nothing of the old one stays.
+"$scribe" compile "$data/gpt2-tiny-a" --out "$work/gpt2-tiny-a-tp2" --tp 1 --buckets 8 --threads 1 >/dev/null 2>&1 \
+  || fail "compiling over an artifact"
+left=$(cd "$work/gpt2-tiny-a-tp2" && ls model.tp2-* packs.tp2-* hlo/prefill_16.hlo 2>/dev/null || true)
+[ -z "$left" ] || fail "the earlier artifact's files stayed: $left"
+"$scribe" generate "$work/gpt2-tiny-a-tp2" --prompt The --max-new-tokens 2 --threads 1 >/dev/null 2>&1 || fail "the recompiled artifact does not run"
+echo "ok: compiling over an artifact replaces it whole"
+
 # Refusals, each naming what to do.
 art="$work/llama-tiny-gqa-tp2"
 expect_error "is compiled for --tp 2 --dtype bf16, not --tp 1 --dtype bf16" generate "$art" --tp 1 --max-new-tokens 2

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "artifact.hpp"
 #include "decoder.hpp"
@@ -31,7 +32,7 @@ struct compile_options {
 };
 
 // Compiles `model` (a Hugging Face decoder folder) for `o` into `out` (created;
-// the artifact files already there are replaced). Returns what artifact.json says.
+// an artifact already there is replaced). Returns what artifact.json says.
 template <class Family>
 artifact compile(const std::filesystem::path& model, const std::filesystem::path& out, artifact_options o, const compile_options& c = {}) {
     namespace fs = std::filesystem;
@@ -41,7 +42,21 @@ artifact compile(const std::filesystem::path& model, const std::filesystem::path
         throw error("compile: the batch must be between 1 and " + std::to_string(max_batch) + ", not " + std::to_string(o.batch));
     fs::create_directories(out, ec);
     if (ec || !fs::is_directory(out, ec)) throw error("compile: cannot make the folder " + io::shown_path(out) + " (" + ec.message() + ")");
-    fs::remove(out / artifact_file, ec);  // not an artifact until it is whole
+    // An earlier artifact there is replaced whole: its description first (the
+    // folder is not an artifact until it is whole again), then its rank and pack
+    // files of any degree and its graphs, so none of another degree or bucket
+    // stays behind. A folder that is not an artifact keeps what it holds.
+    if (is_artifact(out)) {
+        fs::remove(out / artifact_file, ec);
+        if (ec) throw error("compile: cannot replace " + io::shown_path(out / artifact_file) + " (" + ec.message() + ")");
+        std::vector<fs::path> stale;
+        for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+            const auto n = it->path().filename().string();
+            if ((n.starts_with("model.tp") || n.starts_with("packs.tp")) && n.ends_with(".safetensors")) stale.push_back(it->path());
+        }
+        for (const auto& f : stale) fs::remove(f, ec);
+        fs::remove_all(out / "hlo", ec);
+    }
     decoder<Family> lm(model, {.type = o.type, .weights = o.weights, .threads = c.threads, .buckets = o.buckets, .progress = c.progress,
                                .tp = o.tp, .keep_mapped = true});
     o.buckets = lm.buckets();
