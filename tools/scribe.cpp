@@ -233,7 +233,8 @@ replicated weight's is the whole model's on every rank.
 const char* usage_inspect = R"(usage: scribe inspect [MODEL] [options]
 
 Prints the config, every weight (name, dtype, shape, bytes) and the bytes of the
-weights and of the KV cache for a batch and cache length.
+weights and of the KV cache for a batch and cache length; for an artifact of
+`scribe compile`, also what it was compiled for.
 
 options:
   --batch B              sequences (default 1, at most 1024)
@@ -795,6 +796,14 @@ int inspect(const args& a) {
     const auto s = parse_run<family>(a, c);
     const runtime::weight_files<family> files(a.model, c, s.tp, {0});
     std::printf("model %s: %s\n", a.model.string().c_str(), family::summary(c).c_str());
+    if (runtime::is_artifact(a.model)) {  // what it was compiled for (refused here too if it does not fit this CPU)
+        const auto art = runtime::artifact::read(a.model);
+        std::string buckets;
+        for (auto b : art.options.buckets) buckets += (buckets.empty() ? "" : ",") + std::to_string(b);
+        std::printf("compiled artifact: --tp %lld --dtype %s, buckets %s, batch %lld; kernels: %s; key %s; compiled from %s\n",
+                    static_cast<long long>(art.options.tp), art.options.dtype_name().c_str(), buckets.c_str(),
+                    static_cast<long long>(art.options.batch), art.machine.c_str(), art.key.c_str(), io::printable(art.source, 512).c_str());
+    }
     const auto cache_t = s.type_given ? s.type : dtype::f32;  // weights: as stored unless --dtype
     const auto whole = plan_run<family>(a, c, s, 1, cache_t, false);
     std::size_t total = 0;

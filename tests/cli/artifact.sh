@@ -29,7 +29,9 @@ for model in gpt2-tiny-a llama-tiny-gqa; do
     grep -q "in bf16" "$work/err" || fail "the artifact's dtype was not taken: $(cat "$work/err")"
   done
 done
-echo "ok: artifacts of GPT-2 and LLaMA at TP 1 and 2 generate their folders' text, at their own --tp and --dtype"
+out=$("$scribe" inspect "$work/llama-tiny-gqa-tp2" --tp 2)
+contains "$out" "compiled artifact: --tp 2 --dtype bf16, buckets 8,16, batch 1; kernels: gemm " || fail "inspect of an artifact: $out"
+echo "ok: artifacts of GPT-2 and LLaMA at TP 1 and 2 generate their folders' text, at their own --tp and --dtype; inspect says what they are"
 
 # Under MPI each process maps its own rank's files.
 if command -v mpirun >/dev/null; then
