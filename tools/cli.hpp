@@ -271,6 +271,13 @@ inline std::vector<std::int64_t> parse_list(const std::string& s, const char* wh
     return out;
 }
 
+// A list as parse_list reads it: "16,32,64".
+inline std::string list_text(const std::vector<std::int64_t>& v) {
+    std::string s;
+    for (auto x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+    return s;
+}
+
 inline std::string mib(std::size_t bytes) {
     char b[32];
     std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));

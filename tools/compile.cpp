@@ -88,9 +88,7 @@ int compile(const args& a) {
         e.values["tp"] = std::to_string(art.options.tp);
         e.values["dtype"] = art.options.dtype_name();
         e.values["batch"] = std::to_string(art.options.batch);
-        std::string buckets;
-        for (auto b : art.options.buckets) buckets += (buckets.empty() ? "" : ",") + std::to_string(b);
-        e.values["buckets"] = buckets;
+        e.values["buckets"] = list_text(art.options.buckets);
         export_decoder_hlo(e);
     };
     const auto art = runtime::compile<family>(a.model, out, o, co);
@@ -99,11 +97,7 @@ int compile(const args& a) {
     for (const auto& f : fs::recursive_directory_iterator(out, ec))
         if (f.is_regular_file(ec)) bytes += static_cast<std::size_t>(f.file_size(ec));
     std::printf("compiled %s for --tp %lld --dtype %s (buckets %s, batch %lld) into %s: %s, in %.1f s\n", a.model.string().c_str(),
-                static_cast<long long>(art.options.tp), art.options.dtype_name().c_str(), [&] {
-                    std::string s;
-                    for (auto b : art.options.buckets) s += (s.empty() ? "" : ",") + std::to_string(b);
-                    return s;
-                }().c_str(), static_cast<long long>(art.options.batch), out.string().c_str(), mib(bytes).c_str(),
+                static_cast<long long>(art.options.tp), art.options.dtype_name().c_str(), list_text(art.options.buckets).c_str(), static_cast<long long>(art.options.batch), out.string().c_str(), mib(bytes).c_str(),
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     std::printf("key %s; kernels: %s\n", art.key.c_str(), art.machine.c_str());
     std::printf("run it: scribe generate %s\n", out.string().c_str());

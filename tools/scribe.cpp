@@ -798,10 +798,8 @@ int inspect(const args& a) {
     std::printf("model %s: %s\n", a.model.string().c_str(), family::summary(c).c_str());
     if (runtime::is_artifact(a.model)) {  // what it was compiled for (refused here too if it does not fit this CPU)
         const auto art = runtime::artifact::read(a.model);
-        std::string buckets;
-        for (auto b : art.options.buckets) buckets += (buckets.empty() ? "" : ",") + std::to_string(b);
         std::printf("compiled artifact: --tp %lld --dtype %s, buckets %s, batch %lld; kernels: %s; key %s; compiled from %s\n",
-                    static_cast<long long>(art.options.tp), art.options.dtype_name().c_str(), buckets.c_str(),
+                    static_cast<long long>(art.options.tp), art.options.dtype_name().c_str(), list_text(art.options.buckets).c_str(),
                     static_cast<long long>(art.options.batch), art.machine.c_str(), art.key.c_str(), io::printable(art.source, 512).c_str());
     }
     const auto cache_t = s.type_given ? s.type : dtype::f32;  // weights: as stored unless --dtype
