@@ -21,7 +21,8 @@ scribe_setup_system() {
     nlohmann-json3-dev libopenblas-dev python3 python3-venv \
     libopenmpi-dev openmpi-bin `# tensor-parallel ranks as processes (mpirun)` \
     clang-19 `# the second compiler test.sh builds the suite with (build-clang19)` \
-    libclang-rt-19-dev  # its libFuzzer and sanitizers, for tests/fuzz
+    libclang-rt-19-dev `# its libFuzzer and sanitizers, for tests/fuzz` \
+    pybind11-dev python3-dev  # the Python package's native module (python/)
 }
 
 # What the benchmarks need beyond that: cmake, which builds llama.cpp (a peer of

@@ -24,7 +24,7 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 scribe_setup_system
 scribe_setup_python
-scribe_build "$dir" -Dxla=enabled -Dxla_python="$SCRIBE_ROOT/.venv/bin/python" "${opts[@]}"
+scribe_build "$dir" -Dxla=enabled -Dxla_python="$SCRIBE_ROOT/.venv/bin/python" -Dpython=enabled "${opts[@]}"
 
 set +e
 meson test -C "$SCRIBE_ROOT/$dir" --print-errorlogs --num-processes 2 | tee "$SCRIBE_ROOT/$dir/meson-logs/test-summary.txt"

@@ -21,6 +21,7 @@
 #include <scribe/cpu/communicator.hpp>
 #include <scribe/io/file.hpp>
 #include <scribe/models/common.hpp>
+#include <scribe/runtime/model_dtype.hpp>
 #include <scribe/train/optimizer.hpp>
 
 #ifndef SCRIBE_DEFAULT_MODEL
@@ -159,21 +160,10 @@ inline dtype parse_dtype(const std::string& s) {
     throw error("--dtype takes f32, f16 or bf16, not \"" + s + "\"");
 }
 
-// A model's --dtype: the dtype it runs in and how its matrices are held. q8 and
-// q4: f32 activations, the matrices in 8-bit or 4-bit blocks of 32 with an f16
-// scale each (llama.cpp's Q8_0 and Q4_0), quantized when they load.
-struct model_dtype {
-    dtype type = dtype::f32;
-    models::weight_format weights = models::weight_format::plain;
-    bool blocks() const { return weights != models::weight_format::plain; }
-    std::string label() const { return blocks() ? std::string(name(weights)) : std::string(name(type)); }
-};
-inline model_dtype parse_model_dtype(const std::string& s) {
-    if (s == "q8") return {dtype::f32, models::weight_format::q8};
-    if (s == "q4") return {dtype::f32, models::weight_format::q4};
-    if (s == "f32" || s == "f16" || s == "bf16") return {parse_dtype(s), models::weight_format::plain};
-    throw error("--dtype takes f32, f16, bf16, q8 or q4, not \"" + s + "\"");
-}
+// A model's --dtype (f32, f16, bf16, q8, q4) is runtime/model_dtype.hpp's.
+using runtime::model_dtype;
+using runtime::parse_model_dtype;
+using runtime::default_model_dtype;
 
 // "1048576", "512K", "300M", "2G" (powers of 1024).
 // A size in bytes given to `flag` (--memory-budget, --bucket-size): a number, or with K, M or G.
@@ -351,5 +341,13 @@ int export_encoder_hlo(const args& a);
 int export_decoder_hlo(const args& a);
 // `scribe compile` (tools/compile.cpp).
 int compile_command(int argc, char** argv);
+
+// `scribe ARGS...` (argv[0] is the program's name) on `comm`'s ranks (nullptr:
+// tensor-parallel ranks as threads of this process): the command's exit status;
+// its errors are thrown (tools/scribe.cpp). The Python package runs commands so.
+int command(int argc, char** argv, cpu::communicator* comm = nullptr);
+// The program: command() in the MPI world when mpirun started it, its errors
+// printed ("scribe: ..."), exit status 1 (tools/main.cpp calls it).
+int main(int argc, char** argv);
 
 }  // namespace scribe::cli

@@ -54,15 +54,6 @@ using namespace scribe::cli;
 
 namespace {
 
-// The --dtype a folder runs in when none is given: a compiled artifact's, the
-// block format `scribe shard` wrote it in, else f32.
-std::string default_model_dtype(const std::filesystem::path& dir, std::int64_t tp) {
-    if (runtime::is_artifact(dir)) return runtime::artifact::read(dir).options.dtype_name();  // a compiled artifact's own
-    const auto f = runtime::presharded_format(dir, tp);
-    return f == models::weight_format::plain ? "f32" : std::string(name(f));
-}
-
-
 const char* usage_main = R"(scribe — typed transformer graphs: run decoder checkpoints on the CPU, export XLA HLO
 
 usage: scribe COMMAND [MODEL] [options]
@@ -269,11 +260,11 @@ options:
 
 // The MPI world when this process was started by mpirun (and the program was
 // built with MPI); otherwise none, and --tp N runs N ranks as threads.
-struct launcher {
+struct mpi_world {
 #ifdef SCRIBE_WITH_MPI
     std::unique_ptr<parallel::mpi_session> mpi;
 #endif
-    launcher([[maybe_unused]] int* argc, [[maybe_unused]] char*** argv) {
+    mpi_world([[maybe_unused]] int* argc, [[maybe_unused]] char*** argv) {
 #ifdef SCRIBE_WITH_MPI
         if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_SIZE"))
             mpi = std::make_unique<parallel::mpi_session>(argc, argv);
@@ -288,10 +279,16 @@ struct launcher {
 #endif
         return nullptr;
     }
-    int rank() {
-        auto* c = comm();
-        return c ? c->rank() : 0;
-    }
+};
+
+// What a command runs on: the MPI world's ranks, or none (ranks as threads).
+struct launcher {
+    explicit launcher(cpu::communicator* c) : comm_(c) {}
+    cpu::communicator* comm() { return comm_; }
+    int rank() { return comm_ ? comm_->rank() : 0; }
+
+private:
+    cpu::communicator* comm_;
 };
 
 // Bytes of a UTF-8 string that end on a whole character.
@@ -874,30 +871,35 @@ int scribe::cli::export_decoder_hlo(const args& a) {
     return models::with_family(a.model, [&]<class family>() { return export_hlo<family>(a); });
 }
 
-int main(int argc, char** argv) {
-    std::unique_ptr<launcher> run;
+int scribe::cli::command(int argc, char** argv, cpu::communicator* comm) {
+    launcher run(comm);
+    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
+        std::printf("%s", usage_main);
+        return argc < 2 ? 2 : 0;
+    }
+    const std::string cmd = argv[1];
+    if (cmd == "generate") return generate(argc, argv, run);
+    if (cmd == "export-hlo") return export_hlo(argc, argv);
+    if (cmd == "inspect") return inspect(argc, argv);
+    if (cmd == "shard") return shard(argc, argv);
+    if (cmd == "compile") return compile_command(argc, argv);
+    if (cmd == "train") return train_command(argc, argv, comm);
+    if (cmd == "classify") return classify_command(argc, argv, comm);
+    if (cmd == "embed") return embed_command(argc, argv, comm);
+    if (cmd == "tokenize") return tokenize_command(argc, argv);
+    std::fprintf(stderr, "scribe: unknown command \"%s\"\n\n%s", cmd.c_str(), usage_main);
+    return 2;
+}
+
+int scribe::cli::main(int argc, char** argv) {
+    std::unique_ptr<mpi_world> world;
     try {
-        run = std::make_unique<launcher>(&argc, &argv);
-        if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
-            std::printf("%s", usage_main);
-            return argc < 2 ? 2 : 0;
-        }
-        const std::string cmd = argv[1];
-        if (cmd == "generate") return generate(argc, argv, *run);
-        if (cmd == "export-hlo") return export_hlo(argc, argv);
-        if (cmd == "inspect") return inspect(argc, argv);
-        if (cmd == "shard") return shard(argc, argv);
-        if (cmd == "compile") return compile_command(argc, argv);
-        if (cmd == "train") return train_command(argc, argv, run->comm());
-        if (cmd == "classify") return classify_command(argc, argv, run->comm());
-        if (cmd == "embed") return embed_command(argc, argv, run->comm());
-        if (cmd == "tokenize") return tokenize_command(argc, argv);
-        std::fprintf(stderr, "scribe: unknown command \"%s\"\n\n%s", cmd.c_str(), usage_main);
-        return 2;
+        world = std::make_unique<mpi_world>(&argc, &argv);
+        return command(argc, argv, world->comm());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "scribe: %s\n", e.what());
         // Under mpirun, a failed rank ends the job rather than leave the others waiting.
-        if (run && run->comm()) run->comm()->abort();
+        if (world && world->comm()) world->comm()->abort();
         return 1;
     }
 }

@@ -1,0 +1,414 @@
+// python/scribe/_native.cpp — the native half of the `scribe` Python package: the
+// same headers the C++ library and the `scribe` program are made of, bound with
+// pybind11. Nothing here computes or parses on its own: a Decoder is a
+// runtime::decoder of the folder's family, a Tokenizer an io::tokenizer, and
+// run_command() runs one of the program's commands in this process
+// (scribe::cli::command, tools/). The Python half (__init__.py) turns texts and
+// lists into token arrays and results into objects.
+//
+// The GIL is released while a model loads or runs, so other Python threads go
+// on; a stream callback takes it back for each token. Ctrl-C stops generation
+// at the next token and raises KeyboardInterrupt.
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+
+#include <scribe/io/tokenizer.hpp>
+#include <scribe/models/registry.hpp>
+#include <scribe/runtime/decoder.hpp>
+#include <scribe/runtime/model_dtype.hpp>
+
+#include "cli.hpp"
+
+namespace py = pybind11;
+using namespace scribe;
+
+namespace {
+
+// ---- arrays handed to NumPy without a copy -------------------------------------
+
+// A NumPy array that owns `v`'s buffer (moved, not copied), shaped `shape`.
+template <class T>
+py::array_t<T> hand_over(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
+    auto* owner = new std::vector<T>(std::move(v));
+    py::capsule free_it(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+    return py::array_t<T>(shape, owner->data(), free_it);
+}
+
+template <class T>
+py::array_t<T> hand_over(std::vector<T>&& v) {
+    const auto n = static_cast<py::ssize_t>(v.size());
+    return hand_over(std::move(v), {n});
+}
+
+// Token ids from a 1-D array-like of integers, checked: floats are refused rather
+// than truncated, and ids that do not fit int32 rather than wrapped.
+std::vector<std::int32_t> ids_of(const py::handle& h, const std::string& what) {
+    const auto any = py::array::ensure(h);
+    if (!any) throw py::type_error(what + " must be a sequence of integer token ids");
+    const char kind = any.dtype().kind();
+    if (any.size() > 0 && kind != 'i' && kind != 'u')
+        throw py::type_error(what + " must hold integer token ids, not " + std::string(py::str(any.dtype())));
+    if (any.ndim() != 1)
+        throw py::value_error(what + " must be one sequence of token ids (1-D), got " + std::to_string(any.ndim()) + " dimensions");
+    const auto a = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(any);
+    std::vector<std::int32_t> out(static_cast<std::size_t>(a.size()));
+    const auto* p = a.data();
+    for (py::ssize_t i = 0; i < a.size(); ++i) {
+        if (p[i] < INT32_MIN || p[i] > INT32_MAX)
+            throw py::value_error(what + ": token id " + std::to_string(p[i]) + " at index " + std::to_string(i) + " is out of range");
+        out[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(p[i]);
+    }
+    return out;
+}
+
+// ---- a decoder of any family ---------------------------------------------------
+
+struct decoder_info {
+    std::string family, summary;
+    std::int64_t vocab_size = 0, positions = 0;
+};
+
+class any_decoder {
+public:
+    virtual ~any_decoder() = default;
+    virtual const decoder_info& info() const = 0;
+    virtual runtime::generation generate(const std::vector<std::vector<std::int32_t>>& prompts, const runtime::generate_options& o) = 0;
+    virtual void check_prompts(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t new_tokens) const = 0;
+    virtual std::vector<std::vector<float>> prompt_logits(const std::vector<std::int32_t>& prompt) = 0;
+    virtual std::unique_ptr<runtime::stepper> sequence() = 0;
+    virtual const std::vector<std::int32_t>& eos_ids() const = 0;
+    virtual py::dict describe() const = 0;
+};
+
+template <class Family>
+class decoder_of final : public any_decoder {
+public:
+    decoder_of(const std::filesystem::path& dir, runtime::load_options o, const char* family) : lm_(dir, std::move(o)) {
+        info_ = {family, Family::summary(lm_.model_config()), lm_.model_config().vocab_size, lm_.model_config().n_positions};
+    }
+    const decoder_info& info() const override { return info_; }
+    runtime::generation generate(const std::vector<std::vector<std::int32_t>>& prompts, const runtime::generate_options& o) override {
+        return lm_.generate(prompts, o);
+    }
+    void check_prompts(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t new_tokens) const override {
+        lm_.check_prompts(prompts, new_tokens);
+    }
+    std::vector<std::vector<float>> prompt_logits(const std::vector<std::int32_t>& prompt) override { return lm_.prompt_logits(prompt); }
+    std::unique_ptr<runtime::stepper> sequence() override {
+        return std::make_unique<typename runtime::decoder<Family>::sequence>(lm_);
+    }
+    const std::vector<std::int32_t>& eos_ids() const override { return lm_.eos_ids(); }
+    py::dict describe() const override {
+        py::dict d;
+        d["family"] = info_.family;
+        d["summary"] = info_.summary;
+        d["folder"] = lm_.folder().string();
+        d["tp"] = lm_.tp();
+        d["dtype"] = runtime::model_dtype{lm_.type(), lm_.weight_format()}.label();
+        d["buckets"] = lm_.buckets();
+        d["vocab_size"] = info_.vocab_size;
+        d["positions"] = info_.positions;
+        d["eos_token_ids"] = lm_.eos_ids();
+        d["weight_bytes"] = lm_.weight_bytes();
+        d["converted_bytes"] = lm_.converted_bytes();
+        d["resident_bytes"] = lm_.resident_bytes();
+        d["packed_bytes"] = lm_.packed_bytes();
+        d["presharded"] = lm_.presharded();
+        if (const auto& art = lm_.compiled()) {
+            py::dict c;
+            c["tp"] = art->options.tp;
+            c["dtype"] = art->options.dtype_name();
+            c["buckets"] = art->options.buckets;
+            c["batch"] = art->options.batch;
+            c["machine"] = art->machine;
+            c["key"] = art->key;
+            c["source"] = art->source;
+            d["compiled"] = c;
+        } else {
+            d["compiled"] = py::none();
+        }
+        return d;
+    }
+
+private:
+    runtime::decoder<Family> lm_;
+    decoder_info info_;
+};
+
+template <class Family>
+constexpr const char* family_name() {
+    if constexpr (std::is_same_v<Family, models::gpt2_family>) return "gpt2";
+    else if constexpr (std::is_same_v<Family, models::gptj_family>) return "gptj";
+    else if constexpr (std::is_same_v<Family, models::opt_family>) return "opt";
+    else return "llama";
+}
+
+std::unique_ptr<any_decoder> open_decoder(const std::filesystem::path& dir, runtime::load_options o) {
+    return models::with_family(dir, [&]<class Family>() -> std::unique_ptr<any_decoder> {
+        return std::make_unique<decoder_of<Family>>(dir, std::move(o), family_name<Family>());
+    });
+}
+
+// A Python call made while generation runs (a stream callback, the Ctrl-C check)
+// that raises stops it; the exception is kept and raised once the model's
+// threads are done.
+struct python_errors {
+    std::optional<py::error_already_set> pending;
+    void raise() {
+        if (pending) {
+            auto e = std::move(*pending);
+            pending.reset();
+            throw e;
+        }
+    }
+};
+
+// ---- the Python classes ----------------------------------------------------------
+
+class decoder_handle {
+public:
+    static decoder_handle open(const std::filesystem::path& dir, std::int64_t tp, std::optional<std::string> dtype_name,
+                               std::optional<std::vector<std::int64_t>> buckets, unsigned threads, bool mmap, std::size_t memory_budget,
+                               bool check_finite) {
+        decoder_handle h;
+        py::gil_scoped_release nogil;
+        std::error_code ec;
+        if (!std::filesystem::is_directory(dir, ec))
+            throw error("model folder " + io::shown_path(dir) + (std::filesystem::exists(dir, ec) ? " is a file, not a folder" : " does not exist") +
+                        " (give a Hugging Face model folder that holds config.json, or an artifact of scribe compile)");
+        const auto compiled = runtime::is_artifact(dir) ? std::optional(runtime::artifact::read(dir)) : std::nullopt;
+        runtime::load_options o;
+        o.tp = tp > 0 ? tp : compiled ? compiled->options.tp : 1;
+        const auto md = runtime::parse_model_dtype(dtype_name.value_or(runtime::default_model_dtype(dir, o.tp)), "dtype");
+        o.type = md.type;
+        o.weights = md.weights;
+        o.threads = threads;
+        if (buckets) o.buckets = *buckets;
+        o.keep_mapped = mmap;
+        o.memory_budget = memory_budget;
+        o.check_finite = check_finite;
+        h.model_ = open_decoder(dir, std::move(o));
+        return h;
+    }
+
+    const decoder_info& info() const { return model_->info(); }
+    const std::vector<std::int32_t>& eos_ids() const { return model_->eos_ids(); }
+    py::dict describe() const { return model_->describe(); }
+
+    // prompts: a list of 1-D integer arrays. Returns (tokens: list of int32 arrays, stats: dict).
+    py::tuple generate(const py::list& prompts, std::int64_t max_new_tokens, double temperature, std::int64_t top_k, double top_p,
+                       std::uint64_t seed, std::optional<std::vector<std::int32_t>> eos, bool stop_at_eos, std::int64_t vocab_limit,
+                       std::optional<py::function> stream) {
+        std::vector<std::vector<std::int32_t>> p;
+        for (std::size_t i = 0; i < prompts.size(); ++i) p.push_back(ids_of(prompts[i], "prompt " + std::to_string(i)));
+        runtime::generate_options o;
+        o.max_new_tokens = max_new_tokens;
+        o.sample = {.temperature = temperature, .top_k = top_k, .top_p = top_p, .seed = seed};
+        o.stop_at_eos = stop_at_eos;
+        if (eos) o.eos = *eos;
+        o.vocab_limit = vocab_limit;
+        python_errors errors;
+        o.on_token = [&](std::size_t sequence, std::int32_t token) {
+            py::gil_scoped_acquire gil;
+            if (stream) {
+                try {
+                    const py::object r = (*stream)(sequence, token);
+                    if (!r.is_none() && !r.cast<bool>()) return false;  // the callback returned False: stop
+                } catch (py::error_already_set& e) {
+                    errors.pending.emplace(std::move(e));
+                    return false;
+                }
+            }
+            if (PyErr_CheckSignals() != 0) {
+                errors.pending.emplace();
+                return false;
+            }
+            return true;
+        };
+        runtime::generation g;
+        {
+            py::gil_scoped_release nogil;
+            g = model_->generate(p, o);
+        }
+        errors.raise();
+        py::list tokens;
+        for (auto& t : g.tokens) tokens.append(hand_over(std::move(t)));
+        py::dict stats;
+        stats["prompt_tokens"] = g.prompt_tokens;
+        stats["bucket"] = g.bucket;
+        stats["capacity"] = g.capacity;
+        stats["prefill_seconds"] = g.prefill_seconds;
+        stats["decode_seconds"] = g.decode_seconds;
+        stats["decode_steps"] = g.decode_steps;
+        return py::make_tuple(tokens, stats);
+    }
+
+    void check_prompts(const py::list& prompts, std::int64_t new_tokens) const {
+        std::vector<std::vector<std::int32_t>> p;
+        for (std::size_t i = 0; i < prompts.size(); ++i) p.push_back(ids_of(prompts[i], "prompt " + std::to_string(i)));
+        model_->check_prompts(p, new_tokens);
+    }
+
+    // Every position's logits of one prompt, [tokens, vocab] f32.
+    py::array_t<float> logits(const py::handle& ids) {
+        const auto prompt = ids_of(ids, "ids");
+        std::vector<std::vector<float>> rows;
+        {
+            py::gil_scoped_release nogil;
+            rows = model_->prompt_logits(prompt);
+        }
+        const auto V = static_cast<std::size_t>(info().vocab_size);
+        std::vector<float> all(rows.size() * V);
+        for (std::size_t t = 0; t < rows.size(); ++t) std::copy(rows[t].begin(), rows[t].end(), all.begin() + static_cast<std::ptrdiff_t>(t * V));
+        return hand_over(std::move(all), {static_cast<py::ssize_t>(rows.size()), static_cast<py::ssize_t>(V)});
+    }
+
+    std::shared_ptr<any_decoder> model() const { return model_; }
+
+private:
+    std::shared_ptr<any_decoder> model_;
+};
+
+// One sequence stepped by hand (runtime::stepper): its KV cache stays inside
+// Scribe. Keeps its decoder alive.
+class sequence_handle {
+public:
+    explicit sequence_handle(const decoder_handle& d) : model_(d.model()), seq_(model_->sequence()) {}
+
+    py::array_t<float> start(const py::handle& ids, std::int64_t room) {
+        const auto prompt = ids_of(ids, "ids");
+        std::vector<float> logits;
+        {
+            py::gil_scoped_release nogil;
+            logits = seq_->start(prompt, room);
+        }
+        return hand_over(std::move(logits));
+    }
+    py::array_t<float> extend(const py::handle& ids) {
+        const auto tokens = ids_of(ids, "ids");
+        std::vector<float> logits;
+        {
+            py::gil_scoped_release nogil;
+            logits = seq_->extend(tokens);
+        }
+        const auto V = model_->info().vocab_size;
+        return hand_over(std::move(logits), {static_cast<py::ssize_t>(tokens.size()), static_cast<py::ssize_t>(V)});
+    }
+    void rewind(std::int64_t length) { seq_->rewind(length); }
+    std::int64_t length() const { return seq_->length(); }
+    std::int64_t capacity() const { return seq_->capacity(); }
+    std::int64_t bucket() const { return seq_->bucket(); }
+
+private:
+    std::shared_ptr<any_decoder> model_;
+    std::unique_ptr<runtime::stepper> seq_;
+};
+
+std::string tokenizer_text(const io::tokenizer& t, const py::handle& ids, bool skip_special) {
+    auto v = ids_of(ids, "ids");
+    if (skip_special) {
+        const auto pre = t.special_prefix(), suf = t.special_suffix();
+        std::vector<std::int32_t> specials(pre.begin(), pre.end());
+        specials.insert(specials.end(), suf.begin(), suf.end());
+        if (const auto e = t.eos_id()) specials.push_back(*e);
+        if (const auto b = t.bos_id()) specials.push_back(*b);
+        std::erase_if(v, [&](std::int32_t id) { return std::find(specials.begin(), specials.end(), id) != specials.end(); });
+    }
+    return t.decode_text(v);
+}
+
+// One of the program's commands (`scribe export-hlo ...` as {"export-hlo", ...}),
+// run in this process with its ranks as threads; its errors are raised.
+int run_command(const std::vector<std::string>& words) {
+    std::vector<std::string> argv_text{"scribe"};
+    argv_text.insert(argv_text.end(), words.begin(), words.end());
+    std::vector<char*> argv;
+    for (auto& w : argv_text) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    int rc = 0;
+    {
+        py::gil_scoped_release nogil;
+        rc = cli::command(static_cast<int>(argv_text.size()), argv.data());
+        std::fflush(stdout);
+        std::fflush(stderr);
+    }
+    return rc;
+}
+
+// "[scribe] what went wrong" -> "what went wrong": the exception's class says whose.
+std::string message_of(const std::exception& e) {
+    std::string_view m = e.what();
+    if (m.starts_with("[scribe] ")) m.remove_prefix(9);
+    return std::string(m);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "The native half of the scribe package (use the names scribe exports).";
+
+    // Never destroyed: Python may still hold the class when the module's statics go.
+    static auto* scribe_error = new py::exception<error>(m, "ScribeError", PyExc_RuntimeError);
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const error& e) {
+            PyErr_SetString(scribe_error->ptr(), message_of(e).c_str());
+        }
+    });
+
+    py::class_<decoder_handle>(m, "Decoder")
+        .def_static("open", &decoder_handle::open, py::arg("path"), py::arg("tp"), py::arg("dtype"), py::arg("buckets"), py::arg("threads"),
+                    py::arg("mmap"), py::arg("memory_budget"), py::arg("check_finite"))
+        .def_property_readonly("family", [](const decoder_handle& d) { return d.info().family; })
+        .def_property_readonly("summary", [](const decoder_handle& d) { return d.info().summary; })
+        .def_property_readonly("vocab_size", [](const decoder_handle& d) { return d.info().vocab_size; })
+        .def_property_readonly("positions", [](const decoder_handle& d) { return d.info().positions; })
+        .def_property_readonly("eos_token_ids", &decoder_handle::eos_ids)
+        .def("describe", &decoder_handle::describe)
+        .def("generate", &decoder_handle::generate, py::arg("prompts"), py::arg("max_new_tokens"), py::arg("temperature"), py::arg("top_k"),
+             py::arg("top_p"), py::arg("seed"), py::arg("eos"), py::arg("stop_at_eos"), py::arg("vocab_limit"), py::arg("stream"))
+        .def("check_prompts", &decoder_handle::check_prompts, py::arg("prompts"), py::arg("new_tokens"))
+        .def("logits", &decoder_handle::logits, py::arg("ids"));
+
+    py::class_<sequence_handle>(m, "Sequence")
+        .def(py::init<const decoder_handle&>(), py::arg("decoder"))
+        .def("start", &sequence_handle::start, py::arg("ids"), py::arg("room"))
+        .def("extend", &sequence_handle::extend, py::arg("ids"))
+        .def("rewind", &sequence_handle::rewind, py::arg("length"))
+        .def_property_readonly("length", &sequence_handle::length)
+        .def_property_readonly("capacity", &sequence_handle::capacity)
+        .def_property_readonly("bucket", &sequence_handle::bucket);
+
+    py::class_<io::tokenizer>(m, "Tokenizer")
+        .def_static("open", [](const std::filesystem::path& dir) { return io::tokenizer::from_folder(dir); }, py::arg("path"))
+        .def(
+            "encode",
+            [](const io::tokenizer& t, const std::string& text, bool specials) {
+                return hand_over(specials ? t.encode_with_specials(text) : t.encode(text));
+            },
+            py::arg("text"), py::arg("add_special_tokens"))
+        .def("decode", &tokenizer_text, py::arg("ids"), py::arg("skip_special_tokens"))
+        .def("decode_bytes", [](const io::tokenizer& t, const py::handle& ids) { return py::bytes(t.decode(ids_of(ids, "ids"))); },
+             py::arg("ids"))
+        .def_property_readonly("vocab_size", &io::tokenizer::vocab_size)
+        .def_property_readonly("eos_token_id", &io::tokenizer::eos_id)
+        .def_property_readonly("bos_token_id", &io::tokenizer::bos_id)
+        .def("token_to_id", [](const io::tokenizer& t, const std::string& s) { return t.id_of(s); }, py::arg("token"));
+
+    m.def("run_command", &run_command, py::arg("words"));
+    m.def("supported_model_types", [] { return std::string(models::supported_types); });
+}
