@@ -17,6 +17,7 @@
 #include <scribe/io/encoder_tokenizer.hpp>
 #include <scribe/models/registry.hpp>
 #include <scribe/runtime/encoder.hpp>
+#include <scribe/runtime/encoder_text.hpp>
 
 #include "cli.hpp"
 #include "manifest.hpp"
@@ -75,10 +76,7 @@ options:
   --dtype, --threads, --buckets, --tp, --collective-timeout  as for classify
 )";
 
-struct text_input {
-    std::string text;
-    std::optional<std::string> pair;
-};
+using runtime::text_input;
 
 // The inputs of --text/--pair or --batch-file (the same on every rank).
 std::vector<text_input> read_inputs(const args& a, cpu::communicator* comm) {
@@ -134,37 +132,16 @@ runtime::load_options encoder_load_options(const args& a, cpu::communicator* com
     return lo;
 }
 
-// Tokenizes the inputs for the model and runs them, 64 at a time.
+// Tokenizes the inputs for the model and runs them (runtime/encoder_text.hpp).
 template <class Family>
 std::vector<runtime::encoding> run_inputs(runtime::encoder<Family>& m, const io::encoder_tokenizer& tok,
                                           const std::vector<text_input>& inputs, bool truncate, bool quiet) {
-    const auto& c = m.model_config();
-    if (tok.vocab_size() > c.vocab_size)
-        throw error((m.folder() / "config.json").string() + ": vocab_size is " + std::to_string(c.vocab_size) + " but the tokenizer has " +
-                    std::to_string(tok.vocab_size()) + " tokens; the tokenizer and the model do not belong together");
-    std::vector<runtime::encoder_input> encoded;
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-        const auto& in = inputs[i];
-        auto e = tok.encode(in.text, in.pair ? std::optional<std::string_view>(*in.pair) : std::nullopt,
-                            truncate ? static_cast<std::size_t>(c.n_positions) : 0);
-        if (!truncate && static_cast<std::int64_t>(e.ids.size()) > c.n_positions)
-            throw error("input " + std::to_string(i) + " (\"" + io::printable(in.text.substr(0, 40)) + (in.text.size() > 40 ? "..." : "") +
-                        "\") is " + std::to_string(e.ids.size()) + " tokens but the model reads at most " +
-                        std::to_string(c.n_positions) + "; give --truncate to cut it as the tokenizer does, or shorten it");
-        if (e.dropped && !quiet) std::fprintf(stderr, "note: input %zu truncated by %zu tokens to %zu\n", i, e.dropped, e.ids.size());
-        // Only BERT reads token types (transformers gives RoBERTa and DistilBERT none).
-        if (c.family != models::bert::config::kind::bert) e.token_types.clear();
-        encoded.push_back({std::move(e.ids), std::move(e.token_types)});
-    }
-    m.check_inputs(encoded);
-    std::vector<runtime::encoding> out;
-    for (std::size_t at = 0; at < encoded.size(); at += 64) {
-        const std::vector<runtime::encoder_input> part(encoded.begin() + static_cast<std::ptrdiff_t>(at),
-                                                       encoded.begin() + static_cast<std::ptrdiff_t>(std::min(encoded.size(), at + 64)));
-        auto r = m.encode(part);
-        out.insert(out.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
-    }
-    return out;
+    runtime::encode_text_options o{.truncate = truncate, .on_truncate = {}, .truncate_hint = "--truncate"};
+    if (!quiet)
+        o.on_truncate = [](std::size_t i, std::size_t dropped, std::size_t kept) {
+            std::fprintf(stderr, "note: input %zu truncated by %zu tokens to %zu\n", i, dropped, kept);
+        };
+    return runtime::encode_texts(m, tok, inputs, o);
 }
 
 template <class Family>
@@ -212,23 +189,11 @@ int classify(const args& a, cpu::communicator* comm) {
     return 0;
 }
 
-// The pooling a sentence-transformers folder's 1_Pooling/config.json asks for, if any.
-std::optional<std::string> folder_pooling(const fs::path& dir) {
-    std::error_code ec;
-    const auto f = dir / "1_Pooling" / "config.json";
-    if (!fs::exists(f, ec)) return std::nullopt;
-    const auto j = io::read_json(f, io::config_file_limit, "the pooling config");
-    auto on = [&](const char* k) { return j.is_object() && j.contains(k) && j[k].is_boolean() && j[k].get<bool>(); };
-    if (on("pooling_mode_mean_tokens")) return "mean";
-    if (on("pooling_mode_cls_token")) return "cls";
-    throw error(f.string() + ": the pooling is neither mean nor cls (pooling_mode_mean_tokens or pooling_mode_cls_token); give --pooling");
-}
-
 template <class Family>
 int embed(const args& a, cpu::communicator* comm) {
     const bool quiet = comm && comm->rank() != 0;
     const auto inputs = read_inputs(a, comm);
-    std::string pooling = a.value("pooling").value_or(folder_pooling(a.model).value_or("mean"));
+    std::string pooling = a.value("pooling").value_or(runtime::folder_pooling(a.model).value_or("mean"));
     if (pooling != "mean" && pooling != "cls") throw error("--pooling takes mean or cls, not \"" + io::printable(pooling) + "\"");
     auto lo = encoder_load_options(a, comm);
     const auto c = Family::config::load(a.model / "config.json");
@@ -239,12 +204,7 @@ int embed(const args& a, cpu::communicator* comm) {
     std::vector<std::vector<float>> vectors;
     for (auto& e : out) {
         auto v = pooling == "mean" ? e.mean : e.first;
-        if (a.flag("normalize")) {
-            double n = 0;
-            for (const auto x : v) n += static_cast<double>(x) * x;
-            n = std::sqrt(n);
-            for (auto& x : v) x = static_cast<float>(x / std::max(n, 1e-12));
-        }
+        if (a.flag("normalize")) runtime::normalize(v);
         vectors.push_back(std::move(v));
     }
     if (const auto file = a.value("out")) {

@@ -1,5 +1,5 @@
-"""Scribe from Python: Hugging Face decoder folders run on the CPU by Scribe's
-C++ runtime, and its command-line program's commands, in this process.
+"""Scribe from Python: Hugging Face decoder and encoder folders run on the CPU by
+Scribe's C++ runtime, and its command-line program's commands, in this process.
 
     import scribe
     lm = scribe.Decoder.from_pretrained("models/demo-gpt2", dtype="bf16")
@@ -29,7 +29,7 @@ from . import _native
 from ._native import ScribeError
 from ._version import __version__
 
-__all__ = ["Decoder", "Tokenizer", "Sequence", "Generation", "ScribeError", "cli", "__version__"]
+__all__ = ["Decoder", "Encoder", "Encoding", "Tokenizer", "Sequence", "Generation", "ScribeError", "cli", "__version__"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 Ids = Union[SequenceType[int], np.ndarray]
@@ -327,6 +327,108 @@ class Decoder:
         _run(args)
         with open(Path(os.fspath(out)) / "manifest.json", encoding="utf-8") as f:
             return json.load(f)
+
+
+@dataclass
+class Encoding:
+    """What :meth:`Encoder.encode` made of each input (row ``i`` is input ``i``)."""
+
+    mean: np.ndarray  # float32[n, hidden]: the last hidden state averaged over the input's tokens
+    first: np.ndarray  # float32[n, hidden]: the last hidden state of the first token ([CLS], <s>)
+    logits: Optional[np.ndarray]  # float32[n, labels] of a classifier; None for a model without one
+    scores: Optional[np.ndarray]  # float64[n, labels]: the logits as problem_type reads them (softmax, sigmoid, or as they are)
+    buckets: np.ndarray  # int64[n]: the positions each input was padded to
+    labels: list  # the classifier's labels (id2label), by id
+
+
+class Encoder:
+    """An encoder (BERT, RoBERTa, DistilBERT) loaded from a Hugging Face folder of
+    a ``*Model``, ``*ForSequenceClassification`` or sentence-embedding checkpoint,
+    with its tokenizer (WordPiece, or RoBERTa's byte-level BPE) and automatic
+    buckets: an input of any length is padded to the smallest bucket that holds it."""
+
+    def __init__(self, native: _native.Encoder, path: Path):
+        self._e = native
+        self.path = path
+
+    @classmethod
+    def from_pretrained(cls, path: PathLike, *, tp: Optional[int] = None, dtype: Optional[str] = None,
+                        buckets: Optional[Iterable[int]] = None, threads: int = 0, mmap: bool = False) -> "Encoder":
+        """Loads the encoder in ``path``; the options are ``scribe classify``'s
+        flags (``dtype``: f32, f16 or bf16; ``buckets``: default 128 and 512, or
+        the model's positions)."""
+        p = Path(os.fspath(path))
+        native = _native.Encoder.open(str(p), 0 if tp is None else int(tp), dtype,
+                                      None if buckets is None else [int(b) for b in buckets], int(threads), bool(mmap))
+        return cls(native, p)
+
+    @property
+    def labels(self) -> list:
+        return list(self._e.labels)
+
+    @property
+    def hidden_size(self) -> int:
+        return self._e.hidden_size
+
+    def encode(self, texts: Union[str, SequenceType[str]], pairs: Union[None, str, SequenceType[str]] = None, *,
+               truncate: bool = False) -> Encoding:
+        """Runs each text (with its pair, as ``[CLS] A [SEP] B [SEP]``). An input
+        longer than the model's positions is refused, or with ``truncate`` cut as
+        the tokenizer's truncation cuts it."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if pairs is not None:
+            pairs = [pairs] if isinstance(pairs, str) else list(pairs)
+        mean, first, logits, scores, buckets = self._e.encode(texts, pairs, bool(truncate))
+        return Encoding(mean=mean, first=first, logits=logits, scores=scores, buckets=buckets, labels=self.labels)
+
+    def classify(self, texts: Union[str, SequenceType[str]], pairs: Union[None, str, SequenceType[str]] = None, *,
+                 truncate: bool = False) -> list:
+        """Each input's most likely label and every label's score, as
+        ``{"label": ..., "scores": {label: score}}`` (scribe classify --json's)."""
+        if not self._e.has_classifier:
+            raise ScribeError(f"{self.path / 'config.json'}: the model has no classifier; classify needs a "
+                              "*ForSequenceClassification checkpoint (embed runs the others)")
+        out = self.encode(texts, pairs, truncate=truncate)
+        result = []
+        for row in out.scores:
+            best = int(np.argmax(row))  # the first of equal maxima, as the program orders them
+            result.append({"label": out.labels[best], "scores": {l: float(s) for l, s in zip(out.labels, row)}})
+        return result
+
+    def embed(self, texts: Union[str, SequenceType[str]], *, pooling: Optional[str] = None, normalize: bool = False,
+              truncate: bool = False) -> np.ndarray:
+        """Sentence vectors, ``float32[n, hidden]``: the tokens' mean or the first
+        token's state (``pooling``: default the folder's 1_Pooling/config.json's,
+        else mean), scaled to unit length with ``normalize``."""
+        pooling = self._e.pooling if pooling is None else pooling
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling takes 'mean' or 'cls', not {pooling!r}")
+        out = self.encode(texts, truncate=truncate)
+        v = out.mean if pooling == "mean" else out.first
+        if normalize:
+            v = v / np.maximum(np.linalg.norm(v.astype(np.float64), axis=1, keepdims=True), 1e-12).astype(np.float32)
+        return v
+
+    def export_hlo(self, out: PathLike, *, buckets: Optional[Iterable[int]] = None, tp: Optional[int] = None,
+                   dtype: Optional[str] = None, batch: int = 1) -> dict:
+        """Writes one module per bucket as XLA HLO into ``out``, as ``scribe
+        export-hlo`` does for an encoder (text, ``HloModuleProto``,
+        ``manifest.json``); returns the manifest. ``tp``, ``dtype`` and
+        ``buckets`` default to the loaded model's."""
+        info = self._e.describe()
+        args = ["export-hlo", str(self.path), "--out", os.fspath(out), "--tp", str(info["tp"] if tp is None else tp),
+                "--dtype", info["dtype"] if dtype is None else dtype, "--batch", str(batch),
+                "--buckets", ",".join(str(int(b)) for b in (info["buckets"] if buckets is None else buckets))]
+        _run(args)
+        with open(Path(os.fspath(out)) / "manifest.json", encoding="utf-8") as f:
+            return json.load(f)
+
+    def inspect(self) -> dict:
+        """What was loaded: family, summary, config, degree, dtype, buckets, labels, pooling."""
+        d = self._e.describe()
+        with open(self.path / "config.json", encoding="utf-8") as f:
+            d["config"] = json.load(f)
+        return d
 
 
 def _run(args: list) -> None:

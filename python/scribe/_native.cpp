@@ -25,9 +25,11 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
+#include <scribe/io/encoder_tokenizer.hpp>
 #include <scribe/io/tokenizer.hpp>
 #include <scribe/models/registry.hpp>
 #include <scribe/runtime/decoder.hpp>
+#include <scribe/runtime/encoder_text.hpp>
 #include <scribe/runtime/model_dtype.hpp>
 
 #include "cli.hpp"
@@ -72,6 +74,14 @@ std::vector<std::int32_t> ids_of(const py::handle& h, const std::string& what) {
         out[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(p[i]);
     }
     return out;
+}
+
+// A model folder that is not there, or is a file, named as the program names it.
+void check_folder(const std::filesystem::path& dir) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(dir, ec)) return;
+    throw error("model folder " + io::shown_path(dir) + (std::filesystem::exists(dir, ec) ? " is a file, not a folder" : " does not exist") +
+                " (give a Hugging Face model folder that holds config.json, or an artifact of scribe compile)");
 }
 
 // ---- a decoder of any family ---------------------------------------------------
@@ -185,10 +195,7 @@ public:
                                bool check_finite) {
         decoder_handle h;
         py::gil_scoped_release nogil;
-        std::error_code ec;
-        if (!std::filesystem::is_directory(dir, ec))
-            throw error("model folder " + io::shown_path(dir) + (std::filesystem::exists(dir, ec) ? " is a file, not a folder" : " does not exist") +
-                        " (give a Hugging Face model folder that holds config.json, or an artifact of scribe compile)");
+        check_folder(dir);
         const auto compiled = runtime::is_artifact(dir) ? std::optional(runtime::artifact::read(dir)) : std::nullopt;
         runtime::load_options o;
         o.tp = tp > 0 ? tp : compiled ? compiled->options.tp : 1;
@@ -317,6 +324,122 @@ private:
     std::unique_ptr<runtime::stepper> seq_;
 };
 
+// ---- an encoder of any family ----------------------------------------------------
+
+class any_encoder {
+public:
+    virtual ~any_encoder() = default;
+    virtual std::vector<runtime::encoding> encode(const std::vector<runtime::text_input>& inputs, bool truncate) = 0;
+    virtual const std::vector<std::string>& labels() const = 0;
+    virtual bool has_classifier() const = 0;
+    virtual std::int64_t hidden_size() const = 0;
+    virtual py::dict describe() const = 0;
+};
+
+template <class Family>
+class encoder_of final : public any_encoder {
+public:
+    encoder_of(const std::filesystem::path& dir, runtime::load_options o)
+        : m_(dir, std::move(o)), tok_(io::encoder_tokenizer::from_folder(dir, m_.model_config().model_type)) {}
+    std::vector<runtime::encoding> encode(const std::vector<runtime::text_input>& inputs, bool truncate) override {
+        return runtime::encode_texts(m_, tok_, inputs, {.truncate = truncate, .on_truncate = {}, .truncate_hint = "truncate=True"});
+    }
+    const std::vector<std::string>& labels() const override { return m_.labels(); }
+    bool has_classifier() const override { return m_.has_classifier(); }
+    std::int64_t hidden_size() const override { return m_.hidden_size(); }
+    py::dict describe() const override {
+        const auto& c = m_.model_config();
+        py::dict d;
+        d["family"] = c.model_type;
+        d["summary"] = Family::summary(c);
+        d["folder"] = m_.folder().string();
+        d["tp"] = m_.tp();
+        d["dtype"] = std::string(name(m_.type()));
+        d["buckets"] = m_.buckets();
+        d["hidden_size"] = c.hidden;
+        d["positions"] = c.n_positions;
+        d["labels"] = m_.labels();
+        d["classifier"] = m_.has_classifier();
+        d["weight_bytes"] = m_.weight_bytes();
+        d["resident_bytes"] = m_.resident_bytes();
+        return d;
+    }
+
+private:
+    runtime::encoder<Family> m_;
+    io::encoder_tokenizer tok_;
+};
+
+class encoder_handle {
+public:
+    static encoder_handle open(const std::filesystem::path& dir, std::int64_t tp, std::optional<std::string> dtype_name,
+                               std::optional<std::vector<std::int64_t>> buckets, unsigned threads, bool mmap) {
+        encoder_handle h;
+        py::gil_scoped_release nogil;
+        check_folder(dir);
+        runtime::load_options o;
+        o.tp = tp > 0 ? tp : 1;
+        const auto md = runtime::parse_model_dtype(dtype_name.value_or("f32"), "dtype");
+        if (md.blocks()) throw error("dtype " + md.label() + ": encoders run in f32, f16 or bf16");
+        o.type = md.type;
+        o.threads = threads;
+        if (buckets) o.buckets = *buckets;
+        o.keep_mapped = mmap;
+        h.model_ = models::with_encoder(dir, [&]<class Family>() -> std::unique_ptr<any_encoder> {
+            return std::make_unique<encoder_of<Family>>(dir, std::move(o));
+        });
+        h.pooling_ = runtime::folder_pooling(dir).value_or("mean");
+        return h;
+    }
+
+    // (mean [n, hidden], first [n, hidden], logits [n, labels] or None, scores [n, labels] or None, buckets [n])
+    py::tuple encode(const std::vector<std::string>& texts, const std::optional<std::vector<std::string>>& pairs, bool truncate) {
+        if (texts.empty()) throw py::value_error("no texts given");
+        if (pairs && pairs->size() != texts.size())
+            throw py::value_error(std::to_string(texts.size()) + " texts but " + std::to_string(pairs->size()) +
+                                  " pairs: give one pair for every text, or none");
+        std::vector<runtime::text_input> in;
+        for (std::size_t i = 0; i < texts.size(); ++i) in.push_back({texts[i], pairs ? std::optional((*pairs)[i]) : std::nullopt});
+        std::vector<runtime::encoding> out;
+        {
+            py::gil_scoped_release nogil;
+            out = model_->encode(in, truncate);
+        }
+        const auto n = static_cast<py::ssize_t>(out.size());
+        const auto H = model_->hidden_size();
+        const auto L = static_cast<std::size_t>(model_->labels().size());
+        std::vector<float> mean, first, logits;
+        std::vector<double> scores;
+        std::vector<std::int64_t> buckets;
+        for (auto& e : out) {
+            mean.insert(mean.end(), e.mean.begin(), e.mean.end());
+            first.insert(first.end(), e.first.begin(), e.first.end());
+            logits.insert(logits.end(), e.logits.begin(), e.logits.end());
+            scores.insert(scores.end(), e.scores.begin(), e.scores.end());
+            buckets.push_back(e.bucket);
+        }
+        const bool classified = model_->has_classifier();
+        return py::make_tuple(hand_over(std::move(mean), {n, H}), hand_over(std::move(first), {n, H}),
+                              classified ? py::object(hand_over(std::move(logits), {n, static_cast<py::ssize_t>(L)})) : py::object(py::none()),
+                              classified ? py::object(hand_over(std::move(scores), {n, static_cast<py::ssize_t>(L)})) : py::object(py::none()),
+                              hand_over(std::move(buckets)));
+    }
+
+    const std::vector<std::string>& labels() const { return model_->labels(); }
+    bool has_classifier() const { return model_->has_classifier(); }
+    std::int64_t hidden_size() const { return model_->hidden_size(); }
+    const std::string& pooling() const { return pooling_; }
+    py::dict describe() const {
+        auto d = model_->describe();
+        d["pooling"] = pooling_;
+        return d;
+    }
+
+private:
+    std::shared_ptr<any_encoder> model_;
+    std::string pooling_;
+};
+
 std::string tokenizer_text(const io::tokenizer& t, const py::handle& ids, bool skip_special) {
     auto v = ids_of(ids, "ids");
     if (skip_special) {
@@ -392,6 +515,16 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("length", &sequence_handle::length)
         .def_property_readonly("capacity", &sequence_handle::capacity)
         .def_property_readonly("bucket", &sequence_handle::bucket);
+
+    py::class_<encoder_handle>(m, "Encoder")
+        .def_static("open", &encoder_handle::open, py::arg("path"), py::arg("tp"), py::arg("dtype"), py::arg("buckets"), py::arg("threads"),
+                    py::arg("mmap"))
+        .def("encode", &encoder_handle::encode, py::arg("texts"), py::arg("pairs"), py::arg("truncate"))
+        .def_property_readonly("labels", &encoder_handle::labels)
+        .def_property_readonly("has_classifier", &encoder_handle::has_classifier)
+        .def_property_readonly("hidden_size", &encoder_handle::hidden_size)
+        .def_property_readonly("pooling", &encoder_handle::pooling)
+        .def("describe", &encoder_handle::describe);
 
     py::class_<io::tokenizer>(m, "Tokenizer")
         .def_static("open", [](const std::filesystem::path& dir) { return io::tokenizer::from_folder(dir); }, py::arg("path"))
