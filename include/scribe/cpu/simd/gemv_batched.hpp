@@ -59,11 +59,12 @@ template <int M, class W>
 __attribute__((target("avx512f"))) void batched_dots_avx512(std::int64_t B, std::int64_t n0, std::int64_t n1, std::int64_t K,
                                                             const float* x, const W* w, std::int64_t sb, std::int64_t sn,
                                                             float* y, std::int64_t N) {
-    struct lanes {  // (a vector of __m512 itself would drop the type's alignment attribute)
-        __m512 v;
-    };
-    std::vector<lanes> kept(static_cast<std::size_t>(B * M * 16));
-    __m512* sums = &kept.data()->v;  // lanes is one __m512: the vectors lie contiguous
+    // Aligned by hand: the allocator does not honour __m512's 64 bytes here (a
+    // vector<__m512> drops the type's alignment attribute, and so does GCC's
+    // allocation of a struct of one), and GCC at -O0 stores them with vmovaps.
+    std::vector<float> kept(static_cast<std::size_t>(B * M * 16 * 16 + 16));
+    const auto at = reinterpret_cast<std::uintptr_t>(kept.data());
+    __m512* sums = reinterpret_cast<__m512*>((at + 63) & ~std::uintptr_t{63});
     for (std::int64_t r0 = n0; r0 < n1; r0 += 16) {
         const int rows = static_cast<int>(std::min<std::int64_t>(16, n1 - r0));
         for (int j = 0; j < rows; ++j) {
