@@ -127,6 +127,25 @@ extern "C" void on_stop_signal(int sig) {
     }
 }
 
+// The run's handlers for SIGINT and SIGTERM while it lives; the handlers it found
+// are back after it, however it ends (a caller in this process, such as the
+// Python package, keeps its own Ctrl-C), and a new run starts unstopped.
+struct stop_signals {
+    using handler = void (*)(int);
+    handler old_int, old_term;
+    stop_signals() {
+        stop_signal = 0;
+        old_int = std::signal(SIGINT, on_stop_signal);
+        old_term = std::signal(SIGTERM, on_stop_signal);
+    }
+    ~stop_signals() {
+        std::signal(SIGINT, old_int == SIG_ERR ? SIG_DFL : old_int);
+        std::signal(SIGTERM, old_term == SIG_ERR ? SIG_DFL : old_term);
+    }
+    stop_signals(const stop_signals&) = delete;
+    stop_signals& operator=(const stop_signals&) = delete;
+};
+
 std::string duration(double seconds) {
     if (!std::isfinite(seconds) || seconds < 0) return "?";
     const auto s = static_cast<long long>(seconds + 0.5);
@@ -305,11 +324,10 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
         p.line(b);
     }
     const auto first_step = run.start_step();
-    std::signal(SIGINT, on_stop_signal);
-    std::signal(SIGTERM, on_stop_signal);
-    const auto r = o.dp * o.tp > 1 && !comm ? runtime::train_model<Family>(src, blocks, o) : run.run();
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
+    const auto r = [&] {
+        const stop_signals during;
+        return o.dp * o.tp > 1 && !comm ? runtime::train_model<Family>(src, blocks, o) : run.run();
+    }();
     if (!lead) return r.stopped_by ? 128 + r.stopped_by : 0;
     if (r.stopped_by) {
         std::fprintf(stderr, "%sstopped by %s at step %lld of %lld: saved %s; continue with --resume %s\n", p.drawn ? "\n" : "",

@@ -48,3 +48,19 @@ def test_a_compiled_artifact(tmp_path):
     np.testing.assert_array_equal(lm.logits(p), folder.logits(p))
     with pytest.raises(scribe.ScribeError, match="compiled for --tp 2"):
         scribe.Decoder.from_pretrained(art, tp=1)
+
+
+def test_a_training_run_leaves_pythons_ctrl_c_alone(tmp_path):
+    """scribe train catches SIGINT while it runs (to save and stop); afterwards
+    Ctrl-C is Python's KeyboardInterrupt again, not the end of the process."""
+    import os
+    import signal
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(f"The old man said the light shall be over the water {i}." for i in range(200)) + "\n")
+    assert scribe.cli(["train", str(DATA / "gpt2-tiny-a"), "--data", str(text), "--out", str(tmp_path / "run"), "--steps", "2",
+                       "--batch", "2", "--seq", "16", "--threads", "1", "--quiet"]) == 0
+    assert (tmp_path / "run" / "model.safetensors").exists()
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs at the interpreter's next check
+            sum(range(100))
