@@ -24,7 +24,9 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 scribe_setup_system
 scribe_setup_python
-scribe_build "$dir" -Dxla=enabled -Dxla_python="$SCRIBE_ROOT/.venv/bin/python" -Dpython=enabled "${opts[@]}"
+scribe_setup_reference  # torch and transformers: the Python package's transformers adapter (python/tests/hf)
+scribe_build "$dir" -Dxla=enabled -Dxla_python="$SCRIBE_ROOT/.venv/bin/python" -Dpython=enabled \
+  -Dhf_python="$SCRIBE_ROOT/.venv-ref/bin/python" "${opts[@]}"
 
 set +e
 meson test -C "$SCRIBE_ROOT/$dir" --print-errorlogs --num-processes 2 | tee "$SCRIBE_ROOT/$dir/meson-logs/test-summary.txt"

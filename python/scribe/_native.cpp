@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -478,6 +480,28 @@ std::string message_of(const std::exception& e) {
     return std::string(m);
 }
 
+// runtime::sample's choice of the next token, with its own generator: a
+// Sampler made with generate's temperature, top_k, top_p and seed, given the
+// same rows of logits in the same order, draws the tokens generate draws (the
+// transformers adapter, scribe/hf.py, samples with it).
+class sampler_handle {
+public:
+    sampler_handle(double temperature, std::int64_t top_k, double top_p, std::uint64_t seed)
+        : s_{temperature, top_k, top_p, seed}, rng_(seed) {
+        s_.check();
+    }
+    std::int32_t choose(const py::handle& logits) {
+        const auto row = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(logits);
+        if (!row || row.ndim() != 1) throw py::value_error("Sampler.choose takes one row of logits (a 1-D array of floats)");
+        if (row.size() == 0) throw py::value_error("Sampler.choose: an empty row of logits");
+        return runtime::sample(std::span<const float>(row.data(), static_cast<std::size_t>(row.size())), s_, rng_);
+    }
+
+private:
+    runtime::sampling s_;
+    std::mt19937_64 rng_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -515,6 +539,11 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("length", &sequence_handle::length)
         .def_property_readonly("capacity", &sequence_handle::capacity)
         .def_property_readonly("bucket", &sequence_handle::bucket);
+
+    py::class_<sampler_handle>(m, "Sampler")
+        .def(py::init<double, std::int64_t, double, std::uint64_t>(), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
+             py::arg("seed"))
+        .def("choose", &sampler_handle::choose, py::arg("logits"));
 
     py::class_<encoder_handle>(m, "Encoder")
         .def_static("open", &encoder_handle::open, py::arg("path"), py::arg("tp"), py::arg("dtype"), py::arg("buckets"), py::arg("threads"),
