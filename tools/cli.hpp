@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -27,6 +28,12 @@
 #ifndef SCRIBE_DEFAULT_MODEL
 #define SCRIBE_DEFAULT_MODEL "models/demo-gpt2"
 #endif
+
+namespace scribe::runtime {
+struct step_report;
+struct eval_report;
+struct training_result;
+}  // namespace scribe::runtime
 
 namespace scribe::cli {
 
@@ -328,8 +335,20 @@ inline void check_model_folder(const fs::path& dir, const std::string& flag = ""
     throw error(what + " does not exist (give a Hugging Face model folder" + (flag.empty() ? ", or build the demo model: see README)" : ")"));
 }
 
+// What a caller in this process (the Python package's scribe.train) hears of a
+// `scribe train` run besides what it prints: each step and validation (on rank
+// 0's thread), and the result. on_step returning false stops the run after that
+// step, with a checkpoint, as SIGINT does; the result's stopped_by is then
+// train_stopped_by_caller.
+struct train_observer {
+    std::function<bool(const runtime::step_report&)> on_step;
+    std::function<void(const runtime::eval_report&)> on_eval;
+    std::function<void(const runtime::training_result&)> on_done;
+};
+inline constexpr int train_stopped_by_caller = 1000;  // above every signal's number (the ranks agree on the largest)
+
 // `scribe train` (tools/train.cpp).
-int train_command(int argc, char** argv, cpu::communicator* comm);
+int train_command(int argc, char** argv, cpu::communicator* comm, const train_observer* observer = nullptr);
 // `scribe classify` and `scribe embed` (tools/encode.cpp).
 int classify_command(int argc, char** argv, cpu::communicator* comm);
 int embed_command(int argc, char** argv, cpu::communicator* comm);

@@ -242,7 +242,8 @@ void check_same_model(const args& a, const fs::path& resume) {
 }
 
 template <class Family>
-int run_training(const args& a, const runtime::model_source& src, const fs::path& out, const fs::path& resume, cpu::communicator* comm) {
+int run_training(const args& a, const runtime::model_source& src, const fs::path& out, const fs::path& resume, cpu::communicator* comm,
+                 const train_observer* observer) {
     const bool lead = !comm || comm->rank() == 0;  // under mpirun only rank 0 speaks
     progress_bar p{.quiet = a.flag("quiet") || !lead};
     const auto tok = io::tokenizer::from_folder(src.dir.empty() ? src.tokenizer : src.dir);
@@ -294,12 +295,19 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
     if (a.value("precision")) o.precision = train::parse_precision(*a.value("precision"));
     o.memory_budget = a.value("memory-budget") ? parse_size(*a.value("memory-budget")) : 0;
     o.stop = &stop_signal;
-    o.on_step = [&](const runtime::step_report& r) { p.step(r); };
+    o.on_step = [&](const runtime::step_report& r) {
+        p.step(r);
+        if (observer && observer->on_step && !observer->on_step(r)) {
+            int none = 0;
+            stop_signal.compare_exchange_strong(none, train_stopped_by_caller);
+        }
+    };
     o.on_eval = [&](const runtime::eval_report& e) {
         char b[160];
         std::snprintf(b, sizeof b, "validation at step %lld: loss %.4f, perplexity %.2f", static_cast<long long>(e.step), e.loss,
                       e.perplexity);
         p.line(b);
+        if (observer && observer->on_eval) observer->on_eval(e);
     };
     o.on_save = [&](const fs::path& dir, std::int64_t step) { p.line("saved " + dir.string() + " (step " + std::to_string(step) + ")"); };
     o.on_note = [&](const std::string& s) { p.line(s); };
@@ -328,7 +336,14 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
         const stop_signals during;
         return o.dp * o.tp > 1 && !comm ? runtime::train_model<Family>(src, blocks, o) : run.run();
     }();
-    if (!lead) return r.stopped_by ? 128 + r.stopped_by : 0;
+    if (observer && observer->on_done && lead) observer->on_done(r);
+    if (!lead) return r.stopped_by && r.stopped_by != train_stopped_by_caller ? 128 + r.stopped_by : 0;
+    if (r.stopped_by == train_stopped_by_caller) {
+        std::fprintf(stderr, "%sstopped by the caller at step %lld of %lld: saved %s; continue with --resume %s\n", p.drawn ? "\n" : "",
+                     static_cast<long long>(r.step), static_cast<long long>(r.total), r.checkpoint.string().c_str(),
+                     r.checkpoint.string().c_str());
+        return 0;
+    }
     if (r.stopped_by) {
         std::fprintf(stderr, "%sstopped by %s at step %lld of %lld: saved %s; continue with --resume %s\n", p.drawn ? "\n" : "",
                      r.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(r.step), static_cast<long long>(r.total),
@@ -344,7 +359,7 @@ int run_training(const args& a, const runtime::model_source& src, const fs::path
 
 }  // namespace
 
-int train_command(int argc, char** argv, cpu::communicator* comm) {
+int train_command(int argc, char** argv, cpu::communicator* comm, const train_observer* observer) {
     for (int i = 2; i < argc; ++i)
         if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
             std::printf("%s%s", usage_train, usage_optimizer);
@@ -387,7 +402,7 @@ int train_command(int argc, char** argv, cpu::communicator* comm) {
         source = (src.dir / "config.json").string();
         type = models::model_type(src.dir);
     }
-    return models::with_family_type(type, source, [&]<class Family>() { return run_training<Family>(a, src, out, resume, comm); });
+    return models::with_family_type(type, source, [&]<class Family>() { return run_training<Family>(a, src, out, resume, comm, observer); });
 }
 
 }  // namespace scribe::cli

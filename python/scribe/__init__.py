@@ -28,8 +28,10 @@ import numpy as np
 from . import _native
 from ._native import ScribeError
 from ._version import __version__
+from .graph import Graph, Tensor, concatenate
 
-__all__ = ["Decoder", "Encoder", "Encoding", "Tokenizer", "Sequence", "Generation", "ScribeError", "cli", "__version__"]
+__all__ = ["Graph", "Tensor", "concatenate", "Decoder", "Encoder", "Encoding", "Tokenizer", "Sequence", "Generation", "ScribeError", "cli", "train", "TrainStep",
+           "TrainEval", "TrainResult", "__version__"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 Ids = Union[SequenceType[int], np.ndarray]
@@ -429,6 +431,103 @@ class Encoder:
         with open(self.path / "config.json", encoding="utf-8") as f:
             d["config"] = json.load(f)
         return d
+
+
+@dataclass
+class TrainStep:
+    """One step of a :func:`train` run, as its progress line shows it."""
+
+    step: int  # 1, 2, ... (counted from the run's start, a resumed run's too)
+    total: int  # the run's steps
+    epoch: int
+    loss: float  # the step's mean cross-entropy (f32 arithmetic's, whatever the precision)
+    grad_norm: float  # before clipping
+    lr: float
+    tokens_per_s: float  # this step's
+    seconds: float  # since the run started
+    eta: float  # seconds left, at the recent pace
+
+
+@dataclass
+class TrainEval:
+    """A validation of a :func:`train` run (every ``eval_every`` steps, and at the end)."""
+
+    step: int
+    loss: float
+    perplexity: float
+
+
+@dataclass
+class TrainResult:
+    """What a :func:`train` run did: where it ended, its last losses and checkpoint."""
+
+    step: int
+    total: int
+    train_loss: float
+    val_loss: float  # NaN when the run stopped before validating
+    checkpoint: str  # the last checkpoint-<step> folder written ("" for none)
+    seconds: float
+    stopped_by: Union[None, str, int]  # None (it ran to the end), "caller" (callback returned False), or a signal
+    out: Path  # the run's folder: model.safetensors, log.jsonl, loss.svg, checkpoints
+    steps: list = field(default_factory=list)  # every TrainStep, in order
+    evals: list = field(default_factory=list)  # every TrainEval, in order
+
+
+def train(model: Optional[PathLike] = None, *, data: Union[PathLike, Iterable[PathLike]], out: PathLike,
+          callback: Optional[Callable[[TrainStep], Optional[bool]]] = None,
+          on_eval: Optional[Callable[[TrainEval], None]] = None, **options) -> TrainResult:
+    """Trains a decoder as ``scribe train`` does, in this process (its ranks as
+    threads), reporting each step to ``callback``.
+
+    model: a Hugging Face decoder folder to start from (or give ``config`` and
+        ``tokenizer`` for a new model, or ``resume``).
+    data: a text file or several to train on; out: the run's folder.
+    callback: called with a :class:`TrainStep` after every step; returning False
+        (or raising) stops the run after that step, with a checkpoint.
+    on_eval: called with a :class:`TrainEval` after each validation.
+    options: ``scribe train``'s flags, named with underscores (``steps=200``,
+        ``lr=3e-4``, ``batch=8``, ``seq=128``, ``precision="bf16-sr"``,
+        ``dp=2``, ``eval_every=50``, ``quiet=True``; a flag without a value
+        is ``True``; ``scribe train --help`` lists them all).
+
+    Ctrl-C stops the run after its step, saves a checkpoint and raises
+    KeyboardInterrupt; ``resume=out`` continues it.
+    """
+    words = [] if model is None else [os.fspath(model)]
+    files = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    if not files:
+        raise ValueError("train needs data: a text file or several")
+    for f in files:
+        words += ["--data", os.fspath(f)]
+    words += ["--out", os.fspath(out)]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif value is not False and value is not None:
+            words += [flag, str(value)]
+    steps, evals = [], []
+
+    def step(d):
+        s = TrainStep(**d)
+        steps.append(s)
+        return None if callback is None else callback(s)
+
+    def validated(d):
+        e = TrainEval(**d)
+        evals.append(e)
+        if on_eval is not None:
+            on_eval(e)
+
+    rc, r = _native.train(words, step, validated)
+    if rc != 0 and not r:
+        raise ScribeError(f"scribe train exited with status {rc}")
+    if not r:  # --help: the usage was printed, nothing ran
+        return None
+    if r["stopped_by"] not in (None, "caller"):
+        raise KeyboardInterrupt(f"training stopped by signal {r['stopped_by']} at step {r['step']} of {r['total']}; "
+                                f"saved {r['checkpoint']}: continue with train(..., resume={r['checkpoint']!r})")
+    return TrainResult(out=Path(os.fspath(out)), steps=steps, evals=evals, **r)
 
 
 def _run(args: list) -> None:

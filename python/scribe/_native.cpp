@@ -27,6 +27,8 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
+#include <scribe/runtime/training.hpp>
+
 #include <scribe/io/encoder_tokenizer.hpp>
 #include <scribe/io/tokenizer.hpp>
 #include <scribe/models/registry.hpp>
@@ -34,6 +36,7 @@
 #include <scribe/runtime/encoder_text.hpp>
 #include <scribe/runtime/model_dtype.hpp>
 
+#include "_graph.hpp"
 #include "cli.hpp"
 
 namespace py = pybind11;
@@ -502,6 +505,63 @@ private:
     std::mt19937_64 rng_;
 };
 
+// `scribe train WORDS...` in this process, as run_command runs it, with each
+// step and validation reported to Python as a dict (on_step returning False,
+// or raising, stops the run after that step with a checkpoint; what it raised
+// is raised here). Returns the exit status and the run's result.
+std::pair<int, py::dict> train_run(const std::vector<std::string>& words, const py::object& on_step, const py::object& on_eval) {
+    std::vector<std::string> argv_text{"scribe", "train"};
+    argv_text.insert(argv_text.end(), words.begin(), words.end());
+    std::vector<char*> argv;
+    for (auto& w : argv_text) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    python_errors errors;
+    py::dict result;
+    cli::train_observer observer;
+    observer.on_step = [&](const runtime::step_report& r) {
+        py::gil_scoped_acquire gil;
+        if (errors.pending || on_step.is_none()) return !errors.pending;
+        py::dict d;
+        d["step"] = r.step, d["total"] = r.total, d["epoch"] = r.epoch, d["loss"] = r.loss, d["grad_norm"] = r.grad_norm;
+        d["lr"] = r.lr, d["tokens_per_s"] = r.tokens_per_s, d["seconds"] = r.seconds, d["eta"] = r.eta;
+        try {
+            const py::object go = on_step(d);
+            return go.is_none() || go.cast<bool>();
+        } catch (py::error_already_set& e) {
+            errors.pending.emplace(std::move(e));
+            return false;
+        }
+    };
+    observer.on_eval = [&](const runtime::eval_report& e) {
+        py::gil_scoped_acquire gil;
+        if (errors.pending || on_eval.is_none()) return;
+        py::dict d;
+        d["step"] = e.step, d["loss"] = e.loss, d["perplexity"] = e.perplexity;
+        try {
+            on_eval(d);
+        } catch (py::error_already_set& x) {
+            errors.pending.emplace(std::move(x));
+        }
+    };
+    observer.on_done = [&](const runtime::training_result& r) {
+        py::gil_scoped_acquire gil;
+        result["step"] = r.step, result["total"] = r.total, result["train_loss"] = r.train_loss, result["val_loss"] = r.val_loss;
+        result["checkpoint"] = r.checkpoint.string(), result["seconds"] = r.seconds;
+        result["stopped_by"] = r.stopped_by == cli::train_stopped_by_caller ? py::object(py::str("caller"))
+                               : r.stopped_by                              ? py::object(py::int_(r.stopped_by))
+                                                                           : py::object(py::none());
+    };
+    int rc = 0;
+    {
+        py::gil_scoped_release nogil;
+        rc = cli::train_command(static_cast<int>(argv_text.size()), argv.data(), nullptr, &observer);
+        std::fflush(stdout);
+        std::fflush(stderr);
+    }
+    errors.raise();
+    return {rc, result};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -571,6 +631,9 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("bos_token_id", &io::tokenizer::bos_id)
         .def("token_to_id", [](const io::tokenizer& t, const std::string& s) { return t.id_of(s); }, py::arg("token"));
 
+    bind_graph(m);
+
     m.def("run_command", &run_command, py::arg("words"));
+    m.def("train", &train_run, py::arg("words"), py::arg("on_step"), py::arg("on_eval"));
     m.def("supported_model_types", [] { return std::string(models::supported_types); });
 }
