@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -333,6 +334,14 @@ inline void check_model_folder(const fs::path& dir, const std::string& flag = ""
     if (fs::exists(dir, ec))
         throw error(what + " is a file, not a folder (give the Hugging Face folder that holds config.json)");
     throw error(what + " does not exist (give a Hugging Face model folder" + (flag.empty() ? ", or build the demo model: see README)" : ")"));
+}
+
+// An error's message without the library's "[scribe] " prefix: the program
+// prints it after "scribe: ", the Python package raises it as ScribeError.
+inline std::string message_of(const std::exception& e) {
+    std::string_view m = e.what();
+    if (m.starts_with("[scribe] ")) m.remove_prefix(9);
+    return std::string(m);
 }
 
 // What a caller in this process (the Python package's scribe.train) hears of a

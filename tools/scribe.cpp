@@ -448,17 +448,10 @@ int generate(const args& a, launcher& run) {
     }
     // Generation ends at the model's end tokens (generation_config.json's, else
     // config.json's: one id or a list) and at the tokenizer's eos_token.
-    go.eos = lm.eos_ids();
-    if (const auto e = tok.eos_id(); e && std::find(go.eos.begin(), go.eos.end(), *e) == go.eos.end()) go.eos.push_back(*e);
+    go.eos = tok.end_tokens(lm.eos_ids());
     auto is_eos = [&](std::int32_t t) { return std::find(go.eos.begin(), go.eos.end(), t) != go.eos.end(); };
-    // The text new tokens add to a prompt: the prompt's and the new tokens' text
-    // decoded together, less the prompt's (a SentencePiece decoder strips the space
-    // of a text's first word, which a new word after the prompt keeps).
     auto continuation = [&](const std::vector<std::int32_t>& prompt, const std::vector<std::int32_t>& made) {
-        auto all = prompt;
-        all.insert(all.end(), made.begin(), made.end());
-        const auto before = tok.decode(prompt), text = tok.decode(all);
-        return text.starts_with(before) ? text.substr(before.size()) : tok.decode(made);
+        return tok.continuation(prompt, made);
     };
 
     lm.check_prompts(prompts, go.max_new_tokens);  // before the prompt is echoed
@@ -897,7 +890,7 @@ int scribe::cli::main(int argc, char** argv) {
         world = std::make_unique<mpi_world>(&argc, &argv);
         return command(argc, argv, world->comm());
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "scribe: %s\n", e.what());
+        std::fprintf(stderr, "scribe: %s\n", message_of(e).c_str());
         // Under mpirun, a failed rank ends the job rather than leave the others waiting.
         if (world && world->comm()) world->comm()->abort();
         return 1;

@@ -231,9 +231,7 @@ class Decoder:
         """The tokens generation stops at: the model's (generation_config.json's,
         else config.json's) and the tokenizer's end token."""
         ids = list(self._d.eos_token_ids)
-        if self.tokenizer is not None and self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in ids:
-            ids.append(self.tokenizer.eos_token_id)
-        return ids
+        return ids if self.tokenizer is None else list(self.tokenizer._t.end_tokens(ids))
 
     def generate(
         self,
@@ -275,13 +273,9 @@ class Decoder:
         return Generation(tokens=tokens, texts=made_texts, **stats)
 
     def _continuation(self, prompt, made, ends) -> str:
-        # The prompt's and the new tokens' text decoded together, less the prompt's:
-        # a SentencePiece decoder drops the space of a text's first word, which a
-        # word after the prompt keeps.
-        made = [int(t) for t in made if int(t) not in ends]
-        before = self.tokenizer.decode(prompt)
-        text = self.tokenizer.decode(list(np.asarray(prompt)) + made)
-        return text[len(before):] if text.startswith(before) else self.tokenizer.decode(made)
+        # The text the new tokens (less end tokens) add to the prompt's, as
+        # `scribe generate` prints it (io::tokenizer::continuation).
+        return self.tokenizer._t.continuation(prompt, [int(t) for t in made if int(t) not in ends])
 
     def logits(self, ids: Ids) -> np.ndarray:
         """The logits of every position of one prompt, ``float32[len(ids), vocab]``."""

@@ -477,11 +477,6 @@ int run_command(const std::vector<std::string>& words) {
 }
 
 // "[scribe] what went wrong" -> "what went wrong": the exception's class says whose.
-std::string message_of(const std::exception& e) {
-    std::string_view m = e.what();
-    if (m.starts_with("[scribe] ")) m.remove_prefix(9);
-    return std::string(m);
-}
 
 // runtime::sample's choice of the next token, with its own generator: a
 // Sampler made with generate's temperature, top_k, top_p and seed, given the
@@ -573,7 +568,7 @@ PYBIND11_MODULE(_native, m) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const error& e) {
-            PyErr_SetString(scribe_error->ptr(), message_of(e).c_str());
+            PyErr_SetString(scribe_error->ptr(), cli::message_of(e).c_str());
         }
     });
 
@@ -626,6 +621,15 @@ PYBIND11_MODULE(_native, m) {
         .def("decode", &tokenizer_text, py::arg("ids"), py::arg("skip_special_tokens"))
         .def("decode_bytes", [](const io::tokenizer& t, const py::handle& ids) { return py::bytes(t.decode(ids_of(ids, "ids"))); },
              py::arg("ids"))
+        .def(
+            "continuation",
+            [](const io::tokenizer& t, const py::handle& prompt, const py::handle& made) {
+                return t.continuation(ids_of(prompt, "prompt"), ids_of(made, "made"), true);
+            },
+            py::arg("prompt"), py::arg("made"))
+        .def(
+            "end_tokens", [](const io::tokenizer& t, std::vector<std::int32_t> model_eos) { return t.end_tokens(std::move(model_eos)); },
+            py::arg("model_eos"))
         .def_property_readonly("vocab_size", &io::tokenizer::vocab_size)
         .def_property_readonly("eos_token_id", &io::tokenizer::eos_id)
         .def_property_readonly("bos_token_id", &io::tokenizer::bos_id)

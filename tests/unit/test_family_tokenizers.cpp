@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -165,4 +166,33 @@ TEST_CASE("family tokenizers: ids a padded vocabulary holds beyond the tokenizer
     padded.push_back(tok.vocab_size() + 1000);
     CHECK(tok.decode(padded) == tok.decode(ids));
     CHECK_THROWS_WITH(tok.decode(std::vector<std::int32_t>{-1}), Catch::Contains("token id -1 is out of range"));
+}
+
+TEST_CASE("family tokenizers: the text new tokens add to a prompt keeps the space SentencePiece drops before a text's first word") {
+    // Each reference case's ids cut in two: what the second part adds to the
+    // first is the rest of the reference's decoding of the whole.
+    const auto tok = io::tokenizer::from_folder(data_dir / "llama2");
+    int needed = 0;  // cuts where decoding the second part alone would lose its leading space
+    for (const auto& c : read_json(data_dir / "llama2" / "cases.json")) {
+        const std::vector<std::int32_t> ids = c["ids"];
+        const std::string whole = c["decoded"];
+        for (std::size_t k = 1; k < ids.size(); ++k) {
+            const std::span<const std::int32_t> prompt(ids.data(), k), made(ids.data() + k, ids.size() - k);
+            const auto before = tok.decode_text(prompt);
+            if (!whole.starts_with(before) || before.find("\xEF\xBF\xBD") != std::string::npos) continue;  // a cut character
+            INFO("text " << shown(c["text"].get<std::string>()) << " cut after " << k << " tokens");
+            CHECK(tok.continuation(prompt, made, true) == whole.substr(before.size()));
+            needed += tok.decode_text(made) != whole.substr(before.size());
+        }
+    }
+    CHECK(needed > 100);
+}
+
+TEST_CASE("family tokenizers: generation stops at the model's end tokens and the tokenizer's eos_token, each once") {
+    const auto tok = io::tokenizer::from_folder(data_dir / "llama2");
+    const auto eos = tok.eos_id();
+    REQUIRE(eos);
+    CHECK(tok.end_tokens({}) == std::vector<std::int32_t>{*eos});
+    CHECK(tok.end_tokens({7, *eos}) == std::vector<std::int32_t>{7, *eos});
+    CHECK(tok.end_tokens({7, 9}) == std::vector<std::int32_t>{7, 9, *eos});
 }

@@ -250,6 +250,24 @@ public:
     // The end-of-text token: tokenizer_config.json's eos_token, else <|endoftext|>,
     // if the vocabulary has it.
     std::optional<std::int32_t> eos_id() const { return eos_token_ ? id_of(*eos_token_) : id_of(eos_text); }
+    // The tokens generation stops at: the model's (`model_eos`: its
+    // generation_config.json's eos_token_id, else config.json's) and this
+    // tokenizer's eos_token, each once, in that order.
+    std::vector<std::int32_t> end_tokens(std::vector<std::int32_t> model_eos) const {
+        if (const auto e = eos_id(); e && std::find(model_eos.begin(), model_eos.end(), *e) == model_eos.end()) model_eos.push_back(*e);
+        return model_eos;
+    }
+    // The text `made` adds after `prompt`: both decoded together, less the
+    // prompt's text (a SentencePiece decoder drops the space before a text's
+    // first word, which a word after the prompt keeps); `made` alone where the
+    // joint text does not begin with the prompt's. As decode() gives bytes, or
+    // with as_text as decode_text() gives text.
+    std::string continuation(std::span<const std::int32_t> prompt, std::span<const std::int32_t> made, bool as_text = false) const {
+        std::vector<std::int32_t> all(prompt.begin(), prompt.end());
+        all.insert(all.end(), made.begin(), made.end());
+        const auto before = decode_with(prompt, as_text), text = decode_with(all, as_text);
+        return text.starts_with(before) ? text.substr(before.size()) : decode_with(made, as_text);
+    }
     // The beginning-of-text token tokenizer_config.json names, if any.
     std::optional<std::int32_t> bos_id() const { return bos_token_ ? id_of(*bos_token_) : std::nullopt; }
     const std::vector<added_token>& added_tokens() const { return added_.tokens; }
