@@ -187,8 +187,12 @@ public:
     std::string hlo_text() const { return hlo::to_text(g_); }
     py::bytes hlo_proto() const { return py::bytes(hlo::to_proto(g_)); }
     std::pair<std::filesystem::path, std::filesystem::path> write(const std::filesystem::path& dir, const std::string& stem) const {
-        const auto w = hlo::write(g_, dir, stem);
-        return {w.text, w.proto};
+        try {
+            const auto w = hlo::write(g_, dir, stem);
+            return {w.text, w.proto};
+        } catch (const std::filesystem::filesystem_error& e) {
+            throw error("export: cannot write " + (dir / stem).string() + ".hlo and .pb: " + e.code().message());
+        }
     }
 
     std::vector<std::string> input_names() { return run_on().input_names(); }

@@ -352,6 +352,8 @@ class Graph:
         as NumPy's ``same_kind`` casting allows. The outputs are Scribe's
         buffers, handed over (an output that is an input's elements is that
         input's memory, read-only)."""
+        if int(threads) < 0:
+            raise ValueError(f"run: threads must be 0 (one per core) or more, not {threads}")
         given = dict(inputs or {})
         given.update(named)
         args = []

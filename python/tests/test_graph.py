@@ -110,6 +110,16 @@ def test_shapes_are_checked_with_scribes_messages():
         g.run(x=np.zeros((4, 7), np.float32))
     with pytest.raises(TypeError, match="input 'x' is complex128"):
         g.run(x=np.zeros((4, 8), np.complex128))
+    with pytest.raises(ValueError, match="threads must be 0"):
+        g.run(x=np.zeros((4, 8), np.float32), threads=-1)
+    with pytest.raises(scribe.ScribeError, match="at most 1024"):
+        g.run(x=np.zeros((4, 8), np.float32), threads=100000)
+    with pytest.raises(scribe.ScribeError, match="export: cannot write /proc/no/such/inputs.hlo"):
+        g.export("/proc/no/such")
+    big = g.full(1.0, "f32", a=2**40, b=2**40)
+    g.outputs(big.sum())
+    with pytest.raises(scribe.ScribeError, match="too many elements"):
+        g.run(x=np.zeros((4, 8), np.float32))
 
 
 def address(a):
