@@ -96,6 +96,29 @@ struct decoder_info {
     std::int64_t vocab_size = 0, positions = 0;
 };
 
+// A batch stepped together (runtime::decoder<Family>::batch_sequence), whatever the family.
+class any_batch {
+public:
+    virtual ~any_batch() = default;
+    virtual std::vector<float> start(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t room) = 0;
+    virtual std::vector<float> step(std::span<const std::int32_t> tokens) = 0;
+    virtual std::int64_t capacity() const = 0;
+    virtual std::int64_t length(std::size_t row) const = 0;
+};
+
+template <class Family>
+class batch_of final : public any_batch {
+public:
+    explicit batch_of(runtime::decoder<Family>& lm) : s_(lm) {}
+    std::vector<float> start(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t room) override { return s_.start(prompts, room); }
+    std::vector<float> step(std::span<const std::int32_t> tokens) override { return s_.step(tokens); }
+    std::int64_t capacity() const override { return s_.capacity(); }
+    std::int64_t length(std::size_t row) const override { return s_.length(row); }
+
+private:
+    typename runtime::decoder<Family>::batch_sequence s_;
+};
+
 class any_decoder {
 public:
     virtual ~any_decoder() = default;
@@ -104,6 +127,7 @@ public:
     virtual void check_prompts(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t new_tokens) const = 0;
     virtual std::vector<std::vector<float>> prompt_logits(const std::vector<std::int32_t>& prompt) = 0;
     virtual std::unique_ptr<runtime::stepper> sequence() = 0;
+    virtual std::unique_ptr<any_batch> batch_sequence() = 0;
     virtual const std::vector<std::int32_t>& eos_ids() const = 0;
     virtual py::dict describe() const = 0;
 };
@@ -125,6 +149,7 @@ public:
     std::unique_ptr<runtime::stepper> sequence() override {
         return std::make_unique<typename runtime::decoder<Family>::sequence>(lm_);
     }
+    std::unique_ptr<any_batch> batch_sequence() override { return std::make_unique<batch_of<Family>>(lm_); }
     const std::vector<std::int32_t>& eos_ids() const override { return lm_.eos_ids(); }
     py::dict describe() const override {
         py::dict d;
@@ -478,6 +503,41 @@ int run_command(const std::vector<std::string>& words) {
 
 // "[scribe] what went wrong" -> "what went wrong": the exception's class says whose.
 
+// A batch of sequences stepped together (runtime::decoder::batch_sequence): the
+// transformers adapter's rows when they move one token at a time together.
+class batch_handle {
+public:
+    explicit batch_handle(const decoder_handle& d) : model_(d.model()), batch_(model_->batch_sequence()) {}
+
+    py::array_t<float> start(const py::list& prompts, std::int64_t room) {
+        std::vector<std::vector<std::int32_t>> p;
+        for (std::size_t i = 0; i < prompts.size(); ++i) p.push_back(ids_of(prompts[i], "prompt " + std::to_string(i)));
+        std::vector<float> logits;
+        {
+            py::gil_scoped_release nogil;
+            logits = batch_->start(p, room);
+        }
+        rows_ = static_cast<py::ssize_t>(p.size());
+        return hand_over(std::move(logits), {rows_, static_cast<py::ssize_t>(model_->info().vocab_size)});
+    }
+    py::array_t<float> step(const py::handle& tokens) {
+        const auto t = ids_of(tokens, "tokens");
+        std::vector<float> logits;
+        {
+            py::gil_scoped_release nogil;
+            logits = batch_->step(t);
+        }
+        return hand_over(std::move(logits), {rows_, static_cast<py::ssize_t>(model_->info().vocab_size)});
+    }
+    std::int64_t capacity() const { return batch_->capacity(); }
+    std::int64_t length(std::size_t row) const { return batch_->length(row); }
+
+private:
+    std::shared_ptr<any_decoder> model_;
+    std::unique_ptr<any_batch> batch_;
+    py::ssize_t rows_ = 0;
+};
+
 // runtime::sample's choice of the next token, with its own generator: a
 // Sampler made with generate's temperature, top_k, top_p and seed, given the
 // same rows of logits in the same order, draws the tokens generate draws (the
@@ -594,6 +654,13 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("length", &sequence_handle::length)
         .def_property_readonly("capacity", &sequence_handle::capacity)
         .def_property_readonly("bucket", &sequence_handle::bucket);
+
+    py::class_<batch_handle>(m, "BatchSequence")
+        .def(py::init<const decoder_handle&>(), py::arg("decoder"))
+        .def("start", &batch_handle::start, py::arg("prompts"), py::arg("room"))
+        .def("step", &batch_handle::step, py::arg("tokens"))
+        .def_property_readonly("capacity", &batch_handle::capacity)
+        .def("length", &batch_handle::length, py::arg("row"));
 
     py::class_<sampler_handle>(m, "Sampler")
         .def(py::init<double, std::int64_t, double, std::uint64_t>(), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),

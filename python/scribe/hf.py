@@ -4,7 +4,8 @@
 accepts: its forward takes ``input_ids`` and ``attention_mask`` and returns
 logits, and its cache (``past_key_values``, named ``cache`` in newer
 ``transformers``) is a :class:`ScribeCache`, the KV caches that Scribe's runtime
-keeps, one :class:`scribe.Sequence` per row. Everything ``generate()`` adds
+keeps: the rows stepped together as one batch while they move one token a step
+together, else one :class:`scribe.Sequence` per row. Everything ``generate()`` adds
 (logits processors, stopping criteria, streamers, beam search, padding) works
 as it does for a PyTorch model::
 
@@ -85,6 +86,12 @@ class ScribeCache:
         self.columns = 0
         self.tokens: list = [[] for _ in range(batch)]  # each row's tokens (what the rows should hold)
         self._rows = [_Row(decoder) for _ in range(batch)]
+        # While every row moves one token a step together (generate()'s loop), the
+        # rows are one batch in Scribe (batch_sequence): its decode graph runs
+        # them at once. `_held` counts each row's tokens it holds; None: the rows
+        # are stepped one by one (after a reorder, or a forward of other shape).
+        self._batch: Optional[_native.BatchSequence] = None
+        self._held: Optional[list] = None
 
     @property
     def batch(self) -> int:
@@ -102,6 +109,7 @@ class ScribeCache:
         order = [int(i) for i in (beam_idx.tolist() if hasattr(beam_idx, "tolist") else beam_idx)]
         if len(order) != self.batch or any(not 0 <= i < self.batch for i in order):
             raise ValueError(f"reorder_cache: {order} is not a choice of rows of a batch of {self.batch}")
+        self._leave_batch()
         used = set()
         rows = []
         for i in order:
@@ -109,6 +117,29 @@ class ScribeCache:
             used.add(i)
         self._rows = rows
         self.tokens = [list(self.tokens[i]) for i in order]
+
+    def _feed_batch(self) -> Optional[np.ndarray]:
+        """Brings every row to hold self.tokens as one batch when it can: the
+        first forward of a batch, then one new token a row; the last logits of
+        each row, [batch, vocab]. None where the rows go one by one."""
+        if self._batch is None and self._held is None and self.batch > 1 and all(r.count == 0 for r in self._rows):
+            self._batch = _native.BatchSequence(self.decoder._d)
+            logits = self._batch.start(self.tokens, self.room)
+            self._held = [len(t) for t in self.tokens]
+            return logits
+        if self._batch is None:
+            return None
+        if all(len(t) == n + 1 for t, n in zip(self.tokens, self._held)) and max(self._held) < self._batch.capacity:
+            logits = self._batch.step([t[-1] for t in self.tokens])
+            self._held = [n + 1 for n in self._held]
+            return logits
+        self._leave_batch()
+        return None
+
+    def _leave_batch(self) -> None:
+        # The rows go one by one from here; each starts again from its tokens.
+        self._batch = None
+        self._held = [] if self._held is not None else None
 
     def _feed(self, b: int, all_logits: bool) -> np.ndarray:
         """Brings row b's sequence to hold self.tokens[b]; returns the logits of
@@ -316,10 +347,16 @@ class HuggingFaceGenerationModelAdapter(PreTrainedModel, GenerationMixin):
 
         vocab = self.decoder.vocab_size
         if not want_all:
-            # Each row's last logits: Scribe's own buffer (no copy) for one row.
-            last = [cache._feed(b, False) for b in range(batch)]
-            out = torch.from_numpy(last[0] if batch == 1 else np.concatenate(last))[:, None, :]
+            # Each row's last logits: Scribe's own buffer (no copy), for the batch
+            # stepped together or for one row.
+            together = cache._feed_batch()
+            if together is not None:
+                out = torch.from_numpy(together)[:, None, :]
+            else:
+                last = [cache._feed(b, False) for b in range(batch)]
+                out = torch.from_numpy(last[0] if batch == 1 else np.concatenate(last))[:, None, :]
         else:
+            cache._leave_batch()
             out = torch.zeros((batch, columns, vocab), dtype=torch.float32)
             for b in range(batch):
                 logits = torch.from_numpy(cache._feed(b, True))

@@ -187,6 +187,40 @@ TEST_CASE("verify graph: k tokens at once give Hugging Face's logits of each, an
     }
 }
 
+TEST_CASE("batch sequence: prompts of different lengths stepped together give Hugging Face's logits of each row, at TP 1 and 2") {
+    const std::string model = "llama-tiny-gqa";
+    const auto cases = golden(model);
+    REQUIRE(cases.size() >= 2);
+    for (int tp : {1, 2}) {
+        INFO("tp " << tp);
+        runtime::decoder<models::llama_family> lm(data / model, {.threads = 2, .tp = tp});
+        runtime::decoder<models::llama_family>::batch_sequence s(lm);
+        std::vector<std::vector<std::int32_t>> prompts;
+        for (const auto& c : cases) prompts.push_back(c.ids);
+        const auto V = static_cast<std::ptrdiff_t>(lm.model_config().vocab_size);
+        auto row = [&](const std::vector<float>& all, std::size_t b) {
+            return std::vector<float>(all.begin() + static_cast<std::ptrdiff_t>(b) * V, all.begin() + static_cast<std::ptrdiff_t>(b + 1) * V);
+        };
+        const auto first = s.start(prompts, 8);
+        REQUIRE(first.size() == cases.size() * static_cast<std::size_t>(V));
+        for (std::size_t b = 0; b < cases.size(); ++b) CHECK(max_diff(row(first, b), cases[b].logits.back()) < 1e-4);
+        // golden step_logits[i]: after feeding greedy[i - 1] at the row's next position.
+        for (std::size_t i = 0; i < 4; ++i) {
+            std::vector<std::int32_t> next;
+            for (const auto& c : cases) next.push_back(c.greedy[i]);
+            const auto rows = s.step(next);
+            for (std::size_t b = 0; b < cases.size(); ++b) CHECK(max_diff(row(rows, b), cases[b].step_logits[i + 1]) < 1e-4);
+        }
+        for (std::size_t b = 0; b < cases.size(); ++b) CHECK(s.length(b) == static_cast<std::int64_t>(cases[b].ids.size()) + 4);
+        CHECK_THROWS_WITH(s.step(std::vector<std::int32_t>{1}), Catch::Contains("1 tokens fed to a batch of"));
+        std::vector<std::int32_t> bad(cases.size(), 1);
+        bad.back() = 99999;
+        CHECK_THROWS_WITH(s.step(bad), Catch::Contains("outside the vocabulary"));
+        const std::vector<std::int32_t> ones(cases.size(), 1);
+        CHECK_THROWS_WITH([&] { for (;;) (void)s.step(ones); }(), Catch::Contains("all its cache has"));
+    }
+}
+
 TEST_CASE("speculative decoding, greedy: exactly the target's own tokens for GPT-2, OPT, GPT-J, LLaMA, Mistral, TP 1, 2 (and 4)") {
     check_family<models::gpt2_family>("gpt2-tiny-a");
     check_family<models::opt_family>("opt-tiny");

@@ -291,20 +291,85 @@ public:
             return {bucket, lm_.capacity_for(tokens, std::clamp<std::int64_t>(room, 0, lm_.config_.n_positions), bucket)};
         }
 
-        // Keeps each rank's updated caches; returns the logits (rank 0's everywhere).
-        std::vector<float> keep(std::vector<std::vector<cpu::array>>& outs) {
-            caches_.assign(outs.size(), {});
-            for (std::size_t k = 0; k < outs.size(); ++k)
-                for (std::size_t j = 1; j < outs[k].size(); ++j) caches_[k].push_back(std::move(outs[k][j]));
-            auto logits = as_floats(outs[0][0]);
-            if (lm_.opt_.comm && lm_.opt_.comm->size() > 1) lm_.opt_.comm->broadcast(logits.data(), logits.size() * 4, 0);
-            return logits;
-        }
+        std::vector<float> keep(std::vector<std::vector<cpu::array>>& outs) { return lm_.keep_caches(outs, caches_); }
 
         decoder& lm_;
         std::vector<std::vector<cpu::array>> caches_;  // per rank of this process
         std::vector<std::int32_t> ids_;
         std::int64_t length_ = 0, capacity_ = 0, bucket_ = 0;
+    };
+
+    // A batch of sequences stepped together by hand, one token a row each step
+    // (what Hugging Face's generate() loop asks of a batch: python/scribe/hf.py):
+    // prompts of any lengths prefilled as generate() prefills them, then every
+    // row fed its next token at its own position by the batch's decode graph, so
+    // the logits are generate()'s for the same tokens.
+    class batch_sequence {
+    public:
+        explicit batch_sequence(decoder& lm) : lm_(lm) {}
+
+        // Starts over with `prompts` (each at least one token), keeping room for
+        // `room` positions after the longest (as the model's positions allow): the
+        // logits of each prompt's last token, [batch][vocab] row-major as f32.
+        std::vector<float> start(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t room) {
+            lm_.check_prompts(prompts, 0);
+            std::int64_t longest = 0;
+            for (const auto& p : prompts) longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(p.size()));
+            const auto batch = static_cast<std::int64_t>(prompts.size());
+            bucket_ = lm_.bucket_for(longest);
+            capacity_ = lm_.capacity_for(longest, std::clamp<std::int64_t>(room, 0, lm_.config_.n_positions), bucket_);
+            lm_.check_budget(batch, capacity_);
+            caches_.clear();
+            lengths_.clear();
+            auto& pre = lm_.prefill(bucket_, capacity_, batch, true);
+            auto outs = lm_.run(pre, [&](std::size_t) { return lm_.prefill_inputs(pre, prompts, bucket_, lm_.new_caches(capacity_, batch)); });
+            for (const auto& p : prompts) lengths_.push_back(static_cast<std::int32_t>(p.size()));
+            return lm_.keep_caches(outs, caches_);
+        }
+
+        // Feeds row b the token tokens[b] at position length(b): the logits after
+        // each, [batch][vocab]. Every row's length grows by one.
+        std::vector<float> step(std::span<const std::int32_t> tokens) {
+            if (caches_.empty()) throw error("batch sequence: start() it before step() (again after a step that failed)");
+            const auto batch = static_cast<std::int64_t>(lengths_.size());
+            if (static_cast<std::int64_t>(tokens.size()) != batch)
+                throw error("batch sequence: " + std::to_string(tokens.size()) + " tokens fed to a batch of " + std::to_string(batch));
+            for (std::size_t b = 0; b < lengths_.size(); ++b) {
+                if (lengths_[b] >= capacity_)
+                    throw error("batch sequence: row " + std::to_string(b) + " holds " + std::to_string(lengths_[b]) +
+                                " positions, all its cache has");
+                if (tokens[b] < 0 || tokens[b] >= lm_.config_.vocab_size)
+                    throw error("batch sequence: token " + std::to_string(tokens[b]) + " of row " + std::to_string(b) +
+                                " is outside the vocabulary of " + std::to_string(lm_.config_.vocab_size));
+            }
+            ids_.assign(tokens.begin(), tokens.end());
+            auto& dec = lm_.decode(capacity_, batch, 1);
+            std::vector<std::vector<cpu::array>> outs;
+            try {
+                outs = lm_.run(dec, [&](std::size_t k) {
+                    cpu::named_arrays in;
+                    in.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", batch}, {"seq", 1}}, ids_.data(), ids_.size() * 4));
+                    in.emplace_back("positions", cpu::array::borrow(dtype::s32, {{"batch", batch}}, lengths_.data(), lengths_.size() * 4));
+                    for (std::size_t j = 0; j < caches_[k].size(); ++j) in.emplace_back(dec.caches[j], std::move(caches_[k][j]));
+                    return in;
+                });
+            } catch (...) {
+                caches_.clear();  // donated to the failed run: the batch must be started again
+                throw;
+            }
+            for (auto& n : lengths_) ++n;
+            return lm_.keep_caches(outs, caches_);
+        }
+
+        std::int64_t batch() const { return static_cast<std::int64_t>(lengths_.size()); }
+        std::int64_t length(std::size_t row) const { return lengths_.at(row); }
+        std::int64_t capacity() const { return capacity_; }
+
+    private:
+        decoder& lm_;
+        std::vector<std::vector<cpu::array>> caches_;  // per rank of this process
+        std::vector<std::int32_t> ids_, lengths_;      // the step's tokens; each row's positions held
+        std::int64_t capacity_ = 0, bucket_ = 0;
     };
 
     // The smallest bucket that holds `tokens`, or a clear error.
@@ -318,6 +383,17 @@ public:
     }
 
 private:
+    // Keeps each rank's updated caches of a run's outputs (all but the first) in
+    // `caches`; returns the logits (the first output, rank 0's on every rank).
+    std::vector<float> keep_caches(std::vector<std::vector<cpu::array>>& outs, std::vector<std::vector<cpu::array>>& caches) {
+        caches.assign(outs.size(), {});
+        for (std::size_t k = 0; k < outs.size(); ++k)
+            for (std::size_t j = 1; j < outs[k].size(); ++j) caches[k].push_back(std::move(outs[k][j]));
+        auto logits = as_floats(outs[0][0]);
+        if (opt_.comm && opt_.comm->size() > 1) opt_.comm->broadcast(logits.data(), logits.size() * 4, 0);
+        return logits;
+    }
+
     // Logits with a NaN or an infinity (weights that hold them, or overflow) end
     // generation with an error rather than a silent, empty continuation.
     void check_finite_logits(std::span<const float> row, std::int64_t step, std::size_t sequence) const {

@@ -108,6 +108,10 @@ def test_left_padded_batch(name):
         assert ending_at_eos(made(out, columns)[b], eos, pad) == alone
     reference = AutoModelForCausalLM.from_pretrained(DATA / name, dtype=torch.float32)
     assert out.tolist() == reference.generate(**enc, max_new_tokens=8, do_sample=False).tolist()
+    # The rows went through Scribe as one batch (its decode graph runs them together).
+    res = model.generate(**enc, max_new_tokens=8, do_sample=False, return_dict_in_generate=True)
+    cache = res["cache"] if "cache" in res else res["past_key_values"]
+    assert cache._batch is not None and res.sequences.tolist() == out.tolist()
 
     sampled = model.generate(**enc, max_new_tokens=8, do_sample=True, temperature=0.9, seed=3)
     native = lm.generate(rows, max_new_tokens=8, do_sample=True, temperature=0.9, seed=3, eos=eos).tokens
