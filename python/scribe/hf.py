@@ -44,7 +44,7 @@ import torch
 from transformers import AutoConfig, GenerationConfig, GenerationMixin, LogitsProcessor, LogitsProcessorList, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from . import Decoder, Sequence, _native
+from . import Decoder, ScribeError, Sequence, _native
 
 __all__ = ["HuggingFaceGenerationModelAdapter", "ScribeCache"]
 
@@ -123,9 +123,13 @@ class ScribeCache:
         first forward of a batch, then one new token a row; the last logits of
         each row, [batch, vocab]. None where the rows go one by one."""
         if self._batch is None and self._held is None and self.batch > 1 and all(r.count == 0 for r in self._rows):
-            self._batch = _native.BatchSequence(self.decoder._d)
-            logits = self._batch.start(self.tokens, self.room)
-            self._held = [len(t) for t in self.tokens]
+            batch = _native.BatchSequence(self.decoder._d)
+            try:
+                logits = batch.start(self.tokens, self.room)
+            except ScribeError:  # more rows than one batch takes: row by row, which says what else is wrong
+                self._held = []
+                return None
+            self._batch, self._held = batch, [len(t) for t in self.tokens]
             return logits
         if self._batch is None:
             return None
