@@ -9,14 +9,15 @@ plain Scribe and against transformers on PyTorch, same model, same run.
     torch    AutoModelForCausalLM.from_pretrained(MODEL).generate(ids, same arguments),
              eager, float32, torch.set_num_threads(T)
 
-Each is timed from Python around the whole call (wall clock): new tokens / seconds,
-prefill included. Runs alternate (scribe, adapter, torch, scribe, ...) after one
+Each is timed from Python around the whole call (wall clock): new tokens (every
+row's) / seconds, prefill included; --batch B rows of different lengths, which
+transformers gets padded on the left. Runs alternate (scribe, adapter, torch, scribe, ...) after one
 warm-up each; medians are reported, with the adapter's cost per token over plain
 Scribe's. The prompt is the text --prompt, tokenized by the folder's tokenizer
 (without one, --prompt-tokens tokens as decoder_bench makes them).
 
     PYTHONPATH=build/python .venv-ref/bin/python bench/hf_adapter_bench.py \\
-        --model models/demo-gpt2 [--tokens 128] [--runs 5] [--threads 2] [--json FILE]
+        --model models/demo-gpt2 [--tokens 128] [--batch 1] [--runs 5] [--threads 2] [--json FILE]
 """
 import argparse
 import json
@@ -33,6 +34,7 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=16,
                     help="a folder without a tokenizer: the prompt is token i = (i * 7919 + 13) mod vocab, i < this (default 16)")
     ap.add_argument("--tokens", type=int, default=128, help="new tokens a run (default 128)")
+    ap.add_argument("--batch", type=int, default=1, help="rows of different lengths, padded on the left (default 1)")
     ap.add_argument("--runs", type=int, default=5, help="runs of each (default 5)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write the figures here")
@@ -52,8 +54,16 @@ def main():
         ids = lm.tokenizer.encode(a.prompt)
     else:  # a folder without a tokenizer (bench/make_gpt2_124m.py's): decoder_bench's prompt
         ids = np.array([(i * 7919 + 13) % lm.vocab_size for i in range(a.prompt_tokens)], dtype=np.int32)
-    tensor = torch.tensor(ids[None].astype("int64"))
-    mask = torch.ones_like(tensor)
+    # --batch B: row b is the prompt less its last b tokens (at least one), so the
+    # rows differ in length; transformers gets them padded on the left.
+    rows = [ids[: max(1, len(ids) - b)] for b in range(a.batch)]
+    columns = max(len(r) for r in rows)
+    tensor = torch.zeros((a.batch, columns), dtype=torch.long)
+    mask = torch.zeros_like(tensor)
+    for b, r in enumerate(rows):
+        tensor[b, columns - len(r):] = torch.from_numpy(np.asarray(r, dtype=np.int64))
+        mask[b, columns - len(r):] = 1
+    made = a.batch * a.tokens
     # Exactly N tokens each: no end token (as stop_at_eos=False), rather than
     # min_new_tokens, a logits processor whose cost would be counted too.
     gc = GenerationConfig(max_new_tokens=a.tokens, do_sample=False, eos_token_id=None, pad_token_id=0)
@@ -61,24 +71,24 @@ def main():
 
     def run_scribe():
         t0 = time.perf_counter()
-        out = lm.generate(ids, a.tokens, stop_at_eos=False)
-        assert len(out.tokens[0]) == a.tokens
-        return a.tokens / (time.perf_counter() - t0), out.tokens[0].tolist()
-
-    def run_adapter():
-        t0 = time.perf_counter()
-        out = adapter.generate(tensor, **hf_args)
+        out = lm.generate(rows, a.tokens, stop_at_eos=False)
         s = time.perf_counter() - t0
-        assert out.shape[1] - len(ids) == a.tokens
-        return a.tokens / s, out[0, len(ids):].tolist()
+        assert all(len(t) == a.tokens for t in out.tokens)
+        return made / s, [t.tolist() for t in out.tokens]
 
-    def run_torch():
+    def run_transformers(model):
         t0 = time.perf_counter()
         with torch.no_grad():
-            out = reference.generate(tensor, **hf_args)
+            out = model.generate(tensor, **hf_args)
         s = time.perf_counter() - t0
-        assert out.shape[1] - len(ids) == a.tokens
-        return a.tokens / s, out[0, len(ids):].tolist()
+        assert out.shape[1] - columns == a.tokens
+        return made / s, out[:, columns:].tolist()
+
+    def run_adapter():
+        return run_transformers(adapter)
+
+    def run_torch():
+        return run_transformers(reference)
 
     runs = {"scribe": run_scribe, "adapter": run_adapter, "torch": run_torch}
     rates = {k: [] for k in runs}
@@ -90,7 +100,8 @@ def main():
             rates[k].append(f()[0])
     med = {k: statistics.median(v) for k, v in rates.items()}
 
-    print(f"model {a.model}, f32, {a.threads} threads, prompt {len(ids)} tokens, {a.tokens} new tokens (greedy), "
+    print(f"model {a.model}, f32, {a.threads} threads, batch {a.batch} (prompts of {len(rows[-1])}..{len(ids)} tokens), "
+          f"{a.tokens} new tokens a row (greedy), "
           f"median of {a.runs} alternating runs, prefill included")
     names = {"scribe": "Scribe (Decoder.generate)", "adapter": "transformers generate() over Scribe",
              "torch": "transformers generate() on PyTorch"}

@@ -168,6 +168,7 @@ public:
         const auto& n = g_[check(x)];
         return n.kind == op::parameter ? std::optional(n.label) : std::nullopt;
     }
+    std::optional<node_id> find_parameter(const std::string& label) const { return g_.find_parameter(label); }
     std::size_t size() const { return g_.nodes().size(); }
     std::string name() const { return g_.name(); }
 
@@ -320,6 +321,7 @@ void bind_graph(py::module_& m) {
         .def("dims", &graph_handle::dims_of, py::arg("x"))
         .def("op", &graph_handle::op_of, py::arg("x"))
         .def("label", &graph_handle::label_of, py::arg("x"))
+        .def("find_parameter", &graph_handle::find_parameter, py::arg("label"))
         .def("set_outputs", &graph_handle::set_outputs, py::arg("ids"))
         .def_property_readonly("outputs", &graph_handle::outputs)
         .def("gradients", &graph_handle::gradients, py::arg("loss"), py::arg("wrt"))

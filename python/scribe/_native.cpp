@@ -483,18 +483,33 @@ std::string tokenizer_text(const io::tokenizer& t, const py::handle& ids, bool s
     return t.decode_text(v);
 }
 
+// A command line as main() gets it: `first` words (the program's name, maybe a
+// command), then `words`; argv points into the strings it owns.
+class command_line {
+public:
+    command_line(std::vector<std::string> first, const std::vector<std::string>& words) : text_(std::move(first)) {
+        text_.insert(text_.end(), words.begin(), words.end());
+        for (auto& w : text_) argv_.push_back(w.data());
+        argv_.push_back(nullptr);
+    }
+    command_line(const command_line&) = delete;
+    command_line& operator=(const command_line&) = delete;
+    int argc() const { return static_cast<int>(text_.size()); }
+    char** argv() { return argv_.data(); }
+
+private:
+    std::vector<std::string> text_;
+    std::vector<char*> argv_;
+};
+
 // One of the program's commands (`scribe export-hlo ...` as {"export-hlo", ...}),
 // run in this process with its ranks as threads; its errors are raised.
 int run_command(const std::vector<std::string>& words) {
-    std::vector<std::string> argv_text{"scribe"};
-    argv_text.insert(argv_text.end(), words.begin(), words.end());
-    std::vector<char*> argv;
-    for (auto& w : argv_text) argv.push_back(w.data());
-    argv.push_back(nullptr);
+    command_line line({"scribe"}, words);
     int rc = 0;
     {
         py::gil_scoped_release nogil;
-        rc = cli::command(static_cast<int>(argv_text.size()), argv.data());
+        rc = cli::command(line.argc(), line.argv());
         std::fflush(stdout);
         std::fflush(stderr);
     }
@@ -565,11 +580,7 @@ private:
 // or raising, stops the run after that step with a checkpoint; what it raised
 // is raised here). Returns the exit status and the run's result.
 std::pair<int, py::dict> train_run(const std::vector<std::string>& words, const py::object& on_step, const py::object& on_eval) {
-    std::vector<std::string> argv_text{"scribe", "train"};
-    argv_text.insert(argv_text.end(), words.begin(), words.end());
-    std::vector<char*> argv;
-    for (auto& w : argv_text) argv.push_back(w.data());
-    argv.push_back(nullptr);
+    command_line line({"scribe", "train"}, words);
     python_errors errors;
     py::dict result;
     cli::train_observer observer;
@@ -609,7 +620,7 @@ std::pair<int, py::dict> train_run(const std::vector<std::string>& words, const 
     int rc = 0;
     {
         py::gil_scoped_release nogil;
-        rc = cli::train_command(static_cast<int>(argv_text.size()), argv.data(), nullptr, &observer);
+        rc = cli::train_command(line.argc(), line.argv(), nullptr, &observer);
         std::fflush(stdout);
         std::fflush(stderr);
     }

@@ -377,7 +377,7 @@ class Graph:
         return [o.view(_numpy_type(self._g.dtype(i))) if self._g.dtype(i) in _BITS else o for o, i in zip(outs, self._g.outputs)]
 
     def _find(self, name: str) -> Tensor:
-        for i in range(len(self._g)):
-            if self._g.label(i) == name:
-                return Tensor(self, i)
-        raise ValueError(f"run: the graph has no parameter {name!r}; it takes {self.input_names}")
+        id = self._g.find_parameter(name)
+        if id is None:
+            raise ValueError(f"run: the graph has no parameter {name!r}; it takes {self.input_names}")
+        return Tensor(self, id)
