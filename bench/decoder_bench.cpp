@@ -439,6 +439,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                 std::printf("llama.cpp %-4s %u thr: prefill %7.1f tok/s, decode %6.1f tok/s, decode0 %6.1f tok/s\n", name.c_str(),
                             threads, j.value("prefill_tokens_per_s", NAN), j.value("decode_tokens_per_s", NAN),
                             j.value("decode_empty_tokens_per_s", NAN));
+                if (j.contains("note")) std::printf("llama.cpp %-4s: %s\n", name.c_str(), j["note"].get<std::string>().c_str());
                 std::fflush(stdout);
             }
         }

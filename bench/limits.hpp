@@ -4,8 +4,8 @@
 // 256 MiB buffer streamed through the widest vector loads the CPU has (AVX-512,
 // else AVX2; the faster of one and eight streams per thread), and independent FMA
 // chains held in registers (24 of 16 lanes on AVX-512, 12 of 8 on AVX2 + FMA). Also the
-// AVX512_BF16 dot-product peak (vdpbf16ps: 32 bf16 products per instruction),
-// the compute limit of bf16 weights on CPUs that have it.
+// bf16 dot-product peak (AMX's tdpbf16ps where the CPU has it, else AVX512_BF16's
+// vdpbf16ps), the compute limit of bf16 weights on CPUs that have either.
 #pragma once
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 
 #include <scribe/cpu/array.hpp>
 #include <scribe/cpu/simd/convert.hpp>
+#include <scribe/cpu/simd/gemm_amx.hpp>
 #include <scribe/cpu/simd/q8_q8.hpp>
 #include <scribe/cpu/thread_pool.hpp>
 
@@ -141,6 +142,33 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) inline int dpbusd_chains(
 #endif
 #endif
 
+#ifdef SCRIBE_AMX
+// Four independent AMX tdpbf16ps chains (16 x 16 outputs, 32 products each:
+// 16384 flop an instruction) on tiles the GEMM's config lays out.
+__attribute__((target("amx-tile,amx-bf16"))) inline float amx_bf16_chains(long iters) {
+    alignas(64) static const std::uint16_t ones[16 * 32] = {};
+    alignas(64) float out[16 * 16];
+    scribe::cpu::simd::detail::amx_begin();
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, ones, 64);
+    _tile_loadd(5, ones, 64);
+    _tile_loadd(6, ones, 64);
+    _tile_loadd(7, ones, 64);
+    for (long i = 0; i < iters; ++i) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, out, 64);
+    scribe::cpu::simd::detail::amx_end();
+    return out[0];
+}
+#endif
+
 }  // namespace limits_detail
 
 // Main-memory read bandwidth in GB/s on all of the pool's threads: the best of
@@ -190,8 +218,17 @@ inline double int8_dot_peak_gops(scribe::cpu::thread_pool& pool) {
     return 2.0 * 64 * 12 * static_cast<double>(iters) * pool.size() / s / 1e9;
 }
 
-// The bf16 dot-product peak (AVX512_BF16) in GFLOP/s; 0 where the CPU lacks it.
+// The bf16 dot-product peak in GFLOP/s: AMX's tdpbf16ps where the CPU has it (the
+// bf16 GEMM runs there), else AVX512_BF16's vdpbf16ps; 0 where the CPU has neither.
 inline double bf16_dot_peak_gflops(scribe::cpu::thread_pool& pool) {
+#ifdef SCRIBE_AMX
+    if (scribe::cpu::simd::detail::has_amx_bf16()) {
+        constexpr long iters = 200'000;
+        std::vector<float> sink(pool.size());
+        const double s = median_seconds([&] { pool.run([&](unsigned t) { sink[t] = limits_detail::amx_bf16_chains(iters); }); }, 0.5);
+        return 4.0 * 16 * 16 * 32 * 2 * static_cast<double>(iters) * pool.size() / s / 1e9;
+    }
+#endif
     if (!__builtin_cpu_supports("avx512bf16")) return 0;
     constexpr long iters = 2'000'000;
     std::vector<float> sink(pool.size());

@@ -22,7 +22,10 @@
         (tg) and decode after the prompt (tg at depth), tokens/s, as JSON; with
         --batches, also llama-batched-bench: B sequences, each its own prompt,
         decoded together (-npl B), their decode tokens/s summed (S_TG), the
-        median of --reps runs.
+        median of --reps runs. Where the native build's AMX kernels stop with
+        SIGILL (llama.cpp's own bug on some Xeons), the same source is built
+        again without AMX (DIR/build-no-amx), measured instead, and the JSON's
+        "note" says so.
 
 Used by decoder_bench (never by the tests). Needs cmake, a C++ compiler, and a
 Python with torch and numpy (.venv-ref) for the converter.
@@ -94,23 +97,38 @@ def fetch(root: Path, version: str) -> Path:
 TARGETS = ["llama-bench", "llama-batched-bench", "llama-quantize"]
 
 
-def build(root: Path, version: str) -> Path:
-    binary = root / "build" / "bin" / "llama-bench"
-    if all((root / "build" / "bin" / t).exists() for t in TARGETS):
+def build(root: Path, version: str, folder: str = "build", extra_flags=()) -> Path:
+    binary = root / folder / "bin" / "llama-bench"
+    if all((root / folder / "bin" / t).exists() for t in TARGETS):
         return binary
     src = fetch(root, version)
     if not shutil.which("cmake"):
         fail("cmake is missing (apt-get install cmake)")
     flags = ["-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-             "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=OFF", "-DCMAKE_BUILD_TYPE=Release"]
-    print("llama_cpp.py: building llama-bench (GGML_NATIVE) ...", file=sys.stderr)
-    subprocess.run(["cmake", "-S", str(src), "-B", str(root / "build"), *flags], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", str(root / "build"), "--target", *TARGETS, "-j", str(os.cpu_count() or 1)],
+             "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=OFF", "-DCMAKE_BUILD_TYPE=Release", *extra_flags]
+    print(f"llama_cpp.py: building llama-bench (GGML_NATIVE{' '.join([''] + list(extra_flags))}) into {root / folder} ...",
+          file=sys.stderr)
+    subprocess.run(["cmake", "-S", str(src), "-B", str(root / folder), *flags], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(root / folder), "--target", *TARGETS, "-j", str(os.cpu_count() or 1)],
                    check=True, stdout=subprocess.DEVNULL)
     for t in TARGETS:
-        if not (root / "build" / "bin" / t).exists():
-            fail(f"the build made no {root / 'build' / 'bin' / t}")
+        if not (root / folder / "bin" / t).exists():
+            fail(f"the build made no {root / folder / 'bin' / t}")
     return binary
+
+
+# llama.cpp 0.3.36's AMX kernels (its Q4_0/Q8_0 weights on Xeons with AMX-INT8)
+# stop with SIGILL on some machines: the tile config it loads is built on the
+# stack and optimised away, so the first tile load faults (llama.cpp PR 26954,
+# open). There the peer is the same source built without AMX (-mno-amx-*), its
+# other repacked x86 layouts kept, and the report says so.
+NO_AMX_FOLDER = "build-no-amx"
+NO_AMX_FLAGS = ["-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16",
+                "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"]
+
+
+def illegal_instruction(returncode: int) -> bool:
+    return returncode in (-4, 128 + 4)  # SIGILL, as the child or as a shell's status
 
 
 def convert(root: Path, model: Path, dtype: str, out: Path):
@@ -174,14 +192,23 @@ def convert(root: Path, model: Path, dtype: str, out: Path):
     converter.main()
 
 
-def bench(root: Path, gguf_file: Path, threads: int, prompt: int, gen: int, depth: int, reps: int) -> dict:
-    binary = root / "build" / "bin" / "llama-bench"
-    if not binary.exists():
-        fail(f"no {binary}: run `llama_cpp.py build --dir {root}` first")
+def bench(root: Path, gguf_file: Path, threads: int, prompt: int, gen: int, depth: int, reps: int, version: str) -> dict:
+    folder = "build"
+    if not (root / folder / "bin" / "llama-bench").exists():
+        fail(f"no {root / folder / 'bin' / 'llama-bench'}: run `llama_cpp.py build --dir {root}` first")
+    note = None
+
     def run(prompt_n, gen_n, depth_n):
-        cmd = [str(binary), "-m", str(gguf_file), "-t", str(threads), "-p", str(prompt_n), "-n", str(gen_n),
-               "-d", str(depth_n), "-r", str(reps), "-o", "json", "-ngl", "0"]
+        nonlocal folder, note
+        cmd = [str(root / folder / "bin" / "llama-bench"), "-m", str(gguf_file), "-t", str(threads), "-p", str(prompt_n),
+               "-n", str(gen_n), "-d", str(depth_n), "-r", str(reps), "-o", "json", "-ngl", "0"]
         done = subprocess.run(cmd, capture_output=True, text=True)
+        if illegal_instruction(done.returncode) and folder == "build":
+            print(f"llama_cpp.py: `{' '.join(cmd)}` stopped with SIGILL (its AMX kernels); measuring llama.cpp built "
+                  "without AMX", file=sys.stderr)
+            build(root, version, NO_AMX_FOLDER, NO_AMX_FLAGS)
+            folder, note = NO_AMX_FOLDER, "built without AMX: the native build's AMX kernels stopped with SIGILL here"
+            return run(prompt_n, gen_n, depth_n)
         if done.returncode != 0:
             fail(f"`{' '.join(cmd)}` failed:\n{done.stderr[-2000:]}")
         return json.loads(done.stdout)
@@ -191,7 +218,9 @@ def bench(root: Path, gguf_file: Path, threads: int, prompt: int, gen: int, dept
     # both would add.
     rows = run(prompt, gen, 0) + run(0, gen, depth)
     result = {"build_commit": rows[0].get("build_commit"), "cpu_info": rows[0].get("cpu_info"), "threads": threads,
-              "prompt": prompt, "gen": gen, "depth": depth, "reps": reps}
+              "prompt": prompt, "gen": gen, "depth": depth, "reps": reps, "build": folder}
+    if note:
+        result["note"] = note
     for r in rows:
         if r["n_prompt"] > 0:
             result["prefill_tokens_per_s"] = r["avg_ts"]
@@ -202,9 +231,10 @@ def bench(root: Path, gguf_file: Path, threads: int, prompt: int, gen: int, dept
     return result
 
 
-def batched(root: Path, gguf_file: Path, threads: int, prompt: int, gen: int, batches: list, reps: int) -> dict:
+def batched(root: Path, gguf_file: Path, threads: int, prompt: int, gen: int, batches: list, reps: int,
+            folder: str = "build") -> dict:
     """Decode tokens/s of B sequences decoded together, after a prompt each."""
-    binary = root / "build" / "bin" / "llama-batched-bench"
+    binary = root / folder / "bin" / "llama-batched-bench"
     if not binary.exists():
         fail(f"no {binary}: run `llama_cpp.py build --dir {root}` again")
     cmd = [str(binary), "-m", str(gguf_file), "-t", str(threads), "-tb", str(threads), "-c", str(max(batches) * (prompt + gen) + 64),
@@ -254,10 +284,11 @@ def main():
     else:
         if not a.gguf or not a.json:
             fail("bench needs --gguf FILE and --json FILE")
-        result = bench(a.dir, a.gguf, a.threads, a.prompt, a.gen, a.depth, a.reps)
+        result = bench(a.dir, a.gguf, a.threads, a.prompt, a.gen, a.depth, a.reps, a.version)
         if a.batches:
             batches = [int(b) for b in a.batches.split(",")]
-            result["batched_decode_tokens_per_s"] = batched(a.dir, a.gguf, a.threads, a.prompt, a.gen, batches, a.reps)
+            result["batched_decode_tokens_per_s"] = batched(a.dir, a.gguf, a.threads, a.prompt, a.gen, batches, a.reps,
+                                                            result["build"])
         a.json.write_text(json.dumps(result, indent=2) + "\n")
 
 

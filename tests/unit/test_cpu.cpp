@@ -268,15 +268,23 @@ TEST_CASE("cpu simd: a weight packed once serves column ranges that match a doub
         }
 }
 
-TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16) matches a double-precision loop over the same bf16 values") {
+TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16, and AMX where the CPU has it) matches a double-precision loop over the same bf16 values") {
     struct size3 { std::int64_t m, n, k; };
     auto bf = [](float v) { return bfloat16{f32_to_bf16_bits(v)}; };
-    for (const auto sz : {size3{1, 1, 1}, size3{15, 33, 7}, size3{14, 32, 385}, size3{170, 100, 20}, size3{9, 3100, 2}, size3{128, 96, 768}}) {
+    // AMX's cases: k blocks whose pairs end in a short step (7, 385, 600), rows
+    // past its 128-row A blocks and 32-row tiles (170, 300, 33), columns past its
+    // 32-wide blocks (33, 100, 3100, 65), and an A read down its columns.
+    for (const auto sz : {size3{1, 1, 1}, size3{15, 33, 7}, size3{14, 32, 385}, size3{170, 100, 20}, size3{9, 3100, 2},
+                          size3{128, 96, 768}, size3{300, 65, 600}, size3{33, 64, 32}})
+    for (const bool a_columns : {false, true}) {
         std::vector<bfloat16> a(static_cast<std::size_t>(sz.m * sz.k)), b(static_cast<std::size_t>(sz.k * sz.n));
         for (std::size_t i = 0; i < a.size(); ++i) a[i] = bf(std::sin(0.37f * static_cast<float>(i)));
         for (std::size_t i = 0; i < b.size(); ++i) b[i] = bf(std::cos(0.11f * static_cast<float>(i)));
-        // A row-major, B read transposed (its rows along n are strided): both layouts pack.
-        const cpu::simd::basic_matrix_view<bfloat16> av{a.data(), sz.k, 1}, bv{b.data(), 1, sz.k};
+        // A row-major or column-major, B read transposed (its rows along n are
+        // strided): every layout packs.
+        const cpu::simd::basic_matrix_view<bfloat16> av = a_columns ? cpu::simd::basic_matrix_view<bfloat16>{a.data(), 1, sz.m}
+                                                                    : cpu::simd::basic_matrix_view<bfloat16>{a.data(), sz.k, 1};
+        const cpu::simd::basic_matrix_view<bfloat16> bv{b.data(), 1, sz.k};
         if (!cpu::simd::detail::has_avx512bf16()) {  // such a CPU packs bf16 weights as f32 panels
             graph g("pairs");
             g.bind(hidden(sz.k), vocab(sz.n), tokens(std::max<std::int64_t>(sz.m, 2)));
@@ -289,14 +297,26 @@ TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16) matches a double-precision
             continue;
         }
         const cpu::simd::packed_pairs bp(bv, sz.k, sz.n);
-        std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
-        cpu::simd::bf16_gemm(sz.m, sz.n, av, bp, 0, c.data(), sz.n);
+        std::vector<double> want(static_cast<std::size_t>(sz.m * sz.n));
         for (std::int64_t i = 0; i < sz.m; ++i)
-            for (std::int64_t j = 0; j < sz.n; ++j) {
-                double want = 0;
-                for (std::int64_t k = 0; k < sz.k; ++k) want += double(av.at(i, k)) * bv.at(k, j);
-                REQUIRE(c[static_cast<std::size_t>(i * sz.n + j)] == Approx(want).margin(1e-5 * static_cast<double>(sz.k)));
+            for (std::int64_t j = 0; j < sz.n; ++j)
+                for (std::int64_t k = 0; k < sz.k; ++k) want[static_cast<std::size_t>(i * sz.n + j)] += double(av.at(i, k)) * bv.at(k, j);
+        for (const bool amx : {false, true}) {
+            if (amx && !cpu::simd::detail::has_amx_bf16()) continue;
+            CAPTURE(sz.m, sz.n, sz.k, a_columns, amx);
+            // All columns, and a range from the second panel (the first untouched).
+            for (const std::int64_t n0 : {std::int64_t{0}, bp.nr()}) {
+                if (n0 >= sz.n) continue;
+                std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
+                cpu::simd::bf16_gemm(sz.m, sz.n - n0, av, bp, n0, c.data() + n0, sz.n, amx);
+                for (std::int64_t i = 0; i < sz.m; ++i)
+                    for (std::int64_t j = 0; j < sz.n; ++j) {
+                        const auto got = c[static_cast<std::size_t>(i * sz.n + j)];
+                        if (j < n0) REQUIRE(got == -7.0f);
+                        else REQUIRE(got == Approx(want[static_cast<std::size_t>(i * sz.n + j)]).margin(1e-5 * static_cast<double>(sz.k)));
+                    }
             }
+        }
     }
 }
 

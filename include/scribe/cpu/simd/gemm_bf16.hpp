@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gemm.hpp"
+#include "gemm_amx.hpp"
 
 namespace scribe::cpu::simd {
 
@@ -134,11 +135,12 @@ struct pair_choice {
     std::int64_t mr = 0, nr = 0;
 };
 // The tile for products n columns wide, as choose_kernel picks: 12 x 32 where it
-// pads n less than 8 x 48. Only meaningful where has_avx512bf16().
+// pads n less than 8 x 48, and always where AMX takes the products (its blocks
+// are 32 columns wide). Only meaningful where has_avx512bf16().
 inline pair_choice choose_pair_kernel(std::int64_t n) {
 #ifdef SCRIBE_X86
     const auto padded = [n](std::int64_t nr) { return (n + nr - 1) / nr * nr; };
-    if (n > 0 && padded(32) < padded(48)) return {micro_pairs<12, 2>, 12, 32};
+    if (has_amx_bf16() || (n > 0 && padded(32) < padded(48))) return {micro_pairs<12, 2>, 12, 32};
     return {micro_pairs<8, 3>, 8, 48};
 #else
     (void)n;
@@ -226,12 +228,13 @@ private:
 };
 
 // C = A * B[:, n0 : n0 + n], A bf16 and B packed in pairs; n0 a multiple of B's nr.
-// Needs has_avx512bf16().
+// Needs has_avx512bf16(); runs on AMX where the CPU has it (amx: false keeps to
+// vdpbf16ps, for tests and benchmarks of both).
 inline void bf16_gemm(std::int64_t m, std::int64_t n, const basic_matrix_view<bfloat16>& a, const packed_pairs& b,
-                      std::int64_t n0, float* c, std::int64_t ldc) {
-    detail::gemm_pairs_blocked(b.kernel(), m, n, b.rows(), a, [&](std::int64_t k0, std::int64_t kb, std::int64_t j) {
-        return b.panels(k0, kb, n0 + j);
-    }, c, ldc);
+                      std::int64_t n0, float* c, std::int64_t ldc, bool amx = true) {
+    const auto panels = [&](std::int64_t k0, std::int64_t kb, std::int64_t j) { return b.panels(k0, kb, n0 + j); };
+    if (amx && detail::has_amx_bf16() && b.nr() % 32 == 0) return detail::gemm_pairs_amx(b.nr(), m, n, b.rows(), a, panels, c, ldc);
+    detail::gemm_pairs_blocked(b.kernel(), m, n, b.rows(), a, panels, c, ldc);
 }
 
 }  // namespace scribe::cpu::simd

@@ -1,0 +1,194 @@
+// scribe/cpu/simd/gemm_amx.hpp — bf16 x bf16 -> f32 GEMM on AMX, the tile unit
+// of Intel's Xeons since Sapphire Rapids. Eight tile registers of up to 16 rows
+// x 64 bytes; one TDPBF16PS multiplies a 16 x 32 bf16 tile of A by a 16-pair x
+// 16-column tile of B (each row of B one k-pair per column, the layout of
+// gemm_bf16.hpp's pair panels) into a 16 x 16 f32 tile of C: 16 K products of
+// 256 outputs per instruction, eight times what AVX512_BF16's vdpbf16ps does.
+//
+// The tiles are read straight out of the pair panels gemm_bf16.hpp packs (a B
+// tile is 16 pair rows of 16 words, at the panel's row stride), so a weight
+// packed for vdpbf16ps runs here unchanged. A is packed per block into rows of
+// whole 32-element k steps, zero-padded, so that its tiles never read past the
+// matrix; a k block whose pairs are not a multiple of 16 ends with a step whose
+// B rows are copied into a zero-filled tile. The micro-kernel holds a 32 x 32
+// block of C in four tiles (A and B in the other four).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "gemm.hpp"
+
+#if defined(SCRIBE_X86) && defined(__linux__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <immintrin.h>
+#define SCRIBE_AMX 1
+#endif
+
+namespace scribe::cpu::simd::detail {
+
+// Whether this CPU has AMX-BF16 and Linux lets this process use its tiles (the
+// tile data state is handed out only to a process that asks for it, once:
+// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)). Asked once.
+inline bool has_amx_bf16() {
+#ifdef SCRIBE_AMX
+    static const bool yes = [] {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+        const bool tile = (d >> 24) & 1, bf16 = (d >> 22) & 1;
+        if (!tile || !bf16) return false;
+        if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return false;  // OSXSAVE: xgetbv may be used
+        unsigned lo = 0, hi = 0;
+        __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        if (((lo >> 17) & 3) != 3) return false;  // the OS saves XTILECFG and XTILEDATA
+        constexpr long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
+        return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
+    }();
+    return yes;
+#else
+    return false;
+#endif
+}
+
+// Columns of C per block (a multiple of 32): B's k-block for them, 128 pairs x
+// 1024 columns, is 512 KiB, held in L2 while every 32 rows of A pass over it
+// (each 32 x 256 block of packed A, 16 KiB, held in L1).
+inline constexpr std::int64_t amx_nc = 1024;
+
+#ifdef SCRIBE_AMX
+// Tiles 0-3: C (rows 0-15 x cols 0-15, 0-15 x 16-31, 16-31 x 0-15, 16-31 x
+// 16-31); 4, 5: A (rows 0-15, 16-31); 6, 7: B (cols 0-15, 16-31). All 16 rows
+// of 64 bytes.
+struct alignas(64) amx_config {
+    std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
+    std::uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+    std::uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+
+// C[32 x 32] (+)= A[32 x 32 * steps] * B[16 * steps pairs x 32]: a (packed A,
+// lda bytes a row), b (pair rows of ldb bytes, the second B tile 64 bytes on),
+// c (ldc bytes a row). The last step's B may come from `b_last` instead
+// (a zero-padded copy of a short step), null where every step is whole.
+__attribute__((target("amx-tile,amx-bf16"))) inline void amx_block_32x32(std::int64_t steps, const std::uint8_t* a,
+                                                                         std::int64_t lda, const std::uint8_t* b,
+                                                                         std::int64_t ldb, const std::uint8_t* b_last,
+                                                                         float* c, std::int64_t ldc, bool accumulate) {
+    auto* cb = reinterpret_cast<std::uint8_t*>(c);
+    if (accumulate) {
+        _tile_loadd(0, cb, ldc);
+        _tile_loadd(1, cb + 64, ldc);
+        _tile_loadd(2, cb + 16 * ldc, ldc);
+        _tile_loadd(3, cb + 16 * ldc + 64, ldc);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    for (std::int64_t s = 0; s < steps; ++s) {
+        const std::uint8_t* bs = (b_last && s == steps - 1) ? b_last : b + s * 16 * ldb;
+        const std::int64_t lb = (b_last && s == steps - 1) ? 128 : ldb;
+        _tile_loadd(4, a + s * 64, lda);
+        _tile_loadd(6, bs, lb);
+        _tile_loadd(7, bs + 64, lb);
+        _tile_loadd(5, a + 16 * lda + s * 64, lda);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, cb, ldc);
+    _tile_stored(1, cb + 64, ldc);
+    _tile_stored(2, cb + 16 * ldc, ldc);
+    _tile_stored(3, cb + 16 * ldc + 64, ldc);
+}
+
+__attribute__((target("amx-tile"))) inline void amx_begin() {
+    static const amx_config config{};
+    _tile_loadconfig(&config);
+}
+__attribute__((target("amx-tile"))) inline void amx_end() { _tile_release(); }
+#endif
+
+// A[0:m, k0:k0+kb] -> rows of `width` bf16 (kb rounded up to whole 32-element
+// steps), m rounded up to 32 rows, zero-padded.
+inline void pack_a_rows(const basic_matrix_view<bfloat16>& a, std::int64_t m, std::int64_t k0, std::int64_t kb,
+                        std::int64_t width, std::uint16_t* out) {
+    const auto rows = (m + 31) / 32 * 32;
+    for (std::int64_t y = 0; y < rows; ++y, out += width) {
+        if (y >= m) {
+            std::fill(out, out + width, std::uint16_t{0});
+            continue;
+        }
+        const bfloat16* src = a.data + y * a.row_stride + k0 * a.col_stride;
+        if (a.col_stride == 1) std::memcpy(out, src, static_cast<std::size_t>(kb) * sizeof(std::uint16_t));
+        else
+            for (std::int64_t x = 0; x < kb; ++x) out[x] = src[x * a.col_stride].bits;
+        std::fill(out + kb, out + width, std::uint16_t{0});
+    }
+}
+
+// C[m x n] = A[m x k] * B, B in pair panels of nr columns (a multiple of 32)
+// that `panels(k0, kb, j)` returns for rows [k0, k0 + kb) from column j, k
+// blocks of kc. Needs has_amx_bf16().
+template <class Panels>
+void gemm_pairs_amx(std::int64_t nr, std::int64_t m, std::int64_t n, std::int64_t k,
+                    const basic_matrix_view<bfloat16>& a, Panels&& panels, float* c, std::int64_t ldc) {
+#ifdef SCRIBE_AMX
+    if (k == 0) {
+        for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+        return;
+    }
+    constexpr std::int64_t width = kc;  // bf16 per packed A row: a whole k block
+    thread_local aligned_vector<std::uint16_t> a_pack;
+    thread_local aligned_vector<std::uint32_t> b_last;  // the short last step of each 32 columns, zero-padded
+    a_pack.resize(static_cast<std::size_t>((m + 31) / 32 * 32 * width));
+    b_last.resize(static_cast<std::size_t>(amx_nc / 32 * 16 * 32));
+    alignas(64) float edge[32 * 32];  // C's corner blocks
+    amx_begin();
+    for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
+        const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2, steps = (pairs + 15) / 16;
+        const auto short_rows = pairs % 16;  // pairs in a last, short step (0: none)
+        const bool accumulate = k0 > 0;
+        pack_a_rows(a, m, k0, kb, width, a_pack.data());
+        for (std::int64_t n0 = 0; n0 < n; n0 += amx_nc) {
+            const auto nb = std::min(amx_nc, n - n0);
+            const auto block = [&](std::int64_t j) { return panels(k0, kb, j / nr * nr) + j % nr; };
+            if (short_rows) {
+                std::fill(b_last.begin(), b_last.end(), 0u);
+                for (std::int64_t j = 0; j < nb; j += 32) {
+                    const auto* from = block(n0 + j) + (steps - 1) * 16 * nr;
+                    for (std::int64_t p = 0; p < short_rows; ++p)
+                        std::memcpy(b_last.data() + (j / 32 * 16 + p) * 32, from + p * nr, 32 * sizeof(std::uint32_t));
+                }
+            }
+            for (std::int64_t i = 0; i < m; i += 32) {
+                const auto h = std::min<std::int64_t>(32, m - i);
+                const auto* ap = reinterpret_cast<const std::uint8_t*>(a_pack.data() + i * width);
+                for (std::int64_t j = 0; j < nb; j += 32) {
+                    const auto w = std::min<std::int64_t>(32, nb - j);
+                    float* cdst = c + i * ldc + n0 + j;
+                    const auto* bb = reinterpret_cast<const std::uint8_t*>(block(n0 + j));
+                    const auto* bl = short_rows ? reinterpret_cast<const std::uint8_t*>(b_last.data() + j / 32 * 16 * 32) : nullptr;
+                    if (h == 32 && w == 32) {
+                        amx_block_32x32(steps, ap, width * 2, bb, nr * 4, bl, cdst, ldc * 4, accumulate);
+                        continue;
+                    }
+                    if (accumulate)
+                        for (std::int64_t y = 0; y < h; ++y) std::memcpy(edge + y * 32, cdst + y * ldc, static_cast<std::size_t>(w) * sizeof(float));
+                    amx_block_32x32(steps, ap, width * 2, bb, nr * 4, bl, edge, 128, accumulate);
+                    for (std::int64_t y = 0; y < h; ++y) std::memcpy(cdst + y * ldc, edge + y * 32, static_cast<std::size_t>(w) * sizeof(float));
+                }
+            }
+        }
+    }
+    amx_end();
+#else
+    (void)nr, (void)m, (void)n, (void)k, (void)a, (void)panels, (void)c, (void)ldc;
+#endif
+}
+
+}  // namespace scribe::cpu::simd::detail
