@@ -3,8 +3,8 @@
 // batch 1 and 8, f32 and bf16, on 1 and 2 threads, against PyTorch CPU
 // (bench/torch_encoder.py: AutoModelForSequenceClassification, SDPA attention) on
 // the same checkpoint in the same run, and against the machine's compute peak
-// measured now (the f32 FMA peak; for bf16 the AVX512_BF16 dot peak where the CPU
-// has one).
+// measured now (the f32 FMA peak; for bf16 the bf16 dot peak where the CPU has
+// one: AMX's where it has AMX, else AVX512_BF16's).
 //
 //   encoder_bench --model DIR [--make make_bert_base.py] [--python PY] [--dir WORK]
 //                 [--json FILE] [--threads 1,2] [--dtypes f32,bf16] [--batches 1,8]
