@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -127,10 +128,6 @@ NO_AMX_FLAGS = ["-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16",
                 "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"]
 
 
-def illegal_instruction(returncode: int) -> bool:
-    return returncode in (-4, 128 + 4)  # SIGILL, as the child or as a shell's status
-
-
 def convert(root: Path, model: Path, dtype: str, out: Path):
     if dtype == "q4_0":
         tool = root / "build" / "bin" / "llama-quantize"
@@ -203,7 +200,7 @@ def bench(root: Path, gguf_file: Path, threads: int, prompt: int, gen: int, dept
         cmd = [str(root / folder / "bin" / "llama-bench"), "-m", str(gguf_file), "-t", str(threads), "-p", str(prompt_n),
                "-n", str(gen_n), "-d", str(depth_n), "-r", str(reps), "-o", "json", "-ngl", "0"]
         done = subprocess.run(cmd, capture_output=True, text=True)
-        if illegal_instruction(done.returncode) and folder == "build":
+        if done.returncode == -signal.SIGILL and folder == "build":
             print(f"llama_cpp.py: `{' '.join(cmd)}` stopped with SIGILL (its AMX kernels); measuring llama.cpp built "
                   "without AMX", file=sys.stderr)
             build(root, version, NO_AMX_FOLDER, NO_AMX_FLAGS)

@@ -302,7 +302,7 @@ namespace detail {
 template <class Kernel>
 void through_tile(Kernel&& kernel, float* c, std::int64_t ldc, std::int64_t h, std::int64_t w, std::int64_t nr,
                   bool accumulate) {
-    alignas(64) float tile[8 * 48];  // the largest MR x NR (12 x 32 has as many)
+    alignas(64) float tile[32 * 32];  // the largest MR x NR: AMX's 32 x 32 (8 x 48 and 12 x 32 fit)
     if (accumulate)
         for (std::int64_t y = 0; y < h; ++y) std::memcpy(tile + y * nr, c + y * ldc, static_cast<std::size_t>(w) * sizeof(float));
     kernel(tile, nr);

@@ -147,7 +147,6 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t m, std::int64_t n, std::int64_
     thread_local aligned_vector<std::uint32_t> b_last;  // the short last step of each 32 columns, zero-padded
     a_pack.resize(static_cast<std::size_t>((m + 31) / 32 * 32 * width));
     b_last.resize(static_cast<std::size_t>(amx_nc / 32 * 16 * 32));
-    alignas(64) float edge[32 * 32];  // C's corner blocks
     amx_begin();
     for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
         const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2, steps = (pairs + 15) / 16;
@@ -173,14 +172,9 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t m, std::int64_t n, std::int64_
                     float* cdst = c + i * ldc + n0 + j;
                     const auto* bb = reinterpret_cast<const std::uint8_t*>(block(n0 + j));
                     const auto* bl = short_rows ? reinterpret_cast<const std::uint8_t*>(b_last.data() + j / 32 * 16 * 32) : nullptr;
-                    if (h == 32 && w == 32) {
-                        amx_block_32x32(steps, ap, width * 2, bb, nr * 4, bl, cdst, ldc * 4, accumulate);
-                        continue;
-                    }
-                    if (accumulate)
-                        for (std::int64_t y = 0; y < h; ++y) std::memcpy(edge + y * 32, cdst + y * ldc, static_cast<std::size_t>(w) * sizeof(float));
-                    amx_block_32x32(steps, ap, width * 2, bb, nr * 4, bl, edge, 128, accumulate);
-                    for (std::int64_t y = 0; y < h; ++y) std::memcpy(cdst + y * ldc, edge + y * 32, static_cast<std::size_t>(w) * sizeof(float));
+                    auto run = [&](float* to, std::int64_t ld) { amx_block_32x32(steps, ap, width * 2, bb, nr * 4, bl, to, ld * 4, accumulate); };
+                    if (h == 32 && w == 32) run(cdst, ldc);
+                    else through_tile(run, cdst, ldc, h, w, 32, accumulate);
                 }
             }
         }
