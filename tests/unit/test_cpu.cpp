@@ -806,6 +806,63 @@ TEST_CASE("cpu: float reductions over leading, middle and trailing axes match a 
     }
 }
 
+TEST_CASE("cpu: f16 and bf16 reductions over rows and columns longer than a widened piece match a plain loop") {
+    // Rows of 20000 and columns of 40000 elements: more than the 16384 that are
+    // widened to f32 at a time, so results combine pieces (and one reduction
+    // splits its columns over the threads). A NaN in a row's second piece stays.
+    auto check = [](auto element, dtype type) {
+        INFO(name(type));
+        graph g("long_reductions");
+        g.bind(a(3), b(20000), rows(5), c(40000));
+        auto x = g.parameter(element[a, b], "x");
+        auto y = g.parameter(element[rows, c], "y");
+        g.outputs(reduce_sum<b>(x), reduce_max<b>(x), reduce_min<b>(x), reduce_sum<rows>(y), reduce_max<rows>(y));
+        auto xs = wave(3 * 20000, 0.0007), ys = wave(5 * 40000, 0.011);
+        xs[20000 + 17000] = std::numeric_limits<float>::quiet_NaN();  // row 1, second piece
+        auto bits = [type](float v) { return type == dtype::f16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v); };
+        auto value = [type](std::uint16_t h) { return double(type == dtype::f16 ? f16_bits_to_f32(h) : bf16_bits_to_f32(h)); };
+        std::vector<std::uint16_t> xh(xs.size()), yh(ys.size());
+        for (std::size_t i = 0; i < xs.size(); ++i) xh[i] = bits(xs[i]);
+        for (std::size_t i = 0; i < ys.size(); ++i) yh[i] = bits(ys[i]);
+        const std::vector<cpu::array> in = {cpu::array::borrow(type, {{"", 3}, {"", 20000}}, xh.data(), xh.size() * 2),
+                                            cpu::array::borrow(type, {{"", 5}, {"", 40000}}, yh.data(), yh.size() * 2)};
+        const auto one = cpu::executor(g, {.threads = 1})(std::span<const cpu::array>(in));
+        const auto two = cpu::executor(g, {.threads = 2})(std::span<const cpu::array>(in));
+        for (std::size_t k = 0; k < one.size(); ++k) {
+            REQUIRE(one[k].bytes() == two[k].bytes());
+            CHECK(std::memcmp(one[k].data(), two[k].data(), one[k].bytes()) == 0);  // one order at any thread count
+        }
+        auto got = [&](std::size_t out, std::size_t i) { return value(reinterpret_cast<const std::uint16_t*>(one[out].data())[i]); };
+        for (std::size_t r = 0; r < 3; ++r) {
+            double s = 0, hi = -1e30, lo = 1e30;
+            for (std::size_t j = 0; j < 20000; ++j) {
+                const auto v = value(xh[r * 20000 + j]);
+                s += v, hi = std::max(hi, v), lo = std::min(lo, v);
+            }
+            if (r == 1) {
+                CHECK(std::isnan(got(0, r)));
+                CHECK(std::isnan(got(1, r)));
+                CHECK(std::isnan(got(2, r)));
+                continue;
+            }
+            CHECK(got(0, r) == Approx(s).epsilon(1.0 / 128).margin(0.05));
+            CHECK(got(1, r) == hi);
+            CHECK(got(2, r) == lo);
+        }
+        for (std::size_t j = 0; j < 40000; ++j) {
+            double s = 0, hi = -1e30;
+            for (std::size_t r = 0; r < 5; ++r) {
+                const auto v = value(yh[r * 40000 + j]);
+                s += v, hi = std::max(hi, v);
+            }
+            CHECK(got(3, j) == Approx(s).epsilon(1.0 / 128).margin(1e-2));
+            CHECK(got(4, j) == hi);
+        }
+    };
+    check(f16, dtype::f16);
+    check(bf16, dtype::bf16);
+}
+
 TEST_CASE("cpu: a dot contracting dimensions that are not adjacent in memory matches a plain loop") {
     graph g("merge_heads");
     g.bind(heads(3), tokens(10), head_dim(8), hidden(50));

@@ -342,41 +342,45 @@ array run_fused(const graph& g, const fusion_group& grp, const fused_layout& lay
     float* out_f32 = root.type == dtype::f32 ? reinterpret_cast<float*>(out.mutable_data()) : nullptr;
 
     auto run_chunks = [&](std::int64_t first, std::int64_t last) {
-        // The members' results, three operand blocks and a block per scalar input, in
-        // one buffer per thread kept between runs (every element is written before it
-        // is read). Blocks aligned to 64 bytes: a vector store that splits a cache line costs two.
+        // The members' results and a block per input, in one buffer per thread kept
+        // between runs (every element is written before it is read). Blocks aligned
+        // to 64 bytes: a vector store that splits a cache line costs two.
         thread_local simd::aligned_vector<float> storage;
-        const auto scalars = static_cast<std::size_t>(std::count_if(inputs.begin(), inputs.end(), [](const auto& x) { return x.scalar; }));
-        const auto need = (members + 3 + scalars) * static_cast<std::size_t>(chunk);
+        const auto need = (members + inputs.size()) * static_cast<std::size_t>(chunk);
         if (storage.size() < need) storage.resize(need);
         float* const scratch = storage.data();
-        float* const operand_block = scratch + members * chunk;
+        float* const input_blocks = scratch + members * chunk;
         kernels::index idx(root.dims.size());
-        // Scalars are spread over a block once, not per chunk.
-        std::vector<const float*> spread(inputs.size(), nullptr);
-        float* next = operand_block + 3 * chunk;
+        // Each input's elements for the chunk, loaded on first use: an input that
+        // several members read (gelu's x, five times) is converted from f16/bf16 or
+        // gathered once per chunk, not once per read. Scalars are spread over their
+        // block once, not per chunk.
+        std::vector<const float*> loaded(inputs.size(), nullptr);
         for (std::size_t k = 0; k < inputs.size(); ++k)
             if (inputs[k].scalar) {
                 const auto& a = *inputs[k].source;
                 const float v = visit(a.type(), [&](auto D) { return static_cast<float>(element<decltype(D)::value>::load(a.data(), 0)); });
-                std::fill(next, next + chunk, v);
-                spread[k] = next;
-                next += chunk;
+                float* block = input_blocks + static_cast<std::int64_t>(k) * chunk;
+                std::fill(block, block + chunk, v);
+                loaded[k] = block;
             }
         for (std::int64_t c = first; c < last; ++c) {
             const auto begin = c * chunk, count = std::min(chunk, total - c * chunk);
+            for (std::size_t k = 0; k < inputs.size(); ++k)
+                if (!inputs[k].scalar) loaded[k] = nullptr;
             for (std::size_t m = 0; m < members; ++m) {
                 const auto& n = g[grp.members[m]];
                 const float* in[3] = {nullptr, nullptr, nullptr};
                 for (std::size_t k = 0; k < sources[m].size() && k < 3; ++k) {
                     const auto& s = sources[m][k];
-                    float* block = operand_block + static_cast<std::int64_t>(k) * chunk;
                     if (s.slot >= 0) {
                         in[k] = scratch + s.slot * chunk;
                     } else {
                         const auto i = static_cast<std::size_t>(s.input);
-                        in[k] = inputs[i].scalar ? spread[i]
-                                                 : detail::load_input(inputs[i], root.dims, begin, count, block, idx);
+                        if (!loaded[i])
+                            loaded[i] = detail::load_input(inputs[i], root.dims, begin, count,
+                                                           input_blocks + static_cast<std::int64_t>(i) * chunk, idx);
+                        in[k] = loaded[i];
                     }
                 }
                 const bool is_root = m + 1 == members;
