@@ -320,6 +320,69 @@ TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16, and AMX where the CPU has 
     }
 }
 
+TEST_CASE("cpu simd: f16 products split into bf16 hi and lo pairs (AMX) match a double-precision loop over the same f16 values") {
+    struct size3 { std::int64_t m, n, k; };
+    auto h = [](float v) { return half{f32_to_f16_bits(v)}; };
+    // Values whose low mantissa bits are set (so lo is not zero), some tiny (f16
+    // subnormals), and A's and B's layouts as in the bf16 case above.
+    for (const auto sz : {size3{1, 1, 1}, size3{15, 33, 7}, size3{14, 32, 385}, size3{170, 100, 20}, size3{128, 96, 768},
+                          size3{33, 64, 600}})
+    for (const bool a_columns : {false, true}) {
+        std::vector<half> a(static_cast<std::size_t>(sz.m * sz.k)), b(static_cast<std::size_t>(sz.k * sz.n));
+        for (std::size_t i = 0; i < a.size(); ++i) a[i] = h(3.3f * std::sin(0.37f * static_cast<float>(i)) * (i % 17 == 3 ? 1e-6f : 1.0f));
+        for (std::size_t i = 0; i < b.size(); ++i) b[i] = h(1.7f * std::cos(0.11f * static_cast<float>(i)));
+        const cpu::simd::basic_matrix_view<half> av = a_columns ? cpu::simd::basic_matrix_view<half>{a.data(), 1, sz.m}
+                                                                : cpu::simd::basic_matrix_view<half>{a.data(), sz.k, 1};
+        const cpu::simd::basic_matrix_view<half> bv{b.data(), 1, sz.k};
+        graph g("split");
+        g.bind(hidden(sz.k), vocab(sz.n), tokens(std::max<std::int64_t>(sz.m, 2)));
+        auto x = g.parameter(f16[tokens, hidden], "x");
+        auto w = g.parameter(f16[hidden, vocab], "w");
+        auto y = dot<hidden>(x, w);
+        auto packed = cpu::kernels::pack_rhs(y.ir(), x.ir().dims, dtype::f16, cpu::array(dtype::f16, w.ir().dims), false, 1);
+        if (!cpu::simd::detail::has_amx_bf16()) {  // such a CPU packs f16 weights as f32 panels
+            REQUIRE(packed.f16.rows() == 0);
+            REQUIRE(packed.f32.rows() == sz.k);
+            continue;
+        }
+        REQUIRE(packed.f16.rows() == sz.k);
+        const cpu::simd::split_pairs bp(bv, sz.k, sz.n);
+        // Each result's bound: the dropped lo x lo terms are below 2^-16 of each
+        // product (2^-9 of each factor), and k f32 additions add k ulps of the sum of |a b|.
+        std::vector<double> want(static_cast<std::size_t>(sz.m * sz.n)), margin(want.size());
+        for (std::int64_t i = 0; i < sz.m; ++i)
+            for (std::int64_t j = 0; j < sz.n; ++j) {
+                double s = 0, abs_sum = 0;
+                for (std::int64_t k = 0; k < sz.k; ++k) {
+                    s += double(av.at(i, k)) * bv.at(k, j);
+                    abs_sum += std::abs(double(av.at(i, k)) * bv.at(k, j));
+                }
+                want[static_cast<std::size_t>(i * sz.n + j)] = s;
+                margin[static_cast<std::size_t>(i * sz.n + j)] = abs_sum * (std::ldexp(1.0, -16) + std::ldexp(double(sz.k), -24)) + 1e-30;
+            }
+        std::vector<bfloat16> hi(static_cast<std::size_t>(sz.m * sz.k)), lo(hi.size());
+        cpu::simd::split_rows(av, sz.m, sz.k, hi.data(), lo.data());
+        for (std::int64_t i = 0; i < sz.m; ++i)  // hi + lo is a exactly
+            for (std::int64_t k = 0; k < sz.k; ++k) {
+                const auto at = static_cast<std::size_t>(i * sz.k + k);
+                REQUIRE(double(bf16_bits_to_f32(hi[at].bits)) + bf16_bits_to_f32(lo[at].bits) == double(av.at(i, k)));
+            }
+        const cpu::simd::basic_matrix_view<bfloat16> ah{hi.data(), sz.k, 1}, al{lo.data(), sz.k, 1};
+        CAPTURE(sz.m, sz.n, sz.k, a_columns);
+        for (const std::int64_t n0 : {std::int64_t{0}, bp.nr()}) {
+            if (n0 >= sz.n) continue;
+            std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
+            cpu::simd::f16_split_gemm(sz.m, sz.n - n0, ah, al, bp, n0, c.data() + n0, sz.n);
+            for (std::int64_t i = 0; i < sz.m; ++i)
+                for (std::int64_t j = 0; j < sz.n; ++j) {
+                    const auto got = c[static_cast<std::size_t>(i * sz.n + j)];
+                    if (j < n0) REQUIRE(got == -7.0f);
+                    else REQUIRE(got == Approx(want[static_cast<std::size_t>(i * sz.n + j)]).margin(margin[static_cast<std::size_t>(i * sz.n + j)]));
+                }
+        }
+    }
+}
+
 TEST_CASE("cpu simd: sgemv_rows matches a double-precision loop") {
     for (const std::int64_t m : {1, 17, 300}) {
         const std::int64_t k = 23, ldw = m + 3;  // a row stride wider than the row
@@ -998,6 +1061,34 @@ TEST_CASE("cpu: bf16 products, bound or not, equal the double-precision product 
                 const auto i = r * 101 + n;
                 CHECK(bf16_bits_to_f32(a[0].values<bfloat16>()[i].bits) == Approx(want).epsilon(1.0 / 128).margin(1e-3));
                 CHECK(bf16_bits_to_f32(b[0].values<bfloat16>()[i].bits) == Approx(want).epsilon(1.0 / 128).margin(1e-3));
+            }
+    }
+}
+
+TEST_CASE("cpu: f16 products with a bound weight equal the double-precision product of the same f16 values, rounded to f16") {
+    graph g("f16_dots");
+    g.bind(rows(37), hidden(300), vocab(101));
+    auto x = g.parameter(f16[rows, hidden], "x");
+    auto w = g.parameter(f16[hidden, vocab], "w");
+    g.outputs(dot<hidden>(x, w));
+    const auto xs = wave(37 * 300, 0.1), ws = wave(300 * 101, 0.07);
+    std::vector<half> xh(xs.size()), wh(ws.size());
+    for (std::size_t i = 0; i < xs.size(); ++i) xh[i].bits = f32_to_f16_bits(1.3f * xs[i]);
+    for (std::size_t i = 0; i < ws.size(); ++i) wh[i].bits = f32_to_f16_bits(0.77f * ws[i]);
+    const auto X = cpu::array::borrow(dtype::f16, {{"", 37}, {"", 300}}, xh.data(), xh.size() * 2);
+    const auto W = cpu::array::borrow(dtype::f16, {{"", 300}, {"", 101}}, wh.data(), wh.size() * 2);
+    for (unsigned threads : {1u, 2u}) {
+        cpu::executor plain(g, {.threads = threads}), bound(g, {.threads = threads});
+        bound.bind(w, W);
+        const auto a = plain({{"x", X}, {"w", W}}), b = bound({X});
+        CHECK(bound.stats().packed_bytes > 0);
+        for (std::size_t r = 0; r < 37; ++r)
+            for (std::size_t n = 0; n < 101; ++n) {
+                double want = 0;
+                for (std::size_t k = 0; k < 300; ++k) want += double(f16_bits_to_f32(xh[r * 300 + k].bits)) * f16_bits_to_f32(wh[k * 101 + n].bits);
+                const auto i = r * 101 + n;
+                CHECK(f16_bits_to_f32(a[0].values<half>()[i].bits) == Approx(want).epsilon(1.0 / 1024).margin(1e-3));
+                CHECK(f16_bits_to_f32(b[0].values<half>()[i].bits) == Approx(want).epsilon(1.0 / 1024).margin(1e-3));
             }
     }
 }

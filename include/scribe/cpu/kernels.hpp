@@ -634,12 +634,15 @@ inline std::int64_t affine_stride(const std::vector<std::int64_t>& offsets) {
 // GEMV then streams W once in memory order, one dot per row, which is how it
 // reaches the read bandwidth (see simd/gemv.hpp); neither a weight read along
 // its rows of n nor one in a file's 4 KiB pages does.
+// An f16 weight that f16 activations multiply is split into bf16 hi and lo pair
+// panels where the CPU has AMX (simd/gemm_f16.hpp).
 struct packed_weight {
     simd::packed_matrix f32;
     simd::packed_pairs pairs;
+    simd::split_pairs f16;
     std::optional<array> transposed;
-    bool empty() const { return f32.rows() == 0 && pairs.rows() == 0 && !transposed; }
-    std::size_t bytes() const { return f32.bytes() + pairs.bytes() + (transposed ? transposed->bytes() : 0); }
+    bool empty() const { return f32.rows() == 0 && pairs.rows() == 0 && f16.rows() == 0 && !transposed; }
+    std::size_t bytes() const { return f32.bytes() + pairs.bytes() + f16.bytes() + (transposed ? transposed->bytes() : 0); }
 };
 
 // dst[j * k + i] = src[i * sk + j * sn] for i < k, j < n, in tiles (rows of the
@@ -912,6 +915,8 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
         } else if (packed && B == 1) {  // a weight packed when it was bound
             if constexpr (std::is_same_v<T, bfloat16>)
                 if (packed->pairs.rows()) return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->pairs, pc, N);
+            if constexpr (std::is_same_v<T, half>)
+                if (packed->f16.rows()) return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->f16, pc, N);
             gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->f32, pc, N);
         } else if (N == 1 && (sam == 1 || M == 1)) {  // decode: stream A's rows along m
             std::vector<float> x;
@@ -958,7 +963,7 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
 // How pack_rhs lays out a dot's right operand (see packed_weight): the form, and
 // the K x N matrix it reads through strides (sbk, sbn) of the operand's bytes.
 struct pack_plan {
-    enum class form : std::uint8_t { none, transposed, f32_panels, bf16_pairs };
+    enum class form : std::uint8_t { none, transposed, f32_panels, bf16_pairs, f16_split };
     form kind = form::none;
     dtype type = dtype::f32;  // the operand's elements
     std::int64_t k = 0, n = 0, sbk = 0, sbn = 0;
@@ -977,6 +982,7 @@ struct pack_plan {
                 break;
             }
             case form::bf16_pairs: s = "pairs" + std::to_string(simd::detail::choose_pair_kernel(n).nr); break;
+            case form::f16_split: s = "split" + std::to_string(simd::detail::choose_pair_kernel(n).nr); break;
         }
         return s + "." + std::string(name(type)) + ".k" + std::to_string(k) + "s" + std::to_string(sbk) + ".n" + std::to_string(n) + "s" +
                std::to_string(sbn);
@@ -987,6 +993,7 @@ struct pack_plan {
             case form::transposed: return static_cast<std::size_t>(k * n) * info(type).bytes;
             case form::f32_panels: return simd::packed_matrix::size_for(k, n) * sizeof(float);
             case form::bf16_pairs: return simd::packed_pairs::size_for(k, n) * sizeof(std::uint32_t);
+            case form::f16_split: return simd::split_pairs::size_for(k, n) * sizeof(std::uint32_t);
             default: return 0;
         }
     }
@@ -1014,6 +1021,8 @@ inline pack_plan plan_pack(const node& n, const shape& a, dtype a_type, const sh
     if (static_cast<std::int64_t>(l.am.size()) < min_rows || !floats) return {};
     p.kind = b_type == dtype::bf16 && a_type == dtype::bf16 && n.type == dtype::bf16 && simd::detail::has_avx512bf16()
                  ? pack_plan::form::bf16_pairs
+             : b_type == dtype::f16 && a_type == dtype::f16 && n.type == dtype::f16 && simd::detail::has_amx_bf16()
+                 ? pack_plan::form::f16_split
                  : pack_plan::form::f32_panels;
     return p;
 }
@@ -1035,6 +1044,9 @@ inline packed_weight pack(const pack_plan& p, const array& b) {
         case pack_plan::form::bf16_pairs:
             w.pairs = simd::packed_pairs(simd::basic_matrix_view<bfloat16>{reinterpret_cast<const bfloat16*>(b.data()), sbk, sbn}, K, N);
             break;
+        case pack_plan::form::f16_split:
+            w.f16 = simd::split_pairs(simd::basic_matrix_view<half>{reinterpret_cast<const half*>(b.data()), sbk, sbn}, K, N);
+            break;
         case pack_plan::form::f32_panels:
             switch (b.type()) {
                 case dtype::f32: w.f32 = simd::packed_matrix(simd::basic_matrix_view<float>{reinterpret_cast<const float*>(b.data()), sbk, sbn}, K, N); break;
@@ -1051,6 +1063,7 @@ inline packed_weight pack(const pack_plan& p, const array& b) {
 inline std::span<const std::byte> packed_bytes(const packed_weight& w) {
     if (w.transposed) return {reinterpret_cast<const std::byte*>(w.transposed->data()), w.transposed->bytes()};
     if (w.pairs.rows()) return {reinterpret_cast<const std::byte*>(w.pairs.data()), w.pairs.bytes()};
+    if (w.f16.rows()) return {reinterpret_cast<const std::byte*>(w.f16.data()), w.f16.bytes()};
     if (w.f32.rows()) return {reinterpret_cast<const std::byte*>(w.f32.data()), w.f32.bytes()};
     return {};
 }
@@ -1072,6 +1085,7 @@ inline packed_weight borrow_packed(const pack_plan& p, std::span<const std::byte
             break;
         case pack_plan::form::f32_panels: w.f32 = simd::packed_matrix::borrow(reinterpret_cast<const float*>(bytes.data()), p.k, p.n); break;
         case pack_plan::form::bf16_pairs: w.pairs = simd::packed_pairs::borrow(reinterpret_cast<const std::uint32_t*>(bytes.data()), p.k, p.n); break;
+        case pack_plan::form::f16_split: w.f16 = simd::split_pairs::borrow(reinterpret_cast<const std::uint32_t*>(bytes.data()), p.k, p.n); break;
         default: break;
     }
     return w;

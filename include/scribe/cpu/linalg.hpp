@@ -7,6 +7,7 @@
 
 #include "simd/gemm.hpp"
 #include "simd/gemm_bf16.hpp"
+#include "simd/gemm_f16.hpp"
 #include "simd/gemv.hpp"
 #include "thread_pool.hpp"
 
@@ -58,6 +59,18 @@ void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_view<TA>& 
 inline void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_view<bfloat16>& a,
                  const simd::packed_pairs& b, float* c, std::int64_t ldc) {
     over_columns(pool, b.cols(), b.nr(), [&](std::int64_t n0, std::int64_t n1) { simd::bf16_gemm(m, n1 - n0, a, b, n0, c + n0, ldc); });
+}
+
+// C = A * B for an f16 A and an f16 B split and packed for AMX (simd/gemm_f16.hpp):
+// A is split once, then the columns are split over the threads.
+inline void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_view<half>& a, const simd::split_pairs& b,
+                 float* c, std::int64_t ldc) {
+    const auto k = b.rows();
+    thread_local simd::aligned_vector<bfloat16> split;  // A's hi rows, then its lo rows
+    split.resize(static_cast<std::size_t>(2 * m * k));
+    simd::split_rows(a, m, k, split.data(), split.data() + m * k);
+    const simd::basic_matrix_view<bfloat16> hi{split.data(), k, 1}, lo{split.data() + m * k, k, 1};
+    over_columns(pool, b.cols(), b.nr(), [&](std::int64_t n0, std::int64_t n1) { simd::f16_split_gemm(m, n1 - n0, hi, lo, b, n0, c + n0, ldc); });
 }
 
 // y[0:m] = x[0:k] . W[0:k, 0:m] (W row-major, row stride ldw; f32, f16 or bf16 weights).

@@ -56,13 +56,14 @@ inline std::filesystem::path pack_file(const std::filesystem::path& dir, std::in
 }
 
 // What the packs this CPU makes are laid out for: the GEMM micro-kernel's tile
-// and k blocks, and whether bf16 products use bf16 pair panels (AVX512_BF16),
-// 32 columns wide for AMX. Packs made where this differs are laid out for other kernels.
+// and k blocks, whether bf16 products use bf16 pair panels (AVX512_BF16), 32
+// columns wide for AMX, and whether f16 products split their weights into bf16
+// pairs (AMX). Packs made where this differs are laid out for other kernels.
 inline std::string machine_key() {
     const auto k = cpu::simd::detail::choose_kernel();
     return std::string("gemm ") + k.name + " kc " + std::to_string(k.kc) + "; bf16 products " +
            (!cpu::simd::detail::has_avx512bf16() ? "in f32 panels"
-            : cpu::simd::detail::has_amx_bf16()  ? "in bf16 pairs for amx"
+            : cpu::simd::detail::has_amx_bf16()  ? "in bf16 pairs for amx; f16 products split into bf16 pairs"
                                                  : "in bf16 pairs");
 }
 

@@ -241,7 +241,7 @@ public:
                     if (p->transposed) {
                         if (pass == 1 + (info(p->transposed->type()).bytes < 4))
                             tensors.push_back({key, p->transposed->type(), {p->transposed->dims()[0].extent, p->transposed->dims()[1].extent}, b});
-                    } else if (pass == 0 && p->pairs.rows()) {
+                    } else if (pass == 0 && (p->pairs.rows() || p->f16.rows())) {
                         tensors.push_back({key, dtype::u32, {static_cast<std::int64_t>(bytes.size() / 4)}, b});
                     } else if (pass == 0 && p->f32.rows()) {
                         tensors.push_back({key, dtype::f32, {static_cast<std::int64_t>(bytes.size() / 4)}, b});

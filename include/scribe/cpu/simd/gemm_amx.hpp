@@ -133,12 +133,13 @@ inline void pack_a_rows(const basic_matrix_view<bfloat16>& a, std::int64_t m, st
 
 // C[m x n] = A[m x k] * B, B in pair panels of nr columns (a multiple of 32)
 // that `panels(k0, kb, j)` returns for rows [k0, k0 + kb) from column j, k
-// blocks of kc. Needs has_amx_bf16().
+// blocks of kc; with `add`, C += A * B. Needs has_amx_bf16().
 template <class Panels>
 void gemm_pairs_amx(std::int64_t nr, std::int64_t m, std::int64_t n, std::int64_t k,
-                    const basic_matrix_view<bfloat16>& a, Panels&& panels, float* c, std::int64_t ldc) {
+                    const basic_matrix_view<bfloat16>& a, Panels&& panels, float* c, std::int64_t ldc, bool add = false) {
 #ifdef SCRIBE_AMX
     if (k == 0) {
+        if (add) return;
         for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
         return;
     }
@@ -151,7 +152,7 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t m, std::int64_t n, std::int64_
     for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
         const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2, steps = (pairs + 15) / 16;
         const auto short_rows = pairs % 16;  // pairs in a last, short step (0: none)
-        const bool accumulate = k0 > 0;
+        const bool accumulate = add || k0 > 0;
         pack_a_rows(a, m, k0, kb, width, a_pack.data());
         for (std::int64_t n0 = 0; n0 < n; n0 += amx_nc) {
             const auto nb = std::min(amx_nc, n - n0);
@@ -181,7 +182,7 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t m, std::int64_t n, std::int64_
     }
     amx_end();
 #else
-    (void)nr, (void)m, (void)n, (void)k, (void)a, (void)panels, (void)c, (void)ldc;
+    (void)nr, (void)m, (void)n, (void)k, (void)a, (void)panels, (void)c, (void)ldc, (void)add;
 #endif
 }
 

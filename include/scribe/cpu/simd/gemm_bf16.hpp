@@ -194,8 +194,14 @@ public:
         : k_(k), n_(n), choice_(detail::choose_pair_kernel(n)) {
         padded_ = (n + choice_.nr - 1) / choice_.nr * choice_.nr;
         data_.resize(static_cast<std::size_t>((k + 1) / 2 * padded_));
-        for (std::int64_t k0 = 0; k0 < k; k0 += detail::kc)
-            detail::pack_b_pairs(b, k0, std::min(detail::kc, k - k0), 0, n, choice_.nr, data_.data() + k0 / 2 * padded_);
+        pack(b, data_.data());
+    }
+    // b packed into `into` (size_for(k, n) words, which must outlive the result).
+    packed_pairs(const basic_matrix_view<bfloat16>& b, std::int64_t k, std::int64_t n, std::uint32_t* into)
+        : k_(k), n_(n), choice_(detail::choose_pair_kernel(n)) {
+        padded_ = (n + choice_.nr - 1) / choice_.nr * choice_.nr;
+        pack(b, into);
+        borrowed_ = into;
     }
     // Words (two bf16 each) the panels of a k x n matrix take on this CPU.
     static std::size_t size_for(std::int64_t k, std::int64_t n) {
@@ -221,6 +227,10 @@ public:
     const detail::pair_choice& kernel() const { return choice_; }
 
 private:
+    void pack(const basic_matrix_view<bfloat16>& b, std::uint32_t* out) const {
+        for (std::int64_t k0 = 0; k0 < k_; k0 += detail::kc)
+            detail::pack_b_pairs(b, k0, std::min(detail::kc, k_ - k0), 0, n_, choice_.nr, out + k0 / 2 * padded_);
+    }
     std::int64_t k_ = 0, n_ = 0, padded_ = 0;
     detail::pair_choice choice_{};
     aligned_vector<std::uint32_t> data_;
