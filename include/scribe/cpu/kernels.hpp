@@ -981,8 +981,12 @@ struct pack_plan {
                 s = "panels" + std::to_string(c.nr) + "x" + std::to_string(c.kc);
                 break;
             }
-            case form::bf16_pairs: s = "pairs" + std::to_string(simd::detail::choose_pair_kernel(n).nr); break;
-            case form::f16_split: s = "split" + std::to_string(simd::detail::choose_pair_kernel(n).nr); break;
+            case form::bf16_pairs:
+            case form::f16_split: {
+                const auto c = simd::detail::choose_pair_kernel(n);
+                s = std::string(kind == form::bf16_pairs ? "pairs" : "split") + std::to_string(c.nr) + "x" + std::to_string(c.kc);
+                break;
+            }
         }
         return s + "." + std::string(name(type)) + ".k" + std::to_string(k) + "s" + std::to_string(sbk) + ".n" + std::to_string(n) + "s" +
                std::to_string(sbn);

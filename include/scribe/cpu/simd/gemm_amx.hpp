@@ -53,9 +53,9 @@ inline bool has_amx_bf16() {
 #endif
 }
 
-// Columns of C per block (a multiple of 32): B's k-block for them, 128 pairs x
-// 1024 columns, is 512 KiB, held in L2 while every 32 rows of A pass over it
-// (each 32 x 256 block of packed A, 16 KiB, held in L1).
+// Columns of C per block (a multiple of 32): B's k block for them, 256 pairs x
+// 1024 columns (k blocks of 512, choose_pair_kernel), is 1 MiB, held in L2 while
+// every 32 rows of A pass over it (each 32 x 512 block of packed A, 32 KiB, held in L1).
 inline constexpr std::int64_t amx_nc = 1024;
 
 #ifdef SCRIBE_AMX
@@ -133,9 +133,9 @@ inline void pack_a_rows(const basic_matrix_view<bfloat16>& a, std::int64_t m, st
 
 // C[m x n] = A[m x k] * B, B in pair panels of nr columns (a multiple of 32)
 // that `panels(k0, kb, j)` returns for rows [k0, k0 + kb) from column j, k
-// blocks of kc; with `add`, C += A * B. Needs has_amx_bf16().
+// blocks of kc (a multiple of 32, as packed); with `add`, C += A * B. Needs has_amx_bf16().
 template <class Panels>
-void gemm_pairs_amx(std::int64_t nr, std::int64_t m, std::int64_t n, std::int64_t k,
+void gemm_pairs_amx(std::int64_t nr, std::int64_t kc, std::int64_t m, std::int64_t n, std::int64_t k,
                     const basic_matrix_view<bfloat16>& a, Panels&& panels, float* c, std::int64_t ldc, bool add = false) {
 #ifdef SCRIBE_AMX
     if (k == 0) {
@@ -143,7 +143,7 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t m, std::int64_t n, std::int64_
         for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
         return;
     }
-    constexpr std::int64_t width = kc;  // bf16 per packed A row: a whole k block
+    const std::int64_t width = kc;  // bf16 per packed A row: a whole k block
     thread_local aligned_vector<std::uint16_t> a_pack;
     thread_local aligned_vector<std::uint32_t> b_last;  // the short last step of each 32 columns, zero-padded
     a_pack.resize(static_cast<std::size_t>((m + 31) / 32 * 32 * width));
@@ -182,7 +182,7 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t m, std::int64_t n, std::int64_
     }
     amx_end();
 #else
-    (void)nr, (void)m, (void)n, (void)k, (void)a, (void)panels, (void)c, (void)ldc, (void)add;
+    (void)nr, (void)kc, (void)m, (void)n, (void)k, (void)a, (void)panels, (void)c, (void)ldc, (void)add;
 #endif
 }
 

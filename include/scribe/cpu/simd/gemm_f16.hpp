@@ -95,9 +95,10 @@ inline void f16_split_gemm(std::int64_t m, std::int64_t n, const basic_matrix_vi
                            std::int64_t ldc) {
     const auto hi = [&](std::int64_t k0, std::int64_t kb, std::int64_t j) { return b.hi().panels(k0, kb, n0 + j); };
     const auto lo = [&](std::int64_t k0, std::int64_t kb, std::int64_t j) { return b.lo().panels(k0, kb, n0 + j); };
-    detail::gemm_pairs_amx(b.nr(), m, n, b.rows(), a_hi, hi, c, ldc);
-    detail::gemm_pairs_amx(b.nr(), m, n, b.rows(), a_hi, lo, c, ldc, true);
-    detail::gemm_pairs_amx(b.nr(), m, n, b.rows(), a_lo, hi, c, ldc, true);
+    const auto kc = b.hi().kernel().kc;
+    detail::gemm_pairs_amx(b.nr(), kc, m, n, b.rows(), a_hi, hi, c, ldc);
+    detail::gemm_pairs_amx(b.nr(), kc, m, n, b.rows(), a_hi, lo, c, ldc, true);
+    detail::gemm_pairs_amx(b.nr(), kc, m, n, b.rows(), a_lo, hi, c, ldc, true);
 }
 
 }  // namespace scribe::cpu::simd
