@@ -1037,60 +1037,42 @@ TEST_CASE("cpu: batched decode's and speculative verification's products (2-7 ro
     }
 }
 
-TEST_CASE("cpu: bf16 products, bound or not, equal the double-precision product of the same bf16 values") {
-    graph g("bf16_dots");
-    g.bind(rows(37), hidden(70), vocab(101));
-    auto x = g.parameter(bf16[rows, hidden], "x");
-    auto w = g.parameter(bf16[hidden, vocab], "w");
-    g.outputs(dot<hidden>(x, w));
-    const auto xs = wave(37 * 70, 0.1), ws = wave(70 * 101, 0.07);
-    std::vector<bfloat16> xb(xs.size()), wb(ws.size());
-    for (std::size_t i = 0; i < xs.size(); ++i) xb[i].bits = f32_to_bf16_bits(xs[i]);
-    for (std::size_t i = 0; i < ws.size(); ++i) wb[i].bits = f32_to_bf16_bits(ws[i]);
-    const auto X = cpu::array::borrow(dtype::bf16, {{"", 37}, {"", 70}}, xb.data(), xb.size() * 2);
-    const auto W = cpu::array::borrow(dtype::bf16, {{"", 70}, {"", 101}}, wb.data(), wb.size() * 2);
-    for (unsigned threads : {1u, 2u}) {
-        cpu::executor plain(g, {.threads = threads}), bound(g, {.threads = threads});
-        bound.bind(w, W);
-        const auto a = plain({{"x", X}, {"w", W}}), b = bound({X});
-        for (std::size_t r = 0; r < 37; ++r)
-            for (std::size_t n = 0; n < 101; ++n) {
-                double want = 0;
-                for (std::size_t k = 0; k < 70; ++k)
-                    want += double(bf16_bits_to_f32(xb[r * 70 + k].bits)) * bf16_bits_to_f32(wb[k * 101 + n].bits);
-                const auto i = r * 101 + n;
-                CHECK(bf16_bits_to_f32(a[0].values<bfloat16>()[i].bits) == Approx(want).epsilon(1.0 / 128).margin(1e-3));
-                CHECK(bf16_bits_to_f32(b[0].values<bfloat16>()[i].bits) == Approx(want).epsilon(1.0 / 128).margin(1e-3));
-            }
-    }
-}
-
-TEST_CASE("cpu: f16 products with a bound weight equal the double-precision product of the same f16 values, rounded to f16") {
-    graph g("f16_dots");
-    g.bind(rows(37), hidden(300), vocab(101));
-    auto x = g.parameter(f16[rows, hidden], "x");
-    auto w = g.parameter(f16[hidden, vocab], "w");
-    g.outputs(dot<hidden>(x, w));
-    const auto xs = wave(37 * 300, 0.1), ws = wave(300 * 101, 0.07);
-    std::vector<half> xh(xs.size()), wh(ws.size());
-    for (std::size_t i = 0; i < xs.size(); ++i) xh[i].bits = f32_to_f16_bits(1.3f * xs[i]);
-    for (std::size_t i = 0; i < ws.size(); ++i) wh[i].bits = f32_to_f16_bits(0.77f * ws[i]);
-    const auto X = cpu::array::borrow(dtype::f16, {{"", 37}, {"", 300}}, xh.data(), xh.size() * 2);
-    const auto W = cpu::array::borrow(dtype::f16, {{"", 300}, {"", 101}}, wh.data(), wh.size() * 2);
-    for (unsigned threads : {1u, 2u}) {
-        cpu::executor plain(g, {.threads = threads}), bound(g, {.threads = threads});
-        bound.bind(w, W);
-        const auto a = plain({{"x", X}, {"w", W}}), b = bound({X});
-        CHECK(bound.stats().packed_bytes > 0);
-        for (std::size_t r = 0; r < 37; ++r)
-            for (std::size_t n = 0; n < 101; ++n) {
-                double want = 0;
-                for (std::size_t k = 0; k < 300; ++k) want += double(f16_bits_to_f32(xh[r * 300 + k].bits)) * f16_bits_to_f32(wh[k * 101 + n].bits);
-                const auto i = r * 101 + n;
-                CHECK(f16_bits_to_f32(a[0].values<half>()[i].bits) == Approx(want).epsilon(1.0 / 1024).margin(1e-3));
-                CHECK(f16_bits_to_f32(b[0].values<half>()[i].bits) == Approx(want).epsilon(1.0 / 1024).margin(1e-3));
-            }
-    }
+TEST_CASE("cpu: f16 and bf16 products, bound or not, equal the double-precision product of the same values") {
+    // Bound, the weight is packed once: bf16 pairs (AVX512_BF16), f16 split into
+    // bf16 pairs (AMX), f32 panels elsewhere.
+    auto check = [](auto element, dtype type, std::int64_t k, double epsilon) {
+        INFO(name(type));
+        graph g("dots16");
+        g.bind(rows(37), hidden(k), vocab(101));
+        auto x = g.parameter(element[rows, hidden], "x");
+        auto w = g.parameter(element[hidden, vocab], "w");
+        g.outputs(dot<hidden>(x, w));
+        const auto K = static_cast<std::size_t>(k);
+        const auto xs = wave(37 * K, 0.1), ws = wave(K * 101, 0.07);
+        auto bits = [type](float v) { return type == dtype::f16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v); };
+        auto value = [type](std::uint16_t h) { return double(type == dtype::f16 ? f16_bits_to_f32(h) : bf16_bits_to_f32(h)); };
+        std::vector<std::uint16_t> xh(xs.size()), wh(ws.size());
+        for (std::size_t i = 0; i < xs.size(); ++i) xh[i] = bits(1.3f * xs[i]);
+        for (std::size_t i = 0; i < ws.size(); ++i) wh[i] = bits(0.77f * ws[i]);
+        const auto X = cpu::array::borrow(type, {{"", 37}, {"", k}}, xh.data(), xh.size() * 2);
+        const auto W = cpu::array::borrow(type, {{"", k}, {"", 101}}, wh.data(), wh.size() * 2);
+        for (unsigned threads : {1u, 2u}) {
+            cpu::executor plain(g, {.threads = threads}), bound(g, {.threads = threads});
+            bound.bind(w, W);
+            const auto a = plain({{"x", X}, {"w", W}}), b = bound({X});
+            CHECK(bound.stats().packed_bytes > 0);
+            for (std::size_t r = 0; r < 37; ++r)
+                for (std::size_t n = 0; n < 101; ++n) {
+                    double want = 0;
+                    for (std::size_t j = 0; j < K; ++j) want += value(xh[r * K + j]) * value(wh[j * 101 + n]);
+                    const auto i = r * 101 + n;
+                    CHECK(value(reinterpret_cast<const std::uint16_t*>(a[0].data())[i]) == Approx(want).epsilon(epsilon).margin(1e-3));
+                    CHECK(value(reinterpret_cast<const std::uint16_t*>(b[0].data())[i]) == Approx(want).epsilon(epsilon).margin(1e-3));
+                }
+        }
+    };
+    check(bf16, dtype::bf16, 70, 1.0 / 128);
+    check(f16, dtype::f16, 300, 1.0 / 1024);
 }
 
 TEST_CASE("cpu: a one-row product x . W (decode) streams W's rows and matches a plain loop, f32 and bf16 weights") {
