@@ -268,6 +268,19 @@ TEST_CASE("cpu simd: a weight packed once serves column ranges that match a doub
         }
 }
 
+namespace {
+// How this CPU packs the bound weight of an m x k by k x n product of `element` values.
+template <class Element>
+cpu::kernels::packed_weight packed_for(Element element, dtype type, std::int64_t m, std::int64_t n, std::int64_t k) {
+    graph g("packed_for");
+    g.bind(hidden(k), vocab(n), tokens(std::max<std::int64_t>(m, 2)));
+    auto x = g.parameter(element[tokens, hidden], "x");
+    auto w = g.parameter(element[hidden, vocab], "w");
+    auto y = dot<hidden>(x, w);
+    return cpu::kernels::pack_rhs(y.ir(), x.ir().dims, type, cpu::array(type, w.ir().dims), false, 1);
+}
+}  // namespace
+
 TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16, and AMX where the CPU has it) matches a double-precision loop over the same bf16 values") {
     struct size3 { std::int64_t m, n, k; };
     auto bf = [](float v) { return bfloat16{f32_to_bf16_bits(v)}; };
@@ -286,12 +299,7 @@ TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16, and AMX where the CPU has 
                                                                     : cpu::simd::basic_matrix_view<bfloat16>{a.data(), sz.k, 1};
         const cpu::simd::basic_matrix_view<bfloat16> bv{b.data(), 1, sz.k};
         if (!cpu::simd::detail::has_avx512bf16()) {  // such a CPU packs bf16 weights as f32 panels
-            graph g("pairs");
-            g.bind(hidden(sz.k), vocab(sz.n), tokens(std::max<std::int64_t>(sz.m, 2)));
-            auto x = g.parameter(bf16[tokens, hidden], "x");
-            auto w = g.parameter(bf16[hidden, vocab], "w");
-            auto y = dot<hidden>(x, w);
-            auto packed = cpu::kernels::pack_rhs(y.ir(), x.ir().dims, dtype::bf16, cpu::array(dtype::bf16, w.ir().dims), false, 1);
+            const auto packed = packed_for(bf16, dtype::bf16, sz.m, sz.n, sz.k);
             REQUIRE(packed.pairs.rows() == 0);
             REQUIRE(packed.f32.rows() == sz.k);
             continue;
@@ -334,12 +342,7 @@ TEST_CASE("cpu simd: f16 products split into bf16 hi and lo pairs (AMX) match a 
         const cpu::simd::basic_matrix_view<half> av = a_columns ? cpu::simd::basic_matrix_view<half>{a.data(), 1, sz.m}
                                                                 : cpu::simd::basic_matrix_view<half>{a.data(), sz.k, 1};
         const cpu::simd::basic_matrix_view<half> bv{b.data(), 1, sz.k};
-        graph g("split");
-        g.bind(hidden(sz.k), vocab(sz.n), tokens(std::max<std::int64_t>(sz.m, 2)));
-        auto x = g.parameter(f16[tokens, hidden], "x");
-        auto w = g.parameter(f16[hidden, vocab], "w");
-        auto y = dot<hidden>(x, w);
-        auto packed = cpu::kernels::pack_rhs(y.ir(), x.ir().dims, dtype::f16, cpu::array(dtype::f16, w.ir().dims), false, 1);
+        const auto packed = packed_for(f16, dtype::f16, sz.m, sz.n, sz.k);
         if (!cpu::simd::detail::has_amx_bf16()) {  // such a CPU packs f16 weights as f32 panels
             REQUIRE(packed.f16.rows() == 0);
             REQUIRE(packed.f32.rows() == sz.k);
