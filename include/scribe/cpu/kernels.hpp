@@ -1212,10 +1212,11 @@ inline bool reduce_float(const node& n, const array& x, array& out, thread_pool*
         else simd::widen(reinterpret_cast<const bfloat16*>(x.data()) + at, to, count);
         return to;
     };
-    // Results [at, at + count) of out from f32.
+    // Results [at, at + count) of out from f32 (f32 results may be out's already).
     auto write = [&](std::int64_t at, const float* r, std::int64_t count) {
         if (t == dtype::f16) simd::narrow(r, reinterpret_cast<half*>(out.mutable_data()) + at, count);
         else if (t == dtype::bf16) simd::narrow(r, reinterpret_cast<bfloat16*>(out.mutable_data()) + at, count);
+        else if (float* o = reinterpret_cast<float*>(out.mutable_data()) + at; o != r) std::copy(r, r + count, o);
     };
     auto reduce_row = [&](const float* v, std::int64_t count) {
         return which == 0 ? simd::sum(v, count) : which == 1 ? simd::max(v, count) : simd::min(v, count);
@@ -1231,19 +1232,13 @@ inline bool reduce_float(const node& n, const array& x, array& out, thread_pool*
             const auto o = w / per_row;
             const auto base = o * reduced * inner;
             if (inner == 1) {
-                float r;
-                if (wide) {
-                    r = reduce_row(read(base, reduced, nullptr), reduced);
-                    reinterpret_cast<float*>(out.mutable_data())[o] = r;
-                    continue;
-                }
-                r = reduce_row(read(base, std::min(piece, reduced), widened), std::min(piece, reduced));
-                for (std::int64_t q = piece; q < reduced; q += piece) {
-                    const auto c = std::min(piece, reduced - q);
+                const auto step = wide ? std::max<std::int64_t>(reduced, 1) : piece;  // f32 rows are read whole, in place
+                float r = reduce_row(read(base, std::min(step, reduced), widened), std::min(step, reduced));
+                for (std::int64_t q = step; q < reduced; q += step) {
+                    const auto c = std::min(step, reduced - q);
                     const float part = reduce_row(read(base + q, c, widened), c);
                     if (which == 0) r += part;
-                    else if (std::isnan(part) || std::isnan(r)) r = std::isnan(r) ? r : part;  // a NaN stays, as in one row
-                    else r = which == 1 ? std::max(r, part) : std::min(r, part);
+                    else if (!std::isnan(r)) r = std::isnan(part) ? part : which == 1 ? std::max(r, part) : std::min(r, part);  // a NaN stays
                 }
                 write(o, &r, 1);
                 continue;

@@ -197,16 +197,12 @@ void gemm_pairs_blocked(const pair_choice& choice, std::int64_t m, std::int64_t 
 class packed_pairs {
 public:
     packed_pairs() = default;
-    packed_pairs(const basic_matrix_view<bfloat16>& b, std::int64_t k, std::int64_t n)
-        : k_(k), n_(n), choice_(detail::choose_pair_kernel(n)) {
-        padded_ = (n + choice_.nr - 1) / choice_.nr * choice_.nr;
+    packed_pairs(const basic_matrix_view<bfloat16>& b, std::int64_t k, std::int64_t n) : packed_pairs(k, n) {
         data_.resize(static_cast<std::size_t>((k + 1) / 2 * padded_));
         pack(b, data_.data());
     }
     // b packed into `into` (size_for(k, n) words, which must outlive the result).
-    packed_pairs(const basic_matrix_view<bfloat16>& b, std::int64_t k, std::int64_t n, std::uint32_t* into)
-        : k_(k), n_(n), choice_(detail::choose_pair_kernel(n)) {
-        padded_ = (n + choice_.nr - 1) / choice_.nr * choice_.nr;
+    packed_pairs(const basic_matrix_view<bfloat16>& b, std::int64_t k, std::int64_t n, std::uint32_t* into) : packed_pairs(k, n) {
         pack(b, into);
         borrowed_ = into;
     }
@@ -217,9 +213,7 @@ public:
     }
     // Panels written on a CPU with the same kernels, borrowed (see packed_matrix::borrow).
     static packed_pairs borrow(const std::uint32_t* data, std::int64_t k, std::int64_t n) {
-        packed_pairs m;
-        m.k_ = k, m.n_ = n, m.choice_ = detail::choose_pair_kernel(n);
-        m.padded_ = (n + m.choice_.nr - 1) / m.choice_.nr * m.choice_.nr;
+        packed_pairs m(k, n);
         m.borrowed_ = data;
         return m;
     }
@@ -234,6 +228,9 @@ public:
     const detail::pair_choice& kernel() const { return choice_; }
 
 private:
+    packed_pairs(std::int64_t k, std::int64_t n) : k_(k), n_(n), choice_(detail::choose_pair_kernel(n)) {  // the layout only
+        padded_ = (n + choice_.nr - 1) / choice_.nr * choice_.nr;
+    }
     void pack(const basic_matrix_view<bfloat16>& b, std::uint32_t* out) const {
         for (std::int64_t k0 = 0; k0 < k_; k0 += choice_.kc)
             detail::pack_b_pairs(b, k0, std::min(choice_.kc, k_ - k0), 0, n_, choice_.nr, out + k0 / 2 * padded_);

@@ -15,7 +15,6 @@
 // split per product (split_rows).
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <vector>
 
