@@ -285,19 +285,21 @@ TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16, and AMX where the CPU has 
     struct size3 { std::int64_t m, n, k; };
     auto bf = [](float v) { return bfloat16{f32_to_bf16_bits(v)}; };
     // AMX's cases: k blocks whose pairs end in a short step (7, 385, 600), rows
-    // past its 128-row A blocks and 32-row tiles (170, 300, 33), columns past its
-    // 32-wide blocks (33, 100, 3100, 65), and an A read down its columns.
+    // past its 32-row tiles and 1024-row A blocks (170, 300, 33, 1100), columns
+    // past its 32-wide and 1024-wide blocks (33, 100, 3100, 65), odd k (7, 385).
+    // Every layout of A and B packs differently: rows or columns of each.
+    cpu::thread_pool pool(2);
     for (const auto sz : {size3{1, 1, 1}, size3{15, 33, 7}, size3{14, 32, 385}, size3{170, 100, 20}, size3{9, 3100, 2},
-                          size3{128, 96, 768}, size3{300, 65, 600}, size3{33, 64, 32}})
-    for (const bool a_columns : {false, true}) {
+                          size3{128, 96, 768}, size3{300, 65, 600}, size3{33, 64, 32}, size3{1100, 40, 70}})
+    for (const bool a_columns : {false, true})
+    for (const bool b_columns : {false, true}) {
         std::vector<bfloat16> a(static_cast<std::size_t>(sz.m * sz.k)), b(static_cast<std::size_t>(sz.k * sz.n));
         for (std::size_t i = 0; i < a.size(); ++i) a[i] = bf(std::sin(0.37f * static_cast<float>(i)));
         for (std::size_t i = 0; i < b.size(); ++i) b[i] = bf(std::cos(0.11f * static_cast<float>(i)));
-        // A row-major or column-major, B read transposed (its rows along n are
-        // strided): every layout packs.
         const cpu::simd::basic_matrix_view<bfloat16> av = a_columns ? cpu::simd::basic_matrix_view<bfloat16>{a.data(), 1, sz.m}
                                                                     : cpu::simd::basic_matrix_view<bfloat16>{a.data(), sz.k, 1};
-        const cpu::simd::basic_matrix_view<bfloat16> bv{b.data(), 1, sz.k};
+        const cpu::simd::basic_matrix_view<bfloat16> bv = b_columns ? cpu::simd::basic_matrix_view<bfloat16>{b.data(), 1, sz.k}
+                                                                    : cpu::simd::basic_matrix_view<bfloat16>{b.data(), sz.n, 1};
         if (!cpu::simd::detail::has_avx512bf16()) {  // such a CPU packs bf16 weights as f32 panels
             const auto packed = packed_for(bf16, dtype::bf16, sz.m, sz.n, sz.k);
             REQUIRE(packed.pairs.rows() == 0);
@@ -309,22 +311,33 @@ TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16, and AMX where the CPU has 
         for (std::int64_t i = 0; i < sz.m; ++i)
             for (std::int64_t j = 0; j < sz.n; ++j)
                 for (std::int64_t k = 0; k < sz.k; ++k) want[static_cast<std::size_t>(i * sz.n + j)] += double(av.at(i, k)) * bv.at(k, j);
+        auto check = [&](const std::vector<float>& c, std::int64_t n0) {
+            for (std::int64_t i = 0; i < sz.m; ++i)
+                for (std::int64_t j = 0; j < sz.n; ++j) {
+                    const auto got = c[static_cast<std::size_t>(i * sz.n + j)];
+                    if (j < n0) REQUIRE(got == -7.0f);
+                    else REQUIRE(got == Approx(want[static_cast<std::size_t>(i * sz.n + j)]).margin(1e-5 * static_cast<double>(sz.k)));
+                }
+        };
         for (const bool amx : {false, true}) {
             if (amx && !cpu::simd::detail::has_amx_bf16()) continue;
-            CAPTURE(sz.m, sz.n, sz.k, a_columns, amx);
-            // All columns, and a range from the second panel (the first untouched).
+            CAPTURE(sz.m, sz.n, sz.k, a_columns, b_columns, amx);
+            // Packed once: all columns, and a range from the second panel (the first untouched).
             for (const std::int64_t n0 : {std::int64_t{0}, bp.nr()}) {
                 if (n0 >= sz.n) continue;
                 std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
                 cpu::simd::bf16_gemm(sz.m, sz.n - n0, av, bp, n0, c.data() + n0, sz.n, amx);
-                for (std::int64_t i = 0; i < sz.m; ++i)
-                    for (std::int64_t j = 0; j < sz.n; ++j) {
-                        const auto got = c[static_cast<std::size_t>(i * sz.n + j)];
-                        if (j < n0) REQUIRE(got == -7.0f);
-                        else REQUIRE(got == Approx(want[static_cast<std::size_t>(i * sz.n + j)]).margin(1e-5 * static_cast<double>(sz.k)));
-                    }
+                check(c, n0);
             }
+            // B packed a block at a time as the product runs (two activations).
+            std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
+            cpu::simd::bf16_gemm(sz.m, sz.n, sz.k, av, bv, c.data(), sz.n, amx);
+            check(c, 0);
         }
+        // Over two threads (rows split for a tall result, else columns), as the executor runs it.
+        std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
+        cpu::gemm(&pool, sz.m, sz.n, sz.k, av, bv, c.data(), sz.n);
+        check(c, 0);
     }
 }
 

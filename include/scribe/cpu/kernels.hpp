@@ -922,11 +922,6 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
             std::vector<float> x;
             gemv_rows(p, M, K, as_f32_vector(bi, sbk, x), ai, sak, pc);
         } else {
-            if constexpr (std::is_same_v<T, bfloat16>)
-                if (M >= 8 && simd::detail::has_avx512bf16()) {  // attention's bf16 products: pairs packed per call
-                    const simd::packed_pairs pairs(simd::basic_matrix_view<T>{bi, sbk, sbn}, K, N);
-                    return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, pairs, pc, N);
-                }
             gemm(p, M, N, K, simd::basic_matrix_view<T>{ai, sam, sak}, simd::basic_matrix_view<T>{bi, sbk, sbn}, pc, N);
         }
     };

@@ -30,9 +30,26 @@ void over_columns(thread_pool* pool, std::int64_t n, std::int64_t align, F&& f) 
 // and the A panels of its rows (a row-major f32 A is read in place): a tall
 // result whose A is packed (a weight gradient, x^T . dy, such as the LM head's
 // [vocab, hidden]) is split by rows, so A is not packed once per thread.
+// Two bf16 operands where the CPU multiplies bf16 pairs run on the pair kernels
+// (AMX's tiles where it has them), B packed a block at a time by each thread.
 template <class TA, class TB>
 void gemm(thread_pool* pool, std::int64_t m, std::int64_t n, std::int64_t k, const simd::basic_matrix_view<TA>& a,
           const simd::basic_matrix_view<TB>& b, float* c, std::int64_t ldc) {
+    if constexpr (std::is_same_v<TA, bfloat16> && std::is_same_v<TB, bfloat16>)
+        if (simd::detail::has_avx512bf16()) {
+            constexpr std::int64_t align = 96;  // whole AMX tiles (32 x 32) and pair tiles (12 x 32, 8 x 48)
+            if (m > n && m >= 2 * align)
+                over_columns(pool, m, align, [&](std::int64_t m0, std::int64_t m1) {
+                    simd::bf16_gemm(m1 - m0, n, k, simd::basic_matrix_view<TA>{a.data + m0 * a.row_stride, a.row_stride, a.col_stride},
+                                    b, c + m0 * ldc, ldc);
+                });
+            else
+                over_columns(pool, n, align, [&](std::int64_t n0, std::int64_t n1) {
+                    simd::bf16_gemm(m, n1 - n0, k, a, simd::basic_matrix_view<TB>{b.data + n0 * b.col_stride, b.row_stride, b.col_stride},
+                                    c + n0, ldc);
+                });
+            return;
+        }
     constexpr std::int64_t rows_align = 24;  // a multiple of every MR (12, 8, 6, 4)
     const bool a_packed = !std::is_same_v<TA, float> || a.col_stride != 1;
     if (a_packed && m > n && m >= 2 * rows_align) {

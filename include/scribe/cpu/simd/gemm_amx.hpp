@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "gemm.hpp"
+#include "pack_pairs.hpp"
 
 #if defined(SCRIBE_X86) && defined(__linux__)
 #include <cpuid.h>
@@ -57,6 +58,9 @@ inline bool has_amx_bf16() {
 // 1024 columns (k blocks of 512, choose_pair_kernel), is 1 MiB, held in L2 while
 // every 32 rows of A pass over it (each 32 x 512 block of packed A, 32 KiB, held in L1).
 inline constexpr std::int64_t amx_nc = 1024;
+// Rows of A packed at a time: a k block of them (1024 x 512 bf16, 1 MiB) held in
+// L2 beside B's block.
+inline constexpr std::int64_t amx_mc = 1024;
 
 #ifdef SCRIBE_AMX
 // Tiles 0-3: C (rows 0-15 x cols 0-15, 0-15 x 16-31, 16-31 x 0-15, 16-31 x
@@ -113,27 +117,11 @@ __attribute__((target("amx-tile"))) inline void amx_begin() {
 __attribute__((target("amx-tile"))) inline void amx_end() { _tile_release(); }
 #endif
 
-// A[0:m, k0:k0+kb] -> rows of `width` bf16 (kb rounded up to whole 32-element
-// steps), m rounded up to 32 rows, zero-padded.
-inline void pack_a_rows(const basic_matrix_view<bfloat16>& a, std::int64_t m, std::int64_t k0, std::int64_t kb,
-                        std::int64_t width, std::uint16_t* out) {
-    const auto rows = (m + 31) / 32 * 32;
-    for (std::int64_t y = 0; y < rows; ++y, out += width) {
-        if (y >= m) {
-            std::fill(out, out + width, std::uint16_t{0});
-            continue;
-        }
-        const bfloat16* src = a.data + y * a.row_stride + k0 * a.col_stride;
-        if (a.col_stride == 1) std::memcpy(out, src, static_cast<std::size_t>(kb) * sizeof(std::uint16_t));
-        else
-            for (std::int64_t x = 0; x < kb; ++x) out[x] = src[x * a.col_stride].bits;
-        std::fill(out + kb, out + width, std::uint16_t{0});
-    }
-}
-
 // C[m x n] = A[m x k] * B, B in pair panels of nr columns (a multiple of 32)
-// that `panels(k0, kb, j)` returns for rows [k0, k0 + kb) from column j, k
-// blocks of kc (a multiple of 32, as packed); with `add`, C += A * B. Needs has_amx_bf16().
+// that `panels(k0, kb, n0, nb)` returns for rows [k0, k0 + kb) and columns
+// [n0, n0 + nb) (packing them now, or pointing into a matrix packed earlier), k
+// blocks of kc (a multiple of 32); with `add`, C += A * B. A is packed amx_mc
+// rows at a time. Needs has_amx_bf16().
 template <class Panels>
 void gemm_pairs_amx(std::int64_t nr, std::int64_t kc, std::int64_t m, std::int64_t n, std::int64_t k,
                     const basic_matrix_view<bfloat16>& a, Panels&& panels, float* c, std::int64_t ldc, bool add = false) {
@@ -146,36 +134,41 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t kc, std::int64_t m, std::int64
     const std::int64_t width = kc;  // bf16 per packed A row: a whole k block
     thread_local aligned_vector<std::uint16_t> a_pack;
     thread_local aligned_vector<std::uint32_t> b_last;  // the short last step of each 32 columns, zero-padded
-    a_pack.resize(static_cast<std::size_t>((m + 31) / 32 * 32 * width));
+    a_pack.resize(static_cast<std::size_t>((std::min(m, amx_mc) + 31) / 32 * 32 * width));
     b_last.resize(static_cast<std::size_t>(amx_nc / 32 * 16 * 32));
     amx_begin();
-    for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
-        const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2, steps = (pairs + 15) / 16;
-        const auto short_rows = pairs % 16;  // pairs in a last, short step (0: none)
-        const bool accumulate = add || k0 > 0;
-        pack_a_rows(a, m, k0, kb, width, a_pack.data());
-        for (std::int64_t n0 = 0; n0 < n; n0 += amx_nc) {
-            const auto nb = std::min(amx_nc, n - n0);
-            const auto block = [&](std::int64_t j) { return panels(k0, kb, j / nr * nr) + j % nr; };
-            if (short_rows) {
-                std::fill(b_last.begin(), b_last.end(), 0u);
-                for (std::int64_t j = 0; j < nb; j += 32) {
-                    const auto* from = block(n0 + j) + (steps - 1) * 16 * nr;
-                    for (std::int64_t p = 0; p < short_rows; ++p)
-                        std::memcpy(b_last.data() + (j / 32 * 16 + p) * 32, from + p * nr, 32 * sizeof(std::uint32_t));
+    for (std::int64_t m0 = 0; m0 < m; m0 += amx_mc) {
+        const auto mb = std::min(amx_mc, m - m0);
+        const basic_matrix_view<bfloat16> am{a.data + m0 * a.row_stride, a.row_stride, a.col_stride};
+        for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
+            const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2, steps = (pairs + 15) / 16;
+            const auto short_rows = pairs % 16;  // pairs in a last, short step (0: none)
+            const bool accumulate = add || k0 > 0;
+            pack_a_rows(am, mb, k0, kb, width, a_pack.data());
+            for (std::int64_t n0 = 0; n0 < n; n0 += amx_nc) {
+                const auto nb = std::min(amx_nc, n - n0);
+                const std::uint32_t* b_panels = panels(k0, kb, n0, nb);
+                const auto block = [&](std::int64_t j) { return b_panels + j / nr * nr * pairs + j % nr; };
+                if (short_rows) {
+                    std::fill(b_last.begin(), b_last.end(), 0u);
+                    for (std::int64_t j = 0; j < nb; j += 32) {
+                        const auto* from = block(j) + (steps - 1) * 16 * nr;
+                        for (std::int64_t p = 0; p < short_rows; ++p)
+                            std::memcpy(b_last.data() + (j / 32 * 16 + p) * 32, from + p * nr, 32 * sizeof(std::uint32_t));
+                    }
                 }
-            }
-            for (std::int64_t i = 0; i < m; i += 32) {
-                const auto h = std::min<std::int64_t>(32, m - i);
-                const auto* ap = reinterpret_cast<const std::uint8_t*>(a_pack.data() + i * width);
-                for (std::int64_t j = 0; j < nb; j += 32) {
-                    const auto w = std::min<std::int64_t>(32, nb - j);
-                    float* cdst = c + i * ldc + n0 + j;
-                    const auto* bb = reinterpret_cast<const std::uint8_t*>(block(n0 + j));
-                    const auto* bl = short_rows ? reinterpret_cast<const std::uint8_t*>(b_last.data() + j / 32 * 16 * 32) : nullptr;
-                    auto run = [&](float* to, std::int64_t ld) { amx_block_32x32(steps, ap, width * 2, bb, nr * 4, bl, to, ld * 4, accumulate); };
-                    if (h == 32 && w == 32) run(cdst, ldc);
-                    else through_tile(run, cdst, ldc, h, w, 32, accumulate);
+                for (std::int64_t i = 0; i < mb; i += 32) {
+                    const auto h = std::min<std::int64_t>(32, mb - i);
+                    const auto* ap = reinterpret_cast<const std::uint8_t*>(a_pack.data() + i * width);
+                    for (std::int64_t j = 0; j < nb; j += 32) {
+                        const auto w = std::min<std::int64_t>(32, nb - j);
+                        float* cdst = c + (m0 + i) * ldc + n0 + j;
+                        const auto* bb = reinterpret_cast<const std::uint8_t*>(block(j));
+                        const auto* bl = short_rows ? reinterpret_cast<const std::uint8_t*>(b_last.data() + j / 32 * 16 * 32) : nullptr;
+                        auto run = [&](float* to, std::int64_t ld) { amx_block_32x32(steps, ap, width * 2, bb, nr * 4, bl, to, ld * 4, accumulate); };
+                        if (h == 32 && w == 32) run(cdst, ldc);
+                        else through_tile(run, cdst, ldc, h, w, 32, accumulate);
+                    }
                 }
             }
         }

@@ -15,67 +15,11 @@
 
 #include "gemm.hpp"
 #include "gemm_amx.hpp"
+#include "pack_pairs.hpp"
 
 namespace scribe::cpu::simd {
 
 namespace detail {
-
-#ifdef SCRIBE_X86
-// Whether this CPU has AVX512_BF16 (asked once).
-inline bool has_avx512bf16() {
-    static const bool yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") != 0 &&
-                                                       __builtin_cpu_supports("avx512bf16") != 0);
-    return yes;
-}
-#else
-inline bool has_avx512bf16() { return false; }
-#endif
-
-inline std::uint32_t pair_word(std::uint16_t lo, std::uint16_t hi) {
-    return static_cast<std::uint32_t>(lo) | (static_cast<std::uint32_t>(hi) << 16);
-}
-
-// B[k0:k0+kb, n0:n0+nb] -> panels of NR columns, pair-major, zero-padded.
-inline void pack_b_pairs(const basic_matrix_view<bfloat16>& b, std::int64_t k0, std::int64_t kb, std::int64_t n0,
-                         std::int64_t nb, std::int64_t nr, std::uint32_t* out) {
-    const auto pairs = (kb + 1) / 2;
-    for (std::int64_t j = 0; j < nb; j += nr) {
-        const auto w = std::min(nr, nb - j);
-        for (std::int64_t p = 0; p < pairs; ++p) {
-            const bfloat16* r0 = b.data + (k0 + 2 * p) * b.row_stride + (n0 + j) * b.col_stride;
-            const bool second = 2 * p + 1 < kb;
-            for (std::int64_t x = 0; x < w; ++x)
-                out[x] = pair_word(r0[x * b.col_stride].bits, second ? r0[b.row_stride + x * b.col_stride].bits : 0);
-            std::fill(out + w, out + nr, 0u);
-            out += nr;
-        }
-    }
-}
-
-// A[m0:m0+mb, k0:k0+kb] -> panels of MR rows, pair-major, zero-padded.
-inline void pack_a_pairs(const basic_matrix_view<bfloat16>& a, std::int64_t m0, std::int64_t mb, std::int64_t k0,
-                         std::int64_t kb, std::int64_t mr, std::uint32_t* out) {
-    const auto pairs = (kb + 1) / 2;
-    for (std::int64_t i = 0; i < mb; i += mr) {
-        const auto h = std::min(mr, mb - i);
-        if (h < mr) std::fill(out, out + mr * pairs, 0u);
-        for (std::int64_t y = 0; y < h; ++y) {
-            const bfloat16* src = a.data + (m0 + i + y) * a.row_stride + k0 * a.col_stride;
-            if (a.col_stride == 1 && kb % 2 == 0) {  // a row-major row already holds the pairs
-                for (std::int64_t p = 0; p < pairs; ++p) {
-                    std::uint32_t word;
-                    std::memcpy(&word, src + 2 * p, sizeof word);
-                    out[p * mr + y] = word;
-                }
-                continue;
-            }
-            for (std::int64_t p = 0; p < pairs; ++p)
-                out[p * mr + y] = pair_word(src[2 * p * a.col_stride].bits,
-                                            2 * p + 1 < kb ? src[(2 * p + 1) * a.col_stride].bits : 0);
-        }
-        out += mr * pairs;
-    }
-}
 
 using pair_kernel = void (*)(std::int64_t pairs, const std::uint32_t* ap, const std::uint32_t* bp, float* c,
                              std::int64_t ldc, bool accumulate);
@@ -155,8 +99,9 @@ inline pair_choice choose_pair_kernel(std::int64_t n) {
 #endif
 }
 
-// The blocked loops around the pair kernel; `panels(k0, kb, n0)` returns B's
-// packed panels for rows [k0, k0 + kb) from column n0.
+// The blocked loops around the pair kernel, as gemm_blocked's: `panels(k0, kb,
+// n0, nb)` returns B's panels for rows [k0, k0 + kb) and columns [n0, n0 + nb)
+// (packing them now, or pointing into a matrix packed earlier).
 template <class Panels>
 void gemm_pairs_blocked(const pair_choice& choice, std::int64_t m, std::int64_t n, std::int64_t k,
                         const basic_matrix_view<bfloat16>& a, Panels&& panels, float* c, std::int64_t ldc) {
@@ -167,22 +112,26 @@ void gemm_pairs_blocked(const pair_choice& choice, std::int64_t m, std::int64_t 
     }
     thread_local aligned_vector<std::uint32_t> a_pack;
     a_pack.resize(static_cast<std::size_t>(mc * (kc / 2)));
-    for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
-        const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2;
-        const bool accumulate = k0 > 0;
-        for (std::int64_t m0 = 0; m0 < m; m0 += mc) {
-            const auto mb = std::min(mc, m - m0);
-            pack_a_pairs(a, m0, mb, k0, kb, mr, a_pack.data());
-            for (std::int64_t j = 0; j < n; j += nr) {
-                const auto w = std::min(nr, n - j);
-                const std::uint32_t* bp = panels(k0, kb, j);
-                for (std::int64_t i = 0; i < mb; i += mr) {
-                    const auto h = std::min(mr, mb - i);
-                    const std::uint32_t* ap = a_pack.data() + (i / mr) * mr * pairs;
-                    float* cdst = c + (m0 + i) * ldc + j;
-                    auto run = [&](float* to, std::int64_t ld) { choice.kernel(pairs, ap, bp, to, ld, accumulate); };
-                    if (h == mr && w == nr) run(cdst, ldc);
-                    else through_tile(run, cdst, ldc, h, w, nr, accumulate);
+    for (std::int64_t n0 = 0; n0 < n; n0 += nc) {
+        const auto nb = std::min(nc, n - n0);
+        for (std::int64_t k0 = 0; k0 < k; k0 += kc) {
+            const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2;
+            const bool accumulate = k0 > 0;
+            const std::uint32_t* b_panels = panels(k0, kb, n0, nb);
+            for (std::int64_t m0 = 0; m0 < m; m0 += mc) {
+                const auto mb = std::min(mc, m - m0);
+                pack_a_pairs(a, m0, mb, k0, kb, mr, a_pack.data());
+                for (std::int64_t j = 0; j < nb; j += nr) {
+                    const auto w = std::min(nr, nb - j);
+                    const std::uint32_t* bp = b_panels + (j / nr) * nr * pairs;
+                    for (std::int64_t i = 0; i < mb; i += mr) {
+                        const auto h = std::min(mr, mb - i);
+                        const std::uint32_t* ap = a_pack.data() + (i / mr) * mr * pairs;
+                        float* cdst = c + (m0 + i) * ldc + n0 + j;
+                        auto run = [&](float* to, std::int64_t ld) { choice.kernel(pairs, ap, bp, to, ld, accumulate); };
+                        if (h == mr && w == nr) run(cdst, ldc);
+                        else through_tile(run, cdst, ldc, h, w, nr, accumulate);
+                    }
                 }
             }
         }
@@ -246,10 +195,29 @@ private:
 // vdpbf16ps, for tests and benchmarks of both).
 inline void bf16_gemm(std::int64_t m, std::int64_t n, const basic_matrix_view<bfloat16>& a, const packed_pairs& b,
                       std::int64_t n0, float* c, std::int64_t ldc, bool amx = true) {
-    const auto panels = [&](std::int64_t k0, std::int64_t kb, std::int64_t j) { return b.panels(k0, kb, n0 + j); };
+    const auto panels = [&](std::int64_t k0, std::int64_t kb, std::int64_t j, std::int64_t) { return b.panels(k0, kb, n0 + j); };
     if (amx && detail::has_amx_bf16() && b.nr() % 32 == 0)
         return detail::gemm_pairs_amx(b.nr(), b.kernel().kc, m, n, b.rows(), a, panels, c, ldc);
     detail::gemm_pairs_blocked(b.kernel(), m, n, b.rows(), a, panels, c, ldc);
+}
+
+// C = A * B with both bf16 and known only now (attention's products, the
+// products of a training step): B is packed a block at a time as the loops
+// reach it, into a buffer of this thread. Needs has_avx512bf16(); runs on AMX
+// where the CPU has it (amx: false keeps to vdpbf16ps).
+inline void bf16_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const basic_matrix_view<bfloat16>& a,
+                      const basic_matrix_view<bfloat16>& b, float* c, std::int64_t ldc, bool amx = true) {
+    const auto choice = detail::choose_pair_kernel(n);
+    amx = amx && detail::has_amx_bf16() && choice.nr % 32 == 0;
+    const auto nc = amx ? detail::amx_nc : detail::nc;  // both multiples of every nr
+    thread_local aligned_vector<std::uint32_t> b_pack;
+    b_pack.resize(static_cast<std::size_t>(choice.kc / 2 * nc));
+    const auto panels = [&](std::int64_t k0, std::int64_t kb, std::int64_t n0, std::int64_t nb) {
+        detail::pack_b_pairs(b, k0, kb, n0, nb, choice.nr, b_pack.data());
+        return static_cast<const std::uint32_t*>(b_pack.data());
+    };
+    if (amx) return detail::gemm_pairs_amx(choice.nr, choice.kc, m, n, k, a, panels, c, ldc);
+    detail::gemm_pairs_blocked(choice, m, n, k, a, panels, c, ldc);
 }
 
 }  // namespace scribe::cpu::simd

@@ -92,8 +92,8 @@ private:
 inline void f16_split_gemm(std::int64_t m, std::int64_t n, const basic_matrix_view<bfloat16>& a_hi,
                            const basic_matrix_view<bfloat16>& a_lo, const split_pairs& b, std::int64_t n0, float* c,
                            std::int64_t ldc) {
-    const auto hi = [&](std::int64_t k0, std::int64_t kb, std::int64_t j) { return b.hi().panels(k0, kb, n0 + j); };
-    const auto lo = [&](std::int64_t k0, std::int64_t kb, std::int64_t j) { return b.lo().panels(k0, kb, n0 + j); };
+    const auto hi = [&](std::int64_t k0, std::int64_t kb, std::int64_t j, std::int64_t) { return b.hi().panels(k0, kb, n0 + j); };
+    const auto lo = [&](std::int64_t k0, std::int64_t kb, std::int64_t j, std::int64_t) { return b.lo().panels(k0, kb, n0 + j); };
     const auto kc = b.hi().kernel().kc;
     detail::gemm_pairs_amx(b.nr(), kc, m, n, b.rows(), a_hi, hi, c, ldc);
     detail::gemm_pairs_amx(b.nr(), kc, m, n, b.rows(), a_hi, lo, c, ldc, true);

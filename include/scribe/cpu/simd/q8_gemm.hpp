@@ -31,6 +31,7 @@
 
 #include "convert.hpp"
 #include "q8_q8.hpp"
+#include "transpose.hpp"
 
 #if defined(__GNUC__) && !defined(__clang__)  // GCC's false positive inside its own intrinsics (x86 code below)
 #pragma GCC diagnostic push
@@ -126,37 +127,7 @@ inline void pack_q4_rows(const std::uint8_t* q, const std::uint16_t* scale, std:
         }
 }
 
-// Small loops over vectors unrolled, so that the vectors live in registers (GCC
-// at -O2 otherwise keeps such arrays in memory).
-#define SCRIBE_UNROLL _Pragma("GCC unroll 16")
-
 #ifdef SCRIBE_X86
-// One stage of a transpose of dwords within groups of lanes: between vectors x
-// (bit `bit` of its index 0) and y (that bit 1), the lanes whose own bit `bit`
-// differs from the vector's trade places. Three stages (bits 0, 1, 2) over 8
-// vectors transpose 8 x 8 dwords in each 256-bit half; two over 4 vectors,
-// 4 x 4 in each 128-bit quarter.
-template <int Bit>
-struct transpose_index {
-    alignas(64) std::int32_t lo[16], hi[16];
-    constexpr transpose_index() : lo{}, hi{} {
-        for (int l = 0; l < 16; ++l) {
-            const bool set = (l >> Bit) & 1;
-            lo[l] = set ? 16 + l - (1 << Bit) : l;
-            hi[l] = set ? 16 + l : l + (1 << Bit);
-        }
-    }
-};
-template <int Bit>
-inline constexpr transpose_index<Bit> transpose_indices{};
-
-template <int Bit>
-__attribute__((target("avx512f"))) inline void transpose_stage(__m512i& x, __m512i& y) {
-    const __m512i a = _mm512_permutex2var_epi32(x, _mm512_load_si512(transpose_indices<Bit>.lo), y);
-    y = _mm512_permutex2var_epi32(x, _mm512_load_si512(transpose_indices<Bit>.hi), y);
-    x = a;
-}
-
 // The sixteen rows' f16 scales of block b of a tile.
 __attribute__((target("avx512f"))) inline void pack_scales_avx512(const std::uint16_t* scale, std::int64_t blocks, std::uint16_t* out) {
     const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(static_cast<int>(blocks)));
