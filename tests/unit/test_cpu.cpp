@@ -830,6 +830,40 @@ TEST_CASE("cpu: a bound weight is packed once and gives the same products; run()
     CHECK_THROWS_WITH(e.bind(7, W), Catch::Contains("has no parameter 7"));
 }
 
+TEST_CASE("cpu: a broadcast that is materialised (an output, an integer table) repeats its source's elements") {
+    // New leading and middle dimensions (whole rows of the source copied), a new
+    // innermost one (each element repeated), in f32 and u32.
+    graph g("broadcasts");
+    g.bind(a(3), b(4), c(5));
+    auto x = g.parameter(f32[a, c], "x");
+    auto t = g.parameter(u32[c], "t");
+    auto like = g.parameter(f32[a, b, c], "like");
+    auto like_t = g.parameter(u32[b, a, c], "like_t");
+    auto inner = g.parameter(f32[a, c, b], "inner");
+    g.outputs(broadcast_to(x, like), broadcast_to(t, like_t), broadcast_to(x, inner));
+    std::vector<float> xs(15);
+    std::vector<std::uint32_t> ts(5);
+    for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = 0.5f * static_cast<float>(i) - 3.0f;
+    for (std::size_t i = 0; i < ts.size(); ++i) ts[i] = 0x9e3779b9u * static_cast<std::uint32_t>(i + 1);
+    const auto X = cpu::array::borrow(dtype::f32, {{"", 3}, {"", 5}}, xs.data(), 60);
+    const auto T = cpu::array::borrow(dtype::u32, {{"", 5}}, ts.data(), 20);
+    const std::vector<float> zeros(60);  // the others give only their shapes
+    const auto L = cpu::array::borrow(dtype::f32, {{"", 3}, {"", 4}, {"", 5}}, zeros.data(), 240);
+    const auto LT = cpu::array::borrow(dtype::u32, {{"", 4}, {"", 3}, {"", 5}}, zeros.data(), 240);
+    const auto I = cpu::array::borrow(dtype::f32, {{"", 3}, {"", 5}, {"", 4}}, zeros.data(), 240);
+    const auto out = cpu::executor(g)({{"x", X}, {"t", T}, {"like", L}, {"like_t", LT}, {"inner", I}});
+    const auto* r0 = reinterpret_cast<const float*>(out[0].data());
+    const auto* r1 = reinterpret_cast<const std::uint32_t*>(out[1].data());
+    const auto* r2 = reinterpret_cast<const float*>(out[2].data());
+    for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < 4; ++j)
+            for (std::size_t k = 0; k < 5; ++k) {
+                CHECK(r0[(i * 4 + j) * 5 + k] == xs[i * 5 + k]);
+                CHECK(r1[(j * 3 + i) * 5 + k] == ts[k]);
+                CHECK(r2[(i * 5 + k) * 4 + j] == xs[i * 5 + k]);
+            }
+}
+
 TEST_CASE("cpu: broadcasts read by fused ops are read in place, and a softmax matches a plain loop") {
     graph g("softmax");
     g.bind(tokens(9), keys(300));
@@ -889,22 +923,29 @@ TEST_CASE("cpu: f16 and bf16 reductions over rows and columns longer than a wide
     // Rows of 20000 and columns of 40000 elements: more than the 16384 that are
     // widened to f32 at a time, so results combine pieces (and one reduction
     // splits its columns over the threads). A NaN in a row's second piece stays.
+    // And 3001 short rows of 37 (softmax's over keys), widened many rows at a
+    // time: the pieces end mid-way through the rows' list, one row holds a NaN.
     auto check = [](auto element, dtype type) {
         INFO(name(type));
         graph g("long_reductions");
-        g.bind(a(3), b(20000), rows(5), c(40000));
+        g.bind(a(3), b(20000), rows(5), c(40000), tokens(3001), keys(37));
         auto x = g.parameter(element[a, b], "x");
         auto y = g.parameter(element[rows, c], "y");
-        g.outputs(reduce_sum<b>(x), reduce_max<b>(x), reduce_min<b>(x), reduce_sum<rows>(y), reduce_max<rows>(y));
-        auto xs = wave(3 * 20000, 0.0007), ys = wave(5 * 40000, 0.011);
+        auto z = g.parameter(element[tokens, keys], "z");
+        g.outputs(reduce_sum<b>(x), reduce_max<b>(x), reduce_min<b>(x), reduce_sum<rows>(y), reduce_max<rows>(y),
+                  reduce_sum<keys>(z), reduce_max<keys>(z));
+        auto xs = wave(3 * 20000, 0.0007), ys = wave(5 * 40000, 0.011), zs = wave(3001 * 37, 0.013);
         xs[20000 + 17000] = std::numeric_limits<float>::quiet_NaN();  // row 1, second piece
+        zs[1234 * 37 + 5] = std::numeric_limits<float>::quiet_NaN();
         auto bits = [type](float v) { return type == dtype::f16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v); };
         auto value = [type](std::uint16_t h) { return double(type == dtype::f16 ? f16_bits_to_f32(h) : bf16_bits_to_f32(h)); };
-        std::vector<std::uint16_t> xh(xs.size()), yh(ys.size());
+        std::vector<std::uint16_t> xh(xs.size()), yh(ys.size()), zh(zs.size());
         for (std::size_t i = 0; i < xs.size(); ++i) xh[i] = bits(xs[i]);
         for (std::size_t i = 0; i < ys.size(); ++i) yh[i] = bits(ys[i]);
+        for (std::size_t i = 0; i < zs.size(); ++i) zh[i] = bits(zs[i]);
         const std::vector<cpu::array> in = {cpu::array::borrow(type, {{"", 3}, {"", 20000}}, xh.data(), xh.size() * 2),
-                                            cpu::array::borrow(type, {{"", 5}, {"", 40000}}, yh.data(), yh.size() * 2)};
+                                            cpu::array::borrow(type, {{"", 5}, {"", 40000}}, yh.data(), yh.size() * 2),
+                                            cpu::array::borrow(type, {{"", 3001}, {"", 37}}, zh.data(), zh.size() * 2)};
         const auto one = cpu::executor(g, {.threads = 1})(std::span<const cpu::array>(in));
         const auto two = cpu::executor(g, {.threads = 2})(std::span<const cpu::array>(in));
         for (std::size_t k = 0; k < one.size(); ++k) {
@@ -936,6 +977,20 @@ TEST_CASE("cpu: f16 and bf16 reductions over rows and columns longer than a wide
             }
             CHECK(got(3, j) == Approx(s).epsilon(1.0 / 128).margin(1e-2));
             CHECK(got(4, j) == hi);
+        }
+        for (std::size_t r = 0; r < 3001; ++r) {
+            double s = 0, hi = -1e30;
+            for (std::size_t j = 0; j < 37; ++j) {
+                const auto v = value(zh[r * 37 + j]);
+                s += v, hi = std::max(hi, v);
+            }
+            if (r == 1234) {
+                CHECK(std::isnan(got(5, r)));
+                CHECK(std::isnan(got(6, r)));
+                continue;
+            }
+            CHECK(got(5, r) == Approx(s).epsilon(1.0 / 128).margin(1e-2));
+            CHECK(got(6, r) == hi);
         }
     };
     check(f16, dtype::f16);

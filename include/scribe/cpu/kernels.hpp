@@ -327,6 +327,9 @@ inline array gather_strided(const node& n, const array& x, const index& source_s
     return out;
 }
 
+inline void copy_rows(const unsigned char* src, const index& ss, std::int64_t src0, unsigned char* dst,
+                      const index& ds, std::int64_t dst0, const shape& extents, std::int64_t es);
+
 // New dimensions have stride 0: their elements repeat the source's.
 inline array broadcast(const node& n, const array& x) {
     if (x.dims().empty()) {  // a scalar: a fill
@@ -342,11 +345,14 @@ inline array broadcast(const node& n, const array& x) {
     const auto xs = strides_of(x.dims());
     index strides(n.dims.size(), 0);
     for (std::size_t k = 0; k < n.axes.size(); ++k) strides[static_cast<std::size_t>(n.axes[k])] = xs[k];
-    return gather_strided(n, x, strides);
+    if (strides.empty() || strides.back() != 1) return gather_strided(n, x, strides);
+    // x's innermost dimension stays innermost (a table repeated along new leading
+    // dimensions, say): whole rows of x are copied.
+    auto out = array::uninitialized(n.type, n.dims);
+    copy_rows(x.data(), strides, 0, out.mutable_data(), strides_of(n.dims), 0, n.dims,
+              static_cast<std::int64_t>(info(n.type).bytes));
+    return out;
 }
-
-inline void copy_rows(const unsigned char* src, const index& ss, std::int64_t src0, unsigned char* dst,
-                      const index& ds, std::int64_t dst0, const shape& extents, std::int64_t es);
 
 inline array transpose(const node& n, const array& x) {
     const auto xs = strides_of(x.dims());
@@ -1223,6 +1229,16 @@ inline bool reduce_float(const node& n, const array& x, array& out, thread_pool*
         if (!wide && buffer.size() < 2 * piece) buffer.resize(2 * piece);
         float* const widened = buffer.data();
         float* const results = widened + (wide ? 0 : piece);
+        if (inner == 1 && !wide && reduced <= piece) {  // short 16-bit rows, widened and narrowed many at a time
+            for (auto w = w0; w < w1;) {
+                const auto rows = std::min(w1 - w, piece / std::max<std::int64_t>(reduced, 1));
+                const float* v = read(w * reduced, rows * reduced, widened);
+                for (std::int64_t r = 0; r < rows; ++r) results[r] = reduce_row(v + r * reduced, reduced);
+                write(w, results, rows);
+                w += rows;
+            }
+            return;
+        }
         for (auto w = w0; w < w1; ++w) {
             const auto o = w / per_row;
             const auto base = o * reduced * inner;

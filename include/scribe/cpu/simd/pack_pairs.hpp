@@ -91,6 +91,18 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline void pack_b_pairs_co
             }
 }
 
+// A transposed A's panel of h <= mr <= 16 rows from row i for vdpbf16ps (a.row_stride 1):
+// per pair, two k's rows interleaved.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void pack_a_pairs_columns(
+    const basic_matrix_view<bfloat16>& a, std::int64_t i, std::int64_t h, std::int64_t k0, std::int64_t kb,
+    std::int64_t mr, std::uint32_t* out) {
+    const auto mask = static_cast<__mmask16>((1u << h) - 1);
+    for (std::int64_t p = 0; p < (kb + 1) / 2; ++p) {
+        const auto* lo = reinterpret_cast<const std::uint16_t*>(a.data + i + (k0 + 2 * p) * a.col_stride);
+        _mm512_mask_storeu_epi32(out + p * mr, mask, pair_words16(lo, 2 * p + 1 < kb ? lo + a.col_stride : nullptr, h));
+    }
+}
+
 // A transposed A's rows for AMX (a.row_stride 1: row i's k values `col_stride`
 // apart, each k's rows contiguous): 16 rows x 32 k at a time, the pair words of
 // two k's 16 rows interleaved, then transposed so each vector is one row's 32 k.
@@ -151,12 +163,7 @@ inline void pack_a_pairs(const basic_matrix_view<bfloat16>& a, std::int64_t m0, 
         if (h < mr) std::fill(out, out + mr * pairs, 0u);
 #ifdef SCRIBE_X86
         if (a.row_stride == 1 && mr <= 16 && has_avx512bf16()) {  // transposed: two k's rows interleaved
-            alignas(64) std::uint32_t words[16];
-            for (std::int64_t p = 0; p < pairs; ++p) {
-                const auto* lo = reinterpret_cast<const std::uint16_t*>(a.data + m0 + i + (k0 + 2 * p) * a.col_stride);
-                _mm512_store_si512(words, pair_words16(lo, 2 * p + 1 < kb ? lo + a.col_stride : nullptr, h));
-                std::memcpy(out + p * mr, words, static_cast<std::size_t>(h) * sizeof(std::uint32_t));
-            }
+            pack_a_pairs_columns(a, m0 + i, h, k0, kb, mr, out);
             out += mr * pairs;
             continue;
         }
