@@ -864,6 +864,40 @@ TEST_CASE("cpu: a broadcast that is materialised (an output, an integer table) r
             }
 }
 
+TEST_CASE("cpu: integer element-wise passes split over the threads match a plain loop") {
+    // 200003 elements: split over 2 threads, the pieces ending off a 64-element edge.
+    graph g("integer_passes");
+    g.bind(tokens(200003));
+    auto x = g.parameter(u32[tokens], "x");
+    auto y = g.parameter(u32[tokens], "y");
+    const auto amount = bitwise_and(y, 31);
+    g.outputs(x + y, x * y, x - y, bitwise_xor(x, y), shift_left(x, amount), shift_right_logical(x, amount), bitwise_and(x, y));
+    std::vector<std::uint32_t> xs(200003), ys(200003);
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        xs[i] = static_cast<std::uint32_t>(i) * 2654435761u;
+        ys[i] = static_cast<std::uint32_t>(i) * 40503u + 7u;
+    }
+    const auto X = cpu::array::borrow(dtype::u32, {{"", 200003}}, xs.data(), xs.size() * 4);
+    const auto Y = cpu::array::borrow(dtype::u32, {{"", 200003}}, ys.data(), ys.size() * 4);
+    for (unsigned threads : {1u, 2u}) {
+        const auto out = cpu::executor(g, {.threads = threads})({{"x", X}, {"y", Y}});
+        auto at = [&](std::size_t k, std::size_t i) { return reinterpret_cast<const std::uint32_t*>(out[k].data())[i]; };
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < xs.size(); ++i) {
+            const auto a = xs[i], b = ys[i];
+            wrong += at(0, i) != a + b;
+            wrong += at(1, i) != a * b;
+            wrong += at(2, i) != a - b;
+            wrong += at(3, i) != (a ^ b);
+            wrong += at(4, i) != a << (b & 31u);
+            wrong += at(5, i) != a >> (b & 31u);
+            wrong += at(6, i) != (a & b);
+        }
+        CAPTURE(threads);
+        CHECK(wrong == 0);
+    }
+}
+
 TEST_CASE("cpu: broadcasts read by fused ops are read in place, and a softmax matches a plain loop") {
     graph g("softmax");
     g.bind(tokens(9), keys(300));

@@ -623,13 +623,13 @@ private:
             case op::iota: return k::iota(n);
             case op::convert: return k::convert(n, operand(0));
             case op::bitcast_convert: return k::bitcast_convert(n, operand(0));
-            case op::bitwise_not: return k::bitwise(n, operand(0), nullptr);
+            case op::bitwise_not: return k::bitwise(n, operand(0), nullptr, pool_.get());
             case op::bitwise_and: case op::bitwise_or: case op::bitwise_xor:
             case op::shift_left: case op::shift_right_logical: case op::shift_right_arithmetic:
-                return k::bitwise(n, operand(0), &operand(1));
+                return k::bitwise(n, operand(0), &operand(1), pool_.get());
             case op::compare:
             case op::add: case op::sub: case op::mul: case op::div:
-            case op::max: case op::min: case op::pow: return k::binary(n, operand(0), operand(1));
+            case op::max: case op::min: case op::pow: return k::binary(n, operand(0), operand(1), pool_.get());
             case op::select: return k::select(n, operand(0), operand(1), operand(2));
             case op::broadcast: return k::broadcast(n, operand(0));
             case op::transpose: return k::transpose(n, operand(0));

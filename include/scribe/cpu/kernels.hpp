@@ -133,7 +133,20 @@ inline array unary(const node& n, const array& x) {
     return out;
 }
 
-inline array binary(const node& n, const array& a, const array& b) {
+// f(i0, i1) over [0, count), in one piece per thread of the pool where count is
+// large (each element by one thread, so results do not depend on the threads).
+template <class F>
+void over_elements(thread_pool* pool, std::int64_t count, F&& f) {
+    constexpr std::int64_t least = std::int64_t{1} << 16;  // elements a thread is worth waking for
+    if (!pool || pool->size() == 1 || count < 2 * least) return f(std::int64_t{0}, count);
+    pool->run([&](unsigned t) {
+        const auto [i0, i1] = pool->part(count, t, 64);
+        if (i1 > i0) f(i0, i1);
+    });
+}
+
+// pool: where not null, integer add, subtract and multiply are split over its threads.
+inline array binary(const node& n, const array& a, const array& b, thread_pool* pool = nullptr) {
     auto out = array::uninitialized(n.type, n.dims);
     visit(a.type(), [&](auto D) {
         using E = element<decltype(D)::value>;
@@ -147,7 +160,9 @@ inline array binary(const node& n, const array& a, const array& b) {
             const auto* y = reinterpret_cast<const S*>(b.data());
             auto* r = reinterpret_cast<S*>(out.mutable_data());
             auto wrap = [&](auto f) {
-                for (std::int64_t i = 0; i < a.size(); ++i) r[i] = static_cast<S>(static_cast<U>(f(static_cast<U>(x[i]), static_cast<U>(y[i]))));
+                over_elements(pool, a.size(), [&](std::int64_t i0, std::int64_t i1) {
+                    for (auto i = i0; i < i1; ++i) r[i] = static_cast<S>(static_cast<U>(f(static_cast<U>(x[i]), static_cast<U>(y[i]))));
+                });
             };
             if (n.kind == op::add) return wrap([](U u, U v) { return u + v; });
             if (n.kind == op::sub) return wrap([](U u, U v) { return u - v; });
@@ -225,7 +240,8 @@ S bitwise_value(S a, S b) {
 }
 
 // bitwise_not (b null) and the binary bitwise ops and shifts.
-inline array bitwise(const node& n, const array& a, const array* b) {
+// pool: where not null, the integer dtypes' passes are split over its threads.
+inline array bitwise(const node& n, const array& a, const array* b, thread_pool* pool = nullptr) {
     auto out = array::uninitialized(n.type, n.dims);
     visit(n.type, [&](auto D) {
         using E = element<decltype(D)::value>;
@@ -243,7 +259,9 @@ inline array bitwise(const node& n, const array& a, const array* b) {
                     const auto* x = reinterpret_cast<const S*>(a.data());
                     const auto* y = b ? reinterpret_cast<const S*>(b->data()) : x;  // bitwise_not reads x only
                     auto* r = reinterpret_cast<S*>(out.mutable_data());
-                    for (std::int64_t i = 0; i < out.size(); ++i) r[i] = bitwise_value<k, S>(x[i], y[i]);
+                    over_elements(pool, out.size(), [&](std::int64_t i0, std::int64_t i1) {
+                        for (auto i = i0; i < i1; ++i) r[i] = bitwise_value<k, S>(x[i], y[i]);
+                    });
                 }
             });
         }
