@@ -56,7 +56,8 @@ inline bool has_amx_bf16() {
 
 // Columns of C per block (a multiple of 32): B's k block for them, 256 pairs x
 // 1024 columns (k blocks of 512, choose_pair_kernel), is 1 MiB, held in L2 while
-// every 32 rows of A pass over it (each 32 x 512 block of packed A, 32 KiB, held in L1).
+// every 32 rows of A pass over it (each 32 x 512 block of packed A, 32 KiB: with
+// the 32 KiB of B a block of C reads, more than a 48 KiB L1 holds at once).
 inline constexpr std::int64_t amx_nc = 1024;
 // Rows of A packed at a time: a k block of them (1024 x 512 bf16, 1 MiB) held in
 // L2 beside B's block.
