@@ -284,13 +284,14 @@ cpu::kernels::packed_weight packed_for(Element element, dtype type, std::int64_t
 TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16, and AMX where the CPU has it) matches a double-precision loop over the same bf16 values") {
     struct size3 { std::int64_t m, n, k; };
     auto bf = [](float v) { return bfloat16{f32_to_bf16_bits(v)}; };
-    // AMX's cases: k blocks whose pairs end in a short step (7, 385, 600), rows
-    // past its 32-row tiles and 1024-row A blocks (170, 300, 33, 1100), columns
-    // past its 32-wide and 1024-wide blocks (33, 100, 3100, 65), odd k (7, 385).
-    // Every layout of A and B packs differently: rows or columns of each.
+    // AMX's cases: k blocks whose pairs end in a short step (7, 385, 600, 1000),
+    // two k blocks of 768 (1000), rows past its 32-row tiles and 1024-row A blocks
+    // (170, 300, 33, 1100), columns past its 32-wide and 512-wide blocks (33, 100,
+    // 3100, 65, 600), odd k (7, 385). Every layout of A and B packs differently:
+    // rows or columns of each.
     cpu::thread_pool pool(2);
     for (const auto sz : {size3{1, 1, 1}, size3{15, 33, 7}, size3{14, 32, 385}, size3{170, 100, 20}, size3{9, 3100, 2},
-                          size3{128, 96, 768}, size3{300, 65, 600}, size3{33, 64, 32}, size3{1100, 40, 70}})
+                          size3{128, 96, 768}, size3{300, 65, 600}, size3{33, 64, 32}, size3{1100, 40, 70}, size3{40, 600, 1000}})
     for (const bool a_columns : {false, true})
     for (const bool b_columns : {false, true}) {
         std::vector<bfloat16> a(static_cast<std::size_t>(sz.m * sz.k)), b(static_cast<std::size_t>(sz.k * sz.n));
@@ -329,10 +330,41 @@ TEST_CASE("cpu simd: the bf16 pair GEMM (AVX512_BF16, and AMX where the CPU has 
                 cpu::simd::bf16_gemm(sz.m, sz.n - n0, av, bp, n0, c.data() + n0, sz.n, amx);
                 check(c, n0);
             }
+            // Rounded to bf16 as each block is finished (on AMX from the tiles), into rows 3 wider than
+            // the result: equal, bit for bit, to the f32 result above rounded by the scalar code; the
+            // columns before n0 and past n untouched. The f32 block only where partial sums need it.
+            for (const std::int64_t n0 : {std::int64_t{0}, bp.nr()}) {
+                if (n0 >= sz.n) continue;
+                std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
+                cpu::simd::bf16_gemm(sz.m, sz.n - n0, av, bp, n0, c.data() + n0, sz.n, amx);
+                check(c, n0);
+                const std::int64_t ldo = sz.n + 3;
+                const auto fill = bf(-5.0f);
+                std::vector<bfloat16> out(static_cast<std::size_t>(sz.m * ldo), fill);
+                const bool partials = !amx || cpu::simd::bf16_gemm_needs_f32(bp);
+                std::vector<float> scratch(partials ? static_cast<std::size_t>(sz.m * sz.n) : 0);
+                cpu::simd::bf16_gemm(sz.m, sz.n - n0, av, bp, n0, {out.data() + n0, ldo}, partials ? scratch.data() + n0 : nullptr,
+                                     sz.n, amx);
+                for (std::int64_t i = 0; i < sz.m; ++i)
+                    for (std::int64_t j = 0; j < ldo; ++j) {
+                        const auto got = out[static_cast<std::size_t>(i * ldo + j)].bits;
+                        if (j < n0 || j >= sz.n) REQUIRE(got == fill.bits);
+                        else REQUIRE(got == f32_to_bf16_bits(c[static_cast<std::size_t>(i * sz.n + j)]));
+                    }
+            }
             // B packed a block at a time as the product runs (two activations).
             std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
             cpu::simd::bf16_gemm(sz.m, sz.n, sz.k, av, bv, c.data(), sz.n, amx);
             check(c, 0);
+        }
+        // The rounded form over two threads (columns split), as the executor runs a weight's product.
+        {
+            std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);
+            cpu::simd::bf16_gemm(sz.m, sz.n, av, bp, 0, c.data(), sz.n);
+            std::vector<bfloat16> out(static_cast<std::size_t>(sz.m * sz.n));
+            std::vector<float> scratch(cpu::simd::bf16_gemm_needs_f32(bp) ? static_cast<std::size_t>(sz.m * sz.n) : 0);
+            cpu::gemm(&pool, sz.m, av, bp, out.data(), sz.n, scratch.empty() ? nullptr : scratch.data(), sz.n);
+            for (std::size_t i = 0; i < out.size(); ++i) REQUIRE(out[i].bits == f32_to_bf16_bits(c[i]));
         }
         // Over two threads (rows split for a tall result, else columns), as the executor runs it.
         std::vector<float> c(static_cast<std::size_t>(sz.m * sz.n), -7.0f);

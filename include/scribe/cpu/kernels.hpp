@@ -866,10 +866,19 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
     const auto& bb = used.at.bb;
     const auto sam = used.sam, sak = used.sak, sbk = used.sbk, sbn = used.sbn;
     constexpr bool wide = std::is_same_v<T, float>;
-    // f32 results go straight to the output; 16-bit ones through an f32 block, rounded once.
+    // Whether the product is the GEMM against the packed weight (the last branch of `one` below
+    // that takes `packed`: decode's rows go to the GEMV).
+    const bool packed_gemm = packed && B == 1 &&
+                             !(M == 1 && (packed->transposed || (sbn == 1 && !(N == 1 && sam == 1)) || sbk == 1));
+    // f32 results go straight to the output; 16-bit ones through an f32 block, rounded once,
+    // except a bf16 GEMM against a weight packed in pairs, which rounds into the output as it
+    // finishes each block (the block then only for partial sums, where its kernel needs them).
     // (The block comes from the run's buffer pool: recycled, not zeroed, 64-byte aligned.)
-    array block = wide ? array() : array::uninitialized(dtype::f32, shape{{"", B * M * N}});
-    float* c = wide ? reinterpret_cast<float*>(out.mutable_data()) : reinterpret_cast<float*>(block.mutable_data());
+    bool rounded_by_gemm = false;
+    if constexpr (std::is_same_v<T, bfloat16>) rounded_by_gemm = packed_gemm && packed->pairs.rows();
+    const bool f32_block = !wide && (!rounded_by_gemm || simd::bf16_gemm_needs_f32(packed->pairs));
+    array block = f32_block ? array::uninitialized(dtype::f32, shape{{"", B * M * N}}) : array();
+    float* c = wide ? reinterpret_cast<float*>(out.mutable_data()) : f32_block ? reinterpret_cast<float*>(block.mutable_data()) : nullptr;
     // The vector of a GEMV as K contiguous f32 values: in place when it is, else gathered into `x`.
     auto as_f32_vector = [K](const T* v, std::int64_t stride, std::vector<float>& x) -> const float* {
         if constexpr (wide)
@@ -889,7 +898,7 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
         gemv_dots(p, rows, K, as_f32_vector(v, stride, x), w, ldw, y);
     };
     auto one = [&](std::int64_t i, thread_pool* p) {
-        float* pc = c + i * M * N;
+        float* pc = c ? c + i * M * N : nullptr;  // (null: a bf16 GEMM that rounds into `out`)
         const T* ai = pa + ab[static_cast<std::size_t>(i)];
         const T* bi = pb + bb[static_cast<std::size_t>(i)];
         if (M == 1 && packed && packed->transposed) {  // decode against a bound weight: one dot per row
@@ -936,9 +945,11 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
                     gemv_dots(p, N, K, xm[0], bi, sbn, ym[0]);
                 }
             }
-        } else if (packed && B == 1) {  // a weight packed when it was bound
+        } else if (packed_gemm) {  // a weight packed when it was bound
             if constexpr (std::is_same_v<T, bfloat16>)
-                if (packed->pairs.rows()) return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->pairs, pc, N);
+                if (rounded_by_gemm)
+                    return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->pairs, reinterpret_cast<T*>(out.mutable_data()), N,
+                                c, N);
             if constexpr (std::is_same_v<T, half>)
                 if (packed->f16.rows()) return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->f16, pc, N);
             gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->f32, pc, N);
@@ -976,7 +987,8 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
         prefetch();
         for (std::int64_t i = 0; i < B; ++i) one(i, pool);
     }
-    if constexpr (!wide) detail::narrow_block(reinterpret_cast<const float*>(block.data()), reinterpret_cast<T*>(out.mutable_data()), B * M * N, pool);
+    if constexpr (!wide)
+        if (!rounded_by_gemm) detail::narrow_block(c, reinterpret_cast<T*>(out.mutable_data()), B * M * N, pool);
 }
 
 // How pack_rhs lays out a dot's right operand (see packed_weight): the form, and

@@ -78,6 +78,15 @@ inline void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_vie
     over_columns(pool, b.cols(), b.nr(), [&](std::int64_t n0, std::int64_t n1) { simd::bf16_gemm(m, n1 - n0, a, b, n0, c + n0, ldc); });
 }
 
+// The same, the result rounded to bf16 into out (ldo elements a row); c (f32,
+// ldc) for partial sums, null where !simd::bf16_gemm_needs_f32(b).
+inline void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_view<bfloat16>& a, const simd::packed_pairs& b,
+                 bfloat16* out, std::int64_t ldo, float* c, std::int64_t ldc) {
+    over_columns(pool, b.cols(), b.nr(), [&](std::int64_t n0, std::int64_t n1) {
+        simd::bf16_gemm(m, n1 - n0, a, b, n0, {out + n0, ldo}, c ? c + n0 : nullptr, ldc);
+    });
+}
+
 // C = A * B for an f16 A and an f16 B split and packed for AMX (simd/gemm_f16.hpp):
 // A is split once, then the columns are split over the threads.
 inline void gemm(thread_pool* pool, std::int64_t m, const simd::basic_matrix_view<half>& a, const simd::split_pairs& b,

@@ -63,7 +63,9 @@ inline std::string machine_key() {
     const auto k = cpu::simd::detail::choose_kernel();
     return std::string("gemm ") + k.name + " kc " + std::to_string(k.kc) + "; bf16 products " +
            (!cpu::simd::detail::has_avx512bf16() ? "in f32 panels"
-            : cpu::simd::detail::has_amx_bf16()  ? "in bf16 pairs for amx, k blocks of 512; f16 products split into bf16 pairs"
+            : cpu::simd::detail::has_amx_bf16()  ? "in bf16 pairs for amx, k blocks of " +
+                                                      std::to_string(cpu::simd::detail::choose_pair_kernel(0).kc) +
+                                                      "; f16 products split into bf16 pairs"
                                                  : "in bf16 pairs");
 }
 

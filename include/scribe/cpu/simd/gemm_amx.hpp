@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "convert.hpp"
 #include "gemm.hpp"
 #include "pack_pairs.hpp"
 
@@ -54,16 +55,36 @@ inline bool has_amx_bf16() {
 #endif
 }
 
-// Columns of C per block (a multiple of 32): B's k block for them, 256 pairs x
-// 1024 columns (k blocks of 512, choose_pair_kernel), is 1 MiB, held in L2 while
-// every 32 rows of A pass over it (each 32 x 512 block of packed A, 32 KiB: with
-// the 32 KiB of B a block of C reads, more than a 48 KiB L1 holds at once).
-inline constexpr std::int64_t amx_nc = 1024;
-// Rows of A packed at a time: a k block of them (1024 x 512 bf16, 1 MiB) held in
-// L2 beside B's block.
+// Columns of C per block (a multiple of 32): B's k block for them, 384 pairs x
+// 512 columns (k blocks of 768, choose_pair_kernel), is 768 KiB, held in L2
+// while every 32 rows of A pass over it (each 32 x 768 block of packed A, 48 KiB,
+// with the 48 KiB of B a block of C reads: from L2 too, L1 being 48 KiB).
+// Measured against 1024 columns (2 threads, the `/tmp` program of
+// choose_pair_kernel's note, alternating builds): 5.7-6.5 -> 4.9-5.9 ms.
+inline constexpr std::int64_t amx_nc = 512;
+// Rows of A packed at a time: a k block of them (1024 x 768 bf16, 1.5 MiB).
 inline constexpr std::int64_t amx_mc = 1024;
 
+// Where a product's result may go instead of an f32 C: rounded to bf16 (to
+// nearest even, as simd::narrow rounds) into `data`, a row every `ld` elements,
+// as each block of it is finished. C then holds only the partial sums of the k
+// blocks before the last (none where k fits one block: C may be null).
+struct bf16_result {
+    bfloat16* data = nullptr;
+    std::int64_t ld = 0;
+};
+
 #ifdef SCRIBE_AMX
+// Rows x 32 f32 (ld floats a row) rounded to bf16 into out (ldo elements a row).
+__attribute__((target("avx512f"))) inline void narrow_rows_32(const float* t, std::int64_t ld, std::int64_t rows,
+                                                               bfloat16* out, std::int64_t ldo) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+        const __m256i lo = narrow16_avx512(_mm512_load_ps(t + r * ld), out), hi = narrow16_avx512(_mm512_load_ps(t + r * ld + 16), out);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * ldo), lo);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * ldo + 16), hi);
+    }
+}
+
 // Tiles 0-3: C (rows 0-15 x cols 0-15, 0-15 x 16-31, 16-31 x 0-15, 16-31 x
 // 16-31); 4, 5: A (rows 0-15, 16-31); 6, 7: B (cols 0-15, 16-31). All 16 rows
 // of 64 bytes.
@@ -76,11 +97,11 @@ struct alignas(64) amx_config {
 // C[32 x 32] (+)= A[32 x 32 * steps] * B[16 * steps pairs x 32]: a (packed A,
 // lda bytes a row), b (pair rows of ldb bytes, the second B tile 64 bytes on),
 // c (ldc bytes a row). The last step's B may come from `b_last` instead
-// (a zero-padded copy of a short step), null where every step is whole.
-__attribute__((target("amx-tile,amx-bf16"))) inline void amx_block_32x32(std::int64_t steps, const std::uint8_t* a,
-                                                                         std::int64_t lda, const std::uint8_t* b,
-                                                                         std::int64_t ldb, const std::uint8_t* b_last,
-                                                                         float* c, std::int64_t ldc, bool accumulate) {
+// (a zero-padded copy of a short step), null where every step is whole. With
+// `out`, the sums go there rounded to bf16 (ldo elements a row), not to c.
+__attribute__((target("amx-tile,amx-bf16,avx512f"))) inline void amx_block_32x32(
+    std::int64_t steps, const std::uint8_t* a, std::int64_t lda, const std::uint8_t* b, std::int64_t ldb,
+    const std::uint8_t* b_last, float* c, std::int64_t ldc, bool accumulate, bfloat16* out = nullptr, std::int64_t ldo = 0) {
     auto* cb = reinterpret_cast<std::uint8_t*>(c);
     if (accumulate) {
         _tile_loadd(0, cb, ldc);
@@ -105,6 +126,14 @@ __attribute__((target("amx-tile,amx-bf16"))) inline void amx_block_32x32(std::in
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
+    if (out) {
+        alignas(64) float t[32 * 32];
+        _tile_stored(0, t, 128);
+        _tile_stored(1, t + 16, 128);
+        _tile_stored(2, t + 16 * 32, 128);
+        _tile_stored(3, t + 16 * 32 + 16, 128);
+        return narrow_rows_32(t, 32, 32, out, ldo);
+    }
     _tile_stored(0, cb, ldc);
     _tile_stored(1, cb + 64, ldc);
     _tile_stored(2, cb + 16 * ldc, ldc);
@@ -121,15 +150,21 @@ __attribute__((target("amx-tile"))) inline void amx_end() { _tile_release(); }
 // C[m x n] = A[m x k] * B, B in pair panels of nr columns (a multiple of 32)
 // that `panels(k0, kb, n0, nb)` returns for rows [k0, k0 + kb) and columns
 // [n0, n0 + nb) (packing them now, or pointing into a matrix packed earlier), k
-// blocks of kc (a multiple of 32); with `add`, C += A * B. A is packed amx_mc
-// rows at a time. Needs has_amx_bf16().
+// blocks of kc (a multiple of 32); with `add`, C += A * B. With `narrowed`, the
+// last k block writes the result there in bf16 and C (null where k <= kc) keeps
+// the earlier blocks' sums; not with `add`. A is packed amx_mc rows at a time.
+// Needs has_amx_bf16() and has_avx512f().
 template <class Panels>
 void gemm_pairs_amx(std::int64_t nr, std::int64_t kc, std::int64_t m, std::int64_t n, std::int64_t k,
-                    const basic_matrix_view<bfloat16>& a, Panels&& panels, float* c, std::int64_t ldc, bool add = false) {
+                    const basic_matrix_view<bfloat16>& a, Panels&& panels, float* c, std::int64_t ldc, bool add = false,
+                    bf16_result narrowed = {}) {
 #ifdef SCRIBE_AMX
     if (k == 0) {
         if (add) return;
-        for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+        for (std::int64_t i = 0; i < m; ++i) {
+            if (narrowed.data) std::fill(narrowed.data + i * narrowed.ld, narrowed.data + i * narrowed.ld + n, bfloat16{});
+            else std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+        }
         return;
     }
     const std::int64_t width = kc;  // bf16 per packed A row: a whole k block
@@ -145,6 +180,7 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t kc, std::int64_t m, std::int64
             const auto kb = std::min(kc, k - k0), pairs = (kb + 1) / 2, steps = (pairs + 15) / 16;
             const auto short_rows = pairs % 16;  // pairs in a last, short step (0: none)
             const bool accumulate = add || k0 > 0;
+            const bool to_bf16 = narrowed.data && k0 + kb == k;  // the last k block: rounded into `narrowed`
             pack_a_rows(am, mb, k0, kb, width, a_pack.data());
             for (std::int64_t n0 = 0; n0 < n; n0 += amx_nc) {
                 const auto nb = std::min(amx_nc, n - n0);
@@ -163,12 +199,28 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t kc, std::int64_t m, std::int64
                     const auto* ap = reinterpret_cast<const std::uint8_t*>(a_pack.data() + i * width);
                     for (std::int64_t j = 0; j < nb; j += 32) {
                         const auto w = std::min<std::int64_t>(32, nb - j);
-                        float* cdst = c + (m0 + i) * ldc + n0 + j;
+                        float* cdst = c ? c + (m0 + i) * ldc + n0 + j : nullptr;  // (null: k fits one block, into `narrowed`)
                         const auto* bb = reinterpret_cast<const std::uint8_t*>(block(j));
                         const auto* bl = short_rows ? reinterpret_cast<const std::uint8_t*>(b_last.data() + j / 32 * 16 * 32) : nullptr;
-                        auto run = [&](float* to, std::int64_t ld) { amx_block_32x32(steps, ap, width * 2, bb, nr * 4, bl, to, ld * 4, accumulate); };
-                        if (h == 32 && w == 32) run(cdst, ldc);
-                        else through_tile(run, cdst, ldc, h, w, 32, accumulate);
+                        auto run = [&](float* to, std::int64_t ld, bfloat16* out = nullptr) {
+                            amx_block_32x32(steps, ap, width * 2, bb, nr * 4, bl, to, ld * 4, accumulate, out, narrowed.ld);
+                        };
+                        if (!to_bf16) {
+                            if (h == 32 && w == 32) run(cdst, ldc);
+                            else through_tile(run, cdst, ldc, h, w, 32, accumulate);
+                            continue;
+                        }
+                        bfloat16* odst = narrowed.data + (m0 + i) * narrowed.ld + n0 + j;
+                        if (h == 32 && w == 32) {
+                            run(cdst, ldc, odst);
+                            continue;
+                        }
+                        // A block at the result's edge: summed in a whole tile, its corner rounded out.
+                        alignas(64) float tile[32 * 32];
+                        if (accumulate)
+                            for (std::int64_t y = 0; y < h; ++y) std::memcpy(tile + y * 32, cdst + y * ldc, static_cast<std::size_t>(w) * sizeof(float));
+                        run(tile, 32);
+                        for (std::int64_t y = 0; y < h; ++y) narrow(tile + y * 32, odst + y * narrowed.ld, w);
                     }
                 }
             }
@@ -176,7 +228,7 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t kc, std::int64_t m, std::int64
     }
     amx_end();
 #else
-    (void)nr, (void)kc, (void)m, (void)n, (void)k, (void)a, (void)panels, (void)c, (void)ldc, (void)add;
+    (void)nr, (void)kc, (void)m, (void)n, (void)k, (void)a, (void)panels, (void)c, (void)ldc, (void)add, (void)narrowed;
 #endif
 }
 
