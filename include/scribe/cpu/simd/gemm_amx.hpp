@@ -60,7 +60,7 @@ inline bool has_amx_bf16() {
 // while every 32 rows of A pass over it (each 32 x 768 block of packed A, 48 KiB,
 // with the 48 KiB of B a block of C reads: from L2 too, L1 being 48 KiB).
 // Measured against 1024 columns (2 threads, the `/tmp` program of
-// choose_pair_kernel's note, alternating builds): 5.7-6.5 -> 4.9-5.9 ms.
+// choose_pair_kernel's note, alternating builds): 5.4-6.5 -> 4.9-5.9 ms.
 inline constexpr std::int64_t amx_nc = 512;
 // Rows of A packed at a time: a k block of them (1024 x 768 bf16, 1.5 MiB).
 inline constexpr std::int64_t amx_mc = 1024;

@@ -88,7 +88,7 @@ struct pair_choice {
 // bf16, and never reads it back. Measured against 512 (2 threads, weights read
 // from memory, `/tmp` program, sums of six GPT-2/BERT shapes at 128 and 1024
 // rows): 6.41-6.76 ms -> 5.99-6.28 ms with the result rounded from the tiles.
-// (256 was slower than 512: C's traffic; 1024 measured as 768.)
+// (256 was slower than 512, from C's traffic; 1024 measured within the noise of 768.)
 inline pair_choice choose_pair_kernel(std::int64_t n) {
 #ifdef SCRIBE_X86
     const auto padded = [n](std::int64_t nr) { return (n + nr - 1) / nr * nr; };
