@@ -1084,6 +1084,50 @@ TEST_CASE("cpu: a dot contracting dimensions that are not adjacent in memory mat
     }
 }
 
+TEST_CASE("cpu: batched 16-bit products (attention's shape) are rounded the same whether batches share a thread or not") {
+    // [heads, tokens, head_dim] . [heads, head_dim, keys] -> [heads, tokens, keys] in bf16 and f16.
+    // With 1 thread, and with as many batches as threads or more, each batch is rounded from a
+    // block of its thread as soon as it is computed; with fewer batches than threads (2 on 3),
+    // all batches go through one f32 block, rounded at the end over the pool. Every way gives
+    // the same bits, each value within a 16-bit rounding of the exact sum.
+    for (const std::int64_t H : {5, 2}) {
+        INFO("batches " << H);
+        graph g("batched");
+        g.bind(heads(H), tokens(40), head_dim(70), keys(36));
+        auto q = g.parameter(f32[heads, tokens, head_dim], "q");
+        auto k = g.parameter(f32[heads, head_dim, keys], "k");
+        g.outputs(dot<head_dim, batched<heads>>(convert<bf16>(q), convert<bf16>(k)),
+                  dot<head_dim, batched<heads>>(convert<f16>(q), convert<f16>(k)));
+        const auto qs = wave(static_cast<std::size_t>(H * 40 * 70), 0.3), ks = wave(static_cast<std::size_t>(H * 70 * 36), 0.11);
+        std::vector<std::vector<std::uint16_t>> first(2);
+        for (unsigned threads : {1u, 2u, 3u}) {
+            INFO("threads " << threads);
+            const auto out = cpu::executor(g, {.threads = threads})(
+                {{"q", cpu::array::borrow(dtype::f32, {{"", H}, {"", 40}, {"", 70}}, qs.data(), qs.size() * 4)},
+                 {"k", cpu::array::borrow(dtype::f32, {{"", H}, {"", 70}, {"", 36}}, ks.data(), ks.size() * 4)}});
+            for (std::size_t o = 0; o < 2; ++o) {
+                const auto* bits = reinterpret_cast<const std::uint16_t*>(out[o].data());
+                const std::vector<std::uint16_t> got(bits, bits + H * 40 * 36);
+                if (threads == 1) first[o] = got;
+                else REQUIRE(got == first[o]);
+            }
+            for (std::int64_t h = 0; h < H; ++h)
+                for (std::int64_t t = 0; t < 40; ++t)
+                    for (std::int64_t n = 0; n < 36; ++n) {
+                        double s16[2] = {0, 0};
+                        for (std::int64_t d = 0; d < 70; ++d) {
+                            const float x = qs[static_cast<std::size_t>((h * 40 + t) * 70 + d)], y = ks[static_cast<std::size_t>((h * 70 + d) * 36 + n)];
+                            s16[0] += double(bf16_bits_to_f32(f32_to_bf16_bits(x))) * bf16_bits_to_f32(f32_to_bf16_bits(y));
+                            s16[1] += double(f16_bits_to_f32(f32_to_f16_bits(x))) * f16_bits_to_f32(f32_to_f16_bits(y));
+                        }
+                        const auto i = static_cast<std::size_t>((h * 40 + t) * 36 + n);
+                        CHECK(bf16_bits_to_f32(out[0].values<bfloat16>()[i].bits) == Approx(s16[0]).epsilon(1.0 / 256).margin(1e-3));
+                        CHECK(f16_bits_to_f32(out[1].values<half>()[i].bits) == Approx(s16[1]).epsilon(1.0 / 2048).margin(1e-3));
+                    }
+        }
+    }
+}
+
 TEST_CASE("cpu: grouped-query attention's decode products (2-4 query rows per key/value head) match a plain loop") {
     // scores [heads, a, keys] = q [heads, a, head_dim] . k [keys, heads, head_dim]; then
     // ctx [heads, a, head_dim] = p [heads, a, keys] . v [keys, heads, head_dim]: a few rows

@@ -876,7 +876,15 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
     // (The block comes from the run's buffer pool: recycled, not zeroed, 64-byte aligned.)
     bool rounded_by_gemm = false;
     if constexpr (std::is_same_v<T, bfloat16>) rounded_by_gemm = packed_gemm && packed->pairs.rows();
-    const bool f32_block = !wide && (!rounded_by_gemm || simd::bf16_gemm_needs_f32(packed->pairs));
+    // Batches run one to a thread (or all on one thread) are each computed into a block of
+    // their thread and rounded from it while it is in cache, so the f32 results of all the
+    // batches (6 MiB for BERT's attention scores at batch 8) are never written out and read
+    // back; not batches of over 4 MiB of results, which would not stay in cache anyway.
+    const bool by_batch = pool && pool->size() > 1 && B >= static_cast<std::int64_t>(pool->size());
+    const bool round_each = !wide && !rounded_by_gemm && B > 1 && M * N <= (std::int64_t{1} << 20) &&
+                            (by_batch || !pool || pool->size() == 1);
+    const bool f32_block = !wide && !round_each && (!rounded_by_gemm || simd::bf16_gemm_needs_f32(packed->pairs));
+    T* const out_data = reinterpret_cast<T*>(out.mutable_data());
     array block = f32_block ? array::uninitialized(dtype::f32, shape{{"", B * M * N}}) : array();
     float* c = wide ? reinterpret_cast<float*>(out.mutable_data()) : f32_block ? reinterpret_cast<float*>(block.mutable_data()) : nullptr;
     // The vector of a GEMV as K contiguous f32 values: in place when it is, else gathered into `x`.
@@ -897,8 +905,7 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
         std::vector<float> x;
         gemv_dots(p, rows, K, as_f32_vector(v, stride, x), w, ldw, y);
     };
-    auto one = [&](std::int64_t i, thread_pool* p) {
-        float* pc = c ? c + i * M * N : nullptr;  // (null: a bf16 GEMM that rounds into `out`)
+    auto product = [&](std::int64_t i, thread_pool* p, float* pc) {
         const T* ai = pa + ab[static_cast<std::size_t>(i)];
         const T* bi = pb + bb[static_cast<std::size_t>(i)];
         if (M == 1 && packed && packed->transposed) {  // decode against a bound weight: one dot per row
@@ -948,8 +955,7 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
         } else if (packed_gemm) {  // a weight packed when it was bound
             if constexpr (std::is_same_v<T, bfloat16>)
                 if (rounded_by_gemm)
-                    return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->pairs, reinterpret_cast<T*>(out.mutable_data()), N,
-                                c, N);
+                    return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->pairs, out_data, N, c, N);
             if constexpr (std::is_same_v<T, half>)
                 if (packed->f16.rows()) return gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->f16, pc, N);
             gemm(p, M, simd::basic_matrix_view<T>{ai, sam, sak}, packed->f32, pc, N);
@@ -977,7 +983,16 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
         const auto* bytes = reinterpret_cast<const char*>(b.data());
         for (std::size_t i = 0; i < b_bytes; i += 64) __builtin_prefetch(bytes + i, 0, 3);
     };
-    if (pool && pool->size() > 1 && B >= static_cast<std::int64_t>(pool->size())) {
+    auto one = [&](std::int64_t i, thread_pool* p) {
+        if (!round_each) return product(i, p, c ? c + i * M * N : nullptr);  // (null: a bf16 GEMM that rounds into `out`)
+        if constexpr (!wide) {
+            thread_local simd::aligned_vector<float> block_of_thread;
+            block_of_thread.resize(static_cast<std::size_t>(M * N));
+            product(i, p, block_of_thread.data());
+            simd::narrow(block_of_thread.data(), out_data + i * M * N, M * N);
+        }
+    };
+    if (by_batch) {
         pool->run([&](unsigned t) {
             prefetch();
             const auto [b0, b1] = pool->part(B, t);
@@ -988,7 +1003,7 @@ void float_dot(const array& a, const array& b, const dot_plan& plan, array& out,
         for (std::int64_t i = 0; i < B; ++i) one(i, pool);
     }
     if constexpr (!wide)
-        if (!rounded_by_gemm) detail::narrow_block(c, reinterpret_cast<T*>(out.mutable_data()), B * M * N, pool);
+        if (!rounded_by_gemm && !round_each) detail::narrow_block(c, out_data, B * M * N, pool);
 }
 
 // How pack_rhs lays out a dot's right operand (see packed_weight): the form, and
