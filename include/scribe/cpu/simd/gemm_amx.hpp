@@ -30,7 +30,18 @@
 #define SCRIBE_AMX 1
 #endif
 
-namespace scribe::cpu::simd::detail {
+namespace scribe::cpu::simd {
+
+// Where a product's result may go instead of an f32 C: rounded to bf16 (to
+// nearest even, as simd::narrow rounds) into `data`, a row every `ld` elements,
+// as each block of it is finished. C then holds only the partial sums of the k
+// blocks before the last (none where k fits one block: C may be null).
+struct bf16_result {
+    bfloat16* data = nullptr;
+    std::int64_t ld = 0;
+};
+
+namespace detail {
 
 // Whether this CPU has AMX-BF16 and Linux lets this process use its tiles (the
 // tile data state is handed out only to a process that asks for it, once:
@@ -64,15 +75,6 @@ inline bool has_amx_bf16() {
 inline constexpr std::int64_t amx_nc = 512;
 // Rows of A packed at a time: a k block of them (1024 x 768 bf16, 1.5 MiB).
 inline constexpr std::int64_t amx_mc = 1024;
-
-// Where a product's result may go instead of an f32 C: rounded to bf16 (to
-// nearest even, as simd::narrow rounds) into `data`, a row every `ld` elements,
-// as each block of it is finished. C then holds only the partial sums of the k
-// blocks before the last (none where k fits one block: C may be null).
-struct bf16_result {
-    bfloat16* data = nullptr;
-    std::int64_t ld = 0;
-};
 
 #ifdef SCRIBE_AMX
 // Rows x 32 f32 (ld floats a row) rounded to bf16 into out (ldo elements a row).
@@ -232,4 +234,5 @@ void gemm_pairs_amx(std::int64_t nr, std::int64_t kc, std::int64_t m, std::int64
 #endif
 }
 
-}  // namespace scribe::cpu::simd::detail
+}  // namespace detail
+}  // namespace scribe::cpu::simd

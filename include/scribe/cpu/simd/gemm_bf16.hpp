@@ -192,13 +192,19 @@ private:
     const std::uint32_t* borrowed_ = nullptr;  // or the panels are data_
 };
 
+namespace detail {
+// Whether AMX takes the products against b: the CPU has it (and AVX-512F, which
+// rounds a bf16 result from its tiles) and b's panels are its 32 columns wide.
+inline bool amx_takes(const packed_pairs& b) { return has_amx_bf16() && has_avx512f() && b.nr() % 32 == 0; }
+}  // namespace detail
+
 // C = A * B[:, n0 : n0 + n], A bf16 and B packed in pairs; n0 a multiple of B's nr.
 // Needs has_avx512bf16(); runs on AMX where the CPU has it (amx: false keeps to
 // vdpbf16ps, for tests and benchmarks of both).
 inline void bf16_gemm(std::int64_t m, std::int64_t n, const basic_matrix_view<bfloat16>& a, const packed_pairs& b,
                       std::int64_t n0, float* c, std::int64_t ldc, bool amx = true) {
     const auto panels = [&](std::int64_t k0, std::int64_t kb, std::int64_t j, std::int64_t) { return b.panels(k0, kb, n0 + j); };
-    if (amx && detail::has_amx_bf16() && b.nr() % 32 == 0)
+    if (amx && detail::amx_takes(b))
         return detail::gemm_pairs_amx(b.nr(), b.kernel().kc, m, n, b.rows(), a, panels, c, ldc);
     detail::gemm_pairs_blocked(b.kernel(), m, n, b.rows(), a, panels, c, ldc);
 }
@@ -206,7 +212,7 @@ inline void bf16_gemm(std::int64_t m, std::int64_t n, const basic_matrix_view<bf
 // Whether bf16_gemm's rounded form (below) needs an f32 block for partial sums:
 // not where AMX takes the product and k fits one of its k blocks.
 inline bool bf16_gemm_needs_f32(const packed_pairs& b) {
-    return !(detail::has_amx_bf16() && detail::has_avx512f() && b.nr() % 32 == 0 && b.rows() <= b.kernel().kc);
+    return !(detail::amx_takes(b) && b.rows() <= b.kernel().kc);
 }
 
 // The same, the result rounded to bf16 into `out` (nearest even, as narrow()):
@@ -214,9 +220,9 @@ inline bool bf16_gemm_needs_f32(const packed_pairs& b) {
 // never written out and read back. c (f32, ldc) holds partial sums; it may be
 // null where !bf16_gemm_needs_f32(b) (amx: false keeps to vdpbf16ps, c needed).
 inline void bf16_gemm(std::int64_t m, std::int64_t n, const basic_matrix_view<bfloat16>& a, const packed_pairs& b,
-                      std::int64_t n0, detail::bf16_result out, float* c, std::int64_t ldc, bool amx = true) {
+                      std::int64_t n0, bf16_result out, float* c, std::int64_t ldc, bool amx = true) {
     const auto panels = [&](std::int64_t k0, std::int64_t kb, std::int64_t j, std::int64_t) { return b.panels(k0, kb, n0 + j); };
-    if (amx && detail::has_amx_bf16() && detail::has_avx512f() && b.nr() % 32 == 0)
+    if (amx && detail::amx_takes(b))
         return detail::gemm_pairs_amx(b.nr(), b.kernel().kc, m, n, b.rows(), a, panels, c, ldc, false, out);
     detail::gemm_pairs_blocked(b.kernel(), m, n, b.rows(), a, panels, c, ldc);
     for (std::int64_t i = 0; i < m; ++i) narrow(c + i * ldc, out.data + i * out.ld, n);
