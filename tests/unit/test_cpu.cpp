@@ -669,6 +669,33 @@ TEST_CASE("cpu simd: array conversions to and from f16/bf16 are bit-exact with t
     }
 }
 
+TEST_CASE("cpu simd: pred bytes widen to 1.0f or 0.0f, and fill spreads a value, on every instruction set") {
+    // Every byte value (a pred is 0 or 1, but the kernel must not care), at an
+    // odd offset and a length that leaves a scalar tail for each vector width.
+    std::vector<std::uint8_t> bytes(256 + 37);
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>((i * 151) % 256);
+    const auto n = static_cast<std::int64_t>(bytes.size()) - 1;
+    std::vector<void (*)(const std::uint8_t*, float*, std::int64_t)> sets{cpu::simd::widen_pred};
+#ifdef SCRIBE_X86
+    namespace d = cpu::simd::detail;
+    if (d::has_avx2_fma_f16c()) sets.push_back(d::widen_pred_avx2);
+    if (d::has_avx512f()) sets.push_back(d::widen_pred_avx512);
+#endif
+    for (auto widen : sets) {
+        std::vector<float> out(static_cast<std::size_t>(n) + 1, -7.0f);
+        widen(bytes.data() + 1, out.data(), n);
+        std::size_t wrong = 0;
+        for (std::int64_t i = 0; i < n; ++i) wrong += out[static_cast<std::size_t>(i)] != (bytes[static_cast<std::size_t>(i + 1)] ? 1.0f : 0.0f);
+        CHECK(wrong == 0);
+        CHECK(out.back() == -7.0f);  // nothing past n
+    }
+    std::vector<float> y(53, 0.0f);
+    cpu::simd::fill(y.data() + 1, 2.5f, 51);
+    CHECK(y.front() == 0.0f);
+    CHECK(y.back() == 0.0f);
+    CHECK(std::count(y.begin(), y.end(), 2.5f) == 51);
+}
+
 TEST_CASE("cpu: the thread pool splits work and results do not depend on the thread count") {
     cpu::thread_pool pool(3);
     CHECK(pool.size() == 3);
@@ -1595,5 +1622,59 @@ TEST_CASE("cpu: decode against a transposed weight (x . W^T, the tied LM head) s
             CHECK(again[0].values<float>()[n] == Approx(out[0].values<float>()[n]).margin(1e-5));
             CHECK(again[1].values<bfloat16>()[n].bits == out[1].values<bfloat16>()[n].bits);  // same kernel, same order
         }
+    }
+}
+
+TEST_CASE("cpu: a softmax masked by a pred broadcast over heads and queries gives masked keys exactly 0, in f32 and bf16") {
+    // Attention's mask: pred [rows, keys] broadcast to the scores [rows, heads,
+    // tokens, keys] and read in place by the fused select, a run of keys at a time.
+    for (const auto type : {dtype::f32, dtype::bf16}) {
+        INFO(name(type));
+        graph g("masked");
+        g.bind(rows(3), heads(2), tokens(5), keys(37));
+        auto run_case = [&](auto t) {
+            auto s = g.parameter(t[rows, heads, tokens, keys], "s");
+            auto m = g.parameter(pred[rows, keys], "m");
+            auto floor = broadcast_to(g.constant(t, -1e30), s);
+            g.outputs(softmax<keys>(select(broadcast_to(m, s), s * 0.5, floor)));
+        };
+        if (type == dtype::bf16) run_case(bf16); else run_case(f32);
+        const auto es = static_cast<std::size_t>(info(type).bytes);
+        const std::size_t count = 3 * 2 * 5 * 37;
+        std::vector<unsigned char> sv(count * es);
+        for (std::size_t i = 0; i < count; ++i) store_as(type, std::sin(0.3 * static_cast<double>(i)) * 4, sv.data() + i * es);
+        std::vector<std::uint8_t> mv(3 * 37);
+        for (std::size_t b = 0; b < 3; ++b)
+            for (std::size_t k = 0; k < 37; ++k) mv[b * 37 + k] = k < 37 - 9 * b && k != 3 * b + 1;  // padding, and a hole
+        const auto S = cpu::array::borrow(type, {{"", 3}, {"", 2}, {"", 5}, {"", 37}}, sv.data(), sv.size());
+        const auto M = cpu::array::borrow(dtype::pred, {{"", 3}, {"", 37}}, mv.data(), mv.size());
+        cpu::executor run(g);
+        CHECK(run.fusion_report().find("read in place: broadcast") != std::string::npos);
+        const auto out = run({{"s", S}, {"m", M}});
+        const auto stored = [&](double v) {  // the value as the dtype holds it
+            unsigned char tmp[4];
+            store_as(type, v, tmp);
+            return load_as_double(type, tmp);
+        };
+        std::size_t wrong = 0;
+        for (std::size_t b = 0; b < 3; ++b)
+            for (std::size_t r = 0; r < 2 * 5; ++r) {
+                const auto row = (b * 10 + r) * 37;
+                double mx = -1e300, sum = 0;
+                for (std::size_t k = 0; k < 37; ++k)
+                    if (mv[b * 37 + k]) mx = std::max(mx, stored(load_as_double(type, sv.data() + (row + k) * es) * 0.5));
+                for (std::size_t k = 0; k < 37; ++k)
+                    if (mv[b * 37 + k]) sum += std::exp(stored(load_as_double(type, sv.data() + (row + k) * es) * 0.5) - mx);
+                for (std::size_t k = 0; k < 37; ++k) {
+                    const double got = load_as_double(type, out[0].data() + (row + k) * es);
+                    if (!mv[b * 37 + k]) {
+                        wrong += got != 0.0;
+                        continue;
+                    }
+                    const double want = std::exp(stored(load_as_double(type, sv.data() + (row + k) * es) * 0.5) - mx) / sum;
+                    wrong += std::abs(got - want) > (type == dtype::bf16 ? 0.02 * want + 1e-3 : 1e-5 * want + 1e-7);
+                }
+            }
+        CHECK(wrong == 0);
     }
 }

@@ -223,6 +223,8 @@ inline const float* load_input(const fused_input& in, const shape& dims, std::in
                 simd::widen(reinterpret_cast<const half*>(raw) + begin, block, count);
             else if constexpr (decltype(D)::value == dtype::bf16)
                 simd::widen(reinterpret_cast<const bfloat16*>(raw) + begin, block, count);
+            else if constexpr (decltype(D)::value == dtype::pred)
+                simd::widen_pred(raw + begin, block, count);
             else
                 for (std::int64_t j = 0; j < count; ++j) block[j] = static_cast<float>(E::load(raw, begin + j));
             return;
@@ -234,7 +236,9 @@ inline const float* load_input(const fused_input& in, const shape& dims, std::in
             for (std::size_t k = 0; k < rank; ++k) off += idx[k] * strides[k];
             const auto run = rank ? std::min(inner - idx[rank - 1], count - done) : count;
             if (step == 0) {
-                std::fill(block + done, block + done + run, static_cast<float>(E::load(raw, off)));
+                simd::fill(block + done, static_cast<float>(E::load(raw, off)), run);
+            } else if (step == 1 && decltype(D)::value == dtype::pred) {  // an attention mask's row
+                simd::widen_pred(raw + off, block + done, run);
             } else if (step == 1 && decltype(D)::value == dtype::f32) {
                 std::memcpy(block + done, raw + off * 4, static_cast<std::size_t>(run) * 4);
             } else if (step == 1 && decltype(D)::value == dtype::f16) {

@@ -127,6 +127,15 @@ __attribute__((target("avx512f"))) void widen_avx512(const H* src, float* dst, s
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, widen16_avx512(src + i));
     for (; i < n; ++i) dst[i] = to_f32(src[i]);
 }
+// Bytes as 1.0f where nonzero, else 0.0f (a pred operand of a float kernel).
+__attribute__((target("avx512f"))) inline void widen_pred_avx512(const std::uint8_t* src, float* dst, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+        _mm512_storeu_ps(dst + i, _mm512_maskz_mov_ps(_mm512_test_epi32_mask(b, b), _mm512_set1_ps(1.0f)));
+    }
+    for (; i < n; ++i) dst[i] = src[i] ? 1.0f : 0.0f;
+}
 template <class H>
 __attribute__((target("avx512f"))) void narrow_avx512(const float* src, H* dst, std::int64_t n) {
     std::int64_t i = 0;
@@ -157,6 +166,15 @@ __attribute__((target("avx2,fma,f16c"))) void widen_avx2(const H* src, float* ds
     std::int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, widen8_avx2(src + i));
     for (; i < n; ++i) dst[i] = to_f32(src[i]);
+}
+__attribute__((target("avx2,fma,f16c"))) inline void widen_pred_avx2(const std::uint8_t* src, float* dst, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i)));
+        const __m256i zero = _mm256_cmpeq_epi32(b, _mm256_setzero_si256());
+        _mm256_storeu_ps(dst + i, _mm256_andnot_ps(_mm256_castsi256_ps(zero), _mm256_set1_ps(1.0f)));
+    }
+    for (; i < n; ++i) dst[i] = src[i] ? 1.0f : 0.0f;
 }
 __attribute__((target("avx2,fma,f16c"))) inline bool narrow8_avx2(__m256 v, half* out) {
     if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) return false;
@@ -216,6 +234,16 @@ void widen(const H* src, float* dst, std::int64_t n) {
     if (detail::has_avx2_fma_f16c()) return detail::widen_avx2(src, dst, n);
 #endif
     for (std::int64_t i = 0; i < n; ++i) dst[i] = to_f32(src[i]);
+}
+
+// dst[0:n] = 1.0f where src[i] != 0, else 0.0f: pred values (a byte each) as f32,
+// the form a select's condition takes in the fused kernel.
+inline void widen_pred(const std::uint8_t* src, float* dst, std::int64_t n) {
+#ifdef SCRIBE_X86
+    if (detail::has_avx512f()) return detail::widen_pred_avx512(src, dst, n);
+    if (detail::has_avx2_fma_f16c()) return detail::widen_pred_avx2(src, dst, n);
+#endif
+    for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] ? 1.0f : 0.0f;
 }
 
 // dst[0:n] = src[0:n] rounded to the 16-bit type (nearest even).

@@ -1,6 +1,6 @@
 // scribe/cpu/simd/elementwise.hpp — element-wise math on f32 blocks with xsimd, the
-// inner loops of the fused kernel (cpu/fusion.hpp) and of the row kernels
-// (cpu/simd/rows.hpp).
+// inner loops of the fused kernel (cpu/fusion.hpp) and of the reductions
+// (cpu/kernels.hpp).
 //
 // xsimd picks the widest instruction set the including translation unit is
 // compiled for (AVX-512 with -march=native on Zen 4, SSE2 by default on x86-64):
@@ -31,6 +31,15 @@ namespace scribe::cpu::simd {
 
 using fbatch = xsimd::batch<float>;
 inline constexpr std::int64_t lanes = static_cast<std::int64_t>(fbatch::size);
+
+// y[0:n] = v. (A loop the compiler would vectorize only at -O3: GCC's -O2 stores
+// one float at a time, and the fused kernel spreads every broadcast row this way.)
+inline void fill(float* y, float v, std::int64_t n) {
+    const fbatch b(v);
+    std::int64_t i = 0;
+    for (; i + lanes <= n; i += lanes) b.store_unaligned(y + i);
+    for (; i < n; ++i) y[i] = v;
+}
 
 // Applies a batch function over [0, n), with the scalar function on the tail.
 template <class V, class S>
