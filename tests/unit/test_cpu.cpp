@@ -957,7 +957,7 @@ TEST_CASE("cpu: integer element-wise passes split over the threads match a plain
     }
 }
 
-TEST_CASE("cpu: broadcasts read by fused ops are read in place, and a softmax matches a plain loop") {
+TEST_CASE("cpu: a softmax runs as one row group (no [tokens, keys] value but its result) and matches a plain loop") {
     graph g("softmax");
     g.bind(tokens(9), keys(300));
     auto x = g.parameter(f32[tokens, keys], "x");
@@ -967,8 +967,12 @@ TEST_CASE("cpu: broadcasts read by fused ops are read in place, and a softmax ma
     cpu::executor fused(g), plain(g, {.fuse = false});
     const auto a = fused({X});
     (void)plain({X});
-    CHECK(fused.fusion_report().find("read in place: broadcast") != std::string::npos);
-    CHECK(fused.stats().peak_bytes < plain.stats().peak_bytes);  // no [tokens, keys] broadcasts
+    INFO(fused.fusion_report());
+    REQUIRE(fused.fusion().groups.size() == 1);  // max, x - max, exp, the sum, the division
+    CHECK(fused.fusion().groups[0].row == 300);
+    CHECK(fused.fusion_report().find("rows of 300") != std::string::npos);
+    CHECK(fused.stats().peak_bytes == a[0].bytes());  // the result only: no broadcasts, no exp(x - max)
+    CHECK(fused.stats().peak_bytes < plain.stats().peak_bytes);
     const auto p = a[0].values<float>();
     for (std::size_t t = 0; t < 9; ++t) {
         double m = -1e30, s = 0;
@@ -1329,8 +1333,10 @@ TEST_CASE("cpu: intermediates' buffers are recycled, within a run and across run
     auto x = g.parameter(f32[tokens, hidden], "x");
     auto w = g.parameter(f32[hidden, vocab], "w");
     auto y = x;
-    for (int i = 0; i < 6; ++i)  // a chain of fused groups and reductions
-        y = exp(broadcast_to(mean<hidden>(y) - reduce_max<hidden>(y), y) * 0.01 + y * 0.5) - 1.0;
+    // A chain of fused groups and reductions (over tokens: a reduction over the
+    // last dimension would join its group, and the whole chain would be one).
+    for (int i = 0; i < 6; ++i)
+        y = exp(broadcast_to(mean<tokens>(y) - reduce_max<tokens>(y), y) * 0.01 + y * 0.5) - 1.0;
     auto z = dot<hidden>(y, w);
     g.outputs(z, softmax<vocab>(z));
     const auto xs = wave(64 * 256, 0.01), ws = wave(256 * 128, 0.02);
@@ -1652,7 +1658,7 @@ TEST_CASE("cpu: a softmax masked by a pred broadcast over heads and queries give
         CHECK(run.fusion_report().find("read in place: broadcast") != std::string::npos);
         const auto out = run({{"s", S}, {"m", M}});
         const auto stored = [&](double v) {  // the value as the dtype holds it
-            unsigned char tmp[4];
+            unsigned char tmp[8];  // store_as writes up to 8 bytes (f64)
             store_as(type, v, tmp);
             return load_as_double(type, tmp);
         };
@@ -1677,4 +1683,56 @@ TEST_CASE("cpu: a softmax masked by a pred broadcast over heads and queries give
             }
         CHECK(wrong == 0);
     }
+}
+
+TEST_CASE("cpu: a layer norm over bias + residual runs as one row group, bit for bit as the unfused ops, on any thread count") {
+    // Rows of 200 (two rows a block, the last block one row), of 700 (one a block)
+    // and of 5000 (longer than a row group takes: left to the reduce kernel). The
+    // second output is of the row shape: its group's root is a row value.
+    for (const auto type : {dtype::f32, dtype::bf16})
+        for (const std::int64_t H : {200, 700, 5000}) {
+            INFO(name(type) << ", rows of " << H);
+            graph g("layer_norm");
+            g.bind(rows(37), hidden(H));
+            auto run_case = [&](auto t) {
+                auto y = g.parameter(t[rows, hidden], "y");
+                auto r = g.parameter(t[rows, hidden], "r");
+                auto b = g.parameter(t[hidden], "b");
+                auto gamma = g.parameter(t[hidden], "gamma");
+                auto h = y + broadcast_to(b, y) + r;
+                auto centered = h - broadcast_to(mean<hidden>(h), h);
+                auto inv = rsqrt(mean<hidden>(centered * centered) + 1e-5);
+                g.outputs(centered * broadcast_to(inv, centered) * broadcast_to(gamma, centered) + 0.25,
+                          reduce_min<hidden>(y * y) * 2.0 + reduce_max<hidden>(r));
+            };
+            if (type == dtype::bf16) run_case(bf16); else run_case(f32);
+            const auto es = static_cast<std::size_t>(info(type).bytes);
+            auto values = [&](std::size_t n, double f) {
+                std::vector<unsigned char> v(n * es);
+                for (std::size_t i = 0; i < n; ++i) store_as(type, std::sin(f * static_cast<double>(i)) * 3, v.data() + i * es);
+                return v;
+            };
+            const auto n = static_cast<std::size_t>(37 * H), h = static_cast<std::size_t>(H);
+            const auto ys = values(n, 0.37), rs = values(n, 0.11), bs = values(h, 0.5), gs = values(h, 0.7);
+            const shape full{{"", 37}, {"", H}}, row{{"", H}};
+            const auto Y = cpu::array::borrow(type, full, ys.data(), ys.size()), R = cpu::array::borrow(type, full, rs.data(), rs.size());
+            const auto B = cpu::array::borrow(type, row, bs.data(), bs.size()), G = cpu::array::borrow(type, row, gs.data(), gs.size());
+            auto run = [&](const cpu::executor& e) { return e({{"y", Y}, {"r", R}, {"b", B}, {"gamma", G}}); };
+            cpu::executor plain(g, {.fuse = false});
+            const auto want = run(plain);
+            for (unsigned threads : {1u, 3u}) {
+                INFO(threads << " threads");
+                cpu::executor fused(g, {.threads = threads});
+                INFO(fused.fusion_report());
+                const auto row_groups = std::count_if(fused.fusion().groups.begin(), fused.fusion().groups.end(),
+                                                      [](const cpu::fusion_group& grp) { return grp.row != 0; });
+                CHECK(row_groups == (H <= 4096 ? 2 : 0));
+                const auto got = run(fused);
+                for (std::size_t k = 0; k < 2; ++k) {
+                    REQUIRE(got[k].bytes() == want[k].bytes());
+                    CHECK(std::memcmp(got[k].data(), want[k].data(), got[k].bytes()) == 0);
+                }
+                if (H <= 4096) CHECK(fused.stats().peak_bytes == got[0].bytes() + got[1].bytes());  // nothing else is written
+            }
+        }
 }

@@ -12,6 +12,15 @@
 // either: the group reads their source through strides ("inlined views"), so
 // the bias of `x . w + b` or the row maximum of a softmax is read in place.
 //
+// Row groups go across reductions over the last dimension: a layer norm or a
+// softmax (x - max, exp, the sum, the division) is one group that runs a block of
+// whole rows at a time, each reduction summing its rows from the block in L1 and
+// the broadcasts of its results spreading them back, so that the values cross
+// memory once instead of once per op: the group reads its inputs and writes its
+// root, nothing else. A reduction sums a row exactly as the reduce kernel does
+// (cpu/kernels.hpp: the f32 row, simd::sum/max/min), so the results are the
+// unfused ones, bit for bit.
+//
 // Chunks are split over the thread pool; each element is computed by one thread
 // in one order, so results do not depend on the thread count.
 #pragma once
@@ -32,6 +41,10 @@ namespace scribe::cpu {
 // One fused group: its members in evaluation order, the last being the root.
 struct fusion_group {
     std::vector<node_id> members;
+    // A row group's row: the extent of the last dimension its reductions sum over
+    // (its members are of the full shape or of the shape without that dimension);
+    // 0 for a group of one shape.
+    std::int64_t row = 0;
 };
 
 struct fusion_plan {
@@ -46,7 +59,9 @@ struct fusion_plan {
             if (grp.members.size() < 2) continue;
             out += "fused " + std::to_string(grp.members.size()) + " nodes:";
             for (auto id : grp.members) out += " " + std::string(info(g[id].kind).name) + "#" + std::to_string(id);
-            out += " (" + std::to_string(grp.members.size() - 1) + " intermediate buffers avoided)\n";
+            out += " (" + std::to_string(grp.members.size() - 1) + " intermediate buffers avoided";
+            if (grp.row) out += "; rows of " + std::to_string(grp.row);
+            out += ")\n";
         }
         for (std::size_t i = 0; i < inlined.size(); ++i)
             if (inlined[i]) out += "read in place: " + std::string(info(g[static_cast<node_id>(i)].kind).name) + "#" + std::to_string(i) + "\n";
@@ -67,6 +82,120 @@ inline bool fusible(const graph& g, const node& n) {
 
 inline bool is_view(const node& n) { return n.kind == op::broadcast || n.kind == op::transpose; }
 
+inline bool same_extents(const shape& a, const shape& b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](const dim_extent& x, const dim_extent& y) { return x.extent == y.extent; });
+}
+// `full` without its last dimension is `part` (extents).
+inline bool is_row_of(const shape& part, const shape& full) {
+    return !full.empty() && part.size() + 1 == full.size() &&
+           std::equal(part.begin(), part.end(), full.begin(), [](const dim_extent& x, const dim_extent& y) { return x.extent == y.extent; });
+}
+// What a row group can hold besides element-wise ops: a float reduction over its
+// operand's last dimension alone, a broadcast of a row value along a new last
+// dimension, and identities (stop_gradient, a reshape to the same extents).
+inline bool row_reduce(const graph& g, const node& n) {
+    if (n.kind != op::reduce || !float_fusible_type(n.type) || n.axes.size() != 1) return false;
+    const auto& x = g[n.operands[0]];
+    return float_fusible_type(x.type) && n.axes[0] + 1 == static_cast<std::int64_t>(x.dims.size()) && is_row_of(n.dims, x.dims);
+}
+inline bool row_broadcast(const graph& g, const node& n) {
+    if (n.kind != op::broadcast || !float_fusible_type(n.type)) return false;
+    const auto& x = g[n.operands[0]];
+    for (std::size_t k = 0; k < n.axes.size(); ++k)
+        if (n.axes[k] != static_cast<std::int64_t>(k)) return false;
+    return x.type == n.type && is_row_of(x.dims, n.dims);
+}
+inline bool row_identity(const graph& g, const node& n) {
+    return (n.kind == op::stop_gradient || n.kind == op::reshape) && float_fusible_type(n.type) &&
+           g[n.operands[0]].type == n.type && same_extents(g[n.operands[0]].dims, n.dims);
+}
+
+// Rows longer than this are left to the reduce kernel: a block of one row per
+// member must stay near L1.
+inline constexpr std::int64_t longest_fused_row = 4096;
+
+// Row groups, found bottom-up as XLA's fusion does: from each candidate root (the
+// latest first), an operand joins when every node that reads it is already in
+// the group and its shape is the group's full or row shape. A group is kept when
+// it holds a reduction and at least one other node. `ok`: the element-wise nodes
+// the fused kernel evaluates; `usable`: nodes that may join at all; `readers`: each
+// node's readers among the nodes that run (once per operand read). Returns the
+// groups (members in node order) and marks their nodes in `claimed`. Each read is
+// looked at once per attempt, and the nodes of an attempt that found no reduction
+// are not tried as roots again (a group from one of them would hold none either).
+inline std::vector<fusion_group> plan_rows(const graph& g, const std::vector<bool>& ok, const std::vector<bool>& usable,
+                                           const std::vector<bool>& is_output,
+                                           const std::vector<std::vector<std::size_t>>& readers, std::vector<bool>& claimed) {
+    const auto& nodes = g.nodes();
+    const auto count = nodes.size();
+    std::vector<fusion_group> out;
+    bool any_reduce = false;
+    for (std::size_t i = 0; i < count && !any_reduce; ++i) any_reduce = usable[i] && row_reduce(g, nodes[i]);
+    if (!any_reduce) return out;
+    auto joinable = [&](std::size_t i) {
+        return usable[i] && !claimed[i] && !is_output[i] &&
+               (ok[i] || row_reduce(g, nodes[i]) || row_broadcast(g, nodes[i]) || row_identity(g, nodes[i]));
+    };
+    std::vector<char> member(count, 0), tried(count, 0);
+    std::vector<std::int64_t> pending(count, -1);  // readers not in the group yet (-1: not counted)
+    for (std::size_t c = count; c-- > 0;) {
+        if (tried[c] || claimed[c] || !usable[c] || !(ok[c] || row_reduce(g, nodes[c]))) continue;  // a root computes
+        // The group's shapes, once a reduction or a broadcast joins; before that every
+        // member has the root's extents.
+        const shape* full = nullptr;
+        const shape* row = nullptr;
+        bool reduces = row_reduce(g, nodes[c]);
+        if (reduces) {
+            full = &g[nodes[c].operands[0]].dims, row = &nodes[c].dims;
+            if (full->back().extent <= 0 || full->back().extent > longest_fused_row) continue;
+        }
+        std::vector<std::size_t> members = {c}, counted;
+        member[c] = 1;
+        auto fits = [&](std::size_t o) {
+            const auto& n = nodes[o];
+            const bool reduce = row_reduce(g, n), spread = row_broadcast(g, n);
+            if (reduce || spread) {
+                const auto& f = reduce ? g[n.operands[0]].dims : n.dims;
+                const auto& r = reduce ? n.dims : g[n.operands[0]].dims;
+                if (!full) return same_extents(n.dims, nodes[c].dims) && f.back().extent > 0 && f.back().extent <= longest_fused_row;
+                return same_extents(f, *full) && same_extents(r, *row);
+            }
+            if (!full) return same_extents(n.dims, nodes[c].dims);
+            return same_extents(n.dims, *full) || same_extents(n.dims, *row);
+        };
+        for (std::size_t k = 0; k < members.size(); ++k)  // members grows as operands join
+            for (auto operand : nodes[members[k]].operands) {
+                const auto o = static_cast<std::size_t>(operand);
+                if (member[o] || !joinable(o)) continue;
+                if (pending[o] < 0) {
+                    pending[o] = static_cast<std::int64_t>(readers[o].size());
+                    counted.push_back(o);
+                }
+                if (--pending[o] > 0 || !fits(o)) continue;  // read outside the group (so far)
+                const auto& n = nodes[o];
+                if (!full && row_reduce(g, n)) full = &g[n.operands[0]].dims, row = &n.dims;
+                if (!full && row_broadcast(g, n)) full = &n.dims, row = &g[n.operands[0]].dims;
+                reduces = reduces || n.kind == op::reduce;
+                member[o] = 1;
+                members.push_back(o);
+            }
+        for (auto o : counted) pending[o] = -1;
+        const bool keep = reduces && members.size() >= 2;
+        for (auto m : members) {
+            member[m] = 0;
+            if (keep) claimed[m] = true;
+            else tried[m] = 1;
+        }
+        if (!keep) continue;
+        std::sort(members.begin(), members.end());
+        fusion_group grp;
+        for (auto m : members) grp.members.push_back(static_cast<node_id>(m));
+        grp.row = full->back().extent;
+        out.push_back(std::move(grp));
+    }
+    return out;
+}
+
 }  // namespace detail
 
 // Fusible nodes joined to their fusible operands of the same shape form
@@ -86,23 +215,34 @@ inline fusion_plan plan_fusion(const graph& g, const std::vector<bool>* needed =
             for (auto o : nodes[i].operands) ++users[static_cast<std::size_t>(o)];
     std::vector<bool> is_output(count, false);
     for (auto o : g.outputs()) is_output[static_cast<std::size_t>(o)] = true;
-    std::vector<bool> ok(count);
-    for (std::size_t i = 0; i < count; ++i) ok[i] = detail::fusible(g, nodes[i]) && runs(i) && !(apart && (*apart)[i]);
-    auto joins = [&](std::size_t i, std::size_t o) { return ok[i] && ok[o] && nodes[o].dims == nodes[i].dims; };
+    std::vector<bool> ok(count), usable(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        usable[i] = runs(i) && !(apart && (*apart)[i]);
+        ok[i] = detail::fusible(g, nodes[i]) && usable[i];
+    }
+    std::vector<std::vector<std::size_t>> readers(count);
+    for (std::size_t i = 0; i < count; ++i)
+        if (runs(i))
+            for (auto o : nodes[i].operands) readers[static_cast<std::size_t>(o)].push_back(i);
 
     fusion_plan plan;
-    // A view is read in place when every reader is a fused node or another such view.
+    // Row groups first; the nodes they hold are out of the groups below.
+    std::vector<bool> claimed(count, false);
+    auto rows = detail::plan_rows(g, ok, usable, is_output, readers, claimed);
+    std::vector<bool> fused_reader = ok;  // nodes whose operands a fused group reads
+    for (std::size_t i = 0; i < count; ++i) {
+        if (claimed[i]) fused_reader[i] = true;
+        if (claimed[i]) ok[i] = false;
+    }
+    auto joins = [&](std::size_t i, std::size_t o) { return ok[i] && ok[o] && nodes[o].dims == nodes[i].dims; };
+
+    // A view is read in place when every reader is a fused node or another such
+    // view (a row group's own broadcasts are its members, not views).
     plan.inlined.assign(count, false);
-    {
-        std::vector<std::vector<std::size_t>> readers(count);
-        for (std::size_t i = 0; i < count; ++i)
-            if (runs(i))
-                for (auto o : nodes[i].operands) readers[static_cast<std::size_t>(o)].push_back(i);
-        for (std::size_t i = count; i-- > 0;) {
-            if (!detail::is_view(nodes[i]) || is_output[i] || readers[i].empty()) continue;
-            plan.inlined[i] = std::all_of(readers[i].begin(), readers[i].end(),
-                                          [&](std::size_t r) { return ok[r] || plan.inlined[r]; });
-        }
+    for (std::size_t i = count; i-- > 0;) {
+        if (!detail::is_view(nodes[i]) || claimed[i] || is_output[i] || readers[i].empty()) continue;
+        plan.inlined[i] = std::all_of(readers[i].begin(), readers[i].end(),
+                                      [&](std::size_t r) { return fused_reader[r] || plan.inlined[r]; });
     }
 
     std::vector<std::size_t> parent(count);
@@ -159,6 +299,10 @@ inline fusion_plan plan_fusion(const graph& g, const std::vector<bool>* needed =
     }
     for (auto& m : members)
         if (!m.empty()) add_group(std::move(m));
+    for (auto& grp : rows) {
+        for (auto m : grp.members) plan.group_of[static_cast<std::size_t>(m)] = grp.members.back();
+        plan.groups.push_back(std::move(grp));
+    }
     std::sort(plan.groups.begin(), plan.groups.end(),
               [](const fusion_group& x, const fusion_group& y) { return x.members.back() < y.members.back(); });
     return plan;
@@ -192,6 +336,7 @@ struct fused_input {
     const kernels::index* strides;
     bool contiguous;  // strides are the group shape's own row-major ones
     bool scalar;      // one value for every element (a rank-0 operand, or all strides 0)
+    bool row;         // read over a row group's row shape (else its full shape)
 };
 
 // The input's elements [begin, begin + count) of the group's shape, as f32: a
@@ -292,9 +437,14 @@ struct fused_layout {
         node_id node;  // materialized: the node whose array holds it
         kernels::index strides;
         bool contiguous, scalar;
+        bool row = false;  // read over a row group's row shape (else its full shape)
     };
     std::vector<input> inputs;
     std::vector<std::vector<source>> sources;  // per member, per operand
+    // A row group's shapes (the full one, and without its last dimension) and
+    // which members are of the row shape.
+    shape full, row;
+    std::vector<char> row_member;
 };
 
 inline fused_layout layout_of(const graph& g, const fusion_plan& plan, const fusion_group& grp) {
@@ -304,21 +454,42 @@ inline fused_layout layout_of(const graph& g, const fusion_plan& plan, const fus
         return it == grp.members.end() ? -1 : it - grp.members.begin();
     };
     fused_layout l;
-    const auto own = kernels::strides_of(root.dims);
+    l.full = root.dims;
+    if (grp.row)
+        for (auto id : grp.members)
+            if (g[id].kind == op::reduce) {
+                l.full = g[g[id].operands[0]].dims;
+                l.row = g[id].dims;
+                break;
+            }
+    const auto own = kernels::strides_of(l.full), own_row = kernels::strides_of(l.row);
     for (auto id : grp.members) {
+        const auto& n = g[id];
+        const bool row_member = grp.row && detail::same_extents(n.dims, l.row);
+        l.row_member.push_back(row_member);
+        // What the member's operands are read over: a reduction's, the full shape; a
+        // row broadcast's, the row shape; an element-wise op's, its own.
+        const bool row_operands = grp.row && (n.kind == op::broadcast || (n.kind != op::reduce && row_member));
         std::vector<fused_layout::source> s;
-        for (auto o : g[id].operands) {
+        for (auto o : n.operands) {
             const auto slot = slot_of(o);
             if (slot >= 0) {
                 s.push_back({slot, -1});
                 continue;
             }
             auto strides = detail::view_strides(g, plan, o);
-            if (g[o].dims.empty()) strides.assign(root.dims.size(), 0);  // a rank-0 operand is broadcast
-            const bool contiguous = strides == own;
+            if (g[o].dims.empty()) strides.assign((row_operands ? l.row : l.full).size(), 0);  // a rank-0 operand is broadcast
+            const bool contiguous = strides == (row_operands ? own_row : own);
             const bool scalar = std::all_of(strides.begin(), strides.end(), [](std::int64_t x) { return x == 0; });
-            l.inputs.push_back({materialized(g, plan, o), std::move(strides), contiguous, scalar});
-            s.push_back({-1, static_cast<std::ptrdiff_t>(l.inputs.size() - 1)});
+            // One input per array and way of reading it: several members reading x (a
+            // layer norm's sum and its x - mean) load its block once.
+            const auto src = materialized(g, plan, o);
+            const auto same = std::find_if(l.inputs.begin(), l.inputs.end(), [&](const fused_layout::input& in) {
+                return in.node == src && in.strides == strides && in.row == row_operands;
+            });
+            const auto at = same - l.inputs.begin();
+            if (same == l.inputs.end()) l.inputs.push_back({src, std::move(strides), contiguous, scalar, row_operands});
+            s.push_back({-1, at});
         }
         l.sources.push_back(std::move(s));
     }
@@ -339,10 +510,17 @@ array run_fused(const graph& g, const fusion_group& grp, const fused_layout& lay
     const auto total = out.size();
     const auto members = grp.members.size();
     const auto& sources = layout.sources;
+    // A block: `chunk` elements, or in a row group as many whole rows as fill it
+    // (at least one); `width` floats of scratch per member and input.
+    const std::int64_t row = grp.row;
+    const std::int64_t per_block = row ? std::max<std::int64_t>(1, chunk / row) : chunk;
+    const std::int64_t width = row ? per_block * row : chunk;
+    const std::int64_t units = row ? element_count(layout.row) : total;  // rows, or elements
+    const bool root_row = row && layout.row_member.back();
     std::vector<detail::fused_input> inputs;
     inputs.reserve(layout.inputs.size());
     for (const auto& in : layout.inputs)
-        inputs.push_back({reuse && in.node == reused ? &out : &value(in.node), &in.strides, in.contiguous, in.scalar});
+        inputs.push_back({reuse && in.node == reused ? &out : &value(in.node), &in.strides, in.contiguous, in.scalar, in.row});
     float* out_f32 = root.type == dtype::f32 ? reinterpret_cast<float*>(out.mutable_data()) : nullptr;
 
     auto run_chunks = [&](std::int64_t first, std::int64_t last) {
@@ -350,11 +528,11 @@ array run_fused(const graph& g, const fusion_group& grp, const fused_layout& lay
         // between runs (every element is written before it is read). Blocks aligned
         // to 64 bytes: a vector store that splits a cache line costs two.
         thread_local simd::aligned_vector<float> storage;
-        const auto need = (members + inputs.size()) * static_cast<std::size_t>(chunk);
+        const auto need = (members + inputs.size()) * static_cast<std::size_t>(width);
         if (storage.size() < need) storage.resize(need);
         float* const scratch = storage.data();
-        float* const input_blocks = scratch + members * chunk;
-        kernels::index idx(root.dims.size());
+        float* const input_blocks = scratch + members * static_cast<std::size_t>(width);
+        kernels::index idx(layout.full.size());
         // Each input's elements for the chunk, loaded on first use: an input that
         // several members read (gelu's x, five times) is converted from f16/bf16 or
         // gathered once per chunk, not once per read. Scalars are spread over their
@@ -364,32 +542,50 @@ array run_fused(const graph& g, const fusion_group& grp, const fused_layout& lay
             if (inputs[k].scalar) {
                 const auto& a = *inputs[k].source;
                 const float v = visit(a.type(), [&](auto D) { return static_cast<float>(element<decltype(D)::value>::load(a.data(), 0)); });
-                float* block = input_blocks + static_cast<std::int64_t>(k) * chunk;
-                std::fill(block, block + chunk, v);
+                float* block = input_blocks + static_cast<std::int64_t>(k) * width;
+                std::fill(block, block + width, v);
                 loaded[k] = block;
             }
         for (std::int64_t c = first; c < last; ++c) {
-            const auto begin = c * chunk, count = std::min(chunk, total - c * chunk);
+            // This block's elements of the full shape, and (row groups) its rows.
+            const auto u0 = c * per_block, n_units = std::min(per_block, units - u0);
+            const auto full_begin = row ? u0 * row : u0, full_count = row ? n_units * row : n_units;
             for (std::size_t k = 0; k < inputs.size(); ++k)
                 if (!inputs[k].scalar) loaded[k] = nullptr;
             for (std::size_t m = 0; m < members; ++m) {
                 const auto& n = g[grp.members[m]];
+                const bool by_row = row && layout.row_member[m];
+                const auto begin = by_row ? u0 : full_begin, count = by_row ? n_units : full_count;
                 const float* in[3] = {nullptr, nullptr, nullptr};
                 for (std::size_t k = 0; k < sources[m].size() && k < 3; ++k) {
                     const auto& s = sources[m][k];
                     if (s.slot >= 0) {
-                        in[k] = scratch + s.slot * chunk;
+                        in[k] = scratch + s.slot * width;
                     } else {
                         const auto i = static_cast<std::size_t>(s.input);
-                        if (!loaded[i])
-                            loaded[i] = detail::load_input(inputs[i], root.dims, begin, count,
-                                                           input_blocks + static_cast<std::int64_t>(i) * chunk, idx);
+                        if (!loaded[i]) {
+                            const bool r = inputs[i].row;
+                            loaded[i] = detail::load_input(inputs[i], r ? layout.row : layout.full, r ? u0 : full_begin,
+                                                           r ? n_units : full_count, input_blocks + static_cast<std::int64_t>(i) * width, idx);
+                        }
                         in[k] = loaded[i];
                     }
                 }
                 const bool is_root = m + 1 == members;
-                float* dst = is_root && out_f32 ? out_f32 + begin : scratch + static_cast<std::int64_t>(m) * chunk;
-                if (n.kind == op::convert) {
+                float* dst = is_root && out_f32 ? out_f32 + begin : scratch + static_cast<std::int64_t>(m) * width;
+                if (row && n.kind == op::reduce) {  // each row as the reduce kernel sums it
+                    const int which = n.reduction == reducer::sum ? 0 : n.reduction == reducer::max ? 1 : 2;
+                    for (std::int64_t r = 0; r < n_units; ++r) {
+                        const float* v = in[0] + r * row;
+                        dst[r] = which == 0 ? simd::sum(v, row) : which == 1 ? simd::max(v, row) : simd::min(v, row);
+                    }
+                } else if (row && n.kind == op::broadcast) {  // a row value along its row
+                    for (std::int64_t r = 0; r < n_units; ++r) simd::fill(dst + r * row, in[0][r], row);
+                    continue;  // the operand's type: rounded already
+                } else if (n.kind == op::stop_gradient || n.kind == op::reshape) {
+                    std::copy(in[0], in[0] + count, dst);
+                    continue;
+                } else if (n.kind == op::convert) {
                     std::copy(in[0], in[0] + count, dst);  // rounded to the target type below
                 } else if (n.kind == op::select) {
                     simd::select(in[0], in[1], in[2], dst, count);
@@ -403,11 +599,13 @@ array run_fused(const graph& g, const fusion_group& grp, const fused_layout& lay
                 if (n.type != dtype::f32) detail::round_to(n.type, dst, count);
             }
             if (!out_f32)
-                detail::store_block(out, begin, scratch + static_cast<std::int64_t>(members - 1) * chunk, count);
+                detail::store_block(out, root_row ? u0 : full_begin, scratch + static_cast<std::int64_t>(members - 1) * width,
+                                    root_row ? n_units : full_count);
         }
     };
-    const auto chunks = (total + chunk - 1) / chunk;
-    if (pool && pool->size() > 1 && total >= 16 * chunk) {
+    const auto chunks = (units + per_block - 1) / per_block;
+    const auto elements = row ? units * row : total;
+    if (pool && pool->size() > 1 && elements >= 16 * chunk && chunks > 1) {
         pool->run([&](unsigned t) {
             const auto [c0, c1] = pool->part(chunks, t);
             run_chunks(c0, c1);
