@@ -854,9 +854,7 @@ private:
                     element_count(n.dims) != element_count(r.dims) || n.dims.size() != r.dims.size() ||
                     std::find(through_view.begin(), through_view.end(), o) != through_view.end())
                     continue;
-                bool same_extents = true;
-                for (std::size_t d = 0; d < n.dims.size(); ++d) same_extents = same_extents && n.dims[d].extent == r.dims[d].extent;
-                if (!same_extents) continue;
+                if (!detail::same_extents(n.dims, r.dims)) continue;
                 reuse_[root] = o;
                 break;
             }

@@ -17,9 +17,9 @@
 // whole rows at a time, each reduction summing its rows from the block in L1 and
 // the broadcasts of its results spreading them back, so that the values cross
 // memory once instead of once per op: the group reads its inputs and writes its
-// root, nothing else. A reduction sums a row exactly as the reduce kernel does
-// (cpu/kernels.hpp: the f32 row, simd::sum/max/min), so the results are the
-// unfused ones, bit for bit.
+// root, nothing else. A reduction reduces a row with the reduce kernel's own
+// function (simd::reduce over the f32 row), so the results are the unfused ones,
+// bit for bit.
 //
 // Chunks are split over the thread pool; each element is computed by one thread
 // in one order, so results do not depend on the thread count.
@@ -230,10 +230,8 @@ inline fusion_plan plan_fusion(const graph& g, const std::vector<bool>* needed =
     std::vector<bool> claimed(count, false);
     auto rows = detail::plan_rows(g, ok, usable, is_output, readers, claimed);
     std::vector<bool> fused_reader = ok;  // nodes whose operands a fused group reads
-    for (std::size_t i = 0; i < count; ++i) {
-        if (claimed[i]) fused_reader[i] = true;
-        if (claimed[i]) ok[i] = false;
-    }
+    for (std::size_t i = 0; i < count; ++i)
+        if (claimed[i]) fused_reader[i] = true, ok[i] = false;
     auto joins = [&](std::size_t i, std::size_t o) { return ok[i] && ok[o] && nodes[o].dims == nodes[i].dims; };
 
     // A view is read in place when every reader is a fused node or another such
@@ -573,12 +571,8 @@ array run_fused(const graph& g, const fusion_group& grp, const fused_layout& lay
                 }
                 const bool is_root = m + 1 == members;
                 float* dst = is_root && out_f32 ? out_f32 + begin : scratch + static_cast<std::int64_t>(m) * width;
-                if (row && n.kind == op::reduce) {  // each row as the reduce kernel sums it
-                    const int which = n.reduction == reducer::sum ? 0 : n.reduction == reducer::max ? 1 : 2;
-                    for (std::int64_t r = 0; r < n_units; ++r) {
-                        const float* v = in[0] + r * row;
-                        dst[r] = which == 0 ? simd::sum(v, row) : which == 1 ? simd::max(v, row) : simd::min(v, row);
-                    }
+                if (row && n.kind == op::reduce) {  // each row as the reduce kernel reduces it
+                    for (std::int64_t r = 0; r < n_units; ++r) dst[r] = simd::reduce(n.reduction, in[0] + r * row, row);
                 } else if (row && n.kind == op::broadcast) {  // a row value along its row
                     for (std::int64_t r = 0; r < n_units; ++r) simd::fill(dst + r * row, in[0][r], row);
                     continue;  // the operand's type: rounded already

@@ -1264,9 +1264,7 @@ inline bool reduce_float(const node& n, const array& x, array& out, thread_pool*
         else if (t == dtype::bf16) simd::narrow(r, reinterpret_cast<bfloat16*>(out.mutable_data()) + at, count);
         else if (float* o = reinterpret_cast<float*>(out.mutable_data()) + at; o != r) std::copy(r, r + count, o);
     };
-    auto reduce_row = [&](const float* v, std::int64_t count) {
-        return which == 0 ? simd::sum(v, count) : which == 1 ? simd::max(v, count) : simd::min(v, count);
-    };
+    auto reduce_row = [&](const float* v, std::int64_t count) { return simd::reduce(n.reduction, v, count); };
     // Work item w: row o = w / per_row and its piece of inner.
     const auto per_row = inner == 1 ? 1 : (inner + piece - 1) / piece;
     auto items = [&](std::int64_t w0, std::int64_t w1) {

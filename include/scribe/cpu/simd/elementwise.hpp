@@ -204,6 +204,12 @@ inline float min(const float* x, std::int64_t n) {
     return m;
 }
 
+// A contiguous row reduced: how the reduce kernel (kernels::reduce_float) and the
+// fused kernel's row groups both reduce a row, so that they agree bit for bit.
+inline float reduce(reducer r, const float* x, std::int64_t n) {
+    return r == reducer::sum ? sum(x, n) : r == reducer::max ? max(x, n) : min(x, n);
+}
+
 // y[i] op= x[i] over [0, n): the column-wise step of a reduction over an outer axis.
 inline void accumulate(int reduction /*0 sum, 1 max, 2 min*/, const float* x, float* y, std::int64_t n) {
     if (reduction == 0) binary(op::add, y, x, y, n);
