@@ -461,7 +461,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         for (const auto& name : split(o.dtype_list)) {
             const auto& m = ours[name];
             const auto k = model.at(parse_dtype(name), o.steps);
-            const double compute = name == "bf16" && bf16_peak > 0                    ? bf16_peak
+            const double compute = name == "bf16"                                     ? std::max(bf16_peak, peak)
                                    : (name == "q8" || name == "q4") && int8_peak > 0 ? int8_peak
                                                                                      : peak;
             const auto k0 = model.at(parse_dtype(name), o.steps, 1);  // after a 1-token prompt
@@ -559,7 +559,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         if (r.phase == "prefill" && !r.torch_note.empty())
             std::printf("torch %s, %u thread(s): %s\n", r.type.c_str(), r.threads, r.torch_note.c_str());
     std::printf("limits: decode = read bandwidth / (weights + KV cache) bytes per token; prefill = compute peak / flop "
-                "per prompt token (bf16: the bf16 dot peak, AMX's tdpbf16ps where the CPU has it, else AVX512_BF16's vdpbf16ps; q8, q4: the AVX-512 VNNI int8 dot peak). decode0: decode from an empty cache (llama-bench's tg). "
+                "per prompt token (bf16: the faster of the f32 FMA peak and the bf16 dot peak, AMX's tdpbf16ps where the CPU has it, else AVX512_BF16's vdpbf16ps; q8, q4: the AVX-512 VNNI int8 dot peak). decode0: decode from an empty cache (llama-bench's tg). "
                 "decode xB: B sequences decoded together after their prompts, tokens/s of all B (llama-batched-bench's S_TG); "
                 "limit: B x read bandwidth / (weights + B KV caches) bytes.%s\n",
                 o.llama_cpp.empty() ? " llama.cpp not measured (--llama-cpp DIR)." : "");

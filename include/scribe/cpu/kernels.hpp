@@ -1069,7 +1069,7 @@ inline pack_plan plan_pack(const node& n, const shape& a, dtype a_type, const sh
         return p;
     }
     if (static_cast<std::int64_t>(l.am.size()) < min_rows || !floats) return {};
-    p.kind = b_type == dtype::bf16 && a_type == dtype::bf16 && n.type == dtype::bf16 && simd::detail::has_avx512bf16()
+    p.kind = b_type == dtype::bf16 && a_type == dtype::bf16 && n.type == dtype::bf16 && simd::detail::bf16_pairs_preferred()
                  ? pack_plan::form::bf16_pairs
              : b_type == dtype::f16 && a_type == dtype::f16 && n.type == dtype::f16 && simd::detail::has_amx_bf16()
                  ? pack_plan::form::f16_split

@@ -30,13 +30,14 @@ void over_columns(thread_pool* pool, std::int64_t n, std::int64_t align, F&& f) 
 // and the A panels of its rows (a row-major f32 A is read in place): a tall
 // result whose A is packed (a weight gradient, x^T . dy, such as the LM head's
 // [vocab, hidden]) is split by rows, so A is not packed once per thread.
-// Two bf16 operands where the CPU multiplies bf16 pairs run on the pair kernels
-// (AMX's tiles where it has them), B packed a block at a time by each thread.
+// Two bf16 operands run on the pair kernels where they outrun the f32 FMAs
+// (simd::detail::bf16_pairs_preferred: AMX's tiles, or vdpbf16ps where it issues
+// fast enough), B packed a block at a time by each thread; else on the f32 GEMM.
 template <class TA, class TB>
 void gemm(thread_pool* pool, std::int64_t m, std::int64_t n, std::int64_t k, const simd::basic_matrix_view<TA>& a,
           const simd::basic_matrix_view<TB>& b, float* c, std::int64_t ldc) {
     if constexpr (std::is_same_v<TA, bfloat16> && std::is_same_v<TB, bfloat16>)
-        if (simd::detail::has_avx512bf16()) {
+        if (simd::detail::bf16_pairs_preferred()) {
             constexpr std::int64_t align = 96;  // whole AMX tiles (32 x 32) and pair tiles (12 x 32, 8 x 48)
             if (m > n && m >= 2 * align)
                 over_columns(pool, m, align, [&](std::int64_t m0, std::int64_t m1) {

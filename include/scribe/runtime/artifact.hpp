@@ -56,13 +56,13 @@ inline std::filesystem::path pack_file(const std::filesystem::path& dir, std::in
 }
 
 // What the packs this CPU makes are laid out for: the GEMM micro-kernel's tile
-// and k blocks, whether bf16 products use bf16 pair panels (AVX512_BF16), 32
+// and k blocks, whether bf16 products use bf16 pair panels (bf16_pairs_preferred), 32
 // columns wide for AMX, and whether f16 products split their weights into bf16
 // pairs (AMX). Packs made where this differs are laid out for other kernels.
 inline std::string machine_key() {
     const auto k = cpu::simd::detail::choose_kernel();
     return std::string("gemm ") + k.name + " kc " + std::to_string(k.kc) + "; bf16 products " +
-           (!cpu::simd::detail::has_avx512bf16() ? "in f32 panels"
+           (!cpu::simd::detail::bf16_pairs_preferred() ? "in f32 panels"
             : cpu::simd::detail::has_amx_bf16()  ? "in bf16 pairs for amx, k blocks of " +
                                                       std::to_string(cpu::simd::detail::choose_pair_kernel(0).kc) +
                                                       "; f16 products split into bf16 pairs"

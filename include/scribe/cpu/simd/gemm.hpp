@@ -89,21 +89,31 @@ template <class T>
 void pack_b(const basic_matrix_view<T>& b, std::int64_t k0, std::int64_t kb, std::int64_t n0, std::int64_t nb,
             std::int64_t nr, float* out) {
 #ifdef SCRIBE_X86
-    // A transposed f32 B (a weight read as W^T: dX = dY . W^T, the tied LM head's
-    // logits): each panel column is a contiguous run along k, transposed 8 at a time.
-    if constexpr (std::is_same_v<T, float>)
-        if (b.row_stride == 1 && b.col_stride != 1 && nr % 8 == 0 && has_avx2_fma_f16c()) {
-            for (std::int64_t j = 0; j < nb; j += nr, out += nr * kb) {
-                const auto w = std::min(nr, nb - j);
-                std::int64_t x = 0;
-                for (; x + 8 <= w; x += 8) pack_columns8_avx2(b.data + k0 + (n0 + j + x) * b.col_stride, b.col_stride, kb, nr, out + x);
-                for (std::int64_t k = 0; k < kb; ++k) {
-                    for (std::int64_t y = x; y < w; ++y) out[k * nr + y] = b.data[k0 + k + (n0 + j + y) * b.col_stride];
-                    std::fill(out + k * nr + w, out + (k + 1) * nr, 0.0f);
+    // A transposed B (a weight read as W^T: dX = dY . W^T, the tied LM head's
+    // logits; attention's keys, K^T): each panel column is a contiguous run along
+    // k, transposed 8 at a time (16-bit columns widened by vectors first).
+    if (b.row_stride == 1 && b.col_stride != 1 && nr % 8 == 0 && (std::is_same_v<T, float> || kb <= max_kc) &&
+        has_avx2_fma_f16c()) {
+        for (std::int64_t j = 0; j < nb; j += nr, out += nr * kb) {
+            const auto w = std::min(nr, nb - j);
+            std::int64_t x = 0;
+            for (; x + 8 <= w; x += 8) {
+                const T* col = b.data + k0 + (n0 + j + x) * b.col_stride;
+                if constexpr (std::is_same_v<T, float>) {
+                    pack_columns8_avx2(col, b.col_stride, kb, nr, out + x);
+                } else {
+                    alignas(64) float cols8[8 * max_kc];
+                    for (std::int64_t r = 0; r < 8; ++r) widen(col + r * b.col_stride, cols8 + r * kb, kb);
+                    pack_columns8_avx2(cols8, kb, kb, nr, out + x);
                 }
             }
-            return;
+            for (std::int64_t k = 0; k < kb; ++k) {
+                for (std::int64_t y = x; y < w; ++y) out[k * nr + y] = to_f32(b.data[k0 + k + (n0 + j + y) * b.col_stride]);
+                std::fill(out + k * nr + w, out + (k + 1) * nr, 0.0f);
+            }
         }
+        return;
+    }
 #endif
     for (std::int64_t j = 0; j < nb; j += nr) {
         const auto w = std::min(nr, nb - j);
@@ -141,7 +151,20 @@ void pack_a(const basic_matrix_view<T>& a, std::int64_t m0, std::int64_t mb, std
         }
         // Walk each source row along k (contiguous when A is row-major).
         float row[max_kc];
-        for (std::int64_t y = 0; y < h; ++y) {
+        std::int64_t y = 0;
+#ifdef SCRIBE_X86
+        // 16-bit rows: eight widened by vectors, then transposed 8 x 8 in registers
+        // into the panel (the scalar scatter below took 6 % of a bf16 product).
+        if constexpr (!std::is_same_v<T, float>)
+            if (a.col_stride == 1 && kb <= max_kc && has_avx2_fma_f16c()) {
+                alignas(64) float rows8[8 * max_kc];
+                for (; y + 8 <= h; y += 8) {
+                    for (std::int64_t r = 0; r < 8; ++r) widen(a.data + (m0 + i + y + r) * a.row_stride + k0, rows8 + r * kb, kb);
+                    pack_columns8_avx2(rows8, kb, kb, mr, out + y);
+                }
+            }
+#endif
+        for (; y < h; ++y) {
             const T* src = a.data + (m0 + i + y) * a.row_stride + k0 * a.col_stride;
             if constexpr (!std::is_same_v<T, float>)
                 if (a.col_stride == 1 && kb <= max_kc) {  // 16-bit rows widened by vectors first

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -196,6 +197,75 @@ namespace detail {
 // Whether AMX takes the products against b: the CPU has it (and AVX-512F, which
 // rounds a bf16 result from its tiles) and b's panels are its 32 columns wide.
 inline bool amx_takes(const packed_pairs& b) { return has_amx_bf16() && has_avx512f() && b.nr() % 32 == 0; }
+
+#ifdef SCRIBE_X86
+// Seconds that `rounds` x 24 independent vdpbf16ps (pairs) or vfmadd231ps take on
+// registers: the issue rate of each, nothing from memory.
+__attribute__((target("avx512f,avx512bf16"), noinline)) inline double time_pair_dots(long rounds) {
+    __m512 acc[24];
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+    __m512i x = _mm512_set1_epi32(0x3f803f80);  // (1, 1) in every lane
+    const auto t0 = std::chrono::steady_clock::now();
+    for (long r = 0; r < rounds; ++r) {
+#pragma GCC unroll 24
+        for (int i = 0; i < 24; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)x, (__m512bh)x);
+        __asm__ volatile("" : "+v"(x));  // a value the loop cannot hoist
+    }
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    __m512 s = acc[0];
+    for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+    __asm__ volatile("" : : "v"(s));  // the sums are used
+    return t;
+}
+__attribute__((target("avx512f"), noinline)) inline double time_fmas(long rounds) {
+    __m512 acc[24];
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+    __m512 x = _mm512_set1_ps(1.0f);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (long r = 0; r < rounds; ++r) {
+#pragma GCC unroll 24
+        for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(x, x, acc[i]);
+        __asm__ volatile("" : "+v"(x));
+    }
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    __m512 s = acc[0];
+    for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+    __asm__ volatile("" : : "v"(s));
+    return t;
+}
+#endif
+
+// Whether bf16 x bf16 products run on the pair kernels (AMX's tiles, or
+// vdpbf16ps) rather than on the f32 GEMM, their values widened as they are
+// packed (the products are exact in f32 either way; only the order of the sums
+// differs). AMX always wins. A vdpbf16ps does the products of two FMAs, but CPUs
+// issue it at different rates: an Emerald Rapids core (a VM with AMX hidden)
+// issues one every 2 cycles and two FMAs every cycle, so its pairs run at half
+// the FMAs' rate (85 against 165 GFLOP/s a core), and BERT-base's bf16 GEMMs
+// at 68-80 GFLOP/s against 117-135 as f32 GEMMs on the widened values. So the
+// two rates are timed once per process, on registers (about 1 ms), and the pairs
+// are kept unless the FMAs outrun them by a quarter (the f32 route also widens
+// A and reads B's panels at twice the bytes): a CPU where the two rates are near
+// stays on the pairs, and the gap either way is a factor of 2, far beyond the
+// timer's noise.
+inline bool bf16_pairs_preferred() {
+#ifdef SCRIBE_X86
+    static const bool yes = [] {
+        if (!has_avx512bf16()) return false;
+        if (has_amx_bf16() && has_avx512f()) return true;
+        double pairs = 1e9, fmas = 1e9;
+        for (int trial = 0; trial < 5; ++trial) {  // alternating, the best of each: a clock ramp or a preemption hits one trial
+            pairs = std::min(pairs, time_pair_dots(4000));
+            fmas = std::min(fmas, time_fmas(4000));
+        }
+        // Products a second: 32 a vdpbf16ps, 16 an FMA.
+        return 32.0 / pairs * 1.25 >= 16.0 / fmas;
+    }();
+    return yes;
+#else
+    return false;
+#endif
+}
 }  // namespace detail
 
 // C = A * B[:, n0 : n0 + n], A bf16 and B packed in pairs; n0 a multiple of B's nr.
