@@ -36,9 +36,9 @@ using matrix_view = basic_matrix_view<float>;
 
 namespace detail {
 
-// Block sizes of the AVX-512 and portable kernels (and of the bf16 GEMM): an A
-// block (MC x KC) fits a 1 MiB L2, a B panel (KC x NC) the L3. The AVX2 kernel
-// takes longer k blocks (see choose_kernel); max_kc bounds them all.
+// Block sizes of the portable kernel and of the vdpbf16ps pair GEMM: an A block
+// (MC x KC) fits a 1 MiB L2, a B panel (KC x NC) the L3. The AVX-512 and AVX2
+// kernels take longer k blocks (see choose_kernel); max_kc bounds them all.
 inline constexpr std::int64_t kc = 256;
 inline constexpr std::int64_t mc = 168;   // a multiple of every MR (12, 8, 6, 4)
 inline constexpr std::int64_t nc = 3072;  // a multiple of every NR (48, 32, 16, 8)
@@ -180,13 +180,16 @@ void pack_a(const basic_matrix_view<T>& a, std::int64_t m0, std::int64_t mb, std
 
 // A micro-kernel: C[MR x NR] (row stride ldc) = (accumulate ? C : 0) + A * Bp,
 // where A(i, k) = ap[i * rs + k * cs]: a packed panel (rs = 1, cs = MR) or rows
-// of a row-major f32 matrix read in place (rs = its row stride, cs = 1).
+// of a row-major f32 matrix read in place (rs = its row stride, cs = 1). While it
+// runs it may prefetch `pf_lines` cache lines from `pf` into L2: the tile's share
+// of the next B panel (gemm_blocked), so that panel's first tile does not wait on
+// memory (null, 0: none).
 using micro_kernel = void (*)(std::int64_t kb, const float* ap, std::int64_t rs, std::int64_t cs, const float* bp,
-                              float* c, std::int64_t ldc, bool accumulate);
+                              float* c, std::int64_t ldc, bool accumulate, const char* pf, std::int64_t pf_lines);
 
 template <int MR, int NR>
 void micro_portable(std::int64_t kb, const float* ap, std::int64_t rs, std::int64_t cs, const float* bp, float* c,
-                    std::int64_t ldc, bool accumulate) {
+                    std::int64_t ldc, bool accumulate, const char*, std::int64_t) {
     float acc[MR][NR];
     for (int i = 0; i < MR; ++i)
         for (int j = 0; j < NR; ++j) acc[i][j] = accumulate ? c[i * ldc + j] : 0.0f;
@@ -208,18 +211,38 @@ void micro_portable(std::int64_t kb, const float* ap, std::int64_t rs, std::int6
 // broadcast from memory. 8 x 48 (24 accumulators) divides the GPT-2 weight shapes
 // (M = 16, 128, 512; N = 768, 2304, 3072); 12 x 32 (also 24) serves narrow
 // products such as attention's head_dim 64, where 48 would waste a third.
+// As micro_avx2 does, the accumulators start at zero and C, its lines prefetched
+// first, is added at the end; B's lines are prefetched 8 steps ahead (its panel
+// comes from L2: 768 deep, it outgrows L1), and the next panel's share `pf` into
+// L2. That share took the products of 128 rows against weights read from memory
+// (prefill, an encoder's batch of 1) from 141-145 to 163-168 GFLOP/s on one
+// Emerald Rapids core (FMA peak 174; 128 x 3072 x 768 and 128 x 768 x 768, `/tmp`
+// program, the L3 flushed before each product): the first tile of each panel
+// had waited on memory while the other 15 computed, nothing overlapping the two.
+// (Prefetching the whole share at the tile's start gained nothing: 144 misses
+// at once fill the line buffers and stall the tile.)
 template <int MR, int NV>
 __attribute__((target("avx512f"))) void micro_avx512(std::int64_t kb, const float* ap, std::int64_t rs,
                                                      std::int64_t cs, const float* bp, float* c, std::int64_t ldc,
-                                                     bool accumulate) {
+                                                     bool accumulate, const char* pf, std::int64_t pf_lines) {
     constexpr int NR = 16 * NV;
     __m512 acc[MR][NV];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 3
         for (int v = 0; v < NV; ++v)
-            acc[i][v] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16 * v) : _mm512_setzero_ps();
+            acc[i][v] = _mm512_setzero_ps();
+    if (accumulate)
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+            for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * v), _MM_HINT_T0);
     for (std::int64_t k = 0; k < kb; ++k, ap += cs, bp += NR) {
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR + 16 * v), _MM_HINT_T0);
+        // One line of the next panel every 4 steps (48 cycles): a few misses in flight, not a
+        // burst that fills the line buffers.
+        if ((k & 3) == 0 && (k >> 2) < pf_lines) _mm_prefetch(pf + (k >> 2) * 64, _MM_HINT_T1);
         __m512 b[NV];
 #pragma GCC unroll 3
         for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(bp + 16 * v);
@@ -233,7 +256,10 @@ __attribute__((target("avx512f"))) void micro_avx512(std::int64_t kb, const floa
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 3
-        for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
+        for (int v = 0; v < NV; ++v) {
+            if (accumulate) acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_loadu_ps(c + i * ldc + 16 * v));
+            _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
+        }
 }
 
 // 6 x 16 on AVX2 + FMA: 12 accumulators, 2 B vectors per step, A broadcast
@@ -245,7 +271,7 @@ __attribute__((target("avx512f"))) void micro_avx512(std::int64_t kb, const floa
 // the GPT-2 training shapes at k blocks of 256).
 __attribute__((target("avx2,fma"))) inline void micro_avx2(std::int64_t kb, const float* ap, std::int64_t rs,
                                                            std::int64_t cs, const float* bp, float* c,
-                                                           std::int64_t ldc, bool accumulate) {
+                                                           std::int64_t ldc, bool accumulate, const char*, std::int64_t) {
     constexpr int MR = 6;
     __m256 c0[MR], c1[MR];
 #pragma GCC unroll 6
@@ -292,13 +318,22 @@ struct kernel_choice {
 // The micro-kernel for products n columns wide (n = 0: the default, for weights
 // whose width is not known to be narrow). On AVX-512 the 32-wide tile is taken
 // where it pads n less than the 48-wide one.
+// AVX-512's k blocks are up to 768 deep: a product over a hidden size up to 768
+// loads and stores C once, and one over 3072 four times rather than twelve (a
+// [1024 x 3072] C is 12 MiB, outside L2, and each of its tiles stalled on those
+// loads). Measured on one Emerald Rapids core (FMA peak 174 GFLOP/s; `/tmp`
+// program, packed weights, best of 6, alternating builds), blocks of 256 -> 768
+// with the prefetches of micro_avx512: 1024 x 3072 x 768 140-144 -> 153-158
+// GFLOP/s, 1024 x 768 x 3072 147-150 -> 155-159, 128 x 3072 x 768 151-153 ->
+// 160-165; blocks of 512 gained half as much, 1024 the same as 768.
 
 inline kernel_choice choose_kernel(std::int64_t n = 0) {
 #ifdef SCRIBE_X86
     if (has_avx512f()) {
+        constexpr std::int64_t kc512 = 768;
         const auto padded = [n](std::int64_t nr) { return (n + nr - 1) / nr * nr; };
-        if (n > 0 && padded(32) < padded(48)) return {micro_avx512<12, 2>, 12, 32, "avx512 12x32"};
-        return {micro_avx512<8, 3>, 8, 48, "avx512 8x48"};
+        if (n > 0 && padded(32) < padded(48)) return {micro_avx512<12, 2>, 12, 32, "avx512 12x32", kc512};
+        return {micro_avx512<8, 3>, 8, 48, "avx512 8x48", kc512};
     }
     // k blocks up to 1024 deep: C is loaded and stored once per block, and with
     // blocks of 256 that traffic held the GPT-2 training shapes at 80 % of a Zen 3
@@ -358,11 +393,17 @@ void gemm_blocked(const kernel_choice& choice, std::int64_t m, std::int64_t n, s
                 const auto mb = std::min(mc, m - m0);
                 if (!a_in_place) pack_a(a, m0, mb, k0, kb, mr, a_pack.data());
                 else if (mb % mr) pack_a(a, m0 + mb / mr * mr, mb % mr, k0, kb, mr, a_pack.data() + mb / mr * mr * kb);
+                // Each tile of a panel prefetches its share of the next panel's lines.
+                const std::int64_t tiles = (mb + mr - 1) / mr, panel_lines = nr * kb * std::int64_t{sizeof(float)} / 64;
                 for (std::int64_t j = 0; j < nb; j += nr) {
                     const auto w = std::min(nr, nb - j);
                     const float* bp = b_panels + (j / nr) * nr * kb;
+                    const char* next = j + nr < nb ? reinterpret_cast<const char*>(bp + nr * kb) : nullptr;
                     for (std::int64_t i = 0; i < mb; i += mr) {
                         const auto h = std::min(mr, mb - i);
+                        const auto t = i / mr, l0 = t * panel_lines / tiles, l1 = (t + 1) * panel_lines / tiles;
+                        const char* pf = next ? next + l0 * 64 : nullptr;
+                        const std::int64_t pf_lines = next ? l1 - l0 : 0;
                         const float* ap = a_pack.data() + (i / mr) * mr * kb;
                         std::int64_t rs = 1, cs = mr;
                         if (a_in_place && h == mr) {
@@ -371,7 +412,7 @@ void gemm_blocked(const kernel_choice& choice, std::int64_t m, std::int64_t n, s
                             cs = 1;
                         }
                         float* cdst = c + (m0 + i) * ldc + n0 + j;
-                        auto run = [&](float* to, std::int64_t ld) { choice.kernel(kb, ap, rs, cs, bp, to, ld, accumulate); };
+                        auto run = [&](float* to, std::int64_t ld) { choice.kernel(kb, ap, rs, cs, bp, to, ld, accumulate, pf, pf_lines); };
                         if (h == mr && w == nr) run(cdst, ldc);
                         else through_tile(run, cdst, ldc, h, w, nr, accumulate);
                     }
