@@ -322,18 +322,19 @@ struct kernel_choice {
 // loads and stores C once, and one over 3072 four times rather than twelve (a
 // [1024 x 3072] C is 12 MiB, outside L2, and each of its tiles stalled on those
 // loads). Measured on one Emerald Rapids core (FMA peak 174 GFLOP/s; `/tmp`
-// program, packed weights, best of 6, alternating builds), blocks of 256 -> 768
-// with the prefetches of micro_avx512: 1024 x 3072 x 768 140-144 -> 153-158
-// GFLOP/s, 1024 x 768 x 3072 147-150 -> 155-159, 128 x 3072 x 768 151-153 ->
-// 160-165; blocks of 512 gained half as much, 1024 the same as 768.
+// program, packed weights in cache, best of 6, alternating builds), blocks of
+// 256 -> 768 with micro_avx512's C and B prefetches (before the next-panel one):
+// 1024 x 3072 x 768 140-144 -> 153-158 GFLOP/s, 1024 x 768 x 3072 147-150 ->
+// 155-159, 128 x 3072 x 768 151-153 -> 160-165; blocks of 512 gained half as
+// much, 1024 the same as 768.
 
 inline kernel_choice choose_kernel(std::int64_t n = 0) {
 #ifdef SCRIBE_X86
     if (has_avx512f()) {
-        constexpr std::int64_t kc512 = 768;
+        constexpr std::int64_t avx512_kc = 768;
         const auto padded = [n](std::int64_t nr) { return (n + nr - 1) / nr * nr; };
-        if (n > 0 && padded(32) < padded(48)) return {micro_avx512<12, 2>, 12, 32, "avx512 12x32", kc512};
-        return {micro_avx512<8, 3>, 8, 48, "avx512 8x48", kc512};
+        if (n > 0 && padded(32) < padded(48)) return {micro_avx512<12, 2>, 12, 32, "avx512 12x32", avx512_kc};
+        return {micro_avx512<8, 3>, 8, 48, "avx512 8x48", avx512_kc};
     }
     // k blocks up to 1024 deep: C is loaded and stored once per block, and with
     // blocks of 256 that traffic held the GPT-2 training shapes at 80 % of a Zen 3

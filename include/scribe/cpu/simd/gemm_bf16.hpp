@@ -205,6 +205,9 @@ __attribute__((target("avx512f,avx512bf16"), noinline)) inline double time_pair_
     __m512 acc[24];
     for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
     __m512i x = _mm512_set1_epi32(0x3f803f80);  // (1, 1) in every lane
+    // Opaque from the start: Clang 16 and 17 recurse without end on a broadcast
+    // bitcast to __m512bh (see broadcast_pair).
+    __asm__("" : "+v"(x));
     const auto t0 = std::chrono::steady_clock::now();
     for (long r = 0; r < rounds; ++r) {
 #pragma GCC unroll 24
