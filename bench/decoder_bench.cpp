@@ -322,6 +322,37 @@ void profile(const fs::path& dir, run_type rt, unsigned threads, const std::vect
         in.emplace_back("positions", cpu::array::borrow(dtype::s32, {{"batch", 1}}, position.data(), 4));
         return with_caches(dec, std::move(in));
     });
+    // A decode step's time outside its graph (sampling, the runtime's own work):
+    // generate's steps after the prompt against the same graph run alone, without
+    // the per-node timing, both medians of several runs.
+    {
+        cpu::executor run(dec, {.threads = threads});
+        for (const auto& n : dec.nodes())
+            if (n.kind == op::parameter && weights.count(n.label)) run.bind(n.label, weights.at(n.label).view());
+        auto in = [&] {
+            cpu::named_arrays v;
+            v.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", 1}}, one_id.data(), 4));
+            v.emplace_back("positions", cpu::array::borrow(dtype::s32, {{"batch", 1}}, position.data(), 4));
+            return with_caches(dec, std::move(v));
+        };
+        run.run_donating(in());
+        std::vector<double> graph_s, step_s;
+        for (int r = 0; r < 20; ++r) {
+            auto v = in();
+            const auto t0 = std::chrono::steady_clock::now();
+            run.run_donating(std::move(v));
+            graph_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        const runtime::generate_options many{.max_new_tokens = steps + 1, .stop_at_eos = false};
+        lm.generate({prompt}, many);  // builds its graphs: not timed
+        for (int r = 0; r < 5; ++r) {
+            const auto d = lm.generate({prompt}, many);
+            step_s.push_back(d.decode_seconds / static_cast<double>(d.decode_steps));
+        }
+        const double graph = bench::median(graph_s), step = bench::median(step_s);
+        std::printf("decode step through generate: %.3f ms; its graph run alone: %.3f ms; outside the graph: %.3f ms (%.1f%%)\n\n",
+                    step * 1e3, graph * 1e3, (step - graph) * 1e3, 100 * (step - graph) / step);
+    }
     // Speculative decoding's verify step over 5 tokens (4 drafted).
     std::vector<std::int32_t> five(5, prompt.front());
     const auto& ver = lm.verify_graph(capacity, 1, 5);

@@ -5,7 +5,10 @@
 // else AVX2; the faster of one and eight streams per thread), and independent FMA
 // chains held in registers (24 of 16 lanes on AVX-512, 12 of 8 on AVX2 + FMA). Also the
 // bf16 dot-product peak (AMX's tdpbf16ps where the CPU has it, else AVX512_BF16's
-// vdpbf16ps), the compute limit of bf16 weights on CPUs that have either.
+// vdpbf16ps), the compute limit of bf16 weights on CPUs that have either. The
+// AVX-512 FMA and vdpbf16ps loops are the library's own (simd::detail::time_fmas
+// and time_pair_dots, which simd::detail::bf16_pairs_preferred times to choose
+// the bf16 GEMM), so the peaks reported are those rates, on every thread.
 #pragma once
 
 #include <algorithm>
@@ -19,6 +22,7 @@
 #include <scribe/cpu/array.hpp>
 #include <scribe/cpu/simd/convert.hpp>
 #include <scribe/cpu/simd/gemm_amx.hpp>
+#include <scribe/cpu/simd/gemm_bf16.hpp>
 #include <scribe/cpu/simd/q8_q8.hpp>
 #include <scribe/cpu/thread_pool.hpp>
 
@@ -54,19 +58,6 @@ __attribute__((target("avx512f"))) inline float sum8_avx512(const float* p, std:
         for (int s = 0; s < 8; ++s) a[s] = _mm512_add_ps(a[s], _mm512_loadu_ps(p + s * part + i));
     for (int s = 1; s < 8; ++s) a[0] = _mm512_add_ps(a[0], a[s]);
     return _mm512_reduce_add_ps(a[0]);
-}
-
-// 24 independent FMA chains: 24 x 16 x 2 flop per iteration.
-__attribute__((target("avx512f"))) inline float fma_chains(long iters) {
-    __m512 acc[24];
-    for (int j = 0; j < 24; ++j) acc[j] = _mm512_set1_ps(static_cast<float>(j));
-    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    for (long i = 0; i < iters; ++i)
-#pragma GCC unroll 24
-        for (int j = 0; j < 24; ++j) acc[j] = _mm512_fmadd_ps(acc[j], m, c);
-    __m512 t = acc[0];
-    for (int j = 1; j < 24; ++j) t = _mm512_add_ps(t, acc[j]);
-    return _mm512_reduce_add_ps(t);
 }
 
 // The same three on AVX2 + FMA (16 ymm registers: 12 chains of 8 lanes, enough to
@@ -106,19 +97,6 @@ __attribute__((target("avx2,fma,f16c"))) inline float fma_chains_avx2(long iters
     return scribe::cpu::simd::detail::hsum8_avx2(t);
 }
 
-
-// 24 independent vdpbf16ps chains: 24 x 32 x 2 flop per iteration.
-__attribute__((target("avx512f,avx512bf16"))) inline float dpbf16_chains(long iters) {
-    __m512 acc[24];
-    for (int j = 0; j < 24; ++j) acc[j] = _mm512_set1_ps(static_cast<float>(j));
-    const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);  // 1, ~6e-8
-    for (long i = 0; i < iters; ++i)
-#pragma GCC unroll 24
-        for (int j = 0; j < 24; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
-    __m512 t = acc[0];
-    for (int j = 1; j < 24; ++j) t = _mm512_add_ps(t, acc[j]);
-    return _mm512_reduce_add_ps(t);
-}
 
 // 12 independent vpdpbusd chains: 12 x 64 x 2 integer operations per iteration.
 // (Named accumulators: GCC kept an array of them in memory, reloaded each pass.)
@@ -199,10 +177,10 @@ inline double read_bandwidth_gbs(scribe::cpu::thread_pool& pool) {
 // f32 FMA peak in GFLOP/s on all of the pool's threads.
 inline double fma_peak_gflops(scribe::cpu::thread_pool& pool) {
     constexpr long iters = 2'000'000;
-    std::vector<float> sink(pool.size());
+    std::vector<double> sink(pool.size());
     const bool wide = scribe::cpu::simd::detail::has_avx512f();
     const double s = median_seconds([&] {
-        pool.run([&](unsigned t) { sink[t] = wide ? limits_detail::fma_chains(iters) : limits_detail::fma_chains_avx2(iters); });
+        pool.run([&](unsigned t) { sink[t] = wide ? scribe::cpu::simd::detail::time_fmas(iters) : limits_detail::fma_chains_avx2(iters); });
     }, 0.5);
     const double flop_per_iter = wide ? 2.0 * 16 * 24 : 2.0 * 8 * 12;
     return flop_per_iter * static_cast<double>(iters) * pool.size() / s / 1e9;
@@ -229,10 +207,10 @@ inline double bf16_dot_peak_gflops(scribe::cpu::thread_pool& pool) {
         return 4.0 * 16 * 16 * 32 * 2 * static_cast<double>(iters) * pool.size() / s / 1e9;
     }
 #endif
-    if (!__builtin_cpu_supports("avx512bf16")) return 0;
+    if (!scribe::cpu::simd::detail::has_avx512bf16()) return 0;
     constexpr long iters = 2'000'000;
-    std::vector<float> sink(pool.size());
-    const double s = median_seconds([&] { pool.run([&](unsigned t) { sink[t] = limits_detail::dpbf16_chains(iters); }); }, 0.5);
+    std::vector<double> sink(pool.size());
+    const double s = median_seconds([&] { pool.run([&](unsigned t) { sink[t] = scribe::cpu::simd::detail::time_pair_dots(iters); }); }, 0.5);
     return 2.0 * 32 * 24 * static_cast<double>(iters) * pool.size() / s / 1e9;
 }
 

@@ -1109,23 +1109,38 @@ TEST_CASE("cpu: f16 and bf16 reductions over rows and columns longer than a wide
 }
 
 TEST_CASE("cpu: a dot contracting dimensions that are not adjacent in memory matches a plain loop") {
-    graph g("merge_heads");
-    g.bind(heads(3), tokens(10), head_dim(8), hidden(50));
-    auto ctx = g.parameter(f32[heads, tokens, head_dim], "ctx");
-    auto w = g.parameter(f32[heads, head_dim, hidden], "w");
-    g.outputs(dot<heads, head_dim>(ctx, w));  // [tokens, hidden]
-    const auto cs = wave(3 * 10 * 8, 0.2), ws = wave(3 * 8 * 50, 0.05);
-    for (unsigned threads : {1u, 2u}) {
-        const auto out = cpu::executor(g, {.threads = threads})(
-            {cpu::array::borrow(dtype::f32, {{"", 3}, {"", 10}, {"", 8}}, cs.data(), cs.size() * 4),
-             cpu::array::borrow(dtype::f32, {{"", 3}, {"", 8}, {"", 50}}, ws.data(), ws.size() * 4)});
-        for (std::size_t t = 0; t < 10; ++t)
-            for (std::size_t o = 0; o < 50; ++o) {
-                double s = 0;
-                for (std::size_t h = 0; h < 3; ++h)
-                    for (std::size_t d = 0; d < 8; ++d) s += double(cs[(h * 10 + t) * 8 + d]) * double(ws[(h * 8 + d) * 50 + o]);
-                CHECK(out[0].values<float>()[t * 50 + o] == Approx(s).margin(1e-5));
-            }
+    // The left operand is gathered into [tokens, heads x head_dim] first: on one thread
+    // when small, its rows split over the pool when large (over 256 KiB: 12 x 192 x 64).
+    struct sizes {
+        std::int64_t H, T, D, O;
+    };
+    for (const auto [H, T, D, O] : {sizes{3, 10, 8, 50}, sizes{12, 192, 64, 40}}) {
+        INFO("heads " << H << ", tokens " << T);
+        graph g("merge_heads");
+        g.bind(heads(H), tokens(T), head_dim(D), hidden(O));
+        auto ctx = g.parameter(f32[heads, tokens, head_dim], "ctx");
+        auto w = g.parameter(f32[heads, head_dim, hidden], "w");
+        g.outputs(dot<heads, head_dim>(ctx, w), dot<heads, head_dim>(convert<f16>(ctx), convert<f16>(w)));  // [tokens, hidden]
+        const auto cs = wave(static_cast<std::size_t>(H * T * D), 0.2), ws = wave(static_cast<std::size_t>(H * D * O), 0.05);
+        for (unsigned threads : {1u, 2u, 3u}) {
+            INFO("threads " << threads);
+            const auto out = cpu::executor(g, {.threads = threads})(
+                {cpu::array::borrow(dtype::f32, {{"", H}, {"", T}, {"", D}}, cs.data(), cs.size() * 4),
+                 cpu::array::borrow(dtype::f32, {{"", H}, {"", D}, {"", O}}, ws.data(), ws.size() * 4)});
+            for (std::int64_t t = 0; t < T; ++t)
+                for (std::int64_t o = 0; o < O; ++o) {
+                    double s = 0, s16 = 0;
+                    for (std::int64_t h = 0; h < H; ++h)
+                        for (std::int64_t d = 0; d < D; ++d) {
+                            const float x = cs[static_cast<std::size_t>((h * T + t) * D + d)], y = ws[static_cast<std::size_t>((h * D + d) * O + o)];
+                            s += double(x) * double(y);
+                            s16 += double(f16_bits_to_f32(f32_to_f16_bits(x))) * f16_bits_to_f32(f32_to_f16_bits(y));
+                        }
+                    const auto i = static_cast<std::size_t>(t * O + o);
+                    CHECK(out[0].values<float>()[i] == Approx(s).margin(1e-5));
+                    CHECK(f16_bits_to_f32(out[1].values<half>()[i].bits) == Approx(s16).epsilon(1.0 / 2048).margin(1e-3));
+                }
+        }
     }
 }
 

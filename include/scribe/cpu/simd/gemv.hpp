@@ -135,12 +135,21 @@ __attribute__((target("avx512f"))) inline void dots_in_groups_avx512(std::int64_
     }
 }
 
-// The line 2 KiB past p (a weight row's stream, rows one after another) asked
-// for now. One core's hardware prefetchers alone kept a bf16 or f16 stream at
-// 11.5 GB/s out of main memory on a Sapphire-Rapids-class Xeon, where f32 rows,
-// twice as long, reached 15.5 (its measured read bandwidth); 2-4 KiB ahead
-// brought the 16-bit rows to 15.2-15.5 (a 77 MB bf16 LM head, evicted first).
-inline void prefetch_ahead(const void* p) { __builtin_prefetch(static_cast<const char*>(p) + 2048, 0, 3); }
+// The lines 2 KiB and 8 KiB past p (a weight row's stream, rows one after
+// another) asked for now: the near one into L1, the far one into L2 only. One
+// core's hardware prefetchers alone kept a bf16 or f16 stream at 11.5 GB/s out of
+// main memory on a Sapphire-Rapids-class Xeon, where f32 rows, twice as long,
+// reached 15.5 (its measured read bandwidth); 2-4 KiB ahead into L1 brought the
+// 16-bit rows to 15.2-15.5 there. On an Emerald Rapids VM (read bandwidth 16.1
+// GB/s) that L1 prefetch alone left f16 and bf16 rows at 13.4-14.6 GB/s: each
+// line held a fill buffer for a whole trip to memory. With the far L2 prefetch,
+// which frees the fill buffers sooner, 16.2-17.1 (a 77 MB LM head and 57 MB of
+// FFN rows, evicted first, `/tmp` program, best of 5, two alternating rounds; 4
+// KiB or 12 KiB ahead, or the L1 prefetch at 512 B or 1 KiB, did no better).
+inline void prefetch_ahead(const void* p) {
+    __builtin_prefetch(static_cast<const char*>(p) + 2048, 0, 3);
+    __builtin_prefetch(static_cast<const char*>(p) + 8192, 0, 2);
+}
 
 // A row's dots with f32 x rows, the weights widened: four accumulators for one x
 // row, two for several.
