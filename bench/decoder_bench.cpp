@@ -12,7 +12,8 @@
 //   decoder_bench --model DIR --profile [--threads 1] [--dtypes f32]
 //                 where the time goes, per op kind and node (the executor's profile): the
 //                 decode graph (cache of 192 positions, as in the benchmark) and the prefill
-//                 graph (128 tokens); no peers, no limits
+//                 graph (128 tokens), and a decode step's time outside its graph (generate's
+//                 step against the graph run alone); no peers, no limits
 //
 // DIR holds a checkpoint with random weights. With --python (a Python with torch and
 // transformers: <source>/.venv-ref; ignored, with a note, where there is none) the
@@ -622,7 +623,8 @@ options:
   --phase P          prefill or decode only (for perf)
   --batches LIST     also decode B sequences together, for each B (4,16), against
                      llama-batched-bench (default: batch 1 only)
-  --profile          the executor's per-op profile instead of the benchmark
+  --profile          the executor's per-op profile instead of the benchmark, and a
+                     decode step's time outside its graph (the runtime's own work)
 )";
 
 int main(int argc, char** argv) try {
