@@ -296,10 +296,14 @@ void profile(const fs::path& dir, run_type rt, unsigned threads, const std::vect
                 in.emplace_back(g[params[static_cast<std::size_t>(a.parameter_number)]].label, std::move(fresh.at(a.output - 1)));
         return in;
     };
-    auto report = [&](const char* what, const graph& g, const std::function<cpu::named_arrays()>& inputs) {
-        cpu::executor run(g, {.threads = threads, .profile = true});
+    // Binds the checkpoint's weights to run (an executor of g), as the decoder binds them.
+    auto bound = [&](cpu::executor& run, const graph& g) {
         for (const auto& n : g.nodes())
             if (n.kind == op::parameter && weights.count(n.label)) run.bind(n.label, weights.at(n.label).view());
+    };
+    auto report = [&](const char* what, const graph& g, const std::function<cpu::named_arrays()>& inputs) {
+        cpu::executor run(g, {.threads = threads, .profile = true});
+        bound(run, g);
         run.run_donating(inputs());
         constexpr int runs = 10;
         std::vector<double> seconds(g.nodes().size());
@@ -317,29 +321,23 @@ void profile(const fs::path& dir, run_type rt, unsigned threads, const std::vect
     };
     std::vector<std::int32_t> one_id{prompt.front()}, position{static_cast<std::int32_t>(prompt.size())};
     const auto& dec = lm.decode_graph(capacity, 1);
-    report("decode", dec, [&] {
+    auto decode_inputs = [&] {
         cpu::named_arrays in;
         in.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", 1}}, one_id.data(), 4));
         in.emplace_back("positions", cpu::array::borrow(dtype::s32, {{"batch", 1}}, position.data(), 4));
         return with_caches(dec, std::move(in));
-    });
+    };
+    report("decode", dec, decode_inputs);
     // A decode step's time outside its graph (sampling, the runtime's own work):
     // generate's steps after the prompt against the same graph run alone, without
     // the per-node timing, both medians of several runs.
     {
         cpu::executor run(dec, {.threads = threads});
-        for (const auto& n : dec.nodes())
-            if (n.kind == op::parameter && weights.count(n.label)) run.bind(n.label, weights.at(n.label).view());
-        auto in = [&] {
-            cpu::named_arrays v;
-            v.emplace_back("ids", cpu::array::borrow(dtype::s32, {{"batch", 1}, {"seq", 1}}, one_id.data(), 4));
-            v.emplace_back("positions", cpu::array::borrow(dtype::s32, {{"batch", 1}}, position.data(), 4));
-            return with_caches(dec, std::move(v));
-        };
-        run.run_donating(in());
+        bound(run, dec);
+        run.run_donating(decode_inputs());
         std::vector<double> graph_s, step_s;
         for (int r = 0; r < 20; ++r) {
-            auto v = in();
+            auto v = decode_inputs();
             const auto t0 = std::chrono::steady_clock::now();
             run.run_donating(std::move(v));
             graph_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
