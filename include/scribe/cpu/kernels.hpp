@@ -568,11 +568,13 @@ inline array gather(const node& n, const array& table, const array& ids) {
                 }
             }
     };
+    // (Each case returns `out` by name: `return copy(...), out;` would copy it, the
+    // comma's result being no name that a return moves from.)
     switch (es) {
-        case 1: return copy(std::uint8_t{}), out;
-        case 2: return copy(std::uint16_t{}), out;
-        case 4: return copy(std::uint32_t{}), out;
-        case 8: return copy(std::uint64_t{}), out;
+        case 1: copy(std::uint8_t{}); return out;
+        case 2: copy(std::uint16_t{}); return out;
+        case 4: copy(std::uint32_t{}); return out;
+        case 8: copy(std::uint64_t{}); return out;
         default: break;
     }
     const auto id_strides = strides_of(ids.dims());
@@ -1171,9 +1173,15 @@ inline array dot(const node& n, const array& a, const array& b, thread_pool* poo
                N = static_cast<std::int64_t>(bn.size()), K = static_cast<std::int64_t>(ak.size());
     auto out = array::uninitialized(n.type, n.dims);
     if (packed && packed->empty()) packed = nullptr;
-    if (n.type == dtype::f32) return float_dot<float>(a, b, *plan, out, pool, packed), out;
-    if (n.type == dtype::f16) return float_dot<half>(a, b, *plan, out, pool, packed), out;
-    if (n.type == dtype::bf16) return float_dot<bfloat16>(a, b, *plan, out, pool, packed), out;
+    // The result is returned by name, so it moves: `return float_dot(...), out;`
+    // copied it (the comma's result is not a name), 12 MiB for BERT's FFN at batch
+    // 8, 5 % of the product's time.
+    if (n.type == dtype::f32 || n.type == dtype::f16 || n.type == dtype::bf16) {
+        if (n.type == dtype::f32) float_dot<float>(a, b, *plan, out, pool, packed);
+        else if (n.type == dtype::f16) float_dot<half>(a, b, *plan, out, pool, packed);
+        else float_dot<bfloat16>(a, b, *plan, out, pool, packed);
+        return out;
+    }
     // The offsets are init-captures: Clang 15 cannot capture structured bindings.
     visit(n.type, [&, &ab = ab, &am = am, &ak = ak, &bb = bb, &bn = bn, &bk = bk](auto D) {
         using E = element<decltype(D)::value>;
