@@ -7,8 +7,9 @@
 // bf16 dot-product peak (AMX's tdpbf16ps where the CPU has it, else AVX512_BF16's
 // vdpbf16ps), the compute limit of bf16 weights on CPUs that have either. The
 // AVX-512 FMA and vdpbf16ps loops are the library's own (simd::detail::time_fmas
-// and time_pair_dots, which simd::detail::bf16_pairs_preferred times to choose
-// the bf16 GEMM), so the peaks reported are those rates, on every thread.
+// and time_pair_dots, which simd::detail::bf16_pairs_timed times to choose the
+// bf16 GEMM on CPUs of other vendors than Intel and AMD), so the peaks reported
+// are those rates, on every thread.
 #pragma once
 
 #include <algorithm>

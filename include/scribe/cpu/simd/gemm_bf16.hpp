@@ -245,29 +245,53 @@ __attribute__((target("avx512f"), noinline)) inline double time_fmas(long rounds
 // issue it at different rates: an Emerald Rapids core (a VM with AMX hidden)
 // issues one every 2 cycles and two FMAs every cycle, so its pairs run at half
 // the FMAs' rate (85 against 165 GFLOP/s a core), and BERT-base's bf16 GEMMs
-// at 68-80 GFLOP/s against 117-135 as f32 GEMMs on the widened values. So the
-// two rates are timed once per process, on registers (about 1 ms), and the pairs
-// are kept unless the FMAs outrun them by a quarter (the f32 route also widens
-// A and reads B's panels at twice the bytes): a CPU where the two rates are near
-// stays on the pairs, and the gap either way is a factor of 2, far beyond the
-// timer's noise.
-inline bool bf16_pairs_preferred() {
+// at 68-80 GFLOP/s against 117-135 as f32 GEMMs on the widened values; Zen 4
+// and Zen 5 issue it at the FMA's rate, twice the products.
+//
+// The rate is a property of the core's design, so where the vendor tells it, it
+// is not timed: Intel's cores without AMX (Sapphire, Emerald and Granite Rapids
+// with AMX hidden, and Cooper Lake, taken to be alike) take the f32 GEMM, AMD's
+// the pairs. Timed, two processes on one Emerald Rapids VM once came to
+// different answers while the test suite ran: an artifact compiled by one (its
+// packs' layout is part of its machine key) was refused by the next as
+// "compiled for another CPU's kernels". The rates timed there are 0.49-0.50
+// apart in every trial, alone, under the suite's load and beside a thread
+// running FMAs, so what misled that one timing is not known; a choice that can
+// differ between two runs on the same machine must not come from a clock.
+// Other vendors' cores are timed (bf16_pairs_timed).
+inline bool bf16_pairs_timed() {
 #ifdef SCRIBE_X86
-    static const bool yes = [] {
-        if (!has_avx512bf16()) return false;
-        if (has_amx_bf16() && has_avx512f()) return true;
-        double pairs = 1e9, fmas = 1e9;
-        for (int trial = 0; trial < 5; ++trial) {  // alternating, the best of each: a clock ramp or a preemption hits one trial
-            pairs = std::min(pairs, time_pair_dots(4000));
-            fmas = std::min(fmas, time_fmas(4000));
-        }
-        // Products a second: 32 a vdpbf16ps, 16 an FMA.
-        return 32.0 / pairs * 1.25 >= 16.0 / fmas;
-    }();
-    return yes;
+    double pairs = 1e9, fmas = 1e9;
+    for (int trial = 0; trial < 5; ++trial) {  // alternating, the best of each: a clock ramp or a preemption hits one trial
+        pairs = std::min(pairs, time_pair_dots(4000));
+        fmas = std::min(fmas, time_fmas(4000));
+    }
+    // Products a second: 32 a vdpbf16ps, 16 an FMA. The pairs are kept unless the
+    // FMAs outrun them by a quarter (the f32 route also widens A and reads B's
+    // panels at twice the bytes).
+    return 32.0 / pairs * 1.25 >= 16.0 / fmas;
 #else
     return false;
 #endif
+}
+
+// The choice, made afresh (bf16_pairs_preferred keeps the first).
+inline bool bf16_pairs_decided() {
+#ifdef SCRIBE_X86
+    if (!has_avx512bf16()) return false;
+    if (has_amx_bf16() && has_avx512f()) return true;
+    __builtin_cpu_init();
+    if (__builtin_cpu_is("intel")) return false;
+    if (__builtin_cpu_is("amd")) return true;
+    return bf16_pairs_timed();
+#else
+    return false;
+#endif
+}
+
+inline bool bf16_pairs_preferred() {
+    static const bool yes = bf16_pairs_decided();
+    return yes;
 }
 }  // namespace detail
 
