@@ -13,7 +13,7 @@
 //                 where the time goes, per op kind and node (the executor's profile): the
 //                 decode graph (cache of 192 positions, as in the benchmark) and the prefill
 //                 graph (128 tokens), and a decode step's time outside its graph (generate's
-//                 step against the graph run alone); no peers, no limits
+//                 decode time less its graph runs, timed in the same steps); no peers, no limits
 //
 // DIR holds a checkpoint with random weights. With --python (a Python with torch and
 // transformers: <source>/.venv-ref; ignored, with a note, where there is none) the
@@ -328,29 +328,22 @@ void profile(const fs::path& dir, run_type rt, unsigned threads, const std::vect
         return with_caches(dec, std::move(in));
     };
     report("decode", dec, decode_inputs);
-    // A decode step's time outside its graph (sampling, the runtime's own work):
-    // generate's steps after the prompt against the same graph run alone, without
-    // the per-node timing, both medians of several runs.
+    // A decode step's time outside its graph (choosing the token, the next step's
+    // inputs: the runtime's own work): generate's decode time less its graph runs',
+    // timed within the same steps, median of several generations.
     {
-        cpu::executor run(dec, {.threads = threads});
-        bound(run, dec);
-        run.run_donating(decode_inputs());
-        std::vector<double> graph_s, step_s;
-        for (int r = 0; r < 20; ++r) {
-            auto v = decode_inputs();
-            const auto t0 = std::chrono::steady_clock::now();
-            run.run_donating(std::move(v));
-            graph_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        }
         const runtime::generate_options many{.max_new_tokens = steps + 1, .stop_at_eos = false};
         lm.generate({prompt}, many);  // builds its graphs: not timed
-        for (int r = 0; r < 5; ++r) {
+        std::vector<double> step_s, outside_s;
+        for (int r = 0; r < 7; ++r) {
             const auto d = lm.generate({prompt}, many);
-            step_s.push_back(d.decode_seconds / static_cast<double>(d.decode_steps));
+            const auto n = static_cast<double>(d.decode_steps);
+            step_s.push_back(d.decode_seconds / n);
+            outside_s.push_back((d.decode_seconds - d.decode_graph_seconds) / n);
         }
-        const double graph = bench::median(graph_s), step = bench::median(step_s);
-        std::printf("decode step through generate: %.3f ms; its graph run alone: %.3f ms; outside the graph: %.3f ms (%.1f%%)\n\n",
-                    step * 1e3, graph * 1e3, (step - graph) * 1e3, 100 * (step - graph) / step);
+        const double step = bench::median(step_s), outside = bench::median(outside_s);
+        std::printf("decode step through generate: %.3f ms; outside its graph: %.4f ms (%.2f%%), medians of 7 generations of %lld steps\n\n",
+                    step * 1e3, outside * 1e3, 100 * outside / step, static_cast<long long>(steps));
     }
     // Speculative decoding's verify step over 5 tokens (4 drafted).
     std::vector<std::int32_t> five(5, prompt.front());

@@ -507,10 +507,10 @@ int generate(const args& a, launcher& run) {
                      static_cast<long long>(out.prompt_tokens), static_cast<long long>(out.bucket), out.prefill_seconds * 1e3,
                      static_cast<double>(out.prompt_tokens) / out.prefill_seconds);
         if (out.decode_steps > 0)
-            std::fprintf(stderr, "decode:  %lld tokens in %lld steps in %.1f ms, %.1f tokens/s (%.2f ms per step, batch %zu)\n",
+            std::fprintf(stderr, "decode:  %lld tokens in %lld steps in %.1f ms, %.1f tokens/s (%.2f ms per step, batch %zu; %.3f ms of it outside the graph)\n",
                          static_cast<long long>(decoded), static_cast<long long>(out.decode_steps), out.decode_seconds * 1e3,
                          static_cast<double>(decoded) / out.decode_seconds, out.decode_seconds * 1e3 / static_cast<double>(out.decode_steps),
-                         prompts.size());
+                         prompts.size(), (out.decode_seconds - out.decode_graph_seconds) * 1e3 / static_cast<double>(out.decode_steps));
         if (spec && spec->rounds > 0) {
             std::fprintf(stderr, "speculative: K %lld; the draft proposed %lld tokens, %lld accepted (%.1f%%); %.2f tokens per verify step; "
                                  "draft %.1f ms, model %.1f ms\n",

@@ -94,6 +94,7 @@ class Generation:
     prefill_seconds: float
     decode_seconds: float
     decode_steps: int  # decode graph runs; each made one token for every sequence still going
+    decode_graph_seconds: float  # of decode_seconds, the graph runs; the rest is the runtime's work between them
 
     @property
     def decode_tokens_per_second(self) -> float:

@@ -290,6 +290,7 @@ public:
         stats["prefill_seconds"] = g.prefill_seconds;
         stats["decode_seconds"] = g.decode_seconds;
         stats["decode_steps"] = g.decode_steps;
+        stats["decode_graph_seconds"] = g.decode_graph_seconds;
         return py::make_tuple(tokens, stats);
     }
 

@@ -96,6 +96,7 @@ def test_dtypes_and_the_stats():
         assert out.tokens[0][0] == p["greedy"][0]
         assert out.prompt_tokens == len(p["ids"]) and out.decode_steps == 2 and out.prefill_seconds > 0
         assert out.decode_tokens_per_second > 0
+        assert 0 < out.decode_graph_seconds <= out.decode_seconds  # the graph's share of the decode time
 
 
 def test_stream_sees_each_token_and_can_stop():

@@ -48,6 +48,10 @@ void check_golden(const std::string& model) {
         }
         const auto batch = lm.generate(prompts, {.max_new_tokens = 12, .stop_at_eos = false});
         for (std::size_t b = 0; b < cases.size(); ++b) CHECK(batch.tokens[b] == cases[b].greedy);
+        // The decode graph's own time is counted within the decode time (every rank's run, at TP > 1).
+        CHECK(batch.decode_steps == 11);
+        CHECK(batch.decode_graph_seconds > 0);
+        CHECK(batch.decode_graph_seconds <= batch.decode_seconds);
         if (tp == 1) CHECK(lm.generate({cases[0].ids}, {.max_new_tokens = 12, .stop_at_eos = false}).tokens[0] == cases[0].greedy);
     }
 }

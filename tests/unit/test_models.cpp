@@ -187,6 +187,23 @@ TEST_CASE("gpt2: weights converted to f16 and bf16 on load stay close to Hugging
     }
 }
 
+TEST_CASE("sampling: the vector argmax of finite logits is argmax's token, ties, signed zeros and tails included") {
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<int> small(-3, 3);
+    for (const std::size_t n : {1u, 7u, 16u, 17u, 33u, 100u, 50257u})
+        for (int trial = 0; trial < 40; ++trial) {
+            // Few distinct values (many ties), a maximum planted late, in the tail or not at all.
+            std::vector<float> row(n);
+            for (auto& x : row) x = static_cast<float>(small(rng)) * 0.5f;
+            if (trial % 4 == 1) row[n - 1] = 9.0f;
+            if (trial % 4 == 2) row[n / 2] = 9.0f, row[n - 1] = 9.0f;
+            if (trial % 4 == 3) std::fill(row.begin(), row.end(), trial % 8 == 3 ? -0.0f : 0.0f), row[n - 1] = 0.0f;
+            INFO(n << " logits, trial " << trial);
+            CHECK(runtime::argmax_finite(row) == runtime::argmax(row));
+        }
+    CHECK_THROWS_WITH(runtime::argmax_finite(std::span<const float>()), Catch::Contains("empty row"));
+}
+
 TEST_CASE("sampling: greedy, temperature, top-k, top-p, and a seed that repeats") {
     using runtime::sampling;
     const std::vector<float> logits = {1.0f, 3.0f, 0.5f, 3.0f, 2.0f, -1.0f};

@@ -323,15 +323,21 @@ protected:
     // inputs(k) gives local rank k's inputs. Returns each local rank's outputs. A
     // rank that fails stops the others (their exchanges throw) and its error is
     // the one raised.
+    // last_run_seconds() is then the time from the inputs' hand-over to the last
+    // rank's outputs.
     template <class Inputs>
     std::vector<std::vector<cpu::array>> run(step_graph& s, Inputs&& inputs) {
         std::vector<std::vector<cpu::array>> outs(ranks_.size());
         if (ranks_.size() == 1) {
-            outs[0] = s.execs[0]->run_donating(inputs(std::size_t{0}));
+            auto in = inputs(std::size_t{0});
+            const auto t0 = std::chrono::steady_clock::now();
+            outs[0] = s.execs[0]->run_donating(std::move(in));
+            last_run_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             return outs;
         }
         std::vector<cpu::named_arrays> in(ranks_.size());
         for (std::size_t k = 0; k < ranks_.size(); ++k) in[k] = inputs(k);
+        const auto t0 = std::chrono::steady_clock::now();
         std::vector<std::exception_ptr> errors(ranks_.size());
         std::atomic<int> first{-1};
         auto body = [&](std::size_t k) {
@@ -345,9 +351,12 @@ protected:
             }
         };
         rank_threads_->run([&](unsigned k) { body(k); });  // rank k on thread k; this thread is rank 0
+        last_run_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (first.load() >= 0) std::rethrow_exception(errors[static_cast<std::size_t>(first.load())]);
         return outs;
     }
+    // The graph time of the last run(): the ranks' executors, not the runtime's work around them.
+    double last_run_seconds() const { return last_run_seconds_; }
 
     // rank's file of a pre-sharded folder, or cut from the checkpoint), after
     // weight_files has checked them all.
@@ -490,8 +499,13 @@ protected:
 
     static std::vector<float> as_floats(const cpu::array& a) {
         std::vector<float> v(static_cast<std::size_t>(a.size()));
+        const auto n = static_cast<std::int64_t>(v.size());
         if (a.type() == dtype::f32) {
             std::memcpy(v.data(), a.data(), v.size() * 4);
+        } else if (a.type() == dtype::f16) {  // a 16-bit model's logits, every decode step: widened by vectors
+            cpu::simd::widen(reinterpret_cast<const half*>(a.data()), v.data(), n);
+        } else if (a.type() == dtype::bf16) {
+            cpu::simd::widen(reinterpret_cast<const bfloat16*>(a.data()), v.data(), n);
         } else {
             for (std::size_t i = 0; i < v.size(); ++i)
                 v[i] = static_cast<float>(load_as_double(a.type(), a.data() + i * info(a.type()).bytes));
@@ -499,6 +513,7 @@ protected:
         return v;
     }
 
+    double last_run_seconds_ = 0;
     std::filesystem::path dir_;
     load_options opt_;
     config config_;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../cpu/simd/elementwise.hpp"
 
 namespace scribe::runtime {
 
@@ -36,6 +37,14 @@ inline std::int32_t argmax(std::span<const float> logits) {
     for (std::size_t i = 1; i < logits.size(); ++i)
         if (logits[i] > logits[best]) best = i;
     return static_cast<std::int32_t>(best);
+}
+
+// argmax() of a row whose values are all finite, by vectors (a decode step's
+// greedy choice, among 50257 logits for GPT-2): the first of the largest.
+inline std::int32_t argmax_finite(std::span<const float> logits) {
+    const auto n = static_cast<std::int64_t>(logits.size());
+    if (n == 0) throw error("sampling: empty row of logits");
+    return static_cast<std::int32_t>(cpu::simd::first_equal(logits.data(), n, cpu::simd::max(logits.data(), n)));
 }
 
 namespace detail {

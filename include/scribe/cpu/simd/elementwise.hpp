@@ -204,6 +204,16 @@ inline float min(const float* x, std::int64_t n) {
     return m;
 }
 
+// The first i < n with x[i] == v, or n.
+inline std::int64_t first_equal(const float* x, std::int64_t n, float v) {
+    std::int64_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+        if (xsimd::any(fbatch::load_unaligned(x + i) == fbatch(v))) break;
+    for (; i < n; ++i)
+        if (x[i] == v) return i;
+    return n;
+}
+
 // A contiguous row reduced: how the reduce kernel (kernels::reduce_float) and the
 // fused kernel's row groups both reduce a row, so that they agree bit for bit.
 inline float reduce(reducer r, const float* x, std::int64_t n) {
