@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <functional>
 
 #include <unistd.h>
@@ -187,21 +188,31 @@ TEST_CASE("gpt2: weights converted to f16 and bf16 on load stay close to Hugging
     }
 }
 
-TEST_CASE("sampling: the vector argmax of finite logits is argmax's token, ties, signed zeros and tails included") {
+TEST_CASE("sampling: argmax by vectors is the first of the largest logits, ties, signed zeros, infinities and NaN included") {
+    auto first_largest = [](const std::vector<float>& row) {  // value by value, as the definition reads
+        std::size_t best = 0;
+        for (std::size_t i = 1; i < row.size(); ++i)
+            if (row[i] > row[best]) best = i;
+        return static_cast<std::int32_t>(best);
+    };
     std::mt19937 rng(3);
     std::uniform_int_distribution<int> small(-3, 3);
     for (const std::size_t n : {1u, 7u, 16u, 17u, 33u, 100u, 50257u})
-        for (int trial = 0; trial < 40; ++trial) {
-            // Few distinct values (many ties), a maximum planted late, in the tail or not at all.
+        for (int trial = 0; trial < 48; ++trial) {
+            // Few distinct values (many ties), a maximum planted late, in the tail or
+            // not at all; infinities; a NaN (walked value by value).
             std::vector<float> row(n);
             for (auto& x : row) x = static_cast<float>(small(rng)) * 0.5f;
-            if (trial % 4 == 1) row[n - 1] = 9.0f;
-            if (trial % 4 == 2) row[n / 2] = 9.0f, row[n - 1] = 9.0f;
-            if (trial % 4 == 3) std::fill(row.begin(), row.end(), trial % 8 == 3 ? -0.0f : 0.0f), row[n - 1] = 0.0f;
+            if (trial % 6 == 1) row[n - 1] = 9.0f;
+            if (trial % 6 == 2) row[n / 2] = 9.0f, row[n - 1] = 9.0f;
+            if (trial % 6 == 3) std::fill(row.begin(), row.end(), trial % 12 == 3 ? -0.0f : 0.0f), row[n - 1] = 0.0f;
+            if (trial % 6 == 4) row[n - 1] = std::numeric_limits<float>::infinity(), row[0] = -std::numeric_limits<float>::infinity();
+            if (trial % 6 == 5) row[n / 3] = std::numeric_limits<float>::quiet_NaN();
             INFO(n << " logits, trial " << trial);
-            CHECK(runtime::argmax_finite(row) == runtime::argmax(row));
+            CHECK(runtime::argmax(row) == first_largest(row));
         }
-    CHECK_THROWS_WITH(runtime::argmax_finite(std::span<const float>()), Catch::Contains("empty row"));
+    std::mt19937_64 draws(1);
+    CHECK_THROWS_WITH(runtime::sample(std::span<const float>(), runtime::sampling{}, draws), Catch::Contains("empty row"));
 }
 
 TEST_CASE("sampling: greedy, temperature, top-k, top-p, and a seed that repeats") {

@@ -139,9 +139,8 @@ public:
             const auto V = static_cast<std::size_t>(config_.vocab_size);
             for (std::size_t b = 0; b < prompts.size(); ++b) {
                 if (done[b]) continue;
-                const float* row = logits.data() + b * V;
-                check_finite_logits(std::span<const float>(row, V), step, b);
-                const auto t = o.sample.greedy() ? argmax_finite({row, choosable}) : sample(std::span<const float>(row, choosable), o.sample, rng);
+                check_finite_logits(std::span<const float>(logits.data() + b * V, V), step, b);
+                const auto t = sample(std::span<const float>(logits.data() + b * V, choosable), o.sample, rng);
                 out.tokens[b].push_back(t);
                 last[b] = t;
                 if (o.stop_at_eos && std::find(stops.begin(), stops.end(), t) != stops.end()) done[b] = true;

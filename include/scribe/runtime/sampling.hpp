@@ -32,19 +32,17 @@ struct sampling {
     bool greedy() const { return temperature == 0.0; }
 };
 
+// The first of the largest logits (a decode step's greedy choice, among 50257 for
+// GPT-2). By vectors: the row's maximum, then the first value equal to it; a row
+// holding a NaN (which no comparison picks) is walked value by value.
 inline std::int32_t argmax(std::span<const float> logits) {
+    const auto n = static_cast<std::int64_t>(logits.size());
+    if (const float top = cpu::simd::max(logits.data(), n); n > 0 && !std::isnan(top))
+        return static_cast<std::int32_t>(cpu::simd::first_equal(logits.data(), n, top));
     std::size_t best = 0;
     for (std::size_t i = 1; i < logits.size(); ++i)
         if (logits[i] > logits[best]) best = i;
     return static_cast<std::int32_t>(best);
-}
-
-// argmax() of a row whose values are all finite, by vectors (a decode step's
-// greedy choice, among 50257 logits for GPT-2): the first of the largest.
-inline std::int32_t argmax_finite(std::span<const float> logits) {
-    const auto n = static_cast<std::int64_t>(logits.size());
-    if (n == 0) throw error("sampling: empty row of logits");
-    return static_cast<std::int32_t>(cpu::simd::first_equal(logits.data(), n, cpu::simd::max(logits.data(), n)));
 }
 
 namespace detail {
