@@ -173,6 +173,13 @@ TEST_CASE("q4: quantization equals llama.cpp's Q4_0 (its gguf package) byte for 
     cpu::simd::dequantize_q4_rows(q.data(), d.data(), rows, k, back.data());
     cpu::simd::detail::dequantize_q4_portable(q.data(), d.data(), rows, k, portable.data());
     CHECK(back == portable);
+#ifdef SCRIBE_X86
+    if (cpu::simd::detail::has_avx2_fma_f16c()) {
+        std::vector<float> avx2(back.size());
+        cpu::simd::detail::dequantize_q4_avx2(q.data(), d.data(), rows, k, avx2.data());
+        CHECK(avx2 == portable);
+    }
+#endif
     for (std::int64_t i = 0; i < rows * k; ++i) {
         const auto b = static_cast<std::size_t>(i / 32), at = static_cast<std::size_t>(i % 32);
         const int bits = at < 16 ? (gq[b * 16 + at] & 15) : (gq[b * 16 + at - 16] >> 4);
@@ -265,6 +272,15 @@ TEST_CASE("q8: a q8 product's input is quantized in the graph as llama.cpp quant
         REQUIRE(cpu::simd::detail::q8_input_of_portable(got.data() + r * k, k, qx_p.data(), dx_p.data()));
         CHECK(qx_p == qx);
         CHECK(dx_p == dx);
+#ifdef SCRIBE_X86
+        if (cpu::simd::detail::has_avx2_fma_f16c()) {
+            std::vector<std::int8_t> qx_a(qx.size());
+            std::vector<float> dx_a(dx.size());
+            REQUIRE(cpu::simd::detail::q8_input_of_avx2(got.data() + r * k, k, qx_a.data(), dx_a.data()));
+            CHECK(qx_a == qx);
+            CHECK(dx_a == dx);
+        }
+#endif
     }
     // Every instruction set's kernel computes those values too, and the same on
     // rows with a NaN, an infinity, a -0 and values past f16's scales.
@@ -278,20 +294,27 @@ TEST_CASE("q8: a q8 product's input is quantized in the graph as llama.cpp quant
         cpu::simd::detail::q8_read_back_portable(in, rows * k / 32, portable.data());
         cpu::simd::q8_read_back_blocks(in, rows * k / 32, dispatched.data());
         CHECK(std::memcmp(portable.data(), dispatched.data(), want.size() * 4) == 0);
+#ifdef SCRIBE_X86
+        if (cpu::simd::detail::has_avx2_fma_f16c()) {
+            std::vector<float> avx2(want.size());
+            cpu::simd::detail::q8_read_back_blocks_avx2(in, rows * k / 32, avx2.data());
+            CHECK(std::memcmp(portable.data(), avx2.data(), want.size() * 4) == 0);
+        }
+#endif
         if (in == w) CHECK(std::memcmp(portable.data(), want.data(), want.size() * 4) == 0);
     }
     // Values off the grid, or not finite, are not a q8 input.
     CHECK_FALSE(cpu::simd::q8_input_of(w, k, qx.data(), dx.data()));
     auto bad = std::vector<float>(got.begin(), got.begin() + k);
-    bad[40] = std::nextafter(bad[40], 1e9f);
-    CHECK_FALSE(cpu::simd::q8_input_of(bad.data(), k, qx.data(), dx.data()));
-    CHECK_FALSE(cpu::simd::detail::q8_input_of_portable(bad.data(), k, qx.data(), dx.data()));
-    bad[40] = std::nanf("");
-    CHECK_FALSE(cpu::simd::q8_input_of(bad.data(), k, qx.data(), dx.data()));
-    CHECK_FALSE(cpu::simd::detail::q8_input_of_portable(bad.data(), k, qx.data(), dx.data()));
-    bad[40] = std::numeric_limits<float>::infinity();
-    CHECK_FALSE(cpu::simd::q8_input_of(bad.data(), k, qx.data(), dx.data()));
-    CHECK_FALSE(cpu::simd::detail::q8_input_of_portable(bad.data(), k, qx.data(), dx.data()));
+    for (const float v : {std::nextafter(bad[40], 1e9f), std::nanf(""), std::numeric_limits<float>::infinity()}) {
+        INFO("element 40 made " << v);
+        bad[40] = v;
+        CHECK_FALSE(cpu::simd::q8_input_of(bad.data(), k, qx.data(), dx.data()));
+        CHECK_FALSE(cpu::simd::detail::q8_input_of_portable(bad.data(), k, qx.data(), dx.data()));
+#ifdef SCRIBE_X86
+        if (cpu::simd::detail::has_avx2_fma_f16c()) CHECK_FALSE(cpu::simd::detail::q8_input_of_avx2(bad.data(), k, qx.data(), dx.data()));
+#endif
+    }
 }
 
 TEST_CASE("q8: the int8 x int8 block products of every instruction set equal a double loop") {
@@ -364,6 +387,7 @@ TEST_CASE("q4: the 4-bit x 8-bit block products of every instruction set equal a
             check("dispatched", cpu::simd::q4_q8_dots);
 #ifdef SCRIBE_X86
             if (cpu::simd::detail::has_avx512_vnni()) check("avx512 vnni", cpu::simd::detail::q4_q8_dots_avx512);
+            if (cpu::simd::detail::has_avx2_fma_f16c()) check("avx2", cpu::simd::detail::q4_q8_dots_avx2);
 #endif
         }
 }

@@ -247,6 +247,73 @@ __attribute__((target("avx512f"))) inline bool q8_input_of_avx512(const float* x
     return true;
 }
 
+// q8_read_back_blocks and q8_input_of with AVX2: the same arithmetic, a block
+// four vectors. The largest |x| of a block's four vectors (a NaN among them is
+// looked for apart).
+__attribute__((target("avx2,fma,f16c"))) inline float block_amax_avx2(const __m256* v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                   _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+    const __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    const __m128 q = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(q, _mm_movehdup_ps(q)));
+}
+
+__attribute__((target("avx2,fma,f16c"))) inline bool block_has_nan_avx2(const __m256* v) {
+    const __m256 n = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(v[0], v[0], _CMP_UNORD_Q), _mm256_cmp_ps(v[1], v[1], _CMP_UNORD_Q)),
+                                  _mm256_or_ps(_mm256_cmp_ps(v[2], v[2], _CMP_UNORD_Q), _mm256_cmp_ps(v[3], v[3], _CMP_UNORD_Q)));
+    return _mm256_movemask_ps(n) != 0;
+}
+
+__attribute__((target("avx2,fma,f16c"))) inline __m256 q8_read_back_avx2(__m256 v, float id, float d16) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 x = _mm256_mul_ps(v, _mm256_set1_ps(id));
+    const __m256 a = _mm256_andnot_ps(sign, x);
+    const __m256 f = _mm256_round_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m256 up = _mm256_round_ps(_mm256_mul_ps(_mm256_sub_ps(a, f), _mm256_set1_ps(2.0f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m256 finite = _mm256_cmp_ps(a, _mm256_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
+    const __m256 q = _mm256_or_ps(_mm256_add_ps(f, up), _mm256_and_ps(x, sign));
+    // + 0 makes a -0 the 0 an int8 holds; other values are whole numbers and stay.
+    return _mm256_mul_ps(_mm256_add_ps(_mm256_and_ps(finite, q), _mm256_setzero_ps()), _mm256_set1_ps(d16));
+}
+
+__attribute__((target("avx2,fma,f16c"))) inline void q8_read_back_blocks_avx2(const float* x, std::int64_t n, float* out) {
+    for (std::int64_t b = 0; b < n; ++b) {
+        __m256 v[4];
+        for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(x + b * 32 + 8 * i);
+        const float amax = block_has_nan_avx2(v) ? std::numeric_limits<float>::quiet_NaN() : block_amax_avx2(v);
+        const float d = amax / 127.0f;
+        const float id = d == 0.0f ? 0.0f : 1.0f / d;
+        const float d16 = f16_bits_to_f32(f32_to_f16_bits(d));
+        for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + b * 32 + 8 * i, q8_read_back_avx2(v[i], id, d16));
+    }
+}
+
+__attribute__((target("avx2,fma,f16c"))) inline bool q8_input_of_avx2(const float* x, std::int64_t k, std::int8_t* qx, float* dx) {
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    for (std::int64_t b = 0; b < k / 32; ++b) {
+        __m256 v[4];
+        for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(x + b * 32 + 8 * i);
+        if (block_has_nan_avx2(v)) return false;
+        const float d = f16_bits_to_f32(f32_to_f16_bits(block_amax_avx2(v) / 127.0f));
+        if (!std::isfinite(d)) return false;
+        const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f), vd = _mm256_set1_ps(d);
+        __m256i q[4];
+        int same = 0xff;
+        for (int i = 0; i < 4; ++i) {
+            const __m256 r = _mm256_min_ps(_mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo), hi);
+            same &= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_mul_ps(r, vd), v[i], _CMP_EQ_OQ));
+            q[i] = _mm256_cvtps_epi32(r);
+        }
+        if (same != 0xff) return false;
+        // The packs interleave 4-lane quarters; the permutation puts them back in order.
+        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qx + b * 32), _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        dx[b] = d;
+    }
+    return true;
+}
+
 // AVX2: per block, vpmaddubsw of |qw| (unsigned, so -128 is 128) and qx
 // carrying qw's sign (vpsignb; qx is within +-127) gives 16 pair sums, each at
 // most 2 x 128 x 127 in magnitude (no saturation); vpmaddwd with ones makes them
@@ -301,6 +368,7 @@ __attribute__((target("avx2,fma,f16c"))) inline void q8_q8_dots_avx2(std::int64_
 inline bool q8_input_of(const float* x, std::int64_t k, std::int8_t* qx, float* dx) {
 #ifdef SCRIBE_X86
     if (detail::has_avx512f()) return detail::q8_input_of_avx512(x, k, qx, dx);
+    if (detail::has_avx2_fma_f16c()) return detail::q8_input_of_avx2(x, k, qx, dx);
 #endif
     return detail::q8_input_of_portable(x, k, qx, dx);
 }
@@ -310,6 +378,7 @@ inline bool q8_input_of(const float* x, std::int64_t k, std::int8_t* qx, float* 
 inline void q8_read_back_blocks(const float* x, std::int64_t n, float* out) {
 #ifdef SCRIBE_X86
     if (detail::has_avx512f()) return detail::q8_read_back_blocks_avx512(x, n, out);
+    if (detail::has_avx2_fma_f16c()) return detail::q8_read_back_blocks_avx2(x, n, out);
 #endif
     detail::q8_read_back_portable(x, n, out);
 }
