@@ -461,6 +461,81 @@ TEST_CASE("q8 and q4: the integer GEMM (packed panels) of every instruction set 
                 }
 }
 
+TEST_CASE("q8 and q4: weights widened straight into the f32 GEMM's panels are the widened rows, packed") {
+    // widen_q8_panels fills the panels gemm_blocked reads (k-major, nr columns,
+    // zero-padded) for any k range, block-aligned or not, and any rows: whole and
+    // partial groups of 8 and panels.
+    using namespace nn;
+    std::mt19937 rng(13);
+    std::normal_distribution<float> nv(0.0f, 1.0f);
+    const std::int64_t N = 45, K = 1056;  // 33 blocks: gemm_blocked's k blocks of 528 start inside one
+    for (const auto format : {weight_format::q8, weight_format::q4}) {
+        const bool q4 = format == weight_format::q4;
+        std::vector<float> w(static_cast<std::size_t>(N * K));
+        for (auto& v : w) v = nv(rng);
+        const auto bytes = q8::block_bytes(format) - 2;  // of q, per block
+        std::vector<std::uint8_t> q(static_cast<std::size_t>(N * K / 32 * bytes));
+        std::vector<std::uint16_t> d(static_cast<std::size_t>(N * K / 32));
+        std::vector<float> back(w.size());
+        if (q4) {
+            REQUIRE(cpu::simd::quantize_q4_rows(w.data(), N, K, q.data(), d.data()) == -1);
+            cpu::simd::detail::dequantize_q4_portable(q.data(), d.data(), N, K, back.data());
+        } else {
+            REQUIRE(cpu::simd::quantize_q8_rows(w.data(), N, K, reinterpret_cast<std::int8_t*>(q.data()), d.data()) == -1);
+            cpu::simd::detail::dequantize_q8_portable(reinterpret_cast<const std::int8_t*>(q.data()), d.data(), N, K, back.data());
+        }
+        for (const std::int64_t nr : {8, 16, 48})
+            for (const auto& [r0, rows] : {std::pair<std::int64_t, std::int64_t>{0, 45}, {5, 16}, {13, 3}})
+                for (const auto& [k0, kb] : {std::pair<std::int64_t, std::int64_t>{0, 1056}, {528, 528}, {48, 80}, {7, 9}}) {
+                    INFO(name(format) << ": nr " << nr << ", rows " << r0 << "+" << rows << ", k " << k0 << "+" << kb);
+                    const auto padded = (rows + nr - 1) / nr * nr;
+                    std::vector<float> got(static_cast<std::size_t>(padded * kb), -7.0f);
+                    cpu::kernels::widen_q8_panels(q.data(), d.data(), q4, K, K / 32 * bytes, r0, rows, k0, kb, nr, got.data());
+                    bool same = true;
+                    for (std::int64_t j = 0; j < padded; ++j)
+                        for (std::int64_t k = 0; k < kb; ++k) {
+                            const float want = j < rows ? back[static_cast<std::size_t>((r0 + j) * K + k0 + k)] : 0.0f;
+                            same = same && got[static_cast<std::size_t>((j / nr) * nr * kb + k * nr + j % nr)] == want;
+                        }
+                    CHECK(same);
+                }
+        // And through the executor: 20 and 37 rows of x (the GEMM where the CPU has
+        // no integer one) against 45 rows of W, two k blocks, 1 and 2 threads.
+        for (const std::int64_t rows : {20, 37})
+            for (const unsigned threads : {1u, 2u}) {
+                INFO(name(format) << ": x of " << rows << " rows, " << threads << " threads");
+                graph g("q8 gemm");
+                g.bind(hidden(K), ffn(N), seq(rows));
+                models::declaration decl(g, format);
+                auto wt = decl(f32[ffn, hidden], "w");
+                auto x = g.parameter(f32[seq, hidden], "x");
+                g.outputs(dot<hidden>(x, wt));
+                cpu::executor run(g, {.threads = threads});
+                auto wa = cpu::array::uninitialized(dtype::f32, {{"ffn", N}, {"hidden", K}});
+                std::memcpy(wa.mutable_data(), w.data(), w.size() * 4);
+                const auto l = q8::plan(wa.dims(), {"hidden"}, format);
+                REQUIRE(l);
+                auto [qa, sa] = cpu::quantize_q8(wa, *l, "w");
+                run.bind("w", std::move(qa));
+                run.bind(q8::scale_name("w"), std::move(sa));
+                auto xa = cpu::array::uninitialized(dtype::f32, {{"seq", rows}, {"hidden", K}});
+                std::vector<float> xs(static_cast<std::size_t>(rows * K));
+                for (auto& v : xs) v = nv(rng);
+                std::memcpy(xa.mutable_data(), xs.data(), xs.size() * 4);
+                const auto xv = q8_read_back(xs, K);
+                std::vector<float> want(static_cast<std::size_t>(rows * N));
+                for (std::int64_t m = 0; m < rows; ++m)
+                    for (std::int64_t n = 0; n < N; ++n) {
+                        double acc = 0;
+                        for (std::int64_t k = 0; k < K; ++k)
+                            acc += static_cast<double>(xv[static_cast<std::size_t>(m * K + k)]) * back[static_cast<std::size_t>(n * K + k)];
+                        want[static_cast<std::size_t>(m * N + n)] = static_cast<float>(acc);
+                    }
+                CHECK(rel_diff(floats(run({{"x", xa}})[0]), want) < 1e-5);
+            }
+    }
+}
+
 TEST_CASE("q8: the executor multiplies and gathers a q8 or q4 weight from q and scale, never making it") {
     using namespace nn;
     std::mt19937 rng(11);

@@ -185,6 +185,45 @@ inline std::optional<q8_product> q8_product_of(const graph& g, const node& n) {
     return q8_product{*w, n.operands[0], false, q8_lhs_of(n, g[n.operands[0]].dims)};
 }
 
+// Rows [r0, r0 + rows) of a q8 or q4 weight (row_bytes of q and K / 32 scales a
+// row), over k in [k0, k0 + kb), widened into the GEMM micro-kernel's panels of nr
+// columns, k-major and zero-padded, as simd::detail::pack_b lays out a B: 8 rows
+// at a time widened over their whole blocks into a few KiB (L1), then transposed
+// 8 x 8 in registers. (Widening a panel of 256 rows into a block of its own first,
+// 3 MiB at K = 3072, and packing that for the GEMM wrote and read the weight in
+// f32 twice more, through L3.)
+inline void widen_q8_panels(const std::uint8_t* qs, const std::uint16_t* ss, bool q4, std::int64_t K, std::int64_t row_bytes,
+                            std::int64_t r0, std::int64_t rows, std::int64_t k0, std::int64_t kb, std::int64_t nr, float* out) {
+    const auto blocks = K / simd::q8_block, b0 = k0 / simd::q8_block, b1 = (k0 + kb + simd::q8_block - 1) / simd::q8_block;
+    const auto span = (b1 - b0) * simd::q8_block, skip = k0 - b0 * simd::q8_block;
+    thread_local simd::aligned_vector<float> rows8;
+    rows8.resize(static_cast<std::size_t>(8 * span));
+    for (std::int64_t j = 0; j < rows; j += nr, out += nr * kb) {
+        const auto w = std::min(nr, rows - j);
+        for (std::int64_t x = 0; x < w; x += 8) {
+            const auto h = std::min<std::int64_t>(8, w - x);
+            for (std::int64_t y = 0; y < h; ++y) {
+                const auto r = r0 + j + x + y;
+                float* to = rows8.data() + y * span;
+                if (q4)
+                    simd::dequantize_q4_rows(qs + r * row_bytes + b0 * simd::q4_bytes, ss + r * blocks + b0, 1, span, to);
+                else
+                    simd::dequantize_q8_rows(reinterpret_cast<const std::int8_t*>(qs) + r * K + b0 * simd::q8_block, ss + r * blocks + b0, 1, span, to);
+            }
+#ifdef SCRIBE_X86
+            if (h == 8 && simd::detail::has_avx2_fma_f16c()) {
+                simd::detail::pack_columns8_avx2(rows8.data() + skip, span, kb, nr, out + x);
+                continue;
+            }
+#endif
+            for (std::int64_t k = 0; k < kb; ++k)
+                for (std::int64_t y = 0; y < h; ++y) out[k * nr + x + y] = rows8[static_cast<std::size_t>(y * span + skip + k)];
+        }
+        if (w < nr)
+            for (std::int64_t k = 0; k < kb; ++k) std::fill(out + k * nr + w, out + (k + 1) * nr, 0.0f);
+    }
+}
+
 // The dot n = x . W^T with W from q and scale in `format`; `rhs` is the dot's
 // right operand's shape, `lhs` (found when null) where x keeps its rows and k.
 inline array q8_dot(const node& n, const array& x, const array& q, const array& scale, const shape& rhs, weight_format format,
@@ -269,18 +308,22 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
         });
         return out;
     }
-    // A panel of 256 of W's rows at a time widened to f32 (3 MiB at k = 3072: in L3), then the
-    // GEMM: narrower panels re-read x once each (16 rows of k = 3072 made the product 2.7x slower).
+    // A panel of 256 of W's rows at a time, widened to f32 straight into the GEMM's
+    // packed panels (widen_q8_panels) as the GEMM walks its k blocks: narrower
+    // panels re-read x once each (16 rows of k = 3072 made the product 2.7x slower).
     constexpr std::int64_t panel = 256;
     over_columns(pool, N, 16, [&](std::int64_t n0, std::int64_t n1) {
-        simd::aligned_vector<float> w(static_cast<std::size_t>(std::min(panel, n1 - n0) * K));
         for (std::int64_t c0 = n0; c0 < n1; c0 += panel) {
             const auto nb = std::min(panel, n1 - c0);
-            if (q4)
-                simd::dequantize_q4_rows(qs + c0 * row_bytes, ss + c0 * blocks, nb, K, w.data());
-            else
-                simd::dequantize_q8_rows(reinterpret_cast<const std::int8_t*>(qs) + c0 * K, ss + c0 * blocks, nb, K, w.data());
-            simd::sgemm(M, nb, K, simd::basic_matrix_view<float>{xs, K, 1}, simd::basic_matrix_view<float>{w.data(), 1, K}, y + c0, N);
+            const auto choice = simd::detail::choose_kernel(nb);
+            thread_local simd::aligned_vector<float> packed;
+            packed.resize(static_cast<std::size_t>(simd::detail::k_step(K, choice.kc) * ((nb + choice.nr - 1) / choice.nr * choice.nr)));
+            simd::detail::gemm_blocked(choice, M, nb, K, simd::basic_matrix_view<float>{xs, K, 1},
+                                       [&](std::int64_t k0, std::int64_t kb, std::int64_t p0, std::int64_t pb) {
+                                           widen_q8_panels(qs, ss, q4, K, row_bytes, c0 + p0, pb, k0, kb, choice.nr, packed.data());
+                                           return static_cast<const float*>(packed.data());
+                                       },
+                                       y + c0, N);
         }
     });
     return out;
