@@ -582,7 +582,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         if (r.phase == "prefill" && !r.torch_note.empty())
             std::printf("torch %s, %u thread(s): %s\n", r.type.c_str(), r.threads, r.torch_note.c_str());
     std::printf("limits: decode = read bandwidth / (weights + KV cache) bytes per token; prefill = compute peak / flop "
-                "per prompt token (bf16: the faster of the f32 FMA peak and the bf16 dot peak, AMX's tdpbf16ps where the CPU has it, else AVX512_BF16's vdpbf16ps; q8, q4: the AVX-512 VNNI int8 dot peak). decode0: decode from an empty cache (llama-bench's tg). "
+                "per prompt token (bf16: the faster of the f32 FMA peak and the bf16 dot peak, AMX's tdpbf16ps where the CPU has it, else AVX512_BF16's vdpbf16ps; q8, q4: the AVX-512 VNNI int8 dot peak, or the f32 FMA peak where the CPU has no VNNI and the products run on the f32 GEMM). decode0: decode from an empty cache (llama-bench's tg). "
                 "decode xB: B sequences decoded together after their prompts, tokens/s of all B (llama-batched-bench's S_TG); "
                 "limit: B x read bandwidth / (weights + B KV caches) bytes.%s\n",
                 o.llama_cpp.empty() ? " llama.cpp not measured (--llama-cpp DIR)." : "");
