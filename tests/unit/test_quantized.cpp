@@ -473,7 +473,7 @@ TEST_CASE("q8 and q4: weights widened straight into the f32 GEMM's panels are th
         const bool q4 = format == weight_format::q4;
         std::vector<float> w(static_cast<std::size_t>(N * K));
         for (auto& v : w) v = nv(rng);
-        const auto bytes = q8::block_bytes(format) - 2;  // of q, per block
+        const auto bytes = q8::storage(format).bytes;  // of q, per block
         std::vector<std::uint8_t> q(static_cast<std::size_t>(N * K / 32 * bytes));
         std::vector<std::uint16_t> d(static_cast<std::size_t>(N * K / 32));
         std::vector<float> back(w.size());
@@ -490,7 +490,7 @@ TEST_CASE("q8 and q4: weights widened straight into the f32 GEMM's panels are th
                     INFO(name(format) << ": nr " << nr << ", rows " << r0 << "+" << rows << ", k " << k0 << "+" << kb);
                     const auto padded = (rows + nr - 1) / nr * nr;
                     std::vector<float> got(static_cast<std::size_t>(padded * kb), -7.0f);
-                    cpu::kernels::widen_q8_panels(q.data(), d.data(), q4, K, K / 32 * bytes, r0, rows, k0, kb, nr, got.data());
+                    cpu::kernels::widen_q8_panels(q.data(), d.data(), q4, K, r0, rows, k0, kb, nr, got.data());
                     bool same = true;
                     for (std::int64_t j = 0; j < padded; ++j)
                         for (std::int64_t k = 0; k < kb; ++k) {

@@ -185,16 +185,17 @@ inline std::optional<q8_product> q8_product_of(const graph& g, const node& n) {
     return q8_product{*w, n.operands[0], false, q8_lhs_of(n, g[n.operands[0]].dims)};
 }
 
-// Rows [r0, r0 + rows) of a q8 or q4 weight (row_bytes of q and K / 32 scales a
-// row), over k in [k0, k0 + kb), widened into the GEMM micro-kernel's panels of nr
-// columns, k-major and zero-padded, as simd::detail::pack_b lays out a B: 8 rows
+// Rows [r0, r0 + rows) of a q8 or q4 weight (q and scale as stored, K deep), over
+// k in [k0, k0 + kb), widened into the GEMM micro-kernel's panels of nr columns,
+// k-major and zero-padded, as simd::detail::pack_b lays out a B: 8 rows
 // at a time widened over their whole blocks into a few KiB (L1), then transposed
 // 8 x 8 in registers. (Widening a panel of 256 rows into a block of its own first,
 // 3 MiB at K = 3072, and packing that for the GEMM wrote and read the weight in
 // f32 twice more, through L3.)
-inline void widen_q8_panels(const std::uint8_t* qs, const std::uint16_t* ss, bool q4, std::int64_t K, std::int64_t row_bytes,
-                            std::int64_t r0, std::int64_t rows, std::int64_t k0, std::int64_t kb, std::int64_t nr, float* out) {
+inline void widen_q8_panels(const std::uint8_t* qs, const std::uint16_t* ss, bool q4, std::int64_t K, std::int64_t r0, std::int64_t rows,
+                            std::int64_t k0, std::int64_t kb, std::int64_t nr, float* out) {
     const auto blocks = K / simd::q8_block, b0 = k0 / simd::q8_block, b1 = (k0 + kb + simd::q8_block - 1) / simd::q8_block;
+    const auto row_bytes = q4 ? blocks * simd::q4_bytes : K;
     const auto span = (b1 - b0) * simd::q8_block, skip = k0 - b0 * simd::q8_block;
     thread_local simd::aligned_vector<float> rows8;
     rows8.resize(static_cast<std::size_t>(8 * span));
@@ -320,7 +321,7 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
             packed.resize(static_cast<std::size_t>(simd::detail::k_step(K, choice.kc) * ((nb + choice.nr - 1) / choice.nr * choice.nr)));
             simd::detail::gemm_blocked(choice, M, nb, K, simd::basic_matrix_view<float>{xs, K, 1},
                                        [&](std::int64_t k0, std::int64_t kb, std::int64_t p0, std::int64_t pb) {
-                                           widen_q8_panels(qs, ss, q4, K, row_bytes, c0 + p0, pb, k0, kb, choice.nr, packed.data());
+                                           widen_q8_panels(qs, ss, q4, K, c0 + p0, pb, k0, kb, choice.nr, packed.data());
                                            return static_cast<const float*>(packed.data());
                                        },
                                        y + c0, N);
