@@ -398,7 +398,7 @@ TEST_CASE("q8 and q4: the integer GEMM (packed panels) of every instruction set 
     std::normal_distribution<float> nv(0.0f, 1.0f);
     for (const auto format : {weight_format::q8, weight_format::q4})
         for (const std::int64_t m : {1, 3, 4, 7, 18})  // whole tiles of 4 rows and each remainder
-            for (const std::int64_t n : {1, 15, 16, 17, 32, 33, 50})  // one tile, whole pairs, a pair and one, partial tiles
+            for (const std::int64_t n : {1, 8, 15, 16, 17, 24, 32, 33, 50})  // one tile, whole pairs, a pair and one, partial tiles and halves
                 for (const std::int64_t k : {32, 96, 288}) {
                     INFO(name(format) << ": m " << m << ", n " << n << ", k " << k);
                     const auto blocks = k / 32;
@@ -443,6 +443,16 @@ TEST_CASE("q8 and q4: the integer GEMM (packed panels) of every instruction set 
                     }
                     CHECK(p.w == rows.w);  // the SIMD packing of whole tiles, byte for byte the one-row one
                     CHECK(p.s == rows.s);
+#ifdef SCRIBE_X86
+                    if (q4 && cpu::simd::detail::has_avx2_fma_f16c()) {  // AVX2's, also where AVX-512 packs
+                        cpu::simd::q8_panel a2;
+                        cpu::simd::detail::q8_panel_shape(n, k, true, a2);
+                        cpu::simd::detail::pack_q4_tiles_avx2(q4w.data(), s.data(), n / 16, a2);
+                        cpu::simd::detail::pack_q4_rows(q4w.data(), s.data(), 16 * (n / 16), n, a2);
+                        CHECK(a2.w == rows.w);
+                        CHECK(a2.s == rows.s);
+                    }
+#endif
                     const cpu::simd::q8_gemm_input in(qx.data(), dx.data(), m, k, p.offset);
                     // Output rows wider than n, the lanes past n never written.
                     const std::int64_t ldy = n + 5;
@@ -455,9 +465,21 @@ TEST_CASE("q8 and q4: the integer GEMM (packed panels) of every instruction set 
                                 if (j < n) got[static_cast<std::size_t>(r * n + j)] = y[static_cast<std::size_t>(r * ldy + j)];
                                 else CHECK(y[static_cast<std::size_t>(r * ldy + j)] == -7.0f);
                         CHECK(rel_diff(got, want) < 1e-5);
+                        return got;
                     };
                     check("portable", cpu::simd::detail::q8_gemm_portable);
                     check("dispatched", cpu::simd::q8_gemm);
+#ifdef SCRIBE_X86
+                    // The AVX2 kernel (vpmaddubsw: q4 in int16 per block, q8 by the sign
+                    // trick) makes the same block sums as VNNI and scales them in the same
+                    // order: the same floats.
+                    std::vector<float> avx2, avx512;
+                    if (cpu::simd::detail::has_avx2_fma_f16c())
+                        avx2 = check("avx2", q4 ? cpu::simd::detail::q8_gemm_avx2<true> : cpu::simd::detail::q8_gemm_avx2<false>);
+                    if (cpu::simd::detail::has_avx512_vnni())
+                        avx512 = check("avx512", q4 ? cpu::simd::detail::q8_gemm_avx512<true> : cpu::simd::detail::q8_gemm_avx512<false>);
+                    if (!avx2.empty() && !avx512.empty()) CHECK(std::memcmp(avx2.data(), avx512.data(), avx2.size() * sizeof(float)) == 0);
+#endif
                 }
 }
 

@@ -10,8 +10,9 @@
 // scale (q8_product): one-row products stream 34 bytes per 32 weights
 // (simd/q8.hpp; int8 x int8 sums where the CPU has AVX-512 VNNI or AVX2 and the
 // input is the graph's q8 input, simd/q8_q8.hpp); products of many rows pack 256
-// rows of W at a time for an integer GEMM (AVX-512 VNNI, simd/q8_gemm.hpp) or
-// widen them to f32 for the f32 GEMM; a gather widens the rows it picks. A q4
+// rows of W at a time for an integer GEMM (simd/q8_gemm.hpp: AVX-512 VNNI, or
+// AVX2 for q4) or widen them to f32 for the f32 GEMM; a gather widens the rows
+// it picks. A q4
 // weight's products are the same with 18 bytes per 32 weights (simd/q4.hpp).
 // Anything else reading the weight sees it computed by the nodes, as written.
 #pragma once
@@ -257,7 +258,7 @@ inline array q8_dot(const node& n, const array& x, const array& q, const array& 
     // sums); with several rows, W goes in slices of about 256 KiB, read from
     // memory once and from cache for the other rows. More rows (a prefill) pack
     // 256 of W's rows at a time for the integer GEMM (simd/q8_gemm.hpp).
-    const bool gemm = M > 16 && simd::q8_gemm_fast();
+    const bool gemm = M > 16 && simd::q8_gemm_fast(q4);
     if (gemm || (M <= 16 && (q4 || simd::q8_q8_fast()))) {
         std::vector<std::int8_t> qx(static_cast<std::size_t>(M * K));
         std::vector<float> dx(static_cast<std::size_t>(M * blocks));

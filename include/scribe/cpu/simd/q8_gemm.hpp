@@ -22,7 +22,8 @@
 // products of simd/q8_q8.hpp, which read the weight as stored at about 90 % of
 // a plain read on Zen 5: decode stays there.)
 // llama.cpp's repacked Q4_0x8 GEMM (ggml-cpu/repack.cpp) interleaves 8 rows
-// the same way for the same reason.
+// the same way for the same reason. Without VNNI, the AVX2 kernel reads a
+// step's 64 bytes as two vectors of 8 rows and multiplies with vpmaddubsw.
 #pragma once
 
 #include <algorithm>
@@ -183,6 +184,33 @@ __attribute__((target("avx512f"))) inline void pack_q4_tiles_avx512(const std::u
 }
 #endif
 
+#ifdef SCRIBE_X86
+// The same with AVX2: per block, each 8 rows (rows i and i + 4 in a vector)
+// transposed as 4 x 4 dwords in each half, so that vector s holds word s of the
+// 8 rows: the step's half for those rows.
+__attribute__((target("avx2"))) inline void pack_q4_tiles_avx2(const std::uint8_t* q, const std::uint16_t* scale, std::int64_t tiles, q8_panel& p) {
+    const auto row = 16 * p.blocks;  // bytes of a row of q
+    for (std::int64_t t = 0; t < tiles; ++t)
+        for (std::int64_t b = 0; b < p.blocks; ++b) {
+            auto* dst = p.w.data() + (t * p.blocks + b) * 256;
+            for (int g = 0; g < 2; ++g) {
+                const std::uint8_t* src = q + (16 * t + 8 * g) * row + 16 * b;
+                __m256i v[4];
+                SCRIBE_UNROLL
+                for (int i = 0; i < 4; ++i)
+                    v[i] = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(src + (i + 4) * row), reinterpret_cast<const __m128i*>(src + i * row));
+                const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpacklo_epi32(v[2], v[3]);
+                const __m256i t2 = _mm256_unpackhi_epi32(v[0], v[1]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+                _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 32 * g), _mm256_unpacklo_epi64(t0, t1));
+                _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 64 + 32 * g), _mm256_unpackhi_epi64(t0, t1));
+                _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 128 + 32 * g), _mm256_unpacklo_epi64(t2, t3));
+                _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 192 + 32 * g), _mm256_unpackhi_epi64(t2, t3));
+            }
+            for (int j = 0; j < 16; ++j) p.s[static_cast<std::size_t>((t * p.blocks + b) * 16 + j)] = scale[(16 * t + j) * p.blocks + b];
+        }
+}
+#endif
+
 }  // namespace detail
 
 // Rows [0, n) of a q8 weight (q[n][k] s8, scale[n][k / 32] f16 bits) packed into p.
@@ -206,6 +234,9 @@ inline void pack_q4_panel(const std::uint8_t* q, const std::uint16_t* scale, std
     if (detail::has_avx512f()) {
         whole = n / 16;
         detail::pack_q4_tiles_avx512(q, scale, whole, p);
+    } else if (detail::has_avx2_fma_f16c()) {
+        whole = n / 16;
+        detail::pack_q4_tiles_avx2(q, scale, whole, p);
     }
 #endif
     detail::pack_q4_rows(q, scale, 16 * whole, n, p);
@@ -341,17 +372,155 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) inline 
     for (; t + 2 <= p.tiles; t += 2) q8_gemm_tiles_avx512<2, Q4>(in, p, t, y, ldy, t + 2 == p.tiles ? last : __mmask16{0xffff});
     if (t < p.tiles) q8_gemm_tiles_avx512<1, Q4>(in, p, t, y, ldy, last);
 }
+
+// The same tiles with AVX2 (no VNNI: Zen 1-3, Intel client cores): a step's 64
+// bytes are two vectors, rows 0-7 and 8-15 of the tile (H of them computed), and
+// vpmaddubsw multiplies unsigned by signed bytes into int16 pair sums.
+// Q4: the nibbles (0-15) times the input (|x| <= 128) make pair sums of at most
+// 3840, so a block's 8 of them add in int16 (at most 30720) and one vpmaddwd
+// with ones widens the block; the bias adds the -8 back. Q8: u - 128 is the
+// signed weight w, and the sign trick (|w| times x with w's sign) keeps each
+// pair within 2 x 128 x 127 = 32512, so every step is widened; the bias is not
+// used. The input must stay within +-127, as q8_input_of makes it (x = -128
+// would flip to itself). The block sums are the same integers as the VNNI
+// kernel's, scaled in the same order: both write the same floats.
+// Four bytes at `at` in every dword.
+__attribute__((target("avx2"))) inline __m256i broadcast4_avx2(const std::int8_t* at) {
+    std::int32_t v;
+    std::memcpy(&v, at, 4);
+    return _mm256_set1_epi32(v);
+}
+
+template <int R, int H, bool Q4>
+__attribute__((target("avx2,fma,f16c"))) inline void q8_gemm_tile_avx2(const q8_gemm_input& in, const q8_panel& p, std::int64_t m,
+                                                                         std::int64_t t, float* y, std::int64_t ldy, std::int64_t valid) {
+    constexpr std::int64_t bb = Q4 ? 256 : 512;  // bytes of a block of a tile
+    const auto blocks = p.blocks, k = in.k;
+    __m256 f[R][H];
+    SCRIBE_UNROLL
+    for (int r = 0; r < R; ++r)
+        SCRIBE_UNROLL
+        for (int h = 0; h < H; ++h) f[r][h] = _mm256_setzero_ps();
+    const std::uint8_t* w = p.w.data() + t * blocks * bb;
+    const std::uint16_t* s = p.s.data() + t * blocks * 16;
+    const std::int8_t* x[R];
+    const std::int32_t* bias[R];
+    const float* dx[R];
+    SCRIBE_UNROLL
+    for (int r = 0; r < R; ++r) {
+        x[r] = in.qx + (m + r) * k;
+        bias[r] = in.bias.data() + (m + r) * blocks;
+        dx[r] = in.dx + (m + r) * blocks;
+    }
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::uint8_t* wb = w + b * bb;
+        __m256i a[R][H];
+        if constexpr (Q4) {
+            const __m256i nibble = _mm256_set1_epi8(0x0f);
+            SCRIBE_UNROLL
+            for (int r = 0; r < R; ++r)
+                SCRIBE_UNROLL
+                for (int h = 0; h < H; ++h) a[r][h] = _mm256_setzero_si256();
+            SCRIBE_UNROLL
+            for (int step = 0; step < 4; ++step) {
+                __m256i lo[H], hi[H];
+                SCRIBE_UNROLL
+                for (int h = 0; h < H; ++h) {
+                    const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + step * 64 + h * 32));
+                    lo[h] = _mm256_and_si256(v, nibble);
+                    hi[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+                }
+                SCRIBE_UNROLL
+                for (int r = 0; r < R; ++r) {
+                    const __m256i xl = broadcast4_avx2(x[r] + b * 32 + 4 * step), xh = broadcast4_avx2(x[r] + b * 32 + 16 + 4 * step);
+                    SCRIBE_UNROLL
+                    for (int h = 0; h < H; ++h)
+                        a[r][h] = _mm256_add_epi16(a[r][h], _mm256_add_epi16(_mm256_maddubs_epi16(lo[h], xl), _mm256_maddubs_epi16(hi[h], xh)));
+                }
+            }
+            SCRIBE_UNROLL
+            for (int r = 0; r < R; ++r)
+                SCRIBE_UNROLL
+                for (int h = 0; h < H; ++h) a[r][h] = _mm256_add_epi32(_mm256_madd_epi16(a[r][h], ones), _mm256_set1_epi32(bias[r][b]));
+        } else {
+            const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+            SCRIBE_UNROLL
+            for (int r = 0; r < R; ++r)
+                SCRIBE_UNROLL
+                for (int h = 0; h < H; ++h) a[r][h] = _mm256_setzero_si256();
+            SCRIBE_UNROLL
+            for (int step = 0; step < 8; ++step) {
+                __m256i sw[H], aw[H];
+                SCRIBE_UNROLL
+                for (int h = 0; h < H; ++h) {
+                    sw[h] = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(wb + step * 64 + h * 32)), flip);
+                    aw[h] = _mm256_abs_epi8(sw[h]);
+                }
+                SCRIBE_UNROLL
+                for (int r = 0; r < R; ++r) {
+                    const __m256i xv = broadcast4_avx2(x[r] + b * 32 + 4 * step);
+                    SCRIBE_UNROLL
+                    for (int h = 0; h < H; ++h)
+                        a[r][h] = _mm256_add_epi32(a[r][h], _mm256_madd_epi16(_mm256_maddubs_epi16(aw[h], _mm256_sign_epi8(xv, sw[h])), ones));
+                }
+            }
+        }
+        SCRIBE_UNROLL
+        for (int h = 0; h < H; ++h) {
+            const __m256 sv = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(s + b * 16 + h * 8)));
+            SCRIBE_UNROLL
+            for (int r = 0; r < R; ++r) f[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[r][h]), _mm256_mul_ps(sv, _mm256_set1_ps(dx[r][b])), f[r][h]);
+        }
+    }
+    SCRIBE_UNROLL
+    for (int r = 0; r < R; ++r) {
+        float* out = y + (m + r) * ldy + t * 16;
+        if (valid >= 8 * H) {
+            SCRIBE_UNROLL
+            for (int h = 0; h < H; ++h) _mm256_storeu_ps(out + 8 * h, f[r][h]);
+        } else {  // the last tile's rows of the weight only
+            alignas(32) float part[8 * H];
+            SCRIBE_UNROLL
+            for (int h = 0; h < H; ++h) _mm256_store_ps(part + 8 * h, f[r][h]);
+            std::memcpy(out, part, static_cast<std::size_t>(valid) * sizeof(float));
+        }
+    }
+}
+
+// Every input row by tile t's first 8 H rows.
+template <int H, bool Q4>
+__attribute__((target("avx2,fma,f16c"))) inline void q8_gemm_rows_avx2(const q8_gemm_input& in, const q8_panel& p, std::int64_t t, float* y,
+                                                                         std::int64_t ldy, std::int64_t valid) {
+    constexpr int R = H == 2 ? 2 : 4;
+    std::int64_t m = 0;
+    for (; m + R <= in.rows; m += R) q8_gemm_tile_avx2<R, H, Q4>(in, p, m, t, y, ldy, valid);
+    for (; m < in.rows; ++m) q8_gemm_tile_avx2<1, H, Q4>(in, p, m, t, y, ldy, valid);
+}
+
+template <bool Q4>
+__attribute__((target("avx2,fma,f16c"))) inline void q8_gemm_avx2(const q8_gemm_input& in, const q8_panel& p, float* y, std::int64_t ldy) {
+    for (std::int64_t t = 0; t < p.tiles; ++t) {
+        const auto valid = std::min<std::int64_t>(16, p.cols - 16 * t);
+        if (valid > 8) q8_gemm_rows_avx2<2, Q4>(in, p, t, y, ldy, valid);
+        else q8_gemm_rows_avx2<1, Q4>(in, p, t, y, ldy, valid);
+    }
+}
 #endif
 #undef SCRIBE_UNROLL
 
 }  // namespace detail
 
-// Whether q8_gemm runs integer SIMD here (AVX-512 VNNI); elsewhere widening the
-// weight to f32 for the f32 GEMM is the faster way to the same values.
-inline bool q8_gemm_fast() {
+// Whether q8_gemm is faster here than widening the weight to f32 for the f32
+// GEMM (the same values): with AVX-512 VNNI for both formats; with AVX2 for q4,
+// whose block sums stay in int16 (on one Zen 1 core, 128 rows of GPT-2's
+// products ran at 46-55 GFLOP/s against 34-40 widened), but not for q8, whose
+// sign trick widens every step (29 against 34-39).
+inline bool q8_gemm_fast(bool nibbles) {
 #ifdef SCRIBE_X86
-    return detail::has_avx512_vnni();
+    return detail::has_avx512_vnni() || (nibbles && detail::has_avx2_fma_f16c());
 #else
+    (void)nibbles;
     return false;
 #endif
 }
@@ -362,6 +531,7 @@ inline void q8_gemm(const q8_gemm_input& in, const q8_panel& p, float* y, std::i
     if (p.cols == 0 || in.rows == 0) return;
 #ifdef SCRIBE_X86
     if (detail::has_avx512_vnni()) return p.nibbles ? detail::q8_gemm_avx512<true>(in, p, y, ldy) : detail::q8_gemm_avx512<false>(in, p, y, ldy);
+    if (detail::has_avx2_fma_f16c()) return p.nibbles ? detail::q8_gemm_avx2<true>(in, p, y, ldy) : detail::q8_gemm_avx2<false>(in, p, y, ldy);
 #endif
     detail::q8_gemm_portable(in, p, y, ldy);
 }
