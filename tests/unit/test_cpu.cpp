@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <xtensor/xarray.hpp>
@@ -631,6 +632,47 @@ TEST_CASE("cpu simd: f16 and bf16 weights in sgemv_rows match the f32 product of
         REQUIRE(yb[static_cast<std::size_t>(j)] == Approx(sb).margin(1e-4));
     }
 }
+
+#ifdef SCRIBE_X86
+TEST_CASE("cpu simd: the bf16 products of each AVX2 kernel (256-bit, and Zen 1's 128-bit) match a double loop") {
+    if (!cpu::simd::detail::has_avx2_fma_f16c()) return;
+    using rows_kernel = void (*)(std::int64_t, std::int64_t, const float*, const bfloat16*, std::int64_t, float*);
+    const std::pair<const char*, std::pair<rows_kernel, rows_kernel>> kernels[] = {
+        {"avx2", {cpu::simd::detail::gemv_rows_avx2<bfloat16>, cpu::simd::detail::gemv_dots_avx2<bfloat16>}},
+        {"sse (zen 1)", {cpu::simd::detail::gemv_rows_sse<bfloat16>, cpu::simd::detail::gemv_dots_sse<bfloat16>}},
+    };
+    // m crosses the rows kernel's 16 outputs a step and leaves a scalar tail; k its
+    // passes of 8 rows, and the dots kernel's blocks of 32 and 8 and its tail.
+    for (const std::int64_t m : {1, 15, 16, 17, 40})
+        for (const std::int64_t k : {1, 7, 8, 9, 33, 77}) {
+            const std::int64_t ldw = std::max(m, k) + 3;  // a row stride wider than either use needs
+            std::vector<bfloat16> w(static_cast<std::size_t>(std::max(m, k) * ldw));
+            std::vector<float> x(static_cast<std::size_t>(std::max(m, k)));
+            for (std::size_t i = 0; i < w.size(); ++i) w[i].bits = f32_to_bf16_bits(std::sin(0.37f * static_cast<float>(i)) * 3.0f);
+            for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1.0f - 0.03f * static_cast<float>(i);
+            auto wv = [&](std::int64_t r, std::int64_t c) { return double(bf16_bits_to_f32(w[static_cast<std::size_t>(r * ldw + c)].bits)); };
+            for (const auto& [name, kernel] : kernels) {
+                INFO(name << ": m " << m << ", k " << k);
+                std::vector<float> y(static_cast<std::size_t>(m + 1), -7.0f);  // one more: never written
+                kernel.first(m, k, x.data(), w.data(), ldw, y.data());  // y = x[0:k] . W[0:k, 0:m]
+                for (std::int64_t j = 0; j < m; ++j) {
+                    double s = 0;
+                    for (std::int64_t r = 0; r < k; ++r) s += double(x[static_cast<std::size_t>(r)]) * wv(r, j);
+                    CHECK(y[static_cast<std::size_t>(j)] == Approx(s).margin(1e-4));
+                }
+                CHECK(y[static_cast<std::size_t>(m)] == -7.0f);
+                std::fill(y.begin(), y.end(), -7.0f);
+                kernel.second(m, k, x.data(), w.data(), ldw, y.data());  // y = W[0:m, 0:k] . x[0:k]
+                for (std::int64_t n = 0; n < m; ++n) {
+                    double s = 0;
+                    for (std::int64_t j = 0; j < k; ++j) s += double(x[static_cast<std::size_t>(j)]) * wv(n, j);
+                    CHECK(y[static_cast<std::size_t>(n)] == Approx(s).margin(1e-4));
+                }
+                CHECK(y[static_cast<std::size_t>(m)] == -7.0f);
+            }
+        }
+}
+#endif
 
 namespace {
 

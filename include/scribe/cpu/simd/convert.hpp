@@ -63,6 +63,13 @@ inline bool has_avx2_fma_f16c() {
                                                        __builtin_cpu_supports("f16c"));
     return yes;
 }
+// Whether this is an AMD Zen 1 (znver1: EPYC 7001, Ryzen 1000 and 2000): AVX2
+// on 128-bit units, where a 256-bit instruction is two and some widenings run
+// faster as 128-bit ones (gemv.hpp's bf16 products).
+inline bool is_zen1() {
+    static const bool yes = (__builtin_cpu_init(), __builtin_cpu_is("znver1") != 0);
+    return yes;
+}
 #endif
 
 #ifdef SCRIBE_X86
