@@ -262,6 +262,22 @@ inline void q8_gemm_portable(const q8_gemm_input& in, const q8_panel& p, float* 
         }
 }
 
+// R input rows from m: their q8 values, the accumulators' starts and the scales.
+template <int R>
+struct q8_input_rows {
+    const std::int8_t* x[R];
+    const std::int32_t* bias[R];
+    const float* dx[R];
+    q8_input_rows(const q8_gemm_input& in, std::int64_t m) {
+        const auto blocks = in.k / 32;
+        for (int r = 0; r < R; ++r) {
+            x[r] = in.qx + (m + r) * in.k;
+            bias[r] = in.bias.data() + (m + r) * blocks;
+            dx[r] = in.dx + (m + r) * blocks;
+        }
+    }
+};
+
 #ifdef SCRIBE_X86
 // R input rows (from m) by C tiles (from tile t) of y; `mask` picks the lanes of
 // the last tile that are rows of the weight. Q4: a vector holds steps s (low
@@ -272,7 +288,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) inline 
                                                                                                        std::int64_t t, float* y, std::int64_t ldy,
                                                                                                        __mmask16 mask) {
     constexpr std::int64_t bb = Q4 ? 256 : 512;  // bytes of a block of a tile
-    const auto blocks = p.blocks, k = in.k;
+    const auto blocks = p.blocks;
     __m512 f[R][C];
     SCRIBE_UNROLL
     for (int r = 0; r < R; ++r)
@@ -285,15 +301,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) inline 
         w[c] = p.w.data() + (t + c) * blocks * bb;
         s[c] = p.s.data() + (t + c) * blocks * 16;
     }
-    const std::int8_t* x[R];
-    const std::int32_t* bias[R];
-    const float* dx[R];
-    SCRIBE_UNROLL
-    for (int r = 0; r < R; ++r) {
-        x[r] = in.qx + (m + r) * k;
-        bias[r] = in.bias.data() + (m + r) * blocks;
-        dx[r] = in.dx + (m + r) * blocks;
-    }
+    const auto [x, bias, dx] = q8_input_rows<R>(in, m);
     const __m512i nibble = _mm512_set1_epi8(0x0f);
     for (std::int64_t b = 0; b < blocks; ++b) {
         __m512i a[R][C];
@@ -395,7 +403,7 @@ template <int R, int H, bool Q4>
 __attribute__((target("avx2,fma,f16c"))) inline void q8_gemm_tile_avx2(const q8_gemm_input& in, const q8_panel& p, std::int64_t m,
                                                                          std::int64_t t, float* y, std::int64_t ldy, std::int64_t valid) {
     constexpr std::int64_t bb = Q4 ? 256 : 512;  // bytes of a block of a tile
-    const auto blocks = p.blocks, k = in.k;
+    const auto blocks = p.blocks;
     __m256 f[R][H];
     SCRIBE_UNROLL
     for (int r = 0; r < R; ++r)
@@ -403,15 +411,7 @@ __attribute__((target("avx2,fma,f16c"))) inline void q8_gemm_tile_avx2(const q8_
         for (int h = 0; h < H; ++h) f[r][h] = _mm256_setzero_ps();
     const std::uint8_t* w = p.w.data() + t * blocks * bb;
     const std::uint16_t* s = p.s.data() + t * blocks * 16;
-    const std::int8_t* x[R];
-    const std::int32_t* bias[R];
-    const float* dx[R];
-    SCRIBE_UNROLL
-    for (int r = 0; r < R; ++r) {
-        x[r] = in.qx + (m + r) * k;
-        bias[r] = in.bias.data() + (m + r) * blocks;
-        dx[r] = in.dx + (m + r) * blocks;
-    }
+    const auto [x, bias, dx] = q8_input_rows<R>(in, m);
     const __m256i ones = _mm256_set1_epi16(1);
     for (std::int64_t b = 0; b < blocks; ++b) {
         const std::uint8_t* wb = w + b * bb;
