@@ -56,9 +56,9 @@ struct q8_panel {
     std::size_t bytes() const { return w.size() + 2 * s.size(); }
 };
 
-// The input side: rows of qx ([rows][k]) and dx ([rows][k / 32]), and for the
-// offset of a panel the accumulators' starts bias[m][b] = -off x the sum of the
-// block's qx.
+// The input side: rows of qx ([rows][k], within +-127 as q8_input_of makes them)
+// and dx ([rows][k / 32]), and for the offset of a panel the accumulators'
+// starts bias[m][b] = -off x the sum of the block's qx.
 struct q8_gemm_input {
     const std::int8_t* qx = nullptr;
     const float* dx = nullptr;
@@ -381,6 +381,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) inline 
     if (t < p.tiles) q8_gemm_tiles_avx512<1, Q4>(in, p, t, y, ldy, last);
 }
 
+// Four bytes at `at` in every dword.
+__attribute__((target("avx2"))) inline __m256i broadcast4_avx2(const std::int8_t* at) {
+    std::int32_t v;
+    std::memcpy(&v, at, 4);
+    return _mm256_set1_epi32(v);
+}
+
 // The same tiles with AVX2 (no VNNI: Zen 1-3, Intel client cores): a step's 64
 // bytes are two vectors, rows 0-7 and 8-15 of the tile (H of them computed), and
 // vpmaddubsw multiplies unsigned by signed bytes into int16 pair sums.
@@ -392,13 +399,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) inline 
 // used. The input must stay within +-127, as q8_input_of makes it (x = -128
 // would flip to itself). The block sums are the same integers as the VNNI
 // kernel's, scaled in the same order: both write the same floats.
-// Four bytes at `at` in every dword.
-__attribute__((target("avx2"))) inline __m256i broadcast4_avx2(const std::int8_t* at) {
-    std::int32_t v;
-    std::memcpy(&v, at, 4);
-    return _mm256_set1_epi32(v);
-}
-
 template <int R, int H, bool Q4>
 __attribute__((target("avx2,fma,f16c"))) inline void q8_gemm_tile_avx2(const q8_gemm_input& in, const q8_panel& p, std::int64_t m,
                                                                          std::int64_t t, float* y, std::int64_t ldy, std::int64_t valid) {
