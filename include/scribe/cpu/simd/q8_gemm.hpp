@@ -416,12 +416,12 @@ __attribute__((target("avx2,fma,f16c"))) inline void q8_gemm_tile_avx2(const q8_
     for (std::int64_t b = 0; b < blocks; ++b) {
         const std::uint8_t* wb = w + b * bb;
         __m256i a[R][H];
+        SCRIBE_UNROLL
+        for (int r = 0; r < R; ++r)
+            SCRIBE_UNROLL
+            for (int h = 0; h < H; ++h) a[r][h] = _mm256_setzero_si256();
         if constexpr (Q4) {
             const __m256i nibble = _mm256_set1_epi8(0x0f);
-            SCRIBE_UNROLL
-            for (int r = 0; r < R; ++r)
-                SCRIBE_UNROLL
-                for (int h = 0; h < H; ++h) a[r][h] = _mm256_setzero_si256();
             SCRIBE_UNROLL
             for (int step = 0; step < 4; ++step) {
                 __m256i lo[H], hi[H];
@@ -445,10 +445,6 @@ __attribute__((target("avx2,fma,f16c"))) inline void q8_gemm_tile_avx2(const q8_
                 for (int h = 0; h < H; ++h) a[r][h] = _mm256_add_epi32(_mm256_madd_epi16(a[r][h], ones), _mm256_set1_epi32(bias[r][b]));
         } else {
             const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-            SCRIBE_UNROLL
-            for (int r = 0; r < R; ++r)
-                SCRIBE_UNROLL
-                for (int h = 0; h < H; ++h) a[r][h] = _mm256_setzero_si256();
             SCRIBE_UNROLL
             for (int step = 0; step < 8; ++step) {
                 __m256i sw[H], aw[H];
