@@ -66,11 +66,15 @@ C unary_value(op k, C x) {
             case op::log1p: return std::log1p(x);
             case op::sqrt: return std::sqrt(x);
             case op::rsqrt: return C(1) / std::sqrt(x);
-            case op::tanh: return std::tanh(x);
+            case op::tanh:  // f32: the fused kernel's (XLA's) rational form, so fused and unfused agree
+                if constexpr (std::is_same_v<C, float>) return simd::tanh(x);
+                return std::tanh(x);
             case op::logistic: return C(1) / (C(1) + std::exp(-x));
             case op::sin: return std::sin(x);
             case op::cos: return std::cos(x);
-            case op::erf: return std::erf(x);
+            case op::erf:
+                if constexpr (std::is_same_v<C, float>) return simd::erf(x);
+                return std::erf(x);
             case op::floor: return std::floor(x);
             default: break;
         }

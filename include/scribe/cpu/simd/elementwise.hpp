@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../../core/dtype.hpp"
 #include "../../graph/op.hpp"
 
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_* inside
@@ -41,96 +42,141 @@ inline void fill(float* y, float v, std::int64_t n) {
     for (; i < n; ++i) y[i] = v;
 }
 
-// Applies a batch function over [0, n), with the scalar function on the tail.
-template <class V, class S>
+// v rounded to bf16 and back, as a bf16 store keeps it: nearest even, a NaN
+// quieted (the scalar conversion's rule, core/dtype.hpp, bit for bit).
+inline fbatch round_bf16(fbatch v) {
+    using ibatch = xsimd::batch<std::int32_t>;
+    const auto bits = xsimd::bitwise_cast<ibatch>(v);
+    const auto rounded = bits + (((bits >> 16) & ibatch(1)) + ibatch(0x7fff));
+    const auto quiet = bits | ibatch(0x400000);
+    const auto kept = xsimd::select(xsimd::isnan(v), xsimd::bitwise_cast<fbatch>(quiet), xsimd::bitwise_cast<fbatch>(rounded));
+    return kept & xsimd::bitwise_cast<fbatch>(ibatch(static_cast<std::int32_t>(0xffff0000u)));
+}
+inline float round_bf16(float v) { return bf16_bits_to_f32(f32_to_bf16_bits(v)); }
+
+// Applies a batch function over [0, n), with the scalar function on the tail;
+// with Bf16, each result is rounded to bf16 before it is stored (a bf16 op's
+// value, in the same pass rather than a second one over the block).
+template <bool Bf16 = false, class V, class S>
 void map1(const float* x, float* y, std::int64_t n, V&& vf, S&& sf) {
     std::int64_t i = 0;
-    for (; i + lanes <= n; i += lanes) vf(fbatch::load_unaligned(x + i)).store_unaligned(y + i);
-    for (; i < n; ++i) y[i] = sf(x[i]);
+    for (; i + lanes <= n; i += lanes) {
+        auto r = vf(fbatch::load_unaligned(x + i));
+        if constexpr (Bf16) r = round_bf16(r);
+        r.store_unaligned(y + i);
+    }
+    for (; i < n; ++i) y[i] = Bf16 ? round_bf16(sf(x[i])) : sf(x[i]);
 }
-template <class V, class S>
+template <bool Bf16 = false, class V, class S>
 void map2(const float* a, const float* b, float* y, std::int64_t n, V&& vf, S&& sf) {
     std::int64_t i = 0;
-    for (; i + lanes <= n; i += lanes) vf(fbatch::load_unaligned(a + i), fbatch::load_unaligned(b + i)).store_unaligned(y + i);
-    for (; i < n; ++i) y[i] = sf(a[i], b[i]);
+    for (; i + lanes <= n; i += lanes) {
+        auto r = vf(fbatch::load_unaligned(a + i), fbatch::load_unaligned(b + i));
+        if constexpr (Bf16) r = round_bf16(r);
+        r.store_unaligned(y + i);
+    }
+    for (; i < n; ++i) y[i] = Bf16 ? round_bf16(sf(a[i], b[i])) : sf(a[i], b[i]);
 }
 
 // erf as XLA lowers f32 erf (and Eigen computes it): x P(x^2) / Q(x^2) on x clamped
 // to [-4, 4], beyond which erf rounds to +-1 in f32; degrees 13 over 8, absolute
 // error below 4e-7 (xsimd's erf is within 1e-7 but evaluates both of its branches
 // and an exp: 2.4x the time, and BERT's GELU runs it on every MLP activation).
-// NaN stays NaN. One formula for the vector body and the scalar tail, so an
-// element's value does not depend on where a block boundary falls.
-template <class T, class Fma, class Clamp>
-inline T erf_rational(T x, Fma fma, Clamp clamp) {
-    const T c = clamp(x), z = c * c;
-    T p = fma(T(-2.72614225801306e-10f), z, T(2.77068142495902e-08f));
-    p = fma(p, z, T(-2.10102402082508e-06f));
-    p = fma(p, z, T(-5.69250639462346e-05f));
-    p = fma(p, z, T(-7.34990630326855e-04f));
-    p = fma(p, z, T(-2.95459980854025e-03f));
-    p = fma(p, z, T(-1.60960333262415e-02f));
-    T q = fma(T(-1.45660718464996e-05f), z, T(-2.13374055278905e-04f));
-    q = fma(q, z, T(-1.68282697438203e-03f));
-    q = fma(q, z, T(-7.37332916720468e-03f));
-    q = fma(q, z, T(-1.42647390514189e-02f));
-    return c * p / q;
-}
+// NaN stays NaN.
 inline fbatch erf(fbatch x) {
-    const fbatch y = erf_rational(
-        x, [](fbatch a, fbatch b, fbatch c) { return xsimd::fma(a, b, c); },
-        [](fbatch v) { return xsimd::min(xsimd::max(v, fbatch(-4.0f)), fbatch(4.0f)); });
-    return xsimd::select(xsimd::isnan(x), x, y);
-}
-inline float erf(float x) {
-    if (std::isnan(x)) return x;
-    return erf_rational(
-        x, [](float a, float b, float c) { return std::fma(a, b, c); }, [](float v) { return std::min(std::max(v, -4.0f), 4.0f); });
+    const fbatch c = xsimd::min(xsimd::max(x, fbatch(-4.0f)), fbatch(4.0f)), z = c * c;
+    fbatch p = xsimd::fma(fbatch(-2.72614225801306e-10f), z, fbatch(2.77068142495902e-08f));
+    p = xsimd::fma(p, z, fbatch(-2.10102402082508e-06f));
+    p = xsimd::fma(p, z, fbatch(-5.69250639462346e-05f));
+    p = xsimd::fma(p, z, fbatch(-7.34990630326855e-04f));
+    p = xsimd::fma(p, z, fbatch(-2.95459980854025e-03f));
+    p = xsimd::fma(p, z, fbatch(-1.60960333262415e-02f));
+    fbatch q = xsimd::fma(fbatch(-1.45660718464996e-05f), z, fbatch(-2.13374055278905e-04f));
+    q = xsimd::fma(q, z, fbatch(-1.68282697438203e-03f));
+    q = xsimd::fma(q, z, fbatch(-7.37332916720468e-03f));
+    q = xsimd::fma(q, z, fbatch(-1.42647390514189e-02f));
+    return xsimd::select(xsimd::isnan(x), x, c * p / q);
 }
 
-// y = op(x) for a unary float op; false if the op has no vector form here.
-inline bool unary(op k, const float* x, float* y, std::int64_t n) {
+// tanh as XLA's CPU backend emits f32 tanh (and Eigen computes it): x P(x^2) / Q(x^2)
+// on x clamped to [-c, c], and x itself where |x| < 0.0004; degrees 13 over 6,
+// within 6 ulp of libm's. The clamp is XLA's: where the quotient rounds to
+// exactly +-1, with fused multiply-adds (xsimd's fma is fused where the build has
+// FMA) or without, so tanh saturates at +-1 and never exceeds it. xsimd's tanh
+// takes an exp and evaluates both of its branches: 1.8x the time, and GPT-2's
+// GELU runs it on every MLP activation. NaN stays NaN.
+inline fbatch tanh(fbatch x) {
+#if defined(__FMA__) || defined(__aarch64__)
+    constexpr float clamp = 7.99881172180175781f;
+#else
+    constexpr float clamp = 7.90531110763549805f;
+#endif
+    const fbatch c = xsimd::min(xsimd::max(x, fbatch(-clamp)), fbatch(clamp)), z = c * c;
+    fbatch p = xsimd::fma(fbatch(-2.76076847742355e-16f), z, fbatch(2.00018790482477e-13f));
+    p = xsimd::fma(p, z, fbatch(-8.60467152213735e-11f));
+    p = xsimd::fma(p, z, fbatch(5.12229709037114e-08f));
+    p = xsimd::fma(p, z, fbatch(1.48572235717979e-05f));
+    p = xsimd::fma(p, z, fbatch(6.37261928875436e-04f));
+    p = xsimd::fma(p, z, fbatch(4.89352455891786e-03f));
+    fbatch q = xsimd::fma(fbatch(1.19825839466702e-06f), z, fbatch(1.18534705686654e-04f));
+    q = xsimd::fma(q, z, fbatch(2.26843463243900e-03f));
+    q = xsimd::fma(q, z, fbatch(4.89352518554385e-03f));
+    return xsimd::select(xsimd::abs(x) < fbatch(0.0004f) || xsimd::isnan(x), x, c * p / q);
+}
+
+// The scalar forms (a block's tail) take the vector ones, so an element's value
+// does not depend on where a block boundary falls, in a build whose xsimd fma is
+// not fused (std::fma is) as in any other.
+inline float erf(float x) { return simd::erf(fbatch(x)).get(0); }
+inline float tanh(float x) { return simd::tanh(fbatch(x)).get(0); }
+
+// y = op(x) for a unary float op (with Bf16, each result rounded to bf16); false
+// if the op has no vector form here.
+template <bool Bf16 = false>
+bool unary(op k, const float* x, float* y, std::int64_t n) {
     switch (k) {
-        case op::neg: map1(x, y, n, [](fbatch v) { return -v; }, [](float v) { return -v; }); return true;
-        case op::abs: map1(x, y, n, [](fbatch v) { return xsimd::abs(v); }, [](float v) { return std::abs(v); }); return true;
+        case op::neg: map1<Bf16>(x, y, n, [](fbatch v) { return -v; }, [](float v) { return -v; }); return true;
+        case op::abs: map1<Bf16>(x, y, n, [](fbatch v) { return xsimd::abs(v); }, [](float v) { return std::abs(v); }); return true;
         case op::sign:  // XLA's: zeros (either sign) and NaN stay as they are
-            map1(x, y, n,
+            map1<Bf16>(x, y, n,
                  [](fbatch v) { return xsimd::select(v == fbatch(0.0f) || xsimd::isnan(v), v, xsimd::copysign(fbatch(1.0f), v)); },
                  [](float v) { return std::isnan(v) || v == 0.0f ? v : std::copysign(1.0f, v); });
             return true;
-        case op::exp: map1(x, y, n, [](fbatch v) { return xsimd::exp(v); }, [](float v) { return std::exp(v); }); return true;
-        case op::expm1: map1(x, y, n, [](fbatch v) { return xsimd::expm1(v); }, [](float v) { return std::expm1(v); }); return true;
-        case op::log: map1(x, y, n, [](fbatch v) { return xsimd::log(v); }, [](float v) { return std::log(v); }); return true;
-        case op::log1p: map1(x, y, n, [](fbatch v) { return xsimd::log1p(v); }, [](float v) { return std::log1p(v); }); return true;
-        case op::sqrt: map1(x, y, n, [](fbatch v) { return xsimd::sqrt(v); }, [](float v) { return std::sqrt(v); }); return true;
+        case op::exp: map1<Bf16>(x, y, n, [](fbatch v) { return xsimd::exp(v); }, [](float v) { return std::exp(v); }); return true;
+        case op::expm1: map1<Bf16>(x, y, n, [](fbatch v) { return xsimd::expm1(v); }, [](float v) { return std::expm1(v); }); return true;
+        case op::log: map1<Bf16>(x, y, n, [](fbatch v) { return xsimd::log(v); }, [](float v) { return std::log(v); }); return true;
+        case op::log1p: map1<Bf16>(x, y, n, [](fbatch v) { return xsimd::log1p(v); }, [](float v) { return std::log1p(v); }); return true;
+        case op::sqrt: map1<Bf16>(x, y, n, [](fbatch v) { return xsimd::sqrt(v); }, [](float v) { return std::sqrt(v); }); return true;
         case op::rsqrt:
-            map1(x, y, n, [](fbatch v) { return fbatch(1.0f) / xsimd::sqrt(v); }, [](float v) { return 1.0f / std::sqrt(v); });
+            map1<Bf16>(x, y, n, [](fbatch v) { return fbatch(1.0f) / xsimd::sqrt(v); }, [](float v) { return 1.0f / std::sqrt(v); });
             return true;
-        case op::tanh: map1(x, y, n, [](fbatch v) { return xsimd::tanh(v); }, [](float v) { return std::tanh(v); }); return true;
+        case op::tanh: map1<Bf16>(x, y, n, [](fbatch v) { return simd::tanh(v); }, [](float v) { return simd::tanh(v); }); return true;
         case op::logistic:
-            map1(x, y, n, [](fbatch v) { return fbatch(1.0f) / (fbatch(1.0f) + xsimd::exp(-v)); },
+            map1<Bf16>(x, y, n, [](fbatch v) { return fbatch(1.0f) / (fbatch(1.0f) + xsimd::exp(-v)); },
                  [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
             return true;
-        case op::erf: map1(x, y, n, [](fbatch v) { return simd::erf(v); }, [](float v) { return simd::erf(v); }); return true;
-        case op::floor: map1(x, y, n, [](fbatch v) { return xsimd::floor(v); }, [](float v) { return std::floor(v); }); return true;
+        case op::erf: map1<Bf16>(x, y, n, [](fbatch v) { return simd::erf(v); }, [](float v) { return simd::erf(v); }); return true;
+        case op::floor: map1<Bf16>(x, y, n, [](fbatch v) { return xsimd::floor(v); }, [](float v) { return std::floor(v); }); return true;
         default: return false;
     }
 }
 
-// y = a op b for a binary float op; false if the op has no vector form here.
-inline bool binary(op k, const float* a, const float* b, float* y, std::int64_t n) {
+// y = a op b for a binary float op (with Bf16, each result rounded to bf16);
+// false if the op has no vector form here.
+template <bool Bf16 = false>
+bool binary(op k, const float* a, const float* b, float* y, std::int64_t n) {
     constexpr float nan = std::numeric_limits<float>::quiet_NaN();
     switch (k) {
-        case op::add: map2(a, b, y, n, [](fbatch u, fbatch v) { return u + v; }, [](float u, float v) { return u + v; }); return true;
-        case op::sub: map2(a, b, y, n, [](fbatch u, fbatch v) { return u - v; }, [](float u, float v) { return u - v; }); return true;
-        case op::mul: map2(a, b, y, n, [](fbatch u, fbatch v) { return u * v; }, [](float u, float v) { return u * v; }); return true;
-        case op::div: map2(a, b, y, n, [](fbatch u, fbatch v) { return u / v; }, [](float u, float v) { return u / v; }); return true;
+        case op::add: map2<Bf16>(a, b, y, n, [](fbatch u, fbatch v) { return u + v; }, [](float u, float v) { return u + v; }); return true;
+        case op::sub: map2<Bf16>(a, b, y, n, [](fbatch u, fbatch v) { return u - v; }, [](float u, float v) { return u - v; }); return true;
+        case op::mul: map2<Bf16>(a, b, y, n, [](fbatch u, fbatch v) { return u * v; }, [](float u, float v) { return u * v; }); return true;
+        case op::div: map2<Bf16>(a, b, y, n, [](fbatch u, fbatch v) { return u / v; }, [](float u, float v) { return u / v; }); return true;
         case op::max:
-            map2(a, b, y, n, [](fbatch u, fbatch v) { return xsimd::select(xsimd::isnan(u) || xsimd::isnan(v), fbatch(nan), xsimd::max(u, v)); },
+            map2<Bf16>(a, b, y, n, [](fbatch u, fbatch v) { return xsimd::select(xsimd::isnan(u) || xsimd::isnan(v), fbatch(nan), xsimd::max(u, v)); },
                  [](float u, float v) { return std::isnan(u) || std::isnan(v) ? nan : std::max(u, v); });
             return true;
         case op::min:
-            map2(a, b, y, n, [](fbatch u, fbatch v) { return xsimd::select(xsimd::isnan(u) || xsimd::isnan(v), fbatch(nan), xsimd::min(u, v)); },
+            map2<Bf16>(a, b, y, n, [](fbatch u, fbatch v) { return xsimd::select(xsimd::isnan(u) || xsimd::isnan(v), fbatch(nan), xsimd::min(u, v)); },
                  [](float u, float v) { return std::isnan(u) || std::isnan(v) ? nan : std::min(u, v); });
             return true;
         default: return false;

@@ -364,12 +364,8 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_rows_avx2(std::int64_t m, std
 // shift. Measured on one Zen 1 core (12 GPT-2 FFN weights streamed, and in L2):
 // rows 10.1-10.6 -> 13.9-14.2 GB/s (14.8 -> 25.7 in L2), dots (the LM head) 8.7-9.5
 // -> 11.1-11.7. (f16 the same way, by vcvtph2ps xmm, was slower than ymm: 8.7-9.0
-// against 10.6-11.3 GB/s.) Eight weights widen to two vectors of four.
-__attribute__((target("avx2,fma,f16c"))) inline void widen8_sse(const bfloat16* p, __m128& a, __m128& b) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), zero = _mm_setzero_si128();
-    a = _mm_castsi128_ps(_mm_unpacklo_epi16(zero, v));
-    b = _mm_castsi128_ps(_mm_unpackhi_epi16(zero, v));
-}
+// against 10.6-11.3 GB/s.) Eight weights widen to two vectors of four
+// (widen8_sse, convert.hpp).
 __attribute__((target("avx2,fma,f16c"))) inline float hsum4_sse(__m128 v) {
     const __m128 q = _mm_add_ps(v, _mm_movehl_ps(v, v));
     return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
