@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "../../core/dtype.hpp"
 #include "../../graph/op.hpp"
@@ -165,7 +166,7 @@ bool unary(op k, const float* x, float* y, std::int64_t n) {
 // false if the op has no vector form here.
 template <bool Bf16 = false>
 bool binary(op k, const float* a, const float* b, float* y, std::int64_t n) {
-    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+    static constexpr float nan = std::numeric_limits<float>::quiet_NaN();
     switch (k) {
         case op::add: map2<Bf16>(a, b, y, n, [](fbatch u, fbatch v) { return u + v; }, [](float u, float v) { return u + v; }); return true;
         case op::sub: map2<Bf16>(a, b, y, n, [](fbatch u, fbatch v) { return u - v; }, [](float u, float v) { return u - v; }); return true;
