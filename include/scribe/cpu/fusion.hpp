@@ -575,6 +575,7 @@ array run_fused(const graph& g, const fusion_group& grp, const fused_layout& lay
                 // separate pass, which runs AVX2 where the CPU has it, is faster). A 16-bit
                 // root is not: store_block rounds it as it narrows it.
                 const bool is_root = m + 1 == members, bf16 = !is_root && simd::lanes >= 8 && n.type == dtype::bf16;
+                bool rounded = false;  // by the op's own pass
                 float* dst = is_root && out_f32 ? out_f32 + begin : scratch + static_cast<std::int64_t>(m) * width;
                 if (row && n.kind == op::reduce) {  // each row as the reduce kernel reduces it
                     for (std::int64_t r = 0; r < n_units; ++r) dst[r] = simd::reduce(n.reduction, in[0] + r * row, row);
@@ -589,15 +590,15 @@ array run_fused(const graph& g, const fusion_group& grp, const fused_layout& lay
                 } else if (n.kind == op::select) {
                     simd::select(in[0], in[1], in[2], dst, count);
                 } else if (is_unary(n.kind)) {
-                    if (bf16 && simd::unary<true>(n.kind, in[0], dst, count)) continue;  // rounded in the same pass
-                    if (!simd::unary(n.kind, in[0], dst, count))
+                    rounded = bf16 && simd::unary<true>(n.kind, in[0], dst, count);
+                    if (!rounded && !simd::unary(n.kind, in[0], dst, count))
                         for (std::int64_t j = 0; j < count; ++j) dst[j] = kernels::unary_value<float>(n.kind, in[0][j]);
-                } else if (bf16 && simd::binary<true>(n.kind, in[0], in[1], dst, count)) {
-                    continue;
-                } else if (!simd::binary(n.kind, in[0], in[1], dst, count)) {
-                    for (std::int64_t j = 0; j < count; ++j) dst[j] = kernels::binary_value<float>(n.kind, in[0][j], in[1][j]);
+                } else {
+                    rounded = bf16 && simd::binary<true>(n.kind, in[0], in[1], dst, count);
+                    if (!rounded && !simd::binary(n.kind, in[0], in[1], dst, count))
+                        for (std::int64_t j = 0; j < count; ++j) dst[j] = kernels::binary_value<float>(n.kind, in[0][j], in[1][j]);
                 }
-                if (n.type != dtype::f32 && !is_root) detail::round_to(n.type, dst, count);
+                if (n.type != dtype::f32 && !is_root && !rounded) detail::round_to(n.type, dst, count);
             }
             if (!out_f32)
                 detail::store_block(out, root_row ? u0 : full_begin, scratch + static_cast<std::int64_t>(members - 1) * width,
