@@ -12,8 +12,13 @@
 //   encoder_bench --model DIR --profile [--threads 1] [--dtypes f32] [--batches 8]
 //                 where the time goes, per op kind and node (the executor's profile)
 //
+// Scribe runs what `scribe classify` runs: the graph without the mean-pooled
+// embedding, whose last layer after attention computes the [CLS] row only
+// (runtime::encode_options). PyTorch's classifier computes every row.
+//
 // The flop of one sequence: 2 x (the weights multiplied in dots) per token, and the
-// attention's two products (2 x 2 x seq x hidden per token and layer).
+// attention's two products (2 x 2 x seq x hidden per token and layer) — the whole
+// model's, for both engines, so a fraction of the peak is of useful work.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -61,7 +66,7 @@ struct options {
 // runs averaged.
 void profile(const options& o, dtype type, unsigned threads, std::int64_t batch, const std::vector<std::int32_t>& ids) {
     runtime::encoder<models::bert_family> m(o.model_dir, {.type = type, .threads = threads, .buckets = {o.seq}});
-    const auto& g = m.encoder_graph(o.seq, batch);
+    const auto& g = m.encoder_graph(o.seq, batch, {.mean = false});
     const runtime::weight_files<models::bert_family> files(o.model_dir, m.model_config(), 1, {0});
     std::map<std::string, cpu::array> weights;
     cpu::resident_weights resident;
@@ -141,7 +146,7 @@ int run(const options& o) {
             for (const auto& b : split(o.batch_list)) {
                 const auto batch = static_cast<std::size_t>(std::stoul(b));
                 const std::vector<runtime::encoder_input> inputs(batch, {.ids = ids, .token_types = {}});
-                const double s = bench::median_seconds([&] { (void)m.encode(inputs); }, o.budget);
+                const double s = bench::median_seconds([&] { (void)m.encode(inputs, {.mean = false}); }, o.budget);
                 const double ours = static_cast<double>(batch) / s;
                 const double limit = type == dtype::bf16 ? std::max(bf16_peak, peak) : peak;
                 const double fraction = ours * flop / 1e9 / limit;

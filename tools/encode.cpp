@@ -135,8 +135,8 @@ runtime::load_options encoder_load_options(const args& a, cpu::communicator* com
 // Tokenizes the inputs for the model and runs them (runtime/encoder_text.hpp).
 template <class Family>
 std::vector<runtime::encoding> run_inputs(runtime::encoder<Family>& m, const io::encoder_tokenizer& tok,
-                                          const std::vector<text_input>& inputs, bool truncate, bool quiet) {
-    runtime::encode_text_options o{.truncate = truncate, .on_truncate = {}, .truncate_hint = "--truncate"};
+                                          const std::vector<text_input>& inputs, bool truncate, bool quiet, bool mean) {
+    runtime::encode_text_options o{.truncate = truncate, .on_truncate = {}, .truncate_hint = "--truncate", .mean = mean};
     if (!quiet)
         o.on_truncate = [](std::size_t i, std::size_t dropped, std::size_t kept) {
             std::fprintf(stderr, "note: input %zu truncated by %zu tokens to %zu\n", i, dropped, kept);
@@ -164,7 +164,7 @@ int classify(const args& a, cpu::communicator* comm) {
                     "); classify needs a *ForSequenceClassification checkpoint (scribe embed runs the others)");
     const auto tok = io::encoder_tokenizer::from_folder(a.model, c.model_type);
     runtime::encoder<Family> m(a.model, lo);
-    const auto out = run_inputs(m, tok, inputs, a.flag("truncate"), quiet);
+    const auto out = run_inputs(m, tok, inputs, a.flag("truncate"), quiet, false);  // labels need no mean
     if (quiet) return 0;
     const auto& labels = m.labels();
     for (std::size_t i = 0; i < out.size(); ++i) {
@@ -199,7 +199,7 @@ int embed(const args& a, cpu::communicator* comm) {
     const auto c = Family::config::load(a.model / "config.json");
     const auto tok = io::encoder_tokenizer::from_folder(a.model, c.model_type);
     runtime::encoder<Family> m(a.model, lo);
-    auto out = run_inputs(m, tok, inputs, a.flag("truncate"), quiet);
+    auto out = run_inputs(m, tok, inputs, a.flag("truncate"), quiet, pooling == "mean");
     if (quiet) return 0;
     std::vector<std::vector<float>> vectors;
     for (auto& e : out) {

@@ -54,12 +54,18 @@ void check_encoder(const std::string& model, runtime::load_options o) {
     std::vector<runtime::encoder_input> all;
     for (const auto& c : cases) all.push_back(c.in);
     const auto together = m.encode(all);
+    // Without the mean (classification): the last layer after attention runs on
+    // each input's first token only.
+    const auto firsts = m.encode(all, {.mean = false});
     REQUIRE(together.size() == cases.size());
+    REQUIRE(firsts.size() == cases.size());
     for (std::size_t i = 0; i < cases.size(); ++i) {
         INFO(model << " input " << i << " (" << cases[i].in.ids.size() << " tokens), tp " << o.tp);
         const auto alone = m.encode({cases[i].in});
-        for (const auto* e : {&together[i], &alone[0]}) {
-            CHECK(max_diff(e->mean, cases[i].mean) < 1e-4);
+        const auto alone_first = m.encode({cases[i].in}, {.mean = false});
+        for (const auto* e : {&together[i], &alone[0], &firsts[i], &alone_first[0]}) {
+            if (e == &firsts[i] || e == &alone_first[0]) CHECK(e->mean.empty());
+            else CHECK(max_diff(e->mean, cases[i].mean) < 1e-4);
             CHECK(max_diff(e->first, cases[i].first) < 1e-4);
             CHECK(e->logits.size() == cases[i].logits.size());
             if (!cases[i].logits.empty()) CHECK(max_diff(e->logits, cases[i].logits) < 1e-4);

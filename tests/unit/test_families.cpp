@@ -30,8 +30,10 @@ using scribe_test::max_diff;
 
 namespace {
 
-// Every golden prompt's logits at every position, and the greedy tokens of all
-// the prompts as one batch, at TP 1, 2 and 4; the first prompt's greedy tokens alone.
+// Every golden prompt's logits at every position, the last position's from the
+// graph generation prefills with (alone and as a padded batch), and the greedy
+// tokens of all the prompts as one batch, at TP 1, 2 and 4; the first prompt's
+// greedy tokens alone.
 template <class Family>
 void check_golden(const std::string& model) {
     const auto cases = golden(model);
@@ -46,6 +48,7 @@ void check_golden(const std::string& model) {
             REQUIRE(rows.size() == c.logits.size());
             for (std::size_t t = 0; t < rows.size(); ++t) CHECK(max_diff(rows[t], c.logits[t]) < 1e-4);
         }
+        scribe_test::check_last_logits(lm, cases);
         const auto batch = lm.generate(prompts, {.max_new_tokens = 12, .stop_at_eos = false});
         for (std::size_t b = 0; b < cases.size(); ++b) CHECK(batch.tokens[b] == cases[b].greedy);
         // The decode graph's own time is counted within the decode time (every rank's run, at TP > 1).

@@ -41,6 +41,7 @@ TEST_CASE("gpt2: logits and greedy tokens equal Hugging Face's (f32, CPU)") {
             const auto out = lm.generate({c.ids}, {.max_new_tokens = 12, .stop_at_eos = false});
             CHECK(out.tokens[0] == c.greedy);
         }
+        scribe_test::check_last_logits(lm, cases);
         // All prompts at once: right-padded into one bucket, each at its own position.
         std::vector<std::vector<std::int32_t>> prompts;
         for (const auto& c : cases) prompts.push_back(c.ids);
@@ -185,6 +186,7 @@ TEST_CASE("gpt2: weights converted to f16 and bf16 on load stay close to Hugging
             const auto rows = lm.prompt_logits(c.ids);
             for (std::size_t t = 0; t < rows.size(); ++t) CHECK(max_diff(rows[t], c.logits[t]) < tolerance);
         }
+        scribe_test::check_last_logits(lm, cases, tolerance);
     }
 }
 
@@ -271,6 +273,7 @@ TEST_CASE("gpt2: tensor parallel (ranks as threads) gives TP 1's logits and toke
                 REQUIRE(rows[0].size() == c.logits[0].size());
                 for (std::size_t t = 0; t < rows.size(); ++t) CHECK(max_diff(rows[t], c.logits[t]) < 1e-4);
             }
+            scribe_test::check_last_logits(lm, cases);
             const auto batch = lm.generate(prompts, {.max_new_tokens = 12, .stop_at_eos = false});
             for (std::size_t b = 0; b < cases.size(); ++b) CHECK(batch.tokens[b] == cases[b].greedy);
         }

@@ -8,8 +8,13 @@
 //   ids s32[batch, seq], token_types s32[batch, seq] (not for DistilBERT),
 //   lengths s32[batch]
 //     -> mean f32[batch, hidden]   the last hidden state averaged over real tokens
+//                                  (graph_shape::mean; not in a graph without it)
 //        first f32[batch, hidden]  the last hidden state of the first token
 //        logits T[batch, labels]   (a *ForSequenceClassification checkpoint)
+//
+// Without the mean, nothing reads the last layer's other rows after its
+// attention: its output projection, MLP and norms run on the first token only
+// (a classifier's graph; llama.cpp selects output rows so).
 //
 // Under tensor parallelism (graph_shape::tp) the query, key and value projections
 // and the MLP's first matrix are column-parallel (split by heads, by ffn), the
@@ -36,6 +41,7 @@ struct graph_shape {
     std::int64_t tp = 1;   // tensor-parallel degree: the graph is one rank's
     std::int64_t dp = 1;
     weight_format weights = weight_format::plain;
+    bool mean = true;      // output the mean-pooled last hidden state (it needs every row of the last layer)
 };
 
 // The Hugging Face names of one family's weights.
@@ -158,25 +164,34 @@ void build(graph& g, const config& c, const graph_shape& s) {
     x = layer_norm<hidden>(x, w.ln_g, w.ln_b, c.layer_norm_eps);
 
     const auto mask = padding_mask(g, lengths);
-    for (const auto& l : w.layers) {
+    // One layer from x [batch, seq, hidden]; rows() picks the rows that go on
+    // after attention: all of them, or the first token's in a graph without the mean.
+    auto layer = [&](const auto& x, const auto& l, auto rows) {
         auto q = parallel::column_linear<hidden>(x, l.wq, l.bq, m);  // [batch, seq, heads, head_dim]
         auto k = parallel::column_linear<hidden>(x, l.wk, l.bk, m);
         auto v = parallel::column_linear<hidden>(x, l.wv, l.bv, m);
         auto ctx = attention(q, rename<seq, keys>(k), rename<seq, keys>(v), mask);  // [batch, heads, seq, head_dim]
-        x = add_norm(x, parallel::row_linear<heads, head_dim>(ctx, l.wo, l.bo, m), l.ln1_g, l.ln1_b, c.layer_norm_eps);
-        auto y = parallel::mlp(x, l.w_in, l.b_in, l.w_out, l.b_out, [&](const auto& u) { return activation(u, c.activation); }, m);
-        x = add_norm(x, y, l.ln2_g, l.ln2_b, c.layer_norm_eps);
-    }
-    const auto first = first_token(x);
-    std::vector<node_id> outs = {mean_pool(x, lengths).id(), convert<f32>(first).id()};
-    if (w.head) {
-        const auto& h = *w.head;
-        auto pooled_vector = c.family == config::kind::distilbert
-                                 ? dense_over_pooled(first, h.w_dense, h.b_dense, [](const auto& u) { return relu(u); })
-                                 : dense_over_pooled(first, h.w_dense, h.b_dense, [](const auto& u) { return tanh(u); });
-        outs.push_back(classify(pooled_vector, h.w_out, h.b_out).id());
-    }
-    g.set_outputs(outs);
+        auto r = add_norm(rows(x), parallel::row_linear<heads, head_dim>(rows(ctx), l.wo, l.bo, m), l.ln1_g, l.ln1_b, c.layer_norm_eps);
+        auto y = parallel::mlp(r, l.w_in, l.b_in, l.w_out, l.b_out, [&](const auto& u) { return activation(u, c.activation); }, m);
+        return add_norm(r, y, l.ln2_g, l.ln2_b, c.layer_norm_eps);
+    };
+    using X = decltype(x);
+    const std::size_t picked = s.mean || w.layers.empty() ? 0 : 1;
+    for (std::size_t i = 0; i + picked < w.layers.size(); ++i) x = X(layer(x, w.layers[i], [](const auto& t) { return t; }));
+    // The outputs from the first token's last hidden state [batch, hidden].
+    auto finish = [&](std::vector<node_id> outs, const auto& first) {
+        outs.push_back(convert<f32>(first).id());
+        if (w.head) {
+            const auto& h = *w.head;
+            auto pooled_vector = c.family == config::kind::distilbert
+                                     ? dense_over_pooled(first, h.w_dense, h.b_dense, [](const auto& u) { return relu(u); })
+                                     : dense_over_pooled(first, h.w_dense, h.b_dense, [](const auto& u) { return tanh(u); });
+            outs.push_back(classify(pooled_vector, h.w_out, h.b_out).id());
+        }
+        g.set_outputs(outs);
+    };
+    if (picked) finish({}, layer(x, w.layers.back(), [](const auto& t) { return first_token(t); }));
+    else finish({mean_pool(x, lengths).id()}, first_token(x));
 }
 
 }  // namespace scribe::models::bert

@@ -45,7 +45,7 @@ struct attention_shape {
 
 // The inputs, the cache and the outputs of one graph. Make it after the weight
 // parameters (the step's inputs follow them); call attend() once per layer in
-// order, then finish().
+// order, then finish() — or pass the layer body to layers(), which does both.
 template <DtypeTag T>
 class step {
 public:
@@ -165,19 +165,45 @@ public:
     // logits are [batch, vocab] for one token, [batch, seq, vocab] for several.
     template <Tensor X, class Head>
     void finish(const X& final, Head head) {
-        auto set_outputs = [&](const auto& logits) {
-            std::vector<node_id> outs = {logits.id()};
-            for (const auto& u : updated_) outs.push_back(u.id());
-            g_.set_outputs(outs);
-            for (std::size_t k = 0; k < caches_.size(); ++k) g_.alias(k + 1, caches_[k]);
-        };
         if (s_.decode && s_.seq == 1) set_outputs(merge<seq, vocab, vocab>(head(final)));  // [batch, vocab]
         else if (s_.decode) set_outputs(head(final));
         else if (s_.last_only) set_outputs(head(last_token(final, *where_)));
         else set_outputs(head(final));
     }
 
+    // The layers and the outputs in one call: x = layer(x, w, rows) for each
+    // layer's weights w in order, then finish(x, head), where head takes the
+    // final hidden state (its final norm included) to the logits.
+    //
+    // layer(x, w, rows) computes one layer from x [batch, seq, hidden] and
+    // passes through rows() each value that row-wise work goes on from after
+    // attention (the residual x, the attention's output, a parallel branch's
+    // input). rows(t) is t itself, except in the last layer of a prefill graph
+    // that outputs the last token's logits only (graph_shape::last_only): there
+    // it is each prompt's last real token, t without seq (last_token), so the
+    // last layer's output projection, MLP and norms, the final norm and the head
+    // run on one row per prompt instead of seq, as llama.cpp's output-row
+    // selection does. The layer body is therefore generic over its x's type.
+    template <Tensor X, class Weights, class Layer, class Head>
+    void layers(X x, const std::vector<Weights>& ws, Layer layer, Head head) {
+        const std::size_t picked = !s_.decode && s_.last_only && !ws.empty() ? 1 : 0;
+        const auto all = [](const auto& t) { return t; };
+        for (std::size_t l = 0; l + picked < ws.size(); ++l) x = X(layer(x, ws[l], all));
+        if (!picked) return finish(x, head);
+        const auto last = [&](const auto& t) { return last_token(t, *where_); };
+        set_outputs(head(layer(x, ws.back(), last)));
+    }
+
 private:
+    // The logits, then the caches, aliased to their parameters.
+    template <Tensor L>
+    void set_outputs(const L& logits) {
+        std::vector<node_id> outs = {logits.id()};
+        for (const auto& u : updated_) outs.push_back(u.id());
+        g_.set_outputs(outs);
+        for (std::size_t k = 0; k < caches_.size(); ++k) g_.alias(k + 1, caches_[k]);
+    }
+
     graph& g_;
     graph_shape s_;
     attention_shape a_;

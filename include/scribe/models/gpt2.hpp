@@ -105,19 +105,20 @@ void build(graph& g, const config& c, const graph_shape& s) {
 
     step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim(), .dropout = c.dropout.attention});
     auto x = st.dropout(parallel::embedding(wte, st.ids(), m) + position_embedding(all.wpe, st.positions()), c.dropout.embedding);
-    for (const auto& w : all.layers) {
+    auto layer = [&](const auto& x, const auto& w, auto rows) {
         auto h = layer_norm<hidden>(x, w.ln1_g, w.ln1_b, c.layer_norm_epsilon);
         auto y = parallel::column_linear<hidden>(h, w.w_qkv, w.b_qkv, m);  // [batch, seq, qkv, heads, head_dim]
         auto ctx = st.attend(detail::part(y, 0), rename<heads, kv_heads>(detail::part(y, 1)),
                              rename<heads, kv_heads>(detail::part(y, 2)));
-        x = x + st.dropout(parallel::row_linear<heads, head_dim>(ctx, w.w_o, w.b_o, m), c.dropout.residual);
-        auto h2 = layer_norm<hidden>(x, w.ln2_g, w.ln2_b, c.layer_norm_epsilon);
-        x = x + st.dropout(parallel::mlp(h2, w.w_fc, w.b_fc, w.w_proj, w.b_proj,
-                                         [&](const auto& u) { return nn::activation(u, c.activation); }, m),
-                           c.dropout.residual);
-    }
-    st.finish(layer_norm<hidden>(x, all.ln_f_g, all.ln_f_b, c.layer_norm_epsilon),
-              [&](const auto& h) { return parallel::lm_head(h, wte, c.vocab_size, m); });
+        auto r = rows(x) + st.dropout(parallel::row_linear<heads, head_dim>(rows(ctx), w.w_o, w.b_o, m), c.dropout.residual);
+        auto h2 = layer_norm<hidden>(r, w.ln2_g, w.ln2_b, c.layer_norm_epsilon);
+        return r + st.dropout(parallel::mlp(h2, w.w_fc, w.b_fc, w.w_proj, w.b_proj,
+                                            [&](const auto& u) { return nn::activation(u, c.activation); }, m),
+                              c.dropout.residual);
+    };
+    st.layers(x, all.layers, layer, [&](const auto& x) {
+        return parallel::lm_head(layer_norm<hidden>(x, all.ln_f_g, all.ln_f_b, c.layer_norm_epsilon), wte, c.vocab_size, m);
+    });
 }
 
 }  // namespace scribe::models::gpt2

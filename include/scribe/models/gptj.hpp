@@ -77,7 +77,7 @@ void build(graph& g, const config& c, const graph_shape& s) {
     step<T> st(g, s, c.n_layer, {.n_head = c.n_head, .n_kv_head = c.n_head, .head_dim = c.head_dim(), .dropout = c.dropout.attention});
     const auto [cos_a, sin_a] = rotary_angles(st, c.rope);
     auto x = st.dropout(parallel::embedding(all.wte, st.ids(), m), c.dropout.embedding);
-    for (const auto& w : all.layers) {
+    auto layer = [&](const auto& x, const auto& w, auto rows) {
         auto h = layer_norm<hidden>(x, w.ln_g, w.ln_b, c.layer_norm_epsilon);
         auto q = rotary(parallel::column_linear<hidden>(h, w.wq, m), cos_a, sin_a, c.rope.dims, true);
         auto k = rotary(parallel::column_linear<hidden>(h, w.wk, m), cos_a, sin_a, c.rope.dims, true);
@@ -86,18 +86,20 @@ void build(graph& g, const config& c, const graph_shape& s) {
         // Both branches read h (the parallel residual), and their row-parallel
         // partial sums are added before one all-reduce instead of two — unless
         // training drops elements of each branch's own output.
-        auto attn = dot<heads, head_dim>(ctx, w.wo);
-        auto mlp = dot<ffn>(activation(parallel::column_linear<hidden>(h, w.w_in, w.b_in, m), c.activation), w.w_out);
+        auto attn = dot<heads, head_dim>(rows(ctx), w.wo);
+        auto mlp = dot<ffn>(activation(parallel::column_linear<hidden>(rows(h), w.w_in, w.b_in, m), c.activation), w.w_out);
+        using R = decltype(rows(x));
         if (st.drops(c.dropout.residual)) {
             auto a = parallel::reduce_over(attn, m), f = parallel::reduce_over(mlp, m);
-            x = (st.dropout(a, c.dropout.residual) + st.dropout(f + broadcast_to(w.b_out, f), c.dropout.residual)) + x;
-            continue;
+            return R((st.dropout(a, c.dropout.residual) + st.dropout(f + broadcast_to(w.b_out, f), c.dropout.residual)) + rows(x));
         }
         auto both = parallel::reduce_over(attn + mlp, m);
-        x = (both + broadcast_to(w.b_out, both)) + x;
-    }
-    st.finish(layer_norm<hidden>(x, all.ln_f_g, all.ln_f_b, c.layer_norm_epsilon),
-              [&](const auto& h) { return parallel::lm_head(h, all.head_w, all.head_b, c.vocab_size, m); });
+        return R((both + broadcast_to(w.b_out, both)) + rows(x));
+    };
+    st.layers(x, all.layers, layer, [&](const auto& x) {
+        return parallel::lm_head(layer_norm<hidden>(x, all.ln_f_g, all.ln_f_b, c.layer_norm_epsilon), all.head_w, all.head_b,
+                                 c.vocab_size, m);
+    });
 }
 
 }  // namespace scribe::models::gptj

@@ -94,18 +94,19 @@ void build(graph& g, const config& c, const graph_shape& s) {
         return b ? decltype(y)(y + broadcast_to(*b, y)) : y;
     };
     auto x = st.token_rows(parallel::embedding(all.embed, st.ids(), m), c.padding_idx);
-    for (const auto& w : all.layers) {
+    auto layer = [&](const auto& x, const auto& w, auto rows) {
         auto h = rms_norm<hidden>(x, w.ln1, c.rms_norm_eps);
         auto q = rotary(project(h, w.wq, w.bq), cos_a, sin_a, c.rope.dims, false);
         auto k = rotary(project(h, w.wk, w.bk), cos_a, sin_a, c.rope.dims, false);
         auto ctx = st.attend(q, k, project(h, w.wv, w.bv));
-        auto o = parallel::row_linear<heads, head_dim>(ctx, w.wo, m);
-        x = x + (w.bo ? decltype(o)(o + broadcast_to(*w.bo, o)) : o);
-        x = x + parallel::gated_mlp(rms_norm<hidden>(x, w.ln2, c.rms_norm_eps), w.gate, w.up, w.down,
-                                    [](const auto& u) { return silu(u); }, m);
-    }
-    st.finish(rms_norm<hidden>(x, all.norm, c.rms_norm_eps),
-              [&](const auto& h) { return parallel::lm_head(h, all.lm_head, c.vocab_size, m); });
+        auto o = parallel::row_linear<heads, head_dim>(rows(ctx), w.wo, m);
+        auto r = rows(x) + (w.bo ? decltype(o)(o + broadcast_to(*w.bo, o)) : o);
+        return r + parallel::gated_mlp(rms_norm<hidden>(r, w.ln2, c.rms_norm_eps), w.gate, w.up, w.down,
+                                       [](const auto& u) { return silu(u); }, m);
+    };
+    st.layers(x, all.layers, layer, [&](const auto& x) {
+        return parallel::lm_head(rms_norm<hidden>(x, all.norm, c.rms_norm_eps), all.lm_head, c.vocab_size, m);
+    });
 }
 
 }  // namespace scribe::models::llama

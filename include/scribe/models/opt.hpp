@@ -104,23 +104,26 @@ void build(graph& g, const config& c, const graph_shape& s) {
     auto tokens = st.token_rows(parallel::embedding<embed>(all.table, st.ids(), m), c.padding_idx);
     auto x = (project_in ? linear<embed>(tokens, *project_in) : rename<embed, hidden>(tokens)) +
              position_embedding(all.wpe, st.positions() + position_offset);
-    using X = decltype(x);
-    auto norm = [&](const X& v, const auto& gamma, const auto& beta) { return X(layer_norm<hidden>(v, gamma, beta, 1e-5)); };
-    for (const auto& w : all.layers) {
+    auto norm = [&](const auto& v, const auto& gamma, const auto& beta) {
+        return std::remove_cvref_t<decltype(v)>(layer_norm<hidden>(v, gamma, beta, 1e-5));
+    };
+    auto layer = [&](const auto& x, const auto& w, auto rows) {
         auto h = c.layer_norm_before ? norm(x, w.ln1_g, w.ln1_b) : x;
         auto ctx = st.attend(parallel::column_linear<hidden>(h, w.wq, w.bq, m),
                              rename<heads, kv_heads>(parallel::column_linear<hidden>(h, w.wk, w.bk, m)),
                              rename<heads, kv_heads>(parallel::column_linear<hidden>(h, w.wv, w.bv, m)));
-        x = x + st.dropout(parallel::row_linear<heads, head_dim>(ctx, w.wo, w.bo, m), c.dropout.residual);
-        if (!c.layer_norm_before) x = norm(x, w.ln1_g, w.ln1_b);
-        auto h2 = c.layer_norm_before ? norm(x, w.ln2_g, w.ln2_b) : x;
-        x = x + st.dropout(parallel::mlp(h2, w.fc1, w.b1, w.fc2, w.b2, [&](const auto& u) { return activation(u, c.activation); }, m),
+        using R = decltype(rows(x));
+        R r = rows(x) + st.dropout(parallel::row_linear<heads, head_dim>(rows(ctx), w.wo, w.bo, m), c.dropout.residual);
+        if (!c.layer_norm_before) r = norm(r, w.ln1_g, w.ln1_b);
+        auto h2 = c.layer_norm_before ? norm(r, w.ln2_g, w.ln2_b) : r;
+        r = r + st.dropout(parallel::mlp(h2, w.fc1, w.b1, w.fc2, w.b2, [&](const auto& u) { return activation(u, c.activation); }, m),
                            c.dropout.residual);
-        if (!c.layer_norm_before) x = norm(x, w.ln2_g, w.ln2_b);
-    }
-    if (all.ln_f_g) x = norm(x, *all.ln_f_g, *all.ln_f_b);
-    st.finish(x, [&](const auto& h) {
-        auto e = project_out ? linear<hidden>(h, *project_out) : rename<hidden, embed>(h);
+        if (!c.layer_norm_before) r = norm(r, w.ln2_g, w.ln2_b);
+        return r;
+    };
+    st.layers(x, all.layers, layer, [&](const auto& x) {
+        auto f = all.ln_f_g ? norm(x, *all.ln_f_g, *all.ln_f_b) : x;
+        auto e = project_out ? linear<hidden>(f, *project_out) : rename<hidden, embed>(f);
         return parallel::lm_head<embed>(e, all.table, c.vocab_size, m);
     });
 }

@@ -6,6 +6,7 @@
 //     runtime::encoder<models::bert_family> m("path/to/bert", {.tp = 2});
 //     auto out = m.encode({{.ids = ids, .token_types = types}});
 //     // out[0].logits, out[0].scores, out[0].mean, out[0].first
+//     auto labels = m.encode(inputs, {.mean = false});  // no mean: the last layer on [CLS] only
 //
 // Automatic buckets (load_options::buckets; default 128 and 512 below the
 // model's positions, and the positions themselves): each input is right-padded
@@ -47,6 +48,14 @@ struct encoding {
     // labels, a sigmoid per label (multi-label), or the logits (regression).
     std::vector<double> scores;
     std::int64_t bucket = 0;    // the positions it was padded to
+};
+
+// What encode() computes.
+struct encode_options {
+    // The mean-pooled embedding, which needs every row of the last layer. Without
+    // it (classification, [CLS] embeddings) the last layer's output projection,
+    // MLP and norms run on each input's first token only, and `mean` stays empty.
+    bool mean = true;
 };
 
 template <class Family>
@@ -108,28 +117,30 @@ public:
     }
 
     // Encodes inputs of any lengths: grouped by bucket, each group one run.
-    std::vector<encoding> encode(const std::vector<encoder_input>& inputs) {
+    std::vector<encoding> encode(const std::vector<encoder_input>& inputs, const encode_options& o = {}) {
         check_inputs(inputs);
         std::map<std::int64_t, std::vector<std::size_t>> by_bucket;
         for (std::size_t i = 0; i < inputs.size(); ++i) by_bucket[bucket_for(static_cast<std::int64_t>(inputs[i].ids.size()))].push_back(i);
         std::vector<encoding> out(inputs.size());
         for (const auto& [bucket, rows] : by_bucket) {
             const auto batch = static_cast<std::int64_t>(rows.size());
-            auto& s = graph_for(bucket, batch);
+            auto& s = graph_for(bucket, batch, o.mean);
             const auto t0 = std::chrono::steady_clock::now();
             auto outs = this->run(s, [&](std::size_t) { return step_inputs(inputs, rows, bucket); });
             seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             padded_ += batch * bucket;
-            const auto mean = base::as_floats(outs[0][0]), first = base::as_floats(outs[0][1]);
+            const std::size_t at = o.mean ? 1 : 0;  // the outputs after the mean
+            const auto mean = o.mean ? base::as_floats(outs[0][0]) : std::vector<float>{}, first = base::as_floats(outs[0][at]);
             const auto H = static_cast<std::size_t>(config_.hidden);
             std::vector<float> logits;
-            if (has_classifier()) logits = base::as_floats(outs[0][2]);
+            if (has_classifier()) logits = base::as_floats(outs[0][at + 1]);
             const auto L = static_cast<std::size_t>(config_.num_labels());
             for (std::size_t r = 0; r < rows.size(); ++r) {
                 auto& e = out[rows[r]];
                 tokens_ += static_cast<std::int64_t>(inputs[rows[r]].ids.size());
                 e.bucket = bucket;
-                e.mean.assign(mean.begin() + static_cast<std::ptrdiff_t>(r * H), mean.begin() + static_cast<std::ptrdiff_t>((r + 1) * H));
+                if (o.mean)
+                    e.mean.assign(mean.begin() + static_cast<std::ptrdiff_t>(r * H), mean.begin() + static_cast<std::ptrdiff_t>((r + 1) * H));
                 e.first.assign(first.begin() + static_cast<std::ptrdiff_t>(r * H), first.begin() + static_cast<std::ptrdiff_t>((r + 1) * H));
                 if (!has_classifier()) continue;
                 e.logits.assign(logits.begin() + static_cast<std::ptrdiff_t>(r * L), logits.begin() + static_cast<std::ptrdiff_t>((r + 1) * L));
@@ -149,15 +160,19 @@ public:
                     std::to_string(opt_.buckets.back()) + " (buckets: " + list + "); add a larger bucket or truncate the input");
     }
 
-    // The graph of one bucket and batch, built on first use (export uses it too).
-    const graph& encoder_graph(std::int64_t bucket, std::int64_t batch) { return *graph_for(bucket, batch).g; }
+    // The graph of one bucket and batch, built on first use (export uses it too,
+    // with every output).
+    const graph& encoder_graph(std::int64_t bucket, std::int64_t batch, const encode_options& o = {}) {
+        return *graph_for(bucket, batch, o.mean).g;
+    }
 
 private:
-    step_graph& graph_for(std::int64_t bucket, std::int64_t batch) {
-        const auto key = std::make_tuple(bucket, batch);
+    step_graph& graph_for(std::int64_t bucket, std::int64_t batch, bool mean) {
+        const auto key = std::make_tuple(bucket, batch, mean);
         auto it = graphs_.find(key);
         if (it == graphs_.end()) {
-            const auto shape = typename Family::graph_shape{.batch = batch, .seq = bucket, .tp = opt_.tp, .weights = opt_.weights};
+            const auto shape =
+                typename Family::graph_shape{.batch = batch, .seq = bucket, .tp = opt_.tp, .weights = opt_.weights, .mean = mean};
             it = graphs_.emplace(key, this->make("encoder_" + std::to_string(bucket), [&]<auto D>(graph& g) {
                 Family::template build<D>(g, config_, shape);
             })).first;
@@ -210,7 +225,7 @@ private:
         return s;
     }
 
-    std::map<std::tuple<std::int64_t, std::int64_t>, step_graph> graphs_;
+    std::map<std::tuple<std::int64_t, std::int64_t, bool>, step_graph> graphs_;
     double seconds_ = 0;
     std::int64_t tokens_ = 0, padded_ = 0;
 };

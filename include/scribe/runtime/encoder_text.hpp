@@ -40,6 +40,8 @@ struct encode_text_options {
     std::function<void(std::size_t, std::size_t, std::size_t)> on_truncate{};
     // What the refusal tells the user to give to truncate ("--truncate").
     std::string truncate_hint = "--truncate";
+    // The mean-pooled embedding too (encode_options::mean).
+    bool mean = true;
 };
 
 template <class Family>
@@ -69,7 +71,7 @@ std::vector<encoding> encode_texts(encoder<Family>& m, const io::encoder_tokeniz
     for (std::size_t at = 0; at < encoded.size(); at += chunk) {
         const std::vector<encoder_input> part(encoded.begin() + static_cast<std::ptrdiff_t>(at),
                                               encoded.begin() + static_cast<std::ptrdiff_t>(std::min(encoded.size(), at + chunk)));
-        auto r = m.encode(part);
+        auto r = m.encode(part, {.mean = o.mean});
         out.insert(out.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
     }
     return out;
