@@ -50,7 +50,8 @@ if [ "$dir" = build ]; then
   set +e
   rm -f "$SCRIBE_ROOT/$cdir/meson-logs/test-summary.txt"
   CXX=clang++-19 scribe_build "$cdir" -Dwerror=true -Ddebug=false -Dxla=disabled -- \
-    tests/unit_tests tests/static_checks examples/lm_head examples/custom_block examples/first_gradient
+    tests/unit_tests tests/static_checks examples/lm_head examples/custom_block examples/first_gradient \
+    tests/compile_fail_pch.hpp.pch
   cstatus=$?
   if [ $cstatus -eq 0 ]; then
     meson test -C "$SCRIBE_ROOT/$cdir" --no-rebuild --print-errorlogs --num-processes 2 \

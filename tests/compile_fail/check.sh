@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Usage: check.sh FILE.cpp INCLUDE_DIR COMPILER...
+# Usage: check.sh FILE.cpp INCLUDE_DIR PCH COMPILER...
 # Compiles FILE.cpp and passes only if compilation fails and the diagnostic holds
 # every string given in the file's "// expect: ..." lines, in exactly one error
-# (or the number a "// errors: N" line gives).
+# (or the number a "// errors: N" line gives). PCH: the precompiled pch.hpp, a
+# GCC NAME.gch (-include NAME) or a Clang .pch (-include-pch), or - for none.
 set -u
-file=$1 inc=$2
-shift 2
+file=$1 inc=$2 pch=$3
+shift 3
+case $pch in
+  -) pch_flags=() ;;
+  *.gch) pch_flags=(-include "${pch%.gch}") ;;
+  *.pch) pch_flags=(-include-pch "$pch") ;;
+  *) echo "check.sh: $pch is not a .gch or .pch file"; exit 1 ;;
+esac
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-if "$@" -std=c++2b -fsyntax-only -I"$inc" "$file" >"$log" 2>&1; then
+if "$@" -std=c++2b -fsyntax-only "${pch_flags[@]}" -I"$inc" "$file" >"$log" 2>&1; then
   echo "FAIL: $file compiled, but it must not"
   exit 1
 fi

@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 OPTIONS = ("--cxx", "--include", "--out", "--root")
 # c++2b: C++23 in the one spelling every supported compiler takes (Clang 16 has no c++23).
@@ -119,7 +120,9 @@ def check(job, cxx, include):
             return False, f"{where}: the block failed to compile, but not with a [scribe] diagnostic:\n{r.stderr[-4000:]}"
         return True, f"{where}: fails to compile, as it should"
     exe = os.path.join(workdir, name)
+    start = time.monotonic()
     r = run(cxx + FLAGS + ["-I", include, src, "-o", exe], COMPILE_TIMEOUT_S)
+    built = time.monotonic()
     if r is None:
         return False, f"{where}: the compiler did not finish in {COMPILE_TIMEOUT_S} s"
     if r.returncode != 0:
@@ -131,7 +134,7 @@ def check(job, cxx, include):
         return False, f"{where}: did not finish in {RUN_TIMEOUT_S} s"
     if r.returncode != 0:
         return False, f"{where}: exited with status {r.returncode}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
-    return True, f"{where}: compiles and runs"
+    return True, f"{where}: compiles ({built - start:.1f} s) and runs ({time.monotonic() - built:.1f} s)"
 
 
 def main():

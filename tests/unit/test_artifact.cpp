@@ -23,6 +23,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_artifact {
+
 using namespace scribe;
 using Catch::Matchers::Contains;
 using scribe_test::data;
@@ -200,3 +203,5 @@ TEST_CASE("executors sharing weight_packs pack each weight once", "[artifact]") 
     CHECK(packs.made_bytes() == plan.bytes());
     CHECK_THROWS_WITH(packs.get("w", plan, b), Contains("weight `w` is bound to another array"));
 }
+
+}  // namespace test_artifact

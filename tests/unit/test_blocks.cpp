@@ -23,6 +23,9 @@
 #include <scribe/parallel/layers.hpp>
 #include <scribe/parallel/weights.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_blocks {
+
 using namespace scribe;
 
 namespace {
@@ -273,3 +276,5 @@ TEST_CASE("parallel: row_linear contracts several dimensions; mesh and shard tak
     CHECK_THROWS_WITH((parallel::column_linear<hidden>(y, w3, parallel::mesh{.degree = 0})),
                       Catch::Contains("at least 1"));
 }
+
+}  // namespace test_blocks

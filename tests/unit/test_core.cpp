@@ -7,6 +7,9 @@
 
 #include <scribe/scribe.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_core {
+
 SCRIBE_DIM(hidden);
 SCRIBE_DIM(vocab);
 
@@ -105,3 +108,5 @@ TEST_CASE("dimensions are same-named types; static and dynamic slots are one dim
     CHECK(b.name == "vocab");
     CHECK(b.extent == 50257);
 }
+
+}  // namespace test_core

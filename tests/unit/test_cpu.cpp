@@ -20,6 +20,9 @@
 
 #include <scribe/cpu.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_cpu {
+
 SCRIBE_DIM(hidden);
 SCRIBE_DIM(vocab);
 SCRIBE_DIM(tokens);
@@ -1935,3 +1938,5 @@ TEST_CASE("cpu: a layer norm over bias + residual runs as one row group, bit for
             }
         }
 }
+
+}  // namespace test_cpu

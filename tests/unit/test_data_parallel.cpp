@@ -25,6 +25,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_data_parallel {
+
 using namespace scribe;
 using scribe_test::data;
 
@@ -297,3 +300,5 @@ TEST_CASE("data parallel: bf16 weights rounded stochastically or kept as f32 mas
             CHECK(runs[0].steps[static_cast<std::size_t>(s)].loss == Approx(one.steps[static_cast<std::size_t>(s)].loss).epsilon(1e-2));
     }
 }
+
+}  // namespace test_data_parallel

@@ -17,6 +17,9 @@
 #include "golden.hpp"
 #include "scribe/io/encoder_tokenizer.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_encoder_tokenizer {
+
 using namespace scribe;
 using Catch::Matchers::Contains;
 using scribe_test::data;
@@ -120,3 +123,5 @@ TEST_CASE("encoder tokenizers: a bad tokenizer folder is refused, naming the fil
     CHECK_THROWS_WITH(io::encoder_tokenizer::from_folder(dir, "bert"), Contains("the model is \"Unigram\""));
     fs::remove_all(dir);
 }
+
+}  // namespace test_encoder_tokenizer

@@ -17,6 +17,9 @@
 #include "scribe/models/bert.hpp"
 #include "scribe/runtime/encoder.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_encoders {
+
 using namespace scribe;
 using Catch::Matchers::Contains;
 using scribe_test::data;
@@ -165,3 +168,5 @@ TEST_CASE("encoders: configs Scribe does not run are refused, naming the field")
     CHECK_THROWS_WITH(runtime::encoder<models::bert_family>(data / "bert-tiny-cls", {.threads = 1, .tp = 3}),
                       Contains("tp degree 3 does not divide num_attention_heads (4)"));
 }
+
+}  // namespace test_encoders

@@ -23,6 +23,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_families {
+
 using namespace scribe;
 using scribe_test::data;
 using scribe_test::golden;
@@ -222,3 +225,5 @@ TEST_CASE("llama with Llama 2's and Llama 3's tokenizers: text to ids with BOS, 
         }
     }
 }
+
+}  // namespace test_families

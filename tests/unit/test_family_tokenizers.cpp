@@ -20,6 +20,9 @@
 #include <nlohmann/json.hpp>
 #include <scribe/io/tokenizer.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_family_tokenizers {
+
 using namespace scribe;
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -196,3 +199,5 @@ TEST_CASE("family tokenizers: generation stops at the model's end tokens and the
     CHECK(tok.end_tokens({7, *eos}) == std::vector<std::int32_t>{7, *eos});
     CHECK(tok.end_tokens({7, 9}) == std::vector<std::int32_t>{7, 9, *eos});
 }
+
+}  // namespace test_family_tokenizers

@@ -18,6 +18,9 @@
 #include <scribe/parallel/layers.hpp>
 #include <scribe/parallel/weights.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_grad {
+
 using namespace scribe;
 
 namespace {
@@ -652,3 +655,5 @@ TEST_CASE("a training step frees each activation after its last reader, backward
     CHECK(st.allocated_bytes > 0);
     CHECK(st.peak_bytes * 2 < st.allocated_bytes);
 }
+
+}  // namespace test_grad

@@ -10,6 +10,9 @@
 
 #include <scribe/scribe.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_graph {
+
 SCRIBE_DIM(hidden);
 SCRIBE_DIM(embed);
 SCRIBE_DIM(vocab);
@@ -546,3 +549,5 @@ TEST_CASE("a scalar from another graph is refused before it is used") {
                                  Catch::Contains("`second`"));
     CHECK(g1.nodes().size() == before);
 }
+
+}  // namespace test_graph

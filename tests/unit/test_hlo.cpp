@@ -10,6 +10,9 @@
 
 #include <scribe/scribe.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_hlo {
+
 SCRIBE_DIM(hidden);
 SCRIBE_DIM(vocab);
 SCRIBE_DIM(tokens);
@@ -239,3 +242,5 @@ TEST_CASE("lowering a graph without outputs is an error that says what to do") {
     (void)g.parameter(f32[hidden], "x");
     CHECK_THROWS_WITH(hlo::lower(g), Catch::Contains("has no outputs") && Catch::Contains("g.outputs"));
 }
+
+}  // namespace test_hlo

@@ -27,6 +27,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_hostile {
+
 using namespace scribe;
 namespace fs = std::filesystem;
 using Catch::Contains;
@@ -300,3 +303,5 @@ TEST_CASE("hostile: a q8 rank file with a bad block scale, a missing or misshape
     CHECK_THAT(load(), Contains("model.tp2-rank1.safetensors: float weights, but rank 0's file holds q8 ones"));
     fs::remove_all(good);
 }
+
+}  // namespace test_hostile

@@ -13,6 +13,9 @@
 #include <scribe/io/checkpoint.hpp>
 #include <scribe/io/safetensors.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_io {
+
 using namespace scribe;
 namespace fs = std::filesystem;
 
@@ -179,3 +182,5 @@ TEST_CASE("io: a sharded checkpoint maps each tensor to its shard; a wrong index
     CHECK_THROWS_WITH(io::checkpoint(dir), Catch::Contains("no \"weight_map\" object"));
     CHECK_THROWS_WITH(io::checkpoint(scratch("empty_dir")), Catch::Contains("no model.safetensors"));
 }
+
+}  // namespace test_io

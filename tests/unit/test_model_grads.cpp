@@ -21,6 +21,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_model_grads {
+
 using namespace scribe;
 using scribe_test::data;
 
@@ -135,3 +138,5 @@ TEST_CASE("llama and mistral: the causal-LM loss and every gradient equal PyTorc
     check_all_degrees<models::llama_family>("llama-tiny-mqa");
     check_all_degrees<models::llama_family>("mistral-tiny");
 }
+
+}  // namespace test_model_grads

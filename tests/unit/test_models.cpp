@@ -21,6 +21,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_models {
+
 using namespace scribe;
 namespace fs = std::filesystem;
 
@@ -289,3 +292,5 @@ TEST_CASE("gpt2: a tensor-parallel degree that does not divide the model is refu
         CHECK_THAT(e.what(), Contains("tp degree 3 does not divide n_head (4)") && Contains("degrees that do: 1, 2, 4"));
     }
 }
+
+}  // namespace test_models

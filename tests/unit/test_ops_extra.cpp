@@ -15,6 +15,9 @@
 
 #include <scribe/cpu.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_ops_extra {
+
 SCRIBE_DIM(rows);
 SCRIBE_DIM(cols);
 SCRIBE_DIM(vocab);
@@ -560,3 +563,5 @@ TEST_CASE("random: more than 2^32 elements in one call is an error that says wha
                       Catch::Contains("random_bits: [rows=131072, cols=65536] has 8589934592 elements, more than 2^32") &&
                           Catch::Contains("make several calls with offsets"));
 }
+
+}  // namespace test_ops_extra

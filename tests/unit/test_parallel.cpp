@@ -23,6 +23,9 @@
 #include <scribe/parallel/weights.hpp>
 #include <scribe/runtime/decoder.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_parallel {
+
 using namespace scribe;
 namespace fs = std::filesystem;
 
@@ -448,3 +451,5 @@ TEST_CASE("parallel: a pre-sharded folder that does not fit is refused, naming t
     CHECK_THAT(load(4), Contains("no model.safetensors"));
     fs::remove_all(dir);
 }
+
+}  // namespace test_parallel

@@ -19,6 +19,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_parallel_training {
+
 using namespace scribe;
 using scribe_test::data;
 namespace fs = std::filesystem;
@@ -153,3 +156,5 @@ TEST_CASE("parallel training: GPT-2 at TP 2, TP 4 and DP 2 x TP 2 trains as TP 1
 TEST_CASE("parallel training: LLaMA (GQA; TP 4 replicates the KV heads) at TP 2, TP 4 and DP 2 x TP 2 trains as TP 1") {
     check_tensor_parallel_training<models::llama_family>("llama-tiny-gqa");
 }
+
+}  // namespace test_parallel_training

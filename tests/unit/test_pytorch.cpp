@@ -22,6 +22,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_pytorch {
+
 using namespace scribe;
 using Catch::Matchers::Contains;
 using scribe_test::data;
@@ -136,3 +139,5 @@ TEST_CASE("pytorch: a sharded bf16 LLaMA (pytorch_model.bin.index.json) reads as
     }
     std::filesystem::remove_all(twin);
 }
+
+}  // namespace test_pytorch

@@ -31,6 +31,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_quantized {
+
 using namespace scribe;
 using scribe_test::data;
 namespace fs = std::filesystem;
@@ -803,3 +806,5 @@ TEST_CASE("q4: a model saved pre-sharded in q4 loads its blocks as saved and com
     for (const std::int64_t tp : {1, 2, 4}) check_q8_presharded<models::gpt2_family>("gpt2-q8", tp, weight_format::q4);
     check_q8_presharded<models::llama_family>("llama-q8", 2, weight_format::q4);
 }
+
+}  // namespace test_quantized

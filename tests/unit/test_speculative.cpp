@@ -26,6 +26,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_speculative {
+
 using namespace scribe;
 using scribe_test::data;
 using scribe_test::golden;
@@ -323,3 +326,5 @@ TEST_CASE("speculative decoding, sampled: each token is distributed as the targe
     }
     CHECK(groups >= 3);
 }
+
+}  // namespace test_speculative

@@ -18,6 +18,9 @@
 #include <nlohmann/json.hpp>
 #include <scribe/io/tokenizer.hpp>
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_tokenizer {
+
 using namespace scribe;
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -354,3 +357,5 @@ TEST_CASE("tokenizer: the in-memory loaders name the source they are given") {
     CHECK(tok.encode("ab") == std::vector<std::int32_t>{2});
     CHECK_THROWS_WITH(tok.token(3), Catch::Contains("v + m: token id 3 is out of range: the vocabulary has 3 tokens"));
 }
+
+}  // namespace test_tokenizer

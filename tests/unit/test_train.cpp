@@ -27,6 +27,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_train {
+
 using namespace scribe;
 using scribe_test::data;
 
@@ -337,3 +340,5 @@ TEST_CASE("graph autocast: dots of f32 operands run in bf16, forward and backwar
         for (float v : out[1].template values<float>()) CHECK(v == (cast ? 3.0f : 3.0f + 3.0f / 1024));
     }
 }
+
+}  // namespace test_train

@@ -28,6 +28,9 @@
 
 #include "golden.hpp"
 
+// The file's names, apart from other test files' (a unity build compiles them together).
+namespace test_weights {
+
 using namespace scribe;
 using Catch::Matchers::Contains;
 using scribe_test::data;
@@ -304,3 +307,5 @@ TEST_CASE("dropout: a training step with the config's dropout is seeded by its k
     c.dropout = {};
     CHECK(loss_with(true, 2) == off);
 }
+
+}  // namespace test_weights

@@ -51,7 +51,17 @@ def load(path):
     return proto
 
 
-def compile_module(proto, replicas=1):
+# XLA's CPU backend level (LLVM's optimization) for compile_module's default: the
+# suites check what XLA computes, not how fast, and at level 0 a module compiles
+# in half the time (compiling is most of the XLA suites' time). HLO passes (fusion,
+# layout) run at every level. XLA's own default is 3; a check that compares two
+# long runs whose roundings differ (data-parallel against one process, over 20
+# Adam steps) asks for it: the levels round reductions differently.
+FAST_COMPILE = 0
+XLA_DEFAULT = 3
+
+
+def compile_module(proto, replicas=1, level=FAST_COMPILE):
     devices = jax.devices("cpu")[:replicas]
     if len(devices) < replicas:
         raise RuntimeError(f"need {replicas} CPU devices, have {len(devices)} (XLA_FLAGS={os.environ.get('XLA_FLAGS')})")
@@ -61,6 +71,7 @@ def compile_module(proto, replicas=1):
     build = options.executable_build_options
     build.num_replicas = replicas
     build.device_assignment = _ext.DeviceAssignment.create(np.arange(replicas).reshape(replicas, 1))
+    build.debug_options.xla_backend_optimization_level = level
     client = devices[0].client
     compile_fn = getattr(client, "compile_and_load", None) or client.compile
     return compile_fn(mlir, _ext.DeviceList(tuple(devices)), options), devices
