@@ -45,6 +45,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xla_shim  # noqa: E402
 
+xla_shim.default_level = xla_shim.FAST_COMPILE
+
 TOL = 1e-4
 VERIFY = 5  # tokens of the exported verify module (export-hlo --speculate 4)
 
@@ -407,12 +409,12 @@ def check_q8(scribe, folder, work, tp=1, fmt="q8"):
           f"a decode step equal transformers run by llama.cpp's {'Q8_0' if fmt == 'q8' else 'Q4_0'} rules (max relative diff {worst:.2e})")
 
 
-def run_steps(out_dir, form, weights, batches, replicas, tp=1, level=xla_shim.FAST_COMPILE):
+def run_steps(out_dir, form, weights, batches, replicas, tp=1, level=None):
     """The exported optimizer-step modules in out_dir run over `batches` (each step's micro-batches,
     each [ids, lengths] of all rows) on `replicas` replicas: replica r is tensor-parallel rank r % tp
     (its shards of the weights) of data-parallel rank d = r // tp, given rows d::(replicas // tp).
     Returns each step's (loss, grad_norm) as replica 0 saw them and every replica's values.
-    level: XLA's backend optimization level (xla_shim.compile_module)."""
+    level: XLA's backend optimization level (xla_shim.compile_module; None: the suite's)."""
     manifest = json.load(open(os.path.join(out_dir, "manifest.json")))
     modules = {m["kind"]: m for m in manifest["modules"]}
     assert all(m["num_replicas"] == replicas for m in modules.values())

@@ -16,6 +16,8 @@ import pytest
 import reference
 import xla_shim
 
+xla_shim.default_level = xla_shim.FAST_COMPILE
+
 CASES_DIR = os.environ.get("SCRIBE_CASES", "")
 
 

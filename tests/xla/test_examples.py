@@ -13,6 +13,8 @@ import pytest
 
 import xla_shim
 
+xla_shim.default_level = xla_shim.FAST_COMPILE
+
 EXAMPLES = os.environ.get("SCRIBE_EXAMPLES", "")
 
 
