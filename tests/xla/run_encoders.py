@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xla_shim  # noqa: E402
+from run_models import TOL, read_safetensors, shard  # noqa: E402
 
 xla_shim.default_level = xla_shim.FAST_COMPILE
-from run_models import TOL, read_safetensors, shard  # noqa: E402
 
 PREFIXES = ("", "bert.", "roberta.", "distilbert.")
 

@@ -53,10 +53,10 @@ VERIFY = 5  # tokens of the exported verify module (export-hlo --speculate 4)
 # The forms a check compiles (XLA's compile is most of this suite's time). The
 # prefill and decode modules are run from the text and the proto form at TP 1 (at
 # TP 2 and 4 from the proto form, their text form checked to be the same module
-# once XLA has parsed it), and the training step from both at TP 1; the step modules' other checks
-# (TP 2 and 4, optimizers, data parallel, the mesh) from the proto form, the one an
-# accelerator's compiler is given. The text form of every op is also run by the
-# conformance suite (run_suite.py).
+# once XLA has parsed it), and the training step from both at TP 1; the step
+# modules' other checks (TP 2 and 4, optimizers, data parallel, the mesh) from the
+# proto form, the one an accelerator's compiler is given. The text form of every op
+# is also run by the conformance suite (run_suite.py).
 BOTH = ("text", "proto")
 PROTO = ("proto",)
 
