@@ -12,9 +12,10 @@
 //        first f32[batch, hidden]  the last hidden state of the first token
 //        logits T[batch, labels]   (a *ForSequenceClassification checkpoint)
 //
-// Without the mean, nothing reads the last layer's other rows after its
-// attention: its output projection, MLP and norms run on the first token only
-// (a classifier's graph; llama.cpp selects output rows so).
+// Without the mean, nothing reads the last layer's other rows: its query, the
+// attention over it, the output projection, MLP and norms run on the first token
+// only (a classifier's graph; llama.cpp selects output rows so). Its keys and
+// values are still every token's.
 //
 // Under tensor parallelism (graph_shape::tp) the query, key and value projections
 // and the MLP's first matrix are column-parallel (split by heads, by ffn), the
@@ -164,14 +165,15 @@ void build(graph& g, const config& c, const graph_shape& s) {
     x = layer_norm<hidden>(x, w.ln_g, w.ln_b, c.layer_norm_eps);
 
     const auto mask = padding_mask(g, lengths);
-    // One layer from x [batch, seq, hidden]; rows() picks the rows that go on
-    // after attention: all of them, or the first token's in a graph without the mean.
+    // One layer from x [batch, seq, hidden]; rows() picks the queries, the rows
+    // that go on past attention: all of them, or in a graph without the mean the
+    // last layer's first token alone (its keys and values are still every token's).
     auto layer = [&](const auto& x, const auto& l, auto rows) {
-        auto q = parallel::column_linear<hidden>(x, l.wq, l.bq, m);  // [batch, seq, heads, head_dim]
+        auto q = parallel::column_linear<hidden>(rows(x), l.wq, l.bq, m);  // [batch, (seq,) heads, head_dim]
         auto k = parallel::column_linear<hidden>(x, l.wk, l.bk, m);
         auto v = parallel::column_linear<hidden>(x, l.wv, l.bv, m);
-        auto ctx = attention(q, rename<seq, keys>(k), rename<seq, keys>(v), mask);  // [batch, heads, seq, head_dim]
-        auto r = add_norm(rows(x), parallel::row_linear<heads, head_dim>(rows(ctx), l.wo, l.bo, m), l.ln1_g, l.ln1_b, c.layer_norm_eps);
+        auto ctx = attention(q, rename<seq, keys>(k), rename<seq, keys>(v), mask);  // [batch, heads, (seq,) head_dim]
+        auto r = add_norm(rows(x), parallel::row_linear<heads, head_dim>(ctx, l.wo, l.bo, m), l.ln1_g, l.ln1_b, c.layer_norm_eps);
         auto y = parallel::mlp(r, l.w_in, l.b_in, l.w_out, l.b_out, [&](const auto& u) { return activation(u, c.activation); }, m);
         return add_norm(r, y, l.ln2_g, l.ln2_b, c.layer_norm_eps);
     };

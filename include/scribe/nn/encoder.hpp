@@ -20,12 +20,13 @@ SCRIBE_DIM(types);   // rows of a token-type (segment) table
 SCRIBE_DIM(pooled);  // the output of a head's dense layer (as wide as hidden)
 SCRIBE_DIM(labels);  // a classifier's outputs
 
-// Which keys each query sees in bidirectional attention over right-padded rows:
-// the real tokens of its row, key < lengths[b], wherever the query is.
-// pred[batch, seq, keys].
+// Which keys a query sees in bidirectional attention over right-padded rows:
+// the real tokens of its row, key < lengths[b], wherever the query is; so the
+// mask has no query dimension, pred[batch, keys], and attention spreads it over
+// heads and queries (any number of them: all, or the first token's alone).
 template <Tensor L>
 auto padding_mask(graph& g, const L& lengths) {
-    auto key = g.iota(s32[batch, seq, keys], keys);
+    auto key = g.iota(s32[batch, keys], keys);
     return lt(key, broadcast_to(lengths, key));
 }
 
