@@ -57,8 +57,8 @@ void check_encoder(const std::string& model, runtime::load_options o) {
     std::vector<runtime::encoder_input> all;
     for (const auto& c : cases) all.push_back(c.in);
     const auto together = m.encode(all);
-    // Without the mean (classification): the last layer after attention runs on
-    // each input's first token only.
+    // Without the mean (classification): the last layer's query and all after its
+    // attention run on each input's first token only.
     const auto firsts = m.encode(all, {.mean = false});
     REQUIRE(together.size() == cases.size());
     REQUIRE(firsts.size() == cases.size());

@@ -53,8 +53,9 @@ struct encoding {
 // What encode() computes.
 struct encode_options {
     // The mean-pooled embedding, which needs every row of the last layer. Without
-    // it (classification, [CLS] embeddings) the last layer's output projection,
-    // MLP and norms run on each input's first token only, and `mean` stays empty.
+    // it (classification, [CLS] embeddings) the last layer's query, attention,
+    // output projection, MLP and norms run on each input's first token only (its
+    // keys and values on every token), and `mean` stays empty.
     bool mean = true;
 };
 
