@@ -83,6 +83,9 @@ def safetensors_seeds():
         "tensor_twice": safetensors_raw('{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},'
                                         '"w":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}', b"ab"),
         "control_names": safetensors({"\x1b[31mw": {"dtype": "\x1b]0;x\x07", "shape": [1], "data_offsets": [0, 1]}}, b"a"),
+        # Names that reach the overlap message, one with a C1 CSI (U+009B, as UTF-8).
+        "overlap_control_names": safetensors({"\u009b[31mw": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]},
+                                              "\x1bb": {"dtype": "U8", "shape": [2], "data_offsets": [1, 3]}}, b"abc"),
     }
 
 

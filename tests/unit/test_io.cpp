@@ -95,6 +95,14 @@ TEST_CASE("io: malformed safetensors files are refused with the file and tensor 
                  floats(3));
         refuses("tensors `a` and `b` overlap");
     }
+    SECTION("overlapping tensors whose names carry control characters") {
+        // A C1 CSI (U+009B, 0xc2 0x9b in UTF-8) and an ESC (\u001b in the JSON): a
+        // terminal would act on either.
+        raw_file(p, "{\"\xc2\x9b[31ma\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]},"
+                    "\"\\u001bb\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[1,3]}}",
+                 "abc");
+        refuses("tensors `\\xc2\\x9b[31ma` and `\\x1bb` overlap");
+    }
     SECTION("a hole in the data") {
         raw_file(p, R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
                  floats(3));

@@ -149,7 +149,7 @@ private:
         for (const auto* e : by_offset) {
             if (e->begin == e->end) continue;  // an empty tensor occupies nothing
             if (e->begin < at)
-                throw error(where() + ": tensors `" + previous->name + "` and `" + e->name + "` overlap (bytes from " +
+                throw error(where() + ": tensors `" + printable(previous->name) + "` and `" + printable(e->name) + "` overlap (bytes from " +
                             std::to_string(e->begin) + " to " + std::to_string(at) + ")");
             if (e->begin > at)
                 throw error(where() + ": bytes [" + std::to_string(at) + ", " + std::to_string(e->begin) + ") of the data belong to no tensor");
