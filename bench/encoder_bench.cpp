@@ -30,6 +30,7 @@
 // the peak overstates its FMAs' use by that much.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -267,13 +268,16 @@ int main(int argc, char** argv) try {
         else if (a == "--threads") o.thread_list = v;
         else if (a == "--dtypes") o.dtype_list = v;
         else if (a == "--batches") o.batch_list = v;
-        else if (a == "--seq") o.seq = std::stoll(v);
-        else if (a == "--budget") o.budget = std::stod(v);
-        else if (a == "--rounds") o.rounds = std::stoi(v);
+        else if (a == "--seq") o.seq = static_cast<std::int64_t>(bench::parse_number(v, a, "encoder_bench"));
+        else if (a == "--budget") o.budget = bench::parse_number(v, a, "encoder_bench");
+        else if (a == "--rounds") {
+            const double r = bench::parse_number(v, a, "encoder_bench");
+            if (r != std::floor(r) || r < 1 || r > 1000) throw error("encoder_bench: --rounds takes a whole number from 1 to 1000, not " + v);
+            o.rounds = static_cast<int>(r);
+        }
         else throw error("encoder_bench: unknown option " + a);
     }
     if (o.model_dir.empty()) throw error(std::string("--model DIR is required\n") + usage);
-    if (o.rounds < 1) throw error("encoder_bench: --rounds must be at least 1, got " + std::to_string(o.rounds));
     fs::create_directories(o.work);
     if (!o.python.empty() && !fs::exists(o.python)) {
         std::printf("encoder_bench: no Python at %s (scribe_setup_reference in scripts/setup.sh makes .venv-ref): PyTorch is not measured\n",

@@ -29,6 +29,20 @@ inline scribe::dtype parse_dtype(const std::string& s, const std::string& progra
     throw scribe::error(program + ": dtype " + s + " is not f32, f16 or bf16");
 }
 
+// A flag's number, all of `s` read (std::stod alone says only "stod" and takes
+// "3x" as 3); `program` and `flag` name it in the error.
+inline double parse_number(const std::string& s, const std::string& flag, const std::string& program) {
+    std::size_t used = 0;
+    double v = 0;
+    try {
+        v = std::stod(s, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != s.size()) throw scribe::error(program + ": " + flag + " takes a number, not \"" + s + "\"");
+    return v;
+}
+
 // Median seconds of f() over enough repetitions to take about `budget` seconds
 // (at least `min_reps`, at most 200), after one warm-up call.
 inline double median_seconds(const std::function<void()>& f, double budget = 0.3, int min_reps = 3) {
