@@ -637,17 +637,20 @@ TEST_CASE("cpu simd: f16 and bf16 weights in sgemv_rows match the f32 product of
 }
 
 #ifdef SCRIBE_X86
-TEST_CASE("cpu simd: the bf16 products of each AVX2 kernel (256-bit, and Zen 1's 128-bit) match a double loop") {
+TEST_CASE("cpu simd: the bf16 products of each AVX2 kernel (256-bit, Zen 1's 128-bit rows, the lane-split dots) match a double loop") {
     if (!cpu::simd::detail::has_avx2_fma_f16c()) return;
     using rows_kernel = void (*)(std::int64_t, std::int64_t, const float*, const bfloat16*, std::int64_t, float*);
     const std::pair<const char*, std::pair<rows_kernel, rows_kernel>> kernels[] = {
-        {"avx2", {cpu::simd::detail::gemv_rows_avx2<bfloat16>, cpu::simd::detail::gemv_dots_avx2<bfloat16>}},
-        {"sse (zen 1)", {cpu::simd::detail::gemv_rows_sse<bfloat16>, cpu::simd::detail::gemv_dots_sse<bfloat16>}},
+        {"avx2 widening", {cpu::simd::detail::gemv_rows_avx2<bfloat16>, cpu::simd::detail::gemv_dots_avx2<bfloat16>}},
+        {"sse rows (zen 1), lane-split dots",
+         {cpu::simd::detail::gemv_rows_sse<bfloat16>, cpu::simd::detail::gemv_dots_bf16_avx2}},
     };
     // m crosses the rows kernel's 16 outputs a step and leaves a scalar tail; k its
-    // passes of 8 rows, and the dots kernel's blocks of 32 and 8 and its tail.
+    // passes of 8 rows, the widening dots kernel's blocks of 32 and 8 and its tail,
+    // and the lane-split one's steps of 32 and 16 and its tail (x reordered to k
+    // rounded down to 16: 16, 48 and 50 end a step of 16 after the steps of 32).
     for (const std::int64_t m : {1, 15, 16, 17, 40})
-        for (const std::int64_t k : {1, 7, 8, 9, 33, 77}) {
+        for (const std::int64_t k : {1, 7, 8, 9, 16, 33, 48, 50, 77}) {
             const std::int64_t ldw = std::max(m, k) + 3;  // a row stride wider than either use needs
             std::vector<bfloat16> w(static_cast<std::size_t>(std::max(m, k) * ldw));
             std::vector<float> x(static_cast<std::size_t>(std::max(m, k)));

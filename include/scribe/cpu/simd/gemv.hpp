@@ -358,19 +358,14 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_rows_avx2(std::int64_t m, std
     for (; r < k; ++r) gemv_pass_avx2<1>(m, x + r, w + r * ldw, ldw, y);
 }
 
-// bf16 weights on Zen 1 (is_zen1), in 128-bit vectors: its AVX2 runs on 128-bit
-// units, and there widening bf16 by vpunpcklwd/vpunpckhwd with zero (which keep
-// the order within a 128-bit register) costs half the 256-bit vpmovzxwd and
-// shift. Measured on one Zen 1 core (12 GPT-2 FFN weights streamed, and in L2):
-// rows 10.1-10.6 -> 13.9-14.2 GB/s (14.8 -> 25.7 in L2), dots (the LM head) 8.7-9.5
-// -> 11.1-11.7. (f16 the same way, by vcvtph2ps xmm, was slower than ymm: 8.7-9.0
-// against 10.6-11.3 GB/s.) Eight weights widen to two vectors of four
-// (widen8_sse, convert.hpp).
-__attribute__((target("avx2,fma,f16c"))) inline float hsum4_sse(__m128 v) {
-    const __m128 q = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
-}
-
+// bf16 weights on Zen 1 (is_zen1), y = x . W along W's rows, in 128-bit vectors:
+// its AVX2 runs on 128-bit units, and there widening bf16 by vpunpcklwd/vpunpckhwd
+// with zero (which keep the order within a 128-bit register) costs half the
+// 256-bit vpmovzxwd and shift. Measured on one Zen 1 core (12 GPT-2 FFN weights
+// streamed, and in L2): 10.1-10.6 -> 13.9-14.2 GB/s (14.8 -> 25.7 in L2). (f16 the
+// same way, by vcvtph2ps xmm, was slower than ymm: 8.7-9.0 against 10.6-11.3
+// GB/s.) Eight weights widen to two vectors of four (widen8_sse, convert.hpp).
+// The dots form's bf16 kernel is gemv_dots_bf16_avx2 below.
 template <int R, class W>
 __attribute__((target("avx2,fma,f16c"))) inline void gemv_pass_sse(std::int64_t m, const float* x, const W* w, std::int64_t ldw,
                                                                   float* y) {
@@ -413,32 +408,47 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_rows_sse(std::int64_t m, std:
     for (; r < k; ++r) gemv_pass_sse<1>(m, x + r, w + r * ldw, ldw, y);
 }
 
-template <class W>
-__attribute__((target("avx2,fma,f16c"))) void gemv_dots_sse(std::int64_t m, std::int64_t k, const float* x, const W* w, std::int64_t ldw,
-                                                            float* y) {
+// bf16 W's rows (along k) dotted with an f32 x on AVX2, every CPU that has it (the
+// widening gemv_dots_avx2 is f16's): a 32-bit lane of W holds two bf16, the even
+// element in its low half and the odd one in its high half, so the lane masked to
+// its high half is the odd element as an f32 and shifted left by 16 the even one.
+// Sixteen weights become two exact f32 vectors by one vpand and one vpslld, with
+// no shuffle (gemv_dots_avx2 takes a vpmovzxwd and a shift for each eight; Zen 1's
+// 128-bit kernel took two unpacks). x is laid out to match once per call, each
+// sixteen values as the eight even ones then the eight odd ones (`xs`, k rounded
+// down to 16). Each row's stream asks for its lines ahead (prefetch_ahead). On one
+// Zen 1 core (/tmp program: 2 MiB pages, evicted first, best of 7, four rounds),
+// against the 128-bit unpacking kernel this replaced there: 12 of GPT-2's FFN
+// weights as decode reads them, 3072 rows of 768, 12.1-12.8 -> 16.6-17.2 GB/s, and
+// 768 rows of 3072, 13.2-13.4 -> 14.2-15.5; its 50257 x 768 LM head 12.5-12.9 ->
+// 16.6-17.6; f32 rows streamed at 16.1-16.9 in the same rounds.
+__attribute__((target("avx2,fma,f16c"))) inline void gemv_dots_bf16_avx2(std::int64_t m, std::int64_t k, const float* x,
+                                                                        const bfloat16* w, std::int64_t ldw, float* y) {
+    const std::int64_t k16 = k / 16 * 16;
+    thread_local aligned_vector<float> xs;
+    xs.resize(static_cast<std::size_t>(k16));
+    for (std::int64_t j = 0; j < k16; j += 16)
+        for (int e = 0; e < 8; ++e) xs[static_cast<std::size_t>(j + e)] = x[j + 2 * e], xs[static_cast<std::size_t>(j + 8 + e)] = x[j + 2 * e + 1];
+    const __m256i high = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+    const float* xp = xs.data();
     for (std::int64_t n = 0; n < m; ++n) {
-        const W* row = w + n * ldw;
-        __m128 acc[8];
-#pragma GCC unroll 8
-        for (int u = 0; u < 8; ++u) acc[u] = _mm_setzero_ps();
+        const bfloat16* row = w + n * ldw;
+        __m256 acc[4];
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) acc[u] = _mm256_setzero_ps();
+        auto step = [&](std::int64_t j, int u) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + j));
+            acc[2 * u] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), _mm256_loadu_ps(xp + j), acc[2 * u]);
+            acc[2 * u + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, high)), _mm256_loadu_ps(xp + j + 8), acc[2 * u + 1]);
+        };
         std::int64_t j = 0;
-        for (; j + 32 <= k; j += 32)
-#pragma GCC unroll 4
-            for (int u = 0; u < 8; u += 2) {
-                __m128 a, b;
-                widen8_sse(row + j + 4 * u, a, b);
-                acc[u] = _mm_fmadd_ps(a, _mm_loadu_ps(x + j + 4 * u), acc[u]);
-                acc[u + 1] = _mm_fmadd_ps(b, _mm_loadu_ps(x + j + 4 * u + 4), acc[u + 1]);
-            }
-        for (; j + 8 <= k; j += 8) {
-            __m128 a, b;
-            widen8_sse(row + j, a, b);
-            acc[0] = _mm_fmadd_ps(a, _mm_loadu_ps(x + j), acc[0]);
-            acc[1] = _mm_fmadd_ps(b, _mm_loadu_ps(x + j + 4), acc[1]);
+        for (; j + 32 <= k16; j += 32) {
+            prefetch_ahead(row + j);  // one 64-byte line a step
+            step(j, 0);
+            step(j + 16, 1);
         }
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; ++u) acc[u] = _mm_add_ps(acc[u], acc[u + 4]);
-        float s = hsum4_sse(_mm_add_ps(_mm_add_ps(acc[0], acc[1]), _mm_add_ps(acc[2], acc[3])));
+        if (j < k16) step(j, 0), j += 16;
+        float s = hsum8_avx2(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
         for (; j < k; ++j) s += to_f32(row[j]) * x[j];
         y[n] = s;
     }
@@ -577,7 +587,7 @@ void sgemv_dots(std::int64_t m, std::int64_t k, const float* x, const W* w, std:
 #ifdef SCRIBE_X86
     if (detail::has_avx512f()) return detail::gemv_dots_avx512(m, k, x, w, ldw, y);
     if constexpr (std::is_same_v<W, bfloat16>)
-        if (detail::has_avx2_fma_f16c() && detail::is_zen1()) return detail::gemv_dots_sse(m, k, x, w, ldw, y);
+        if (detail::has_avx2_fma_f16c()) return detail::gemv_dots_bf16_avx2(m, k, x, w, ldw, y);
     if (detail::has_avx2_fma_f16c()) return detail::gemv_dots_avx2(m, k, x, w, ldw, y);
 #endif
     detail::gemv_dots_portable(m, k, x, w, ldw, y);
