@@ -778,9 +778,9 @@ bool interleaved_dot(const array& a, const array& b, const dot_plan& plan, array
     const auto sbb = plan.sbb, sbk = plan.sbk, sbn = plan.sbn;
     if (B < 2 || sbb <= 0 || sbk < 0 || sbn < 0) return false;
     // q . K^T: each batch's row of W is K contiguous elements, the batches within W's rows.
-    const bool dots = sbk == 1 && sbb < sbn && simd::batched_gemv_available(M, K);
+    const bool dots = sbk == 1 && sbb < sbn && simd::batched_dots_available(M, K);
     // p . V: each batch's row is N contiguous elements.
-    const bool rows = !dots && sbn == 1 && sbb < sbk && simd::batched_gemv_available(M, N);
+    const bool rows = !dots && sbn == 1 && sbb < sbk && simd::batched_rows_available(M, N);
     if (!dots && !rows) return false;
     const auto* pa = reinterpret_cast<const T*>(a.data());
     const auto* pb = reinterpret_cast<const T*>(b.data());
