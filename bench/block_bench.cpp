@@ -67,7 +67,7 @@ int main(int argc, char** argv) try {
     fs::path dir = fs::temp_directory_path() / "scribe_block_bench";
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
-        if (a == "--seq") S = std::stoll(argv[i + 1]);
+        if (a == "--seq") S = bench::parse_count(argv[i + 1], a, "block_bench", 1, 1 << 20);
         else if (a == "--python") python = argv[i + 1];
         else if (a == "--dir") dir = argv[i + 1];
         else if (a == "--json") json_path = argv[i + 1];

@@ -388,7 +388,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         std::printf("%s\n", Family::summary(config).c_str());
         for (const auto& t : split(o.thread_list))
             for (const auto& name : split(o.dtype_list))
-                profile<Family>(o.model_dir, parse_dtype(name), static_cast<unsigned>(std::stoul(t)), prompt, o.steps);
+                profile<Family>(o.model_dir, parse_dtype(name), static_cast<unsigned>(bench::parse_count(t, "--threads", "decoder_bench", 1, 1024)), prompt, o.steps);
         return 0;
     }
 
@@ -424,7 +424,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
     }
 
     for (const auto& t : split(o.thread_list)) {
-        const auto threads = static_cast<unsigned>(std::stoul(t));
+        const auto threads = static_cast<unsigned>(bench::parse_count(t, "--threads", "decoder_bench", 1, 1024));
         double bw = 0, peak = 0, bf16_peak = 0, int8_peak = 0;
         {
             cpu::thread_pool pool(threads);
@@ -638,15 +638,11 @@ int main(int argc, char** argv) try {
         else if (a == "--json") o.json_path = v;
         else if (a == "--threads") o.thread_list = v;
         else if (a == "--dtypes") o.dtype_list = v;
-        else if (a == "--steps") o.steps = std::stoll(v);
-        else if (a == "--budget") o.budget = std::stod(v);
+        else if (a == "--steps") o.steps = bench::parse_count(v, a, "decoder_bench", 1, 1 << 20);
+        else if (a == "--budget") o.budget = bench::parse_positive(v, a, "decoder_bench");
         else if (a == "--phase") o.phase = v;
         else if (a == "--batches") {
-            for (const auto& b : split(v)) {
-                const auto n = std::stoll(b);
-                if (n < 2 || n > 256) throw error("decoder_bench: --batches takes sizes from 2 to 256, not " + b);
-                o.batches.push_back(n);
-            }
+            for (const auto& b : split(v)) o.batches.push_back(bench::parse_count(b, a, "decoder_bench", 2, 256));
         }
         else if (a == "--llama-cpp") o.llama_cpp = v;
         else throw error("decoder_bench: unknown option " + a);

@@ -132,14 +132,14 @@ int run(const options& o) {
         for (const auto& t : split(o.thread_list))
             for (const auto& name : split(o.dtype_list))
                 for (const auto& b : split(o.batch_list))
-                    profile(o, bench::parse_dtype(name, "encoder_bench"), static_cast<unsigned>(std::stoul(t)), std::stoll(b), ids);
+                    profile(o, bench::parse_dtype(name, "encoder_bench"), static_cast<unsigned>(bench::parse_count(t, "--threads", "encoder_bench", 1, 1024)), bench::parse_count(b, "--batches", "encoder_bench", 1, 4096), ids);
         return 0;
     }
 
     nlohmann::json report = {{"model", o.model_dir.string()}, {"seq", o.seq}, {"gflop_per_sequence", flop / 1e9},
                              {"rounds", o.rounds}, {"runs", nlohmann::json::array()}};
     for (const auto& t : split(o.thread_list)) {
-        const unsigned threads = static_cast<unsigned>(std::stoul(t));
+        const auto threads = static_cast<unsigned>(bench::parse_count(t, "--threads", "encoder_bench", 1, 1024));
         cpu::thread_pool pool(threads);
         const double peak = bench::fma_peak_gflops(pool), bf16_peak = bench::bf16_dot_peak_gflops(pool);
         std::printf("=== %u thread(s): f32 FMA peak %.1f GFLOP/s, bf16 dot peak %.1f GFLOP/s (measured now)\n", threads, peak, bf16_peak);
@@ -177,7 +177,7 @@ int run(const options& o) {
             for (const auto& name : split(o.dtype_list)) {
                 auto& m = *encoders[e++];
                 for (const auto& b : split(o.batch_list)) {
-                    const std::vector<runtime::encoder_input> inputs(std::stoul(b), {.ids = ids, .token_types = {}});
+                    const std::vector<runtime::encoder_input> inputs(static_cast<std::size_t>(bench::parse_count(b, "--batches", "encoder_bench", 1, 4096)), {.ids = ids, .token_types = {}});
                     const double s = bench::median_seconds([&] { (void)m.encode(inputs, {.mean = false}); }, o.budget);
                     cells[{name, b}].ours.push_back(static_cast<double>(inputs.size()) / s);
                 }
@@ -187,11 +187,12 @@ int run(const options& o) {
         for (const auto& name : split(o.dtype_list))
             for (const auto& b : split(o.batch_list)) {
                 const auto& c = cells[{name, b}];
+                const auto batch = bench::parse_count(b, "--batches", "encoder_bench", 1, 4096);
                 const double ours = bench::median(c.ours);
                 const double limit = name == "bf16" ? std::max(bf16_peak, peak) : peak;
                 const double fraction = ours * flop / 1e9 / limit;
-                nlohmann::json cell = {{"dtype", name}, {"batch", std::stoul(b)}, {"scribe_sequences_per_s", ours},
-                                       {"scribe_ms", std::stoul(b) / ours * 1e3}, {"fraction_of_peak", fraction},
+                nlohmann::json cell = {{"dtype", name}, {"batch", batch}, {"scribe_sequences_per_s", ours},
+                                       {"scribe_ms", static_cast<double>(batch) / ours * 1e3}, {"fraction_of_peak", fraction},
                                        {"scribe_rounds", c.ours}};
                 if (!c.torch_error.empty()) cell["torch_error"] = c.torch_error;
                 std::string theirs_text = "-", ratio_text = "-", range_text = "-";
@@ -268,13 +269,9 @@ int main(int argc, char** argv) try {
         else if (a == "--threads") o.thread_list = v;
         else if (a == "--dtypes") o.dtype_list = v;
         else if (a == "--batches") o.batch_list = v;
-        else if (a == "--seq") o.seq = static_cast<std::int64_t>(bench::parse_number(v, a, "encoder_bench"));
-        else if (a == "--budget") o.budget = bench::parse_number(v, a, "encoder_bench");
-        else if (a == "--rounds") {
-            const double r = bench::parse_number(v, a, "encoder_bench");
-            if (r != std::floor(r) || r < 1 || r > 1000) throw error("encoder_bench: --rounds takes a whole number from 1 to 1000, not " + v);
-            o.rounds = static_cast<int>(r);
-        }
+        else if (a == "--seq") o.seq = bench::parse_count(v, a, "encoder_bench", 1, 1 << 20);
+        else if (a == "--budget") o.budget = bench::parse_positive(v, a, "encoder_bench");
+        else if (a == "--rounds") o.rounds = static_cast<int>(bench::parse_count(v, a, "encoder_bench", 1, 1000));
         else throw error("encoder_bench: unknown option " + a);
     }
     if (o.model_dir.empty()) throw error(std::string("--model DIR is required\n") + usage);

@@ -48,14 +48,8 @@ struct options {
 std::vector<std::int64_t> numbers(const std::string& s, const char* flag) {
     std::vector<std::int64_t> v;
     std::stringstream in(s);
-    for (std::string x; std::getline(in, x, ',');) {
-        try {
-            v.push_back(std::stoll(x));
-        } catch (...) {
-            throw error(std::string("speculative_bench: ") + flag + " takes numbers separated by commas, not " + s);
-        }
-        if (v.back() < 1) throw error(std::string("speculative_bench: ") + flag + " takes positive numbers, not " + s);
-    }
+    for (std::string x; std::getline(in, x, ',');) v.push_back(bench::parse_count(x, flag, "speculative_bench", 1, 1 << 20));
+    if (v.empty()) throw error(std::string("speculative_bench: ") + flag + " takes whole numbers separated by commas, not \"" + s + "\"");
     return v;
 }
 

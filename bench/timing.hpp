@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -40,6 +42,23 @@ inline double parse_number(const std::string& s, const std::string& flag, const 
         used = 0;
     }
     if (used == 0 || used != s.size()) throw scribe::error(program + ": " + flag + " takes a number, not \"" + s + "\"");
+    return v;
+}
+
+// A flag's whole number from lo to hi (a count: steps, rounds, a batch).
+inline std::int64_t parse_count(const std::string& s, const std::string& flag, const std::string& program, std::int64_t lo,
+                                std::int64_t hi) {
+    const double v = parse_number(s, flag, program);
+    if (!(v == std::floor(v) && v >= static_cast<double>(lo) && v <= static_cast<double>(hi)))
+        throw scribe::error(program + ": " + flag + " takes a whole number from " + std::to_string(lo) + " to " +
+                            std::to_string(hi) + ", not \"" + s + "\"");
+    return static_cast<std::int64_t>(v);
+}
+
+// A flag's positive, finite number (seconds of a time budget, megabytes).
+inline double parse_positive(const std::string& s, const std::string& flag, const std::string& program) {
+    const double v = parse_number(s, flag, program);
+    if (!(v > 0 && std::isfinite(v))) throw scribe::error(program + ": " + flag + " takes a positive number, not \"" + s + "\"");
     return v;
 }
 

@@ -154,8 +154,8 @@ int main(int argc, char** argv) try {
         if (a == "--python") o.python = v;
         else if (a == "--dir") o.work = v;
         else if (a == "--json") o.json_path = v;
-        else if (a == "--budget") o.budget = std::stod(v);
-        else if (a == "--megabytes") o.megabytes = std::stod(v);
+        else if (a == "--budget") o.budget = bench::parse_positive(v, a, "tokenizer_bench");
+        else if (a == "--megabytes") o.megabytes = bench::parse_positive(v, a, "tokenizer_bench");
         else throw error("tokenizer_bench: unknown option " + a);
     }
     if (o.python.empty() || !fs::exists(o.python)) {

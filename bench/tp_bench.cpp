@@ -159,9 +159,9 @@ int main(int argc, char** argv) try {
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
         if (a == "--model") o.model = v;
-        else if (a == "--runs") o.runs = std::stoi(v);
-        else if (a == "--rounds") o.rounds = std::max(1, std::stoi(v));
-        else if (a == "--steps") o.steps = std::stoll(v);
+        else if (a == "--runs") o.runs = static_cast<int>(bench::parse_count(v, a, "tp_bench", 1, 1000));
+        else if (a == "--rounds") o.rounds = static_cast<int>(bench::parse_count(v, a, "tp_bench", 1, 1000));
+        else if (a == "--steps") o.steps = bench::parse_count(v, a, "tp_bench", 1, 1 << 20);
         else if (a == "--json") o.json = v;
         else if (a == "--python") o.python = v;
         else if (a == "--worker-out") o.worker_out = v;

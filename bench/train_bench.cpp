@@ -314,7 +314,9 @@ nlohmann::json run_torch(const options& o, unsigned threads, bool autocast = fal
 std::vector<unsigned> parse_threads(const std::string& s) {
     std::vector<unsigned> out;
     std::stringstream in(s);
-    for (std::string part; std::getline(in, part, ',');) out.push_back(static_cast<unsigned>(std::stoul(part)));
+    for (std::string part; std::getline(in, part, ',');)
+        out.push_back(static_cast<unsigned>(bench::parse_count(part, "--threads", "train_bench", 1, 1024)));
+    if (out.empty()) throw scribe::error("train_bench: --threads takes thread counts separated by commas, not \"" + s + "\"");
     return out;
 }
 
@@ -332,11 +334,11 @@ int main(int argc, char** argv) {
             else if (a == "--make") o.make = v;
             else if (a == "--json") o.json_path = v;
             else if (a == "--threads") o.threads = parse_threads(v);
-            else if (a == "--batch") o.batch = std::stoll(v);
-            else if (a == "--seq") o.seq = std::stoll(v);
+            else if (a == "--batch") o.batch = bench::parse_count(v, a, "train_bench", 1, 1 << 16);
+            else if (a == "--seq") o.seq = bench::parse_count(v, a, "train_bench", 1, 1 << 20);
             else if (a == "--profile") o.profile = v == "1";
-            else if (a == "--dp") o.dp = std::stoi(v);
-            else if (a == "--dp-steps") o.dp_steps = std::stoi(v);
+            else if (a == "--dp") o.dp = static_cast<int>(bench::parse_count(v, a, "train_bench", 0, 1024));
+            else if (a == "--dp-steps") o.dp_steps = static_cast<int>(bench::parse_count(v, a, "train_bench", 1, 1 << 20));
             else if (a == "--worker-out") o.worker_out = v;
             else if (a == "--precision") {
                 std::stringstream in(v);
