@@ -408,8 +408,8 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_rows_sse(std::int64_t m, std:
     for (; r < k; ++r) gemv_pass_sse<1>(m, x + r, w + r * ldw, ldw, y);
 }
 
-// bf16 W's rows (along k) dotted with an f32 x on AVX2, every CPU that has it (the
-// widening gemv_dots_avx2 is f16's): a 32-bit lane of W holds two bf16, the even
+// bf16 W's rows (along k) dotted with an f32 x on AVX2, every CPU that has it
+// (gemv_dots_avx2 below takes f32 and f16 weights): a 32-bit lane of W holds two bf16, the even
 // element in its low half and the odd one in its high half, so the lane masked to
 // its high half is the odd element as an f32 and shifted left by 16 the even one.
 // Sixteen weights become two exact f32 vectors by one vpand and one vpslld, with
