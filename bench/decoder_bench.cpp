@@ -8,6 +8,8 @@
 //
 //   decoder_bench --model DIR [--make SCRIPT] [--python PY] [--dir WORK] [--json FILE]
 //                 [--threads 1,2] [--dtypes f32,f16,bf16,q8,q4] [--steps 32] [--budget S] [--llama-cpp DIR]
+//                 [--rounds R]   (Scribe and llama.cpp in turn R times per dtype: medians, and each
+//                                 round's ratio to llama.cpp, lowest and highest)
 //                 [--phase prefill|decode]   (one phase only: for profiling, e.g. under perf)
 //   decoder_bench --model DIR --profile [--threads 1] [--dtypes f32]
 //                 where the time goes, per op kind and node (the executor's profile): the
@@ -371,8 +373,44 @@ struct options {
     std::vector<std::int64_t> batches;  // batched decode's batch sizes (none: not measured)
     std::int64_t steps = 32;
     double budget = 6.0;
+    int rounds = 1;  // Scribe and llama.cpp measured in turn this many times per dtype
     bool profiling = false;
 };
+
+// The median of each figure over the rounds of one dtype (the greedy tokens, load
+// and first-run times from the first round), and each round's own figures.
+measured median_of(const std::vector<measured>& rounds) {
+    measured m = rounds.front();
+    auto med = [&](auto field) {
+        std::vector<double> v;
+        for (const auto& r : rounds) v.push_back(field(r));
+        return bench::median(v);
+    };
+    m.prefill_tps = med([](const measured& r) { return r.prefill_tps; });
+    m.decode_tps = med([](const measured& r) { return r.decode_tps; });
+    m.decode_empty_tps = med([](const measured& r) { return r.decode_empty_tps; });
+    for (auto& [b, tps] : m.batched_tps) tps = med([b = b](const measured& r) { return r.batched_tps.at(b); });
+    return m;
+}
+
+// llama.cpp's report of one dtype with its figures the medians over the rounds.
+nlohmann::json median_of(const std::vector<nlohmann::json>& rounds) {
+    nlohmann::json j = rounds.front();
+    auto med = [&](const auto& get) {
+        std::vector<double> v;
+        for (const auto& r : rounds) v.push_back(get(r));
+        return bench::median(v);
+    };
+    for (const char* key : {"prefill_tokens_per_s", "decode_tokens_per_s", "decode_empty_tokens_per_s"})
+        if (j.contains(key)) j[key] = med([&](const nlohmann::json& r) { return r.value(key, NAN); });
+    if (j.contains("batched_decode_tokens_per_s"))
+        for (auto& [b, tps] : j["batched_decode_tokens_per_s"].items())
+            tps = med([&, b = b](const nlohmann::json& r) {
+                return r.value("batched_decode_tokens_per_s", nlohmann::json::object()).value(b, NAN);
+            });
+    j["rounds"] = rounds;
+    return j;
+}
 
 // The benchmark (or the profile) of a checkpoint of one family.
 template <class Family>
@@ -404,6 +442,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         std::string type, phase;
         double scribe, llama, torch, limit;
         std::string torch_note;
+        std::pair<double, double> llama_rounds{NAN, NAN};  // lowest and highest ratio to llama.cpp of one round
     };
     std::vector<row> rows;
 
@@ -438,8 +477,9 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
         nlohmann::json run = {{"threads", threads}, {"read_bandwidth_gbs", bw}, {"fma_peak_gflops", peak},
                               {"bf16_dot_peak_gflops", bf16_peak}, {"int8_dot_peak_gops", int8_peak}};
 
-        std::map<std::string, measured> ours;
-        std::map<std::string, nlohmann::json> llama;
+        std::map<std::string, std::vector<measured>> our_rounds;
+        std::map<std::string, std::vector<nlohmann::json>> llama_rounds;
+        for (int round = 0; round < o.rounds; ++round)
         for (const auto& name : split(o.dtype_list)) {
             const auto type = parse_dtype(name);
             auto m = run_scribe<Family>(o.model_dir, type, threads, prompt, o.steps, o.budget, o.phase, o.batches);
@@ -447,7 +487,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                         "first runs %.1f s\n", name.c_str(), threads, m.prefill_tps, m.prefill_reps, m.decode_tps,
                         m.decode_reps, m.load_s, m.warmup_s);
             std::fflush(stdout);
-            ours[name] = std::move(m);
+            our_rounds[name].push_back(std::move(m));
             if (gguf.count(name)) {  // llama.cpp right after Scribe, in the same dtype
                 const auto out = o.work / ("llama_cpp_" + name + "_" + t + ".json");
                 std::string batches;
@@ -458,7 +498,7 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                             " --json " + out.string());
                 nlohmann::json j;
                 std::ifstream(out) >> j;
-                llama[name] = j;
+                llama_rounds[name].push_back(j);
                 std::printf("llama.cpp %-4s %u thr: prefill %7.1f tok/s, decode %6.1f tok/s, decode0 %6.1f tok/s\n", name.c_str(),
                             threads, j.value("prefill_tokens_per_s", NAN), j.value("decode_tokens_per_s", NAN),
                             j.value("decode_empty_tokens_per_s", NAN));
@@ -466,6 +506,24 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                 std::fflush(stdout);
             }
         }
+        std::map<std::string, measured> ours;
+        std::map<std::string, nlohmann::json> llama;
+        for (const auto& [name, rounds] : our_rounds) ours[name] = median_of(rounds);
+        for (const auto& [name, rounds] : llama_rounds) llama[name] = median_of(rounds);
+        // The lowest and highest ratio to llama.cpp of one round, per dtype and phase.
+        auto round_ratios = [&](const std::string& name, auto ours_of, const char* key) {
+            std::pair<double, double> range{NAN, NAN};
+            if (!llama_rounds.count(name) || o.rounds < 2) return range;
+            const auto& a = our_rounds[name];
+            const auto& b = llama_rounds[name];
+            for (std::size_t r = 0; r < a.size() && r < b.size(); ++r) {
+                const double q = ours_of(a[r]) / b[r].value(key, NAN);
+                if (std::isnan(q)) continue;
+                range.first = std::isnan(range.first) ? q : std::min(range.first, q);
+                range.second = std::isnan(range.second) ? q : std::max(range.second, q);
+            }
+            return range;
+        };
 
         nlohmann::json peer;
         std::string torch_dtypes;  // PyTorch runs the float dtypes
@@ -514,9 +572,12 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                        theirs[static_cast<std::size_t>(same)] == m.tokens[static_cast<std::size_t>(same)])
                     ++same;
             }
-            rows.push_back({threads, name, "prefill", m.prefill_tps, llama_prefill, torch_prefill, prefill_limit, note});
-            rows.push_back({threads, name, "decode", m.decode_tps, llama_decode, torch_decode, decode_limit, note});
-            rows.push_back({threads, name, "decode0", m.decode_empty_tps, llama_decode_empty, NAN, decode_empty_limit, note});
+            rows.push_back({threads, name, "prefill", m.prefill_tps, llama_prefill, torch_prefill, prefill_limit, note,
+                            round_ratios(name, [](const measured& r) { return r.prefill_tps; }, "prefill_tokens_per_s")});
+            rows.push_back({threads, name, "decode", m.decode_tps, llama_decode, torch_decode, decode_limit, note,
+                            round_ratios(name, [](const measured& r) { return r.decode_tps; }, "decode_tokens_per_s")});
+            rows.push_back({threads, name, "decode0", m.decode_empty_tps, llama_decode_empty, NAN, decode_empty_limit, note,
+                            round_ratios(name, [](const measured& r) { return r.decode_empty_tps; }, "decode_empty_tokens_per_s")});
             nlohmann::json batched = nlohmann::json::array();
             for (const auto& [b, tps] : m.batched_tps) {
                 // B tokens per step, which reads the weights once and B sequences' caches.
@@ -551,7 +612,12 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
                 decode_empty["llama_cpp_of_limit"] = llama_decode_empty / decode_empty_limit;
                 decode_empty["llama_cpp"] = lj;
             }
+            nlohmann::json scribe_rounds = nlohmann::json::array();
+            for (const auto& r : our_rounds[name])
+                scribe_rounds.push_back({{"prefill_tokens_per_s", r.prefill_tps}, {"decode_tokens_per_s", r.decode_tps},
+                                         {"decode_empty_tokens_per_s", r.decode_empty_tps}});
             run["results"].push_back({{"dtype", name}, {"prefill", prefill}, {"decode", decode}, {"decode_empty", decode_empty},
+                                      {"scribe_rounds", scribe_rounds},
                                       {"batched_decode", batched}, {"greedy_tokens_equal_to_torch", same},
                                       {"torch_error", note.empty() ? nlohmann::json() : nlohmann::json(note)},
                                       {"load_s", m.load_s}, {"first_runs_s", m.warmup_s}});
@@ -561,10 +627,11 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
 
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
     report["wall_s"] = wall;
-    std::printf("\n%s (random weights), %lld-token prompt, %lld decode steps; tokens/s, medians\n", title,
-                static_cast<long long>(prompt_tokens), static_cast<long long>(o.steps));
-    std::printf("%-4s %-5s %-10s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "thr", "dtype", "phase", "scribe", "llama.cpp",
-                "vs llama", "torch", "vs torch", "limit", "of limit", "llama/lim", "torch/lim");
+    std::printf("\n%s (random weights), %lld-token prompt, %lld decode steps; tokens/s, medians%s\n", title,
+                static_cast<long long>(prompt_tokens), static_cast<long long>(o.steps),
+                o.rounds > 1 ? (" of " + std::to_string(o.rounds) + " rounds (Scribe and llama.cpp in turn)").c_str() : "");
+    std::printf("%-4s %-5s %-10s %9s %9s %9s %11s %9s %9s %9s %9s %9s %9s\n", "thr", "dtype", "phase", "scribe", "llama.cpp",
+                "vs llama", "rounds", "torch", "vs torch", "limit", "of limit", "llama/lim", "torch/lim");
     for (const auto& r : rows) {
         auto text = [](double v, const char* format) {
             char s[32] = "-";
@@ -572,8 +639,10 @@ int bench_model(const options& o, std::chrono::steady_clock::time_point wall0) {
             return std::string(s);
         };
         const auto torch_text = std::isnan(r.torch) && !r.torch_note.empty() ? std::string("error") : text(r.torch, "%.1f");
-        std::printf("%-4u %-5s %-10s %9.1f %9s %9s %9s %9s %9.0f %8.0f%% %9s %9s\n", r.threads, r.type.c_str(), r.phase.c_str(),
-                    r.scribe, text(r.llama, "%.1f").c_str(), text(r.scribe / r.llama, "%.2fx").c_str(),
+        const auto rounds_text = std::isnan(r.llama_rounds.first) ? std::string("-")
+                                                                  : text(r.llama_rounds.first, "%.2f") + "-" + text(r.llama_rounds.second, "%.2f");
+        std::printf("%-4u %-5s %-10s %9.1f %9s %9s %11s %9s %9s %9.0f %8.0f%% %9s %9s\n", r.threads, r.type.c_str(), r.phase.c_str(),
+                    r.scribe, text(r.llama, "%.1f").c_str(), text(r.scribe / r.llama, "%.2fx").c_str(), rounds_text.c_str(),
                     r.phase == "decode0" || r.phase.starts_with("decode x") ? "-" : torch_text.c_str(), text(r.scribe / r.torch, "%.2fx").c_str(), r.limit,
                     100 * r.scribe / r.limit, text(100 * r.llama / r.limit, "%.0f%%").c_str(),
                     text(100 * r.torch / r.limit, "%.0f%%").c_str());
@@ -611,6 +680,10 @@ options:
   --dtypes LIST      f32,f16,bf16,q8,q4 (default all)
   --steps N          decode steps per run (default 32)
   --budget S         seconds of repeated runs per cell (default 6: 3 to 15 runs)
+  --rounds R         measure Scribe and llama.cpp in turn R times per dtype (default 1;
+                     PyTorch once): each figure the median of its rounds, and the
+                     rounds column the lowest and highest ratio to llama.cpp of one
+                     round (this host's speed drifts by several percent over minutes)
   --phase P          prefill or decode only (for perf)
   --batches LIST     also decode B sequences together, for each B (4,16), against
                      llama-batched-bench (default: batch 1 only)
@@ -640,6 +713,7 @@ int main(int argc, char** argv) try {
         else if (a == "--dtypes") o.dtype_list = v;
         else if (a == "--steps") o.steps = bench::parse_count(v, a, "decoder_bench", 1, 1 << 20);
         else if (a == "--budget") o.budget = bench::parse_positive(v, a, "decoder_bench");
+        else if (a == "--rounds") o.rounds = static_cast<int>(bench::parse_count(v, a, "decoder_bench", 1, 1000));
         else if (a == "--phase") o.phase = v;
         else if (a == "--batches") {
             for (const auto& b : split(v)) o.batches.push_back(bench::parse_count(b, a, "decoder_bench", 2, 256));
