@@ -422,6 +422,16 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_rows_sse(std::int64_t m, std:
 // weights as decode reads them, 3072 rows of 768, 12.1-12.8 -> 16.6-17.2 GB/s, and
 // 768 rows of 3072, 13.2-13.4 -> 14.2-15.5; its 50257 x 768 LM head 12.5-12.9 ->
 // 16.6-17.6; f32 rows streamed at 16.1-16.9 in the same rounds.
+// One step of gemv_dots_bf16_avx2: sixteen weights at w against xs's matching
+// sixteen (even ones, then odd ones), into two accumulators. (A lambda inside the
+// kernel would not take its target attribute: a build without -mavx2 refuses it.)
+__attribute__((target("avx2,fma,f16c"))) inline void bf16_lane_split_step(const bfloat16* w, const float* xs, __m256& even,
+                                                                         __m256& odd) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    even = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), _mm256_loadu_ps(xs), even);
+    odd = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u)))),
+                          _mm256_loadu_ps(xs + 8), odd);
+}
 __attribute__((target("avx2,fma,f16c"))) inline void gemv_dots_bf16_avx2(std::int64_t m, std::int64_t k, const float* x,
                                                                         const bfloat16* w, std::int64_t ldw, float* y) {
     const std::int64_t k16 = k / 16 * 16;
@@ -429,25 +439,19 @@ __attribute__((target("avx2,fma,f16c"))) inline void gemv_dots_bf16_avx2(std::in
     xs.resize(static_cast<std::size_t>(k16));
     for (std::int64_t j = 0; j < k16; j += 16)
         for (int e = 0; e < 8; ++e) xs[static_cast<std::size_t>(j + e)] = x[j + 2 * e], xs[static_cast<std::size_t>(j + 8 + e)] = x[j + 2 * e + 1];
-    const __m256i high = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
     const float* xp = xs.data();
     for (std::int64_t n = 0; n < m; ++n) {
         const bfloat16* row = w + n * ldw;
         __m256 acc[4];
 #pragma GCC unroll 4
         for (int u = 0; u < 4; ++u) acc[u] = _mm256_setzero_ps();
-        auto step = [&](std::int64_t j, int u) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + j));
-            acc[2 * u] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), _mm256_loadu_ps(xp + j), acc[2 * u]);
-            acc[2 * u + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, high)), _mm256_loadu_ps(xp + j + 8), acc[2 * u + 1]);
-        };
         std::int64_t j = 0;
         for (; j + 32 <= k16; j += 32) {
             prefetch_ahead(row + j);  // one 64-byte line a step
-            step(j, 0);
-            step(j + 16, 1);
+            bf16_lane_split_step(row + j, xp + j, acc[0], acc[1]);
+            bf16_lane_split_step(row + j + 16, xp + j + 16, acc[2], acc[3]);
         }
-        if (j < k16) step(j, 0), j += 16;
+        if (j < k16) bf16_lane_split_step(row + j, xp + j, acc[0], acc[1]), j += 16;
         float s = hsum8_avx2(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
         for (; j < k; ++j) s += to_f32(row[j]) * x[j];
         y[n] = s;
