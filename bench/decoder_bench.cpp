@@ -377,15 +377,19 @@ struct options {
     bool profiling = false;
 };
 
+// The median over the rounds of one figure, get(round).
+template <class Round, class Get>
+double median_over(const std::vector<Round>& rounds, const Get& get) {
+    std::vector<double> v;
+    for (const auto& r : rounds) v.push_back(get(r));
+    return bench::median(v);
+}
+
 // The median of each figure over the rounds of one dtype (the greedy tokens, load
-// and first-run times from the first round), and each round's own figures.
+// and first-run times from the first round).
 measured median_of(const std::vector<measured>& rounds) {
     measured m = rounds.front();
-    auto med = [&](auto field) {
-        std::vector<double> v;
-        for (const auto& r : rounds) v.push_back(field(r));
-        return bench::median(v);
-    };
+    auto med = [&](const auto& get) { return median_over(rounds, get); };
     m.prefill_tps = med([](const measured& r) { return r.prefill_tps; });
     m.decode_tps = med([](const measured& r) { return r.decode_tps; });
     m.decode_empty_tps = med([](const measured& r) { return r.decode_empty_tps; });
@@ -396,11 +400,7 @@ measured median_of(const std::vector<measured>& rounds) {
 // llama.cpp's report of one dtype with its figures the medians over the rounds.
 nlohmann::json median_of(const std::vector<nlohmann::json>& rounds) {
     nlohmann::json j = rounds.front();
-    auto med = [&](const auto& get) {
-        std::vector<double> v;
-        for (const auto& r : rounds) v.push_back(get(r));
-        return bench::median(v);
-    };
+    auto med = [&](const auto& get) { return median_over(rounds, get); };
     for (const char* key : {"prefill_tokens_per_s", "decode_tokens_per_s", "decode_empty_tokens_per_s"})
         if (j.contains(key)) j[key] = med([&](const nlohmann::json& r) { return r.value(key, NAN); });
     if (j.contains("batched_decode_tokens_per_s"))

@@ -47,12 +47,18 @@ namespace scribe::cpu::simd {
 
 inline constexpr int batched_gemv_max_rows = 8;
 
+namespace detail {
+// The shapes both kernels take: 1 to 8 rows per batch, a contiguous extent a multiple of 16.
+inline bool batched_gemv_shape(std::int64_t rows, std::int64_t extent) {
+    return rows >= 1 && rows <= batched_gemv_max_rows && extent > 0 && extent % 16 == 0;
+}
+}  // namespace detail
+
 // Whether batched_dots has a kernel on this CPU for `rows` rows per batch and K =
 // `extent`: AVX-512, or AVX2 + FMA + F16C.
 inline bool batched_dots_available(std::int64_t rows, std::int64_t extent) {
 #ifdef SCRIBE_X86
-    return rows >= 1 && rows <= batched_gemv_max_rows && extent > 0 && extent % 16 == 0 &&
-           (detail::has_avx512f() || detail::has_avx2_fma_f16c());
+    return detail::batched_gemv_shape(rows, extent) && (detail::has_avx512f() || detail::has_avx2_fma_f16c());
 #else
     (void)rows, (void)extent;
     return false;
@@ -66,7 +72,7 @@ inline bool batched_dots_available(std::int64_t rows, std::int64_t extent) {
 // stays on those there.
 inline bool batched_rows_available(std::int64_t rows, std::int64_t extent) {
 #ifdef SCRIBE_X86
-    return rows >= 1 && rows <= batched_gemv_max_rows && extent > 0 && extent % 16 == 0 && detail::has_avx512f();
+    return detail::batched_gemv_shape(rows, extent) && detail::has_avx512f();
 #else
     (void)rows, (void)extent;
     return false;
