@@ -25,6 +25,7 @@
 #include <scribe/models/llama_config.hpp>
 #include <scribe/runtime/decoder.hpp>
 
+#include "../../bench/timing.hpp"  // the benchmarks' flag readers
 #include "golden.hpp"
 
 // The file's names, apart from other test files' (a unity build compiles them together).
@@ -302,6 +303,16 @@ TEST_CASE("hostile: a q8 rank file with a bad block scale, a missing or misshape
     rewrite(1, none, {{"scribe.tp_degree", "2"}, {"scribe.rank", "1"}});
     CHECK_THAT(load(), Contains("model.tp2-rank1.safetensors: float weights, but rank 0's file holds q8 ones"));
     fs::remove_all(good);
+}
+
+TEST_CASE("hostile: the benchmarks' number flags read the whole value and refuse what is out of range, naming flag and value") {
+    CHECK(bench::parse_count("16", "--steps", "b", 1, 100) == 16);
+    CHECK(bench::parse_count("1e2", "--steps", "b", 1, 100) == 100);
+    for (const char* bad : {"3x", "x", "", "0", "101", "2.5", "-1", "nan", "inf", "1e999"})
+        CHECK_THROWS_WITH(bench::parse_count(bad, "--steps", "b", 1, 100), Contains("b: --steps takes a") && Contains("\"" + std::string(bad) + "\""));
+    CHECK(bench::parse_positive("0.5", "--budget", "b") == 0.5);
+    for (const char* bad : {"0", "-1", "nan", "inf", "1e999", "2s", ""})
+        CHECK_THROWS_WITH(bench::parse_positive(bad, "--budget", "b"), Contains("b: --budget takes a") && Contains("\"" + std::string(bad) + "\""));
 }
 
 }  // namespace test_hostile
